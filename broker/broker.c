@@ -1,0 +1,1146 @@
+/*  broker.c: the resv broker actor: routes client requests to workers.
+
+    One thread owns everything: the frontend and backend ROUTER sockets, the
+    services with their workers and queues, and every request in flight. The
+    loop polls the actor pipe and both sockets, drains what is readable, then
+    fires what is due: request deadlines and grace periods (a min-heap keyed
+    by due time) and heartbeats. doc/protocol.md is the contract; the
+    numbered rules there are implemented here in the functions named after
+    them.
+*/
+
+#include "broker.h"
+#include "resv_proto.h"
+#include <jansson.h>
+
+//  How many messages one socket may deliver per loop turn before the other
+//  socket, the pipe and the timers get their turn.
+#define BATCH_MAX           256
+//  Longest well-formed message, in frames, after the routing id; more is
+//  malformed. Ten leaves room for future optional frames.
+#define FRAMES_MAX          10
+//  Services the broker keeps at once. Each costs little, but a client that
+//  names random services must not grow the broker without bound.
+#define SERVICES_MAX        256
+//  Malformed-message log lines per second; the rest are only counted.
+#define LOG_BURST           10
+//  How many times a request is sent to a worker: once, and once more if
+//  its worker died holding it.
+#define ATTEMPTS_MAX        2
+
+typedef enum { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN } breaker_state_t;
+static const char *s_breaker_names [] = { "closed", "open", "half-open" };
+
+typedef struct _service_t service_t;
+typedef struct _worker_t worker_t;
+typedef struct _request_t request_t;
+
+struct _service_t {
+    char *name;                 //  Service name, the key in broker->services
+    zlistx_t *queue;            //  Requests waiting for a worker, FIFO
+    worker_t **workers;         //  Live workers of this service
+    size_t nworkers;            //  Used entries of workers
+    size_t workers_max;         //  Allocated entries of workers
+    size_t inflight;            //  Requests held by its workers
+    breaker_state_t breaker;    //  Circuit breaker state
+    int failures;               //  Consecutive failures
+    int64_t reopen_at;          //  When an open breaker half-opens
+    bool probing;               //  A half-open probe is in flight
+    uint64_t served;            //  Replies from workers passed to clients
+    uint64_t failed;            //  Timeouts, lost requests and 500s
+};
+
+struct _worker_t {
+    char *key;                  //  Routing id in hex, key in broker->workers
+    zframe_t *identity;         //  Routing id, to address the worker
+    service_t *service;         //  The service it announced
+    size_t credit;              //  Requests it may hold at once
+    size_t inflight;            //  Requests it holds now
+    int64_t expires;            //  Dead if silent until then
+    uint64_t last_dispatch;     //  Dispatch counter at its last request
+    bool draining;              //  Said BYE; takes no new request
+};
+
+struct _request_t {
+    char *ticket;               //  Client id hex ":" request id
+    zframe_t *client;           //  Client routing id
+    zframe_t *id;               //  Client's request id
+    zframe_t *method;           //  Method frame, passed through
+    zframe_t *body;             //  Body frame, kept for a re-dispatch
+    service_t *service;         //  Target service
+    worker_t *worker;           //  Worker holding it, NULL while queued
+    void *queued;               //  Handle in service->queue while queued
+    int64_t deadline;           //  Absolute, zclock_mono ms
+    int64_t due;                //  Heap key: deadline or end of grace
+    bool grace;                 //  due is the end of a no-worker grace
+    bool probe;                 //  The half-open breaker's probe
+    int attempts;               //  Times sent to a worker
+    size_t slot;                //  Index in the timer heap
+};
+
+typedef struct {
+    zsock_t *pipe;              //  Actor pipe
+    resv_cfg_t *cfg;            //  Configuration, borrowed
+    zsock_t *frontend;          //  ROUTER for clients
+    zsock_t *backend;           //  ROUTER for workers
+    zhashx_t *services;         //  name -> service_t, owned
+    zhashx_t *workers;          //  routing id hex -> worker_t, owned
+    zhashx_t *requests;         //  ticket -> request_t, owned
+    request_t **heap;           //  Pending requests by due time
+    size_t heap_size;           //  Used entries of heap
+    size_t heap_max;            //  Allocated entries of heap
+    int64_t heartbeat_at;       //  Next heartbeat round
+    int64_t started;            //  Start time, for uptime
+    uint64_t dispatches;        //  Dispatch counter, for least-recently-used
+    uint64_t malformed;         //  Malformed messages seen
+    int64_t log_second;         //  Second of the malformed log budget
+    int log_count;              //  Malformed lines logged that second
+    bool stopping;              //  STOP received: no new requests
+    bool stopped;               //  STOP acknowledged on the pipe
+    bool terminated;            //  $TERM received
+    //  Settings, from the configuration
+    int64_t heartbeat;          //  broker/heartbeat, ms
+    int64_t liveness;           //  broker/liveness, intervals
+    int64_t queue_max;          //  broker/queue_max, per service
+    int64_t grace;              //  broker/grace, ms
+    int64_t max_timeout;        //  broker/max_timeout, ms
+    int64_t breaker_failures;   //  broker/breaker_failures
+    int64_t breaker_cooldown;   //  broker/breaker_cooldown, ms
+} broker_t;
+
+static void s_request_destroy (broker_t *self, request_t **self_p);
+static void s_service_dispatch (broker_t *self, service_t *service);
+
+
+//  --------------------------------------------------------------------------
+//  Timer heap: pending requests ordered by due time. Each request knows its
+//  slot, so it can be moved or removed in O(log n).
+
+static void
+s_heap_swap (broker_t *self, size_t a, size_t b)
+{
+    request_t *tmp = self->heap [a];
+    self->heap [a] = self->heap [b];
+    self->heap [b] = tmp;
+    self->heap [a]->slot = a;
+    self->heap [b]->slot = b;
+}
+
+static void
+s_heap_sift (broker_t *self, size_t slot)
+{
+    while (slot > 0) {
+        size_t parent = (slot - 1) / 2;
+        if (self->heap [parent]->due <= self->heap [slot]->due)
+            break;
+        s_heap_swap (self, slot, parent);
+        slot = parent;
+    }
+    while (true) {
+        size_t left = 2 * slot + 1, least = slot;
+        if (left < self->heap_size
+        &&  self->heap [left]->due < self->heap [least]->due)
+            least = left;
+        if (left + 1 < self->heap_size
+        &&  self->heap [left + 1]->due < self->heap [least]->due)
+            least = left + 1;
+        if (least == slot)
+            break;
+        s_heap_swap (self, slot, least);
+        slot = least;
+    }
+}
+
+static int
+s_heap_push (broker_t *self, request_t *request)
+{
+    if (self->heap_size == self->heap_max) {
+        size_t max = self->heap_max? self->heap_max * 2: 1024;
+        request_t **heap = (request_t **) realloc (self->heap, max * sizeof (request_t *));
+        if (!heap)
+            return -1;
+        self->heap = heap;
+        self->heap_max = max;
+    }
+    request->slot = self->heap_size++;
+    self->heap [request->slot] = request;
+    s_heap_sift (self, request->slot);
+    return 0;
+}
+
+static void
+s_heap_remove (broker_t *self, request_t *request)
+{
+    size_t slot = request->slot;
+    assert (slot < self->heap_size && self->heap [slot] == request);
+    self->heap_size--;
+    if (slot != self->heap_size) {
+        self->heap [slot] = self->heap [self->heap_size];
+        self->heap [slot]->slot = slot;
+        s_heap_sift (self, slot);
+    }
+}
+
+static void
+s_heap_update (broker_t *self, request_t *request, int64_t due, bool grace)
+{
+    request->due = due;
+    request->grace = grace;
+    s_heap_sift (self, request->slot);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Logging of bad input: one line each, at most LOG_BURST a second, so a
+//  flood of garbage cannot flood the log as well.
+
+static void
+s_malformed (broker_t *self, const char *side, const char *why)
+{
+    self->malformed++;
+    int64_t second = zclock_mono () / 1000;
+    if (second != self->log_second) {
+        if (self->log_count > LOG_BURST)
+            zsys_warning ("broker: %d more malformed messages not logged",
+                          self->log_count - LOG_BURST);
+        self->log_second = second;
+        self->log_count = 0;
+    }
+    if (++self->log_count <= LOG_BURST)
+        zsys_warning ("broker: malformed message on %s: %s", side, why);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Frame helpers
+
+static bool
+s_frame_is (zframe_t *frame, const char *text)
+{
+    size_t len = strlen (text);
+    return frame && zframe_size (frame) == len
+        && memcmp (zframe_data (frame), text, len) == 0;
+}
+
+//  A name: 1 (or 0 when empty_ok) to RESV_NAME_MAX of [a-z0-9_.-].
+static bool
+s_frame_is_name (zframe_t *frame, bool empty_ok)
+{
+    size_t size = zframe_size (frame);
+    if (size > RESV_NAME_MAX || (size == 0 && !empty_ok))
+        return false;
+    const byte *data = zframe_data (frame);
+    for (size_t i = 0; i < size; i++)
+        if (!(islower (data [i]) || isdigit (data [i])
+            || data [i] == '_' || data [i] == '.' || data [i] == '-'))
+            return false;
+    return true;
+}
+
+//  A request id: 1 to RESV_ID_MAX printable ASCII characters.
+static bool
+s_frame_is_id (zframe_t *frame)
+{
+    size_t size = zframe_size (frame);
+    if (size == 0 || size > RESV_ID_MAX)
+        return false;
+    const byte *data = zframe_data (frame);
+    for (size_t i = 0; i < size; i++)
+        if (data [i] < 0x21 || data [i] > 0x7e)
+            return false;
+    return true;
+}
+
+//  Parses a decimal frame of 1 to 9 digits into *value.
+static bool
+s_frame_number (zframe_t *frame, int64_t *value)
+{
+    size_t size = zframe_size (frame);
+    if (size == 0 || size > 9)
+        return false;
+    const byte *data = zframe_data (frame);
+    int64_t result = 0;
+    for (size_t i = 0; i < size; i++) {
+        if (!isdigit (data [i]))
+            return false;
+        result = result * 10 + (data [i] - '0');
+    }
+    *value = result;
+    return true;
+}
+
+//  Writes the hex form of a routing id into buf (2 * 255 + 1 bytes).
+static char *
+s_hex (zframe_t *frame, char *buf)
+{
+    static const char digits [] = "0123456789ABCDEF";
+    size_t size = zframe_size (frame);
+    const byte *data = zframe_data (frame);
+    for (size_t i = 0; i < size; i++) {
+        buf [2 * i] = digits [data [i] >> 4];
+        buf [2 * i + 1] = digits [data [i] & 15];
+    }
+    buf [2 * size] = 0;
+    return buf;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Replies to clients
+
+//  Sends a reply to a client. Frames client and id are borrowed; *body_p is
+//  taken (NULL sends an empty body).
+static void
+s_send_reply (broker_t *self, zframe_t *client, zframe_t *id, int status,
+              zframe_t **body_p)
+{
+    char code [8];
+    snprintf (code, sizeof code, "%03d", status);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_append (msg, &(zframe_t *) { zframe_dup (client) });
+    zmsg_addstr (msg, RESV_PROTO_CLIENT);
+    zmsg_addstr (msg, RESV_CMD_REPLY);
+    zmsg_append (msg, &(zframe_t *) { zframe_dup (id) });
+    zmsg_addstr (msg, code);
+    if (body_p && *body_p)
+        zmsg_append (msg, body_p);
+    else
+        zmsg_addmem (msg, "", 0);
+    zmsg_send (&msg, self->frontend);
+}
+
+static zframe_t *
+s_json_frame (json_t *json)
+{
+    char *text = json_dumps (json, JSON_COMPACT);
+    json_decref (json);
+    if (!text)
+        return zframe_new ("{}", 2);
+    zframe_t *frame = zframe_new (text, strlen (text));
+    free (text);
+    return frame;
+}
+
+static void
+s_send_error (broker_t *self, zframe_t *client, zframe_t *id, int status,
+              const char *reason, const char *message)
+{
+    json_t *error = json_pack ("{s:{s:i,s:s,s:s}}", "error",
+                               "code", status, "reason", reason,
+                               "message", message);
+    zframe_t *body = s_json_frame (error);
+    s_send_reply (self, client, id, status, &body);
+}
+
+//  Answers a pending request with an error and forgets it.
+static void
+s_request_fail (broker_t *self, request_t *request, int status,
+                const char *reason, const char *message)
+{
+    s_send_error (self, request->client, request->id, status, reason, message);
+    s_request_destroy (self, &request);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Circuit breaker, one per service (protocol section 4)
+
+static void
+s_breaker_success (broker_t *self, service_t *service, request_t *request)
+{
+    (void) self;
+    service->failures = 0;
+    if (request && request->probe) {
+        service->probing = false;
+        if (service->breaker != BREAKER_CLOSED)
+            zsys_info ("broker: service %s: circuit closed", service->name);
+        service->breaker = BREAKER_CLOSED;
+    }
+}
+
+static void
+s_breaker_failure (broker_t *self, service_t *service, request_t *request)
+{
+    service->failed++;
+    service->failures++;
+    bool probe_failed = request && request->probe;
+    if (probe_failed)
+        service->probing = false;
+    if (probe_failed
+    || (service->breaker == BREAKER_CLOSED
+        && service->failures >= self->breaker_failures)) {
+        if (service->breaker != BREAKER_OPEN)
+            zsys_warning ("broker: service %s: circuit open after %d "
+                          "failures", service->name, service->failures);
+        service->breaker = BREAKER_OPEN;
+        service->reopen_at = zclock_mono () + self->breaker_cooldown;
+    }
+}
+
+//  Returns true if the breaker lets this request through; marks the probe.
+static bool
+s_breaker_admits (broker_t *self, service_t *service, request_t *request)
+{
+    (void) self;
+    if (service->breaker == BREAKER_OPEN
+    &&  zclock_mono () >= service->reopen_at) {
+        service->breaker = BREAKER_HALF_OPEN;
+        zsys_info ("broker: service %s: circuit half-open", service->name);
+    }
+    if (service->breaker == BREAKER_CLOSED)
+        return true;
+    if (service->breaker == BREAKER_HALF_OPEN && !service->probing) {
+        service->probing = true;
+        request->probe = true;
+        return true;
+    }
+    return false;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Services
+
+static void
+s_service_destroy (service_t **self_p)
+{
+    service_t *self = *self_p;
+    if (!self)
+        return;
+    zlistx_destroy (&self->queue);
+    free (self->workers);
+    free (self->name);
+    free (self);
+    *self_p = NULL;
+}
+
+static void
+s_service_free (void **item)
+{
+    s_service_destroy ((service_t **) item);
+}
+
+//  Returns the service, creating it if new; NULL if the table is full.
+static service_t *
+s_service_require (broker_t *self, zframe_t *name_frame)
+{
+    char name [RESV_NAME_MAX + 1];
+    size_t size = zframe_size (name_frame);
+    memcpy (name, zframe_data (name_frame), size);
+    name [size] = 0;
+    service_t *service = (service_t *) zhashx_lookup (self->services, name);
+    if (service || zhashx_size (self->services) >= SERVICES_MAX)
+        return service;
+    service = (service_t *) zmalloc (sizeof (service_t));
+    service->name = strdup (name);
+    service->queue = zlistx_new ();
+    zhashx_insert (self->services, name, service);
+    return service;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Requests
+
+static void
+s_request_destroy (broker_t *self, request_t **self_p)
+{
+    request_t *request = *self_p;
+    if (!request)
+        return;
+    if (request->queued)
+        zlistx_delete (request->service->queue, request->queued);
+    if (request->worker) {
+        request->worker->inflight--;
+        request->service->inflight--;
+    }
+    if (request->probe)
+        request->service->probing = false;
+    s_heap_remove (self, request);
+    zhashx_delete (self->requests, request->ticket);
+    zframe_destroy (&request->client);
+    zframe_destroy (&request->id);
+    zframe_destroy (&request->method);
+    zframe_destroy (&request->body);
+    free (request->ticket);
+    free (request);
+    *self_p = NULL;
+}
+
+//  Sends the request to the worker.
+static void
+s_request_send (broker_t *self, request_t *request, worker_t *worker)
+{
+    int64_t now = zclock_mono ();
+    char ticket_timeout [24];
+    snprintf (ticket_timeout, sizeof ticket_timeout, "%" PRId64,
+              request->deadline > now? request->deadline - now: 1);
+    request->worker = worker;
+    request->attempts++;
+    worker->inflight++;
+    worker->last_dispatch = ++self->dispatches;
+    request->service->inflight++;
+    if (request->due != request->deadline || request->grace)
+        s_heap_update (self, request, request->deadline, false);
+
+    zsock_t *backend = self->backend;
+    zframe_send (&worker->identity, backend, ZFRAME_MORE | ZFRAME_REUSE);
+    zstr_sendm (backend, RESV_PROTO_WORKER);
+    zstr_sendm (backend, RESV_CMD_REQUEST);
+    zstr_sendm (backend, request->ticket);
+    zframe_send (&request->method, backend, ZFRAME_MORE | ZFRAME_REUSE);
+    zstr_sendm (backend, ticket_timeout);
+    zframe_send (&request->body, backend, ZFRAME_REUSE);
+}
+
+//  Picks the worker with spare credit that holds fewest requests, and among
+//  those the least recently given one. NULL if none has credit.
+static worker_t *
+s_service_pick (service_t *service)
+{
+    worker_t *best = NULL;
+    for (size_t i = 0; i < service->nworkers; i++) {
+        worker_t *worker = service->workers [i];
+        if (worker->draining || worker->inflight >= worker->credit)
+            continue;
+        if (!best || worker->inflight < best->inflight
+        || (worker->inflight == best->inflight
+            && worker->last_dispatch < best->last_dispatch))
+            best = worker;
+    }
+    return best;
+}
+
+static void
+s_service_dispatch (broker_t *self, service_t *service)
+{
+    while (zlistx_size (service->queue)) {
+        worker_t *worker = s_service_pick (service);
+        if (!worker)
+            break;
+        request_t *request = (request_t *) zlistx_first (service->queue);
+        zlistx_delete (service->queue, request->queued);
+        request->queued = NULL;
+        s_request_send (self, request, worker);
+    }
+}
+
+//  Queues a request that found no free worker. Without any live worker it
+//  waits only for the grace period.
+static void
+s_request_queue (broker_t *self, request_t *request, bool front)
+{
+    service_t *service = request->service;
+    request->queued = front? zlistx_add_start (service->queue, request)
+                           : zlistx_add_end (service->queue, request);
+    if (service->nworkers == 0) {
+        int64_t until = zclock_mono () + self->grace;
+        if (until < request->deadline)
+            s_heap_update (self, request, until, true);
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Workers
+
+static void
+s_worker_destroy (worker_t **self_p)
+{
+    worker_t *self = *self_p;
+    if (!self)
+        return;
+    zframe_destroy (&self->identity);
+    free (self->key);
+    free (self);
+    *self_p = NULL;
+}
+
+static void
+s_worker_free (void **item)
+{
+    s_worker_destroy ((worker_t **) item);
+}
+
+static void
+s_send_control (broker_t *self, zframe_t *identity, const char *command)
+{
+    zframe_send (&identity, self->backend, ZFRAME_MORE | ZFRAME_REUSE);
+    zstr_sendm (self->backend, RESV_PROTO_WORKER);
+    zstr_send (self->backend, command);
+}
+
+//  Forgets a worker. Requests it held go once more to another worker
+//  (section 4, lost worker), else are answered 503.
+static void
+s_worker_remove (broker_t *self, worker_t *worker, const char *why)
+{
+    service_t *service = worker->service;
+    if (worker->inflight)
+        zsys_warning ("broker: worker %s of %s %s holding %zu requests",
+                      worker->key, service->name, why, worker->inflight);
+    else
+        zsys_info ("broker: worker %s of %s %s", worker->key,
+                   service->name, why);
+    for (size_t i = 0; i < service->nworkers; i++)
+        if (service->workers [i] == worker) {
+            service->workers [i] = service->workers [--service->nworkers];
+            break;
+        }
+    //  Collect first: failing a request changes the table we walk.
+    zlistx_t *lost = zlistx_new ();
+    request_t *request = (request_t *) zhashx_first (self->requests);
+    while (request) {
+        if (request->worker == worker)
+            zlistx_add_end (lost, request);
+        request = (request_t *) zhashx_next (self->requests);
+    }
+    request = (request_t *) zlistx_first (lost);
+    while (request) {
+        request->worker = NULL;
+        worker->inflight--;
+        service->inflight--;
+        if (request->attempts < ATTEMPTS_MAX)
+            s_request_queue (self, request, true);
+        else {
+            s_breaker_failure (self, service, request);
+            s_request_fail (self, request, RESV_UNAVAILABLE,
+                            RESV_REASON_WORKER_LOST,
+                            "the worker died holding the request, twice");
+        }
+        request = (request_t *) zlistx_next (lost);
+    }
+    zlistx_destroy (&lost);
+    //  With no worker left, queued requests wait only for the grace.
+    if (service->nworkers == 0) {
+        request = (request_t *) zlistx_first (service->queue);
+        while (request) {
+            int64_t until = zclock_mono () + self->grace;
+            if (until < request->due)
+                s_heap_update (self, request, until, true);
+            request = (request_t *) zlistx_next (service->queue);
+        }
+    }
+    zhashx_delete (self->workers, worker->key);
+    s_service_dispatch (self, service);
+}
+
+static void
+s_worker_ready (broker_t *self, zframe_t *identity, const char *key,
+                zmsg_t *msg)
+{
+    zframe_t *name = zmsg_first (msg);
+    zframe_t *credit_frame = zmsg_next (msg);
+    int64_t credit;
+    if (zmsg_size (msg) != RESV_WORKER_READY_FRAMES - 2
+    ||  !s_frame_is_name (name, false)
+    ||  !s_frame_number (credit_frame, &credit) || credit < 1 || credit > 1000) {
+        s_malformed (self, "backend", "READY with a bad service or credit");
+        s_send_control (self, identity, RESV_CMD_DISCONNECT);
+        return;
+    }
+    if (zhashx_lookup (self->workers, key)) {
+        s_malformed (self, "backend", "READY from a worker already ready");
+        return;
+    }
+    if (s_frame_is (name, RESV_SERVICE_PING) || s_frame_is (name, RESV_SERVICE_STATS)) {
+        s_malformed (self, "backend", "READY for a reserved service name");
+        s_send_control (self, identity, RESV_CMD_DISCONNECT);
+        return;
+    }
+    service_t *service = s_service_require (self, name);
+    if (!service) {
+        zsys_error ("broker: READY refused: %d services already",
+                    SERVICES_MAX);
+        s_send_control (self, identity, RESV_CMD_DISCONNECT);
+        return;
+    }
+    worker_t *worker = (worker_t *) zmalloc (sizeof (worker_t));
+    worker->key = strdup (key);
+    worker->identity = zframe_dup (identity);
+    worker->service = service;
+    worker->credit = (size_t) credit;
+    worker->expires = zclock_mono () + self->heartbeat * self->liveness;
+    zhashx_insert (self->workers, key, worker);
+    if (service->nworkers == service->workers_max) {
+        size_t max = service->workers_max? service->workers_max * 2: 8;
+        service->workers = (worker_t **) realloc (service->workers, max * sizeof (worker_t *));
+        service->workers_max = max;
+    }
+    service->workers [service->nworkers++] = worker;
+    zsys_info ("broker: worker %s of %s ready, credit %zu", key,
+               service->name, worker->credit);
+    //  Requests waiting out a grace now wait for their deadline instead.
+    request_t *request = (request_t *) zlistx_first (service->queue);
+    while (request) {
+        if (request->grace)
+            s_heap_update (self, request, request->deadline, false);
+        request = (request_t *) zlistx_next (service->queue);
+    }
+    s_service_dispatch (self, service);
+}
+
+static void
+s_worker_reply (broker_t *self, worker_t *worker, zmsg_t *msg)
+{
+    zframe_t *ticket = zmsg_pop (msg);
+    zframe_t *status_frame = zmsg_pop (msg);
+    zframe_t *body = zmsg_pop (msg);
+    int64_t status;
+    char key [RESV_TICKET_MAX + 1];
+    if (!body || zmsg_size (msg) != 0
+    ||  zframe_size (ticket) > RESV_TICKET_MAX
+    ||  !s_frame_number (status_frame, &status) || status < 100 || status > 599) {
+        s_malformed (self, "backend", "REP with bad frames");
+        goto done;
+    }
+    memcpy (key, zframe_data (ticket), zframe_size (ticket));
+    key [zframe_size (ticket)] = 0;
+    request_t *request = (request_t *) zhashx_lookup (self->requests, key);
+    if (!request || request->worker != worker)
+        goto done;              //  Late: answered 504 already, or re-sent
+    service_t *service = request->service;
+    service->served++;
+    if (status == RESV_INTERNAL)
+        s_breaker_failure (self, service, request);
+    else
+        s_breaker_success (self, service, request);
+    s_send_reply (self, request->client, request->id, (int) status, &body);
+    s_request_destroy (self, &request);
+done:
+    zframe_destroy (&ticket);
+    zframe_destroy (&status_frame);
+    zframe_destroy (&body);
+}
+
+//  Handles one message from the backend.
+static void
+s_backend_message (broker_t *self, zmsg_t *msg)
+{
+    zframe_t *identity = zmsg_pop (msg);
+    zframe_t *header = zmsg_pop (msg);
+    zframe_t *command = zmsg_pop (msg);
+    char key [2 * 255 + 1];
+    if (!command || zmsg_size (msg) > FRAMES_MAX) {
+        s_malformed (self, "backend", "too few or too many frames");
+        goto done;
+    }
+    if (!s_frame_is (header, RESV_PROTO_WORKER)) {
+        s_malformed (self, "backend", "not RESVW1");
+        goto done;
+    }
+    s_hex (identity, key);
+    if (s_frame_is (command, RESV_CMD_READY)) {
+        s_worker_ready (self, identity, key, msg);
+        goto done;
+    }
+    worker_t *worker = (worker_t *) zhashx_lookup (self->workers, key);
+    if (!worker) {
+        //  A worker we do not know (we restarted, or it expired): it must
+        //  reconnect and announce itself again.
+        if (!s_frame_is (command, RESV_CMD_DISCONNECT))
+            s_send_control (self, identity, RESV_CMD_DISCONNECT);
+        goto done;
+    }
+    worker->expires = zclock_mono () + self->heartbeat * self->liveness;
+    if (s_frame_is (command, RESV_CMD_REPLY)) {
+        service_t *service = worker->service;
+        s_worker_reply (self, worker, msg);
+        if (worker->draining && worker->inflight == 0)
+            s_worker_remove (self, worker, "stopped");
+        else
+            s_service_dispatch (self, service);
+    }
+    else
+    if (s_frame_is (command, RESV_CMD_HEARTBEAT))
+        ;                       //  Liveness refreshed above
+    else
+    if (s_frame_is (command, RESV_CMD_DISCONNECT)) {
+        //  The worker stops: nothing more goes to it, and our BYE tells it
+        //  that every request before it is all it has to answer.
+        worker->draining = true;
+        s_send_control (self, identity, RESV_CMD_DISCONNECT);
+        if (worker->inflight == 0)
+            s_worker_remove (self, worker, "stopped");
+    }
+    else
+        s_malformed (self, "backend", "unknown command");
+done:
+    zframe_destroy (&identity);
+    zframe_destroy (&header);
+    zframe_destroy (&command);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Internal services
+
+static zframe_t *
+s_stats (broker_t *self)
+{
+    json_t *services = json_object ();
+    service_t *service = (service_t *) zhashx_first (self->services);
+    while (service) {
+        size_t idle = 0;
+        for (size_t i = 0; i < service->nworkers; i++)
+            if (service->workers [i]->inflight == 0)
+                idle++;
+        if (service->breaker == BREAKER_OPEN
+        &&  zclock_mono () >= service->reopen_at)
+            service->breaker = BREAKER_HALF_OPEN;
+        json_object_set_new (services, service->name, json_pack (
+            "{s:I,s:I,s:I,s:I,s:s,s:I,s:I}",
+            "workers", (json_int_t) service->nworkers,
+            "idle", (json_int_t) idle,
+            "queued", (json_int_t) zlistx_size (service->queue),
+            "inflight", (json_int_t) service->inflight,
+            "breaker", s_breaker_names [service->breaker],
+            "served", (json_int_t) service->served,
+            "failed", (json_int_t) service->failed));
+        service = (service_t *) zhashx_next (self->services);
+    }
+    return s_json_frame (json_pack ("{s:o,s:I,s:I,s:I}",
+        "services", services,
+        "uptime_ms", (json_int_t) (zclock_mono () - self->started),
+        "requests", (json_int_t) zhashx_size (self->requests),
+        "malformed", (json_int_t) self->malformed));
+}
+
+static zframe_t *
+s_ping (broker_t *self)
+{
+    return s_json_frame (json_pack ("{s:b,s:s,s:I}", "pong", 1,
+        "version", RESV_VERSION,
+        "uptime_ms", (json_int_t) (zclock_mono () - self->started)));
+}
+
+
+//  --------------------------------------------------------------------------
+//  Client requests
+
+static void
+s_frontend_message (broker_t *self, zmsg_t *msg)
+{
+    zframe_t *client = zmsg_pop (msg);
+    size_t frames = zmsg_size (msg);
+    zframe_t *header = zmsg_first (msg);
+    zframe_t *command = zmsg_next (msg);
+    zframe_t *id = zmsg_next (msg);
+    //  A message that names a request id gets its 400; others are dropped.
+    bool answerable = id && s_frame_is (command, RESV_CMD_REQUEST)
+                   && s_frame_is_id (id);
+    const char *why = NULL;
+    if (frames != RESV_CLIENT_REQ_FRAMES)
+        why = "wrong number of frames";
+    else
+    if (!s_frame_is (header, RESV_PROTO_CLIENT))
+        why = "not RESVC1";
+    else
+    if (!s_frame_is (command, RESV_CMD_REQUEST))
+        why = "unknown command";
+    else
+    if (!s_frame_is_id (id))
+        why = "bad request id";
+    zframe_t *service_frame = zmsg_next (msg);
+    zframe_t *method = zmsg_next (msg);
+    zframe_t *timeout_frame = zmsg_next (msg);
+    int64_t timeout = 0;
+    if (!why && !s_frame_is_name (service_frame, false))
+        why = "bad service name";
+    if (!why && !s_frame_is_name (method, true))
+        why = "bad method name";
+    if (!why && (!s_frame_number (timeout_frame, &timeout) || timeout < 1))
+        why = "bad timeout";
+    if (why) {
+        s_malformed (self, "frontend", why);
+        if (answerable)
+            s_send_error (self, client, id, RESV_BAD_REQUEST,
+                          RESV_REASON_MALFORMED, why);
+        zframe_destroy (&client);
+        return;
+    }
+    if (s_frame_is (service_frame, RESV_SERVICE_PING)
+    ||  s_frame_is (service_frame, RESV_SERVICE_STATS)) {
+        zframe_t *body = s_frame_is (service_frame, RESV_SERVICE_PING)
+                       ? s_ping (self): s_stats (self);
+        s_send_reply (self, client, id, RESV_OK, &body);
+        zframe_destroy (&client);
+        return;
+    }
+    //  The ticket names the request to workers and makes retries of a
+    //  request still in flight harmless: they find it here and are dropped.
+    char ticket [RESV_TICKET_MAX + 1];
+    size_t id_size = zframe_size (id);
+    s_hex (client, ticket);
+    size_t hex_size = strlen (ticket);
+    ticket [hex_size] = ':';
+    memcpy (ticket + hex_size + 1, zframe_data (id), id_size);
+    ticket [hex_size + 1 + id_size] = 0;
+    if (zhashx_lookup (self->requests, ticket)) {
+        zframe_destroy (&client);
+        return;
+    }
+    if (self->stopping) {
+        s_send_error (self, client, id, RESV_UNAVAILABLE,
+                      RESV_REASON_STOPPING, "the broker is stopping");
+        zframe_destroy (&client);
+        return;
+    }
+    service_t *service = s_service_require (self, service_frame);
+    if (!service) {
+        s_send_error (self, client, id, RESV_UNAVAILABLE,
+                      RESV_REASON_NO_WORKER, "no such service");
+        zframe_destroy (&client);
+        return;
+    }
+    if (zlistx_size (service->queue) >= (size_t) self->queue_max) {
+        s_send_error (self, client, id, RESV_TOO_MANY,
+                      RESV_REASON_QUEUE_FULL, "the service's queue is full");
+        zframe_destroy (&client);
+        return;
+    }
+    request_t *request = (request_t *) zmalloc (sizeof (request_t));
+    if (!s_breaker_admits (self, service, request)) {
+        free (request);
+        s_send_error (self, client, id, RESV_UNAVAILABLE,
+                      RESV_REASON_CIRCUIT_OPEN,
+                      "the service keeps failing; its circuit is open");
+        zframe_destroy (&client);
+        return;
+    }
+    request->ticket = strdup (ticket);
+    request->client = client;
+    request->service = service;
+    request->deadline = zclock_mono ()
+                      + (timeout < self->max_timeout? timeout: self->max_timeout);
+    request->due = request->deadline;
+    //  Take the frames we keep out of the message (all but the header,
+    //  command, service and timeout, which zmsg_destroy frees).
+    zmsg_remove (msg, id);
+    zmsg_remove (msg, method);
+    request->id = id;
+    request->method = method;
+    request->body = zmsg_last (msg);
+    zmsg_remove (msg, request->body);
+    zhashx_insert (self->requests, request->ticket, request);
+    s_heap_push (self, request);
+    worker_t *worker = zlistx_size (service->queue)? NULL: s_service_pick (service);
+    if (worker)
+        s_request_send (self, request, worker);
+    else
+        s_request_queue (self, request, false);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Timers
+
+static void
+s_timers (broker_t *self)
+{
+    int64_t now = zclock_mono ();
+    while (self->heap_size && self->heap [0]->due <= now) {
+        request_t *request = self->heap [0];
+        service_t *service = request->service;
+        if (request->grace)
+            s_request_fail (self, request, RESV_UNAVAILABLE,
+                            RESV_REASON_NO_WORKER,
+                            "no worker of the service came in time");
+        else {
+            s_breaker_failure (self, service, request);
+            s_request_fail (self, request, RESV_TIMEOUT,
+                            RESV_REASON_DEADLINE,
+                            "no reply before the deadline");
+        }
+    }
+    if (now >= self->heartbeat_at) {
+        zlistx_t *dead = zlistx_new ();
+        worker_t *worker = (worker_t *) zhashx_first (self->workers);
+        while (worker) {
+            if (worker->expires <= now)
+                zlistx_add_end (dead, worker);
+            else
+                s_send_control (self, worker->identity, RESV_CMD_HEARTBEAT);
+            worker = (worker_t *) zhashx_next (self->workers);
+        }
+        worker = (worker_t *) zlistx_first (dead);
+        while (worker) {
+            s_worker_remove (self, worker, "expired");
+            worker = (worker_t *) zlistx_next (dead);
+        }
+        zlistx_destroy (&dead);
+        self->heartbeat_at = now + self->heartbeat;
+    }
+}
+
+static int
+s_next_timeout (broker_t *self)
+{
+    int64_t next = self->heartbeat_at;
+    if (self->heap_size && self->heap [0]->due < next)
+        next = self->heap [0]->due;
+    int64_t wait = next - zclock_mono ();
+    return wait < 0? 0: (int) wait;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The actor
+
+static void
+s_pipe_command (broker_t *self)
+{
+    char *command = zstr_recv (self->pipe);
+    if (!command) {
+        self->terminated = true;    //  Interrupted: treat as $TERM
+        return;
+    }
+    if (streq (command, "$TERM"))
+        self->terminated = true;
+    else
+    if (streq (command, "ENDPOINTS"))
+        zstr_sendx (self->pipe, zsock_endpoint (self->frontend),
+                    zsock_endpoint (self->backend), NULL);
+    else
+    if (streq (command, "STOP")) {
+        zsys_info ("broker: stopping, %zu requests in flight",
+                   zhashx_size (self->requests));
+        self->stopping = true;
+    }
+    else
+        zsys_error ("broker: unknown actor command '%s'", command);
+    free (command);
+}
+
+//  Reads up to BATCH_MAX messages from a socket without blocking.
+static void
+s_drain (broker_t *self, zsock_t *sock,
+         void (*handler) (broker_t *, zmsg_t *))
+{
+    for (int count = 0; count < BATCH_MAX; count++) {
+        if (!(zsock_events (sock) & ZMQ_POLLIN))
+            break;
+        zmsg_t *msg = zmsg_recv (sock);
+        if (!msg)
+            break;
+        handler (self, msg);
+        zmsg_destroy (&msg);
+    }
+}
+
+static zsock_t *
+s_bind (resv_cfg_t *cfg, const char *key, const char *dflt, int64_t maxmsg)
+{
+    const char *endpoint = resv_cfg_str (cfg, key, dflt);
+    zsock_t *sock = zsock_new (ZMQ_ROUTER);
+    if (!sock)
+        return NULL;
+    zsock_set_maxmsgsize (sock, maxmsg);
+    zsock_set_sndhwm (sock, 100000);
+    zsock_set_rcvhwm (sock, 100000);
+    zsock_set_linger (sock, 0);
+    if (zsock_bind (sock, "%s", endpoint) == -1) {
+        zsys_error ("broker: bind %s (%s): %s", endpoint, key,
+                    zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
+static broker_t *
+s_broker_new (resv_cfg_t *cfg)
+{
+    broker_t *self = (broker_t *) zmalloc (sizeof (broker_t));
+    self->cfg = cfg;
+    self->heartbeat = resv_cfg_int (cfg, "broker/heartbeat", 1000, 10, 600000);
+    self->liveness = resv_cfg_int (cfg, "broker/liveness", 3, 1, 100);
+    self->queue_max = resv_cfg_int (cfg, "broker/queue_max", 10000, 0, 10000000);
+    self->grace = resv_cfg_int (cfg, "broker/grace", 1000, 0, 600000);
+    self->max_timeout = resv_cfg_int (cfg, "broker/max_timeout", 60000, 1, 86400000);
+    self->breaker_failures = resv_cfg_int (cfg, "broker/breaker_failures", 5, 1, 1000000);
+    self->breaker_cooldown = resv_cfg_int (cfg, "broker/breaker_cooldown", 5000, 0, 86400000);
+    int64_t maxmsg = resv_cfg_int (cfg, "broker/max_message", 1048576, 1024, 1 << 30);
+    self->frontend = s_bind (cfg, "broker/frontend", "tcp://127.0.0.1:5570", maxmsg);
+    self->backend = s_bind (cfg, "broker/backend", "tcp://127.0.0.1:5571", maxmsg);
+    self->services = zhashx_new ();
+    zhashx_set_destructor (self->services, s_service_free);
+    self->workers = zhashx_new ();
+    zhashx_set_destructor (self->workers, s_worker_free);
+    self->requests = zhashx_new ();
+    self->started = zclock_mono ();
+    self->heartbeat_at = self->started + self->heartbeat;
+    return self;
+}
+
+static void
+s_broker_destroy (broker_t **self_p)
+{
+    broker_t *self = *self_p;
+    if (!self)
+        return;
+    //  Requests first: destroying one updates its service and worker.
+    while (self->heap_size) {
+        request_t *request = self->heap [0];
+        s_request_destroy (self, &request);
+    }
+    zhashx_destroy (&self->requests);
+    zhashx_destroy (&self->workers);
+    zhashx_destroy (&self->services);
+    zsock_destroy (&self->frontend);
+    zsock_destroy (&self->backend);
+    free (self->heap);
+    free (self);
+    *self_p = NULL;
+}
+
+//  The actor thread. The sockets were made and bound by broker_new in the
+//  caller's thread; starting a thread is a full memory barrier, so handing
+//  them over is safe, and from here on only this thread touches them.
+static void
+s_broker_actor (zsock_t *pipe, void *args)
+{
+    broker_t *self = (broker_t *) args;
+    self->pipe = pipe;
+    zsys_info ("broker: frontend %s, backend %s",
+               zsock_endpoint (self->frontend), zsock_endpoint (self->backend));
+    zsock_signal (pipe, 0);
+
+    zmq_pollitem_t items [] = {
+        { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->backend), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->frontend), 0, ZMQ_POLLIN, 0 },
+    };
+    while (!self->terminated) {
+        int rc = zmq_poll (items, 3, s_next_timeout (self));
+        if (rc == -1 && zmq_errno () != EINTR) {
+            zsys_error ("broker: zmq_poll: %s", zmq_strerror (zmq_errno ()));
+            break;
+        }
+        if (items [0].revents & ZMQ_POLLIN)
+            s_pipe_command (self);
+        //  Replies first: each frees credit for the requests behind it.
+        s_drain (self, self->backend, s_backend_message);
+        s_drain (self, self->frontend, s_frontend_message);
+        s_timers (self);
+        if (self->stopping && !self->stopped && zhashx_size (self->requests) == 0) {
+            zsys_info ("broker: every request answered; stopped");
+            self->stopped = true;
+            zsock_signal (pipe, 0);
+        }
+    }
+    s_broker_destroy (&self);
+}
+
+zactor_t *
+broker_new (resv_cfg_t *cfg)
+{
+    broker_t *self = s_broker_new (cfg);
+    if (!self->frontend || !self->backend) {
+        s_broker_destroy (&self);
+        return NULL;
+    }
+    zactor_t *actor = zactor_new (s_broker_actor, self);
+    if (!actor)
+        s_broker_destroy (&self);
+    return actor;
+}

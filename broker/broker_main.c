@@ -1,0 +1,69 @@
+/*  broker_main.c: resv-broker, the broker as a program.  */
+
+#include "broker.h"
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: resv-broker [-c CONFIG] [-v]\n"
+        "\n"
+        "Runs the resv broker in the foreground: clients connect to\n"
+        "broker/frontend, workers to broker/backend. Logs go to stderr.\n"
+        "SIGTERM or SIGINT stops it gracefully: new requests get 503, those\n"
+        "in flight are answered, then it exits 0.\n"
+        "\n"
+        "  -c CONFIG   configuration file (default " RESV_CFG_DEFAULT_PATH ")\n"
+        "  -v          verbose: log every worker event\n"
+        "  -h, --help  this help\n"
+        "\n"
+        "Every key can be overridden by its environment variable, such as\n"
+        "RESV_BROKER_FRONTEND for broker/frontend.\n");
+}
+
+int
+main (int argc, char *argv [])
+{
+    const char *config = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (streq (argv [i], "-h") || streq (argv [i], "--help")) {
+            s_usage (stdout);
+            return 0;
+        }
+        else
+        if (streq (argv [i], "-c") && i + 1 < argc)
+            config = argv [++i];
+        else
+        if (streq (argv [i], "-v"))
+            ;                   //  Worker events are logged in any case
+        else {
+            fprintf (stderr, "resv-broker: unexpected argument '%s'\n\n", argv [i]);
+            s_usage (stderr);
+            return 2;
+        }
+    }
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    zsys_set_logident ("resv-broker");
+    resv_cfg_t *cfg = resv_cfg_load (config);
+    if (!cfg)
+        return 1;
+    zactor_t *broker = broker_new (cfg);
+    if (!broker) {
+        resv_cfg_destroy (&cfg);
+        return 1;
+    }
+    //  Wait for SIGTERM or SIGINT, then stop gracefully: the actor signals
+    //  once every request in flight has its answer.
+    zpoller_t *poller = zpoller_new (broker, NULL);
+    while (!zsys_interrupted)
+        zpoller_wait (poller, 500);
+    zsys_info ("broker: signal received, stopping");
+    zstr_send (broker, "STOP");
+    while (!zpoller_wait (poller, 100) && !zpoller_terminated (poller))
+        ;
+    zpoller_destroy (&poller);
+    zactor_destroy (&broker);
+    resv_cfg_destroy (&cfg);
+    return 0;
+}

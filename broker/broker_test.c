@@ -1,0 +1,576 @@
+/*  broker_test.c: unit tests of the broker actor, run in-process.
+
+    Each test starts a real broker on free loopback ports and talks to it
+    through plain DEALER sockets that speak the wire protocol by hand, one
+    playing a client and others playing workers, so every frame of
+    doc/protocol.md is checked as sent and as received.
+*/
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include "broker.h"
+#include "resv_proto.h"
+
+typedef struct {
+    resv_cfg_t *cfg;
+    zactor_t *broker;
+    char *frontend;
+    char *backend;
+    zsock_t *client;
+} fixture_t;
+
+static int
+s_setup (void **state)
+{
+    setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:*", 1);
+    setenv ("RESV_BROKER_BACKEND", "tcp://127.0.0.1:*", 1);
+    setenv ("RESV_BROKER_HEARTBEAT", "400", 1);
+    setenv ("RESV_BROKER_LIVENESS", "3", 1);
+    setenv ("RESV_BROKER_GRACE", "200", 1);
+    setenv ("RESV_BROKER_QUEUE_MAX", "3", 1);
+    setenv ("RESV_BROKER_BREAKER_FAILURES", "2", 1);
+    setenv ("RESV_BROKER_BREAKER_COOLDOWN", "300", 1);
+    fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
+    self->cfg = resv_cfg_load (NULL);
+    assert_non_null (self->cfg);
+    self->broker = broker_new (self->cfg);
+    assert_non_null (self->broker);
+    zstr_send (self->broker, "ENDPOINTS");
+    zstr_recvx (self->broker, &self->frontend, &self->backend, NULL);
+    self->client = zsock_new_dealer (self->frontend);
+    zsock_set_rcvtimeo (self->client, 2000);
+    *state = self;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_destroy (&self->client);
+    zactor_destroy (&self->broker);
+    resv_cfg_destroy (&self->cfg);
+    zstr_free (&self->frontend);
+    zstr_free (&self->backend);
+    free (self);
+    return 0;
+}
+
+//  Sends a client request.
+static void
+s_request (zsock_t *client, const char *id, const char *service,
+           const char *method, const char *timeout, const char *body)
+{
+    zstr_sendx (client, RESV_PROTO_CLIENT, RESV_CMD_REQUEST, id, service,
+                method, timeout, body, NULL);
+}
+
+//  Receives a client reply and checks its id and status; returns its body.
+static char *
+s_expect_reply (zsock_t *client, const char *id, const char *status)
+{
+    zmsg_t *msg = zmsg_recv (client);
+    assert_non_null (msg);
+    assert_int_equal (zmsg_size (msg), RESV_CLIENT_REP_FRAMES);
+    char *header = zmsg_popstr (msg);
+    char *command = zmsg_popstr (msg);
+    char *rid = zmsg_popstr (msg);
+    char *code = zmsg_popstr (msg);
+    char *body = zmsg_popstr (msg);
+    assert_string_equal (header, RESV_PROTO_CLIENT);
+    assert_string_equal (command, RESV_CMD_REPLY);
+    assert_string_equal (rid, id);
+    assert_string_equal (code, status);
+    zstr_free (&header);
+    zstr_free (&command);
+    zstr_free (&rid);
+    zstr_free (&code);
+    zmsg_destroy (&msg);
+    return body;
+}
+
+static void
+s_expect_error (zsock_t *client, const char *id, const char *status,
+                const char *reason)
+{
+    char *body = s_expect_reply (client, id, status);
+    assert_non_null (strstr (body, reason));
+    zstr_free (&body);
+}
+
+//  Nothing arrives on sock within msecs.
+static void
+s_expect_silence (zsock_t *sock, int msecs)
+{
+    zpoller_t *poller = zpoller_new (sock, NULL);
+    assert_null (zpoller_wait (poller, msecs));
+    zpoller_destroy (&poller);
+}
+
+static zsock_t *
+s_worker (fixture_t *self, const char *service, const char *credit)
+{
+    zsock_t *worker = zsock_new_dealer (self->backend);
+    zsock_set_rcvtimeo (worker, 2000);
+    zstr_sendx (worker, RESV_PROTO_WORKER, RESV_CMD_READY, service, credit, NULL);
+    return worker;
+}
+
+//  Receives the next REQ on a worker, skipping heartbeats; returns the
+//  ticket and, if method_p is given, the method.
+static char *
+s_worker_take (zsock_t *worker, char **method_p)
+{
+    while (true) {
+        zmsg_t *msg = zmsg_recv (worker);
+        assert_non_null (msg);
+        char *header = zmsg_popstr (msg);
+        char *command = zmsg_popstr (msg);
+        assert_string_equal (header, RESV_PROTO_WORKER);
+        bool heartbeat = streq (command, RESV_CMD_HEARTBEAT);
+        if (!heartbeat) {
+            assert_string_equal (command, RESV_CMD_REQUEST);
+            assert_int_equal (zmsg_size (msg), RESV_WORKER_REQ_FRAMES - 2);
+        }
+        char *ticket = heartbeat? NULL: zmsg_popstr (msg);
+        if (method_p && ticket)
+            *method_p = zmsg_popstr (msg);
+        zstr_free (&header);
+        zstr_free (&command);
+        zmsg_destroy (&msg);
+        if (ticket)
+            return ticket;
+    }
+}
+
+static void
+s_worker_reply (zsock_t *worker, char **ticket_p, const char *status,
+                const char *body)
+{
+    zstr_sendx (worker, RESV_PROTO_WORKER, RESV_CMD_REPLY, *ticket_p, status,
+                body, NULL);
+    zstr_free (ticket_p);
+}
+
+//  Waits until stats shows the service with the given number of workers.
+static void
+s_wait_workers (fixture_t *self, const char *service, int count)
+{
+    char pattern [64];
+    snprintf (pattern, sizeof pattern, "\"%s\":{\"workers\":%d,", service, count);
+    for (int i = 0; i < 100; i++) {
+        s_request (self->client, "stats", "stats", "", "1000", "");
+        char *body = s_expect_reply (self->client, "stats", "200");
+        bool found = strstr (body, pattern) != NULL;
+        zstr_free (&body);
+        if (found)
+            return;
+        zclock_sleep (20);
+    }
+    fail_msg ("service %s never had %d workers", service, count);
+}
+
+
+static void
+test_ping (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_request (self->client, "r1", "ping", "", "1000", "");
+    char *body = s_expect_reply (self->client, "r1", "200");
+    assert_non_null (strstr (body, "\"pong\":true"));
+    zstr_free (&body);
+}
+
+static void
+test_round_trip (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "echo", "4");
+    s_wait_workers (self, "echo", 1);
+    s_request (self->client, "r1", "echo", "echo", "1000", "{\"a\":1}");
+    char *method = NULL;
+    char *ticket = s_worker_take (worker, &method);
+    assert_string_equal (method, "echo");
+    zstr_free (&method);
+    s_worker_reply (worker, &ticket, "200", "{\"b\":2}");
+    char *body = s_expect_reply (self->client, "r1", "200");
+    assert_string_equal (body, "{\"b\":2}");
+    zstr_free (&body);
+    zsock_destroy (&worker);
+}
+
+static void
+test_no_worker_503_after_grace (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    int64_t start = zclock_mono ();
+    s_request (self->client, "r1", "nobody", "x", "5000", "");
+    s_expect_error (self->client, "r1", "503", RESV_REASON_NO_WORKER);
+    int64_t elapsed = zclock_mono () - start;
+    assert_true (elapsed >= 190 && elapsed < 2000);
+}
+
+static void
+test_worker_within_grace_serves (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_request (self->client, "r1", "late", "x", "5000", "");
+    zclock_sleep (50);
+    zsock_t *worker = s_worker (self, "late", "1");
+    char *ticket = s_worker_take (worker, NULL);
+    s_worker_reply (worker, &ticket, "200", "{}");
+    char *body = s_expect_reply (self->client, "r1", "200");
+    zstr_free (&body);
+    zsock_destroy (&worker);
+}
+
+static void
+test_credit_limits_dispatch (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "echo", "2");
+    s_wait_workers (self, "echo", 1);
+    s_request (self->client, "a", "echo", "", "3000", "1");
+    s_request (self->client, "b", "echo", "", "3000", "2");
+    s_request (self->client, "c", "echo", "", "3000", "3");
+    char *first = s_worker_take (worker, NULL);
+    char *second = s_worker_take (worker, NULL);
+    //  The third waits in the queue until the worker has credit again.
+    s_expect_silence (worker, 150);
+    s_worker_reply (worker, &first, "200", "x");
+    char *third = s_worker_take (worker, NULL);
+    s_worker_reply (worker, &second, "200", "y");
+    s_worker_reply (worker, &third, "200", "z");
+    for (int i = 0; i < 3; i++) {
+        zmsg_t *msg = zmsg_recv (self->client);
+        assert_non_null (msg);
+        zmsg_destroy (&msg);
+    }
+    zsock_destroy (&worker);
+}
+
+static void
+test_least_loaded_worker_first (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *one = s_worker (self, "echo", "8");
+    zsock_t *two = s_worker (self, "echo", "8");
+    s_wait_workers (self, "echo", 2);
+    s_request (self->client, "a", "echo", "", "3000", "");
+    s_request (self->client, "b", "echo", "", "3000", "");
+    //  Each worker gets one: the second request goes to the idle worker.
+    char *t1 = s_worker_take (one, NULL);
+    char *t2 = s_worker_take (two, NULL);
+    s_worker_reply (one, &t1, "200", "");
+    s_worker_reply (two, &t2, "200", "");
+    zmsg_t *msg = zmsg_recv (self->client);
+    zmsg_destroy (&msg);
+    msg = zmsg_recv (self->client);
+    zmsg_destroy (&msg);
+    zsock_destroy (&one);
+    zsock_destroy (&two);
+}
+
+static void
+test_deadline_504_and_late_reply_dropped (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "slow", "1");
+    s_wait_workers (self, "slow", 1);
+    int64_t start = zclock_mono ();
+    s_request (self->client, "r1", "slow", "", "200", "");
+    char *ticket = s_worker_take (worker, NULL);
+    s_expect_error (self->client, "r1", "504", RESV_REASON_DEADLINE);
+    assert_true (zclock_mono () - start >= 190);
+    s_worker_reply (worker, &ticket, "200", "late");
+    s_expect_silence (self->client, 150);
+    zsock_destroy (&worker);
+}
+
+static void
+test_queue_full_429 (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "busy", "1");
+    s_wait_workers (self, "busy", 1);
+    //  One in the worker's hands, three in the queue (queue_max), the
+    //  fifth is refused at once.
+    s_request (self->client, "r0", "busy", "", "3000", "");
+    char *ticket = s_worker_take (worker, NULL);
+    for (int i = 1; i <= 3; i++) {
+        char id [8];
+        snprintf (id, sizeof id, "r%d", i);
+        s_request (self->client, id, "busy", "", "3000", "");
+    }
+    s_request (self->client, "r4", "busy", "", "3000", "");
+    s_expect_error (self->client, "r4", "429", RESV_REASON_QUEUE_FULL);
+    s_worker_reply (worker, &ticket, "200", "");
+    char *body = s_expect_reply (self->client, "r0", "200");
+    zstr_free (&body);
+    zsock_destroy (&worker);
+}
+
+static void
+test_breaker_opens_and_closes (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "flaky", "1");
+    s_wait_workers (self, "flaky", 1);
+    //  Two 500s in a row open the circuit (breaker_failures = 2).
+    for (int i = 0; i < 2; i++) {
+        char id [8];
+        snprintf (id, sizeof id, "f%d", i);
+        s_request (self->client, id, "flaky", "", "1000", "");
+        char *ticket = s_worker_take (worker, NULL);
+        s_worker_reply (worker, &ticket, "500", "{}");
+        char *body = s_expect_reply (self->client, id, "500");
+        zstr_free (&body);
+    }
+    s_request (self->client, "open", "flaky", "", "1000", "");
+    s_expect_error (self->client, "open", "503", RESV_REASON_CIRCUIT_OPEN);
+    s_expect_silence (worker, 50);
+    //  After the cool-down one probe passes; its success closes the circuit.
+    zclock_sleep (350);
+    s_request (self->client, "probe", "flaky", "", "1000", "");
+    char *ticket = s_worker_take (worker, NULL);
+    s_worker_reply (worker, &ticket, "200", "{}");
+    char *body = s_expect_reply (self->client, "probe", "200");
+    zstr_free (&body);
+    s_request (self->client, "after", "flaky", "", "1000", "");
+    ticket = s_worker_take (worker, NULL);
+    s_worker_reply (worker, &ticket, "200", "{}");
+    body = s_expect_reply (self->client, "after", "200");
+    zstr_free (&body);
+    zsock_destroy (&worker);
+}
+
+static void
+test_failed_probe_reopens (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "flaky", "1");
+    s_wait_workers (self, "flaky", 1);
+    for (int i = 0; i < 2; i++) {
+        s_request (self->client, "f", "flaky", "", "1000", "");
+        char *ticket = s_worker_take (worker, NULL);
+        s_worker_reply (worker, &ticket, "500", "{}");
+        char *body = s_expect_reply (self->client, "f", "500");
+        zstr_free (&body);
+    }
+    zclock_sleep (350);
+    s_request (self->client, "probe", "flaky", "", "1000", "");
+    char *ticket = s_worker_take (worker, NULL);
+    //  While the probe is out, others are still refused.
+    s_request (self->client, "other", "flaky", "", "1000", "");
+    s_expect_error (self->client, "other", "503", RESV_REASON_CIRCUIT_OPEN);
+    s_worker_reply (worker, &ticket, "500", "{}");
+    char *body = s_expect_reply (self->client, "probe", "500");
+    zstr_free (&body);
+    s_request (self->client, "again", "flaky", "", "1000", "");
+    s_expect_error (self->client, "again", "503", RESV_REASON_CIRCUIT_OPEN);
+    zsock_destroy (&worker);
+}
+
+static void
+test_malformed_requests_400 (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  Bad timeout, bad service name, bad method, too few frames.
+    s_request (self->client, "t1", "echo", "", "soon", "");
+    s_expect_error (self->client, "t1", "400", RESV_REASON_MALFORMED);
+    s_request (self->client, "t2", "Echo!", "", "1000", "");
+    s_expect_error (self->client, "t2", "400", RESV_REASON_MALFORMED);
+    s_request (self->client, "t3", "echo", "a b", "1000", "");
+    s_expect_error (self->client, "t3", "400", RESV_REASON_MALFORMED);
+    s_request (self->client, "t4", "echo", "", "0", "");
+    s_expect_error (self->client, "t4", "400", RESV_REASON_MALFORMED);
+    zstr_sendx (self->client, RESV_PROTO_CLIENT, RESV_CMD_REQUEST, "t5", "echo", NULL);
+    s_expect_error (self->client, "t5", "400", RESV_REASON_MALFORMED);
+    zstr_sendx (self->client, "MDPC01", RESV_CMD_REQUEST, "t6", "echo", "", "1", "", NULL);
+    s_expect_error (self->client, "t6", "400", RESV_REASON_MALFORMED);
+    //  Garbage naming no request is dropped, and the broker still serves.
+    zstr_send (self->client, "garbage");
+    zsock_send (self->client, "b", "", 0);
+    for (int i = 0; i < 300; i++)
+        zstr_sendm (self->client, "x");
+    zstr_send (self->client, "x");
+    s_expect_silence (self->client, 100);
+    test_ping (state);
+}
+
+static void
+test_garbage_from_workers_ignored (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *rogue = zsock_new_dealer (self->backend);
+    zsock_set_rcvtimeo (rogue, 1000);
+    //  Not ready, so every command but READY gets BYE.
+    zstr_sendx (rogue, RESV_PROTO_WORKER, RESV_CMD_HEARTBEAT, NULL);
+    char *header, *command;
+    zstr_recvx (rogue, &header, &command, NULL);
+    assert_string_equal (command, RESV_CMD_DISCONNECT);
+    zstr_free (&header);
+    zstr_free (&command);
+    zstr_sendx (rogue, RESV_PROTO_WORKER, RESV_CMD_READY, "BAD NAME", "1", NULL);
+    zstr_recvx (rogue, &header, &command, NULL);
+    assert_string_equal (command, RESV_CMD_DISCONNECT);
+    zstr_free (&header);
+    zstr_free (&command);
+    zstr_sendx (rogue, RESV_PROTO_WORKER, RESV_CMD_READY, "ping", "1", NULL);
+    zstr_recvx (rogue, &header, &command, NULL);
+    assert_string_equal (command, RESV_CMD_DISCONNECT);
+    zstr_free (&header);
+    zstr_free (&command);
+    zstr_sendx (rogue, "junk", NULL);
+    zstr_sendx (rogue, RESV_PROTO_WORKER, RESV_CMD_REPLY, "no-such-ticket", "200", "", NULL);
+    zsock_destroy (&rogue);
+    test_ping (state);
+}
+
+static void
+test_retry_in_flight_dropped (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "echo", "4");
+    s_wait_workers (self, "echo", 1);
+    s_request (self->client, "same", "echo", "", "2000", "");
+    s_request (self->client, "same", "echo", "", "2000", "");
+    char *ticket = s_worker_take (worker, NULL);
+    s_expect_silence (worker, 100);
+    s_worker_reply (worker, &ticket, "200", "once");
+    char *body = s_expect_reply (self->client, "same", "200");
+    assert_string_equal (body, "once");
+    zstr_free (&body);
+    s_expect_silence (self->client, 100);
+    zsock_destroy (&worker);
+}
+
+static void
+test_dead_worker_request_redispatched (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *dying = s_worker (self, "echo", "1");
+    s_wait_workers (self, "echo", 1);
+    s_request (self->client, "r1", "echo", "", "3000", "");
+    char *lost = s_worker_take (dying, NULL);
+    zstr_free (&lost);
+    zsock_t *healthy = s_worker (self, "echo", "1");
+    //  The healthy worker heartbeats; the dying one falls silent and is
+    //  dropped after liveness x heartbeat, its request going to the other.
+    char *ticket = NULL;
+    zpoller_t *poller = zpoller_new (healthy, NULL);
+    for (int i = 0; i < 100 && !ticket; i++) {
+        zstr_sendx (healthy, RESV_PROTO_WORKER, RESV_CMD_HEARTBEAT, NULL);
+        if (!zpoller_wait (poller, 50))
+            continue;
+        zmsg_t *msg = zmsg_recv (healthy);
+        zmsg_first (msg);
+        zframe_t *command = zmsg_next (msg);
+        if (command && zframe_streq (command, RESV_CMD_REQUEST))
+            ticket = zframe_strdup (zmsg_next (msg));
+        zmsg_destroy (&msg);
+    }
+    zpoller_destroy (&poller);
+    assert_non_null (ticket);
+    s_worker_reply (healthy, &ticket, "200", "saved");
+    char *body = s_expect_reply (self->client, "r1", "200");
+    assert_string_equal (body, "saved");
+    zstr_free (&body);
+    zsock_destroy (&dying);
+    zsock_destroy (&healthy);
+}
+
+static void
+test_worker_bye_drains (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "echo", "2");
+    s_wait_workers (self, "echo", 1);
+    s_request (self->client, "r1", "echo", "", "3000", "");
+    char *ticket = s_worker_take (worker, NULL);
+    zstr_sendx (worker, RESV_PROTO_WORKER, RESV_CMD_DISCONNECT, NULL);
+    char *header, *command;
+    do {
+        zstr_recvx (worker, &header, &command, NULL);
+        bool bye = streq (command, RESV_CMD_DISCONNECT);
+        zstr_free (&header);
+        zstr_free (&command);
+        if (bye)
+            break;
+    } while (true);
+    //  No new work after BYE, but the one in hand is still answered.
+    s_request (self->client, "r2", "echo", "", "3000", "");
+    s_worker_reply (worker, &ticket, "200", "done");
+    char *body = s_expect_reply (self->client, "r1", "200");
+    zstr_free (&body);
+    s_wait_workers (self, "echo", 0);
+    s_expect_error (self->client, "r2", "503", RESV_REASON_NO_WORKER);
+    zsock_destroy (&worker);
+}
+
+static void
+test_stop_finishes_in_flight (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "echo", "1");
+    s_wait_workers (self, "echo", 1);
+    s_request (self->client, "r1", "echo", "", "3000", "");
+    char *ticket = s_worker_take (worker, NULL);
+    zstr_send (self->broker, "STOP");
+    s_request (self->client, "r2", "echo", "", "3000", "");
+    s_expect_error (self->client, "r2", "503", RESV_REASON_STOPPING);
+    //  Not stopped while r1 is in flight.
+    zpoller_t *poller = zpoller_new (self->broker, NULL);
+    assert_null (zpoller_wait (poller, 100));
+    s_worker_reply (worker, &ticket, "200", "");
+    char *body = s_expect_reply (self->client, "r1", "200");
+    zstr_free (&body);
+    assert_non_null (zpoller_wait (poller, 1000));
+    assert_int_equal (zsock_wait (self->broker), 0);
+    zpoller_destroy (&poller);
+    zsock_destroy (&worker);
+}
+
+static void
+test_bind_failure_returns_null (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  The fixture's broker holds its frontend port: a second one fails.
+    setenv ("RESV_BROKER_FRONTEND", self->frontend, 1);
+    resv_cfg_t *cfg = resv_cfg_load (NULL);
+    assert_null (broker_new (cfg));
+    resv_cfg_destroy (&cfg);
+    setenv ("RESV_BROKER_FRONTEND", "not-an-endpoint", 1);
+    cfg = resv_cfg_load (NULL);
+    assert_null (broker_new (cfg));
+    resv_cfg_destroy (&cfg);
+}
+
+int
+main (void)
+{
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test_setup_teardown (test_ping, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_round_trip, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_no_worker_503_after_grace, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_worker_within_grace_serves, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_credit_limits_dispatch, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_least_loaded_worker_first, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_deadline_504_and_late_reply_dropped, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_queue_full_429, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_breaker_opens_and_closes, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_failed_probe_reopens, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_malformed_requests_400, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_garbage_from_workers_ignored, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_retry_in_flight_dropped, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_dead_worker_request_redispatched, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_worker_bye_drains, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_stop_finishes_in_flight, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_bind_failure_returns_null, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests_name ("broker", tests, NULL, NULL);
+}

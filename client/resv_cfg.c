@@ -1,0 +1,96 @@
+/*  resv_cfg.c: ZPL configuration with RESV_* environment overrides.  */
+
+#include "resv_cfg.h"
+#include <ctype.h>
+#include <errno.h>
+
+struct _resv_cfg_t {
+    zconfig_t *root;            //  Parsed ZPL tree; NULL when no file
+};
+
+resv_cfg_t *
+resv_cfg_load (const char *path)
+{
+    resv_cfg_t *self = (resv_cfg_t *) zmalloc (sizeof (resv_cfg_t));
+    if (!self)
+        return NULL;
+    const char *file = path? path: RESV_CFG_DEFAULT_PATH;
+    if (!path && !zsys_file_exists (file))
+        return self;            //  No default file: environment and defaults
+    if (!zsys_file_exists (file)) {
+        zsys_error ("config: cannot read '%s': no such file", file);
+        free (self);
+        return NULL;
+    }
+    self->root = zconfig_load (file);
+    if (!self->root) {
+        zsys_error ("config: cannot parse '%s': not valid ZPL", file);
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+resv_cfg_destroy (resv_cfg_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    resv_cfg_t *self = *self_p;
+    zconfig_destroy (&self->root);
+    free (self);
+    *self_p = NULL;
+}
+
+char *
+resv_cfg_env_name (const char *key, char *buf, size_t size)
+{
+    size_t len = strlen (key);
+    if (len + 6 > size)
+        return NULL;
+    memcpy (buf, "RESV_", 5);
+    for (size_t i = 0; i < len; i++) {
+        char c = key [i];
+        buf [5 + i] = (c == '/' || c == '-')? '_': (char) toupper ((unsigned char) c);
+    }
+    buf [5 + len] = 0;
+    return buf;
+}
+
+const char *
+resv_cfg_str (resv_cfg_t *self, const char *key, const char *dflt)
+{
+    char name [256];
+    if (resv_cfg_env_name (key, name, sizeof name)) {
+        const char *value = getenv (name);
+        if (value && *value)
+            return value;
+    }
+    if (self && self->root) {
+        //  zconfig_get returns the default for a missing key; "" for a key
+        //  with no value, which we treat as unset.
+        const char *value = zconfig_get (self->root, key, NULL);
+        if (value && *value)
+            return value;
+    }
+    return dflt;
+}
+
+int64_t
+resv_cfg_int (resv_cfg_t *self, const char *key, int64_t dflt,
+              int64_t min, int64_t max)
+{
+    const char *text = resv_cfg_str (self, key, NULL);
+    if (!text)
+        return dflt;
+    char *end;
+    errno = 0;
+    long long value = strtoll (text, &end, 10);
+    if (errno || end == text || *end || value < min || value > max) {
+        zsys_error ("config: %s: '%s' is not a whole number from %lld to %lld;"
+                    " using %lld", key, text, (long long) min,
+                    (long long) max, (long long) dflt);
+        return dflt;
+    }
+    return value;
+}

@@ -1,0 +1,56 @@
+/*  resv_cfg.h: resv configuration, a ZPL file with environment overrides.
+
+    Every key is a path such as "broker/frontend". Its value comes from, in
+    order: the environment variable named RESV_ plus the path in capitals
+    with '_' for '/' and '-' (RESV_BROKER_FRONTEND), then the ZPL file, then
+    the default the caller passes. Every resv program reads its settings
+    through this module so that the rule holds everywhere.
+*/
+#ifndef RESV_CFG_H_INCLUDED
+#define RESV_CFG_H_INCLUDED
+
+#include <czmq.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _resv_cfg_t resv_cfg_t;
+
+//  The configuration file used when a program is given no -c option.
+#define RESV_CFG_DEFAULT_PATH "config/resv.cfg"
+
+//  Loads the ZPL file at path. With path NULL, loads RESV_CFG_DEFAULT_PATH
+//  if it exists, else starts from an empty configuration (environment and
+//  defaults still apply). Returns NULL, after one log line naming the file
+//  and the cause, when an explicitly named file cannot be read or parsed.
+//  The caller owns the result and frees it with resv_cfg_destroy.
+resv_cfg_t *
+    resv_cfg_load (const char *path);
+
+//  Frees the configuration and nulls the pointer. NULL-safe, idempotent.
+void
+    resv_cfg_destroy (resv_cfg_t **self_p);
+
+//  Returns the value of key, or dflt when it is set nowhere. The string is
+//  owned by the configuration (or is dflt) and lives as long as it does.
+const char *
+    resv_cfg_str (resv_cfg_t *self, const char *key, const char *dflt);
+
+//  Returns the integer value of key, or dflt when it is set nowhere. A value
+//  that is not a whole number in [min, max] is logged and dflt is returned.
+int64_t
+    resv_cfg_int (resv_cfg_t *self, const char *key, int64_t dflt,
+                  int64_t min, int64_t max);
+
+//  Writes the environment variable name for key into buf (RESV_ + key in
+//  capitals, '/' and '-' as '_'). Returns buf, or NULL if it does not fit.
+char *
+    resv_cfg_env_name (const char *key, char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

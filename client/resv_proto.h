@@ -1,0 +1,87 @@
+/*  resv_proto.h: every command and status string of the resv wire protocol.
+
+    This header is the single home of the protocol's constants. The
+    protocol itself is described in doc/protocol.md; keep the two in step.
+    Frames are sent as CZMQ zframes; all text frames are ASCII without a
+    terminating NUL.
+*/
+#ifndef RESV_PROTO_H_INCLUDED
+#define RESV_PROTO_H_INCLUDED
+
+//  First frame of every message, naming the sub-protocol and its version.
+//  Clients (DEALER) talk RESVC1 to the broker frontend (ROUTER); workers
+//  (DEALER) talk RESVW1 to the broker backend (ROUTER).
+#define RESV_PROTO_CLIENT       "RESVC1"
+#define RESV_PROTO_WORKER       "RESVW1"
+
+//  Client <-> broker commands.
+//  REQ:  header, "REQ", request-id, service, method, timeout-ms, body
+//  REP:  header, "REP", request-id, status, body
+#define RESV_CMD_REQUEST        "REQ"
+#define RESV_CMD_REPLY          "REP"
+
+//  Worker <-> broker commands.
+//  READY:     header, "READY", service, credit        (worker -> broker)
+//  REQ:       header, "REQ", ticket, method, timeout-ms, body (broker -> worker)
+//  REP:       header, "REP", ticket, status, body     (worker -> broker)
+//  HB:        header, "HB"                            (both ways)
+//  BYE:       header, "BYE"                           (both ways)
+#define RESV_CMD_READY          "READY"
+#define RESV_CMD_HEARTBEAT      "HB"
+#define RESV_CMD_DISCONNECT     "BYE"
+
+//  Frame counts of each well-formed message (after the ROUTER identity).
+#define RESV_CLIENT_REQ_FRAMES  7
+#define RESV_CLIENT_REP_FRAMES  5
+#define RESV_WORKER_READY_FRAMES 4
+#define RESV_WORKER_REQ_FRAMES  6
+#define RESV_WORKER_REP_FRAMES  5
+#define RESV_WORKER_CTL_FRAMES  2
+
+//  Size limits of the short text frames. A request id or ticket longer than
+//  this is malformed; services and methods are short lowercase words.
+#define RESV_ID_MAX             64
+#define RESV_NAME_MAX           32
+#define RESV_TICKET_MAX         (2 * 255 + 1 + RESV_ID_MAX)
+
+//  Status codes, HTTP-like, sent as ASCII decimal in the status frame.
+#define RESV_OK                 200
+#define RESV_CREATED            201
+#define RESV_BAD_REQUEST        400
+#define RESV_PAYMENT_DECLINED   402
+#define RESV_FORBIDDEN          403
+#define RESV_NOT_FOUND          404
+#define RESV_CONFLICT           409
+#define RESV_TOO_MANY           429
+#define RESV_INTERNAL           500
+#define RESV_NOT_IMPLEMENTED    501
+#define RESV_UNAVAILABLE        503
+#define RESV_TIMEOUT            504
+
+//  Reason words carried in error bodies:
+//  {"error":{"code":N,"reason":"word","message":"text"}}
+#define RESV_REASON_BAD_REQUEST     "bad_request"
+#define RESV_REASON_MALFORMED       "malformed"
+#define RESV_REASON_UNKNOWN_METHOD  "unknown_method"
+#define RESV_REASON_FORBIDDEN       "forbidden"
+#define RESV_REASON_NOT_FOUND       "not_found"
+#define RESV_REASON_CONFLICT        "conflict"
+#define RESV_REASON_QUEUE_FULL      "queue_full"
+#define RESV_REASON_INTERNAL        "internal"
+#define RESV_REASON_NOT_IMPLEMENTED "not_implemented"
+#define RESV_REASON_NO_WORKER       "no_worker"
+#define RESV_REASON_WORKER_LOST     "worker_lost"
+#define RESV_REASON_CIRCUIT_OPEN    "circuit_open"
+#define RESV_REASON_DEADLINE        "deadline_exceeded"
+#define RESV_REASON_UNREACHABLE     "broker_unreachable"
+#define RESV_REASON_STOPPING        "stopping"
+
+//  Services the broker answers itself, without a worker.
+#define RESV_SERVICE_PING       "ping"
+#define RESV_SERVICE_STATS      "stats"
+
+//  Service the supervisor registers as a worker, and its method.
+#define RESV_SERVICE_RESVD      "resvd"
+#define RESV_METHOD_SCALE       "scale"
+
+#endif

@@ -1,0 +1,136 @@
+# tests/lib.sh: shared helpers of the integration tests, sourced by each
+# tests/test_*.sh. Each test runs real resv processes on free loopback ports
+# in a temporary directory, reports TAP lines ("ok - name", "not ok - name")
+# and, on exit, stops every process it started (by PID) and removes the
+# directory.
+
+set -u
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=$(cd "$TOP/${RESV_BIN:-bin}" && pwd)
+T=$(mktemp -d /tmp/resv-test.XXXXXX)
+PIDS=()
+FAILED=0
+USED_PORTS=" "
+
+# Settings every test shares: fast heartbeats so that dead peers are found
+# in well under a second, and data in the temporary directory.
+export RESV_BROKER_HEARTBEAT=${RESV_BROKER_HEARTBEAT:-100}
+export RESV_BROKER_LIVENESS=${RESV_BROKER_LIVENESS:-3}
+export RESV_DATA_DIR=$T/var
+mkdir -p "$T/var"
+
+cleanup () {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null
+    done
+    for pid in "${PIDS[@]}"; do
+        local i=0
+        while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do
+            sleep 0.1; i=$((i + 1))
+        done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    if [ "$FAILED" -ne 0 ] && [ -z "${CI:-}" ]; then
+        echo "# logs kept in $T"
+    else
+        rm -rf "$T"
+    fi
+}
+trap cleanup EXIT
+
+# Prints a free TCP port on 127.0.0.1: nothing answers on it and this test
+# has not handed it out before.
+free_port () {
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        case "$USED_PORTS" in *" $port "*) continue ;; esac
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            USED_PORTS="$USED_PORTS$port "
+            echo "$port"
+            return
+        fi
+    done
+}
+
+# Points every resv program at three fresh ports.
+use_free_ports () {
+    export RESV_BROKER_FRONTEND=tcp://127.0.0.1:$(free_port)
+    export RESV_BROKER_BACKEND=tcp://127.0.0.1:$(free_port)
+    export RESV_BROKER_EVENTS=tcp://127.0.0.1:$(free_port)
+}
+
+# spawn NAME CMD...: starts CMD in the background, logging to $T/NAME.log,
+# and records its PID in $LAST_PID and in PIDS for cleanup.
+spawn () {
+    local name=$1; shift
+    "$@" >>"$T/$name.log" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+# wait_for SECONDS CMD...: runs CMD every 50 ms until it succeeds; fails
+# after SECONDS.
+wait_for () {
+    local limit=$1; shift
+    local end=$((SECONDS + limit))
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -ge $end ] && return 1
+        sleep 0.05
+    done
+}
+
+# Starts resv-broker on fresh ports and waits until it answers ping.
+start_broker () {
+    [ -n "${RESV_BROKER_FRONTEND:-}" ] || use_free_ports
+    spawn broker "$BIN/resv-broker"
+    BROKER_PID=$LAST_PID
+    wait_for 10 "$BIN/resv" -t 500 ping
+}
+
+# start_worker SERVICE: starts one resv-worker of SERVICE; $LAST_PID is it.
+start_worker () {
+    spawn "worker-$1" "$BIN/resv-worker" "$1"
+}
+
+# workers_of SERVICE: how many live workers the broker counts for SERVICE.
+workers_of () {
+    "$BIN/resv" -t 1000 stats 2>/dev/null |
+        grep -o "\"$1\":{\"workers\":[0-9]*" | grep -o '[0-9]*$' || echo 0
+}
+
+# wait_workers SERVICE N: waits until the broker counts N workers of SERVICE.
+wait_workers () {
+    wait_for 10 test "$(workers_of "$1")" = "$2"
+}
+
+ok () { echo "ok - $*"; }
+not_ok () { echo "not ok - $*"; FAILED=$((FAILED + 1)); }
+
+# check NAME CMD...: ok if CMD exits 0.
+check () {
+    local name=$1; shift
+    if "$@"; then ok "$name"; else not_ok "$name"; fi
+}
+
+# expect_exit CODE NAME CMD...: ok if CMD exits with CODE; its stdout is
+# left in $OUT.
+expect_exit () {
+    local want=$1 name=$2; shift 2
+    OUT=$("$@" 2>"$T/stderr"); local rc=$?
+    if [ "$rc" -eq "$want" ]; then ok "$name"
+    else not_ok "$name (exit $rc, wanted $want): $OUT $(head -c 300 "$T/stderr")"; fi
+}
+
+# has NAME TEXT PATTERN: ok if TEXT contains PATTERN (a grep -E regex).
+has () {
+    if printf '%s' "$2" | grep -qE -- "$3"; then ok "$1"
+    else not_ok "$1: '$3' not in: $(printf '%s' "$2" | head -c 400)"; fi
+}
+
+# Ends the test script: exit status says whether any check failed.
+finish () {
+    exit $((FAILED > 0))
+}
