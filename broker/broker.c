@@ -11,6 +11,7 @@
 
 #include "broker.h"
 #include "resv_proto.h"
+#include "journal.h"
 #include <jansson.h>
 
 //  How many messages one socket may deliver per loop turn before the other
@@ -27,6 +28,11 @@
 //  How many times a request is sent to a worker: once, and once more if
 //  its worker died holding it.
 #define ATTEMPTS_MAX        2
+//  Events one read returns by default and at most.
+#define EVENTS_READ_DEFAULT 100
+#define EVENTS_READ_MAX     1000
+#define STRINGIFY_(x)       #x
+#define STRINGIFY(x)        STRINGIFY_(x)
 
 typedef enum { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN } breaker_state_t;
 static const char *s_breaker_names [] = { "closed", "open", "half-open" };
@@ -83,6 +89,8 @@ typedef struct {
     resv_cfg_t *cfg;            //  Configuration, borrowed
     zsock_t *frontend;          //  ROUTER for clients
     zsock_t *backend;           //  ROUTER for workers
+    zsock_t *events;            //  PUB of journaled events
+    journal_t *journal;         //  The event journal
     zhashx_t *services;         //  name -> service_t, owned
     zhashx_t *workers;          //  routing id hex -> worker_t, owned
     zhashx_t *requests;         //  ticket -> request_t, owned
@@ -643,7 +651,8 @@ s_worker_ready (broker_t *self, zframe_t *identity, const char *key,
         s_malformed (self, "backend", "READY from a worker already ready");
         return;
     }
-    if (s_frame_is (name, RESV_SERVICE_PING) || s_frame_is (name, RESV_SERVICE_STATS)) {
+    if (s_frame_is (name, RESV_SERVICE_PING) || s_frame_is (name, RESV_SERVICE_STATS)
+    ||  s_frame_is (name, RESV_SERVICE_EVENTS)) {
         s_malformed (self, "backend", "READY for a reserved service name");
         s_send_control (self, identity, RESV_CMD_DISCONNECT);
         return;
@@ -799,8 +808,9 @@ s_stats (broker_t *self)
             "failed", (json_int_t) service->failed));
         service = (service_t *) zhashx_next (self->services);
     }
-    return s_json_frame (json_pack ("{s:o,s:I,s:I,s:I}",
+    return s_json_frame (json_pack ("{s:o,s:I,s:I,s:I,s:I}",
         "services", services,
+        "journal", (json_int_t) journal_last (self->journal),
         "uptime_ms", (json_int_t) (zclock_mono () - self->started),
         "requests", (json_int_t) zhashx_size (self->requests),
         "malformed", (json_int_t) self->malformed));
@@ -812,6 +822,102 @@ s_ping (broker_t *self)
     return s_json_frame (json_pack ("{s:b,s:s,s:I}", "pong", 1,
         "version", RESV_VERSION,
         "uptime_ms", (json_int_t) (zclock_mono () - self->started)));
+}
+
+
+//  --------------------------------------------------------------------------
+//  The events service: the journal's front door. "publish" appends a batch
+//  and, once it is committed, fans the new events out on the PUB socket;
+//  "read" returns a page of the journal for replay.
+
+static void
+s_events_publish (broker_t *self, zframe_t *client, zframe_t *id, json_t *request)
+{
+    json_t *seqs, *fresh;
+    char *error;
+    int rc = journal_append (self->journal, json_object_get (request, "events"),
+                             &seqs, &fresh, &error);
+    if (rc == -2) {
+        s_send_error (self, client, id, RESV_BAD_REQUEST,
+                      RESV_REASON_BAD_REQUEST, error);
+        free (error);
+        return;
+    }
+    if (rc == -1) {
+        zsys_error ("broker: %s", error);
+        s_send_error (self, client, id, RESV_INTERNAL, RESV_REASON_INTERNAL, error);
+        free (error);
+        return;
+    }
+    zframe_t *body = s_json_frame (json_pack ("{s:o}", "seqs", seqs));
+    s_send_reply (self, client, id, RESV_OK, &body);
+    //  Committed and acknowledged: now subscribers may see them. A
+    //  subscriber that misses one finds the gap by seq and reads it back.
+    size_t index;
+    json_t *entry;
+    json_array_foreach (fresh, index, entry) {
+        char seq [24];
+        snprintf (seq, sizeof seq, "%" JSON_INTEGER_FORMAT,
+                  json_integer_value (json_array_get (entry, 0)));
+        zstr_sendx (self->events, json_string_value (json_array_get (entry, 1)),
+                    seq, json_string_value (json_array_get (entry, 2)), NULL);
+    }
+    json_decref (fresh);
+}
+
+static void
+s_events (broker_t *self, zframe_t *client, zframe_t *id, zframe_t *method,
+          zframe_t *body_frame)
+{
+    if (!self->journal) {
+        s_send_error (self, client, id, RESV_UNAVAILABLE, RESV_REASON_NO_WORKER,
+                      "the journal is not open");
+        return;
+    }
+    json_error_t parse_error;
+    json_t *request = zframe_size (body_frame)
+        ? json_loadb ((const char *) zframe_data (body_frame),
+                      zframe_size (body_frame), 0, &parse_error)
+        : json_object ();
+    if (!json_is_object (request)) {
+        s_send_error (self, client, id, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                      "the body is not a JSON object");
+        json_decref (request);
+        return;
+    }
+    if (s_frame_is (method, RESV_METHOD_PUBLISH))
+        s_events_publish (self, client, id, request);
+    else
+    if (s_frame_is (method, RESV_METHOD_READ)) {
+        json_t *from = json_object_get (request, "from");
+        json_t *type = json_object_get (request, "type");
+        json_t *limit = json_object_get (request, "limit");
+        if ((from && (!json_is_integer (from) || json_integer_value (from) < 0))
+        ||  (type && (!json_is_string (type) || json_string_length (type) > JOURNAL_TYPE_MAX))
+        ||  (limit && (!json_is_integer (limit) || json_integer_value (limit) < 1
+                       || json_integer_value (limit) > EVENTS_READ_MAX)))
+            s_send_error (self, client, id, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                          "read takes from (>= 0), type (a prefix) and limit "
+                          "(1 to " STRINGIFY (EVENTS_READ_MAX) ")");
+        else {
+            char *text = journal_read (self->journal,
+                from? json_integer_value (from): 1,
+                type? json_string_value (type): NULL,
+                limit? (int) json_integer_value (limit): EVENTS_READ_DEFAULT);
+            if (text) {
+                zframe_t *body = zframe_new (text, strlen (text));
+                s_send_reply (self, client, id, RESV_OK, &body);
+                free (text);
+            }
+            else
+                s_send_error (self, client, id, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                              "the journal could not be read");
+        }
+    }
+    else
+        s_send_error (self, client, id, RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
+                      "the events service knows publish and read");
+    json_decref (request);
 }
 
 
@@ -864,6 +970,11 @@ s_frontend_message (broker_t *self, zmsg_t *msg)
         zframe_t *body = s_frame_is (service_frame, RESV_SERVICE_PING)
                        ? s_ping (self): s_stats (self);
         s_send_reply (self, client, id, RESV_OK, &body);
+        zframe_destroy (&client);
+        return;
+    }
+    if (s_frame_is (service_frame, RESV_SERVICE_EVENTS)) {
+        s_events (self, client, id, method, zmsg_last (msg));
         zframe_destroy (&client);
         return;
     }
@@ -1000,7 +1111,8 @@ s_pipe_command (broker_t *self)
     else
     if (streq (command, "ENDPOINTS"))
         zstr_sendx (self->pipe, zsock_endpoint (self->frontend),
-                    zsock_endpoint (self->backend), NULL);
+                    zsock_endpoint (self->backend),
+                    zsock_endpoint (self->events), NULL);
     else
     if (streq (command, "STOP")) {
         zsys_info ("broker: stopping, %zu requests in flight",
@@ -1062,6 +1174,23 @@ s_broker_new (resv_cfg_t *cfg)
     int64_t maxmsg = resv_cfg_int (cfg, "broker/max_message", 1048576, 1024, 1 << 30);
     self->frontend = s_bind (cfg, "broker/frontend", "tcp://127.0.0.1:5570", maxmsg);
     self->backend = s_bind (cfg, "broker/backend", "tcp://127.0.0.1:5571", maxmsg);
+    const char *events = resv_cfg_str (cfg, "broker/events", "tcp://127.0.0.1:5572");
+    self->events = zsock_new (ZMQ_PUB);
+    zsock_set_sndhwm (self->events, 100000);
+    zsock_set_linger (self->events, 0);
+    if (zsock_bind (self->events, "%s", events) == -1) {
+        zsys_error ("broker: bind %s (broker/events): %s", events,
+                    zmq_strerror (zmq_errno ()));
+        zsock_destroy (&self->events);
+    }
+    const char *dir = resv_cfg_str (cfg, "data/dir", "./var");
+    if (zsys_dir_create ("%s", dir))
+        zsys_error ("broker: create data directory %s: %s", dir, strerror (errno));
+    else {
+        char *path = zsys_sprintf ("%s/journal.db", dir);
+        self->journal = journal_new (path);
+        zstr_free (&path);
+    }
     self->services = zhashx_new ();
     zhashx_set_destructor (self->services, s_service_free);
     self->workers = zhashx_new ();
@@ -1088,6 +1217,8 @@ s_broker_destroy (broker_t **self_p)
     zhashx_destroy (&self->services);
     zsock_destroy (&self->frontend);
     zsock_destroy (&self->backend);
+    zsock_destroy (&self->events);
+    journal_destroy (&self->journal);
     free (self->heap);
     free (self);
     *self_p = NULL;
@@ -1101,8 +1232,10 @@ s_broker_actor (zsock_t *pipe, void *args)
 {
     broker_t *self = (broker_t *) args;
     self->pipe = pipe;
-    zsys_info ("broker: frontend %s, backend %s",
-               zsock_endpoint (self->frontend), zsock_endpoint (self->backend));
+    zsys_info ("broker: frontend %s, backend %s, events %s, journal at %"
+               PRId64, zsock_endpoint (self->frontend),
+               zsock_endpoint (self->backend), zsock_endpoint (self->events),
+               journal_last (self->journal));
     zsock_signal (pipe, 0);
 
     zmq_pollitem_t items [] = {
@@ -1135,7 +1268,7 @@ zactor_t *
 broker_new (resv_cfg_t *cfg)
 {
     broker_t *self = s_broker_new (cfg);
-    if (!self->frontend || !self->backend) {
+    if (!self->frontend || !self->backend || !self->events || !self->journal) {
         s_broker_destroy (&self);
         return NULL;
     }

@@ -10,6 +10,9 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include "broker.h"
 #include "resv_proto.h"
 
@@ -18,7 +21,9 @@ typedef struct {
     zactor_t *broker;
     char *frontend;
     char *backend;
+    char *events;
     zsock_t *client;
+    char dir [64];              //  The broker's data directory
 } fixture_t;
 
 static int
@@ -26,6 +31,7 @@ s_setup (void **state)
 {
     setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:*", 1);
     setenv ("RESV_BROKER_BACKEND", "tcp://127.0.0.1:*", 1);
+    setenv ("RESV_BROKER_EVENTS", "tcp://127.0.0.1:*", 1);
     setenv ("RESV_BROKER_HEARTBEAT", "400", 1);
     setenv ("RESV_BROKER_LIVENESS", "3", 1);
     setenv ("RESV_BROKER_GRACE", "200", 1);
@@ -33,12 +39,16 @@ s_setup (void **state)
     setenv ("RESV_BROKER_BREAKER_FAILURES", "2", 1);
     setenv ("RESV_BROKER_BREAKER_COOLDOWN", "300", 1);
     fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
+    //  Each broker journals into a fresh directory of its own.
+    strcpy (self->dir, "/tmp/resv-broker-test.XXXXXX");
+    assert_non_null (mkdtemp (self->dir));
+    setenv ("RESV_DATA_DIR", self->dir, 1);
     self->cfg = resv_cfg_load (NULL);
     assert_non_null (self->cfg);
     self->broker = broker_new (self->cfg);
     assert_non_null (self->broker);
     zstr_send (self->broker, "ENDPOINTS");
-    zstr_recvx (self->broker, &self->frontend, &self->backend, NULL);
+    zstr_recvx (self->broker, &self->frontend, &self->backend, &self->events, NULL);
     self->client = zsock_new_dealer (self->frontend);
     zsock_set_rcvtimeo (self->client, 2000);
     *state = self;
@@ -54,6 +64,11 @@ s_teardown (void **state)
     resv_cfg_destroy (&self->cfg);
     zstr_free (&self->frontend);
     zstr_free (&self->backend);
+    zstr_free (&self->events);
+    char *command = zsys_sprintf ("rm -rf '%s'", self->dir);
+    if (system (command) != 0)
+        fprintf (stderr, "broker_test: could not remove %s\n", self->dir);
+    zstr_free (&command);
     free (self);
     return 0;
 }
@@ -429,6 +444,170 @@ test_garbage_from_workers_ignored (void **state)
     test_ping (state);
 }
 
+//  Writes random bytes straight into a TCP port, as a confused peer would.
+static void
+s_tcp_garbage (const char *endpoint, size_t size)
+{
+    const char *colon = strrchr (endpoint, ':');
+    assert_non_null (colon);
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    assert_true (fd >= 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET };
+    addr.sin_port = htons ((uint16_t) atoi (colon + 1));
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    assert_int_equal (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+    byte *junk = (byte *) malloc (size);
+    for (size_t i = 0; i < size; i++)
+        junk [i] = (byte) randof (256);
+    //  The broker may drop the connection half-way: that is its right.
+    ssize_t rc = send (fd, junk, size, MSG_NOSIGNAL);
+    (void) rc;
+    free (junk);
+    close (fd);
+}
+
+static void
+test_garbage_on_both_ports (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "echo", "4");
+    s_wait_workers (self, "echo", 1);
+    s_tcp_garbage (self->frontend, 5000);
+    s_tcp_garbage (self->backend, 5000);
+    //  Empty frames, alone and many.
+    zsock_t *front = zsock_new_dealer (self->frontend);
+    zsock_t *back = zsock_new_dealer (self->backend);
+    zstr_send (front, "");
+    zstr_send (back, "");
+    for (int i = 0; i < 500; i++) {
+        zstr_sendm (front, "");
+        zstr_sendm (back, "");
+    }
+    zstr_send (front, "");
+    zstr_send (back, "");
+    //  Forged headers: each side's protocol on the other's port.
+    zstr_sendx (front, RESV_PROTO_WORKER, RESV_CMD_READY, "echo", "5", NULL);
+    zstr_sendx (back, RESV_PROTO_CLIENT, RESV_CMD_REQUEST, "x", "echo", "", "100", "", NULL);
+    zstr_sendx (back, RESV_PROTO_WORKER, RESV_CMD_REPLY, "forged", "200", "", NULL);
+    //  A frame of 2 MB, over max_message: ZeroMQ drops the peer.
+    size_t big = 2 * 1024 * 1024;
+    zframe_t *frame = zframe_new (NULL, big);
+    memset (zframe_data (frame), 'x', big);
+    zframe_t *copy = zframe_dup (frame);
+    zframe_send (&frame, front, 0);
+    zframe_send (&copy, back, 0);
+    zclock_sleep (100);
+    zsock_destroy (&front);
+    zsock_destroy (&back);
+    //  A real request still goes through, and the worker kept its place.
+    s_request (self->client, "after", "echo", "", "2000", "ok");
+    char *ticket = s_worker_take (worker, NULL);
+    s_worker_reply (worker, &ticket, "200", "fine");
+    char *body = s_expect_reply (self->client, "after", "200");
+    assert_string_equal (body, "fine");
+    zstr_free (&body);
+    zsock_destroy (&worker);
+    test_ping (state);
+}
+
+//  A worker cannot answer a request it was not given.
+static void
+test_reply_to_other_workers_ticket_dropped (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *honest = s_worker (self, "echo", "1");
+    zsock_t *thief = s_worker (self, "other", "1");
+    s_wait_workers (self, "other", 1);
+    s_wait_workers (self, "echo", 1);
+    s_request (self->client, "r1", "echo", "", "2000", "");
+    char *ticket = s_worker_take (honest, NULL);
+    char *stolen = strdup (ticket);
+    s_worker_reply (thief, &stolen, "200", "forged");
+    s_expect_silence (self->client, 100);
+    s_worker_reply (honest, &ticket, "200", "real");
+    char *body = s_expect_reply (self->client, "r1", "200");
+    assert_string_equal (body, "real");
+    zstr_free (&body);
+    zsock_destroy (&honest);
+    zsock_destroy (&thief);
+}
+
+static void
+test_events_publish_read_and_fan_out (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *sub = zsock_new_sub (self->events, "reservation.");
+    zsock_set_rcvtimeo (sub, 2000);
+    zclock_sleep (100);         //  Let the subscription reach the broker
+    s_request (self->client, "p1", "events", "publish", "2000",
+               "{\"events\":[{\"id\":\"e1\",\"type\":\"reservation.requested\","
+               "\"reservation\":\"r1\",\"correlation_id\":\"r1\",\"data\":{\"units\":2}},"
+               "{\"id\":\"e2\",\"type\":\"resource.registered\",\"resource\":\"x\"}]}");
+    char *body = s_expect_reply (self->client, "p1", "200");
+    assert_non_null (strstr (body, "\"seqs\":[1,2]"));
+    zstr_free (&body);
+    //  The subscriber sees only its prefix, with topic, seq and event.
+    char *topic, *seq, *event;
+    assert_int_equal (zstr_recvx (sub, &topic, &seq, &event, NULL), 3);
+    assert_string_equal (topic, "reservation.requested");
+    assert_string_equal (seq, "1");
+    assert_non_null (strstr (event, "\"seq\":1"));
+    assert_non_null (strstr (event, "\"at\":\""));
+    zstr_free (&topic);
+    zstr_free (&seq);
+    zstr_free (&event);
+    //  A resend of e1 is acknowledged with its old seq and not fanned out.
+    s_request (self->client, "p2", "events", "publish", "2000",
+               "{\"events\":[{\"id\":\"e1\",\"type\":\"reservation.requested\"}]}");
+    body = s_expect_reply (self->client, "p2", "200");
+    assert_non_null (strstr (body, "\"seqs\":[1]"));
+    zstr_free (&body);
+    s_expect_silence (sub, 100);
+    //  Read back, all and by prefix.
+    s_request (self->client, "r1", "events", "read", "2000", "{\"from\":1}");
+    body = s_expect_reply (self->client, "r1", "200");
+    assert_non_null (strstr (body, "\"id\":\"e1\""));
+    assert_non_null (strstr (body, "\"id\":\"e2\""));
+    assert_non_null (strstr (body, "\"next\":3"));
+    zstr_free (&body);
+    s_request (self->client, "r2", "events", "read", "2000",
+               "{\"from\":1,\"type\":\"resource\"}");
+    body = s_expect_reply (self->client, "r2", "200");
+    assert_null (strstr (body, "\"id\":\"e1\""));
+    assert_non_null (strstr (body, "\"id\":\"e2\""));
+    zstr_free (&body);
+    zsock_destroy (&sub);
+}
+
+static void
+test_events_bad_input_400 (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    const char *bad [] = {
+        "not json", "[]", "{}", "{\"events\":[]}", "{\"events\":{}}",
+        "{\"events\":[{\"type\":\"a\"}]}",
+        "{\"events\":[{\"id\":\"x\",\"type\":\"Bad Type\"}]}",
+        "{\"events\":[{\"id\":\"x\",\"type\":\"a\",\"data\":5}]}",
+        "{\"events\":[{\"id\":\"x\",\"type\":\"a\",\"extra\":1}]}",
+        "{\"events\":[{\"id\":\"ok\",\"type\":\"a\"},7]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        s_request (self->client, "b", "events", "publish", "2000", bad [i]);
+        s_expect_error (self->client, "b", "400", RESV_REASON_BAD_REQUEST);
+    }
+    s_request (self->client, "m", "events", "nothing", "2000", "{}");
+    s_expect_error (self->client, "m", "400", RESV_REASON_UNKNOWN_METHOD);
+    s_request (self->client, "l", "events", "read", "2000", "{\"limit\":0}");
+    s_expect_error (self->client, "l", "400", RESV_REASON_BAD_REQUEST);
+    s_request (self->client, "f", "events", "read", "2000", "{\"from\":\"x\"}");
+    s_expect_error (self->client, "f", "400", RESV_REASON_BAD_REQUEST);
+    //  Nothing of the bad batches was stored: "ok" came with a bad event.
+    s_request (self->client, "r", "events", "read", "2000", "{}");
+    char *body = s_expect_reply (self->client, "r", "200");
+    assert_null (strstr (body, "\"id\":\"ok\""));
+    zstr_free (&body);
+}
+
 static void
 test_retry_in_flight_dropped (void **state)
 {
@@ -566,7 +745,11 @@ main (void)
         cmocka_unit_test_setup_teardown (test_failed_probe_reopens, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_malformed_requests_400, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_garbage_from_workers_ignored, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_garbage_on_both_ports, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_reply_to_other_workers_ticket_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_retry_in_flight_dropped, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_events_publish_read_and_fan_out, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_events_bad_input_400, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_dead_worker_request_redispatched, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_worker_bye_drains, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_stop_finishes_in_flight, s_setup, s_teardown),

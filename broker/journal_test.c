@@ -1,0 +1,190 @@
+/*  journal_test.c: unit tests of the event journal, on a real SQLite file.  */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <czmq.h>
+#include "journal.h"
+
+typedef struct {
+    char dir [64];
+    char path [96];
+    journal_t *journal;
+} fixture_t;
+
+static int
+s_setup (void **state)
+{
+    fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
+    strcpy (self->dir, "/tmp/resv-journal-test.XXXXXX");
+    assert_non_null (mkdtemp (self->dir));
+    snprintf (self->path, sizeof self->path, "%s/journal.db", self->dir);
+    self->journal = journal_new (self->path);
+    assert_non_null (self->journal);
+    *state = self;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    journal_destroy (&self->journal);
+    char *command = zsys_sprintf ("rm -rf '%s'", self->dir);
+    assert_int_equal (system (command), 0);
+    zstr_free (&command);
+    free (self);
+    return 0;
+}
+
+//  Appends the events in text; returns the seqs as text.
+static char *
+s_append (journal_t *journal, const char *text, int expect)
+{
+    json_t *events = json_loads (text, 0, NULL);
+    json_t *seqs = NULL, *fresh = NULL;
+    char *error = NULL;
+    int rc = journal_append (journal, events, &seqs, &fresh, &error);
+    json_decref (events);
+    assert_int_equal (rc, expect);
+    char *result = rc == 0? json_dumps (seqs, JSON_COMPACT): error;
+    if (rc == 0)
+        assert_null (error);
+    else
+        assert_non_null (error);
+    json_decref (seqs);
+    json_decref (fresh);
+    return result;
+}
+
+static void
+test_append_assigns_gap_free_seqs (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *seqs = s_append (self->journal,
+        "[{\"id\":\"a\",\"type\":\"x.y\"},{\"id\":\"b\",\"type\":\"x.z\"}]", 0);
+    assert_string_equal (seqs, "[1,2]");
+    free (seqs);
+    seqs = s_append (self->journal, "[{\"id\":\"c\",\"type\":\"x.y\"}]", 0);
+    assert_string_equal (seqs, "[3]");
+    free (seqs);
+    assert_int_equal (journal_last (self->journal), 3);
+}
+
+static void
+test_duplicate_id_keeps_first_seq (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    free (s_append (self->journal, "[{\"id\":\"a\",\"type\":\"t\"}]", 0));
+    char *seqs = s_append (self->journal,
+        "[{\"id\":\"b\",\"type\":\"t\"},{\"id\":\"a\",\"type\":\"t\"}]", 0);
+    assert_string_equal (seqs, "[2,1]");
+    free (seqs);
+    assert_int_equal (journal_last (self->journal), 2);
+}
+
+static void
+test_invalid_batch_stores_nothing (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    const char *bad [] = {
+        "[]", "{}", "[1]", "[{\"id\":\"a\"}]", "[{\"type\":\"t\"}]",
+        "[{\"id\":\"\",\"type\":\"t\"}]", "[{\"id\":\"a\",\"type\":\"T\"}]",
+        "[{\"id\":\"a\",\"type\":\"t\",\"data\":[]}]",
+        "[{\"id\":\"a\",\"type\":\"t\",\"seq\":5}]",
+        "[{\"id\":\"a\",\"type\":\"t\"},{\"id\":\"b\",\"type\":\"t\",\"at\":7}]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++)
+        free (s_append (self->journal, bad [i], -2));
+    assert_int_equal (journal_last (self->journal), 0);
+    char *page = journal_read (self->journal, 1, NULL, 10);
+    assert_string_equal (page, "{\"items\":[],\"next\":1,\"last\":0}");
+    free (page);
+}
+
+static void
+test_read_pages_and_prefix (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    free (s_append (self->journal,
+        "[{\"id\":\"1\",\"type\":\"reservation.requested\",\"data\":{\"q\":\"it's \\\"quoted\\\"\"}},"
+        "{\"id\":\"2\",\"type\":\"payment.authorized\"},"
+        "{\"id\":\"3\",\"type\":\"reservation.confirmed\"},"
+        "{\"id\":\"4\",\"type\":\"resource.registered\"}]", 0));
+    char *page = journal_read (self->journal, 1, NULL, 2);
+    json_t *json = json_loads (page, 0, NULL);
+    assert_non_null (json);
+    assert_int_equal (json_array_size (json_object_get (json, "items")), 2);
+    assert_int_equal (json_integer_value (json_object_get (json, "next")), 3);
+    assert_string_equal (json_string_value (json_object_get (json_object_get (
+        json_array_get (json_object_get (json, "items"), 0), "data"), "q")),
+        "it's \"quoted\"");
+    json_decref (json);
+    free (page);
+    page = journal_read (self->journal, 1, "reservation", 10);
+    json = json_loads (page, 0, NULL);
+    json_t *items = json_object_get (json, "items");
+    assert_int_equal (json_array_size (items), 2);
+    assert_int_equal (json_integer_value (json_object_get (json_array_get (items, 1), "seq")), 3);
+    assert_int_equal (json_integer_value (json_object_get (json, "next")), 5);
+    json_decref (json);
+    free (page);
+    page = journal_read (self->journal, 1, "res", 10);
+    json = json_loads (page, 0, NULL);
+    assert_int_equal (json_array_size (json_object_get (json, "items")), 3);
+    json_decref (json);
+    free (page);
+}
+
+static void
+test_reopen_keeps_events (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    free (s_append (self->journal, "[{\"id\":\"a\",\"type\":\"t\"}]", 0));
+    journal_destroy (&self->journal);
+    self->journal = journal_new (self->path);
+    assert_non_null (self->journal);
+    assert_int_equal (journal_last (self->journal), 1);
+    char *seqs = s_append (self->journal,
+        "[{\"id\":\"a\",\"type\":\"t\"},{\"id\":\"b\",\"type\":\"t\"}]", 0);
+    assert_string_equal (seqs, "[1,2]");
+    free (seqs);
+}
+
+static void
+test_unopenable_path_fails (void **state)
+{
+    (void) state;
+    assert_null (journal_new ("/nonexistent-dir/for/sure/journal.db"));
+}
+
+static void
+test_not_a_database_fails (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char path [128];
+    snprintf (path, sizeof path, "%s/garbage.db", self->dir);
+    FILE *file = fopen (path, "w");
+    assert_non_null (file);
+    fputs ("this is not an SQLite file, not even close, and it is long enough", file);
+    fclose (file);
+    assert_null (journal_new (path));
+}
+
+int
+main (void)
+{
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test_setup_teardown (test_append_assigns_gap_free_seqs, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_duplicate_id_keeps_first_seq, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_invalid_batch_stores_nothing, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_read_pages_and_prefix, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_reopen_keeps_events, s_setup, s_teardown),
+        cmocka_unit_test (test_unopenable_path_fails),
+        cmocka_unit_test_setup_teardown (test_not_a_database_fails, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests_name ("journal", tests, NULL, NULL);
+}

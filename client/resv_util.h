@@ -1,0 +1,49 @@
+/*  resv_util.h: small helpers shared by every resv program: time stamps,
+    random ids and calendar dates.  */
+#ifndef RESV_UTIL_H_INCLUDED
+#define RESV_UTIL_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  Size of a buffer for an RFC 3339 UTC time stamp with milliseconds,
+//  "2026-11-28T23:40:00.123Z", and its NUL.
+#define RESV_TIME_SIZE 25
+
+//  Writes the current wall-clock time into buf as RFC 3339, UTC, ms.
+//  Returns buf.
+char *
+    resv_time_now (char *buf);
+
+//  Writes the wall-clock time ms (milliseconds since the epoch) into buf.
+char *
+    resv_time_format (int64_t ms, char *buf);
+
+//  Milliseconds since the epoch, wall clock.
+int64_t
+    resv_time_ms (void);
+
+//  Writes 2 * bytes random hex digits and a NUL into buf, from the
+//  kernel's random source. Returns 0, or -1 if it could not be read.
+int
+    resv_random_hex (char *buf, size_t bytes);
+
+//  Parses a calendar date "YYYY-MM-DD" (a real date: no 2026-02-30) into a
+//  day number (days since 1970-01-01). Returns true on success.
+bool
+    resv_date_parse (const char *text, int64_t *day_p);
+
+//  Writes day number day as "YYYY-MM-DD" into buf (11 bytes). Returns buf.
+char *
+    resv_date_format (int64_t day, char *buf);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
