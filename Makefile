@@ -137,7 +137,7 @@ $(BUILD)/test/broker/%_test: $(BUILD)/broker/%_test.o $(BROKER_OBJ) $(LIBDIR)/li
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA) $(LDLIBS)
 
-$(BUILD)/test/workers/%_test: $(BUILD)/workers/%_test.o $(WORKER_OBJ) $(LIBDIR)/libresv.a
+$(BUILD)/test/workers/%_test: $(BUILD)/workers/%_test.o $(WORKER_OBJ) $(BROKER_OBJ) $(LIBDIR)/libresv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA) $(LDLIBS)
 

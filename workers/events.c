@@ -1,0 +1,332 @@
+/*  events.c: the events actor: outbox relay and journal consumer
+    (see events.h).  */
+
+#include "events.h"
+
+//  Outbox rows one publish carries.
+#define RELAY_BATCH         200
+//  How often the relay looks at the outbox without being poked, ms. This
+//  is what sends, after a restart, what a crash left unsent.
+#define RELAY_INTERVAL      200
+//  How often an idle consumer asks the journal whether it missed the last
+//  events, ms.
+#define CHECK_INTERVAL      1000
+//  Journal events one read returns during a catch-up.
+#define READ_BATCH          500
+//  Live events applied in one transaction at most.
+#define APPLY_BATCH         500
+//  Deadline of one call to the journal, ms.
+#define CALL_TIMEOUT        5000
+
+//  What applying needs, shared by the actor and events_replay.
+typedef struct {
+    resv_t *client;             //  Journal reads
+    store_t *store;             //  Where effects and the cursor go
+    const char *name;           //  Cursor name
+    events_apply_fn *apply;     //  The service's apply
+    void *state;                //  Its state
+    int64_t cursor;             //  Last applied seq, as last committed
+} consumer_t;
+
+typedef struct {
+    zsock_t *pipe;              //  Actor pipe
+    events_config_t config;     //  Copy of the caller's configuration
+    consumer_t consumer;        //  With config.consumer
+    store_t *store;             //  This thread's connection
+    resv_t *client;             //  Publishes and reads
+    zsock_t *sub;               //  Live fan-out, with config.consumer
+    int64_t relay_at;           //  Next unprompted relay
+    int64_t check_at;           //  Next journal check
+    int64_t tick_at;            //  Next tick
+    bool relay_wanted;          //  Poked since the last relay
+    bool terminated;            //  $TERM received
+} events_t;
+
+
+//  --------------------------------------------------------------------------
+//  Consumer
+
+//  Applies the events of array (objects with "seq" and "type") that follow
+//  the cursor, in one transaction, stopping at the first gap. Returns the
+//  number applied, or -1 if the transaction failed (nothing applied).
+static int
+s_apply (consumer_t *self, json_t *events)
+{
+    if (store_begin (self->store))
+        return -1;
+    //  Inside the transaction the stored cursor is the truth: another
+    //  process of this service may have applied some of these already.
+    int64_t cursor = store_cursor (self->store, self->name);
+    int applied = 0;
+    size_t index;
+    json_t *event;
+    json_array_foreach (events, index, event) {
+        int64_t seq = json_integer_value (json_object_get (event, "seq"));
+        if (seq <= cursor)
+            continue;
+        if (seq != cursor + 1)
+            break;              //  A gap: the caller reads the journal
+        const char *type = json_string_value (json_object_get (event, "type"));
+        if (type && self->apply (self->state, self->store, type, event)) {
+            zsys_warning ("events: %s: apply seq %" PRId64 " (%s) failed; "
+                          "will retry", self->name, seq, type);
+            store_rollback (self->store);
+            return -1;
+        }
+        cursor = seq;
+        applied++;
+    }
+    if (store_cursor_set (self->store, self->name, cursor) || store_commit (self->store)) {
+        store_rollback (self->store);
+        return -1;
+    }
+    self->cursor = cursor;
+    return applied;
+}
+
+//  Reads the journal from the cursor on and applies it, page by page,
+//  until it is at the end. Returns 0, or -1 on failure (logged).
+static int
+s_catch_up (consumer_t *self)
+{
+    while (true) {
+        json_t *request = json_pack ("{s:I,s:i}", "from",
+                                     (json_int_t) self->cursor + 1, "limit", READ_BATCH);
+        json_t *page = NULL;
+        int status = resv_call (self->client, RESV_SERVICE_EVENTS,
+                                RESV_METHOD_READ, request, CALL_TIMEOUT, &page);
+        json_decref (request);
+        if (status != RESV_OK) {
+            zsys_warning ("events: %s: read journal from %" PRId64 ": status %d",
+                          self->name, self->cursor + 1, status);
+            json_decref (page);
+            return -1;
+        }
+        json_t *items = json_object_get (page, "items");
+        int64_t last = json_integer_value (json_object_get (page, "last"));
+        int rc = json_array_size (items)? s_apply (self, items): 0;
+        json_decref (page);
+        if (rc < 0)
+            return -1;
+        if (self->cursor >= last || rc == 0)
+            return 0;
+    }
+}
+
+int
+events_replay (resv_t *client, store_t *store, const char *consumer,
+               events_apply_fn *apply, void *state)
+{
+    consumer_t self = { client, store, consumer, apply, state, 0 };
+    self.cursor = store_cursor (store, consumer);
+    return s_catch_up (&self);
+}
+
+//  Takes every live event waiting on the SUB socket (up to a batch) and
+//  applies those that follow the cursor; a gap sends us to the journal.
+static void
+s_consume_live (events_t *self)
+{
+    consumer_t *consumer = &self->consumer;
+    json_t *batch = json_array ();
+    int64_t newest = 0;
+    while (json_array_size (batch) < APPLY_BATCH
+        && (zsock_events (self->sub) & ZMQ_POLLIN)) {
+        char *type, *seq_text, *body;
+        if (zstr_recvx (self->sub, &type, &seq_text, &body, NULL) != 3) {
+            zsys_warning ("events: %s: malformed fan-out message", consumer->name);
+            zstr_free (&type);
+            zstr_free (&seq_text);
+            continue;
+        }
+        int64_t seq = atoll (seq_text);
+        if (seq > consumer->cursor) {
+            json_t *event = json_loads (body, 0, NULL);
+            if (event)
+                json_array_append_new (batch, event);
+            if (seq > newest)
+                newest = seq;
+        }
+        zstr_free (&type);
+        zstr_free (&seq_text);
+        zstr_free (&body);
+    }
+    if (json_array_size (batch)) {
+        int rc = s_apply (consumer, batch);
+        //  Still behind what we saw: events were lost on the way (or the
+        //  apply failed); the journal has them all.
+        if (rc < 0 || consumer->cursor < newest)
+            s_catch_up (consumer);
+    }
+    json_decref (batch);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Relay
+
+//  Sends the outbox to the journal until it is empty or a call fails.
+static void
+s_relay (events_t *self)
+{
+    self->relay_wanted = false;
+    while (true) {
+        int64_t last = 0;
+        json_t *events = store_outbox_peek (self->store, RELAY_BATCH, &last);
+        if (!events)
+            return;
+        json_t *request = json_pack ("{s:o}", "events", events);
+        json_t *reply = NULL;
+        int status = resv_call (self->client, RESV_SERVICE_EVENTS,
+                                RESV_METHOD_PUBLISH, request, CALL_TIMEOUT, &reply);
+        json_decref (request);
+        json_decref (reply);
+        if (status != RESV_OK) {
+            zsys_warning ("events: %s: publish to the journal: status %d; "
+                          "will resend", self->config.store, status);
+            return;
+        }
+        store_outbox_ack (self->store, last);
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  The actor
+
+static int
+s_next_wait (events_t *self)
+{
+    int64_t next = self->relay_at;
+    if (self->sub && self->check_at < next)
+        next = self->check_at;
+    if (self->config.tick && self->tick_at < next)
+        next = self->tick_at;
+    int64_t wait = next - zclock_mono ();
+    return wait < 0? 0: (int) wait;
+}
+
+static void
+s_pipe (events_t *self)
+{
+    //  Pokes come in bursts: take them all, relay once.
+    while (zsock_events (self->pipe) & ZMQ_POLLIN) {
+        char *command = zstr_recv (self->pipe);
+        if (!command || streq (command, "$TERM"))
+            self->terminated = true;
+        else
+        if (streq (command, "FLUSH"))
+            self->relay_wanted = true;
+        zstr_free (&command);
+        if (self->terminated)
+            break;
+    }
+}
+
+static void
+s_events_actor (zsock_t *pipe, void *args)
+{
+    events_t *self = (events_t *) args;
+    self->pipe = pipe;
+    zsock_signal (pipe, 0);
+    if (self->sub)
+        s_catch_up (&self->consumer);
+
+    zpoller_t *poller = zpoller_new (pipe, self->sub, NULL);
+    while (!self->terminated) {
+        zsock_t *which = (zsock_t *) zpoller_wait (poller, s_next_wait (self));
+        if (which == pipe)
+            s_pipe (self);
+        if (self->terminated)
+            break;
+        if (self->sub && which == self->sub)
+            s_consume_live (self);
+        int64_t now = zclock_mono ();
+        if (self->relay_wanted || now >= self->relay_at) {
+            s_relay (self);
+            self->relay_at = zclock_mono () + RELAY_INTERVAL;
+        }
+        if (self->sub && now >= self->check_at) {
+            s_catch_up (&self->consumer);
+            self->check_at = zclock_mono () + CHECK_INTERVAL;
+        }
+        if (self->config.tick && now >= self->tick_at) {
+            self->config.tick (self->config.state, self->store, self->client);
+            self->tick_at = zclock_mono () + self->config.tick_ms;
+        }
+    }
+    //  Last chance for what was committed just before the stop.
+    s_relay (self);
+    zpoller_destroy (&poller);
+    zsock_destroy (&self->sub);
+    resv_destroy (&self->client);
+    store_destroy (&self->store);
+    free (self);
+}
+
+zactor_t *
+events_new (resv_cfg_t *cfg, events_config_t *config)
+{
+    events_t *self = (events_t *) zmalloc (sizeof (events_t));
+    self->config = *config;
+    if (self->config.tick_ms <= 0)
+        self->config.tick_ms = 1000;
+    self->store = store_new (cfg, config->store, config->schema);
+    const char *frontend = resv_cfg_str (cfg, "broker/frontend", RESV_DEFAULT_ENDPOINT);
+    self->client = resv_new (frontend);
+    if (!self->store || !self->client)
+        goto failed;
+    if (config->consumer) {
+        //  Subscribe before the first read of the journal (Clone pattern):
+        //  whatever is published after the read is already queued here.
+        const char *events = resv_cfg_str (cfg, "broker/events", "tcp://127.0.0.1:5572");
+        self->sub = zsock_new (ZMQ_SUB);
+        zsock_set_rcvhwm (self->sub, 100000);
+        zsock_set_subscribe (self->sub, "");
+        if (zsock_connect (self->sub, "%s", events)) {
+            zsys_error ("events: connect %s (broker/events): %s", events,
+                        zmq_strerror (zmq_errno ()));
+            goto failed;
+        }
+        self->consumer.client = self->client;
+        self->consumer.store = self->store;
+        self->consumer.name = config->consumer;
+        self->consumer.apply = config->apply;
+        self->consumer.state = config->state;
+        self->consumer.cursor = store_cursor (self->store, config->consumer);
+    }
+    int64_t now = zclock_mono ();
+    self->relay_at = now;
+    self->check_at = now + CHECK_INTERVAL;
+    self->tick_at = now + self->config.tick_ms;
+    zactor_t *actor = zactor_new (s_events_actor, self);
+    if (actor) {
+        //  Pokes must never block the caller: a full pipe means a poke is
+        //  pending anyway.
+        zsock_set_sndtimeo (zactor_sock (actor), 0);
+        return actor;
+    }
+failed:
+    zsock_destroy (&self->sub);
+    resv_destroy (&self->client);
+    store_destroy (&self->store);
+    free (self);
+    return NULL;
+}
+
+void
+events_flush (zactor_t *self)
+{
+    if (self)
+        zstr_send (self, "FLUSH");
+}
+
+void
+events_destroy (zactor_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    //  The pipe was made non-blocking for pokes; $TERM must get through.
+    zsock_set_sndtimeo (zactor_sock (*self_p), -1);
+    zactor_destroy (self_p);
+}

@@ -1,0 +1,87 @@
+/*  events.h: the events actor of a worker process: outbox relay and
+    journal consumer.
+
+    A service that publishes or consumes events starts one events actor.
+    It runs in its own thread with its own store connection and client:
+
+    -   relay: sends the store's outbox to the broker's journal (events
+        publish), in batches, and deletes each row once acknowledged. It
+        runs when poked (events_flush, after a commit that emitted) and
+        every RELAY_INTERVAL ms, so a crash between commit and send is
+        made good at the next start.
+
+    -   consumer (when apply is given): subscribes to the broker's event
+        fan-out first, then reads the journal from its cursor (the Clone
+        pattern), and applies each event exactly once: apply runs inside a
+        transaction that also moves the cursor, so an effect and the record
+        that it was applied commit together. Several processes of one
+        service share the cursor in their shared store; whichever commits
+        first applies an event and the others skip it. A gap in the live
+        seqs (a slow subscriber past its high-water mark) is filled from
+        the journal; a periodic check catches a lost last event.
+
+    Events reach apply in seq order; apply sees every event type and
+    ignores those it does not need.
+*/
+#ifndef EVENTS_H_INCLUDED
+#define EVENTS_H_INCLUDED
+
+#include <czmq.h>
+#include <jansson.h>
+#include "resv.h"
+#include "resv_cfg.h"
+#include "store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  Applies one journal event, inside the consumer's transaction on store.
+//  type is the event's type, event the whole event (borrowed). Returns 0
+//  when applied or ignored; -1 to roll the batch back and try again later
+//  (a store failure): the event is not skipped.
+typedef int (events_apply_fn) (void *state, store_t *store,
+                               const char *type, json_t *event);
+
+//  Called about every tick ms in the actor thread, for timed work such as
+//  approval expiry; client reaches other services through the broker.
+typedef void (events_tick_fn) (void *state, store_t *store, resv_t *client);
+
+typedef struct {
+    const char *store;          //  Store name: DATA_DIR/store.db
+    const char *schema;         //  The service's schema SQL (may be NULL)
+    const char *consumer;       //  Cursor name; NULL: relay only
+    events_apply_fn *apply;     //  With consumer: applies one event
+    events_tick_fn *tick;       //  Optional timed work
+    int tick_ms;                //  Interval of tick (default 1000)
+    void *state;                //  Passed to apply and tick, borrowed
+} events_config_t;
+
+//  Starts the events actor. cfg and config->state are borrowed and must
+//  outlive the actor. Returns NULL, after a log line, if the store cannot
+//  be opened.
+zactor_t *
+    events_new (resv_cfg_t *cfg, events_config_t *config);
+
+//  Stops the actor, which first sends the outbox once more (bounded by
+//  the deadline of one call), and nulls the pointer. NULL-safe.
+void
+    events_destroy (zactor_t **self_p);
+
+//  Pokes the relay after a commit that emitted events. Never blocks.
+void
+    events_flush (zactor_t *self);
+
+//  Replays the journal from the start into store with apply, in the
+//  calling thread, for a rebuild: the caller has reset its tables and the
+//  cursor of consumer to 0 in one transaction first. Uses client for the
+//  journal reads. Returns 0, or -1 (logged).
+int
+    events_replay (resv_t *client, store_t *store, const char *consumer,
+                   events_apply_fn *apply, void *state);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,300 @@
+/*  events_test.c: the outbox relay and the journal consumer, against a
+    real broker (in-process actor) and real SQLite files.  */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include "events.h"
+#include "broker.h"
+
+typedef struct {
+    char dir [64];
+    resv_cfg_t *cfg;
+    zactor_t *broker;
+    resv_t *client;
+} fixture_t;
+
+static int
+s_setup (void **state)
+{
+    fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
+    strcpy (self->dir, "/tmp/resv-events-test.XXXXXX");
+    assert_non_null (mkdtemp (self->dir));
+    setenv ("RESV_DATA_DIR", self->dir, 1);
+    setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:*", 1);
+    setenv ("RESV_BROKER_BACKEND", "tcp://127.0.0.1:*", 1);
+    setenv ("RESV_BROKER_EVENTS", "tcp://127.0.0.1:*", 1);
+    self->cfg = resv_cfg_load (NULL);
+    self->broker = broker_new (self->cfg);
+    assert_non_null (self->broker);
+    char *frontend, *backend, *events;
+    zstr_send (self->broker, "ENDPOINTS");
+    zstr_recvx (self->broker, &frontend, &backend, &events, NULL);
+    //  Everything else in this process now finds the broker's real ports.
+    setenv ("RESV_BROKER_FRONTEND", frontend, 1);
+    setenv ("RESV_BROKER_BACKEND", backend, 1);
+    setenv ("RESV_BROKER_EVENTS", events, 1);
+    self->client = resv_new (frontend);
+    zstr_free (&frontend);
+    zstr_free (&backend);
+    zstr_free (&events);
+    *state = self;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    resv_destroy (&self->client);
+    zactor_destroy (&self->broker);
+    resv_cfg_destroy (&self->cfg);
+    char *command = zsys_sprintf ("rm -rf '%s'", self->dir);
+    assert_int_equal (system (command), 0);
+    zstr_free (&command);
+    free (self);
+    return 0;
+}
+
+//  The journal's newest seq.
+static int64_t
+s_journal_last (fixture_t *self)
+{
+    json_t *request = json_pack ("{s:i}", "from", 1);
+    json_t *page = NULL;
+    assert_int_equal (resv_call (self->client, "events", "read", request, 2000, &page), 200);
+    int64_t last = json_integer_value (json_object_get (page, "last"));
+    json_decref (request);
+    json_decref (page);
+    return last;
+}
+
+static void
+s_publish (fixture_t *self, const char *id, const char *type)
+{
+    json_t *request = json_pack ("{s:[{s:s,s:s,s:s}]}", "events", "id", id,
+                                 "type", type, "reservation", "r1");
+    json_t *reply = NULL;
+    assert_int_equal (resv_call (self->client, "events", "publish", request, 2000, &reply), 200);
+    json_decref (request);
+    json_decref (reply);
+}
+
+static bool
+s_wait (fixture_t *self, int64_t last)
+{
+    for (int i = 0; i < 200; i++) {
+        if (s_journal_last (self) >= last)
+            return true;
+        zclock_sleep (20);
+    }
+    return false;
+}
+
+static void
+test_outbox_relayed_and_pruned (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    events_config_t config = { .store = "relay" };
+    zactor_t *events = events_new (self->cfg, &config);
+    assert_non_null (events);
+    store_t *store = store_new (self->cfg, "relay", NULL);
+    assert_int_equal (store_begin (store), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal (store_emit (store, "reservation.requested",
+            "reservation", "r1", NULL, json_pack ("{s:i}", "n", i)), 0);
+    assert_int_equal (store_commit (store), 0);
+    events_flush (events);
+    assert_true (s_wait (self, 3));
+    int64_t last;
+    for (int i = 0; i < 100 && (last = 0, true); i++) {
+        json_t *left = store_outbox_peek (store, 10, &last);
+        if (!left)
+            break;
+        json_decref (left);
+        zclock_sleep (20);
+    }
+    assert_null (store_outbox_peek (store, 10, &last));
+    assert_int_equal (s_journal_last (self), 3);
+    events_destroy (&events);
+    store_destroy (&store);
+}
+
+static void
+test_rolled_back_change_emits_nothing (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    store_t *store = store_new (self->cfg, "relay", NULL);
+    assert_int_equal (store_begin (store), 0);
+    assert_int_equal (store_emit (store, "reservation.requested", "reservation",
+                                  "r1", NULL, NULL), 0);
+    store_rollback (store);
+    events_config_t config = { .store = "relay" };
+    zactor_t *events = events_new (self->cfg, &config);
+    zclock_sleep (400);
+    assert_int_equal (s_journal_last (self), 0);
+    events_destroy (&events);
+    store_destroy (&store);
+}
+
+static void
+test_outbox_left_by_a_crash_is_sent_at_start (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  Committed while no relay ran: as if the process died after commit.
+    store_t *store = store_new (self->cfg, "relay", NULL);
+    assert_int_equal (store_begin (store), 0);
+    assert_int_equal (store_emit (store, "payment.authorized", "reservation",
+                                  "r9", NULL, NULL), 0);
+    assert_int_equal (store_commit (store), 0);
+    events_config_t config = { .store = "relay" };
+    zactor_t *events = events_new (self->cfg, &config);
+    assert_true (s_wait (self, 1));
+    events_destroy (&events);
+    store_destroy (&store);
+}
+
+//  A consumer that records each event it applies in a table; a unique
+//  constraint on seq would make a second application fail loudly.
+static const char *s_schema =
+    "CREATE TABLE IF NOT EXISTS applied (seq INTEGER PRIMARY KEY, type TEXT);";
+
+static int
+s_apply (void *state, store_t *store, const char *type, json_t *event)
+{
+    //  Failures injected by the test: state counts the attempts to fail.
+    int *failures = (int *) state;
+    if (failures && *failures > 0) {
+        (*failures)--;
+        return -1;
+    }
+    sqlite3_stmt *stmt = store_stmt (store, "INSERT INTO applied (seq, type) VALUES (?1, ?2)");
+    sqlite3_bind_int64 (stmt, 1, json_integer_value (json_object_get (event, "seq")));
+    sqlite3_bind_text (stmt, 2, type, -1, SQLITE_STATIC);
+    return sqlite3_step (stmt) == SQLITE_DONE? 0: -1;
+}
+
+static int64_t
+s_count (store_t *store, const char *sql)
+{
+    sqlite3_stmt *stmt = store_stmt (store, sql);
+    int64_t count = sqlite3_step (stmt) == SQLITE_ROW? sqlite3_column_int64 (stmt, 0): -1;
+    sqlite3_reset (stmt);
+    return count;
+}
+
+static bool
+s_wait_applied (store_t *store, int64_t count)
+{
+    for (int i = 0; i < 300; i++) {
+        if (s_count (store, "SELECT count (*) FROM applied") >= count)
+            return true;
+        zclock_sleep (20);
+    }
+    return false;
+}
+
+static void
+test_consumer_catches_up_then_follows (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  Events journaled before the consumer starts come from the journal;
+    //  those after, from the fan-out; each is applied once.
+    for (int i = 0; i < 5; i++) {
+        char id [8];
+        snprintf (id, sizeof id, "a%d", i);
+        s_publish (self, id, "reservation.requested");
+    }
+    events_config_t config = { .store = "consumer", .schema = s_schema,
+                               .consumer = "test", .apply = s_apply };
+    zactor_t *events = events_new (self->cfg, &config);
+    assert_non_null (events);
+    store_t *store = store_new (self->cfg, "consumer", s_schema);
+    assert_true (s_wait_applied (store, 5));
+    for (int i = 0; i < 50; i++) {
+        char id [8];
+        snprintf (id, sizeof id, "b%d", i);
+        s_publish (self, id, "payment.captured");
+    }
+    s_publish (self, "b7", "payment.captured");     //  A resend
+    assert_true (s_wait_applied (store, 55));
+    zclock_sleep (200);
+    assert_int_equal (s_count (store, "SELECT count (*) FROM applied"), 55);
+    assert_int_equal (s_count (store, "SELECT max (seq) FROM applied"), 55);
+    assert_int_equal (store_cursor (store, "test"), 55);
+    events_destroy (&events);
+    store_destroy (&store);
+}
+
+static void
+test_two_processes_apply_each_event_once (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    events_config_t config = { .store = "consumer", .schema = s_schema,
+                               .consumer = "test", .apply = s_apply };
+    zactor_t *one = events_new (self->cfg, &config);
+    zactor_t *two = events_new (self->cfg, &config);
+    store_t *store = store_new (self->cfg, "consumer", s_schema);
+    for (int i = 0; i < 200; i++) {
+        char id [8];
+        snprintf (id, sizeof id, "c%d", i);
+        s_publish (self, id, "reservation.confirmed");
+    }
+    assert_true (s_wait_applied (store, 200));
+    zclock_sleep (200);
+    assert_int_equal (s_count (store, "SELECT count (*) FROM applied"), 200);
+    events_destroy (&one);
+    events_destroy (&two);
+    store_destroy (&store);
+}
+
+static void
+test_failed_apply_is_retried_not_skipped (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    store_t *store = store_new (self->cfg, "consumer", s_schema);
+    int failures = 2;
+    events_config_t config = { .store = "consumer", .schema = s_schema,
+                               .consumer = "test", .apply = s_apply,
+                               .state = &failures };
+    zactor_t *events = events_new (self->cfg, &config);
+    s_publish (self, "d1", "reservation.expired");
+    s_publish (self, "d2", "reservation.expired");
+    assert_true (s_wait_applied (store, 2));
+    assert_int_equal (s_count (store, "SELECT min (seq) FROM applied"), 1);
+    assert_int_equal (failures, 0);
+    events_destroy (&events);
+    store_destroy (&store);
+}
+
+static void
+test_store_open_failures (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    assert_null (store_new (self->cfg, "bad", "THIS IS NOT SQL"));
+    setenv ("RESV_DATA_DIR", "/proc/no-such-place", 1);
+    resv_cfg_t *cfg = resv_cfg_load (NULL);
+    assert_null (store_new (cfg, "x", NULL));
+    events_config_t config = { .store = "x" };
+    assert_null (events_new (cfg, &config));
+    resv_cfg_destroy (&cfg);
+    setenv ("RESV_DATA_DIR", self->dir, 1);
+}
+
+int
+main (void)
+{
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test_setup_teardown (test_outbox_relayed_and_pruned, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_rolled_back_change_emits_nothing, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_outbox_left_by_a_crash_is_sent_at_start, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_consumer_catches_up_then_follows, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_two_processes_apply_each_event_once, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_failed_apply_is_retried_not_skipped, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_store_open_failures, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests_name ("events", tests, NULL, NULL);
+}

@@ -1,0 +1,133 @@
+/*  fields.c: checked reading of request fields (see fields.h).  */
+
+#include "fields.h"
+#include "worker.h"
+#include "resv_util.h"
+
+static int
+s_bad (zframe_t **reply_p, const char *key, const char *what)
+{
+    *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                             "%s must be %s", key, what);
+    return -1;
+}
+
+//  Gets the member; -1 (with the reply set) if required and missing, 0
+//  with *value_p NULL if optional and missing. JSON null counts as missing.
+static int
+s_member (json_t *request, const char *key, bool required, json_t **value_p,
+          zframe_t **reply_p)
+{
+    json_t *value = json_object_get (request, key);
+    if (json_is_null (value))
+        value = NULL;
+    *value_p = value;
+    if (!value && required) {
+        *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                                 "%s is required", key);
+        return -1;
+    }
+    return 0;
+}
+
+int
+field_string (json_t *request, const char *key, bool required, size_t max,
+              const char **out_p, zframe_t **reply_p)
+{
+    json_t *value;
+    if (s_member (request, key, required, &value, reply_p))
+        return -1;
+    if (!value)
+        return 0;
+    if (!max)
+        max = FIELD_TEXT_MAX;
+    char what [64];
+    snprintf (what, sizeof what, "a string of 1 to %zu bytes", max);
+    if (!json_is_string (value) || json_string_length (value) == 0
+    ||  json_string_length (value) > max)
+        return s_bad (reply_p, key, what);
+    const char *text = json_string_value (value);
+    for (const unsigned char *c = (const unsigned char *) text; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return s_bad (reply_p, key, "text without control characters");
+    //  jansson refuses \u0000 when parsing, but a NUL cannot hide anyway:
+    //  the length would not match.
+    if (strlen (text) != json_string_length (value))
+        return s_bad (reply_p, key, "text without NUL characters");
+    *out_p = text;
+    return 0;
+}
+
+int
+field_int (json_t *request, const char *key, bool required, int64_t min,
+           int64_t max, int64_t *out_p, zframe_t **reply_p)
+{
+    json_t *value;
+    if (s_member (request, key, required, &value, reply_p))
+        return -1;
+    if (!value)
+        return 0;
+    char what [96];
+    snprintf (what, sizeof what, "a whole number from %" PRId64 " to %" PRId64,
+              min, max);
+    if (!json_is_integer (value) || json_integer_value (value) < min
+    ||  json_integer_value (value) > max)
+        return s_bad (reply_p, key, what);
+    *out_p = json_integer_value (value);
+    return 0;
+}
+
+int
+field_date (json_t *request, const char *key, bool required,
+            const char **out_p, int64_t *day_p, zframe_t **reply_p)
+{
+    const char *text = NULL;
+    if (field_string (request, key, required, 10, &text, reply_p))
+        return -1;
+    if (!text)
+        return 0;
+    if (!resv_date_parse (text, day_p))
+        return s_bad (reply_p, key, "a real date, YYYY-MM-DD, from 1970 on");
+    *out_p = text;
+    return 0;
+}
+
+int
+field_choice (json_t *request, const char *key, bool required,
+              const char **choices, const char **out_p, zframe_t **reply_p)
+{
+    const char *text = NULL;
+    if (field_string (request, key, required, 0, &text, reply_p))
+        return -1;
+    if (!text)
+        return 0;
+    char what [200] = "one of";
+    for (const char **choice = choices; *choice; choice++) {
+        if (streq (text, *choice)) {
+            *out_p = *choice;
+            return 0;
+        }
+        size_t len = strlen (what);
+        snprintf (what + len, sizeof what - len, "%s %s",
+                  choice == choices? "": ",", *choice);
+    }
+    return s_bad (reply_p, key, what);
+}
+
+int
+field_only (json_t *request, const char **keys, zframe_t **reply_p)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach (request, key, value) {
+        const char **known = keys;
+        while (*known && !streq (*known, key))
+            known++;
+        if (!*known) {
+            *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                                     "unknown field '%.64s'", key);
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,278 @@
+/*  store.c: a service's SQLite store with its outbox (see store.h).  */
+
+#include "store.h"
+#include "resv_util.h"
+
+//  Statements a store caches; services use a handful each.
+#define STMTS_MAX   64
+
+struct _store_t {
+    sqlite3 *db;                //  The connection
+    char *path;                 //  File, for messages
+    const char *sql [STMTS_MAX];    //  Cached statements' text (by pointer)
+    sqlite3_stmt *stmts [STMTS_MAX];    //  Cached statements
+    size_t nstmts;              //  Used entries
+};
+
+static const char *s_base_schema =
+    "PRAGMA journal_mode = WAL;"
+    "PRAGMA synchronous = NORMAL;"
+    "PRAGMA foreign_keys = ON;"
+    //  AUTOINCREMENT: an id is never reused, so "delete up to the last id
+    //  I sent" can never take a newer row that reused an old id.
+    "CREATE TABLE IF NOT EXISTS outbox ("
+    "    id    INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "    event TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS cursors ("
+    "    name TEXT PRIMARY KEY,"
+    "    seq  INTEGER NOT NULL);";
+
+store_t *
+store_new (resv_cfg_t *cfg, const char *name, const char *schema)
+{
+    store_t *self = (store_t *) zmalloc (sizeof (store_t));
+    const char *dir = resv_cfg_str (cfg, "data/dir", "./var");
+    if (zsys_dir_create ("%s", dir)) {
+        zsys_error ("store: create directory %s: %s", dir, strerror (errno));
+        free (self);
+        return NULL;
+    }
+    self->path = zsys_sprintf ("%s/%s.db", dir, name);
+    char *error = NULL;
+    if (sqlite3_open (self->path, &self->db) != SQLITE_OK) {
+        zsys_error ("store: open %s: %s", self->path, sqlite3_errmsg (self->db));
+        goto failed;
+    }
+    //  Writers of several processes queue on the lock; 10 s is far past
+    //  any transaction of ours, so hitting it means something is stuck.
+    sqlite3_busy_timeout (self->db, 10000);
+    if (sqlite3_exec (self->db, s_base_schema, NULL, NULL, &error) != SQLITE_OK
+    || (schema && sqlite3_exec (self->db, schema, NULL, NULL, &error) != SQLITE_OK)) {
+        zsys_error ("store: create schema in %s: %s", self->path, error);
+        sqlite3_free (error);
+        goto failed;
+    }
+    return self;
+failed:
+    store_destroy (&self);
+    return NULL;
+}
+
+void
+store_destroy (store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    store_t *self = *self_p;
+    for (size_t i = 0; i < self->nstmts; i++)
+        sqlite3_finalize (self->stmts [i]);
+    sqlite3_close (self->db);
+    zstr_free (&self->path);
+    free (self);
+    *self_p = NULL;
+}
+
+sqlite3 *
+store_db (store_t *self)
+{
+    return self->db;
+}
+
+const char *
+store_error (store_t *self)
+{
+    return sqlite3_errmsg (self->db);
+}
+
+sqlite3_stmt *
+store_stmt (store_t *self, const char *sql)
+{
+    //  Statements are cached by the address of their text: callers pass
+    //  string literals, so the same call site finds the same entry.
+    for (size_t i = 0; i < self->nstmts; i++)
+        if (self->sql [i] == sql) {
+            sqlite3_reset (self->stmts [i]);
+            sqlite3_clear_bindings (self->stmts [i]);
+            return self->stmts [i];
+        }
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2 (self->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        zsys_error ("store: %s: prepare '%s': %s", self->path, sql,
+                    sqlite3_errmsg (self->db));
+        return NULL;
+    }
+    if (self->nstmts == STMTS_MAX) {
+        //  A service with more distinct statements than this needs a
+        //  bigger cache: say so rather than evict one that may be in use.
+        zsys_error ("store: %s: more than %d statements", self->path, STMTS_MAX);
+        sqlite3_finalize (stmt);
+        return NULL;
+    }
+    self->sql [self->nstmts] = sql;
+    self->stmts [self->nstmts++] = stmt;
+    return stmt;
+}
+
+int
+store_begin (store_t *self)
+{
+    int rc = sqlite3_exec (self->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        zsys_error ("store: %s: begin: %s", self->path, sqlite3_errmsg (self->db));
+        return -1;
+    }
+    return 0;
+}
+
+int
+store_commit (store_t *self)
+{
+    int rc = sqlite3_exec (self->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        zsys_error ("store: %s: commit: %s", self->path, sqlite3_errmsg (self->db));
+        store_rollback (self);
+        return -1;
+    }
+    return 0;
+}
+
+void
+store_rollback (store_t *self)
+{
+    if (!sqlite3_get_autocommit (self->db))
+        sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int
+s_emit (store_t *self, const char *event_id, const char *type,
+        const char *subject, const char *id, const char *correlation,
+        json_t *data)
+{
+    char now [RESV_TIME_SIZE];
+    json_t *event = json_pack ("{s:s,s:s,s:s,s:s,s:s,s:o}",
+        "id", event_id, "type", type, "at", resv_time_now (now),
+        subject, id, "correlation_id", correlation? correlation: id,
+        "data", data? data: json_object ());
+    if (!event) {
+        zsys_error ("store: emit %s: cannot build the event", type);
+        return -1;
+    }
+    char *text = json_dumps (event, JSON_COMPACT);
+    json_decref (event);
+    sqlite3_stmt *stmt = store_stmt (self, "INSERT INTO outbox (event) VALUES (?1)");
+    if (!stmt || !text) {
+        free (text);
+        return -1;
+    }
+    sqlite3_bind_text (stmt, 1, text, -1, SQLITE_TRANSIENT);
+    free (text);
+    if (sqlite3_step (stmt) != SQLITE_DONE) {
+        zsys_error ("store: %s: emit %s for %s: %s", self->path, type, id,
+                    sqlite3_errmsg (self->db));
+        return -1;
+    }
+    return 0;
+}
+
+int
+store_emit (store_t *self, const char *type, const char *subject,
+            const char *id, const char *correlation, json_t *data)
+{
+    char event_id [40] = "e";
+    if (resv_random_hex (event_id + 1, 16)) {
+        json_decref (data);
+        zsys_error ("store: emit %s: no random source", type);
+        return -1;
+    }
+    return s_emit (self, event_id, type, subject, id, correlation, data);
+}
+
+int
+store_emit_caused (store_t *self, const char *cause, const char *type,
+                   const char *subject, const char *id,
+                   const char *correlation, json_t *data)
+{
+    //  Derived ids must not collide with the random "e" ids: they start
+    //  with the cause, which is such an id, and name the effect.
+    char event_id [160];
+    snprintf (event_id, sizeof event_id, "%.63s>%.80s", cause, type);
+    if (strlen (event_id) > 64)
+        event_id [64] = 0;      //  The journal's limit; still unique enough
+    return s_emit (self, event_id, type, subject, id, correlation, data);
+}
+
+json_t *
+store_outbox_peek (store_t *self, int limit, int64_t *last_p)
+{
+    sqlite3_stmt *stmt = store_stmt (self,
+        "SELECT id, event FROM outbox ORDER BY id LIMIT ?1");
+    if (!stmt)
+        return NULL;
+    sqlite3_bind_int (stmt, 1, limit);
+    json_t *events = json_array ();
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        json_t *event = json_loads ((const char *) sqlite3_column_text (stmt, 1), 0, NULL);
+        if (event)
+            json_array_append_new (events, event);
+        *last_p = sqlite3_column_int64 (stmt, 0);
+    }
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE)
+        zsys_error ("store: %s: read outbox: %s", self->path, sqlite3_errmsg (self->db));
+    if (json_array_size (events) == 0) {
+        json_decref (events);
+        return NULL;
+    }
+    return events;
+}
+
+int
+store_outbox_ack (store_t *self, int64_t last)
+{
+    sqlite3_stmt *stmt = store_stmt (self, "DELETE FROM outbox WHERE id <= ?1");
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64 (stmt, 1, last);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE) {
+        zsys_error ("store: %s: prune outbox: %s", self->path, sqlite3_errmsg (self->db));
+        return -1;
+    }
+    return 0;
+}
+
+int64_t
+store_cursor (store_t *self, const char *name)
+{
+    sqlite3_stmt *stmt = store_stmt (self, "SELECT seq FROM cursors WHERE name = ?1");
+    if (!stmt)
+        return 0;
+    sqlite3_bind_text (stmt, 1, name, -1, SQLITE_STATIC);
+    int64_t seq = 0;
+    if (sqlite3_step (stmt) == SQLITE_ROW)
+        seq = sqlite3_column_int64 (stmt, 0);
+    sqlite3_reset (stmt);
+    return seq;
+}
+
+int
+store_cursor_set (store_t *self, const char *name, int64_t seq)
+{
+    sqlite3_stmt *stmt = store_stmt (self,
+        "INSERT INTO cursors (name, seq) VALUES (?1, ?2) "
+        "ON CONFLICT (name) DO UPDATE SET seq = excluded.seq");
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 2, seq);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE) {
+        zsys_error ("store: %s: move cursor %s: %s", self->path, name,
+                    sqlite3_errmsg (self->db));
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,111 @@
+/*  store.h: a service's SQLite store, with its transactional outbox.
+
+    Each service keeps its state in DATA_DIR/SERVICE.db, shared by every
+    process of the service (WAL mode; writers take turns under
+    BEGIN IMMEDIATE). A store_t is one connection to it: one per thread.
+
+    The outbox is what makes "nothing lost" hold: a state change and the
+    events it causes are written in one transaction (store_emit inside
+    store_begin/store_commit). The events actor (events.h) later sends the
+    outbox to the broker's journal and deletes each row only once the
+    journal has acknowledged it; a resend after a crash is harmless because
+    the journal deduplicates by event id.
+
+    Every store also keeps consumer cursors: the seq of the last journal
+    event a consumer has applied, updated in the transaction of the effect.
+*/
+#ifndef STORE_H_INCLUDED
+#define STORE_H_INCLUDED
+
+#include <czmq.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include "resv_cfg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _store_t store_t;
+
+//  Opens (creating if needed) DATA_DIR/name.db, with data/dir from cfg
+//  (borrowed), sets WAL and a busy timeout, and runs schema (SQL, may be
+//  NULL) after creating the outbox and cursor tables. Returns NULL after a
+//  log line naming the file and the SQLite error.
+store_t *
+    store_new (resv_cfg_t *cfg, const char *name, const char *schema);
+
+//  Closes the connection, nulls the pointer. NULL-safe, idempotent.
+void
+    store_destroy (store_t **self_p);
+
+//  The SQLite connection, for the service's own statements.
+sqlite3 *
+    store_db (store_t *self);
+
+//  Prepares sql once per store and returns the cached statement, reset and
+//  with its bindings cleared. NULL, after a log line, if it does not
+//  compile. The store owns the statement.
+sqlite3_stmt *
+    store_stmt (store_t *self, const char *sql);
+
+//  BEGIN IMMEDIATE: takes the write lock now, waiting for other processes
+//  up to the busy timeout. Returns 0, or -1 (database busy or broken,
+//  logged) with no transaction open.
+int
+    store_begin (store_t *self);
+
+//  COMMIT. Returns 0, or -1 (logged; the transaction is rolled back, so
+//  nothing is half-written) on failure such as a full disk.
+int
+    store_commit (store_t *self);
+
+//  ROLLBACK, if a transaction is open.
+void
+    store_rollback (store_t *self);
+
+//  Adds an event to the outbox, inside the current transaction. subject is
+//  the key naming what the event is about ("reservation" or "resource"),
+//  id its id, correlation the correlation id (NULL: id). data is taken
+//  (json_decref'd here), NULL for {}. The event gets a unique id and the
+//  time now. Returns 0, or -1 (logged).
+int
+    store_emit (store_t *self, const char *type, const char *subject,
+                const char *id, const char *correlation, json_t *data);
+
+//  Like store_emit, but a consumer emitting because of an event passes the
+//  cause's event id: the new event's id is derived from it and type, so
+//  that applying the cause twice could never emit two different events.
+int
+    store_emit_caused (store_t *self, const char *cause, const char *type,
+                       const char *subject, const char *id,
+                       const char *correlation, json_t *data);
+
+//  Reads up to limit outbox rows, oldest first, as a JSON array of event
+//  objects (caller owns). *last_p gets the row id of the last one. Returns
+//  NULL when the outbox is empty or on error.
+json_t *
+    store_outbox_peek (store_t *self, int limit, int64_t *last_p);
+
+//  Deletes outbox rows up to and including row id last. Returns 0 or -1.
+int
+    store_outbox_ack (store_t *self, int64_t last);
+
+//  The seq of the last event applied by consumer name, 0 if none. Inside a
+//  transaction this is the value to trust.
+int64_t
+    store_cursor (store_t *self, const char *name);
+
+//  Sets the cursor of consumer name, inside the current transaction.
+int
+    store_cursor_set (store_t *self, const char *name, int64_t seq);
+
+//  The last SQLite error message of this connection.
+const char *
+    store_error (store_t *self);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
