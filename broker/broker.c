@@ -1150,7 +1150,8 @@ s_bind (resv_cfg_t *cfg, const char *key, const char *dflt, int64_t maxmsg)
     zsock_set_maxmsgsize (sock, maxmsg);
     zsock_set_sndhwm (sock, 100000);
     zsock_set_rcvhwm (sock, 100000);
-    zsock_set_linger (sock, 0);
+    //  Replies sent just before a graceful stop must still leave.
+    zsock_set_linger (sock, 1000);
     if (zsock_bind (sock, "%s", endpoint) == -1) {
         zsys_error ("broker: bind %s (%s): %s", endpoint, key,
                     zmq_strerror (zmq_errno ()));

@@ -7,19 +7,21 @@
 
         resv_cfg_t *cfg = resv_cfg_load (NULL);
         zactor_t *broker = broker_new (cfg);
-        char *frontend, *backend;
+        char *frontend, *backend, *events;
         zstr_send (broker, "ENDPOINTS");
-        zstr_recvx (broker, &frontend, &backend, NULL);
+        zstr_recvx (broker, &frontend, &backend, &events, NULL);
         ...
         zactor_destroy (&broker);
 
-    Endpoints come from the configuration (broker/frontend, broker/backend);
+    Endpoints come from the configuration (broker/frontend, broker/backend,
+    broker/events); the journal lives in data/dir/journal.db;
     a TCP endpoint may end in ":*" to take a free port, which ENDPOINTS then
     reports. broker_new binds both sockets before it starts the actor
     thread, so it can return NULL, after a log line, when a bind fails.
 
     Commands on the actor pipe:
-      ENDPOINTS    replies two frames: the bound frontend and backend.
+      ENDPOINTS    replies three frames: the bound frontend, backend and
+                   events endpoints.
       STOP         graceful stop: stops taking requests (new ones get 503),
                    waits until in-flight requests are answered or past their
                    deadline, then signals 0 on the pipe.

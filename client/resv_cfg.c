@@ -8,6 +8,45 @@ struct _resv_cfg_t {
     zconfig_t *root;            //  Parsed ZPL tree; NULL when no file
 };
 
+//  Reads a whole file into a NUL-terminated malloc'd string; NULL with
+//  errno set on failure (a directory fails with EISDIR).
+static char *
+s_read_file (const char *path)
+{
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return NULL;
+    size_t size = 0, max = 4096;
+    char *text = (char *) malloc (max);
+    while (text) {
+        size_t got = fread (text + size, 1, max - size - 1, file);
+        size += got;
+        if (got == 0)
+            break;
+        if (size + 1 == max) {
+            char *bigger = (char *) realloc (text, max * 2);
+            if (!bigger) {
+                free (text);
+                text = NULL;
+                errno = ENOMEM;
+                break;
+            }
+            text = bigger;
+            max *= 2;
+        }
+    }
+    if (text && ferror (file)) {
+        int error = errno;
+        free (text);
+        text = NULL;
+        errno = error;
+    }
+    fclose (file);
+    if (text)
+        text [size] = 0;
+    return text;
+}
+
 resv_cfg_t *
 resv_cfg_load (const char *path)
 {
@@ -17,12 +56,16 @@ resv_cfg_load (const char *path)
     const char *file = path? path: RESV_CFG_DEFAULT_PATH;
     if (!path && !zsys_file_exists (file))
         return self;            //  No default file: environment and defaults
-    if (!zsys_file_exists (file)) {
-        zsys_error ("config: cannot read '%s': no such file", file);
+    //  Read it ourselves: zconfig_load takes a directory for an empty
+    //  file, and leaks when the text does not parse.
+    char *text = s_read_file (file);
+    if (!text) {
+        zsys_error ("config: cannot read '%s': %s", file, strerror (errno));
         free (self);
         return NULL;
     }
-    self->root = zconfig_load (file);
+    self->root = zconfig_str_load (text);
+    free (text);
     if (!self->root) {
         zsys_error ("config: cannot parse '%s': not valid ZPL", file);
         free (self);

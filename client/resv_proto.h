@@ -75,13 +75,76 @@
 #define RESV_REASON_DEADLINE        "deadline_exceeded"
 #define RESV_REASON_UNREACHABLE     "broker_unreachable"
 #define RESV_REASON_STOPPING        "stopping"
+#define RESV_REASON_NO_CAPACITY     "no_capacity"
+#define RESV_REASON_PAYMENT_DECLINED    "payment_declined"
+//  The payment provider failed (503): the reserve may be retried.
+#define RESV_REASON_PAYMENT_UNAVAILABLE "payment_unavailable"
 
 //  Services the broker answers itself, without a worker.
 #define RESV_SERVICE_PING       "ping"
 #define RESV_SERVICE_STATS      "stats"
+//  The broker also answers the journal's service, RESV_SERVICE_EVENTS
+//  (below): "publish" {"events":[...]} -> {"seqs":[...]}, and "read".
+#define RESV_METHOD_PUBLISH     "publish"
 
 //  Service the supervisor registers as a worker, and its method.
 #define RESV_SERVICE_RESVD      "resvd"
 #define RESV_METHOD_SCALE       "scale"
+
+//  Service methods: the services of the resv commands and the methods
+//  libresv's per-command helpers call (resv.h), with their JSON bodies.
+//  "?" marks an optional key.
+#define RESV_SERVICE_AVAILABILITY   "availability"
+#define RESV_SERVICE_RESERVATION    "reservation"
+#define RESV_SERVICE_APPROVAL       "approval"
+#define RESV_SERVICE_VIEW           "view"
+#define RESV_SERVICE_NOTIFICATION   "notification"
+#define RESV_SERVICE_EVENTS         "events"
+#define RESV_SERVICE_PAYMENT        "payment"
+//  Called by the reservation service (doc/saga.md), not by libresv.
+//  availability: {reservation, resource, date, days?, slot?, units?}
+#define RESV_METHOD_HOLD            "hold"
+//  availability: {reservation}
+#define RESV_METHOD_RELEASE         "release"
+//  payment: {reservation, customer, amount}
+#define RESV_METHOD_AUTHORIZE       "authorize"
+//  payment: {reservation}
+#define RESV_METHOD_VOID            "void"
+//  availability: {name, owner, kind?, capacity?, price?, approval?, slots?}
+#define RESV_METHOD_RESOURCE_ADD    "resource.add"
+//  availability: {owner?, kind?}
+#define RESV_METHOD_RESOURCE_LIST   "resource.list"
+//  availability: {id}
+#define RESV_METHOD_RESOURCE_SHOW   "resource.show"
+//  availability: {id, owner, name?, kind?, capacity?, price?, approval?,
+//  slots?}
+#define RESV_METHOD_RESOURCE_UPDATE "resource.update"
+//  availability: {id, owner}
+#define RESV_METHOD_RESOURCE_REMOVE "resource.remove"
+//  availability: {resource, date, days?}
+#define RESV_METHOD_AVAILABILITY    "availability"
+//  reservation: {customer, resource, date, days?, slot?, units?, request_id}
+#define RESV_METHOD_RESERVE         "reserve"
+//  reservation: {id, customer}
+#define RESV_METHOD_CANCEL          "cancel"
+//  reservation: {id}, PENDING to EXPIRED (called by approval's timer)
+#define RESV_METHOD_EXPIRE          "expire"
+//  reservation: {id}, the command side's copy (for checks)
+#define RESV_METHOD_GET             "get"
+//  approval: {id, owner}
+#define RESV_METHOD_APPROVE         "approve"
+//  approval: {id, owner, reason?}
+#define RESV_METHOD_DECLINE         "decline"
+//  view: {id}
+#define RESV_METHOD_STATUS          "status"
+//  view: {customer?, resource?, status?, limit?, after?};
+//  notification: {customer}
+#define RESV_METHOD_LIST            "list"
+//  view: {id}
+#define RESV_METHOD_HISTORY         "history"
+//  view: {}
+#define RESV_METHOD_REBUILD         "rebuild"
+//  events: {from?, type?, limit?}
+#define RESV_METHOD_READ            "read"
 
 #endif

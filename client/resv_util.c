@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <inttypes.h>
 #include <sys/random.h>
 
 int64_t
@@ -68,20 +69,21 @@ resv_date_parse (const char *text, int64_t *day_p)
     for (int i = 0; i < 10; i++)
         if (i != 4 && i != 7 && (text [i] < '0' || text [i] > '9'))
             return false;
-    struct tm tm = { 0 };
-    tm.tm_year = atoi (text) - 1900;
-    tm.tm_mon = atoi (text + 5) - 1;
-    tm.tm_mday = atoi (text + 8);
-    tm.tm_hour = 12;
-    if (tm.tm_year < 70 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1)
+    int year = atoi (text), month = atoi (text + 5), day = atoi (text + 8);
+    if (year < 1970 || month < 1 || month > 12 || day < 1)
         return false;
-    //  timegm normalises 2026-02-30 to March 2nd: a date that does not
-    //  come back unchanged did not exist.
-    struct tm back;
+    struct tm tm = { 0 };
+    tm.tm_year = year - 1900;
+    tm.tm_mon = month - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = 12;
+    //  timegm normalises 2026-02-30 to March 2nd (in tm itself): a date
+    //  that does not come back as it was asked did not exist.
     time_t secs = timegm (&tm);
+    struct tm back;
     gmtime_r (&secs, &back);
-    if (back.tm_year != tm.tm_year || back.tm_mon != tm.tm_mon
-    ||  back.tm_mday != tm.tm_mday)
+    if (back.tm_year != year - 1900 || back.tm_mon != month - 1
+    ||  back.tm_mday != day)
         return false;
     *day_p = (int64_t) secs / 86400;
     return true;
@@ -95,4 +97,64 @@ resv_date_format (int64_t day, char *buf)
     gmtime_r (&secs, &tm);
     strftime (buf, 11, "%Y-%m-%d", &tm);
     return buf;
+}
+
+//  --------------------------------------------------------------------------
+//  A 128-bit hash: two 64-bit lanes, each word mixed into both and the
+//  lanes stirred together by invertible steps, so that every input byte
+//  reaches all 128 bits.
+
+static uint64_t
+s_mix (uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+static uint64_t
+s_rotl (uint64_t x, int bits)
+{
+    return (x << bits) | (x >> (64 - bits));
+}
+
+//  Two 64-bit lanes take in one 64-bit word: each is mixed with the word
+//  on its own, then they are stirred together by an invertible step, so
+//  that no word is lost and each lane depends on the whole input.
+static void
+s_absorb (uint64_t lane [2], uint64_t word)
+{
+    lane [0] = s_mix (lane [0] ^ word);
+    lane [1] = s_mix ((lane [1] ^ s_rotl (word, 32)) * 0x9e3779b97f4a7c15ULL + 1);
+    lane [0] += lane [1];
+    lane [1] ^= s_rotl (lane [0], 23);
+}
+
+char *
+resv_hash128 (const char **parts, size_t count, char *hex)
+{
+    uint64_t lane [2] = { 0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL };
+    uint64_t word = 0;
+    size_t length = 0;
+    //  Bytes are read one by one, not as native words: the same on every
+    //  machine. Each part ends with its NUL, which no part contains.
+    for (size_t part = 0; part < count; part++) {
+        const unsigned char *byte = (const unsigned char *) parts [part];
+        for (size_t i = 0; i == 0 || byte [i - 1]; i++) {
+            word |= (uint64_t) byte [i] << (8 * (length % 8));
+            if (++length % 8 == 0) {
+                s_absorb (lane, word);
+                word = 0;
+            }
+        }
+    }
+    s_absorb (lane, word);
+    s_absorb (lane, (uint64_t) length);
+    lane [0] = s_mix (lane [0] ^ 0x3c6ef372fe94f82bULL);
+    lane [1] = s_mix (lane [1] + lane [0]);
+    snprintf (hex, RESV_HASH_SIZE, "%016" PRIx64 "%016" PRIx64, lane [0], lane [1]);
+    return hex;
 }

@@ -33,6 +33,17 @@ int64_t
 int
     resv_random_hex (char *buf, size_t bytes);
 
+//  Size of the hex form of a 128-bit hash, and its NUL.
+#define RESV_HASH_SIZE 33
+
+//  Writes 32 hex digits of a 128-bit hash of the NUL-terminated strings
+//  parts[0..count-1] (each followed by a NUL, so ("ab","c") and ("a","bc")
+//  differ) into hex. The same parts give the same hash on every machine.
+//  Not cryptographic: callers that must tell two inputs apart compare the
+//  inputs too. Returns hex.
+char *
+    resv_hash128 (const char **parts, size_t count, char *hex);
+
 //  Parses a calendar date "YYYY-MM-DD" (a real date: no 2026-02-30) into a
 //  day number (days since 1970-01-01). Returns true on success.
 bool

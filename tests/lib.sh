@@ -41,11 +41,12 @@ cleanup () {
 trap cleanup EXIT
 
 # Prints a free TCP port on 127.0.0.1: nothing answers on it and this test
-# has not handed it out before.
+# has not handed it out before. The range stays below the kernel's
+# ephemeral ports (32768 and up), which outgoing connections take.
 free_port () {
     local port
     while :; do
-        port=$((20000 + RANDOM % 40000))
+        port=$((20000 + RANDOM % 12768))
         case "$USED_PORTS" in *" $port "*) continue ;; esac
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             USED_PORTS="$USED_PORTS$port "
@@ -101,9 +102,14 @@ workers_of () {
         grep -o "\"$1\":{\"workers\":[0-9]*" | grep -o '[0-9]*$' || echo 0
 }
 
+# has_workers SERVICE N: the broker counts N workers of SERVICE now.
+has_workers () {
+    [ "$(workers_of "$1")" = "$2" ]
+}
+
 # wait_workers SERVICE N: waits until the broker counts N workers of SERVICE.
 wait_workers () {
-    wait_for 10 test "$(workers_of "$1")" = "$2"
+    wait_for 10 has_workers "$1" "$2"
 }
 
 ok () { echo "ok - $*"; }

@@ -2,6 +2,9 @@
 # The broker as a process, with real workers and the resv CLI: routing,
 # grace, lost workers, deadlines, the queue bound, the circuit breaker,
 # garbage on its ports, and a restart under clients and workers.
+# Heartbeats every 250 ms: a worker busy in a handler sends none, so the
+# liveness (3 x 250 ms) must outlast the longest sleep asked of echo here.
+export RESV_BROKER_HEARTBEAT=250
 source "$(dirname "$0")/lib.sh"
 
 export RESV_BROKER_GRACE=300
@@ -36,15 +39,15 @@ expect_exit 3 "slow request passes its deadline" "$RESV" -t 300 call echo sleep 
 has "deadline is 504 deadline_exceeded" "$OUT" '"code":504.*deadline_exceeded'
 
 # --- a worker killed with a request in hand ------------------------------
-"$RESV" -t 8000 call echo sleep '{"ms":1500}' >"$T/slow.out" 2>&1 &
+"$RESV" -t 8000 call echo sleep '{"ms":600}' >"$T/slow.out" 2>&1 &
 CLIENT=$!
-sleep 0.3
+sleep 0.1
 start_worker echo
 W2=$LAST_PID
 wait_workers echo 2
 kill -9 "$W1"
 wait "$CLIENT"; rc=$?
-if [ $rc -eq 0 ] && grep -q '"slept":1500' "$T/slow.out"; then
+if [ $rc -eq 0 ] && grep -q '"slept":600' "$T/slow.out"; then
     ok "request of a killed worker re-dispatched and answered"
 else
     not_ok "request of a killed worker: exit $rc, $(cat "$T/slow.out")"
@@ -63,7 +66,7 @@ check "both workers gone" wait_workers echo 0
 RESV_WORKERS_CREDIT=1 spawn worker-q "$BIN/resv-worker" echo
 wait_workers echo 1
 for i in 1 2 3; do
-    "$RESV" -t 5000 call echo sleep '{"ms":800}' >"$T/q$i.out" 2>&1 &
+    "$RESV" -t 5000 call echo sleep '{"ms":500}' >"$T/q$i.out" 2>&1 &
     QP[$i]=$!
     sleep 0.1
 done

@@ -26,6 +26,9 @@ typedef struct {
     events_apply_fn *apply;     //  The service's apply
     void *state;                //  Its state
     int64_t cursor;             //  Last applied seq, as last committed
+    bool applied;               //  Applied something since last asked
+    events_page_fn *page;       //  Called after each page of a catch-up
+    void *page_arg;             //  Its argument
 } consumer_t;
 
 typedef struct {
@@ -81,6 +84,8 @@ s_apply (consumer_t *self, json_t *events)
         return -1;
     }
     self->cursor = cursor;
+    if (applied)
+        self->applied = true;
     return applied;
 }
 
@@ -108,6 +113,8 @@ s_catch_up (consumer_t *self)
         json_decref (page);
         if (rc < 0)
             return -1;
+        if (self->page)
+            self->page (self->page_arg);
         if (self->cursor >= last || rc == 0)
             return 0;
     }
@@ -115,9 +122,11 @@ s_catch_up (consumer_t *self)
 
 int
 events_replay (resv_t *client, store_t *store, const char *consumer,
-               events_apply_fn *apply, void *state)
+               events_apply_fn *apply, void *state,
+               events_page_fn *page, void *page_arg)
 {
-    consumer_t self = { client, store, consumer, apply, state, 0 };
+    consumer_t self = { client, store, consumer, apply, state, 0, false,
+                        page, page_arg };
     self.cursor = store_cursor (store, consumer);
     return s_catch_up (&self);
 }
@@ -233,6 +242,9 @@ s_events_actor (zsock_t *pipe, void *args)
         s_catch_up (&self->consumer);
 
     zpoller_t *poller = zpoller_new (pipe, self->sub, NULL);
+    //  SIGTERM sets zsys_interrupted; this thread still runs until its
+    //  owner says $TERM, so the poller must not give up on it.
+    zpoller_set_nonstop (poller, true);
     while (!self->terminated) {
         zsock_t *which = (zsock_t *) zpoller_wait (poller, s_next_wait (self));
         if (which == pipe)
@@ -241,6 +253,12 @@ s_events_actor (zsock_t *pipe, void *args)
             break;
         if (self->sub && which == self->sub)
             s_consume_live (self);
+        //  What an apply emitted goes out now, not at the next interval:
+        //  each step of the saga would otherwise wait for the timer.
+        if (self->consumer.applied) {
+            self->consumer.applied = false;
+            self->relay_wanted = true;
+        }
         int64_t now = zclock_mono ();
         if (self->relay_wanted || now >= self->relay_at) {
             s_relay (self);
@@ -249,10 +267,17 @@ s_events_actor (zsock_t *pipe, void *args)
         if (self->sub && now >= self->check_at) {
             s_catch_up (&self->consumer);
             self->check_at = zclock_mono () + CHECK_INTERVAL;
+            if (self->consumer.applied) {
+                self->consumer.applied = false;
+                s_relay (self);
+            }
         }
         if (self->config.tick && now >= self->tick_at) {
             self->config.tick (self->config.state, self->store, self->client);
             self->tick_at = zclock_mono () + self->config.tick_ms;
+            //  What the tick emitted goes out now.
+            s_relay (self);
+            self->relay_at = zclock_mono () + RELAY_INTERVAL;
         }
     }
     //  Last chance for what was committed just before the stop.

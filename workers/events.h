@@ -72,13 +72,19 @@ void
 void
     events_flush (zactor_t *self);
 
-//  Replays the journal from the start into store with apply, in the
-//  calling thread, for a rebuild: the caller has reset its tables and the
-//  cursor of consumer to 0 in one transaction first. Uses client for the
-//  journal reads. Returns 0, or -1 (logged).
+//  Called between two pages of a replay, e.g. to keep a worker's
+//  heartbeats going (worker_keepalive) during a long rebuild.
+typedef void (events_page_fn) (void *arg);
+
+//  Replays the journal from the consumer's cursor on into store with
+//  apply, in the calling thread: for a rebuild (the caller has reset its
+//  tables and the cursor to 0 in one transaction first) or to catch up
+//  before answering. Uses client for the journal reads; calls page (may
+//  be NULL) with page_arg after each page. Returns 0, or -1 (logged).
 int
     events_replay (resv_t *client, store_t *store, const char *consumer,
-                   events_apply_fn *apply, void *state);
+                   events_apply_fn *apply, void *state,
+                   events_page_fn *page, void *page_arg);
 
 #ifdef __cplusplus
 }

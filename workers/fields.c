@@ -124,8 +124,17 @@ field_only (json_t *request, const char **keys, zframe_t **reply_p)
         while (*known && !streq (*known, key))
             known++;
         if (!*known) {
-            *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
-                                     "unknown field '%.64s'", key);
+            //  The key is quoted only when short and plain, so the message
+            //  never carries a cut UTF-8 sequence or a control character.
+            bool plain = strlen (key) <= 64;
+            for (const char *c = key; plain && *c; c++)
+                plain = *c > 0x20 && *c < 0x7f;
+            if (plain)
+                *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                                         "unknown field '%s'", key);
+            else
+                *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                                         "unknown field (a long or unusual name)");
             return -1;
         }
     }

@@ -187,17 +187,24 @@ store_emit (store_t *self, const char *type, const char *subject,
     return s_emit (self, event_id, type, subject, id, correlation, data);
 }
 
+char *
+store_caused_id (const char *cause, const char *type, char *id)
+{
+    //  "c" and a hash of the cause and the type: a fixed length however
+    //  long the chain of causes, and never equal to a random "e" id.
+    const char *parts [] = { cause, type };
+    id [0] = 'c';
+    resv_hash128 (parts, 2, id + 1);
+    return id;
+}
+
 int
 store_emit_caused (store_t *self, const char *cause, const char *type,
                    const char *subject, const char *id,
                    const char *correlation, json_t *data)
 {
-    //  Derived ids must not collide with the random "e" ids: they start
-    //  with the cause, which is such an id, and name the effect.
-    char event_id [160];
-    snprintf (event_id, sizeof event_id, "%.63s>%.80s", cause, type);
-    if (strlen (event_id) > 64)
-        event_id [64] = 0;      //  The journal's limit; still unique enough
+    char event_id [STORE_CAUSED_ID_SIZE];
+    store_caused_id (cause, type, event_id);
     return s_emit (self, event_id, type, subject, id, correlation, data);
 }
 

@@ -81,6 +81,14 @@ int
                        const char *subject, const char *id,
                        const char *correlation, json_t *data);
 
+//  Size of a derived event id, and its NUL.
+#define STORE_CAUSED_ID_SIZE 34
+
+//  Writes into id the event id store_emit_caused gives the effect of type
+//  caused by event cause: "c" and 32 hex digits. Returns id.
+char *
+    store_caused_id (const char *cause, const char *type, char *id);
+
 //  Reads up to limit outbox rows, oldest first, as a JSON array of event
 //  objects (caller owns). *last_p gets the row id of the last one. Returns
 //  NULL when the outbox is empty or on error.

@@ -1,0 +1,270 @@
+/*  resv.h: libresv, the C client of resv.
+
+    A resv_t is one connection to a resv broker's frontend. It sends
+    requests to services (availability, reservation, ..., or the broker's own
+    ping and stats) and returns their replies, as jansson objects. Every
+    request carries a deadline; a request that gets no answer before it
+    returns RESV_TIMEOUT, so no call hangs.
+
+    Two forms:
+    -   synchronous: resv_call() and the per-command helpers (resv_ping(),
+        resv_reserve(), ...) send one request and wait for its reply;
+    -   asynchronous: resv_send() queues a request and returns at once,
+        resv_recv() returns the next completed reply. Any number of requests
+        may be in flight; resv-bench uses this form.
+
+    Request ids are made by the library: a random per-client prefix plus a
+    counter. A request that gets no reply within the retry interval is sent
+    again with the same id until its deadline: the broker drops a copy of a
+    request it is still working on, and every resv command that changes
+    state is idempotent, so a retry never doubles an effect.
+
+    Status codes are HTTP-like (resv_proto.h): 2xx success; 400, 402, 403,
+    404, 409, 429 refusals; 500, 501, 503, 504 failures. A reply body with a
+    status >= 400 is {"error":{"code":N,"reason":"word","message":"text"}}.
+
+    Ownership: objects returned through a `json_t **` argument belong to the
+    caller, who releases them with json_decref(), on success and failure
+    alike; they are NULL when there is nothing to return. Objects passed in
+    as `json_t *` are borrowed, never stolen. A resv_t is not thread-safe:
+    use one per thread.
+*/
+#ifndef RESV_H_INCLUDED
+#define RESV_H_INCLUDED
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "resv_proto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _resv_t resv_t;
+
+//  Default frontend endpoint, used when the caller gives none and the
+//  environment variable RESV_BROKER_FRONTEND is not set.
+#define RESV_DEFAULT_ENDPOINT   "tcp://127.0.0.1:5570"
+//  Default deadline of one request, in milliseconds.
+#define RESV_DEFAULT_TIMEOUT    5000
+//  Default interval after which an unanswered request is sent again.
+#define RESV_DEFAULT_RETRY      1000
+
+//  Creates a client connected to endpoint (NULL: RESV_BROKER_FRONTEND from
+//  the environment, else RESV_DEFAULT_ENDPOINT). Connecting does not wait
+//  for the broker: a broker that is down shows as RESV_TIMEOUT on the first
+//  call. Returns NULL if the endpoint is invalid or out of memory.
+resv_t *
+    resv_new (const char *endpoint);
+
+//  Closes the connection, drops unanswered requests, frees the client and
+//  nulls the pointer. NULL-safe and idempotent.
+void
+    resv_destroy (resv_t **self_p);
+
+//  Sets the deadline used by calls that pass timeout_ms <= 0; a value <= 0
+//  restores RESV_DEFAULT_TIMEOUT.
+void
+    resv_set_timeout (resv_t *self, int timeout_ms);
+
+//  Sets the retry interval: a request unanswered for this long is sent
+//  again, with the same id, until its deadline. 0 (or less) turns retries
+//  off. Requests already in flight keep the schedule they had.
+void
+    resv_set_retry (resv_t *self, int retry_ms);
+
+//  Sends a request to service/method with a JSON body (NULL for {}) and
+//  waits for its reply, for at most timeout_ms (<= 0: the client's default).
+//  Returns the status code. *reply_p, if reply_p is not NULL, receives the
+//  reply body: the result on success, the error object on failure. When no
+//  reply comes before the deadline, returns RESV_TIMEOUT with a local error
+//  object whose reason is "broker_unreachable" (broker down or too slow)
+//  or "deadline_exceeded". Returns RESV_BAD_REQUEST, with an error object,
+//  for invalid arguments (NULL self or service, a service that is not 1 to
+//  32 characters of [a-z0-9_.-], a method that is not 0 to 32 of them, a
+//  request jansson cannot encode); nothing is sent then.
+//  The reply body is parsed as JSON (any JSON value); an empty body is {}.
+//  A success whose body is not JSON returns RESV_INTERNAL instead, with an
+//  "internal" error object quoting the body. With a status >= 400, *reply_p
+//  is always an error object: one the reply did not carry is made up from
+//  the status and the body. While the call waits, replies to requests made
+//  with resv_send() are kept for resv_recv(). Local expiry comes a little
+//  (250 ms) after the deadline, so that a live broker's own 504 comes first.
+int
+    resv_call (resv_t *self, const char *service, const char *method,
+               json_t *request, int timeout_ms, json_t **reply_p);
+
+//  The same with a raw body: size bytes at data (data may be NULL when size
+//  is 0), not parsed. The reply body, as the broker sent it or the local
+//  error object as text, is returned as a malloc'd buffer in *reply_p
+//  (NUL-terminated, caller frees with free(); NULL only when out of memory)
+//  and its length in *reply_size; either pointer may be NULL. Used for
+//  benchmarks and for services whose bodies are not JSON.
+int
+    resv_call_raw (resv_t *self, const char *service, const char *method,
+                   const void *data, size_t size, int timeout_ms,
+                   char **reply_p, size_t *reply_size);
+
+//  Asynchronous send: queues a request and returns at once. Returns a
+//  handle > 0, unique for the life of the client, that the matching
+//  resv_reply_t carries; or -1 on invalid arguments (as for resv_call) or
+//  out of memory, and then nothing is sent. The body is copied; the caller
+//  keeps data. Resends and local expiry happen inside resv_recv() and the
+//  synchronous calls, so a caller that sends must also receive.
+int64_t
+    resv_send (resv_t *self, const char *service, const char *method,
+               const void *data, size_t size, int timeout_ms);
+
+//  One completed asynchronous request.
+typedef struct {
+    int64_t handle;             //  As returned by resv_send()
+    int status;                 //  Status code; RESV_TIMEOUT if no reply came
+    char *body;                 //  Reply body, NUL-terminated, malloc'd
+    size_t size;                //  Length of body
+} resv_reply_t;
+
+//  Waits up to wait_ms (-1: until one is ready or none is in flight) for
+//  the next completed request, in any order. Returns 0 and fills *reply
+//  (the caller frees reply->body with free()), or -1 when nothing completed
+//  in time or nothing is in flight. Requests that pass their deadline
+//  unanswered complete with RESV_TIMEOUT and a local error object as body.
+//  Each request sent completes exactly once.
+int
+    resv_recv (resv_t *self, int wait_ms, resv_reply_t *reply);
+
+//  Number of requests sent and not yet returned by resv_recv().
+size_t
+    resv_inflight (resv_t *self);
+
+//  Per-command helpers, one per resv command (spec section 5). Each sends
+//  one request with the client's default deadline, returns the status code
+//  and gives the reply body in *reply_p as resv_call() does. Service and
+//  method names and the request bodies are listed in resv_proto.h. A
+//  missing required argument (NULL or empty string) returns
+//  RESV_BAD_REQUEST with an error object, and nothing is sent. String
+//  arguments marked optional are left out of the request when NULL or
+//  empty. json_t arguments are borrowed.
+
+//  Asks the broker itself to answer: {"pong":true,...}.
+int
+    resv_ping (resv_t *self, json_t **reply_p);
+
+//  Broker statistics: {"services":{"NAME":{"workers":N,"idle":N,
+//  "queued":N,"breaker":"closed|open|half-open","served":N},...},...}.
+int
+    resv_stats (resv_t *self, json_t **reply_p);
+
+//  Asks the supervisor (resvd) to run count (>= 0) processes of service:
+//  {"service":"NAME","count":N,"previous":N}.
+int
+    resv_scale (resv_t *self, const char *service, int count, json_t **reply_p);
+
+//  Registers a resource. resource is a JSON object with the keys the caller
+//  wants to set: name and owner (required by the service), kind, capacity,
+//  price, approval ("auto" | "manual"), slots (array of labels). Replies
+//  201 with the resource, its id included.
+int
+    resv_resource_add (resv_t *self, json_t *resource, json_t **reply_p);
+
+//  Lists resources, optionally only those of owner and/or of kind:
+//  {"items":[...]}.
+int
+    resv_resource_list (resv_t *self, const char *owner, const char *kind,
+                        json_t **reply_p);
+
+//  One resource by id (required).
+int
+    resv_resource_show (resv_t *self, const char *id, json_t **reply_p);
+
+//  Changes resource id as owner (both required); changes, which may be
+//  NULL, is a JSON object with the keys to change (name, kind, capacity,
+//  price, approval, slots). Its own id and owner keys, if any, are
+//  overridden by the arguments.
+int
+    resv_resource_update (resv_t *self, const char *id, const char *owner,
+                          json_t *changes, json_t **reply_p);
+
+//  Removes resource id as owner (both required).
+int
+    resv_resource_remove (resv_t *self, const char *id, const char *owner,
+                          json_t **reply_p);
+
+//  Capacity of resource from date (YYYY-MM-DD) for days days (<= 0: the
+//  service's default, one day); resource and date required:
+//  {"resource":ID,"days":[{"date":D,"slot":S,"capacity":N,"held":N,
+//  "free":N}]}.
+int
+    resv_availability (resv_t *self, const char *resource, const char *date,
+                       int days, json_t **reply_p);
+
+//  Reserves. request is a JSON object: customer, resource, date (required
+//  by the service), days, slot, units, request_id. Without a request_id
+//  (absent or null) the library adds one of its own, 32 hex digits, so
+//  that its resends are safe; to repeat a reserve safely across calls or
+//  processes, give one. Replies 201 with the reservation.
+int
+    resv_reserve (resv_t *self, json_t *request, json_t **reply_p);
+
+//  Cancels reservation id as customer (both required).
+int
+    resv_cancel (resv_t *self, const char *id, const char *customer,
+                 json_t **reply_p);
+
+//  Approves reservation id as the resource's owner (both required).
+int
+    resv_approve (resv_t *self, const char *id, const char *owner,
+                  json_t **reply_p);
+
+//  Declines reservation id as the resource's owner (both required), with
+//  an optional reason.
+int
+    resv_decline (resv_t *self, const char *id, const char *owner,
+                  const char *reason, json_t **reply_p);
+
+//  Reservation id (required) as the view store has it.
+int
+    resv_status (resv_t *self, const char *id, json_t **reply_p);
+
+//  Lists reservations from the view store. filter, which may be NULL, is a
+//  JSON object with any of customer, resource, status, limit and after (the
+//  "next" cursor of a previous page): {"items":[...],"next":CURSOR}.
+int
+    resv_list (resv_t *self, json_t *filter, json_t **reply_p);
+
+//  The events of reservation id (required), in order: {"items":[...]}.
+int
+    resv_history (resv_t *self, const char *id, json_t **reply_p);
+
+//  Replays the journal into a fresh view store.
+int
+    resv_view_rebuild (resv_t *self, json_t **reply_p);
+
+//  The notifications of customer (required): {"items":[...]}.
+int
+    resv_notifications (resv_t *self, const char *customer, json_t **reply_p);
+
+//  Reads the broker's journal: events with seq >= from (<= 0: from the
+//  start), of types starting with type (NULL or empty: all), at most
+//  limit of them (<= 0: the service's default): {"items":[...],"next":N}.
+int
+    resv_events (resv_t *self, int64_t from, const char *type, int limit,
+                 json_t **reply_p);
+
+//  Builds the error object {"error":{"code":..,"reason":..,"message":..}}.
+//  reason NULL stands for the usual reason of code; fmt NULL for
+//  resv_strstatus (code). Bytes of the message that jansson refuses (not
+//  UTF-8) become '?'. The caller owns the result; NULL when out of memory.
+json_t *
+    resv_error_new (int code, const char *reason, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+//  A short English phrase for a status code ("conflict"); never NULL.
+const char *
+    resv_strstatus (int status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

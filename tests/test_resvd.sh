@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# tests/test_resvd.sh: the supervisor and the worker processes. resvd starts
+# the broker and its workers, restarts what dies (a worker, the broker),
+# scales a service up and down, refuses bad scale requests, and on SIGTERM
+# stops everything and exits 0 leaving no process behind; a killed resvd
+# leaves none either. A worker told to stop with a request in hand answers
+# it first.
+source "$(dirname "$0")/lib.sh"
+
+# Slower heartbeats than lib.sh's: echo sleep blocks its worker for 600 ms,
+# which must not be taken for dead meanwhile (liveness 3 x 300 ms).
+export RESV_BROKER_HEARTBEAT=300
+export RESV_RESVD_RESTART_MIN=100
+export RESV_RESVD_STOP_TIMEOUT=5000
+# A light system: two echo workers, one availability, no other service.
+export RESV_WORKERS_ECHO_COUNT=2
+export RESV_WORKERS_AVAILABILITY_COUNT=1
+for s in RESERVATION PAYMENT APPROVAL NOTIFICATION VIEW; do
+    export RESV_WORKERS_${s}_COUNT=0
+done
+R=("$BIN/resv" -t 3000)
+
+# wait_count SERVICE N: waits until the broker counts N workers of SERVICE,
+# asking again each time (lib.sh's wait_workers asks once: its $(...) is
+# expanded before wait_for runs).
+counts () { test "$(workers_of "$1")" = "$2"; }
+wait_count () { wait_for 10 counts "$1" "$2"; }
+
+# Like lib.sh's use_free_ports, but below the kernel's ephemeral range
+# (32768-60999): a port there can be taken by any outgoing connection on the
+# machine between the check and the broker's bind, and the broker restarted
+# below binds the same ports again.
+use_low_ports () {
+    local port ports=()
+    while [ ${#ports[@]} -lt 3 ]; do
+        port=$(free_port)
+        [ "$port" -lt 32768 ] && ports+=("$port")
+    done
+    export RESV_BROKER_FRONTEND=tcp://127.0.0.1:${ports[0]}
+    export RESV_BROKER_BACKEND=tcp://127.0.0.1:${ports[1]}
+    export RESV_BROKER_EVENTS=tcp://127.0.0.1:${ports[2]}
+}
+
+# alive PID: the process exists and is not a zombie.
+alive () {
+    local stat
+    stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+    [ -n "$stat" ] && [ "${stat#Z}" = "$stat" ]
+}
+dead () { ! alive "$1"; }
+
+# none_alive PID...: every one of them is gone.
+none_alive () {
+    local pid
+    for pid in "$@"; do alive "$pid" && return 1; done
+    return 0
+}
+
+# The PIDs of resvd's children, and of its echo workers, in PID order.
+children () { pgrep -P "$RESVD_PID" | sort -n; }
+echo_pids () { pgrep -P "$RESVD_PID" -f 'resv-worker( .*)? echo$' | sort -n; }
+count_echo () { echo_pids | wc -l; }
+echo_count_is () { test "$(count_echo)" = "$1"; }
+
+# The PIDs of the echo workers as resvd lists them, oldest first.
+resvd_echo_pids () {
+    "${R[@]}" call resvd status '{}' |
+        grep -o '"service":"echo","pid":[0-9]*' | grep -o '[0-9]*$'
+}
+
+# --- The programs' command lines -------------------------------------------
+expect_exit 0 "resvd --help exits 0" "$BIN/resvd" --help
+expect_exit 2 "resvd with a bad option exits 2" "$BIN/resvd" -x
+expect_exit 0 "resv-worker --help exits 0" "$BIN/resv-worker" --help
+has "resv-worker --help lists the services" "$OUT" "echo"
+expect_exit 2 "resv-worker without a service exits 2" "$BIN/resv-worker"
+expect_exit 2 "resv-worker of an unknown service exits 2" \
+    "$BIN/resv-worker" nosuch
+has "the usage error goes to stderr" "$(cat "$T/stderr")" "unknown service"
+expect_exit 1 "resvd refuses a bad count" \
+    env RESV_WORKERS_ECHO_COUNT=lots "$BIN/resvd"
+expect_exit 1 "resvd refuses a count over 64" \
+    env RESV_WORKERS_ECHO_COUNT=65 "$BIN/resvd"
+expect_exit 1 "resvd refuses a missing config file" \
+    "$BIN/resvd" -c "$T/none.cfg"
+
+# --- Start -------------------------------------------------------------------
+use_low_ports
+spawn resvd "$BIN/resvd"
+RESVD_PID=$LAST_PID
+check "resvd starts the broker" wait_for 10 "${R[@]}" ping
+check "resvd starts 2 echo workers" wait_count echo 2
+check "resvd starts 1 availability worker" wait_count availability 1
+check "resvd is a worker of service resvd" wait_count resvd 1
+check "a service with count 0 gets no worker" \
+    test "$(workers_of reservation)" = 0
+check "resvd has 4 children: broker, availability, echo x2" \
+    test "$(children | wc -l)" = 4
+expect_exit 0 "echo answers through the broker" \
+    "${R[@]}" call echo echo '{"a":"b"}'
+has "echo returns the body" "$OUT" '^\{"a": ?"b"\}'
+
+# --- Restart of a killed worker --------------------------------------------
+OLD=$(echo_pids | head -n 1)
+kill -KILL "$OLD"
+restarted () { [ "$(count_echo)" = 2 ] && ! echo_pids | grep -qx "$OLD"; }
+check "a killed echo worker is replaced by a new process" wait_for 10 restarted
+check "the broker counts 2 echo workers again" wait_count echo 2
+has "resvd logs the death and the delay" "$(cat "$T/resvd.log")" \
+    "echo, pid $OLD, was killed by signal 9.*restarting in [0-9]+ ms"
+
+# --- Restart of a killed broker ---------------------------------------------
+BROKER=$(pgrep -P "$RESVD_PID" -f resv-broker)
+kill -KILL "$BROKER"
+broker_back () {
+    local pid
+    pid=$(pgrep -P "$RESVD_PID" -f resv-broker) && [ "$pid" != "$BROKER" ]
+}
+check "a killed broker is restarted" wait_for 10 broker_back
+check "the workers find the new broker" wait_count echo 2
+check "and so does resvd's own worker" wait_count resvd 1
+expect_exit 0 "echo works after the broker restart" \
+    "${R[@]}" call echo echo '{}'
+
+# --- Scale ------------------------------------------------------------------
+expect_exit 0 "scale echo 4" "${R[@]}" scale echo 4
+has "scale answers the count and the previous one" "$OUT" \
+    '"service": ?"echo", ?"count": ?4, ?"previous": ?2'
+check "4 echo processes run" wait_for 10 echo_count_is 4
+check "the broker counts 4 echo workers" wait_count echo 4
+OLDEST=$(resvd_echo_pids | head -n 1)
+check "resvd lists its echo workers" test -n "$OLDEST"
+expect_exit 0 "scale echo 1" "${R[@]}" scale echo 1
+has "scale down answers count 1, previous 4" "$OUT" \
+    '"count": ?1, ?"previous": ?4'
+check "1 echo process runs" wait_for 10 echo_count_is 1
+check "the newest were stopped, the oldest is left" \
+    test "$(echo_pids)" = "$OLDEST"
+check "the broker counts 1 echo worker" wait_count echo 1
+stopped_clean () {
+    [ "$(grep -cE "echo, pid [0-9]+, exited with status 0 .*; stopped" \
+        "$T/resvd.log")" = 3 ]
+}
+check "the 3 stopped workers exited 0" wait_for 5 stopped_clean
+expect_exit 0 "scale echo 0" "${R[@]}" scale echo 0
+check "no echo process runs" wait_for 10 echo_count_is 0
+expect_exit 0 "scale echo 1 again" "${R[@]}" scale echo 1
+check "1 echo process runs again" wait_for 10 echo_count_is 1
+check "the broker counts 1 echo worker again" wait_count echo 1
+
+# --- Bad scale requests -----------------------------------------------------
+expect_exit 1 "scale of an unknown service is refused" \
+    "${R[@]}" scale nosuch 2
+has "with 404 not_found" "$OUT" '"code": ?404, ?"reason": ?"not_found"'
+expect_exit 1 "scale of the broker is refused" "${R[@]}" scale broker 2
+has "with 404" "$OUT" '"code": ?404'
+expect_exit 1 "scale over 64 is refused" "${R[@]}" scale echo 65
+has "with 400 bad_request" "$OUT" '"code": ?400, ?"reason": ?"bad_request"'
+expect_exit 1 "scale without a count is refused" \
+    "${R[@]}" call resvd scale '{"service":"echo"}'
+has "with 400" "$OUT" '"code": ?400'
+expect_exit 1 "scale without a service is refused" \
+    "${R[@]}" call resvd scale '{"count":1}'
+has "with 400" "$OUT" '"code": ?400'
+expect_exit 1 "scale with a text count is refused" \
+    "${R[@]}" call resvd scale '{"service":"echo","count":"2"}'
+has "with 400" "$OUT" '"code": ?400'
+expect_exit 1 "scale with a fractional count is refused" \
+    "${R[@]}" call resvd scale '{"service":"echo","count":1.5}'
+has "with 400" "$OUT" '"code": ?400'
+expect_exit 1 "an unknown resvd method is refused" \
+    "${R[@]}" call resvd grow '{}'
+has "with 400 unknown_method" "$OUT" '"reason": ?"unknown_method"'
+check "bad requests changed nothing" test "$(count_echo)" = 1
+
+# --- A worker stops gracefully with a request in hand ----------------------
+WORKER=$(echo_pids)
+"${R[@]}" call echo sleep '{"ms":600}' >"$T/sleep.out" 2>&1 &
+CALL=$!
+sleep 0.3
+kill -TERM "$WORKER"
+wait "$CALL"
+check "the request in hand is answered 200" test $? -eq 0
+has "with its result" "$(cat "$T/sleep.out")" '"slept": ?600'
+check "the worker exits" wait_for 5 dead "$WORKER"
+has "with status 0" "$(cat "$T/resvd.log")" \
+    "echo, pid $WORKER, exited with status 0"
+check "resvd replaces it" wait_for 10 echo_count_is 1
+check "and the broker counts it" wait_count echo 1
+
+# --- resvd stops everything on SIGTERM -------------------------------------
+mapfile -t KIDS < <(children)
+check "resvd has children to stop" test "${#KIDS[@]}" -eq 3
+kill -TERM "$RESVD_PID"
+check "resvd exits within 5 s of SIGTERM" wait_for 5 dead "$RESVD_PID"
+wait "$RESVD_PID"
+check "with status 0" test $? -eq 0
+check "no child of resvd is left" none_alive "${KIDS[@]}"
+# The log from the stop on: workers stopped, each exited 0, then the broker.
+sed -n '/resvd: stopping [0-9]* workers/,$p' "$T/resvd.log" >"$T/stop.log"
+stop_order () {
+    local broker last_worker
+    broker=$(grep -n "resvd: broker, pid [0-9]*, exited" "$T/stop.log" |
+             cut -d: -f1)
+    last_worker=$(grep -nE "resvd: (echo|availability), pid [0-9]+, exited" \
+                  "$T/stop.log" | tail -n 1 | cut -d: -f1)
+    [ -n "$broker" ] && [ -n "$last_worker" ] &&
+        [ "$last_worker" -lt "$broker" ]
+}
+check "the workers end before the broker is stopped" stop_order
+check "every child exited 0" test "$(grep -cE \
+    'pid [0-9]+, exited with status 0 .*; stopped' "$T/stop.log")" -eq 3
+check "none had to be killed" eval '! grep -q "did not stop" "$T/stop.log"'
+
+# --- A killed resvd leaves no orphan ---------------------------------------
+# Echo workers only: what is checked is that every child is told to stop
+# (PR_SET_PDEATHSIG), not how long a domain service takes to stop without
+# its broker.
+use_low_ports
+RESV_WORKERS_AVAILABILITY_COUNT=0 spawn resvd2 "$BIN/resvd"
+RESVD_PID=$LAST_PID
+check "a second resvd starts its workers" wait_count echo 2
+mapfile -t KIDS < <(children)
+check "it has 3 children" test "${#KIDS[@]}" -eq 3
+kill -KILL "$RESVD_PID"
+wait "$RESVD_PID" 2>/dev/null
+check "its children all exit when it is killed" \
+    wait_for 10 none_alive "${KIDS[@]}"
+
+finish

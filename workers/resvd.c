@@ -1,0 +1,528 @@
+/*  resvd.c: the resv supervisor: runs, restarts and scales the processes.  */
+
+#include "resvd.h"
+#include "svc.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+//  How often the loop looks at its children when nothing else wakes it.
+#define S_TICK              100
+
+//  One process.
+typedef struct {
+    pid_t pid;                  //  Its process id
+    int64_t started;            //  When it was started, on zclock_mono()
+    bool stopping;              //  We sent it SIGTERM: do not restart it
+    int64_t kill_at;            //  When stopping: SIGKILL after this
+} s_child_t;
+
+//  The processes of one program: the broker, or the workers of a service.
+typedef struct {
+    const char *name;           //  "broker" or the service name
+    const char *service;        //  Argument of resv-worker; NULL for broker
+    int want;                   //  Processes that should run
+    zlistx_t *children;         //  s_child_t *, oldest first
+    int64_t start_at;           //  Restart backoff: start none before this
+    int backoff;                //  Delay before the next restart, ms
+} s_group_t;
+
+struct _resvd_t {
+    char broker_path [PATH_MAX];    //  bin/resv-broker beside us
+    char worker_path [PATH_MAX];    //  bin/resv-worker beside us
+    const char *config;         //  -c argument for children, or NULL
+    bool verbose;               //  Pass -v to children
+    int restart_min;            //  resvd/restart_min, ms
+    int restart_max;            //  resvd/restart_max, ms
+    int restart_reset;          //  resvd/restart_reset, ms
+    int stop_timeout;           //  resvd/stop_timeout, ms
+    s_group_t *groups;          //  The broker first, then each service
+    size_t ngroups;             //  Entries in groups
+    worker_t *worker;           //  Our own worker, service "resvd"
+    bool stopping;              //  Shutting down: restart nothing
+};
+
+
+static int
+    s_handler (void *state, const char *method, zframe_t **body_p,
+               int64_t deadline, zframe_t **reply_p);
+
+
+//  --------------------------------------------------------------------------
+//  Processes
+
+static s_group_t *
+s_group (resvd_t *self, const char *name)
+{
+    for (size_t i = 0; name && i < self->ngroups; i++)
+        if (streq (self->groups [i].name, name))
+            return &self->groups [i];
+    return NULL;
+}
+
+//  Live processes of a group that are not being stopped.
+static int
+s_running (s_group_t *group)
+{
+    int count = 0;
+    s_child_t *child = (s_child_t *) zlistx_first (group->children);
+    for (; child; child = (s_child_t *) zlistx_next (group->children))
+        count += !child->stopping;
+    return count;
+}
+
+//  In the child, between fork and exec: only async-signal-safe calls.
+static void
+s_exec (const char *path, char *const argv [], pid_t parent,
+        const char *failure)
+{
+    //  Our own process group: a terminal's Ctrl-C reaches resvd alone,
+    //  which then stops the workers before the broker.
+    setpgid (0, 0);
+    //  Die with resvd, even when it is killed with SIGKILL. If it died
+    //  already, the request came too late: stop now.
+    prctl (PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid () != parent)
+        _exit (1);
+    sigset_t none;
+    sigemptyset (&none);
+    sigprocmask (SIG_SETMASK, &none, NULL);
+    int null = open ("/dev/null", O_RDONLY);
+    if (null > 2) {
+        dup2 (null, 0);
+        close (null);
+    }
+    //  Keep stdin, stdout and stderr; nothing of resvd's sockets.
+#ifdef SYS_close_range
+    if (syscall (SYS_close_range, 3, ~0U, 0) == -1)
+#endif
+        for (int fd = 3; fd < 1024; fd++)
+            close (fd);
+    execv (path, argv);
+    ssize_t written = write (2, failure, strlen (failure));
+    (void) written;
+    _exit (127);
+}
+
+//  Starts one process of group. Returns 0, or -1 if fork failed.
+static int
+s_start (resvd_t *self, s_group_t *group, int64_t now)
+{
+    //  Everything the child needs is built before fork: after it, a
+    //  multithreaded process may not allocate.
+    const char *path = group->service? self->worker_path: self->broker_path;
+    char *argv [8];
+    int argc = 0;
+    argv [argc++] = (char *) path;
+    if (self->config) {
+        argv [argc++] = (char *) "-c";
+        argv [argc++] = (char *) self->config;
+    }
+    if (self->verbose)
+        argv [argc++] = (char *) "-v";
+    if (group->service)
+        argv [argc++] = (char *) group->service;
+    argv [argc] = NULL;
+    char failure [PATH_MAX + 32];
+    snprintf (failure, sizeof failure, "resvd: cannot execute %s\n", path);
+    s_child_t *child = (s_child_t *) zmalloc (sizeof (s_child_t));
+    if (!child)
+        return -1;
+    pid_t parent = getpid ();
+    pid_t pid = fork ();
+    if (pid == 0)
+        s_exec (path, argv, parent, failure);
+    if (pid == -1) {
+        zsys_error ("resvd: fork for %s: %s", group->name, strerror (errno));
+        free (child);
+        return -1;
+    }
+    child->pid = pid;
+    child->started = now;
+    zlistx_add_end (group->children, child);
+    zsys_info ("resvd: started %s, pid %d", group->name, (int) pid);
+    return 0;
+}
+
+//  Sends SIGTERM to a child, which then has stop_timeout ms to exit.
+static void
+s_stop_child (resvd_t *self, s_group_t *group, s_child_t *child, int64_t now)
+{
+    if (child->stopping)
+        return;
+    zsys_info ("resvd: stopping %s, pid %d", group->name, (int) child->pid);
+    kill (child->pid, SIGTERM);
+    child->stopping = true;
+    child->kill_at = now + self->stop_timeout;
+}
+
+//  Brings each group to its count: starts what is missing (unless a
+//  restart backoff holds it back), stops the newest surplus processes, and
+//  kills those that take too long to stop.
+static void
+s_reconcile (resvd_t *self, int64_t now)
+{
+    for (size_t i = 0; i < self->ngroups; i++) {
+        s_group_t *group = &self->groups [i];
+        int running = s_running (group);
+        if (!self->stopping && now >= group->start_at)
+            for (; running < group->want; running++)
+                if (s_start (self, group, now) == -1) {
+                    group->start_at = now + self->restart_min;
+                    break;
+                }
+        s_child_t *child = (s_child_t *) zlistx_last (group->children);
+        for (; child && running > group->want;
+             child = (s_child_t *) zlistx_prev (group->children))
+            if (!child->stopping) {
+                s_stop_child (self, group, child, now);
+                running--;
+            }
+        child = (s_child_t *) zlistx_first (group->children);
+        for (; child; child = (s_child_t *) zlistx_next (group->children))
+            if (child->stopping && child->kill_at && now >= child->kill_at) {
+                zsys_warning ("resvd: %s, pid %d, did not stop in %d ms; "
+                              "killing it", group->name, (int) child->pid,
+                              self->stop_timeout);
+                kill (child->pid, SIGKILL);
+                child->kill_at = 0;
+            }
+    }
+}
+
+//  Describes how a process ended, for the log.
+static void
+s_describe (int status, char *text, size_t size)
+{
+    if (WIFEXITED (status))
+        snprintf (text, size, "exited with status %d", WEXITSTATUS (status));
+    else
+    if (WIFSIGNALED (status))
+        snprintf (text, size, "was killed by signal %d (%s)",
+                  WTERMSIG (status), strsignal (WTERMSIG (status)));
+    else
+        snprintf (text, size, "ended (wait status %d)", status);
+}
+
+//  Takes note of one ended process: forgets it and, unless we stopped it,
+//  schedules its replacement after the group's backoff.
+static void
+s_ended (resvd_t *self, pid_t pid, int status, int64_t now)
+{
+    char how [96];
+    s_describe (status, how, sizeof how);
+    for (size_t i = 0; i < self->ngroups; i++) {
+        s_group_t *group = &self->groups [i];
+        s_child_t *child = (s_child_t *) zlistx_first (group->children);
+        for (; child; child = (s_child_t *) zlistx_next (group->children)) {
+            if (child->pid != pid)
+                continue;
+            int64_t ran = now - child->started;
+            if (child->stopping || self->stopping)
+                zsys_info ("resvd: %s, pid %d, %s after %lld ms; stopped",
+                           group->name, (int) pid, how, (long long) ran);
+            else {
+                if (ran >= self->restart_reset)
+                    group->backoff = self->restart_min;
+                int delay = group->backoff;
+                group->backoff = delay * 2 > self->restart_max?
+                                 self->restart_max: delay * 2;
+                if (group->start_at < now + delay)
+                    group->start_at = now + delay;
+                zsys_warning ("resvd: %s, pid %d, %s after %lld ms; "
+                              "restarting in %d ms", group->name, (int) pid,
+                              how, (long long) ran, delay);
+            }
+            free (zlistx_detach_cur (group->children));
+            return;
+        }
+    }
+    zsys_warning ("resvd: unknown child %d %s", (int) pid, how);
+}
+
+//  Reaps every child that ended, without waiting.
+static void
+s_reap (resvd_t *self)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid (-1, &status, WNOHANG)) > 0)
+        s_ended (self, pid, status, zclock_mono ());
+}
+
+static size_t
+s_children (resvd_t *self, bool workers_only)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < self->ngroups; i++)
+        if (self->groups [i].service || !workers_only)
+            count += zlistx_size (self->groups [i].children);
+    return count;
+}
+
+//  Sends SIGTERM to every process of the groups chosen, then reaps until
+//  they are gone; stop_timeout ms later, what is left gets SIGKILL. Serves
+//  our own worker meanwhile while it runs, so that it finishes its stop.
+static void
+s_stop_all (resvd_t *self, bool workers_only, bool *serving)
+{
+    int64_t now = zclock_mono ();
+    for (size_t i = 0; i < self->ngroups; i++) {
+        s_group_t *group = &self->groups [i];
+        if (group->service || !workers_only) {
+            group->want = 0;
+            s_child_t *child = (s_child_t *) zlistx_first (group->children);
+            for (; child; child = (s_child_t *) zlistx_next (group->children))
+                s_stop_child (self, group, child, now);
+        }
+    }
+    while (s_children (self, workers_only) || *serving) {
+        if (*serving)
+            *serving = worker_serve (self->worker, S_TICK, s_handler,
+                                     self) == 0;
+        else
+            zclock_sleep (S_TICK / 4);
+        s_reap (self);
+        s_reconcile (self, zclock_mono ());
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  The resvd service
+
+static int
+s_bad (zframe_t **reply_p, int code, const char *reason, const char *message)
+{
+    *reply_p = worker_error (code, reason, "%s", message);
+    return code;
+}
+
+static int
+s_scale (resvd_t *self, zframe_t *body, zframe_t **reply_p)
+{
+    json_t *request = worker_parse (body, reply_p);
+    if (!request)
+        return RESV_BAD_REQUEST;
+    const char *name = json_string_value (json_object_get (request, "service"));
+    json_t *count = json_object_get (request, "count");
+    s_group_t *group = s_group (self, name);
+    int status = RESV_OK;
+    if (!name)
+        status = s_bad (reply_p, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                        "scale: service must be a string");
+    else
+    if (!json_is_integer (count) || json_integer_value (count) < 0
+    ||  json_integer_value (count) > RESVD_COUNT_MAX) {
+        char message [80];
+        snprintf (message, sizeof message, "scale: count must be an integer "
+                  "from 0 to %d", RESVD_COUNT_MAX);
+        status = s_bad (reply_p, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                        message);
+    }
+    else
+    if (!group || !group->service) {
+        char message [80];
+        snprintf (message, sizeof message, "scale: resvd runs no service "
+                  "'%.32s'", name);
+        status = s_bad (reply_p, RESV_NOT_FOUND, RESV_REASON_NOT_FOUND,
+                        message);
+    }
+    else {
+        int previous = group->want;
+        group->want = (int) json_integer_value (count);
+        zsys_info ("resvd: scaling %s from %d to %d", group->name, previous,
+                   group->want);
+        s_reconcile (self, zclock_mono ());
+        *reply_p = worker_json (json_pack ("{s:s,s:i,s:i}",
+                                           "service", group->name,
+                                           "count", group->want,
+                                           "previous", previous));
+    }
+    json_decref (request);
+    return status;
+}
+
+static int
+s_status (resvd_t *self, zframe_t **reply_p)
+{
+    json_t *children = json_array ();
+    int64_t now = zclock_mono ();
+    for (size_t i = 0; i < self->ngroups; i++) {
+        s_group_t *group = &self->groups [i];
+        s_child_t *child = (s_child_t *) zlistx_first (group->children);
+        for (; child; child = (s_child_t *) zlistx_next (group->children))
+            json_array_append_new (children, json_pack (
+                "{s:s,s:i,s:I,s:b}", "service", group->name,
+                "pid", (int) child->pid,
+                "uptime_ms", (json_int_t) (now - child->started),
+                "stopping", child->stopping));
+    }
+    *reply_p = worker_json (json_pack ("{s:o}", "children", children));
+    return RESV_OK;
+}
+
+static int
+s_handler (void *state, const char *method, zframe_t **body_p,
+           int64_t deadline, zframe_t **reply_p)
+{
+    (void) deadline;
+    resvd_t *self = (resvd_t *) state;
+    if (streq (method, RESV_METHOD_SCALE) && self->stopping)
+        return s_bad (reply_p, RESV_UNAVAILABLE, RESV_REASON_STOPPING,
+                      "scale: resvd is stopping");
+    if (streq (method, RESV_METHOD_SCALE))
+        return s_scale (self, *body_p, reply_p);
+    if (streq (method, "status"))
+        return s_status (self, reply_p);
+    *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
+                             "resvd has no method '%s'", method);
+    return RESV_BAD_REQUEST;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Public API
+
+//  Writes the path of program, beside the running executable, into path.
+//  Returns 0, or -1 after a log line if it is not there or not executable.
+static int
+s_find (const char *program, char *path, size_t size)
+{
+    char self [PATH_MAX];
+    ssize_t length = readlink ("/proc/self/exe", self, sizeof self - 1);
+    if (length <= 0) {
+        zsys_error ("resvd: readlink /proc/self/exe: %s", strerror (errno));
+        return -1;
+    }
+    self [length] = 0;
+    char *slash = strrchr (self, '/');
+    if (slash)
+        *slash = 0;
+    if (snprintf (path, size, "%s/%s", self, program) >= (int) size) {
+        zsys_error ("resvd: %s/%s: path too long", self, program);
+        return -1;
+    }
+    if (access (path, X_OK) == -1) {
+        zsys_error ("resvd: %s: %s", path, strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
+resvd_t *
+resvd_new (resv_cfg_t *cfg, const char *config, bool verbose)
+{
+    resvd_t *self = (resvd_t *) zmalloc (sizeof (resvd_t));
+    if (!self)
+        return NULL;
+    self->config = config;
+    self->verbose = verbose;
+    self->restart_min = (int) resv_cfg_int (cfg, "resvd/restart_min", 100,
+                                            1, 3600000);
+    self->restart_max = (int) resv_cfg_int (cfg, "resvd/restart_max", 5000,
+                                            self->restart_min, 3600000);
+    self->restart_reset = (int) resv_cfg_int (cfg, "resvd/restart_reset",
+                                              10000, 0, 86400000);
+    self->stop_timeout = (int) resv_cfg_int (cfg, "resvd/stop_timeout", 10000,
+                                             0, 3600000);
+    size_t nservices = 0;
+    while (svc_at (nservices))
+        nservices++;
+    self->groups = (s_group_t *) calloc (nservices + 1, sizeof (s_group_t));
+    if (!self->groups) {
+        free (self);
+        return NULL;
+    }
+    int rc = 0;
+    if (s_find ("resv-broker", self->broker_path, sizeof self->broker_path)
+    ||  s_find ("resv-worker", self->worker_path, sizeof self->worker_path))
+        rc = -1;
+    for (size_t i = 0; i <= nservices; i++) {
+        s_group_t *group = &self->groups [self->ngroups++];
+        group->children = zlistx_new ();
+        group->backoff = self->restart_min;
+        if (!group->children)
+            rc = -1;
+        if (i == 0) {
+            group->name = "broker";
+            group->want = 1;
+            continue;
+        }
+        const svc_t *svc = svc_at (i - 1);
+        group->name = group->service = svc->name;
+        char key [64];
+        snprintf (key, sizeof key, "workers/%s/count", svc->name);
+        //  Read as text first: resv_cfg_int falls back to the default on a
+        //  bad value, and a supervisor that silently runs another number
+        //  of processes than asked is worse than one that refuses to start.
+        const char *text = resv_cfg_str (cfg, key, NULL);
+        char *end = NULL;
+        long count = text? strtol (text, &end, 10): svc->count;
+        if (text && (end == text || *end || count < 0
+                     || count > RESVD_COUNT_MAX)) {
+            zsys_error ("resvd: %s: '%s' is not a count from 0 to %d", key,
+                        text, RESVD_COUNT_MAX);
+            rc = -1;
+        }
+        group->want = (int) count;
+    }
+    if (rc == 0)
+        self->worker = worker_new (cfg, RESV_SERVICE_RESVD);
+    if (rc == -1 || !self->worker) {
+        resvd_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+resvd_destroy (resvd_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    resvd_t *self = *self_p;
+    for (size_t i = 0; i < self->ngroups; i++) {
+        s_group_t *group = &self->groups [i];
+        s_child_t *child;
+        while ((child = (s_child_t *) zlistx_detach (group->children, NULL))) {
+            kill (child->pid, SIGKILL);
+            waitpid (child->pid, NULL, 0);
+            free (child);
+        }
+        zlistx_destroy (&group->children);
+    }
+    free (self->groups);
+    worker_destroy (&self->worker);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+resvd_run (resvd_t *self)
+{
+    assert (self);
+    zsys_info ("resvd: starting %s and %s", self->broker_path,
+               self->worker_path);
+    bool serving = true;
+    while (!zsys_interrupted && serving) {
+        s_reconcile (self, zclock_mono ());
+        serving = worker_serve (self->worker, S_TICK, s_handler, self) == 0;
+        s_reap (self);
+    }
+    //  Workers first, while the broker is there to take their BYE and the
+    //  replies they still owe; then the broker.
+    zsys_info ("resvd: stopping %zu workers", s_children (self, true));
+    self->stopping = true;
+    worker_stop (self->worker);
+    s_stop_all (self, true, &serving);
+    zsys_info ("resvd: stopping the broker");
+    s_stop_all (self, false, &serving);
+    zsys_info ("resvd: every process stopped");
+    return 0;
+}

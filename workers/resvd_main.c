@@ -1,0 +1,66 @@
+/*  resvd_main.c: resvd, the supervisor as a program.  */
+
+#include "resvd.h"
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: resvd [-c CONFIG] [-v]\n"
+        "\n"
+        "Runs resv in the foreground: starts resv-broker and\n"
+        "workers/SERVICE/count resv-worker processes of each service (both\n"
+        "found beside resvd), restarts any that exits, and answers\n"
+        "'resv scale SERVICE N'. SIGTERM or SIGINT stops the workers, then\n"
+        "the broker, and exits 0. Logs, its own and its children's, go to\n"
+        "stderr.\n"
+        "\n"
+        "  -c CONFIG   configuration file (default "
+        RESV_CFG_DEFAULT_PATH "),\n"
+        "              passed on to every process\n"
+        "  -v          verbose: passed on to every process\n"
+        "  -h, --help  this help\n"
+        "\n"
+        "Every key can be overridden by its environment variable, such as\n"
+        "RESV_WORKERS_ECHO_COUNT for workers/echo/count.\n");
+}
+
+int
+main (int argc, char *argv [])
+{
+    const char *config = NULL;
+    bool verbose = false;
+    for (int i = 1; i < argc; i++) {
+        if (streq (argv [i], "-h") || streq (argv [i], "--help")) {
+            s_usage (stdout);
+            return 0;
+        }
+        else
+        if (streq (argv [i], "-c") && i + 1 < argc)
+            config = argv [++i];
+        else
+        if (streq (argv [i], "-v"))
+            verbose = true;
+        else {
+            fprintf (stderr, "resvd: unexpected argument '%s'\n\n", argv [i]);
+            s_usage (stderr);
+            return 2;
+        }
+    }
+    //  Catch SIGTERM and SIGINT (zsys_interrupted) before anything else.
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    zsys_set_logident ("resvd");
+    resv_cfg_t *cfg = resv_cfg_load (config);
+    if (!cfg)
+        return 1;
+    resvd_t *resvd = resvd_new (cfg, config, verbose);
+    if (!resvd) {
+        resv_cfg_destroy (&cfg);
+        return 1;
+    }
+    int rc = resvd_run (resvd);
+    resvd_destroy (&resvd);
+    resv_cfg_destroy (&cfg);
+    return rc;
+}

@@ -1,0 +1,580 @@
+/*  svc_approval.c: approval, the owner's decision on each reservation
+    (doc/saga.md, svc.h).
+
+    The consumer records every reservation.requested: a resource with
+    approval "auto" is approved at once (approval.approved, its id derived
+    from the request's event); a "manual" one waits, with its deadline
+    (the request's time plus approval/timeout) in the store. approve and
+    decline record the owner's decision and emit it in one transaction.
+    The other reservation.* events close a row: whatever comes later is
+    refused with 409.
+
+    The events actor's tick expires rows past their deadline through
+    reservation expire. Deadlines live in the store, so a restart, or a
+    time with no approval process at all, loses none: they expire late.
+*/
+
+#include "svc.h"
+#include "store.h"
+#include "events.h"
+#include "fields.h"
+#include "resv_util.h"
+
+//  Defaults of approval/timeout and approval/tick, ms.
+#define S_TIMEOUT_DEFAULT   86400000
+#define S_TICK_DEFAULT      1000
+//  Rows one tick expires at most; the next tick takes the rest.
+#define S_EXPIRE_BATCH      100
+//  Deadline of one expire call, ms.
+#define S_EXPIRE_TIMEOUT    5000
+//  The reason of a decline that gave none.
+#define S_DECLINED_REASON   "declined by the owner"
+//  How long a decision on an unknown reservation waits for it to reach
+//  the journal (ms): the first wait, doubled each time, up to the most,
+//  and leaving at least the margin before the request's deadline.
+#define S_CATCH_UP_FIRST    10
+#define S_CATCH_UP_MAX      500
+#define S_CATCH_UP_MARGIN   100
+//  Longest status word kept in a row ("CANCELLED"), and its NUL.
+#define S_WORD_SIZE         16
+
+//  Identifiers (ids, customers, owners, request ids) are tokens, as in
+//  availability and payment: an identifier with spaces, quotes or SQL in
+//  it is a mistake, refused here rather than half-way through a saga.
+#define S_TOKEN_MAX     64
+#define S_TOKEN_CHARS   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
+                        "0123456789._:@+-"
+
+static const char s_schema [] =
+    "CREATE TABLE IF NOT EXISTS approvals ("
+    "    reservation TEXT PRIMARY KEY,"
+    "    owner       TEXT NOT NULL,"
+    "    mode        TEXT NOT NULL CHECK (mode IN ('auto', 'manual')),"
+    //  Wall-clock ms after which an undecided row expires.
+    "    deadline_ms INTEGER NOT NULL,"
+    "    decision    TEXT CHECK (decision IN ('approved', 'declined')),"
+    "    reason      TEXT,"
+    //  The reservation's status once it left PENDING, as its events say.
+    "    outcome     TEXT,"
+    "    updated_at  TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS approvals_due ON approvals (deadline_ms)"
+    "    WHERE decision IS NULL AND outcome IS NULL;";
+
+static const char s_sql_insert [] =
+    "INSERT INTO approvals (reservation, owner, mode, deadline_ms, decision,"
+    "       updated_at)"
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (reservation) DO NOTHING";
+static const char s_sql_outcome [] =
+    "UPDATE approvals SET outcome = ?2, updated_at = ?3 WHERE reservation = ?1";
+static const char s_sql_outcome_if_open [] =
+    "UPDATE approvals SET outcome = ?2, updated_at = ?3"
+    " WHERE reservation = ?1 AND outcome IS NULL";
+static const char s_sql_row [] =
+    "SELECT owner, decision, outcome, deadline_ms FROM approvals"
+    " WHERE reservation = ?1";
+static const char s_sql_decide [] =
+    "UPDATE approvals SET decision = ?2, reason = ?3, updated_at = ?4"
+    " WHERE reservation = ?1 AND decision IS NULL AND outcome IS NULL";
+static const char s_sql_due [] =
+    "SELECT reservation FROM approvals"
+    " WHERE decision IS NULL AND outcome IS NULL AND deadline_ms <= ?1"
+    " ORDER BY deadline_ms LIMIT ?2";
+
+//  The service's state, one per worker process.
+typedef struct {
+    store_t *store;             //  This (main) thread's connection
+    zactor_t *events;           //  Relay, consumer and expiry tick
+    resv_t *client;             //  Journal reads of the handler's catch-up
+    int64_t timeout_ms;         //  approval/timeout
+} s_self_t;
+
+//  What a decision needs to know of a row.
+typedef struct {
+    bool owned;                 //  The owner asking is the row's
+    char decision [S_WORD_SIZE];    //  "" while undecided
+    char outcome [S_WORD_SIZE]; //  "" while the reservation is PENDING
+    int64_t deadline_ms;        //  Wall clock
+} s_row_t;
+
+
+//  --------------------------------------------------------------------------
+//  Helpers
+
+//  Sets *reply_p to an error frame (any text; bytes that are not UTF-8
+//  become '?'). Returns code.
+static int
+s_fail (zframe_t **reply_p, int code, const char *reason, const char *fmt, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
+static int
+s_fail (zframe_t **reply_p, int code, const char *reason, const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    char *message = zsys_vprintf (fmt, args);
+    va_end (args);
+    zframe_destroy (reply_p);
+    *reply_p = worker_json (resv_error_new (code, reason, "%s",
+                                            message? message: "out of memory"));
+    free (message);
+    return code;
+}
+
+//  An identifier: 1 to S_TOKEN_MAX bytes of S_TOKEN_CHARS. As the
+//  field_ getters do, returns 0, or -1 with a 400 reply set.
+static int
+s_field_token (json_t *request, const char *key, bool required,
+               const char **out_p, zframe_t **reply_p)
+{
+    const char *text = NULL;
+    if (field_string (request, key, required, S_TOKEN_MAX, &text, reply_p))
+        return -1;
+    if (text && text [strspn (text, S_TOKEN_CHARS)]) {
+        s_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                "%s must be 1 to %d letters, digits or '._:@+-'", key,
+                S_TOKEN_MAX);
+        return -1;
+    }
+    if (text)
+        *out_p = text;
+    return 0;
+}
+
+//  A store failure in a handler: one log line naming the operation, the id
+//  and the SQLite error, the transaction rolled back, a 500 reply.
+static int
+s_db_fail (store_t *store, zframe_t **reply_p, const char *op, const char *id)
+{
+    char *message = zsys_sprintf ("approval: %s %s: %s", op, id,
+                                  store_error (store));
+    store_rollback (store);
+    zsys_error ("%s", message);
+    s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL, "%s", message);
+    zstr_free (&message);
+    return RESV_INTERNAL;
+}
+
+//  Reads count decimal digits at text. Returns -1 if they are not digits.
+static int
+s_digits (const char *text, int count)
+{
+    int value = 0;
+    for (int i = 0; i < count; i++) {
+        if (text [i] < '0' || text [i] > '9')
+            return -1;
+        value = value * 10 + text [i] - '0';
+    }
+    return value;
+}
+
+//  Parses an RFC 3339 UTC time stamp as resv writes them,
+//  "2026-11-28T23:40:00.123Z", into wall-clock ms. Returns true on success.
+static bool
+s_time_parse (const char *text, int64_t *ms_p)
+{
+    if (!text || strlen (text) != RESV_TIME_SIZE - 1 || text [10] != 'T'
+    ||  text [13] != ':' || text [16] != ':' || text [19] != '.'
+    ||  text [23] != 'Z')
+        return false;
+    char date [11];
+    memcpy (date, text, 10);
+    date [10] = 0;
+    int64_t day;
+    int hours = s_digits (text + 11, 2);
+    int minutes = s_digits (text + 14, 2);
+    int seconds = s_digits (text + 17, 2);
+    int millis = s_digits (text + 20, 3);
+    if (!resv_date_parse (date, &day) || hours < 0 || hours > 23
+    ||  minutes < 0 || minutes > 59 || seconds < 0 || seconds > 60
+    ||  millis < 0)
+        return false;
+    *ms_p = ((day * 24 + hours) * 60 + minutes) * 60000 + seconds * 1000
+          + millis;
+    return true;
+}
+
+//  Sets the outcome of reservation id, in the current transaction if any;
+//  only_open leaves one that is already set alone. Returns 0 or -1.
+static int
+s_close (store_t *store, const char *id, const char *outcome, bool only_open)
+{
+    char now [RESV_TIME_SIZE];
+    sqlite3_stmt *stmt = store_stmt (store, only_open? s_sql_outcome_if_open:
+                                                       s_sql_outcome);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, outcome, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 3, resv_time_now (now), -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE) {
+        zsys_error ("approval: close %s as %s: %s", id, outcome,
+                    store_error (store));
+        return -1;
+    }
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The consumer
+
+//  Records a reservation.requested; approves an auto one at once.
+static int
+s_requested (s_self_t *self, store_t *store, const char *id,
+             const char *cause, json_t *event)
+{
+    json_t *data = json_object_get (event, "data");
+    const char *owner = json_string_value (json_object_get (data, "owner"));
+    const char *mode = json_string_value (json_object_get (data, "approval"));
+    if (!owner || !mode || !(streq (mode, "auto") || streq (mode, "manual"))) {
+        //  Retrying cannot mend it, and it must not hold up what follows.
+        zsys_warning ("approval: skipping the reservation.requested of %s: "
+                      "no owner or approval mode", id);
+        return 0;
+    }
+    bool automatic = streq (mode, "auto");
+    int64_t requested_ms;
+    if (!s_time_parse (json_string_value (json_object_get (event, "at")),
+                       &requested_ms))
+        requested_ms = resv_time_ms ();
+    char now [RESV_TIME_SIZE];
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_insert);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 3, mode, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 4, requested_ms + self->timeout_ms);
+    if (automatic)
+        sqlite3_bind_text (stmt, 5, "approved", -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 6, resv_time_now (now), -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE) {
+        zsys_error ("approval: insert %s: %s", id, store_error (store));
+        return -1;
+    }
+    if (!automatic || sqlite3_changes (store_db (store)) == 0)
+        return 0;
+    return store_emit_caused (store, cause, "approval.approved", "reservation",
+                              id, id, json_pack ("{s:s,s:b}", "owner", owner,
+                                                 "auto", 1));
+}
+
+//  Applies reservation.requested (a new row) and reservation.confirmed|
+//  declined|expired|cancelled (the row's outcome).
+static int
+s_apply (void *state, store_t *store, const char *type, json_t *event)
+{
+    s_self_t *self = (s_self_t *) state;
+    static const char *const outcomes [][2] = {
+        { "reservation.confirmed", "CONFIRMED" },
+        { "reservation.declined", "DECLINED" },
+        { "reservation.expired", "EXPIRED" },
+        { "reservation.cancelled", "CANCELLED" },
+    };
+    if (strncmp (type, "reservation.", 12))
+        return 0;
+    const char *id = json_string_value (json_object_get (event, "reservation"));
+    const char *cause = json_string_value (json_object_get (event, "id"));
+    if (!id || !cause) {
+        zsys_warning ("approval: skipping a %s without reservation or id", type);
+        return 0;
+    }
+    if (streq (type, "reservation.requested"))
+        return s_requested (self, store, id, cause, event);
+    for (size_t i = 0; i < sizeof outcomes / sizeof *outcomes; i++)
+        if (streq (type, outcomes [i][0]))
+            return s_close (store, id, outcomes [i][1], false);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The tick: expiry
+
+//  Expires, through reservation expire, the undecided rows past their
+//  deadline. A reservation service that does not answer stops the round;
+//  the next tick tries again.
+static void
+s_expire_due (void *state, store_t *store, resv_t *client)
+{
+    (void) state;
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_due);
+    if (!stmt)
+        return;
+    sqlite3_bind_int64 (stmt, 1, resv_time_ms ());
+    sqlite3_bind_int (stmt, 2, S_EXPIRE_BATCH);
+    //  Collect first: no statement stays open across the calls below.
+    zlist_t *due = zlist_new ();
+    zlist_autofree (due);
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+        zlist_append (due, (void *) sqlite3_column_text (stmt, 0));
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE)
+        zsys_error ("approval: read due decisions: %s", store_error (store));
+    for (const char *id = (const char *) zlist_first (due); id;
+         id = (const char *) zlist_next (due)) {
+        json_t *request = json_pack ("{s:s}", "id", id);
+        json_t *reply = NULL;
+        int status = resv_call (client, RESV_SERVICE_RESERVATION,
+                                RESV_METHOD_EXPIRE, request, S_EXPIRE_TIMEOUT,
+                                &reply);
+        json_decref (request);
+        //  The row is closed now rather than when reservation.expired
+        //  comes, so that the next tick does not ask again; that event
+        //  (or the one of whatever came first) sets the same outcome.
+        const char *outcome =
+            status == RESV_OK? json_string_value (json_object_get (reply, "status")):
+            status == RESV_CONFLICT? "CLOSED":
+            status == RESV_NOT_FOUND? "UNKNOWN": NULL;
+        if (status != RESV_OK)
+            zsys_warning ("approval: expire %s: %d %s", id, status,
+                          json_string_value (json_object_get (json_object_get (
+                              reply, "error"), "message")));
+        if (outcome)
+            s_close (store, id, outcome, true);
+        json_decref (reply);
+        if (!outcome)
+            break;
+    }
+    zlist_destroy (&due);
+}
+
+
+//  --------------------------------------------------------------------------
+//  approve, decline
+
+//  Reads the row of reservation id. Returns 1 (found, *row set), 0 (not
+//  found) or -1 (store failure).
+static int
+s_row_read (store_t *store, const char *id, const char *owner, s_row_t *row)
+{
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_row);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW) {
+        const char *decision = (const char *) sqlite3_column_text (stmt, 1);
+        const char *outcome = (const char *) sqlite3_column_text (stmt, 2);
+        row->owned = streq (owner, (const char *) sqlite3_column_text (stmt, 0));
+        snprintf (row->decision, sizeof row->decision, "%s",
+                  decision? decision: "");
+        snprintf (row->outcome, sizeof row->outcome, "%s", outcome? outcome: "");
+        row->deadline_ms = sqlite3_column_int64 (stmt, 3);
+    }
+    sqlite3_reset (stmt);
+    return rc == SQLITE_ROW? 1: rc == SQLITE_DONE? 0: -1;
+}
+
+//  Begins a transaction and reads the row of id into row. A reservation
+//  this process has not heard of yet may be on its way still: a decision
+//  can come right after the reserve's reply, before reservation's relay
+//  has journaled reservation.requested (a few ms). So it catches up from
+//  the journal, and again after short waits, for at most S_CATCH_UP_MAX
+//  ms (and never past deadline) before it answers 404.
+//  Returns 0 with the transaction open, or the status code with the reply
+//  set and no transaction.
+static int
+s_row_begin (s_self_t *self, const char *id, const char *owner,
+             int64_t deadline, s_row_t *row, zframe_t **reply_p)
+{
+    int64_t give_up = zclock_mono () + S_CATCH_UP_MAX;
+    if (give_up > deadline - S_CATCH_UP_MARGIN)
+        give_up = deadline - S_CATCH_UP_MARGIN;
+    int wait = S_CATCH_UP_FIRST;
+    for (int attempt = 0; ; attempt++) {
+        if (store_begin (self->store))
+            return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                           "approval: begin decision on %s: %s", id,
+                           store_error (self->store));
+        int found = s_row_read (self->store, id, owner, row);
+        if (found < 0)
+            return s_db_fail (self->store, reply_p, "read", id);
+        if (found)
+            return 0;
+        store_rollback (self->store);
+        if (attempt > 0) {
+            if (zclock_mono () + wait > give_up)
+                break;
+            zclock_sleep (wait);
+            wait *= 2;
+        }
+        //  The cursor is checked again in each of its transactions, so
+        //  this races safely with the events actor.
+        if (events_replay (self->client, self->store, "approval", s_apply, self,
+                           NULL, NULL))
+            zsys_warning ("approval: catch-up for %s failed", id);
+        events_flush (self->events);
+    }
+    return s_fail (reply_p, RESV_NOT_FOUND, RESV_REASON_NOT_FOUND,
+                   "no reservation %s awaits approval", id);
+}
+
+//  Records an owner's decision on the row of id and emits it, inside the
+//  transaction s_row_begin opened, and commits. Returns 0, or 500 with the
+//  reply set and the transaction gone.
+static int
+s_record (s_self_t *self, const char *id, const char *owner,
+          const char *decision, const char *reason, zframe_t **reply_p)
+{
+    bool approved = streq (decision, "approved");
+    if (!approved && !reason)
+        reason = S_DECLINED_REASON;
+    char now [RESV_TIME_SIZE];
+    sqlite3_stmt *stmt = store_stmt (self->store, s_sql_decide);
+    if (!stmt)
+        return s_db_fail (self->store, reply_p, "record decision on", id);
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, decision, -1, SQLITE_STATIC);
+    if (reason)
+        sqlite3_bind_text (stmt, 3, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 4, resv_time_now (now), -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE)
+        return s_db_fail (self->store, reply_p, "record decision on", id);
+    json_t *data = approved?
+        json_pack ("{s:s,s:b}", "owner", owner, "auto", 0):
+        json_pack ("{s:s,s:s}", "owner", owner, "reason", reason);
+    if (store_emit (self->store, approved? "approval.approved":
+                                           "approval.declined",
+                    "reservation", id, id, data))
+        return s_db_fail (self->store, reply_p, "emit decision on", id);
+    if (store_commit (self->store))
+        return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                       "approval: commit decision on %s failed", id);
+    events_flush (self->events);
+    return 0;
+}
+
+//  The reply to a decision taken (or taken before, the same).
+static int
+s_decided (const char *id, const char *decision, zframe_t **reply_p)
+{
+    *reply_p = worker_json (json_pack ("{s:s,s:s}", "reservation", id,
+                                       "decision", decision));
+    return RESV_OK;
+}
+
+static int
+s_decide (s_self_t *self, json_t *request, const char *decision,
+          int64_t deadline, zframe_t **reply_p)
+{
+    const char *keys [] = { "id", "owner", "reason", NULL };
+    const char *id, *owner, *reason = NULL;
+    if (field_only (request, keys, reply_p)
+    ||  s_field_token (request, "id", true, &id, reply_p)
+    ||  s_field_token (request, "owner", true, &owner, reply_p)
+    ||  field_string (request, "reason", false, 0, &reason, reply_p))
+        return RESV_BAD_REQUEST;
+    s_row_t row;
+    int status = s_row_begin (self, id, owner, deadline, &row, reply_p);
+    if (status)
+        return status;
+    if (!row.owned || *row.decision || *row.outcome
+    ||  resv_time_ms () >= row.deadline_ms) {
+        store_rollback (self->store);
+        if (!row.owned)
+            return s_fail (reply_p, RESV_FORBIDDEN, RESV_REASON_FORBIDDEN,
+                           "only the owner of the resource may decide on "
+                           "reservation %s", id);
+        if (streq (row.decision, decision))
+            return s_decided (id, decision, reply_p);  //  A repeat
+        if (*row.decision)
+            return s_fail (reply_p, RESV_CONFLICT, RESV_REASON_CONFLICT,
+                           "reservation %s was %s already", id, row.decision);
+        if (*row.outcome)
+            return s_fail (reply_p, RESV_CONFLICT, RESV_REASON_CONFLICT,
+                           "reservation %s is %s, no longer PENDING", id,
+                           row.outcome);
+        return s_fail (reply_p, RESV_CONFLICT, RESV_REASON_CONFLICT,
+                       "reservation %s is past its approval deadline", id);
+    }
+    status = s_record (self, id, owner, decision, reason, reply_p);
+    if (status)
+        return status;
+    return s_decided (id, decision, reply_p);
+}
+
+int
+svc_approval (void *state, const char *method, zframe_t **body_p,
+              int64_t deadline, zframe_t **reply_p)
+{
+    s_self_t *self = (s_self_t *) state;
+    if (!self)
+        return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                       "approval: the service has no state");
+    json_t *request = worker_parse (*body_p, reply_p);
+    if (!request)
+        return RESV_BAD_REQUEST;
+    int status;
+    if (streq (method, RESV_METHOD_APPROVE))
+        status = s_decide (self, request, "approved", deadline, reply_p);
+    else
+    if (streq (method, RESV_METHOD_DECLINE))
+        status = s_decide (self, request, "declined", deadline, reply_p);
+    else
+        status = s_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
+                         "approval has no method '%s'", method);
+    json_decref (request);
+    //  A helper that could not build its error (a message cut inside a
+    //  UTF-8 sequence makes jansson refuse it) must not leave a refusal
+    //  without its error object.
+    if (status >= 400 && !*reply_p)
+        s_fail (reply_p, status, NULL, "approval %s: %s", method,
+                resv_strstatus (status));
+    return status;
+}
+
+
+//  --------------------------------------------------------------------------
+//  State
+
+void *
+svc_approval_new (resv_cfg_t *cfg, worker_t *worker)
+{
+    (void) worker;
+    s_self_t *self = (s_self_t *) zmalloc (sizeof (s_self_t));
+    self->timeout_ms = resv_cfg_int (cfg, "approval/timeout", S_TIMEOUT_DEFAULT,
+                                     0, INT64_MAX / 4);
+    self->store = store_new (cfg, "approval", s_schema);
+    self->client = resv_new (resv_cfg_str (cfg, "broker/frontend",
+                                           RESV_DEFAULT_ENDPOINT));
+    if (self->store && self->client) {
+        events_config_t config = {
+            .store = "approval", .schema = s_schema,
+            .consumer = "approval", .apply = s_apply,
+            .tick = s_expire_due,
+            .tick_ms = (int) resv_cfg_int (cfg, "approval/tick", S_TICK_DEFAULT,
+                                           10, INT32_MAX),
+            .state = self
+        };
+        self->events = events_new (cfg, &config);
+    }
+    if (!self->events) {
+        zsys_error ("approval: cannot start the service");
+        void *state = self;
+        svc_approval_destroy (&state);
+        return NULL;
+    }
+    return self;
+}
+
+void
+svc_approval_destroy (void **state_p)
+{
+    if (!state_p || !*state_p)
+        return;
+    s_self_t *self = (s_self_t *) *state_p;
+    //  The actor first: its thread uses self.
+    events_destroy (&self->events);
+    resv_destroy (&self->client);
+    store_destroy (&self->store);
+    free (self);
+    *state_p = NULL;
+}

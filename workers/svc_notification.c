@@ -1,0 +1,351 @@
+/*  svc_notification.c: notification, one notice to the customer per
+    customer-facing change of a reservation (svc.h, doc/saga.md).
+
+    The service consumes reservation.confirmed|declined|expired|cancelled
+    and payment.refunded. For each it records one notification
+    {id, customer, reservation, kind, text, at} and emits notification.sent,
+    both in the consumer's transaction, so that the notice and the record
+    that the event was applied commit together.
+
+    Exactly once: the notification id is derived from the id of the event
+    that caused it, and is the table's primary key. A second application of
+    the same event (a second process, a replay) inserts nothing and, since
+    the insert changed no row, emits nothing either; had it emitted, the
+    event id derived from the cause (store_emit_caused) would make the
+    journal drop the copy.
+
+    `at` is when the notification was made, not when its cause happened: a
+    consumer catching up after a stop sends late, and says so.
+
+    list answers a customer's notifications in the order of their causes.
+    It also takes limit and after, as view list does, so that a reply can
+    never outgrow broker/max_message: past 1000 notifications it says
+    where the next page starts. libresv and the CLI send only customer.
+
+    An event that lacks what a notice needs (no customer, no reservation)
+    is a producer's bug: it is logged and skipped rather than retried,
+    because retrying could never succeed and would stop every later event.
+*/
+
+#include "svc.h"
+#include "events.h"
+#include "fields.h"
+#include "resv_util.h"
+
+//  The store and the consumer's cursor name.
+#define S_NAME          "notification"
+//  Notifications one list returns by default and at most: enough for any
+//  one customer's history in practice, and far under broker/max_message.
+#define S_LIST_DEFAULT  1000
+#define S_LIST_MAX      1000
+//  Room for a notification id: "n" and an event id, which the journal keeps
+//  to JOURNAL_ID_MAX (64) bytes.
+#define S_ID_SIZE       80
+
+//  Notifications in the order of the journal events that caused them; the
+//  index serves "this customer's notifications, in order, from a cursor".
+static const char *s_schema =
+    "CREATE TABLE IF NOT EXISTS notifications ("
+    "    id          TEXT PRIMARY KEY,"     //  Derived from the cause's id
+    "    seq         INTEGER NOT NULL,"     //  Journal seq of the cause
+    "    customer    TEXT NOT NULL,"
+    "    reservation TEXT NOT NULL,"
+    "    kind        TEXT NOT NULL,"        //  The cause's event type
+    "    body        TEXT NOT NULL);"       //  The notification, as JSON
+    "CREATE INDEX IF NOT EXISTS notifications_customer"
+    "    ON notifications (customer, seq);";
+
+typedef struct {
+    store_t *store;             //  Connection of the request thread
+    zactor_t *events;           //  Consumer, and relay of notification.sent
+} notification_t;
+
+
+//  --------------------------------------------------------------------------
+//  Applying events (in the events actor's thread, on its own connection)
+
+//  The string member key of object, or NULL.
+static const char *
+s_str (json_t *object, const char *key)
+{
+    return json_string_value (json_object_get (object, key));
+}
+
+//  "r-1 for res-9 on 2026-12-01", or as much of it as the reservation
+//  object has. Returns a new string (caller frees).
+static char *
+s_describe (const char *id, json_t *reservation)
+{
+    const char *resource = s_str (reservation, "resource");
+    const char *date = s_str (reservation, "date");
+    json_int_t days = json_integer_value (json_object_get (reservation,
+                                                           "days"));
+    if (resource && date && days > 1)
+        return zsys_sprintf ("%s for %s from %s for %" JSON_INTEGER_FORMAT
+                             " days", id, resource, date, days);
+    if (resource && date)
+        return zsys_sprintf ("%s for %s on %s", id, resource, date);
+    return zsys_sprintf ("%s", id);
+}
+
+//  The notice for an event of type, in plain English. Returns a new
+//  string (caller frees), or NULL for a type that notifies nobody.
+static char *
+s_text (const char *type, const char *id, json_t *data)
+{
+    json_t *reservation = json_object_get (data, "reservation");
+    if (streq (type, "payment.refunded")) {
+        json_t *amount = json_object_get (json_object_get (data, "payment"),
+                                          "amount");
+        if (!json_is_integer (amount) || json_integer_value (amount) < 0)
+            return zsys_sprintf ("Your payment for reservation %s was "
+                                 "refunded.", id);
+        json_int_t cents = json_integer_value (amount);
+        return zsys_sprintf ("Your payment of %" JSON_INTEGER_FORMAT ".%02d "
+                             "for reservation %s was refunded.",
+                             cents / 100, (int) (cents % 100), id);
+    }
+    char *what = s_describe (id, reservation);
+    char *text = NULL;
+    if (streq (type, "reservation.confirmed"))
+        text = zsys_sprintf ("Your reservation %s is confirmed.", what);
+    else
+    if (streq (type, "reservation.declined")) {
+        const char *reason = s_str (data, "reason");
+        if (!reason || !*reason)
+            reason = s_str (reservation, "reason");
+        text = reason && *reason?
+            zsys_sprintf ("Your reservation %s was declined by the owner: "
+                          "%s", what, reason):
+            zsys_sprintf ("Your reservation %s was declined by the owner.",
+                          what);
+    }
+    else
+    if (streq (type, "reservation.expired"))
+        text = zsys_sprintf ("Your reservation %s expired: the owner did not "
+                             "decide in time.", what);
+    else
+    if (streq (type, "reservation.cancelled"))
+        text = zsys_sprintf ("Your reservation %s is cancelled.", what);
+    zstr_free (&what);
+    return text;
+}
+
+//  Records the notification for one event and emits notification.sent.
+//  Returns 0 (done, or nothing to do), or -1 on a store failure.
+static int
+s_apply (void *state, store_t *store, const char *type, json_t *event)
+{
+    (void) state;
+    const char *event_id = s_str (event, "id");
+    const char *id = s_str (event, "reservation");
+    json_t *data = json_object_get (event, "data");
+    int64_t seq = json_integer_value (json_object_get (event, "seq"));
+    char *text = s_text (type, id? id: "", data);
+    if (!text)
+        return 0;               //  Not a customer-facing change
+    const char *customer = streq (type, "payment.refunded")?
+        s_str (data, "customer"):
+        s_str (json_object_get (data, "reservation"), "customer");
+    if (!event_id || !id || !customer) {
+        zsys_warning ("notification: event seq %" PRId64 " (%s) has no %s; "
+                      "skipped", seq, type, !event_id? "id":
+                      !id? "reservation": "customer");
+        zstr_free (&text);
+        return 0;
+    }
+    char notification_id [S_ID_SIZE];
+    snprintf (notification_id, sizeof notification_id, "n%s", event_id);
+    char now [RESV_TIME_SIZE];
+    json_t *notification = json_pack ("{s:s,s:s,s:s,s:s,s:s,s:s}",
+        "id", notification_id, "customer", customer, "reservation", id,
+        "kind", type, "text", text, "at", resv_time_now (now));
+    zstr_free (&text);
+    char *body = notification? json_dumps (notification, JSON_COMPACT): NULL;
+    if (!body) {
+        zsys_error ("notification: seq %" PRId64 ": cannot build the "
+                    "notification", seq);
+        json_decref (notification);
+        return -1;
+    }
+    sqlite3_stmt *stmt = store_stmt (store,
+        "INSERT INTO notifications "
+        "(id, seq, customer, reservation, kind, body) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING");
+    int rc = SQLITE_ERROR;
+    if (stmt) {
+        sqlite3_bind_text (stmt, 1, notification_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (stmt, 2, seq);
+        sqlite3_bind_text (stmt, 3, customer, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 4, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 5, type, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 6, body, -1, SQLITE_STATIC);
+        rc = sqlite3_step (stmt);
+        sqlite3_reset (stmt);
+    }
+    free (body);
+    if (rc != SQLITE_DONE) {
+        zsys_error ("notification: insert %s: %s", notification_id,
+                    store_error (store));
+        json_decref (notification);
+        return -1;
+    }
+    if (sqlite3_changes (store_db (store)) == 0) {
+        json_decref (notification);
+        return 0;               //  Notified before: nothing more to send
+    }
+    const char *correlation = s_str (event, "correlation_id");
+    return store_emit_caused (store, event_id, "notification.sent",
+                              "reservation", id, correlation? correlation: id,
+                              json_pack ("{s:o}", "notification",
+                                         notification));
+}
+
+
+//  --------------------------------------------------------------------------
+//  Requests (in the worker's thread)
+
+//  The cursor of a list page: the seq of the last notification returned.
+//  The text is opaque to clients; "n" keeps it from looking like a number
+//  they could compute.
+static int
+s_cursor_parse (const char *text, int64_t *seq_p)
+{
+    if (text [0] != 'n' || !text [1] || strlen (text) > 19)
+        return -1;
+    int64_t seq = 0;
+    for (const char *c = text + 1; *c; c++) {
+        if (*c < '0' || *c > '9')
+            return -1;
+        seq = seq * 10 + (*c - '0');
+    }
+    *seq_p = seq;
+    return 0;
+}
+
+static int
+s_internal (zframe_t **reply_p, const char *operation, const char *error)
+{
+    zsys_error ("notification: %s: %s", operation, error);
+    *reply_p = worker_error (RESV_INTERNAL, RESV_REASON_INTERNAL,
+                             "notification %s: %s", operation, error);
+    return RESV_INTERNAL;
+}
+
+//  list {customer, limit?, after?} -> {"items":[...],"next":CURSOR}, in
+//  the order of the events that caused them; next only when cut by limit.
+static int
+s_list (notification_t *self, json_t *request, zframe_t **reply_p)
+{
+    static const char *keys [] = { "customer", "limit", "after", NULL };
+    const char *customer = NULL, *after = NULL;
+    int64_t limit = S_LIST_DEFAULT, from = 0;
+    if (field_only (request, keys, reply_p)
+    ||  field_string (request, "customer", true, 0, &customer, reply_p)
+    ||  field_int (request, "limit", false, 1, S_LIST_MAX, &limit, reply_p)
+    ||  field_string (request, "after", false, 32, &after, reply_p))
+        return RESV_BAD_REQUEST;
+    if (after && s_cursor_parse (after, &from)) {
+        *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                                 "after must be the next cursor of a "
+                                 "previous list");
+        return RESV_BAD_REQUEST;
+    }
+    sqlite3_stmt *stmt = store_stmt (self->store,
+        "SELECT seq, body FROM notifications WHERE customer = ?1 AND seq > ?2 "
+        "ORDER BY seq LIMIT ?3");
+    if (!stmt)
+        return s_internal (reply_p, "list", store_error (self->store));
+    sqlite3_bind_text (stmt, 1, customer, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 2, from);
+    sqlite3_bind_int64 (stmt, 3, limit + 1);
+    //  The bodies are JSON already: the reply is built as text around them.
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream (&text, &size);
+    if (!out) {
+        sqlite3_reset (stmt);
+        return s_internal (reply_p, "list", strerror (errno));
+    }
+    fputs ("{\"items\":[", out);
+    int64_t count = 0, last = 0;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW && count < limit) {
+        const char *item = (const char *) sqlite3_column_text (stmt, 1);
+        if (!item) {
+            rc = SQLITE_NOMEM;  //  The only way a NOT NULL text is NULL
+            break;
+        }
+        fputs (count++? ",": "", out);
+        fputs (item, out);
+        last = sqlite3_column_int64 (stmt, 0);
+    }
+    //  A row past the limit means there is more: say where to go on.
+    if (rc == SQLITE_ROW)
+        fprintf (out, "],\"next\":\"n%" PRId64 "\"}", last);
+    else
+        fputs ("]}", out);
+    //  Reset at once: a statement left running would hold its read
+    //  transaction, and later reads would see that old snapshot.
+    sqlite3_reset (stmt);
+    bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
+    if (fclose (out) || failed) {
+        free (text);
+        return s_internal (reply_p, "list", failed && rc != SQLITE_NOMEM?
+                           store_error (self->store): "out of memory");
+    }
+    *reply_p = zframe_new (text, size);
+    free (text);
+    return RESV_OK;
+}
+
+int
+svc_notification (void *state, const char *method, zframe_t **body_p,
+                  int64_t deadline, zframe_t **reply_p)
+{
+    (void) deadline;
+    notification_t *self = (notification_t *) state;
+    if (!streq (method, RESV_METHOD_LIST)) {
+        *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
+                                 "notification has no method '%.32s'", method);
+        return RESV_BAD_REQUEST;
+    }
+    json_t *request = worker_parse (*body_p, reply_p);
+    if (!request)
+        return RESV_BAD_REQUEST;
+    int status = s_list (self, request, reply_p);
+    json_decref (request);
+    return status;
+}
+
+void *
+svc_notification_new (resv_cfg_t *cfg, worker_t *worker)
+{
+    (void) worker;
+    notification_t *self = (notification_t *) zmalloc (sizeof (notification_t));
+    self->store = store_new (cfg, S_NAME, s_schema);
+    //  apply keeps no state: it runs in the actor's thread.
+    events_config_t config = { .store = S_NAME, .schema = s_schema,
+                               .consumer = S_NAME, .apply = s_apply };
+    if (self->store)
+        self->events = events_new (cfg, &config);
+    if (!self->events) {
+        void *state = self;
+        svc_notification_destroy (&state);
+        return NULL;
+    }
+    return self;
+}
+
+void
+svc_notification_destroy (void **state_p)
+{
+    if (!state_p || !*state_p)
+        return;
+    notification_t *self = (notification_t *) *state_p;
+    //  The actor first: it sends what is left in the outbox, then stops.
+    events_destroy (&self->events);
+    store_destroy (&self->store);
+    free (self);
+    *state_p = NULL;
+}

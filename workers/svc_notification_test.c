@@ -1,0 +1,671 @@
+/*  svc_notification_test.c: the notification service
+    (svc_notification.c), against a real broker (in-process actor) and
+    real SQLite files in a temporary directory.
+
+    Events are published by hand into the broker's journal, in the shapes
+    of doc/saga.md; the service's states consume them as worker processes
+    do, and requests go straight to the handler (once through a real worker
+    and libresv).
+*/
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include "svc.h"
+#include "store.h"
+#include "broker.h"
+
+typedef struct {
+    char dir [64];              //  Temporary data directory
+    resv_cfg_t *cfg;            //  From the environment
+    zactor_t *broker;           //  The real broker
+    resv_t *client;             //  Publishes and reads events
+    void *service;              //  The service's state under test
+    store_t *store;             //  The test's own look into its store
+    int events;                 //  Event ids made so far
+    int64_t last;               //  Newest seq published
+} fixture_t;
+
+static int
+s_setup (void **state)
+{
+    fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
+    strcpy (self->dir, "/tmp/resv-notification-test.XXXXXX");
+    assert_non_null (mkdtemp (self->dir));
+    setenv ("RESV_DATA_DIR", self->dir, 1);
+    setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:*", 1);
+    setenv ("RESV_BROKER_BACKEND", "tcp://127.0.0.1:*", 1);
+    setenv ("RESV_BROKER_EVENTS", "tcp://127.0.0.1:*", 1);
+    resv_cfg_t *cfg = resv_cfg_load (NULL);
+    self->broker = broker_new (cfg);
+    resv_cfg_destroy (&cfg);
+    assert_non_null (self->broker);
+    char *frontend, *backend, *events;
+    zstr_send (self->broker, "ENDPOINTS");
+    zstr_recvx (self->broker, &frontend, &backend, &events, NULL);
+    setenv ("RESV_BROKER_FRONTEND", frontend, 1);
+    setenv ("RESV_BROKER_BACKEND", backend, 1);
+    setenv ("RESV_BROKER_EVENTS", events, 1);
+    self->client = resv_new (frontend);
+    zstr_free (&frontend);
+    zstr_free (&backend);
+    zstr_free (&events);
+    //  Loaded again: the service must find the broker's real ports.
+    self->cfg = resv_cfg_load (NULL);
+    self->service = svc_notification_new (self->cfg, NULL);
+    assert_non_null (self->service);
+    self->store = store_new (self->cfg, "notification", NULL);
+    assert_non_null (self->store);
+    *state = self;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    svc_notification_destroy (&self->service);
+    assert_null (self->service);
+    svc_notification_destroy (&self->service);     //  Idempotent
+    store_destroy (&self->store);
+    resv_destroy (&self->client);
+    zactor_destroy (&self->broker);
+    resv_cfg_destroy (&self->cfg);
+    char *command = zsys_sprintf ("rm -rf '%s'", self->dir);
+    assert_int_equal (system (command), 0);
+    zstr_free (&command);
+    free (self);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Events
+
+//  Publishes events (an array, taken); returns the last seq given.
+static int64_t
+s_publish_all (fixture_t *self, json_t *events)
+{
+    json_t *request = json_pack ("{s:o}", "events", events);
+    json_t *reply = NULL;
+    assert_int_equal (resv_call (self->client, "events", "publish", request,
+                                 5000, &reply), 200);
+    json_t *seqs = json_object_get (reply, "seqs");
+    int64_t seq = json_integer_value (json_array_get (seqs,
+                                      json_array_size (seqs) - 1));
+    if (seq > self->last)
+        self->last = seq;
+    json_decref (request);
+    json_decref (reply);
+    return seq;
+}
+
+//  An event about reservation id with a fresh event id; data is taken.
+static json_t *
+s_event (fixture_t *self, const char *type, const char *id, json_t *data)
+{
+    char event_id [32];
+    snprintf (event_id, sizeof event_id, "ev%d", ++self->events);
+    return json_pack ("{s:s,s:s,s:s,s:s,s:o}", "id", event_id, "type", type,
+                      "reservation", id, "correlation_id", id,
+                      "data", data? data: json_object ());
+}
+
+//  The data of a reservation.TYPE event for customer's reservation id.
+static json_t *
+s_reservation_data (const char *id, const char *customer, int days,
+                    const char *status)
+{
+    return json_pack ("{s:{s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:i,s:i,s:s,s:n,"
+                      "s:{s:s,s:s},s:s,s:s},s:s}",
+        "reservation", "id", id, "request_id", "rq-1", "customer", customer,
+        "resource", "res-7", "date", "2026-12-01", "days", days,
+        "slot", "all-day", "units", 1, "amount", 12345, "status", status,
+        "reason", "payment", "id", "p-1", "status", "authorized",
+        "created_at", "2026-11-28T10:00:00.000Z",
+        "updated_at", "2026-11-28T10:00:00.000Z", "previous", "PENDING");
+}
+
+static int64_t
+s_put (fixture_t *self, const char *type, const char *id,
+       const char *customer, const char *status)
+{
+    return s_publish_all (self, json_pack ("[o]", s_event (self, type, id,
+                          s_reservation_data (id, customer, 1, status))));
+}
+
+static json_t *
+s_payment_event (fixture_t *self, const char *type, const char *id,
+                 const char *customer, int amount)
+{
+    return s_event (self, type, id, json_pack ("{s:{s:s,s:s,s:i},s:s}",
+        "payment", "id", "p-1", "status", type + 8, "amount", amount,
+        "customer", customer));
+}
+
+//  Waits until the service has applied every event published so far.
+static void
+s_sync (fixture_t *self)
+{
+    for (int i = 0; i < 500; i++) {
+        if (store_cursor (self->store, "notification") >= self->last)
+            return;
+        zclock_sleep (10);
+    }
+    fail_msg ("notification did not reach seq %" PRId64, self->last);
+}
+
+//  The notification.sent events in the journal, once the relay has sent
+//  count of them (waits up to 5 s); the caller owns the array.
+static json_t *
+s_sent (fixture_t *self, size_t count)
+{
+    json_t *items = NULL;
+    for (int i = 0; i < 250; i++) {
+        json_decref (items);
+        json_t *request = json_pack ("{s:i,s:s,s:i}", "from", 1,
+                                     "type", "notification.sent", "limit", 1000);
+        json_t *page = NULL;
+        assert_int_equal (resv_call (self->client, "events", "read", request,
+                                     5000, &page), 200);
+        json_decref (request);
+        items = json_incref (json_object_get (page, "items"));
+        json_decref (page);
+        if (json_array_size (items) >= count)
+            break;
+        zclock_sleep (20);
+    }
+    return items;
+}
+
+//  Rows in the notifications table.
+static int64_t
+s_rows (fixture_t *self)
+{
+    sqlite3_stmt *stmt = store_stmt (self->store,
+        "SELECT count (*) FROM notifications");
+    assert_non_null (stmt);
+    assert_int_equal (sqlite3_step (stmt), SQLITE_ROW);
+    int64_t count = sqlite3_column_int64 (stmt, 0);
+    sqlite3_reset (stmt);
+    return count;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Requests
+
+static int
+s_call (fixture_t *self, const char *method, const char *body, json_t **reply_p)
+{
+    zframe_t *frame = zframe_new (body, strlen (body));
+    zframe_t *reply = NULL;
+    int status = svc_notification (self->service, method, &frame,
+                                   zclock_mono () + 5000, &reply);
+    zframe_destroy (&frame);
+    assert_non_null (reply);
+    *reply_p = json_loadb ((const char *) zframe_data (reply),
+                           zframe_size (reply), 0, NULL);
+    assert_non_null (*reply_p);
+    zframe_destroy (&reply);
+    return status;
+}
+
+//  list for customer (with more, a JSON text of other members, or NULL).
+static json_t *
+s_list (fixture_t *self, const char *customer, const char *more)
+{
+    char body [256];
+    snprintf (body, sizeof body, "{\"customer\":\"%s\"%s%s}", customer,
+              more? ",": "", more? more: "");
+    json_t *reply;
+    int status = s_call (self, "list", body, &reply);
+    if (status != 200)
+        fail_msg ("list %s: %d", body, status);
+    return reply;
+}
+
+static void
+s_refused (fixture_t *self, const char *method, const char *body, int code,
+           const char *reason)
+{
+    json_t *reply;
+    int status = s_call (self, method, body, &reply);
+    if (status != code)
+        fail_msg ("%s %s: expected %d, got %d", method, body, code, status);
+    json_t *error = json_object_get (reply, "error");
+    assert_int_equal (json_integer_value (json_object_get (error, "code")), code);
+    assert_string_equal (json_string_value (json_object_get (error, "reason")),
+                         reason);
+    assert_true (json_string_length (json_object_get (error, "message")) > 0);
+    json_decref (reply);
+}
+
+static const char *
+s_get (json_t *object, const char *key)
+{
+    return json_string_value (json_object_get (object, key));
+}
+
+
+//  --------------------------------------------------------------------------
+//  Success
+
+static void
+test_registered (void **state)
+{
+    (void) state;
+    const svc_t *svc = svc_lookup ("notification");
+    assert_non_null (svc);
+    assert_ptr_equal (svc->handler, svc_notification);
+    assert_ptr_equal (svc->state_new, svc_notification_new);
+    assert_ptr_equal (svc->state_destroy, svc_notification_destroy);
+}
+
+static void
+test_one_notice_per_change (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  Only the customer-facing changes notify.
+    s_put (self, "reservation.requested", "r1", "c1", "PENDING");
+    s_publish_all (self, json_pack ("[o]", s_payment_event (self,
+                   "payment.authorized", "r1", "c1", 12345)));
+    s_publish_all (self, json_pack ("[o]", s_event (self, "approval.approved",
+                   "r1", json_pack ("{s:s,s:b}", "owner", "o", "auto", 1))));
+    s_put (self, "reservation.confirmed", "r1", "c1", "CONFIRMED");
+    s_publish_all (self, json_pack ("[o]", s_payment_event (self,
+                   "payment.captured", "r1", "c1", 12345)));
+    s_put (self, "reservation.cancelled", "r1", "c1", "CANCELLED");
+    s_publish_all (self, json_pack ("[o]", s_payment_event (self,
+                   "payment.refunded", "r1", "c1", 12345)));
+    json_t *declined = s_reservation_data ("r2", "c1", 3, "DECLINED");
+    json_object_set_new (declined, "reason", json_string ("closed for works"));
+    s_publish_all (self, json_pack ("[o]", s_event (self,
+                   "reservation.declined", "r2", declined)));
+    s_put (self, "reservation.expired", "r3", "c1", "EXPIRED");
+    s_publish_all (self, json_pack ("[o]", s_event (self,
+                   "reservation.declined", "r4",
+                   s_reservation_data ("r4", "c1", 1, "DECLINED"))));
+    s_publish_all (self, json_pack ("[o]", s_event (self,
+                   "resource.updated", "r9", NULL)));
+    s_sync (self);
+
+    json_t *reply = s_list (self, "c1", NULL);
+    json_t *items = json_object_get (reply, "items");
+    assert_null (json_object_get (reply, "next"));
+    const char *expected [][3] = {
+        { "reservation.confirmed", "r1", "Your reservation r1 for res-7 on "
+          "2026-12-01 is confirmed." },
+        { "reservation.cancelled", "r1", "Your reservation r1 for res-7 on "
+          "2026-12-01 is cancelled." },
+        { "payment.refunded", "r1", "Your payment of 123.45 for reservation "
+          "r1 was refunded." },
+        { "reservation.declined", "r2", "Your reservation r2 for res-7 from "
+          "2026-12-01 for 3 days was declined by the owner: closed for works" },
+        { "reservation.expired", "r3", "Your reservation r3 for res-7 on "
+          "2026-12-01 expired: the owner did not decide in time." },
+        { "reservation.declined", "r4", "Your reservation r4 for res-7 on "
+          "2026-12-01 was declined by the owner." },
+    };
+    assert_int_equal (json_array_size (items), 6);
+    for (size_t i = 0; i < 6; i++) {
+        json_t *item = json_array_get (items, i);
+        assert_int_equal (json_object_size (item), 6);
+        assert_string_equal (s_get (item, "kind"), expected [i][0]);
+        assert_string_equal (s_get (item, "reservation"), expected [i][1]);
+        assert_string_equal (s_get (item, "text"), expected [i][2]);
+        assert_string_equal (s_get (item, "customer"), "c1");
+        assert_non_null (s_get (item, "id"));
+        assert_int_equal (strlen (s_get (item, "at")), 24);
+    }
+    json_decref (reply);
+}
+
+static void
+test_notification_sent_is_emitted (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_put (self, "reservation.confirmed", "r1", "c1", "CONFIRMED");
+    s_put (self, "reservation.expired", "r2", "c2", "EXPIRED");
+    s_sync (self);
+    json_t *sent = s_sent (self, 2);
+    assert_int_equal (json_array_size (sent), 2);
+    json_t *reply = s_list (self, "c1", NULL);
+    json_t *notification = json_array_get (json_object_get (reply, "items"), 0);
+    json_t *event = json_array_get (sent, 0);
+    //  The event carries the notification as listed, about its reservation,
+    //  with the cause's correlation, and an id derived from the cause's.
+    assert_true (json_equal (json_object_get (json_object_get (event, "data"),
+                                              "notification"), notification));
+    assert_string_equal (s_get (event, "reservation"), "r1");
+    assert_string_equal (s_get (event, "correlation_id"), "r1");
+    char caused [STORE_CAUSED_ID_SIZE];
+    assert_string_equal (s_get (event, "id"),
+                         store_caused_id ("ev1", "notification.sent", caused));
+    assert_string_equal (s_get (notification, "id"), "nev1");
+    json_decref (reply);
+    json_decref (sent);
+}
+
+static void
+test_same_event_twice_notifies_once (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *event = s_event (self, "reservation.confirmed", "r1",
+                             s_reservation_data ("r1", "c1", 1, "CONFIRMED"));
+    s_publish_all (self, json_pack ("[O]", event));
+    s_publish_all (self, json_pack ("[O]", event));
+    s_publish_all (self, json_pack ("[O,O]", event, event));
+    json_decref (event);
+    s_put (self, "reservation.cancelled", "r1", "c1", "CANCELLED");
+    s_sync (self);
+    json_t *reply = s_list (self, "c1", NULL);
+    assert_int_equal (json_array_size (json_object_get (reply, "items")), 2);
+    json_decref (reply);
+    json_t *sent = s_sent (self, 2);
+    zclock_sleep (300);         //  Time for a wrong third to be relayed
+    json_decref (sent);
+    sent = s_sent (self, 2);
+    assert_int_equal (json_array_size (sent), 2);
+    json_decref (sent);
+}
+
+static void
+test_two_processes_notify_once (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    void *second = svc_notification_new (self->cfg, NULL);
+    void *third = svc_notification_new (self->cfg, NULL);
+    assert_non_null (second);
+    assert_non_null (third);
+    for (int batch = 0; batch < 4; batch++) {
+        json_t *events = json_array ();
+        for (int i = 0; i < 50; i++) {
+            char id [16];
+            snprintf (id, sizeof id, "r%d-%d", batch, i);
+            json_array_append_new (events, s_event (self,
+                "reservation.confirmed", id,
+                s_reservation_data (id, i % 2? "c1": "c2", 1, "CONFIRMED")));
+        }
+        s_publish_all (self, events);
+    }
+    s_sync (self);
+    assert_int_equal (s_rows (self), 200);
+    json_t *sent = s_sent (self, 200);
+    zclock_sleep (300);
+    json_decref (sent);
+    sent = s_sent (self, 200);
+    assert_int_equal (json_array_size (sent), 200);
+    json_decref (sent);
+    json_t *reply = s_list (self, "c1", NULL);
+    assert_int_equal (json_array_size (json_object_get (reply, "items")), 100);
+    json_decref (reply);
+    svc_notification_destroy (&second);
+    svc_notification_destroy (&third);
+}
+
+static void
+test_applied_again_changes_nothing (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_put (self, "reservation.confirmed", "r1", "c1", "CONFIRMED");
+    s_put (self, "reservation.cancelled", "r1", "c1", "CANCELLED");
+    s_sync (self);
+    json_t *sent = s_sent (self, 2);
+    json_decref (sent);
+    json_t *before = s_list (self, "c1", NULL);
+    //  As if the cursor had been lost: every event is applied once more.
+    svc_notification_destroy (&self->service);
+    assert_int_equal (store_cursor_set (self->store, "notification", 0), 0);
+    assert_int_equal (store_cursor (self->store, "notification"), 0);
+    self->service = svc_notification_new (self->cfg, NULL);
+    assert_non_null (self->service);
+    s_sync (self);
+    json_t *after = s_list (self, "c1", NULL);
+    assert_true (json_equal (before, after));
+    json_decref (before);
+    json_decref (after);
+    zclock_sleep (300);
+    sent = s_sent (self, 2);
+    assert_int_equal (json_array_size (sent), 2);
+    json_decref (sent);
+    //  Nothing was left in the outbox to send either.
+    int64_t last;
+    assert_null (store_outbox_peek (self->store, 10, &last));
+}
+
+static void
+test_list_by_customer_and_pages (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *events = json_array ();
+    for (int i = 0; i < 9; i++) {
+        char id [16];
+        snprintf (id, sizeof id, "r%d", i);
+        json_array_append_new (events, s_event (self, "reservation.confirmed",
+            id, s_reservation_data (id, i < 7? "alice": "bob", 1, "CONFIRMED")));
+    }
+    s_publish_all (self, events);
+    s_sync (self);
+    json_t *reply = s_list (self, "bob", NULL);
+    json_t *items = json_object_get (reply, "items");
+    assert_int_equal (json_array_size (items), 2);
+    assert_string_equal (s_get (json_array_get (items, 0), "reservation"), "r7");
+    assert_string_equal (s_get (json_array_get (items, 1), "reservation"), "r8");
+    json_decref (reply);
+    reply = s_list (self, "nobody", NULL);
+    assert_int_equal (json_array_size (json_object_get (reply, "items")), 0);
+    assert_null (json_object_get (reply, "next"));
+    json_decref (reply);
+    //  Pages of 3: 3, 3, 1, each in order, nothing lost or repeated.
+    char more [64] = "\"limit\":3";
+    int seen = 0;
+    for (int page = 0; page < 3; page++) {
+        reply = s_list (self, "alice", more);
+        items = json_object_get (reply, "items");
+        assert_int_equal (json_array_size (items), page < 2? 3: 1);
+        for (size_t i = 0; i < json_array_size (items); i++) {
+            char id [16];
+            snprintf (id, sizeof id, "r%d", seen++);
+            assert_string_equal (s_get (json_array_get (items, i),
+                                        "reservation"), id);
+        }
+        json_t *next = json_object_get (reply, "next");
+        if (page < 2)
+            snprintf (more, sizeof more, "\"limit\":3,\"after\":\"%s\"",
+                      json_string_value (next));
+        else
+            assert_null (next);
+        json_decref (reply);
+    }
+    assert_int_equal (seen, 7);
+}
+
+//  A real worker of the service, serving through the broker.
+static void
+s_worker_actor (zsock_t *pipe, void *args)
+{
+    resv_cfg_t *cfg = (resv_cfg_t *) args;
+    const svc_t *svc = svc_lookup ("notification");
+    worker_t *worker = worker_new (cfg, svc->name);
+    void *state = worker? svc->state_new (cfg, worker): NULL;
+    zsock_signal (pipe, 0);
+    while (state && !(zsock_events (pipe) & ZMQ_POLLIN))
+        worker_serve (worker, 20, svc->handler, state);
+    char *command = zstr_recv (pipe);
+    zstr_free (&command);
+    if (state)
+        svc->state_destroy (&state);
+    worker_destroy (&worker);
+}
+
+static void
+test_through_a_worker (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zactor_t *worker = zactor_new (s_worker_actor, self->cfg);
+    s_put (self, "reservation.confirmed", "r1", "c1", "CONFIRMED");
+    s_sync (self);
+    json_t *reply = NULL;
+    assert_int_equal (resv_notifications (self->client, "c1", &reply), 200);
+    assert_int_equal (json_array_size (json_object_get (reply, "items")), 1);
+    json_decref (reply);
+    assert_int_equal (resv_call (self->client, "notification", "list", NULL,
+                                 5000, &reply), 400);
+    json_decref (reply);
+    zactor_destroy (&worker);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Failures
+
+static void
+test_bad_list (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    const char *bodies [] = {
+        "{}", "{\"customer\":null}", "{\"customer\":5}", "{\"customer\":\"\"}",
+        "{\"customer\":[\"c1\"]}", "{\"customer\":\"c\\u00011\"}",
+        "{\"customer\":\"c1\",\"kind\":\"x\"}", "{\"Customer\":\"c1\"}",
+        "{\"customer\":\"c1\",\"limit\":0}", "{\"customer\":\"c1\",\"limit\":1001}",
+        "{\"customer\":\"c1\",\"limit\":\"3\"}",
+        "{\"customer\":\"c1\",\"after\":\"\"}", "{\"customer\":\"c1\",\"after\":3}",
+        "{\"customer\":\"c1\",\"after\":\"v3\"}",
+        "{\"customer\":\"c1\",\"after\":\"n3x\"}",
+        "{\"customer\":\"c1\",\"after\":\"n\"}",
+        NULL
+    };
+    for (const char **body = bodies; *body; body++)
+        s_refused (self, "list", *body, 400, "bad_request");
+    char body [400] = "{\"customer\":\"";
+    memset (body + 13, 'c', 257);
+    strcpy (body + 13 + 257, "\"}");
+    s_refused (self, "list", body, 400, "bad_request");
+    s_refused (self, "list", "{\"customer\":", 400, "malformed");
+    s_refused (self, "list", "[\"c1\"]", 400, "malformed");
+    s_refused (self, "list", "", 400, "bad_request");      //  {}: no customer
+    s_refused (self, "send", "{\"customer\":\"c1\"}", 400, "unknown_method");
+    s_refused (self, "", "{}", 400, "unknown_method");
+    //  Quotes and SQL are only text.
+    json_t *reply = s_list (self, "c1\\\" OR 1=1 --", NULL);
+    assert_int_equal (json_array_size (json_object_get (reply, "items")), 0);
+    json_decref (reply);
+}
+
+static void
+test_incomplete_events_are_skipped (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  Producers' bugs: logged and skipped; the events after them go on.
+    json_t *events = json_array ();
+    json_array_append_new (events, s_event (self, "reservation.confirmed",
+                                            "r1", NULL));
+    json_array_append_new (events, s_event (self, "reservation.cancelled",
+        "r2", json_pack ("{s:{s:i}}", "reservation", "customer", 5)));
+    json_array_append_new (events, s_event (self, "payment.refunded", "r3",
+        json_pack ("{s:{s:s}}", "payment", "id", "p")));
+    json_array_append_new (events, json_pack ("{s:s,s:s,s:{s:{s:s}}}",
+        "id", "no-reservation", "type", "reservation.expired", "data",
+        "reservation", "customer", "c1"));
+    //  A refund without an amount still notifies, in fewer words.
+    json_array_append_new (events, s_event (self, "payment.refunded", "r5",
+        json_pack ("{s:{s:s},s:s}", "payment", "id", "p", "customer", "c1")));
+    json_array_append_new (events, s_event (self, "reservation.confirmed",
+        "r6", s_reservation_data ("r6", "c1", 1, "CONFIRMED")));
+    s_publish_all (self, events);
+    s_sync (self);
+    json_t *reply = s_list (self, "c1", NULL);
+    json_t *items = json_object_get (reply, "items");
+    assert_int_equal (json_array_size (items), 2);
+    assert_string_equal (s_get (json_array_get (items, 0), "text"),
+                         "Your payment for reservation r5 was refunded.");
+    assert_string_equal (s_get (json_array_get (items, 1), "reservation"), "r6");
+    json_decref (reply);
+}
+
+static void
+test_store_failure_answers_500 (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_decref (s_list (self, "c1", NULL));
+    assert_int_equal (sqlite3_exec (store_db (self->store),
+                      "DROP TABLE notifications", NULL, NULL, NULL), SQLITE_OK);
+    s_refused (self, "list", "{\"customer\":\"c1\"}", 500, "internal");
+    json_t *reply;
+    assert_int_equal (s_call (self, "list", "{\"customer\":\"c1\"}", &reply), 500);
+    const char *message = json_string_value (json_object_get (
+        json_object_get (reply, "error"), "message"));
+    assert_non_null (strstr (message, "list"));
+    assert_non_null (strstr (message, "no such table"));
+    json_decref (reply);
+}
+
+static void
+test_failed_apply_is_retried (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_put (self, "reservation.confirmed", "r1", "c1", "CONFIRMED");
+    s_sync (self);
+    //  The table is gone: the apply fails, and is neither skipped nor
+    //  half done; once the table is back, the event notifies once. (The
+    //  cursor may pass the first notification.sent, which it ignores.)
+    assert_int_equal (sqlite3_exec (store_db (self->store),
+                      "ALTER TABLE notifications RENAME TO away", NULL, NULL,
+                      NULL), SQLITE_OK);
+    int64_t cancelled = s_put (self, "reservation.cancelled", "r1", "c1",
+                               "CANCELLED");
+    zclock_sleep (300);
+    assert_true (store_cursor (self->store, "notification") < cancelled);
+    assert_int_equal (sqlite3_exec (store_db (self->store),
+                      "ALTER TABLE away RENAME TO notifications", NULL, NULL,
+                      NULL), SQLITE_OK);
+    s_sync (self);
+    json_t *reply = s_list (self, "c1", NULL);
+    assert_int_equal (json_array_size (json_object_get (reply, "items")), 2);
+    json_decref (reply);
+    json_t *sent = s_sent (self, 2);
+    assert_int_equal (json_array_size (sent), 2);
+    json_decref (sent);
+}
+
+static void
+test_new_failures (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    setenv ("RESV_DATA_DIR", "/proc/no-such-place", 1);
+    resv_cfg_t *cfg = resv_cfg_load (NULL);
+    assert_null (svc_notification_new (cfg, NULL));
+    resv_cfg_destroy (&cfg);
+    setenv ("RESV_DATA_DIR", self->dir, 1);
+    setenv ("RESV_BROKER_FRONTEND", "not an endpoint", 1);
+    cfg = resv_cfg_load (NULL);
+    assert_null (svc_notification_new (cfg, NULL));
+    resv_cfg_destroy (&cfg);
+    svc_notification_destroy (NULL);
+}
+
+int
+main (void)
+{
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    #define S_TEST(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_registered),
+        S_TEST (test_one_notice_per_change),
+        S_TEST (test_notification_sent_is_emitted),
+        S_TEST (test_same_event_twice_notifies_once),
+        S_TEST (test_two_processes_notify_once),
+        S_TEST (test_applied_again_changes_nothing),
+        S_TEST (test_list_by_customer_and_pages),
+        S_TEST (test_through_a_worker),
+        S_TEST (test_bad_list),
+        S_TEST (test_incomplete_events_are_skipped),
+        S_TEST (test_store_failure_answers_500),
+        S_TEST (test_failed_apply_is_retried),
+        S_TEST (test_new_failures),
+    };
+    return cmocka_run_group_tests_name ("svc_notification", tests, NULL, NULL);
+}

@@ -1,0 +1,778 @@
+/*  svc_payment.c: payment, the service that authorises a reservation's
+    payment and moves it on with the reservation (svc.h, doc/saga.md).
+
+    State lives in DATA_DIR/payment.db, one row per reservation in
+    payments. Its status moves authorized -> captured -> refunded, or
+    authorized -> voided; a trigger refuses any other move, so a bug cannot
+    capture a voided payment. voided -> authorized is allowed once more
+    only while the reservation has not ended: a reserve whose later step
+    failed voids its authorisation (the `void` request), and a retry of
+    that reserve authorises the same reservation again.
+
+    Money moves through a provider (svc_payment_provider_t), by default a
+    simulator configured by payment/max_amount, payment/latency and
+    payment/failure_rate. Provider calls may be slow, so none of them runs
+    inside a transaction: a request calls the provider first and then
+    records the result in one short transaction. The reservation events
+    (confirmed, declined, expired, cancelled) are applied inside the
+    consumer's transaction, so applying one only queues the step it asks
+    for (capture, void or refund, in the steps table, with the event's id)
+    and sets the payment's target status; the actor's tick then carries out
+    queued steps in order, each as: call the provider, then in one
+    transaction take the step off the queue, move the status and emit the
+    payment.* event whose id derives from the cause's. A step that
+    fails at the provider stays queued and is tried again at the next tick.
+    With several processes, two may call the provider for one step (it is
+    keyed by reservation, so the provider sees one operation), but only
+    the one that takes the step off the queue records it and emits.
+
+    Requests run in the worker's thread on self->store; the consumer and
+    the tick run in the events actor's thread on its own connection. The
+    provider is called from both and must be thread-safe; the simulator
+    only reads its settings.
+*/
+
+#include "svc.h"
+#include "events.h"
+#include "fields.h"
+#include "resv_util.h"
+#include <errno.h>
+#include <time.h>
+#include <sys/random.h>
+
+//  The store and the consumer's cursor name; the prefix of payment ids.
+#define S_NAME          "payment"
+#define S_ID_PREFIX     "pay-"
+//  How often the actor carries out queued steps (ms), and how many at most
+//  each time; the rest wait for the next tick.
+#define S_TICK_MS       50
+#define S_STEPS_BATCH   64
+//  Longest simulated latency, ms: the broker's longest deadline.
+#define S_LATENCY_MAX   60000
+
+//  Reservation ids are tokens of letters, digits and a few marks, as in
+//  svc_availability.c. Customers are the reservation service's to check
+//  (any text field): refusing more here would fail a reserve half-way.
+#define S_TOKEN_MAX     64
+#define S_TOKEN_CHARS   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
+                        "0123456789._:@+-"
+
+//  Payment status words (spec, section 5).
+#define S_AUTHORIZED    "authorized"
+#define S_CAPTURED      "captured"
+#define S_VOIDED        "voided"
+#define S_REFUNDED      "refunded"
+
+static const char *s_schema =
+    "CREATE TABLE IF NOT EXISTS payments ("
+    "    reservation TEXT PRIMARY KEY,"
+    "    id          TEXT NOT NULL UNIQUE,"
+    "    customer    TEXT NOT NULL,"
+    "    amount      INTEGER NOT NULL CHECK (amount >= 0),"
+    "    status      TEXT NOT NULL CHECK (status IN"
+    "                ('authorized', 'captured', 'voided', 'refunded')),"
+    //  The status once the queued steps are done: what events decide on.
+    "    target      TEXT NOT NULL CHECK (target IN"
+    "                ('authorized', 'captured', 'voided', 'refunded')),"
+    //  The reservation was declined, expired or cancelled: final.
+    "    ended       INTEGER NOT NULL DEFAULT 0,"
+    "    created_at  TEXT NOT NULL,"
+    "    updated_at  TEXT NOT NULL);"
+    "CREATE TRIGGER IF NOT EXISTS payments_moves"
+    "    BEFORE UPDATE OF status ON payments"
+    "    WHEN NEW.status <> OLD.status AND NOT ("
+    "        (OLD.status = 'authorized' AND NEW.status IN ('captured', 'voided'))"
+    "     OR (OLD.status = 'captured' AND NEW.status = 'refunded')"
+    "     OR (OLD.status = 'voided' AND NEW.status = 'authorized' AND OLD.ended = 0))"
+    "    BEGIN SELECT RAISE (ABORT, 'payment: status move not allowed'); END;"
+    //  Steps asked for by events and not yet carried out, in order.
+    "CREATE TABLE IF NOT EXISTS steps ("
+    "    id          INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "    reservation TEXT NOT NULL,"
+    "    action      TEXT NOT NULL CHECK (action IN ('capture', 'void', 'refund')),"
+    "    cause       TEXT NOT NULL);";
+
+//  The built-in provider's settings, read once from the configuration.
+typedef struct {
+    int64_t max_amount;         //  Declines any amount above, cents
+    int latency;                //  Added to every call, ms
+    int failure_rate;           //  Percent of calls that fail (503)
+} s_simulator_t;
+
+typedef struct {
+    store_t *store;             //  Connection of the request thread
+    zactor_t *events;           //  Relay, consumer and tick (own thread
+                                //  and connection)
+    svc_payment_provider_t provider;    //  Who moves the money
+    s_simulator_t simulator;    //  The default provider's state
+} payment_t;
+
+//  A payment as stored.
+typedef struct {
+    char id [32];
+    char customer [FIELD_TEXT_MAX + 1];
+    int64_t amount;
+    char status [16];
+    char target [16];
+    bool ended;
+} s_payment_t;
+
+
+//  --------------------------------------------------------------------------
+//  The simulator
+
+//  Sleeps ms milliseconds in full, whatever signals come meanwhile: a
+//  SIGTERM must not cut short the work a graceful stop waits for.
+static void
+s_sleep (int ms)
+{
+    struct timespec left = { ms / 1000, (long) (ms % 1000) * 1000000 };
+    while (nanosleep (&left, &left) == -1 && errno == EINTR)
+        ;
+}
+
+//  The latency and the failure rate, common to every call.
+static int
+s_simulate (s_simulator_t *self, char *message, size_t size)
+{
+    if (self->latency > 0)
+        s_sleep (self->latency);
+    uint16_t dice = 0;
+    if (self->failure_rate > 0
+    &&  getrandom (&dice, sizeof dice, 0) == (ssize_t) sizeof dice
+    &&  dice % 100 < self->failure_rate) {
+        snprintf (message, size, "the simulated provider failed, as it does "
+                  "in %d%% of calls (payment/failure_rate)", self->failure_rate);
+        return RESV_UNAVAILABLE;
+    }
+    return RESV_OK;
+}
+
+static int
+s_simulate_authorize (void *self, const char *reservation, const char *customer,
+                      int64_t amount, char *message, size_t size)
+{
+    (void) reservation, (void) customer;
+    s_simulator_t *simulator = (s_simulator_t *) self;
+    int status = s_simulate (simulator, message, size);
+    if (status == RESV_OK && amount > simulator->max_amount) {
+        snprintf (message, size, "amount %" PRId64 " is above the limit of "
+                  "%" PRId64 " (payment/max_amount)", amount,
+                  simulator->max_amount);
+        status = RESV_PAYMENT_DECLINED;
+    }
+    return status;
+}
+
+//  Capture, void and refund: only latency and failures.
+static int
+s_simulate_move (void *self, const char *reservation, const char *customer,
+                 int64_t amount, char *message, size_t size)
+{
+    (void) reservation, (void) customer, (void) amount;
+    return s_simulate ((s_simulator_t *) self, message, size);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Shared by requests and the actor
+
+static const char *
+s_text (sqlite3_stmt *stmt, int col)
+{
+    const char *text = (const char *) sqlite3_column_text (stmt, col);
+    return text? text: "";
+}
+
+//  Loads the payment of reservation. Returns 0, RESV_NOT_FOUND, or -1 on
+//  a store failure.
+static int
+s_payment_load (store_t *store, const char *reservation, s_payment_t *payment)
+{
+    sqlite3_stmt *stmt = store_stmt (store,
+        "SELECT id, customer, amount, status, target, ended FROM payments "
+        "WHERE reservation = ?1");
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, reservation, -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW) {
+        snprintf (payment->id, sizeof payment->id, "%s", s_text (stmt, 0));
+        snprintf (payment->customer, sizeof payment->customer, "%s", s_text (stmt, 1));
+        payment->amount = sqlite3_column_int64 (stmt, 2);
+        snprintf (payment->status, sizeof payment->status, "%s", s_text (stmt, 3));
+        snprintf (payment->target, sizeof payment->target, "%s", s_text (stmt, 4));
+        payment->ended = sqlite3_column_int (stmt, 5) != 0;
+    }
+    sqlite3_reset (stmt);
+    return rc == SQLITE_ROW? 0: rc == SQLITE_DONE? RESV_NOT_FOUND: -1;
+}
+
+//  {"id","status","amount"}, as replied and as carried by events.
+static json_t *
+s_payment_json (s_payment_t *payment)
+{
+    return json_pack ("{s:s,s:s,s:I}", "id", payment->id, "status",
+                      payment->status, "amount", (json_int_t) payment->amount);
+}
+
+//  Emits the payment.STATUS event of payment, inside the current
+//  transaction; with cause, as the effect of that event. Returns 0 or -1.
+static int
+s_emit (store_t *store, const char *cause, const char *reservation,
+        s_payment_t *payment)
+{
+    char type [32];
+    snprintf (type, sizeof type, "payment.%s", payment->status);
+    json_t *data = json_pack ("{s:o,s:s}", "payment", s_payment_json (payment),
+                              "customer", payment->customer);
+    return cause? store_emit_caused (store, cause, type, "reservation",
+                                     reservation, reservation, data):
+                  store_emit (store, type, "reservation", reservation,
+                              reservation, data);
+}
+
+//  Moves the payment of reservation from status from to status to, and
+//  its target with it when set_target. Returns 1 if it moved, 0 if it was
+//  not in status from, -1 on a store failure.
+static int
+s_move (store_t *store, const char *reservation, const char *from,
+        const char *to, bool set_target)
+{
+    char now [RESV_TIME_SIZE];
+    sqlite3_stmt *stmt = store_stmt (store,
+        "UPDATE payments SET status = ?3, "
+        "target = CASE WHEN ?4 THEN ?3 ELSE target END, updated_at = ?5 "
+        "WHERE reservation = ?1 AND status = ?2 AND (NOT ?4 OR target = ?2)");
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, reservation, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, from, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 3, to, -1, SQLITE_STATIC);
+    sqlite3_bind_int (stmt, 4, set_target);
+    sqlite3_bind_text (stmt, 5, resv_time_now (now), -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE)
+        return -1;
+    return sqlite3_changes (store_db (store)) > 0? 1: 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Consumer: reservation events queue steps
+
+static int
+s_apply (void *state, store_t *store, const char *type, json_t *event)
+{
+    (void) state;
+    bool confirmed = streq (type, "reservation.confirmed");
+    bool cancelled = streq (type, "reservation.cancelled");
+    bool ends = cancelled || streq (type, "reservation.declined")
+                          || streq (type, "reservation.expired");
+    if (!confirmed && !ends)
+        return 0;
+    const char *cause = json_string_value (json_object_get (event, "id"));
+    const char *id = json_string_value (json_object_get (event, "reservation"));
+    if (!id)
+        id = json_string_value (json_object_get (json_object_get (
+             json_object_get (event, "data"), "reservation"), "id"));
+    if (!id || !cause) {
+        //  A producer's bug; a retry could never succeed and would stop
+        //  every later event, so it is logged and skipped.
+        zsys_warning ("payment: event %s (%s) names no reservation; skipped",
+                      cause? cause: "without id", type);
+        return 0;
+    }
+    s_payment_t payment;
+    int rc = s_payment_load (store, id, &payment);
+    if (rc == RESV_NOT_FOUND) {
+        zsys_warning ("payment: %s for %s, which has no payment; nothing to do",
+                      type, id);
+        return 0;
+    }
+    if (rc)
+        goto failed;
+    //  Decided on the target, not the status: a capture still queued
+    //  counts as done, so a cancel after it asks for a refund.
+    const char *action = NULL, *target = NULL;
+    bool authorized = streq (payment.target, S_AUTHORIZED);
+    if (confirmed && authorized)
+        action = "capture", target = S_CAPTURED;
+    else
+    if (ends && authorized)
+        action = "void", target = S_VOIDED;
+    else
+    if (cancelled && streq (payment.target, S_CAPTURED))
+        action = "refund", target = S_REFUNDED;
+    if (action) {
+        sqlite3_stmt *stmt = store_stmt (store,
+            "INSERT INTO steps (reservation, action, cause) VALUES (?1, ?2, ?3)");
+        if (!stmt)
+            goto failed;
+        sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 2, action, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 3, cause, -1, SQLITE_STATIC);
+        rc = sqlite3_step (stmt);
+        sqlite3_reset (stmt);
+        if (rc != SQLITE_DONE)
+            goto failed;
+    }
+    if (action || (ends && !payment.ended)) {
+        sqlite3_stmt *stmt = store_stmt (store,
+            "UPDATE payments SET target = coalesce (?2, target), "
+            "ended = ended OR ?3 WHERE reservation = ?1");
+        if (!stmt)
+            goto failed;
+        sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 2, target, -1, SQLITE_STATIC);
+        sqlite3_bind_int (stmt, 3, ends);
+        rc = sqlite3_step (stmt);
+        sqlite3_reset (stmt);
+        if (rc != SQLITE_DONE)
+            goto failed;
+    }
+    return 0;
+failed:
+    zsys_error ("payment: apply %s to %s: %s", type, id, store_error (store));
+    return -1;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Tick: queued steps are carried out
+
+//  Reads up to S_STEPS_BATCH queued steps, oldest first, as an array of
+//  [id, reservation, action, cause]. NULL when there are none or on error.
+static json_t *
+s_steps_peek (store_t *store)
+{
+    sqlite3_stmt *stmt = store_stmt (store,
+        "SELECT id, reservation, action, cause FROM steps ORDER BY id LIMIT ?1");
+    if (!stmt)
+        return NULL;
+    sqlite3_bind_int (stmt, 1, S_STEPS_BATCH);
+    json_t *steps = json_array ();
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+        json_array_append_new (steps, json_pack ("[I,s,s,s]",
+            (json_int_t) sqlite3_column_int64 (stmt, 0), s_text (stmt, 1),
+            s_text (stmt, 2), s_text (stmt, 3)));
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE)
+        zsys_error ("payment: read queued steps: %s", store_error (store));
+    if (json_array_size (steps) == 0) {
+        json_decref (steps);
+        return NULL;
+    }
+    return steps;
+}
+
+//  Carries out one step. Returns 0 when it is done or moot, -1 when it must
+//  wait (the provider failed, an earlier step is not done, or the store
+//  failed); the caller then stops until the next tick.
+static int
+s_step (payment_t *self, store_t *store, int64_t step, const char *reservation,
+        const char *action, const char *cause)
+{
+    const char *from = streq (action, "refund")? S_CAPTURED: S_AUTHORIZED;
+    const char *to = streq (action, "capture")? S_CAPTURED:
+                     streq (action, "void")? S_VOIDED: S_REFUNDED;
+    svc_payment_call_fn *call = streq (action, "capture")? self->provider.capture:
+                                streq (action, "void")? self->provider.void_:
+                                self->provider.refund;
+    s_payment_t payment;
+    int rc = s_payment_load (store, reservation, &payment);
+    if (rc < 0)
+        goto failed;
+    //  Due when in status from; not yet when an earlier step (a capture
+    //  before a refund) is still to come; otherwise done or moot.
+    bool due = rc == 0 && streq (payment.status, from);
+    if (rc == 0 && !due && streq (payment.status, S_AUTHORIZED))
+        return -1;
+    if (due) {
+        char message [256] = "";
+        int status = call (self->provider.self, reservation, payment.customer,
+                           payment.amount, message, sizeof message);
+        if (status != RESV_OK) {
+            zsys_warning ("payment: %s %s: provider answered %d: %s; will "
+                          "retry", action, reservation, status, message);
+            return -1;
+        }
+    }
+    if (store_begin (store))
+        goto failed;
+    sqlite3_stmt *stmt = store_stmt (store, "DELETE FROM steps WHERE id = ?1");
+    if (!stmt)
+        goto failed;
+    sqlite3_bind_int64 (stmt, 1, step);
+    rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE)
+        goto failed;
+    if (sqlite3_changes (store_db (store)) == 0) {
+        store_rollback (store);     //  Another process carried it out
+        return 0;
+    }
+    if (due) {
+        rc = s_move (store, reservation, from, to, false);
+        if (rc < 0)
+            goto failed;
+        snprintf (payment.status, sizeof payment.status, "%s", to);
+        if (rc == 1 && s_emit (store, cause, reservation, &payment))
+            goto failed;
+    }
+    if (store_commit (store))
+        goto failed;
+    return 0;
+failed:
+    zsys_error ("payment: %s %s: %s", action, reservation, store_error (store));
+    store_rollback (store);
+    return -1;
+}
+
+static void
+s_tick (void *state, store_t *store, resv_t *client)
+{
+    (void) client;
+    payment_t *self = (payment_t *) state;
+    json_t *steps = s_steps_peek (store);
+    size_t index;
+    json_t *step;
+    json_array_foreach (steps, index, step) {
+        if (s_step (self, store, json_integer_value (json_array_get (step, 0)),
+                    json_string_value (json_array_get (step, 1)),
+                    json_string_value (json_array_get (step, 2)),
+                    json_string_value (json_array_get (step, 3))))
+            break;
+    }
+    json_decref (steps);
+    //  The relay sends what the steps emitted within its interval: this
+    //  thread is the actor itself, which no one can poke from here.
+}
+
+
+//  --------------------------------------------------------------------------
+//  Requests
+
+static int
+s_failed (store_t *store, zframe_t **reply_p, const char *operation,
+          const char *reservation)
+{
+    char error [256];
+    snprintf (error, sizeof error, "%s", store_error (store));
+    store_rollback (store);
+    zsys_error ("payment: %s %s: %s", operation, reservation, error);
+    zframe_destroy (reply_p);
+    *reply_p = worker_error (RESV_INTERNAL, RESV_REASON_INTERNAL,
+                             "payment: %s %s: %s", operation, reservation, error);
+    return RESV_INTERNAL;
+}
+
+//  A refusal of the provider: 402 payment_declined or 503
+//  payment_unavailable, with the provider's message.
+static int
+s_provider_refused (zframe_t **reply_p, int status, const char *operation,
+                    const char *reservation, const char *message)
+{
+    if (status != RESV_PAYMENT_DECLINED)
+        status = RESV_UNAVAILABLE;
+    *reply_p = worker_error (status, status == RESV_PAYMENT_DECLINED?
+                             RESV_REASON_PAYMENT_DECLINED:
+                             RESV_REASON_PAYMENT_UNAVAILABLE,
+                             "payment: %s %s: %s", operation, reservation,
+                             *message? message: "the provider refused");
+    return status;
+}
+
+static int
+s_reply_payment (zframe_t **reply_p, s_payment_t *payment)
+{
+    *reply_p = worker_json (json_pack ("{s:o}", "payment",
+                                       s_payment_json (payment)));
+    return RESV_OK;
+}
+
+static int
+s_field_token (json_t *request, const char *key, const char **out_p,
+               zframe_t **reply_p)
+{
+    if (field_string (request, key, true, S_TOKEN_MAX, out_p, reply_p))
+        return -1;
+    if ((*out_p) [strspn (*out_p, S_TOKEN_CHARS)]) {
+        *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                                 "%s must be 1 to %d letters, digits or "
+                                 "'._:@+-'", key, S_TOKEN_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+//  What an authorize finds already stored for its reservation: RESV_OK
+//  with the reply set (a repeat: the same payment), RESV_CONFLICT with
+//  the reply set, or 0 when it must authorise again (voided by a
+//  compensation, and the reservation has not ended).
+static int
+s_authorize_known (s_payment_t *payment, const char *reservation,
+                   const char *customer, int64_t amount, zframe_t **reply_p)
+{
+    const char *trouble = NULL;
+    if (!streq (payment->customer, customer) || payment->amount != amount)
+        trouble = "was authorised for another customer or amount";
+    else
+    if (streq (payment->target, S_VOIDED) && payment->ended)
+        trouble = "was voided: the reservation has ended";
+    else
+    if (streq (payment->status, S_VOIDED) && streq (payment->target, S_VOIDED))
+        return 0;
+    if (trouble) {
+        *reply_p = worker_error (RESV_CONFLICT, RESV_REASON_CONFLICT,
+                                 "payment of %s %s", reservation, trouble);
+        return RESV_CONFLICT;
+    }
+    return s_reply_payment (reply_p, payment);
+}
+
+//  authorize {reservation, customer, amount} -> 200 {"payment":{...}};
+//  402 payment_declined; 503 payment_unavailable; 409 if the reservation
+//  was authorised otherwise or has ended. Idempotent by reservation.
+static int
+s_authorize (payment_t *self, json_t *request, int64_t deadline,
+             zframe_t **reply_p)
+{
+    static const char *keys [] = { "reservation", "customer", "amount", NULL };
+    const char *reservation = NULL, *customer = NULL;
+    int64_t amount = 0;
+    if (field_only (request, keys, reply_p)
+    ||  s_field_token (request, "reservation", &reservation, reply_p)
+    ||  field_string (request, "customer", true, 0, &customer, reply_p)
+    ||  field_int (request, "amount", true, 0, INT64_MAX, &amount, reply_p))
+        return RESV_BAD_REQUEST;
+    store_t *store = self->store;
+    s_payment_t payment;
+    int rc = s_payment_load (store, reservation, &payment);
+    if (rc < 0)
+        return s_failed (store, reply_p, "authorize", reservation);
+    if (rc == 0 && (rc = s_authorize_known (&payment, reservation, customer,
+                                            amount, reply_p)))
+        return rc;
+    //  The provider first, outside any transaction: it may be slow.
+    char message [256] = "";
+    int status = self->provider.authorize (self->provider.self, reservation,
+                                           customer, amount, message,
+                                           sizeof message);
+    if (status != RESV_OK)
+        return s_provider_refused (reply_p, status, "authorize", reservation,
+                                   message);
+    if (store_begin (store))
+        return s_failed (store, reply_p, "authorize", reservation);
+    //  Another process may have recorded it meanwhile.
+    rc = s_payment_load (store, reservation, &payment);
+    if (rc < 0)
+        return s_failed (store, reply_p, "authorize", reservation);
+    if (rc == 0 && (rc = s_authorize_known (&payment, reservation, customer,
+                                            amount, reply_p))) {
+        store_rollback (store);
+        return rc;
+    }
+    //  The caller gave up at its deadline and may already have voided:
+    //  recording the authorisation now would leave it for nobody.
+    if (zclock_mono () > deadline) {
+        store_rollback (store);
+        self->provider.void_ (self->provider.self, reservation, customer,
+                              amount, message, sizeof message);
+        *reply_p = worker_error (RESV_TIMEOUT, RESV_REASON_DEADLINE,
+                                 "payment: authorize %s: the deadline passed",
+                                 reservation);
+        return RESV_TIMEOUT;
+    }
+    if (rc == 0) {
+        //  Voided by a compensation: authorised again.
+        if (s_move (store, reservation, S_VOIDED, S_AUTHORIZED, true) != 1)
+            return s_failed (store, reply_p, "authorize again", reservation);
+    }
+    else {
+        char now [RESV_TIME_SIZE];
+        snprintf (payment.id, sizeof payment.id, S_ID_PREFIX);
+        if (resv_random_hex (payment.id + strlen (S_ID_PREFIX), 8)) {
+            store_rollback (store);
+            zsys_error ("payment: authorize %s: no random source", reservation);
+            *reply_p = worker_error (RESV_INTERNAL, RESV_REASON_INTERNAL,
+                                     "payment: authorize %s: no random source",
+                                     reservation);
+            return RESV_INTERNAL;
+        }
+        snprintf (payment.customer, sizeof payment.customer, "%s", customer);
+        payment.amount = amount;
+        sqlite3_stmt *stmt = store_stmt (store,
+            "INSERT INTO payments (reservation, id, customer, amount, status, "
+            "target, created_at, updated_at) "
+            "VALUES (?1, ?2, ?3, ?4, 'authorized', 'authorized', ?5, ?5)");
+        if (!stmt)
+            return s_failed (store, reply_p, "authorize", reservation);
+        sqlite3_bind_text (stmt, 1, reservation, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 2, payment.id, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 3, customer, -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (stmt, 4, amount);
+        sqlite3_bind_text (stmt, 5, resv_time_now (now), -1, SQLITE_STATIC);
+        rc = sqlite3_step (stmt);
+        sqlite3_reset (stmt);
+        if (rc != SQLITE_DONE)
+            return s_failed (store, reply_p, "authorize", reservation);
+    }
+    snprintf (payment.status, sizeof payment.status, S_AUTHORIZED);
+    if (s_emit (store, NULL, reservation, &payment) || store_commit (store))
+        return s_failed (store, reply_p, "authorize", reservation);
+    events_flush (self->events);
+    return s_reply_payment (reply_p, &payment);
+}
+
+//  void {reservation} -> 200 {"payment":{...}} voided, or {"payment":null}
+//  when the reservation has none; 409 once captured; 503 if the provider
+//  failed. Idempotent: the compensation of a failed reserve.
+static int
+s_void (payment_t *self, json_t *request, int64_t deadline,
+        zframe_t **reply_p)
+{
+    (void) deadline;
+    static const char *keys [] = { "reservation", NULL };
+    const char *reservation = NULL;
+    if (field_only (request, keys, reply_p)
+    ||  s_field_token (request, "reservation", &reservation, reply_p))
+        return RESV_BAD_REQUEST;
+    store_t *store = self->store;
+    s_payment_t payment;
+    bool called = false;        //  The provider has voided it
+    while (true) {
+        int rc = s_payment_load (store, reservation, &payment);
+        if (rc < 0)
+            return s_failed (store, reply_p, "void", reservation);
+        if (rc == RESV_NOT_FOUND) {
+            store_rollback (store);
+            *reply_p = worker_json (json_pack ("{s:n}", "payment"));
+            return RESV_OK;
+        }
+        if (streq (payment.target, S_VOIDED)) {
+            store_rollback (store);
+            return s_reply_payment (reply_p, &payment);
+        }
+        if (!streq (payment.status, S_AUTHORIZED)
+        ||  !streq (payment.target, S_AUTHORIZED)) {
+            store_rollback (store);
+            *reply_p = worker_error (RESV_CONFLICT, RESV_REASON_CONFLICT,
+                                     "payment of %s is %s and cannot be "
+                                     "voided", reservation, payment.target);
+            return RESV_CONFLICT;
+        }
+        if (called)
+            break;
+        //  The provider first, outside any transaction; then look again
+        //  inside one, where the answer holds.
+        char message [256] = "";
+        int status = self->provider.void_ (self->provider.self, reservation,
+                                           payment.customer, payment.amount,
+                                           message, sizeof message);
+        if (status != RESV_OK)
+            return s_provider_refused (reply_p, status, "void", reservation,
+                                       message);
+        called = true;
+        if (store_begin (store))
+            return s_failed (store, reply_p, "void", reservation);
+    }
+    snprintf (payment.status, sizeof payment.status, S_VOIDED);
+    if (s_move (store, reservation, S_AUTHORIZED, S_VOIDED, true) != 1
+    ||  s_emit (store, NULL, reservation, &payment) || store_commit (store))
+        return s_failed (store, reply_p, "void", reservation);
+    events_flush (self->events);
+    return s_reply_payment (reply_p, &payment);
+}
+
+
+//  --------------------------------------------------------------------------
+//  The service
+
+typedef int (s_method_fn) (payment_t *self, json_t *request,
+                           int64_t deadline, zframe_t **reply_p);
+
+static const struct {
+    const char *name;
+    s_method_fn *fn;
+} s_methods [] = {
+    { RESV_METHOD_AUTHORIZE,    s_authorize },
+    { RESV_METHOD_VOID,         s_void },
+};
+
+int
+svc_payment (void *state, const char *method, zframe_t **body_p,
+             int64_t deadline, zframe_t **reply_p)
+{
+    payment_t *self = (payment_t *) state;
+    for (size_t index = 0; index < sizeof s_methods / sizeof *s_methods; index++)
+        if (streq (method, s_methods [index].name)) {
+            json_t *request = worker_parse (*body_p, reply_p);
+            if (!request)
+                return RESV_BAD_REQUEST;
+            int status = s_methods [index].fn (self, request, deadline, reply_p);
+            json_decref (request);
+            return status;
+        }
+    *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
+                             "payment has no method '%.32s'", method);
+    return RESV_BAD_REQUEST;
+}
+
+void *
+svc_payment_new_with (resv_cfg_t *cfg, const svc_payment_provider_t *provider)
+{
+    payment_t *self = (payment_t *) zmalloc (sizeof (payment_t));
+    self->simulator.max_amount = resv_cfg_int (cfg, "payment/max_amount",
+                                               10000000, 0, INT64_MAX);
+    self->simulator.latency = (int) resv_cfg_int (cfg, "payment/latency", 0,
+                                                  0, S_LATENCY_MAX);
+    self->simulator.failure_rate = (int) resv_cfg_int (cfg,
+                                                       "payment/failure_rate",
+                                                       0, 0, 100);
+    if (provider)
+        self->provider = *provider;
+    else {
+        self->provider.self = &self->simulator;
+        self->provider.authorize = s_simulate_authorize;
+        self->provider.capture = s_simulate_move;
+        self->provider.void_ = s_simulate_move;
+        self->provider.refund = s_simulate_move;
+    }
+    self->store = store_new (cfg, S_NAME, s_schema);
+    if (self->store) {
+        events_config_t config = {
+            .store = S_NAME, .schema = s_schema, .consumer = S_NAME,
+            .apply = s_apply, .tick = s_tick, .tick_ms = S_TICK_MS,
+            .state = self
+        };
+        self->events = events_new (cfg, &config);
+    }
+    if (!self->events) {
+        void *state = self;
+        svc_payment_destroy (&state);
+        return NULL;
+    }
+    return self;
+}
+
+void *
+svc_payment_new (resv_cfg_t *cfg, worker_t *worker)
+{
+    (void) worker;
+    return svc_payment_new_with (cfg, NULL);
+}
+
+void
+svc_payment_destroy (void **state_p)
+{
+    if (!state_p || !*state_p)
+        return;
+    payment_t *self = (payment_t *) *state_p;
+    events_destroy (&self->events);
+    store_destroy (&self->store);
+    free (self);
+    *state_p = NULL;
+}

@@ -1,0 +1,770 @@
+/*  svc_payment_test.c: the payment service (svc_payment.c), against a real
+    broker (in-process actor, for the events actor's journal) and real
+    SQLite files in a temporary directory.
+
+    Requests go straight to the handler; reservation events are published
+    into the journal by hand, in the shapes of doc/saga.md, and consumed
+    by the service's events actor as in a worker process. The simulator is
+    configured through the environment, as in production; a scripted
+    provider makes the provider's failures happen on purpose.
+*/
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include "svc.h"
+#include "store.h"
+#include "broker.h"
+
+typedef struct {
+    char dir [64];              //  Temporary data directory
+    resv_cfg_t *cfg;            //  From the environment
+    zactor_t *broker;           //  The real broker
+    resv_t *client;             //  Reads and publishes events
+    void *state;                //  The service's state under test
+    store_t *store;             //  The test's own look into the store
+    int events;                 //  Event ids made so far
+} fixture_t;
+
+static int
+s_setup (void **state)
+{
+    fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
+    strcpy (self->dir, "/tmp/resv-payment-test.XXXXXX");
+    assert_non_null (mkdtemp (self->dir));
+    setenv ("RESV_DATA_DIR", self->dir, 1);
+    setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:*", 1);
+    setenv ("RESV_BROKER_BACKEND", "tcp://127.0.0.1:*", 1);
+    setenv ("RESV_BROKER_EVENTS", "tcp://127.0.0.1:*", 1);
+    //  The simulator's defaults, whatever the caller's environment says.
+    setenv ("RESV_PAYMENT_MAX_AMOUNT", "10000000", 1);
+    setenv ("RESV_PAYMENT_LATENCY", "0", 1);
+    setenv ("RESV_PAYMENT_FAILURE_RATE", "0", 1);
+    self->cfg = resv_cfg_load (NULL);
+    self->broker = broker_new (self->cfg);
+    assert_non_null (self->broker);
+    char *frontend, *backend, *events;
+    zstr_send (self->broker, "ENDPOINTS");
+    zstr_recvx (self->broker, &frontend, &backend, &events, NULL);
+    setenv ("RESV_BROKER_FRONTEND", frontend, 1);
+    setenv ("RESV_BROKER_BACKEND", backend, 1);
+    setenv ("RESV_BROKER_EVENTS", events, 1);
+    self->client = resv_new (frontend);
+    zstr_free (&frontend);
+    zstr_free (&backend);
+    zstr_free (&events);
+    self->state = svc_payment_new (self->cfg, NULL);
+    assert_non_null (self->state);
+    self->store = store_new (self->cfg, "payment", NULL);
+    assert_non_null (self->store);
+    *state = self;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    svc_payment_destroy (&self->state);
+    assert_null (self->state);
+    svc_payment_destroy (&self->state);     //  Idempotent
+    store_destroy (&self->store);
+    resv_destroy (&self->client);
+    zactor_destroy (&self->broker);
+    resv_cfg_destroy (&self->cfg);
+    char *command = zsys_sprintf ("rm -rf '%s'", self->dir);
+    assert_int_equal (system (command), 0);
+    zstr_free (&command);
+    free (self);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Helpers
+
+static int
+s_call_raw (void *state, const char *method, const char *body, size_t size,
+            int64_t deadline, json_t **reply_p)
+{
+    zframe_t *frame = zframe_new (body, size);
+    zframe_t *reply = NULL;
+    int status = svc_payment (state, method, &frame, deadline, &reply);
+    zframe_destroy (&frame);
+    json_t *json = reply? json_loadb ((const char *) zframe_data (reply),
+                                      zframe_size (reply), 0, NULL): NULL;
+    if (reply)
+        assert_non_null (json);
+    zframe_destroy (&reply);
+    if (status >= 400) {
+        json_t *error = json_object_get (json, "error");
+        assert_int_equal (json_integer_value (json_object_get (error, "code")), status);
+        assert_non_null (json_string_value (json_object_get (error, "message")));
+    }
+    if (reply_p)
+        *reply_p = json;
+    else
+        json_decref (json);
+    return status;
+}
+
+//  Calls method on state with request (taken).
+static int
+s_call_on (void *state, const char *method, json_t *request, json_t **reply_p)
+{
+    assert_non_null (request);
+    char *text = json_dumps (request, JSON_COMPACT);
+    json_decref (request);
+    int status = s_call_raw (state, method, text, strlen (text),
+                             zclock_mono () + 5000, reply_p);
+    free (text);
+    return status;
+}
+
+static int
+s_call (fixture_t *self, const char *method, json_t *request, json_t **reply_p)
+{
+    return s_call_on (self->state, method, request, reply_p);
+}
+
+static const char *
+s_reason (json_t *reply)
+{
+    return json_string_value (json_object_get (json_object_get (reply, "error"), "reason"));
+}
+
+static int
+s_authorize_on (void *state, const char *reservation, const char *customer,
+                int64_t amount, json_t **reply_p)
+{
+    return s_call_on (state, "authorize", json_pack ("{s:s,s:s,s:I}",
+                      "reservation", reservation, "customer", customer,
+                      "amount", (json_int_t) amount), reply_p);
+}
+
+static int
+s_authorize (fixture_t *self, const char *reservation, int64_t amount,
+             json_t **reply_p)
+{
+    return s_authorize_on (self->state, reservation, "cora", amount, reply_p);
+}
+
+static int
+s_void (fixture_t *self, const char *reservation, json_t **reply_p)
+{
+    return s_call (self, "void", json_pack ("{s:s}", "reservation", reservation),
+                   reply_p);
+}
+
+//  The stored status of reservation's payment ("" if none).
+static char *
+s_stored (fixture_t *self, const char *reservation, char *status)
+{
+    sqlite3_stmt *stmt = store_stmt (self->store,
+        "SELECT status FROM payments WHERE reservation = ?1");
+    assert_non_null (stmt);
+    sqlite3_bind_text (stmt, 1, reservation, -1, SQLITE_STATIC);
+    strcpy (status, "");
+    if (sqlite3_step (stmt) == SQLITE_ROW)
+        snprintf (status, 16, "%s", (const char *) sqlite3_column_text (stmt, 0));
+    sqlite3_reset (stmt);
+    return status;
+}
+
+static int64_t
+s_count (fixture_t *self, const char *sql)
+{
+    sqlite3_stmt *stmt = store_stmt (self->store, sql);
+    assert_non_null (stmt);
+    int64_t count = sqlite3_step (stmt) == SQLITE_ROW?
+                    sqlite3_column_int64 (stmt, 0): -1;
+    sqlite3_reset (stmt);
+    return count;
+}
+
+//  The journal's events of types starting with prefix, as an array
+//  (caller owns).
+static json_t *
+s_journal_items (fixture_t *self, const char *prefix)
+{
+    json_t *request = json_pack ("{s:i,s:s,s:i}", "from", 1, "type", prefix,
+                                 "limit", 1000);
+    json_t *page = NULL;
+    assert_int_equal (resv_call (self->client, "events", "read", request,
+                                 2000, &page), 200);
+    json_t *items = json_incref (json_object_get (page, "items"));
+    json_decref (request);
+    json_decref (page);
+    return items;
+}
+
+static size_t
+s_journal (fixture_t *self, const char *prefix)
+{
+    json_t *items = s_journal_items (self, prefix);
+    size_t count = json_array_size (items);
+    json_decref (items);
+    return count;
+}
+
+static bool
+s_journal_wait (fixture_t *self, const char *prefix, size_t count)
+{
+    for (int i = 0; i < 250; i++) {
+        if (s_journal (self, prefix) >= count)
+            return true;
+        zclock_sleep (20);
+    }
+    return false;
+}
+
+//  Publishes an event of type about reservation, with event id id (NULL:
+//  a fresh one); reservation NULL names none.
+static void
+s_publish_id (fixture_t *self, const char *id, const char *type,
+              const char *reservation)
+{
+    char fresh [32];
+    if (!id) {
+        snprintf (fresh, sizeof fresh, "ev%d", ++self->events);
+        id = fresh;
+    }
+    json_t *event = json_pack ("{s:s,s:s,s:{}}", "id", id, "type", type, "data");
+    if (reservation) {
+        json_object_set_new (event, "reservation", json_string (reservation));
+        json_object_set_new (event, "correlation_id", json_string (reservation));
+    }
+    json_t *request = json_pack ("{s:[o]}", "events", event);
+    json_t *reply = NULL;
+    assert_int_equal (resv_call (self->client, "events", "publish", request,
+                                 2000, &reply), 200);
+    json_decref (request);
+    json_decref (reply);
+}
+
+static void
+s_publish (fixture_t *self, const char *type, const char *reservation)
+{
+    s_publish_id (self, NULL, type, reservation);
+}
+
+//  Waits until reservation's payment is stored in status.
+static bool
+s_wait_stored (fixture_t *self, const char *reservation, const char *status)
+{
+    char now [16];
+    for (int i = 0; i < 250; i++) {
+        if (streq (s_stored (self, reservation, now), status))
+            return true;
+        zclock_sleep (20);
+    }
+    return false;
+}
+
+//  A state configured by the environment variable name=value.
+static void *
+s_state_with (const char *name, const char *value)
+{
+    setenv (name, value, 1);
+    resv_cfg_t *cfg = resv_cfg_load (NULL);
+    void *state = svc_payment_new (cfg, NULL);
+    resv_cfg_destroy (&cfg);
+    setenv (name, "0", 1);
+    assert_non_null (state);
+    return state;
+}
+
+//  A scripted provider: counts calls, fails the first `failures` captures.
+typedef struct {
+    int failures;               //  Captures still to fail
+    int captures;               //  Capture calls
+    int voids;                  //  Void calls
+} s_script_t;
+
+static int
+s_script_ok (void *self, const char *reservation, const char *customer,
+             int64_t amount, char *message, size_t size)
+{
+    (void) self, (void) reservation, (void) customer, (void) amount;
+    (void) message, (void) size;
+    return RESV_OK;
+}
+
+static int
+s_script_capture (void *self, const char *reservation, const char *customer,
+                  int64_t amount, char *message, size_t size)
+{
+    (void) reservation, (void) customer, (void) amount;
+    s_script_t *script = (s_script_t *) self;
+    __atomic_fetch_add (&script->captures, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_fetch_sub (&script->failures, 1, __ATOMIC_SEQ_CST) > 0) {
+        snprintf (message, size, "scripted failure");
+        return RESV_UNAVAILABLE;
+    }
+    return RESV_OK;
+}
+
+static int
+s_script_void (void *self, const char *reservation, const char *customer,
+               int64_t amount, char *message, size_t size)
+{
+    (void) reservation, (void) customer, (void) amount, (void) message, (void) size;
+    __atomic_fetch_add (&((s_script_t *) self)->voids, 1, __ATOMIC_SEQ_CST);
+    return RESV_OK;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Success
+
+static void
+test_authorize_and_repeat (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *first = NULL, *again = NULL;
+    assert_int_equal (s_authorize (self, "r1", 4500, &first), 200);
+    json_t *payment = json_object_get (first, "payment");
+    const char *id = json_string_value (json_object_get (payment, "id"));
+    assert_non_null (id);
+    assert_memory_equal (id, "pay-", 4);
+    assert_int_equal (strlen (id), 20);
+    assert_string_equal (json_string_value (json_object_get (payment, "status")), "authorized");
+    assert_int_equal (json_integer_value (json_object_get (payment, "amount")), 4500);
+    //  A retry: the same payment, no second authorisation.
+    assert_int_equal (s_authorize (self, "r1", 4500, &again), 200);
+    assert_true (json_equal (first, again));
+    assert_int_equal (s_count (self, "SELECT count (*) FROM payments"), 1);
+    assert_true (s_journal_wait (self, "payment.authorized", 1));
+    zclock_sleep (300);
+    json_t *items = s_journal_items (self, "payment.");
+    assert_int_equal (json_array_size (items), 1);
+    json_t *event = json_array_get (items, 0);
+    assert_string_equal (json_string_value (json_object_get (event, "reservation")), "r1");
+    assert_string_equal (json_string_value (json_object_get (event, "correlation_id")), "r1");
+    json_t *data = json_object_get (event, "data");
+    assert_string_equal (json_string_value (json_object_get (data, "customer")), "cora");
+    assert_true (json_equal (json_object_get (data, "payment"), payment));
+    json_decref (items);
+    //  Amount zero (a free resource) is a payment too.
+    assert_int_equal (s_authorize (self, "r0", 0, NULL), 200);
+    json_decref (first);
+    json_decref (again);
+}
+
+static void
+test_void_and_repeat (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *reply = NULL;
+    assert_int_equal (s_authorize (self, "r1", 100, NULL), 200);
+    assert_int_equal (s_void (self, "r1", &reply), 200);
+    json_t *payment = json_object_get (reply, "payment");
+    assert_string_equal (json_string_value (json_object_get (payment, "status")), "voided");
+    json_decref (reply);
+    assert_int_equal (s_void (self, "r1", &reply), 200);
+    assert_string_equal (json_string_value (json_object_get (
+                         json_object_get (reply, "payment"), "status")), "voided");
+    json_decref (reply);
+    //  Voiding what was never authorised is a success with no payment.
+    assert_int_equal (s_void (self, "never", &reply), 200);
+    assert_true (json_is_null (json_object_get (reply, "payment")));
+    json_decref (reply);
+    char status [16];
+    assert_string_equal (s_stored (self, "r1", status), "voided");
+    assert_true (s_journal_wait (self, "payment.voided", 1));
+    zclock_sleep (300);
+    assert_int_equal (s_journal (self, "payment.voided"), 1);
+}
+
+static void
+test_authorize_again_after_compensation (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *first = NULL, *again = NULL;
+    assert_int_equal (s_authorize (self, "r1", 700, &first), 200);
+    assert_int_equal (s_void (self, "r1", NULL), 200);
+    //  The retried reserve authorises the same reservation again.
+    assert_int_equal (s_authorize (self, "r1", 700, &again), 200);
+    assert_true (json_equal (first, again));
+    char status [16];
+    assert_string_equal (s_stored (self, "r1", status), "authorized");
+    assert_true (s_journal_wait (self, "payment.authorized", 2));
+    json_decref (first);
+    json_decref (again);
+}
+
+static void
+test_confirmed_is_captured_once (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    assert_int_equal (s_authorize (self, "r1", 2500, NULL), 200);
+    //  The same event twice (the journal keeps one) and another
+    //  confirmation: one capture.
+    s_publish_id (self, "confirm-1", "reservation.confirmed", "r1");
+    s_publish_id (self, "confirm-1", "reservation.confirmed", "r1");
+    s_publish (self, "reservation.confirmed", "r1");
+    assert_true (s_wait_stored (self, "r1", "captured"));
+    assert_true (s_journal_wait (self, "payment.captured", 1));
+    zclock_sleep (400);
+    json_t *items = s_journal_items (self, "payment.captured");
+    assert_int_equal (json_array_size (items), 1);
+    json_t *event = json_array_get (items, 0);
+    //  Its id derives from its cause.
+    char caused [STORE_CAUSED_ID_SIZE];
+    assert_string_equal (json_string_value (json_object_get (event, "id")),
+                         store_caused_id ("confirm-1", "payment.captured", caused));
+    json_t *payment = json_object_get (json_object_get (event, "data"), "payment");
+    assert_string_equal (json_string_value (json_object_get (payment, "status")), "captured");
+    assert_int_equal (json_integer_value (json_object_get (payment, "amount")), 2500);
+    json_decref (items);
+    assert_int_equal (s_count (self, "SELECT count (*) FROM steps"), 0);
+    //  A cause whose id is long: the effect's id is still the derived one,
+    //  of a fixed length.
+    const char *cause = "e0123456789abcdef0123456789abcdef>approval.approved>"
+                        "reservation.";
+    assert_int_equal (s_authorize (self, "r2", 10, NULL), 200);
+    s_publish_id (self, cause, "reservation.confirmed", "r2");
+    assert_true (s_journal_wait (self, "payment.captured", 2));
+    items = s_journal_items (self, "payment.captured");
+    const char *id = json_string_value (json_object_get (json_array_get (items, 1), "id"));
+    assert_string_equal (id, store_caused_id (cause, "payment.captured", caused));
+    assert_int_equal (strlen (id), STORE_CAUSED_ID_SIZE - 1);
+    json_decref (items);
+}
+
+static void
+test_cancel_after_confirm_refunds (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    assert_int_equal (s_authorize (self, "r1", 900, NULL), 200);
+    assert_int_equal (s_authorize (self, "r2", 900, NULL), 200);
+    //  r1: one after the other; r2: both queued before the first is done.
+    s_publish (self, "reservation.confirmed", "r1");
+    assert_true (s_wait_stored (self, "r1", "captured"));
+    s_publish (self, "reservation.cancelled", "r1");
+    s_publish (self, "reservation.confirmed", "r2");
+    s_publish (self, "reservation.cancelled", "r2");
+    assert_true (s_wait_stored (self, "r1", "refunded"));
+    assert_true (s_wait_stored (self, "r2", "refunded"));
+    assert_true (s_journal_wait (self, "payment.refunded", 2));
+    zclock_sleep (300);
+    assert_int_equal (s_journal (self, "payment.captured"), 2);
+    assert_int_equal (s_journal (self, "payment.refunded"), 2);
+    assert_int_equal (s_journal (self, "payment.voided"), 0);
+    //  A late cancel of a refunded payment changes nothing.
+    s_publish (self, "reservation.cancelled", "r1");
+    zclock_sleep (300);
+    assert_int_equal (s_journal (self, "payment.refunded"), 2);
+}
+
+static void
+test_declined_expired_and_early_cancel_void (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    assert_int_equal (s_authorize (self, "rd", 100, NULL), 200);
+    assert_int_equal (s_authorize (self, "rx", 100, NULL), 200);
+    assert_int_equal (s_authorize (self, "rc", 100, NULL), 200);
+    s_publish (self, "reservation.declined", "rd");
+    s_publish (self, "reservation.expired", "rx");
+    s_publish (self, "reservation.cancelled", "rc");
+    assert_true (s_wait_stored (self, "rd", "voided"));
+    assert_true (s_wait_stored (self, "rx", "voided"));
+    assert_true (s_wait_stored (self, "rc", "voided"));
+    assert_true (s_journal_wait (self, "payment.voided", 3));
+    zclock_sleep (300);
+    assert_int_equal (s_journal (self, "payment.voided"), 3);
+    assert_int_equal (s_journal (self, "payment.captured"), 0);
+}
+
+static void
+test_consumer_skips_what_is_not_its_own (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_publish (self, "reservation.confirmed", "unknown");
+    s_publish (self, "reservation.cancelled", NULL);
+    s_publish (self, "reservation.requested", "r1");
+    s_publish (self, "payment.captured", "r1");
+    assert_int_equal (s_authorize (self, "r1", 50, NULL), 200);
+    s_publish (self, "reservation.confirmed", "r1");
+    //  The consumer went past all of it to the one that is its own.
+    assert_true (s_wait_stored (self, "r1", "captured"));
+    assert_int_equal (s_count (self, "SELECT count (*) FROM payments"), 1);
+}
+
+static void
+test_simulator_limit_and_latency (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    assert_int_equal (s_authorize (self, "r-max", 10000000, NULL), 200);
+    void *slow = s_state_with ("RESV_PAYMENT_LATENCY", "150");
+    int64_t start = zclock_mono ();
+    assert_int_equal (s_authorize_on (slow, "r-slow", "sam", 10, NULL), 200);
+    assert_true (zclock_mono () - start >= 150);
+    svc_payment_destroy (&slow);
+    void *strict = s_state_with ("RESV_PAYMENT_MAX_AMOUNT", "99");
+    assert_int_equal (s_authorize_on (strict, "r-99", "sam", 99, NULL), 200);
+    assert_int_equal (s_authorize_on (strict, "r-100", "sam", 100, NULL), 402);
+    svc_payment_destroy (&strict);
+}
+
+static void
+test_failed_captures_are_retried (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  A second state with a provider that fails the first captures.
+    s_script_t script = { 3, 0, 0 };
+    svc_payment_provider_t provider = {
+        &script, s_script_ok, s_script_capture, s_script_void, s_script_ok
+    };
+    svc_payment_destroy (&self->state);
+    self->state = svc_payment_new_with (self->cfg, &provider);
+    assert_non_null (self->state);
+    assert_int_equal (s_authorize (self, "r1", 10, NULL), 200);
+    s_publish (self, "reservation.confirmed", "r1");
+    assert_true (s_wait_stored (self, "r1", "captured"));
+    assert_true (__atomic_load_n (&script.captures, __ATOMIC_SEQ_CST) >= 4);
+    assert_true (s_journal_wait (self, "payment.captured", 1));
+    zclock_sleep (300);
+    assert_int_equal (s_journal (self, "payment.captured"), 1);
+    //  Destroyed here: the provider's script lives on this stack.
+    svc_payment_destroy (&self->state);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Failures
+
+static void
+test_authorize_refuses_bad_input (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    const char *bodies [] = {
+        "{}",
+        "{\"customer\":\"c\",\"amount\":1}",
+        "{\"reservation\":\"r1\",\"amount\":1}",
+        "{\"reservation\":\"r1\",\"customer\":\"c\"}",
+        "{\"reservation\":\"r1\",\"customer\":\"c\",\"amount\":-1}",
+        "{\"reservation\":\"r1\",\"customer\":\"c\",\"amount\":\"100\"}",
+        "{\"reservation\":\"r1\",\"customer\":\"c\",\"amount\":1.5}",
+        "{\"reservation\":\"r1\",\"customer\":\"c\",\"amount\":null}",
+        "{\"reservation\":\"r1\",\"customer\":\"c\",\"amount\":1,\"currency\":\"EUR\"}",
+        "{\"reservation\":\"\",\"customer\":\"c\",\"amount\":1}",
+        "{\"reservation\":\"r1'; DROP TABLE payments; --\",\"customer\":\"c\",\"amount\":1}",
+        "{\"reservation\":\"\\\"r1\\\"\",\"customer\":\"c\",\"amount\":1}",
+        "{\"reservation\":\"r 1\",\"customer\":\"c\",\"amount\":1}",
+        "{\"reservation\":\"r1\",\"customer\":\"\",\"amount\":1}",
+        "{\"reservation\":\"r1\",\"customer\":\"c\\nd\",\"amount\":1}",
+        "{\"reservation\":\"r1\",\"customer\":\"c\",\"amount\":99999999999999999999999}",
+        "{\"reservation\":\"r1\"",
+        "[\"r1\",\"c\",1]",
+        "{\"reservation\":\"r\\u0000\",\"customer\":\"c\",\"amount\":1}",
+        NULL
+    };
+    for (const char **body = bodies; *body; body++) {
+        json_t *reply = NULL;
+        int status = s_call_raw (self->state, "authorize", *body, strlen (*body),
+                                 zclock_mono () + 5000, &reply);
+        if (status != 400)
+            fail_msg ("authorize %s: status %d", *body, status);
+        json_decref (reply);
+    }
+    char *big = (char *) malloc (200 * 1024 + 1);
+    memset (big, 'c', 200 * 1024);
+    big [200 * 1024] = 0;
+    json_t *reply = NULL;
+    assert_int_equal (s_authorize_on (self->state, "r1", big, 1, &reply), 400);
+    assert_string_equal (s_reason (reply), "bad_request");
+    json_decref (reply);
+    assert_int_equal (s_authorize_on (self->state, big, "c", 1, NULL), 400);
+    free (big);
+    //  A customer name with quotes is text, stored as it is.
+    assert_int_equal (s_authorize_on (self->state, "r-q", "O'Brien \"Jr\"", 1, NULL), 200);
+    assert_int_equal (s_count (self, "SELECT count (*) FROM payments"), 1);
+}
+
+static void
+test_void_refuses_bad_input_and_methods (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *reply = NULL;
+    assert_int_equal (s_call (self, "void", json_object (), &reply), 400);
+    assert_string_equal (s_reason (reply), "bad_request");
+    json_decref (reply);
+    assert_int_equal (s_call (self, "void", json_pack ("{s:s,s:i}", "reservation", "r1",
+                      "amount", 1), NULL), 400);
+    assert_int_equal (s_call (self, "void", json_pack ("{s:i}", "reservation", 1), NULL), 400);
+    assert_int_equal (s_call (self, "void", json_pack ("{s:s}", "reservation", "r1' OR 1=1"), NULL), 400);
+    assert_int_equal (s_call (self, "capture", json_pack ("{s:s}", "reservation", "r1"), &reply), 400);
+    assert_string_equal (s_reason (reply), "unknown_method");
+    json_decref (reply);
+    assert_int_equal (s_call_raw (self->state, "refund", "{}", 2, zclock_mono () + 5000, NULL), 400);
+}
+
+static void
+test_declined_above_the_limit (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *reply = NULL;
+    assert_int_equal (s_authorize (self, "r1", 10000001, &reply), 402);
+    assert_string_equal (s_reason (reply), "payment_declined");
+    json_decref (reply);
+    assert_int_equal (s_authorize (self, "r1", 10000001, &reply), 402);
+    json_decref (reply);
+    assert_int_equal (s_count (self, "SELECT count (*) FROM payments"), 0);
+    zclock_sleep (300);
+    assert_int_equal (s_journal (self, "payment."), 0);
+}
+
+static void
+test_provider_unavailable (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    assert_int_equal (s_authorize (self, "r1", 10, NULL), 200);
+    void *failing = s_state_with ("RESV_PAYMENT_FAILURE_RATE", "100");
+    json_t *reply = NULL;
+    assert_int_equal (s_authorize_on (failing, "r2", "cy", 10, &reply), 503);
+    assert_string_equal (s_reason (reply), "payment_unavailable");
+    json_decref (reply);
+    assert_int_equal (s_call_on (failing, "void", json_pack ("{s:s}", "reservation", "r1"),
+                                 &reply), 503);
+    assert_string_equal (s_reason (reply), "payment_unavailable");
+    json_decref (reply);
+    //  A repeat of a done authorisation needs no provider at all.
+    assert_int_equal (s_authorize_on (failing, "r1", "cora", 10, NULL), 200);
+    svc_payment_destroy (&failing);
+    char status [16];
+    assert_string_equal (s_stored (self, "r1", status), "authorized");
+    assert_string_equal (s_stored (self, "r2", status), "");
+}
+
+static void
+test_conflicting_requests (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    assert_int_equal (s_authorize (self, "r1", 300, NULL), 200);
+    json_t *reply = NULL;
+    assert_int_equal (s_authorize (self, "r1", 301, &reply), 409);
+    assert_string_equal (s_reason (reply), "conflict");
+    json_decref (reply);
+    assert_int_equal (s_authorize_on (self->state, "r1", "dan", 300, NULL), 409);
+    //  Captured: a void cannot undo it.
+    s_publish (self, "reservation.confirmed", "r1");
+    assert_true (s_wait_stored (self, "r1", "captured"));
+    assert_int_equal (s_void (self, "r1", &reply), 409);
+    assert_string_equal (s_reason (reply), "conflict");
+    json_decref (reply);
+    //  Ended: a late authorize cannot bring it back.
+    assert_int_equal (s_authorize (self, "r2", 300, NULL), 200);
+    s_publish (self, "reservation.declined", "r2");
+    assert_true (s_wait_stored (self, "r2", "voided"));
+    assert_int_equal (s_authorize (self, "r2", 300, &reply), 409);
+    json_decref (reply);
+    char status [16];
+    assert_string_equal (s_stored (self, "r2", status), "voided");
+}
+
+static void
+test_store_refuses_illegal_moves (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    assert_int_equal (s_authorize (self, "r1", 10, NULL), 200);
+    sqlite3 *db = store_db (self->store);
+    assert_int_equal (sqlite3_exec (db, "UPDATE payments SET status = 'refunded' "
+                      "WHERE reservation = 'r1'", NULL, NULL, NULL), SQLITE_CONSTRAINT);
+    assert_int_equal (sqlite3_exec (db, "UPDATE payments SET status = 'paid' "
+                      "WHERE reservation = 'r1'", NULL, NULL, NULL), SQLITE_CONSTRAINT);
+    assert_int_equal (sqlite3_exec (db, "UPDATE payments SET amount = -5 "
+                      "WHERE reservation = 'r1'", NULL, NULL, NULL), SQLITE_CONSTRAINT);
+    s_publish (self, "reservation.confirmed", "r1");
+    assert_true (s_wait_stored (self, "r1", "captured"));
+    assert_int_equal (sqlite3_exec (db, "UPDATE payments SET status = 'authorized' "
+                      "WHERE reservation = 'r1'", NULL, NULL, NULL), SQLITE_CONSTRAINT);
+    assert_int_equal (sqlite3_exec (db, "UPDATE payments SET status = 'voided' "
+                      "WHERE reservation = 'r1'", NULL, NULL, NULL), SQLITE_CONSTRAINT);
+    char status [16];
+    assert_string_equal (s_stored (self, "r1", status), "captured");
+}
+
+static void
+test_authorize_past_its_deadline_records_nothing (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_script_t script = { 0, 0, 0 };
+    svc_payment_provider_t provider = {
+        &script, s_script_ok, s_script_capture, s_script_void, s_script_ok
+    };
+    void *scripted = svc_payment_new_with (self->cfg, &provider);
+    assert_non_null (scripted);
+    const char *body = "{\"reservation\":\"r1\",\"customer\":\"c\",\"amount\":5}";
+    json_t *reply = NULL;
+    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
+                                  zclock_mono () - 1, &reply), 504);
+    assert_string_equal (s_reason (reply), "deadline_exceeded");
+    json_decref (reply);
+    //  What the provider authorised was voided there.
+    assert_int_equal (script.voids, 1);
+    svc_payment_destroy (&scripted);
+    assert_int_equal (s_count (self, "SELECT count (*) FROM payments"), 0);
+}
+
+//  resv-worker destroys the state after SIGTERM, with zsys_interrupted
+//  raised: the events actor must stop all the same, however its loop met
+//  the flag (it hung for good while its poller was not set nonstop).
+static void
+test_stops_after_sigterm (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsys_interrupted = 1;
+    zclock_sleep (300);        //  The actor's loop meets the raised flag
+    int64_t start = zclock_mono ();
+    svc_payment_destroy (&self->state);
+    zsys_interrupted = 0;
+    assert_null (self->state);
+    assert_true (zclock_mono () - start < 3000);
+}
+
+static void
+test_state_fails_cleanly (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    setenv ("RESV_DATA_DIR", "/proc/no-such-place", 1);
+    resv_cfg_t *cfg = resv_cfg_load (NULL);
+    assert_null (svc_payment_new (cfg, NULL));
+    resv_cfg_destroy (&cfg);
+    setenv ("RESV_DATA_DIR", self->dir, 1);
+    svc_payment_destroy (NULL);
+    const svc_t *svc = svc_lookup ("payment");
+    assert_non_null (svc);
+    assert_ptr_equal (svc->handler, svc_payment);
+    assert_ptr_equal (svc->state_new, svc_payment_new);
+}
+
+int
+main (void)
+{
+    zsys_init ();
+    zsys_set_logstream (stderr);
+#define T(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
+    const struct CMUnitTest tests [] = {
+        T (test_authorize_and_repeat),
+        T (test_void_and_repeat),
+        T (test_authorize_again_after_compensation),
+        T (test_confirmed_is_captured_once),
+        T (test_cancel_after_confirm_refunds),
+        T (test_declined_expired_and_early_cancel_void),
+        T (test_consumer_skips_what_is_not_its_own),
+        T (test_simulator_limit_and_latency),
+        T (test_failed_captures_are_retried),
+        T (test_authorize_refuses_bad_input),
+        T (test_void_refuses_bad_input_and_methods),
+        T (test_declined_above_the_limit),
+        T (test_provider_unavailable),
+        T (test_conflicting_requests),
+        T (test_store_refuses_illegal_moves),
+        T (test_authorize_past_its_deadline_records_nothing),
+        T (test_stops_after_sigterm),
+        T (test_state_fails_cleanly),
+    };
+    return cmocka_run_group_tests_name ("svc_payment", tests, NULL, NULL);
+}

@@ -1,0 +1,1108 @@
+/*  svc_reservation.c: reservation, the reserve saga and the status machine
+    of a reservation (doc/saga.md, svc.h).
+
+    reserve validates, derives the reservation id from (customer,
+    request_id), holds capacity (availability hold) and authorises payment
+    (payment authorize) through the broker, then stores the reservation and
+    its reservation.requested event in one transaction. A failure undoes
+    what was done (payment void, availability release) before the reply.
+
+    Every reserve that gets past validation first writes a saga row, and
+    the transaction that stores the reservation deletes it; so does a
+    failure whose compensation went through. A row left behind is a reserve
+    that died half-way (its worker killed twice, or its compensation
+    refused): the events actor's tick sweeps such rows once they are older
+    than any request can live, and undoes what they may have left held.
+
+    cancel, expire and the consumed approval.approved|declined move the
+    status with a conditional UPDATE in the transaction of the event they
+    emit; a trigger in the store refuses any other move as well.
+*/
+
+#include "svc.h"
+#include "store.h"
+#include "events.h"
+#include "fields.h"
+#include "resv_util.h"
+
+//  Largest stay and quantity one reserve may ask for.
+#define S_DAYS_MAX          366
+#define S_UNITS_MAX         1000000
+//  Longest slot label, as availability keeps them.
+#define S_SLOT_MAX          64
+//  A reservation id: "r" and 32 hex digits of a 128-bit hash, and a NUL.
+#define S_ID_SIZE           34
+//  Of what is left of a request's deadline, a downstream call leaves this
+//  share (at most S_MARGIN_MAX ms) for compensating and replying.
+#define S_MARGIN_SHARE      5
+#define S_MARGIN_MAX        500
+//  A downstream call with less time than this is not worth making.
+#define S_CALL_MIN          10
+//  Compensations get at least this long, even past the deadline: leaving
+//  capacity held matters more than a reply that comes late.
+#define S_UNDO_MIN          1000
+//  Saga rows one sweep looks at.
+#define S_SWEEP_BATCH       20
+//  Defaults of reservation/sweep (ms between sweeps) and of the age past
+//  broker/max_timeout at which a saga row counts as abandoned.
+#define S_SWEEP_DEFAULT     5000
+#define S_ABANDON_SLACK     10000
+
+//  Identifiers (ids, customers, owners, request ids) are tokens, as in
+//  availability and payment: an identifier with spaces, quotes or SQL in
+//  it is a mistake, refused here rather than half-way through a saga.
+#define S_TOKEN_MAX     64
+#define S_TOKEN_CHARS   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
+                        "0123456789._:@+-"
+
+static const char s_schema [] =
+    "CREATE TABLE IF NOT EXISTS reservations ("
+    "    id             TEXT PRIMARY KEY,"
+    "    request_id     TEXT NOT NULL,"
+    "    customer       TEXT NOT NULL,"
+    "    resource       TEXT NOT NULL,"
+    "    date           TEXT NOT NULL,"
+    "    days           INTEGER NOT NULL CHECK (days >= 1),"
+    "    slot           TEXT NOT NULL,"
+    "    units          INTEGER NOT NULL CHECK (units >= 1),"
+    "    amount         INTEGER NOT NULL CHECK (amount >= 0),"
+    "    status         TEXT NOT NULL CHECK (status IN ('PENDING',"
+    "                   'CONFIRMED', 'DECLINED', 'EXPIRED', 'CANCELLED')),"
+    "    reason         TEXT,"
+    "    payment_id     TEXT NOT NULL,"
+    "    payment_status TEXT NOT NULL,"
+    "    owner          TEXT NOT NULL,"
+    "    approval       TEXT NOT NULL,"
+    "    created_at     TEXT NOT NULL,"
+    "    updated_at     TEXT NOT NULL);"
+    //  The status machine, enforced by the store as well as by the code.
+    "CREATE TRIGGER IF NOT EXISTS reservations_moves"
+    "    BEFORE UPDATE OF status ON reservations"
+    "    WHEN NOT (NEW.status = OLD.status"
+    "          OR (OLD.status = 'PENDING' AND NEW.status IN ('CONFIRMED',"
+    "              'DECLINED', 'EXPIRED', 'CANCELLED'))"
+    "          OR (OLD.status = 'CONFIRMED' AND NEW.status = 'CANCELLED'))"
+    "BEGIN SELECT RAISE (ABORT, 'illegal status move'); END;"
+    //  Reserves under way: started_ms is wall-clock ms of the last attempt.
+    "CREATE TABLE IF NOT EXISTS sagas ("
+    "    id         TEXT PRIMARY KEY,"
+    "    started_ms INTEGER NOT NULL);";
+
+//  Statements, by name, so that each has one address (store_stmt caches
+//  by address).
+static const char s_sql_load [] =
+    "SELECT id, request_id, customer, resource, date, days, slot, units,"
+    "       amount, status, reason, payment_id, payment_status,"
+    "       created_at, updated_at"
+    "  FROM reservations WHERE id = ?1";
+static const char s_sql_insert [] =
+    "INSERT INTO reservations (id, request_id, customer, resource, date,"
+    "       days, slot, units, amount, status, reason, payment_id,"
+    "       payment_status, owner, approval, created_at, updated_at)"
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'PENDING', NULL, ?10,"
+    "       'authorized', ?11, ?12, ?13, ?13)"
+    "ON CONFLICT (id) DO NOTHING";
+static const char s_sql_move [] =
+    "UPDATE reservations SET status = ?1, reason = coalesce (?2, reason),"
+    "       updated_at = ?3"
+    " WHERE id = ?4 AND status IN (?5, ?6)";
+static const char s_sql_saga_open [] =
+    "INSERT INTO sagas (id, started_ms) VALUES (?1, ?2)"
+    "    ON CONFLICT (id) DO NOTHING";
+static const char s_sql_saga_resume [] =
+    "UPDATE sagas SET started_ms = ?2 WHERE id = ?1";
+static const char s_sql_saga_close [] =
+    "DELETE FROM sagas WHERE id = ?1";
+static const char s_sql_saga_close_if [] =
+    "DELETE FROM sagas WHERE id = ?1 AND started_ms = ?2";
+static const char s_sql_saga_due [] =
+    "SELECT id, started_ms FROM sagas WHERE started_ms <= ?1"
+    " ORDER BY started_ms LIMIT ?2";
+static const char s_sql_exists [] =
+    "SELECT 1 FROM reservations WHERE id = ?1";
+
+//  A status move: where it goes, where from, and what it emits.
+typedef struct {
+    const char *to;             //  Status reached
+    const char *from [3];       //  Statuses it may leave, NULL-terminated
+    const char *event;          //  Event type emitted when it happens
+} s_move_t;
+
+static const s_move_t s_cancel =
+    { "CANCELLED", { "PENDING", "CONFIRMED", NULL }, "reservation.cancelled" };
+static const s_move_t s_expire =
+    { "EXPIRED", { "PENDING", NULL, NULL }, "reservation.expired" };
+static const s_move_t s_confirm =
+    { "CONFIRMED", { "PENDING", NULL, NULL }, "reservation.confirmed" };
+static const s_move_t s_decline =
+    { "DECLINED", { "PENDING", NULL, NULL }, "reservation.declined" };
+
+//  The reason an expired reservation carries.
+#define S_EXPIRED_REASON    "no decision within the approval timeout"
+//  The reason of a decline that gave none.
+#define S_DECLINED_REASON   "declined by the owner"
+
+//  The service's state, one per worker process.
+typedef struct {
+    worker_t *worker;           //  Borrowed: reserve's downstream calls
+    store_t *store;             //  This (main) thread's connection
+    zactor_t *events;           //  Outbox relay, consumer, saga sweep
+    int64_t abandon_ms;         //  Age at which a saga row is abandoned
+} s_self_t;
+
+//  Who makes a downstream call: a handler through its worker (which keeps
+//  heartbeating while it waits), the sweep through the actor's client.
+typedef struct {
+    worker_t *worker;           //  Either this
+    resv_t *client;             //  or this
+} s_caller_t;
+
+//  The fields of one reserve.
+typedef struct {
+    const char *customer;       //  Borrowed from the request, like the rest
+    const char *resource;
+    const char *date;
+    const char *slot;           //  NULL: availability picks the first
+    const char *request_id;
+    int64_t days;
+    int64_t units;
+    char random_id [33];        //  request_id when the caller gave none
+    char id [S_ID_SIZE];        //  The reservation id
+} s_order_t;
+
+
+//  --------------------------------------------------------------------------
+//  Replies and errors
+
+//  Sets *reply_p to an error frame; the message may quote any text (bytes
+//  that are not UTF-8 become '?'). Returns code.
+static int
+s_fail (zframe_t **reply_p, int code, const char *reason, const char *fmt, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
+static int
+s_fail (zframe_t **reply_p, int code, const char *reason, const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    char *message = zsys_vprintf (fmt, args);
+    va_end (args);
+    zframe_destroy (reply_p);
+    *reply_p = worker_json (resv_error_new (code, reason, "%s",
+                                            message? message: "out of memory"));
+    free (message);
+    return code;
+}
+
+//  An identifier: 1 to S_TOKEN_MAX bytes of S_TOKEN_CHARS. As the
+//  field_ getters do, returns 0, or -1 with a 400 reply set.
+static int
+s_field_token (json_t *request, const char *key, bool required,
+               const char **out_p, zframe_t **reply_p)
+{
+    const char *text = NULL;
+    if (field_string (request, key, required, S_TOKEN_MAX, &text, reply_p))
+        return -1;
+    if (text && text [strspn (text, S_TOKEN_CHARS)]) {
+        s_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                "%s must be 1 to %d letters, digits or '._:@+-'", key,
+                S_TOKEN_MAX);
+        return -1;
+    }
+    if (text)
+        *out_p = text;
+    return 0;
+}
+
+//  A store failure in a handler: one log line naming the operation, the id
+//  and the SQLite error, the transaction rolled back, a 500 reply.
+static int
+s_db_fail (store_t *store, zframe_t **reply_p, const char *op, const char *id)
+{
+    char *message = zsys_sprintf ("reservation: %s %s: %s", op, id,
+                                  store_error (store));
+    store_rollback (store);
+    zsys_error ("%s", message);
+    s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL, "%s", message);
+    zstr_free (&message);
+    return RESV_INTERNAL;
+}
+
+//  The error object of a downstream reply: its reason and message.
+static const char *
+s_error_field (json_t *reply, const char *key, const char *dflt)
+{
+    const char *value = json_string_value (
+        json_object_get (json_object_get (reply, "error"), key));
+    return value? value: dflt;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Reading reservations
+
+//  The reservation object of the current row of a s_sql_load statement.
+static json_t *
+s_row_json (sqlite3_stmt *stmt)
+{
+    #define S_TEXT(column) ((const char *) sqlite3_column_text (stmt, column))
+    return json_pack ("{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:I,s:s,s:s?,"
+                      "s:{s:s,s:s},s:s,s:s}",
+        "id", S_TEXT (0), "request_id", S_TEXT (1), "customer", S_TEXT (2),
+        "resource", S_TEXT (3), "date", S_TEXT (4),
+        "days", (json_int_t) sqlite3_column_int64 (stmt, 5),
+        "slot", S_TEXT (6),
+        "units", (json_int_t) sqlite3_column_int64 (stmt, 7),
+        "amount", (json_int_t) sqlite3_column_int64 (stmt, 8),
+        "status", S_TEXT (9), "reason", S_TEXT (10),
+        "payment", "id", S_TEXT (11), "status", S_TEXT (12),
+        "created_at", S_TEXT (13), "updated_at", S_TEXT (14));
+    #undef S_TEXT
+}
+
+//  Reads reservation id from store. Returns 1 and sets *object_p (caller
+//  owns) if found, 0 if not, -1 on a store failure (the connection's error
+//  says which).
+static int
+s_load (store_t *store, const char *id, json_t **object_p)
+{
+    *object_p = NULL;
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_load);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW)
+        *object_p = s_row_json (stmt);
+    sqlite3_reset (stmt);
+    if (rc == SQLITE_DONE)
+        return 0;
+    return rc == SQLITE_ROW && *object_p? 1: -1;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The status machine
+
+//  Moves reservation id by move, inside the caller's transaction on store
+//  (which it neither begins nor ends). customer, when not NULL, must be the
+//  reservation's. reason, when not NULL, replaces the stored one. cause is
+//  the id of the event that caused the move (a consumer) or NULL (a
+//  handler). A move to where the reservation already is does nothing and
+//  succeeds. Returns 200 with *result_p the reservation, or 403, 404, 409
+//  or 500 with *error_p an error object (both owned by the caller).
+//  *emitted_p tells whether an event was written.
+static int
+s_move (store_t *store, const s_move_t *move, const char *id,
+        const char *customer, const char *reason, const char *cause,
+        json_t **result_p, json_t **error_p, bool *emitted_p)
+{
+    *result_p = *error_p = NULL;
+    *emitted_p = false;
+    json_t *before;
+    int found = s_load (store, id, &before);
+    if (found < 0) {
+        *error_p = resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
+            "reservation: load %s: %s", id, store_error (store));
+        return RESV_INTERNAL;
+    }
+    if (!found) {
+        *error_p = resv_error_new (RESV_NOT_FOUND, RESV_REASON_NOT_FOUND,
+                                   "no reservation %s", id);
+        return RESV_NOT_FOUND;
+    }
+    const char *status = json_string_value (json_object_get (before, "status"));
+    if (customer && !streq (customer, json_string_value (
+                                json_object_get (before, "customer")))) {
+        json_decref (before);
+        *error_p = resv_error_new (RESV_FORBIDDEN, RESV_REASON_FORBIDDEN,
+            "reservation %s belongs to another customer", id);
+        return RESV_FORBIDDEN;
+    }
+    if (streq (status, move->to)) {
+        *result_p = before;     //  Already there: a repeat, not an error
+        return RESV_OK;
+    }
+    char now [RESV_TIME_SIZE];
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_move);
+    int rc = SQLITE_ERROR;
+    if (stmt) {
+        sqlite3_bind_text (stmt, 1, move->to, -1, SQLITE_STATIC);
+        if (reason)
+            sqlite3_bind_text (stmt, 2, reason, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 3, resv_time_now (now), -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 4, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 5, move->from [0], -1, SQLITE_STATIC);
+        if (move->from [1])
+            sqlite3_bind_text (stmt, 6, move->from [1], -1, SQLITE_STATIC);
+        rc = sqlite3_step (stmt);
+        sqlite3_reset (stmt);
+    }
+    if (rc != SQLITE_DONE) {
+        *error_p = resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
+            "reservation: move %s to %s: %s", id, move->to,
+            store_error (store));
+        json_decref (before);
+        return RESV_INTERNAL;
+    }
+    if (sqlite3_changes (store_db (store)) == 0) {
+        *error_p = resv_error_new (RESV_CONFLICT, RESV_REASON_CONFLICT,
+            "reservation %s is %s and cannot become %s", id, status, move->to);
+        json_decref (before);
+        return RESV_CONFLICT;
+    }
+    json_t *after;
+    if (s_load (store, id, &after) != 1) {
+        *error_p = resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
+            "reservation: reload %s: %s", id, store_error (store));
+        json_decref (before);
+        return RESV_INTERNAL;
+    }
+    json_t *data = json_pack ("{s:O,s:s}", "reservation", after,
+                              "previous", status);
+    if (data && reason)
+        json_object_set_new (data, "reason", json_string (reason));
+    json_decref (before);      //  status pointed into it: used up now
+    int emitted = cause?
+        store_emit_caused (store, cause, move->event, "reservation", id, id, data):
+        store_emit (store, move->event, "reservation", id, id, data);
+    if (emitted) {
+        *error_p = resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
+            "reservation: emit %s for %s: %s", move->event, id,
+            store_error (store));
+        json_decref (after);
+        return RESV_INTERNAL;
+    }
+    *emitted_p = true;
+    *result_p = after;
+    return RESV_OK;
+}
+
+//  A move asked for by a request: one transaction around s_move.
+static int
+s_move_request (s_self_t *self, const s_move_t *move, const char *id,
+                const char *customer, const char *reason, zframe_t **reply_p)
+{
+    if (store_begin (self->store))
+        return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                       "reservation: begin %s of %s: %s", move->to, id,
+                       store_error (self->store));
+    json_t *result, *error;
+    bool emitted;
+    int status = s_move (self->store, move, id, customer, reason, NULL,
+                         &result, &error, &emitted);
+    if (status == RESV_INTERNAL) {
+        zsys_error ("%s", s_error_field (error, "message", "store failure"));
+        store_rollback (self->store);
+        *reply_p = worker_json (error);
+        return status;
+    }
+    if (status != RESV_OK) {
+        store_rollback (self->store);
+        *reply_p = worker_json (error);
+        return status;
+    }
+    if (!emitted)
+        store_rollback (self->store);   //  Nothing written: a repeat
+    else
+    if (store_commit (self->store)) {
+        json_decref (result);
+        return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                       "reservation: commit %s of %s failed; nothing changed",
+                       move->to, id);
+    }
+    else
+        events_flush (self->events);
+    *reply_p = worker_json (result);
+    return RESV_OK;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The reservation id
+
+//  Writes "r" and 32 hex digits of a 128-bit hash of the customer and the
+//  request id into id. The same pair always gives the same id, on every
+//  machine, so a retried reserve finds or re-creates the reservation of
+//  its first attempt. Reserve compares the stored customer and request
+//  id, so that even a collision refuses a request, never mixes two.
+static void
+s_reservation_id (const char *customer, const char *request_id, char *id)
+{
+    const char *parts [] = { customer, request_id };
+    char hex [RESV_HASH_SIZE];
+    snprintf (id, S_ID_SIZE, "r%s", resv_hash128 (parts, 2, hex));
+}
+
+
+//  --------------------------------------------------------------------------
+//  reserve
+
+//  Reads and checks a reserve request into order. Returns 0, or the status
+//  code (400, or 500 without a random source) with the reply set.
+static int
+s_order_read (json_t *request, s_order_t *order, zframe_t **reply_p)
+{
+    const char *keys [] = {
+        "customer", "resource", "date", "days", "slot", "units", "request_id",
+        NULL
+    };
+    memset (order, 0, sizeof *order);
+    order->days = 1;
+    order->units = 1;
+    int64_t first;
+    if (field_only (request, keys, reply_p)
+    ||  s_field_token (request, "customer", true, &order->customer, reply_p)
+    ||  s_field_token (request, "resource", true, &order->resource, reply_p)
+    ||  field_date (request, "date", true, &order->date, &first, reply_p)
+    ||  field_int (request, "days", false, 1, S_DAYS_MAX, &order->days, reply_p)
+    ||  field_string (request, "slot", false, S_SLOT_MAX, &order->slot,
+                      reply_p)
+    ||  field_int (request, "units", false, 1, S_UNITS_MAX, &order->units,
+                   reply_p)
+    ||  s_field_token (request, "request_id", false, &order->request_id,
+                       reply_p))
+        return RESV_BAD_REQUEST;
+    //  Day numbers past the year 9999 have no YYYY-MM-DD to name them.
+    int64_t last_day;
+    resv_date_parse ("9999-12-31", &last_day);
+    if (first + order->days - 1 > last_day)
+        return s_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                       "date: the stay must end by 9999-12-31");
+    if (!order->request_id) {
+        if (resv_random_hex (order->random_id, 16))
+            return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                           "reservation: no random source for a request id");
+        order->request_id = order->random_id;
+    }
+    s_reservation_id (order->customer, order->request_id, order->id);
+    return 0;
+}
+
+//  A reserve whose reservation exists: the same request again gets it
+//  (201, as the first time); the same request id for another request, or
+//  a hash collision, gets 409.
+static int
+s_reserve_again (s_order_t *order, json_t *existing, zframe_t **reply_p)
+{
+    #define S_FIELD(key) json_object_get (existing, key)
+    bool same = streq (order->customer, json_string_value (S_FIELD ("customer")))
+        && streq (order->request_id, json_string_value (S_FIELD ("request_id")))
+        && streq (order->resource, json_string_value (S_FIELD ("resource")))
+        && streq (order->date, json_string_value (S_FIELD ("date")))
+        && order->days == json_integer_value (S_FIELD ("days"))
+        && order->units == json_integer_value (S_FIELD ("units"))
+        && (!order->slot
+            || streq (order->slot, json_string_value (S_FIELD ("slot"))));
+    #undef S_FIELD
+    if (!same) {
+        json_decref (existing);
+        return s_fail (reply_p, RESV_CONFLICT, RESV_REASON_CONFLICT,
+                       "request_id %s was used for another reserve",
+                       order->request_id);
+    }
+    *reply_p = worker_json (existing);
+    return RESV_CREATED;
+}
+
+//  Records that a reserve of id is under way. *resumed_p tells whether an
+//  earlier attempt left its row (it may have left a hold or a payment).
+//  Returns 0, or -1 (the store's error says why).
+static int
+s_saga_open (store_t *store, const char *id, bool *resumed_p)
+{
+    int64_t now = resv_time_ms ();
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_saga_open);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 2, now);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE)
+        return -1;
+    *resumed_p = sqlite3_changes (store_db (store)) == 0;
+    if (!*resumed_p)
+        return 0;
+    //  Restart the clock, so that the sweep leaves this attempt alone.
+    stmt = store_stmt (store, s_sql_saga_resume);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 2, now);
+    rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    return rc == SQLITE_DONE? 0: -1;
+}
+
+//  Forgets saga id, in the current transaction if any. started_ms, when >
+//  0, must match: a sweep does not delete the row of a newer attempt.
+static int
+s_saga_close (store_t *store, const char *id, int64_t started_ms)
+{
+    sqlite3_stmt *stmt = store_stmt (store, started_ms > 0?
+                                     s_sql_saga_close_if: s_sql_saga_close);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    if (started_ms > 0)
+        sqlite3_bind_int64 (stmt, 2, started_ms);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    return rc == SQLITE_DONE? 0: -1;
+}
+
+//  Calls service/method with request (taken, json_decref'd here) and
+//  timeout_ms, as the caller can.
+static int
+s_invoke (s_caller_t *caller, const char *service, const char *method,
+          json_t *request, int timeout_ms, json_t **reply_p)
+{
+    if (!request) {
+        *reply_p = resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
+                                   "reservation: cannot build the %s request",
+                                   method);
+        return RESV_INTERNAL;
+    }
+    int status = caller->worker?
+        worker_call (caller->worker, service, method, request, timeout_ms, reply_p):
+        resv_call (caller->client, service, method, request, timeout_ms, reply_p);
+    json_decref (request);
+    return status;
+}
+
+//  A downstream call of reserve, with what is left of the request's
+//  deadline less a margin for undoing and replying.
+static int
+s_call (s_self_t *self, const char *service, const char *method,
+        json_t *request, int64_t deadline, json_t **reply_p)
+{
+    int64_t left = deadline - zclock_mono ();
+    int64_t margin = left / S_MARGIN_SHARE;
+    int64_t budget = left - (margin > S_MARGIN_MAX? S_MARGIN_MAX: margin);
+    if (budget < S_CALL_MIN) {
+        json_decref (request);
+        *reply_p = resv_error_new (RESV_TIMEOUT, RESV_REASON_DEADLINE,
+                                   "no time left to call %s %s", service, method);
+        return RESV_TIMEOUT;
+    }
+    s_caller_t caller = { self->worker, NULL };
+    return s_invoke (&caller, service, method, request, (int) budget, reply_p);
+}
+
+//  Undoes what a reserve of id may have done: voids its payment (when
+//  voiding) and releases its hold. Both are idempotent. Returns 0 when
+//  both succeeded, -1 otherwise (logged; the saga row stays for the
+//  sweep).
+static int
+s_undo (s_caller_t *caller, const char *id, bool voiding, int timeout_ms)
+{
+    if (timeout_ms < S_UNDO_MIN)
+        timeout_ms = S_UNDO_MIN;
+    int failed = 0;
+    const char *steps [2][2] = {
+        { RESV_SERVICE_PAYMENT, RESV_METHOD_VOID },
+        { RESV_SERVICE_AVAILABILITY, RESV_METHOD_RELEASE }
+    };
+    for (int step = voiding? 0: 1; step < 2; step++) {
+        json_t *reply = NULL;
+        int status = s_invoke (caller, steps [step][0], steps [step][1],
+                               json_pack ("{s:s}", "reservation", id),
+                               timeout_ms, &reply);
+        if (status != RESV_OK) {
+            zsys_warning ("reservation: undo %s: %s %s: %d %s", id,
+                          steps [step][0], steps [step][1], status,
+                          s_error_field (reply, "message", ""));
+            failed = -1;
+        }
+        json_decref (reply);
+    }
+    return failed;
+}
+
+//  Undoes a reserve in a handler; forgets its saga when that worked.
+//  Returns true if it worked.
+static bool
+s_reserve_undo (s_self_t *self, const char *id, bool voiding, int64_t deadline)
+{
+    s_caller_t caller = { self->worker, NULL };
+    if (s_undo (&caller, id, voiding, (int) (deadline - zclock_mono ())))
+        return false;
+    if (s_saga_close (self->store, id, 0))
+        zsys_warning ("reservation: close saga %s: %s; the sweep will",
+                      id, store_error (self->store));
+    return true;
+}
+
+//  Whether a failed downstream call may have done its work: not when the
+//  broker never handed it to a worker (no worker, open circuit, full
+//  queue).
+static bool
+s_dispatched (int status, json_t *reply)
+{
+    const char *reason = s_error_field (reply, "reason", "");
+    return status != RESV_TOO_MANY
+        && !(status == RESV_UNAVAILABLE && (streq (reason, RESV_REASON_NO_WORKER)
+                                      ||  streq (reason, RESV_REASON_CIRCUIT_OPEN)));
+}
+
+//  A downstream call of reserve that failed for want of a service (5xx,
+//  no reply): undoes what may have been done (when undo; the payment too
+//  when voiding) and replies 503, or 504 once the deadline passed.
+static int
+s_reserve_unavailable (s_self_t *self, s_order_t *order, const char *what,
+                       int status, json_t *reply, bool undo, bool voiding,
+                       int64_t deadline, zframe_t **reply_p)
+{
+    bool undone = true;
+    if (undo)
+        undone = s_reserve_undo (self, order->id, voiding, deadline);
+    else
+        s_saga_close (self->store, order->id, 0);
+    bool late = status == RESV_TIMEOUT || zclock_mono () >= deadline;
+    return s_fail (reply_p, late? RESV_TIMEOUT: RESV_UNAVAILABLE,
+                   late? RESV_REASON_DEADLINE:
+                         s_error_field (reply, "reason", RESV_REASON_INTERNAL),
+                   "%s failed (%d: %s); %s", what, status,
+                   s_error_field (reply, "message", resv_strstatus (status)),
+                   undone? "nothing was reserved":
+                           "undoing it failed too and will be retried");
+}
+
+//  What reserve needs from availability's hold reply.
+typedef struct {
+    int64_t price;
+    const char *owner;
+    const char *approval;
+    const char *slot;
+} s_held_t;
+
+static bool
+s_held_read (json_t *reply, s_held_t *held)
+{
+    json_t *resource = json_object_get (reply, "resource");
+    json_t *price = json_object_get (resource, "price");
+    held->price = json_is_integer (price)? json_integer_value (price): -1;
+    held->owner = json_string_value (json_object_get (resource, "owner"));
+    held->approval = json_string_value (json_object_get (resource, "approval"));
+    held->slot = json_string_value (json_object_get (reply, "slot"));
+    return held->price >= 0 && held->owner && held->slot && held->approval
+        && (streq (held->approval, "auto") || streq (held->approval, "manual"));
+}
+
+//  Stores the reservation and its reservation.requested in one transaction.
+//  Returns 201 with the reply set, or 500 (nothing stored, the caller
+//  undoes). A concurrent twin that stored it first wins: its reservation
+//  is the reply.
+static int
+s_reserve_store (s_self_t *self, s_order_t *order, s_held_t *held,
+                 int64_t amount, const char *payment_id, zframe_t **reply_p)
+{
+    store_t *store = self->store;
+    if (store_begin (store))
+        return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                       "reservation: begin insert %s: %s", order->id,
+                       store_error (store));
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_insert);
+    if (!stmt)
+        return s_db_fail (store, reply_p, "insert", order->id);
+    char now [RESV_TIME_SIZE];
+    sqlite3_bind_text (stmt, 1, order->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, order->request_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 3, order->customer, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 4, order->resource, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 5, order->date, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 6, order->days);
+    sqlite3_bind_text (stmt, 7, held->slot, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 8, order->units);
+    sqlite3_bind_int64 (stmt, 9, amount);
+    sqlite3_bind_text (stmt, 10, payment_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 11, held->owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 12, held->approval, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 13, resv_time_now (now), -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE)
+        return s_db_fail (store, reply_p, "insert", order->id);
+    bool twin = sqlite3_changes (store_db (store)) == 0;
+    json_t *object;
+    if (s_load (store, order->id, &object) != 1)
+        return s_db_fail (store, reply_p, "load", order->id);
+    if (twin) {
+        store_rollback (store);
+        *reply_p = worker_json (object);
+        return RESV_CREATED;
+    }
+    json_t *data = json_pack ("{s:O,s:s,s:s}", "reservation", object,
+                              "owner", held->owner, "approval", held->approval);
+    if (store_emit (store, "reservation.requested", "reservation", order->id,
+                    order->id, data)
+    ||  s_saga_close (store, order->id, 0)) {
+        json_decref (object);
+        return s_db_fail (store, reply_p, "emit reservation.requested for",
+                          order->id);
+    }
+    if (store_commit (store)) {
+        json_decref (object);
+        return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                       "reservation: commit insert %s failed", order->id);
+    }
+    events_flush (self->events);
+    *reply_p = worker_json (object);
+    return RESV_CREATED;
+}
+
+static int
+s_reserve (s_self_t *self, json_t *request, int64_t deadline,
+           zframe_t **reply_p)
+{
+    s_order_t order;
+    int status = s_order_read (request, &order, reply_p);
+    if (status)
+        return status;
+    json_t *existing;
+    int found = s_load (self->store, order.id, &existing);
+    if (found < 0)
+        return s_db_fail (self->store, reply_p, "load", order.id);
+    if (found)
+        return s_reserve_again (&order, existing, reply_p);
+    bool resumed;
+    if (s_saga_open (self->store, order.id, &resumed))
+        return s_db_fail (self->store, reply_p, "open saga", order.id);
+
+    //  Hold capacity on every day of the stay.
+    json_t *hold = json_pack ("{s:s,s:s,s:s,s:I,s:I}", "reservation", order.id,
+                              "resource", order.resource, "date", order.date,
+                              "days", (json_int_t) order.days,
+                              "units", (json_int_t) order.units);
+    if (hold && order.slot)
+        json_object_set_new (hold, "slot", json_string (order.slot));
+    json_t *reply = NULL;
+    status = s_call (self, RESV_SERVICE_AVAILABILITY, RESV_METHOD_HOLD,
+                         hold, deadline, &reply);
+    if (status == RESV_BAD_REQUEST || status == RESV_NOT_FOUND
+    ||  status == RESV_CONFLICT || status == RESV_TOO_MANY) {
+        //  Refused: this call held nothing. An earlier attempt may have.
+        if (resumed)
+            s_reserve_undo (self, order.id, true, deadline);
+        else
+            s_saga_close (self->store, order.id, 0);
+        status = s_fail (reply_p, status, s_error_field (reply, "reason", NULL),
+                         "%s", s_error_field (reply, "message",
+                                              resv_strstatus (status)));
+        json_decref (reply);
+        return status;
+    }
+    if (status != RESV_OK) {
+        bool undo = resumed || s_dispatched (status, reply);
+        status = s_reserve_unavailable (self, &order, "availability hold",
+                                        status, reply, undo, resumed,
+                                        deadline, reply_p);
+        json_decref (reply);
+        return status;
+    }
+    s_held_t held;
+    if (!s_held_read (reply, &held)) {
+        json_decref (reply);
+        bool undone = s_reserve_undo (self, order.id, resumed, deadline);
+        return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                       "availability hold of %s: reply without resource "
+                       "price, owner, approval or slot; %s", order.id,
+                       undone? "released": "release failed");
+    }
+    int64_t amount;
+    if (__builtin_mul_overflow (held.price, order.units, &amount)
+    ||  __builtin_mul_overflow (amount, order.days, &amount)) {
+        bool undone = s_reserve_undo (self, order.id, resumed, deadline);
+        status = s_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                         "amount too large: price %" PRId64 " x units %"
+                         PRId64 " x days %" PRId64 "%s", held.price,
+                         order.units, order.days,
+                         undone? "": " (and the release failed)");
+        json_decref (reply);
+        return status;
+    }
+
+    //  Authorise the payment. held points into reply, kept until the end.
+    json_t *payment = NULL;
+    status = s_call (self, RESV_SERVICE_PAYMENT, RESV_METHOD_AUTHORIZE,
+                     json_pack ("{s:s,s:s,s:I}", "reservation", order.id,
+                                "customer", order.customer,
+                                "amount", (json_int_t) amount),
+                     deadline, &payment);
+    const char *payment_id = json_string_value (json_object_get (
+        json_object_get (payment, "payment"), "id"));
+    if (status == RESV_OK && payment_id) {
+        status = s_reserve_store (self, &order, &held, amount, payment_id,
+                                  reply_p);
+        if (status == RESV_INTERNAL)
+            s_reserve_undo (self, order.id, true, deadline);
+    }
+    else
+    if (status == RESV_PAYMENT_DECLINED || status == RESV_CONFLICT
+    ||  status == RESV_TOO_MANY) {
+        //  Refused (declined; authorised before for another amount; queue
+        //  full): nothing authorised by this call.
+        s_reserve_undo (self, order.id, resumed, deadline);
+        status = s_fail (reply_p, status, s_error_field (payment, "reason",
+                         status == RESV_PAYMENT_DECLINED?
+                         RESV_REASON_PAYMENT_DECLINED: NULL),
+                         "%s", s_error_field (payment, "message",
+                                              resv_strstatus (status)));
+    }
+    else
+    if (status >= 500)
+        status = s_reserve_unavailable (self, &order, "payment authorize",
+                                        status, payment, true,
+                                        resumed || s_dispatched (status, payment),
+                                        deadline, reply_p);
+    else {
+        //  A success without a payment id, or a refusal of our own
+        //  request: payment and reservation disagree on the protocol.
+        bool undone = s_reserve_undo (self, order.id, true, deadline);
+        status = s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                         "payment authorize of %s: unexpected reply (%d: %s); "
+                         "%s", order.id, status,
+                         s_error_field (payment, "message", "no payment id"),
+                         undone? "nothing was reserved": "undo failed");
+    }
+    json_decref (payment);
+    json_decref (reply);
+    return status;
+}
+
+
+//  --------------------------------------------------------------------------
+//  cancel, expire, get
+
+static int
+s_read_id (json_t *request, const char **keys, const char **id_p,
+           const char **customer_p, zframe_t **reply_p)
+{
+    if (field_only (request, keys, reply_p)
+    ||  s_field_token (request, "id", true, id_p, reply_p)
+    ||  (customer_p
+         && s_field_token (request, "customer", true, customer_p, reply_p)))
+        return -1;
+    return 0;
+}
+
+static int
+s_cancel_method (s_self_t *self, json_t *request, zframe_t **reply_p)
+{
+    const char *keys [] = { "id", "customer", NULL };
+    const char *id, *customer;
+    if (s_read_id (request, keys, &id, &customer, reply_p))
+        return RESV_BAD_REQUEST;
+    return s_move_request (self, &s_cancel, id, customer, NULL, reply_p);
+}
+
+static int
+s_expire_method (s_self_t *self, json_t *request, zframe_t **reply_p)
+{
+    const char *keys [] = { "id", NULL };
+    const char *id;
+    if (s_read_id (request, keys, &id, NULL, reply_p))
+        return RESV_BAD_REQUEST;
+    return s_move_request (self, &s_expire, id, NULL, S_EXPIRED_REASON, reply_p);
+}
+
+static int
+s_get_method (s_self_t *self, json_t *request, zframe_t **reply_p)
+{
+    const char *keys [] = { "id", NULL };
+    const char *id;
+    if (s_read_id (request, keys, &id, NULL, reply_p))
+        return RESV_BAD_REQUEST;
+    json_t *object;
+    int found = s_load (self->store, id, &object);
+    if (found < 0)
+        return s_db_fail (self->store, reply_p, "load", id);
+    if (!found)
+        return s_fail (reply_p, RESV_NOT_FOUND, RESV_REASON_NOT_FOUND,
+                       "no reservation %s", id);
+    *reply_p = worker_json (object);
+    return RESV_OK;
+}
+
+int
+svc_reservation (void *state, const char *method, zframe_t **body_p,
+                 int64_t deadline, zframe_t **reply_p)
+{
+    s_self_t *self = (s_self_t *) state;
+    if (!self)
+        return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                       "reservation: the service has no state");
+    json_t *request = worker_parse (*body_p, reply_p);
+    if (!request)
+        return RESV_BAD_REQUEST;
+    int status;
+    if (streq (method, RESV_METHOD_RESERVE))
+        status = s_reserve (self, request, deadline, reply_p);
+    else
+    if (streq (method, RESV_METHOD_CANCEL))
+        status = s_cancel_method (self, request, reply_p);
+    else
+    if (streq (method, RESV_METHOD_EXPIRE))
+        status = s_expire_method (self, request, reply_p);
+    else
+    if (streq (method, RESV_METHOD_GET))
+        status = s_get_method (self, request, reply_p);
+    else
+        status = s_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
+                         "reservation has no method '%s'", method);
+    json_decref (request);
+    //  A helper that could not build its error (a message cut inside a
+    //  UTF-8 sequence makes jansson refuse it) must not leave a refusal
+    //  without its error object.
+    if (status >= 400 && !*reply_p)
+        s_fail (reply_p, status, NULL, "reservation %s: %s", method,
+                resv_strstatus (status));
+    return status;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The events actor's work: the consumer and the saga sweep
+
+//  Applies approval.approved (PENDING -> CONFIRMED) and approval.declined
+//  (PENDING -> DECLINED). A decision on a reservation that left PENDING
+//  meanwhile (a cancel came first) is ignored.
+static int
+s_apply (void *state, store_t *store, const char *type, json_t *event)
+{
+    (void) state;
+    bool approved = streq (type, "approval.approved");
+    if (!approved && !streq (type, "approval.declined"))
+        return 0;
+    const char *id = json_string_value (json_object_get (event, "reservation"));
+    const char *cause = json_string_value (json_object_get (event, "id"));
+    if (!id || !cause) {
+        //  Retrying cannot mend it; holding up every later event would
+        //  not either.
+        zsys_warning ("reservation: skipping a %s without reservation or id",
+                      type);
+        return 0;
+    }
+    const char *reason = NULL;
+    if (!approved) {
+        reason = json_string_value (json_object_get (
+                                    json_object_get (event, "data"), "reason"));
+        if (!reason || !*reason)
+            reason = S_DECLINED_REASON;
+    }
+    json_t *result, *error;
+    bool emitted;
+    int status = s_move (store, approved? &s_confirm: &s_decline, id, NULL,
+                         reason, cause, &result, &error, &emitted);
+    if (status == RESV_INTERNAL)
+        zsys_error ("reservation: %s %s: %s", type, id,
+                    s_error_field (error, "message", ""));
+    else
+    if (status != RESV_OK)      //  No longer PENDING (or unknown): ignored
+        zsys_info ("reservation: %s %s ignored: %s", type, id,
+                   s_error_field (error, "message", ""));
+    json_decref (result);
+    json_decref (error);
+    return status == RESV_INTERNAL? -1: 0;
+}
+
+//  Undoes reserves that died half-way: saga rows older than any request
+//  can live, whose reservation was never stored.
+static void
+s_sweep (void *state, store_t *store, resv_t *client)
+{
+    s_self_t *self = (s_self_t *) state;
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_saga_due);
+    if (!stmt)
+        return;
+    sqlite3_bind_int64 (stmt, 1, resv_time_ms () - self->abandon_ms);
+    sqlite3_bind_int (stmt, 2, S_SWEEP_BATCH);
+    //  Collect first: no statement stays open across the calls below.
+    zlist_t *due = zlist_new ();
+    zlist_autofree (due);
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        char *entry = zsys_sprintf ("%" PRId64 " %s",
+            (int64_t) sqlite3_column_int64 (stmt, 1),
+            (const char *) sqlite3_column_text (stmt, 0));
+        zlist_append (due, entry);
+        zstr_free (&entry);
+    }
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE)
+        zsys_error ("reservation: read sagas: %s", store_error (store));
+    s_caller_t caller = { NULL, client };
+    for (char *entry = (char *) zlist_first (due); entry;
+         entry = (char *) zlist_next (due)) {
+        char *id = strchr (entry, ' ') + 1;
+        int64_t started_ms = atoll (entry);
+        stmt = store_stmt (store, s_sql_exists);
+        if (!stmt)
+            break;
+        sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+        rc = sqlite3_step (stmt);
+        sqlite3_reset (stmt);
+        bool stored = rc == SQLITE_ROW;
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            continue;
+        //  A stored reservation owns its hold and payment: keep them.
+        if (!stored) {
+            zsys_info ("reservation: undoing the abandoned reserve %s", id);
+            if (s_undo (&caller, id, true, S_UNDO_MIN))
+                continue;       //  The next sweep tries again
+        }
+        if (s_saga_close (store, id, started_ms))
+            zsys_error ("reservation: close saga %s: %s", id,
+                        store_error (store));
+    }
+    zlist_destroy (&due);
+}
+
+
+//  --------------------------------------------------------------------------
+//  State
+
+void *
+svc_reservation_new (resv_cfg_t *cfg, worker_t *worker)
+{
+    s_self_t *self = (s_self_t *) zmalloc (sizeof (s_self_t));
+    self->worker = worker;
+    int64_t max_timeout = resv_cfg_int (cfg, "broker/max_timeout", 60000,
+                                        1, INT32_MAX);
+    self->abandon_ms = resv_cfg_int (cfg, "reservation/abandon",
+                                     max_timeout + S_ABANDON_SLACK, 0,
+                                     INT32_MAX);
+    self->store = store_new (cfg, "reservation", s_schema);
+    if (self->store) {
+        events_config_t config = {
+            .store = "reservation", .schema = s_schema,
+            .consumer = "reservation", .apply = s_apply,
+            .tick = s_sweep,
+            .tick_ms = (int) resv_cfg_int (cfg, "reservation/sweep",
+                                           S_SWEEP_DEFAULT, 10, INT32_MAX),
+            .state = self
+        };
+        self->events = events_new (cfg, &config);
+    }
+    if (!self->store || !self->events) {
+        zsys_error ("reservation: cannot start the service");
+        void *state = self;
+        svc_reservation_destroy (&state);
+        return NULL;
+    }
+    return self;
+}
+
+void
+svc_reservation_destroy (void **state_p)
+{
+    if (!state_p || !*state_p)
+        return;
+    s_self_t *self = (s_self_t *) *state_p;
+    //  The actor first: its thread uses self.
+    events_destroy (&self->events);
+    store_destroy (&self->store);
+    free (self);
+    *state_p = NULL;
+}

@@ -1,0 +1,1407 @@
+/*  svc_reservation_test.c: the reservation service (svc_reservation.c),
+    against a real broker (in-process actor) and real SQLite files in a
+    temporary directory.
+
+    The saga runs for real: availability, payment, reservation and approval
+    each run as a worker in a thread of this process, with the services'
+    own handlers and states (svc.h), as resv-worker runs them. Failures
+    come from configuration (payment/max_amount, payment/failure_rate,
+    payment/latency), from stopping a service, from a stub availability
+    whose replies are wrong on purpose, and from a table dropped under the
+    service's feet. Validation goes straight to the handler.
+*/
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include "svc.h"
+#include "store.h"
+#include "broker.h"
+#include "resv_util.h"
+
+//  The services a fixture runs, by index.
+enum { S_AVAILABILITY, S_PAYMENT, S_RESERVATION, S_APPROVAL, S_SERVICES };
+static const char *s_service_names [S_SERVICES] = {
+    "availability", "payment", "reservation", "approval"
+};
+
+//  Environment knobs the setups set; each setup clears them all first.
+static const char *s_knobs [] = {
+    "RESV_PAYMENT_MAX_AMOUNT", "RESV_PAYMENT_FAILURE_RATE",
+    "RESV_PAYMENT_LATENCY", "RESV_RESERVATION_SWEEP",
+    "RESV_RESERVATION_ABANDON", "RESV_APPROVAL_TIMEOUT", "RESV_APPROVAL_TICK",
+    NULL
+};
+
+//  The stub availability's counters, shared with its worker thread.
+typedef struct {
+    int holds;                  //  hold requests seen
+    int releases;               //  release requests seen
+} stub_t;
+
+typedef struct {
+    char dir [64];              //  Temporary data directory
+    resv_cfg_t *broker_cfg;     //  The broker's (ephemeral ports)
+    resv_cfg_t *cfg;            //  Everyone else's (the real ports)
+    zactor_t *broker;           //  The real broker
+    resv_t *client;             //  The test's client
+    zactor_t *services [S_SERVICES];    //  Workers in threads
+    stub_t stub;                //  With the stub availability
+    store_t *store;             //  The test's look into reservation.db
+    void *direct;               //  A reservation state called directly
+    char manual [64];           //  A manual resource: price 2500, capacity 3
+    char automatic [64];        //  An auto resource: price 1000, capacity 5
+    char single [64];           //  A manual resource of capacity 1
+} fixture_t;
+
+
+//  --------------------------------------------------------------------------
+//  Workers in threads
+
+typedef struct {
+    resv_cfg_t *cfg;            //  Borrowed
+    const char *name;           //  Service
+    worker_handler_fn *handler;
+    svc_new_fn *state_new;      //  NULL: state is given
+    svc_destroy_fn *state_destroy;
+    void *state;                //  Given state (a stub's)
+} runner_t;
+
+//  Runs one worker until $TERM, as resv-worker does. Signals twice: once
+//  started (zactor_new waits for it), then 0 when serving or 1 when its
+//  state could not be made.
+static void
+s_runner (zsock_t *pipe, void *args)
+{
+    runner_t *self = (runner_t *) args;
+    zsock_signal (pipe, 0);
+    worker_t *worker = worker_new (self->cfg, self->name);
+    void *state = self->state;
+    if (worker && self->state_new)
+        state = self->state_new (self->cfg, worker);
+    bool ready = worker && (state || !self->state_new);
+    zsock_signal (pipe, ready? 0: 1);
+    bool terminated = false;
+    while (!terminated) {
+        if (ready)
+            worker_serve (worker, 10, self->handler, state);
+        else
+            zsock_wait (pipe);      //  Anything: only $TERM comes
+        while (zsock_events (pipe) & ZMQ_POLLIN) {
+            char *command = zstr_recv (pipe);
+            terminated |= !command || streq (command, "$TERM");
+            zstr_free (&command);
+        }
+    }
+    if (self->state_new && state)
+        self->state_destroy (&state);
+    worker_destroy (&worker);
+    free (self);
+}
+
+static zactor_t *
+s_runner_new (fixture_t *self, const char *name, worker_handler_fn *handler,
+              void *state)
+{
+    runner_t *runner = (runner_t *) zmalloc (sizeof (runner_t));
+    runner->cfg = self->cfg;
+    runner->name = name;
+    if (handler) {
+        runner->handler = handler;
+        runner->state = state;
+    }
+    else {
+        const svc_t *svc = svc_lookup (name);
+        assert_non_null (svc);
+        runner->handler = svc->handler;
+        runner->state_new = svc->state_new;
+        runner->state_destroy = svc->state_destroy;
+    }
+    zactor_t *actor = zactor_new (s_runner, runner);
+    assert_non_null (actor);
+    assert_int_equal (zsock_wait (actor), 0);
+    return actor;
+}
+
+static void
+s_start (fixture_t *self, int service)
+{
+    assert_null (self->services [service]);
+    self->services [service] = s_runner_new (self, s_service_names [service],
+                                             NULL, NULL);
+}
+
+static void
+s_stop (fixture_t *self, int service)
+{
+    zactor_destroy (&self->services [service]);
+}
+
+//  An availability that answers hold wrongly on purpose: for resource
+//  "res-huge" a price so high that the amount overflows, for any other a
+//  resource without price. It counts holds and releases.
+static int
+s_stub_availability (void *state, const char *method, zframe_t **body_p,
+                     int64_t deadline, zframe_t **reply_p)
+{
+    (void) deadline;
+    stub_t *stub = (stub_t *) state;
+    json_t *request = worker_parse (*body_p, reply_p);
+    if (!request)
+        return RESV_BAD_REQUEST;
+    const char *resource = json_string_value (json_object_get (request, "resource"));
+    int status = RESV_OK;
+    if (streq (method, "hold")) {
+        __atomic_add_fetch (&stub->holds, 1, __ATOMIC_SEQ_CST);
+        if (resource && streq (resource, "res-huge"))
+            *reply_p = worker_json (json_pack ("{s:{s:s,s:I,s:s,s:s},s:s}",
+                "resource", "id", resource, "price", (json_int_t) (INT64_MAX / 2),
+                "owner", "olga", "approval", "auto", "slot", "all-day"));
+        else
+            *reply_p = worker_json (json_pack ("{s:{s:s},s:s}", "resource",
+                                               "id", "res-broken", "slot", "x"));
+    }
+    else
+    if (streq (method, "release")) {
+        __atomic_add_fetch (&stub->releases, 1, __ATOMIC_SEQ_CST);
+        *reply_p = worker_json (json_pack ("{s:i}", "released", 1));
+    }
+    else {
+        status = RESV_BAD_REQUEST;
+        *reply_p = worker_error (status, RESV_REASON_UNKNOWN_METHOD, "stub");
+    }
+    json_decref (request);
+    return status;
+}
+
+static int
+s_stub_count (int *counter)
+{
+    return __atomic_load_n (counter, __ATOMIC_SEQ_CST);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Fixture
+
+//  Adds a resource; writes its id into id.
+static void
+s_resource (fixture_t *self, char *id, int capacity, int price,
+            const char *approval)
+{
+    json_t *request = json_pack ("{s:s,s:s,s:i,s:i,s:s}", "name", "Room",
+                                 "owner", "olga", "capacity", capacity,
+                                 "price", price, "approval", approval);
+    json_t *reply = NULL;
+    assert_int_equal (resv_call (self->client, "availability", "resource.add",
+                                 request, 5000, &reply), 201);
+    snprintf (id, 64, "%s", json_string_value (json_object_get (reply, "id")));
+    assert_true (strlen (id) > 0);
+    json_decref (request);
+    json_decref (reply);
+}
+
+//  Starts a broker and the four services; env is NULL or a NULL-ended
+//  list of name, value pairs set first. A stub availability replaces the
+//  real one when stub is true.
+static fixture_t *
+s_fixture_new (const char **env, bool stub)
+{
+    fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
+    strcpy (self->dir, "/tmp/resv-reservation-test.XXXXXX");
+    assert_non_null (mkdtemp (self->dir));
+    //  Every variable is set before any thread starts: getenv is not safe
+    //  against a concurrent setenv.
+    for (const char **knob = s_knobs; *knob; knob++)
+        unsetenv (*knob);
+    for (; env && *env; env += 2)
+        setenv (env [0], env [1], 1);
+    setenv ("RESV_DATA_DIR", self->dir, 1);
+    setenv ("RESV_BROKER_GRACE", "300", 1);
+    setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:*", 1);
+    setenv ("RESV_BROKER_BACKEND", "tcp://127.0.0.1:*", 1);
+    setenv ("RESV_BROKER_EVENTS", "tcp://127.0.0.1:*", 1);
+    self->broker_cfg = resv_cfg_load (NULL);
+    self->broker = broker_new (self->broker_cfg);
+    assert_non_null (self->broker);
+    char *frontend, *backend, *events;
+    zstr_send (self->broker, "ENDPOINTS");
+    zstr_recvx (self->broker, &frontend, &backend, &events, NULL);
+    setenv ("RESV_BROKER_FRONTEND", frontend, 1);
+    setenv ("RESV_BROKER_BACKEND", backend, 1);
+    setenv ("RESV_BROKER_EVENTS", events, 1);
+    self->client = resv_new (frontend);
+    zstr_free (&frontend);
+    zstr_free (&backend);
+    zstr_free (&events);
+    self->cfg = resv_cfg_load (NULL);
+    if (stub)
+        self->services [S_AVAILABILITY] = s_runner_new (self, "availability",
+            s_stub_availability, &self->stub);
+    else
+        s_start (self, S_AVAILABILITY);
+    s_start (self, S_PAYMENT);
+    s_start (self, S_RESERVATION);
+    s_start (self, S_APPROVAL);
+    self->store = store_new (self->cfg, "reservation", NULL);
+    assert_non_null (self->store);
+    if (!stub) {
+        s_resource (self, self->manual, 3, 2500, "manual");
+        s_resource (self, self->automatic, 5, 1000, "auto");
+        s_resource (self, self->single, 1, 100, "manual");
+    }
+    return self;
+}
+
+static int
+s_setup_with (void **state, const char **env, bool stub)
+{
+    *state = s_fixture_new (env, stub);
+    return 0;
+}
+
+static int
+s_setup (void **state)
+{
+    return s_setup_with (state, NULL, false);
+}
+
+static int
+s_teardown (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    svc_reservation_destroy (&self->direct);
+    for (int service = S_SERVICES - 1; service >= 0; service--)
+        s_stop (self, service);
+    store_destroy (&self->store);
+    resv_destroy (&self->client);
+    zactor_destroy (&self->broker);
+    resv_cfg_destroy (&self->cfg);
+    resv_cfg_destroy (&self->broker_cfg);
+    char *command = zsys_sprintf ("rm -rf '%s'", self->dir);
+    assert_int_equal (system (command), 0);
+    zstr_free (&command);
+    free (self);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Helpers
+
+//  Asserts that reply is an error object with code and reason.
+static void
+s_assert_error (json_t *reply, int code, const char *reason)
+{
+    json_t *error = json_object_get (reply, "error");
+    assert_non_null (error);
+    assert_int_equal (json_integer_value (json_object_get (error, "code")), code);
+    const char *got = json_string_value (json_object_get (error, "reason"));
+    assert_non_null (got);
+    if (reason && !streq (got, reason))
+        fail_msg ("reason '%s', expected '%s' (%s)", got, reason,
+                  json_string_value (json_object_get (error, "message")));
+    assert_non_null (json_string_value (json_object_get (error, "message")));
+}
+
+static const char *
+s_message (json_t *reply)
+{
+    const char *message = json_string_value (json_object_get (
+                          json_object_get (reply, "error"), "message"));
+    return message? message: "";
+}
+
+//  Calls reservation/method with request (taken) through the broker.
+static int
+s_call (fixture_t *self, const char *method, json_t *request, int timeout,
+        json_t **reply_p)
+{
+    int status = resv_call (self->client, "reservation", method, request,
+                            timeout, reply_p);
+    json_decref (request);
+    return status;
+}
+
+//  A reserve of units of resource on 2027-03-01 for days, by customer,
+//  with request_id (NULL: none).
+static int
+s_reserve (fixture_t *self, const char *customer, const char *resource,
+           int days, int units, const char *request_id, json_t **reply_p)
+{
+    json_t *request = json_pack ("{s:s,s:s,s:s,s:i,s:i}", "customer", customer,
+                                 "resource", resource, "date", "2027-03-01",
+                                 "days", days, "units", units);
+    if (request_id)
+        json_object_set_new (request, "request_id", json_string (request_id));
+    return s_call (self, "reserve", request, 5000, reply_p);
+}
+
+//  Reserves and asserts 201; returns the id (a copy, caller frees).
+static char *
+s_reserved (fixture_t *self, const char *resource, const char *request_id)
+{
+    json_t *reply = NULL;
+    int status = s_reserve (self, "carla", resource, 1, 1, request_id, &reply);
+    if (status != 201)
+        fail_msg ("reserve: %d %s", status, s_message (reply));
+    char *id = strdup (json_string_value (json_object_get (reply, "id")));
+    json_decref (reply);
+    return id;
+}
+
+//  Calls reservation/method {id} (with customer when not NULL).
+static int
+s_on (fixture_t *self, const char *method, const char *id,
+      const char *customer, json_t **reply_p)
+{
+    json_t *request = json_pack ("{s:s}", "id", id);
+    if (customer)
+        json_object_set_new (request, "customer", json_string (customer));
+    return s_call (self, method, request, 5000, reply_p);
+}
+
+//  The status of reservation id, "" when unknown.
+static char *
+s_status (fixture_t *self, const char *id)
+{
+    json_t *reply = NULL;
+    static char status [32];
+    status [0] = 0;
+    if (s_on (self, "get", id, NULL, &reply) == 200)
+        snprintf (status, sizeof status, "%s",
+                  json_string_value (json_object_get (reply, "status")));
+    json_decref (reply);
+    return status;
+}
+
+static bool
+s_wait_status (fixture_t *self, const char *id, const char *status)
+{
+    for (int i = 0; i < 250; i++) {
+        if (streq (s_status (self, id), status))
+            return true;
+        zclock_sleep (20);
+    }
+    return false;
+}
+
+//  Free units of resource on date.
+static int64_t
+s_free (fixture_t *self, const char *resource, const char *date)
+{
+    json_t *request = json_pack ("{s:s,s:s}", "resource", resource, "date", date);
+    json_t *reply = NULL;
+    assert_int_equal (resv_call (self->client, "availability", "availability",
+                                 request, 5000, &reply), 200);
+    int64_t free_units = json_integer_value (json_object_get (json_array_get (
+        json_object_get (reply, "days"), 0), "free"));
+    json_decref (request);
+    json_decref (reply);
+    return free_units;
+}
+
+static bool
+s_wait_free (fixture_t *self, const char *resource, int64_t units)
+{
+    for (int i = 0; i < 250; i++) {
+        if (s_free (self, resource, "2027-03-01") == units)
+            return true;
+        zclock_sleep (20);
+    }
+    return false;
+}
+
+//  The journal's events about reservation id, in order (caller owns).
+static json_t *
+s_journal (fixture_t *self, const char *id)
+{
+    json_t *events = json_array ();
+    int64_t from = 1;
+    while (true) {
+        json_t *request = json_pack ("{s:I,s:i}", "from", (json_int_t) from,
+                                     "limit", 1000);
+        json_t *page = NULL;
+        assert_int_equal (resv_call (self->client, "events", "read", request,
+                                     5000, &page), 200);
+        json_decref (request);
+        json_t *items = json_object_get (page, "items");
+        size_t index;
+        json_t *event;
+        json_array_foreach (items, index, event) {
+            const char *about = json_string_value (json_object_get (event, "reservation"));
+            if (!id || (about && streq (about, id)))
+                json_array_append (events, event);
+        }
+        from = json_integer_value (json_object_get (page, "next"));
+        bool more = json_array_size (items) > 0
+                 && from <= json_integer_value (json_object_get (page, "last"));
+        json_decref (page);
+        if (!more)
+            return events;
+    }
+}
+
+//  How many events of type the journal has about id.
+static int
+s_count (fixture_t *self, const char *id, const char *type)
+{
+    json_t *events = s_journal (self, id);
+    int count = 0;
+    size_t index;
+    json_t *event;
+    json_array_foreach (events, index, event)
+        if (streq (json_string_value (json_object_get (event, "type")), type))
+            count++;
+    json_decref (events);
+    return count;
+}
+
+//  The first event of type about id (caller owns), or NULL.
+static json_t *
+s_event_of (fixture_t *self, const char *id, const char *type)
+{
+    json_t *events = s_journal (self, id);
+    json_t *found = NULL;
+    size_t index;
+    json_t *event;
+    json_array_foreach (events, index, event)
+        if (!found && streq (json_string_value (json_object_get (event, "type")), type))
+            found = json_incref (event);
+    json_decref (events);
+    return found;
+}
+
+static bool
+s_wait_count (fixture_t *self, const char *id, const char *type, int count)
+{
+    for (int i = 0; i < 250; i++) {
+        if (s_count (self, id, type) >= count)
+            return true;
+        zclock_sleep (20);
+    }
+    return false;
+}
+
+//  Publishes one event into the journal, as another service would; returns
+//  its seq.
+static int64_t
+s_publish (fixture_t *self, const char *event_id, const char *type,
+           const char *id, json_t *data)
+{
+    json_t *request = json_pack ("{s:[{s:s,s:s,s:s,s:s,s:o}]}", "events",
+                                 "id", event_id, "type", type,
+                                 "reservation", id, "correlation_id", id,
+                                 "data", data);
+    json_t *reply = NULL;
+    assert_int_equal (resv_call (self->client, "events", "publish", request,
+                                 5000, &reply), 200);
+    int64_t seq = json_integer_value (json_array_get (json_object_get (reply, "seqs"), 0));
+    json_decref (request);
+    json_decref (reply);
+    return seq;
+}
+
+//  Waits until the consumer's cursor in reservation.db reaches seq.
+static bool
+s_wait_cursor (fixture_t *self, int64_t seq)
+{
+    for (int i = 0; i < 250; i++) {
+        if (store_cursor (self->store, "reservation") >= seq)
+            return true;
+        zclock_sleep (20);
+    }
+    return false;
+}
+
+//  A count from the test's look into reservation.db.
+static int64_t
+s_rows (fixture_t *self, const char *sql)
+{
+    sqlite3_stmt *stmt = store_stmt (self->store, sql);
+    assert_non_null (stmt);
+    int64_t count = sqlite3_step (stmt) == SQLITE_ROW?
+                    sqlite3_column_int64 (stmt, 0): -1;
+    sqlite3_reset (stmt);
+    return count;
+}
+
+static bool
+s_wait_no_saga (fixture_t *self)
+{
+    for (int i = 0; i < 500; i++) {
+        if (s_rows (self, "SELECT count (*) FROM sagas") == 0)
+            return true;
+        zclock_sleep (20);
+    }
+    return false;
+}
+
+//  Calls the handler of the direct state with a raw body.
+static int
+s_direct (fixture_t *self, const char *method, const char *body,
+          size_t size, json_t **reply_p)
+{
+    if (!self->direct) {
+        self->direct = svc_reservation_new (self->cfg, NULL);
+        assert_non_null (self->direct);
+    }
+    zframe_t *frame = zframe_new (body, size);
+    zframe_t *reply = NULL;
+    int status = svc_reservation (self->direct, method, &frame,
+                                  zclock_mono () + 5000, &reply);
+    zframe_destroy (&frame);
+    *reply_p = reply? json_loadb ((const char *) zframe_data (reply),
+                                  zframe_size (reply), 0, NULL): NULL;
+    assert_true (!reply || *reply_p);   //  Every reply is JSON
+    zframe_destroy (&reply);
+    return status;
+}
+
+static bool
+s_is_time (const char *text)
+{
+    int64_t day;
+    char date [11];
+    if (!text || strlen (text) != 24 || text [10] != 'T' || text [19] != '.'
+    ||  text [23] != 'Z')
+        return false;
+    memcpy (date, text, 10);
+    date [10] = 0;
+    return resv_date_parse (date, &day);
+}
+
+
+//  --------------------------------------------------------------------------
+//  reserve: success
+
+static void
+test_reserve_creates (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *reply = NULL;
+    assert_int_equal (s_reserve (self, "carla", self->manual, 2, 2, "k-1",
+                                 &reply), 201);
+    const char *id = json_string_value (json_object_get (reply, "id"));
+    assert_non_null (id);
+    assert_int_equal (strlen (id), 33);
+    assert_int_equal (id [0], 'r');
+    assert_int_equal (strspn (id + 1, "0123456789abcdef"), 32);
+    #define S_STR(key) json_string_value (json_object_get (reply, key))
+    #define S_INT(key) json_integer_value (json_object_get (reply, key))
+    assert_string_equal (S_STR ("request_id"), "k-1");
+    assert_string_equal (S_STR ("customer"), "carla");
+    assert_string_equal (S_STR ("resource"), self->manual);
+    assert_string_equal (S_STR ("date"), "2027-03-01");
+    assert_int_equal (S_INT ("days"), 2);
+    assert_string_equal (S_STR ("slot"), "all-day");
+    assert_int_equal (S_INT ("units"), 2);
+    assert_int_equal (S_INT ("amount"), 2500 * 2 * 2);
+    assert_string_equal (S_STR ("status"), "PENDING");
+    assert_true (json_is_null (json_object_get (reply, "reason")));
+    json_t *payment = json_object_get (reply, "payment");
+    assert_non_null (json_string_value (json_object_get (payment, "id")));
+    assert_string_equal (json_string_value (json_object_get (payment, "status")),
+                         "authorized");
+    assert_true (s_is_time (S_STR ("created_at")));
+    assert_string_equal (S_STR ("created_at"), S_STR ("updated_at"));
+    assert_int_equal (json_object_size (reply), 14);
+    #undef S_STR
+    #undef S_INT
+
+    //  get answers the same object.
+    json_t *got = NULL;
+    assert_int_equal (s_on (self, "get", id, NULL, &got), 200);
+    assert_true (json_equal (got, reply));
+    json_decref (got);
+
+    //  Two days held, the third free.
+    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 1);
+    assert_int_equal (s_free (self, self->manual, "2027-03-02"), 1);
+    assert_int_equal (s_free (self, self->manual, "2027-03-03"), 3);
+
+    //  One reservation.requested, with the object, owner and mode.
+    assert_true (s_wait_count (self, id, "reservation.requested", 1));
+    json_t *event = s_event_of (self, id, "reservation.requested");
+    json_t *data = json_object_get (event, "data");
+    assert_string_equal (json_string_value (json_object_get (data, "owner")), "olga");
+    assert_string_equal (json_string_value (json_object_get (data, "approval")), "manual");
+    assert_true (json_equal (json_object_get (data, "reservation"), reply));
+    assert_string_equal (json_string_value (json_object_get (event, "correlation_id")), id);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
+    json_decref (event);
+    json_decref (reply);
+}
+
+static void
+test_reserve_retry_is_idempotent (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *first = NULL, *again = NULL;
+    assert_int_equal (s_reserve (self, "carla", self->manual, 1, 2, "k-2",
+                                 &first), 201);
+    assert_int_equal (s_reserve (self, "carla", self->manual, 1, 2, "k-2",
+                                 &again), 201);
+    assert_true (json_equal (first, again));
+    const char *id = json_string_value (json_object_get (first, "id"));
+    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 1);
+
+    //  Concurrent copies from three clients: one reservation, one hold.
+    resv_t *clients [3];
+    char body [256];
+    snprintf (body, sizeof body, "{\"customer\":\"dan\",\"resource\":\"%s\","
+              "\"date\":\"2027-03-01\",\"request_id\":\"k-3\"}", self->manual);
+    for (int i = 0; i < 3; i++) {
+        clients [i] = resv_new (getenv ("RESV_BROKER_FRONTEND"));
+        assert_true (resv_send (clients [i], "reservation", "reserve", body,
+                                strlen (body), 5000) > 0);
+    }
+    char *ids [3];
+    for (int i = 0; i < 3; i++) {
+        resv_reply_t reply;
+        assert_int_equal (resv_recv (clients [i], -1, &reply), 0);
+        assert_int_equal (reply.status, 201);
+        json_t *object = json_loads (reply.body, 0, NULL);
+        ids [i] = strdup (json_string_value (json_object_get (object, "id")));
+        json_decref (object);
+        free (reply.body);
+        resv_destroy (&clients [i]);
+    }
+    assert_string_equal (ids [0], ids [1]);
+    assert_string_equal (ids [0], ids [2]);
+    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 0);
+    assert_true (s_wait_count (self, ids [0], "reservation.requested", 1));
+    assert_true (s_wait_count (self, id, "reservation.requested", 1));
+    zclock_sleep (300);
+    assert_int_equal (s_count (self, ids [0], "reservation.requested"), 1);
+    assert_int_equal (s_count (self, ids [0], "payment.authorized"), 1);
+    assert_int_equal (s_count (self, id, "reservation.requested"), 1);
+    assert_int_equal (s_count (self, id, "payment.authorized"), 1);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 2);
+    for (int i = 0; i < 3; i++)
+        free (ids [i]);
+    json_decref (first);
+    json_decref (again);
+}
+
+static void
+test_reserve_without_request_id (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *one = NULL, *two = NULL;
+    assert_int_equal (s_reserve (self, "carla", self->automatic, 1, 1, NULL,
+                                 &one), 201);
+    assert_int_equal (s_reserve (self, "carla", self->automatic, 1, 1, NULL,
+                                 &two), 201);
+    assert_string_not_equal (json_string_value (json_object_get (one, "id")),
+                             json_string_value (json_object_get (two, "id")));
+    const char *request_id = json_string_value (json_object_get (one, "request_id"));
+    assert_int_equal (strlen (request_id), 32);
+    assert_int_equal (s_free (self, self->automatic, "2027-03-01"), 3);
+    json_decref (one);
+    json_decref (two);
+}
+
+static void
+test_reserve_accepts_token_marks (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *reply = NULL;
+    assert_int_equal (s_reserve (self, "o.brien+test@example.com", self->manual,
+                                 1, 1, "Key:1_2-3", &reply), 201);
+    assert_string_equal (json_string_value (json_object_get (reply, "customer")),
+                         "o.brien+test@example.com");
+    json_decref (reply);
+}
+
+static void
+test_auto_approval_confirms (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *id = s_reserved (self, self->automatic, "k-auto");
+    assert_true (s_wait_status (self, id, "CONFIRMED"));
+    assert_true (s_wait_count (self, id, "reservation.confirmed", 1));
+    json_t *approved = s_event_of (self, id, "approval.approved");
+    assert_non_null (approved);
+    assert_true (json_is_true (json_object_get (json_object_get (approved, "data"),
+                                                "auto")));
+    json_t *confirmed = s_event_of (self, id, "reservation.confirmed");
+    json_t *data = json_object_get (confirmed, "data");
+    assert_string_equal (json_string_value (json_object_get (data, "previous")),
+                         "PENDING");
+    assert_string_equal (json_string_value (json_object_get (json_object_get (
+        data, "reservation"), "status")), "CONFIRMED");
+    //  Its id is derived from the decision's: a second application could
+    //  not journal a second confirmation.
+    const char *event_id = json_string_value (json_object_get (confirmed, "id"));
+    const char *cause = json_string_value (json_object_get (approved, "id"));
+    char caused [STORE_CAUSED_ID_SIZE];
+    assert_string_equal (event_id, store_caused_id (cause, "reservation.confirmed",
+                                                    caused));
+    zclock_sleep (300);
+    assert_int_equal (s_count (self, id, "reservation.confirmed"), 1);
+    json_decref (approved);
+    json_decref (confirmed);
+    free (id);
+}
+
+
+//  --------------------------------------------------------------------------
+//  The status machine: success
+
+static void
+test_cancel_pending_and_confirmed (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *pending = s_reserved (self, self->manual, "k-c1");
+    zclock_sleep (5);           //  So that updated_at differs
+    json_t *reply = NULL;
+    assert_int_equal (s_on (self, "cancel", pending, "carla", &reply), 200);
+    assert_string_equal (json_string_value (json_object_get (reply, "status")),
+                         "CANCELLED");
+    assert_string_not_equal (json_string_value (json_object_get (reply, "updated_at")),
+                             json_string_value (json_object_get (reply, "created_at")));
+    json_decref (reply);
+    //  Again: the same answer, no second event.
+    assert_int_equal (s_on (self, "cancel", pending, "carla", &reply), 200);
+    assert_string_equal (json_string_value (json_object_get (reply, "status")),
+                         "CANCELLED");
+    json_decref (reply);
+    assert_true (s_wait_count (self, pending, "reservation.cancelled", 1));
+    json_t *event = s_event_of (self, pending, "reservation.cancelled");
+    assert_string_equal (json_string_value (json_object_get (json_object_get (
+        event, "data"), "previous")), "PENDING");
+    json_decref (event);
+    //  availability consumes the cancellation: the unit comes back.
+    assert_true (s_wait_free (self, self->manual, 3));
+
+    char *confirmed = s_reserved (self, self->automatic, "k-c2");
+    assert_true (s_wait_status (self, confirmed, "CONFIRMED"));
+    assert_int_equal (s_on (self, "cancel", confirmed, "carla", &reply), 200);
+    assert_string_equal (json_string_value (json_object_get (reply, "status")),
+                         "CANCELLED");
+    json_decref (reply);
+    assert_true (s_wait_count (self, confirmed, "reservation.cancelled", 1));
+    event = s_event_of (self, confirmed, "reservation.cancelled");
+    assert_string_equal (json_string_value (json_object_get (json_object_get (
+        event, "data"), "previous")), "CONFIRMED");
+    json_decref (event);
+    zclock_sleep (300);
+    assert_int_equal (s_count (self, pending, "reservation.cancelled"), 1);
+    free (pending);
+    free (confirmed);
+}
+
+static void
+test_expire_pending (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *id = s_reserved (self, self->manual, "k-e1");
+    json_t *reply = NULL;
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal (s_on (self, "expire", id, NULL, &reply), 200);
+        assert_string_equal (json_string_value (json_object_get (reply, "status")),
+                             "EXPIRED");
+        assert_non_null (json_string_value (json_object_get (reply, "reason")));
+        json_decref (reply);
+    }
+    assert_true (s_wait_count (self, id, "reservation.expired", 1));
+    zclock_sleep (300);
+    assert_int_equal (s_count (self, id, "reservation.expired"), 1);
+    free (id);
+}
+
+static void
+test_declined_by_event (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *id = s_reserved (self, self->manual, "k-d1");
+    int64_t seq = s_publish (self, "e-test-decline", "approval.declined", id,
+        json_pack ("{s:s,s:s}", "owner", "olga", "reason", "closed for works"));
+    assert_true (s_wait_cursor (self, seq));
+    json_t *reply = NULL;
+    assert_int_equal (s_on (self, "get", id, NULL, &reply), 200);
+    assert_string_equal (json_string_value (json_object_get (reply, "status")),
+                         "DECLINED");
+    assert_string_equal (json_string_value (json_object_get (reply, "reason")),
+                         "closed for works");
+    json_decref (reply);
+    assert_true (s_wait_count (self, id, "reservation.declined", 1));
+    json_t *event = s_event_of (self, id, "reservation.declined");
+    char caused [STORE_CAUSED_ID_SIZE];
+    assert_string_equal (json_string_value (json_object_get (event, "id")),
+                         store_caused_id ("e-test-decline", "reservation.declined",
+                                          caused));
+    assert_string_equal (json_string_value (json_object_get (json_object_get (
+        event, "data"), "reason")), "closed for works");
+    json_decref (event);
+    free (id);
+}
+
+static void
+test_decision_after_cancel_is_ignored (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *id = s_reserved (self, self->manual, "k-i1");
+    json_t *reply = NULL;
+    assert_int_equal (s_on (self, "cancel", id, "carla", &reply), 200);
+    json_decref (reply);
+    int64_t seq = s_publish (self, "e-test-late", "approval.approved", id,
+                             json_pack ("{s:s,s:b}", "owner", "olga", "auto", 0));
+    assert_true (s_wait_cursor (self, seq));
+    assert_string_equal (s_status (self, id), "CANCELLED");
+    assert_int_equal (s_count (self, id, "reservation.confirmed"), 0);
+    free (id);
+}
+
+
+//  --------------------------------------------------------------------------
+//  reserve: failures
+
+static void
+test_reserve_bad_input (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *big = (char *) malloc (200 * 1024 + 1);
+    memset (big, 'a', 200 * 1024);
+    big [200 * 1024] = 0;
+    char *huge = zsys_sprintf ("{\"customer\":\"%s\",\"resource\":\"%s\","
+                               "\"date\":\"2027-03-01\"}", big, self->manual);
+    free (big);
+    //  Each is refused with 400; the resource is a real one, so only the
+    //  checks stand between each request and a reservation.
+    const char *cases [] = {
+        "{}",
+        "not json",
+        "[1,2,3]",
+        "\"just a string\"",
+        "{\"customer\":\"carla\",\"resource\":\"R\"}",
+        "{\"customer\":\"carla\",\"date\":\"2027-03-01\"}",
+        "{\"resource\":\"R\",\"date\":\"2027-03-01\"}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-02-29\"}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-13-01\"}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-04-31\"}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"27-03-01\"}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-3-1\"}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"1969-12-31\"}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":20270301}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"\"}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"9999-12-31\",\"days\":2}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-03-01\",\"units\":0}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-03-01\",\"units\":-3}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-03-01\",\"units\":\"2\"}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-03-01\",\"units\":1.5}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-03-01\",\"units\":1000001}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-03-01\",\"units\":true}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-03-01\",\"days\":0}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-03-01\",\"days\":367}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-03-01\",\"days\":\"two\"}",
+        "{\"customer\":\"O'Brien\",\"resource\":\"R\",\"date\":\"2027-03-01\"}",
+        "{\"customer\":\"x\\\"; DROP TABLE reservations; --\",\"resource\":\"R\",\"date\":\"2027-03-01\"}",
+        "{\"customer\":\"carla\",\"resource\":\"R' OR '1'='1\",\"date\":\"2027-03-01\"}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-03-01\",\"request_id\":\"a b\"}",
+        "{\"customer\":\"carla\\u0007\",\"resource\":\"R\",\"date\":\"2027-03-01\"}",
+        "{\"customer\":\"carla\\u0000x\",\"resource\":\"R\",\"date\":\"2027-03-01\"}",
+        "{\"customer\":\"\",\"resource\":\"R\",\"date\":\"2027-03-01\"}",
+        "{\"customer\":42,\"resource\":\"R\",\"date\":\"2027-03-01\"}",
+        "{\"customer\":[\"carla\"],\"resource\":\"R\",\"date\":\"2027-03-01\"}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-03-01\",\"slot\":\"\"}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-03-01\",\"colour\":\"red\"}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-03-01\",\""
+            "\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac"
+            "\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac"
+            "\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\":1}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-03-01\",\"id\":\"r1\"}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-03-01\","
+            "\"request_id\":\"12345678901234567890123456789012345678901234567890123456789012345\"}",
+        "{\"customer\":\"carla\",\"resource\":\"R\",\"date\":\"2027-03-01\",\"units\":1,\"units\":2,\"x\":1}",
+        huge,
+        NULL
+    };
+    for (const char **body = cases; *body; body++) {
+        //  R stands for the real resource.
+        char *text = strdup (*body);
+        char *at = strstr (text, "\"R");
+        if (at && at [2] != '\'') {
+            char *fixed = zsys_sprintf ("%.*s\"%s%s", (int) (at - text), text,
+                                        self->manual, at + 2);
+            free (text);
+            text = fixed;
+        }
+        json_t *reply = NULL;
+        int status = s_direct (self, "reserve", text, strlen (text), &reply);
+        if (status != 400)
+            fail_msg ("%.80s: %d, expected 400", text, status);
+        s_assert_error (reply, 400, NULL);
+        //  Refused by the checks, not by a downstream call (this state
+        //  has no worker to make one).
+        assert_null (strstr (s_message (reply), "worker_call"));
+        json_decref (reply);
+        free (text);
+    }
+    zstr_free (&huge);
+    //  Through the broker too.
+    json_t *reply = NULL;
+    assert_int_equal (s_call (self, "reserve", json_pack ("{s:s,s:s,s:s,s:i}",
+        "customer", "carla", "resource", self->manual, "date", "2027-03-01",
+        "units", 0), 5000, &reply), 400);
+    s_assert_error (reply, 400, "bad_request");
+    assert_non_null (strstr (s_message (reply), "units"));
+    json_decref (reply);
+    //  Nothing was held, stored or emitted.
+    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 3);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
+    assert_int_equal (s_count (self, NULL, "reservation.requested"), 0);
+}
+
+static void
+test_reserve_refused_by_availability (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *reply = NULL;
+    //  Unknown resource: availability's 404, as it said it.
+    assert_int_equal (s_reserve (self, "carla", "res-nothing", 1, 1, "k-n1",
+                                 &reply), 404);
+    s_assert_error (reply, 404, "not_found");
+    json_decref (reply);
+    //  Unknown slot: 400.
+    json_t *request = json_pack ("{s:s,s:s,s:s,s:s}", "customer", "carla",
+                                 "resource", self->manual, "date", "2027-03-01",
+                                 "slot", "breakfast");
+    assert_int_equal (s_call (self, "reserve", request, 5000, &reply), 400);
+    s_assert_error (reply, 400, "bad_request");
+    json_decref (reply);
+    //  No capacity: 409 no_capacity, nothing held or stored.
+    char *first = s_reserved (self, self->single, "k-n2");
+    assert_int_equal (s_reserve (self, "dan", self->single, 1, 1, "k-n3",
+                                 &reply), 409);
+    s_assert_error (reply, 409, "no_capacity");
+    json_decref (reply);
+    assert_int_equal (s_reserve (self, "dan", self->manual, 1, 4, "k-n4",
+                                 &reply), 409);
+    s_assert_error (reply, 409, "no_capacity");
+    json_decref (reply);
+    assert_int_equal (s_free (self, self->single, "2027-03-01"), 0);
+    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 3);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 1);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
+    assert_int_equal (s_count (self, NULL, "reservation.requested"), 1);
+    free (first);
+}
+
+static void
+test_reserve_request_id_reused (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *id = s_reserved (self, self->manual, "k-r1");
+    json_t *reply = NULL;
+    assert_int_equal (s_reserve (self, "carla", self->manual, 1, 2, "k-r1",
+                                 &reply), 409);
+    s_assert_error (reply, 409, "conflict");
+    json_decref (reply);
+    //  Another customer's k-r1 is another reservation.
+    assert_int_equal (s_reserve (self, "dan", self->manual, 1, 1, "k-r1",
+                                 &reply), 201);
+    assert_string_not_equal (json_string_value (json_object_get (reply, "id")), id);
+    json_decref (reply);
+    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 1);
+    free (id);
+}
+
+static int
+s_setup_cheap_payments (void **state)
+{
+    static const char *env [] = { "RESV_PAYMENT_MAX_AMOUNT", "5000", NULL };
+    return s_setup_with (state, env, false);
+}
+
+static void
+test_reserve_payment_declined (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *reply = NULL;
+    //  2500 x 3 units = 7500, above the 5000 allowed.
+    assert_int_equal (s_reserve (self, "carla", self->manual, 1, 3, "k-p1",
+                                 &reply), 402);
+    s_assert_error (reply, 402, "payment_declined");
+    json_decref (reply);
+    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 3);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
+    //  2500 x 2 = 5000 is allowed.
+    assert_int_equal (s_reserve (self, "carla", self->manual, 1, 2, "k-p2",
+                                 &reply), 201);
+    json_decref (reply);
+    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 1);
+}
+
+static int
+s_setup_failing_payments (void **state)
+{
+    static const char *env [] = { "RESV_PAYMENT_FAILURE_RATE", "100", NULL };
+    return s_setup_with (state, env, false);
+}
+
+static void
+test_reserve_payment_unavailable (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *reply = NULL;
+    assert_int_equal (s_reserve (self, "carla", self->manual, 2, 1, "k-u1",
+                                 &reply), 503);
+    s_assert_error (reply, 503, NULL);
+    assert_non_null (strstr (s_message (reply), "nothing was reserved"));
+    json_decref (reply);
+    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 3);
+    assert_int_equal (s_free (self, self->manual, "2027-03-02"), 3);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
+}
+
+static int
+s_setup_slow_payments (void **state)
+{
+    static const char *env [] = {
+        "RESV_PAYMENT_LATENCY", "1500",
+        "RESV_RESERVATION_SWEEP", "100", "RESV_RESERVATION_ABANDON", "2000",
+        NULL
+    };
+    return s_setup_with (state, env, false);
+}
+
+static void
+test_reserve_deadline_passes (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *request = json_pack ("{s:s,s:s,s:s,s:s}", "customer", "carla",
+                                 "resource", self->manual, "date", "2027-03-01",
+                                 "request_id", "k-t1");
+    json_t *reply = NULL;
+    assert_int_equal (s_call (self, "reserve", request, 1000, &reply), 504);
+    s_assert_error (reply, 504, "deadline_exceeded");
+    json_decref (reply);
+    //  The handler releases the hold at once. Its void waits behind the
+    //  slow authorisation (which the simulator voids in turn, as slowly)
+    //  and times out: the saga row stays, and the sweep finishes the undo.
+    assert_true (s_wait_free (self, self->manual, 3));
+    assert_true (s_wait_no_saga (self));
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
+}
+
+static void
+test_reserve_availability_down (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_stop (self, S_AVAILABILITY);
+    json_t *reply = NULL;
+    assert_int_equal (s_reserve (self, "carla", self->manual, 1, 1, "k-a1",
+                                 &reply), 503);
+    s_assert_error (reply, 503, "no_worker");
+    json_decref (reply);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
+    //  Back: the same request now goes through.
+    s_start (self, S_AVAILABILITY);
+    assert_int_equal (s_reserve (self, "carla", self->manual, 1, 1, "k-a1",
+                                 &reply), 201);
+    json_decref (reply);
+    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 2);
+}
+
+static int
+s_setup_stub (void **state)
+{
+    return s_setup_with (state, NULL, true);
+}
+
+static void
+test_reserve_bad_hold_replies (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *reply = NULL;
+    //  price x units x days overflows: 400, and the hold is released.
+    assert_int_equal (s_reserve (self, "carla", "res-huge", 1, 3, "k-h1",
+                                 &reply), 400);
+    s_assert_error (reply, 400, "bad_request");
+    assert_non_null (strstr (s_message (reply), "amount"));
+    json_decref (reply);
+    assert_int_equal (s_stub_count (&self->stub.holds), 1);
+    assert_int_equal (s_stub_count (&self->stub.releases), 1);
+    //  A hold reply without a price: 500, released.
+    assert_int_equal (s_reserve (self, "carla", "res-odd", 1, 1, "k-h2",
+                                 &reply), 500);
+    s_assert_error (reply, 500, "internal");
+    json_decref (reply);
+    assert_int_equal (s_stub_count (&self->stub.releases), 2);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
+    //  No payment was authorised for either.
+    assert_int_equal (s_count (self, NULL, "payment.authorized"), 0);
+}
+
+static int
+s_setup_sweep (void **state)
+{
+    static const char *env [] = {
+        "RESV_RESERVATION_SWEEP", "100", "RESV_RESERVATION_ABANDON", "300",
+        NULL
+    };
+    return s_setup_with (state, env, false);
+}
+
+static void
+test_abandoned_reserve_is_swept (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  A reserve that died after its hold and its authorisation: both done
+    //  by hand here, and its saga row as the worker wrote it.
+    const char *id = "r0123456789abcdef0123456789abcdef";
+    json_t *request = json_pack ("{s:s,s:s,s:s,s:i}", "reservation", id,
+                                 "resource", self->manual, "date", "2027-03-01",
+                                 "units", 2);
+    json_t *reply = NULL;
+    assert_int_equal (resv_call (self->client, "availability", "hold", request,
+                                 5000, &reply), 200);
+    json_decref (request);
+    json_decref (reply);
+    request = json_pack ("{s:s,s:s,s:i}", "reservation", id, "customer",
+                         "carla", "amount", 5000);
+    assert_int_equal (resv_call (self->client, "payment", "authorize", request,
+                                 5000, &reply), 200);
+    json_decref (request);
+    json_decref (reply);
+    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 1);
+    char *sql = zsys_sprintf ("INSERT INTO sagas (id, started_ms) VALUES "
+                              "('%s', %" PRId64 ")", id, resv_time_ms () - 1000);
+    assert_int_equal (sqlite3_exec (store_db (self->store), sql, NULL, NULL,
+                                    NULL), SQLITE_OK);
+    zstr_free (&sql);
+    //  A fresh saga row is left alone: its reserve may still be running.
+    sql = zsys_sprintf ("INSERT INTO sagas (id, started_ms) VALUES "
+                        "('r-young', %" PRId64 ")", resv_time_ms () + 60000);
+    assert_int_equal (sqlite3_exec (store_db (self->store), sql, NULL, NULL,
+                                    NULL), SQLITE_OK);
+    zstr_free (&sql);
+    assert_true (s_wait_free (self, self->manual, 3));
+    assert_true (s_wait_count (self, id, "payment.voided", 1));
+    for (int i = 0; i < 100 && s_rows (self, "SELECT count (*) FROM sagas") > 1; i++)
+        zclock_sleep (20);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 1);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas "
+                                    "WHERE id = 'r-young'"), 1);
+}
+
+
+//  --------------------------------------------------------------------------
+//  The status machine: failures
+
+static void
+test_illegal_moves (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *reply = NULL;
+    //  DECLINED: no cancel, no expire.
+    char *declined = s_reserved (self, self->manual, "k-m1");
+    int64_t seq = s_publish (self, "e-test-m1", "approval.declined", declined,
+                             json_pack ("{s:s}", "owner", "olga"));
+    assert_true (s_wait_cursor (self, seq));
+    assert_string_equal (s_status (self, declined), "DECLINED");
+    //  EXPIRED: no cancel.
+    char *expired = s_reserved (self, self->manual, "k-m2");
+    assert_int_equal (s_on (self, "expire", expired, NULL, &reply), 200);
+    json_decref (reply);
+    //  CANCELLED: no expire.
+    char *cancelled = s_reserved (self, self->manual, "k-m3");
+    assert_int_equal (s_on (self, "cancel", cancelled, "carla", &reply), 200);
+    json_decref (reply);
+    //  CONFIRMED: no expire.
+    char *confirmed = s_reserved (self, self->automatic, "k-m4");
+    assert_true (s_wait_status (self, confirmed, "CONFIRMED"));
+
+    struct {
+        const char *id, *method, *customer, *from, *to;
+    } moves [] = {
+        { declined,  "cancel", "carla", "DECLINED",  "CANCELLED" },
+        { declined,  "expire", NULL,    "DECLINED",  "EXPIRED" },
+        { expired,   "cancel", "carla", "EXPIRED",   "CANCELLED" },
+        { cancelled, "expire", NULL,    "CANCELLED", "EXPIRED" },
+        { confirmed, "expire", NULL,    "CONFIRMED", "EXPIRED" },
+    };
+    for (size_t i = 0; i < sizeof moves / sizeof *moves; i++) {
+        assert_int_equal (s_on (self, moves [i].method, moves [i].id,
+                                moves [i].customer, &reply), 409);
+        s_assert_error (reply, 409, "conflict");
+        assert_non_null (strstr (s_message (reply), moves [i].from));
+        assert_non_null (strstr (s_message (reply), moves [i].to));
+        json_decref (reply);
+        assert_string_equal (s_status (self, moves [i].id), moves [i].from);
+    }
+    //  A late decision moves nothing either.
+    seq = s_publish (self, "e-test-m5", "approval.approved", expired,
+                     json_pack ("{s:s,s:b}", "owner", "olga", "auto", 0));
+    seq = s_publish (self, "e-test-m6", "approval.declined", confirmed,
+                     json_pack ("{s:s}", "owner", "olga"));
+    assert_true (s_wait_cursor (self, seq));
+    assert_string_equal (s_status (self, expired), "EXPIRED");
+    assert_string_equal (s_status (self, confirmed), "CONFIRMED");
+    //  The store refuses an illegal move even from outside the code.
+    char *sql = zsys_sprintf ("UPDATE reservations SET status = 'PENDING' "
+                              "WHERE id = '%s'", expired);
+    assert_int_equal (sqlite3_exec (store_db (self->store), sql, NULL, NULL,
+                                    NULL), SQLITE_CONSTRAINT);
+    zstr_free (&sql);
+    assert_string_equal (s_status (self, expired), "EXPIRED");
+    free (declined);
+    free (expired);
+    free (cancelled);
+    free (confirmed);
+}
+
+static void
+test_cancel_by_another_customer (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *id = s_reserved (self, self->manual, "k-f1");
+    json_t *reply = NULL;
+    assert_int_equal (s_on (self, "cancel", id, "mallory", &reply), 403);
+    s_assert_error (reply, 403, "forbidden");
+    json_decref (reply);
+    assert_string_equal (s_status (self, id), "PENDING");
+    assert_int_equal (s_count (self, id, "reservation.cancelled"), 0);
+    free (id);
+}
+
+static void
+test_unknown_reservation (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    const char *methods [] = { "get", "cancel", "expire", NULL };
+    for (const char **method = methods; *method; method++) {
+        json_t *reply = NULL;
+        assert_int_equal (s_on (self, *method, "r-none",
+                                streq (*method, "cancel")? "carla": NULL,
+                                &reply), 404);
+        s_assert_error (reply, 404, "not_found");
+        json_decref (reply);
+    }
+}
+
+static void
+test_bad_requests (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *reply = NULL;
+    assert_int_equal (s_direct (self, "refund", "{}", 2, &reply), 400);
+    s_assert_error (reply, 400, "unknown_method");
+    json_decref (reply);
+    const struct {
+        const char *method, *body, *reason;
+    } cases [] = {
+        { "cancel", "{\"id\":\"r1\"}", "bad_request" },
+        { "cancel", "{\"customer\":\"carla\"}", "bad_request" },
+        { "cancel", "{\"id\":\"r1\",\"customer\":\"carla\",\"reason\":\"x\"}", "bad_request" },
+        { "cancel", "{\"id\":7,\"customer\":\"carla\"}", "bad_request" },
+        { "expire", "{}", "bad_request" },
+        { "expire", "{\"id\":\"r1'--\"}", "bad_request" },
+        { "get", "{\"id\":null}", "bad_request" },
+        { "get", "{\"id\":\"r1\"", "malformed" },
+        { "get", "[]", "malformed" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int status = s_direct (self, cases [i].method, cases [i].body,
+                               strlen (cases [i].body), &reply);
+        if (status != 400)
+            fail_msg ("%s %s: %d", cases [i].method, cases [i].body, status);
+        s_assert_error (reply, 400, cases [i].reason);
+        json_decref (reply);
+    }
+    //  A body with a NUL byte inside.
+    assert_int_equal (s_direct (self, "get", "{\"id\":\"r\0\"}", 10, &reply), 400);
+    json_decref (reply);
+}
+
+static void
+test_store_failure (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *id = s_reserved (self, self->manual, "k-s1");
+    assert_int_equal (sqlite3_exec (store_db (self->store),
+        "DROP TABLE reservations", NULL, NULL, NULL), SQLITE_OK);
+    json_t *reply = NULL;
+    assert_int_equal (s_on (self, "get", id, NULL, &reply), 500);
+    s_assert_error (reply, 500, "internal");
+    assert_non_null (strstr (s_message (reply), "load"));
+    assert_non_null (strstr (s_message (reply), id));
+    assert_non_null (strstr (s_message (reply), "no such table"));
+    json_decref (reply);
+    assert_int_equal (s_on (self, "cancel", id, "carla", &reply), 500);
+    s_assert_error (reply, 500, "internal");
+    json_decref (reply);
+    assert_int_equal (s_reserve (self, "carla", self->manual, 1, 1, "k-s2",
+                                 &reply), 500);
+    s_assert_error (reply, 500, "internal");
+    json_decref (reply);
+    free (id);
+}
+
+//  Without a fixture: it sets the environment, which no thread may read
+//  meanwhile.
+static void
+test_state_lifecycle (void **state)
+{
+    (void) state;
+    //  A data directory that cannot exist: no state, and no crash.
+    setenv ("RESV_DATA_DIR", "/proc/no-such-place", 1);
+    resv_cfg_t *cfg = resv_cfg_load (NULL);
+    assert_null (svc_reservation_new (cfg, NULL));
+    resv_cfg_destroy (&cfg);
+    void *nothing = NULL;
+    svc_reservation_destroy (&nothing);
+    svc_reservation_destroy (NULL);
+    //  A handler without state answers 500.
+    zframe_t *body = zframe_new ("{}", 2);
+    zframe_t *reply = NULL;
+    assert_int_equal (svc_reservation (NULL, "get", &body, zclock_mono () + 1000,
+                                       &reply), 500);
+    zframe_destroy (&body);
+    zframe_destroy (&reply);
+}
+
+int
+main (void)
+{
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    #define S_TEST(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
+    #define S_TEST_WITH(name, setup) \
+        cmocka_unit_test_setup_teardown (name, setup, s_teardown)
+    const struct CMUnitTest tests [] = {
+        S_TEST (test_reserve_creates),
+        S_TEST (test_reserve_retry_is_idempotent),
+        S_TEST (test_reserve_without_request_id),
+        S_TEST (test_reserve_accepts_token_marks),
+        S_TEST (test_auto_approval_confirms),
+        S_TEST (test_cancel_pending_and_confirmed),
+        S_TEST (test_expire_pending),
+        S_TEST (test_declined_by_event),
+        S_TEST (test_decision_after_cancel_is_ignored),
+        S_TEST_WITH (test_abandoned_reserve_is_swept, s_setup_sweep),
+        S_TEST (test_reserve_bad_input),
+        S_TEST (test_reserve_refused_by_availability),
+        S_TEST (test_reserve_request_id_reused),
+        S_TEST_WITH (test_reserve_payment_declined, s_setup_cheap_payments),
+        S_TEST_WITH (test_reserve_payment_unavailable, s_setup_failing_payments),
+        S_TEST_WITH (test_reserve_deadline_passes, s_setup_slow_payments),
+        S_TEST (test_reserve_availability_down),
+        S_TEST_WITH (test_reserve_bad_hold_replies, s_setup_stub),
+        S_TEST (test_illegal_moves),
+        S_TEST (test_cancel_by_another_customer),
+        S_TEST (test_unknown_reservation),
+        S_TEST (test_bad_requests),
+        S_TEST (test_store_failure),
+        cmocka_unit_test (test_state_lifecycle),
+    };
+    return cmocka_run_group_tests_name ("svc_reservation", tests, NULL, NULL);
+}

@@ -1,0 +1,615 @@
+/*  svc_view.c: view, the read store of reservations, fed only by events
+    (svc.h, doc/saga.md).
+
+    The service consumes every journal event that names a reservation:
+
+    -   reservation.* carry the whole reservation object, which replaces
+        the stored one when the event is newer (by seq) than the last one
+        applied to it;
+    -   payment.* carry the payment's {id, status}, kept in a table of
+        their own and written into the stored reservation;
+    -   every one of them, whatever its type, is kept for the history.
+
+    Payment status: the payment service is the one authority on it, and
+    each of its changes is a payment.* event, so the newest payment event
+    always wins over the payment a reservation.* event carries (the
+    reservation service's copy, taken at authorisation and never newer).
+    The payment is merged when written, not when read: a payment event
+    that comes before its reservation waits in the payments table and is
+    merged when the reservation arrives; one that comes after rewrites the
+    stored reservation. Either order ends in the same row, so reads are a
+    plain select of stored JSON text, and a rebuild ends where it started.
+
+    Order and paging: list returns reservations in the order the journal
+    first showed them (the seq of their first reservation.* event, the
+    table's rowid), filtered by any of customer, resource and status, each
+    with an index that gives that order. The cursor names the last
+    position returned, so pages neither lose nor repeat a reservation,
+    whatever is written between them.
+
+    A malformed event (a reservation.* without its object, a payment.*
+    without its payment) is a producer's bug: it is logged and kept in the
+    history, and otherwise skipped rather than retried, since a retry could
+    never succeed and would stop every later event.
+*/
+
+#include "svc.h"
+#include "events.h"
+#include "fields.h"
+
+//  The store and the consumer's cursor name.
+#define S_NAME          "view"
+//  Reservations one list returns by default and at most. A thousand
+//  reservations of about 400 bytes stay far under broker/max_message.
+#define S_LIST_DEFAULT  100
+#define S_LIST_MAX      1000
+
+static const char *s_schema =
+    //  pos is the seq of the reservation's first reservation.* event: the
+    //  list order, and what a cursor names. seq is the last one applied.
+    "CREATE TABLE IF NOT EXISTS reservations ("
+    "    pos      INTEGER PRIMARY KEY,"
+    "    id       TEXT NOT NULL UNIQUE,"
+    "    customer TEXT NOT NULL,"
+    "    resource TEXT NOT NULL,"
+    "    status   TEXT NOT NULL,"
+    "    seq      INTEGER NOT NULL,"
+    "    body     TEXT NOT NULL);"      //  The reservation as JSON
+    //  Each index holds the rowid, so it also gives the list order.
+    "CREATE INDEX IF NOT EXISTS reservations_customer"
+    "    ON reservations (customer);"
+    "CREATE INDEX IF NOT EXISTS reservations_resource"
+    "    ON reservations (resource);"
+    "CREATE INDEX IF NOT EXISTS reservations_status"
+    "    ON reservations (status);"
+    //  The newest payment of each reservation, from payment.* events.
+    "CREATE TABLE IF NOT EXISTS payments ("
+    "    reservation TEXT PRIMARY KEY,"
+    "    id          TEXT NOT NULL,"
+    "    status      TEXT NOT NULL,"
+    "    seq         INTEGER NOT NULL);"
+    //  Every event naming a reservation, as JSON, for its history.
+    "CREATE TABLE IF NOT EXISTS history ("
+    "    reservation TEXT NOT NULL,"
+    "    seq         INTEGER NOT NULL,"
+    "    event       TEXT NOT NULL,"
+    "    PRIMARY KEY (reservation, seq));";
+
+//  The statuses a list may filter on (spec, section 2).
+static const char *s_statuses [] = {
+    "PENDING", "CONFIRMED", "DECLINED", "EXPIRED", "CANCELLED", NULL
+};
+
+//  One list statement per combination of filters, so that each uses its
+//  index: bit 0 customer (?1), bit 1 resource (?2), bit 2 status (?3). The
+//  statements are literals, so store_stmt caches each one once.
+#define S_LIST_SQL(filter) \
+    "SELECT pos, body FROM reservations WHERE pos > ?4" filter \
+    " ORDER BY pos LIMIT ?5"
+static const char *s_list_sql [8] = {
+    S_LIST_SQL (""),
+    S_LIST_SQL (" AND customer = ?1"),
+    S_LIST_SQL (" AND resource = ?2"),
+    S_LIST_SQL (" AND customer = ?1 AND resource = ?2"),
+    S_LIST_SQL (" AND status = ?3"),
+    S_LIST_SQL (" AND customer = ?1 AND status = ?3"),
+    S_LIST_SQL (" AND resource = ?2 AND status = ?3"),
+    S_LIST_SQL (" AND customer = ?1 AND resource = ?2 AND status = ?3"),
+};
+
+typedef struct {
+    store_t *store;             //  Connection of the request thread
+    zactor_t *events;           //  The consumer
+    resv_t *client;             //  Journal reads of a rebuild
+    worker_t *worker;           //  Kept alive through a long rebuild
+} view_t;
+
+
+//  --------------------------------------------------------------------------
+//  Applying events (in the events actor's thread on its connection, or in
+//  the request thread during a rebuild: apply keeps no state of its own)
+
+//  The string member key of object, or NULL.
+static const char *
+s_str (json_t *object, const char *key)
+{
+    return json_string_value (json_object_get (object, key));
+}
+
+//  Logs a failed statement; returns -1 so that the batch is retried.
+static int
+s_failed (store_t *store, const char *operation, const char *id)
+{
+    zsys_error ("view: %s %s: %s", operation, id, store_error (store));
+    return -1;
+}
+
+//  Steps a bound statement that writes, and resets it. Returns 0 or -1.
+static int
+s_write (store_t *store, sqlite3_stmt *stmt, const char *operation,
+         const char *id)
+{
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    return rc == SQLITE_DONE? 0: s_failed (store, operation, id);
+}
+
+static int
+s_history_add (store_t *store, const char *id, int64_t seq, json_t *event)
+{
+    char *text = json_dumps (event, JSON_COMPACT);
+    sqlite3_stmt *stmt = store_stmt (store,
+        "INSERT INTO history (reservation, seq, event) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT DO NOTHING");
+    if (!text || !stmt) {
+        free (text);
+        return s_failed (store, "add to the history of", id);
+    }
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 2, seq);
+    sqlite3_bind_text (stmt, 3, text, -1, SQLITE_STATIC);
+    int rc = s_write (store, stmt, "add to the history of", id);
+    free (text);
+    return rc;
+}
+
+//  Sets the payment of reservation to {id, status} from the payments
+//  table, if it has a row for it. Returns 0 or -1.
+static int
+s_payment_merge (store_t *store, const char *id, json_t *reservation)
+{
+    sqlite3_stmt *stmt = store_stmt (store,
+        "SELECT id, status FROM payments WHERE reservation = ?1");
+    if (!stmt)
+        return s_failed (store, "read the payment of", id);
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW)
+        json_object_set_new (reservation, "payment", json_pack ("{s:s,s:s}",
+            "id", (const char *) sqlite3_column_text (stmt, 0),
+            "status", (const char *) sqlite3_column_text (stmt, 1)));
+    sqlite3_reset (stmt);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE? 0:
+           s_failed (store, "read the payment of", id);
+}
+
+//  reservation.*: stores the reservation object, unless a newer event has
+//  already been applied to it.
+static int
+s_reservation_put (store_t *store, const char *id, int64_t seq,
+                   const char *type, json_t *data)
+{
+    json_t *object = json_object_get (data, "reservation");
+    const char *object_id = s_str (object, "id");
+    const char *customer = s_str (object, "customer");
+    const char *resource = s_str (object, "resource");
+    const char *status = s_str (object, "status");
+    if (!customer || !resource || !status
+    ||  (object_id && !streq (object_id, id))) {
+        zsys_warning ("view: event seq %" PRId64 " (%s) has no valid "
+                      "reservation object for %s; kept in the history only",
+                      seq, type, id);
+        return 0;
+    }
+    //  A shallow copy: only top-level members change.
+    json_t *reservation = json_copy (object);
+    if (!object_id)
+        json_object_set_new (reservation, "id", json_string (id));
+    if (s_payment_merge (store, id, reservation)) {
+        json_decref (reservation);
+        return -1;
+    }
+    char *body = json_dumps (reservation, JSON_COMPACT);
+    json_decref (reservation);
+    sqlite3_stmt *stmt = store_stmt (store,
+        "INSERT INTO reservations "
+        "(pos, id, customer, resource, status, seq, body) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?1, ?6) "
+        "ON CONFLICT (id) DO UPDATE SET customer = excluded.customer, "
+        "resource = excluded.resource, status = excluded.status, "
+        "seq = excluded.seq, body = excluded.body "
+        "WHERE excluded.seq > reservations.seq");
+    if (!body || !stmt) {
+        free (body);
+        return s_failed (store, "store reservation", id);
+    }
+    sqlite3_bind_int64 (stmt, 1, seq);
+    sqlite3_bind_text (stmt, 2, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 3, customer, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 4, resource, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 5, status, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 6, body, -1, SQLITE_STATIC);
+    int rc = s_write (store, stmt, "store reservation", id);
+    free (body);
+    return rc;
+}
+
+//  Writes the payment {payment_id, status} into the stored reservation id,
+//  if the view has it yet.
+static int
+s_reservation_pay (store_t *store, const char *id, const char *payment_id,
+                   const char *status)
+{
+    sqlite3_stmt *stmt = store_stmt (store,
+        "SELECT body FROM reservations WHERE id = ?1");
+    if (!stmt)
+        return s_failed (store, "read reservation", id);
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    json_t *reservation = rc != SQLITE_ROW? NULL:
+        json_loads ((const char *) sqlite3_column_text (stmt, 0), 0, NULL);
+    sqlite3_reset (stmt);
+    if (rc == SQLITE_DONE)
+        return 0;               //  Not seen yet: merged when it comes
+    if (!reservation)
+        return s_failed (store, "read reservation", id);
+    json_object_set_new (reservation, "payment", json_pack ("{s:s,s:s}",
+                         "id", payment_id, "status", status));
+    char *body = json_dumps (reservation, JSON_COMPACT);
+    json_decref (reservation);
+    stmt = store_stmt (store,
+        "UPDATE reservations SET body = ?2 WHERE id = ?1");
+    if (!body || !stmt) {
+        free (body);
+        return s_failed (store, "store the payment of", id);
+    }
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, body, -1, SQLITE_STATIC);
+    rc = s_write (store, stmt, "store the payment of", id);
+    free (body);
+    return rc;
+}
+
+//  payment.*: records the payment's newest status, and writes it into the
+//  reservation.
+static int
+s_payment_put (store_t *store, const char *id, int64_t seq, const char *type,
+               json_t *data)
+{
+    json_t *payment = json_object_get (data, "payment");
+    const char *payment_id = s_str (payment, "id");
+    const char *status = s_str (payment, "status");
+    if (!payment_id || !status) {
+        zsys_warning ("view: event seq %" PRId64 " (%s) has no valid payment "
+                      "for %s; kept in the history only", seq, type, id);
+        return 0;
+    }
+    sqlite3_stmt *stmt = store_stmt (store,
+        "INSERT INTO payments (reservation, id, status, seq) "
+        "VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT (reservation) DO UPDATE SET id = excluded.id, "
+        "status = excluded.status, seq = excluded.seq "
+        "WHERE excluded.seq > payments.seq");
+    if (!stmt)
+        return s_failed (store, "store the payment of", id);
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, payment_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 3, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 4, seq);
+    if (s_write (store, stmt, "store the payment of", id))
+        return -1;
+    if (sqlite3_changes (store_db (store)) == 0)
+        return 0;               //  An older payment event: nothing changes
+    return s_reservation_pay (store, id, payment_id, status);
+}
+
+static int
+s_apply (void *state, store_t *store, const char *type, json_t *event)
+{
+    (void) state;
+    const char *id = s_str (event, "reservation");
+    if (!id)
+        return 0;               //  resource.* and others: not ours
+    int64_t seq = json_integer_value (json_object_get (event, "seq"));
+    json_t *data = json_object_get (event, "data");
+    if (s_history_add (store, id, seq, event))
+        return -1;
+    if (strncmp (type, "reservation.", 12) == 0)
+        return s_reservation_put (store, id, seq, type, data);
+    if (strncmp (type, "payment.", 8) == 0)
+        return s_payment_put (store, id, seq, type, data);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Requests (in the worker's thread)
+
+static int
+s_internal (zframe_t **reply_p, const char *operation, const char *error)
+{
+    zsys_error ("view: %s: %s", operation, error);
+    *reply_p = worker_error (RESV_INTERNAL, RESV_REASON_INTERNAL,
+                             "view %s: %s", operation, error);
+    return RESV_INTERNAL;
+}
+
+static int
+s_not_found (zframe_t **reply_p, const char *id)
+{
+    *reply_p = worker_error (RESV_NOT_FOUND, RESV_REASON_NOT_FOUND,
+                             "no reservation '%.256s'", id);
+    return RESV_NOT_FOUND;
+}
+
+//  The cursor of a list page names the position of the last reservation
+//  returned. Its text is opaque to clients; the "v" keeps it from looking
+//  like a number they could compute.
+static int
+s_cursor_parse (const char *text, int64_t *pos_p)
+{
+    if (text [0] != 'v' || !text [1] || strlen (text) > 19)
+        return -1;
+    int64_t pos = 0;
+    for (const char *c = text + 1; *c; c++) {
+        if (*c < '0' || *c > '9')
+            return -1;
+        pos = pos * 10 + (*c - '0');
+    }
+    *pos_p = pos;
+    return 0;
+}
+
+//  Runs stmt and replies {"items":[...]} with the JSON text of its column
+//  1, in up to limit rows; a row more adds "next", the cursor after column
+//  0 of the last row returned. *count_p gets the number of items.
+static int
+s_items (view_t *self, sqlite3_stmt *stmt, int64_t limit,
+         const char *operation, zframe_t **reply_p, int64_t *count_p)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream (&text, &size);
+    if (!out) {
+        sqlite3_reset (stmt);
+        return s_internal (reply_p, operation, strerror (errno));
+    }
+    fputs ("{\"items\":[", out);
+    int64_t count = 0, last = 0;
+    int rc;
+    //  The texts are JSON already: the reply is built around them.
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW && count < limit) {
+        const char *item = (const char *) sqlite3_column_text (stmt, 1);
+        if (!item) {
+            rc = SQLITE_NOMEM;  //  The only way a NOT NULL text is NULL
+            break;
+        }
+        fputs (count++? ",": "", out);
+        fputs (item, out);
+        last = sqlite3_column_int64 (stmt, 0);
+    }
+    if (rc == SQLITE_ROW)
+        fprintf (out, "],\"next\":\"v%" PRId64 "\"}", last);
+    else
+        fputs ("]}", out);
+    //  Reset at once: a statement left running would hold its read
+    //  transaction, and later reads would see that old snapshot.
+    sqlite3_reset (stmt);
+    bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
+    if (fclose (out) || failed) {
+        free (text);
+        return s_internal (reply_p, operation,
+                           failed && rc != SQLITE_NOMEM?
+                           store_error (self->store): "out of memory");
+    }
+    *reply_p = zframe_new (text, size);
+    free (text);
+    *count_p = count;
+    return RESV_OK;
+}
+
+//  status {id} -> the reservation, or 404.
+static int
+s_status (view_t *self, json_t *request, zframe_t **reply_p)
+{
+    static const char *keys [] = { "id", NULL };
+    const char *id = NULL;
+    if (field_only (request, keys, reply_p)
+    ||  field_string (request, "id", true, 0, &id, reply_p))
+        return RESV_BAD_REQUEST;
+    sqlite3_stmt *stmt = store_stmt (self->store,
+        "SELECT body FROM reservations WHERE id = ?1");
+    if (!stmt)
+        return s_internal (reply_p, "status", store_error (self->store));
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW) {
+        //  The text first, then its length, as SQLite asks.
+        const unsigned char *body = sqlite3_column_text (stmt, 0);
+        *reply_p = zframe_new (body, (size_t) sqlite3_column_bytes (stmt, 0));
+    }
+    sqlite3_reset (stmt);
+    if (rc == SQLITE_ROW)
+        return RESV_OK;
+    if (rc == SQLITE_DONE)
+        return s_not_found (reply_p, id);
+    return s_internal (reply_p, "status", store_error (self->store));
+}
+
+//  list {customer?, resource?, status?, limit?, after?} ->
+//  {"items":[...],"next":CURSOR}, next only when cut by the limit.
+static int
+s_list (view_t *self, json_t *request, zframe_t **reply_p)
+{
+    static const char *keys [] = {
+        "customer", "resource", "status", "limit", "after", NULL
+    };
+    const char *customer = NULL, *resource = NULL, *status = NULL;
+    const char *after = NULL;
+    int64_t limit = S_LIST_DEFAULT, from = 0;
+    if (field_only (request, keys, reply_p)
+    ||  field_string (request, "customer", false, 0, &customer, reply_p)
+    ||  field_string (request, "resource", false, 0, &resource, reply_p)
+    ||  field_choice (request, "status", false, s_statuses, &status, reply_p)
+    ||  field_int (request, "limit", false, 1, S_LIST_MAX, &limit, reply_p)
+    ||  field_string (request, "after", false, 32, &after, reply_p))
+        return RESV_BAD_REQUEST;
+    if (after && s_cursor_parse (after, &from)) {
+        *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                                 "after must be the next cursor of a "
+                                 "previous list");
+        return RESV_BAD_REQUEST;
+    }
+    int which = (customer? 1: 0) | (resource? 2: 0) | (status? 4: 0);
+    sqlite3_stmt *stmt = store_stmt (self->store, s_list_sql [which]);
+    if (!stmt)
+        return s_internal (reply_p, "list", store_error (self->store));
+    sqlite3_bind_text (stmt, 1, customer, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, resource, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 3, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 4, from);
+    sqlite3_bind_int64 (stmt, 5, limit + 1);
+    int64_t count;
+    return s_items (self, stmt, limit, "list", reply_p, &count);
+}
+
+//  history {id} -> {"items":[events in seq order]}, or 404 when the view
+//  has no event of it.
+static int
+s_history (view_t *self, json_t *request, zframe_t **reply_p)
+{
+    static const char *keys [] = { "id", NULL };
+    const char *id = NULL;
+    if (field_only (request, keys, reply_p)
+    ||  field_string (request, "id", true, 0, &id, reply_p))
+        return RESV_BAD_REQUEST;
+    sqlite3_stmt *stmt = store_stmt (self->store,
+        "SELECT seq, event FROM history WHERE reservation = ?1 ORDER BY seq");
+    if (!stmt)
+        return s_internal (reply_p, "history", store_error (self->store));
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    int64_t count = 0;
+    int status = s_items (self, stmt, INT64_MAX, "history", reply_p, &count);
+    if (status == RESV_OK && count == 0) {
+        zframe_destroy (reply_p);
+        return s_not_found (reply_p, id);
+    }
+    return status;
+}
+
+//  Between pages of a rebuild: heartbeats, so the broker keeps the worker.
+static void
+s_keepalive (void *worker)
+{
+    worker_keepalive ((worker_t *) worker);
+}
+
+//  rebuild {} -> empties the view and moves its cursor back to 0 in one
+//  transaction, replays the whole journal into it, and answers
+//  {"events":N,"reservations":N}. Meanwhile the live consumer goes on:
+//  the shared cursor makes each event apply once, by whichever of the two
+//  gets it first; and should the replay fail half way (500), the consumer
+//  finishes it from the cursor by itself. The replay runs at some 15 000
+//  events a second, so on a long journal it outlasts the broker's
+//  liveness: it keeps the worker's heartbeats going between pages. The
+//  client's deadline still bounds the wait for the answer.
+static int
+s_rebuild (view_t *self, json_t *request, zframe_t **reply_p)
+{
+    static const char *keys [] = { NULL };
+    if (field_only (request, keys, reply_p))
+        return RESV_BAD_REQUEST;
+    if (store_begin (self->store))
+        return s_internal (reply_p, "rebuild: begin",
+                           store_error (self->store));
+    if (sqlite3_exec (store_db (self->store),
+                      "DELETE FROM reservations; DELETE FROM payments; "
+                      "DELETE FROM history;", NULL, NULL, NULL) != SQLITE_OK
+    ||  store_cursor_set (self->store, S_NAME, 0)) {
+        //  The message first: a rollback would replace it.
+        char *error = strdup (store_error (self->store));
+        store_rollback (self->store);
+        int status = s_internal (reply_p, "rebuild: empty the view",
+                                 error? error: "out of memory");
+        free (error);
+        return status;
+    }
+    if (store_commit (self->store))
+        return s_internal (reply_p, "rebuild: commit",
+                           store_error (self->store));
+    //  A rebuild of a long journal outlasts the broker's liveness: keep
+    //  the heartbeats going between pages.
+    if (events_replay (self->client, self->store, S_NAME, s_apply, NULL,
+                       s_keepalive, self->worker)) {
+        char error [64];
+        snprintf (error, sizeof error, "the replay stopped after seq %" PRId64,
+                  store_cursor (self->store, S_NAME));
+        return s_internal (reply_p, "rebuild", error);
+    }
+    sqlite3_stmt *stmt = store_stmt (self->store,
+        "SELECT count (*) FROM reservations");
+    if (!stmt || sqlite3_step (stmt) != SQLITE_ROW) {
+        if (stmt)
+            sqlite3_reset (stmt);
+        return s_internal (reply_p, "rebuild: count",
+                           store_error (self->store));
+    }
+    int64_t reservations = sqlite3_column_int64 (stmt, 0);
+    sqlite3_reset (stmt);
+    //  Every journal event up to the cursor went through the new view.
+    int64_t events = store_cursor (self->store, S_NAME);
+    *reply_p = worker_json (json_pack ("{s:I,s:I}",
+                                       "events", (json_int_t) events,
+                                       "reservations",
+                                       (json_int_t) reservations));
+    return RESV_OK;
+}
+
+int
+svc_view (void *state, const char *method, zframe_t **body_p,
+          int64_t deadline, zframe_t **reply_p)
+{
+    (void) deadline;
+    view_t *self = (view_t *) state;
+    int (*handler) (view_t *, json_t *, zframe_t **) =
+        streq (method, RESV_METHOD_STATUS)?  s_status:
+        streq (method, RESV_METHOD_LIST)?    s_list:
+        streq (method, RESV_METHOD_HISTORY)? s_history:
+        streq (method, RESV_METHOD_REBUILD)? s_rebuild: NULL;
+    if (!handler) {
+        *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
+                                 "view has no method '%.32s'", method);
+        return RESV_BAD_REQUEST;
+    }
+    json_t *request = worker_parse (*body_p, reply_p);
+    if (!request)
+        return RESV_BAD_REQUEST;
+    int status = handler (self, request, reply_p);
+    json_decref (request);
+    return status;
+}
+
+void *
+svc_view_new (resv_cfg_t *cfg, worker_t *worker)
+{
+    view_t *self = (view_t *) zmalloc (sizeof (view_t));
+    self->worker = worker;
+    self->store = store_new (cfg, S_NAME, s_schema);
+    self->client = resv_new (resv_cfg_str (cfg, "broker/frontend",
+                                           RESV_DEFAULT_ENDPOINT));
+    events_config_t config = { .store = S_NAME, .schema = s_schema,
+                               .consumer = S_NAME, .apply = s_apply };
+    if (self->store && self->client)
+        self->events = events_new (cfg, &config);
+    if (!self->events) {
+        if (!self->client)
+            zsys_error ("view: cannot make a client of broker/frontend");
+        void *state = self;
+        svc_view_destroy (&state);
+        return NULL;
+    }
+    return self;
+}
+
+void
+svc_view_destroy (void **state_p)
+{
+    if (!state_p || !*state_p)
+        return;
+    view_t *self = (view_t *) *state_p;
+    events_destroy (&self->events);
+    resv_destroy (&self->client);
+    store_destroy (&self->store);
+    free (self);
+    *state_p = NULL;
+}

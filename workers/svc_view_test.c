@@ -1,0 +1,933 @@
+/*  svc_view_test.c: the view service (svc_view.c), against a real broker
+    (in-process actor) and real SQLite files in a temporary directory.
+
+    Events are published by hand into the broker's journal, in the shapes
+    of doc/saga.md, and the service's state consumes them as it does in a
+    worker process; requests go straight to the handler, and once through
+    a real worker and libresv.
+*/
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include "svc.h"
+#include "store.h"
+#include "broker.h"
+
+typedef struct {
+    char dir [64];              //  Temporary data directory
+    resv_cfg_t *cfg;            //  From the environment
+    zactor_t *broker;           //  The real broker
+    resv_t *client;             //  Publishes events
+    void *view;                 //  The service's state under test
+    store_t *store;             //  The test's own look into view.db
+    int events;                 //  Event ids made so far
+    int64_t last;               //  Newest seq published
+} fixture_t;
+
+static int
+s_setup (void **state)
+{
+    fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
+    strcpy (self->dir, "/tmp/resv-view-test.XXXXXX");
+    assert_non_null (mkdtemp (self->dir));
+    setenv ("RESV_DATA_DIR", self->dir, 1);
+    setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:*", 1);
+    setenv ("RESV_BROKER_BACKEND", "tcp://127.0.0.1:*", 1);
+    setenv ("RESV_BROKER_EVENTS", "tcp://127.0.0.1:*", 1);
+    resv_cfg_t *cfg = resv_cfg_load (NULL);
+    self->broker = broker_new (cfg);
+    resv_cfg_destroy (&cfg);
+    assert_non_null (self->broker);
+    char *frontend, *backend, *events;
+    zstr_send (self->broker, "ENDPOINTS");
+    zstr_recvx (self->broker, &frontend, &backend, &events, NULL);
+    setenv ("RESV_BROKER_FRONTEND", frontend, 1);
+    setenv ("RESV_BROKER_BACKEND", backend, 1);
+    setenv ("RESV_BROKER_EVENTS", events, 1);
+    self->client = resv_new (frontend);
+    zstr_free (&frontend);
+    zstr_free (&backend);
+    zstr_free (&events);
+    //  Loaded again: the service must find the broker's real ports.
+    self->cfg = resv_cfg_load (NULL);
+    self->view = svc_view_new (self->cfg, NULL);
+    assert_non_null (self->view);
+    self->store = store_new (self->cfg, "view", NULL);
+    assert_non_null (self->store);
+    *state = self;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    svc_view_destroy (&self->view);
+    assert_null (self->view);
+    svc_view_destroy (&self->view);         //  Idempotent
+    store_destroy (&self->store);
+    resv_destroy (&self->client);
+    zactor_destroy (&self->broker);
+    resv_cfg_destroy (&self->cfg);
+    char *command = zsys_sprintf ("rm -rf '%s'", self->dir);
+    assert_int_equal (system (command), 0);
+    zstr_free (&command);
+    free (self);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Events
+
+//  Publishes events (an array, taken) into the journal; returns the last
+//  seq given.
+static int64_t
+s_publish_all (fixture_t *self, json_t *events)
+{
+    json_t *request = json_pack ("{s:o}", "events", events);
+    json_t *reply = NULL;
+    assert_int_equal (resv_call (self->client, "events", "publish", request,
+                                 5000, &reply), 200);
+    json_t *seqs = json_object_get (reply, "seqs");
+    int64_t seq = json_integer_value (json_array_get (seqs,
+                                      json_array_size (seqs) - 1));
+    if (seq > self->last)
+        self->last = seq;
+    json_decref (request);
+    json_decref (reply);
+    return seq;
+}
+
+//  A new event about reservation id (or, with subject "resource", about a
+//  resource); data is taken. The event id is fresh unless event_id is set.
+static json_t *
+s_event (fixture_t *self, const char *type, const char *subject,
+         const char *id, json_t *data)
+{
+    char event_id [32];
+    snprintf (event_id, sizeof event_id, "ev%d", ++self->events);
+    return json_pack ("{s:s,s:s,s:s,s:s,s:o}", "id", event_id, "type", type,
+                      subject, id, "correlation_id", id,
+                      "data", data? data: json_object ());
+}
+
+static int64_t
+s_publish (fixture_t *self, json_t *event)
+{
+    return s_publish_all (self, json_pack ("[o]", event));
+}
+
+//  A reservation object as the reservation service writes it.
+static json_t *
+s_reservation (const char *id, const char *customer, const char *resource,
+               const char *status)
+{
+    char payment [64];
+    snprintf (payment, sizeof payment, "p-%s", id);
+    return json_pack ("{s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:i,s:i,s:s,s:n,"
+                      "s:{s:s,s:s},s:s,s:s}",
+        "id", id, "request_id", "rq-1", "customer", customer,
+        "resource", resource, "date", "2026-12-01", "days", 2,
+        "slot", "all-day", "units", 1, "amount", 3000, "status", status,
+        "reason", "payment", "id", payment, "status", "authorized",
+        "created_at", "2026-11-28T10:00:00.000Z",
+        "updated_at", "2026-11-28T10:00:00.000Z");
+}
+
+//  Publishes reservation.TYPE for a reservation now in status.
+static int64_t
+s_put (fixture_t *self, const char *type, const char *id,
+       const char *customer, const char *resource, const char *status)
+{
+    return s_publish (self, s_event (self, type, "reservation", id,
+        json_pack ("{s:o,s:s}", "reservation",
+                   s_reservation (id, customer, resource, status),
+                   "previous", "PENDING")));
+}
+
+//  Publishes payment.TYPE for reservation id, payment now in status.
+static int64_t
+s_pay (fixture_t *self, const char *type, const char *id, const char *status)
+{
+    char payment [64];
+    snprintf (payment, sizeof payment, "p-%s", id);
+    return s_publish (self, s_event (self, type, "reservation", id,
+        json_pack ("{s:{s:s,s:s,s:i},s:s}", "payment", "id", payment,
+                   "status", status, "amount", 3000, "customer", "c1")));
+}
+
+//  Waits until the view has applied every event published so far.
+static void
+s_sync (fixture_t *self)
+{
+    for (int i = 0; i < 500; i++) {
+        if (store_cursor (self->store, "view") >= self->last)
+            return;
+        zclock_sleep (10);
+    }
+    fail_msg ("the view did not reach seq %" PRId64, self->last);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Requests
+
+//  Sends body (text) to method; returns the status and the reply parsed.
+static int
+s_call (fixture_t *self, const char *method, const char *body, json_t **reply_p)
+{
+    zframe_t *frame = zframe_new (body, strlen (body));
+    zframe_t *reply = NULL;
+    int status = svc_view (self->view, method, &frame, zclock_mono () + 5000,
+                           &reply);
+    zframe_destroy (&frame);
+    assert_non_null (reply);
+    *reply_p = json_loadb ((const char *) zframe_data (reply),
+                           zframe_size (reply), 0, NULL);
+    assert_non_null (*reply_p);
+    zframe_destroy (&reply);
+    return status;
+}
+
+//  The same with a JSON request, taken.
+static json_t *
+s_ok (fixture_t *self, const char *method, json_t *request)
+{
+    char *body = json_dumps (request, JSON_COMPACT);
+    json_decref (request);
+    json_t *reply;
+    int status = s_call (self, method, body, &reply);
+    if (status != 200)
+        fail_msg ("%s %s: %d %s", method, body, status,
+                  json_dumps (reply, JSON_COMPACT));
+    free (body);
+    return reply;
+}
+
+//  Asserts that body sent to method gets exactly code and reason.
+static void
+s_refused (fixture_t *self, const char *method, const char *body, int code,
+           const char *reason)
+{
+    json_t *reply;
+    int status = s_call (self, method, body, &reply);
+    if (status != code)
+        fail_msg ("%s %s: expected %d, got %d", method, body, code, status);
+    json_t *error = json_object_get (reply, "error");
+    assert_int_equal (json_integer_value (json_object_get (error, "code")), code);
+    assert_string_equal (json_string_value (json_object_get (error, "reason")),
+                         reason);
+    assert_true (json_string_length (json_object_get (error, "message")) > 0);
+    json_decref (reply);
+}
+
+static json_t *
+s_status (fixture_t *self, const char *id)
+{
+    return s_ok (self, "status", json_pack ("{s:s}", "id", id));
+}
+
+//  The ids of a list's items, comma-separated, into buf.
+static const char *
+s_ids (json_t *reply, char *buf, size_t size)
+{
+    buf [0] = 0;
+    size_t index;
+    json_t *item;
+    json_array_foreach (json_object_get (reply, "items"), index, item) {
+        size_t len = strlen (buf);
+        snprintf (buf + len, size - len, "%s%s", index? ",": "",
+                  json_string_value (json_object_get (item, "id")));
+    }
+    return buf;
+}
+
+//  Asserts that list with filter (JSON text) returns exactly ids, with no
+//  next cursor.
+static void
+s_assert_list (fixture_t *self, const char *filter, const char *ids)
+{
+    json_t *reply = s_ok (self, "list", json_loads (filter, 0, NULL));
+    char buf [1024];
+    if (!streq (s_ids (reply, buf, sizeof buf), ids))
+        fail_msg ("list %s: expected [%s], got [%s]", filter, ids, buf);
+    assert_null (json_object_get (reply, "next"));
+    json_decref (reply);
+}
+
+//  The payment status of a reservation in the view.
+static void
+s_assert_payment (fixture_t *self, const char *id, const char *status)
+{
+    json_t *reservation = s_status (self, id);
+    json_t *payment = json_object_get (reservation, "payment");
+    assert_string_equal (json_string_value (json_object_get (payment, "status")),
+                         status);
+    char expected [64];
+    snprintf (expected, sizeof expected, "p-%s", id);
+    assert_string_equal (json_string_value (json_object_get (payment, "id")),
+                         expected);
+    json_decref (reservation);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Success
+
+static void
+test_registered (void **state)
+{
+    (void) state;
+    const svc_t *svc = svc_lookup ("view");
+    assert_non_null (svc);
+    assert_ptr_equal (svc->handler, svc_view);
+    assert_ptr_equal (svc->state_new, svc_view_new);
+    assert_ptr_equal (svc->state_destroy, svc_view_destroy);
+}
+
+static void
+test_status_follows_the_reservation (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_put (self, "reservation.requested", "r1", "c1", "res-1", "PENDING");
+    s_pay (self, "payment.authorized", "r1", "authorized");
+    s_sync (self);
+    json_t *reservation = s_status (self, "r1");
+    json_t *expected = s_reservation ("r1", "c1", "res-1", "PENDING");
+    assert_true (json_equal (reservation, expected));
+    json_decref (reservation);
+    json_decref (expected);
+
+    s_put (self, "reservation.confirmed", "r1", "c1", "res-1", "CONFIRMED");
+    s_sync (self);
+    reservation = s_status (self, "r1");
+    assert_string_equal (json_string_value (json_object_get (reservation,
+                                            "status")), "CONFIRMED");
+    json_decref (reservation);
+    s_pay (self, "payment.captured", "r1", "captured");
+    s_sync (self);
+    s_assert_payment (self, "r1", "captured");
+
+    //  The cancellation carries the reservation service's stale copy of
+    //  the payment ("authorized"); the payment events stay the authority.
+    s_put (self, "reservation.cancelled", "r1", "c1", "res-1", "CANCELLED");
+    s_sync (self);
+    reservation = s_status (self, "r1");
+    assert_string_equal (json_string_value (json_object_get (reservation,
+                                            "status")), "CANCELLED");
+    json_decref (reservation);
+    s_assert_payment (self, "r1", "captured");
+    s_pay (self, "payment.refunded", "r1", "refunded");
+    s_sync (self);
+    s_assert_payment (self, "r1", "refunded");
+}
+
+static void
+test_payment_before_its_reservation (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  The payment service's events may reach the journal first.
+    s_pay (self, "payment.authorized", "r2", "authorized");
+    s_pay (self, "payment.voided", "r2", "voided");
+    s_sync (self);
+    s_refused (self, "status", "{\"id\":\"r2\"}", 404, "not_found");
+    s_put (self, "reservation.requested", "r2", "c1", "res-1", "PENDING");
+    s_sync (self);
+    s_assert_payment (self, "r2", "voided");
+    //  A reservation without a payment member gets one from the table.
+    json_t *reservation = s_reservation ("r3", "c1", "res-1", "PENDING");
+    json_object_del (reservation, "payment");
+    s_pay (self, "payment.authorized", "r3", "authorized");
+    s_publish (self, s_event (self, "reservation.requested", "reservation", "r3",
+                              json_pack ("{s:o}", "reservation", reservation)));
+    s_sync (self);
+    s_assert_payment (self, "r3", "authorized");
+}
+
+static void
+test_list_filters (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_put (self, "reservation.requested", "a", "c1", "x", "PENDING");
+    s_put (self, "reservation.requested", "b", "c2", "x", "PENDING");
+    s_put (self, "reservation.requested", "c", "c1", "y", "PENDING");
+    s_put (self, "reservation.requested", "d", "c2", "y", "PENDING");
+    s_put (self, "reservation.confirmed", "a", "c1", "x", "CONFIRMED");
+    s_put (self, "reservation.requested", "e", "c1", "x", "PENDING");
+    s_put (self, "reservation.declined", "d", "c2", "y", "DECLINED");
+    s_put (self, "reservation.cancelled", "b", "c2", "x", "CANCELLED");
+    s_sync (self);
+    //  Always in the order the reservations first appeared.
+    s_assert_list (self, "{}", "a,b,c,d,e");
+    s_assert_list (self, "{\"customer\":\"c1\"}", "a,c,e");
+    s_assert_list (self, "{\"customer\":\"c2\"}", "b,d");
+    s_assert_list (self, "{\"resource\":\"x\"}", "a,b,e");
+    s_assert_list (self, "{\"status\":\"PENDING\"}", "c,e");
+    s_assert_list (self, "{\"status\":\"CONFIRMED\"}", "a");
+    s_assert_list (self, "{\"status\":\"DECLINED\"}", "d");
+    s_assert_list (self, "{\"status\":\"CANCELLED\"}", "b");
+    s_assert_list (self, "{\"status\":\"EXPIRED\"}", "");
+    s_assert_list (self, "{\"customer\":\"c1\",\"resource\":\"x\"}", "a,e");
+    s_assert_list (self, "{\"customer\":\"c1\",\"status\":\"PENDING\"}", "c,e");
+    s_assert_list (self, "{\"resource\":\"y\",\"status\":\"PENDING\"}", "c");
+    s_assert_list (self, "{\"customer\":\"c2\",\"resource\":\"x\","
+                         "\"status\":\"CANCELLED\"}", "b");
+    s_assert_list (self, "{\"customer\":\"nobody\"}", "");
+    //  null is the same as absent.
+    s_assert_list (self, "{\"customer\":null,\"status\":\"CONFIRMED\"}", "a");
+    //  The items are whole reservations.
+    json_t *reply = s_ok (self, "list", json_pack ("{s:s}", "status", "DECLINED"));
+    json_t *expected = s_reservation ("d", "c2", "y", "DECLINED");
+    assert_true (json_equal (json_array_get (json_object_get (reply, "items"), 0),
+                             expected));
+    json_decref (expected);
+    json_decref (reply);
+}
+
+//  Pages through list with filter (JSON text, without limit) limit items
+//  at a time; returns the ids of all pages in buf.
+static const char *
+s_page_all (fixture_t *self, const char *filter, int limit, int *pages_p,
+            char *buf, size_t size)
+{
+    buf [0] = 0;
+    char *after = NULL;
+    int pages = 0;
+    while (true) {
+        json_t *request = json_loads (filter, 0, NULL);
+        json_object_set_new (request, "limit", json_integer (limit));
+        if (after)
+            json_object_set_new (request, "after", json_string (after));
+        zstr_free (&after);
+        json_t *reply = s_ok (self, "list", request);
+        size_t count = json_array_size (json_object_get (reply, "items"));
+        assert_true (count <= (size_t) limit);
+        char ids [1024];
+        s_ids (reply, ids, sizeof ids);
+        size_t len = strlen (buf);
+        snprintf (buf + len, size - len, "%s%s", len && *ids? ",": "", ids);
+        pages++;
+        json_t *next = json_object_get (reply, "next");
+        if (next) {
+            //  A next cursor only on a full page.
+            assert_int_equal (count, limit);
+            after = strdup (json_string_value (next));
+        }
+        json_decref (reply);
+        if (!after)
+            break;
+    }
+    *pages_p = pages;
+    return buf;
+}
+
+static void
+test_list_limit_and_paging (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char all [1024] = "", c1 [1024] = "", pending [1024] = "";
+    json_t *events = json_array ();
+    for (int i = 0; i < 25; i++) {
+        char id [8];
+        snprintf (id, sizeof id, "r%02d", i);
+        const char *customer = i % 2? "c2": "c1";
+        const char *status = i % 3? "PENDING": "CONFIRMED";
+        json_array_append_new (events, s_event (self, "reservation.requested",
+            "reservation", id, json_pack ("{s:o}", "reservation",
+            s_reservation (id, customer, "x", status))));
+        #define S_ADD(list) snprintf (list + strlen (list), \
+            sizeof list - strlen (list), "%s%s", *list? ",": "", id)
+        S_ADD (all);
+        if (i % 2 == 0)
+            S_ADD (c1);
+        if (i % 3)
+            S_ADD (pending);
+    }
+    s_publish_all (self, events);
+    s_sync (self);
+    char buf [1024];
+    int pages;
+    assert_string_equal (s_page_all (self, "{}", 7, &pages, buf, sizeof buf), all);
+    assert_int_equal (pages, 4);
+    assert_string_equal (s_page_all (self, "{}", 1, &pages, buf, sizeof buf), all);
+    assert_int_equal (pages, 25);
+    //  A limit that divides the count exactly ends without a next cursor.
+    assert_string_equal (s_page_all (self, "{}", 5, &pages, buf, sizeof buf), all);
+    assert_int_equal (pages, 5);
+    assert_string_equal (s_page_all (self, "{}", 1000, &pages, buf, sizeof buf), all);
+    assert_int_equal (pages, 1);
+    assert_string_equal (s_page_all (self, "{\"customer\":\"c1\"}", 4, &pages,
+                                     buf, sizeof buf), c1);
+    assert_int_equal (pages, 4);
+    assert_string_equal (s_page_all (self, "{\"status\":\"PENDING\"}", 3, &pages,
+                                     buf, sizeof buf), pending);
+    //  The default limit is 100.
+    json_t *reply = s_ok (self, "list", json_object ());
+    assert_int_equal (json_array_size (json_object_get (reply, "items")), 25);
+    json_decref (reply);
+
+    //  Writes between pages lose and repeat nothing: a new reservation
+    //  comes after the cursor, a changed one stays where it was.
+    reply = s_ok (self, "list", json_pack ("{s:i}", "limit", 10));
+    char *after = strdup (json_string_value (json_object_get (reply, "next")));
+    json_decref (reply);
+    s_put (self, "reservation.requested", "r99", "c1", "x", "PENDING");
+    s_put (self, "reservation.confirmed", "r03", "c2", "x", "CONFIRMED");
+    s_put (self, "reservation.confirmed", "r15", "c2", "x", "CONFIRMED");
+    s_sync (self);
+    reply = s_ok (self, "list", json_pack ("{s:s,s:i}", "after", after, "limit", 100));
+    free (after);
+    assert_string_equal (s_ids (reply, buf, sizeof buf),
+                         "r10,r11,r12,r13,r14,r15,r16,r17,r18,r19,r20,r21,r22,"
+                         "r23,r24,r99");
+    json_decref (reply);
+}
+
+static void
+test_history_in_order (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_put (self, "reservation.requested", "r1", "c1", "res-1", "PENDING");
+    s_publish (self, s_event (self, "approval.approved", "reservation", "r1",
+                              json_pack ("{s:s,s:b}", "owner", "o1", "auto", 1)));
+    s_put (self, "reservation.requested", "r2", "c2", "res-1", "PENDING");
+    s_pay (self, "payment.authorized", "r1", "authorized");
+    s_publish (self, s_event (self, "resource.updated", "resource", "res-1",
+                              json_pack ("{s:{s:s}}", "resource", "id", "res-1")));
+    s_put (self, "reservation.confirmed", "r1", "c1", "res-1", "CONFIRMED");
+    s_publish (self, s_event (self, "notification.sent", "reservation", "r1",
+                              json_pack ("{s:{s:s}}", "notification", "id", "n1")));
+    s_sync (self);
+    json_t *reply = s_ok (self, "history", json_pack ("{s:s}", "id", "r1"));
+    json_t *items = json_object_get (reply, "items");
+    const char *types [] = { "reservation.requested", "approval.approved",
+        "payment.authorized", "reservation.confirmed", "notification.sent" };
+    assert_int_equal (json_array_size (items), 5);
+    int64_t seq = 0;
+    for (size_t i = 0; i < 5; i++) {
+        json_t *event = json_array_get (items, i);
+        assert_string_equal (json_string_value (json_object_get (event, "type")),
+                             types [i]);
+        assert_true (json_integer_value (json_object_get (event, "seq")) > seq);
+        seq = json_integer_value (json_object_get (event, "seq"));
+        assert_string_equal (json_string_value (json_object_get (event,
+                             "reservation")), "r1");
+        assert_string_equal (json_string_value (json_object_get (event,
+                             "correlation_id")), "r1");
+        assert_non_null (json_object_get (event, "id"));
+        assert_non_null (json_object_get (event, "at"));
+        assert_true (json_is_object (json_object_get (event, "data")));
+    }
+    json_decref (reply);
+    reply = s_ok (self, "history", json_pack ("{s:s}", "id", "r2"));
+    assert_int_equal (json_array_size (json_object_get (reply, "items")), 1);
+    json_decref (reply);
+}
+
+//  Everything the view answers, as one text: status and history of each
+//  reservation, and lists with every kind of filter.
+static char *
+s_snapshot (fixture_t *self)
+{
+    const char *ids [] = { "r1", "r2", "r3", "r4", "r5", "bad" };
+    const char *lists [] = { "{}", "{\"customer\":\"c1\"}", "{\"resource\":\"y\"}",
+        "{\"status\":\"PENDING\"}", "{\"status\":\"CANCELLED\"}",
+        "{\"limit\":2}", "{\"limit\":2,\"after\":\"v3\"}" };
+    char *text = strdup ("");
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
+        for (int method = 0; method < 2; method++) {
+            char body [64];
+            snprintf (body, sizeof body, "{\"id\":\"%s\"}", ids [i]);
+            json_t *reply;
+            int status = s_call (self, method? "history": "status", body, &reply);
+            char *dump = json_dumps (reply, JSON_COMPACT);
+            char *more = zsys_sprintf ("%s\n%d %s", text, status, dump);
+            free (dump);
+            free (text);
+            text = more;
+            json_decref (reply);
+        }
+    for (size_t i = 0; i < sizeof lists / sizeof *lists; i++) {
+        json_t *reply = s_ok (self, "list", json_loads (lists [i], 0, NULL));
+        char *dump = json_dumps (reply, JSON_COMPACT);
+        char *more = zsys_sprintf ("%s\n%s", text, dump);
+        free (dump);
+        free (text);
+        text = more;
+        json_decref (reply);
+    }
+    return text;
+}
+
+//  A varied journal: payments before and after their reservations, every
+//  status, other services' events, a malformed event.
+static void
+s_varied_journal (fixture_t *self)
+{
+    s_pay (self, "payment.authorized", "r1", "authorized");
+    s_put (self, "reservation.requested", "r1", "c1", "x", "PENDING");
+    s_put (self, "reservation.requested", "r2", "c2", "y", "PENDING");
+    s_put (self, "reservation.requested", "r3", "c1", "y", "PENDING");
+    s_publish (self, s_event (self, "approval.approved", "reservation", "r1",
+                              json_pack ("{s:s,s:b}", "owner", "o", "auto", 1)));
+    s_put (self, "reservation.confirmed", "r1", "c1", "x", "CONFIRMED");
+    s_pay (self, "payment.captured", "r1", "captured");
+    s_put (self, "reservation.declined", "r2", "c2", "y", "DECLINED");
+    s_pay (self, "payment.voided", "r2", "voided");
+    s_put (self, "reservation.requested", "r4", "c2", "x", "PENDING");
+    s_put (self, "reservation.expired", "r4", "c2", "x", "EXPIRED");
+    s_put (self, "reservation.cancelled", "r1", "c1", "x", "CANCELLED");
+    s_pay (self, "payment.refunded", "r1", "refunded");
+    s_publish (self, s_event (self, "resource.registered", "resource", "x",
+                              json_pack ("{s:{s:s}}", "resource", "id", "x")));
+    s_publish (self, s_event (self, "reservation.requested", "reservation",
+                              "bad", json_pack ("{s:s}", "reservation", "oops")));
+    s_put (self, "reservation.requested", "r5", "c1", "x", "PENDING");
+    s_sync (self);
+}
+
+static void
+test_rebuild_identical (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_varied_journal (self);
+    char *before = s_snapshot (self);
+    json_t *reply = s_ok (self, "rebuild", json_object ());
+    assert_int_equal (json_integer_value (json_object_get (reply, "events")),
+                      self->last);
+    assert_int_equal (json_integer_value (json_object_get (reply,
+                      "reservations")), 5);
+    json_decref (reply);
+    char *after = s_snapshot (self);
+    assert_string_equal (before, after);
+    free (after);
+    //  And again, with an empty body, which is {}.
+    json_t *rebuilt;
+    assert_int_equal (s_call (self, "rebuild", "", &rebuilt), 200);
+    json_decref (rebuilt);
+    after = s_snapshot (self);
+    assert_string_equal (before, after);
+    free (after);
+    free (before);
+    assert_int_equal (store_cursor (self->store, "view"), self->last);
+}
+
+static void
+test_rebuild_while_events_arrive (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  The live consumer is still applying this batch when the rebuild
+    //  empties the view: the two share the cursor, and end together.
+    json_t *events = json_array ();
+    for (int i = 0; i < 400; i++) {
+        char id [8];
+        snprintf (id, sizeof id, "q%03d", i);
+        json_array_append_new (events, s_event (self, "reservation.requested",
+            "reservation", id, json_pack ("{s:o}", "reservation",
+            s_reservation (id, i % 2? "c1": "c2", "x", "PENDING"))));
+    }
+    s_publish_all (self, events);
+    json_t *reply = s_ok (self, "rebuild", json_object ());
+    json_decref (reply);
+    s_sync (self);
+    reply = s_ok (self, "list", json_pack ("{s:i}", "limit", 1000));
+    assert_int_equal (json_array_size (json_object_get (reply, "items")), 400);
+    json_decref (reply);
+    reply = s_ok (self, "rebuild", json_object ());
+    assert_int_equal (json_integer_value (json_object_get (reply, "events")), 400);
+    assert_int_equal (json_integer_value (json_object_get (reply,
+                      "reservations")), 400);
+    json_decref (reply);
+}
+
+static void
+test_two_views_agree (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  A second process of the service, on the same store.
+    void *second = svc_view_new (self->cfg, NULL);
+    assert_non_null (second);
+    s_varied_journal (self);
+    char *before = s_snapshot (self);
+    svc_view_destroy (&second);
+    //  Two processes applying at once leave what one would have.
+    json_t *reply = s_ok (self, "rebuild", json_object ());
+    json_decref (reply);
+    char *after = s_snapshot (self);
+    assert_string_equal (before, after);
+    free (before);
+    free (after);
+}
+
+//  A real worker of the service, serving through the broker.
+static void
+s_worker_actor (zsock_t *pipe, void *args)
+{
+    resv_cfg_t *cfg = (resv_cfg_t *) args;
+    const svc_t *svc = svc_lookup ("view");
+    worker_t *worker = worker_new (cfg, svc->name);
+    void *state = worker? svc->state_new (cfg, worker): NULL;
+    zsock_signal (pipe, 0);
+    while (state && !(zsock_events (pipe) & ZMQ_POLLIN))
+        worker_serve (worker, 20, svc->handler, state);
+    char *command = zstr_recv (pipe);
+    zstr_free (&command);
+    if (state)
+        svc->state_destroy (&state);
+    worker_destroy (&worker);
+}
+
+static void
+test_through_a_worker (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zactor_t *worker = zactor_new (s_worker_actor, self->cfg);
+    s_put (self, "reservation.requested", "r1", "c1", "x", "PENDING");
+    s_sync (self);
+    json_t *reply = NULL;
+    assert_int_equal (resv_status (self->client, "r1", &reply), 200);
+    assert_string_equal (json_string_value (json_object_get (reply, "id")), "r1");
+    json_decref (reply);
+    json_t *filter = json_pack ("{s:s,s:i}", "customer", "c1", "limit", 5);
+    assert_int_equal (resv_list (self->client, filter, &reply), 200);
+    assert_int_equal (json_array_size (json_object_get (reply, "items")), 1);
+    json_decref (filter);
+    json_decref (reply);
+    assert_int_equal (resv_history (self->client, "r1", &reply), 200);
+    json_decref (reply);
+    assert_int_equal (resv_status (self->client, "r404", &reply), 404);
+    json_decref (reply);
+    assert_int_equal (resv_view_rebuild (self->client, &reply), 200);
+    assert_int_equal (json_integer_value (json_object_get (reply,
+                      "reservations")), 1);
+    json_decref (reply);
+    zactor_destroy (&worker);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Failures
+
+static void
+test_bad_status_and_history (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    const char *methods [] = { "status", "history" };
+    for (int i = 0; i < 2; i++) {
+        const char *method = methods [i];
+        s_refused (self, method, "{}", 400, "bad_request");
+        s_refused (self, method, "{\"id\":null}", 400, "bad_request");
+        s_refused (self, method, "{\"id\":5}", 400, "bad_request");
+        s_refused (self, method, "{\"id\":[\"r1\"]}", 400, "bad_request");
+        s_refused (self, method, "{\"id\":\"\"}", 400, "bad_request");
+        s_refused (self, method, "{\"id\":\"r\\n1\"}", 400, "bad_request");
+        s_refused (self, method, "{\"id\":\"r1\",\"x\":1}", 400, "bad_request");
+        s_refused (self, method, "{\"id\":\"r1\"", 400, "malformed");
+        s_refused (self, method, "[\"r1\"]", 400, "malformed");
+        s_refused (self, method, "\"r1\"", 400, "malformed");
+        char body [400] = "{\"id\":\"";
+        memset (body + 7, 'r', 257);
+        strcpy (body + 7 + 257, "\"}");
+        s_refused (self, method, body, 400, "bad_request");
+        //  Quotes and SQL are only text: no such reservation.
+        s_refused (self, method, "{\"id\":\"r1' OR '1'='1\"}", 404, "not_found");
+        s_refused (self, method, "{\"id\":\"r\\\"1\"}", 404, "not_found");
+        s_refused (self, method, "{\"id\":\"r1\"}", 404, "not_found");
+    }
+}
+
+static void
+test_bad_list (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    const char *bodies [] = {
+        "{\"customer\":5}", "{\"customer\":\"\"}", "{\"customer\":true}",
+        "{\"resource\":{}}", "{\"resource\":\"a\\u0001b\"}",
+        "{\"status\":\"pending\"}", "{\"status\":\"BOGUS\"}",
+        "{\"status\":\"\"}", "{\"status\":1}",
+        "{\"limit\":0}", "{\"limit\":-1}", "{\"limit\":1001}",
+        "{\"limit\":\"5\"}", "{\"limit\":2.5}", "{\"limit\":true}",
+        "{\"after\":\"\"}", "{\"after\":5}", "{\"after\":\"abc\"}",
+        "{\"after\":\"v\"}", "{\"after\":\"v12x\"}", "{\"after\":\"v-1\"}",
+        "{\"after\":\"n12\"}", "{\"after\":\"v12345678901234567890\"}",
+        "{\"cursor\":\"v1\"}", "{\"Customer\":\"c1\"}",
+        NULL
+    };
+    for (const char **body = bodies; *body; body++)
+        s_refused (self, "list", *body, 400, "bad_request");
+    s_refused (self, "list", "{", 400, "malformed");
+    s_refused (self, "list", "[]", 400, "malformed");
+    s_refused (self, "list", "null", 400, "malformed");
+}
+
+static void
+test_bad_method_and_rebuild (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_refused (self, "stats", "{}", 400, "unknown_method");
+    s_refused (self, "", "{}", 400, "unknown_method");
+    s_refused (self, "STATUS", "{\"id\":\"r1\"}", 400, "unknown_method");
+    s_refused (self, "rebuild", "{\"from\":0}", 400, "bad_request");
+    s_refused (self, "rebuild", "{\"x\":null}", 400, "bad_request");
+    s_refused (self, "rebuild", "[", 400, "malformed");
+    //  A refused rebuild changes nothing.
+    s_put (self, "reservation.requested", "r1", "c1", "x", "PENDING");
+    s_sync (self);
+    s_refused (self, "rebuild", "{\"all\":true}", 400, "bad_request");
+    assert_int_equal (store_cursor (self->store, "view"), self->last);
+    json_decref (s_status (self, "r1"));
+}
+
+static void
+test_malformed_events_are_skipped (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  Producers' bugs: logged, kept in the history, and they stop nothing.
+    s_publish (self, s_event (self, "reservation.requested", "reservation", "m1",
+                              NULL));
+    s_publish (self, s_event (self, "reservation.confirmed", "reservation", "m2",
+        json_pack ("{s:{s:s}}", "reservation", "customer", "c1")));
+    s_publish (self, s_event (self, "reservation.requested", "reservation", "m3",
+        json_pack ("{s:o}", "reservation", s_reservation ("other", "c1", "x",
+                                                          "PENDING"))));
+    s_publish (self, s_event (self, "payment.captured", "reservation", "m4",
+        json_pack ("{s:{s:s}}", "payment", "id", "p")));
+    s_publish (self, s_event (self, "payment.captured", "reservation", "m5",
+        json_pack ("{s:i}", "payment", 7)));
+    s_put (self, "reservation.requested", "ok", "c1", "x", "PENDING");
+    s_sync (self);
+    s_refused (self, "status", "{\"id\":\"m1\"}", 404, "not_found");
+    s_refused (self, "status", "{\"id\":\"m2\"}", 404, "not_found");
+    s_refused (self, "status", "{\"id\":\"m3\"}", 404, "not_found");
+    s_refused (self, "status", "{\"id\":\"other\"}", 404, "not_found");
+    json_decref (s_status (self, "ok"));
+    json_t *reply = s_ok (self, "history", json_pack ("{s:s}", "id", "m4"));
+    assert_int_equal (json_array_size (json_object_get (reply, "items")), 1);
+    json_decref (reply);
+    s_assert_list (self, "{}", "ok");
+}
+
+//  Runs sql on the test's own connection.
+static void
+s_exec (fixture_t *self, const char *sql)
+{
+    assert_int_equal (sqlite3_exec (store_db (self->store), sql, NULL, NULL,
+                                    NULL), SQLITE_OK);
+}
+
+static void
+test_store_failures_answer_500 (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_put (self, "reservation.requested", "r1", "c1", "x", "PENDING");
+    s_sync (self);
+    //  Statements prepared before the tables vanish, and after.
+    json_decref (s_status (self, "r1"));
+    json_decref (s_ok (self, "list", json_object ()));
+    json_decref (s_ok (self, "history", json_pack ("{s:s}", "id", "r1")));
+    s_exec (self, "DROP TABLE reservations; DROP TABLE history;");
+    s_refused (self, "status", "{\"id\":\"r1\"}", 500, "internal");
+    s_refused (self, "list", "{}", 500, "internal");
+    s_refused (self, "list", "{\"customer\":\"c1\"}", 500, "internal");
+    s_refused (self, "history", "{\"id\":\"r1\"}", 500, "internal");
+    json_t *reply;
+    assert_int_equal (s_call (self, "status", "{\"id\":\"r1\"}", &reply), 500);
+    const char *message = json_string_value (json_object_get (
+        json_object_get (reply, "error"), "message"));
+    assert_non_null (strstr (message, "status"));
+    assert_non_null (strstr (message, "no such table"));
+    json_decref (reply);
+    //  A failed rebuild is rolled back whole: the cursor stays.
+    s_refused (self, "rebuild", "{}", 500, "internal");
+    assert_int_equal (store_cursor (self->store, "view"), self->last);
+}
+
+static void
+test_failed_apply_is_retried (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_put (self, "reservation.requested", "r1", "c1", "x", "PENDING");
+    s_sync (self);
+    int64_t cursor = self->last;
+    s_exec (self, "DROP TABLE history;");
+    s_put (self, "reservation.confirmed", "r1", "c1", "x", "CONFIRMED");
+    zclock_sleep (300);
+    //  Not applied, and not skipped either.
+    assert_int_equal (store_cursor (self->store, "view"), cursor);
+    store_t *again = store_new (self->cfg, "view",
+        "CREATE TABLE history (reservation TEXT NOT NULL, "
+        "seq INTEGER NOT NULL, event TEXT NOT NULL, "
+        "PRIMARY KEY (reservation, seq));");
+    assert_non_null (again);
+    store_destroy (&again);
+    s_sync (self);
+    json_t *reservation = s_status (self, "r1");
+    assert_string_equal (json_string_value (json_object_get (reservation,
+                                            "status")), "CONFIRMED");
+    json_decref (reservation);
+}
+
+static void
+test_rebuild_without_a_journal (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_put (self, "reservation.requested", "r1", "c1", "x", "PENDING");
+    s_sync (self);
+    //  A process whose broker frontend answers nobody.
+    svc_view_destroy (&self->view);
+    setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:1", 1);
+    resv_cfg_t *cfg = resv_cfg_load (NULL);
+    self->view = svc_view_new (cfg, NULL);
+    assert_non_null (self->view);
+    s_refused (self, "rebuild", "{}", 500, "internal");
+    svc_view_destroy (&self->view);
+    resv_cfg_destroy (&cfg);
+}
+
+static void
+test_new_failures (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    setenv ("RESV_DATA_DIR", "/proc/no-such-place", 1);
+    resv_cfg_t *cfg = resv_cfg_load (NULL);
+    assert_null (svc_view_new (cfg, NULL));
+    resv_cfg_destroy (&cfg);
+    setenv ("RESV_DATA_DIR", self->dir, 1);
+    setenv ("RESV_BROKER_FRONTEND", "not an endpoint", 1);
+    cfg = resv_cfg_load (NULL);
+    assert_null (svc_view_new (cfg, NULL));
+    resv_cfg_destroy (&cfg);
+    svc_view_destroy (NULL);
+}
+
+int
+main (void)
+{
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    #define S_TEST(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_registered),
+        S_TEST (test_status_follows_the_reservation),
+        S_TEST (test_payment_before_its_reservation),
+        S_TEST (test_list_filters),
+        S_TEST (test_list_limit_and_paging),
+        S_TEST (test_history_in_order),
+        S_TEST (test_rebuild_identical),
+        S_TEST (test_rebuild_while_events_arrive),
+        S_TEST (test_two_views_agree),
+        S_TEST (test_through_a_worker),
+        S_TEST (test_bad_status_and_history),
+        S_TEST (test_bad_list),
+        S_TEST (test_bad_method_and_rebuild),
+        S_TEST (test_malformed_events_are_skipped),
+        S_TEST (test_store_failures_answer_500),
+        S_TEST (test_failed_apply_is_retried),
+        S_TEST (test_rebuild_without_a_journal),
+        S_TEST (test_new_failures),
+    };
+    return cmocka_run_group_tests_name ("svc_view", tests, NULL, NULL);
+}

@@ -1,0 +1,838 @@
+/*  worker.c: the resv worker runtime, RESVW1 on a DEALER (protocol.md, 3).
+
+    The hot path, a REQUEST in and its REPLY out, allocates one frame: the
+    body, which the handler gets and may hand back as the reply. Every other
+    part of the request is read into a zmq_msg_t on the stack, and the
+    ticket goes back to the broker as the very message that brought it.
+    After zmq_poll says the socket is readable the runtime drains it without
+    blocking, so a burst of requests costs one wake-up.
+*/
+
+#include "worker.h"
+#include <errno.h>
+#include <stdarg.h>
+
+//  Reconnection backoff, from the protocol: 100 ms doubling up to 5 s.
+#define S_BACKOFF_MIN       100
+#define S_BACKOFF_MAX       5000
+
+//  Messages handled in one pass before timers are looked at again. Under a
+//  steady stream the socket never runs dry; this bounds how long a heartbeat
+//  or a stop can wait behind it.
+#define S_BATCH_MAX         1024
+
+//  How long after its deadline worker_call gives up on libresv, which
+//  completes every request by then (it waits 250 ms for the broker's 504).
+#define S_CALL_GRACE        1000
+
+//  The parts of a REQUEST, by position; the body is the one after these.
+enum { S_HEADER, S_COMMAND, S_TICKET, S_METHOD, S_TIMEOUT, S_PARTS };
+
+typedef enum {
+    S_WAITING,                  //  No socket; reconnecting at reconnect_at
+    S_CONNECTED,                //  READY sent; serving
+    S_STOPPING,                 //  BYE sent; serving until the broker's BYE
+    S_STOPPED                   //  Done; held requests may still be served
+} s_state_t;
+
+//  One request, received and not yet answered.
+typedef struct {
+    zmq_msg_t ticket;           //  The broker's name for it, sent back as is
+    char method [RESV_NAME_MAX + 1];
+    int64_t deadline;           //  Absolute, on zclock_mono()
+    zframe_t *body;             //  Request body, handed to the handler
+    uint32_t epoch;             //  Connection it came on
+} s_request_t;
+
+struct _worker_t {
+    char *service;              //  Service announced in READY
+    char *backend;              //  Broker backend endpoint (workers)
+    char *frontend;             //  Broker frontend endpoint, for worker_call
+    int heartbeat;              //  Heartbeat interval, ms
+    int liveness;               //  Silent intervals before the broker is dead
+    int credit;                 //  Requests the broker may hand us at once
+    int call_timeout;           //  Deadline of worker_call when given none
+    s_state_t state;            //  Where the connection is
+    zsock_t *sock;              //  DEALER to the backend; NULL while waiting
+    void *handle;               //  Its libzmq socket, for zmq_poll and sends
+    int64_t sent_at;            //  When we last sent the broker anything
+    int64_t expires_at;         //  Broker taken for dead after this
+    int64_t reconnect_at;       //  When to reconnect, in S_WAITING
+    int64_t stop_by;            //  Stop without the broker's BYE after this
+    int backoff;                //  Next reconnection delay, ms
+    int64_t bye_at;             //  When the broker last said BYE out of turn
+    uint32_t epoch;             //  Counts connections; tickets die with theirs
+    zlist_t *held;              //  s_request_t * that came during worker_call
+    resv_t *client;             //  Frontend client of worker_call, made lazily
+};
+
+
+//  --------------------------------------------------------------------------
+//  Sockets
+
+//  Sends a control message: the header, cmd and up to two more text parts
+//  (NULL-terminated). Returns 0, or -1 if the socket could not take it.
+static int
+s_send_ctl (worker_t *self, const char *cmd, const char *arg1,
+            const char *arg2)
+{
+    const char *part [] = { RESV_PROTO_WORKER, cmd, arg1, arg2, NULL };
+    if (!self->handle)
+        return -1;
+    for (size_t i = 0; part [i]; i++) {
+        int flags = ZMQ_DONTWAIT | (part [i + 1]? ZMQ_SNDMORE: 0);
+        if (zmq_send (self->handle, part [i], strlen (part [i]), flags) == -1) {
+            //  Only the first part can fail: the rest of a message always
+            //  follows it into the pipe.
+            zsys_warning ("worker: %s: cannot send %s: %s", self->service,
+                          cmd, zmq_strerror (errno));
+            return -1;
+        }
+    }
+    self->sent_at = zclock_mono ();
+    return 0;
+}
+
+//  Opens a fresh DEALER to the backend and announces the service. Returns
+//  0, or -1 if the endpoint is invalid.
+static int
+s_connect (worker_t *self)
+{
+    assert (!self->sock);
+    self->sock = zsock_new (ZMQ_DEALER);
+    if (!self->sock) {
+        zsys_error ("worker: %s: cannot create a socket", self->service);
+        return -1;
+    }
+    //  Replies in flight are bounded by the credit; leave room for them and
+    //  a few heartbeats so that a send never fails on a healthy broker.
+    zsock_set_sndhwm (self->sock, 1000 + 2 * self->credit);
+    //  On a graceful close, give the last replies and BYE time to leave.
+    zsock_set_linger (self->sock, self->heartbeat * self->liveness);
+    if (zsock_connect (self->sock, "%s", self->backend) == -1) {
+        zsys_error ("worker: %s: cannot connect to '%s': %s", self->service,
+                    self->backend, zmq_strerror (errno));
+        zsock_destroy (&self->sock);
+        return -1;
+    }
+    self->handle = zsock_resolve (self->sock);
+    self->state = S_CONNECTED;
+    self->epoch++;
+    int64_t now = zclock_mono ();
+    self->expires_at = now + (int64_t) self->heartbeat * self->liveness;
+    char credit [16];
+    snprintf (credit, sizeof credit, "%d", self->credit);
+    s_send_ctl (self, RESV_CMD_READY, self->service, credit);
+    return 0;
+}
+
+//  Closes the socket. linger says whether queued messages may still leave
+//  (a graceful stop) or are for a peer we gave up on.
+static void
+s_close (worker_t *self, bool linger)
+{
+    if (!self->sock)
+        return;
+    if (!linger)
+        zsock_set_linger (self->sock, 0);
+    zsock_destroy (&self->sock);
+    self->handle = NULL;
+}
+
+static void
+s_request_destroy (s_request_t **self_p)
+{
+    if (*self_p) {
+        zmq_msg_close (&(*self_p)->ticket);
+        zframe_destroy (&(*self_p)->body);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+//  Drops the requests held back during worker_call: their tickets belong
+//  to a connection the broker no longer knows, and it re-dispatches them.
+static void
+s_drop_held (worker_t *self)
+{
+    size_t dropped = zlist_size (self->held);
+    s_request_t *request;
+    while ((request = (s_request_t *) zlist_pop (self->held)))
+        s_request_destroy (&request);
+    if (dropped)
+        zsys_warning ("worker: %s: dropped %zu held requests with the "
+                      "connection", self->service, dropped);
+}
+
+//  The broker is gone (silent, or it said BYE out of turn): close, then
+//  reconnect after the backoff, or finish stopping.
+static void
+s_lost_broker (worker_t *self, int64_t now, const char *why)
+{
+    s_close (self, false);
+    s_drop_held (self);
+    if (self->state == S_STOPPING) {
+        zsys_warning ("worker: %s: %s while stopping; stopped", self->service,
+                      why);
+        self->state = S_STOPPED;
+        return;
+    }
+    zsys_warning ("worker: %s: %s; reconnecting in %d ms", self->service,
+                  why, self->backoff);
+    self->state = S_WAITING;
+    self->reconnect_at = now + self->backoff;
+    self->backoff = self->backoff * 2 > S_BACKOFF_MAX?
+                    S_BACKOFF_MAX: self->backoff * 2;
+}
+
+//  Starts a graceful stop: tell the broker and wait for its BYE.
+static void
+s_begin_stop (worker_t *self, int64_t now)
+{
+    if (self->state == S_CONNECTED) {
+        zsys_info ("worker: %s: stopping", self->service);
+        s_send_ctl (self, RESV_CMD_DISCONNECT, NULL, NULL);
+        self->state = S_STOPPING;
+        self->stop_by = now + (int64_t) self->heartbeat * self->liveness;
+    }
+    else
+    if (self->state == S_WAITING)
+        self->state = S_STOPPED;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Requests
+
+//  Sends the REPLY of request: the ticket message itself goes back, and
+//  the reply frame (NULL: an empty body) is sent and destroyed.
+static void
+s_send_reply (worker_t *self, s_request_t *request, int status,
+              zframe_t **reply_p)
+{
+    char code [4] = {
+        (char) ('0' + status / 100), (char) ('0' + status / 10 % 10),
+        (char) ('0' + status % 10), 0
+    };
+    if (!self->handle || request->epoch != self->epoch) {
+        zframe_destroy (reply_p);
+        return;                 //  Its connection is gone, and the broker
+    }                           //  gave the request to another worker
+    int more = ZMQ_SNDMORE | ZMQ_DONTWAIT;
+    if (zmq_send (self->handle, RESV_PROTO_WORKER, strlen (RESV_PROTO_WORKER),
+                  more) == -1) {
+        zsys_warning ("worker: %s: cannot send a reply: %s", self->service,
+                      zmq_strerror (errno));
+        zframe_destroy (reply_p);
+        return;
+    }
+    zmq_send (self->handle, RESV_CMD_REPLY, strlen (RESV_CMD_REPLY), more);
+    zmq_msg_send (&request->ticket, self->handle, more);
+    zmq_send (self->handle, code, 3, more);
+    if (*reply_p)
+        zframe_send (reply_p, self->handle, ZFRAME_DONTWAIT);
+    else
+        zmq_send (self->handle, "", 0, ZMQ_DONTWAIT);
+    zframe_destroy (reply_p);   //  Left to us only if the send failed
+}
+
+//  Runs the handler on one request and replies. A request whose deadline
+//  passed while it waited is answered 504 without running it: the broker
+//  answered the client already.
+static void
+s_dispatch (worker_t *self, s_request_t *request,
+            worker_handler_fn *handler, void *state)
+{
+    zframe_t *reply = NULL;
+    int status;
+    if (zclock_mono () >= request->deadline) {
+        status = RESV_TIMEOUT;
+        reply = worker_error (status, RESV_REASON_DEADLINE,
+                              "%s: deadline passed before the request began",
+                              self->service);
+    }
+    else {
+        status = handler (state, request->method, &request->body,
+                          request->deadline, &reply);
+        if (status < 100 || status > 599) {
+            zsys_error ("worker: %s: handler of '%s' returned status %d",
+                        self->service, request->method, status);
+            zframe_destroy (&reply);
+            status = RESV_INTERNAL;
+            reply = worker_error (status, RESV_REASON_INTERNAL,
+                                  "%s: handler failed", self->service);
+        }
+    }
+    zframe_destroy (&request->body);
+    s_send_reply (self, request, status, &reply);
+    self->sent_at = zclock_mono ();
+}
+
+//  Serves the requests held back during worker_call, oldest first. A
+//  handler may call worker_call again and hold more; they are served too.
+static void
+s_serve_held (worker_t *self, worker_handler_fn *handler, void *state)
+{
+    s_request_t *request;
+    while ((request = (s_request_t *) zlist_pop (self->held))) {
+        s_dispatch (self, request, handler, state);
+        s_request_destroy (&request);
+    }
+}
+
+//  True if size bytes at text are at most RESV_NAME_MAX characters of
+//  [a-z0-9_.-]: a service or method name (doc/protocol.md, section 2).
+static bool
+s_is_word (const char *text, size_t size)
+{
+    if (size > RESV_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < size; i++) {
+        char c = text [i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+              || c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+//  Checks the method and timeout parts of a REQUEST and fills request.
+//  Returns 0, or -1 with a reason in *why.
+static int
+s_parse_request (s_request_t *request, zmq_msg_t *method, zmq_msg_t *timeout,
+                 int64_t now, const char **why)
+{
+    size_t size = zmq_msg_size (method);
+    const char *text = (const char *) zmq_msg_data (method);
+    if (!s_is_word (text, size)) {
+        *why = "method is not 0 to 32 characters of [a-z0-9_.-]";
+        return -1;
+    }
+    memcpy (request->method, text, size);
+    request->method [size] = 0;
+
+    size = zmq_msg_size (timeout);
+    text = (const char *) zmq_msg_data (timeout);
+    if (size == 0 || size > 9) {
+        *why = "timeout is not a number of milliseconds";
+        return -1;
+    }
+    int64_t ms = 0;
+    for (size_t i = 0; i < size; i++) {
+        if (text [i] < '0' || text [i] > '9') {
+            *why = "timeout is not a number of milliseconds";
+            return -1;
+        }
+        ms = ms * 10 + (text [i] - '0');
+    }
+    request->deadline = now + ms;
+    return 0;
+}
+
+//  Receives one message without waiting. Its first S_PARTS parts land in
+//  part [] (initialised here; the caller closes the first min(n, S_PARTS)),
+//  the part after them in *body_p, and any further part is dropped.
+//  Returns the number of parts, or 0 when nothing was waiting.
+static int
+s_recv (worker_t *self, zmq_msg_t part [S_PARTS], zframe_t **body_p)
+{
+    *body_p = NULL;
+    zmq_msg_init (&part [0]);
+    if (zmq_msg_recv (&part [0], self->handle, ZMQ_DONTWAIT) == -1) {
+        zmq_msg_close (&part [0]);
+        return 0;
+    }
+    int count = 1;
+    bool more = zmq_msg_more (&part [0]);
+    while (more && count < S_PARTS) {
+        zmq_msg_init (&part [count]);
+        zmq_msg_recv (&part [count], self->handle, 0);
+        more = zmq_msg_more (&part [count++]);
+    }
+    if (more) {
+        //  The body, as a frame that the handler can keep or send back.
+        *body_p = zframe_recv (self->handle);
+        count++;
+        more = *body_p && zframe_more (*body_p);
+    }
+    while (more) {
+        zmq_msg_t extra;
+        zmq_msg_init (&extra);
+        zmq_msg_recv (&extra, self->handle, 0);
+        more = zmq_msg_more (&extra);
+        zmq_msg_close (&extra);
+        count++;
+    }
+    return count;
+}
+
+static bool
+s_is (zmq_msg_t *part, const char *text)
+{
+    size_t size = strlen (text);
+    return zmq_msg_size (part) == size
+        && memcmp (zmq_msg_data (part), text, size) == 0;
+}
+
+//  Takes one well-formed REQUEST: serves it at once, or, with handler NULL
+//  (inside worker_call), holds it for later. A malformed one is answered
+//  400 at once.
+static void
+s_on_request (worker_t *self, zmq_msg_t part [S_PARTS], zframe_t **body_p,
+              int64_t now, worker_handler_fn *handler, void *state)
+{
+    s_request_t local;
+    s_request_t *request = handler? &local:
+                           (s_request_t *) zmalloc (sizeof (s_request_t));
+    if (!request) {
+        zsys_error ("worker: %s: out of memory; request dropped",
+                    self->service);
+        return;
+    }
+    zmq_msg_init (&request->ticket);
+    zmq_msg_move (&request->ticket, &part [S_TICKET]);
+    request->body = *body_p;
+    request->epoch = self->epoch;
+    *body_p = NULL;
+    const char *why;
+    if (s_parse_request (request, &part [S_METHOD], &part [S_TIMEOUT], now,
+                         &why) == -1) {
+        zsys_warning ("worker: %s: malformed REQ from the broker: %s",
+                      self->service, why);
+        zframe_t *reply = worker_error (RESV_BAD_REQUEST, RESV_REASON_MALFORMED,
+                                        "%s: %s", self->service, why);
+        s_send_reply (self, request, RESV_BAD_REQUEST, &reply);
+    }
+    else
+    if (!handler) {
+        zlist_append (self->held, request);
+        return;
+    }
+    else {
+        s_dispatch (self, request, handler, state);
+        //  A handler that called worker_call held what came meanwhile, and
+        //  that came before anything still in the socket.
+        s_serve_held (self, handler, state);
+    }
+    if (request == &local) {
+        zmq_msg_close (&local.ticket);
+        zframe_destroy (&local.body);
+    }
+    else
+        s_request_destroy (&request);
+}
+
+//  Handles every message waiting on the socket, up to S_BATCH_MAX. With
+//  handler NULL (inside worker_call) requests are held for later rather
+//  than served. Returns the number of requests received.
+static int
+s_drain (worker_t *self, worker_handler_fn *handler, void *state)
+{
+    int requests = 0;
+    for (int round = 0; round < S_BATCH_MAX && self->handle; round++) {
+        zmq_msg_t part [S_PARTS];
+        zframe_t *body;
+        int count = s_recv (self, part, &body);
+        if (count == 0)
+            break;
+        int64_t now = zclock_mono ();
+        self->expires_at = now + (int64_t) self->heartbeat * self->liveness;
+        const char *why = NULL;
+        if (count < 2 || !s_is (&part [S_HEADER], RESV_PROTO_WORKER))
+            why = "not RESVW1";
+        else
+        if (s_is (&part [S_COMMAND], RESV_CMD_REQUEST)) {
+            if (count != S_PARTS + 1)
+                why = "REQ with the wrong number of frames";
+            else {
+                if (self->state == S_STOPPING)
+                    self->stop_by = now
+                                  + (int64_t) self->heartbeat * self->liveness;
+                self->backoff = S_BACKOFF_MIN;
+                s_on_request (self, part, &body, now, handler, state);
+                requests++;
+            }
+        }
+        else
+        if (s_is (&part [S_COMMAND], RESV_CMD_HEARTBEAT)) {
+            if (count != 2)
+                why = "HB with the wrong number of frames";
+            else
+                self->backoff = S_BACKOFF_MIN;
+        }
+        else
+        if (s_is (&part [S_COMMAND], RESV_CMD_DISCONNECT)) {
+            if (count != 2)
+                why = "BYE with the wrong number of frames";
+            else
+            if (self->state == S_STOPPING) {
+                zsys_info ("worker: %s: broker acknowledged the stop",
+                           self->service);
+                self->state = S_STOPPED;
+            }
+            else {
+                //  A live broker that does not know us (it restarted):
+                //  announce ourselves again at once, unless it keeps
+                //  refusing us, when the backoff applies.
+                bool again = self->bye_at && now - self->bye_at < S_BACKOFF_MAX;
+                self->bye_at = now;
+                if (!again)
+                    self->backoff = 0;
+                s_lost_broker (self, now, "broker said BYE");
+                if (!again)
+                    self->backoff = S_BACKOFF_MIN;
+            }
+        }
+        else
+            why = "unknown command";
+        if (why)
+            zsys_warning ("worker: %s: dropped a message from the broker: %s",
+                          self->service, why);
+        for (int i = 0; i < count && i < S_PARTS; i++)
+            zmq_msg_close (&part [i]);
+        zframe_destroy (&body);
+    }
+    return requests;
+}
+
+//  The next time a timer needs the worker, on zclock_mono().
+static int64_t
+s_next_timer (worker_t *self)
+{
+    int64_t next = INT64_MAX;
+    if (self->state == S_CONNECTED || self->state == S_STOPPING) {
+        next = self->sent_at + self->heartbeat;
+        if (self->expires_at < next)
+            next = self->expires_at;
+        if (self->state == S_STOPPING && self->stop_by < next)
+            next = self->stop_by;
+    }
+    else
+    if (self->state == S_WAITING)
+        next = self->reconnect_at;
+    return next;
+}
+
+//  Runs the timers that are due: heartbeat, broker expiry, reconnection
+//  and the limit on a stop.
+static void
+s_run_timers (worker_t *self, int64_t now)
+{
+    if (self->state == S_CONNECTED || self->state == S_STOPPING) {
+        if (now >= self->expires_at)
+            s_lost_broker (self, now, "broker silent");
+        else
+        if (self->state == S_STOPPING && now >= self->stop_by
+        &&  !(zsock_events (self->sock) & ZMQ_POLLIN)) {
+            zsys_warning ("worker: %s: no BYE from the broker; stopped",
+                          self->service);
+            self->state = S_STOPPED;
+        }
+        else
+        if (now >= self->sent_at + self->heartbeat)
+            s_send_ctl (self, RESV_CMD_HEARTBEAT, NULL, NULL);
+    }
+    else
+    if (self->state == S_WAITING && now >= self->reconnect_at) {
+        zsys_info ("worker: %s: reconnecting to %s", self->service,
+                   self->backend);
+        if (s_connect (self) == -1)
+            s_lost_broker (self, now, "cannot reconnect");
+    }
+}
+
+//  Waits for traffic until the next timer or until, whichever is first.
+//  Returns true if the socket became readable.
+static bool
+s_wait (worker_t *self, int64_t until)
+{
+    int64_t next = s_next_timer (self);
+    if (until < next)
+        next = until;
+    int64_t wait = next - zclock_mono ();
+    if (wait < 0)
+        wait = 0;
+    if (wait > 3600000)
+        wait = 3600000;
+    if (!self->handle) {
+        if (wait)
+            zclock_sleep ((int) wait);
+        return false;
+    }
+    zmq_pollitem_t item = { self->handle, 0, ZMQ_POLLIN, 0 };
+    return zmq_poll (&item, 1, (long) wait) > 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Public API
+
+worker_t *
+worker_new (resv_cfg_t *cfg, const char *service)
+{
+    if (!service || !*service || !s_is_word (service, strlen (service))) {
+        zsys_error ("worker: invalid service name '%s': 1 to %d characters "
+                    "of [a-z0-9_.-]", service? service: "(null)",
+                    RESV_NAME_MAX);
+        return NULL;
+    }
+    worker_t *self = (worker_t *) zmalloc (sizeof (worker_t));
+    if (!self)
+        return NULL;
+    self->service = strdup (service);
+    self->backend = strdup (resv_cfg_str (cfg, "broker/backend",
+                                          "tcp://127.0.0.1:5571"));
+    self->frontend = strdup (resv_cfg_str (cfg, "broker/frontend",
+                                           RESV_DEFAULT_ENDPOINT));
+    self->heartbeat = (int) resv_cfg_int (cfg, "broker/heartbeat", 1000,
+                                          10, 600000);
+    self->liveness = (int) resv_cfg_int (cfg, "broker/liveness", 3, 1, 100);
+    self->credit = (int) resv_cfg_int (cfg, "workers/credit", 16, 1, 1000);
+    self->call_timeout = (int) resv_cfg_int (cfg, "client/timeout",
+                                             RESV_DEFAULT_TIMEOUT, 1,
+                                             3600000);
+    self->backoff = S_BACKOFF_MIN;
+    self->held = zlist_new ();
+    if (!self->service || !self->backend || !self->frontend || !self->held
+    ||  s_connect (self) == -1) {
+        worker_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+worker_destroy (worker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    worker_t *self = *self_p;
+    if (self->state == S_CONNECTED)
+        s_send_ctl (self, RESV_CMD_DISCONNECT, NULL, NULL);
+    s_close (self, true);
+    if (self->held)
+        s_drop_held (self);
+    zlist_destroy (&self->held);
+    resv_destroy (&self->client);
+    free (self->service);
+    free (self->backend);
+    free (self->frontend);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+worker_serve (worker_t *self, int timeout_ms, worker_handler_fn *handler,
+              void *state)
+{
+    if (!self || !handler)
+        return -1;
+    int64_t until = timeout_ms < 0? INT64_MAX: zclock_mono () + timeout_ms;
+    while (true) {
+        if (zsys_interrupted)
+            s_begin_stop (self, zclock_mono ());
+        s_serve_held (self, handler, state);
+        if (self->state == S_STOPPED) {
+            s_close (self, true);
+            return -1;
+        }
+        int served = 0;
+        if (s_wait (self, until))
+            served = s_drain (self, handler, state);
+        int64_t now = zclock_mono ();
+        s_run_timers (self, now);
+        if (self->state != S_STOPPED && (served || now >= until))
+            return 0;
+    }
+}
+
+int
+worker_run (worker_t *self, worker_handler_fn *handler, void *state)
+{
+    while (worker_serve (self, -1, handler, state) == 0)
+        ;
+    return 0;
+}
+
+void
+worker_stop (worker_t *self)
+{
+    if (self)
+        s_begin_stop (self, zclock_mono ());
+}
+
+void
+worker_keepalive (worker_t *self)
+{
+    if (!self || !(self->state == S_CONNECTED || self->state == S_STOPPING))
+        return;
+    int64_t now = zclock_mono ();
+    if (now >= self->sent_at + self->heartbeat)
+        s_send_ctl (self, RESV_CMD_HEARTBEAT, NULL, NULL);
+}
+
+const char *
+worker_service (worker_t *self)
+{
+    return self? self->service: NULL;
+}
+
+//  Makes the local error object of a failed worker_call.
+static int
+s_call_error (json_t **reply_p, int code, const char *reason,
+              const char *message)
+{
+    if (reply_p)
+        *reply_p = resv_error_new (code, reason, "%s", message);
+    return code;
+}
+
+//  Turns a reply body into what worker_call returns, the way resv_call()
+//  does: {} for an empty success, an error object for any failure.
+static json_t *
+s_call_reply (int *status, const char *body, size_t size)
+{
+    json_t *reply = NULL;
+    if (size) {
+        json_error_t error;
+        reply = json_loadb (body, size, JSON_DECODE_ANY, &error);
+        if (!reply) {
+            if (*status < 400)
+                *status = RESV_INTERNAL;
+            return resv_error_new (*status, RESV_REASON_INTERNAL,
+                                   "the reply is not JSON: %s", error.text);
+        }
+    }
+    if (*status < 400)
+        return reply? reply: json_object ();
+    if (json_is_object (json_object_get (reply, "error")))
+        return reply;
+    json_decref (reply);
+    return resv_error_new (*status, RESV_REASON_INTERNAL, "%s",
+                           resv_strstatus (*status));
+}
+
+int
+worker_call (worker_t *self, const char *service, const char *method,
+             json_t *request, int timeout_ms, json_t **reply_p)
+{
+    if (reply_p)
+        *reply_p = NULL;
+    if (!self)
+        return s_call_error (reply_p, RESV_BAD_REQUEST,
+                             RESV_REASON_BAD_REQUEST, "worker_call: no worker");
+    if (timeout_ms <= 0)
+        timeout_ms = self->call_timeout;
+    if (!self->client) {
+        self->client = resv_new (self->frontend);
+        if (!self->client) {
+            zsys_error ("worker: %s: cannot open a client to '%s'",
+                        self->service, self->frontend);
+            return s_call_error (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                                 "worker_call: cannot open a client");
+        }
+    }
+    char *body = request? json_dumps (request, JSON_COMPACT): NULL;
+    int64_t handle = resv_send (self->client, service, method, body,
+                                body? strlen (body): 0, timeout_ms);
+    free (body);
+    if (handle < 0)
+        return s_call_error (reply_p, RESV_BAD_REQUEST,
+                             RESV_REASON_BAD_REQUEST,
+                             "worker_call: invalid service or method");
+
+    //  libresv completes the request shortly after its deadline; ours is a
+    //  backstop, should it not.
+    int64_t deadline = zclock_mono () + timeout_ms + S_CALL_GRACE;
+    while (true) {
+        //  Wait on the client until its reply or the next worker timer,
+        //  then look after the broker connection without blocking.
+        int64_t now = zclock_mono ();
+        int64_t next = s_next_timer (self);
+        if (deadline < next)
+            next = deadline;
+        int wait = next > now? (int) (next - now): 0;
+        resv_reply_t reply;
+        if (resv_recv (self->client, wait, &reply) == 0) {
+            if (reply.handle != handle) {
+                free (reply.body);  //  From an earlier call we gave up on
+                continue;
+            }
+            int status = reply.status;
+            json_t *json = s_call_reply (&status, reply.body, reply.size);
+            free (reply.body);
+            if (reply_p)
+                *reply_p = json;
+            else
+                json_decref (json);
+            return status;
+        }
+        if (self->handle)
+            s_drain (self, NULL, NULL);
+        now = zclock_mono ();
+        s_run_timers (self, now);
+        if (now >= deadline)
+            return s_call_error (reply_p, RESV_TIMEOUT, RESV_REASON_DEADLINE,
+                                 "worker_call: no reply before the deadline");
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Reply helpers
+
+zframe_t *
+worker_json (json_t *json)
+{
+    if (!json)
+        return NULL;
+    char *text = json_dumps (json, JSON_COMPACT);
+    json_decref (json);
+    if (!text) {
+        zsys_error ("worker: cannot encode a reply: out of memory");
+        return NULL;
+    }
+    zframe_t *frame = zframe_new (text, strlen (text));
+    free (text);
+    return frame;
+}
+
+zframe_t *
+worker_error (int code, const char *reason, const char *fmt, ...)
+{
+    char message [512];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (message, sizeof message, fmt, args);
+    va_end (args);
+    return worker_json (json_pack ("{s:{s:i,s:s,s:s}}", "error",
+                                   "code", code,
+                                   "reason", reason? reason: "internal",
+                                   "message", message));
+}
+
+json_t *
+worker_parse (zframe_t *body, zframe_t **reply_p)
+{
+    size_t size = body? zframe_size (body): 0;
+    if (size == 0)
+        return json_object ();
+    json_error_t error;
+    json_t *json = json_loadb ((const char *) zframe_data (body), size, 0,
+                               &error);
+    if (json && json_is_object (json))
+        return json;
+    if (reply_p) {
+        zframe_destroy (reply_p);
+        if (json)
+            *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_MALFORMED,
+                                     "body is not a JSON object");
+        else
+            *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_MALFORMED,
+                                     "body is not valid JSON: %s at "
+                                     "position %d", error.text,
+                                     error.position);
+    }
+    json_decref (json);
+    return NULL;
+}

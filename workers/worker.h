@@ -1,0 +1,107 @@
+/*  worker.h: the runtime every resv worker process is built on.
+
+    A worker_t is one worker of one service. It connects a DEALER to the
+    broker backend, announces its service and credit (READY), exchanges
+    heartbeats, and hands each request to the service's handler. When the
+    broker goes silent for `liveness` heartbeats, or says BYE, the worker
+    reconnects with a backoff and announces itself again, so a broker
+    restart needs nothing from the worker's owner.
+
+    On SIGTERM or SIGINT (zsys_interrupted) the worker stops taking work:
+    it tells the broker BYE, keeps serving the requests the broker sent
+    before acknowledging, replies to them, and then worker_serve() returns
+    -1. A worker can also call other services through the broker frontend,
+    synchronously and with a deadline (worker_call); while it waits it
+    keeps answering heartbeats and holds back new requests for later.
+
+    Ownership: a handler's *body_p belongs to the handler, which may take it
+    (nulling the pointer) or leave it to the runtime; *reply_p, when the
+    handler sets it, passes to the runtime, which sends and frees it.
+*/
+#ifndef WORKER_H_INCLUDED
+#define WORKER_H_INCLUDED
+
+#include <czmq.h>
+#include <jansson.h>
+#include "resv.h"
+#include "resv_cfg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _worker_t worker_t;
+
+//  Handles one request. method is NUL-terminated; *body_p is the request
+//  body (never NULL, possibly empty). deadline is the request's absolute
+//  deadline on zclock_mono(). Returns the status code and sets *reply_p to
+//  the reply body (NULL for an empty body).
+typedef int (worker_handler_fn) (void *state, const char *method,
+                                 zframe_t **body_p, int64_t deadline,
+                                 zframe_t **reply_p);
+
+//  Creates a worker of service, configured from cfg (borrowed; keys
+//  broker/backend, broker/frontend, broker/heartbeat, broker/liveness,
+//  workers/credit), and connects it. Returns NULL, after a log line, on an
+//  invalid endpoint or name.
+worker_t *
+    worker_new (resv_cfg_t *cfg, const char *service);
+
+//  Sends BYE if still connected, closes sockets, frees the worker and
+//  nulls the pointer. NULL-safe and idempotent.
+void
+    worker_destroy (worker_t **self_p);
+
+//  Waits up to timeout_ms (-1: forever) for traffic, handles heartbeats,
+//  reconnection and every request that arrives, calling handler for each.
+//  Returns 0 while the worker runs, -1 once it has stopped (interrupted and
+//  drained, or worker_stop() and drained).
+int
+    worker_serve (worker_t *self, int timeout_ms,
+                  worker_handler_fn *handler, void *state);
+
+//  Runs worker_serve() until it returns -1. Returns 0.
+int
+    worker_run (worker_t *self, worker_handler_fn *handler, void *state);
+
+//  Starts a graceful stop, as SIGTERM does.
+void
+    worker_stop (worker_t *self);
+
+//  A worker in a handler sends no heartbeat, and the broker takes a worker
+//  silent for broker/liveness intervals for dead. A handler that may work
+//  longer than one heartbeat interval calls this every so often (a few
+//  hundred ms at most): it sends a heartbeat when one is due. NULL-safe.
+void
+    worker_keepalive (worker_t *self);
+
+//  Calls service/method through the broker frontend and waits for the
+//  reply until timeout_ms (<= 0: client/timeout from config). Heartbeats go
+//  on meanwhile. Returns the status code and *reply_p as resv_call() does.
+int
+    worker_call (worker_t *self, const char *service, const char *method,
+                 json_t *request, int timeout_ms, json_t **reply_p);
+
+//  The service this worker serves.
+const char *
+    worker_service (worker_t *self);
+
+//  Reply helpers for handlers. Each returns a new frame the caller owns.
+//  worker_json takes the reference to json (json_decref'd here).
+zframe_t *
+    worker_json (json_t *json);
+zframe_t *
+    worker_error (int code, const char *reason, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+//  Parses a request body as a JSON object. Returns the object (caller
+//  owns) or NULL, after setting *reply_p to a 400 error frame, when the
+//  body is not a JSON object. An empty body is an empty object.
+json_t *
+    worker_parse (zframe_t *body, zframe_t **reply_p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,117 @@
+/*  worker_main.c: resv-worker, one worker process of one service.  */
+
+#include "svc.h"
+#include <unistd.h>
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: resv-worker [-c CONFIG] [-v] SERVICE\n"
+        "\n"
+        "Runs one worker of SERVICE: it connects to the broker at\n"
+        "broker/backend and serves requests until SIGTERM or SIGINT, then\n"
+        "finishes the requests in hand and exits 0. Logs go to stderr.\n"
+        "\n"
+        "  -c CONFIG   configuration file (default " RESV_CFG_DEFAULT_PATH ")\n"
+        "  -v          verbose: log every request, its status and duration\n"
+        "  -h, --help  this help\n"
+        "\n"
+        "Services:");
+    const svc_t *svc;
+    for (size_t i = 0; (svc = svc_at (i)); i++)
+        fprintf (out, " %s", svc->name);
+    fprintf (out, "\n");
+}
+
+//  With -v, every request goes through this handler, which logs it.
+typedef struct {
+    const svc_t *svc;           //  The service
+    void *state;                //  Its state
+} s_verbose_t;
+
+static int
+s_verbose_handler (void *state, const char *method, zframe_t **body_p,
+                   int64_t deadline, zframe_t **reply_p)
+{
+    s_verbose_t *verbose = (s_verbose_t *) state;
+    int64_t start = zclock_usecs ();
+    size_t size = zframe_size (*body_p);
+    int status = verbose->svc->handler (verbose->state, method, body_p,
+                                        deadline, reply_p);
+    zsys_debug ("%s %s: %zu bytes, status %d, %lld us", verbose->svc->name,
+                method, size, status, (long long) (zclock_usecs () - start));
+    return status;
+}
+
+int
+main (int argc, char *argv [])
+{
+    const char *config = NULL;
+    const char *name = NULL;
+    bool verbose = false;
+    for (int i = 1; i < argc; i++) {
+        if (streq (argv [i], "-h") || streq (argv [i], "--help")) {
+            s_usage (stdout);
+            return 0;
+        }
+        else
+        if (streq (argv [i], "-c") && i + 1 < argc)
+            config = argv [++i];
+        else
+        if (streq (argv [i], "-v"))
+            verbose = true;
+        else
+        if (argv [i][0] != '-' && !name)
+            name = argv [i];
+        else {
+            fprintf (stderr, "resv-worker: unexpected argument '%s'\n\n",
+                     argv [i]);
+            s_usage (stderr);
+            return 2;
+        }
+    }
+    const svc_t *svc = svc_lookup (name);
+    if (!svc) {
+        if (name)
+            fprintf (stderr, "resv-worker: unknown service '%s'\n\n", name);
+        else
+            fprintf (stderr, "resv-worker: a SERVICE is required\n\n");
+        s_usage (stderr);
+        return 2;
+    }
+    //  Catch SIGTERM and SIGINT (zsys_interrupted) before anything else.
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    char ident [64];
+    snprintf (ident, sizeof ident, "resv-worker %s %d", svc->name,
+              (int) getpid ());
+    zsys_set_logident (ident);
+
+    resv_cfg_t *cfg = resv_cfg_load (config);
+    if (!cfg)
+        return 1;
+    worker_t *worker = worker_new (cfg, svc->name);
+    void *state = NULL;
+    if (worker && svc->state_new) {
+        state = svc->state_new (cfg, worker);
+        if (!state)
+            worker_destroy (&worker);
+    }
+    if (!worker) {
+        resv_cfg_destroy (&cfg);
+        return 1;
+    }
+    zsys_info ("serving %s", svc->name);
+    s_verbose_t wrapped = { svc, state };
+    if (verbose)
+        worker_run (worker, s_verbose_handler, &wrapped);
+    else
+        worker_run (worker, svc->handler, state);
+    zsys_info ("stopped");
+    if (svc->state_destroy)
+        svc->state_destroy (&state);
+    worker_destroy (&worker);
+    resv_cfg_destroy (&cfg);
+    return 0;
+}

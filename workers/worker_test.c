@@ -1,0 +1,1471 @@
+/*  worker_test.c: unit tests of the worker runtime (worker.h).
+
+    Three tiers. The reply helpers and argument checks need no peer. The
+    protocol (doc/protocol.md, section 3) is checked against a scripted
+    stand-in for the broker, run as an actor, which can do what a real
+    broker does only when something is wrong: fall silent, say BYE out of
+    turn, send malformed frames, never acknowledge a stop. Then the runtime
+    runs against the real broker, in this process: requests through
+    libresv, a graceful stop with a request in hand, a broker restart, and
+    worker_call from one worker to another.
+*/
+
+#include "worker.h"
+#include "broker.h"
+#include "svc.h"
+#include <dirent.h>
+#include <stdarg.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+//  Fast heartbeats, so that a dead peer is found in 400 ms; not faster, so
+//  that a loaded machine does not make a live one look dead.
+#define HEARTBEAT   100
+#define LIVENESS    4
+#define CREDIT      4
+
+//  --------------------------------------------------------------------------
+//  Helpers
+
+//  Reads a frame as a string, for comparisons.
+static bool
+s_frame_eq (zframe_t *frame, const char *text)
+{
+    return frame && zframe_streq (frame, text);
+}
+
+//  The frame at index in msg, or NULL.
+static zframe_t *
+s_frame_at (zmsg_t *msg, int index)
+{
+    zframe_t *frame = msg? zmsg_first (msg): NULL;
+    while (frame && index-- > 0)
+        frame = zmsg_next (msg);
+    return frame;
+}
+
+//  True if msg, after its first skip frames, is exactly the frames given
+//  (NULL-terminated). Logs msg when it is not.
+static bool
+s_msg_is (zmsg_t *msg, int skip, ...)
+{
+    if (!msg)
+        return false;
+    va_list args;
+    va_start (args, skip);
+    zframe_t *frame = zmsg_first (msg);
+    for (int i = 0; i < skip && frame; i++)
+        frame = zmsg_next (msg);
+    bool same = true;
+    const char *text;
+    while ((text = va_arg (args, const char *))) {
+        if (!s_frame_eq (frame, text)) {
+            same = false;
+            break;
+        }
+        frame = zmsg_next (msg);
+    }
+    va_end (args);
+    if (same && !frame)
+        return true;
+    //  Show what came instead, for the failure that follows.
+    zsys_error ("worker_test: unexpected message:");
+    zmsg_print (msg);
+    return false;
+}
+
+//  The error object in a reply frame: its code and reason.
+static void
+s_assert_error (zframe_t *frame, int code, const char *reason)
+{
+    assert_non_null (frame);
+    json_t *json = json_loadb ((const char *) zframe_data (frame),
+                               zframe_size (frame), 0, NULL);
+    assert_non_null (json);
+    json_t *error = json_object_get (json, "error");
+    assert_true (json_is_object (error));
+    assert_int_equal (json_integer_value (json_object_get (error, "code")),
+                      code);
+    assert_string_equal (json_string_value (json_object_get (error, "reason")),
+                         reason);
+    assert_true (json_is_string (json_object_get (error, "message")));
+    assert_int_equal (json_object_size (error), 3);
+    json_decref (json);
+}
+
+static void
+s_setenv_int (const char *name, int value)
+{
+    char text [16];
+    snprintf (text, sizeof text, "%d", value);
+    setenv (name, text, 1);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Reply helpers and arguments, no peer
+
+static void
+test_json (void **state)
+{
+    (void) state;
+    zframe_t *frame = worker_json (json_pack ("{s:i,s:s}", "a", 1,
+                                              "b", "x\"y"));
+    assert_true (s_frame_eq (frame, "{\"a\":1,\"b\":\"x\\\"y\"}"));
+    zframe_destroy (&frame);
+    assert_null (worker_json (NULL));
+}
+
+static void
+test_error (void **state)
+{
+    (void) state;
+    zframe_t *frame = worker_error (404, RESV_REASON_NOT_FOUND,
+                                    "no \"%s\" here", "r-1");
+    s_assert_error (frame, 404, "not_found");
+    assert_true (s_frame_eq (frame, "{\"error\":{\"code\":404,\"reason\":"
+                             "\"not_found\",\"message\":\"no \\\"r-1\\\" "
+                             "here\"}}"));
+    zframe_destroy (&frame);
+    //  A NULL reason still makes a well-formed error.
+    frame = worker_error (500, NULL, "x");
+    s_assert_error (frame, 500, "internal");
+    zframe_destroy (&frame);
+}
+
+static void
+test_parse_ok (void **state)
+{
+    (void) state;
+    zframe_t *reply = NULL;
+    zframe_t *body = zframe_new ("{\"ms\":5}", 8);
+    json_t *json = worker_parse (body, &reply);
+    assert_non_null (json);
+    assert_null (reply);
+    assert_int_equal (json_integer_value (json_object_get (json, "ms")), 5);
+    json_decref (json);
+    zframe_destroy (&body);
+    //  An empty body is an empty object.
+    body = zframe_new_empty ();
+    json = worker_parse (body, &reply);
+    assert_true (json_is_object (json));
+    assert_int_equal (json_object_size (json), 0);
+    assert_null (reply);
+    json_decref (json);
+    zframe_destroy (&body);
+}
+
+static void
+test_parse_bad (void **state)
+{
+    (void) state;
+    const char *bad [] = {
+        "[1,2]", "\"text\"", "42", "null", "{", "{\"a\":}", "{} x",
+        "{\"a\":\"\\u0000\"}", "\xff\xfe", NULL
+    };
+    for (int i = 0; bad [i]; i++) {
+        zframe_t *body = zframe_new (bad [i], strlen (bad [i]));
+        zframe_t *reply = NULL;
+        assert_null (worker_parse (body, &reply));
+        s_assert_error (reply, 400, "malformed");
+        zframe_destroy (&reply);
+        zframe_destroy (&body);
+    }
+    //  A raw NUL inside the body.
+    zframe_t *body = zframe_new ("{\"a\"\0:1}", 8);
+    zframe_t *reply = NULL;
+    assert_null (worker_parse (body, &reply));
+    s_assert_error (reply, 400, "malformed");
+    zframe_destroy (&reply);
+    //  Without reply_p, only NULL comes back.
+    assert_null (worker_parse (body, NULL));
+    zframe_destroy (&body);
+}
+
+static void
+test_new_bad (void **state)
+{
+    (void) state;
+    resv_cfg_t *cfg = resv_cfg_load (NULL);
+    const char *names [] = {
+        "", "Echo", "two words", "a/b", "x\"y",
+        "abcdefghijklmnopqrstuvwxyz0123456", NULL
+    };
+    for (int i = 0; names [i]; i++)
+        assert_null (worker_new (cfg, names [i]));
+    assert_null (worker_new (cfg, NULL));
+    const char *endpoint = getenv ("RESV_BROKER_BACKEND");
+    char *saved = endpoint? strdup (endpoint): NULL;
+    const char *endpoints [] = {
+        "nonsense", "tcp://", "tcp://127.0.0.1", "foo://127.0.0.1:1", NULL
+    };
+    for (int i = 0; endpoints [i]; i++) {
+        setenv ("RESV_BROKER_BACKEND", endpoints [i], 1);
+        assert_null (worker_new (cfg, "echo"));
+    }
+    if (saved)
+        setenv ("RESV_BROKER_BACKEND", saved, 1);
+    else
+        unsetenv ("RESV_BROKER_BACKEND");
+    free (saved);
+    resv_cfg_destroy (&cfg);
+}
+
+static int
+s_never (void *state, const char *method, zframe_t **body_p,
+         int64_t deadline, zframe_t **reply_p)
+{
+    (void) state, (void) method, (void) body_p, (void) deadline;
+    (void) reply_p;
+    fail_msg ("handler called");
+    return 0;
+}
+
+static void
+test_null_safe (void **state)
+{
+    (void) state;
+    worker_t *worker = NULL;
+    worker_destroy (&worker);
+    worker_destroy (NULL);
+    worker_stop (NULL);
+    assert_null (worker_service (NULL));
+    assert_int_equal (worker_serve (NULL, 0, s_never, NULL), -1);
+    json_t *reply = NULL;
+    assert_int_equal (worker_call (NULL, "echo", "echo", NULL, 100, &reply),
+                      400);
+    zframe_t *frame = worker_json (reply);
+    s_assert_error (frame, 400, "bad_request");
+    zframe_destroy (&frame);
+
+    //  A worker that connects to nothing is still a worker.
+    setenv ("RESV_BROKER_BACKEND", "tcp://127.0.0.1:9", 1);
+    resv_cfg_t *cfg = resv_cfg_load (NULL);
+    worker = worker_new (cfg, "echo");
+    assert_non_null (worker);
+    assert_string_equal (worker_service (worker), "echo");
+    assert_int_equal (worker_serve (worker, 0, NULL, NULL), -1);
+    //  Invalid names never reach the broker: 400 at once.
+    assert_int_equal (worker_call (worker, NULL, "x", NULL, 100, &reply), 400);
+    frame = worker_json (reply);
+    s_assert_error (frame, 400, "bad_request");
+    zframe_destroy (&frame);
+    assert_int_equal (worker_call (worker, "UPPER", "x", NULL, 100, NULL), 400);
+    worker_destroy (&worker);
+    worker_destroy (&worker);
+    resv_cfg_destroy (&cfg);
+}
+
+
+static void
+test_services (void **state)
+{
+    (void) state;
+    //  The table names every service of the spec, each once, with a
+    //  handler and a default count.
+    const char *names [] = {
+        "availability", "reservation", "payment", "approval",
+        "notification", "view", "echo", NULL
+    };
+    for (int i = 0; names [i]; i++) {
+        const svc_t *svc = svc_lookup (names [i]);
+        assert_non_null (svc);
+        assert_string_equal (svc->name, names [i]);
+        assert_non_null (svc->handler);
+        assert_in_range (svc->count, 0, 64);
+        //  A destructor needs a constructor; echo's state is borrowed.
+        if (svc->state_destroy)
+            assert_non_null (svc->state_new);
+    }
+    size_t count = 0;
+    while (svc_at (count))
+        count++;
+    assert_int_equal (count, 7);
+    assert_null (svc_lookup ("resvd"));
+    assert_null (svc_lookup ("Echo"));
+    assert_null (svc_lookup (""));
+    assert_null (svc_lookup (NULL));
+}
+
+//  Runs the echo handler on a body; returns the status and *reply_p.
+static int
+s_echo (const char *method, const char *body, zframe_t **reply_p)
+{
+    zframe_t *frame = zframe_new (body, strlen (body));
+    *reply_p = NULL;
+    int status = svc_echo (NULL, method, &frame, zclock_mono () + 1000,
+                           reply_p);
+    zframe_destroy (&frame);
+    return status;
+}
+
+static void
+test_echo (void **state)
+{
+    (void) state;
+    //  echo hands back the very frame that came in: no copy.
+    zframe_t *body = zframe_new ("{\"x\":1}", 7);
+    zframe_t *original = body;
+    zframe_t *reply = NULL;
+    assert_int_equal (svc_echo (NULL, "echo", &body, 0, &reply), 200);
+    assert_null (body);
+    assert_ptr_equal (reply, original);
+    zframe_destroy (&reply);
+
+    int64_t start = zclock_mono ();
+    assert_int_equal (s_echo ("sleep", "{\"ms\":30}", &reply), 200);
+    assert_true (zclock_mono () - start >= 30);
+    assert_true (s_frame_eq (reply, "{\"slept\":30}"));
+    zframe_destroy (&reply);
+
+    const char *bad [] = {
+        "{}", "{\"ms\":-1}", "{\"ms\":60001}", "{\"ms\":\"5\"}",
+        "{\"ms\":1.5}", NULL
+    };
+    for (int i = 0; bad [i]; i++) {
+        assert_int_equal (s_echo ("sleep", bad [i], &reply), 400);
+        s_assert_error (reply, 400, "bad_request");
+        zframe_destroy (&reply);
+    }
+    assert_int_equal (s_echo ("sleep", "[", &reply), 400);
+    s_assert_error (reply, 400, "malformed");
+    zframe_destroy (&reply);
+    assert_int_equal (s_echo ("fail", "", &reply), 500);
+    s_assert_error (reply, 500, "internal");
+    zframe_destroy (&reply);
+    assert_int_equal (s_echo ("nope", "", &reply), 400);
+    s_assert_error (reply, 400, "unknown_method");
+    zframe_destroy (&reply);
+    assert_int_equal (s_echo ("", "", &reply), 400);
+    s_assert_error (reply, 400, "unknown_method");
+    zframe_destroy (&reply);
+}
+
+
+//  --------------------------------------------------------------------------
+//  A scripted broker
+
+//  Commands on its pipe (each gets one reply):
+//    NEXT            the oldest message a worker sent, other than HB: "MSG"
+//                    then its frames, the worker's identity first; or "NONE"
+//    SEND frames...  sends frames to the last worker that said READY; "OK"
+//    HBS             heartbeats received since the last HBS, as a number
+//    SILENT 1|0      stop or resume heartbeats to the worker; "OK"
+//    AUTOBYE 1|0     answer a worker's BYE with BYE (default 1); "OK"
+//    DELAY ms        how long before a client request is answered (-1:
+//                    never); "OK"
+//    MUTE 1|0        fall silent (as SILENT 1) when a client request comes;
+//                    "OK"
+//  A client request on the frontend makes it send the worker a REQUEST
+//  (ticket "held", method "echo", body "held") at once, then answer the
+//  client 200 {"ok":true} after the delay.
+
+typedef struct {
+    zsock_t *pipe;              //  To the test
+    zsock_t *backend;           //  ROUTER for the worker
+    zsock_t *frontend;          //  ROUTER for worker_call's client
+    zframe_t *worker;           //  Identity of the last worker that was READY
+    zlist_t *inbox;             //  zmsg_t * from workers, oldest first
+    bool silent;                //  Send no heartbeats
+    bool autobye;               //  Answer BYE with BYE
+    int heartbeats;             //  HB received since the last HBS
+    int delay;                  //  Before answering a client, ms; -1: never
+    bool mute;                  //  Fall silent on a client request
+    int64_t heartbeat_at;       //  Next HB to the worker
+    zmsg_t *answer;             //  Client reply waiting for answer_at
+    int64_t answer_at;
+} fake_t;
+
+static void
+s_fake_send (fake_t *self, const char *cmd)
+{
+    if (!self->worker)
+        return;
+    zframe_send (&self->worker, self->backend, ZFRAME_MORE | ZFRAME_REUSE);
+    zstr_sendx (self->backend, RESV_PROTO_WORKER, cmd, NULL);
+}
+
+static void
+s_fake_pipe (fake_t *self, bool *done)
+{
+    zmsg_t *msg = zmsg_recv (self->pipe);
+    char *cmd = msg? zmsg_popstr (msg): NULL;
+    if (!cmd || streq (cmd, "$TERM"))
+        *done = true;
+    else
+    if (streq (cmd, "NEXT")) {
+        zmsg_t *next = (zmsg_t *) zlist_pop (self->inbox);
+        if (next) {
+            zmsg_pushstr (next, "MSG");
+            zmsg_send (&next, self->pipe);
+        }
+        else
+            zstr_send (self->pipe, "NONE");
+    }
+    else
+    if (streq (cmd, "HBS")) {
+        zstr_sendf (self->pipe, "%d", self->heartbeats);
+        self->heartbeats = 0;
+    }
+    else {
+        char *arg = zmsg_popstr (msg);
+        if (streq (cmd, "SEND") && self->worker) {
+            zmsg_pushstr (msg, arg);
+            zmsg_pushmem (msg, zframe_data (self->worker),
+                          zframe_size (self->worker));
+            zmsg_send (&msg, self->backend);
+        }
+        else
+        if (streq (cmd, "SILENT"))
+            self->silent = streq (arg, "1");
+        else
+        if (streq (cmd, "AUTOBYE"))
+            self->autobye = streq (arg, "1");
+        else
+        if (streq (cmd, "DELAY"))
+            self->delay = atoi (arg);
+        else
+        if (streq (cmd, "MUTE"))
+            self->mute = streq (arg, "1");
+        free (arg);
+        zstr_send (self->pipe, "OK");
+    }
+    free (cmd);
+    zmsg_destroy (&msg);
+}
+
+static void
+s_fake_backend (fake_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->backend);
+    if (!msg)
+        return;
+    zframe_t *command = s_frame_at (msg, 2);
+    if (s_frame_eq (command, RESV_CMD_HEARTBEAT)) {
+        self->heartbeats++;
+        zmsg_destroy (&msg);
+        return;
+    }
+    if (s_frame_eq (command, RESV_CMD_READY)) {
+        zframe_destroy (&self->worker);
+        self->worker = zframe_dup (zmsg_first (msg));
+    }
+    if (s_frame_eq (command, RESV_CMD_DISCONNECT) && self->autobye)
+        s_fake_send (self, RESV_CMD_DISCONNECT);
+    zlist_append (self->inbox, msg);
+}
+
+static void
+s_fake_frontend (fake_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->frontend);
+    if (!msg)
+        return;
+    //  identity, RESVC1, REQ, id, service, method, timeout, body
+    zframe_t *client = zmsg_pop (msg);
+    zframe_t *header = zmsg_pop (msg);
+    zframe_t *command = zmsg_pop (msg);
+    zframe_t *id = zmsg_pop (msg);
+    if (s_frame_eq (header, RESV_PROTO_CLIENT)
+    &&  s_frame_eq (command, RESV_CMD_REQUEST) && id && !self->answer) {
+        if (self->mute)
+            self->silent = true;
+        if (self->worker) {
+            zframe_send (&self->worker, self->backend,
+                         ZFRAME_MORE | ZFRAME_REUSE);
+            zstr_sendx (self->backend, RESV_PROTO_WORKER, RESV_CMD_REQUEST,
+                        "held", "echo", "5000", "held", NULL);
+        }
+        if (self->delay >= 0) {
+            self->answer = zmsg_new ();
+            zmsg_append (self->answer, &client);
+            zmsg_addstr (self->answer, RESV_PROTO_CLIENT);
+            zmsg_addstr (self->answer, RESV_CMD_REPLY);
+            zmsg_append (self->answer, &id);
+            zmsg_addstr (self->answer, "200");
+            zmsg_addstr (self->answer, "{\"ok\":true}");
+            self->answer_at = zclock_mono () + self->delay;
+        }
+    }
+    zframe_destroy (&client);
+    zframe_destroy (&header);
+    zframe_destroy (&command);
+    zframe_destroy (&id);
+    zmsg_destroy (&msg);
+}
+
+//  Binds sock to a random loopback port below the kernel's ephemeral range
+//  and CZMQ's ":*" range (from 49152), where every other test on the
+//  machine binds: a stale peer of theirs must not reach us.
+static int
+s_bind_random (zsock_t *sock)
+{
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int port = 20000 + randof (12000);
+        if (zsock_bind (sock, "tcp://127.0.0.1:%d", port) != -1)
+            return port;
+    }
+    return -1;
+}
+
+static void
+s_fake_actor (zsock_t *pipe, void *args)
+{
+    (void) args;
+    fake_t self = { .pipe = pipe, .autobye = true };
+    self.backend = zsock_new (ZMQ_ROUTER);
+    self.frontend = zsock_new (ZMQ_ROUTER);
+    self.inbox = zlist_new ();
+    s_bind_random (self.backend);
+    s_bind_random (self.frontend);
+    zsock_signal (pipe, 0);
+    zstr_sendx (pipe, zsock_endpoint (self.backend),
+                zsock_endpoint (self.frontend), NULL);
+    zpoller_t *poller = zpoller_new (pipe, self.backend, self.frontend, NULL);
+    bool done = false;
+    while (!done) {
+        void *which = zpoller_wait (poller, 5);
+        if (which == pipe)
+            s_fake_pipe (&self, &done);
+        else
+        if (which == self.backend)
+            s_fake_backend (&self);
+        else
+        if (which == self.frontend)
+            s_fake_frontend (&self);
+        int64_t now = zclock_mono ();
+        if (!self.silent && now >= self.heartbeat_at) {
+            s_fake_send (&self, RESV_CMD_HEARTBEAT);
+            self.heartbeat_at = now + HEARTBEAT;
+        }
+        if (self.answer && now >= self.answer_at)
+            zmsg_send (&self.answer, self.frontend);
+    }
+    zpoller_destroy (&poller);
+    zmsg_t *msg;
+    while ((msg = (zmsg_t *) zlist_pop (self.inbox)))
+        zmsg_destroy (&msg);
+    zlist_destroy (&self.inbox);
+    zmsg_destroy (&self.answer);
+    zframe_destroy (&self.worker);
+    zsock_destroy (&self.backend);
+    zsock_destroy (&self.frontend);
+}
+
+//  What each fake-broker test starts from: the fake, and a worker that is
+//  connected to it and has said READY.
+typedef struct {
+    zactor_t *fake;             //  The scripted broker
+    resv_cfg_t *cfg;            //  From the environment
+    worker_t *worker;           //  Under test
+    zframe_t *identity;         //  The worker's identity at the fake
+    int calls;                  //  Handler invocations
+    char method [40];           //  Method of the last one
+    int64_t deadline;           //  Its deadline
+    int call_status;            //  What worker_call returned in "call"
+    int call_timeout;           //  Deadline passed to it
+} fixture_t;
+
+//  Sends the fake a command and returns its reply.
+static zmsg_t *
+s_fake (fixture_t *self, const char *cmd, ...)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, cmd);
+    va_list args;
+    va_start (args, cmd);
+    const char *arg;
+    while ((arg = va_arg (args, const char *)))
+        zmsg_addstr (msg, arg);
+    va_end (args);
+    zmsg_send (&msg, self->fake);
+    return zmsg_recv (self->fake);
+}
+
+static void
+s_fake_ok (fixture_t *self, const char *cmd, ...)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, cmd);
+    va_list args;
+    va_start (args, cmd);
+    const char *arg;
+    while ((arg = va_arg (args, const char *)))
+        zmsg_addstr (msg, arg);
+    va_end (args);
+    zmsg_send (&msg, self->fake);
+    char *reply = zstr_recv (self->fake);
+    assert_string_equal (reply, "OK");
+    free (reply);
+}
+
+//  Serves the worker until the fake has a message from it, for up to
+//  timeout_ms. Returns the message (identity first) or NULL.
+static zmsg_t *
+s_expect (fixture_t *self, worker_handler_fn *handler, int timeout_ms)
+{
+    int64_t end = zclock_mono () + timeout_ms;
+    while (zclock_mono () < end) {
+        zmsg_t *msg = s_fake (self, "NEXT", NULL);
+        char *kind = zmsg_popstr (msg);
+        bool got = kind && streq (kind, "MSG");
+        free (kind);
+        if (got)
+            return msg;
+        zmsg_destroy (&msg);
+        if (worker_serve (self->worker, 5, handler, self) == -1)
+            zclock_sleep (5);
+    }
+    return NULL;
+}
+
+static int
+s_handler (void *state, const char *method, zframe_t **body_p,
+           int64_t deadline, zframe_t **reply_p)
+{
+    fixture_t *self = (fixture_t *) state;
+    self->calls++;
+    snprintf (self->method, sizeof self->method, "%s", method);
+    self->deadline = deadline;
+    if (streq (method, "echo")) {
+        *reply_p = *body_p;
+        *body_p = NULL;
+        return RESV_OK;
+    }
+    if (streq (method, "missing")) {
+        *reply_p = worker_error (RESV_NOT_FOUND, RESV_REASON_NOT_FOUND,
+                                 "no such thing");
+        return RESV_NOT_FOUND;
+    }
+    if (streq (method, "empty"))
+        return RESV_CREATED;
+    if (streq (method, "bogus")) {
+        *reply_p = zframe_new ("x", 1);
+        return 42;
+    }
+    if (streq (method, "call")) {
+        json_t *request = json_pack ("{s:i}", "a", 1);
+        json_t *reply = NULL;
+        self->call_status = worker_call (self->worker, "other", "x", request,
+                                         self->call_timeout, &reply);
+        json_decref (request);
+        *reply_p = worker_json (reply);
+        return self->call_status;
+    }
+    *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
+                             "%s", method);
+    return RESV_BAD_REQUEST;
+}
+
+static int
+s_fixture_new (void **state)
+{
+    fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
+    self->fake = zactor_new (s_fake_actor, NULL);
+    char *backend, *frontend;
+    zstr_recvx (self->fake, &backend, &frontend, NULL);
+    setenv ("RESV_BROKER_BACKEND", backend, 1);
+    setenv ("RESV_BROKER_FRONTEND", frontend, 1);
+    zstr_free (&backend);
+    zstr_free (&frontend);
+    self->cfg = resv_cfg_load (NULL);
+    self->worker = worker_new (self->cfg, "echo");
+    assert_non_null (self->worker);
+    self->call_timeout = 2000;
+    zmsg_t *ready = s_expect (self, s_handler, 2000);
+    char credit [8];
+    snprintf (credit, sizeof credit, "%d", CREDIT);
+    assert_true (s_msg_is (ready, 1, RESV_PROTO_WORKER, RESV_CMD_READY,
+                           "echo", credit, NULL));
+    self->identity = zmsg_pop (ready);
+    zmsg_destroy (&ready);
+    *state = self;
+    return 0;
+}
+
+static int
+s_fixture_destroy (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    worker_destroy (&self->worker);
+    zactor_destroy (&self->fake);
+    resv_cfg_destroy (&self->cfg);
+    zframe_destroy (&self->identity);
+    free (self);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Protocol, against the scripted broker
+
+static void
+test_request_reply (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-1",
+               "echo", "1000", "{\"hello\":1}", NULL);
+    int64_t sent = zclock_mono ();
+    zmsg_t *reply = s_expect (self, s_handler, 2000);
+    assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "t-1",
+                           "200", "{\"hello\":1}", NULL));
+    assert_true (zframe_eq (zmsg_first (reply), self->identity));
+    zmsg_destroy (&reply);
+    assert_int_equal (self->calls, 1);
+    assert_string_equal (self->method, "echo");
+    //  The deadline is the timeout from the request's arrival.
+    assert_true (self->deadline >= sent + 1000 - 50);
+    assert_true (self->deadline <= zclock_mono () + 1000);
+}
+
+static void
+test_statuses (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-1",
+               "missing", "1000", "", NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-2",
+               "empty", "1000", "", NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-3",
+               "bogus", "1000", "", NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-4",
+               "", "1000", "", NULL);
+
+    zmsg_t *reply = s_expect (self, s_handler, 2000);
+    assert_true (s_frame_eq (s_frame_at (reply, 3), "t-1"));
+    assert_true (s_frame_eq (s_frame_at (reply, 4), "404"));
+    s_assert_error (s_frame_at (reply, 5), 404, "not_found");
+    zmsg_destroy (&reply);
+
+    //  No reply body: an empty frame.
+    reply = s_expect (self, s_handler, 2000);
+    assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "t-2",
+                           "201", "", NULL));
+    zmsg_destroy (&reply);
+
+    //  A status out of range becomes 500, with a proper error.
+    reply = s_expect (self, s_handler, 2000);
+    assert_true (s_frame_eq (s_frame_at (reply, 4), "500"));
+    s_assert_error (s_frame_at (reply, 5), 500, "internal");
+    zmsg_destroy (&reply);
+
+    //  The empty method reaches the handler too.
+    reply = s_expect (self, s_handler, 2000);
+    s_assert_error (zmsg_last (reply), 400, "unknown_method");
+    zmsg_destroy (&reply);
+    assert_int_equal (self->calls, 4);
+}
+
+static void
+test_batch (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  A burst, all in the worker's socket before it looks: one call of
+    //  worker_serve serves them all, in order.
+    for (int i = 0; i < 50; i++) {
+        char ticket [16];
+        snprintf (ticket, sizeof ticket, "t-%d", i);
+        s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, ticket,
+                   "echo", "5000", ticket, NULL);
+    }
+    zclock_sleep (200);
+    assert_int_equal (worker_serve (self->worker, 0, s_handler, self), 0);
+    assert_int_equal (self->calls, 50);
+    for (int i = 0; i < 50; i++) {
+        char ticket [16];
+        snprintf (ticket, sizeof ticket, "t-%d", i);
+        zmsg_t *reply = s_expect (self, s_handler, 2000);
+        assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY,
+                               ticket, "200", ticket, NULL));
+        zmsg_destroy (&reply);
+    }
+}
+
+static void
+test_expired (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  Its deadline passed on the way: answered 504, handler not run.
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-1",
+               "echo", "0", "x", NULL);
+    zmsg_t *reply = s_expect (self, s_handler, 2000);
+    assert_non_null (reply);
+    assert_true (s_frame_eq (s_frame_at (reply, 4), "504"));
+    s_assert_error (zmsg_last (reply), 504, "deadline_exceeded");
+    zmsg_destroy (&reply);
+    assert_int_equal (self->calls, 0);
+}
+
+static void
+test_malformed (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  Dropped: no ticket to answer.
+    s_fake_ok (self, "SEND", "RESVW9", RESV_CMD_HEARTBEAT, NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, "WHAT", NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-0",
+               "echo", "1000", NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-0",
+               "echo", "1000", "x", "y", NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_HEARTBEAT, "x",
+               NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_DISCONNECT, "x",
+               NULL);
+    //  Answered 400: a ticket with a bad method or timeout.
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-1",
+               "echo", "soon", "x", NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-2",
+               "Bad Method", "1000", "x", NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-3",
+               "echo", "", "x", NULL);
+    //  And the worker goes on.
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-4",
+               "echo", "1000", "x", NULL);
+    for (int i = 1; i <= 3; i++) {
+        char ticket [8];
+        snprintf (ticket, sizeof ticket, "t-%d", i);
+        zmsg_t *reply = s_expect (self, s_handler, 2000);
+        assert_true (s_frame_eq (s_frame_at (reply, 3), ticket));
+        assert_true (s_frame_eq (s_frame_at (reply, 4), "400"));
+        s_assert_error (s_frame_at (reply, 5), 400, "malformed");
+        zmsg_destroy (&reply);
+    }
+    zmsg_t *reply = s_expect (self, s_handler, 2000);
+    assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "t-4",
+                           "200", "x", NULL));
+    assert_true (zframe_eq (zmsg_first (reply), self->identity));
+    zmsg_destroy (&reply);
+    assert_int_equal (self->calls, 1);
+}
+
+//  The number the fake returns for HBS.
+static int
+s_heartbeats (fixture_t *self)
+{
+    zmsg_t *msg = s_fake (self, "HBS", NULL);
+    char *text = zmsg_popstr (msg);
+    int count = text? atoi (text): -1;
+    free (text);
+    zmsg_destroy (&msg);
+    return count;
+}
+
+static void
+test_heartbeat (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_heartbeats (self);
+    //  Idle for ten intervals: a heartbeat in each, and no reconnection.
+    int64_t end = zclock_mono () + 10 * HEARTBEAT;
+    while (zclock_mono () < end)
+        assert_int_equal (worker_serve (self->worker, 10, s_handler, self), 0);
+    int count = s_heartbeats (self);
+    assert_in_range (count, 6, 12);
+    zmsg_t *msg = s_expect (self, s_handler, 0);
+    assert_null (msg);
+
+    //  Traffic counts as a heartbeat: while replies flow, none is sent,
+    //  where ten would be otherwise (a few are allowed for stalls of a
+    //  loaded machine).
+    end = zclock_mono () + 10 * HEARTBEAT;
+    for (int i = 0; zclock_mono () < end; i++) {
+        if (i == 1)
+            s_heartbeats (self);
+        s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t",
+                   "echo", "1000", "", NULL);
+        msg = s_expect (self, s_handler, 2000);
+        assert_non_null (msg);
+        zmsg_destroy (&msg);
+    }
+    assert_in_range (s_heartbeats (self), 0, 3);
+}
+
+//  Serves the worker until the fake sees READY again, from a new identity.
+//  Returns the time that took, or -1.
+static int64_t
+s_expect_reconnect (fixture_t *self, int timeout_ms)
+{
+    int64_t start = zclock_mono ();
+    int64_t end = start + timeout_ms;
+    while (zclock_mono () < end) {
+        zmsg_t *msg = s_expect (self, s_handler, (int) (end - zclock_mono ()));
+        if (!msg)
+            break;
+        bool ready = s_msg_is (msg, 1, RESV_PROTO_WORKER, RESV_CMD_READY,
+                               "echo", "4", NULL);
+        bool fresh = !zframe_eq (zmsg_first (msg), self->identity);
+        zmsg_destroy (&msg);
+        if (ready) {
+            assert_true (fresh);
+            return zclock_mono () - start;
+        }
+    }
+    return -1;
+}
+
+static void
+test_silent_broker (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_fake_ok (self, "SILENT", "1", NULL);
+    //  Dead after LIVENESS intervals (400 ms), then READY again after
+    //  100 ms; while it stays silent the wait doubles: 200 ms, 400 ms.
+    //  Each time is measured from when the test saw the last READY, a
+    //  little after the worker connected.
+    int64_t took1 = s_expect_reconnect (self, 3000);
+    assert_in_range (took1, 250, 1200);
+    int64_t took2 = s_expect_reconnect (self, 3000);
+    assert_in_range (took2, 450, 1500);
+    int64_t took3 = s_expect_reconnect (self, 3000);
+    assert_in_range (took3, 650, 2000);
+    assert_true (took3 > took1);
+
+    //  Once the broker talks again the worker serves on the new connection.
+    s_fake_ok (self, "SILENT", "0", NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-1",
+               "echo", "1000", "back", NULL);
+    zmsg_t *msg = s_expect (self, s_handler, 2000);
+    assert_true (s_msg_is (msg, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "t-1",
+                           "200", "back", NULL));
+    zmsg_destroy (&msg);
+}
+
+static void
+test_unexpected_bye (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_DISCONNECT, NULL);
+    //  The first BYE: a broker that restarted; the worker is back at once.
+    int64_t took = s_expect_reconnect (self, 2000);
+    assert_in_range (took, 0, 300);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-1",
+               "echo", "1000", "again", NULL);
+    zmsg_t *msg = s_expect (self, s_handler, 2000);
+    assert_true (s_msg_is (msg, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "t-1",
+                           "200", "again", NULL));
+    zmsg_destroy (&msg);
+    //  A broker that keeps refusing it gets the backoff, not a busy loop.
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_DISCONNECT, NULL);
+    took = s_expect_reconnect (self, 2000);
+    assert_in_range (took, 50, 600);
+}
+
+static void
+test_graceful_stop (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_fake_ok (self, "AUTOBYE", "0", NULL);
+    worker_stop (self->worker);
+    zmsg_t *msg = s_expect (self, s_handler, 2000);
+    assert_true (s_msg_is (msg, 1, RESV_PROTO_WORKER, RESV_CMD_DISCONNECT,
+                           NULL));
+    zmsg_destroy (&msg);
+    //  What the broker sent before its BYE is still the worker's to answer.
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-1",
+               "echo", "1000", "late", NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_DISCONNECT, NULL);
+    zclock_sleep (50);
+    assert_int_equal (worker_serve (self->worker, 1000, s_handler, self), -1);
+    assert_int_equal (self->calls, 1);
+    msg = s_expect (self, s_handler, 2000);
+    assert_true (s_msg_is (msg, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "t-1",
+                           "200", "late", NULL));
+    zmsg_destroy (&msg);
+    //  Stopped for good: no heartbeat, no READY.
+    assert_int_equal (worker_serve (self->worker, 0, s_handler, self), -1);
+    s_heartbeats (self);
+    zclock_sleep (3 * HEARTBEAT);
+    assert_int_equal (worker_serve (self->worker, 0, s_handler, self), -1);
+    assert_int_equal (s_heartbeats (self), 0);
+    assert_null (s_expect (self, s_handler, 100));
+}
+
+static void
+test_stop_unanswered (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  The broker keeps heartbeating but never acknowledges: the worker
+    //  stops anyway, after LIVENESS intervals.
+    s_fake_ok (self, "AUTOBYE", "0", NULL);
+    int64_t start = zclock_mono ();
+    worker_stop (self->worker);
+    int rc;
+    while ((rc = worker_serve (self->worker, 1000, s_handler, self)) == 0)
+        assert_true (zclock_mono () - start < 2000);
+    int64_t took = zclock_mono () - start;
+    assert_in_range (took, LIVENESS * HEARTBEAT - 10,
+                     LIVENESS * HEARTBEAT + 500);
+    zmsg_t *msg = s_expect (self, s_handler, 2000);
+    assert_true (s_msg_is (msg, 1, RESV_PROTO_WORKER, RESV_CMD_DISCONNECT,
+                           NULL));
+    zmsg_destroy (&msg);
+}
+
+static void
+test_interrupted (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  SIGTERM and SIGINT set zsys_interrupted; the worker stops as for
+    //  worker_stop(), and the broker's BYE ends it.
+    zsys_interrupted = 1;
+    int rc = worker_serve (self->worker, 2000, s_handler, self);
+    zsys_interrupted = 0;
+    assert_int_equal (rc, -1);
+    zmsg_t *msg = s_expect (self, s_handler, 2000);
+    assert_true (s_msg_is (msg, 1, RESV_PROTO_WORKER, RESV_CMD_DISCONNECT,
+                           NULL));
+    zmsg_destroy (&msg);
+}
+
+static void
+test_call_holds (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  While the worker waits in worker_call the broker hands it another
+    //  request ("held"): served after the call, and heartbeats go on.
+    s_fake_ok (self, "DELAY", "600", NULL);
+    s_heartbeats (self);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-call",
+               "call", "5000", "", NULL);
+    zmsg_t *msg = s_expect (self, s_handler, 3000);
+    assert_true (s_msg_is (msg, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY,
+                           "t-call", "200", "{\"ok\":true}", NULL));
+    zmsg_destroy (&msg);
+    assert_int_equal (self->call_status, 200);
+    assert_true (s_heartbeats (self) >= 600 / HEARTBEAT - 3);
+    msg = s_expect (self, s_handler, 2000);
+    assert_true (s_msg_is (msg, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "held",
+                           "200", "held", NULL));
+    zmsg_destroy (&msg);
+    assert_int_equal (self->calls, 2);
+    assert_string_equal (self->method, "echo");
+}
+
+static void
+test_call_timeout (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  No answer ever: worker_call returns 504 by its deadline (libresv
+    //  allows 250 ms for the broker's own 504), and the request it held
+    //  meanwhile is still served.
+    s_fake_ok (self, "DELAY", "-1", NULL);
+    self->call_timeout = 300;
+    int64_t start = zclock_mono ();
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-call",
+               "call", "5000", "", NULL);
+    zmsg_t *msg = s_expect (self, s_handler, 3000);
+    int64_t took = zclock_mono () - start;
+    assert_non_null (msg);
+    assert_true (s_frame_eq (s_frame_at (msg, 4), "504"));
+    zmsg_destroy (&msg);
+    assert_int_equal (self->call_status, 504);
+    assert_in_range (took, 300, 1500);
+    msg = s_expect (self, s_handler, 2000);
+    assert_true (s_msg_is (msg, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "held",
+                           "200", "held", NULL));
+    zmsg_destroy (&msg);
+}
+
+static void
+test_call_lost_broker (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  The broker falls silent while the worker waits in worker_call: the
+    //  worker reconnects meanwhile, and what it held dies with the old
+    //  connection (the broker gives it to another worker), as does the
+    //  reply to the request that made the call.
+    s_fake_ok (self, "DELAY", "1500", NULL);
+    s_fake_ok (self, "MUTE", "1", NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-call",
+               "call", "5000", "", NULL);
+    assert_true (s_expect_reconnect (self, 3000) > 0);
+    assert_int_equal (self->calls, 1);
+    assert_int_equal (self->call_status, 200);
+    s_fake_ok (self, "SILENT", "0", NULL);
+    int64_t end = zclock_mono () + 500;
+    while (zclock_mono () < end) {
+        zmsg_t *msg = s_expect (self, s_handler, 50);
+        assert_false (s_frame_eq (s_frame_at (msg, 2), RESV_CMD_REPLY));
+        zmsg_destroy (&msg);
+    }
+    assert_int_equal (self->calls, 1);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Against the real broker, in this process
+
+//  Runs a worker of a service in its own thread. Pipe commands: STOP
+//  (worker_stop); it says "STOPPED" when worker_serve returned -1.
+typedef struct {
+    const char *service;        //  Service to serve
+    worker_handler_fn *handler; //  Its handler; state is the worker
+} runner_args_t;
+
+static void
+s_runner (zsock_t *pipe, void *args)
+{
+    const runner_args_t *runner = (const runner_args_t *) args;
+    resv_cfg_t *cfg = resv_cfg_load (NULL);
+    worker_t *worker = worker_new (cfg, runner->service);
+    zsock_signal (pipe, worker? 0: 1);
+    bool stopped = !worker;
+    while (true) {
+        if (zsock_events (pipe) & ZMQ_POLLIN) {
+            char *command = zstr_recv (pipe);
+            bool term = !command || streq (command, "$TERM");
+            if (command && streq (command, "STOP"))
+                worker_stop (worker);
+            free (command);
+            if (term)
+                break;
+        }
+        if (stopped)
+            zclock_sleep (5);
+        else
+        if (worker_serve (worker, 10, runner->handler, worker) == -1) {
+            stopped = true;
+            zstr_send (pipe, "STOPPED");
+        }
+    }
+    worker_destroy (&worker);
+    resv_cfg_destroy (&cfg);
+}
+
+//  Calls echo/echo through the real broker, from a service worker.
+static int
+s_caller (void *state, const char *method, zframe_t **body_p,
+          int64_t deadline, zframe_t **reply_p)
+{
+    (void) deadline;
+    worker_t *worker = (worker_t *) state;
+    json_t *request = worker_parse (*body_p, reply_p);
+    if (!request)
+        return RESV_BAD_REQUEST;
+    json_t *reply = NULL;
+    int status = worker_call (worker, "echo", method, request, 0, &reply);
+    json_decref (request);
+    *reply_p = worker_json (reply);
+    return status;
+}
+
+//  The workers the live tests run.
+static const runner_args_t s_echo_runner = { "echo", svc_echo };
+static const runner_args_t s_caller_runner = { "caller", s_caller };
+
+#define RUNNERS_MAX 4
+
+typedef struct {
+    char dir [64];              //  Data directory of the broker's journal
+    zactor_t *runners [RUNNERS_MAX];    //  Worker threads, for teardown
+    resv_cfg_t *cfg;            //  From the environment
+    zactor_t *broker;           //  The broker actor
+    char *frontend;             //  Its bound endpoints
+    char *backend;
+    resv_t *client;             //  A client of the frontend
+} live_t;
+
+static void
+s_remove_dir (const char *path)
+{
+    DIR *dir = opendir (path);
+    struct dirent *entry;
+    while (dir && (entry = readdir (dir))) {
+        if (streq (entry->d_name, ".") || streq (entry->d_name, ".."))
+            continue;
+        char file [PATH_MAX];
+        snprintf (file, sizeof file, "%s/%s", path, entry->d_name);
+        unlink (file);
+    }
+    if (dir)
+        closedir (dir);
+    rmdir (path);
+}
+
+//  Starts the broker again on the endpoints it had, which the old one may
+//  take a moment to release.
+static zactor_t *
+s_broker_restart (live_t *self)
+{
+    zactor_t *broker = NULL;
+    for (int attempt = 0; attempt < 20 && !broker; attempt++) {
+        zclock_sleep (100);
+        broker = broker_new (self->cfg);
+    }
+    assert_non_null (broker);
+    return broker;
+}
+
+static int
+s_live_new (void **state)
+{
+    live_t *self = (live_t *) zmalloc (sizeof (live_t));
+    snprintf (self->dir, sizeof self->dir, "/tmp/resv-worker-test.XXXXXX");
+    assert_non_null (mkdtemp (self->dir));
+    setenv ("RESV_DATA_DIR", self->dir, 1);
+    //  Slower heartbeats than the fake's: echo sleep blocks its worker,
+    //  which must not be taken for dead meanwhile.
+    s_setenv_int ("RESV_BROKER_HEARTBEAT", 200);
+    s_setenv_int ("RESV_BROKER_GRACE", 300);
+    self->cfg = resv_cfg_load (NULL);
+    //  Ports below the kernel's ephemeral range (and CZMQ's ":*" range,
+    //  which starts at 49152): the broker restart test binds them again,
+    //  and nothing else on the machine should take them meanwhile.
+    for (int attempt = 0; attempt < 20 && !self->broker; attempt++) {
+        int port = 20000 + randof (12000);
+        char endpoint [40];
+        snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+        setenv ("RESV_BROKER_FRONTEND", endpoint, 1);
+        snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port + 1);
+        setenv ("RESV_BROKER_BACKEND", endpoint, 1);
+        snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port + 2);
+        setenv ("RESV_BROKER_EVENTS", endpoint, 1);
+        self->broker = broker_new (self->cfg);
+    }
+    assert_non_null (self->broker);
+    self->frontend = strdup (getenv ("RESV_BROKER_FRONTEND"));
+    self->client = resv_new (self->frontend);
+    assert_non_null (self->client);
+    *state = self;
+    return 0;
+}
+
+static int
+s_live_destroy (void **state)
+{
+    live_t *self = (live_t *) *state;
+    for (int i = 0; i < RUNNERS_MAX; i++)
+        zactor_destroy (&self->runners [i]);
+    resv_destroy (&self->client);
+    zactor_destroy (&self->broker);
+    resv_cfg_destroy (&self->cfg);
+    free (self->frontend);
+    s_remove_dir (self->dir);
+    free (self);
+    s_setenv_int ("RESV_BROKER_HEARTBEAT", HEARTBEAT);
+    return 0;
+}
+
+//  Starts a worker thread, which the teardown stops if the test does not.
+static zactor_t *
+s_runner_start (live_t *self, const runner_args_t *args)
+{
+    zactor_t *runner = zactor_new (s_runner, (void *) args);
+    assert_non_null (runner);
+    for (int i = 0; i < RUNNERS_MAX; i++)
+        if (!self->runners [i]) {
+            self->runners [i] = runner;
+            return runner;
+        }
+    fail_msg ("too many runners");
+    return NULL;
+}
+
+//  Stops a worker thread before the teardown would.
+static void
+s_runner_destroy (live_t *self, zactor_t *runner)
+{
+    for (int i = 0; i < RUNNERS_MAX; i++)
+        if (self->runners [i] == runner)
+            zactor_destroy (&self->runners [i]);
+}
+
+//  Waits until the broker counts count workers of service.
+static bool
+s_wait_workers (live_t *self, const char *service, int count, int timeout_ms)
+{
+    int64_t end = zclock_mono () + timeout_ms;
+    while (zclock_mono () < end) {
+        json_t *stats = NULL;
+        if (resv_stats (self->client, &stats) == RESV_OK) {
+            json_t *workers = json_object_get (json_object_get (
+                json_object_get (stats, "services"), service), "workers");
+            bool done = json_integer_value (workers) == count
+                     && (count == 0 || workers);
+            json_decref (stats);
+            if (done)
+                return true;
+        }
+        else
+            json_decref (stats);
+        zclock_sleep (20);
+    }
+    return false;
+}
+
+//  Calls service/method with a raw body; checks status and reply.
+static void
+s_assert_call (live_t *self, const char *service, const char *method,
+               const char *body, int status, const char *reply)
+{
+    char *got = NULL;
+    size_t size = 0;
+    assert_int_equal (resv_call_raw (self->client, service, method, body,
+                                     strlen (body), 3000, &got, &size),
+                      status);
+    if (reply) {
+        assert_int_equal (size, strlen (reply));
+        assert_memory_equal (got, reply, size);
+    }
+    free (got);
+}
+
+static void
+test_live_echo (void **state)
+{
+    live_t *self = (live_t *) *state;
+    zactor_t *runner = s_runner_start (self, &s_echo_runner);
+    assert_true (s_wait_workers (self, "echo", 1, 3000));
+    s_assert_call (self, "echo", "echo", "{\"a\":[1,2]}", 200, "{\"a\":[1,2]}");
+    s_assert_call (self, "echo", "echo", "", 200, "");
+    s_assert_call (self, "echo", "sleep", "{\"ms\":20}", 200, "{\"slept\":20}");
+    s_assert_call (self, "echo", "fail", "", 500, NULL);
+    s_assert_call (self, "echo", "nope", "", 400, NULL);
+    s_assert_call (self, "echo", "sleep", "{\"ms\":\"x\"}", 400, NULL);
+    //  A large body comes back intact.
+    size_t size = 200000;
+    char *big = (char *) malloc (size + 1);
+    for (size_t i = 0; i < size; i++)
+        big [i] = (char) ('a' + i % 26);
+    big [size] = 0;
+    s_assert_call (self, "echo", "echo", big, 200, big);
+    free (big);
+    //  A worker destroyed while it runs says BYE: the broker forgets it at
+    //  once, not after the 600 ms of silence that would take.
+    s_runner_destroy (self, runner);
+    assert_true (s_wait_workers (self, "echo", 0, 300));
+}
+
+static void
+test_live_stop_in_hand (void **state)
+{
+    live_t *self = (live_t *) *state;
+    zactor_t *runner = s_runner_start (self, &s_echo_runner);
+    assert_true (s_wait_workers (self, "echo", 1, 3000));
+    //  The worker is told to stop while it sleeps on a request: it still
+    //  answers it, then stops.
+    const char *body = "{\"ms\":300}";
+    int64_t handle = resv_send (self->client, "echo", "sleep", body,
+                                strlen (body), 3000);
+    assert_true (handle > 0);
+    zclock_sleep (100);
+    zstr_send (runner, "STOP");
+    resv_reply_t reply;
+    assert_int_equal (resv_recv (self->client, 3000, &reply), 0);
+    assert_int_equal (reply.handle, handle);
+    assert_int_equal (reply.status, 200);
+    assert_string_equal (reply.body, "{\"slept\":300}");
+    free (reply.body);
+    zsock_set_rcvtimeo (runner, 2000);
+    char *stopped = zstr_recv (runner);
+    assert_non_null (stopped);
+    assert_string_equal (stopped, "STOPPED");
+    free (stopped);
+    assert_true (s_wait_workers (self, "echo", 0, 1000));
+    //  Gone: a new request waits out the grace and gets 503.
+    s_assert_call (self, "echo", "echo", "", 503, NULL);
+}
+
+static void
+test_live_broker_restart (void **state)
+{
+    live_t *self = (live_t *) *state;
+    s_runner_start (self, &s_echo_runner);
+    assert_true (s_wait_workers (self, "echo", 1, 3000));
+    s_assert_call (self, "echo", "echo", "before", 200, "before");
+    zactor_destroy (&self->broker);
+    self->broker = s_broker_restart (self);
+    //  The worker finds the new broker by itself.
+    assert_true (s_wait_workers (self, "echo", 1, 5000));
+    s_assert_call (self, "echo", "echo", "after", 200, "after");
+}
+
+static void
+test_live_call (void **state)
+{
+    live_t *self = (live_t *) *state;
+    s_runner_start (self, &s_echo_runner);
+    s_runner_start (self, &s_caller_runner);
+    assert_true (s_wait_workers (self, "echo", 1, 3000));
+    assert_true (s_wait_workers (self, "caller", 1, 3000));
+    s_assert_call (self, "caller", "echo", "{\"x\":1}", 200, "{\"x\":1}");
+    s_assert_call (self, "caller", "fail", "", 500, NULL);
+    //  Many at once: the caller takes up to its credit, calls for the
+    //  first and holds the others meanwhile; every one is answered.
+    int64_t handles [20];
+    for (int i = 0; i < 20; i++) {
+        char body [32];
+        snprintf (body, sizeof body, "{\"n\":%d}", i);
+        handles [i] = resv_send (self->client, "caller", "echo", body,
+                                 strlen (body), 5000);
+        assert_true (handles [i] > 0);
+    }
+    int answered = 0;
+    resv_reply_t reply;
+    while (resv_recv (self->client, 5000, &reply) == 0) {
+        for (int i = 0; i < 20; i++)
+            if (reply.handle == handles [i]) {
+                char body [32];
+                snprintf (body, sizeof body, "{\"n\":%d}", i);
+                assert_int_equal (reply.status, 200);
+                assert_string_equal (reply.body, body);
+                answered++;
+            }
+        free (reply.body);
+    }
+    assert_int_equal (answered, 20);
+}
+
+
+int
+main (void)
+{
+    //  Settings the tests rely on, whatever the environment or config.
+    s_setenv_int ("RESV_BROKER_HEARTBEAT", HEARTBEAT);
+    s_setenv_int ("RESV_BROKER_LIVENESS", LIVENESS);
+    s_setenv_int ("RESV_WORKERS_CREDIT", CREDIT);
+    s_setenv_int ("RESV_CLIENT_TIMEOUT", 2000);
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    zsys_set_logident ("worker_test");
+    //  Random ports (s_bind_random) differ from one run to the next.
+    srandom ((unsigned) (getpid () ^ zclock_time ()));
+
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_json),
+        cmocka_unit_test (test_error),
+        cmocka_unit_test (test_parse_ok),
+        cmocka_unit_test (test_parse_bad),
+        cmocka_unit_test (test_new_bad),
+        cmocka_unit_test (test_null_safe),
+        cmocka_unit_test (test_services),
+        cmocka_unit_test (test_echo),
+#define FAKE(test) cmocka_unit_test_setup_teardown (test, s_fixture_new, \
+                                                    s_fixture_destroy)
+        FAKE (test_request_reply),
+        FAKE (test_statuses),
+        FAKE (test_batch),
+        FAKE (test_expired),
+        FAKE (test_malformed),
+        FAKE (test_heartbeat),
+        FAKE (test_silent_broker),
+        FAKE (test_unexpected_bye),
+        FAKE (test_graceful_stop),
+        FAKE (test_stop_unanswered),
+        FAKE (test_interrupted),
+        FAKE (test_call_holds),
+        FAKE (test_call_timeout),
+        FAKE (test_call_lost_broker),
+#define LIVE(test) cmocka_unit_test_setup_teardown (test, s_live_new, \
+                                                    s_live_destroy)
+        LIVE (test_live_echo),
+        LIVE (test_live_stop_in_hand),
+        LIVE (test_live_broker_restart),
+        LIVE (test_live_call),
+    };
+    //  WORKER_TEST_FILTER=test_batch runs only the tests it matches.
+    if (getenv ("WORKER_TEST_FILTER"))
+        cmocka_set_test_filter (getenv ("WORKER_TEST_FILTER"));
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
