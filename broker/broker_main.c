@@ -56,12 +56,16 @@ main (int argc, char *argv [])
     //  Wait for SIGTERM or SIGINT, then stop gracefully: the actor signals
     //  once every request in flight has its answer.
     zpoller_t *poller = zpoller_new (broker, NULL);
+    //  The poller must keep waiting after the signal, for the actor's
+    //  word that every request in flight has its answer.
+    zpoller_set_nonstop (poller, true);
     while (!zsys_interrupted)
         zpoller_wait (poller, 500);
     zsys_info ("broker: signal received, stopping");
     zstr_send (broker, "STOP");
-    while (!zpoller_wait (poller, 100) && !zpoller_terminated (poller))
+    while (!zpoller_wait (poller, 100))
         ;
+    zsock_wait (broker);
     zpoller_destroy (&poller);
     zactor_destroy (&broker);
     resv_cfg_destroy (&cfg);

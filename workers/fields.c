@@ -59,6 +59,22 @@ field_string (json_t *request, const char *key, bool required, size_t max,
 }
 
 int
+field_token (json_t *request, const char *key, bool required,
+             const char **out_p, zframe_t **reply_p)
+{
+    static const char *chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                               "0123456789._:@+-";
+    const char *text = NULL;
+    if (field_string (request, key, required, FIELD_TOKEN_MAX, &text, reply_p))
+        return -1;
+    if (text && text [strspn (text, chars)])
+        return s_bad (reply_p, key, "1 to 64 letters, digits or '._:@+-'");
+    if (text)
+        *out_p = text;
+    return 0;
+}
+
+int
 field_int (json_t *request, const char *key, bool required, int64_t min,
            int64_t max, int64_t *out_p, zframe_t **reply_p)
 {

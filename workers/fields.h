@@ -27,6 +27,17 @@ int
     field_string (json_t *request, const char *key, bool required,
                   size_t max, const char **out_p, zframe_t **reply_p);
 
+//  Longest identifier, in bytes.
+#define FIELD_TOKEN_MAX 64
+
+//  An identifier (ids, customers, owners, request ids): 1 to
+//  FIELD_TOKEN_MAX letters, digits or "._:@+-". Names are free text, but an
+//  identifier with spaces, quotes or SQL in it is a mistake, and "alice"
+//  and "alice " must never be two people.
+int
+    field_token (json_t *request, const char *key, bool required,
+                 const char **out_p, zframe_t **reply_p);
+
 //  An integer in [min, max] (JSON numbers only: "3" is refused).
 int
     field_int (json_t *request, const char *key, bool required,

@@ -38,12 +38,6 @@
 //  Longest status word kept in a row ("CANCELLED"), and its NUL.
 #define S_WORD_SIZE         16
 
-//  Identifiers (ids, customers, owners, request ids) are tokens, as in
-//  availability and payment: an identifier with spaces, quotes or SQL in
-//  it is a mistake, refused here rather than half-way through a saga.
-#define S_TOKEN_MAX     64
-#define S_TOKEN_CHARS   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
-                        "0123456789._:@+-"
 
 static const char s_schema [] =
     "CREATE TABLE IF NOT EXISTS approvals ("
@@ -118,26 +112,6 @@ s_fail (zframe_t **reply_p, int code, const char *reason, const char *fmt, ...)
                                             message? message: "out of memory"));
     free (message);
     return code;
-}
-
-//  An identifier: 1 to S_TOKEN_MAX bytes of S_TOKEN_CHARS. As the
-//  field_ getters do, returns 0, or -1 with a 400 reply set.
-static int
-s_field_token (json_t *request, const char *key, bool required,
-               const char **out_p, zframe_t **reply_p)
-{
-    const char *text = NULL;
-    if (field_string (request, key, required, S_TOKEN_MAX, &text, reply_p))
-        return -1;
-    if (text && text [strspn (text, S_TOKEN_CHARS)]) {
-        s_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
-                "%s must be 1 to %d letters, digits or '._:@+-'", key,
-                S_TOKEN_MAX);
-        return -1;
-    }
-    if (text)
-        *out_p = text;
-    return 0;
 }
 
 //  A store failure in a handler: one log line naming the operation, the id
@@ -468,8 +442,8 @@ s_decide (s_self_t *self, json_t *request, const char *decision,
     const char *keys [] = { "id", "owner", "reason", NULL };
     const char *id, *owner, *reason = NULL;
     if (field_only (request, keys, reply_p)
-    ||  s_field_token (request, "id", true, &id, reply_p)
-    ||  s_field_token (request, "owner", true, &owner, reply_p)
+    ||  field_token (request, "id", true, &id, reply_p)
+    ||  field_token (request, "owner", true, &owner, reply_p)
     ||  field_string (request, "reason", false, 0, &reason, reply_p))
         return RESV_BAD_REQUEST;
     s_row_t row;

@@ -51,13 +51,6 @@
 #define S_LIST_BYTES    (512 * 1024)
 #define S_LIST_MAX      1000
 
-//  Identifiers (ids, owners, request ids) are tokens: letters, digits and
-//  a few marks. Names are free text; an identifier with spaces, quotes or
-//  SQL in it is a mistake, and "alice" and "alice " must never be two
-//  owners.
-#define S_TOKEN_MAX     64
-#define S_TOKEN_CHARS   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
-                        "0123456789._:@+-"
 
 //  holds.released: see the top of this file.
 #define S_HELD          0
@@ -254,25 +247,6 @@ s_forbidden (store_t *store, zframe_t **reply_p, const char *id)
 //  --------------------------------------------------------------------------
 //  Request fields beyond fields.h
 
-//  An identifier: a token of 1 to S_TOKEN_MAX bytes of S_TOKEN_CHARS.
-static int
-s_field_token (json_t *request, const char *key, bool required,
-               const char **out_p, zframe_t **reply_p)
-{
-    const char *text = NULL;
-    if (field_string (request, key, required, S_TOKEN_MAX, &text, reply_p))
-        return -1;
-    if (text && text [strspn (text, S_TOKEN_CHARS)]) {
-        *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
-                                 "%s must be 1 to %d letters, digits or "
-                                 "'._:@+-'", key, S_TOKEN_MAX);
-        return -1;
-    }
-    if (text)
-        *out_p = text;
-    return 0;
-}
-
 //  slots: an array of 1 to S_SLOTS_MAX distinct labels, each 1 to
 //  S_SLOT_MAX bytes without control characters. *slots_p gets a new
 //  reference (caller owns), or stays NULL when the member is absent.
@@ -452,12 +426,12 @@ s_resource_add (availability_t *self, json_t *request, int64_t deadline,
     json_t *slots = NULL;
     if (field_only (request, keys, reply_p)
     ||  field_string (request, "name", true, 0, &name, reply_p)
-    ||  s_field_token (request, "owner", true, &owner, reply_p)
+    ||  field_token (request, "owner", true, &owner, reply_p)
     ||  field_string (request, "kind", false, 0, &kind, reply_p)
     ||  field_int (request, "capacity", false, 1, S_CAPACITY_MAX, &capacity, reply_p)
     ||  field_int (request, "price", false, 0, S_PRICE_MAX, &price, reply_p)
     ||  field_choice (request, "approval", false, approvals, &approval, reply_p)
-    ||  s_field_token (request, "request_id", false, &request_id, reply_p)
+    ||  field_token (request, "request_id", false, &request_id, reply_p)
     ||  s_field_slots (request, &slots, reply_p))
         return RESV_BAD_REQUEST;
     char *slots_text = slots? json_dumps (slots, JSON_COMPACT):
@@ -550,7 +524,7 @@ s_resource_show (availability_t *self, json_t *request, int64_t deadline,
     static const char *keys [] = { "id", NULL };
     const char *id = NULL;
     if (field_only (request, keys, reply_p)
-    ||  s_field_token (request, "id", true, &id, reply_p))
+    ||  field_token (request, "id", true, &id, reply_p))
         return RESV_BAD_REQUEST;
     json_t *resource = NULL;
     int rc = s_resource_live (self->store, id, &resource);
@@ -574,10 +548,10 @@ s_resource_list (availability_t *self, json_t *request, int64_t deadline,
     const char *owner = NULL, *kind = NULL, *after = NULL;
     int64_t limit = S_LIST_MAX;
     if (field_only (request, keys, reply_p)
-    ||  s_field_token (request, "owner", false, &owner, reply_p)
+    ||  field_token (request, "owner", false, &owner, reply_p)
     ||  field_string (request, "kind", false, 0, &kind, reply_p)
     ||  field_int (request, "limit", false, 1, S_LIST_MAX, &limit, reply_p)
-    ||  s_field_token (request, "after", false, &after, reply_p))
+    ||  field_token (request, "after", false, &after, reply_p))
         return RESV_BAD_REQUEST;
     //  The cursor is the position (rowid) of the last resource returned.
     int64_t position = 0;
@@ -696,8 +670,8 @@ s_resource_update (availability_t *self, json_t *request, int64_t deadline,
     int64_t capacity = -1, price = -1;
     json_t *slots = NULL;
     if (field_only (request, keys, reply_p)
-    ||  s_field_token (request, "id", true, &id, reply_p)
-    ||  s_field_token (request, "owner", true, &owner, reply_p)
+    ||  field_token (request, "id", true, &id, reply_p)
+    ||  field_token (request, "owner", true, &owner, reply_p)
     ||  field_string (request, "name", false, 0, &name, reply_p)
     ||  field_string (request, "kind", false, 0, &kind, reply_p)
     ||  field_int (request, "capacity", false, 1, S_CAPACITY_MAX, &capacity, reply_p)
@@ -833,8 +807,8 @@ s_resource_remove (availability_t *self, json_t *request, int64_t deadline,
     static const char *keys [] = { "id", "owner", NULL };
     const char *id = NULL, *owner = NULL;
     if (field_only (request, keys, reply_p)
-    ||  s_field_token (request, "id", true, &id, reply_p)
-    ||  s_field_token (request, "owner", true, &owner, reply_p))
+    ||  field_token (request, "id", true, &id, reply_p)
+    ||  field_token (request, "owner", true, &owner, reply_p))
         return RESV_BAD_REQUEST;
     if (store_begin (self->store))
         return s_failed (self->store, reply_p, "remove resource", id);
@@ -918,7 +892,7 @@ s_availability (availability_t *self, json_t *request, int64_t deadline,
     const char *id = NULL;
     int64_t first = 0, days = 1;
     if (field_only (request, keys, reply_p)
-    ||  s_field_token (request, "resource", true, &id, reply_p)
+    ||  field_token (request, "resource", true, &id, reply_p)
     ||  s_field_stay (request, "date", &first, &days, reply_p))
         return RESV_BAD_REQUEST;
     //  One read transaction: the capacity and the usage of one moment.
@@ -1015,7 +989,7 @@ s_full_day (store_t *store, const char *id, const char *slot, int64_t first,
 //  What a reservation already holds: a summary of its holds rows.
 typedef struct {
     int64_t count;              //  Days recorded; 0: none
-    char resource [S_TOKEN_MAX + 1];
+    char resource [FIELD_TOKEN_MAX + 1];
     char slot [S_SLOT_MAX + 1];
     int64_t first;              //  First day
     int64_t units;
@@ -1087,8 +1061,8 @@ s_hold (availability_t *self, json_t *request, int64_t deadline,
     const char *reservation = NULL, *id = NULL, *slot = NULL;
     int64_t first = 0, days = 1, units = 1;
     if (field_only (request, keys, reply_p)
-    ||  s_field_token (request, "reservation", true, &reservation, reply_p)
-    ||  s_field_token (request, "resource", true, &id, reply_p)
+    ||  field_token (request, "reservation", true, &reservation, reply_p)
+    ||  field_token (request, "resource", true, &id, reply_p)
     ||  s_field_stay (request, "date", &first, &days, reply_p)
     ||  field_string (request, "slot", false, S_SLOT_MAX, &slot, reply_p)
     ||  field_int (request, "units", false, 1, S_CAPACITY_MAX, &units, reply_p))
@@ -1225,7 +1199,7 @@ s_release_method (availability_t *self, json_t *request, int64_t deadline,
     static const char *keys [] = { "reservation", NULL };
     const char *reservation = NULL;
     if (field_only (request, keys, reply_p)
-    ||  s_field_token (request, "reservation", true, &reservation, reply_p))
+    ||  field_token (request, "reservation", true, &reservation, reply_p))
         return RESV_BAD_REQUEST;
     int count = 0;
     if (store_begin (self->store)

@@ -50,12 +50,6 @@
 //  Longest simulated latency, ms: the broker's longest deadline.
 #define S_LATENCY_MAX   60000
 
-//  Reservation ids are tokens of letters, digits and a few marks, as in
-//  svc_availability.c. Customers are the reservation service's to check
-//  (any text field): refusing more here would fail a reserve half-way.
-#define S_TOKEN_MAX     64
-#define S_TOKEN_CHARS   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
-                        "0123456789._:@+-"
 
 //  Payment status words (spec, section 5).
 #define S_AUTHORIZED    "authorized"
@@ -493,21 +487,6 @@ s_reply_payment (zframe_t **reply_p, s_payment_t *payment)
     return RESV_OK;
 }
 
-static int
-s_field_token (json_t *request, const char *key, const char **out_p,
-               zframe_t **reply_p)
-{
-    if (field_string (request, key, true, S_TOKEN_MAX, out_p, reply_p))
-        return -1;
-    if ((*out_p) [strspn (*out_p, S_TOKEN_CHARS)]) {
-        *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
-                                 "%s must be 1 to %d letters, digits or "
-                                 "'._:@+-'", key, S_TOKEN_MAX);
-        return -1;
-    }
-    return 0;
-}
-
 //  What an authorize finds already stored for its reservation: RESV_OK
 //  with the reply set (a repeat: the same payment), RESV_CONFLICT with
 //  the reply set, or 0 when it must authorise again (voided by a
@@ -544,7 +523,7 @@ s_authorize (payment_t *self, json_t *request, int64_t deadline,
     const char *reservation = NULL, *customer = NULL;
     int64_t amount = 0;
     if (field_only (request, keys, reply_p)
-    ||  s_field_token (request, "reservation", &reservation, reply_p)
+    ||  field_token (request, "reservation", true, &reservation, reply_p)
     ||  field_string (request, "customer", true, 0, &customer, reply_p)
     ||  field_int (request, "amount", true, 0, INT64_MAX, &amount, reply_p))
         return RESV_BAD_REQUEST;
@@ -638,7 +617,7 @@ s_void (payment_t *self, json_t *request, int64_t deadline,
     static const char *keys [] = { "reservation", NULL };
     const char *reservation = NULL;
     if (field_only (request, keys, reply_p)
-    ||  s_field_token (request, "reservation", &reservation, reply_p))
+    ||  field_token (request, "reservation", true, &reservation, reply_p))
         return RESV_BAD_REQUEST;
     store_t *store = self->store;
     s_payment_t payment;

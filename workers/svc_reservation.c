@@ -48,12 +48,6 @@
 #define S_SWEEP_DEFAULT     5000
 #define S_ABANDON_SLACK     10000
 
-//  Identifiers (ids, customers, owners, request ids) are tokens, as in
-//  availability and payment: an identifier with spaces, quotes or SQL in
-//  it is a mistake, refused here rather than half-way through a saga.
-#define S_TOKEN_MAX     64
-#define S_TOKEN_CHARS   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
-                        "0123456789._:@+-"
 
 static const char s_schema [] =
     "CREATE TABLE IF NOT EXISTS reservations ("
@@ -192,26 +186,6 @@ s_fail (zframe_t **reply_p, int code, const char *reason, const char *fmt, ...)
                                             message? message: "out of memory"));
     free (message);
     return code;
-}
-
-//  An identifier: 1 to S_TOKEN_MAX bytes of S_TOKEN_CHARS. As the
-//  field_ getters do, returns 0, or -1 with a 400 reply set.
-static int
-s_field_token (json_t *request, const char *key, bool required,
-               const char **out_p, zframe_t **reply_p)
-{
-    const char *text = NULL;
-    if (field_string (request, key, required, S_TOKEN_MAX, &text, reply_p))
-        return -1;
-    if (text && text [strspn (text, S_TOKEN_CHARS)]) {
-        s_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
-                "%s must be 1 to %d letters, digits or '._:@+-'", key,
-                S_TOKEN_MAX);
-        return -1;
-    }
-    if (text)
-        *out_p = text;
-    return 0;
 }
 
 //  A store failure in a handler: one log line naming the operation, the id
@@ -452,15 +426,15 @@ s_order_read (json_t *request, s_order_t *order, zframe_t **reply_p)
     order->units = 1;
     int64_t first;
     if (field_only (request, keys, reply_p)
-    ||  s_field_token (request, "customer", true, &order->customer, reply_p)
-    ||  s_field_token (request, "resource", true, &order->resource, reply_p)
+    ||  field_token (request, "customer", true, &order->customer, reply_p)
+    ||  field_token (request, "resource", true, &order->resource, reply_p)
     ||  field_date (request, "date", true, &order->date, &first, reply_p)
     ||  field_int (request, "days", false, 1, S_DAYS_MAX, &order->days, reply_p)
     ||  field_string (request, "slot", false, S_SLOT_MAX, &order->slot,
                       reply_p)
     ||  field_int (request, "units", false, 1, S_UNITS_MAX, &order->units,
                    reply_p)
-    ||  s_field_token (request, "request_id", false, &order->request_id,
+    ||  field_token (request, "request_id", false, &order->request_id,
                        reply_p))
         return RESV_BAD_REQUEST;
     //  Day numbers past the year 9999 have no YYYY-MM-DD to name them.
@@ -880,9 +854,9 @@ s_read_id (json_t *request, const char **keys, const char **id_p,
            const char **customer_p, zframe_t **reply_p)
 {
     if (field_only (request, keys, reply_p)
-    ||  s_field_token (request, "id", true, id_p, reply_p)
+    ||  field_token (request, "id", true, id_p, reply_p)
     ||  (customer_p
-         && s_field_token (request, "customer", true, customer_p, reply_p)))
+         && field_token (request, "customer", true, customer_p, reply_p)))
         return -1;
     return 0;
 }

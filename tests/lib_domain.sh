@@ -1,0 +1,149 @@
+# tests/lib_domain.sh: helpers of the integration tests of the reservation
+# flow (test_saga.sh, test_guarantees.sh, test_badinput.sh), sourced after
+# lib.sh. They run the whole system under resvd, read JSON with python3
+# (standard library only) and wait for the asynchronous side of the saga
+# (approval, payment, notification, view) to catch up.
+
+# The CLI, with a deadline long enough for a loaded 2-core machine.
+R=("$BIN/resv" -t 10000)
+r () { "${R[@]}" "$@"; }
+
+# js EXPR: evaluates the Python expression EXPR with d = the JSON document
+# read from stdin; prints a string as it is, anything else as JSON. Fails
+# (prints nothing) when stdin is not JSON or EXPR fails.
+js () {
+    python3 -c '
+import json, sys
+try:
+    d = json.load(sys.stdin)
+    v = eval(sys.argv[1])
+except Exception:
+    sys.exit(1)
+print(v if isinstance(v, str) else json.dumps(v))' "$1"
+}
+
+# Ports below the kernel's ephemeral range (32768 and up): resvd restarts a
+# killed broker on the same ports, which an outgoing connection must not
+# have taken meanwhile.
+use_low_ports () {
+    local port ports=()
+    while [ ${#ports[@]} -lt 3 ]; do
+        port=$(free_port)
+        [ "$port" -lt 32768 ] && ports+=("$port")
+    done
+    export RESV_BROKER_FRONTEND=tcp://127.0.0.1:${ports[0]}
+    export RESV_BROKER_BACKEND=tcp://127.0.0.1:${ports[1]}
+    export RESV_BROKER_EVENTS=tcp://127.0.0.1:${ports[2]}
+}
+
+# alive PID: the process exists and is not a zombie.
+alive () {
+    local stat
+    stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+    [ -n "$stat" ] && [ "${stat#Z}" = "$stat" ]
+}
+
+# counts SERVICE N: the broker counts N workers of SERVICE now (asked anew
+# on every call, unlike lib.sh's wait_workers).
+counts () { test "$(workers_of "$1")" = "$2"; }
+wait_count () { wait_for "${3:-15}" counts "$1" "$2"; }
+
+DOMAIN_SERVICES="availability reservation payment approval notification view"
+
+# start_resvd: starts resvd on fresh low ports with the counts set in the
+# environment (RESV_WORKERS_<SERVICE>_COUNT, which each test sets for every
+# domain service) and waits until the broker counts them all.
+start_resvd () {
+    use_low_ports
+    export RESV_WORKERS_ECHO_COUNT=${RESV_WORKERS_ECHO_COUNT:-0}
+    spawn resvd "$BIN/resvd" -c "$TOP/config/resv.cfg"
+    RESVD_PID=$LAST_PID
+    wait_for 15 "$BIN/resv" -t 500 ping || return 1
+    local s var
+    for s in $DOMAIN_SERVICES; do
+        var=RESV_WORKERS_${s^^}_COUNT
+        wait_count "$s" "${!var}" || return 1
+    done
+}
+
+# pids_of SERVICE: the PIDs of resvd's workers of SERVICE, one a line.
+pids_of () { pgrep -P "$RESVD_PID" -f "resv-worker( .*)? $1\$" | sort -n; }
+broker_pid () { pgrep -P "$RESVD_PID" -f 'resv-broker' | head -n 1; }
+
+# Field readers, each a CLI call and a python3 expression.
+view_status () { r status "$1" | js 'd["status"]'; }
+view_payment () { r status "$1" | js 'd["payment"]["status"]'; }
+cmd_status () { r call reservation get "{\"id\":\"$1\"}" | js 'd["status"]'; }
+
+# status_is ID STATUS [PAYMENT]: the view shows reservation ID in STATUS
+# (and its payment in PAYMENT).
+status_is () {
+    local out
+    out=$(r status "$1") || return 1
+    [ "$(printf '%s' "$out" | js 'd["status"]')" = "$2" ] || return 1
+    [ -z "${3:-}" ] ||
+        [ "$(printf '%s' "$out" | js 'd["payment"]["status"]')" = "$3" ]
+}
+
+# held RESOURCE DATE [SLOT]: the units held on DATE (and SLOT; the first
+# slot when none is given).
+held () {
+    r availability --resource "$1" --date "$2" |
+        js "[x['held'] for x in d['days'] if '${3:-}' in ('', x['slot'])][0]"
+}
+
+# helds RESOURCE DATE DAYS [SLOT]: the held units of DAYS dates, space
+# separated.
+helds () {
+    r availability --resource "$1" --date "$2" --days "$3" |
+        js "' '.join(str(x['held']) for x in d['days'] if '${4:-}' in ('', x['slot']))"
+}
+
+# notes CUSTOMER [KIND] [RESERVATION]: how many notifications CUSTOMER has
+# (of KIND, about RESERVATION).
+notes () {
+    r notifications --customer "$1" |
+        js "len([n for n in d['items'] if '${2:-}' in ('', n['kind']) and '${3:-}' in ('', n['reservation'])])"
+}
+notes_are () { [ "$(notes "$1" "${3:-}" "${4:-}")" = "$2" ]; }
+
+# journal FILE: reads the whole journal, page by page (--limit 500), into
+# FILE as one JSON list of events. Fails if a page cannot be read.
+journal () {
+    python3 - "$1" "${R[@]}" <<'EOF'
+import json, subprocess, sys
+path, cmd = sys.argv[1], sys.argv[2:]
+events, start = [], 1
+for _ in range(10000):
+    p = subprocess.run(cmd + ["events", "--from", str(start), "--limit", "500"],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(1)
+    page = json.loads(p.stdout)
+    events += page["items"]
+    if "next" not in page or not page["items"]:
+        break
+    start = page["next"]
+json.dump(events, open(path, "w"))
+EOF
+}
+
+# jq_file FILE EXPR: EXPR on d = the JSON in FILE.
+jq_file () { js "$2" <"$1"; }
+
+# error_is OUT CODE REASON: OUT is the CLI's error document with CODE (and
+# REASON, when given).
+error_is () {
+    [ "$(printf '%s' "$1" | js 'd["error"]["code"]')" = "$2" ] || return 1
+    [ -z "${3:-}" ] ||
+        [ "$(printf '%s' "$1" | js 'd["error"]["reason"]')" = "$3" ]
+}
+
+# refused CODE REASON NAME CMD...: CMD exits 1 and prints the error with
+# CODE (and REASON, may be empty).
+refused () {
+    local code=$1 reason=$2 name=$3; shift 3
+    expect_exit 1 "$name: exits 1" "$@"
+    if error_is "$OUT" "$code" "$reason"; then ok "$name: $code${reason:+ $reason}"
+    else not_ok "$name: wanted $code${reason:+ $reason}, got: $(printf '%s' "$OUT" | head -c 300)"; fi
+}
