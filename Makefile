@@ -41,8 +41,9 @@ LDFLAGS   += -fsanitize=$(SANITIZE)
 endif
 
 #   Sources by role. A file ending in _main.c holds a program's main(); a
-#   file ending in _test.c is a cmocka unit test of the module beside it.
-LIB_SRC    := $(filter-out %_main.c %_test.c,$(wildcard client/*.c))
+#   file ending in _test.c is a cmocka unit test of the module beside it;
+#   client/bench_*.c are the benchmark programs' own, not libresv's.
+LIB_SRC    := $(filter-out %_main.c %_test.c client/bench_%.c,$(wildcard client/*.c))
 BROKER_SRC := $(filter-out %_main.c %_test.c,$(wildcard broker/*.c))
 WORKER_SRC := $(filter-out %_main.c %_test.c,$(wildcard workers/*.c))
 TEST_SRC   := $(wildcard client/*_test.c broker/*_test.c workers/*_test.c)
@@ -51,15 +52,17 @@ obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 LIB_OBJ    := $(call obj,$(LIB_SRC))
 BROKER_OBJ := $(call obj,$(BROKER_SRC))
 WORKER_OBJ := $(call obj,$(WORKER_SRC))
+BENCH_OBJ  := $(BUILD)/client/bench_report.o
 
 PROGRAMS   := $(BINDIR)/resv-broker $(BINDIR)/resv-worker $(BINDIR)/resvd \
               $(BINDIR)/resv $(BINDIR)/resv-bench
 LIBS       := $(LIBDIR)/libresv.a $(LIBDIR)/libresv.so $(LIBDIR)/resv.pc
 TESTS      := $(patsubst %_test.c,$(BUILD)/test/%_test,$(TEST_SRC))
 RAW_ECHO   := $(BUILD)/raw-echo
+SAGA_BASE  := $(BUILD)/saga-baseline
 
 .PHONY: all deps run test check bench install clean
-all: $(PROGRAMS) $(LIBS) $(TESTS) $(RAW_ECHO)
+all: $(PROGRAMS) $(LIBS) $(TESTS) $(RAW_ECHO) $(SAGA_BASE)
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -85,7 +88,8 @@ check: deps
 
 bench: deps
 	$(MAKE) all
-	@RESV_BIN=$(BINDIR) RESV_RAW_ECHO=$(RAW_ECHO) tests/bench.sh
+	@RESV_BIN=$(BINDIR) RESV_RAW_ECHO=$(RAW_ECHO) \
+	    RESV_SAGA_BASELINE=$(SAGA_BASE) tests/bench.sh
 
 $(BUILD)/%.o: %.c $(wildcard client/*.h broker/*.h workers/*.h)
 	@mkdir -p $(dir $@)
@@ -119,12 +123,18 @@ $(BINDIR)/resv: $(BUILD)/client/resv_main.o $(LIBDIR)/libresv.a
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BINDIR)/resv-bench: $(BUILD)/client/bench_main.o $(LIBDIR)/libresv.a
+$(BINDIR)/resv-bench: $(BUILD)/client/bench_main.o $(BENCH_OBJ) $(LIBDIR)/libresv.a
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 #   The benchmark baseline: a plain CZMQ echo with no resv code in it.
 $(RAW_ECHO): $(BUILD)/tests/raw_echo.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+#   The reserve benchmark's baseline: the saga's SQLite transactions run by
+#   the services' own code, called directly, with no messaging.
+$(SAGA_BASE): $(BUILD)/tests/saga_baseline.o $(BENCH_OBJ) $(WORKER_OBJ) $(BROKER_OBJ) $(LIBDIR)/libresv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -58,7 +58,7 @@ struct _service_t {
 
 struct _worker_t {
     char *key;                  //  Routing id in hex, key in broker->workers
-    zframe_t *identity;         //  Routing id, to address the worker
+    zmq_msg_t identity;         //  Routing id, to address the worker
     service_t *service;         //  The service it announced
     size_t credit;              //  Requests it may hold at once
     size_t inflight;            //  Requests it holds now
@@ -67,12 +67,14 @@ struct _worker_t {
     bool draining;              //  Said BYE; takes no new request
 };
 
+//  The parts a request keeps are the very messages received, moved in:
+//  no copy of a body is made, and sending one to a worker only adds a
+//  reference (zmq_msg_copy).
 struct _request_t {
-    char *ticket;               //  Client id hex ":" request id
-    zframe_t *client;           //  Client routing id
-    zframe_t *id;               //  Client's request id
-    zframe_t *method;           //  Method frame, passed through
-    zframe_t *body;             //  Body frame, kept for a re-dispatch
+    zmq_msg_t client;           //  Client routing id
+    zmq_msg_t id;               //  Client's request id
+    zmq_msg_t method;           //  Method, passed through
+    zmq_msg_t body;             //  Body, kept for a re-dispatch
     service_t *service;         //  Target service
     worker_t *worker;           //  Worker holding it, NULL while queued
     void *queued;               //  Handle in service->queue while queued
@@ -82,7 +84,8 @@ struct _request_t {
     bool probe;                 //  The half-open breaker's probe
     int attempts;               //  Times sent to a worker
     size_t slot;                //  Index in the timer heap
-};
+    char ticket [];             //  Client id hex ":" request id; the key
+};                              //  in broker->requests
 
 typedef struct {
     zsock_t *pipe;              //  Actor pipe
@@ -90,6 +93,8 @@ typedef struct {
     zsock_t *frontend;          //  ROUTER for clients
     zsock_t *backend;           //  ROUTER for workers
     zsock_t *events;            //  PUB of journaled events
+    void *front;                //  libzmq handle of frontend
+    void *back;                 //  libzmq handle of backend
     journal_t *journal;         //  The event journal
     zhashx_t *services;         //  name -> service_t, owned
     zhashx_t *workers;          //  routing id hex -> worker_t, owned
@@ -220,24 +225,75 @@ s_malformed (broker_t *self, const char *side, const char *why)
 
 
 //  --------------------------------------------------------------------------
-//  Frame helpers
+//  Messages and their parts. The broker reads each message into an array
+//  of zmq_msg_t on its stack: no allocation per part.
+
+//  Parts of one message the broker looks at: the routing id and up to
+//  FRAMES_MAX protocol frames. Longer messages are read to the end and
+//  marked, so that the next message starts clean.
+#define PARTS_MAX           (FRAMES_MAX + 1)
+
+typedef struct {
+    zmq_msg_t part [PARTS_MAX];     //  Parts, initialised up to count
+    int count;                  //  Parts kept
+    bool too_many;              //  More parts came and were dropped
+} s_msg_t;
+
+//  Reads one message from handle without blocking. Returns true if one
+//  was read; the caller then closes it with s_msg_close.
+static bool
+s_msg_recv (void *handle, s_msg_t *msg)
+{
+    msg->count = 0;
+    msg->too_many = false;
+    int flags = ZMQ_DONTWAIT;
+    while (true) {
+        zmq_msg_t *part = &msg->part [msg->count < PARTS_MAX? msg->count: PARTS_MAX - 1];
+        zmq_msg_t spare;
+        if (msg->count >= PARTS_MAX) {
+            part = &spare;
+            msg->too_many = true;
+        }
+        zmq_msg_init (part);
+        if (zmq_msg_recv (part, handle, flags) == -1) {
+            zmq_msg_close (part);
+            return msg->count > 0;      //  EAGAIN on the first part: none
+        }
+        bool more = zmq_msg_more (part);
+        if (part == &spare)
+            zmq_msg_close (&spare);
+        else
+            msg->count++;
+        if (!more)
+            return true;
+        flags = 0;              //  The rest of a message is always there
+    }
+}
+
+static void
+s_msg_close (s_msg_t *msg)
+{
+    for (int i = 0; i < msg->count; i++)
+        zmq_msg_close (&msg->part [i]);
+    msg->count = 0;
+}
 
 static bool
-s_frame_is (zframe_t *frame, const char *text)
+s_part_is (zmq_msg_t *part, const char *text)
 {
     size_t len = strlen (text);
-    return frame && zframe_size (frame) == len
-        && memcmp (zframe_data (frame), text, len) == 0;
+    return part && zmq_msg_size (part) == len
+        && memcmp (zmq_msg_data (part), text, len) == 0;
 }
 
 //  A name: 1 (or 0 when empty_ok) to RESV_NAME_MAX of [a-z0-9_.-].
 static bool
-s_frame_is_name (zframe_t *frame, bool empty_ok)
+s_part_is_name (zmq_msg_t *part, bool empty_ok)
 {
-    size_t size = zframe_size (frame);
+    size_t size = zmq_msg_size (part);
     if (size > RESV_NAME_MAX || (size == 0 && !empty_ok))
         return false;
-    const byte *data = zframe_data (frame);
+    const byte *data = (const byte *) zmq_msg_data (part);
     for (size_t i = 0; i < size; i++)
         if (!(islower (data [i]) || isdigit (data [i])
             || data [i] == '_' || data [i] == '.' || data [i] == '-'))
@@ -247,26 +303,26 @@ s_frame_is_name (zframe_t *frame, bool empty_ok)
 
 //  A request id: 1 to RESV_ID_MAX printable ASCII characters.
 static bool
-s_frame_is_id (zframe_t *frame)
+s_part_is_id (zmq_msg_t *part)
 {
-    size_t size = zframe_size (frame);
+    size_t size = zmq_msg_size (part);
     if (size == 0 || size > RESV_ID_MAX)
         return false;
-    const byte *data = zframe_data (frame);
+    const byte *data = (const byte *) zmq_msg_data (part);
     for (size_t i = 0; i < size; i++)
         if (data [i] < 0x21 || data [i] > 0x7e)
             return false;
     return true;
 }
 
-//  Parses a decimal frame of 1 to 9 digits into *value.
+//  Parses a decimal part of 1 to 9 digits into *value.
 static bool
-s_frame_number (zframe_t *frame, int64_t *value)
+s_part_number (zmq_msg_t *part, int64_t *value)
 {
-    size_t size = zframe_size (frame);
+    size_t size = zmq_msg_size (part);
     if (size == 0 || size > 9)
         return false;
-    const byte *data = zframe_data (frame);
+    const byte *data = (const byte *) zmq_msg_data (part);
     int64_t result = 0;
     for (size_t i = 0; i < size; i++) {
         if (!isdigit (data [i]))
@@ -279,11 +335,13 @@ s_frame_number (zframe_t *frame, int64_t *value)
 
 //  Writes the hex form of a routing id into buf (2 * 255 + 1 bytes).
 static char *
-s_hex (zframe_t *frame, char *buf)
+s_hex (zmq_msg_t *part, char *buf)
 {
     static const char digits [] = "0123456789ABCDEF";
-    size_t size = zframe_size (frame);
-    const byte *data = zframe_data (frame);
+    size_t size = zmq_msg_size (part);
+    if (size > 255)
+        size = 255;
+    const byte *data = (const byte *) zmq_msg_data (part);
     for (size_t i = 0; i < size; i++) {
         buf [2 * i] = digits [data [i] >> 4];
         buf [2 * i + 1] = digits [data [i] & 15];
@@ -292,52 +350,86 @@ s_hex (zframe_t *frame, char *buf)
     return buf;
 }
 
+//  Sends a copy of part (a new reference to the same data).
+static void
+s_send_part (void *handle, zmq_msg_t *part, int flags)
+{
+    zmq_msg_t copy;
+    zmq_msg_init (&copy);
+    zmq_msg_copy (&copy, part);
+    if (zmq_msg_send (&copy, handle, flags) == -1)
+        zmq_msg_close (&copy);
+}
+
+//  Sends size bytes of data as one part.
+static void
+s_send_data (void *handle, const void *data, size_t size, int flags)
+{
+    zmq_send (handle, data, size, flags);
+}
+
+static void
+s_send_text (void *handle, const char *text, int flags)
+{
+    zmq_send (handle, text, strlen (text), flags);
+}
+
 
 //  --------------------------------------------------------------------------
 //  Replies to clients
 
-//  Sends a reply to a client. Frames client and id are borrowed; *body_p is
-//  taken (NULL sends an empty body).
+//  Sends a reply to a client. client and id are borrowed. The body is
+//  *body_p when given (moved: the caller's part is left empty), else
+//  size bytes of text.
 static void
-s_send_reply (broker_t *self, zframe_t *client, zframe_t *id, int status,
-              zframe_t **body_p)
+s_send_reply (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, int status,
+              zmq_msg_t *body_p, const char *text, size_t size)
 {
-    char code [8];
-    snprintf (code, sizeof code, "%03d", status);
-    zmsg_t *msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *) { zframe_dup (client) });
-    zmsg_addstr (msg, RESV_PROTO_CLIENT);
-    zmsg_addstr (msg, RESV_CMD_REPLY);
-    zmsg_append (msg, &(zframe_t *) { zframe_dup (id) });
-    zmsg_addstr (msg, code);
-    if (body_p && *body_p)
-        zmsg_append (msg, body_p);
+    char code [4] = {
+        (char) ('0' + status / 100 % 10), (char) ('0' + status / 10 % 10),
+        (char) ('0' + status % 10), 0
+    };
+    void *front = self->front;
+    s_send_part (front, client, ZMQ_SNDMORE);
+    s_send_text (front, RESV_PROTO_CLIENT, ZMQ_SNDMORE);
+    s_send_text (front, RESV_CMD_REPLY, ZMQ_SNDMORE);
+    s_send_part (front, id, ZMQ_SNDMORE);
+    s_send_data (front, code, 3, ZMQ_SNDMORE);
+    if (body_p) {
+        if (zmq_msg_send (body_p, front, 0) == -1)
+            zmq_msg_close (body_p);
+        zmq_msg_init (body_p);
+    }
     else
-        zmsg_addmem (msg, "", 0);
-    zmsg_send (&msg, self->frontend);
+        s_send_data (front, text, size, 0);
 }
 
-static zframe_t *
-s_json_frame (json_t *json)
+//  The compact text of json, which it takes; "{}" if it cannot be dumped.
+//  The caller frees the text.
+static char *
+s_json_text (json_t *json)
 {
     char *text = json_dumps (json, JSON_COMPACT);
     json_decref (json);
-    if (!text)
-        return zframe_new ("{}", 2);
-    zframe_t *frame = zframe_new (text, strlen (text));
-    free (text);
-    return frame;
+    return text? text: strdup ("{}");
 }
 
 static void
-s_send_error (broker_t *self, zframe_t *client, zframe_t *id, int status,
+s_send_json (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, int status,
+             json_t *json)
+{
+    char *text = s_json_text (json);
+    s_send_reply (self, client, id, status, NULL, text, strlen (text));
+    free (text);
+}
+
+static void
+s_send_error (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, int status,
               const char *reason, const char *message)
 {
-    json_t *error = json_pack ("{s:{s:i,s:s,s:s}}", "error",
-                               "code", status, "reason", reason,
-                               "message", message);
-    zframe_t *body = s_json_frame (error);
-    s_send_reply (self, client, id, status, &body);
+    s_send_json (self, client, id, status,
+                 json_pack ("{s:{s:i,s:s,s:s}}", "error", "code", status,
+                            "reason", reason, "message", message));
 }
 
 //  Answers a pending request with an error and forgets it.
@@ -345,7 +437,7 @@ static void
 s_request_fail (broker_t *self, request_t *request, int status,
                 const char *reason, const char *message)
 {
-    s_send_error (self, request->client, request->id, status, reason, message);
+    s_send_error (self, &request->client, &request->id, status, reason, message);
     s_request_destroy (self, &request);
 }
 
@@ -430,11 +522,11 @@ s_service_free (void **item)
 
 //  Returns the service, creating it if new; NULL if the table is full.
 static service_t *
-s_service_require (broker_t *self, zframe_t *name_frame)
+s_service_require (broker_t *self, zmq_msg_t *name_part)
 {
     char name [RESV_NAME_MAX + 1];
-    size_t size = zframe_size (name_frame);
-    memcpy (name, zframe_data (name_frame), size);
+    size_t size = zmq_msg_size (name_part);
+    memcpy (name, zmq_msg_data (name_part), size);
     name [size] = 0;
     service_t *service = (service_t *) zhashx_lookup (self->services, name);
     if (service || zhashx_size (self->services) >= SERVICES_MAX)
@@ -466,11 +558,10 @@ s_request_destroy (broker_t *self, request_t **self_p)
         request->service->probing = false;
     s_heap_remove (self, request);
     zhashx_delete (self->requests, request->ticket);
-    zframe_destroy (&request->client);
-    zframe_destroy (&request->id);
-    zframe_destroy (&request->method);
-    zframe_destroy (&request->body);
-    free (request->ticket);
+    zmq_msg_close (&request->client);
+    zmq_msg_close (&request->id);
+    zmq_msg_close (&request->method);
+    zmq_msg_close (&request->body);
     free (request);
     *self_p = NULL;
 }
@@ -480,9 +571,9 @@ static void
 s_request_send (broker_t *self, request_t *request, worker_t *worker)
 {
     int64_t now = zclock_mono ();
-    char ticket_timeout [24];
-    snprintf (ticket_timeout, sizeof ticket_timeout, "%" PRId64,
-              request->deadline > now? request->deadline - now: 1);
+    char timeout [24];
+    int timeout_size = snprintf (timeout, sizeof timeout, "%" PRId64,
+                                 request->deadline > now? request->deadline - now: 1);
     request->worker = worker;
     request->attempts++;
     worker->inflight++;
@@ -491,14 +582,14 @@ s_request_send (broker_t *self, request_t *request, worker_t *worker)
     if (request->due != request->deadline || request->grace)
         s_heap_update (self, request, request->deadline, false);
 
-    zsock_t *backend = self->backend;
-    zframe_send (&worker->identity, backend, ZFRAME_MORE | ZFRAME_REUSE);
-    zstr_sendm (backend, RESV_PROTO_WORKER);
-    zstr_sendm (backend, RESV_CMD_REQUEST);
-    zstr_sendm (backend, request->ticket);
-    zframe_send (&request->method, backend, ZFRAME_MORE | ZFRAME_REUSE);
-    zstr_sendm (backend, ticket_timeout);
-    zframe_send (&request->body, backend, ZFRAME_REUSE);
+    void *back = self->back;
+    s_send_part (back, &worker->identity, ZMQ_SNDMORE);
+    s_send_text (back, RESV_PROTO_WORKER, ZMQ_SNDMORE);
+    s_send_text (back, RESV_CMD_REQUEST, ZMQ_SNDMORE);
+    s_send_text (back, request->ticket, ZMQ_SNDMORE);
+    s_send_part (back, &request->method, ZMQ_SNDMORE);
+    s_send_data (back, timeout, (size_t) timeout_size, ZMQ_SNDMORE);
+    s_send_part (back, &request->body, 0);
 }
 
 //  Picks the worker with spare credit that holds fewest requests, and among
@@ -558,7 +649,7 @@ s_worker_destroy (worker_t **self_p)
     worker_t *self = *self_p;
     if (!self)
         return;
-    zframe_destroy (&self->identity);
+    zmq_msg_close (&self->identity);
     free (self->key);
     free (self);
     *self_p = NULL;
@@ -571,11 +662,11 @@ s_worker_free (void **item)
 }
 
 static void
-s_send_control (broker_t *self, zframe_t *identity, const char *command)
+s_send_control (broker_t *self, zmq_msg_t *identity, const char *command)
 {
-    zframe_send (&identity, self->backend, ZFRAME_MORE | ZFRAME_REUSE);
-    zstr_sendm (self->backend, RESV_PROTO_WORKER);
-    zstr_send (self->backend, command);
+    s_send_part (self->back, identity, ZMQ_SNDMORE);
+    s_send_text (self->back, RESV_PROTO_WORKER, ZMQ_SNDMORE);
+    s_send_text (self->back, command, 0);
 }
 
 //  Forgets a worker. Requests it held go once more to another worker
@@ -633,16 +724,16 @@ s_worker_remove (broker_t *self, worker_t *worker, const char *why)
     s_service_dispatch (self, service);
 }
 
+//  READY: identity, header, command, service, credit.
 static void
-s_worker_ready (broker_t *self, zframe_t *identity, const char *key,
-                zmsg_t *msg)
+s_worker_ready (broker_t *self, s_msg_t *msg, const char *key)
 {
-    zframe_t *name = zmsg_first (msg);
-    zframe_t *credit_frame = zmsg_next (msg);
+    zmq_msg_t *identity = &msg->part [0];
+    zmq_msg_t *name = &msg->part [3];
     int64_t credit;
-    if (zmsg_size (msg) != RESV_WORKER_READY_FRAMES - 2
-    ||  !s_frame_is_name (name, false)
-    ||  !s_frame_number (credit_frame, &credit) || credit < 1 || credit > 1000) {
+    if (msg->count != RESV_WORKER_READY_FRAMES + 1
+    ||  !s_part_is_name (name, false)
+    ||  !s_part_number (&msg->part [4], &credit) || credit < 1 || credit > 1000) {
         s_malformed (self, "backend", "READY with a bad service or credit");
         s_send_control (self, identity, RESV_CMD_DISCONNECT);
         return;
@@ -651,8 +742,8 @@ s_worker_ready (broker_t *self, zframe_t *identity, const char *key,
         s_malformed (self, "backend", "READY from a worker already ready");
         return;
     }
-    if (s_frame_is (name, RESV_SERVICE_PING) || s_frame_is (name, RESV_SERVICE_STATS)
-    ||  s_frame_is (name, RESV_SERVICE_EVENTS)) {
+    if (s_part_is (name, RESV_SERVICE_PING) || s_part_is (name, RESV_SERVICE_STATS)
+    ||  s_part_is (name, RESV_SERVICE_EVENTS)) {
         s_malformed (self, "backend", "READY for a reserved service name");
         s_send_control (self, identity, RESV_CMD_DISCONNECT);
         return;
@@ -666,7 +757,8 @@ s_worker_ready (broker_t *self, zframe_t *identity, const char *key,
     }
     worker_t *worker = (worker_t *) zmalloc (sizeof (worker_t));
     worker->key = strdup (key);
-    worker->identity = zframe_dup (identity);
+    zmq_msg_init (&worker->identity);
+    zmq_msg_copy (&worker->identity, identity);
     worker->service = service;
     worker->credit = (size_t) credit;
     worker->expires = zclock_mono () + self->heartbeat * self->liveness;
@@ -689,70 +781,65 @@ s_worker_ready (broker_t *self, zframe_t *identity, const char *key,
     s_service_dispatch (self, service);
 }
 
+//  REP: identity, header, command, ticket, status, body.
 static void
-s_worker_reply (broker_t *self, worker_t *worker, zmsg_t *msg)
+s_worker_reply (broker_t *self, worker_t *worker, s_msg_t *msg)
 {
-    zframe_t *ticket = zmsg_pop (msg);
-    zframe_t *status_frame = zmsg_pop (msg);
-    zframe_t *body = zmsg_pop (msg);
+    zmq_msg_t *ticket = &msg->part [3];
     int64_t status;
     char key [RESV_TICKET_MAX + 1];
-    if (!body || zmsg_size (msg) != 0
-    ||  zframe_size (ticket) > RESV_TICKET_MAX
-    ||  !s_frame_number (status_frame, &status) || status < 100 || status > 599) {
+    if (msg->count != RESV_WORKER_REP_FRAMES + 1
+    ||  zmq_msg_size (ticket) > RESV_TICKET_MAX
+    ||  !s_part_number (&msg->part [4], &status) || status < 100 || status > 599) {
         s_malformed (self, "backend", "REP with bad frames");
-        goto done;
+        return;
     }
-    memcpy (key, zframe_data (ticket), zframe_size (ticket));
-    key [zframe_size (ticket)] = 0;
+    memcpy (key, zmq_msg_data (ticket), zmq_msg_size (ticket));
+    key [zmq_msg_size (ticket)] = 0;
     request_t *request = (request_t *) zhashx_lookup (self->requests, key);
     if (!request || request->worker != worker)
-        goto done;              //  Late: answered 504 already, or re-sent
+        return;                 //  Late: answered 504 already, or re-sent
     service_t *service = request->service;
     service->served++;
     if (status == RESV_INTERNAL)
         s_breaker_failure (self, service, request);
     else
         s_breaker_success (self, service, request);
-    s_send_reply (self, request->client, request->id, (int) status, &body);
+    s_send_reply (self, &request->client, &request->id, (int) status,
+                  &msg->part [5], NULL, 0);
     s_request_destroy (self, &request);
-done:
-    zframe_destroy (&ticket);
-    zframe_destroy (&status_frame);
-    zframe_destroy (&body);
 }
 
 //  Handles one message from the backend.
 static void
-s_backend_message (broker_t *self, zmsg_t *msg)
+s_backend_message (broker_t *self, s_msg_t *msg)
 {
-    zframe_t *identity = zmsg_pop (msg);
-    zframe_t *header = zmsg_pop (msg);
-    zframe_t *command = zmsg_pop (msg);
     char key [2 * 255 + 1];
-    if (!command || zmsg_size (msg) > FRAMES_MAX) {
+    if (msg->count < 3 || msg->too_many) {
         s_malformed (self, "backend", "too few or too many frames");
-        goto done;
+        return;
     }
-    if (!s_frame_is (header, RESV_PROTO_WORKER)) {
+    zmq_msg_t *identity = &msg->part [0];
+    zmq_msg_t *command = &msg->part [2];
+    if (!s_part_is (&msg->part [1], RESV_PROTO_WORKER)) {
         s_malformed (self, "backend", "not RESVW1");
-        goto done;
+        return;
     }
     s_hex (identity, key);
-    if (s_frame_is (command, RESV_CMD_READY)) {
-        s_worker_ready (self, identity, key, msg);
-        goto done;
+    if (s_part_is (command, RESV_CMD_READY)) {
+        s_worker_ready (self, msg, key);
+        return;
     }
     worker_t *worker = (worker_t *) zhashx_lookup (self->workers, key);
     if (!worker) {
         //  A worker we do not know (we restarted, or it expired): it must
         //  reconnect and announce itself again.
-        if (!s_frame_is (command, RESV_CMD_DISCONNECT))
+        if (!s_part_is (command, RESV_CMD_DISCONNECT))
             s_send_control (self, identity, RESV_CMD_DISCONNECT);
-        goto done;
+        return;
     }
     worker->expires = zclock_mono () + self->heartbeat * self->liveness;
-    if (s_frame_is (command, RESV_CMD_REPLY)) {
+    if (s_part_is (command, RESV_CMD_REPLY)) {
         service_t *service = worker->service;
         s_worker_reply (self, worker, msg);
         if (worker->draining && worker->inflight == 0)
@@ -761,10 +848,10 @@ s_backend_message (broker_t *self, zmsg_t *msg)
             s_service_dispatch (self, service);
     }
     else
-    if (s_frame_is (command, RESV_CMD_HEARTBEAT))
+    if (s_part_is (command, RESV_CMD_HEARTBEAT))
         ;                       //  Liveness refreshed above
     else
-    if (s_frame_is (command, RESV_CMD_DISCONNECT)) {
+    if (s_part_is (command, RESV_CMD_DISCONNECT)) {
         //  The worker stops: nothing more goes to it, and our BYE tells it
         //  that every request before it is all it has to answer.
         worker->draining = true;
@@ -774,17 +861,13 @@ s_backend_message (broker_t *self, zmsg_t *msg)
     }
     else
         s_malformed (self, "backend", "unknown command");
-done:
-    zframe_destroy (&identity);
-    zframe_destroy (&header);
-    zframe_destroy (&command);
 }
 
 
 //  --------------------------------------------------------------------------
 //  Internal services
 
-static zframe_t *
+static json_t *
 s_stats (broker_t *self)
 {
     json_t *services = json_object ();
@@ -808,20 +891,19 @@ s_stats (broker_t *self)
             "failed", (json_int_t) service->failed));
         service = (service_t *) zhashx_next (self->services);
     }
-    return s_json_frame (json_pack ("{s:o,s:I,s:I,s:I,s:I}",
+    return json_pack ("{s:o,s:I,s:I,s:I,s:I}",
         "services", services,
         "journal", (json_int_t) journal_last (self->journal),
         "uptime_ms", (json_int_t) (zclock_mono () - self->started),
         "requests", (json_int_t) zhashx_size (self->requests),
-        "malformed", (json_int_t) self->malformed));
+        "malformed", (json_int_t) self->malformed);
 }
 
-static zframe_t *
+static json_t *
 s_ping (broker_t *self)
 {
-    return s_json_frame (json_pack ("{s:b,s:s,s:I}", "pong", 1,
-        "version", RESV_VERSION,
-        "uptime_ms", (json_int_t) (zclock_mono () - self->started)));
+    return json_pack ("{s:b,s:s,s:I}", "pong", 1, "version", RESV_VERSION,
+        "uptime_ms", (json_int_t) (zclock_mono () - self->started));
 }
 
 
@@ -831,7 +913,7 @@ s_ping (broker_t *self)
 //  "read" returns a page of the journal for replay.
 
 static void
-s_events_publish (broker_t *self, zframe_t *client, zframe_t *id, json_t *request)
+s_events_publish (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, json_t *request)
 {
     json_t *seqs, *fresh;
     char *error;
@@ -849,8 +931,7 @@ s_events_publish (broker_t *self, zframe_t *client, zframe_t *id, json_t *reques
         free (error);
         return;
     }
-    zframe_t *body = s_json_frame (json_pack ("{s:o}", "seqs", seqs));
-    s_send_reply (self, client, id, RESV_OK, &body);
+    s_send_json (self, client, id, RESV_OK, json_pack ("{s:o}", "seqs", seqs));
     //  Committed and acknowledged: now subscribers may see them. A
     //  subscriber that misses one finds the gap by seq and reads it back.
     size_t index;
@@ -866,8 +947,8 @@ s_events_publish (broker_t *self, zframe_t *client, zframe_t *id, json_t *reques
 }
 
 static void
-s_events (broker_t *self, zframe_t *client, zframe_t *id, zframe_t *method,
-          zframe_t *body_frame)
+s_events (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, zmq_msg_t *method,
+          zmq_msg_t *body)
 {
     if (!self->journal) {
         s_send_error (self, client, id, RESV_UNAVAILABLE, RESV_REASON_NO_WORKER,
@@ -875,9 +956,9 @@ s_events (broker_t *self, zframe_t *client, zframe_t *id, zframe_t *method,
         return;
     }
     json_error_t parse_error;
-    json_t *request = zframe_size (body_frame)
-        ? json_loadb ((const char *) zframe_data (body_frame),
-                      zframe_size (body_frame), 0, &parse_error)
+    json_t *request = zmq_msg_size (body)
+        ? json_loadb ((const char *) zmq_msg_data (body), zmq_msg_size (body),
+                      0, &parse_error)
         : json_object ();
     if (!json_is_object (request)) {
         s_send_error (self, client, id, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
@@ -885,10 +966,10 @@ s_events (broker_t *self, zframe_t *client, zframe_t *id, zframe_t *method,
         json_decref (request);
         return;
     }
-    if (s_frame_is (method, RESV_METHOD_PUBLISH))
+    if (s_part_is (method, RESV_METHOD_PUBLISH))
         s_events_publish (self, client, id, request);
     else
-    if (s_frame_is (method, RESV_METHOD_READ)) {
+    if (s_part_is (method, RESV_METHOD_READ)) {
         json_t *from = json_object_get (request, "from");
         json_t *type = json_object_get (request, "type");
         json_t *limit = json_object_get (request, "limit");
@@ -905,8 +986,7 @@ s_events (broker_t *self, zframe_t *client, zframe_t *id, zframe_t *method,
                 type? json_string_value (type): NULL,
                 limit? (int) json_integer_value (limit): EVENTS_READ_DEFAULT);
             if (text) {
-                zframe_t *body = zframe_new (text, strlen (text));
-                s_send_reply (self, client, id, RESV_OK, &body);
+                s_send_reply (self, client, id, RESV_OK, NULL, text, strlen (text));
                 free (text);
             }
             else
@@ -924,115 +1004,111 @@ s_events (broker_t *self, zframe_t *client, zframe_t *id, zframe_t *method,
 //  --------------------------------------------------------------------------
 //  Client requests
 
+//  REQ: client, header, command, id, service, method, timeout, body.
 static void
-s_frontend_message (broker_t *self, zmsg_t *msg)
+s_frontend_message (broker_t *self, s_msg_t *msg)
 {
-    zframe_t *client = zmsg_pop (msg);
-    size_t frames = zmsg_size (msg);
-    zframe_t *header = zmsg_first (msg);
-    zframe_t *command = zmsg_next (msg);
-    zframe_t *id = zmsg_next (msg);
+    if (msg->count < 2) {
+        s_malformed (self, "frontend", "wrong number of frames");
+        return;
+    }
+    zmq_msg_t *client = &msg->part [0];
+    zmq_msg_t *header = &msg->part [1];
+    zmq_msg_t *command = msg->count > 2? &msg->part [2]: NULL;
+    zmq_msg_t *id = msg->count > 3? &msg->part [3]: NULL;
     //  A message that names a request id gets its 400; others are dropped.
-    bool answerable = id && s_frame_is (command, RESV_CMD_REQUEST)
-                   && s_frame_is_id (id);
+    bool answerable = id && s_part_is (command, RESV_CMD_REQUEST)
+                   && s_part_is_id (id);
     const char *why = NULL;
-    if (frames != RESV_CLIENT_REQ_FRAMES)
+    if (msg->count != RESV_CLIENT_REQ_FRAMES + 1 || msg->too_many)
         why = "wrong number of frames";
     else
-    if (!s_frame_is (header, RESV_PROTO_CLIENT))
+    if (!s_part_is (header, RESV_PROTO_CLIENT))
         why = "not RESVC1";
     else
-    if (!s_frame_is (command, RESV_CMD_REQUEST))
+    if (!s_part_is (command, RESV_CMD_REQUEST))
         why = "unknown command";
     else
-    if (!s_frame_is_id (id))
+    if (!s_part_is_id (id))
         why = "bad request id";
-    zframe_t *service_frame = zmsg_next (msg);
-    zframe_t *method = zmsg_next (msg);
-    zframe_t *timeout_frame = zmsg_next (msg);
+    zmq_msg_t *service_part = &msg->part [4];
+    zmq_msg_t *method = &msg->part [5];
+    zmq_msg_t *body = &msg->part [7];
     int64_t timeout = 0;
-    if (!why && !s_frame_is_name (service_frame, false))
+    if (!why && !s_part_is_name (service_part, false))
         why = "bad service name";
-    if (!why && !s_frame_is_name (method, true))
+    if (!why && !s_part_is_name (method, true))
         why = "bad method name";
-    if (!why && (!s_frame_number (timeout_frame, &timeout) || timeout < 1))
+    if (!why && (!s_part_number (&msg->part [6], &timeout) || timeout < 1))
         why = "bad timeout";
     if (why) {
         s_malformed (self, "frontend", why);
         if (answerable)
             s_send_error (self, client, id, RESV_BAD_REQUEST,
                           RESV_REASON_MALFORMED, why);
-        zframe_destroy (&client);
         return;
     }
-    if (s_frame_is (service_frame, RESV_SERVICE_PING)
-    ||  s_frame_is (service_frame, RESV_SERVICE_STATS)) {
-        zframe_t *body = s_frame_is (service_frame, RESV_SERVICE_PING)
-                       ? s_ping (self): s_stats (self);
-        s_send_reply (self, client, id, RESV_OK, &body);
-        zframe_destroy (&client);
+    if (s_part_is (service_part, RESV_SERVICE_PING)
+    ||  s_part_is (service_part, RESV_SERVICE_STATS)) {
+        s_send_json (self, client, id, RESV_OK,
+                     s_part_is (service_part, RESV_SERVICE_PING)
+                     ? s_ping (self): s_stats (self));
         return;
     }
-    if (s_frame_is (service_frame, RESV_SERVICE_EVENTS)) {
-        s_events (self, client, id, method, zmsg_last (msg));
-        zframe_destroy (&client);
+    if (s_part_is (service_part, RESV_SERVICE_EVENTS)) {
+        s_events (self, client, id, method, body);
         return;
     }
     //  The ticket names the request to workers and makes retries of a
     //  request still in flight harmless: they find it here and are dropped.
     char ticket [RESV_TICKET_MAX + 1];
-    size_t id_size = zframe_size (id);
+    size_t id_size = zmq_msg_size (id);
     s_hex (client, ticket);
     size_t hex_size = strlen (ticket);
     ticket [hex_size] = ':';
-    memcpy (ticket + hex_size + 1, zframe_data (id), id_size);
-    ticket [hex_size + 1 + id_size] = 0;
-    if (zhashx_lookup (self->requests, ticket)) {
-        zframe_destroy (&client);
+    memcpy (ticket + hex_size + 1, zmq_msg_data (id), id_size);
+    size_t ticket_size = hex_size + 1 + id_size;
+    ticket [ticket_size] = 0;
+    if (zhashx_lookup (self->requests, ticket))
         return;
-    }
     if (self->stopping) {
         s_send_error (self, client, id, RESV_UNAVAILABLE,
                       RESV_REASON_STOPPING, "the broker is stopping");
-        zframe_destroy (&client);
         return;
     }
-    service_t *service = s_service_require (self, service_frame);
+    service_t *service = s_service_require (self, service_part);
     if (!service) {
         s_send_error (self, client, id, RESV_UNAVAILABLE,
                       RESV_REASON_NO_WORKER, "no such service");
-        zframe_destroy (&client);
         return;
     }
     if (zlistx_size (service->queue) >= (size_t) self->queue_max) {
         s_send_error (self, client, id, RESV_TOO_MANY,
                       RESV_REASON_QUEUE_FULL, "the service's queue is full");
-        zframe_destroy (&client);
         return;
     }
-    request_t *request = (request_t *) zmalloc (sizeof (request_t));
+    request_t *request = (request_t *) zmalloc (sizeof (request_t) + ticket_size + 1);
     if (!s_breaker_admits (self, service, request)) {
         free (request);
         s_send_error (self, client, id, RESV_UNAVAILABLE,
                       RESV_REASON_CIRCUIT_OPEN,
                       "the service keeps failing; its circuit is open");
-        zframe_destroy (&client);
         return;
     }
-    request->ticket = strdup (ticket);
-    request->client = client;
+    memcpy (request->ticket, ticket, ticket_size + 1);
     request->service = service;
     request->deadline = zclock_mono ()
                       + (timeout < self->max_timeout? timeout: self->max_timeout);
     request->due = request->deadline;
-    //  Take the frames we keep out of the message (all but the header,
-    //  command, service and timeout, which zmsg_destroy frees).
-    zmsg_remove (msg, id);
-    zmsg_remove (msg, method);
-    request->id = id;
-    request->method = method;
-    request->body = zmsg_last (msg);
-    zmsg_remove (msg, request->body);
+    //  Keep the parts we need, moved out of the message.
+    zmq_msg_init (&request->client);
+    zmq_msg_init (&request->id);
+    zmq_msg_init (&request->method);
+    zmq_msg_init (&request->body);
+    zmq_msg_move (&request->client, client);
+    zmq_msg_move (&request->id, id);
+    zmq_msg_move (&request->method, method);
+    zmq_msg_move (&request->body, body);
     zhashx_insert (self->requests, request->ticket, request);
     s_heap_push (self, request);
     worker_t *worker = zlistx_size (service->queue)? NULL: s_service_pick (service);
@@ -1071,7 +1147,7 @@ s_timers (broker_t *self)
             if (worker->expires <= now)
                 zlistx_add_end (dead, worker);
             else
-                s_send_control (self, worker->identity, RESV_CMD_HEARTBEAT);
+                s_send_control (self, &worker->identity, RESV_CMD_HEARTBEAT);
             worker = (worker_t *) zhashx_next (self->workers);
         }
         worker = (worker_t *) zlistx_first (dead);
@@ -1124,19 +1200,18 @@ s_pipe_command (broker_t *self)
     free (command);
 }
 
-//  Reads up to BATCH_MAX messages from a socket without blocking.
+//  Reads up to BATCH_MAX messages from a socket without blocking, until
+//  it is empty.
 static void
-s_drain (broker_t *self, zsock_t *sock,
-         void (*handler) (broker_t *, zmsg_t *))
+s_drain (broker_t *self, void *handle,
+         void (*handler) (broker_t *, s_msg_t *))
 {
+    s_msg_t msg;
     for (int count = 0; count < BATCH_MAX; count++) {
-        if (!(zsock_events (sock) & ZMQ_POLLIN))
+        if (!s_msg_recv (handle, &msg))
             break;
-        zmsg_t *msg = zmsg_recv (sock);
-        if (!msg)
-            break;
-        handler (self, msg);
-        zmsg_destroy (&msg);
+        handler (self, &msg);
+        s_msg_close (&msg);
     }
 }
 
@@ -1192,11 +1267,16 @@ s_broker_new (resv_cfg_t *cfg)
         self->journal = journal_new (path);
         zstr_free (&path);
     }
+    self->front = self->frontend? zsock_resolve (self->frontend): NULL;
+    self->back = self->backend? zsock_resolve (self->backend): NULL;
     self->services = zhashx_new ();
     zhashx_set_destructor (self->services, s_service_free);
     self->workers = zhashx_new ();
     zhashx_set_destructor (self->workers, s_worker_free);
+    //  Requests are keyed by their own ticket: no copy of the key.
     self->requests = zhashx_new ();
+    zhashx_set_key_duplicator (self->requests, NULL);
+    zhashx_set_key_destructor (self->requests, NULL);
     self->started = zclock_mono ();
     self->heartbeat_at = self->started + self->heartbeat;
     return self;
@@ -1253,8 +1333,8 @@ s_broker_actor (zsock_t *pipe, void *args)
         if (items [0].revents & ZMQ_POLLIN)
             s_pipe_command (self);
         //  Replies first: each frees credit for the requests behind it.
-        s_drain (self, self->backend, s_backend_message);
-        s_drain (self, self->frontend, s_frontend_message);
+        s_drain (self, self->back, s_backend_message);
+        s_drain (self, self->front, s_frontend_message);
         s_timers (self);
         if (self->stopping && !self->stopped && zhashx_size (self->requests) == 0) {
             zsys_info ("broker: every request answered; stopped");

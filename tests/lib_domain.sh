@@ -4,6 +4,10 @@
 # (standard library only) and wait for the asynchronous side of the saga
 # (approval, payment, notification, view) to catch up.
 
+# python3 itself, not a wrapper (a pyenv shim costs 0.3 s a call).
+PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+[ -x "$PY" ] || PY=python3
+
 # The CLI, with a deadline long enough for a loaded 2-core machine.
 R=("$BIN/resv" -t 10000)
 r () { "${R[@]}" "$@"; }
@@ -12,7 +16,7 @@ r () { "${R[@]}" "$@"; }
 # read from stdin; prints a string as it is, anything else as JSON. Fails
 # (prints nothing) when stdin is not JSON or EXPR fails.
 js () {
-    python3 -c '
+    "$PY" -c '
 import json, sys
 try:
     d = json.load(sys.stdin)
@@ -110,7 +114,7 @@ notes_are () { [ "$(notes "$1" "${3:-}" "${4:-}")" = "$2" ]; }
 # journal FILE: reads the whole journal, page by page (--limit 500), into
 # FILE as one JSON list of events. Fails if a page cannot be read.
 journal () {
-    python3 - "$1" "${R[@]}" <<'EOF'
+    "$PY" - "$1" "${R[@]}" <<'EOF'
 import json, subprocess, sys
 path, cmd = sys.argv[1], sys.argv[2:]
 events, start = [], 1

@@ -59,7 +59,9 @@ typedef struct {
 
 //  Starts the events actor. cfg and config->state are borrowed and must
 //  outlive the actor. Returns NULL, after a log line, if the store cannot
-//  be opened.
+//  be opened. With events/relay = 0 in cfg (the benchmark baseline's
+//  switch; default 1) the actor neither relays nor consumes: it only
+//  takes pokes until it is destroyed.
 zactor_t *
     events_new (resv_cfg_t *cfg, events_config_t *config);
 

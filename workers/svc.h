@@ -142,6 +142,22 @@ void *
 void
     svc_reservation_destroy (void **state_p);
 
+//  How reserve reaches availability and payment: worker_call's shape, with
+//  self an argument of the caller's choosing. request is borrowed; *reply_p
+//  gets what worker_call gives (caller owns), on failure too.
+typedef int (svc_call_fn) (void *self, const char *service,
+                           const char *method, json_t *request,
+                           int timeout_ms, json_t **reply_p);
+
+//  Replaces the downstream caller of a reservation state (by default
+//  worker_call on the worker it was made with) by call with arg, borrowed,
+//  which must outlive the state; call NULL restores worker_call, on arg as
+//  a worker_t *. tests/saga_baseline.c uses it to run the saga's
+//  transactions with no messaging, calling the other services' handlers
+//  directly.
+void
+    svc_reservation_set_caller (void *state, svc_call_fn *call, void *arg);
+
 //  approval (svc_approval.c): the owner's decision. Consumes
 //  reservation.requested (auto: approval.approved at once; manual: waits,
 //  with a deadline of approval/timeout ms) and the other reservation.*

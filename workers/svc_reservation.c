@@ -138,17 +138,20 @@ static const s_move_t s_decline =
 
 //  The service's state, one per worker process.
 typedef struct {
-    worker_t *worker;           //  Borrowed: reserve's downstream calls
+    svc_call_fn *call;          //  Reserve's downstream calls: worker_call
+    void *call_arg;             //  on the worker (borrowed), or what
+                                //  svc_reservation_set_caller gave
     store_t *store;             //  This (main) thread's connection
     zactor_t *events;           //  Outbox relay, consumer, saga sweep
     int64_t abandon_ms;         //  Age at which a saga row is abandoned
 } s_self_t;
 
 //  Who makes a downstream call: a handler through its worker (which keeps
-//  heartbeating while it waits), the sweep through the actor's client.
+//  heartbeating while it waits) or the caller the state was given, the
+//  sweep through the actor's client.
 typedef struct {
-    worker_t *worker;           //  Either this
-    resv_t *client;             //  or this
+    svc_call_fn *call;
+    void *arg;
 } s_caller_t;
 
 //  The fields of one reserve.
@@ -526,6 +529,24 @@ s_saga_close (store_t *store, const char *id, int64_t started_ms)
     return rc == SQLITE_DONE? 0: -1;
 }
 
+//  The default caller of a handler: worker_call on the worker (arg).
+static int
+s_worker_call (void *arg, const char *service, const char *method,
+               json_t *request, int timeout_ms, json_t **reply_p)
+{
+    return worker_call ((worker_t *) arg, service, method, request,
+                        timeout_ms, reply_p);
+}
+
+//  The sweep's caller: resv_call on the events actor's client (arg).
+static int
+s_client_call (void *arg, const char *service, const char *method,
+               json_t *request, int timeout_ms, json_t **reply_p)
+{
+    return resv_call ((resv_t *) arg, service, method, request, timeout_ms,
+                      reply_p);
+}
+
 //  Calls service/method with request (taken, json_decref'd here) and
 //  timeout_ms, as the caller can.
 static int
@@ -538,9 +559,8 @@ s_invoke (s_caller_t *caller, const char *service, const char *method,
                                    method);
         return RESV_INTERNAL;
     }
-    int status = caller->worker?
-        worker_call (caller->worker, service, method, request, timeout_ms, reply_p):
-        resv_call (caller->client, service, method, request, timeout_ms, reply_p);
+    int status = caller->call (caller->arg, service, method, request,
+                               timeout_ms, reply_p);
     json_decref (request);
     return status;
 }
@@ -560,7 +580,7 @@ s_call (s_self_t *self, const char *service, const char *method,
                                    "no time left to call %s %s", service, method);
         return RESV_TIMEOUT;
     }
-    s_caller_t caller = { self->worker, NULL };
+    s_caller_t caller = { self->call, self->call_arg };
     return s_invoke (&caller, service, method, request, (int) budget, reply_p);
 }
 
@@ -599,7 +619,7 @@ s_undo (s_caller_t *caller, const char *id, bool voiding, int timeout_ms)
 static bool
 s_reserve_undo (s_self_t *self, const char *id, bool voiding, int64_t deadline)
 {
-    s_caller_t caller = { self->worker, NULL };
+    s_caller_t caller = { self->call, self->call_arg };
     if (s_undo (&caller, id, voiding, (int) (deadline - zclock_mono ())))
         return false;
     if (s_saga_close (self->store, id, 0))
@@ -1006,7 +1026,7 @@ s_sweep (void *state, store_t *store, resv_t *client)
     sqlite3_reset (stmt);
     if (rc != SQLITE_DONE)
         zsys_error ("reservation: read sagas: %s", store_error (store));
-    s_caller_t caller = { NULL, client };
+    s_caller_t caller = { s_client_call, client };
     for (char *entry = (char *) zlist_first (due); entry;
          entry = (char *) zlist_next (due)) {
         char *id = strchr (entry, ' ') + 1;
@@ -1041,7 +1061,8 @@ void *
 svc_reservation_new (resv_cfg_t *cfg, worker_t *worker)
 {
     s_self_t *self = (s_self_t *) zmalloc (sizeof (s_self_t));
-    self->worker = worker;
+    self->call = s_worker_call;
+    self->call_arg = worker;
     int64_t max_timeout = resv_cfg_int (cfg, "broker/max_timeout", 60000,
                                         1, INT32_MAX);
     self->abandon_ms = resv_cfg_int (cfg, "reservation/abandon",
@@ -1066,6 +1087,16 @@ svc_reservation_new (resv_cfg_t *cfg, worker_t *worker)
         return NULL;
     }
     return self;
+}
+
+void
+svc_reservation_set_caller (void *state, svc_call_fn *call, void *arg)
+{
+    s_self_t *self = (s_self_t *) state;
+    if (!self)
+        return;
+    self->call = call? call: s_worker_call;
+    self->call_arg = arg;
 }
 
 void
