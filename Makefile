@@ -159,7 +159,7 @@ install: all
 	install -m 755 $(LIBDIR)/libresv.so $(DESTDIR)$(PREFIX)/lib/libresv.so.0
 	ln -sf libresv.so.0 $(DESTDIR)$(PREFIX)/lib/libresv.so
 	install -m 644 $(LIBDIR)/resv.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 client/resv.h $(DESTDIR)$(PREFIX)/include
+	install -m 644 client/resv.h client/resv_proto.h $(DESTDIR)$(PREFIX)/include
 
 clean:
 	rm -rf build bin lib
