@@ -20,7 +20,7 @@ VERSION   := 0.1.0
 #   Debian packages the build, the tests and the benchmarks need. `make deps`
 #   installs those that are missing, so a fresh machine needs nothing else.
 DEB_PKGS  := gcc make pkg-config libczmq-dev libzmq3-dev libsqlite3-dev \
-             libjansson-dev libcmocka-dev sqlite3 procps
+             libjansson-dev libcmocka-dev sqlite3 procps python3
 PKGS      := libczmq libzmq sqlite3 jansson
 
 WARN      := -Wall -Wextra -Wformat=2 -Wstrict-prototypes -Werror
