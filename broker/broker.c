@@ -119,7 +119,12 @@ typedef struct {
     int64_t max_timeout;        //  broker/max_timeout, ms
     int64_t breaker_failures;   //  broker/breaker_failures
     int64_t breaker_cooldown;   //  broker/breaker_cooldown, ms
+    const char *internal_key;   //  broker/internal_key; NULL: open
+    int64_t max_message;        //  broker/max_message, bytes
 } broker_t;
+
+//  The methods only workers may call (resv_proto.h).
+static const char *s_internal_methods [] = { RESV_INTERNAL_METHODS, NULL };
 
 static void s_request_destroy (broker_t *self, request_t **self_p);
 static void s_service_dispatch (broker_t *self, service_t *service);
@@ -1004,7 +1009,32 @@ s_events (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, zmq_msg_t *method,
 //  --------------------------------------------------------------------------
 //  Client requests
 
-//  REQ: client, header, command, id, service, method, timeout, body.
+//  Whether a request for service/method may pass: every request may but
+//  those for internal methods, which must carry the internal key when the
+//  broker has one. A wrong key is refused whatever the method; a broker
+//  without a key takes any.
+static bool
+s_key_admits (broker_t *self, zmq_msg_t *service, zmq_msg_t *method,
+              zmq_msg_t *key)
+{
+    if (key && self->internal_key
+    && (zmq_msg_size (key) != strlen (self->internal_key)
+        || memcmp (zmq_msg_data (key), self->internal_key, zmq_msg_size (key))))
+        return false;
+    if (key || !self->internal_key)
+        return true;
+    char name [2 * RESV_NAME_MAX + 2];
+    snprintf (name, sizeof name, "%.*s/%.*s",
+              (int) zmq_msg_size (service), (const char *) zmq_msg_data (service),
+              (int) zmq_msg_size (method), (const char *) zmq_msg_data (method));
+    for (const char **internal = s_internal_methods; *internal; internal++)
+        if (streq (name, *internal))
+            return false;
+    return true;
+}
+
+//  REQ: client, header, command, id, service, method, timeout, body
+//  [, internal key].
 static void
 s_frontend_message (broker_t *self, s_msg_t *msg)
 {
@@ -1020,7 +1050,9 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     bool answerable = id && s_part_is (command, RESV_CMD_REQUEST)
                    && s_part_is_id (id);
     const char *why = NULL;
-    if (msg->count != RESV_CLIENT_REQ_FRAMES + 1 || msg->too_many)
+    //  Seven frames, or eight with a worker's internal key.
+    if ((msg->count != RESV_CLIENT_REQ_FRAMES + 1
+      && msg->count != RESV_CLIENT_REQ_FRAMES + 2) || msg->too_many)
         why = "wrong number of frames";
     else
     if (!s_part_is (header, RESV_PROTO_CLIENT))
@@ -1041,11 +1073,29 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
         why = "bad method name";
     if (!why && (!s_part_number (&msg->part [6], &timeout) || timeout < 1))
         why = "bad timeout";
+    size_t total = 0;
+    for (int i = 1; i < msg->count; i++)
+        total += zmq_msg_size (&msg->part [i]);
+    if (!why && total > (size_t) self->max_message) {
+        char text [120];
+        snprintf (text, sizeof text, "the request is %zu bytes; the limit "
+                  "(broker/max_message) is %" PRId64, total, self->max_message);
+        s_malformed (self, "frontend", "message too large");
+        s_send_error (self, client, id, RESV_BAD_REQUEST,
+                      RESV_REASON_TOO_LARGE, text);
+        return;
+    }
     if (why) {
         s_malformed (self, "frontend", why);
         if (answerable)
             s_send_error (self, client, id, RESV_BAD_REQUEST,
                           RESV_REASON_MALFORMED, why);
+        return;
+    }
+    if (!s_key_admits (self, service_part, method,
+                       msg->count > RESV_CLIENT_REQ_FRAMES + 1? &msg->part [8]: NULL)) {
+        s_send_error (self, client, id, RESV_FORBIDDEN, RESV_REASON_INTERNAL_ONLY,
+                      "this method is for resv's own workers only");
         return;
     }
     if (s_part_is (service_part, RESV_SERVICE_PING)
@@ -1222,7 +1272,10 @@ s_bind (resv_cfg_t *cfg, const char *key, const char *dflt, int64_t maxmsg)
     zsock_t *sock = zsock_new (ZMQ_ROUTER);
     if (!sock)
         return NULL;
-    zsock_set_maxmsgsize (sock, maxmsg);
+    //  A request over max_message is read and answered 400; ZeroMQ itself
+    //  drops a peer that sends a frame over four times that, so that no
+    //  one can make the broker buffer gigabytes.
+    zsock_set_maxmsgsize (sock, maxmsg * 4);
     zsock_set_sndhwm (sock, 100000);
     zsock_set_rcvhwm (sock, 100000);
     //  Replies sent just before a graceful stop must still leave.
@@ -1248,6 +1301,8 @@ s_broker_new (resv_cfg_t *cfg)
     self->breaker_failures = resv_cfg_int (cfg, "broker/breaker_failures", 5, 1, 1000000);
     self->breaker_cooldown = resv_cfg_int (cfg, "broker/breaker_cooldown", 5000, 0, 86400000);
     int64_t maxmsg = resv_cfg_int (cfg, "broker/max_message", 1048576, 1024, 1 << 30);
+    self->internal_key = resv_cfg_str (cfg, "broker/internal_key", NULL);
+    self->max_message = maxmsg;
     self->frontend = s_bind (cfg, "broker/frontend", "tcp://127.0.0.1:5570", maxmsg);
     self->backend = s_bind (cfg, "broker/backend", "tcp://127.0.0.1:5571", maxmsg);
     const char *events = resv_cfg_str (cfg, "broker/events", "tcp://127.0.0.1:5572");
@@ -1317,6 +1372,9 @@ s_broker_actor (zsock_t *pipe, void *args)
                PRId64, zsock_endpoint (self->frontend),
                zsock_endpoint (self->backend), zsock_endpoint (self->events),
                journal_last (self->journal));
+    if (!self->internal_key)
+        zsys_warning ("broker: no broker/internal_key: every client may call "
+                      "the internal methods (resvd sets one for what it runs)");
     zsock_signal (pipe, 0);
 
     zmq_pollitem_t items [] = {

@@ -609,6 +609,62 @@ test_events_bad_input_400 (void **state)
 }
 
 static void
+test_internal_methods_need_the_key (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  A broker of its own, with a key.
+    setenv ("RESV_BROKER_INTERNAL_KEY", "sesame", 1);
+    setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:*", 1);
+    resv_cfg_t *cfg = resv_cfg_load (NULL);
+    zactor_t *broker = broker_new (cfg);
+    unsetenv ("RESV_BROKER_INTERNAL_KEY");
+    assert_non_null (broker);
+    char *frontend, *backend, *events;
+    zstr_send (broker, "ENDPOINTS");
+    zstr_recvx (broker, &frontend, &backend, &events, NULL);
+    zsock_t *client = zsock_new_dealer (frontend);
+    zsock_set_rcvtimeo (client, 2000);
+    const char *internal [] = { "availability", "hold", "payment", "void",
+                                "events", "publish", NULL };
+    for (int i = 0; internal [i]; i += 2) {
+        //  No key, a wrong key: refused, whatever the body.
+        s_request (client, "a", internal [i], internal [i + 1], "1000", "{}");
+        s_expect_error (client, "a", "403", RESV_REASON_INTERNAL_ONLY);
+        zstr_sendx (client, RESV_PROTO_CLIENT, RESV_CMD_REQUEST, "b", internal [i],
+                    internal [i + 1], "1000", "{}", "open-sesame", NULL);
+        s_expect_error (client, "b", "403", RESV_REASON_INTERNAL_ONLY);
+    }
+    //  The right key passes: here to a service with no worker.
+    zstr_sendx (client, RESV_PROTO_CLIENT, RESV_CMD_REQUEST, "c", "availability",
+                "hold", "1000", "{}", "sesame", NULL);
+    s_expect_error (client, "c", "503", RESV_REASON_NO_WORKER);
+    //  And public methods need no key.
+    s_request (client, "d", "availability", "availability", "1000", "{}");
+    s_expect_error (client, "d", "503", RESV_REASON_NO_WORKER);
+    zsock_destroy (&client);
+    zactor_destroy (&broker);
+    resv_cfg_destroy (&cfg);
+    zstr_free (&frontend);
+    zstr_free (&backend);
+    zstr_free (&events);
+    (void) self;
+}
+
+static void
+test_too_large_request_400 (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    size_t big = 2 * 1024 * 1024;
+    char *body = (char *) malloc (big + 1);
+    memset (body, 'x', big);
+    body [big] = 0;
+    s_request (self->client, "big", "echo", "echo", "1000", body);
+    s_expect_error (self->client, "big", "400", RESV_REASON_TOO_LARGE);
+    free (body);
+    test_ping (state);
+}
+
+static void
 test_retry_in_flight_dropped (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
@@ -747,6 +803,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_garbage_from_workers_ignored, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_garbage_on_both_ports, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reply_to_other_workers_ticket_dropped, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_internal_methods_need_the_key, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_too_large_request_400, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_retry_in_flight_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_publish_read_and_fan_out, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_bad_input_400, s_setup, s_teardown),

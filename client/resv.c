@@ -74,6 +74,7 @@ struct _resv_t {
     char *endpoint;             //  Frontend endpoint, for error messages
     int timeout;                //  Default deadline, ms
     int retry;                  //  Retry interval, ms; 0: never resend
+    char *key;                  //  Internal key sent with each request
     uint64_t rng;               //  splitmix64 state: ids, request keys
     char prefix [S_PREFIX_LEN + 1];  //  Request id prefix, "xxxxxxxx-"
     int64_t last_handle;        //  Handle of the newest request
@@ -449,7 +450,10 @@ s_transmit (resv_t *self, s_request_t *request, int64_t now)
     ||  zmq_send (sock, service, request->service_len, flags) == -1
     ||  zmq_send (sock, method, request->method_len, flags) == -1
     ||  zmq_send (sock, timeout, (size_t) timeout_len, flags) == -1
-    ||  zmq_send (sock, body, request->body_size, ZMQ_DONTWAIT) == -1)
+    ||  zmq_send (sock, body, request->body_size,
+                  self->key? flags: ZMQ_DONTWAIT) == -1
+    ||  (self->key && zmq_send (sock, self->key, strlen (self->key),
+                                ZMQ_DONTWAIT) == -1))
         return -1;
     return 0;
 }
@@ -740,6 +744,7 @@ resv_destroy (resv_t **self_p)
         s_request_free (self->awaited);
     free (self->heap);
     free (self->endpoint);
+    free (self->key);
     zsock_destroy (&self->sock);
     free (self);
     *self_p = NULL;
@@ -750,6 +755,15 @@ resv_set_timeout (resv_t *self, int timeout_ms)
 {
     if (self)
         self->timeout = timeout_ms > 0? timeout_ms: RESV_DEFAULT_TIMEOUT;
+}
+
+void
+resv_set_key (resv_t *self, const char *key)
+{
+    if (!self)
+        return;
+    free (self->key);
+    self->key = key && *key? strdup (key): NULL;
 }
 
 void

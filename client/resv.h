@@ -74,6 +74,12 @@ void
 void
     resv_set_retry (resv_t *self, int retry_ms);
 
+//  Sets the internal key this client sends with every request (the key is
+//  copied; NULL or "" sends none). Only workers have it: it lets them call
+//  the internal methods (resv_proto.h, RESV_INTERNAL_METHODS).
+void
+    resv_set_key (resv_t *self, const char *key);
+
 //  Sends a request to service/method with a JSON body (NULL for {}) and
 //  waits for its reply, for at most timeout_ms (<= 0: the client's default).
 //  Returns the status code. *reply_p, if reply_p is not NULL, receives the

@@ -16,6 +16,7 @@
 
 //  Client <-> broker commands.
 //  REQ:  header, "REQ", request-id, service, method, timeout-ms, body
+//        [, internal-key]  (workers only, for the methods listed below)
 //  REP:  header, "REP", request-id, status, body
 #define RESV_CMD_REQUEST        "REQ"
 #define RESV_CMD_REPLY          "REP"
@@ -62,6 +63,7 @@
 //  {"error":{"code":N,"reason":"word","message":"text"}}
 #define RESV_REASON_BAD_REQUEST     "bad_request"
 #define RESV_REASON_MALFORMED       "malformed"
+#define RESV_REASON_TOO_LARGE       "too_large"
 #define RESV_REASON_UNKNOWN_METHOD  "unknown_method"
 #define RESV_REASON_FORBIDDEN       "forbidden"
 #define RESV_REASON_NOT_FOUND       "not_found"
@@ -79,6 +81,18 @@
 #define RESV_REASON_PAYMENT_DECLINED    "payment_declined"
 //  The payment provider failed (503): the reserve may be retried.
 #define RESV_REASON_PAYMENT_UNAVAILABLE "payment_unavailable"
+
+//  Methods only workers may call, as "service/method": they change state
+//  on another service's behalf (a hold, a compensation, an expiry) or
+//  append to the journal. A request for one must carry the deployment's
+//  internal key (config broker/internal_key, which resvd makes up for
+//  the processes it starts) as an eighth frame; the broker refuses it
+//  403 otherwise. A broker with no key configured lets them through, and
+//  says so once when it starts.
+#define RESV_INTERNAL_METHODS \
+    "availability/hold", "availability/release", "payment/authorize", \
+    "payment/void", "reservation/expire", "events/publish"
+#define RESV_REASON_INTERNAL_ONLY   "internal_only"
 
 //  Services the broker answers itself, without a worker.
 #define RESV_SERVICE_PING       "ping"

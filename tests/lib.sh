@@ -19,6 +19,9 @@ USED_PORTS=" "
 export RESV_BROKER_HEARTBEAT=${RESV_BROKER_HEARTBEAT:-250}
 export RESV_BROKER_LIVENESS=${RESV_BROKER_LIVENESS:-4}
 export RESV_DATA_DIR=$T/var
+# Workers and broker share an internal key, as under resvd; the CLI never
+# sends it, so the tests see what clients see.
+export RESV_BROKER_INTERNAL_KEY=${RESV_BROKER_INTERNAL_KEY:-test-$RANDOM$RANDOM$RANDOM}
 mkdir -p "$T/var"
 
 cleanup () {

@@ -327,6 +327,8 @@ events_new (resv_cfg_t *cfg, events_config_t *config)
     self->store = store_new (cfg, config->store, config->schema);
     const char *frontend = resv_cfg_str (cfg, "broker/frontend", RESV_DEFAULT_ENDPOINT);
     self->client = resv_new (frontend);
+    //  The relay publishes and approval's tick expires: internal methods.
+    resv_set_key (self->client, resv_cfg_str (cfg, "broker/internal_key", NULL));
     if (!self->store || !self->client)
         goto failed;
     if (config->consumer) {

@@ -2,6 +2,7 @@
 
 #include "resvd.h"
 #include "svc.h"
+#include "resv_util.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -423,6 +424,16 @@ resvd_new (resv_cfg_t *cfg, const char *config, bool verbose)
         return NULL;
     self->config = config;
     self->verbose = verbose;
+    //  The processes resvd runs share an internal key, which lets workers
+    //  call the internal methods and no one else: made up here unless the
+    //  configuration gives one, and handed down in the environment.
+    if (!resv_cfg_str (cfg, "broker/internal_key", NULL)) {
+        char key [33];
+        if (resv_random_hex (key, 16) == 0)
+            setenv ("RESV_BROKER_INTERNAL_KEY", key, 1);
+        else
+            zsys_warning ("resvd: no random source; internal methods are open");
+    }
     self->restart_min = (int) resv_cfg_int (cfg, "resvd/restart_min", 100,
                                             1, 3600000);
     self->restart_max = (int) resv_cfg_int (cfg, "resvd/restart_max", 5000,

@@ -457,8 +457,13 @@ s_decide (s_self_t *self, json_t *request, const char *decision,
             return s_fail (reply_p, RESV_FORBIDDEN, RESV_REASON_FORBIDDEN,
                            "only the owner of the resource may decide on "
                            "reservation %s", id);
-        if (streq (row.decision, decision))
-            return s_decided (id, decision, reply_p);  //  A repeat
+        //  A repeat is answered as the first time only while the outcome
+        //  is still the decision's own: approving a reservation that was
+        //  confirmed and then cancelled is a conflict, not a repeat.
+        const char *own = streq (decision, "approved")? "CONFIRMED": "DECLINED";
+        if (streq (row.decision, decision)
+        && (!*row.outcome || streq (row.outcome, own)))
+            return s_decided (id, decision, reply_p);
         if (*row.decision)
             return s_fail (reply_p, RESV_CONFLICT, RESV_REASON_CONFLICT,
                            "reservation %s was %s already", id, row.decision);

@@ -48,6 +48,7 @@ struct _worker_t {
     char *service;              //  Service announced in READY
     char *backend;              //  Broker backend endpoint (workers)
     char *frontend;             //  Broker frontend endpoint, for worker_call
+    char *key;                  //  broker/internal_key, for worker_call
     int heartbeat;              //  Heartbeat interval, ms
     int liveness;               //  Silent intervals before the broker is dead
     int credit;                 //  Requests the broker may hand us at once
@@ -582,6 +583,8 @@ worker_new (resv_cfg_t *cfg, const char *service)
     self->service = strdup (service);
     self->backend = strdup (resv_cfg_str (cfg, "broker/backend",
                                           "tcp://127.0.0.1:5571"));
+    const char *key = resv_cfg_str (cfg, "broker/internal_key", NULL);
+    self->key = key? strdup (key): NULL;
     self->frontend = strdup (resv_cfg_str (cfg, "broker/frontend",
                                            RESV_DEFAULT_ENDPOINT));
     self->heartbeat = (int) resv_cfg_int (cfg, "broker/heartbeat", 1000,
@@ -617,6 +620,7 @@ worker_destroy (worker_t **self_p)
     free (self->service);
     free (self->backend);
     free (self->frontend);
+    free (self->key);
     free (self);
     *self_p = NULL;
 }
@@ -731,6 +735,7 @@ worker_call (worker_t *self, const char *service, const char *method,
             return s_call_error (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                                  "worker_call: cannot open a client");
         }
+        resv_set_key (self->client, self->key);
     }
     char *body = request? json_dumps (request, JSON_COMPACT): NULL;
     int64_t handle = resv_send (self->client, service, method, body,
