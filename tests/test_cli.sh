@@ -125,6 +125,10 @@ expect_exit 3 "unreachable via RESV_CLIENT_TIMEOUT exits 3" \
 
 # --- With a broker ---------------------------------------------------------
 
+# This broker runs without an internal key, so that the CLI can publish
+# the events its journal commands read (test_badinput.sh checks that a
+# broker with a key refuses that to clients).
+unset RESV_BROKER_INTERNAL_KEY
 if ! start_broker; then
     not_ok "resv-broker starts and answers ping"
     finish
