@@ -45,7 +45,7 @@ endif
 #   client/bench_*.c are the benchmark programs' own, not libresv's.
 LIB_SRC    := $(filter-out %_main.c %_test.c client/bench_%.c,$(wildcard client/*.c))
 BROKER_SRC := $(filter-out %_main.c %_test.c,$(wildcard broker/*.c))
-WORKER_SRC := $(filter-out %_main.c %_test.c,$(wildcard workers/*.c))
+WORKER_SRC := $(filter-out %_main.c %_test.c workers/testkit.c,$(wildcard workers/*.c))
 TEST_SRC   := $(wildcard client/*_test.c broker/*_test.c workers/*_test.c)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
@@ -147,7 +147,7 @@ $(BUILD)/test/broker/%_test: $(BUILD)/broker/%_test.o $(BROKER_OBJ) $(LIBDIR)/li
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA) $(LDLIBS)
 
-$(BUILD)/test/workers/%_test: $(BUILD)/workers/%_test.o $(WORKER_OBJ) $(BROKER_OBJ) $(LIBDIR)/libresv.a
+$(BUILD)/test/workers/%_test: $(BUILD)/workers/%_test.o $(BUILD)/workers/testkit.o $(WORKER_OBJ) $(BROKER_OBJ) $(LIBDIR)/libresv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA) $(LDLIBS)
 
@@ -158,7 +158,8 @@ install: all
 	install -m 644 $(LIBDIR)/libresv.a $(DESTDIR)$(PREFIX)/lib
 	install -m 755 $(LIBDIR)/libresv.so $(DESTDIR)$(PREFIX)/lib/libresv.so.0
 	ln -sf libresv.so.0 $(DESTDIR)$(PREFIX)/lib/libresv.so
-	install -m 644 $(LIBDIR)/resv.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' client/resv.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/resv.pc
 	install -m 644 client/resv.h client/resv_proto.h $(DESTDIR)$(PREFIX)/include
 
 clean:

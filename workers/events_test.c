@@ -6,107 +6,52 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "events.h"
-#include "broker.h"
+#include "testkit.h"
 
-typedef struct {
-    char dir [64];
-    resv_cfg_t *cfg;
-    zactor_t *broker;
-    resv_t *client;
-} fixture_t;
-
+//  The fixture of every test: a broker and its journal (testkit.h).
 static int
 s_setup (void **state)
 {
-    fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
-    strcpy (self->dir, "/tmp/resv-events-test.XXXXXX");
-    assert_non_null (mkdtemp (self->dir));
-    setenv ("RESV_DATA_DIR", self->dir, 1);
-    setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:*", 1);
-    setenv ("RESV_BROKER_BACKEND", "tcp://127.0.0.1:*", 1);
-    setenv ("RESV_BROKER_EVENTS", "tcp://127.0.0.1:*", 1);
-    self->cfg = resv_cfg_load (NULL);
-    self->broker = broker_new (self->cfg);
-    assert_non_null (self->broker);
-    char *frontend, *backend, *events;
-    zstr_send (self->broker, "ENDPOINTS");
-    zstr_recvx (self->broker, &frontend, &backend, &events, NULL);
-    //  Everything else in this process now finds the broker's real ports.
-    setenv ("RESV_BROKER_FRONTEND", frontend, 1);
-    setenv ("RESV_BROKER_BACKEND", backend, 1);
-    setenv ("RESV_BROKER_EVENTS", events, 1);
-    self->client = resv_new (frontend);
-    zstr_free (&frontend);
-    zstr_free (&backend);
-    zstr_free (&events);
-    *state = self;
+    *state = testkit_new ("events", NULL);
     return 0;
 }
 
 static int
 s_teardown (void **state)
 {
-    fixture_t *self = (fixture_t *) *state;
-    resv_destroy (&self->client);
-    zactor_destroy (&self->broker);
-    resv_cfg_destroy (&self->cfg);
-    char *command = zsys_sprintf ("rm -rf '%s'", self->dir);
-    assert_int_equal (system (command), 0);
-    zstr_free (&command);
-    free (self);
+    testkit_destroy ((testkit_t **) state);
     return 0;
 }
 
-//  The journal's newest seq.
-static int64_t
-s_journal_last (fixture_t *self)
-{
-    json_t *request = json_pack ("{s:i}", "from", 1);
-    json_t *page = NULL;
-    assert_int_equal (resv_call (self->client, "events", "read", request, 2000, &page), 200);
-    int64_t last = json_integer_value (json_object_get (page, "last"));
-    json_decref (request);
-    json_decref (page);
-    return last;
-}
-
+//  Publishes an event of type about r1, with event id id.
 static void
-s_publish (fixture_t *self, const char *id, const char *type)
+s_publish (testkit_t *kit, const char *id, const char *type)
 {
-    json_t *request = json_pack ("{s:[{s:s,s:s,s:s}]}", "events", "id", id,
-                                 "type", type, "reservation", "r1");
-    json_t *reply = NULL;
-    assert_int_equal (resv_call (self->client, "events", "publish", request, 2000, &reply), 200);
-    json_decref (request);
-    json_decref (reply);
+    testkit_publish (kit, testkit_event (kit, id, type, "r1", NULL));
 }
 
+//  Waits until the journal's newest seq is at least last.
 static bool
-s_wait (fixture_t *self, int64_t last)
+s_wait (testkit_t *kit, int64_t last)
 {
-    for (int i = 0; i < 200; i++) {
-        if (s_journal_last (self) >= last)
-            return true;
-        zclock_sleep (20);
-    }
-    return false;
+    return TESTKIT_WAIT (4000, testkit_journal_last (kit) >= last);
 }
 
 static void
 test_outbox_relayed_and_pruned (void **state)
 {
-    fixture_t *self = (fixture_t *) *state;
+    testkit_t *kit = (testkit_t *) *state;
     events_config_t config = { .store = "relay" };
-    zactor_t *events = events_new (self->cfg, &config);
+    zactor_t *events = events_new (testkit_cfg (kit), &config);
     assert_non_null (events);
-    store_t *store = store_new (self->cfg, "relay", NULL);
+    store_t *store = store_new (testkit_cfg (kit), "relay", NULL);
     assert_int_equal (store_begin (store), 0);
     for (int i = 0; i < 3; i++)
         assert_int_equal (store_emit (store, "reservation.requested",
             "reservation", "r1", NULL, json_pack ("{s:i}", "n", i)), 0);
     assert_int_equal (store_commit (store), 0);
     events_flush (events);
-    assert_true (s_wait (self, 3));
+    assert_true (s_wait (kit, 3));
     int64_t last;
     for (int i = 0; i < 100 && (last = 0, true); i++) {
         json_t *left = store_outbox_peek (store, 10, &last);
@@ -116,7 +61,7 @@ test_outbox_relayed_and_pruned (void **state)
         zclock_sleep (20);
     }
     assert_null (store_outbox_peek (store, 10, &last));
-    assert_int_equal (s_journal_last (self), 3);
+    assert_int_equal (testkit_journal_last (kit), 3);
     events_destroy (&events);
     store_destroy (&store);
 }
@@ -124,16 +69,16 @@ test_outbox_relayed_and_pruned (void **state)
 static void
 test_rolled_back_change_emits_nothing (void **state)
 {
-    fixture_t *self = (fixture_t *) *state;
-    store_t *store = store_new (self->cfg, "relay", NULL);
+    testkit_t *kit = (testkit_t *) *state;
+    store_t *store = store_new (testkit_cfg (kit), "relay", NULL);
     assert_int_equal (store_begin (store), 0);
     assert_int_equal (store_emit (store, "reservation.requested", "reservation",
                                   "r1", NULL, NULL), 0);
     store_rollback (store);
     events_config_t config = { .store = "relay" };
-    zactor_t *events = events_new (self->cfg, &config);
+    zactor_t *events = events_new (testkit_cfg (kit), &config);
     zclock_sleep (400);
-    assert_int_equal (s_journal_last (self), 0);
+    assert_int_equal (testkit_journal_last (kit), 0);
     events_destroy (&events);
     store_destroy (&store);
 }
@@ -141,16 +86,16 @@ test_rolled_back_change_emits_nothing (void **state)
 static void
 test_outbox_left_by_a_crash_is_sent_at_start (void **state)
 {
-    fixture_t *self = (fixture_t *) *state;
+    testkit_t *kit = (testkit_t *) *state;
     //  Committed while no relay ran: as if the process died after commit.
-    store_t *store = store_new (self->cfg, "relay", NULL);
+    store_t *store = store_new (testkit_cfg (kit), "relay", NULL);
     assert_int_equal (store_begin (store), 0);
     assert_int_equal (store_emit (store, "payment.authorized", "reservation",
                                   "r9", NULL, NULL), 0);
     assert_int_equal (store_commit (store), 0);
     events_config_t config = { .store = "relay" };
-    zactor_t *events = events_new (self->cfg, &config);
-    assert_true (s_wait (self, 1));
+    zactor_t *events = events_new (testkit_cfg (kit), &config);
+    assert_true (s_wait (kit, 1));
     events_destroy (&events);
     store_destroy (&store);
 }
@@ -175,53 +120,40 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
     return sqlite3_step (stmt) == SQLITE_DONE? 0: -1;
 }
 
-static int64_t
-s_count (store_t *store, const char *sql)
-{
-    sqlite3_stmt *stmt = store_stmt (store, sql);
-    int64_t count = sqlite3_step (stmt) == SQLITE_ROW? sqlite3_column_int64 (stmt, 0): -1;
-    sqlite3_reset (stmt);
-    return count;
-}
-
 static bool
 s_wait_applied (store_t *store, int64_t count)
 {
-    for (int i = 0; i < 300; i++) {
-        if (s_count (store, "SELECT count (*) FROM applied") >= count)
-            return true;
-        zclock_sleep (20);
-    }
-    return false;
+    return TESTKIT_WAIT (6000, testkit_sql_int (store,
+                         "SELECT count (*) FROM applied") >= count);
 }
 
 static void
 test_consumer_catches_up_then_follows (void **state)
 {
-    fixture_t *self = (fixture_t *) *state;
+    testkit_t *kit = (testkit_t *) *state;
     //  Events journaled before the consumer starts come from the journal;
     //  those after, from the fan-out; each is applied once.
     for (int i = 0; i < 5; i++) {
         char id [8];
         snprintf (id, sizeof id, "a%d", i);
-        s_publish (self, id, "reservation.requested");
+        s_publish (kit, id, "reservation.requested");
     }
     events_config_t config = { .store = "consumer", .schema = s_schema,
                                .consumer = "test", .apply = s_apply };
-    zactor_t *events = events_new (self->cfg, &config);
+    zactor_t *events = events_new (testkit_cfg (kit), &config);
     assert_non_null (events);
-    store_t *store = store_new (self->cfg, "consumer", s_schema);
+    store_t *store = store_new (testkit_cfg (kit), "consumer", s_schema);
     assert_true (s_wait_applied (store, 5));
     for (int i = 0; i < 50; i++) {
         char id [8];
         snprintf (id, sizeof id, "b%d", i);
-        s_publish (self, id, "payment.captured");
+        s_publish (kit, id, "payment.captured");
     }
-    s_publish (self, "b7", "payment.captured");     //  A resend
+    s_publish (kit, "b7", "payment.captured");     //  A resend
     assert_true (s_wait_applied (store, 55));
     zclock_sleep (200);
-    assert_int_equal (s_count (store, "SELECT count (*) FROM applied"), 55);
-    assert_int_equal (s_count (store, "SELECT max (seq) FROM applied"), 55);
+    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM applied"), 55);
+    assert_int_equal (testkit_sql_int (store, "SELECT max (seq) FROM applied"), 55);
     assert_int_equal (store_cursor (store, "test"), 55);
     events_destroy (&events);
     store_destroy (&store);
@@ -230,20 +162,20 @@ test_consumer_catches_up_then_follows (void **state)
 static void
 test_two_processes_apply_each_event_once (void **state)
 {
-    fixture_t *self = (fixture_t *) *state;
+    testkit_t *kit = (testkit_t *) *state;
     events_config_t config = { .store = "consumer", .schema = s_schema,
                                .consumer = "test", .apply = s_apply };
-    zactor_t *one = events_new (self->cfg, &config);
-    zactor_t *two = events_new (self->cfg, &config);
-    store_t *store = store_new (self->cfg, "consumer", s_schema);
+    zactor_t *one = events_new (testkit_cfg (kit), &config);
+    zactor_t *two = events_new (testkit_cfg (kit), &config);
+    store_t *store = store_new (testkit_cfg (kit), "consumer", s_schema);
     for (int i = 0; i < 200; i++) {
         char id [8];
         snprintf (id, sizeof id, "c%d", i);
-        s_publish (self, id, "reservation.confirmed");
+        s_publish (kit, id, "reservation.confirmed");
     }
     assert_true (s_wait_applied (store, 200));
     zclock_sleep (200);
-    assert_int_equal (s_count (store, "SELECT count (*) FROM applied"), 200);
+    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM applied"), 200);
     events_destroy (&one);
     events_destroy (&two);
     store_destroy (&store);
@@ -252,17 +184,17 @@ test_two_processes_apply_each_event_once (void **state)
 static void
 test_failed_apply_is_retried_not_skipped (void **state)
 {
-    fixture_t *self = (fixture_t *) *state;
-    store_t *store = store_new (self->cfg, "consumer", s_schema);
+    testkit_t *kit = (testkit_t *) *state;
+    store_t *store = store_new (testkit_cfg (kit), "consumer", s_schema);
     int failures = 2;
     events_config_t config = { .store = "consumer", .schema = s_schema,
                                .consumer = "test", .apply = s_apply,
                                .state = &failures };
-    zactor_t *events = events_new (self->cfg, &config);
-    s_publish (self, "d1", "reservation.expired");
-    s_publish (self, "d2", "reservation.expired");
+    zactor_t *events = events_new (testkit_cfg (kit), &config);
+    s_publish (kit, "d1", "reservation.expired");
+    s_publish (kit, "d2", "reservation.expired");
     assert_true (s_wait_applied (store, 2));
-    assert_int_equal (s_count (store, "SELECT min (seq) FROM applied"), 1);
+    assert_int_equal (testkit_sql_int (store, "SELECT min (seq) FROM applied"), 1);
     assert_int_equal (failures, 0);
     events_destroy (&events);
     store_destroy (&store);
@@ -271,22 +203,21 @@ test_failed_apply_is_retried_not_skipped (void **state)
 static void
 test_store_open_failures (void **state)
 {
-    fixture_t *self = (fixture_t *) *state;
-    assert_null (store_new (self->cfg, "bad", "THIS IS NOT SQL"));
+    testkit_t *kit = (testkit_t *) *state;
+    assert_null (store_new (testkit_cfg (kit), "bad", "THIS IS NOT SQL"));
     setenv ("RESV_DATA_DIR", "/proc/no-such-place", 1);
     resv_cfg_t *cfg = resv_cfg_load (NULL);
     assert_null (store_new (cfg, "x", NULL));
     events_config_t config = { .store = "x" };
     assert_null (events_new (cfg, &config));
     resv_cfg_destroy (&cfg);
-    setenv ("RESV_DATA_DIR", self->dir, 1);
+    setenv ("RESV_DATA_DIR", testkit_dir (kit), 1);
 }
 
 int
 main (void)
 {
-    zsys_init ();
-    zsys_set_logstream (stderr);
+    testkit_init ();
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_outbox_relayed_and_pruned, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_rolled_back_change_emits_nothing, s_setup, s_teardown),

@@ -12,48 +12,23 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <pthread.h>
-#include "svc.h"
-#include "store.h"
-#include "broker.h"
+#include "testkit.h"
 #include "resv_util.h"
 
 typedef struct {
-    char dir [64];              //  Temporary data directory
-    resv_cfg_t *cfg;            //  From the environment
-    zactor_t *broker;           //  The real broker
-    resv_t *client;             //  Reads and publishes events
+    testkit_t *kit;             //  Broker, journal, directory (testkit.h)
     void *state;                //  The service's state under test
     store_t *store;             //  The test's own look into the store
-    int events;                 //  Event ids made so far
 } fixture_t;
 
 static int
 s_setup (void **state)
 {
     fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
-    strcpy (self->dir, "/tmp/resv-availability-test.XXXXXX");
-    assert_non_null (mkdtemp (self->dir));
-    setenv ("RESV_DATA_DIR", self->dir, 1);
-    setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:*", 1);
-    setenv ("RESV_BROKER_BACKEND", "tcp://127.0.0.1:*", 1);
-    setenv ("RESV_BROKER_EVENTS", "tcp://127.0.0.1:*", 1);
-    self->cfg = resv_cfg_load (NULL);
-    self->broker = broker_new (self->cfg);
-    assert_non_null (self->broker);
-    char *frontend, *backend, *events;
-    zstr_send (self->broker, "ENDPOINTS");
-    zstr_recvx (self->broker, &frontend, &backend, &events, NULL);
-    //  Everything else in this process now finds the broker's real ports.
-    setenv ("RESV_BROKER_FRONTEND", frontend, 1);
-    setenv ("RESV_BROKER_BACKEND", backend, 1);
-    setenv ("RESV_BROKER_EVENTS", events, 1);
-    self->client = resv_new (frontend);
-    zstr_free (&frontend);
-    zstr_free (&backend);
-    zstr_free (&events);
-    self->state = svc_availability_new (self->cfg, NULL);
+    self->kit = testkit_new ("availability", NULL);
+    self->state = svc_availability_new (testkit_cfg (self->kit), NULL);
     assert_non_null (self->state);
-    self->store = store_new (self->cfg, "availability", NULL);
+    self->store = store_new (testkit_cfg (self->kit), "availability", NULL);
     assert_non_null (self->store);
     *state = self;
     return 0;
@@ -67,12 +42,7 @@ s_teardown (void **state)
     assert_null (self->state);
     svc_availability_destroy (&self->state);    //  Idempotent
     store_destroy (&self->store);
-    resv_destroy (&self->client);
-    zactor_destroy (&self->broker);
-    resv_cfg_destroy (&self->cfg);
-    char *command = zsys_sprintf ("rm -rf '%s'", self->dir);
-    assert_int_equal (system (command), 0);
-    zstr_free (&command);
+    testkit_destroy (&self->kit);
     free (self);
     return 0;
 }
@@ -82,44 +52,21 @@ s_teardown (void **state)
 //  Helpers
 
 //  Calls method on state with a raw body; returns the status and the reply
-//  parsed (caller owns; NULL for an empty reply).
+//  parsed (caller owns; NULL: freed).
 static int
 s_call_raw (void *state, const char *method, const char *body, size_t size,
             json_t **reply_p)
 {
-    zframe_t *frame = zframe_new (body, size);
-    zframe_t *reply = NULL;
-    int status = svc_availability (state, method, &frame,
-                                   zclock_mono () + 5000, &reply);
-    zframe_destroy (&frame);
-    json_t *json = reply? json_loadb ((const char *) zframe_data (reply),
-                                      zframe_size (reply), 0, NULL): NULL;
-    if (reply)
-        assert_non_null (json);     //  Every reply is JSON
-    zframe_destroy (&reply);
-    if (reply_p)
-        *reply_p = json;
-    else
-        json_decref (json);
-    return status;
+    return testkit_handle (svc_availability, state, method, body, size, 5000,
+                           reply_p);
 }
 
 //  Calls method with request (taken) as body.
 static int
-s_call_on (void *state, const char *method, json_t *request, json_t **reply_p)
-{
-    assert_non_null (request);
-    char *text = json_dumps (request, JSON_COMPACT);
-    json_decref (request);
-    int status = s_call_raw (state, method, text, strlen (text), reply_p);
-    free (text);
-    return status;
-}
-
-static int
 s_call (fixture_t *self, const char *method, json_t *request, json_t **reply_p)
 {
-    return s_call_on (self->state, method, request, reply_p);
+    return testkit_handle_json (svc_availability, self->state, method,
+                                request, reply_p);
 }
 
 //  The status of method with request, asserting that a refusal carries an
@@ -130,15 +77,8 @@ s_status (fixture_t *self, const char *method, json_t *request,
 {
     json_t *reply = NULL;
     int status = s_call (self, method, request, &reply);
-    if (status >= 400) {
-        json_t *error = json_object_get (reply, "error");
-        assert_int_equal (json_integer_value (json_object_get (error, "code")),
-                          status);
-        assert_non_null (json_string_value (json_object_get (error, "message")));
-        if (reason)
-            assert_string_equal (json_string_value (json_object_get (error, "reason")),
-                                 reason);
-    }
+    if (status >= 400 && reason)
+        assert_string_equal (testkit_reason (reply), reason);
     json_decref (reply);
     return status;
 }
@@ -180,39 +120,7 @@ s_hold (fixture_t *self, const char *reservation, const char *resource,
 static int64_t
 s_count (fixture_t *self, const char *sql)
 {
-    sqlite3_stmt *stmt = store_stmt (self->store, sql);
-    assert_non_null (stmt);
-    int64_t count = sqlite3_step (stmt) == SQLITE_ROW?
-                    sqlite3_column_int64 (stmt, 0): -1;
-    sqlite3_reset (stmt);
-    return count;
-}
-
-//  The journal's events of types starting with prefix.
-static size_t
-s_journal (fixture_t *self, const char *prefix)
-{
-    json_t *request = json_pack ("{s:i,s:s,s:i}", "from", 1, "type", prefix,
-                                 "limit", 1000);
-    json_t *page = NULL;
-    assert_int_equal (resv_call (self->client, "events", "read", request,
-                                 2000, &page), 200);
-    size_t count = json_array_size (json_object_get (page, "items"));
-    json_decref (request);
-    json_decref (page);
-    return count;
-}
-
-//  Waits until the journal holds count events of prefix; true if it does.
-static bool
-s_journal_wait (fixture_t *self, const char *prefix, size_t count)
-{
-    for (int i = 0; i < 250; i++) {
-        if (s_journal (self, prefix) >= count)
-            return true;
-        zclock_sleep (20);
-    }
-    return false;
+    return testkit_sql_int (self->store, sql);
 }
 
 //  Publishes an event of type about reservation by hand (reservation NULL:
@@ -220,32 +128,15 @@ s_journal_wait (fixture_t *self, const char *prefix, size_t count)
 static void
 s_publish (fixture_t *self, const char *type, const char *reservation)
 {
-    char id [32];
-    snprintf (id, sizeof id, "ev%d", ++self->events);
-    json_t *event = json_pack ("{s:s,s:s,s:{}}", "id", id, "type", type,
-                               "data");
-    if (reservation) {
-        json_object_set_new (event, "reservation", json_string (reservation));
-        json_object_set_new (event, "correlation_id", json_string (reservation));
-    }
-    json_t *request = json_pack ("{s:[o]}", "events", event);
-    json_t *reply = NULL;
-    assert_int_equal (resv_call (self->client, "events", "publish", request,
-                                 2000, &reply), 200);
-    json_decref (request);
-    json_decref (reply);
+    testkit_publish (self->kit, testkit_event (self->kit, NULL, type,
+                                               reservation, NULL));
 }
 
 static bool
 s_wait_held (fixture_t *self, const char *resource, const char *date,
              int64_t held)
 {
-    for (int i = 0; i < 250; i++) {
-        if (s_held (self, resource, date) == held)
-            return true;
-        zclock_sleep (20);
-    }
-    return false;
+    return TESTKIT_WAIT (5000, s_held (self, resource, date) == held);
 }
 
 
@@ -278,7 +169,7 @@ test_add_with_defaults (void **state)
                       json_pack ("{s:s}", "id", id), &shown), 200);
     assert_true (json_equal (shown, reply));
     json_decref (shown);
-    assert_true (s_journal_wait (self, "resource.registered", 1));
+    assert_true (testkit_wait_count (self->kit, "resource.registered", NULL, 1));
     json_decref (reply);
 }
 
@@ -305,9 +196,9 @@ test_add_everything_and_retry (void **state)
     free (s_add (self, json_pack ("{s:s,s:s,s:s}", "name", "Villa",
                  "owner", "other", "request_id", "rq-7")));
     assert_int_equal (s_count (self, "SELECT count (*) FROM resources"), 2);
-    assert_true (s_journal_wait (self, "resource.registered", 2));
+    assert_true (testkit_wait_count (self->kit, "resource.registered", NULL, 2));
     zclock_sleep (300);
-    assert_int_equal (s_journal (self, "resource.registered"), 2);
+    assert_int_equal (testkit_count (self->kit, "resource.registered", NULL), 2);
     json_decref (first);
     json_decref (again);
 }
@@ -390,9 +281,9 @@ test_update_and_repeat (void **state)
     //  The same update again changes nothing and emits nothing.
     assert_int_equal (s_status (self, "resource.update", json_pack ("{s:s,s:s,s:s,s:i}",
                       "id", id, "owner", "uma", "name", "Big van", "capacity", 5), NULL), 200);
-    assert_true (s_journal_wait (self, "resource.updated", 1));
+    assert_true (testkit_wait_count (self->kit, "resource.updated", NULL, 1));
     zclock_sleep (300);
-    assert_int_equal (s_journal (self, "resource.updated"), 1);
+    assert_int_equal (testkit_count (self->kit, "resource.updated", NULL), 1);
     assert_int_equal (s_call (self, "resource.show", json_pack ("{s:s}", "id", id), &reply), 200);
     assert_int_equal (json_integer_value (json_object_get (reply, "capacity")), 5);
     json_decref (reply);
@@ -415,9 +306,9 @@ test_remove_and_repeat (void **state)
     assert_int_equal (s_call (self, "resource.list", json_object (), &reply), 200);
     assert_int_equal (json_array_size (json_object_get (reply, "items")), 0);
     json_decref (reply);
-    assert_true (s_journal_wait (self, "resource.removed", 1));
+    assert_true (testkit_wait_count (self->kit, "resource.removed", NULL, 1));
     zclock_sleep (300);
-    assert_int_equal (s_journal (self, "resource.removed"), 1);
+    assert_int_equal (testkit_count (self->kit, "resource.removed", NULL), 1);
     free (id);
 }
 
@@ -618,7 +509,7 @@ test_concurrent_holds_never_overbook (void **state)
     s_racer_t racers [RACERS];
     pthread_t threads [RACERS];
     for (int i = 0; i < RACERS; i++) {
-        racers [i] = (s_racer_t) { svc_availability_new (self->cfg, NULL), id, i, 0, 0 };
+        racers [i] = (s_racer_t) { svc_availability_new (testkit_cfg (self->kit), NULL), id, i, 0, 0 };
         assert_non_null (racers [i].state);
     }
     for (int i = 0; i < RACERS; i++)
@@ -683,17 +574,9 @@ s_refused_all (fixture_t *self, const char *method, const char **bodies,
 {
     int64_t resources = s_count (self, "SELECT count (*) FROM resources");
     int64_t holds = s_count (self, "SELECT count (*) FROM holds");
-    for (const char **body = bodies; *body; body++) {
-        json_t *reply = NULL;
-        int status = s_call_raw (self->state, method, *body, strlen (*body), &reply);
-        if (status != 400)
-            fail_msg ("%s %s: status %d", method, *body, status);
-        json_t *error = json_object_get (reply, "error");
-        assert_int_equal (json_integer_value (json_object_get (error, "code")), 400);
-        if (reason)
-            assert_string_equal (json_string_value (json_object_get (error, "reason")), reason);
-        json_decref (reply);
-    }
+    for (const char **body = bodies; *body; body++)
+        testkit_refused (svc_availability, self->state, method, *body, 400,
+                         reason);
     assert_int_equal (s_count (self, "SELECT count (*) FROM resources"), resources);
     assert_int_equal (s_count (self, "SELECT count (*) FROM holds"), holds);
 }
@@ -972,12 +855,8 @@ test_hold_past_its_deadline_holds_nothing (void **state)
     char *id = s_add (self, json_pack ("{s:s,s:s}", "name", "Late", "owner", "lu"));
     char *body = zsys_sprintf ("{\"reservation\":\"r1\",\"resource\":\"%s\","
                                "\"date\":\"2026-01-01\"}", id);
-    zframe_t *frame = zframe_new (body, strlen (body));
-    zframe_t *reply = NULL;
-    assert_int_equal (svc_availability (self->state, "hold", &frame,
-                                        zclock_mono () - 1, &reply), 504);
-    zframe_destroy (&frame);
-    zframe_destroy (&reply);
+    assert_int_equal (testkit_handle (svc_availability, self->state, "hold",
+                                      body, strlen (body), -1, NULL), 504);
     zstr_free (&body);
     assert_int_equal (s_held (self, id, "2026-01-01"), 0);
     assert_int_equal (s_count (self, "SELECT count (*) FROM holds"), 0);
@@ -1009,7 +888,7 @@ test_state_fails_cleanly (void **state)
     resv_cfg_t *cfg = resv_cfg_load (NULL);
     assert_null (svc_availability_new (cfg, NULL));
     resv_cfg_destroy (&cfg);
-    setenv ("RESV_DATA_DIR", self->dir, 1);
+    setenv ("RESV_DATA_DIR", testkit_dir (self->kit), 1);
     svc_availability_destroy (NULL);
     //  The service is in the table resv-worker reads.
     const svc_t *svc = svc_lookup ("availability");
@@ -1021,8 +900,7 @@ test_state_fails_cleanly (void **state)
 int
 main (void)
 {
-    zsys_init ();
-    zsys_set_logstream (stderr);
+    testkit_init ();
     //  The last day a stay may reach, as the service has it.
     int64_t last;
     assert_true (resv_date_parse ("9999-12-31", &last));

@@ -12,50 +12,22 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
-#include "svc.h"
-#include "store.h"
-#include "broker.h"
+#include "testkit.h"
 
 typedef struct {
-    char dir [64];              //  Temporary data directory
-    resv_cfg_t *cfg;            //  From the environment
-    zactor_t *broker;           //  The real broker
-    resv_t *client;             //  Publishes and reads events
+    testkit_t *kit;             //  Broker, journal, directory (testkit.h)
     void *service;              //  The service's state under test
     store_t *store;             //  The test's own look into its store
-    int events;                 //  Event ids made so far
-    int64_t last;               //  Newest seq published
 } fixture_t;
 
 static int
 s_setup (void **state)
 {
     fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
-    strcpy (self->dir, "/tmp/resv-notification-test.XXXXXX");
-    assert_non_null (mkdtemp (self->dir));
-    setenv ("RESV_DATA_DIR", self->dir, 1);
-    setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:*", 1);
-    setenv ("RESV_BROKER_BACKEND", "tcp://127.0.0.1:*", 1);
-    setenv ("RESV_BROKER_EVENTS", "tcp://127.0.0.1:*", 1);
-    resv_cfg_t *cfg = resv_cfg_load (NULL);
-    self->broker = broker_new (cfg);
-    resv_cfg_destroy (&cfg);
-    assert_non_null (self->broker);
-    char *frontend, *backend, *events;
-    zstr_send (self->broker, "ENDPOINTS");
-    zstr_recvx (self->broker, &frontend, &backend, &events, NULL);
-    setenv ("RESV_BROKER_FRONTEND", frontend, 1);
-    setenv ("RESV_BROKER_BACKEND", backend, 1);
-    setenv ("RESV_BROKER_EVENTS", events, 1);
-    self->client = resv_new (frontend);
-    zstr_free (&frontend);
-    zstr_free (&backend);
-    zstr_free (&events);
-    //  Loaded again: the service must find the broker's real ports.
-    self->cfg = resv_cfg_load (NULL);
-    self->service = svc_notification_new (self->cfg, NULL);
+    self->kit = testkit_new ("notification", NULL);
+    self->service = svc_notification_new (testkit_cfg (self->kit), NULL);
     assert_non_null (self->service);
-    self->store = store_new (self->cfg, "notification", NULL);
+    self->store = store_new (testkit_cfg (self->kit), "notification", NULL);
     assert_non_null (self->store);
     *state = self;
     return 0;
@@ -69,12 +41,7 @@ s_teardown (void **state)
     assert_null (self->service);
     svc_notification_destroy (&self->service);     //  Idempotent
     store_destroy (&self->store);
-    resv_destroy (&self->client);
-    zactor_destroy (&self->broker);
-    resv_cfg_destroy (&self->cfg);
-    char *command = zsys_sprintf ("rm -rf '%s'", self->dir);
-    assert_int_equal (system (command), 0);
-    zstr_free (&command);
+    testkit_destroy (&self->kit);
     free (self);
     return 0;
 }
@@ -83,33 +50,18 @@ s_teardown (void **state)
 //  --------------------------------------------------------------------------
 //  Events
 
-//  Publishes events (an array, taken); returns the last seq given.
+//  Publishes events (one or an array, taken); returns the last seq given.
 static int64_t
 s_publish_all (fixture_t *self, json_t *events)
 {
-    json_t *request = json_pack ("{s:o}", "events", events);
-    json_t *reply = NULL;
-    assert_int_equal (resv_call (self->client, "events", "publish", request,
-                                 5000, &reply), 200);
-    json_t *seqs = json_object_get (reply, "seqs");
-    int64_t seq = json_integer_value (json_array_get (seqs,
-                                      json_array_size (seqs) - 1));
-    if (seq > self->last)
-        self->last = seq;
-    json_decref (request);
-    json_decref (reply);
-    return seq;
+    return testkit_publish (self->kit, events);
 }
 
 //  An event about reservation id with a fresh event id; data is taken.
 static json_t *
 s_event (fixture_t *self, const char *type, const char *id, json_t *data)
 {
-    char event_id [32];
-    snprintf (event_id, sizeof event_id, "ev%d", ++self->events);
-    return json_pack ("{s:s,s:s,s:s,s:s,s:o}", "id", event_id, "type", type,
-                      "reservation", id, "correlation_id", id,
-                      "data", data? data: json_object ());
+    return testkit_event (self->kit, NULL, type, id, data);
 }
 
 //  The data of a reservation.TYPE event for customer's reservation id.
@@ -148,12 +100,7 @@ s_payment_event (fixture_t *self, const char *type, const char *id,
 static void
 s_sync (fixture_t *self)
 {
-    for (int i = 0; i < 500; i++) {
-        if (store_cursor (self->store, "notification") >= self->last)
-            return;
-        zclock_sleep (10);
-    }
-    fail_msg ("notification did not reach seq %" PRId64, self->last);
+    testkit_sync (self->kit, self->store, "notification");
 }
 
 //  The notification.sent events in the journal, once the relay has sent
@@ -161,35 +108,15 @@ s_sync (fixture_t *self)
 static json_t *
 s_sent (fixture_t *self, size_t count)
 {
-    json_t *items = NULL;
-    for (int i = 0; i < 250; i++) {
-        json_decref (items);
-        json_t *request = json_pack ("{s:i,s:s,s:i}", "from", 1,
-                                     "type", "notification.sent", "limit", 1000);
-        json_t *page = NULL;
-        assert_int_equal (resv_call (self->client, "events", "read", request,
-                                     5000, &page), 200);
-        json_decref (request);
-        items = json_incref (json_object_get (page, "items"));
-        json_decref (page);
-        if (json_array_size (items) >= count)
-            break;
-        zclock_sleep (20);
-    }
-    return items;
+    testkit_wait_count (self->kit, "notification.sent", NULL, count);
+    return testkit_journal (self->kit, "notification.sent", NULL);
 }
 
 //  Rows in the notifications table.
 static int64_t
 s_rows (fixture_t *self)
 {
-    sqlite3_stmt *stmt = store_stmt (self->store,
-        "SELECT count (*) FROM notifications");
-    assert_non_null (stmt);
-    assert_int_equal (sqlite3_step (stmt), SQLITE_ROW);
-    int64_t count = sqlite3_column_int64 (stmt, 0);
-    sqlite3_reset (stmt);
-    return count;
+    return testkit_sql_int (self->store, "SELECT count (*) FROM notifications");
 }
 
 
@@ -199,17 +126,8 @@ s_rows (fixture_t *self)
 static int
 s_call (fixture_t *self, const char *method, const char *body, json_t **reply_p)
 {
-    zframe_t *frame = zframe_new (body, strlen (body));
-    zframe_t *reply = NULL;
-    int status = svc_notification (self->service, method, &frame,
-                                   zclock_mono () + 5000, &reply);
-    zframe_destroy (&frame);
-    assert_non_null (reply);
-    *reply_p = json_loadb ((const char *) zframe_data (reply),
-                           zframe_size (reply), 0, NULL);
-    assert_non_null (*reply_p);
-    zframe_destroy (&reply);
-    return status;
+    return testkit_handle (svc_notification, self->service, method, body,
+                           strlen (body), 5000, reply_p);
 }
 
 //  list for customer (with more, a JSON text of other members, or NULL).
@@ -230,16 +148,8 @@ static void
 s_refused (fixture_t *self, const char *method, const char *body, int code,
            const char *reason)
 {
-    json_t *reply;
-    int status = s_call (self, method, body, &reply);
-    if (status != code)
-        fail_msg ("%s %s: expected %d, got %d", method, body, code, status);
-    json_t *error = json_object_get (reply, "error");
-    assert_int_equal (json_integer_value (json_object_get (error, "code")), code);
-    assert_string_equal (json_string_value (json_object_get (error, "reason")),
-                         reason);
-    assert_true (json_string_length (json_object_get (error, "message")) > 0);
-    json_decref (reply);
+    testkit_refused (svc_notification, self->service, method, body, code,
+                     reason);
 }
 
 static const char *
@@ -375,8 +285,8 @@ static void
 test_two_processes_notify_once (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    void *second = svc_notification_new (self->cfg, NULL);
-    void *third = svc_notification_new (self->cfg, NULL);
+    void *second = svc_notification_new (testkit_cfg (self->kit), NULL);
+    void *third = svc_notification_new (testkit_cfg (self->kit), NULL);
     assert_non_null (second);
     assert_non_null (third);
     for (int batch = 0; batch < 4; batch++) {
@@ -419,7 +329,7 @@ test_applied_again_changes_nothing (void **state)
     svc_notification_destroy (&self->service);
     assert_int_equal (store_cursor_set (self->store, "notification", 0), 0);
     assert_int_equal (store_cursor (self->store, "notification"), 0);
-    self->service = svc_notification_new (self->cfg, NULL);
+    self->service = svc_notification_new (testkit_cfg (self->kit), NULL);
     assert_non_null (self->service);
     s_sync (self);
     json_t *after = s_list (self, "c1", NULL);
@@ -482,39 +392,22 @@ test_list_by_customer_and_pages (void **state)
     assert_int_equal (seen, 7);
 }
 
-//  A real worker of the service, serving through the broker.
-static void
-s_worker_actor (zsock_t *pipe, void *args)
-{
-    resv_cfg_t *cfg = (resv_cfg_t *) args;
-    const svc_t *svc = svc_lookup ("notification");
-    worker_t *worker = worker_new (cfg, svc->name);
-    void *state = worker? svc->state_new (cfg, worker): NULL;
-    zsock_signal (pipe, 0);
-    while (state && !(zsock_events (pipe) & ZMQ_POLLIN))
-        worker_serve (worker, 20, svc->handler, state);
-    char *command = zstr_recv (pipe);
-    zstr_free (&command);
-    if (state)
-        svc->state_destroy (&state);
-    worker_destroy (&worker);
-}
-
 static void
 test_through_a_worker (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    zactor_t *worker = zactor_new (s_worker_actor, self->cfg);
+    //  A real worker of the service, serving through the broker.
+    testkit_start (self->kit, "notification");
     s_put (self, "reservation.confirmed", "r1", "c1", "CONFIRMED");
     s_sync (self);
     json_t *reply = NULL;
-    assert_int_equal (resv_notifications (self->client, "c1", &reply), 200);
+    assert_int_equal (resv_notifications (testkit_client (self->kit), "c1", &reply), 200);
     assert_int_equal (json_array_size (json_object_get (reply, "items")), 1);
     json_decref (reply);
-    assert_int_equal (resv_call (self->client, "notification", "list", NULL,
+    assert_int_equal (resv_call (testkit_client (self->kit), "notification", "list", NULL,
                                  5000, &reply), 400);
     json_decref (reply);
-    zactor_destroy (&worker);
+    testkit_stop (self->kit, "notification");
 }
 
 
@@ -638,7 +531,7 @@ test_new_failures (void **state)
     resv_cfg_t *cfg = resv_cfg_load (NULL);
     assert_null (svc_notification_new (cfg, NULL));
     resv_cfg_destroy (&cfg);
-    setenv ("RESV_DATA_DIR", self->dir, 1);
+    setenv ("RESV_DATA_DIR", testkit_dir (self->kit), 1);
     setenv ("RESV_BROKER_FRONTEND", "not an endpoint", 1);
     cfg = resv_cfg_load (NULL);
     assert_null (svc_notification_new (cfg, NULL));
@@ -649,8 +542,7 @@ test_new_failures (void **state)
 int
 main (void)
 {
-    zsys_init ();
-    zsys_set_logstream (stderr);
+    testkit_init ();
     #define S_TEST(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_registered),

@@ -15,16 +15,8 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
-#include "svc.h"
-#include "store.h"
-#include "broker.h"
+#include "testkit.h"
 #include "resv_util.h"
-
-//  The services a fixture runs, by index.
-enum { S_AVAILABILITY, S_PAYMENT, S_RESERVATION, S_APPROVAL, S_SERVICES };
-static const char *s_service_names [S_SERVICES] = {
-    "availability", "payment", "reservation", "approval"
-};
 
 //  Environment knobs the setups set; each setup clears them all first.
 static const char *s_knobs [] = {
@@ -41,102 +33,18 @@ typedef struct {
 } stub_t;
 
 typedef struct {
-    char dir [64];              //  Temporary data directory
-    resv_cfg_t *broker_cfg;     //  The broker's (ephemeral ports)
-    resv_cfg_t *cfg;            //  Everyone else's (the real ports)
-    zactor_t *broker;           //  The real broker
-    resv_t *client;             //  The test's client
-    zactor_t *services [S_SERVICES];    //  Workers in threads
+    testkit_t *kit;             //  Broker, journal, workers (testkit.h)
     stub_t stub;                //  With the stub availability
     store_t *store;             //  The test's look into reservation.db
     void *direct;               //  A reservation state called directly
-    char manual [64];           //  A manual resource: price 2500, capacity 3
-    char automatic [64];        //  An auto resource: price 1000, capacity 5
-    char single [64];           //  A manual resource of capacity 1
+    char *manual;               //  A manual resource: price 2500, capacity 3
+    char *automatic;            //  An auto resource: price 1000, capacity 5
+    char *single;               //  A manual resource of capacity 1
 } fixture_t;
 
 
 //  --------------------------------------------------------------------------
-//  Workers in threads
-
-typedef struct {
-    resv_cfg_t *cfg;            //  Borrowed
-    const char *name;           //  Service
-    worker_handler_fn *handler;
-    svc_new_fn *state_new;      //  NULL: state is given
-    svc_destroy_fn *state_destroy;
-    void *state;                //  Given state (a stub's)
-} runner_t;
-
-//  Runs one worker until $TERM, as resv-worker does. Signals twice: once
-//  started (zactor_new waits for it), then 0 when serving or 1 when its
-//  state could not be made.
-static void
-s_runner (zsock_t *pipe, void *args)
-{
-    runner_t *self = (runner_t *) args;
-    zsock_signal (pipe, 0);
-    worker_t *worker = worker_new (self->cfg, self->name);
-    void *state = self->state;
-    if (worker && self->state_new)
-        state = self->state_new (self->cfg, worker);
-    bool ready = worker && (state || !self->state_new);
-    zsock_signal (pipe, ready? 0: 1);
-    bool terminated = false;
-    while (!terminated) {
-        if (ready)
-            worker_serve (worker, 10, self->handler, state);
-        else
-            zsock_wait (pipe);      //  Anything: only $TERM comes
-        while (zsock_events (pipe) & ZMQ_POLLIN) {
-            char *command = zstr_recv (pipe);
-            terminated |= !command || streq (command, "$TERM");
-            zstr_free (&command);
-        }
-    }
-    if (self->state_new && state)
-        self->state_destroy (&state);
-    worker_destroy (&worker);
-    free (self);
-}
-
-static zactor_t *
-s_runner_new (fixture_t *self, const char *name, worker_handler_fn *handler,
-              void *state)
-{
-    runner_t *runner = (runner_t *) zmalloc (sizeof (runner_t));
-    runner->cfg = self->cfg;
-    runner->name = name;
-    if (handler) {
-        runner->handler = handler;
-        runner->state = state;
-    }
-    else {
-        const svc_t *svc = svc_lookup (name);
-        assert_non_null (svc);
-        runner->handler = svc->handler;
-        runner->state_new = svc->state_new;
-        runner->state_destroy = svc->state_destroy;
-    }
-    zactor_t *actor = zactor_new (s_runner, runner);
-    assert_non_null (actor);
-    assert_int_equal (zsock_wait (actor), 0);
-    return actor;
-}
-
-static void
-s_start (fixture_t *self, int service)
-{
-    assert_null (self->services [service]);
-    self->services [service] = s_runner_new (self, s_service_names [service],
-                                             NULL, NULL);
-}
-
-static void
-s_stop (fixture_t *self, int service)
-{
-    zactor_destroy (&self->services [service]);
-}
+//  A stub availability
 
 //  An availability that answers hold wrongly on purpose: for resource
 //  "res-huge" a price so high that the amount overflows, for any other a
@@ -185,23 +93,6 @@ s_stub_count (int *counter)
 //  --------------------------------------------------------------------------
 //  Fixture
 
-//  Adds a resource; writes its id into id.
-static void
-s_resource (fixture_t *self, char *id, int capacity, int price,
-            const char *approval)
-{
-    json_t *request = json_pack ("{s:s,s:s,s:i,s:i,s:s}", "name", "Room",
-                                 "owner", "olga", "capacity", capacity,
-                                 "price", price, "approval", approval);
-    json_t *reply = NULL;
-    assert_int_equal (resv_call (self->client, "availability", "resource.add",
-                                 request, 5000, &reply), 201);
-    snprintf (id, 64, "%s", json_string_value (json_object_get (reply, "id")));
-    assert_true (strlen (id) > 0);
-    json_decref (request);
-    json_decref (reply);
-}
-
 //  Starts a broker and the four services; env is NULL or a NULL-ended
 //  list of name, value pairs set first. A stub availability replaces the
 //  real one when stub is true.
@@ -209,47 +100,28 @@ static fixture_t *
 s_fixture_new (const char **env, bool stub)
 {
     fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
-    strcpy (self->dir, "/tmp/resv-reservation-test.XXXXXX");
-    assert_non_null (mkdtemp (self->dir));
     //  Every variable is set before any thread starts: getenv is not safe
     //  against a concurrent setenv.
     for (const char **knob = s_knobs; *knob; knob++)
         unsetenv (*knob);
-    for (; env && *env; env += 2)
-        setenv (env [0], env [1], 1);
-    setenv ("RESV_DATA_DIR", self->dir, 1);
     setenv ("RESV_BROKER_GRACE", "300", 1);
-    setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:*", 1);
-    setenv ("RESV_BROKER_BACKEND", "tcp://127.0.0.1:*", 1);
-    setenv ("RESV_BROKER_EVENTS", "tcp://127.0.0.1:*", 1);
-    self->broker_cfg = resv_cfg_load (NULL);
-    self->broker = broker_new (self->broker_cfg);
-    assert_non_null (self->broker);
-    char *frontend, *backend, *events;
-    zstr_send (self->broker, "ENDPOINTS");
-    zstr_recvx (self->broker, &frontend, &backend, &events, NULL);
-    setenv ("RESV_BROKER_FRONTEND", frontend, 1);
-    setenv ("RESV_BROKER_BACKEND", backend, 1);
-    setenv ("RESV_BROKER_EVENTS", events, 1);
-    self->client = resv_new (frontend);
-    zstr_free (&frontend);
-    zstr_free (&backend);
-    zstr_free (&events);
-    self->cfg = resv_cfg_load (NULL);
-    if (stub)
-        self->services [S_AVAILABILITY] = s_runner_new (self, "availability",
-            s_stub_availability, &self->stub);
+    self->kit = testkit_new ("reservation", env);
+    if (stub) {
+        const svc_t availability = { .name = "availability",
+                                     .handler = s_stub_availability };
+        testkit_start_with (self->kit, &availability, &self->stub);
+    }
     else
-        s_start (self, S_AVAILABILITY);
-    s_start (self, S_PAYMENT);
-    s_start (self, S_RESERVATION);
-    s_start (self, S_APPROVAL);
-    self->store = store_new (self->cfg, "reservation", NULL);
+        testkit_start (self->kit, "availability");
+    testkit_start (self->kit, "payment");
+    testkit_start (self->kit, "reservation");
+    testkit_start (self->kit, "approval");
+    self->store = store_new (testkit_cfg (self->kit), "reservation", NULL);
     assert_non_null (self->store);
     if (!stub) {
-        s_resource (self, self->manual, 3, 2500, "manual");
-        s_resource (self, self->automatic, 5, 1000, "auto");
-        s_resource (self, self->single, 1, 100, "manual");
+        self->manual = testkit_resource (self->kit, 3, 2500, "manual");
+        self->automatic = testkit_resource (self->kit, 5, 1000, "auto");
+        self->single = testkit_resource (self->kit, 1, 100, "manual");
     }
     return self;
 }
@@ -272,16 +144,11 @@ s_teardown (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     svc_reservation_destroy (&self->direct);
-    for (int service = S_SERVICES - 1; service >= 0; service--)
-        s_stop (self, service);
     store_destroy (&self->store);
-    resv_destroy (&self->client);
-    zactor_destroy (&self->broker);
-    resv_cfg_destroy (&self->cfg);
-    resv_cfg_destroy (&self->broker_cfg);
-    char *command = zsys_sprintf ("rm -rf '%s'", self->dir);
-    assert_int_equal (system (command), 0);
-    zstr_free (&command);
+    testkit_destroy (&self->kit);
+    zstr_free (&self->manual);
+    zstr_free (&self->automatic);
+    zstr_free (&self->single);
     free (self);
     return 0;
 }
@@ -290,198 +157,13 @@ s_teardown (void **state)
 //  --------------------------------------------------------------------------
 //  Helpers
 
-//  Asserts that reply is an error object with code and reason.
-static void
-s_assert_error (json_t *reply, int code, const char *reason)
-{
-    json_t *error = json_object_get (reply, "error");
-    assert_non_null (error);
-    assert_int_equal (json_integer_value (json_object_get (error, "code")), code);
-    const char *got = json_string_value (json_object_get (error, "reason"));
-    assert_non_null (got);
-    if (reason && !streq (got, reason))
-        fail_msg ("reason '%s', expected '%s' (%s)", got, reason,
-                  json_string_value (json_object_get (error, "message")));
-    assert_non_null (json_string_value (json_object_get (error, "message")));
-}
-
-static const char *
-s_message (json_t *reply)
-{
-    const char *message = json_string_value (json_object_get (
-                          json_object_get (reply, "error"), "message"));
-    return message? message: "";
-}
-
 //  Calls reservation/method with request (taken) through the broker.
 static int
 s_call (fixture_t *self, const char *method, json_t *request, int timeout,
         json_t **reply_p)
 {
-    int status = resv_call (self->client, "reservation", method, request,
-                            timeout, reply_p);
-    json_decref (request);
-    return status;
-}
-
-//  A reserve of units of resource on 2027-03-01 for days, by customer,
-//  with request_id (NULL: none).
-static int
-s_reserve (fixture_t *self, const char *customer, const char *resource,
-           int days, int units, const char *request_id, json_t **reply_p)
-{
-    json_t *request = json_pack ("{s:s,s:s,s:s,s:i,s:i}", "customer", customer,
-                                 "resource", resource, "date", "2027-03-01",
-                                 "days", days, "units", units);
-    if (request_id)
-        json_object_set_new (request, "request_id", json_string (request_id));
-    return s_call (self, "reserve", request, 5000, reply_p);
-}
-
-//  Reserves and asserts 201; returns the id (a copy, caller frees).
-static char *
-s_reserved (fixture_t *self, const char *resource, const char *request_id)
-{
-    json_t *reply = NULL;
-    int status = s_reserve (self, "carla", resource, 1, 1, request_id, &reply);
-    if (status != 201)
-        fail_msg ("reserve: %d %s", status, s_message (reply));
-    char *id = strdup (json_string_value (json_object_get (reply, "id")));
-    json_decref (reply);
-    return id;
-}
-
-//  Calls reservation/method {id} (with customer when not NULL).
-static int
-s_on (fixture_t *self, const char *method, const char *id,
-      const char *customer, json_t **reply_p)
-{
-    json_t *request = json_pack ("{s:s}", "id", id);
-    if (customer)
-        json_object_set_new (request, "customer", json_string (customer));
-    return s_call (self, method, request, 5000, reply_p);
-}
-
-//  The status of reservation id, "" when unknown.
-static char *
-s_status (fixture_t *self, const char *id)
-{
-    json_t *reply = NULL;
-    static char status [32];
-    status [0] = 0;
-    if (s_on (self, "get", id, NULL, &reply) == 200)
-        snprintf (status, sizeof status, "%s",
-                  json_string_value (json_object_get (reply, "status")));
-    json_decref (reply);
-    return status;
-}
-
-static bool
-s_wait_status (fixture_t *self, const char *id, const char *status)
-{
-    for (int i = 0; i < 250; i++) {
-        if (streq (s_status (self, id), status))
-            return true;
-        zclock_sleep (20);
-    }
-    return false;
-}
-
-//  Free units of resource on date.
-static int64_t
-s_free (fixture_t *self, const char *resource, const char *date)
-{
-    json_t *request = json_pack ("{s:s,s:s}", "resource", resource, "date", date);
-    json_t *reply = NULL;
-    assert_int_equal (resv_call (self->client, "availability", "availability",
-                                 request, 5000, &reply), 200);
-    int64_t free_units = json_integer_value (json_object_get (json_array_get (
-        json_object_get (reply, "days"), 0), "free"));
-    json_decref (request);
-    json_decref (reply);
-    return free_units;
-}
-
-static bool
-s_wait_free (fixture_t *self, const char *resource, int64_t units)
-{
-    for (int i = 0; i < 250; i++) {
-        if (s_free (self, resource, "2027-03-01") == units)
-            return true;
-        zclock_sleep (20);
-    }
-    return false;
-}
-
-//  The journal's events about reservation id, in order (caller owns).
-static json_t *
-s_journal (fixture_t *self, const char *id)
-{
-    json_t *events = json_array ();
-    int64_t from = 1;
-    while (true) {
-        json_t *request = json_pack ("{s:I,s:i}", "from", (json_int_t) from,
-                                     "limit", 1000);
-        json_t *page = NULL;
-        assert_int_equal (resv_call (self->client, "events", "read", request,
-                                     5000, &page), 200);
-        json_decref (request);
-        json_t *items = json_object_get (page, "items");
-        size_t index;
-        json_t *event;
-        json_array_foreach (items, index, event) {
-            const char *about = json_string_value (json_object_get (event, "reservation"));
-            if (!id || (about && streq (about, id)))
-                json_array_append (events, event);
-        }
-        from = json_integer_value (json_object_get (page, "next"));
-        bool more = json_array_size (items) > 0
-                 && from <= json_integer_value (json_object_get (page, "last"));
-        json_decref (page);
-        if (!more)
-            return events;
-    }
-}
-
-//  How many events of type the journal has about id.
-static int
-s_count (fixture_t *self, const char *id, const char *type)
-{
-    json_t *events = s_journal (self, id);
-    int count = 0;
-    size_t index;
-    json_t *event;
-    json_array_foreach (events, index, event)
-        if (streq (json_string_value (json_object_get (event, "type")), type))
-            count++;
-    json_decref (events);
-    return count;
-}
-
-//  The first event of type about id (caller owns), or NULL.
-static json_t *
-s_event_of (fixture_t *self, const char *id, const char *type)
-{
-    json_t *events = s_journal (self, id);
-    json_t *found = NULL;
-    size_t index;
-    json_t *event;
-    json_array_foreach (events, index, event)
-        if (!found && streq (json_string_value (json_object_get (event, "type")), type))
-            found = json_incref (event);
-    json_decref (events);
-    return found;
-}
-
-static bool
-s_wait_count (fixture_t *self, const char *id, const char *type, int count)
-{
-    for (int i = 0; i < 250; i++) {
-        if (s_count (self, id, type) >= count)
-            return true;
-        zclock_sleep (20);
-    }
-    return false;
+    return testkit_call (self->kit, "reservation", method, request, timeout,
+                         reply_p);
 }
 
 //  Publishes one event into the journal, as another service would; returns
@@ -490,52 +172,28 @@ static int64_t
 s_publish (fixture_t *self, const char *event_id, const char *type,
            const char *id, json_t *data)
 {
-    json_t *request = json_pack ("{s:[{s:s,s:s,s:s,s:s,s:o}]}", "events",
-                                 "id", event_id, "type", type,
-                                 "reservation", id, "correlation_id", id,
-                                 "data", data);
-    json_t *reply = NULL;
-    assert_int_equal (resv_call (self->client, "events", "publish", request,
-                                 5000, &reply), 200);
-    int64_t seq = json_integer_value (json_array_get (json_object_get (reply, "seqs"), 0));
-    json_decref (request);
-    json_decref (reply);
-    return seq;
+    return testkit_publish (self->kit, testkit_event (self->kit, event_id,
+                                                      type, id, data));
 }
 
 //  Waits until the consumer's cursor in reservation.db reaches seq.
 static bool
 s_wait_cursor (fixture_t *self, int64_t seq)
 {
-    for (int i = 0; i < 250; i++) {
-        if (store_cursor (self->store, "reservation") >= seq)
-            return true;
-        zclock_sleep (20);
-    }
-    return false;
+    return testkit_wait_cursor (self->kit, self->store, "reservation", seq);
 }
 
 //  A count from the test's look into reservation.db.
 static int64_t
 s_rows (fixture_t *self, const char *sql)
 {
-    sqlite3_stmt *stmt = store_stmt (self->store, sql);
-    assert_non_null (stmt);
-    int64_t count = sqlite3_step (stmt) == SQLITE_ROW?
-                    sqlite3_column_int64 (stmt, 0): -1;
-    sqlite3_reset (stmt);
-    return count;
+    return testkit_sql_int (self->store, sql);
 }
 
 static bool
 s_wait_no_saga (fixture_t *self)
 {
-    for (int i = 0; i < 500; i++) {
-        if (s_rows (self, "SELECT count (*) FROM sagas") == 0)
-            return true;
-        zclock_sleep (20);
-    }
-    return false;
+    return TESTKIT_WAIT (10000, s_rows (self, "SELECT count (*) FROM sagas") == 0);
 }
 
 //  Calls the handler of the direct state with a raw body.
@@ -544,19 +202,11 @@ s_direct (fixture_t *self, const char *method, const char *body,
           size_t size, json_t **reply_p)
 {
     if (!self->direct) {
-        self->direct = svc_reservation_new (self->cfg, NULL);
+        self->direct = svc_reservation_new (testkit_cfg (self->kit), NULL);
         assert_non_null (self->direct);
     }
-    zframe_t *frame = zframe_new (body, size);
-    zframe_t *reply = NULL;
-    int status = svc_reservation (self->direct, method, &frame,
-                                  zclock_mono () + 5000, &reply);
-    zframe_destroy (&frame);
-    *reply_p = reply? json_loadb ((const char *) zframe_data (reply),
-                                  zframe_size (reply), 0, NULL): NULL;
-    assert_true (!reply || *reply_p);   //  Every reply is JSON
-    zframe_destroy (&reply);
-    return status;
+    return testkit_handle (svc_reservation, self->direct, method, body, size,
+                           5000, reply_p);
 }
 
 static bool
@@ -581,7 +231,7 @@ test_reserve_creates (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     json_t *reply = NULL;
-    assert_int_equal (s_reserve (self, "carla", self->manual, 2, 2, "k-1",
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 2, 2, "k-1",
                                  &reply), 201);
     const char *id = json_string_value (json_object_get (reply, "id"));
     assert_non_null (id);
@@ -612,18 +262,18 @@ test_reserve_creates (void **state)
 
     //  get answers the same object.
     json_t *got = NULL;
-    assert_int_equal (s_on (self, "get", id, NULL, &got), 200);
+    assert_int_equal (testkit_act (self->kit, "get", id, NULL, &got), 200);
     assert_true (json_equal (got, reply));
     json_decref (got);
 
     //  Two days held, the third free.
-    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 1);
-    assert_int_equal (s_free (self, self->manual, "2027-03-02"), 1);
-    assert_int_equal (s_free (self, self->manual, "2027-03-03"), 3);
+    assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 1);
+    assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-02"), 1);
+    assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-03"), 3);
 
     //  One reservation.requested, with the object, owner and mode.
-    assert_true (s_wait_count (self, id, "reservation.requested", 1));
-    json_t *event = s_event_of (self, id, "reservation.requested");
+    assert_true (testkit_wait_count (self->kit, "reservation.requested", id, 1));
+    json_t *event = testkit_event_of (self->kit, "reservation.requested", id);
     json_t *data = json_object_get (event, "data");
     assert_string_equal (json_string_value (json_object_get (data, "owner")), "olga");
     assert_string_equal (json_string_value (json_object_get (data, "approval")), "manual");
@@ -639,13 +289,13 @@ test_reserve_retry_is_idempotent (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     json_t *first = NULL, *again = NULL;
-    assert_int_equal (s_reserve (self, "carla", self->manual, 1, 2, "k-2",
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 2, "k-2",
                                  &first), 201);
-    assert_int_equal (s_reserve (self, "carla", self->manual, 1, 2, "k-2",
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 2, "k-2",
                                  &again), 201);
     assert_true (json_equal (first, again));
     const char *id = json_string_value (json_object_get (first, "id"));
-    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 1);
+    assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 1);
 
     //  Concurrent copies from three clients: one reservation, one hold.
     resv_t *clients [3];
@@ -670,14 +320,14 @@ test_reserve_retry_is_idempotent (void **state)
     }
     assert_string_equal (ids [0], ids [1]);
     assert_string_equal (ids [0], ids [2]);
-    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 0);
-    assert_true (s_wait_count (self, ids [0], "reservation.requested", 1));
-    assert_true (s_wait_count (self, id, "reservation.requested", 1));
+    assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 0);
+    assert_true (testkit_wait_count (self->kit, "reservation.requested", ids [0], 1));
+    assert_true (testkit_wait_count (self->kit, "reservation.requested", id, 1));
     zclock_sleep (300);
-    assert_int_equal (s_count (self, ids [0], "reservation.requested"), 1);
-    assert_int_equal (s_count (self, ids [0], "payment.authorized"), 1);
-    assert_int_equal (s_count (self, id, "reservation.requested"), 1);
-    assert_int_equal (s_count (self, id, "payment.authorized"), 1);
+    assert_int_equal (testkit_count (self->kit, "reservation.requested", ids [0]), 1);
+    assert_int_equal (testkit_count (self->kit, "payment.authorized", ids [0]), 1);
+    assert_int_equal (testkit_count (self->kit, "reservation.requested", id), 1);
+    assert_int_equal (testkit_count (self->kit, "payment.authorized", id), 1);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 2);
     for (int i = 0; i < 3; i++)
         free (ids [i]);
@@ -690,15 +340,15 @@ test_reserve_without_request_id (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     json_t *one = NULL, *two = NULL;
-    assert_int_equal (s_reserve (self, "carla", self->automatic, 1, 1, NULL,
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->automatic, 1, 1, NULL,
                                  &one), 201);
-    assert_int_equal (s_reserve (self, "carla", self->automatic, 1, 1, NULL,
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->automatic, 1, 1, NULL,
                                  &two), 201);
     assert_string_not_equal (json_string_value (json_object_get (one, "id")),
                              json_string_value (json_object_get (two, "id")));
     const char *request_id = json_string_value (json_object_get (one, "request_id"));
     assert_int_equal (strlen (request_id), 32);
-    assert_int_equal (s_free (self, self->automatic, "2027-03-01"), 3);
+    assert_int_equal (testkit_free (self->kit, self->automatic, "2027-03-01"), 3);
     json_decref (one);
     json_decref (two);
 }
@@ -708,7 +358,7 @@ test_reserve_accepts_token_marks (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     json_t *reply = NULL;
-    assert_int_equal (s_reserve (self, "o.brien+test@example.com", self->manual,
+    assert_int_equal (testkit_reserve (self->kit, "o.brien+test@example.com", self->manual,
                                  1, 1, "Key:1_2-3", &reply), 201);
     assert_string_equal (json_string_value (json_object_get (reply, "customer")),
                          "o.brien+test@example.com");
@@ -719,14 +369,14 @@ static void
 test_auto_approval_confirms (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    char *id = s_reserved (self, self->automatic, "k-auto");
-    assert_true (s_wait_status (self, id, "CONFIRMED"));
-    assert_true (s_wait_count (self, id, "reservation.confirmed", 1));
-    json_t *approved = s_event_of (self, id, "approval.approved");
+    char *id = testkit_reserved (self->kit, self->automatic, "k-auto");
+    assert_true (testkit_wait_status (self->kit, id, "CONFIRMED"));
+    assert_true (testkit_wait_count (self->kit, "reservation.confirmed", id, 1));
+    json_t *approved = testkit_event_of (self->kit, "approval.approved", id);
     assert_non_null (approved);
     assert_true (json_is_true (json_object_get (json_object_get (approved, "data"),
                                                 "auto")));
-    json_t *confirmed = s_event_of (self, id, "reservation.confirmed");
+    json_t *confirmed = testkit_event_of (self->kit, "reservation.confirmed", id);
     json_t *data = json_object_get (confirmed, "data");
     assert_string_equal (json_string_value (json_object_get (data, "previous")),
                          "PENDING");
@@ -740,7 +390,7 @@ test_auto_approval_confirms (void **state)
     assert_string_equal (event_id, store_caused_id (cause, "reservation.confirmed",
                                                     caused));
     zclock_sleep (300);
-    assert_int_equal (s_count (self, id, "reservation.confirmed"), 1);
+    assert_int_equal (testkit_count (self->kit, "reservation.confirmed", id), 1);
     json_decref (approved);
     json_decref (confirmed);
     free (id);
@@ -754,41 +404,41 @@ static void
 test_cancel_pending_and_confirmed (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    char *pending = s_reserved (self, self->manual, "k-c1");
+    char *pending = testkit_reserved (self->kit, self->manual, "k-c1");
     zclock_sleep (5);           //  So that updated_at differs
     json_t *reply = NULL;
-    assert_int_equal (s_on (self, "cancel", pending, "carla", &reply), 200);
+    assert_int_equal (testkit_act (self->kit, "cancel", pending, "carla", &reply), 200);
     assert_string_equal (json_string_value (json_object_get (reply, "status")),
                          "CANCELLED");
     assert_string_not_equal (json_string_value (json_object_get (reply, "updated_at")),
                              json_string_value (json_object_get (reply, "created_at")));
     json_decref (reply);
     //  Again: the same answer, no second event.
-    assert_int_equal (s_on (self, "cancel", pending, "carla", &reply), 200);
+    assert_int_equal (testkit_act (self->kit, "cancel", pending, "carla", &reply), 200);
     assert_string_equal (json_string_value (json_object_get (reply, "status")),
                          "CANCELLED");
     json_decref (reply);
-    assert_true (s_wait_count (self, pending, "reservation.cancelled", 1));
-    json_t *event = s_event_of (self, pending, "reservation.cancelled");
+    assert_true (testkit_wait_count (self->kit, "reservation.cancelled", pending, 1));
+    json_t *event = testkit_event_of (self->kit, "reservation.cancelled", pending);
     assert_string_equal (json_string_value (json_object_get (json_object_get (
         event, "data"), "previous")), "PENDING");
     json_decref (event);
     //  availability consumes the cancellation: the unit comes back.
-    assert_true (s_wait_free (self, self->manual, 3));
+    assert_true (testkit_wait_free (self->kit, self->manual, 3));
 
-    char *confirmed = s_reserved (self, self->automatic, "k-c2");
-    assert_true (s_wait_status (self, confirmed, "CONFIRMED"));
-    assert_int_equal (s_on (self, "cancel", confirmed, "carla", &reply), 200);
+    char *confirmed = testkit_reserved (self->kit, self->automatic, "k-c2");
+    assert_true (testkit_wait_status (self->kit, confirmed, "CONFIRMED"));
+    assert_int_equal (testkit_act (self->kit, "cancel", confirmed, "carla", &reply), 200);
     assert_string_equal (json_string_value (json_object_get (reply, "status")),
                          "CANCELLED");
     json_decref (reply);
-    assert_true (s_wait_count (self, confirmed, "reservation.cancelled", 1));
-    event = s_event_of (self, confirmed, "reservation.cancelled");
+    assert_true (testkit_wait_count (self->kit, "reservation.cancelled", confirmed, 1));
+    event = testkit_event_of (self->kit, "reservation.cancelled", confirmed);
     assert_string_equal (json_string_value (json_object_get (json_object_get (
         event, "data"), "previous")), "CONFIRMED");
     json_decref (event);
     zclock_sleep (300);
-    assert_int_equal (s_count (self, pending, "reservation.cancelled"), 1);
+    assert_int_equal (testkit_count (self->kit, "reservation.cancelled", pending), 1);
     free (pending);
     free (confirmed);
 }
@@ -797,18 +447,18 @@ static void
 test_expire_pending (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    char *id = s_reserved (self, self->manual, "k-e1");
+    char *id = testkit_reserved (self->kit, self->manual, "k-e1");
     json_t *reply = NULL;
     for (int round = 0; round < 2; round++) {
-        assert_int_equal (s_on (self, "expire", id, NULL, &reply), 200);
+        assert_int_equal (testkit_act (self->kit, "expire", id, NULL, &reply), 200);
         assert_string_equal (json_string_value (json_object_get (reply, "status")),
                              "EXPIRED");
         assert_non_null (json_string_value (json_object_get (reply, "reason")));
         json_decref (reply);
     }
-    assert_true (s_wait_count (self, id, "reservation.expired", 1));
+    assert_true (testkit_wait_count (self->kit, "reservation.expired", id, 1));
     zclock_sleep (300);
-    assert_int_equal (s_count (self, id, "reservation.expired"), 1);
+    assert_int_equal (testkit_count (self->kit, "reservation.expired", id), 1);
     free (id);
 }
 
@@ -816,19 +466,19 @@ static void
 test_declined_by_event (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    char *id = s_reserved (self, self->manual, "k-d1");
+    char *id = testkit_reserved (self->kit, self->manual, "k-d1");
     int64_t seq = s_publish (self, "e-test-decline", "approval.declined", id,
         json_pack ("{s:s,s:s}", "owner", "olga", "reason", "closed for works"));
     assert_true (s_wait_cursor (self, seq));
     json_t *reply = NULL;
-    assert_int_equal (s_on (self, "get", id, NULL, &reply), 200);
+    assert_int_equal (testkit_act (self->kit, "get", id, NULL, &reply), 200);
     assert_string_equal (json_string_value (json_object_get (reply, "status")),
                          "DECLINED");
     assert_string_equal (json_string_value (json_object_get (reply, "reason")),
                          "closed for works");
     json_decref (reply);
-    assert_true (s_wait_count (self, id, "reservation.declined", 1));
-    json_t *event = s_event_of (self, id, "reservation.declined");
+    assert_true (testkit_wait_count (self->kit, "reservation.declined", id, 1));
+    json_t *event = testkit_event_of (self->kit, "reservation.declined", id);
     char caused [STORE_CAUSED_ID_SIZE];
     assert_string_equal (json_string_value (json_object_get (event, "id")),
                          store_caused_id ("e-test-decline", "reservation.declined",
@@ -843,15 +493,15 @@ static void
 test_decision_after_cancel_is_ignored (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    char *id = s_reserved (self, self->manual, "k-i1");
+    char *id = testkit_reserved (self->kit, self->manual, "k-i1");
     json_t *reply = NULL;
-    assert_int_equal (s_on (self, "cancel", id, "carla", &reply), 200);
+    assert_int_equal (testkit_act (self->kit, "cancel", id, "carla", &reply), 200);
     json_decref (reply);
     int64_t seq = s_publish (self, "e-test-late", "approval.approved", id,
                              json_pack ("{s:s,s:b}", "owner", "olga", "auto", 0));
     assert_true (s_wait_cursor (self, seq));
-    assert_string_equal (s_status (self, id), "CANCELLED");
-    assert_int_equal (s_count (self, id, "reservation.confirmed"), 0);
+    assert_string_equal (testkit_status (self->kit, id), "CANCELLED");
+    assert_int_equal (testkit_count (self->kit, "reservation.confirmed", id), 0);
     free (id);
 }
 
@@ -933,10 +583,10 @@ test_reserve_bad_input (void **state)
         int status = s_direct (self, "reserve", text, strlen (text), &reply);
         if (status != 400)
             fail_msg ("%.80s: %d, expected 400", text, status);
-        s_assert_error (reply, 400, NULL);
+        testkit_assert_error (reply, 400, NULL);
         //  Refused by the checks, not by a downstream call (this state
         //  has no worker to make one).
-        assert_null (strstr (s_message (reply), "worker_call"));
+        assert_null (strstr (testkit_message (reply), "worker_call"));
         json_decref (reply);
         free (text);
     }
@@ -946,14 +596,14 @@ test_reserve_bad_input (void **state)
     assert_int_equal (s_call (self, "reserve", json_pack ("{s:s,s:s,s:s,s:i}",
         "customer", "carla", "resource", self->manual, "date", "2027-03-01",
         "units", 0), 5000, &reply), 400);
-    s_assert_error (reply, 400, "bad_request");
-    assert_non_null (strstr (s_message (reply), "units"));
+    testkit_assert_error (reply, 400, "bad_request");
+    assert_non_null (strstr (testkit_message (reply), "units"));
     json_decref (reply);
     //  Nothing was held, stored or emitted.
-    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 3);
+    assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 3);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
-    assert_int_equal (s_count (self, NULL, "reservation.requested"), 0);
+    assert_int_equal (testkit_count (self->kit, "reservation.requested", NULL), 0);
 }
 
 static void
@@ -962,32 +612,32 @@ test_reserve_refused_by_availability (void **state)
     fixture_t *self = (fixture_t *) *state;
     json_t *reply = NULL;
     //  Unknown resource: availability's 404, as it said it.
-    assert_int_equal (s_reserve (self, "carla", "res-nothing", 1, 1, "k-n1",
+    assert_int_equal (testkit_reserve (self->kit, "carla", "res-nothing", 1, 1, "k-n1",
                                  &reply), 404);
-    s_assert_error (reply, 404, "not_found");
+    testkit_assert_error (reply, 404, "not_found");
     json_decref (reply);
     //  Unknown slot: 400.
     json_t *request = json_pack ("{s:s,s:s,s:s,s:s}", "customer", "carla",
                                  "resource", self->manual, "date", "2027-03-01",
                                  "slot", "breakfast");
     assert_int_equal (s_call (self, "reserve", request, 5000, &reply), 400);
-    s_assert_error (reply, 400, "bad_request");
+    testkit_assert_error (reply, 400, "bad_request");
     json_decref (reply);
     //  No capacity: 409 no_capacity, nothing held or stored.
-    char *first = s_reserved (self, self->single, "k-n2");
-    assert_int_equal (s_reserve (self, "dan", self->single, 1, 1, "k-n3",
+    char *first = testkit_reserved (self->kit, self->single, "k-n2");
+    assert_int_equal (testkit_reserve (self->kit, "dan", self->single, 1, 1, "k-n3",
                                  &reply), 409);
-    s_assert_error (reply, 409, "no_capacity");
+    testkit_assert_error (reply, 409, "no_capacity");
     json_decref (reply);
-    assert_int_equal (s_reserve (self, "dan", self->manual, 1, 4, "k-n4",
+    assert_int_equal (testkit_reserve (self->kit, "dan", self->manual, 1, 4, "k-n4",
                                  &reply), 409);
-    s_assert_error (reply, 409, "no_capacity");
+    testkit_assert_error (reply, 409, "no_capacity");
     json_decref (reply);
-    assert_int_equal (s_free (self, self->single, "2027-03-01"), 0);
-    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 3);
+    assert_int_equal (testkit_free (self->kit, self->single, "2027-03-01"), 0);
+    assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 3);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 1);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
-    assert_int_equal (s_count (self, NULL, "reservation.requested"), 1);
+    assert_int_equal (testkit_count (self->kit, "reservation.requested", NULL), 1);
     free (first);
 }
 
@@ -995,18 +645,18 @@ static void
 test_reserve_request_id_reused (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    char *id = s_reserved (self, self->manual, "k-r1");
+    char *id = testkit_reserved (self->kit, self->manual, "k-r1");
     json_t *reply = NULL;
-    assert_int_equal (s_reserve (self, "carla", self->manual, 1, 2, "k-r1",
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 2, "k-r1",
                                  &reply), 409);
-    s_assert_error (reply, 409, "conflict");
+    testkit_assert_error (reply, 409, "conflict");
     json_decref (reply);
     //  Another customer's k-r1 is another reservation.
-    assert_int_equal (s_reserve (self, "dan", self->manual, 1, 1, "k-r1",
+    assert_int_equal (testkit_reserve (self->kit, "dan", self->manual, 1, 1, "k-r1",
                                  &reply), 201);
     assert_string_not_equal (json_string_value (json_object_get (reply, "id")), id);
     json_decref (reply);
-    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 1);
+    assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 1);
     free (id);
 }
 
@@ -1023,18 +673,18 @@ test_reserve_payment_declined (void **state)
     fixture_t *self = (fixture_t *) *state;
     json_t *reply = NULL;
     //  2500 x 3 units = 7500, above the 5000 allowed.
-    assert_int_equal (s_reserve (self, "carla", self->manual, 1, 3, "k-p1",
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 3, "k-p1",
                                  &reply), 402);
-    s_assert_error (reply, 402, "payment_declined");
+    testkit_assert_error (reply, 402, "payment_declined");
     json_decref (reply);
-    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 3);
+    assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 3);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
     //  2500 x 2 = 5000 is allowed.
-    assert_int_equal (s_reserve (self, "carla", self->manual, 1, 2, "k-p2",
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 2, "k-p2",
                                  &reply), 201);
     json_decref (reply);
-    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 1);
+    assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 1);
 }
 
 static int
@@ -1049,13 +699,13 @@ test_reserve_payment_unavailable (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     json_t *reply = NULL;
-    assert_int_equal (s_reserve (self, "carla", self->manual, 2, 1, "k-u1",
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 2, 1, "k-u1",
                                  &reply), 503);
-    s_assert_error (reply, 503, NULL);
-    assert_non_null (strstr (s_message (reply), "nothing was reserved"));
+    testkit_assert_error (reply, 503, NULL);
+    assert_non_null (strstr (testkit_message (reply), "nothing was reserved"));
     json_decref (reply);
-    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 3);
-    assert_int_equal (s_free (self, self->manual, "2027-03-02"), 3);
+    assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 3);
+    assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-02"), 3);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
 }
@@ -1080,12 +730,12 @@ test_reserve_deadline_passes (void **state)
                                  "request_id", "k-t1");
     json_t *reply = NULL;
     assert_int_equal (s_call (self, "reserve", request, 1000, &reply), 504);
-    s_assert_error (reply, 504, "deadline_exceeded");
+    testkit_assert_error (reply, 504, "deadline_exceeded");
     json_decref (reply);
     //  The handler releases the hold at once. Its void waits behind the
     //  slow authorisation (which the simulator voids in turn, as slowly)
     //  and times out: the saga row stays, and the sweep finishes the undo.
-    assert_true (s_wait_free (self, self->manual, 3));
+    assert_true (testkit_wait_free (self->kit, self->manual, 3));
     assert_true (s_wait_no_saga (self));
     assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
 }
@@ -1094,20 +744,20 @@ static void
 test_reserve_availability_down (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    s_stop (self, S_AVAILABILITY);
+    testkit_stop (self->kit, "availability");
     json_t *reply = NULL;
-    assert_int_equal (s_reserve (self, "carla", self->manual, 1, 1, "k-a1",
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 1, "k-a1",
                                  &reply), 503);
-    s_assert_error (reply, 503, "no_worker");
+    testkit_assert_error (reply, 503, "no_worker");
     json_decref (reply);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
     //  Back: the same request now goes through.
-    s_start (self, S_AVAILABILITY);
-    assert_int_equal (s_reserve (self, "carla", self->manual, 1, 1, "k-a1",
+    testkit_start (self->kit, "availability");
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 1, "k-a1",
                                  &reply), 201);
     json_decref (reply);
-    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 2);
+    assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 2);
 }
 
 static int
@@ -1122,23 +772,23 @@ test_reserve_bad_hold_replies (void **state)
     fixture_t *self = (fixture_t *) *state;
     json_t *reply = NULL;
     //  price x units x days overflows: 400, and the hold is released.
-    assert_int_equal (s_reserve (self, "carla", "res-huge", 1, 3, "k-h1",
+    assert_int_equal (testkit_reserve (self->kit, "carla", "res-huge", 1, 3, "k-h1",
                                  &reply), 400);
-    s_assert_error (reply, 400, "bad_request");
-    assert_non_null (strstr (s_message (reply), "amount"));
+    testkit_assert_error (reply, 400, "bad_request");
+    assert_non_null (strstr (testkit_message (reply), "amount"));
     json_decref (reply);
     assert_int_equal (s_stub_count (&self->stub.holds), 1);
     assert_int_equal (s_stub_count (&self->stub.releases), 1);
     //  A hold reply without a price: 500, released.
-    assert_int_equal (s_reserve (self, "carla", "res-odd", 1, 1, "k-h2",
+    assert_int_equal (testkit_reserve (self->kit, "carla", "res-odd", 1, 1, "k-h2",
                                  &reply), 500);
-    s_assert_error (reply, 500, "internal");
+    testkit_assert_error (reply, 500, "internal");
     json_decref (reply);
     assert_int_equal (s_stub_count (&self->stub.releases), 2);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
     //  No payment was authorised for either.
-    assert_int_equal (s_count (self, NULL, "payment.authorized"), 0);
+    assert_int_equal (testkit_count (self->kit, "payment.authorized", NULL), 0);
 }
 
 static int
@@ -1162,17 +812,17 @@ test_abandoned_reserve_is_swept (void **state)
                                  "resource", self->manual, "date", "2027-03-01",
                                  "units", 2);
     json_t *reply = NULL;
-    assert_int_equal (resv_call (self->client, "availability", "hold", request,
+    assert_int_equal (resv_call (testkit_client (self->kit), "availability", "hold", request,
                                  5000, &reply), 200);
     json_decref (request);
     json_decref (reply);
     request = json_pack ("{s:s,s:s,s:i}", "reservation", id, "customer",
                          "carla", "amount", 5000);
-    assert_int_equal (resv_call (self->client, "payment", "authorize", request,
+    assert_int_equal (resv_call (testkit_client (self->kit), "payment", "authorize", request,
                                  5000, &reply), 200);
     json_decref (request);
     json_decref (reply);
-    assert_int_equal (s_free (self, self->manual, "2027-03-01"), 1);
+    assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 1);
     char *sql = zsys_sprintf ("INSERT INTO sagas (id, started_ms) VALUES "
                               "('%s', %" PRId64 ")", id, resv_time_ms () - 1000);
     assert_int_equal (sqlite3_exec (store_db (self->store), sql, NULL, NULL,
@@ -1184,8 +834,8 @@ test_abandoned_reserve_is_swept (void **state)
     assert_int_equal (sqlite3_exec (store_db (self->store), sql, NULL, NULL,
                                     NULL), SQLITE_OK);
     zstr_free (&sql);
-    assert_true (s_wait_free (self, self->manual, 3));
-    assert_true (s_wait_count (self, id, "payment.voided", 1));
+    assert_true (testkit_wait_free (self->kit, self->manual, 3));
+    assert_true (testkit_wait_count (self->kit, "payment.voided", id, 1));
     for (int i = 0; i < 100 && s_rows (self, "SELECT count (*) FROM sagas") > 1; i++)
         zclock_sleep (20);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 1);
@@ -1203,22 +853,22 @@ test_illegal_moves (void **state)
     fixture_t *self = (fixture_t *) *state;
     json_t *reply = NULL;
     //  DECLINED: no cancel, no expire.
-    char *declined = s_reserved (self, self->manual, "k-m1");
+    char *declined = testkit_reserved (self->kit, self->manual, "k-m1");
     int64_t seq = s_publish (self, "e-test-m1", "approval.declined", declined,
                              json_pack ("{s:s}", "owner", "olga"));
     assert_true (s_wait_cursor (self, seq));
-    assert_string_equal (s_status (self, declined), "DECLINED");
+    assert_string_equal (testkit_status (self->kit, declined), "DECLINED");
     //  EXPIRED: no cancel.
-    char *expired = s_reserved (self, self->manual, "k-m2");
-    assert_int_equal (s_on (self, "expire", expired, NULL, &reply), 200);
+    char *expired = testkit_reserved (self->kit, self->manual, "k-m2");
+    assert_int_equal (testkit_act (self->kit, "expire", expired, NULL, &reply), 200);
     json_decref (reply);
     //  CANCELLED: no expire.
-    char *cancelled = s_reserved (self, self->manual, "k-m3");
-    assert_int_equal (s_on (self, "cancel", cancelled, "carla", &reply), 200);
+    char *cancelled = testkit_reserved (self->kit, self->manual, "k-m3");
+    assert_int_equal (testkit_act (self->kit, "cancel", cancelled, "carla", &reply), 200);
     json_decref (reply);
     //  CONFIRMED: no expire.
-    char *confirmed = s_reserved (self, self->automatic, "k-m4");
-    assert_true (s_wait_status (self, confirmed, "CONFIRMED"));
+    char *confirmed = testkit_reserved (self->kit, self->automatic, "k-m4");
+    assert_true (testkit_wait_status (self->kit, confirmed, "CONFIRMED"));
 
     struct {
         const char *id, *method, *customer, *from, *to;
@@ -1230,13 +880,13 @@ test_illegal_moves (void **state)
         { confirmed, "expire", NULL,    "CONFIRMED", "EXPIRED" },
     };
     for (size_t i = 0; i < sizeof moves / sizeof *moves; i++) {
-        assert_int_equal (s_on (self, moves [i].method, moves [i].id,
+        assert_int_equal (testkit_act (self->kit, moves [i].method, moves [i].id,
                                 moves [i].customer, &reply), 409);
-        s_assert_error (reply, 409, "conflict");
-        assert_non_null (strstr (s_message (reply), moves [i].from));
-        assert_non_null (strstr (s_message (reply), moves [i].to));
+        testkit_assert_error (reply, 409, "conflict");
+        assert_non_null (strstr (testkit_message (reply), moves [i].from));
+        assert_non_null (strstr (testkit_message (reply), moves [i].to));
         json_decref (reply);
-        assert_string_equal (s_status (self, moves [i].id), moves [i].from);
+        assert_string_equal (testkit_status (self->kit, moves [i].id), moves [i].from);
     }
     //  A late decision moves nothing either.
     seq = s_publish (self, "e-test-m5", "approval.approved", expired,
@@ -1244,15 +894,15 @@ test_illegal_moves (void **state)
     seq = s_publish (self, "e-test-m6", "approval.declined", confirmed,
                      json_pack ("{s:s}", "owner", "olga"));
     assert_true (s_wait_cursor (self, seq));
-    assert_string_equal (s_status (self, expired), "EXPIRED");
-    assert_string_equal (s_status (self, confirmed), "CONFIRMED");
+    assert_string_equal (testkit_status (self->kit, expired), "EXPIRED");
+    assert_string_equal (testkit_status (self->kit, confirmed), "CONFIRMED");
     //  The store refuses an illegal move even from outside the code.
     char *sql = zsys_sprintf ("UPDATE reservations SET status = 'PENDING' "
                               "WHERE id = '%s'", expired);
     assert_int_equal (sqlite3_exec (store_db (self->store), sql, NULL, NULL,
                                     NULL), SQLITE_CONSTRAINT);
     zstr_free (&sql);
-    assert_string_equal (s_status (self, expired), "EXPIRED");
+    assert_string_equal (testkit_status (self->kit, expired), "EXPIRED");
     free (declined);
     free (expired);
     free (cancelled);
@@ -1263,13 +913,13 @@ static void
 test_cancel_by_another_customer (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    char *id = s_reserved (self, self->manual, "k-f1");
+    char *id = testkit_reserved (self->kit, self->manual, "k-f1");
     json_t *reply = NULL;
-    assert_int_equal (s_on (self, "cancel", id, "mallory", &reply), 403);
-    s_assert_error (reply, 403, "forbidden");
+    assert_int_equal (testkit_act (self->kit, "cancel", id, "mallory", &reply), 403);
+    testkit_assert_error (reply, 403, "forbidden");
     json_decref (reply);
-    assert_string_equal (s_status (self, id), "PENDING");
-    assert_int_equal (s_count (self, id, "reservation.cancelled"), 0);
+    assert_string_equal (testkit_status (self->kit, id), "PENDING");
+    assert_int_equal (testkit_count (self->kit, "reservation.cancelled", id), 0);
     free (id);
 }
 
@@ -1280,10 +930,10 @@ test_unknown_reservation (void **state)
     const char *methods [] = { "get", "cancel", "expire", NULL };
     for (const char **method = methods; *method; method++) {
         json_t *reply = NULL;
-        assert_int_equal (s_on (self, *method, "r-none",
+        assert_int_equal (testkit_act (self->kit, *method, "r-none",
                                 streq (*method, "cancel")? "carla": NULL,
                                 &reply), 404);
-        s_assert_error (reply, 404, "not_found");
+        testkit_assert_error (reply, 404, "not_found");
         json_decref (reply);
     }
 }
@@ -1294,7 +944,7 @@ test_bad_requests (void **state)
     fixture_t *self = (fixture_t *) *state;
     json_t *reply = NULL;
     assert_int_equal (s_direct (self, "refund", "{}", 2, &reply), 400);
-    s_assert_error (reply, 400, "unknown_method");
+    testkit_assert_error (reply, 400, "unknown_method");
     json_decref (reply);
     const struct {
         const char *method, *body, *reason;
@@ -1314,7 +964,7 @@ test_bad_requests (void **state)
                                strlen (cases [i].body), &reply);
         if (status != 400)
             fail_msg ("%s %s: %d", cases [i].method, cases [i].body, status);
-        s_assert_error (reply, 400, cases [i].reason);
+        testkit_assert_error (reply, 400, cases [i].reason);
         json_decref (reply);
     }
     //  A body with a NUL byte inside.
@@ -1326,22 +976,22 @@ static void
 test_store_failure (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    char *id = s_reserved (self, self->manual, "k-s1");
+    char *id = testkit_reserved (self->kit, self->manual, "k-s1");
     assert_int_equal (sqlite3_exec (store_db (self->store),
         "DROP TABLE reservations", NULL, NULL, NULL), SQLITE_OK);
     json_t *reply = NULL;
-    assert_int_equal (s_on (self, "get", id, NULL, &reply), 500);
-    s_assert_error (reply, 500, "internal");
-    assert_non_null (strstr (s_message (reply), "load"));
-    assert_non_null (strstr (s_message (reply), id));
-    assert_non_null (strstr (s_message (reply), "no such table"));
+    assert_int_equal (testkit_act (self->kit, "get", id, NULL, &reply), 500);
+    testkit_assert_error (reply, 500, "internal");
+    assert_non_null (strstr (testkit_message (reply), "load"));
+    assert_non_null (strstr (testkit_message (reply), id));
+    assert_non_null (strstr (testkit_message (reply), "no such table"));
     json_decref (reply);
-    assert_int_equal (s_on (self, "cancel", id, "carla", &reply), 500);
-    s_assert_error (reply, 500, "internal");
+    assert_int_equal (testkit_act (self->kit, "cancel", id, "carla", &reply), 500);
+    testkit_assert_error (reply, 500, "internal");
     json_decref (reply);
-    assert_int_equal (s_reserve (self, "carla", self->manual, 1, 1, "k-s2",
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 1, "k-s2",
                                  &reply), 500);
-    s_assert_error (reply, 500, "internal");
+    testkit_assert_error (reply, 500, "internal");
     json_decref (reply);
     free (id);
 }
@@ -1372,8 +1022,7 @@ test_state_lifecycle (void **state)
 int
 main (void)
 {
-    zsys_init ();
-    zsys_set_logstream (stderr);
+    testkit_init ();
     #define S_TEST(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
     #define S_TEST_WITH(name, setup) \
         cmocka_unit_test_setup_teardown (name, setup, s_teardown)

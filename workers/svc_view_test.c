@@ -11,50 +11,22 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
-#include "svc.h"
-#include "store.h"
-#include "broker.h"
+#include "testkit.h"
 
 typedef struct {
-    char dir [64];              //  Temporary data directory
-    resv_cfg_t *cfg;            //  From the environment
-    zactor_t *broker;           //  The real broker
-    resv_t *client;             //  Publishes events
+    testkit_t *kit;             //  Broker, journal, directory (testkit.h)
     void *view;                 //  The service's state under test
     store_t *store;             //  The test's own look into view.db
-    int events;                 //  Event ids made so far
-    int64_t last;               //  Newest seq published
 } fixture_t;
 
 static int
 s_setup (void **state)
 {
     fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
-    strcpy (self->dir, "/tmp/resv-view-test.XXXXXX");
-    assert_non_null (mkdtemp (self->dir));
-    setenv ("RESV_DATA_DIR", self->dir, 1);
-    setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:*", 1);
-    setenv ("RESV_BROKER_BACKEND", "tcp://127.0.0.1:*", 1);
-    setenv ("RESV_BROKER_EVENTS", "tcp://127.0.0.1:*", 1);
-    resv_cfg_t *cfg = resv_cfg_load (NULL);
-    self->broker = broker_new (cfg);
-    resv_cfg_destroy (&cfg);
-    assert_non_null (self->broker);
-    char *frontend, *backend, *events;
-    zstr_send (self->broker, "ENDPOINTS");
-    zstr_recvx (self->broker, &frontend, &backend, &events, NULL);
-    setenv ("RESV_BROKER_FRONTEND", frontend, 1);
-    setenv ("RESV_BROKER_BACKEND", backend, 1);
-    setenv ("RESV_BROKER_EVENTS", events, 1);
-    self->client = resv_new (frontend);
-    zstr_free (&frontend);
-    zstr_free (&backend);
-    zstr_free (&events);
-    //  Loaded again: the service must find the broker's real ports.
-    self->cfg = resv_cfg_load (NULL);
-    self->view = svc_view_new (self->cfg, NULL);
+    self->kit = testkit_new ("view", NULL);
+    self->view = svc_view_new (testkit_cfg (self->kit), NULL);
     assert_non_null (self->view);
-    self->store = store_new (self->cfg, "view", NULL);
+    self->store = store_new (testkit_cfg (self->kit), "view", NULL);
     assert_non_null (self->store);
     *state = self;
     return 0;
@@ -68,12 +40,7 @@ s_teardown (void **state)
     assert_null (self->view);
     svc_view_destroy (&self->view);         //  Idempotent
     store_destroy (&self->store);
-    resv_destroy (&self->client);
-    zactor_destroy (&self->broker);
-    resv_cfg_destroy (&self->cfg);
-    char *command = zsys_sprintf ("rm -rf '%s'", self->dir);
-    assert_int_equal (system (command), 0);
-    zstr_free (&command);
+    testkit_destroy (&self->kit);
     free (self);
     return 0;
 }
@@ -82,42 +49,28 @@ s_teardown (void **state)
 //  --------------------------------------------------------------------------
 //  Events
 
-//  Publishes events (an array, taken) into the journal; returns the last
-//  seq given.
-static int64_t
-s_publish_all (fixture_t *self, json_t *events)
-{
-    json_t *request = json_pack ("{s:o}", "events", events);
-    json_t *reply = NULL;
-    assert_int_equal (resv_call (self->client, "events", "publish", request,
-                                 5000, &reply), 200);
-    json_t *seqs = json_object_get (reply, "seqs");
-    int64_t seq = json_integer_value (json_array_get (seqs,
-                                      json_array_size (seqs) - 1));
-    if (seq > self->last)
-        self->last = seq;
-    json_decref (request);
-    json_decref (reply);
-    return seq;
-}
-
 //  A new event about reservation id (or, with subject "resource", about a
-//  resource); data is taken. The event id is fresh unless event_id is set.
+//  resource) with a fresh event id; data is taken.
 static json_t *
 s_event (fixture_t *self, const char *type, const char *subject,
          const char *id, json_t *data)
 {
-    char event_id [32];
-    snprintf (event_id, sizeof event_id, "ev%d", ++self->events);
-    return json_pack ("{s:s,s:s,s:s,s:s,s:o}", "id", event_id, "type", type,
-                      subject, id, "correlation_id", id,
-                      "data", data? data: json_object ());
+    bool reservation = streq (subject, "reservation");
+    json_t *event = testkit_event (self->kit, NULL, type,
+                                   reservation? id: NULL, data);
+    if (!reservation) {
+        json_object_set_new (event, subject, json_string (id));
+        json_object_set_new (event, "correlation_id", json_string (id));
+    }
+    return event;
 }
 
+//  Publishes events (one or an array, taken) into the journal; returns the
+//  last seq given.
 static int64_t
-s_publish (fixture_t *self, json_t *event)
+s_publish (fixture_t *self, json_t *events)
 {
-    return s_publish_all (self, json_pack ("[o]", event));
+    return testkit_publish (self->kit, events);
 }
 
 //  A reservation object as the reservation service writes it.
@@ -163,12 +116,7 @@ s_pay (fixture_t *self, const char *type, const char *id, const char *status)
 static void
 s_sync (fixture_t *self)
 {
-    for (int i = 0; i < 500; i++) {
-        if (store_cursor (self->store, "view") >= self->last)
-            return;
-        zclock_sleep (10);
-    }
-    fail_msg ("the view did not reach seq %" PRId64, self->last);
+    testkit_sync (self->kit, self->store, "view");
 }
 
 
@@ -179,17 +127,8 @@ s_sync (fixture_t *self)
 static int
 s_call (fixture_t *self, const char *method, const char *body, json_t **reply_p)
 {
-    zframe_t *frame = zframe_new (body, strlen (body));
-    zframe_t *reply = NULL;
-    int status = svc_view (self->view, method, &frame, zclock_mono () + 5000,
-                           &reply);
-    zframe_destroy (&frame);
-    assert_non_null (reply);
-    *reply_p = json_loadb ((const char *) zframe_data (reply),
-                           zframe_size (reply), 0, NULL);
-    assert_non_null (*reply_p);
-    zframe_destroy (&reply);
-    return status;
+    return testkit_handle (svc_view, self->view, method, body, strlen (body),
+                           5000, reply_p);
 }
 
 //  The same with a JSON request, taken.
@@ -212,16 +151,7 @@ static void
 s_refused (fixture_t *self, const char *method, const char *body, int code,
            const char *reason)
 {
-    json_t *reply;
-    int status = s_call (self, method, body, &reply);
-    if (status != code)
-        fail_msg ("%s %s: expected %d, got %d", method, body, code, status);
-    json_t *error = json_object_get (reply, "error");
-    assert_int_equal (json_integer_value (json_object_get (error, "code")), code);
-    assert_string_equal (json_string_value (json_object_get (error, "reason")),
-                         reason);
-    assert_true (json_string_length (json_object_get (error, "message")) > 0);
-    json_decref (reply);
+    testkit_refused (svc_view, self->view, method, body, code, reason);
 }
 
 static json_t *
@@ -446,7 +376,7 @@ test_list_limit_and_paging (void **state)
         if (i % 3)
             S_ADD (pending);
     }
-    s_publish_all (self, events);
+    s_publish (self, events);
     s_sync (self);
     char buf [1024];
     int pages;
@@ -597,7 +527,7 @@ test_rebuild_identical (void **state)
     char *before = s_snapshot (self);
     json_t *reply = s_ok (self, "rebuild", json_object ());
     assert_int_equal (json_integer_value (json_object_get (reply, "events")),
-                      self->last);
+                      testkit_published (self->kit));
     assert_int_equal (json_integer_value (json_object_get (reply,
                       "reservations")), 5);
     json_decref (reply);
@@ -612,7 +542,7 @@ test_rebuild_identical (void **state)
     assert_string_equal (before, after);
     free (after);
     free (before);
-    assert_int_equal (store_cursor (self->store, "view"), self->last);
+    assert_int_equal (store_cursor (self->store, "view"), testkit_published (self->kit));
 }
 
 static void
@@ -629,7 +559,7 @@ test_rebuild_while_events_arrive (void **state)
             "reservation", id, json_pack ("{s:o}", "reservation",
             s_reservation (id, i % 2? "c1": "c2", "x", "PENDING"))));
     }
-    s_publish_all (self, events);
+    s_publish (self, events);
     json_t *reply = s_ok (self, "rebuild", json_object ());
     json_decref (reply);
     s_sync (self);
@@ -648,7 +578,7 @@ test_two_views_agree (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     //  A second process of the service, on the same store.
-    void *second = svc_view_new (self->cfg, NULL);
+    void *second = svc_view_new (testkit_cfg (self->kit), NULL);
     assert_non_null (second);
     s_varied_journal (self);
     char *before = s_snapshot (self);
@@ -662,49 +592,32 @@ test_two_views_agree (void **state)
     free (after);
 }
 
-//  A real worker of the service, serving through the broker.
-static void
-s_worker_actor (zsock_t *pipe, void *args)
-{
-    resv_cfg_t *cfg = (resv_cfg_t *) args;
-    const svc_t *svc = svc_lookup ("view");
-    worker_t *worker = worker_new (cfg, svc->name);
-    void *state = worker? svc->state_new (cfg, worker): NULL;
-    zsock_signal (pipe, 0);
-    while (state && !(zsock_events (pipe) & ZMQ_POLLIN))
-        worker_serve (worker, 20, svc->handler, state);
-    char *command = zstr_recv (pipe);
-    zstr_free (&command);
-    if (state)
-        svc->state_destroy (&state);
-    worker_destroy (&worker);
-}
-
 static void
 test_through_a_worker (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    zactor_t *worker = zactor_new (s_worker_actor, self->cfg);
+    //  A real worker of the service, serving through the broker.
+    testkit_start (self->kit, "view");
     s_put (self, "reservation.requested", "r1", "c1", "x", "PENDING");
     s_sync (self);
     json_t *reply = NULL;
-    assert_int_equal (resv_status (self->client, "r1", &reply), 200);
+    assert_int_equal (resv_status (testkit_client (self->kit), "r1", &reply), 200);
     assert_string_equal (json_string_value (json_object_get (reply, "id")), "r1");
     json_decref (reply);
     json_t *filter = json_pack ("{s:s,s:i}", "customer", "c1", "limit", 5);
-    assert_int_equal (resv_list (self->client, filter, &reply), 200);
+    assert_int_equal (resv_list (testkit_client (self->kit), filter, &reply), 200);
     assert_int_equal (json_array_size (json_object_get (reply, "items")), 1);
     json_decref (filter);
     json_decref (reply);
-    assert_int_equal (resv_history (self->client, "r1", &reply), 200);
+    assert_int_equal (resv_history (testkit_client (self->kit), "r1", &reply), 200);
     json_decref (reply);
-    assert_int_equal (resv_status (self->client, "r404", &reply), 404);
+    assert_int_equal (resv_status (testkit_client (self->kit), "r404", &reply), 404);
     json_decref (reply);
-    assert_int_equal (resv_view_rebuild (self->client, &reply), 200);
+    assert_int_equal (resv_view_rebuild (testkit_client (self->kit), &reply), 200);
     assert_int_equal (json_integer_value (json_object_get (reply,
                       "reservations")), 1);
     json_decref (reply);
-    zactor_destroy (&worker);
+    testkit_stop (self->kit, "view");
 }
 
 
@@ -777,7 +690,7 @@ test_bad_method_and_rebuild (void **state)
     s_put (self, "reservation.requested", "r1", "c1", "x", "PENDING");
     s_sync (self);
     s_refused (self, "rebuild", "{\"all\":true}", 400, "bad_request");
-    assert_int_equal (store_cursor (self->store, "view"), self->last);
+    assert_int_equal (store_cursor (self->store, "view"), testkit_published (self->kit));
     json_decref (s_status (self, "r1"));
 }
 
@@ -842,7 +755,7 @@ test_store_failures_answer_500 (void **state)
     json_decref (reply);
     //  A failed rebuild is rolled back whole: the cursor stays.
     s_refused (self, "rebuild", "{}", 500, "internal");
-    assert_int_equal (store_cursor (self->store, "view"), self->last);
+    assert_int_equal (store_cursor (self->store, "view"), testkit_published (self->kit));
 }
 
 static void
@@ -851,13 +764,13 @@ test_failed_apply_is_retried (void **state)
     fixture_t *self = (fixture_t *) *state;
     s_put (self, "reservation.requested", "r1", "c1", "x", "PENDING");
     s_sync (self);
-    int64_t cursor = self->last;
+    int64_t cursor = testkit_published (self->kit);
     s_exec (self, "DROP TABLE history;");
     s_put (self, "reservation.confirmed", "r1", "c1", "x", "CONFIRMED");
     zclock_sleep (300);
     //  Not applied, and not skipped either.
     assert_int_equal (store_cursor (self->store, "view"), cursor);
-    store_t *again = store_new (self->cfg, "view",
+    store_t *again = store_new (testkit_cfg (self->kit), "view",
         "CREATE TABLE history (reservation TEXT NOT NULL, "
         "seq INTEGER NOT NULL, event TEXT NOT NULL, "
         "PRIMARY KEY (reservation, seq));");
@@ -895,7 +808,7 @@ test_new_failures (void **state)
     resv_cfg_t *cfg = resv_cfg_load (NULL);
     assert_null (svc_view_new (cfg, NULL));
     resv_cfg_destroy (&cfg);
-    setenv ("RESV_DATA_DIR", self->dir, 1);
+    setenv ("RESV_DATA_DIR", testkit_dir (self->kit), 1);
     setenv ("RESV_BROKER_FRONTEND", "not an endpoint", 1);
     cfg = resv_cfg_load (NULL);
     assert_null (svc_view_new (cfg, NULL));
@@ -906,8 +819,7 @@ test_new_failures (void **state)
 int
 main (void)
 {
-    zsys_init ();
-    zsys_set_logstream (stderr);
+    testkit_init ();
     #define S_TEST(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_registered),

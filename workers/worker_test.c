@@ -10,10 +10,7 @@
     worker_call from one worker to another.
 */
 
-#include "worker.h"
-#include "broker.h"
-#include "svc.h"
-#include <dirent.h>
+#include "testkit.h"
 #include <stdarg.h>
 #include <setjmp.h>
 #include <cmocka.h>
@@ -494,19 +491,10 @@ s_fake_frontend (fake_t *self)
     zmsg_destroy (&msg);
 }
 
-//  Binds sock to a random loopback port below the kernel's ephemeral range
-//  and CZMQ's ":*" range (from 49152), where every other test on the
-//  machine binds: a stale peer of theirs must not reach us.
-static int
-s_bind_random (zsock_t *sock)
-{
-    for (int attempt = 0; attempt < 100; attempt++) {
-        int port = 20000 + randof (12000);
-        if (zsock_bind (sock, "tcp://127.0.0.1:%d", port) != -1)
-            return port;
-    }
-    return -1;
-}
+//  The fake binds random loopback ports below the kernel's ephemeral range
+//  and CZMQ's own (from 49152), where the other tests bind: a stale peer
+//  of theirs must not reach it.
+#define FAKE_ENDPOINT "tcp://127.0.0.1:![20000-31999]"
 
 static void
 s_fake_actor (zsock_t *pipe, void *args)
@@ -516,8 +504,8 @@ s_fake_actor (zsock_t *pipe, void *args)
     self.backend = zsock_new (ZMQ_ROUTER);
     self.frontend = zsock_new (ZMQ_ROUTER);
     self.inbox = zlist_new ();
-    s_bind_random (self.backend);
-    s_bind_random (self.frontend);
+    zsock_bind (self.backend, FAKE_ENDPOINT);
+    zsock_bind (self.frontend, FAKE_ENDPOINT);
     zsock_signal (pipe, 0);
     zstr_sendx (pipe, zsock_endpoint (self.backend),
                 zsock_endpoint (self.frontend), NULL);
@@ -566,37 +554,43 @@ typedef struct {
     int call_timeout;           //  Deadline passed to it
 } fixture_t;
 
-//  Sends the fake a command and returns its reply.
+//  Sends the fake a command with the arguments in args, up to a NULL, and
+//  returns its reply.
 static zmsg_t *
-s_fake (fixture_t *self, const char *cmd, ...)
+s_fake_va (fixture_t *self, const char *cmd, va_list args)
 {
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, cmd);
-    va_list args;
-    va_start (args, cmd);
     const char *arg;
     while ((arg = va_arg (args, const char *)))
         zmsg_addstr (msg, arg);
-    va_end (args);
     zmsg_send (&msg, self->fake);
     return zmsg_recv (self->fake);
 }
 
+//  Sends the fake a command and returns its reply.
+static zmsg_t *
+s_fake (fixture_t *self, const char *cmd, ...)
+{
+    va_list args;
+    va_start (args, cmd);
+    zmsg_t *reply = s_fake_va (self, cmd, args);
+    va_end (args);
+    return reply;
+}
+
+//  Sends the fake a command, which it must answer OK.
 static void
 s_fake_ok (fixture_t *self, const char *cmd, ...)
 {
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, cmd);
     va_list args;
     va_start (args, cmd);
-    const char *arg;
-    while ((arg = va_arg (args, const char *)))
-        zmsg_addstr (msg, arg);
+    zmsg_t *reply = s_fake_va (self, cmd, args);
     va_end (args);
-    zmsg_send (&msg, self->fake);
-    char *reply = zstr_recv (self->fake);
-    assert_string_equal (reply, "OK");
-    free (reply);
+    char *text = reply? zmsg_popstr (reply): NULL;
+    assert_string_equal (text, "OK");
+    free (text);
+    zmsg_destroy (&reply);
 }
 
 //  Serves the worker until the fake has a message from it, for up to
@@ -1096,43 +1090,6 @@ test_call_lost_broker (void **state)
 //  --------------------------------------------------------------------------
 //  Against the real broker, in this process
 
-//  Runs a worker of a service in its own thread. Pipe commands: STOP
-//  (worker_stop); it says "STOPPED" when worker_serve returned -1.
-typedef struct {
-    const char *service;        //  Service to serve
-    worker_handler_fn *handler; //  Its handler; state is the worker
-} runner_args_t;
-
-static void
-s_runner (zsock_t *pipe, void *args)
-{
-    const runner_args_t *runner = (const runner_args_t *) args;
-    resv_cfg_t *cfg = resv_cfg_load (NULL);
-    worker_t *worker = worker_new (cfg, runner->service);
-    zsock_signal (pipe, worker? 0: 1);
-    bool stopped = !worker;
-    while (true) {
-        if (zsock_events (pipe) & ZMQ_POLLIN) {
-            char *command = zstr_recv (pipe);
-            bool term = !command || streq (command, "$TERM");
-            if (command && streq (command, "STOP"))
-                worker_stop (worker);
-            free (command);
-            if (term)
-                break;
-        }
-        if (stopped)
-            zclock_sleep (5);
-        else
-        if (worker_serve (worker, 10, runner->handler, worker) == -1) {
-            stopped = true;
-            zstr_send (pipe, "STOPPED");
-        }
-    }
-    worker_destroy (&worker);
-    resv_cfg_destroy (&cfg);
-}
-
 //  Calls echo/echo through the real broker, from a service worker.
 static int
 s_caller (void *state, const char *method, zframe_t **body_p,
@@ -1150,135 +1107,48 @@ s_caller (void *state, const char *method, zframe_t **body_p,
     return status;
 }
 
-//  The workers the live tests run.
-static const runner_args_t s_echo_runner = { "echo", svc_echo };
-static const runner_args_t s_caller_runner = { "caller", s_caller };
+//  The caller service: its state is its worker, as echo's is.
+static const svc_t s_caller_svc = {
+    .name = "caller", .handler = s_caller, .state_new = svc_echo_new
+};
 
-#define RUNNERS_MAX 4
-
-typedef struct {
-    char dir [64];              //  Data directory of the broker's journal
-    zactor_t *runners [RUNNERS_MAX];    //  Worker threads, for teardown
-    resv_cfg_t *cfg;            //  From the environment
-    zactor_t *broker;           //  The broker actor
-    char *frontend;             //  Its bound endpoints
-    char *backend;
-    resv_t *client;             //  A client of the frontend
-} live_t;
-
-static void
-s_remove_dir (const char *path)
-{
-    DIR *dir = opendir (path);
-    struct dirent *entry;
-    while (dir && (entry = readdir (dir))) {
-        if (streq (entry->d_name, ".") || streq (entry->d_name, ".."))
-            continue;
-        char file [PATH_MAX];
-        snprintf (file, sizeof file, "%s/%s", path, entry->d_name);
-        unlink (file);
-    }
-    if (dir)
-        closedir (dir);
-    rmdir (path);
-}
-
-//  Starts the broker again on the endpoints it had, which the old one may
-//  take a moment to release.
-static zactor_t *
-s_broker_restart (live_t *self)
-{
-    zactor_t *broker = NULL;
-    for (int attempt = 0; attempt < 20 && !broker; attempt++) {
-        zclock_sleep (100);
-        broker = broker_new (self->cfg);
-    }
-    assert_non_null (broker);
-    return broker;
-}
-
+//  The fixture of the live tests is a testkit_t (testkit.h): the broker,
+//  its directory, a client, and the workers in threads.
 static int
 s_live_new (void **state)
 {
-    live_t *self = (live_t *) zmalloc (sizeof (live_t));
-    snprintf (self->dir, sizeof self->dir, "/tmp/resv-worker-test.XXXXXX");
-    assert_non_null (mkdtemp (self->dir));
-    setenv ("RESV_DATA_DIR", self->dir, 1);
     //  Slower heartbeats than the fake's: echo sleep blocks its worker,
-    //  which must not be taken for dead meanwhile.
-    s_setenv_int ("RESV_BROKER_HEARTBEAT", 200);
-    s_setenv_int ("RESV_BROKER_GRACE", 300);
-    self->cfg = resv_cfg_load (NULL);
-    //  Ports below the kernel's ephemeral range (and CZMQ's ":*" range,
-    //  which starts at 49152): the broker restart test binds them again,
-    //  and nothing else on the machine should take them meanwhile.
-    for (int attempt = 0; attempt < 20 && !self->broker; attempt++) {
-        int port = 20000 + randof (12000);
-        char endpoint [40];
-        snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
-        setenv ("RESV_BROKER_FRONTEND", endpoint, 1);
-        snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port + 1);
-        setenv ("RESV_BROKER_BACKEND", endpoint, 1);
-        snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port + 2);
-        setenv ("RESV_BROKER_EVENTS", endpoint, 1);
-        self->broker = broker_new (self->cfg);
-    }
-    assert_non_null (self->broker);
-    self->frontend = strdup (getenv ("RESV_BROKER_FRONTEND"));
-    self->client = resv_new (self->frontend);
-    assert_non_null (self->client);
-    *state = self;
+    //  which must not be taken for dead meanwhile. Ports below the
+    //  kernel's ephemeral range (and CZMQ's, which starts at 49152): the
+    //  broker restart test binds them again, and nothing else on the
+    //  machine should take them meanwhile.
+    static const char *env [] = {
+        "RESV_BROKER_HEARTBEAT", "200", "RESV_BROKER_GRACE", "300",
+        "RESV_BROKER_FRONTEND", "tcp://127.0.0.1:![20000-31999]",
+        "RESV_BROKER_BACKEND", "tcp://127.0.0.1:![20000-31999]",
+        "RESV_BROKER_EVENTS", "tcp://127.0.0.1:![20000-31999]",
+        NULL
+    };
+    *state = testkit_new ("worker", env);
     return 0;
 }
 
 static int
 s_live_destroy (void **state)
 {
-    live_t *self = (live_t *) *state;
-    for (int i = 0; i < RUNNERS_MAX; i++)
-        zactor_destroy (&self->runners [i]);
-    resv_destroy (&self->client);
-    zactor_destroy (&self->broker);
-    resv_cfg_destroy (&self->cfg);
-    free (self->frontend);
-    s_remove_dir (self->dir);
-    free (self);
+    testkit_destroy ((testkit_t **) state);
     s_setenv_int ("RESV_BROKER_HEARTBEAT", HEARTBEAT);
     return 0;
 }
 
-//  Starts a worker thread, which the teardown stops if the test does not.
-static zactor_t *
-s_runner_start (live_t *self, const runner_args_t *args)
-{
-    zactor_t *runner = zactor_new (s_runner, (void *) args);
-    assert_non_null (runner);
-    for (int i = 0; i < RUNNERS_MAX; i++)
-        if (!self->runners [i]) {
-            self->runners [i] = runner;
-            return runner;
-        }
-    fail_msg ("too many runners");
-    return NULL;
-}
-
-//  Stops a worker thread before the teardown would.
-static void
-s_runner_destroy (live_t *self, zactor_t *runner)
-{
-    for (int i = 0; i < RUNNERS_MAX; i++)
-        if (self->runners [i] == runner)
-            zactor_destroy (&self->runners [i]);
-}
-
 //  Waits until the broker counts count workers of service.
 static bool
-s_wait_workers (live_t *self, const char *service, int count, int timeout_ms)
+s_wait_workers (testkit_t *kit, const char *service, int count, int timeout_ms)
 {
     int64_t end = zclock_mono () + timeout_ms;
     while (zclock_mono () < end) {
         json_t *stats = NULL;
-        if (resv_stats (self->client, &stats) == RESV_OK) {
+        if (resv_stats (testkit_client (kit), &stats) == RESV_OK) {
             json_t *workers = json_object_get (json_object_get (
                 json_object_get (stats, "services"), service), "workers");
             bool done = json_integer_value (workers) == count
@@ -1296,12 +1166,12 @@ s_wait_workers (live_t *self, const char *service, int count, int timeout_ms)
 
 //  Calls service/method with a raw body; checks status and reply.
 static void
-s_assert_call (live_t *self, const char *service, const char *method,
+s_assert_call (testkit_t *kit, const char *service, const char *method,
                const char *body, int status, const char *reply)
 {
     char *got = NULL;
     size_t size = 0;
-    assert_int_equal (resv_call_raw (self->client, service, method, body,
+    assert_int_equal (resv_call_raw (testkit_client (kit), service, method, body,
                                      strlen (body), 3000, &got, &size),
                       status);
     if (reply) {
@@ -1314,45 +1184,45 @@ s_assert_call (live_t *self, const char *service, const char *method,
 static void
 test_live_echo (void **state)
 {
-    live_t *self = (live_t *) *state;
-    zactor_t *runner = s_runner_start (self, &s_echo_runner);
-    assert_true (s_wait_workers (self, "echo", 1, 3000));
-    s_assert_call (self, "echo", "echo", "{\"a\":[1,2]}", 200, "{\"a\":[1,2]}");
-    s_assert_call (self, "echo", "echo", "", 200, "");
-    s_assert_call (self, "echo", "sleep", "{\"ms\":20}", 200, "{\"slept\":20}");
-    s_assert_call (self, "echo", "fail", "", 500, NULL);
-    s_assert_call (self, "echo", "nope", "", 400, NULL);
-    s_assert_call (self, "echo", "sleep", "{\"ms\":\"x\"}", 400, NULL);
+    testkit_t *kit = (testkit_t *) *state;
+    testkit_start (kit, "echo");
+    assert_true (s_wait_workers (kit, "echo", 1, 3000));
+    s_assert_call (kit, "echo", "echo", "{\"a\":[1,2]}", 200, "{\"a\":[1,2]}");
+    s_assert_call (kit, "echo", "echo", "", 200, "");
+    s_assert_call (kit, "echo", "sleep", "{\"ms\":20}", 200, "{\"slept\":20}");
+    s_assert_call (kit, "echo", "fail", "", 500, NULL);
+    s_assert_call (kit, "echo", "nope", "", 400, NULL);
+    s_assert_call (kit, "echo", "sleep", "{\"ms\":\"x\"}", 400, NULL);
     //  A large body comes back intact.
     size_t size = 200000;
     char *big = (char *) malloc (size + 1);
     for (size_t i = 0; i < size; i++)
         big [i] = (char) ('a' + i % 26);
     big [size] = 0;
-    s_assert_call (self, "echo", "echo", big, 200, big);
+    s_assert_call (kit, "echo", "echo", big, 200, big);
     free (big);
     //  A worker destroyed while it runs says BYE: the broker forgets it at
     //  once, not after the 600 ms of silence that would take.
-    s_runner_destroy (self, runner);
-    assert_true (s_wait_workers (self, "echo", 0, 300));
+    testkit_stop (kit, "echo");
+    assert_true (s_wait_workers (kit, "echo", 0, 300));
 }
 
 static void
 test_live_stop_in_hand (void **state)
 {
-    live_t *self = (live_t *) *state;
-    zactor_t *runner = s_runner_start (self, &s_echo_runner);
-    assert_true (s_wait_workers (self, "echo", 1, 3000));
+    testkit_t *kit = (testkit_t *) *state;
+    zactor_t *runner = testkit_start (kit, "echo");
+    assert_true (s_wait_workers (kit, "echo", 1, 3000));
     //  The worker is told to stop while it sleeps on a request: it still
     //  answers it, then stops.
     const char *body = "{\"ms\":300}";
-    int64_t handle = resv_send (self->client, "echo", "sleep", body,
+    int64_t handle = resv_send (testkit_client (kit), "echo", "sleep", body,
                                 strlen (body), 3000);
     assert_true (handle > 0);
     zclock_sleep (100);
     zstr_send (runner, "STOP");
     resv_reply_t reply;
-    assert_int_equal (resv_recv (self->client, 3000, &reply), 0);
+    assert_int_equal (resv_recv (testkit_client (kit), 3000, &reply), 0);
     assert_int_equal (reply.handle, handle);
     assert_int_equal (reply.status, 200);
     assert_string_equal (reply.body, "{\"slept\":300}");
@@ -1362,48 +1232,47 @@ test_live_stop_in_hand (void **state)
     assert_non_null (stopped);
     assert_string_equal (stopped, "STOPPED");
     free (stopped);
-    assert_true (s_wait_workers (self, "echo", 0, 1000));
+    assert_true (s_wait_workers (kit, "echo", 0, 1000));
     //  Gone: a new request waits out the grace and gets 503.
-    s_assert_call (self, "echo", "echo", "", 503, NULL);
+    s_assert_call (kit, "echo", "echo", "", 503, NULL);
 }
 
 static void
 test_live_broker_restart (void **state)
 {
-    live_t *self = (live_t *) *state;
-    s_runner_start (self, &s_echo_runner);
-    assert_true (s_wait_workers (self, "echo", 1, 3000));
-    s_assert_call (self, "echo", "echo", "before", 200, "before");
-    zactor_destroy (&self->broker);
-    self->broker = s_broker_restart (self);
+    testkit_t *kit = (testkit_t *) *state;
+    testkit_start (kit, "echo");
+    assert_true (s_wait_workers (kit, "echo", 1, 3000));
+    s_assert_call (kit, "echo", "echo", "before", 200, "before");
+    testkit_broker_restart (kit);
     //  The worker finds the new broker by itself.
-    assert_true (s_wait_workers (self, "echo", 1, 5000));
-    s_assert_call (self, "echo", "echo", "after", 200, "after");
+    assert_true (s_wait_workers (kit, "echo", 1, 5000));
+    s_assert_call (kit, "echo", "echo", "after", 200, "after");
 }
 
 static void
 test_live_call (void **state)
 {
-    live_t *self = (live_t *) *state;
-    s_runner_start (self, &s_echo_runner);
-    s_runner_start (self, &s_caller_runner);
-    assert_true (s_wait_workers (self, "echo", 1, 3000));
-    assert_true (s_wait_workers (self, "caller", 1, 3000));
-    s_assert_call (self, "caller", "echo", "{\"x\":1}", 200, "{\"x\":1}");
-    s_assert_call (self, "caller", "fail", "", 500, NULL);
+    testkit_t *kit = (testkit_t *) *state;
+    testkit_start (kit, "echo");
+    testkit_start_with (kit, &s_caller_svc, NULL);
+    assert_true (s_wait_workers (kit, "echo", 1, 3000));
+    assert_true (s_wait_workers (kit, "caller", 1, 3000));
+    s_assert_call (kit, "caller", "echo", "{\"x\":1}", 200, "{\"x\":1}");
+    s_assert_call (kit, "caller", "fail", "", 500, NULL);
     //  Many at once: the caller takes up to its credit, calls for the
     //  first and holds the others meanwhile; every one is answered.
     int64_t handles [20];
     for (int i = 0; i < 20; i++) {
         char body [32];
         snprintf (body, sizeof body, "{\"n\":%d}", i);
-        handles [i] = resv_send (self->client, "caller", "echo", body,
+        handles [i] = resv_send (testkit_client (kit), "caller", "echo", body,
                                  strlen (body), 5000);
         assert_true (handles [i] > 0);
     }
     int answered = 0;
     resv_reply_t reply;
-    while (resv_recv (self->client, 5000, &reply) == 0) {
+    while (resv_recv (testkit_client (kit), 5000, &reply) == 0) {
         for (int i = 0; i < 20; i++)
             if (reply.handle == handles [i]) {
                 char body [32];
@@ -1426,11 +1295,8 @@ main (void)
     s_setenv_int ("RESV_BROKER_LIVENESS", LIVENESS);
     s_setenv_int ("RESV_WORKERS_CREDIT", CREDIT);
     s_setenv_int ("RESV_CLIENT_TIMEOUT", 2000);
-    zsys_init ();
-    zsys_set_logstream (stderr);
+    testkit_init ();
     zsys_set_logident ("worker_test");
-    //  Random ports (s_bind_random) differ from one run to the next.
-    srandom ((unsigned) (getpid () ^ zclock_time ()));
 
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_json),
