@@ -1,6 +1,7 @@
 /*  broker_main.c: resv-broker, the broker as a program.  */
 
 #include "broker.h"
+#include <malloc.h>
 
 static void
 s_usage (FILE *out)
@@ -42,6 +43,10 @@ main (int argc, char *argv [])
             return 2;
         }
     }
+    //  As in resv-worker: the journal's SQLite page cache is dropped and
+    //  refilled often; keep freed memory in the heap rather than trim it
+    //  (brk or madvise, and a TLB shootdown) and fault it back in.
+    mallopt (M_TRIM_THRESHOLD, 64 * 1024 * 1024);
     zsys_init ();
     zsys_set_logstream (stderr);
     zsys_set_logident ("resv-broker");

@@ -25,6 +25,7 @@
     reservation, its relay included.
 */
 
+#include <malloc.h>
 #include "svc.h"
 #include "store.h"
 #include "journal.h"
@@ -216,6 +217,9 @@ main (int argc, char *argv [])
         }
         i++;
     }
+    //  As resv-worker and resv-broker do: keep freed memory in the heap,
+    //  so that the comparison stays fair.
+    mallopt (M_TRIM_THRESHOLD, 64 * 1024 * 1024);
     zsys_init ();
     zsys_set_logstream (stderr);
     char scratch [] = "/tmp/saga-baseline.XXXXXX";

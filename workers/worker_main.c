@@ -1,6 +1,7 @@
 /*  worker_main.c: resv-worker, one worker process of one service.  */
 
 #include "svc.h"
+#include <malloc.h>
 #include <unistd.h>
 
 static void
@@ -80,6 +81,12 @@ main (int argc, char *argv [])
         s_usage (stderr);
         return 2;
     }
+    //  SQLite drops a connection's page cache whenever another connection
+    //  has written, and a store has several; glibc would hand the freed
+    //  pages back to the kernel each time (heap trim: brk or madvise, and a
+    //  TLB shootdown across this process's threads) only to fault them in
+    //  again at the next transaction. Keep freed memory in the heap.
+    mallopt (M_TRIM_THRESHOLD, 64 * 1024 * 1024);
     //  Catch SIGTERM and SIGINT (zsys_interrupted) before anything else.
     zsys_init ();
     zsys_set_logstream (stderr);
