@@ -25,13 +25,13 @@
     reservation, its relay included.
 */
 
-#include <malloc.h>
 #include "svc.h"
 #include "store.h"
 #include "journal.h"
 #include "resv_util.h"
 #include "bench_report.h"
 #include <inttypes.h>
+#include <malloc.h>
 
 #define BASE_REQUESTS_MAX   100000000
 #define BASE_RESOURCES_MAX  10000

@@ -302,3 +302,66 @@ store_cursor_set (store_t *self, const char *name, int64_t seq)
     }
     return 0;
 }
+
+int
+store_page (store_t *self, sqlite3_stmt *stmt, int64_t limit, char mark,
+            char **text_p, size_t *size_p, int64_t *count_p,
+            const char **error_p)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream (&text, &size);
+    if (!out) {
+        sqlite3_reset (stmt);
+        *error_p = "out of memory";
+        return -1;
+    }
+    fputs ("{\"items\":[", out);
+    int64_t count = 0, last = 0;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW && count < limit) {
+        const char *item = (const char *) sqlite3_column_text (stmt, 1);
+        if (!item) {
+            rc = SQLITE_NOMEM;  //  The only way a NOT NULL text is NULL
+            break;
+        }
+        fputs (count++? ",": "", out);
+        fputs (item, out);
+        last = sqlite3_column_int64 (stmt, 0);
+    }
+    //  A row past the limit means there is more: say where to go on.
+    if (rc == SQLITE_ROW)
+        fprintf (out, "],\"next\":\"%c%" PRId64 "\"}", mark, last);
+    else
+        fputs ("]}", out);
+    bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
+    //  The message first: the reset would replace it.
+    if (failed)
+        *error_p = rc == SQLITE_NOMEM? "out of memory": store_error (self);
+    sqlite3_reset (stmt);
+    if (fclose (out) || failed) {
+        if (!failed)
+            *error_p = "out of memory";
+        free (text);
+        return -1;
+    }
+    *text_p = text;
+    *size_p = size;
+    *count_p = count;
+    return 0;
+}
+
+int
+store_page_after (const char *text, char mark, int64_t *position_p)
+{
+    if (text [0] != mark || !text [1] || strlen (text) > 19)
+        return -1;
+    int64_t position = 0;
+    for (const char *c = text + 1; *c; c++) {
+        if (*c < '0' || *c > '9')
+            return -1;
+        position = position * 10 + (*c - '0');
+    }
+    *position_p = position;
+    return 0;
+}

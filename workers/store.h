@@ -108,6 +108,24 @@ int64_t
 int
     store_cursor_set (store_t *self, const char *name, int64_t seq);
 
+//  Runs stmt, whose rows are (position, JSON text), and builds a page of
+//  at most limit of them: {"items":[texts...]}, and, when a row more
+//  exists, "next":"<mark><position of the last item>". The texts are JSON
+//  already, so the page is built as text around them. On success returns
+//  0 with *text_p a malloc'd text the caller frees, *size_p its length and
+//  *count_p the number of items; on failure -1 with *error_p saying why
+//  (owned by the store or static). The statement is reset either way, so
+//  that it holds no read transaction.
+int
+    store_page (store_t *self, sqlite3_stmt *stmt, int64_t limit, char mark,
+                char **text_p, size_t *size_p, int64_t *count_p,
+                const char **error_p);
+
+//  Parses a "next" cursor made by store_page with mark. Returns 0 and sets
+//  *position_p, or -1 if text is not such a cursor.
+int
+    store_page_after (const char *text, char mark, int64_t *position_p);
+
 //  The last SQLite error message of this connection.
 const char *
     store_error (store_t *self);

@@ -205,24 +205,6 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
 //  --------------------------------------------------------------------------
 //  Requests (in the worker's thread)
 
-//  The cursor of a list page: the seq of the last notification returned.
-//  The text is opaque to clients; "n" keeps it from looking like a number
-//  they could compute.
-static int
-s_cursor_parse (const char *text, int64_t *seq_p)
-{
-    if (text [0] != 'n' || !text [1] || strlen (text) > 19)
-        return -1;
-    int64_t seq = 0;
-    for (const char *c = text + 1; *c; c++) {
-        if (*c < '0' || *c > '9')
-            return -1;
-        seq = seq * 10 + (*c - '0');
-    }
-    *seq_p = seq;
-    return 0;
-}
-
 static int
 s_internal (zframe_t **reply_p, const char *operation, const char *error)
 {
@@ -245,7 +227,7 @@ s_list (notification_t *self, json_t *request, zframe_t **reply_p)
     ||  field_int (request, "limit", false, 1, S_LIST_MAX, &limit, reply_p)
     ||  field_string (request, "after", false, 32, &after, reply_p))
         return RESV_BAD_REQUEST;
-    if (after && s_cursor_parse (after, &from)) {
+    if (after && store_page_after (after, 'n', &from)) {
         *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
                                  "after must be the next cursor of a "
                                  "previous list");
@@ -259,41 +241,12 @@ s_list (notification_t *self, json_t *request, zframe_t **reply_p)
     sqlite3_bind_text (stmt, 1, customer, -1, SQLITE_STATIC);
     sqlite3_bind_int64 (stmt, 2, from);
     sqlite3_bind_int64 (stmt, 3, limit + 1);
-    //  The bodies are JSON already: the reply is built as text around them.
-    char *text = NULL;
-    size_t size = 0;
-    FILE *out = open_memstream (&text, &size);
-    if (!out) {
-        sqlite3_reset (stmt);
-        return s_internal (reply_p, "list", strerror (errno));
-    }
-    fputs ("{\"items\":[", out);
-    int64_t count = 0, last = 0;
-    int rc;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW && count < limit) {
-        const char *item = (const char *) sqlite3_column_text (stmt, 1);
-        if (!item) {
-            rc = SQLITE_NOMEM;  //  The only way a NOT NULL text is NULL
-            break;
-        }
-        fputs (count++? ",": "", out);
-        fputs (item, out);
-        last = sqlite3_column_int64 (stmt, 0);
-    }
-    //  A row past the limit means there is more: say where to go on.
-    if (rc == SQLITE_ROW)
-        fprintf (out, "],\"next\":\"n%" PRId64 "\"}", last);
-    else
-        fputs ("]}", out);
-    //  Reset at once: a statement left running would hold its read
-    //  transaction, and later reads would see that old snapshot.
-    sqlite3_reset (stmt);
-    bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
-    if (fclose (out) || failed) {
-        free (text);
-        return s_internal (reply_p, "list", failed && rc != SQLITE_NOMEM?
-                           store_error (self->store): "out of memory");
-    }
+    char *text;
+    size_t size;
+    int64_t count;
+    const char *error;
+    if (store_page (self->store, stmt, limit, 'n', &text, &size, &count, &error))
+        return s_internal (reply_p, "list", error);
     *reply_p = zframe_new (text, size);
     free (text);
     return RESV_OK;

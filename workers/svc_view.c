@@ -332,24 +332,6 @@ s_not_found (zframe_t **reply_p, const char *id)
     return RESV_NOT_FOUND;
 }
 
-//  The cursor of a list page names the position of the last reservation
-//  returned. Its text is opaque to clients; the "v" keeps it from looking
-//  like a number they could compute.
-static int
-s_cursor_parse (const char *text, int64_t *pos_p)
-{
-    if (text [0] != 'v' || !text [1] || strlen (text) > 19)
-        return -1;
-    int64_t pos = 0;
-    for (const char *c = text + 1; *c; c++) {
-        if (*c < '0' || *c > '9')
-            return -1;
-        pos = pos * 10 + (*c - '0');
-    }
-    *pos_p = pos;
-    return 0;
-}
-
 //  Runs stmt and replies {"items":[...]} with the JSON text of its column
 //  1, in up to limit rows; a row more adds "next", the cursor after column
 //  0 of the last row returned. *count_p gets the number of items.
@@ -357,44 +339,13 @@ static int
 s_items (view_t *self, sqlite3_stmt *stmt, int64_t limit,
          const char *operation, zframe_t **reply_p, int64_t *count_p)
 {
-    char *text = NULL;
-    size_t size = 0;
-    FILE *out = open_memstream (&text, &size);
-    if (!out) {
-        sqlite3_reset (stmt);
-        return s_internal (reply_p, operation, strerror (errno));
-    }
-    fputs ("{\"items\":[", out);
-    int64_t count = 0, last = 0;
-    int rc;
-    //  The texts are JSON already: the reply is built around them.
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW && count < limit) {
-        const char *item = (const char *) sqlite3_column_text (stmt, 1);
-        if (!item) {
-            rc = SQLITE_NOMEM;  //  The only way a NOT NULL text is NULL
-            break;
-        }
-        fputs (count++? ",": "", out);
-        fputs (item, out);
-        last = sqlite3_column_int64 (stmt, 0);
-    }
-    if (rc == SQLITE_ROW)
-        fprintf (out, "],\"next\":\"v%" PRId64 "\"}", last);
-    else
-        fputs ("]}", out);
-    //  Reset at once: a statement left running would hold its read
-    //  transaction, and later reads would see that old snapshot.
-    sqlite3_reset (stmt);
-    bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
-    if (fclose (out) || failed) {
-        free (text);
-        return s_internal (reply_p, operation,
-                           failed && rc != SQLITE_NOMEM?
-                           store_error (self->store): "out of memory");
-    }
+    char *text;
+    size_t size;
+    const char *error;
+    if (store_page (self->store, stmt, limit, 'v', &text, &size, count_p, &error))
+        return s_internal (reply_p, operation, error);
     *reply_p = zframe_new (text, size);
     free (text);
-    *count_p = count;
     return RESV_OK;
 }
 
@@ -444,7 +395,7 @@ s_list (view_t *self, json_t *request, zframe_t **reply_p)
     ||  field_int (request, "limit", false, 1, S_LIST_MAX, &limit, reply_p)
     ||  field_string (request, "after", false, 32, &after, reply_p))
         return RESV_BAD_REQUEST;
-    if (after && s_cursor_parse (after, &from)) {
+    if (after && store_page_after (after, 'v', &from)) {
         *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
                                  "after must be the next cursor of a "
                                  "previous list");
