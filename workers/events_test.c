@@ -1,27 +1,8 @@
 /*  events_test.c: the outbox relay and the journal consumer, against a
     real broker (in-process actor) and real SQLite files.  */
 
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
 #include "events.h"
 #include "testkit.h"
-
-//  The fixture of every test: a broker and its journal (testkit.h).
-static int
-s_setup (void **state)
-{
-    *state = testkit_new ("events", NULL);
-    return 0;
-}
-
-static int
-s_teardown (void **state)
-{
-    testkit_destroy ((testkit_t **) state);
-    return 0;
-}
 
 //  Publishes an event of type about r1, with event id id.
 static void
@@ -152,8 +133,10 @@ test_consumer_catches_up_then_follows (void **state)
     s_publish (kit, "b7", "payment.captured");     //  A resend
     assert_true (s_wait_applied (store, 55));
     zclock_sleep (200);
-    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM applied"), 55);
-    assert_int_equal (testkit_sql_int (store, "SELECT max (seq) FROM applied"), 55);
+    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM applied"),
+                      55);
+    assert_int_equal (testkit_sql_int (store, "SELECT max (seq) FROM applied"),
+                      55);
     assert_int_equal (store_cursor (store, "test"), 55);
     events_destroy (&events);
     store_destroy (&store);
@@ -175,7 +158,8 @@ test_two_processes_apply_each_event_once (void **state)
     }
     assert_true (s_wait_applied (store, 200));
     zclock_sleep (200);
-    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM applied"), 200);
+    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM applied"),
+                      200);
     events_destroy (&one);
     events_destroy (&two);
     store_destroy (&store);
@@ -194,7 +178,8 @@ test_failed_apply_is_retried_not_skipped (void **state)
     s_publish (kit, "d1", "reservation.expired");
     s_publish (kit, "d2", "reservation.expired");
     assert_true (s_wait_applied (store, 2));
-    assert_int_equal (testkit_sql_int (store, "SELECT min (seq) FROM applied"), 1);
+    assert_int_equal (testkit_sql_int (store, "SELECT min (seq) FROM applied"),
+                      1);
     assert_int_equal (failures, 0);
     events_destroy (&events);
     store_destroy (&store);
@@ -218,14 +203,17 @@ int
 main (void)
 {
     testkit_init ();
+    //  Every test's fixture is a kit (testkit.h): a broker and its journal.
+    #define T(name) cmocka_unit_test_prestate_setup_teardown (name, \
+        testkit_setup, testkit_teardown, "events")
     const struct CMUnitTest tests [] = {
-        cmocka_unit_test_setup_teardown (test_outbox_relayed_and_pruned, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_rolled_back_change_emits_nothing, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_outbox_left_by_a_crash_is_sent_at_start, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_consumer_catches_up_then_follows, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_two_processes_apply_each_event_once, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_failed_apply_is_retried_not_skipped, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_store_open_failures, s_setup, s_teardown),
+        T (test_outbox_relayed_and_pruned),
+        T (test_rolled_back_change_emits_nothing),
+        T (test_outbox_left_by_a_crash_is_sent_at_start),
+        T (test_consumer_catches_up_then_follows),
+        T (test_two_processes_apply_each_event_once),
+        T (test_failed_apply_is_retried_not_skipped),
+        T (test_store_open_failures),
     };
     return cmocka_run_group_tests_name ("events", tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@ struct _store_t {
     const char *sql [STMTS_MAX];    //  Cached statements' text (by pointer)
     sqlite3_stmt *stmts [STMTS_MAX];    //  Cached statements
     size_t nstmts;              //  Used entries
+    char error [256];           //  A kept copy of an error message
 };
 
 static const char *s_base_schema =
@@ -335,9 +336,12 @@ store_page (store_t *self, sqlite3_stmt *stmt, int64_t limit, char mark,
     else
         fputs ("]}", out);
     bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
-    //  The message first: the reset would replace it.
-    if (failed)
-        *error_p = rc == SQLITE_NOMEM? "out of memory": store_error (self);
+    //  A copy of the message first: the reset frees SQLite's own.
+    if (failed) {
+        snprintf (self->error, sizeof self->error, "%s",
+                  rc == SQLITE_NOMEM? "out of memory": store_error (self));
+        *error_p = self->error;
+    }
     sqlite3_reset (stmt);
     if (fclose (out) || failed) {
         if (!failed)

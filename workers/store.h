@@ -114,7 +114,7 @@ int
 //  already, so the page is built as text around them. On success returns
 //  0 with *text_p a malloc'd text the caller frees, *size_p its length and
 //  *count_p the number of items; on failure -1 with *error_p saying why
-//  (owned by the store or static). The statement is reset either way, so
+//  (owned by the store, valid until its next store_page or static). The statement is reset either way, so
 //  that it holds no read transaction.
 int
     store_page (store_t *self, sqlite3_stmt *stmt, int64_t limit, char mark,

@@ -10,26 +10,11 @@
     worker. Validation goes straight to the handler.
 */
 
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
 #include "testkit.h"
 
-//  The services a fixture runs, in the order they start.
-static const char *s_services [] = {
-    "availability", "payment", "reservation", "approval", NULL
-};
-
-//  Environment knobs the setups set; each setup clears them all first.
-static const char *s_knobs [] = {
-    "RESV_APPROVAL_TIMEOUT", "RESV_APPROVAL_TICK", NULL
-};
-
 typedef struct {
-    testkit_t *kit;             //  Broker, journal, workers (testkit.h)
+    testkit_t *kit;             //  Broker, journal, the saga's workers
     store_t *store;             //  The test's look into approval.db
-    void *direct;               //  An approval state called directly
     char *manual;               //  A manual resource, capacity 3
     char *automatic;            //  An auto resource, capacity 3
 } fixture_t;
@@ -44,14 +29,7 @@ static int
 s_setup_with (void **state, const char **env)
 {
     fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
-    //  Every variable is set before any thread starts: getenv is not safe
-    //  against a concurrent setenv.
-    for (const char **knob = s_knobs; *knob; knob++)
-        unsetenv (*knob);
-    setenv ("RESV_BROKER_GRACE", "300", 1);
-    self->kit = testkit_new ("approval", env);
-    for (const char **service = s_services; *service; service++)
-        testkit_start (self->kit, *service);
+    self->kit = testkit_saga_new ("approval", env, NULL, NULL);
     self->store = store_new (testkit_cfg (self->kit), "approval", NULL);
     assert_non_null (self->store);
     self->manual = testkit_resource (self->kit, 3, 1200, "manual");
@@ -70,7 +48,6 @@ static int
 s_teardown (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    svc_approval_destroy (&self->direct);
     store_destroy (&self->store);
     testkit_destroy (&self->kit);
     zstr_free (&self->manual);
@@ -113,20 +90,6 @@ s_assert_decided (json_t *reply, const char *id, const char *decision)
                          decision);
 }
 
-//  Calls the handler of the direct state with a raw body.
-static int
-s_direct (fixture_t *self, const char *method, const char *body,
-          size_t size, json_t **reply_p)
-{
-    if (!self->direct) {
-        self->direct = svc_approval_new (testkit_cfg (self->kit), NULL);
-        assert_non_null (self->direct);
-    }
-    return testkit_handle (svc_approval, self->direct, method, body, size,
-                           5000, reply_p);
-}
-
-
 //  --------------------------------------------------------------------------
 //  Decisions: success
 
@@ -151,7 +114,8 @@ test_auto_is_approved_at_once (void **state)
     json_decref (reply);
     zclock_sleep (300);
     assert_int_equal (testkit_count (self->kit, "approval.approved", id), 1);
-    assert_int_equal (testkit_count (self->kit, "reservation.confirmed", id), 1);
+    assert_int_equal (testkit_count (self->kit, "reservation.confirmed", id),
+                      1);
     free (id);
 }
 
@@ -171,14 +135,16 @@ test_manual_approve (void **state)
     assert_int_equal (s_decide (self, "approve", id, "olga", NULL, &reply), 200);
     s_assert_decided (reply, id, "approved");
     json_decref (reply);
-    assert_true (testkit_wait_count (self->kit, "reservation.confirmed", id, 1));
+    assert_true (testkit_wait_count (self->kit, "reservation.confirmed", id,
+                                     1));
     zclock_sleep (300);
     json_t *approved = testkit_event_of (self->kit, "approval.approved", id);
     assert_true (json_is_false (json_object_get (json_object_get (approved, "data"),
                                                  "auto")));
     json_decref (approved);
     assert_int_equal (testkit_count (self->kit, "approval.approved", id), 1);
-    assert_int_equal (testkit_count (self->kit, "reservation.confirmed", id), 1);
+    assert_int_equal (testkit_count (self->kit, "reservation.confirmed", id),
+                      1);
     free (id);
 }
 
@@ -228,11 +194,13 @@ test_decision_right_after_reserve (void **state)
         json_t *reply = NULL;
         int status = s_decide (self, "approve", id, "olga", NULL, &reply);
         if (status != 200)
-            fail_msg ("round %d: %d %s", round, status, testkit_message (reply));
+            fail_msg ("round %d: %d %s", round, status,
+                      testkit_message (reply));
         json_decref (reply);
         assert_true (testkit_wait_status (self->kit, id, "CONFIRMED"));
         //  Frees the unit for the next round.
-        assert_int_equal (testkit_act (self->kit, "cancel", id, "carla", &reply), 200);
+        assert_int_equal (testkit_act (self->kit, "cancel", id, "carla",
+                                       &reply), 200);
         json_decref (reply);
         assert_true (testkit_wait_free (self->kit, self->manual, 3));
         free (id);
@@ -294,8 +262,10 @@ test_expiry_survives_restart (void **state)
     assert_true (testkit_wait_status (self->kit, recorded, "EXPIRED"));
     assert_true (testkit_wait_status (self->kit, missed, "EXPIRED"));
     zclock_sleep (300);
-    assert_int_equal (testkit_count (self->kit, "reservation.expired", recorded), 1);
-    assert_int_equal (testkit_count (self->kit, "reservation.expired", missed), 1);
+    assert_int_equal (testkit_count (self->kit, "reservation.expired",
+                                     recorded), 1);
+    assert_int_equal (testkit_count (self->kit, "reservation.expired", missed),
+                      1);
     free (recorded);
     free (missed);
 }
@@ -380,9 +350,11 @@ test_no_longer_pending (void **state)
     fixture_t *self = (fixture_t *) *state;
     char *id = testkit_reserved (self->kit, self->manual, "k-p1");
     json_t *reply = NULL;
-    assert_int_equal (testkit_act (self->kit, "cancel", id, "carla", &reply), 200);
+    assert_int_equal (testkit_act (self->kit, "cancel", id, "carla", &reply),
+                      200);
     json_decref (reply);
-    assert_true (testkit_wait_count (self->kit, "reservation.cancelled", id, 1));
+    assert_true (testkit_wait_count (self->kit, "reservation.cancelled", id,
+                                     1));
     assert_true (s_wait_caught_up (self));
     const char *methods [] = { "approve", "decline", NULL };
     for (const char **method = methods; *method; method++) {
@@ -435,7 +407,8 @@ test_bad_requests (void **state)
                                       "\"reason\":\"%.300s\"}", big);
     free (big);
     json_t *reply = NULL;
-    assert_int_equal (s_direct (self, "grant", "{}", 2, &reply), 400);
+    assert_int_equal (testkit_direct (self->kit, "approval", "grant", "{}", 2,
+                                      &reply), 400);
     testkit_assert_error (reply, 400, "unknown_method");
     json_decref (reply);
     const struct {
@@ -459,8 +432,9 @@ test_bad_requests (void **state)
         { "decline", long_reason, "bad_request" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        int status = s_direct (self, cases [i].method, cases [i].body,
-                               strlen (cases [i].body), &reply);
+        int status = testkit_direct (self->kit, "approval", cases [i].method,
+                                     cases [i].body, strlen (cases [i].body),
+                                     &reply);
         if (status != 400)
             fail_msg ("%s %.60s: %d", cases [i].method, cases [i].body, status);
         testkit_assert_error (reply, 400, cases [i].reason);
@@ -496,19 +470,9 @@ static void
 test_state_lifecycle (void **state)
 {
     (void) state;
-    setenv ("RESV_DATA_DIR", "/proc/no-such-place", 1);
-    resv_cfg_t *cfg = resv_cfg_load (NULL);
-    assert_null (svc_approval_new (cfg, NULL));
-    resv_cfg_destroy (&cfg);
-    void *nothing = NULL;
-    svc_approval_destroy (&nothing);
-    svc_approval_destroy (NULL);
-    zframe_t *body = zframe_new ("{}", 2);
-    zframe_t *reply = NULL;
-    assert_int_equal (svc_approval (NULL, "approve", &body, zclock_mono () + 1000,
-                                    &reply), 500);
-    zframe_destroy (&body);
-    zframe_destroy (&reply);
+    testkit_assert_no_state (svc_approval_new, svc_approval_destroy);
+    assert_int_equal (testkit_handle (svc_approval, NULL, "approve", "{}", 2,
+                                      1000, NULL), 500);
 }
 
 int

@@ -7,45 +7,13 @@
     by the service's events actor as in a worker process.
 */
 
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
 #include <pthread.h>
 #include "testkit.h"
 #include "resv_util.h"
 
-typedef struct {
-    testkit_t *kit;             //  Broker, journal, directory (testkit.h)
-    void *state;                //  The service's state under test
-    store_t *store;             //  The test's own look into the store
-} fixture_t;
-
-static int
-s_setup (void **state)
-{
-    fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
-    self->kit = testkit_new ("availability", NULL);
-    self->state = svc_availability_new (testkit_cfg (self->kit), NULL);
-    assert_non_null (self->state);
-    self->store = store_new (testkit_cfg (self->kit), "availability", NULL);
-    assert_non_null (self->store);
-    *state = self;
-    return 0;
-}
-
-static int
-s_teardown (void **state)
-{
-    fixture_t *self = (fixture_t *) *state;
-    svc_availability_destroy (&self->state);
-    assert_null (self->state);
-    svc_availability_destroy (&self->state);    //  Idempotent
-    store_destroy (&self->store);
-    testkit_destroy (&self->kit);
-    free (self);
-    return 0;
-}
+//  A state of the service, with no worker (testkit.h): every test's
+//  fixture.
+typedef testkit_service_t fixture_t;
 
 
 //  --------------------------------------------------------------------------
@@ -169,7 +137,8 @@ test_add_with_defaults (void **state)
                       json_pack ("{s:s}", "id", id), &shown), 200);
     assert_true (json_equal (shown, reply));
     json_decref (shown);
-    assert_true (testkit_wait_count (self->kit, "resource.registered", NULL, 1));
+    assert_true (testkit_wait_count (self->kit, "resource.registered", NULL,
+                                     1));
     json_decref (reply);
 }
 
@@ -196,9 +165,11 @@ test_add_everything_and_retry (void **state)
     free (s_add (self, json_pack ("{s:s,s:s,s:s}", "name", "Villa",
                  "owner", "other", "request_id", "rq-7")));
     assert_int_equal (s_count (self, "SELECT count (*) FROM resources"), 2);
-    assert_true (testkit_wait_count (self->kit, "resource.registered", NULL, 2));
+    assert_true (testkit_wait_count (self->kit, "resource.registered", NULL,
+                                     2));
     zclock_sleep (300);
-    assert_int_equal (testkit_count (self->kit, "resource.registered", NULL), 2);
+    assert_int_equal (testkit_count (self->kit, "resource.registered", NULL),
+                      2);
     json_decref (first);
     json_decref (again);
 }
@@ -509,7 +480,9 @@ test_concurrent_holds_never_overbook (void **state)
     s_racer_t racers [RACERS];
     pthread_t threads [RACERS];
     for (int i = 0; i < RACERS; i++) {
-        racers [i] = (s_racer_t) { svc_availability_new (testkit_cfg (self->kit), NULL), id, i, 0, 0 };
+        racers [i] = (s_racer_t) {
+            svc_availability_new (testkit_cfg (self->kit), NULL), id, i, 0, 0
+        };
         assert_non_null (racers [i].state);
     }
     for (int i = 0; i < RACERS; i++)
@@ -869,32 +842,18 @@ test_hold_past_its_deadline_holds_nothing (void **state)
 static void
 test_stops_after_sigterm (void **state)
 {
-    fixture_t *self = (fixture_t *) *state;
-    zsys_interrupted = 1;
-    zclock_sleep (1500);        //  The actor's loop meets the raised flag
-    int64_t start = zclock_mono ();
-    svc_availability_destroy (&self->state);
-    zsys_interrupted = 0;
-    assert_null (self->state);
-    assert_true (zclock_mono () - start < 3000);
+    //  Time for the actor's loop to meet the raised flag.
+    testkit_assert_stops_interrupted ((fixture_t *) *state, 1500);
 }
 
 static void
 test_state_fails_cleanly (void **state)
 {
-    fixture_t *self = (fixture_t *) *state;
-    (void) self;
-    setenv ("RESV_DATA_DIR", "/proc/no-such-place", 1);
-    resv_cfg_t *cfg = resv_cfg_load (NULL);
-    assert_null (svc_availability_new (cfg, NULL));
-    resv_cfg_destroy (&cfg);
-    setenv ("RESV_DATA_DIR", testkit_dir (self->kit), 1);
-    svc_availability_destroy (NULL);
+    (void) state;
+    testkit_assert_no_state (svc_availability_new, svc_availability_destroy);
     //  The service is in the table resv-worker reads.
-    const svc_t *svc = svc_lookup ("availability");
-    assert_non_null (svc);
-    assert_ptr_equal (svc->handler, svc_availability);
-    assert_ptr_equal (svc->state_new, svc_availability_new);
+    testkit_assert_service ("availability", svc_availability,
+                            svc_availability_new, svc_availability_destroy);
 }
 
 int
@@ -905,7 +864,8 @@ main (void)
     int64_t last;
     assert_true (resv_date_parse ("9999-12-31", &last));
     assert_int_equal (last, 2932896);
-#define T(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
+#define T(name) cmocka_unit_test_prestate_setup_teardown (name, \
+    testkit_service_setup, testkit_service_teardown, "availability")
     const struct CMUnitTest tests [] = {
         T (test_add_with_defaults),
         T (test_add_everything_and_retry),

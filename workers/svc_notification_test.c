@@ -8,43 +8,11 @@
     and libresv).
 */
 
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
 #include "testkit.h"
 
-typedef struct {
-    testkit_t *kit;             //  Broker, journal, directory (testkit.h)
-    void *service;              //  The service's state under test
-    store_t *store;             //  The test's own look into its store
-} fixture_t;
-
-static int
-s_setup (void **state)
-{
-    fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
-    self->kit = testkit_new ("notification", NULL);
-    self->service = svc_notification_new (testkit_cfg (self->kit), NULL);
-    assert_non_null (self->service);
-    self->store = store_new (testkit_cfg (self->kit), "notification", NULL);
-    assert_non_null (self->store);
-    *state = self;
-    return 0;
-}
-
-static int
-s_teardown (void **state)
-{
-    fixture_t *self = (fixture_t *) *state;
-    svc_notification_destroy (&self->service);
-    assert_null (self->service);
-    svc_notification_destroy (&self->service);     //  Idempotent
-    store_destroy (&self->store);
-    testkit_destroy (&self->kit);
-    free (self);
-    return 0;
-}
+//  A state of the service, with no worker (testkit.h): every test's
+//  fixture.
+typedef testkit_service_t fixture_t;
 
 
 //  --------------------------------------------------------------------------
@@ -126,7 +94,7 @@ s_rows (fixture_t *self)
 static int
 s_call (fixture_t *self, const char *method, const char *body, json_t **reply_p)
 {
-    return testkit_handle (svc_notification, self->service, method, body,
+    return testkit_handle (svc_notification, self->state, method, body,
                            strlen (body), 5000, reply_p);
 }
 
@@ -148,7 +116,7 @@ static void
 s_refused (fixture_t *self, const char *method, const char *body, int code,
            const char *reason)
 {
-    testkit_refused (svc_notification, self->service, method, body, code,
+    testkit_refused (svc_notification, self->state, method, body, code,
                      reason);
 }
 
@@ -166,11 +134,8 @@ static void
 test_registered (void **state)
 {
     (void) state;
-    const svc_t *svc = svc_lookup ("notification");
-    assert_non_null (svc);
-    assert_ptr_equal (svc->handler, svc_notification);
-    assert_ptr_equal (svc->state_new, svc_notification_new);
-    assert_ptr_equal (svc->state_destroy, svc_notification_destroy);
+    testkit_assert_service ("notification", svc_notification,
+                            svc_notification_new, svc_notification_destroy);
 }
 
 static void
@@ -326,11 +291,11 @@ test_applied_again_changes_nothing (void **state)
     json_decref (sent);
     json_t *before = s_list (self, "c1", NULL);
     //  As if the cursor had been lost: every event is applied once more.
-    svc_notification_destroy (&self->service);
+    svc_notification_destroy (&self->state);
     assert_int_equal (store_cursor_set (self->store, "notification", 0), 0);
     assert_int_equal (store_cursor (self->store, "notification"), 0);
-    self->service = svc_notification_new (testkit_cfg (self->kit), NULL);
-    assert_non_null (self->service);
+    self->state = svc_notification_new (testkit_cfg (self->kit), NULL);
+    assert_non_null (self->state);
     s_sync (self);
     json_t *after = s_list (self, "c1", NULL);
     assert_true (json_equal (before, after));
@@ -401,11 +366,12 @@ test_through_a_worker (void **state)
     s_put (self, "reservation.confirmed", "r1", "c1", "CONFIRMED");
     s_sync (self);
     json_t *reply = NULL;
-    assert_int_equal (resv_notifications (testkit_client (self->kit), "c1", &reply), 200);
+    assert_int_equal (resv_notifications (testkit_client (self->kit), "c1",
+                                          &reply), 200);
     assert_int_equal (json_array_size (json_object_get (reply, "items")), 1);
     json_decref (reply);
-    assert_int_equal (resv_call (testkit_client (self->kit), "notification", "list", NULL,
-                                 5000, &reply), 400);
+    assert_int_equal (resv_call (testkit_client (self->kit), "notification",
+                                 "list", NULL, 5000, &reply), 400);
     json_decref (reply);
     testkit_stop (self->kit, "notification");
 }
@@ -526,24 +492,20 @@ test_failed_apply_is_retried (void **state)
 static void
 test_new_failures (void **state)
 {
-    fixture_t *self = (fixture_t *) *state;
-    setenv ("RESV_DATA_DIR", "/proc/no-such-place", 1);
+    (void) state;
+    testkit_assert_no_state (svc_notification_new, svc_notification_destroy);
+    setenv ("RESV_BROKER_FRONTEND", "not an endpoint", 1);
     resv_cfg_t *cfg = resv_cfg_load (NULL);
     assert_null (svc_notification_new (cfg, NULL));
     resv_cfg_destroy (&cfg);
-    setenv ("RESV_DATA_DIR", testkit_dir (self->kit), 1);
-    setenv ("RESV_BROKER_FRONTEND", "not an endpoint", 1);
-    cfg = resv_cfg_load (NULL);
-    assert_null (svc_notification_new (cfg, NULL));
-    resv_cfg_destroy (&cfg);
-    svc_notification_destroy (NULL);
 }
 
 int
 main (void)
 {
     testkit_init ();
-    #define S_TEST(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
+    #define S_TEST(name) cmocka_unit_test_prestate_setup_teardown (name, \
+        testkit_service_setup, testkit_service_teardown, "notification")
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_registered),
         S_TEST (test_one_notice_per_change),

@@ -9,17 +9,11 @@
     provider makes the provider's failures happen on purpose.
 */
 
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
 #include "testkit.h"
 
-typedef struct {
-    testkit_t *kit;             //  Broker, journal, directory (testkit.h)
-    void *state;                //  The service's state under test
-    store_t *store;             //  The test's own look into the store
-} fixture_t;
+//  A state of the service, with no worker (testkit.h): every test's
+//  fixture.
+typedef testkit_service_t fixture_t;
 
 static int
 s_setup (void **state)
@@ -29,28 +23,10 @@ s_setup (void **state)
         "RESV_PAYMENT_MAX_AMOUNT", "10000000", "RESV_PAYMENT_LATENCY", "0",
         "RESV_PAYMENT_FAILURE_RATE", "0", NULL
     };
-    fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
-    self->kit = testkit_new ("payment", env);
-    self->state = svc_payment_new (testkit_cfg (self->kit), NULL);
-    assert_non_null (self->state);
-    self->store = store_new (testkit_cfg (self->kit), "payment", NULL);
-    assert_non_null (self->store);
-    *state = self;
+    *state = testkit_service_new ("payment", env);
     return 0;
 }
 
-static int
-s_teardown (void **state)
-{
-    fixture_t *self = (fixture_t *) *state;
-    svc_payment_destroy (&self->state);
-    assert_null (self->state);
-    svc_payment_destroy (&self->state);     //  Idempotent
-    store_destroy (&self->store);
-    testkit_destroy (&self->kit);
-    free (self);
-    return 0;
-}
 
 
 //  --------------------------------------------------------------------------
@@ -143,7 +119,8 @@ static bool
 s_wait_stored (fixture_t *self, const char *reservation, const char *status)
 {
     char now [16];
-    return TESTKIT_WAIT (5000, streq (s_stored (self, reservation, now), status));
+    return TESTKIT_WAIT (5000,
+                         streq (s_stored (self, reservation, now), status));
 }
 
 //  A state configured by the environment variable name=value.
@@ -482,7 +459,8 @@ test_void_refuses_bad_input_and_methods (void **state)
     assert_int_equal (s_call (self, "capture", json_pack ("{s:s}", "reservation", "r1"), &reply), 400);
     assert_string_equal (testkit_reason (reply), "unknown_method");
     json_decref (reply);
-    assert_int_equal (s_call_raw (self->state, "refund", "{}", 2, 5000, NULL), 400);
+    assert_int_equal (s_call_raw (self->state, "refund", "{}", 2, 5000, NULL),
+                      400);
 }
 
 static void
@@ -598,37 +576,25 @@ test_authorize_past_its_deadline_records_nothing (void **state)
 static void
 test_stops_after_sigterm (void **state)
 {
-    fixture_t *self = (fixture_t *) *state;
-    zsys_interrupted = 1;
-    zclock_sleep (300);        //  The actor's loop meets the raised flag
-    int64_t start = zclock_mono ();
-    svc_payment_destroy (&self->state);
-    zsys_interrupted = 0;
-    assert_null (self->state);
-    assert_true (zclock_mono () - start < 3000);
+    //  Time for the actor's loop to meet the raised flag.
+    testkit_assert_stops_interrupted ((fixture_t *) *state, 300);
 }
 
 static void
 test_state_fails_cleanly (void **state)
 {
-    fixture_t *self = (fixture_t *) *state;
-    setenv ("RESV_DATA_DIR", "/proc/no-such-place", 1);
-    resv_cfg_t *cfg = resv_cfg_load (NULL);
-    assert_null (svc_payment_new (cfg, NULL));
-    resv_cfg_destroy (&cfg);
-    setenv ("RESV_DATA_DIR", testkit_dir (self->kit), 1);
-    svc_payment_destroy (NULL);
-    const svc_t *svc = svc_lookup ("payment");
-    assert_non_null (svc);
-    assert_ptr_equal (svc->handler, svc_payment);
-    assert_ptr_equal (svc->state_new, svc_payment_new);
+    (void) state;
+    testkit_assert_no_state (svc_payment_new, svc_payment_destroy);
+    testkit_assert_service ("payment", svc_payment, svc_payment_new,
+                            svc_payment_destroy);
 }
 
 int
 main (void)
 {
     testkit_init ();
-#define T(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
+#define T(name) cmocka_unit_test_setup_teardown (name, s_setup, \
+                                         testkit_service_teardown)
     const struct CMUnitTest tests [] = {
         T (test_authorize_and_repeat),
         T (test_void_and_repeat),

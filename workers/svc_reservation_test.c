@@ -11,20 +11,8 @@
     service's feet. Validation goes straight to the handler.
 */
 
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
 #include "testkit.h"
 #include "resv_util.h"
-
-//  Environment knobs the setups set; each setup clears them all first.
-static const char *s_knobs [] = {
-    "RESV_PAYMENT_MAX_AMOUNT", "RESV_PAYMENT_FAILURE_RATE",
-    "RESV_PAYMENT_LATENCY", "RESV_RESERVATION_SWEEP",
-    "RESV_RESERVATION_ABANDON", "RESV_APPROVAL_TIMEOUT", "RESV_APPROVAL_TICK",
-    NULL
-};
 
 //  The stub availability's counters, shared with its worker thread.
 typedef struct {
@@ -33,10 +21,9 @@ typedef struct {
 } stub_t;
 
 typedef struct {
-    testkit_t *kit;             //  Broker, journal, workers (testkit.h)
+    testkit_t *kit;             //  Broker, journal, the saga's workers
     stub_t stub;                //  With the stub availability
     store_t *store;             //  The test's look into reservation.db
-    void *direct;               //  A reservation state called directly
     char *manual;               //  A manual resource: price 2500, capacity 3
     char *automatic;            //  An auto resource: price 1000, capacity 5
     char *single;               //  A manual resource of capacity 1
@@ -100,22 +87,10 @@ static fixture_t *
 s_fixture_new (const char **env, bool stub)
 {
     fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
-    //  Every variable is set before any thread starts: getenv is not safe
-    //  against a concurrent setenv.
-    for (const char **knob = s_knobs; *knob; knob++)
-        unsetenv (*knob);
-    setenv ("RESV_BROKER_GRACE", "300", 1);
-    self->kit = testkit_new ("reservation", env);
-    if (stub) {
-        const svc_t availability = { .name = "availability",
-                                     .handler = s_stub_availability };
-        testkit_start_with (self->kit, &availability, &self->stub);
-    }
-    else
-        testkit_start (self->kit, "availability");
-    testkit_start (self->kit, "payment");
-    testkit_start (self->kit, "reservation");
-    testkit_start (self->kit, "approval");
+    const svc_t availability = { .name = "availability",
+                                 .handler = s_stub_availability };
+    self->kit = testkit_saga_new ("reservation", env,
+                                  stub? &availability: NULL, &self->stub);
     self->store = store_new (testkit_cfg (self->kit), "reservation", NULL);
     assert_non_null (self->store);
     if (!stub) {
@@ -143,7 +118,6 @@ static int
 s_teardown (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    svc_reservation_destroy (&self->direct);
     store_destroy (&self->store);
     testkit_destroy (&self->kit);
     zstr_free (&self->manual);
@@ -193,20 +167,8 @@ s_rows (fixture_t *self, const char *sql)
 static bool
 s_wait_no_saga (fixture_t *self)
 {
-    return TESTKIT_WAIT (10000, s_rows (self, "SELECT count (*) FROM sagas") == 0);
-}
-
-//  Calls the handler of the direct state with a raw body.
-static int
-s_direct (fixture_t *self, const char *method, const char *body,
-          size_t size, json_t **reply_p)
-{
-    if (!self->direct) {
-        self->direct = svc_reservation_new (testkit_cfg (self->kit), NULL);
-        assert_non_null (self->direct);
-    }
-    return testkit_handle (svc_reservation, self->direct, method, body, size,
-                           5000, reply_p);
+    return TESTKIT_WAIT (10000,
+                         s_rows (self, "SELECT count (*) FROM sagas") == 0);
 }
 
 static bool
@@ -231,8 +193,8 @@ test_reserve_creates (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     json_t *reply = NULL;
-    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 2, 2, "k-1",
-                                 &reply), 201);
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 2, 2,
+                                       "k-1", &reply), 201);
     const char *id = json_string_value (json_object_get (reply, "id"));
     assert_non_null (id);
     assert_int_equal (strlen (id), 33);
@@ -272,7 +234,8 @@ test_reserve_creates (void **state)
     assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-03"), 3);
 
     //  One reservation.requested, with the object, owner and mode.
-    assert_true (testkit_wait_count (self->kit, "reservation.requested", id, 1));
+    assert_true (testkit_wait_count (self->kit, "reservation.requested", id,
+                                     1));
     json_t *event = testkit_event_of (self->kit, "reservation.requested", id);
     json_t *data = json_object_get (event, "data");
     assert_string_equal (json_string_value (json_object_get (data, "owner")), "olga");
@@ -289,10 +252,10 @@ test_reserve_retry_is_idempotent (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     json_t *first = NULL, *again = NULL;
-    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 2, "k-2",
-                                 &first), 201);
-    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 2, "k-2",
-                                 &again), 201);
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 2,
+                                       "k-2", &first), 201);
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 2,
+                                       "k-2", &again), 201);
     assert_true (json_equal (first, again));
     const char *id = json_string_value (json_object_get (first, "id"));
     assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 1);
@@ -321,12 +284,17 @@ test_reserve_retry_is_idempotent (void **state)
     assert_string_equal (ids [0], ids [1]);
     assert_string_equal (ids [0], ids [2]);
     assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 0);
-    assert_true (testkit_wait_count (self->kit, "reservation.requested", ids [0], 1));
-    assert_true (testkit_wait_count (self->kit, "reservation.requested", id, 1));
+    assert_true (testkit_wait_count (self->kit, "reservation.requested",
+                                     ids [0], 1));
+    assert_true (testkit_wait_count (self->kit, "reservation.requested", id,
+                                     1));
     zclock_sleep (300);
-    assert_int_equal (testkit_count (self->kit, "reservation.requested", ids [0]), 1);
-    assert_int_equal (testkit_count (self->kit, "payment.authorized", ids [0]), 1);
-    assert_int_equal (testkit_count (self->kit, "reservation.requested", id), 1);
+    assert_int_equal (testkit_count (self->kit, "reservation.requested",
+                                     ids [0]), 1);
+    assert_int_equal (testkit_count (self->kit, "payment.authorized", ids [0]),
+                      1);
+    assert_int_equal (testkit_count (self->kit, "reservation.requested", id),
+                      1);
     assert_int_equal (testkit_count (self->kit, "payment.authorized", id), 1);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 2);
     for (int i = 0; i < 3; i++)
@@ -340,15 +308,16 @@ test_reserve_without_request_id (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     json_t *one = NULL, *two = NULL;
-    assert_int_equal (testkit_reserve (self->kit, "carla", self->automatic, 1, 1, NULL,
-                                 &one), 201);
-    assert_int_equal (testkit_reserve (self->kit, "carla", self->automatic, 1, 1, NULL,
-                                 &two), 201);
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->automatic, 1,
+                                       1, NULL, &one), 201);
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->automatic, 1,
+                                       1, NULL, &two), 201);
     assert_string_not_equal (json_string_value (json_object_get (one, "id")),
                              json_string_value (json_object_get (two, "id")));
     const char *request_id = json_string_value (json_object_get (one, "request_id"));
     assert_int_equal (strlen (request_id), 32);
-    assert_int_equal (testkit_free (self->kit, self->automatic, "2027-03-01"), 3);
+    assert_int_equal (testkit_free (self->kit, self->automatic, "2027-03-01"),
+                      3);
     json_decref (one);
     json_decref (two);
 }
@@ -358,8 +327,9 @@ test_reserve_accepts_token_marks (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     json_t *reply = NULL;
-    assert_int_equal (testkit_reserve (self->kit, "o.brien+test@example.com", self->manual,
-                                 1, 1, "Key:1_2-3", &reply), 201);
+    assert_int_equal (testkit_reserve (self->kit, "o.brien+test@example.com",
+                                       self->manual, 1, 1, "Key:1_2-3", &reply),
+                      201);
     assert_string_equal (json_string_value (json_object_get (reply, "customer")),
                          "o.brien+test@example.com");
     json_decref (reply);
@@ -371,12 +341,14 @@ test_auto_approval_confirms (void **state)
     fixture_t *self = (fixture_t *) *state;
     char *id = testkit_reserved (self->kit, self->automatic, "k-auto");
     assert_true (testkit_wait_status (self->kit, id, "CONFIRMED"));
-    assert_true (testkit_wait_count (self->kit, "reservation.confirmed", id, 1));
+    assert_true (testkit_wait_count (self->kit, "reservation.confirmed", id,
+                                     1));
     json_t *approved = testkit_event_of (self->kit, "approval.approved", id);
     assert_non_null (approved);
     assert_true (json_is_true (json_object_get (json_object_get (approved, "data"),
                                                 "auto")));
-    json_t *confirmed = testkit_event_of (self->kit, "reservation.confirmed", id);
+    json_t *confirmed = testkit_event_of (self->kit, "reservation.confirmed",
+                                          id);
     json_t *data = json_object_get (confirmed, "data");
     assert_string_equal (json_string_value (json_object_get (data, "previous")),
                          "PENDING");
@@ -390,7 +362,8 @@ test_auto_approval_confirms (void **state)
     assert_string_equal (event_id, store_caused_id (cause, "reservation.confirmed",
                                                     caused));
     zclock_sleep (300);
-    assert_int_equal (testkit_count (self->kit, "reservation.confirmed", id), 1);
+    assert_int_equal (testkit_count (self->kit, "reservation.confirmed", id),
+                      1);
     json_decref (approved);
     json_decref (confirmed);
     free (id);
@@ -407,19 +380,23 @@ test_cancel_pending_and_confirmed (void **state)
     char *pending = testkit_reserved (self->kit, self->manual, "k-c1");
     zclock_sleep (5);           //  So that updated_at differs
     json_t *reply = NULL;
-    assert_int_equal (testkit_act (self->kit, "cancel", pending, "carla", &reply), 200);
+    assert_int_equal (testkit_act (self->kit, "cancel", pending, "carla",
+                                   &reply), 200);
     assert_string_equal (json_string_value (json_object_get (reply, "status")),
                          "CANCELLED");
     assert_string_not_equal (json_string_value (json_object_get (reply, "updated_at")),
                              json_string_value (json_object_get (reply, "created_at")));
     json_decref (reply);
     //  Again: the same answer, no second event.
-    assert_int_equal (testkit_act (self->kit, "cancel", pending, "carla", &reply), 200);
+    assert_int_equal (testkit_act (self->kit, "cancel", pending, "carla",
+                                   &reply), 200);
     assert_string_equal (json_string_value (json_object_get (reply, "status")),
                          "CANCELLED");
     json_decref (reply);
-    assert_true (testkit_wait_count (self->kit, "reservation.cancelled", pending, 1));
-    json_t *event = testkit_event_of (self->kit, "reservation.cancelled", pending);
+    assert_true (testkit_wait_count (self->kit, "reservation.cancelled",
+                                     pending, 1));
+    json_t *event = testkit_event_of (self->kit, "reservation.cancelled",
+                                      pending);
     assert_string_equal (json_string_value (json_object_get (json_object_get (
         event, "data"), "previous")), "PENDING");
     json_decref (event);
@@ -428,17 +405,20 @@ test_cancel_pending_and_confirmed (void **state)
 
     char *confirmed = testkit_reserved (self->kit, self->automatic, "k-c2");
     assert_true (testkit_wait_status (self->kit, confirmed, "CONFIRMED"));
-    assert_int_equal (testkit_act (self->kit, "cancel", confirmed, "carla", &reply), 200);
+    assert_int_equal (testkit_act (self->kit, "cancel", confirmed, "carla",
+                                   &reply), 200);
     assert_string_equal (json_string_value (json_object_get (reply, "status")),
                          "CANCELLED");
     json_decref (reply);
-    assert_true (testkit_wait_count (self->kit, "reservation.cancelled", confirmed, 1));
+    assert_true (testkit_wait_count (self->kit, "reservation.cancelled",
+                                     confirmed, 1));
     event = testkit_event_of (self->kit, "reservation.cancelled", confirmed);
     assert_string_equal (json_string_value (json_object_get (json_object_get (
         event, "data"), "previous")), "CONFIRMED");
     json_decref (event);
     zclock_sleep (300);
-    assert_int_equal (testkit_count (self->kit, "reservation.cancelled", pending), 1);
+    assert_int_equal (testkit_count (self->kit, "reservation.cancelled",
+                                     pending), 1);
     free (pending);
     free (confirmed);
 }
@@ -450,7 +430,8 @@ test_expire_pending (void **state)
     char *id = testkit_reserved (self->kit, self->manual, "k-e1");
     json_t *reply = NULL;
     for (int round = 0; round < 2; round++) {
-        assert_int_equal (testkit_act (self->kit, "expire", id, NULL, &reply), 200);
+        assert_int_equal (testkit_act (self->kit, "expire", id, NULL, &reply),
+                          200);
         assert_string_equal (json_string_value (json_object_get (reply, "status")),
                              "EXPIRED");
         assert_non_null (json_string_value (json_object_get (reply, "reason")));
@@ -495,13 +476,15 @@ test_decision_after_cancel_is_ignored (void **state)
     fixture_t *self = (fixture_t *) *state;
     char *id = testkit_reserved (self->kit, self->manual, "k-i1");
     json_t *reply = NULL;
-    assert_int_equal (testkit_act (self->kit, "cancel", id, "carla", &reply), 200);
+    assert_int_equal (testkit_act (self->kit, "cancel", id, "carla", &reply),
+                      200);
     json_decref (reply);
     int64_t seq = s_publish (self, "e-test-late", "approval.approved", id,
                              json_pack ("{s:s,s:b}", "owner", "olga", "auto", 0));
     assert_true (s_wait_cursor (self, seq));
     assert_string_equal (testkit_status (self->kit, id), "CANCELLED");
-    assert_int_equal (testkit_count (self->kit, "reservation.confirmed", id), 0);
+    assert_int_equal (testkit_count (self->kit, "reservation.confirmed", id),
+                      0);
     free (id);
 }
 
@@ -580,7 +563,8 @@ test_reserve_bad_input (void **state)
             text = fixed;
         }
         json_t *reply = NULL;
-        int status = s_direct (self, "reserve", text, strlen (text), &reply);
+        int status = testkit_direct (self->kit, "reservation", "reserve", text,
+                                     strlen (text), &reply);
         if (status != 400)
             fail_msg ("%.80s: %d, expected 400", text, status);
         testkit_assert_error (reply, 400, NULL);
@@ -603,7 +587,8 @@ test_reserve_bad_input (void **state)
     assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 3);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
-    assert_int_equal (testkit_count (self->kit, "reservation.requested", NULL), 0);
+    assert_int_equal (testkit_count (self->kit, "reservation.requested", NULL),
+                      0);
 }
 
 static void
@@ -612,8 +597,8 @@ test_reserve_refused_by_availability (void **state)
     fixture_t *self = (fixture_t *) *state;
     json_t *reply = NULL;
     //  Unknown resource: availability's 404, as it said it.
-    assert_int_equal (testkit_reserve (self->kit, "carla", "res-nothing", 1, 1, "k-n1",
-                                 &reply), 404);
+    assert_int_equal (testkit_reserve (self->kit, "carla", "res-nothing", 1, 1,
+                                       "k-n1", &reply), 404);
     testkit_assert_error (reply, 404, "not_found");
     json_decref (reply);
     //  Unknown slot: 400.
@@ -625,19 +610,20 @@ test_reserve_refused_by_availability (void **state)
     json_decref (reply);
     //  No capacity: 409 no_capacity, nothing held or stored.
     char *first = testkit_reserved (self->kit, self->single, "k-n2");
-    assert_int_equal (testkit_reserve (self->kit, "dan", self->single, 1, 1, "k-n3",
-                                 &reply), 409);
+    assert_int_equal (testkit_reserve (self->kit, "dan", self->single, 1, 1,
+                                       "k-n3", &reply), 409);
     testkit_assert_error (reply, 409, "no_capacity");
     json_decref (reply);
-    assert_int_equal (testkit_reserve (self->kit, "dan", self->manual, 1, 4, "k-n4",
-                                 &reply), 409);
+    assert_int_equal (testkit_reserve (self->kit, "dan", self->manual, 1, 4,
+                                       "k-n4", &reply), 409);
     testkit_assert_error (reply, 409, "no_capacity");
     json_decref (reply);
     assert_int_equal (testkit_free (self->kit, self->single, "2027-03-01"), 0);
     assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 3);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 1);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
-    assert_int_equal (testkit_count (self->kit, "reservation.requested", NULL), 1);
+    assert_int_equal (testkit_count (self->kit, "reservation.requested", NULL),
+                      1);
     free (first);
 }
 
@@ -647,13 +633,13 @@ test_reserve_request_id_reused (void **state)
     fixture_t *self = (fixture_t *) *state;
     char *id = testkit_reserved (self->kit, self->manual, "k-r1");
     json_t *reply = NULL;
-    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 2, "k-r1",
-                                 &reply), 409);
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 2,
+                                       "k-r1", &reply), 409);
     testkit_assert_error (reply, 409, "conflict");
     json_decref (reply);
     //  Another customer's k-r1 is another reservation.
-    assert_int_equal (testkit_reserve (self->kit, "dan", self->manual, 1, 1, "k-r1",
-                                 &reply), 201);
+    assert_int_equal (testkit_reserve (self->kit, "dan", self->manual, 1, 1,
+                                       "k-r1", &reply), 201);
     assert_string_not_equal (json_string_value (json_object_get (reply, "id")), id);
     json_decref (reply);
     assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 1);
@@ -673,16 +659,16 @@ test_reserve_payment_declined (void **state)
     fixture_t *self = (fixture_t *) *state;
     json_t *reply = NULL;
     //  2500 x 3 units = 7500, above the 5000 allowed.
-    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 3, "k-p1",
-                                 &reply), 402);
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 3,
+                                       "k-p1", &reply), 402);
     testkit_assert_error (reply, 402, "payment_declined");
     json_decref (reply);
     assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 3);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
     //  2500 x 2 = 5000 is allowed.
-    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 2, "k-p2",
-                                 &reply), 201);
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 2,
+                                       "k-p2", &reply), 201);
     json_decref (reply);
     assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 1);
 }
@@ -699,8 +685,8 @@ test_reserve_payment_unavailable (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     json_t *reply = NULL;
-    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 2, 1, "k-u1",
-                                 &reply), 503);
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 2, 1,
+                                       "k-u1", &reply), 503);
     testkit_assert_error (reply, 503, NULL);
     assert_non_null (strstr (testkit_message (reply), "nothing was reserved"));
     json_decref (reply);
@@ -746,16 +732,16 @@ test_reserve_availability_down (void **state)
     fixture_t *self = (fixture_t *) *state;
     testkit_stop (self->kit, "availability");
     json_t *reply = NULL;
-    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 1, "k-a1",
-                                 &reply), 503);
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 1,
+                                       "k-a1", &reply), 503);
     testkit_assert_error (reply, 503, "no_worker");
     json_decref (reply);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
     assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
     //  Back: the same request now goes through.
     testkit_start (self->kit, "availability");
-    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 1, "k-a1",
-                                 &reply), 201);
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 1,
+                                       "k-a1", &reply), 201);
     json_decref (reply);
     assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 2);
 }
@@ -772,16 +758,16 @@ test_reserve_bad_hold_replies (void **state)
     fixture_t *self = (fixture_t *) *state;
     json_t *reply = NULL;
     //  price x units x days overflows: 400, and the hold is released.
-    assert_int_equal (testkit_reserve (self->kit, "carla", "res-huge", 1, 3, "k-h1",
-                                 &reply), 400);
+    assert_int_equal (testkit_reserve (self->kit, "carla", "res-huge", 1, 3,
+                                       "k-h1", &reply), 400);
     testkit_assert_error (reply, 400, "bad_request");
     assert_non_null (strstr (testkit_message (reply), "amount"));
     json_decref (reply);
     assert_int_equal (s_stub_count (&self->stub.holds), 1);
     assert_int_equal (s_stub_count (&self->stub.releases), 1);
     //  A hold reply without a price: 500, released.
-    assert_int_equal (testkit_reserve (self->kit, "carla", "res-odd", 1, 1, "k-h2",
-                                 &reply), 500);
+    assert_int_equal (testkit_reserve (self->kit, "carla", "res-odd", 1, 1,
+                                       "k-h2", &reply), 500);
     testkit_assert_error (reply, 500, "internal");
     json_decref (reply);
     assert_int_equal (s_stub_count (&self->stub.releases), 2);
@@ -812,14 +798,14 @@ test_abandoned_reserve_is_swept (void **state)
                                  "resource", self->manual, "date", "2027-03-01",
                                  "units", 2);
     json_t *reply = NULL;
-    assert_int_equal (resv_call (testkit_client (self->kit), "availability", "hold", request,
-                                 5000, &reply), 200);
+    assert_int_equal (resv_call (testkit_client (self->kit), "availability",
+                                 "hold", request, 5000, &reply), 200);
     json_decref (request);
     json_decref (reply);
     request = json_pack ("{s:s,s:s,s:i}", "reservation", id, "customer",
                          "carla", "amount", 5000);
-    assert_int_equal (resv_call (testkit_client (self->kit), "payment", "authorize", request,
-                                 5000, &reply), 200);
+    assert_int_equal (resv_call (testkit_client (self->kit), "payment",
+                                 "authorize", request, 5000, &reply), 200);
     json_decref (request);
     json_decref (reply);
     assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 1);
@@ -860,11 +846,13 @@ test_illegal_moves (void **state)
     assert_string_equal (testkit_status (self->kit, declined), "DECLINED");
     //  EXPIRED: no cancel.
     char *expired = testkit_reserved (self->kit, self->manual, "k-m2");
-    assert_int_equal (testkit_act (self->kit, "expire", expired, NULL, &reply), 200);
+    assert_int_equal (testkit_act (self->kit, "expire", expired, NULL, &reply),
+                      200);
     json_decref (reply);
     //  CANCELLED: no expire.
     char *cancelled = testkit_reserved (self->kit, self->manual, "k-m3");
-    assert_int_equal (testkit_act (self->kit, "cancel", cancelled, "carla", &reply), 200);
+    assert_int_equal (testkit_act (self->kit, "cancel", cancelled, "carla",
+                                   &reply), 200);
     json_decref (reply);
     //  CONFIRMED: no expire.
     char *confirmed = testkit_reserved (self->kit, self->automatic, "k-m4");
@@ -880,13 +868,15 @@ test_illegal_moves (void **state)
         { confirmed, "expire", NULL,    "CONFIRMED", "EXPIRED" },
     };
     for (size_t i = 0; i < sizeof moves / sizeof *moves; i++) {
-        assert_int_equal (testkit_act (self->kit, moves [i].method, moves [i].id,
-                                moves [i].customer, &reply), 409);
+        assert_int_equal (testkit_act (self->kit, moves [i].method,
+                                       moves [i].id, moves [i].customer,
+                                       &reply), 409);
         testkit_assert_error (reply, 409, "conflict");
         assert_non_null (strstr (testkit_message (reply), moves [i].from));
         assert_non_null (strstr (testkit_message (reply), moves [i].to));
         json_decref (reply);
-        assert_string_equal (testkit_status (self->kit, moves [i].id), moves [i].from);
+        assert_string_equal (testkit_status (self->kit, moves [i].id),
+                             moves [i].from);
     }
     //  A late decision moves nothing either.
     seq = s_publish (self, "e-test-m5", "approval.approved", expired,
@@ -915,11 +905,13 @@ test_cancel_by_another_customer (void **state)
     fixture_t *self = (fixture_t *) *state;
     char *id = testkit_reserved (self->kit, self->manual, "k-f1");
     json_t *reply = NULL;
-    assert_int_equal (testkit_act (self->kit, "cancel", id, "mallory", &reply), 403);
+    assert_int_equal (testkit_act (self->kit, "cancel", id, "mallory", &reply),
+                      403);
     testkit_assert_error (reply, 403, "forbidden");
     json_decref (reply);
     assert_string_equal (testkit_status (self->kit, id), "PENDING");
-    assert_int_equal (testkit_count (self->kit, "reservation.cancelled", id), 0);
+    assert_int_equal (testkit_count (self->kit, "reservation.cancelled", id),
+                      0);
     free (id);
 }
 
@@ -943,7 +935,8 @@ test_bad_requests (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     json_t *reply = NULL;
-    assert_int_equal (s_direct (self, "refund", "{}", 2, &reply), 400);
+    assert_int_equal (testkit_direct (self->kit, "reservation", "refund", "{}",
+                                      2, &reply), 400);
     testkit_assert_error (reply, 400, "unknown_method");
     json_decref (reply);
     const struct {
@@ -960,15 +953,17 @@ test_bad_requests (void **state)
         { "get", "[]", "malformed" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        int status = s_direct (self, cases [i].method, cases [i].body,
-                               strlen (cases [i].body), &reply);
+        int status = testkit_direct (self->kit, "reservation", cases [i].method,
+                                     cases [i].body, strlen (cases [i].body),
+                                     &reply);
         if (status != 400)
             fail_msg ("%s %s: %d", cases [i].method, cases [i].body, status);
         testkit_assert_error (reply, 400, cases [i].reason);
         json_decref (reply);
     }
     //  A body with a NUL byte inside.
-    assert_int_equal (s_direct (self, "get", "{\"id\":\"r\0\"}", 10, &reply), 400);
+    assert_int_equal (testkit_direct (self->kit, "reservation", "get",
+                                      "{\"id\":\"r\0\"}", 10, &reply), 400);
     json_decref (reply);
 }
 
@@ -986,11 +981,12 @@ test_store_failure (void **state)
     assert_non_null (strstr (testkit_message (reply), id));
     assert_non_null (strstr (testkit_message (reply), "no such table"));
     json_decref (reply);
-    assert_int_equal (testkit_act (self->kit, "cancel", id, "carla", &reply), 500);
+    assert_int_equal (testkit_act (self->kit, "cancel", id, "carla", &reply),
+                      500);
     testkit_assert_error (reply, 500, "internal");
     json_decref (reply);
-    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 1, "k-s2",
-                                 &reply), 500);
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 1,
+                                       "k-s2", &reply), 500);
     testkit_assert_error (reply, 500, "internal");
     json_decref (reply);
     free (id);
@@ -1003,20 +999,10 @@ test_state_lifecycle (void **state)
 {
     (void) state;
     //  A data directory that cannot exist: no state, and no crash.
-    setenv ("RESV_DATA_DIR", "/proc/no-such-place", 1);
-    resv_cfg_t *cfg = resv_cfg_load (NULL);
-    assert_null (svc_reservation_new (cfg, NULL));
-    resv_cfg_destroy (&cfg);
-    void *nothing = NULL;
-    svc_reservation_destroy (&nothing);
-    svc_reservation_destroy (NULL);
+    testkit_assert_no_state (svc_reservation_new, svc_reservation_destroy);
     //  A handler without state answers 500.
-    zframe_t *body = zframe_new ("{}", 2);
-    zframe_t *reply = NULL;
-    assert_int_equal (svc_reservation (NULL, "get", &body, zclock_mono () + 1000,
-                                       &reply), 500);
-    zframe_destroy (&body);
-    zframe_destroy (&reply);
+    assert_int_equal (testkit_handle (svc_reservation, NULL, "get", "{}", 2,
+                                      1000, NULL), 500);
 }
 
 int

@@ -7,43 +7,11 @@
     a real worker and libresv.
 */
 
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
 #include "testkit.h"
 
-typedef struct {
-    testkit_t *kit;             //  Broker, journal, directory (testkit.h)
-    void *view;                 //  The service's state under test
-    store_t *store;             //  The test's own look into view.db
-} fixture_t;
-
-static int
-s_setup (void **state)
-{
-    fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
-    self->kit = testkit_new ("view", NULL);
-    self->view = svc_view_new (testkit_cfg (self->kit), NULL);
-    assert_non_null (self->view);
-    self->store = store_new (testkit_cfg (self->kit), "view", NULL);
-    assert_non_null (self->store);
-    *state = self;
-    return 0;
-}
-
-static int
-s_teardown (void **state)
-{
-    fixture_t *self = (fixture_t *) *state;
-    svc_view_destroy (&self->view);
-    assert_null (self->view);
-    svc_view_destroy (&self->view);         //  Idempotent
-    store_destroy (&self->store);
-    testkit_destroy (&self->kit);
-    free (self);
-    return 0;
-}
+//  A state of the service, with no worker (testkit.h): every test's
+//  fixture.
+typedef testkit_service_t fixture_t;
 
 
 //  --------------------------------------------------------------------------
@@ -127,7 +95,7 @@ s_sync (fixture_t *self)
 static int
 s_call (fixture_t *self, const char *method, const char *body, json_t **reply_p)
 {
-    return testkit_handle (svc_view, self->view, method, body, strlen (body),
+    return testkit_handle (svc_view, self->state, method, body, strlen (body),
                            5000, reply_p);
 }
 
@@ -151,7 +119,7 @@ static void
 s_refused (fixture_t *self, const char *method, const char *body, int code,
            const char *reason)
 {
-    testkit_refused (svc_view, self->view, method, body, code, reason);
+    testkit_refused (svc_view, self->state, method, body, code, reason);
 }
 
 static json_t *
@@ -211,11 +179,8 @@ static void
 test_registered (void **state)
 {
     (void) state;
-    const svc_t *svc = svc_lookup ("view");
-    assert_non_null (svc);
-    assert_ptr_equal (svc->handler, svc_view);
-    assert_ptr_equal (svc->state_new, svc_view_new);
-    assert_ptr_equal (svc->state_destroy, svc_view_destroy);
+    testkit_assert_service ("view", svc_view, svc_view_new,
+                            svc_view_destroy);
 }
 
 static void
@@ -542,7 +507,8 @@ test_rebuild_identical (void **state)
     assert_string_equal (before, after);
     free (after);
     free (before);
-    assert_int_equal (store_cursor (self->store, "view"), testkit_published (self->kit));
+    assert_int_equal (store_cursor (self->store, "view"),
+                      testkit_published (self->kit));
 }
 
 static void
@@ -601,19 +567,24 @@ test_through_a_worker (void **state)
     s_put (self, "reservation.requested", "r1", "c1", "x", "PENDING");
     s_sync (self);
     json_t *reply = NULL;
-    assert_int_equal (resv_status (testkit_client (self->kit), "r1", &reply), 200);
+    assert_int_equal (resv_status (testkit_client (self->kit), "r1", &reply),
+                      200);
     assert_string_equal (json_string_value (json_object_get (reply, "id")), "r1");
     json_decref (reply);
     json_t *filter = json_pack ("{s:s,s:i}", "customer", "c1", "limit", 5);
-    assert_int_equal (resv_list (testkit_client (self->kit), filter, &reply), 200);
+    assert_int_equal (resv_list (testkit_client (self->kit), filter, &reply),
+                      200);
     assert_int_equal (json_array_size (json_object_get (reply, "items")), 1);
     json_decref (filter);
     json_decref (reply);
-    assert_int_equal (resv_history (testkit_client (self->kit), "r1", &reply), 200);
+    assert_int_equal (resv_history (testkit_client (self->kit), "r1", &reply),
+                      200);
     json_decref (reply);
-    assert_int_equal (resv_status (testkit_client (self->kit), "r404", &reply), 404);
+    assert_int_equal (resv_status (testkit_client (self->kit), "r404", &reply),
+                      404);
     json_decref (reply);
-    assert_int_equal (resv_view_rebuild (testkit_client (self->kit), &reply), 200);
+    assert_int_equal (resv_view_rebuild (testkit_client (self->kit), &reply),
+                      200);
     assert_int_equal (json_integer_value (json_object_get (reply,
                       "reservations")), 1);
     json_decref (reply);
@@ -690,7 +661,8 @@ test_bad_method_and_rebuild (void **state)
     s_put (self, "reservation.requested", "r1", "c1", "x", "PENDING");
     s_sync (self);
     s_refused (self, "rebuild", "{\"all\":true}", 400, "bad_request");
-    assert_int_equal (store_cursor (self->store, "view"), testkit_published (self->kit));
+    assert_int_equal (store_cursor (self->store, "view"),
+                      testkit_published (self->kit));
     json_decref (s_status (self, "r1"));
 }
 
@@ -755,7 +727,8 @@ test_store_failures_answer_500 (void **state)
     json_decref (reply);
     //  A failed rebuild is rolled back whole: the cursor stays.
     s_refused (self, "rebuild", "{}", 500, "internal");
-    assert_int_equal (store_cursor (self->store, "view"), testkit_published (self->kit));
+    assert_int_equal (store_cursor (self->store, "view"),
+                      testkit_published (self->kit));
 }
 
 static void
@@ -790,37 +763,33 @@ test_rebuild_without_a_journal (void **state)
     s_put (self, "reservation.requested", "r1", "c1", "x", "PENDING");
     s_sync (self);
     //  A process whose broker frontend answers nobody.
-    svc_view_destroy (&self->view);
+    svc_view_destroy (&self->state);
     setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:1", 1);
     resv_cfg_t *cfg = resv_cfg_load (NULL);
-    self->view = svc_view_new (cfg, NULL);
-    assert_non_null (self->view);
+    self->state = svc_view_new (cfg, NULL);
+    assert_non_null (self->state);
     s_refused (self, "rebuild", "{}", 500, "internal");
-    svc_view_destroy (&self->view);
+    svc_view_destroy (&self->state);
     resv_cfg_destroy (&cfg);
 }
 
 static void
 test_new_failures (void **state)
 {
-    fixture_t *self = (fixture_t *) *state;
-    setenv ("RESV_DATA_DIR", "/proc/no-such-place", 1);
+    (void) state;
+    testkit_assert_no_state (svc_view_new, svc_view_destroy);
+    setenv ("RESV_BROKER_FRONTEND", "not an endpoint", 1);
     resv_cfg_t *cfg = resv_cfg_load (NULL);
     assert_null (svc_view_new (cfg, NULL));
     resv_cfg_destroy (&cfg);
-    setenv ("RESV_DATA_DIR", testkit_dir (self->kit), 1);
-    setenv ("RESV_BROKER_FRONTEND", "not an endpoint", 1);
-    cfg = resv_cfg_load (NULL);
-    assert_null (svc_view_new (cfg, NULL));
-    resv_cfg_destroy (&cfg);
-    svc_view_destroy (NULL);
 }
 
 int
 main (void)
 {
     testkit_init ();
-    #define S_TEST(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
+    #define S_TEST(name) cmocka_unit_test_prestate_setup_teardown (name, \
+        testkit_service_setup, testkit_service_teardown, "view")
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_registered),
         S_TEST (test_status_follows_the_reservation),

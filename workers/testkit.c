@@ -1,9 +1,5 @@
 /*  testkit.c: the fixtures the workers' unit tests share (testkit.h).  */
 
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
 #include "testkit.h"
 #include "broker.h"
 
@@ -30,6 +26,8 @@ struct _testkit_t {
     resv_t *client;             //  The kit's client
     s_runner_t runners [RUNNERS_MAX];   //  Oldest first
     size_t nbr_runners;         //  Used entries in runners
+    const svc_t *direct_svc;    //  The service of direct, or NULL
+    void *direct;               //  testkit_direct's state
     int events;                 //  Fresh event ids made so far
     int64_t published;          //  Newest seq testkit_publish was given
     char status [32];           //  testkit_status's answer
@@ -61,7 +59,6 @@ testkit_t *
 testkit_new (const char *name, const char **env)
 {
     testkit_t *self = (testkit_t *) zmalloc (sizeof (testkit_t));
-    assert_non_null (self);
     snprintf (self->dir, sizeof self->dir, "/tmp/resv-%s-test.XXXXXX", name);
     assert_non_null (mkdtemp (self->dir));
     s_setenv ("RESV_DATA_DIR", self->dir);
@@ -95,6 +92,8 @@ testkit_destroy (testkit_t **self_p)
     if (!self_p || !*self_p)
         return;
     testkit_t *self = *self_p;
+    if (self->direct && self->direct_svc->state_destroy)
+        self->direct_svc->state_destroy (&self->direct);
     while (self->nbr_runners)
         zactor_destroy (&self->runners [--self->nbr_runners].actor);
     resv_destroy (&self->client);
@@ -109,6 +108,20 @@ testkit_destroy (testkit_t **self_p)
     free (self);
     *self_p = NULL;
     assert_true (removed);
+}
+
+int
+testkit_setup (void **state)
+{
+    *state = testkit_new ((const char *) *state, NULL);
+    return 0;
+}
+
+int
+testkit_teardown (void **state)
+{
+    testkit_destroy ((testkit_t **) state);
+    return 0;
 }
 
 const char *
@@ -139,6 +152,111 @@ testkit_broker_restart (testkit_t *self)
         self->broker = broker_new (self->broker_cfg);
     }
     assert_non_null (self->broker);
+}
+
+
+//  --------------------------------------------------------------------------
+//  A service's state under test
+
+testkit_service_t *
+testkit_service_new (const char *name, const char **env)
+{
+    testkit_service_t *self = (testkit_service_t *) zmalloc (sizeof *self);
+    self->svc = svc_lookup (name);
+    assert_non_null (self->svc);
+    assert_non_null (self->svc->state_new);
+    self->kit = testkit_new (name, env);
+    self->state = self->svc->state_new (testkit_cfg (self->kit), NULL);
+    assert_non_null (self->state);
+    self->store = store_new (testkit_cfg (self->kit), name, NULL);
+    assert_non_null (self->store);
+    return self;
+}
+
+void
+testkit_service_destroy (testkit_service_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    testkit_service_t *self = *self_p;
+    self->svc->state_destroy (&self->state);
+    assert_null (self->state);
+    self->svc->state_destroy (&self->state);    //  Idempotent
+    store_destroy (&self->store);
+    testkit_destroy (&self->kit);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+testkit_service_setup (void **state)
+{
+    *state = testkit_service_new ((const char *) *state, NULL);
+    return 0;
+}
+
+int
+testkit_service_teardown (void **state)
+{
+    testkit_service_destroy ((testkit_service_t **) state);
+    return 0;
+}
+
+void
+testkit_assert_service (const char *name, worker_handler_fn *handler,
+                        svc_new_fn *state_new, svc_destroy_fn *state_destroy)
+{
+    const svc_t *svc = svc_lookup (name);
+    assert_non_null (svc);
+    assert_string_equal (svc->name, name);
+    assert_ptr_equal (svc->handler, handler);
+    assert_ptr_equal (svc->state_new, state_new);
+    assert_ptr_equal (svc->state_destroy, state_destroy);
+}
+
+void
+testkit_assert_stops_interrupted (testkit_service_t *self, int ms)
+{
+    zsys_interrupted = 1;
+    zclock_sleep (ms);
+    int64_t start = zclock_mono ();
+    self->svc->state_destroy (&self->state);
+    int64_t took = zclock_mono () - start;
+    zsys_interrupted = 0;
+    assert_null (self->state);
+    assert_true (took < 3000);
+}
+
+void
+testkit_assert_no_state (svc_new_fn *state_new, svc_destroy_fn *state_destroy)
+{
+    const char *dir = getenv ("RESV_DATA_DIR");
+    char *saved = dir? strdup (dir): NULL;
+    setenv ("RESV_DATA_DIR", "/proc/no-such-place", 1);
+    resv_cfg_t *cfg = resv_cfg_load (NULL);
+    void *state = state_new (cfg, NULL);
+    resv_cfg_destroy (&cfg);
+    s_setenv ("RESV_DATA_DIR", saved);
+    free (saved);
+    assert_null (state);
+    state_destroy (&state);
+    state_destroy (NULL);
+}
+
+int
+testkit_direct (testkit_t *self, const char *name, const char *method,
+                const char *body, size_t size, json_t **reply_p)
+{
+    if (!self->direct_svc) {
+        self->direct_svc = svc_lookup (name);
+        assert_non_null (self->direct_svc);
+        assert_non_null (self->direct_svc->state_new);
+        self->direct = self->direct_svc->state_new (self->cfg, NULL);
+        assert_non_null (self->direct);
+    }
+    assert_string_equal (self->direct_svc->name, name);
+    return testkit_handle (self->direct_svc->handler, self->direct, method,
+                           body, size, 5000, reply_p);
 }
 
 
@@ -247,7 +365,8 @@ testkit_event (testkit_t *self, const char *id, const char *type,
     assert_non_null (event);
     if (reservation) {
         json_object_set_new (event, "reservation", json_string (reservation));
-        json_object_set_new (event, "correlation_id", json_string (reservation));
+        json_object_set_new (event, "correlation_id",
+                             json_string (reservation));
     }
     return event;
 }
@@ -258,9 +377,10 @@ testkit_publish (testkit_t *self, json_t *events)
     assert_non_null (events);
     if (!json_is_array (events))
         events = json_pack ("[o]", events);
+    json_t *request = json_pack ("{s:o}", "events", events);
     json_t *reply = NULL;
-    assert_int_equal (testkit_call (self, "events", "publish",
-                      json_pack ("{s:o}", "events", events), 5000, &reply), 200);
+    assert_int_equal (testkit_call (self, "events", "publish", request, 5000,
+                                    &reply), 200);
     json_t *seqs = json_object_get (reply, "seqs");
     int64_t seq = json_integer_value (json_array_get (seqs,
                                       json_array_size (seqs) - 1));
@@ -279,9 +399,10 @@ testkit_published (testkit_t *self)
 int64_t
 testkit_journal_last (testkit_t *self)
 {
+    json_t *request = json_pack ("{s:i,s:i}", "from", 1, "limit", 1);
     json_t *page = NULL;
-    assert_int_equal (testkit_call (self, "events", "read", json_pack (
-                      "{s:i,s:i}", "from", 1, "limit", 1), 5000, &page), 200);
+    assert_int_equal (testkit_call (self, "events", "read", request, 5000,
+                                    &page), 200);
     int64_t last = json_integer_value (json_object_get (page, "last"));
     json_decref (page);
     return last;
@@ -340,7 +461,8 @@ bool
 testkit_wait_count (testkit_t *self, const char *type,
                     const char *reservation, size_t count)
 {
-    return TESTKIT_WAIT (5000, testkit_count (self, type, reservation) >= count);
+    return TESTKIT_WAIT (5000,
+                         testkit_count (self, type, reservation) >= count);
 }
 
 bool
@@ -376,7 +498,8 @@ testkit_handle (worker_handler_fn *handler, void *state, const char *method,
                                zframe_size (reply), 0, NULL);
     if (!json)
         fail_msg ("%s: %d, a reply that is not JSON: %.*s", method, status,
-                  (int) zframe_size (reply), (const char *) zframe_data (reply));
+                  (int) zframe_size (reply),
+                  (const char *) zframe_data (reply));
     zframe_destroy (&reply);
     if (status >= 400)
         testkit_assert_error (json, status, NULL);
@@ -428,7 +551,8 @@ testkit_assert_error (json_t *reply, int code, const char *reason)
 {
     json_t *error = json_object_get (reply, "error");
     assert_true (json_is_object (error));
-    assert_int_equal (json_integer_value (json_object_get (error, "code")), code);
+    assert_int_equal (json_integer_value (json_object_get (error, "code")),
+                      code);
     const char *got = testkit_reason (reply);
     assert_non_null (got);
     if (reason && !streq (got, reason))
@@ -466,6 +590,30 @@ testkit_sql_int (store_t *store, const char *sql)
 
 //  --------------------------------------------------------------------------
 //  The reservation saga
+
+testkit_t *
+testkit_saga_new (const char *name, const char **env,
+                  const svc_t *availability, void *state)
+{
+    const char *knobs [] = {
+        "RESV_PAYMENT_MAX_AMOUNT", "RESV_PAYMENT_FAILURE_RATE",
+        "RESV_PAYMENT_LATENCY", "RESV_RESERVATION_SWEEP",
+        "RESV_RESERVATION_ABANDON", "RESV_APPROVAL_TIMEOUT",
+        "RESV_APPROVAL_TICK", NULL
+    };
+    for (const char **knob = knobs; *knob; knob++)
+        unsetenv (*knob);
+    setenv ("RESV_BROKER_GRACE", "300", 1);
+    testkit_t *self = testkit_new (name, env);
+    if (availability)
+        testkit_start_with (self, availability, state);
+    else
+        testkit_start (self, "availability");
+    testkit_start (self, "payment");
+    testkit_start (self, "reservation");
+    testkit_start (self, "approval");
+    return self;
+}
 
 char *
 testkit_resource (testkit_t *self, int capacity, int price,
@@ -537,10 +685,11 @@ testkit_status (testkit_t *self, const char *id)
 int64_t
 testkit_free (testkit_t *self, const char *resource, const char *date)
 {
+    json_t *request = json_pack ("{s:s,s:s}", "resource", resource,
+                                 "date", date);
     json_t *reply = NULL;
     assert_int_equal (testkit_call (self, "availability", "availability",
-                      json_pack ("{s:s,s:s}", "resource", resource,
-                                 "date", date), 5000, &reply), 200);
+                                    request, 5000, &reply), 200);
     int64_t units = json_integer_value (json_object_get (json_array_get (
                     json_object_get (reply, "days"), 0), "free"));
     json_decref (reply);
@@ -556,5 +705,6 @@ testkit_wait_status (testkit_t *self, const char *id, const char *status)
 bool
 testkit_wait_free (testkit_t *self, const char *resource, int64_t units)
 {
-    return TESTKIT_WAIT (5000, testkit_free (self, resource, SAGA_DATE) == units);
+    return TESTKIT_WAIT (5000,
+                         testkit_free (self, resource, SAGA_DATE) == units);
 }

@@ -3,22 +3,36 @@
     A testkit_t is the world of one cmocka test: a temporary data directory,
     a real broker running as an actor in this process, a client of it, and
     the workers the test runs in threads of this process, each with its
-    service's own handler and state, as resv-worker runs them. Around it
-    are the helpers those tests all need: events published into the
-    broker's journal and read back, a handler called directly with a body,
-    error replies checked, waits for what other threads do, and the calls
-    of the reservation saga.
+    service's own handler and state, as resv-worker runs them. A
+    testkit_service_t adds a state of one service, called directly, and a
+    look into its store. Around them are the helpers those tests all need:
+    events published into the broker's journal and read back, a handler
+    called with a body, error replies checked, waits for what other
+    threads do, and the calls of the reservation saga.
 
-        testkit_t *kit = testkit_new ("view", NULL);
-        void *view = svc_view_new (testkit_cfg (kit), NULL);
-        store_t *store = store_new (testkit_cfg (kit), "view", NULL);
-        testkit_publish (kit, testkit_event (kit, NULL,
-                         "reservation.requested", "r1", NULL));
-        testkit_sync (kit, store, "view");
-        testkit_refused (svc_view, view, "status", "{}", 400, "bad_request");
-        store_destroy (&store);
-        svc_view_destroy (&view);
-        testkit_destroy (&kit);
+    A test of the view service's state, in a kit of its own:
+
+        static void
+        test_bad_status (void **state)
+        {
+            testkit_service_t *self = (testkit_service_t *) *state;
+            testkit_publish (self->kit, testkit_event (self->kit, NULL,
+                             "reservation.requested", "r1", NULL));
+            testkit_sync (self->kit, self->store, "view");
+            testkit_refused (svc_view, self->state, "status", "{}", 400,
+                             "bad_request");
+        }
+
+        int
+        main (void)
+        {
+            testkit_init ();
+            const struct CMUnitTest tests [] = {
+                cmocka_unit_test_prestate_setup_teardown (test_bad_status,
+                    testkit_service_setup, testkit_service_teardown, "view")
+            };
+            return cmocka_run_group_tests (tests, NULL, NULL);
+        }
 
     The broker binds "tcp://127.0.0.1:!", a random free port each, so that
     test programs running at the same time, or a stale peer of an earlier
@@ -37,6 +51,11 @@
 #ifndef TESTKIT_H_INCLUDED
 #define TESTKIT_H_INCLUDED
 
+//  cmocka's own header needs these before it.
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
 #include "svc.h"
 #include "store.h"
 
@@ -100,10 +119,84 @@ resv_cfg_t *
 resv_t *
     testkit_client (testkit_t *self);
 
+//  cmocka setup and teardown of a test whose fixture is a kit: *state is
+//  the kit's name on the way in (cmocka_unit_test_prestate_setup_teardown
+//  gives it), the kit on the way out; the teardown destroys it.
+int
+    testkit_setup (void **state);
+int
+    testkit_teardown (void **state);
+
 //  Destroys the broker and starts another on the same endpoints, which the
 //  old one may take a moment to release (up to 2 s). The journal stays.
 void
     testkit_broker_restart (testkit_t *self);
+
+
+//  --------------------------------------------------------------------------
+//  A service's state under test
+
+//  The fixture of a test of one service's state, with no worker: the kit,
+//  a state of the service as its constructor makes it, and the test's own
+//  connection to the service's store. Not opaque, because the tests work
+//  on the state itself: they destroy it, or put another in its place.
+typedef struct {
+    testkit_t *kit;             //  The world of the test
+    const svc_t *svc;           //  The service, from svc.h's table
+    void *state;                //  Its state under test; NULL allowed
+    store_t *store;             //  The test's look into svc->name's store
+} testkit_service_t;
+
+//  Makes a kit (testkit_new (name, env)), a state of the service called
+//  name (with no worker) and a store connection; fails the test unless
+//  all are made. The caller destroys the result with
+//  testkit_service_destroy.
+testkit_service_t *
+    testkit_service_new (const char *name, const char **env);
+
+//  Destroys the state with the service's destructor, asserting that it
+//  nulls the pointer and may be called again; then the store and the kit.
+//  Nulls the pointer. NULL-safe and idempotent.
+void
+    testkit_service_destroy (testkit_service_t **self_p);
+
+//  cmocka setup and teardown of a test whose fixture is a
+//  testkit_service_t: *state is the service's name on the way in
+//  (cmocka_unit_test_prestate_setup_teardown gives it), the fixture on
+//  the way out; the teardown destroys it.
+int
+    testkit_service_setup (void **state);
+int
+    testkit_service_teardown (void **state);
+
+//  Asserts that svc.h's table has the service called name, with these
+//  functions.
+void
+    testkit_assert_service (const char *name, worker_handler_fn *handler,
+                            svc_new_fn *state_new,
+                            svc_destroy_fn *state_destroy);
+
+//  Raises zsys_interrupted, as SIGTERM does in resv-worker, waits ms for
+//  the state's threads to meet it, then destroys the state as resv-worker
+//  does next: asserts that this takes less than 3 s. Lowers the flag.
+void
+    testkit_assert_stops_interrupted (testkit_service_t *self, int ms);
+
+//  Asserts that state_new gives no state where RESV_DATA_DIR names a
+//  directory that cannot exist, and that state_destroy takes NULL and a
+//  pointer to NULL. RESV_DATA_DIR is as before once it returns; no worker
+//  may run meanwhile.
+void
+    testkit_assert_no_state (svc_new_fn *state_new,
+                             svc_destroy_fn *state_destroy);
+
+//  Calls the handler of service name with a raw body, as testkit_handle
+//  does, on a state of the kit's own, made at the first call (with no
+//  worker) and destroyed with the kit. Every call must name the same
+//  service.
+int
+    testkit_direct (testkit_t *self, const char *name, const char *method,
+                    const char *body, size_t size, json_t **reply_p);
 
 
 //  --------------------------------------------------------------------------
@@ -241,8 +334,19 @@ int64_t
 
 
 //  --------------------------------------------------------------------------
-//  The reservation saga, through the broker; needs the workers of
-//  availability, payment, reservation and approval running
+//  The reservation saga: its workers, and calls through the broker
+
+//  Makes a kit for a test of the reservation saga, as testkit_new (name,
+//  env) does, and runs its workers: availability (or, when availability
+//  is not NULL, that stub, with state as testkit_start_with takes it),
+//  payment, reservation and approval. First unsets the settings the saga's
+//  tests vary (payment's max_amount, failure_rate and latency,
+//  reservation's sweep and abandon, approval's timeout and tick), which
+//  only env sets then, and sets the broker's grace to 300 ms, so that a
+//  request for a stopped service fails fast.
+testkit_t *
+    testkit_saga_new (const char *name, const char **env,
+                      const svc_t *availability, void *state);
 
 //  Adds a resource "Room" of owner olga. Returns its id (caller frees).
 char *

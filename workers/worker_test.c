@@ -11,9 +11,6 @@
 */
 
 #include "testkit.h"
-#include <stdarg.h>
-#include <setjmp.h>
-#include <cmocka.h>
 
 //  Fast heartbeats, so that a dead peer is found in 400 ms; not faster, so
 //  that a loaded machine does not make a live one look dead.
@@ -1171,8 +1168,8 @@ s_assert_call (testkit_t *kit, const char *service, const char *method,
 {
     char *got = NULL;
     size_t size = 0;
-    assert_int_equal (resv_call_raw (testkit_client (kit), service, method, body,
-                                     strlen (body), 3000, &got, &size),
+    assert_int_equal (resv_call_raw (testkit_client (kit), service, method,
+                                     body, strlen (body), 3000, &got, &size),
                       status);
     if (reply) {
         assert_int_equal (size, strlen (reply));
