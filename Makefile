@@ -80,7 +80,8 @@ run: deps
 
 test: deps
 	$(MAKE) all
-	@RESV_BIN=$(BINDIR) RESV_TEST_BIN=$(BUILD)/test tests/run.sh
+	@RESV_BIN=$(BINDIR) RESV_TEST_BIN=$(BUILD)/test RESV_SANITIZE=$(SANITIZE) \
+	    tests/run.sh
 
 check: deps
 	$(MAKE) all test SANITIZE=address,undefined BUILD=build/san \

@@ -35,15 +35,18 @@ int main (int argc, char *argv [])
 }
 C
 export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig
+# Under `make check` the installed library is built with sanitizers, and a
+# program linking it must be too.
+SAN=${RESV_SANITIZE:+-fsanitize=$RESV_SANITIZE}
 # Shared: -lresv from the installed lib/ directory.
-if cc -o "$T/hello" "$T/hello.c" $(pkg-config --cflags --libs resv) \
+if cc $SAN -o "$T/hello" "$T/hello.c" $(pkg-config --cflags --libs resv) \
       $(pkg-config --libs libczmq jansson) >"$T/cc.log" 2>&1; then
     ok "a client builds with pkg-config resv"
 else
     not_ok "build against installed libresv: $(head -c 600 "$T/cc.log")"
 fi
 # Static: the archive and the private requirements.
-if cc -o "$T/hello-static" "$T/hello.c" $(pkg-config --cflags resv) \
+if cc $SAN -o "$T/hello-static" "$T/hello.c" $(pkg-config --cflags resv) \
       "$PREFIX/lib/libresv.a" $(pkg-config --libs libczmq libzmq jansson) \
       >"$T/cc2.log" 2>&1; then
     ok "a client links libresv.a statically"
