@@ -411,9 +411,10 @@ s_emit_commit (availability_t *self, const char *type, json_t *resource,
 //  request_id?} -> 201 resource. A repeated (owner, request_id) gets the
 //  resource the first one made.
 static int
-s_resource_add (availability_t *self, json_t *request, int64_t deadline,
+s_resource_add (void *state, json_t *request, int64_t deadline,
                 zframe_t **reply_p)
 {
+    availability_t *self = (availability_t *) state;
     (void) deadline;
     static const char *keys [] = {
         "name", "owner", "kind", "capacity", "price", "approval", "slots",
@@ -517,9 +518,10 @@ done:
 
 //  resource.show {id} -> resource, or 404 (also once removed).
 static int
-s_resource_show (availability_t *self, json_t *request, int64_t deadline,
+s_resource_show (void *state, json_t *request, int64_t deadline,
                  zframe_t **reply_p)
 {
+    availability_t *self = (availability_t *) state;
     (void) deadline;
     static const char *keys [] = { "id", NULL };
     const char *id = NULL;
@@ -540,9 +542,10 @@ s_resource_show (availability_t *self, json_t *request, int64_t deadline,
 //  order they were added, with "next" (the cursor to pass as after) when
 //  cut by limit or by the size of a reply.
 static int
-s_resource_list (availability_t *self, json_t *request, int64_t deadline,
+s_resource_list (void *state, json_t *request, int64_t deadline,
                  zframe_t **reply_p)
 {
+    availability_t *self = (availability_t *) state;
     (void) deadline;
     static const char *keys [] = { "owner", "kind", "limit", "after", NULL };
     const char *owner = NULL, *kind = NULL, *after = NULL;
@@ -655,9 +658,10 @@ s_slot_in_use (store_t *store, const char *id, json_t *slots, char *label,
 //  drop below what is held, or a slot holding units would go. Emits
 //  resource.updated when something changed.
 static int
-s_resource_update (availability_t *self, json_t *request, int64_t deadline,
+s_resource_update (void *state, json_t *request, int64_t deadline,
                    zframe_t **reply_p)
 {
+    availability_t *self = (availability_t *) state;
     (void) deadline;
     static const char *keys [] = {
         "id", "owner", "name", "kind", "capacity", "price", "approval",
@@ -800,9 +804,10 @@ done:
 //  it holds units (PENDING or CONFIRMED reservations). Removing a removed
 //  resource again is a success without an event.
 static int
-s_resource_remove (availability_t *self, json_t *request, int64_t deadline,
+s_resource_remove (void *state, json_t *request, int64_t deadline,
                    zframe_t **reply_p)
 {
+    availability_t *self = (availability_t *) state;
     (void) deadline;
     static const char *keys [] = { "id", "owner", NULL };
     const char *id = NULL, *owner = NULL;
@@ -884,9 +889,10 @@ done:
 //  "slot","capacity","held","free"}]}, by date, then slot in the
 //  resource's order.
 static int
-s_availability (availability_t *self, json_t *request, int64_t deadline,
+s_availability (void *state, json_t *request, int64_t deadline,
                 zframe_t **reply_p)
 {
+    availability_t *self = (availability_t *) state;
     (void) deadline;
     static const char *keys [] = { "resource", "date", "days", NULL };
     const char *id = NULL;
@@ -1052,9 +1058,10 @@ s_hold_released (store_t *store, const char *reservation)
 //  unknown slot; 409 no_capacity (nothing held) or a reservation id that
 //  already holds something else or has ended. Idempotent by reservation.
 static int
-s_hold (availability_t *self, json_t *request, int64_t deadline,
+s_hold (void *state, json_t *request, int64_t deadline,
         zframe_t **reply_p)
 {
+    availability_t *self = (availability_t *) state;
     static const char *keys [] = {
         "reservation", "resource", "date", "days", "slot", "units", NULL
     };
@@ -1192,9 +1199,10 @@ done:
 //  release {reservation} -> 200 {"reservation":ID,"released":N}, N the
 //  days given back by this call (0 when nothing was held). Idempotent.
 static int
-s_release_method (availability_t *self, json_t *request, int64_t deadline,
+s_release_method (void *state, json_t *request, int64_t deadline,
                   zframe_t **reply_p)
 {
+    availability_t *self = (availability_t *) state;
     (void) deadline;
     static const char *keys [] = { "reservation", NULL };
     const char *reservation = NULL;
@@ -1215,40 +1223,24 @@ s_release_method (availability_t *self, json_t *request, int64_t deadline,
 //  --------------------------------------------------------------------------
 //  The service
 
-typedef int (s_method_fn) (availability_t *self, json_t *request,
-                           int64_t deadline, zframe_t **reply_p);
-
-static const struct {
-    const char *name;
-    s_method_fn *fn;
-} s_methods [] = {
-    { RESV_METHOD_RESOURCE_ADD,     s_resource_add },
-    { RESV_METHOD_RESOURCE_LIST,    s_resource_list },
-    { RESV_METHOD_RESOURCE_SHOW,    s_resource_show },
-    { RESV_METHOD_RESOURCE_UPDATE,  s_resource_update },
-    { RESV_METHOD_RESOURCE_REMOVE,  s_resource_remove },
-    { RESV_METHOD_AVAILABILITY,     s_availability },
-    { RESV_METHOD_HOLD,             s_hold },
-    { RESV_METHOD_RELEASE,          s_release_method },
+static const worker_method_t s_methods [] = {
+    { RESV_METHOD_RESOURCE_ADD, s_resource_add },
+    { RESV_METHOD_RESOURCE_LIST, s_resource_list },
+    { RESV_METHOD_RESOURCE_SHOW, s_resource_show },
+    { RESV_METHOD_RESOURCE_UPDATE, s_resource_update },
+    { RESV_METHOD_RESOURCE_REMOVE, s_resource_remove },
+    { RESV_METHOD_AVAILABILITY, s_availability },
+    { RESV_METHOD_HOLD, s_hold },
+    { RESV_METHOD_RELEASE, s_release_method },
+    { NULL, NULL }
 };
 
 int
 svc_availability (void *state, const char *method, zframe_t **body_p,
                   int64_t deadline, zframe_t **reply_p)
 {
-    availability_t *self = (availability_t *) state;
-    for (size_t index = 0; index < sizeof s_methods / sizeof *s_methods; index++)
-        if (streq (method, s_methods [index].name)) {
-            json_t *request = worker_parse (*body_p, reply_p);
-            if (!request)
-                return RESV_BAD_REQUEST;
-            int status = s_methods [index].fn (self, request, deadline, reply_p);
-            json_decref (request);
-            return status;
-        }
-    *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
-                             "availability has no method '%.32s'", method);
-    return RESV_BAD_REQUEST;
+    return worker_dispatch (s_methods, "availability", state, method, body_p,
+                            deadline, reply_p);
 }
 
 void *

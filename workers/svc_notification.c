@@ -217,8 +217,11 @@ s_internal (zframe_t **reply_p, const char *operation, const char *error)
 //  list {customer, limit?, after?} -> {"items":[...],"next":CURSOR}, in
 //  the order of the events that caused them; next only when cut by limit.
 static int
-s_list (notification_t *self, json_t *request, zframe_t **reply_p)
+s_list (void *state, json_t *request, int64_t deadline,
+        zframe_t **reply_p)
 {
+    (void) deadline;
+    notification_t *self = (notification_t *) state;
     static const char *keys [] = { "customer", "limit", "after", NULL };
     const char *customer = NULL, *after = NULL;
     int64_t limit = S_LIST_DEFAULT, from = 0;
@@ -252,23 +255,17 @@ s_list (notification_t *self, json_t *request, zframe_t **reply_p)
     return RESV_OK;
 }
 
+static const worker_method_t s_methods [] = {
+    { RESV_METHOD_LIST, s_list },
+    { NULL, NULL }
+};
+
 int
 svc_notification (void *state, const char *method, zframe_t **body_p,
                   int64_t deadline, zframe_t **reply_p)
 {
-    (void) deadline;
-    notification_t *self = (notification_t *) state;
-    if (!streq (method, RESV_METHOD_LIST)) {
-        *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
-                                 "notification has no method '%.32s'", method);
-        return RESV_BAD_REQUEST;
-    }
-    json_t *request = worker_parse (*body_p, reply_p);
-    if (!request)
-        return RESV_BAD_REQUEST;
-    int status = s_list (self, request, reply_p);
-    json_decref (request);
-    return status;
+    return worker_dispatch (s_methods, "notification", state, method, body_p,
+                            deadline, reply_p);
 }
 
 void *

@@ -516,9 +516,10 @@ s_authorize_known (s_payment_t *payment, const char *reservation,
 //  402 payment_declined; 503 payment_unavailable; 409 if the reservation
 //  was authorised otherwise or has ended. Idempotent by reservation.
 static int
-s_authorize (payment_t *self, json_t *request, int64_t deadline,
+s_authorize (void *state, json_t *request, int64_t deadline,
              zframe_t **reply_p)
 {
+    payment_t *self = (payment_t *) state;
     static const char *keys [] = { "reservation", "customer", "amount", NULL };
     const char *reservation = NULL, *customer = NULL;
     int64_t amount = 0;
@@ -610,9 +611,10 @@ s_authorize (payment_t *self, json_t *request, int64_t deadline,
 //  when the reservation has none; 409 once captured; 503 if the provider
 //  failed. Idempotent: the compensation of a failed reserve.
 static int
-s_void (payment_t *self, json_t *request, int64_t deadline,
+s_void (void *state, json_t *request, int64_t deadline,
         zframe_t **reply_p)
 {
+    payment_t *self = (payment_t *) state;
     (void) deadline;
     static const char *keys [] = { "reservation", NULL };
     const char *reservation = NULL;
@@ -670,34 +672,18 @@ s_void (payment_t *self, json_t *request, int64_t deadline,
 //  --------------------------------------------------------------------------
 //  The service
 
-typedef int (s_method_fn) (payment_t *self, json_t *request,
-                           int64_t deadline, zframe_t **reply_p);
-
-static const struct {
-    const char *name;
-    s_method_fn *fn;
-} s_methods [] = {
-    { RESV_METHOD_AUTHORIZE,    s_authorize },
-    { RESV_METHOD_VOID,         s_void },
+static const worker_method_t s_methods [] = {
+    { RESV_METHOD_AUTHORIZE, s_authorize },
+    { RESV_METHOD_VOID, s_void },
+    { NULL, NULL }
 };
 
 int
 svc_payment (void *state, const char *method, zframe_t **body_p,
              int64_t deadline, zframe_t **reply_p)
 {
-    payment_t *self = (payment_t *) state;
-    for (size_t index = 0; index < sizeof s_methods / sizeof *s_methods; index++)
-        if (streq (method, s_methods [index].name)) {
-            json_t *request = worker_parse (*body_p, reply_p);
-            if (!request)
-                return RESV_BAD_REQUEST;
-            int status = s_methods [index].fn (self, request, deadline, reply_p);
-            json_decref (request);
-            return status;
-        }
-    *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
-                             "payment has no method '%.32s'", method);
-    return RESV_BAD_REQUEST;
+    return worker_dispatch (s_methods, "payment", state, method, body_p,
+                            deadline, reply_p);
 }
 
 void *

@@ -351,8 +351,11 @@ s_items (view_t *self, sqlite3_stmt *stmt, int64_t limit,
 
 //  status {id} -> the reservation, or 404.
 static int
-s_status (view_t *self, json_t *request, zframe_t **reply_p)
+s_status (void *state, json_t *request, int64_t deadline,
+          zframe_t **reply_p)
 {
+    (void) deadline;
+    view_t *self = (view_t *) state;
     static const char *keys [] = { "id", NULL };
     const char *id = NULL;
     if (field_only (request, keys, reply_p)
@@ -380,8 +383,11 @@ s_status (view_t *self, json_t *request, zframe_t **reply_p)
 //  list {customer?, resource?, status?, limit?, after?} ->
 //  {"items":[...],"next":CURSOR}, next only when cut by the limit.
 static int
-s_list (view_t *self, json_t *request, zframe_t **reply_p)
+s_list (void *state, json_t *request, int64_t deadline,
+        zframe_t **reply_p)
 {
+    (void) deadline;
+    view_t *self = (view_t *) state;
     static const char *keys [] = {
         "customer", "resource", "status", "limit", "after", NULL
     };
@@ -417,8 +423,11 @@ s_list (view_t *self, json_t *request, zframe_t **reply_p)
 //  history {id} -> {"items":[events in seq order]}, or 404 when the view
 //  has no event of it.
 static int
-s_history (view_t *self, json_t *request, zframe_t **reply_p)
+s_history (void *state, json_t *request, int64_t deadline,
+           zframe_t **reply_p)
 {
+    (void) deadline;
+    view_t *self = (view_t *) state;
     static const char *keys [] = { "id", NULL };
     const char *id = NULL;
     if (field_only (request, keys, reply_p)
@@ -455,8 +464,11 @@ s_keepalive (void *worker)
 //  liveness: it keeps the worker's heartbeats going between pages. The
 //  client's deadline still bounds the wait for the answer.
 static int
-s_rebuild (view_t *self, json_t *request, zframe_t **reply_p)
+s_rebuild (void *state, json_t *request, int64_t deadline,
+           zframe_t **reply_p)
 {
+    (void) deadline;
+    view_t *self = (view_t *) state;
     static const char *keys [] = { NULL };
     if (field_only (request, keys, reply_p))
         return RESV_BAD_REQUEST;
@@ -506,28 +518,20 @@ s_rebuild (view_t *self, json_t *request, zframe_t **reply_p)
     return RESV_OK;
 }
 
+static const worker_method_t s_methods [] = {
+    { RESV_METHOD_STATUS, s_status },
+    { RESV_METHOD_LIST, s_list },
+    { RESV_METHOD_HISTORY, s_history },
+    { RESV_METHOD_REBUILD, s_rebuild },
+    { NULL, NULL }
+};
+
 int
 svc_view (void *state, const char *method, zframe_t **body_p,
           int64_t deadline, zframe_t **reply_p)
 {
-    (void) deadline;
-    view_t *self = (view_t *) state;
-    int (*handler) (view_t *, json_t *, zframe_t **) =
-        streq (method, RESV_METHOD_STATUS)?  s_status:
-        streq (method, RESV_METHOD_LIST)?    s_list:
-        streq (method, RESV_METHOD_HISTORY)? s_history:
-        streq (method, RESV_METHOD_REBUILD)? s_rebuild: NULL;
-    if (!handler) {
-        *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
-                                 "view has no method '%.32s'", method);
-        return RESV_BAD_REQUEST;
-    }
-    json_t *request = worker_parse (*body_p, reply_p);
-    if (!request)
-        return RESV_BAD_REQUEST;
-    int status = handler (self, request, reply_p);
-    json_decref (request);
-    return status;
+    return worker_dispatch (s_methods, "view", state, method, body_p,
+                            deadline, reply_p);
 }
 
 void *

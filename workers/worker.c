@@ -786,6 +786,25 @@ worker_call (worker_t *self, const char *service, const char *method,
 //  --------------------------------------------------------------------------
 //  Reply helpers
 
+int
+worker_dispatch (const worker_method_t *methods, const char *service,
+                 void *state, const char *method, zframe_t **body_p,
+                 int64_t deadline, zframe_t **reply_p)
+{
+    for (const worker_method_t *entry = methods; entry->name; entry++)
+        if (streq (method, entry->name)) {
+            json_t *request = worker_parse (*body_p, reply_p);
+            if (!request)
+                return RESV_BAD_REQUEST;
+            int status = entry->fn (state, request, deadline, reply_p);
+            json_decref (request);
+            return status;
+        }
+    *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
+                             "%s has no method '%.32s'", service, method);
+    return RESV_BAD_REQUEST;
+}
+
 zframe_t *
 worker_json (json_t *json)
 {

@@ -86,6 +86,25 @@ int
 const char *
     worker_service (worker_t *self);
 
+//  One method of a JSON service: request is the body parsed as a JSON
+//  object (borrowed). Returns the status and sets *reply_p.
+typedef int (worker_method_fn) (void *state, json_t *request,
+                                int64_t deadline, zframe_t **reply_p);
+
+typedef struct {
+    const char *name;           //  Method name; NULL ends a table
+    worker_method_fn *fn;       //  Its function
+} worker_method_t;
+
+//  A handler's whole job for a JSON service: finds method in methods (a
+//  table ended by a NULL name), parses the body as a JSON object and calls
+//  the method's function. An unknown method or a body that is not a JSON
+//  object gets 400. service names the service in error messages.
+int
+    worker_dispatch (const worker_method_t *methods, const char *service,
+                     void *state, const char *method, zframe_t **body_p,
+                     int64_t deadline, zframe_t **reply_p);
+
 //  Reply helpers for handlers. Each returns a new frame the caller owns.
 //  worker_json takes the reference to json (json_decref'd here).
 zframe_t *
