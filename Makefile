@@ -62,6 +62,9 @@ RAW_ECHO   := $(BUILD)/raw-echo
 SAGA_BASE  := $(BUILD)/saga-baseline
 
 .PHONY: all deps run test check bench install clean
+#   Keep the unit tests' objects: make would otherwise delete them as
+#   intermediates after each build (and rebuild them every time).
+.SECONDARY:
 all: $(PROGRAMS) $(LIBS) $(TESTS) $(RAW_ECHO) $(SAGA_BASE)
 
 deps:
