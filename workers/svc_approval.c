@@ -94,26 +94,6 @@ typedef struct {
 //  --------------------------------------------------------------------------
 //  Helpers
 
-//  Sets *reply_p to an error frame (any text; bytes that are not UTF-8
-//  become '?'). Returns code.
-static int
-s_fail (zframe_t **reply_p, int code, const char *reason, const char *fmt, ...)
-    __attribute__ ((format (printf, 4, 5)));
-
-static int
-s_fail (zframe_t **reply_p, int code, const char *reason, const char *fmt, ...)
-{
-    va_list args;
-    va_start (args, fmt);
-    char *message = zsys_vprintf (fmt, args);
-    va_end (args);
-    zframe_destroy (reply_p);
-    *reply_p = worker_json (resv_error_new (code, reason, "%s",
-                                            message? message: "out of memory"));
-    free (message);
-    return code;
-}
-
 //  A store failure in a handler: one log line naming the operation, the id
 //  and the SQLite error, the transaction rolled back, a 500 reply.
 static int
@@ -123,7 +103,7 @@ s_db_fail (store_t *store, zframe_t **reply_p, const char *op, const char *id)
                                   store_error (store));
     store_rollback (store);
     zsys_error ("%s", message);
-    s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL, "%s", message);
+    worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL, "%s", message);
     zstr_free (&message);
     return RESV_INTERNAL;
 }
@@ -363,7 +343,7 @@ s_row_begin (s_self_t *self, const char *id, const char *owner,
     int wait = S_CATCH_UP_FIRST;
     for (int attempt = 0; ; attempt++) {
         if (store_begin (self->store))
-            return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+            return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                            "approval: begin decision on %s: %s", id,
                            store_error (self->store));
         int found = s_row_read (self->store, id, owner, row);
@@ -385,7 +365,7 @@ s_row_begin (s_self_t *self, const char *id, const char *owner,
             zsys_warning ("approval: catch-up for %s failed", id);
         events_flush (self->events);
     }
-    return s_fail (reply_p, RESV_NOT_FOUND, RESV_REASON_NOT_FOUND,
+    return worker_fail (reply_p, RESV_NOT_FOUND, RESV_REASON_NOT_FOUND,
                    "no reservation %s awaits approval", id);
 }
 
@@ -420,7 +400,7 @@ s_record (s_self_t *self, const char *id, const char *owner,
                     "reservation", id, id, data))
         return s_db_fail (self->store, reply_p, "emit decision on", id);
     if (store_commit (self->store))
-        return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+        return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                        "approval: commit decision on %s failed", id);
     events_flush (self->events);
     return 0;
@@ -454,7 +434,7 @@ s_decide (s_self_t *self, json_t *request, const char *decision,
     ||  resv_time_ms () >= row.deadline_ms) {
         store_rollback (self->store);
         if (!row.owned)
-            return s_fail (reply_p, RESV_FORBIDDEN, RESV_REASON_FORBIDDEN,
+            return worker_fail (reply_p, RESV_FORBIDDEN, RESV_REASON_FORBIDDEN,
                            "only the owner of the resource may decide on "
                            "reservation %s", id);
         //  A repeat is answered as the first time only while the outcome
@@ -465,13 +445,13 @@ s_decide (s_self_t *self, json_t *request, const char *decision,
         && (!*row.outcome || streq (row.outcome, own)))
             return s_decided (id, decision, reply_p);
         if (*row.decision)
-            return s_fail (reply_p, RESV_CONFLICT, RESV_REASON_CONFLICT,
+            return worker_fail (reply_p, RESV_CONFLICT, RESV_REASON_CONFLICT,
                            "reservation %s was %s already", id, row.decision);
         if (*row.outcome)
-            return s_fail (reply_p, RESV_CONFLICT, RESV_REASON_CONFLICT,
+            return worker_fail (reply_p, RESV_CONFLICT, RESV_REASON_CONFLICT,
                            "reservation %s is %s, no longer PENDING", id,
                            row.outcome);
-        return s_fail (reply_p, RESV_CONFLICT, RESV_REASON_CONFLICT,
+        return worker_fail (reply_p, RESV_CONFLICT, RESV_REASON_CONFLICT,
                        "reservation %s is past its approval deadline", id);
     }
     status = s_record (self, id, owner, decision, reason, reply_p);
@@ -486,7 +466,7 @@ svc_approval (void *state, const char *method, zframe_t **body_p,
 {
     s_self_t *self = (s_self_t *) state;
     if (!self)
-        return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+        return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                        "approval: the service has no state");
     json_t *request = worker_parse (*body_p, reply_p);
     if (!request)
@@ -498,15 +478,9 @@ svc_approval (void *state, const char *method, zframe_t **body_p,
     if (streq (method, RESV_METHOD_DECLINE))
         status = s_decide (self, request, "declined", deadline, reply_p);
     else
-        status = s_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
+        status = worker_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
                          "approval has no method '%s'", method);
     json_decref (request);
-    //  A helper that could not build its error (a message cut inside a
-    //  UTF-8 sequence makes jansson refuse it) must not leave a refusal
-    //  without its error object.
-    if (status >= 400 && !*reply_p)
-        s_fail (reply_p, status, NULL, "approval %s: %s", method,
-                resv_strstatus (status));
     return status;
 }
 

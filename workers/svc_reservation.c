@@ -171,26 +171,6 @@ typedef struct {
 //  --------------------------------------------------------------------------
 //  Replies and errors
 
-//  Sets *reply_p to an error frame; the message may quote any text (bytes
-//  that are not UTF-8 become '?'). Returns code.
-static int
-s_fail (zframe_t **reply_p, int code, const char *reason, const char *fmt, ...)
-    __attribute__ ((format (printf, 4, 5)));
-
-static int
-s_fail (zframe_t **reply_p, int code, const char *reason, const char *fmt, ...)
-{
-    va_list args;
-    va_start (args, fmt);
-    char *message = zsys_vprintf (fmt, args);
-    va_end (args);
-    zframe_destroy (reply_p);
-    *reply_p = worker_json (resv_error_new (code, reason, "%s",
-                                            message? message: "out of memory"));
-    free (message);
-    return code;
-}
-
 //  A store failure in a handler: one log line naming the operation, the id
 //  and the SQLite error, the transaction rolled back, a 500 reply.
 static int
@@ -200,7 +180,7 @@ s_db_fail (store_t *store, zframe_t **reply_p, const char *op, const char *id)
                                   store_error (store));
     store_rollback (store);
     zsys_error ("%s", message);
-    s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL, "%s", message);
+    worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL, "%s", message);
     zstr_free (&message);
     return RESV_INTERNAL;
 }
@@ -361,7 +341,7 @@ s_move_request (s_self_t *self, const s_move_t *move, const char *id,
                 const char *customer, const char *reason, zframe_t **reply_p)
 {
     if (store_begin (self->store))
-        return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+        return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                        "reservation: begin %s of %s: %s", move->to, id,
                        store_error (self->store));
     json_t *result, *error;
@@ -384,7 +364,7 @@ s_move_request (s_self_t *self, const s_move_t *move, const char *id,
     else
     if (store_commit (self->store)) {
         json_decref (result);
-        return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+        return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                        "reservation: commit %s of %s failed; nothing changed",
                        move->to, id);
     }
@@ -444,11 +424,11 @@ s_order_read (json_t *request, s_order_t *order, zframe_t **reply_p)
     int64_t last_day;
     resv_date_parse ("9999-12-31", &last_day);
     if (first + order->days - 1 > last_day)
-        return s_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+        return worker_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
                        "date: the stay must end by 9999-12-31");
     if (!order->request_id) {
         if (resv_random_hex (order->random_id, 16))
-            return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+            return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                            "reservation: no random source for a request id");
         order->request_id = order->random_id;
     }
@@ -474,7 +454,7 @@ s_reserve_again (s_order_t *order, json_t *existing, zframe_t **reply_p)
     #undef S_FIELD
     if (!same) {
         json_decref (existing);
-        return s_fail (reply_p, RESV_CONFLICT, RESV_REASON_CONFLICT,
+        return worker_fail (reply_p, RESV_CONFLICT, RESV_REASON_CONFLICT,
                        "request_id %s was used for another reserve",
                        order->request_id);
     }
@@ -654,7 +634,7 @@ s_reserve_unavailable (s_self_t *self, s_order_t *order, const char *what,
     else
         s_saga_close (self->store, order->id, 0);
     bool late = status == RESV_TIMEOUT || zclock_mono () >= deadline;
-    return s_fail (reply_p, late? RESV_TIMEOUT: RESV_UNAVAILABLE,
+    return worker_fail (reply_p, late? RESV_TIMEOUT: RESV_UNAVAILABLE,
                    late? RESV_REASON_DEADLINE:
                          s_error_field (reply, "reason", RESV_REASON_INTERNAL),
                    "%s failed (%d: %s); %s", what, status,
@@ -694,7 +674,7 @@ s_reserve_store (s_self_t *self, s_order_t *order, s_held_t *held,
 {
     store_t *store = self->store;
     if (store_begin (store))
-        return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+        return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                        "reservation: begin insert %s: %s", order->id,
                        store_error (store));
     sqlite3_stmt *stmt = store_stmt (store, s_sql_insert);
@@ -738,7 +718,7 @@ s_reserve_store (s_self_t *self, s_order_t *order, s_held_t *held,
     }
     if (store_commit (store)) {
         json_decref (object);
-        return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+        return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                        "reservation: commit insert %s failed", order->id);
     }
     events_flush (self->events);
@@ -781,7 +761,7 @@ s_reserve (s_self_t *self, json_t *request, int64_t deadline,
             s_reserve_undo (self, order.id, true, deadline);
         else
             s_saga_close (self->store, order.id, 0);
-        status = s_fail (reply_p, status, s_error_field (reply, "reason", NULL),
+        status = worker_fail (reply_p, status, s_error_field (reply, "reason", NULL),
                          "%s", s_error_field (reply, "message",
                                               resv_strstatus (status)));
         json_decref (reply);
@@ -799,7 +779,7 @@ s_reserve (s_self_t *self, json_t *request, int64_t deadline,
     if (!s_held_read (reply, &held)) {
         json_decref (reply);
         bool undone = s_reserve_undo (self, order.id, resumed, deadline);
-        return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+        return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                        "availability hold of %s: reply without resource "
                        "price, owner, approval or slot; %s", order.id,
                        undone? "released": "release failed");
@@ -808,7 +788,7 @@ s_reserve (s_self_t *self, json_t *request, int64_t deadline,
     if (__builtin_mul_overflow (held.price, order.units, &amount)
     ||  __builtin_mul_overflow (amount, order.days, &amount)) {
         bool undone = s_reserve_undo (self, order.id, resumed, deadline);
-        status = s_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+        status = worker_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
                          "amount too large: price %" PRId64 " x units %"
                          PRId64 " x days %" PRId64 "%s", held.price,
                          order.units, order.days,
@@ -838,7 +818,7 @@ s_reserve (s_self_t *self, json_t *request, int64_t deadline,
         //  Refused (declined; authorised before for another amount; queue
         //  full): nothing authorised by this call.
         s_reserve_undo (self, order.id, resumed, deadline);
-        status = s_fail (reply_p, status, s_error_field (payment, "reason",
+        status = worker_fail (reply_p, status, s_error_field (payment, "reason",
                          status == RESV_PAYMENT_DECLINED?
                          RESV_REASON_PAYMENT_DECLINED: NULL),
                          "%s", s_error_field (payment, "message",
@@ -854,7 +834,7 @@ s_reserve (s_self_t *self, json_t *request, int64_t deadline,
         //  A success without a payment id, or a refusal of our own
         //  request: payment and reservation disagree on the protocol.
         bool undone = s_reserve_undo (self, order.id, true, deadline);
-        status = s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+        status = worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                          "payment authorize of %s: unexpected reply (%d: %s); "
                          "%s", order.id, status,
                          s_error_field (payment, "message", "no payment id"),
@@ -913,7 +893,7 @@ s_get_method (s_self_t *self, json_t *request, zframe_t **reply_p)
     if (found < 0)
         return s_db_fail (self->store, reply_p, "load", id);
     if (!found)
-        return s_fail (reply_p, RESV_NOT_FOUND, RESV_REASON_NOT_FOUND,
+        return worker_fail (reply_p, RESV_NOT_FOUND, RESV_REASON_NOT_FOUND,
                        "no reservation %s", id);
     *reply_p = worker_json (object);
     return RESV_OK;
@@ -925,7 +905,7 @@ svc_reservation (void *state, const char *method, zframe_t **body_p,
 {
     s_self_t *self = (s_self_t *) state;
     if (!self)
-        return s_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+        return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                        "reservation: the service has no state");
     json_t *request = worker_parse (*body_p, reply_p);
     if (!request)
@@ -943,15 +923,9 @@ svc_reservation (void *state, const char *method, zframe_t **body_p,
     if (streq (method, RESV_METHOD_GET))
         status = s_get_method (self, request, reply_p);
     else
-        status = s_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
+        status = worker_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
                          "reservation has no method '%s'", method);
     json_decref (request);
-    //  A helper that could not build its error (a message cut inside a
-    //  UTF-8 sequence makes jansson refuse it) must not leave a refusal
-    //  without its error object.
-    if (status >= 400 && !*reply_p)
-        s_fail (reply_p, status, NULL, "reservation %s: %s", method,
-                resv_strstatus (status));
     return status;
 }
 

@@ -824,15 +824,31 @@ worker_json (json_t *json)
 zframe_t *
 worker_error (int code, const char *reason, const char *fmt, ...)
 {
-    char message [512];
     va_list args;
     va_start (args, fmt);
-    vsnprintf (message, sizeof message, fmt, args);
+    char *message = zsys_vprintf (fmt, args);
     va_end (args);
-    return worker_json (json_pack ("{s:{s:i,s:s,s:s}}", "error",
-                                   "code", code,
-                                   "reason", reason? reason: "internal",
-                                   "message", message));
+    //  resv_error_new makes any text valid (bytes that are not UTF-8
+    //  become '?'), so the error body is never lost.
+    zframe_t *frame = worker_json (resv_error_new (code, reason, "%s",
+                                   message? message: resv_strstatus (code)));
+    free (message);
+    return frame;
+}
+
+int
+worker_fail (zframe_t **reply_p, int code, const char *reason,
+             const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    char *message = zsys_vprintf (fmt, args);
+    va_end (args);
+    zframe_destroy (reply_p);
+    *reply_p = worker_json (resv_error_new (code, reason, "%s",
+                            message? message: resv_strstatus (code)));
+    free (message);
+    return code;
 }
 
 json_t *

@@ -113,6 +113,14 @@ zframe_t *
     worker_error (int code, const char *reason, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
 
+//  Sets *reply_p (destroying what it held) to the error frame of code,
+//  reason (NULL: the code's default) and a message, and returns code: a
+//  handler's one-line refusal.
+int
+    worker_fail (zframe_t **reply_p, int code, const char *reason,
+                 const char *fmt, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
 //  Parses a request body as a JSON object. Returns the object (caller
 //  owns) or NULL, after setting *reply_p to a 400 error frame, when the
 //  body is not a JSON object. An empty body is an empty object.

@@ -110,6 +110,34 @@ test_json (void **state)
     assert_null (worker_json (NULL));
 }
 
+//  An error whose message quotes text that is not UTF-8, or is long, still
+//  has its body, and worker_fail replaces what the reply held.
+static void
+test_error_any_text (void **state)
+{
+    (void) state;
+    char long_text [2000];
+    memset (long_text, 'x', sizeof long_text - 1);
+    long_text [sizeof long_text - 1] = 0;
+    const char *texts [] = { "bad \xff\xfe bytes", "cut \xc3", long_text };
+    for (size_t i = 0; i < 3; i++) {
+        zframe_t *reply = zframe_new ("old", 3);
+        assert_int_equal (worker_fail (&reply, 400, "bad_request", "%s", texts [i]), 400);
+        assert_non_null (reply);
+        json_t *json = json_loadb ((const char *) zframe_data (reply),
+                                   zframe_size (reply), 0, NULL);
+        assert_non_null (json);
+        json_t *error = json_object_get (json, "error");
+        assert_int_equal (json_integer_value (json_object_get (error, "code")), 400);
+        assert_true (json_is_string (json_object_get (error, "message")));
+        json_decref (json);
+        zframe_destroy (&reply);
+        reply = worker_error (409, NULL, "%s", texts [i]);
+        assert_non_null (reply);
+        zframe_destroy (&reply);
+    }
+}
+
 static void
 test_error (void **state)
 {
@@ -1298,6 +1326,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_json),
         cmocka_unit_test (test_error),
+        cmocka_unit_test (test_error_any_text),
         cmocka_unit_test (test_parse_ok),
         cmocka_unit_test (test_parse_bad),
         cmocka_unit_test (test_new_bad),
