@@ -87,6 +87,13 @@ struct _request_t {
     char ticket [];             //  Client id hex ":" request id; the key
 };                              //  in broker->requests
 
+//  A publish waiting for the group commit at the end of the loop turn.
+typedef struct {
+    zmq_msg_t client;           //  Who sent it, to reply to
+    zmq_msg_t id;               //  Its request id
+    json_t *events;             //  Its batch, checked; a reference
+} publish_t;
+
 typedef struct {
     zsock_t *pipe;              //  Actor pipe
     resv_cfg_t *cfg;            //  Configuration, borrowed
@@ -96,6 +103,9 @@ typedef struct {
     void *front;                //  libzmq handle of frontend
     void *back;                 //  libzmq handle of backend
     journal_t *journal;         //  The event journal
+    publish_t *publishes;       //  Publishes of this loop turn
+    size_t npublishes;          //  Used entries of publishes
+    size_t max_publishes;       //  Allocated entries of publishes
     zhashx_t *services;         //  name -> service_t, owned
     zhashx_t *workers;          //  routing id hex -> worker_t, owned
     zhashx_t *requests;         //  ticket -> request_t, owned
@@ -916,27 +926,87 @@ s_ping (broker_t *self)
 //  The events service: the journal's front door. "publish" appends a batch
 //  and, once it is committed, fans the new events out on the PUB socket;
 //  "read" returns a page of the journal for replay.
+//
+//  Publishes are group-committed: each one is checked as it comes and put
+//  aside, and at the end of the loop turn that read it every publish of
+//  the turn goes into one journal transaction. Under load the relays of
+//  all services publish at once, and one commit (one WAL write, one lock)
+//  serves them all. Each publisher is answered only after the commit.
 
 static void
 s_events_publish (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, json_t *request)
 {
-    json_t *seqs, *fresh;
+    json_t *events = json_object_get (request, "events");
     char *error;
-    int rc = journal_append (self->journal, json_object_get (request, "events"),
-                             &seqs, &fresh, &error);
-    if (rc == -2) {
+    if (journal_check (events, &error)) {
         s_send_error (self, client, id, RESV_BAD_REQUEST,
                       RESV_REASON_BAD_REQUEST, error);
         free (error);
         return;
     }
-    if (rc == -1) {
-        zsys_error ("broker: %s", error);
-        s_send_error (self, client, id, RESV_INTERNAL, RESV_REASON_INTERNAL, error);
-        free (error);
-        return;
+    if (self->npublishes == self->max_publishes) {
+        size_t max = self->max_publishes? self->max_publishes * 2: 64;
+        publish_t *grown = (publish_t *) realloc (self->publishes,
+                                                  max * sizeof (publish_t));
+        if (!grown) {
+            s_send_error (self, client, id, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                          "the broker is out of memory");
+            return;
+        }
+        self->publishes = grown;
+        self->max_publishes = max;
     }
-    s_send_json (self, client, id, RESV_OK, json_pack ("{s:o}", "seqs", seqs));
+    publish_t *publish = &self->publishes [self->npublishes++];
+    zmq_msg_init (&publish->client);
+    zmq_msg_copy (&publish->client, client);
+    zmq_msg_init (&publish->id);
+    zmq_msg_copy (&publish->id, id);
+    publish->events = json_incref (events);
+}
+
+//  Journals the publishes of this loop turn in one transaction, answers
+//  each with the seqs of its own events, then fans the new events out.
+static void
+s_events_commit (broker_t *self)
+{
+    if (self->npublishes == 0)
+        return;
+    json_t *all = json_array ();
+    for (size_t index = 0; index < self->npublishes; index++)
+        json_array_extend (all, self->publishes [index].events);
+    json_t *seqs, *fresh;
+    char *error = NULL;
+    int rc = journal_append (self->journal, all, &seqs, &fresh, &error);
+    if (rc == -1)
+        zsys_error ("broker: %s (%zu publishes refused)", error,
+                    self->npublishes);
+    size_t offset = 0;
+    for (size_t index = 0; index < self->npublishes; index++) {
+        publish_t *publish = &self->publishes [index];
+        size_t count = json_array_size (publish->events);
+        if (rc == 0) {
+            json_t *mine = json_array ();
+            for (size_t event = 0; event < count; event++)
+                json_array_append (mine, json_array_get (seqs, offset + event));
+            s_send_json (self, &publish->client, &publish->id, RESV_OK,
+                         json_pack ("{s:o}", "seqs", mine));
+        }
+        else
+            s_send_error (self, &publish->client, &publish->id,
+                          rc == -2? RESV_BAD_REQUEST: RESV_INTERNAL,
+                          rc == -2? RESV_REASON_BAD_REQUEST: RESV_REASON_INTERNAL,
+                          error);
+        offset += count;
+        zmq_msg_close (&publish->client);
+        zmq_msg_close (&publish->id);
+        json_decref (publish->events);
+    }
+    self->npublishes = 0;
+    json_decref (all);
+    free (error);
+    if (rc)
+        return;
+    json_decref (seqs);
     //  Committed and acknowledged: now subscribers may see them. A
     //  subscriber that misses one finds the gap by seq and reads it back.
     size_t index;
@@ -1354,6 +1424,12 @@ s_broker_destroy (broker_t **self_p)
     zsock_destroy (&self->frontend);
     zsock_destroy (&self->backend);
     zsock_destroy (&self->events);
+    for (size_t index = 0; index < self->npublishes; index++) {
+        zmq_msg_close (&self->publishes [index].client);
+        zmq_msg_close (&self->publishes [index].id);
+        json_decref (self->publishes [index].events);
+    }
+    free (self->publishes);
     journal_destroy (&self->journal);
     free (self->heap);
     free (self);
@@ -1393,6 +1469,7 @@ s_broker_actor (zsock_t *pipe, void *args)
         //  Replies first: each frees credit for the requests behind it.
         s_drain (self, self->back, s_backend_message);
         s_drain (self, self->front, s_frontend_message);
+        s_events_commit (self);
         s_timers (self);
         if (self->stopping && !self->stopped && zhashx_size (self->requests) == 0) {
             zsys_info ("broker: every request answered; stopped");

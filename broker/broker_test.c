@@ -580,6 +580,58 @@ test_events_publish_read_and_fan_out (void **state)
 }
 
 static void
+test_events_publishes_share_a_commit (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  Sent back to back, the three reach the broker in one loop turn (or
+    //  not): either way each is answered on its own. The bad one is
+    //  refused alone; the others get the seqs of their own events, and a
+    //  resend inside the group gets its first seq.
+    s_request (self->client, "g1", "events", "publish", "2000",
+               "{\"events\":[{\"id\":\"g-a\",\"type\":\"payment.authorized\"},"
+               "{\"id\":\"g-b\",\"type\":\"payment.captured\"}]}");
+    s_request (self->client, "g2", "events", "publish", "2000",
+               "{\"events\":[{\"id\":\"g-c\",\"type\":\"Not A Type\"}]}");
+    s_request (self->client, "g3", "events", "publish", "2000",
+               "{\"events\":[{\"id\":\"g-d\",\"type\":\"payment.voided\"},"
+               "{\"id\":\"g-a\",\"type\":\"payment.authorized\"}]}");
+    for (int reply = 0; reply < 3; reply++) {
+        zmsg_t *msg = zmsg_recv (self->client);
+        assert_non_null (msg);
+        assert_int_equal (zmsg_size (msg), RESV_CLIENT_REP_FRAMES);
+        zframe_destroy (&(zframe_t *) { zmsg_pop (msg) });
+        zframe_destroy (&(zframe_t *) { zmsg_pop (msg) });
+        char *rid = zmsg_popstr (msg);
+        char *code = zmsg_popstr (msg);
+        char *body = zmsg_popstr (msg);
+        if (streq (rid, "g1")) {
+            assert_string_equal (code, "200");
+            assert_non_null (strstr (body, "\"seqs\":[1,2]"));
+        }
+        else
+        if (streq (rid, "g2")) {
+            assert_string_equal (code, "400");
+            assert_non_null (strstr (body, "lowercase"));
+        }
+        else {
+            assert_string_equal (rid, "g3");
+            assert_string_equal (code, "200");
+            assert_non_null (strstr (body, "\"seqs\":[3,1]"));
+        }
+        zstr_free (&rid);
+        zstr_free (&code);
+        zstr_free (&body);
+        zmsg_destroy (&msg);
+    }
+    //  The journal holds the three good events once each, gap-free.
+    s_request (self->client, "r", "events", "read", "2000", "{}");
+    char *body = s_expect_reply (self->client, "r", "200");
+    assert_non_null (strstr (body, "\"last\":3"));
+    assert_null (strstr (body, "g-c"));
+    zstr_free (&body);
+}
+
+static void
 test_events_bad_input_400 (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
@@ -807,6 +859,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_too_large_request_400, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_retry_in_flight_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_publish_read_and_fan_out, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_events_publishes_share_a_commit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_bad_input_400, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_dead_worker_request_redispatched, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_worker_bye_drains, s_setup, s_teardown),

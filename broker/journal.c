@@ -153,21 +153,37 @@ s_fail (journal_t *self, char **error_p, int code, const char *fmt, ...)
 }
 
 int
+journal_check (json_t *events, char **error_p)
+{
+    char message [300];
+    *error_p = NULL;
+    if (!json_is_array (events) || json_array_size (events) == 0) {
+        *error_p = strdup ("events must be a non-empty array");
+        return -2;
+    }
+    size_t index;
+    json_t *event;
+    json_array_foreach (events, index, event) {
+        const char *why = s_invalid (event);
+        if (why) {
+            snprintf (message, sizeof message, "event %zu: %s", index, why);
+            *error_p = strdup (message);
+            return -2;
+        }
+    }
+    return 0;
+}
+
+int
 journal_append (journal_t *self, json_t *events, json_t **seqs_p,
                 json_t **fresh_p, char **error_p)
 {
     *seqs_p = NULL;
     *fresh_p = NULL;
-    *error_p = NULL;
-    if (!json_is_array (events) || json_array_size (events) == 0)
-        return s_fail (self, error_p, -2, "events must be a non-empty array");
+    if (journal_check (events, error_p))
+        return -2;
     size_t index;
     json_t *event;
-    json_array_foreach (events, index, event) {
-        const char *why = s_invalid (event);
-        if (why)
-            return s_fail (self, error_p, -2, "event %zu: %s", index, why);
-    }
     if (sqlite3_exec (self->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return s_fail (self, error_p, -1, "journal: begin: %s",
                        sqlite3_errmsg (self->db));

@@ -49,6 +49,11 @@ int
     journal_append (journal_t *self, json_t *events, json_t **seqs_p,
                     json_t **fresh_p, char **error_p);
 
+//  Checks a batch as journal_append does, without touching the journal.
+//  Returns 0, or -2 with *error_p a malloc'd message saying what is wrong.
+int
+    journal_check (json_t *events, char **error_p);
+
 //  Reads up to limit events with seq >= from whose type starts with prefix
 //  (NULL or "" for all), in order. Returns a malloc'd JSON text
 //  {"items":[...],"next":N,"last":N} where next is the seq to read from

@@ -17,6 +17,11 @@
 #define APPLY_BATCH         500
 //  Deadline of one call to the journal, ms.
 #define CALL_TIMEOUT        5000
+//  How often the cursor is saved when it moved only over events the
+//  consumer passes over, ms.
+#define SAVE_INTERVAL       1000
+//  Longest event type the journal takes.
+#define TYPE_MAX            64
 
 //  What applying needs, shared by the actor and events_replay.
 typedef struct {
@@ -24,8 +29,11 @@ typedef struct {
     store_t *store;             //  Where effects and the cursor go
     const char *name;           //  Cursor name
     events_apply_fn *apply;     //  The service's apply
+    const char *const *types;   //  What apply needs; NULL: everything
     void *state;                //  Its state
-    int64_t cursor;             //  Last applied seq, as last committed
+    int64_t cursor;             //  Every event up to here is applied (by
+                                //  some process) or not needed
+    int64_t stored;             //  The stored cursor, as last seen or set
     bool applied;               //  Applied something since last asked
     events_page_fn *page;       //  Called after each page of a catch-up
     void *page_arg;             //  Its argument
@@ -40,6 +48,7 @@ typedef struct {
     zsock_t *sub;               //  Live fan-out, with config.consumer
     int64_t relay_at;           //  Next unprompted relay
     int64_t check_at;           //  Next journal check
+    int64_t save_at;            //  Next save of a cursor moved by skips
     int64_t tick_at;            //  Next tick
     bool relay_wanted;          //  Poked since the last relay
     bool terminated;            //  $TERM received
@@ -49,20 +58,90 @@ typedef struct {
 //  --------------------------------------------------------------------------
 //  Consumer
 
+//  Whether the consumer applies events of type.
+static bool
+s_wanted (consumer_t *self, const char *type)
+{
+    if (!type)
+        return false;
+    if (!self->types)
+        return true;
+    for (const char *const *entry = self->types; *entry; entry++) {
+        size_t size = strlen (*entry);
+        if (size && (*entry) [size - 1] == '.'?
+                    strncmp (type, *entry, size) == 0: streq (type, *entry))
+            return true;
+    }
+    return false;
+}
+
+//  The stored cursor, inside a transaction. One lower than any this
+//  process has seen means the store was reset (a view rebuild): then the
+//  stored one is the truth and the consumer starts again from there.
+static int64_t
+s_stored (consumer_t *self)
+{
+    int64_t stored = store_cursor (self->store, self->name);
+    if (stored < self->stored)
+        self->cursor = stored;
+    self->stored = stored;
+    return stored > self->cursor? stored: self->cursor;
+}
+
+//  Saves a cursor that moved over events passed over. Returns 0 or -1.
+static int
+s_save (consumer_t *self)
+{
+    if (store_begin (self->store))
+        return -1;
+    int64_t cursor = s_stored (self);
+    if (cursor > self->stored
+    &&  (store_cursor_set (self->store, self->name, cursor)
+         || store_commit (self->store))) {
+        store_rollback (self->store);
+        return -1;
+    }
+    store_rollback (self->store);       //  Nothing written, or committed
+    self->stored = self->cursor = cursor;
+    return 0;
+}
+
 //  Applies the events of array (objects with "seq" and "type") that follow
-//  the cursor, in one transaction, stopping at the first gap. Returns the
+//  the cursor, in one transaction, stopping at the first gap. An event
+//  without a type, or of one the consumer does not need, only moves the
+//  cursor; a batch of nothing else takes no transaction. Returns the
 //  number applied, or -1 if the transaction failed (nothing applied).
 static int
 s_apply (consumer_t *self, json_t *events)
 {
+    size_t index;
+    json_t *event;
+    bool needed = false;
+    json_array_foreach (events, index, event) {
+        int64_t seq = json_integer_value (json_object_get (event, "seq"));
+        if (seq > self->cursor && s_wanted (self, json_string_value (
+                                            json_object_get (event, "type")))) {
+            needed = true;
+            break;
+        }
+    }
+    if (!needed) {
+        json_array_foreach (events, index, event) {
+            int64_t seq = json_integer_value (json_object_get (event, "seq"));
+            if (seq == self->cursor + 1)
+                self->cursor = seq;
+            else
+            if (seq > self->cursor)
+                break;          //  A gap: the caller reads the journal
+        }
+        return 0;
+    }
     if (store_begin (self->store))
         return -1;
     //  Inside the transaction the stored cursor is the truth: another
     //  process of this service may have applied some of these already.
-    int64_t cursor = store_cursor (self->store, self->name);
+    int64_t cursor = s_stored (self);
     int applied = 0;
-    size_t index;
-    json_t *event;
     json_array_foreach (events, index, event) {
         int64_t seq = json_integer_value (json_object_get (event, "seq"));
         if (seq <= cursor)
@@ -70,22 +149,29 @@ s_apply (consumer_t *self, json_t *events)
         if (seq != cursor + 1)
             break;              //  A gap: the caller reads the journal
         const char *type = json_string_value (json_object_get (event, "type"));
-        if (type && self->apply (self->state, self->store, type, event)) {
-            zsys_warning ("events: %s: apply seq %" PRId64 " (%s) failed; "
-                          "will retry", self->name, seq, type);
-            store_rollback (self->store);
-            return -1;
+        if (s_wanted (self, type)) {
+            if (self->apply (self->state, self->store, type, event)) {
+                zsys_warning ("events: %s: apply seq %" PRId64 " (%s) failed; "
+                              "will retry", self->name, seq, type);
+                store_rollback (self->store);
+                return -1;
+            }
+            applied++;
         }
         cursor = seq;
-        applied++;
+    }
+    if (applied == 0) {
+        //  Another process applied them: nothing to write.
+        store_rollback (self->store);
+        self->cursor = cursor;
+        return 0;
     }
     if (store_cursor_set (self->store, self->name, cursor) || store_commit (self->store)) {
         store_rollback (self->store);
         return -1;
     }
-    self->cursor = cursor;
-    if (applied)
-        self->applied = true;
+    self->cursor = self->stored = cursor;
+    self->applied = true;
     return applied;
 }
 
@@ -95,6 +181,7 @@ static int
 s_catch_up (consumer_t *self)
 {
     while (true) {
+        int64_t before = self->cursor;
         json_t *request = json_pack ("{s:I,s:i}", "from",
                                      (json_int_t) self->cursor + 1, "limit", READ_BATCH);
         json_t *page = NULL;
@@ -115,7 +202,7 @@ s_catch_up (consumer_t *self)
             return -1;
         if (self->page)
             self->page (self->page_arg);
-        if (self->cursor >= last || rc == 0)
+        if (self->cursor >= last || self->cursor == before)
             return 0;
     }
 }
@@ -125,44 +212,91 @@ events_replay (resv_t *client, store_t *store, const char *consumer,
                events_apply_fn *apply, void *state,
                events_page_fn *page, void *page_arg)
 {
-    consumer_t self = { client, store, consumer, apply, state, 0, false,
-                        page, page_arg };
-    self.cursor = store_cursor (store, consumer);
+    consumer_t self = { client, store, consumer, apply, NULL, state, 0, 0,
+                        false, page, page_arg };
+    self.cursor = self.stored = store_cursor (store, consumer);
     return s_catch_up (&self);
+}
+
+//  Reads one fan-out message (type, seq, body) without waiting. Returns 1
+//  and sets *seq_p and, when it follows the cursor and the consumer needs
+//  its type, *event_p (the parsed body; else NULL); 0 when there is none;
+//  -1 for a malformed message (logged and dropped: the seq it leaves out
+//  sends the consumer to the journal).
+static int
+s_recv_live (events_t *self, int64_t *seq_p, json_t **event_p)
+{
+    void *handle = zsock_resolve (self->sub);
+    zmq_msg_t parts [3];
+    int count = 0;
+    bool more = true;
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init (&part);
+        if (zmq_msg_recv (&part, handle, ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close (&part);
+            break;              //  None waiting (never half a message)
+        }
+        more = zmq_msg_more (&part);
+        if (count < 3)
+            parts [count++] = part;
+        else
+            zmq_msg_close (&part);
+    }
+    int rc = count? 1: 0;
+    *event_p = NULL;
+    if (count && (count != 3 || more || zmq_msg_size (&parts [1]) > 20)) {
+        zsys_warning ("events: %s: malformed fan-out message", self->consumer.name);
+        rc = -1;
+    }
+    if (rc == 1) {
+        char text [TYPE_MAX + 1];
+        size_t size = zmq_msg_size (&parts [1]);
+        memcpy (text, zmq_msg_data (&parts [1]), size);
+        text [size] = 0;
+        *seq_p = atoll (text);
+        size = zmq_msg_size (&parts [0]);
+        if (size > TYPE_MAX)
+            size = TYPE_MAX;
+        memcpy (text, zmq_msg_data (&parts [0]), size);
+        text [size] = 0;
+        if (*seq_p > self->consumer.cursor && s_wanted (&self->consumer, text)) {
+            *event_p = json_loadb ((const char *) zmq_msg_data (&parts [2]),
+                                   zmq_msg_size (&parts [2]), 0, NULL);
+            if (!*event_p) {
+                zsys_warning ("events: %s: fan-out event %" PRId64 " does not "
+                              "parse", self->consumer.name, *seq_p);
+                rc = -1;
+            }
+        }
+    }
+    for (int index = 0; index < count; index++)
+        zmq_msg_close (&parts [index]);
+    return rc;
 }
 
 //  Takes every live event waiting on the SUB socket (up to a batch) and
 //  applies those that follow the cursor; a gap sends us to the journal.
+//  An event the consumer does not need goes in the batch as its seq
+//  alone, so that the cursor moves over it.
 static void
 s_consume_live (events_t *self)
 {
     consumer_t *consumer = &self->consumer;
     json_t *batch = json_array ();
     int64_t newest = 0;
-    //  The SUB socket has a receive timeout of 0: reading until it is
-    //  empty costs no extra system call per message.
     while (json_array_size (batch) < APPLY_BATCH) {
-        char *type = NULL, *seq_text = NULL, *body = NULL;
-        int parts = zstr_recvx (self->sub, &type, &seq_text, &body, NULL);
-        if (parts == -1 || !type)
+        int64_t seq;
+        json_t *event;
+        int rc = s_recv_live (self, &seq, &event);
+        if (rc == 0)
             break;
-        if (parts != 3) {
-            zsys_warning ("events: %s: malformed fan-out message", consumer->name);
-            zstr_free (&type);
-            zstr_free (&seq_text);
+        if (rc < 0 || seq <= consumer->cursor)
             continue;
-        }
-        int64_t seq = atoll (seq_text);
-        if (seq > consumer->cursor) {
-            json_t *event = json_loads (body, 0, NULL);
-            if (event)
-                json_array_append_new (batch, event);
-            if (seq > newest)
-                newest = seq;
-        }
-        zstr_free (&type);
-        zstr_free (&seq_text);
-        zstr_free (&body);
+        json_array_append_new (batch, event? event:
+                               json_pack ("{s:I}", "seq", (json_int_t) seq));
+        if (seq > newest)
+            newest = seq;
     }
     if (json_array_size (batch)) {
         int rc = s_apply (consumer, batch);
@@ -213,6 +347,8 @@ s_next_wait (events_t *self)
     int64_t next = self->relay_at;
     if (self->sub && self->check_at < next)
         next = self->check_at;
+    if (self->sub && self->save_at < next)
+        next = self->save_at;
     if (self->config.tick && self->tick_at < next)
         next = self->tick_at;
     int64_t wait = next - zclock_mono ();
@@ -276,6 +412,11 @@ s_events_actor (zsock_t *pipe, void *args)
                 s_relay (self);
             }
         }
+        if (self->sub && now >= self->save_at) {
+            if (self->consumer.cursor > self->consumer.stored)
+                s_save (&self->consumer);
+            self->save_at = zclock_mono () + SAVE_INTERVAL;
+        }
         if (self->config.tick && now >= self->tick_at) {
             self->config.tick (self->config.state, self->store, self->client);
             self->tick_at = zclock_mono () + self->config.tick_ms;
@@ -286,6 +427,8 @@ s_events_actor (zsock_t *pipe, void *args)
     }
     //  Last chance for what was committed just before the stop.
     s_relay (self);
+    if (self->sub && self->consumer.cursor > self->consumer.stored)
+        s_save (&self->consumer);
     zpoller_destroy (&poller);
     zsock_destroy (&self->sub);
     resv_destroy (&self->client);
@@ -349,11 +492,14 @@ events_new (resv_cfg_t *cfg, events_config_t *config)
         self->consumer.name = config->consumer;
         self->consumer.apply = config->apply;
         self->consumer.state = config->state;
+        self->consumer.types = config->types;
         self->consumer.cursor = store_cursor (self->store, config->consumer);
+        self->consumer.stored = self->consumer.cursor;
     }
     int64_t now = zclock_mono ();
     self->relay_at = now;
     self->check_at = now + CHECK_INTERVAL;
+    self->save_at = now + SAVE_INTERVAL;
     self->tick_at = now + self->config.tick_ms;
     zactor_t *actor = zactor_new (s_events_actor, self);
     if (actor) {

@@ -20,8 +20,11 @@
         seqs (a slow subscriber past its high-water mark) is filled from
         the journal; a periodic check catches a lost last event.
 
-    Events reach apply in seq order; apply sees every event type and
-    ignores those it does not need.
+    Events reach apply in seq order. A consumer names the types it
+    applies (types); the others are passed over without a transaction or
+    a JSON parse, and the cursor moves over them lazily, at least once a
+    second, so that a restart does not read them all again. With no types
+    apply sees every event and ignores those it does not need.
 */
 #ifndef EVENTS_H_INCLUDED
 #define EVENTS_H_INCLUDED
@@ -52,6 +55,9 @@ typedef struct {
     const char *schema;         //  The service's schema SQL (may be NULL)
     const char *consumer;       //  Cursor name; NULL: relay only
     events_apply_fn *apply;     //  With consumer: applies one event
+    const char *const *types;   //  Types apply needs, NULL-terminated; an
+                                //  entry ending in '.' is a prefix
+                                //  ("payment."). NULL: every type
     events_tick_fn *tick;       //  Optional timed work
     int tick_ms;                //  Interval of tick (default 1000)
     void *state;                //  Passed to apply and tick, borrowed

@@ -217,6 +217,12 @@ s_requested (s_self_t *self, store_t *store, const char *id,
                                                  "auto", 1));
 }
 
+//  The event types the consumer applies: reservation.requested opens a
+//  decision; the other reservation events close one.
+static const char *s_types [] = {
+    "reservation.", NULL
+};
+
 //  Applies reservation.requested (a new row) and reservation.confirmed|
 //  declined|expired|cancelled (the row's outcome).
 static int
@@ -501,7 +507,7 @@ svc_approval_new (resv_cfg_t *cfg, worker_t *worker)
     if (self->store && self->client) {
         events_config_t config = {
             .store = "approval", .schema = s_schema,
-            .consumer = "approval", .apply = s_apply,
+            .consumer = "approval", .apply = s_apply, .types = s_types,
             .tick = s_expire_due,
             .tick_ms = (int) resv_cfg_int (cfg, "approval/tick", S_TICK_DEFAULT,
                                            10, INT32_MAX),

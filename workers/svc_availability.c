@@ -169,6 +169,12 @@ s_release (store_t *store, const char *reservation, int mark, int *count_p)
     return rc == SQLITE_DONE? 0: -1;
 }
 
+//  The event types the consumer applies: the ends of a reservation, which release its hold.
+static const char *s_types [] = {
+    "reservation.declined", "reservation.expired",
+    "reservation.cancelled", NULL
+};
+
 //  Consumer: a reservation that was declined, expired or cancelled gives
 //  back what it holds, for good.
 static int
@@ -1252,7 +1258,8 @@ svc_availability_new (resv_cfg_t *cfg, worker_t *worker)
     if (self->store) {
         events_config_t config = {
             .store = S_NAME, .schema = s_schema,
-            .consumer = S_NAME, .apply = s_apply, .state = self
+            .consumer = S_NAME, .apply = s_apply, .types = s_types,
+            .state = self
         };
         self->events = events_new (cfg, &config);
     }

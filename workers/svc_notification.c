@@ -131,6 +131,12 @@ s_text (const char *type, const char *id, json_t *data)
     return text;
 }
 
+//  The event types the consumer applies: the customer-facing changes.
+static const char *s_types [] = {
+    "reservation.confirmed", "reservation.declined",
+    "reservation.expired", "reservation.cancelled", "payment.refunded", NULL
+};
+
 //  Records the notification for one event and emits notification.sent.
 //  Returns 0 (done, or nothing to do), or -1 on a store failure.
 static int
@@ -276,7 +282,8 @@ svc_notification_new (resv_cfg_t *cfg, worker_t *worker)
     self->store = store_new (cfg, S_NAME, s_schema);
     //  apply keeps no state: it runs in the actor's thread.
     events_config_t config = { .store = S_NAME, .schema = s_schema,
-                               .consumer = S_NAME, .apply = s_apply };
+                               .consumer = S_NAME, .apply = s_apply,
+                               .types = s_types };
     if (self->store)
         self->events = events_new (cfg, &config);
     if (!self->events) {

@@ -256,6 +256,12 @@ s_move (store_t *store, const char *reservation, const char *from,
 //  --------------------------------------------------------------------------
 //  Consumer: reservation events queue steps
 
+//  The event types the consumer applies: a confirmation captures, an end voids or refunds.
+static const char *s_types [] = {
+    "reservation.confirmed", "reservation.declined",
+    "reservation.expired", "reservation.cancelled", NULL
+};
+
 static int
 s_apply (void *state, store_t *store, const char *type, json_t *event)
 {
@@ -710,7 +716,7 @@ svc_payment_new_with (resv_cfg_t *cfg, const svc_payment_provider_t *provider)
     if (self->store) {
         events_config_t config = {
             .store = S_NAME, .schema = s_schema, .consumer = S_NAME,
-            .apply = s_apply, .tick = s_tick, .tick_ms = S_TICK_MS,
+            .apply = s_apply, .types = s_types, .tick = s_tick, .tick_ms = S_TICK_MS,
             .state = self
         };
         self->events = events_new (cfg, &config);

@@ -933,6 +933,11 @@ svc_reservation (void *state, const char *method, zframe_t **body_p,
 //  --------------------------------------------------------------------------
 //  The events actor's work: the consumer and the saga sweep
 
+//  The event types the consumer applies: the owner's (or auto) decisions.
+static const char *s_types [] = {
+    "approval.approved", "approval.declined", NULL
+};
+
 //  Applies approval.approved (PENDING -> CONFIRMED) and approval.declined
 //  (PENDING -> DECLINED). A decision on a reservation that left PENDING
 //  meanwhile (a cancel came first) is ignored.
@@ -1046,7 +1051,7 @@ svc_reservation_new (resv_cfg_t *cfg, worker_t *worker)
     if (self->store) {
         events_config_t config = {
             .store = "reservation", .schema = s_schema,
-            .consumer = "reservation", .apply = s_apply,
+            .consumer = "reservation", .apply = s_apply, .types = s_types,
             .tick = s_sweep,
             .tick_ms = (int) resv_cfg_int (cfg, "reservation/sweep",
                                            S_SWEEP_DEFAULT, 10, INT32_MAX),

@@ -293,6 +293,8 @@ s_payment_put (store_t *store, const char *id, int64_t seq, const char *type,
     return s_reservation_pay (store, id, payment_id, status);
 }
 
+//  Applies one event. Every event about a reservation goes into its
+//  history, whatever its type, so the view's consumer takes every type.
 static int
 s_apply (void *state, store_t *store, const char *type, json_t *event)
 {
