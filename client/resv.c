@@ -854,6 +854,12 @@ resv_inflight (resv_t *self)
     return self? self->pending + self->done_count: 0;
 }
 
+void *
+resv_socket (resv_t *self)
+{
+    return self? self->zsock: NULL;
+}
+
 int
 resv_call_raw (resv_t *self, const char *service, const char *method,
                const void *data, size_t size, int timeout_ms,

@@ -143,6 +143,14 @@ int
 size_t
     resv_inflight (resv_t *self);
 
+//  The client's libzmq socket, for an event loop that waits on it with
+//  other sockets (zmq_poll, ZMQ_POLLIN: then resv_recv with wait_ms 0 takes
+//  what came). Resends and local expiry happen only inside resv_recv and
+//  the calls, so such a loop calls resv_recv at least every retry interval
+//  while requests are in flight. Valid for the client's life; NULL-safe.
+void *
+    resv_socket (resv_t *self);
+
 //  Per-command helpers, one per resv command (spec section 5). Each sends
 //  one request with the client's default deadline, returns the status code
 //  and gives the reply body in *reply_p as resv_call() does. Service and

@@ -167,6 +167,14 @@ typedef struct {
     char id [S_ID_SIZE];        //  The reservation id
 } s_order_t;
 
+//  What reserve needs from availability's hold reply.
+typedef struct {
+    int64_t price;
+    const char *owner;
+    const char *approval;
+    const char *slot;
+} s_held_t;
+
 
 //  --------------------------------------------------------------------------
 //  Replies and errors
@@ -545,23 +553,108 @@ s_invoke (s_caller_t *caller, const char *service, const char *method,
     return status;
 }
 
-//  A downstream call of reserve, with what is left of the request's
-//  deadline less a margin for undoing and replying.
-static int
-s_call (s_self_t *self, const char *service, const char *method,
-        json_t *request, int64_t deadline, json_t **reply_p)
+//  A reserve under way, from its hold to its answer. The request is kept:
+//  order borrows from it, held from availability's reply.
+typedef struct _s_saga_t s_saga_t;
+
+//  A step of the saga: what follows a downstream call. Takes reply.
+typedef void (s_step_fn) (s_saga_t *saga, int status, json_t *reply);
+
+struct _s_saga_t {
+    s_self_t *self;             //  The service
+    json_t *request;            //  The reserve request
+    s_order_t order;            //  Its fields
+    int64_t deadline;           //  Its deadline, on zclock_mono()
+    bool resumed;               //  An earlier attempt left its saga row
+    json_t *hold;               //  availability's hold reply
+    s_held_t held;              //  What reserve needs of it
+    int64_t amount;             //  price x units x days
+    worker_later_t *later;      //  The request, taken aside; NULL: the
+                                //  handler answers, when the saga is done
+    s_step_fn *next;            //  Step after the call under way
+    bool done;                  //  Without later: ended, with
+    int status;                 //  this status
+    zframe_t *reply;            //  and this reply
+};
+
+static void
+s_saga_free (s_saga_t **saga_p)
 {
-    int64_t left = deadline - zclock_mono ();
+    s_saga_t *saga = *saga_p;
+    json_decref (saga->request);
+    json_decref (saga->hold);
+    zframe_destroy (&saga->reply);
+    free (saga);
+    *saga_p = NULL;
+}
+
+//  Ends a reserve with status and *reply_p (taken): answers the request
+//  taken aside and frees the saga, or leaves both for the handler.
+static void
+s_saga_end (s_saga_t *saga, int status, zframe_t **reply_p)
+{
+    if (saga->later) {
+        worker_answer ((worker_t *) saga->self->call_arg, &saga->later,
+                       status, reply_p);
+        s_saga_free (&saga);
+        return;
+    }
+    saga->done = true;
+    saga->status = status;
+    saga->reply = *reply_p;
+    *reply_p = NULL;
+}
+
+//  worker_call_async's completion: the saga's next step.
+static void
+s_saga_resume (void *arg, int status, json_t *reply)
+{
+    s_saga_t *saga = (s_saga_t *) arg;
+    saga->next (saga, status, reply);
+}
+
+//  A downstream call of reserve, with what is left of the request's
+//  deadline less a margin for undoing and replying; request is taken.
+//  next runs with the outcome: later, from the worker's loop, when the
+//  request was taken aside; at once otherwise.
+static void
+s_saga_call (s_saga_t *saga, const char *service, const char *method,
+             json_t *request, s_step_fn *next)
+{
+    s_self_t *self = saga->self;
+    int64_t left = saga->deadline - zclock_mono ();
     int64_t margin = left / S_MARGIN_SHARE;
     int64_t budget = left - (margin > S_MARGIN_MAX? S_MARGIN_MAX: margin);
+    if (!request) {
+        next (saga, RESV_INTERNAL, resv_error_new (RESV_INTERNAL,
+              RESV_REASON_INTERNAL, "reservation: cannot build the %s request",
+              method));
+        return;
+    }
     if (budget < S_CALL_MIN) {
         json_decref (request);
-        *reply_p = resv_error_new (RESV_TIMEOUT, RESV_REASON_DEADLINE,
-                                   "no time left to call %s %s", service, method);
-        return RESV_TIMEOUT;
+        next (saga, RESV_TIMEOUT, resv_error_new (RESV_TIMEOUT,
+              RESV_REASON_DEADLINE, "no time left to call %s %s", service,
+              method));
+        return;
     }
-    s_caller_t caller = { self->call, self->call_arg };
-    return s_invoke (&caller, service, method, request, (int) budget, reply_p);
+    if (saga->later) {
+        saga->next = next;
+        int rc = worker_call_async ((worker_t *) self->call_arg, service,
+                                    method, request, (int) budget,
+                                    s_saga_resume, saga);
+        json_decref (request);
+        if (rc)
+            next (saga, RESV_INTERNAL, resv_error_new (RESV_INTERNAL,
+                  RESV_REASON_INTERNAL, "reservation: cannot send %s %s",
+                  service, method));
+        return;
+    }
+    json_t *reply = NULL;
+    int status = self->call (self->call_arg, service, method, request,
+                             (int) budget, &reply);
+    json_decref (request);
+    next (saga, status, reply);
 }
 
 //  Undoes what a reserve of id may have done: voids its payment (when
@@ -643,14 +736,6 @@ s_reserve_unavailable (s_self_t *self, s_order_t *order, const char *what,
                            "undoing it failed too and will be retried");
 }
 
-//  What reserve needs from availability's hold reply.
-typedef struct {
-    int64_t price;
-    const char *owner;
-    const char *approval;
-    const char *slot;
-} s_held_t;
-
 static bool
 s_held_read (json_t *reply, s_held_t *held)
 {
@@ -726,123 +811,176 @@ s_reserve_store (s_self_t *self, s_order_t *order, s_held_t *held,
     return RESV_CREATED;
 }
 
+static void
+    s_reserve_held (s_saga_t *saga, int status, json_t *reply);
+static void
+    s_reserve_authorized (s_saga_t *saga, int status, json_t *payment);
+
+//  reserve: checks the request, then holds, authorises and stores, as
+//  steps of a saga (s_saga_t). In a worker the request is taken aside and
+//  each step runs when its call's reply comes, so that the worker goes on
+//  serving meanwhile; with another caller (svc_reservation_set_caller)
+//  the steps run one after the other before the handler returns.
 static int
 s_reserve (s_self_t *self, json_t *request, int64_t deadline,
            zframe_t **reply_p)
 {
-    s_order_t order;
-    int status = s_order_read (request, &order, reply_p);
-    if (status)
+    s_saga_t *saga = (s_saga_t *) zmalloc (sizeof (s_saga_t));
+    saga->self = self;
+    saga->request = json_incref (request);
+    saga->deadline = deadline;
+    s_order_t *order = &saga->order;
+    int status = s_order_read (request, order, reply_p);
+    if (status) {
+        s_saga_free (&saga);
         return status;
+    }
     json_t *existing;
-    int found = s_load (self->store, order.id, &existing);
+    int found = s_load (self->store, order->id, &existing);
     if (found < 0)
-        return s_db_fail (self->store, reply_p, "load", order.id);
+        status = s_db_fail (self->store, reply_p, "load", order->id);
+    else
     if (found)
-        return s_reserve_again (&order, existing, reply_p);
-    bool resumed;
-    if (s_saga_open (self->store, order.id, &resumed))
-        return s_db_fail (self->store, reply_p, "open saga", order.id);
+        status = s_reserve_again (order, existing, reply_p);
+    else
+    if (s_saga_open (self->store, order->id, &saga->resumed))
+        status = s_db_fail (self->store, reply_p, "open saga", order->id);
+    if (status) {
+        s_saga_free (&saga);
+        return status;
+    }
+    //  From here on the answer may come later.
+    if (self->call == s_worker_call)
+        saga->later = worker_defer ((worker_t *) self->call_arg);
+    bool deferred = saga->later != NULL;
 
     //  Hold capacity on every day of the stay.
-    json_t *hold = json_pack ("{s:s,s:s,s:s,s:I,s:I}", "reservation", order.id,
-                              "resource", order.resource, "date", order.date,
-                              "days", (json_int_t) order.days,
-                              "units", (json_int_t) order.units);
-    if (hold && order.slot)
-        json_object_set_new (hold, "slot", json_string (order.slot));
-    json_t *reply = NULL;
-    status = s_call (self, RESV_SERVICE_AVAILABILITY, RESV_METHOD_HOLD,
-                         hold, deadline, &reply);
+    json_t *hold = json_pack ("{s:s,s:s,s:s,s:I,s:I}", "reservation", order->id,
+                              "resource", order->resource, "date", order->date,
+                              "days", (json_int_t) order->days,
+                              "units", (json_int_t) order->units);
+    if (hold && order->slot)
+        json_object_set_new (hold, "slot", json_string (order->slot));
+    s_saga_call (saga, RESV_SERVICE_AVAILABILITY, RESV_METHOD_HOLD, hold,
+                 s_reserve_held);
+    if (deferred)
+        return WORKER_DEFERRED; //  The saga answers, and frees itself
+    assert (saga->done);
+    status = saga->status;
+    *reply_p = saga->reply;
+    saga->reply = NULL;
+    s_saga_free (&saga);
+    return status;
+}
+
+//  After availability hold: refused, failed, or on to the payment.
+static void
+s_reserve_held (s_saga_t *saga, int status, json_t *reply)
+{
+    s_self_t *self = saga->self;
+    s_order_t *order = &saga->order;
+    int64_t deadline = saga->deadline;
+    zframe_t *answer = NULL;
     if (status == RESV_BAD_REQUEST || status == RESV_NOT_FOUND
     ||  status == RESV_CONFLICT || status == RESV_TOO_MANY) {
         //  Refused: this call held nothing. An earlier attempt may have.
-        if (resumed)
-            s_reserve_undo (self, order.id, true, deadline);
+        if (saga->resumed)
+            s_reserve_undo (self, order->id, true, deadline);
         else
-            s_saga_close (self->store, order.id, 0);
-        status = worker_fail (reply_p, status, s_error_field (reply, "reason", NULL),
-                         "%s", s_error_field (reply, "message",
-                                              resv_strstatus (status)));
+            s_saga_close (self->store, order->id, 0);
+        status = worker_fail (&answer, status, s_error_field (reply, "reason", NULL),
+                              "%s", s_error_field (reply, "message",
+                                                   resv_strstatus (status)));
         json_decref (reply);
-        return status;
+        s_saga_end (saga, status, &answer);
+        return;
     }
     if (status != RESV_OK) {
-        bool undo = resumed || s_dispatched (status, reply);
-        status = s_reserve_unavailable (self, &order, "availability hold",
-                                        status, reply, undo, resumed,
-                                        deadline, reply_p);
+        bool undo = saga->resumed || s_dispatched (status, reply);
+        status = s_reserve_unavailable (self, order, "availability hold",
+                                        status, reply, undo, saga->resumed,
+                                        deadline, &answer);
         json_decref (reply);
-        return status;
+        s_saga_end (saga, status, &answer);
+        return;
     }
-    s_held_t held;
-    if (!s_held_read (reply, &held)) {
-        json_decref (reply);
-        bool undone = s_reserve_undo (self, order.id, resumed, deadline);
-        return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
-                       "availability hold of %s: reply without resource "
-                       "price, owner, approval or slot; %s", order.id,
-                       undone? "released": "release failed");
+    saga->hold = reply;         //  held points into it from now on
+    s_held_t *held = &saga->held;
+    if (!s_held_read (reply, held)) {
+        bool undone = s_reserve_undo (self, order->id, saga->resumed, deadline);
+        status = worker_fail (&answer, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                              "availability hold of %s: reply without resource "
+                              "price, owner, approval or slot; %s", order->id,
+                              undone? "released": "release failed");
+        s_saga_end (saga, status, &answer);
+        return;
     }
-    int64_t amount;
-    if (__builtin_mul_overflow (held.price, order.units, &amount)
-    ||  __builtin_mul_overflow (amount, order.days, &amount)) {
-        bool undone = s_reserve_undo (self, order.id, resumed, deadline);
-        status = worker_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
-                         "amount too large: price %" PRId64 " x units %"
-                         PRId64 " x days %" PRId64 "%s", held.price,
-                         order.units, order.days,
-                         undone? "": " (and the release failed)");
-        json_decref (reply);
-        return status;
+    int64_t *amount = &saga->amount;
+    if (__builtin_mul_overflow (held->price, order->units, amount)
+    ||  __builtin_mul_overflow (*amount, order->days, amount)) {
+        bool undone = s_reserve_undo (self, order->id, saga->resumed, deadline);
+        status = worker_fail (&answer, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                              "amount too large: price %" PRId64 " x units %"
+                              PRId64 " x days %" PRId64 "%s", held->price,
+                              order->units, order->days,
+                              undone? "": " (and the release failed)");
+        s_saga_end (saga, status, &answer);
+        return;
     }
+    //  Authorise the payment.
+    s_saga_call (saga, RESV_SERVICE_PAYMENT, RESV_METHOD_AUTHORIZE,
+                 json_pack ("{s:s,s:s,s:I}", "reservation", order->id,
+                            "customer", order->customer,
+                            "amount", (json_int_t) *amount),
+                 s_reserve_authorized);
+}
 
-    //  Authorise the payment. held points into reply, kept until the end.
-    json_t *payment = NULL;
-    status = s_call (self, RESV_SERVICE_PAYMENT, RESV_METHOD_AUTHORIZE,
-                     json_pack ("{s:s,s:s,s:I}", "reservation", order.id,
-                                "customer", order.customer,
-                                "amount", (json_int_t) amount),
-                     deadline, &payment);
+//  After payment authorize: store the reservation, or undo the hold.
+static void
+s_reserve_authorized (s_saga_t *saga, int status, json_t *payment)
+{
+    s_self_t *self = saga->self;
+    s_order_t *order = &saga->order;
+    int64_t deadline = saga->deadline;
+    zframe_t *answer = NULL;
     const char *payment_id = json_string_value (json_object_get (
         json_object_get (payment, "payment"), "id"));
     if (status == RESV_OK && payment_id) {
-        status = s_reserve_store (self, &order, &held, amount, payment_id,
-                                  reply_p);
+        status = s_reserve_store (self, order, &saga->held, saga->amount,
+                                  payment_id, &answer);
         if (status == RESV_INTERNAL)
-            s_reserve_undo (self, order.id, true, deadline);
+            s_reserve_undo (self, order->id, true, deadline);
     }
     else
     if (status == RESV_PAYMENT_DECLINED || status == RESV_CONFLICT
     ||  status == RESV_TOO_MANY) {
         //  Refused (declined; authorised before for another amount; queue
         //  full): nothing authorised by this call.
-        s_reserve_undo (self, order.id, resumed, deadline);
-        status = worker_fail (reply_p, status, s_error_field (payment, "reason",
-                         status == RESV_PAYMENT_DECLINED?
-                         RESV_REASON_PAYMENT_DECLINED: NULL),
-                         "%s", s_error_field (payment, "message",
-                                              resv_strstatus (status)));
+        s_reserve_undo (self, order->id, saga->resumed, deadline);
+        status = worker_fail (&answer, status, s_error_field (payment, "reason",
+                              status == RESV_PAYMENT_DECLINED?
+                              RESV_REASON_PAYMENT_DECLINED: NULL),
+                              "%s", s_error_field (payment, "message",
+                                                   resv_strstatus (status)));
     }
     else
     if (status >= 500)
-        status = s_reserve_unavailable (self, &order, "payment authorize",
+        status = s_reserve_unavailable (self, order, "payment authorize",
                                         status, payment, true,
-                                        resumed || s_dispatched (status, payment),
-                                        deadline, reply_p);
+                                        saga->resumed || s_dispatched (status, payment),
+                                        deadline, &answer);
     else {
         //  A success without a payment id, or a refusal of our own
         //  request: payment and reservation disagree on the protocol.
-        bool undone = s_reserve_undo (self, order.id, true, deadline);
-        status = worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
-                         "payment authorize of %s: unexpected reply (%d: %s); "
-                         "%s", order.id, status,
-                         s_error_field (payment, "message", "no payment id"),
-                         undone? "nothing was reserved": "undo failed");
+        bool undone = s_reserve_undo (self, order->id, true, deadline);
+        status = worker_fail (&answer, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                              "payment authorize of %s: unexpected reply (%d: %s); "
+                              "%s", order->id, status,
+                              s_error_field (payment, "message", "no payment id"),
+                              undone? "nothing was reserved": "undo failed");
     }
     json_decref (payment);
-    json_decref (reply);
-    return status;
+    s_saga_end (saga, status, &answer);
 }
 
 

@@ -35,14 +35,22 @@ typedef enum {
     S_STOPPED                   //  Done; held requests may still be served
 } s_state_t;
 
-//  One request, received and not yet answered.
-typedef struct {
+//  One request, received and not yet answered. A request taken aside by
+//  worker_defer is one of these too (worker_later_t).
+typedef struct _worker_later_t {
     zmq_msg_t ticket;           //  The broker's name for it, sent back as is
     char method [RESV_NAME_MAX + 1];
     int64_t deadline;           //  Absolute, on zclock_mono()
     zframe_t *body;             //  Request body, handed to the handler
     uint32_t epoch;             //  Connection it came on
 } s_request_t;
+
+//  An asynchronous call under way.
+typedef struct {
+    int64_t handle;             //  libresv's handle of the request
+    worker_done_fn *done;       //  Its completion
+    void *arg;                  //  And argument
+} s_call_t;
 
 struct _worker_t {
     char *service;              //  Service announced in READY
@@ -65,7 +73,18 @@ struct _worker_t {
     uint32_t epoch;             //  Counts connections; tickets die with theirs
     zlist_t *held;              //  s_request_t * that came during worker_call
     resv_t *client;             //  Frontend client of worker_call, made lazily
+    resv_t *async;              //  Client of worker_call_async, made lazily
+    s_call_t *calls;            //  Asynchronous calls under way
+    size_t ncalls;              //  Used entries of calls
+    size_t max_calls;           //  Allocated entries of calls
+    s_request_t *current;       //  The request a handler is running on
+    bool deferred;              //  The handler took it aside
+    size_t later;               //  Requests taken aside, not yet answered
 };
+
+
+static json_t *
+    s_call_reply (int *status, const char *body, size_t size);
 
 
 //  --------------------------------------------------------------------------
@@ -253,8 +272,22 @@ s_dispatch (worker_t *self, s_request_t *request,
                               self->service);
     }
     else {
+        self->current = request;
+        self->deferred = false;
         status = handler (state, request->method, &request->body,
                           request->deadline, &reply);
+        self->current = NULL;
+        if (self->deferred) {
+            //  Taken aside: worker_answer replies, now or later.
+            if (status != WORKER_DEFERRED)
+                zsys_warning ("worker: %s: handler of '%s' deferred its "
+                              "request and returned %d", self->service,
+                              request->method, status);
+            self->deferred = false;
+            zframe_destroy (&reply);
+            zframe_destroy (&request->body);
+            return;
+        }
         if (status < 100 || status > 599) {
             zsys_error ("worker: %s: handler of '%s' returned status %d",
                         self->service, request->method, status);
@@ -542,8 +575,12 @@ s_run_timers (worker_t *self, int64_t now)
     }
 }
 
+//  While asynchronous calls are out, the wait is at most this long, ms:
+//  libresv resends and expires them only when it is called.
+#define S_CALLS_TICK        50
+
 //  Waits for traffic until the next timer or until, whichever is first.
-//  Returns true if the socket became readable.
+//  Returns true if the broker socket became readable.
 static bool
 s_wait (worker_t *self, int64_t until)
 {
@@ -555,13 +592,50 @@ s_wait (worker_t *self, int64_t until)
         wait = 0;
     if (wait > 3600000)
         wait = 3600000;
-    if (!self->handle) {
+    if (self->ncalls && wait > S_CALLS_TICK)
+        wait = S_CALLS_TICK;
+    zmq_pollitem_t items [2];
+    int count = 0;
+    if (self->handle)
+        items [count++] = (zmq_pollitem_t) { self->handle, 0, ZMQ_POLLIN, 0 };
+    if (self->ncalls)
+        items [count++] = (zmq_pollitem_t) { resv_socket (self->async), 0,
+                                             ZMQ_POLLIN, 0 };
+    if (count == 0) {
         if (wait)
             zclock_sleep ((int) wait);
         return false;
     }
-    zmq_pollitem_t item = { self->handle, 0, ZMQ_POLLIN, 0 };
-    return zmq_poll (&item, 1, (long) wait) > 0;
+    if (zmq_poll (items, count, (long) wait) <= 0)
+        return false;
+    return self->handle && (items [0].revents & ZMQ_POLLIN);
+}
+
+//  Runs the completions of the asynchronous calls that are done. Returns
+//  how many ran.
+static int
+s_run_calls (worker_t *self)
+{
+    int ran = 0;
+    resv_reply_t reply;
+    while (self->ncalls && resv_recv (self->async, 0, &reply) == 0) {
+        size_t index = 0;
+        while (index < self->ncalls && self->calls [index].handle != reply.handle)
+            index++;
+        if (index == self->ncalls) {
+            free (reply.body);  //  Not ours: cannot happen, but harmless
+            continue;
+        }
+        //  Out of the table first: the completion may start new calls.
+        s_call_t call = self->calls [index];
+        self->calls [index] = self->calls [--self->ncalls];
+        int status = reply.status;
+        json_t *json = s_call_reply (&status, reply.body, reply.size);
+        free (reply.body);
+        call.done (call.arg, status, json);
+        ran++;
+    }
+    return ran;
 }
 
 
@@ -610,6 +684,15 @@ worker_destroy (worker_t **self_p)
     if (!self_p || !*self_p)
         return;
     worker_t *self = *self_p;
+    //  Calls still out complete now, as failed, so that what waits on them
+    //  can let go of what it holds (a deferred request is then dropped:
+    //  the broker gives it to another worker).
+    while (self->ncalls) {
+        s_call_t call = self->calls [--self->ncalls];
+        call.done (call.arg, RESV_UNAVAILABLE, resv_error_new (RESV_UNAVAILABLE,
+                   RESV_REASON_INTERNAL, "%s: the worker is closing",
+                   self->service));
+    }
     if (self->state == S_CONNECTED)
         s_send_ctl (self, RESV_CMD_DISCONNECT, NULL, NULL);
     s_close (self, true);
@@ -617,6 +700,8 @@ worker_destroy (worker_t **self_p)
         s_drop_held (self);
     zlist_destroy (&self->held);
     resv_destroy (&self->client);
+    resv_destroy (&self->async);
+    free (self->calls);
     free (self->service);
     free (self->backend);
     free (self->frontend);
@@ -636,13 +721,15 @@ worker_serve (worker_t *self, int timeout_ms, worker_handler_fn *handler,
         if (zsys_interrupted)
             s_begin_stop (self, zclock_mono ());
         s_serve_held (self, handler, state);
-        if (self->state == S_STOPPED) {
+        int served = s_run_calls (self);
+        //  Stopped, with every request answered, deferred ones included.
+        if (self->state == S_STOPPED && self->later == 0 && self->ncalls == 0) {
             s_close (self, true);
             return -1;
         }
-        int served = 0;
         if (s_wait (self, until))
-            served = s_drain (self, handler, state);
+            served += s_drain (self, handler, state);
+        served += s_run_calls (self);
         int64_t now = zclock_mono ();
         s_run_timers (self, now);
         if (self->state != S_STOPPED && (served || now >= until))
@@ -673,6 +760,87 @@ worker_keepalive (worker_t *self)
     int64_t now = zclock_mono ();
     if (now >= self->sent_at + self->heartbeat)
         s_send_ctl (self, RESV_CMD_HEARTBEAT, NULL, NULL);
+}
+
+worker_later_t *
+worker_defer (worker_t *self)
+{
+    if (!self || !self->current || self->deferred)
+        return NULL;
+    s_request_t *later = (s_request_t *) zmalloc (sizeof (s_request_t));
+    if (!later)
+        return NULL;
+    s_request_t *request = self->current;
+    zmq_msg_init (&later->ticket);
+    zmq_msg_move (&later->ticket, &request->ticket);
+    memcpy (later->method, request->method, sizeof later->method);
+    later->deadline = request->deadline;
+    later->epoch = request->epoch;
+    self->deferred = true;
+    self->later++;
+    return later;
+}
+
+void
+worker_answer (worker_t *self, worker_later_t **later_p, int status,
+               zframe_t **reply_p)
+{
+    if (!self || !later_p || !*later_p) {
+        if (reply_p)
+            zframe_destroy (reply_p);
+        return;
+    }
+    zframe_t *none = NULL;
+    if (!reply_p)
+        reply_p = &none;
+    if (status < 100 || status > 599) {
+        zsys_error ("worker: %s: answer of '%s' with status %d",
+                    self->service, (*later_p)->method, status);
+        zframe_destroy (reply_p);
+        status = RESV_INTERNAL;
+        *reply_p = worker_error (status, RESV_REASON_INTERNAL,
+                                 "%s: handler failed", self->service);
+    }
+    s_send_reply (self, *later_p, status, reply_p);
+    self->sent_at = zclock_mono ();
+    s_request_destroy (later_p);
+    self->later--;
+}
+
+int
+worker_call_async (worker_t *self, const char *service, const char *method,
+                   json_t *request, int timeout_ms, worker_done_fn *done,
+                   void *arg)
+{
+    if (!self || !done)
+        return -1;
+    if (timeout_ms <= 0)
+        timeout_ms = self->call_timeout;
+    if (!self->async) {
+        self->async = resv_new (self->frontend);
+        if (!self->async) {
+            zsys_error ("worker: %s: cannot open a client to '%s'",
+                        self->service, self->frontend);
+            return -1;
+        }
+        resv_set_key (self->async, self->key);
+    }
+    if (self->ncalls == self->max_calls) {
+        size_t max = self->max_calls? self->max_calls * 2: 32;
+        s_call_t *grown = (s_call_t *) realloc (self->calls, max * sizeof (s_call_t));
+        if (!grown)
+            return -1;
+        self->calls = grown;
+        self->max_calls = max;
+    }
+    char *body = request? json_dumps (request, JSON_COMPACT): NULL;
+    int64_t handle = resv_send (self->async, service, method, body,
+                                body? strlen (body): 0, timeout_ms);
+    free (body);
+    if (handle < 0)
+        return -1;
+    self->calls [self->ncalls++] = (s_call_t) { handle, done, arg };
+    return 0;
 }
 
 const char *

@@ -14,6 +14,15 @@
     synchronously and with a deadline (worker_call); while it waits it
     keeps answering heartbeats and holds back new requests for later.
 
+    A handler that needs other services need not block the worker: it
+    takes its request aside (worker_defer), starts its calls with
+    worker_call_async, and returns WORKER_DEFERRED. Each call's completion
+    runs later, in worker_serve, and the last one answers the request
+    (worker_answer). Meanwhile the worker serves further requests, up to
+    its credit, so one process carries many such requests at once. A
+    deferred request holds its credit until it is answered, and a stopping
+    worker finishes its deferred requests before worker_serve returns -1.
+
     Ownership: a handler's *body_p belongs to the handler, which may take it
     (nulling the pointer) or leave it to the runtime; *reply_p, when the
     handler sets it, passes to the runtime, which sends and frees it.
@@ -74,6 +83,42 @@ void
 //  hundred ms at most): it sends a heartbeat when one is due. NULL-safe.
 void
     worker_keepalive (worker_t *self);
+
+//  What a handler returns when it took its request aside with worker_defer.
+#define WORKER_DEFERRED     1
+
+//  A request taken aside, to be answered later with worker_answer.
+typedef struct _worker_later_t worker_later_t;
+
+//  Called by a handler: takes the request being handled aside, to be
+//  answered later; the handler then returns WORKER_DEFERRED, and any
+//  reply it sets is dropped. Returns NULL outside a handler (or if the
+//  request was taken already), and then the handler answers as usual.
+worker_later_t *
+    worker_defer (worker_t *self);
+
+//  Answers a request taken aside: status and *reply_p (taken and nulled;
+//  NULL for an empty body), as a handler would return them. Nulls
+//  *later_p. A request whose connection to the broker is gone meanwhile
+//  is dropped: the broker gave it to another worker.
+void
+    worker_answer (worker_t *self, worker_later_t **later_p, int status,
+                   zframe_t **reply_p);
+
+//  The completion of worker_call_async: status and reply as worker_call
+//  returns them; the function takes reply (json_decref it).
+typedef void (worker_done_fn) (void *arg, int status, json_t *reply);
+
+//  Sends request (borrowed) to service/method through the broker frontend
+//  and returns at once. done runs exactly once, with arg, from within
+//  worker_serve (never from inside this call), when the reply comes or the
+//  deadline (timeout_ms; <= 0: client/timeout) has passed. Returns 0, or
+//  -1 when nothing could be sent (no client, invalid names): done will not
+//  run then.
+int
+    worker_call_async (worker_t *self, const char *service, const char *method,
+                       json_t *request, int timeout_ms, worker_done_fn *done,
+                       void *arg);
 
 //  Calls service/method through the broker frontend and waits for the
 //  reply until timeout_ms (<= 0: client/timeout from config). Heartbeats go

@@ -243,6 +243,16 @@ s_never (void *state, const char *method, zframe_t **body_p,
     return 0;
 }
 
+//  A completion that must not run.
+static void
+s_never_done (void *arg, int status, json_t *reply)
+{
+    (void) arg;
+    (void) status;
+    json_decref (reply);
+    fail_msg ("a refused asynchronous call completed");
+}
+
 static void
 test_null_safe (void **state)
 {
@@ -273,6 +283,17 @@ test_null_safe (void **state)
     s_assert_error (frame, 400, "bad_request");
     zframe_destroy (&frame);
     assert_int_equal (worker_call (worker, "UPPER", "x", NULL, 100, NULL), 400);
+    //  Outside a handler there is no request to take aside; an invalid
+    //  asynchronous call is refused at once and never completes.
+    assert_null (worker_defer (worker));
+    assert_null (worker_defer (NULL));
+    worker_later_t *later = NULL;
+    worker_answer (worker, &later, 200, NULL);
+    worker_answer (NULL, NULL, 200, NULL);
+    assert_int_equal (worker_call_async (worker, "UPPER", "x", NULL, 100,
+                                         s_never_done, NULL), -1);
+    assert_int_equal (worker_call_async (NULL, "echo", "x", NULL, 100,
+                                         s_never_done, NULL), -1);
     worker_destroy (&worker);
     worker_destroy (&worker);
     resv_cfg_destroy (&cfg);
@@ -1137,6 +1158,50 @@ static const svc_t s_caller_svc = {
     .name = "caller", .handler = s_caller, .state_new = svc_echo_new
 };
 
+//  A request of the asynchronous caller, taken aside.
+typedef struct {
+    worker_t *worker;
+    worker_later_t *later;
+} s_pending_t;
+
+//  The echo call came back: answer with what it said.
+static void
+s_async_done (void *arg, int status, json_t *reply)
+{
+    s_pending_t *pending = (s_pending_t *) arg;
+    zframe_t *frame = worker_json (reply);
+    worker_answer (pending->worker, &pending->later, status, &frame);
+    assert_null (pending->later);
+    free (pending);
+}
+
+//  Calls echo/METHOD without blocking: takes the request aside and lets
+//  the completion answer it.
+static int
+s_async_caller (void *state, const char *method, zframe_t **body_p,
+                int64_t deadline, zframe_t **reply_p)
+{
+    worker_t *worker = (worker_t *) state;
+    json_t *request = worker_parse (*body_p, reply_p);
+    if (!request)
+        return RESV_BAD_REQUEST;
+    s_pending_t *pending = (s_pending_t *) zmalloc (sizeof (s_pending_t));
+    pending->worker = worker;
+    pending->later = worker_defer (worker);
+    assert_non_null (pending->later);
+    assert_null (worker_defer (worker));        //  Once only
+    int rc = worker_call_async (worker, "echo", method, request,
+                                (int) (deadline - zclock_mono ()),
+                                s_async_done, pending);
+    json_decref (request);
+    assert_int_equal (rc, 0);
+    return WORKER_DEFERRED;
+}
+
+static const svc_t s_async_svc = {
+    .name = "async", .handler = s_async_caller, .state_new = svc_echo_new
+};
+
 //  The fixture of the live tests is a testkit_t (testkit.h): the broker,
 //  its directory, a client, and the workers in threads.
 static int
@@ -1311,6 +1376,51 @@ test_live_call (void **state)
     assert_int_equal (answered, 20);
 }
 
+static void
+test_live_call_async (void **state)
+{
+    testkit_t *kit = (testkit_t *) *state;
+    testkit_start (kit, "echo");
+    testkit_start (kit, "echo");
+    zactor_t *runner = testkit_start_with (kit, &s_async_svc, NULL);
+    assert_true (s_wait_workers (kit, "echo", 2, 3000));
+    assert_true (s_wait_workers (kit, "async", 1, 3000));
+    s_assert_call (kit, "async", "echo", "{\"x\":1}", 200, "{\"x\":1}");
+    s_assert_call (kit, "async", "fail", "", 500, NULL);
+    //  While the first request's call sleeps, the worker takes the second
+    //  and answers it: the second reply comes first.
+    resv_t *client = testkit_client (kit);
+    const char *slow = "{\"ms\":400}";
+    int64_t first = resv_send (client, "async", "sleep", slow, strlen (slow), 3000);
+    zclock_sleep (50);
+    int64_t second = resv_send (client, "async", "echo", "{\"b\":2}", 7, 3000);
+    resv_reply_t reply;
+    assert_int_equal (resv_recv (client, 3000, &reply), 0);
+    assert_int_equal (reply.handle, second);
+    assert_int_equal (reply.status, 200);
+    assert_string_equal (reply.body, "{\"b\":2}");
+    free (reply.body);
+    assert_int_equal (resv_recv (client, 3000, &reply), 0);
+    assert_int_equal (reply.handle, first);
+    assert_int_equal (reply.status, 200);
+    assert_string_equal (reply.body, "{\"slept\":400}");
+    free (reply.body);
+    //  Told to stop with a request taken aside, the worker answers it
+    //  before it stops.
+    first = resv_send (client, "async", "sleep", slow, strlen (slow), 3000);
+    zclock_sleep (100);
+    zstr_send (runner, "STOP");
+    assert_int_equal (resv_recv (client, 3000, &reply), 0);
+    assert_int_equal (reply.handle, first);
+    assert_int_equal (reply.status, 200);
+    free (reply.body);
+    zsock_set_rcvtimeo (runner, 2000);
+    char *stopped = zstr_recv (runner);
+    assert_non_null (stopped);
+    assert_string_equal (stopped, "STOPPED");
+    free (stopped);
+}
+
 
 int
 main (void)
@@ -1355,6 +1465,7 @@ main (void)
         LIVE (test_live_stop_in_hand),
         LIVE (test_live_broker_restart),
         LIVE (test_live_call),
+        LIVE (test_live_call_async),
     };
     //  WORKER_TEST_FILTER=test_batch runs only the tests it matches.
     if (getenv ("WORKER_TEST_FILTER"))
