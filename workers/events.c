@@ -318,16 +318,17 @@ s_relay (events_t *self)
 {
     self->relay_wanted = false;
     while (true) {
+        //  The rows are JSON already: the request is built around them.
         int64_t last = 0;
-        json_t *events = store_outbox_peek (self->store, RELAY_BATCH, &last);
-        if (!events)
+        char *request;
+        size_t size;
+        if (store_outbox_text (self->store, RELAY_BATCH, &last, &request,
+                               &size) <= 0)
             return;
-        json_t *request = json_pack ("{s:o}", "events", events);
-        json_t *reply = NULL;
-        int status = resv_call (self->client, RESV_SERVICE_EVENTS,
-                                RESV_METHOD_PUBLISH, request, CALL_TIMEOUT, &reply);
-        json_decref (request);
-        json_decref (reply);
+        int status = resv_call_raw (self->client, RESV_SERVICE_EVENTS,
+                                    RESV_METHOD_PUBLISH, request, size,
+                                    CALL_TIMEOUT, NULL, NULL);
+        free (request);
         if (status != RESV_OK) {
             zsys_warning ("events: %s: publish to the journal: status %d; "
                           "will resend", self->config.store, status);

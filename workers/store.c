@@ -255,6 +255,49 @@ store_outbox_peek (store_t *self, int limit, int64_t *last_p)
 }
 
 int
+store_outbox_text (store_t *self, int limit, int64_t *last_p,
+                   char **text_p, size_t *size_p)
+{
+    *text_p = NULL;
+    *size_p = 0;
+    sqlite3_stmt *stmt = store_stmt (self,
+        "SELECT id, event FROM outbox ORDER BY id LIMIT ?1");
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int (stmt, 1, limit);
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream (&text, &size);
+    if (!out) {
+        sqlite3_reset (stmt);
+        return -1;
+    }
+    fputs ("{\"events\":[", out);
+    int count = 0, rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        fputs (count++? ",": "", out);
+        fwrite (sqlite3_column_text (stmt, 1), 1,
+                (size_t) sqlite3_column_bytes (stmt, 1), out);
+        *last_p = sqlite3_column_int64 (stmt, 0);
+    }
+    fputs ("]}", out);
+    if (rc != SQLITE_DONE)
+        zsys_error ("store: %s: read outbox: %s", self->path, sqlite3_errmsg (self->db));
+    sqlite3_reset (stmt);
+    if (fclose (out) || rc != SQLITE_DONE) {
+        free (text);
+        return -1;
+    }
+    if (count == 0) {
+        free (text);
+        return 0;
+    }
+    *text_p = text;
+    *size_p = size;
+    return count;
+}
+
+int
 store_outbox_ack (store_t *self, int64_t last)
 {
     sqlite3_stmt *stmt = store_stmt (self, "DELETE FROM outbox WHERE id <= ?1");

@@ -95,6 +95,15 @@ char *
 json_t *
     store_outbox_peek (store_t *self, int limit, int64_t *last_p);
 
+//  The same rows as the body of a journal publish, built as text around
+//  the stored JSON (no parse): {"events":[...]}. Returns the number of
+//  events (0: the outbox is empty) with *text_p a malloc'd text the caller
+//  frees, *size_p its length and *last_p the last row id; -1 on error
+//  (logged).
+int
+    store_outbox_text (store_t *self, int limit, int64_t *last_p,
+                       char **text_p, size_t *size_p);
+
 //  Deletes outbox rows up to and including row id last. Returns 0 or -1.
 int
     store_outbox_ack (store_t *self, int64_t last);
