@@ -517,6 +517,22 @@ failed:
     return NULL;
 }
 
+int
+events_batch_begin (void *batch)
+{
+    return store_batch_begin (((events_batch_t *) batch)->store);
+}
+
+int
+events_batch_end (void *batch)
+{
+    events_batch_t *self = (events_batch_t *) batch;
+    int rc = store_batch_end (self->store);
+    if (rc == 0 && store_batch_wrote (self->store))
+        events_flush (self->events);
+    return rc;
+}
+
 void
 events_flush (zactor_t *self)
 {

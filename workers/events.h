@@ -80,6 +80,21 @@ void
 void
     events_flush (zactor_t *self);
 
+//  Group commit of a service's requests on its store: the functions to
+//  give worker_set_batch, with a pointer to one of these (kept in the
+//  service's state; store and events borrowed). The end commits the batch
+//  (store_batch_end) and, when it wrote, pokes the relay: the handlers'
+//  own pokes came before the commit made their events visible.
+typedef struct {
+    store_t *store;
+    zactor_t *events;
+} events_batch_t;
+
+int
+    events_batch_begin (void *batch);
+int
+    events_batch_end (void *batch);
+
 //  Called between two pages of a replay, e.g. to keep a worker's
 //  heartbeats going (worker_keepalive) during a long rebuild.
 typedef void (events_page_fn) (void *arg);

@@ -232,6 +232,55 @@ test_failed_apply_is_retried_not_skipped (void **state)
 }
 
 static void
+test_store_batch (void **state)
+{
+    testkit_t *kit = (testkit_t *) *state;
+    const char *schema =
+        "CREATE TABLE IF NOT EXISTS parent (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE IF NOT EXISTS child (id INTEGER PRIMARY KEY, parent"
+        "    INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);";
+    store_t *store = store_new (testkit_cfg (kit), "batch", schema);
+    assert_non_null (store);
+    assert_int_equal (store_batch_end (store), -1);     //  None open
+    //  Three requests share a batch: the first commits, the second rolls
+    //  back, the third only reads. Only the first is written.
+    assert_int_equal (store_batch_begin (store), 0);
+    assert_int_equal (store_batch_begin (store), -1);   //  One at a time
+    assert_int_equal (store_begin (store), 0);
+    assert_int_equal (testkit_sql_int (store, "INSERT INTO parent VALUES (1) "
+                                              "RETURNING id"), 1);
+    assert_int_equal (store_commit (store), 0);
+    assert_int_equal (store_begin (store), 0);
+    assert_int_equal (testkit_sql_int (store, "INSERT INTO parent VALUES (2) "
+                                              "RETURNING id"), 2);
+    store_rollback (store);
+    assert_int_equal (store_begin_read (store), 0);
+    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM parent"), 1);
+    store_rollback (store);
+    assert_int_equal (store_batch_end (store), 0);
+    assert_true (store_batch_wrote (store));
+    assert_int_equal (testkit_sql_int (store, "SELECT group_concat (id) FROM parent"), 1);
+    //  A commit that fails (a deferred constraint, checked at COMMIT)
+    //  writes nothing of the batch, and the store works on.
+    assert_int_equal (store_batch_begin (store), 0);
+    assert_int_equal (store_begin (store), 0);
+    assert_int_equal (testkit_sql_int (store, "INSERT INTO parent VALUES (3) "
+                                              "RETURNING id"), 3);
+    assert_int_equal (store_commit (store), 0);
+    assert_int_equal (store_begin (store), 0);
+    assert_int_equal (testkit_sql_int (store, "INSERT INTO child VALUES (1, 99) "
+                                              "RETURNING id"), 1);
+    assert_int_equal (store_commit (store), 0);
+    assert_int_equal (store_batch_end (store), -1);
+    assert_false (store_batch_wrote (store));
+    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM parent"), 1);
+    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM child"), 0);
+    assert_int_equal (store_begin (store), 0);
+    assert_int_equal (store_commit (store), 0);
+    store_destroy (&store);
+}
+
+static void
 test_store_open_failures (void **state)
 {
     testkit_t *kit = (testkit_t *) *state;
@@ -260,6 +309,7 @@ main (void)
         T (test_two_processes_apply_each_event_once),
         T (test_consumer_passes_over_other_types),
         T (test_failed_apply_is_retried_not_skipped),
+        T (test_store_batch),
         T (test_store_open_failures),
     };
     return cmocka_run_group_tests_name ("events", tests, NULL, NULL);

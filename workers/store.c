@@ -14,6 +14,10 @@ struct _store_t {
     sqlite3_stmt *stmts [STMTS_MAX];    //  Cached statements
     size_t nstmts;              //  Used entries
     char error [256];           //  A kept copy of an error message
+    bool batch;                 //  A group commit is open
+    bool savepoint;             //  A request's savepoint is open in it
+    int changes;                //  total_changes when the batch began
+    bool wrote;                 //  The last batch changed something
 };
 
 static const char *s_base_schema =
@@ -133,23 +137,58 @@ store_stmt (store_t *self, const char *sql)
     return stmt;
 }
 
-int
-store_begin (store_t *self)
+//  Runs sql; returns 0, or -1 after a log line naming what.
+static int
+s_exec (store_t *self, const char *sql, const char *what)
 {
-    int rc = sqlite3_exec (self->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        zsys_error ("store: %s: begin: %s", self->path, sqlite3_errmsg (self->db));
+    if (sqlite3_exec (self->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        zsys_error ("store: %s: %s: %s", self->path, what, sqlite3_errmsg (self->db));
         return -1;
     }
     return 0;
 }
 
+//  Inside a batch, a request's transaction is a savepoint.
+static int
+s_savepoint (store_t *self)
+{
+    if (self->savepoint) {
+        zsys_error ("store: %s: begin inside a transaction", self->path);
+        return -1;
+    }
+    if (s_exec (self, "SAVEPOINT request", "begin"))
+        return -1;
+    self->savepoint = true;
+    return 0;
+}
+
+int
+store_begin (store_t *self)
+{
+    if (self->batch)
+        return s_savepoint (self);
+    return s_exec (self, "BEGIN IMMEDIATE", "begin");
+}
+
+int
+store_begin_read (store_t *self)
+{
+    if (self->batch)
+        return s_savepoint (self);
+    return s_exec (self, "BEGIN", "begin");
+}
+
 int
 store_commit (store_t *self)
 {
-    int rc = sqlite3_exec (self->db, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        zsys_error ("store: %s: commit: %s", self->path, sqlite3_errmsg (self->db));
+    if (self->batch) {
+        if (!self->savepoint)
+            return 0;
+        self->savepoint = false;
+        //  A release cannot fail on disk: it only merges into the batch.
+        return s_exec (self, "RELEASE request", "commit");
+    }
+    if (s_exec (self, "COMMIT", "commit")) {
         store_rollback (self);
         return -1;
     }
@@ -159,8 +198,50 @@ store_commit (store_t *self)
 void
 store_rollback (store_t *self)
 {
+    if (self->batch) {
+        if (self->savepoint) {
+            self->savepoint = false;
+            s_exec (self, "ROLLBACK TO request; RELEASE request", "roll back");
+        }
+        return;
+    }
     if (!sqlite3_get_autocommit (self->db))
         sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int
+store_batch_begin (store_t *self)
+{
+    if (self->batch || !sqlite3_get_autocommit (self->db)
+    ||  s_exec (self, "BEGIN IMMEDIATE", "begin a batch"))
+        return -1;
+    self->batch = true;
+    self->savepoint = false;
+    self->changes = sqlite3_total_changes (self->db);
+    return 0;
+}
+
+int
+store_batch_end (store_t *self)
+{
+    if (!self->batch)
+        return -1;
+    if (self->savepoint)
+        store_rollback (self);  //  A request left it open: not committed
+    self->batch = false;
+    self->wrote = sqlite3_total_changes (self->db) != self->changes;
+    if (s_exec (self, "COMMIT", "commit a batch")) {
+        self->wrote = false;
+        store_rollback (self);
+        return -1;
+    }
+    return 0;
+}
+
+bool
+store_batch_wrote (store_t *self)
+{
+    return self->wrote;
 }
 
 static int

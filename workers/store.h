@@ -64,6 +64,27 @@ int
 void
     store_rollback (store_t *self);
 
+//  BEGIN (deferred): a read transaction, for reads that must see one
+//  moment; ended with store_rollback. Returns 0 or -1 (logged).
+int
+    store_begin_read (store_t *self);
+
+//  Group commit. store_batch_begin opens one transaction (BEGIN IMMEDIATE)
+//  that the transactions of a burst of requests then share: until
+//  store_batch_end, store_begin and store_begin_read open a savepoint,
+//  store_commit releases it into the batch and store_rollback undoes it
+//  alone. store_batch_end commits the batch: 0, or -1 (logged; nothing
+//  of the batch was written). Both return -1 if misused (a batch already
+//  open, or none).
+int
+    store_batch_begin (store_t *self);
+int
+    store_batch_end (store_t *self);
+
+//  Whether the last store_batch_end committed a batch that wrote.
+bool
+    store_batch_wrote (store_t *self);
+
 //  Adds an event to the outbox, inside the current transaction. subject is
 //  the key naming what the event is about ("reservation" or "resource"),
 //  id its id, correlation the correlation id (NULL: id). data is taken

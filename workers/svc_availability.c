@@ -116,6 +116,7 @@ typedef struct {
     store_t *store;             //  Connection of the request thread
     zactor_t *events;           //  Outbox relay and consumer (own thread
                                 //  and connection)
+    events_batch_t batch;       //  Group commit of request bursts
 } availability_t;
 
 
@@ -908,8 +909,7 @@ s_availability (void *state, json_t *request, int64_t deadline,
     ||  s_field_stay (request, "date", &first, &days, reply_p))
         return RESV_BAD_REQUEST;
     //  One read transaction: the capacity and the usage of one moment.
-    sqlite3_stmt *begin = store_stmt (self->store, "BEGIN");
-    if (!begin || sqlite3_step (begin) != SQLITE_DONE)
+    if (store_begin_read (self->store))
         return s_failed (self->store, reply_p, "read availability of", id);
     json_t *resource = NULL;
     int rc = s_resource_live (self->store, id, &resource);
@@ -1252,7 +1252,6 @@ svc_availability (void *state, const char *method, zframe_t **body_p,
 void *
 svc_availability_new (resv_cfg_t *cfg, worker_t *worker)
 {
-    (void) worker;
     availability_t *self = (availability_t *) zmalloc (sizeof (availability_t));
     self->store = store_new (cfg, S_NAME, s_schema);
     if (self->store) {
@@ -1268,6 +1267,10 @@ svc_availability_new (resv_cfg_t *cfg, worker_t *worker)
         svc_availability_destroy (&state);
         return NULL;
     }
+    //  Holds come in bursts and each is a short transaction: a burst
+    //  shares one commit.
+    self->batch = (events_batch_t) { self->store, self->events };
+    worker_set_batch (worker, events_batch_begin, events_batch_end, &self->batch);
     return self;
 }
 

@@ -94,6 +94,7 @@ typedef struct {
 } s_simulator_t;
 
 typedef struct {
+    events_batch_t batch;       //  Group commit of request bursts
     store_t *store;             //  Connection of the request thread
     zactor_t *events;           //  Relay, consumer and tick (own thread
                                 //  and connection)
@@ -732,8 +733,17 @@ svc_payment_new_with (resv_cfg_t *cfg, const svc_payment_provider_t *provider)
 void *
 svc_payment_new (resv_cfg_t *cfg, worker_t *worker)
 {
-    (void) worker;
-    return svc_payment_new_with (cfg, NULL);
+    payment_t *self = (payment_t *) svc_payment_new_with (cfg, NULL);
+    //  Authorisations come in bursts and each is a short transaction: a
+    //  burst shares one commit. Not with a slow provider (the simulator's
+    //  latency): its calls would hold the store's lock, and every reply of
+    //  the burst would wait for the slowest.
+    if (self && self->simulator.latency == 0) {
+        self->batch = (events_batch_t) { self->store, self->events };
+        worker_set_batch (worker, events_batch_begin, events_batch_end,
+                          &self->batch);
+    }
+    return self;
 }
 
 void

@@ -45,6 +45,16 @@ typedef struct _worker_later_t {
     uint32_t epoch;             //  Connection it came on
 } s_request_t;
 
+//  A reply held back until its batch commits.
+typedef struct {
+    s_request_t *request;       //  Ticket and connection; owned
+    int status;
+    zframe_t *reply;            //  Owned; NULL: an empty body
+} s_held_reply_t;
+
+//  Requests one batch takes at most.
+#define S_BATCH_REQUESTS    64
+
 //  An asynchronous call under way.
 typedef struct {
     int64_t handle;             //  libresv's handle of the request
@@ -80,6 +90,12 @@ struct _worker_t {
     s_request_t *current;       //  The request a handler is running on
     bool deferred;              //  The handler took it aside
     size_t later;               //  Requests taken aside, not yet answered
+    worker_batch_fn *batch_begin;   //  Group commit hooks, and their arg
+    worker_batch_fn *batch_end;
+    void *batch_arg;
+    bool batching;              //  A batch is open: replies are held
+    s_held_reply_t held_replies [S_BATCH_REQUESTS + 1];
+    size_t nheld_replies;       //  Used entries of held_replies
 };
 
 
@@ -238,6 +254,19 @@ s_send_reply (worker_t *self, s_request_t *request, int status,
         zframe_destroy (reply_p);
         return;                 //  Its connection is gone, and the broker
     }                           //  gave the request to another worker
+    if (self->batching && self->nheld_replies < S_BATCH_REQUESTS + 1) {
+        //  Sent once the batch has committed (s_batch_end).
+        s_request_t *copy = (s_request_t *) zmalloc (sizeof (s_request_t));
+        if (copy) {
+            zmq_msg_init (&copy->ticket);
+            zmq_msg_copy (&copy->ticket, &request->ticket);
+            copy->epoch = request->epoch;
+            self->held_replies [self->nheld_replies++] =
+                (s_held_reply_t) { copy, status, *reply_p };
+            *reply_p = NULL;
+            return;
+        }
+    }
     int more = ZMQ_SNDMORE | ZMQ_DONTWAIT;
     if (zmq_send (self->handle, RESV_PROTO_WORKER, strlen (RESV_PROTO_WORKER),
                   more) == -1) {
@@ -456,6 +485,28 @@ s_on_request (worker_t *self, zmq_msg_t part [S_PARTS], zframe_t **body_p,
         s_request_destroy (&request);
 }
 
+//  Commits the batch, then sends the replies held back for it: as they
+//  are, or, when the commit failed, every success as a 500.
+static void
+s_batch_end (worker_t *self)
+{
+    int rc = self->batch_end (self->batch_arg);
+    self->batching = false;
+    for (size_t index = 0; index < self->nheld_replies; index++) {
+        s_held_reply_t *held = &self->held_replies [index];
+        if (rc && held->status < 400) {
+            zframe_destroy (&held->reply);
+            held->status = RESV_INTERNAL;
+            held->reply = worker_error (RESV_INTERNAL, RESV_REASON_INTERNAL,
+                                        "%s: the commit failed; nothing was "
+                                        "changed", self->service);
+        }
+        s_send_reply (self, held->request, held->status, &held->reply);
+        s_request_destroy (&held->request);
+    }
+    self->nheld_replies = 0;
+}
+
 //  Handles every message waiting on the socket, up to S_BATCH_MAX. With
 //  handler NULL (inside worker_call) requests are held for later rather
 //  than served. Returns the number of requests received.
@@ -463,6 +514,7 @@ static int
 s_drain (worker_t *self, worker_handler_fn *handler, void *state)
 {
     int requests = 0;
+    bool batch = false;         //  This drain opened the batch
     for (int round = 0; round < S_BATCH_MAX && self->handle; round++) {
         zmq_msg_t part [S_PARTS];
         zframe_t *body;
@@ -483,8 +535,17 @@ s_drain (worker_t *self, worker_handler_fn *handler, void *state)
                     self->stop_by = now
                                   + (int64_t) self->heartbeat * self->liveness;
                 self->backoff = S_BACKOFF_MIN;
+                //  Requests of one burst share a batch, when the service
+                //  asked for group commit (never inside worker_call).
+                if (handler && self->batch_begin && !self->batching
+                &&  self->batch_begin (self->batch_arg) == 0)
+                    self->batching = batch = true;
                 s_on_request (self, part, &body, now, handler, state);
                 requests++;
+                if (batch && self->nheld_replies >= S_BATCH_REQUESTS) {
+                    s_batch_end (self);
+                    batch = false;
+                }
             }
         }
         else
@@ -526,6 +587,8 @@ s_drain (worker_t *self, worker_handler_fn *handler, void *state)
             zmq_msg_close (&part [i]);
         zframe_destroy (&body);
     }
+    if (batch)
+        s_batch_end (self);
     return requests;
 }
 
@@ -760,6 +823,17 @@ worker_keepalive (worker_t *self)
     int64_t now = zclock_mono ();
     if (now >= self->sent_at + self->heartbeat)
         s_send_ctl (self, RESV_CMD_HEARTBEAT, NULL, NULL);
+}
+
+void
+worker_set_batch (worker_t *self, worker_batch_fn *begin,
+                  worker_batch_fn *end, void *arg)
+{
+    if (!self)
+        return;
+    self->batch_begin = begin && end? begin: NULL;
+    self->batch_end = end;
+    self->batch_arg = arg;
 }
 
 worker_later_t *

@@ -120,6 +120,21 @@ int
                        json_t *request, int timeout_ms, worker_done_fn *done,
                        void *arg);
 
+//  Group commit for a service whose handlers are quick and call no other
+//  service. begin runs before the worker handles a burst of requests
+//  (those waiting on its socket, up to a bound), end after the last, both
+//  with arg: begin opens one transaction that the handlers' own then
+//  share (store_batch_begin), end commits it. The replies to the burst are
+//  sent only once end has returned 0; when it returns -1 (nothing of the
+//  burst was written) every success among them becomes a 500. A begin
+//  that fails (-1) leaves the burst to run without a batch. NULL begin
+//  turns batching off.
+typedef int (worker_batch_fn) (void *arg);
+
+void
+    worker_set_batch (worker_t *self, worker_batch_fn *begin,
+                      worker_batch_fn *end, void *arg);
+
 //  Calls service/method through the broker frontend and waits for the
 //  reply until timeout_ms (<= 0: client/timeout from config). Heartbeats go
 //  on meanwhile. Returns the status code and *reply_p as resv_call() does.

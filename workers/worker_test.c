@@ -821,6 +821,86 @@ test_batch (void **state)
     }
 }
 
+//  Group commit hooks of test_group_commit, counting their calls.
+typedef struct {
+    int begins;                 //  Batches begun
+    int ends;                   //  Batches ended
+    int calls_at_end;           //  Handler calls when the last one ended
+    fixture_t *fixture;
+    bool fail;                  //  Make the commit fail
+} s_batch_hooks_t;
+
+static int
+s_batch_begin (void *arg)
+{
+    ((s_batch_hooks_t *) arg)->begins++;
+    return 0;
+}
+
+static int
+s_batch_end (void *arg)
+{
+    s_batch_hooks_t *hooks = (s_batch_hooks_t *) arg;
+    hooks->ends++;
+    hooks->calls_at_end = hooks->fixture->calls;
+    return hooks->fail? -1: 0;
+}
+
+//  Sends the fake count requests of method, tickets PREFIX-0 and on.
+static void
+s_send_burst (fixture_t *self, const char *prefix, const char *method, int count)
+{
+    for (int i = 0; i < count; i++) {
+        char ticket [32];
+        snprintf (ticket, sizeof ticket, "%s-%d", prefix, i);
+        s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, ticket,
+                   method, "5000", ticket, NULL);
+    }
+}
+
+static void
+test_group_commit (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_batch_hooks_t hooks = { .fixture = self };
+    worker_set_batch (self->worker, s_batch_begin, s_batch_end, &hooks);
+    //  A burst of 70 is two batches (64 at most each), each ended after
+    //  its handlers ran and before any of its replies left.
+    s_send_burst (self, "g", "echo", 70);
+    zclock_sleep (200);
+    assert_int_equal (worker_serve (self->worker, 0, s_handler, self), 0);
+    assert_int_equal (self->calls, 70);
+    assert_int_equal (hooks.begins, 2);
+    assert_int_equal (hooks.ends, 2);
+    assert_int_equal (hooks.calls_at_end, 70);
+    for (int i = 0; i < 70; i++) {
+        char ticket [16];
+        snprintf (ticket, sizeof ticket, "g-%d", i);
+        zmsg_t *reply = s_expect (self, s_handler, 2000);
+        assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY,
+                               ticket, "200", ticket, NULL));
+        zmsg_destroy (&reply);
+    }
+    //  A commit that fails turns the successes of its batch into 500s;
+    //  a refusal, which changed nothing, stays what it was.
+    hooks.fail = true;
+    s_send_burst (self, "ok", "echo", 1);
+    s_send_burst (self, "no", "missing", 1);
+    zclock_sleep (200);
+    assert_int_equal (worker_serve (self->worker, 0, s_handler, self), 0);
+    zmsg_t *reply = s_expect (self, s_handler, 2000);
+    assert_true (s_frame_eq (s_frame_at (reply, 3), "ok-0"));
+    assert_true (s_frame_eq (s_frame_at (reply, 4), "500"));
+    s_assert_error (s_frame_at (reply, 5), 500, RESV_REASON_INTERNAL);
+    zmsg_destroy (&reply);
+    reply = s_expect (self, s_handler, 2000);
+    assert_true (s_frame_eq (s_frame_at (reply, 3), "no-0"));
+    assert_true (s_frame_eq (s_frame_at (reply, 4), "404"));
+    s_assert_error (s_frame_at (reply, 5), 404, RESV_REASON_NOT_FOUND);
+    zmsg_destroy (&reply);
+    worker_set_batch (self->worker, NULL, NULL, NULL);
+}
+
 static void
 test_expired (void **state)
 {
@@ -1448,6 +1528,7 @@ main (void)
         FAKE (test_request_reply),
         FAKE (test_statuses),
         FAKE (test_batch),
+        FAKE (test_group_commit),
         FAKE (test_expired),
         FAKE (test_malformed),
         FAKE (test_heartbeat),
