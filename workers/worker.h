@@ -51,8 +51,8 @@ typedef int (worker_handler_fn) (void *state, const char *method,
 
 //  Creates a worker of service, configured from cfg (borrowed; keys
 //  broker/backend, broker/frontend, broker/heartbeat, broker/liveness,
-//  workers/credit), and connects it. Returns NULL, after a log line, on an
-//  invalid endpoint or name.
+//  workers/SERVICE/credit, else workers/credit), and connects it. Returns
+//  NULL, after a log line, on an invalid endpoint or name.
 worker_t *
     worker_new (resv_cfg_t *cfg, const char *service);
 

@@ -902,6 +902,36 @@ test_group_commit (void **state)
 }
 
 static void
+test_service_credit (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  A service's own credit (workers/SERVICE/credit) wins over the
+    //  common one (workers/credit, CREDIT here).
+    setenv ("RESV_WORKERS_ECHO_CREDIT", "7", 1);
+    resv_cfg_t *cfg = resv_cfg_load (NULL);
+    worker_t *worker = worker_new (cfg, "echo");
+    unsetenv ("RESV_WORKERS_ECHO_CREDIT");
+    assert_non_null (worker);
+    zmsg_t *ready = NULL;
+    for (int i = 0; i < 200 && !ready; i++) {
+        zmsg_t *msg = s_fake (self, "NEXT", NULL);
+        char *kind = zmsg_popstr (msg);
+        if (kind && streq (kind, "MSG"))
+            ready = msg;
+        else {
+            zmsg_destroy (&msg);
+            zclock_sleep (10);
+        }
+        free (kind);
+    }
+    assert_true (s_msg_is (ready, 1, RESV_PROTO_WORKER, RESV_CMD_READY,
+                           "echo", "7", NULL));
+    zmsg_destroy (&ready);
+    worker_destroy (&worker);
+    resv_cfg_destroy (&cfg);
+}
+
+static void
 test_expired (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
@@ -1529,6 +1559,7 @@ main (void)
         FAKE (test_statuses),
         FAKE (test_batch),
         FAKE (test_group_commit),
+        FAKE (test_service_credit),
         FAKE (test_expired),
         FAKE (test_malformed),
         FAKE (test_heartbeat),
