@@ -143,6 +143,7 @@ typedef struct {
                                 //  svc_reservation_set_caller gave
     store_t *store;             //  This (main) thread's connection
     zactor_t *events;           //  Outbox relay, consumer, saga sweep
+    events_batch_t batch;       //  Group commit of request bursts
     int64_t abandon_ms;         //  Age at which a saga row is abandoned
 } s_self_t;
 
@@ -1203,6 +1204,11 @@ svc_reservation_new (resv_cfg_t *cfg, worker_t *worker)
         svc_reservation_destroy (&state);
         return NULL;
     }
+    //  Reserves come in bursts, and so do the replies they wait on: the
+    //  saga rows of a burst, and then its reservations, share one commit.
+    //  The holds of a burst leave once its saga rows are committed.
+    self->batch = (events_batch_t) { self->store, self->events };
+    worker_set_batch (worker, events_batch_begin, events_batch_end, &self->batch);
     return self;
 }
 

@@ -62,6 +62,16 @@ typedef struct {
     void *arg;                  //  And argument
 } s_call_t;
 
+//  An asynchronous call made in a batch, sent once the batch commits.
+typedef struct {
+    char *service;              //  All owned
+    char *method;
+    char *body;                 //  NULL: an empty body
+    int timeout;
+    worker_done_fn *done;
+    void *arg;
+} s_held_call_t;
+
 struct _worker_t {
     char *service;              //  Service announced in READY
     char *backend;              //  Broker backend endpoint (workers)
@@ -96,11 +106,16 @@ struct _worker_t {
     bool batching;              //  A batch is open: replies are held
     s_held_reply_t held_replies [S_BATCH_REQUESTS + 1];
     size_t nheld_replies;       //  Used entries of held_replies
+    s_held_call_t *held_calls;  //  Calls made in the batch
+    size_t nheld_calls;         //  Used entries of held_calls
+    size_t max_held_calls;      //  Allocated entries of held_calls
 };
 
 
 static json_t *
     s_call_reply (int *status, const char *body, size_t size);
+static void
+    s_held_calls_flush (worker_t *self, bool send);
 
 
 //  --------------------------------------------------------------------------
@@ -505,6 +520,9 @@ s_batch_end (worker_t *self)
         s_request_destroy (&held->request);
     }
     self->nheld_replies = 0;
+    //  The calls the batch made go out only now that what they depend on
+    //  is committed; with the commit failed, they fail too.
+    s_held_calls_flush (self, rc == 0);
 }
 
 //  Handles every message waiting on the socket, up to S_BATCH_MAX. With
@@ -680,6 +698,7 @@ static int
 s_run_calls (worker_t *self)
 {
     int ran = 0;
+    bool batch = false;         //  The completions share a batch
     resv_reply_t reply;
     while (self->ncalls && resv_recv (self->async, 0, &reply) == 0) {
         size_t index = 0;
@@ -695,9 +714,18 @@ s_run_calls (worker_t *self)
         int status = reply.status;
         json_t *json = s_call_reply (&status, reply.body, reply.size);
         free (reply.body);
+        if (self->batch_begin && !self->batching
+        &&  self->batch_begin (self->batch_arg) == 0)
+            self->batching = batch = true;
         call.done (call.arg, status, json);
         ran++;
+        if (batch && self->nheld_replies >= S_BATCH_REQUESTS) {
+            s_batch_end (self);
+            batch = false;
+        }
     }
+    if (batch)
+        s_batch_end (self);
     return ran;
 }
 
@@ -754,6 +782,7 @@ worker_destroy (worker_t **self_p)
     //  Calls still out complete now, as failed, so that what waits on them
     //  can let go of what it holds (a deferred request is then dropped:
     //  the broker gives it to another worker).
+    s_held_calls_flush (self, false);
     while (self->ncalls) {
         s_call_t call = self->calls [--self->ncalls];
         call.done (call.arg, RESV_UNAVAILABLE, resv_error_new (RESV_UNAVAILABLE,
@@ -885,15 +914,13 @@ worker_answer (worker_t *self, worker_later_t **later_p, int status,
     self->later--;
 }
 
-int
-worker_call_async (worker_t *self, const char *service, const char *method,
-                   json_t *request, int timeout_ms, worker_done_fn *done,
-                   void *arg)
+//  Sends an asynchronous call now and records its completion. body may
+//  be NULL. Returns 0, or -1 when it could not be sent.
+static int
+s_call_send (worker_t *self, const char *service, const char *method,
+             const char *body, int timeout_ms, worker_done_fn *done,
+             void *arg)
 {
-    if (!self || !done)
-        return -1;
-    if (timeout_ms <= 0)
-        timeout_ms = self->call_timeout;
     if (!self->async) {
         self->async = resv_new (self->frontend);
         if (!self->async) {
@@ -911,13 +938,72 @@ worker_call_async (worker_t *self, const char *service, const char *method,
         self->calls = grown;
         self->max_calls = max;
     }
-    char *body = request? json_dumps (request, JSON_COMPACT): NULL;
     int64_t handle = resv_send (self->async, service, method, body,
                                 body? strlen (body): 0, timeout_ms);
-    free (body);
     if (handle < 0)
         return -1;
     self->calls [self->ncalls++] = (s_call_t) { handle, done, arg };
+    return 0;
+}
+
+//  Sends the calls held back by a batch (send) or fails them, with their
+//  completions: the batch's commit failed, or the worker is closing.
+static void
+s_held_calls_flush (worker_t *self, bool send)
+{
+    //  A completion may make new calls: they go out at once, not here.
+    s_held_call_t *calls = self->held_calls;
+    size_t count = self->nheld_calls;
+    self->held_calls = NULL;
+    self->nheld_calls = self->max_held_calls = 0;
+    for (size_t index = 0; index < count; index++) {
+        s_held_call_t *call = &calls [index];
+        if (!send || s_call_send (self, call->service, call->method, call->body,
+                                  call->timeout, call->done, call->arg))
+            call->done (call->arg, RESV_INTERNAL, resv_error_new (RESV_INTERNAL,
+                        RESV_REASON_INTERNAL, "%s: %s %s not sent: %s",
+                        self->service, call->service, call->method,
+                        send? "no client": "the commit before it failed"));
+        free (call->service);
+        free (call->method);
+        free (call->body);
+    }
+    free (calls);
+}
+
+int
+worker_call_async (worker_t *self, const char *service, const char *method,
+                   json_t *request, int timeout_ms, worker_done_fn *done,
+                   void *arg)
+{
+    if (!self || !done || !service || !*service || !method
+    ||  !s_is_word (service, strlen (service))
+    ||  !s_is_word (method, strlen (method)))
+        return -1;
+    if (timeout_ms <= 0)
+        timeout_ms = self->call_timeout;
+    char *body = request? json_dumps (request, JSON_COMPACT): NULL;
+    if (!self->batching) {
+        int rc = s_call_send (self, service, method, body, timeout_ms, done, arg);
+        free (body);
+        return rc;
+    }
+    //  In a batch: sent after the commit, so that nothing the call relies
+    //  on (a saga's row) can be lost while its effect is not.
+    if (self->nheld_calls == self->max_held_calls) {
+        size_t max = self->max_held_calls? self->max_held_calls * 2: 32;
+        s_held_call_t *grown = (s_held_call_t *) realloc (self->held_calls,
+                                                max * sizeof (s_held_call_t));
+        if (!grown) {
+            free (body);
+            return -1;
+        }
+        self->held_calls = grown;
+        self->max_held_calls = max;
+    }
+    self->held_calls [self->nheld_calls++] = (s_held_call_t) {
+        strdup (service), strdup (method), body, timeout_ms, done, arg
+    };
     return 0;
 }
 

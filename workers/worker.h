@@ -110,25 +110,27 @@ void
 typedef void (worker_done_fn) (void *arg, int status, json_t *reply);
 
 //  Sends request (borrowed) to service/method through the broker frontend
-//  and returns at once. done runs exactly once, with arg, from within
-//  worker_serve (never from inside this call), when the reply comes or the
-//  deadline (timeout_ms; <= 0: client/timeout) has passed. Returns 0, or
-//  -1 when nothing could be sent (no client, invalid names): done will not
-//  run then.
+//  and returns at once (in a batch: once the batch has committed). done
+//  runs exactly once, with arg, from within worker_serve (never from
+//  inside this call), when the reply comes or the deadline (timeout_ms;
+//  <= 0: client/timeout) has passed. Returns 0, or -1 when nothing could
+//  be sent (no client, invalid names): done will not run then.
 int
     worker_call_async (worker_t *self, const char *service, const char *method,
                        json_t *request, int timeout_ms, worker_done_fn *done,
                        void *arg);
 
-//  Group commit for a service whose handlers are quick and call no other
-//  service. begin runs before the worker handles a burst of requests
-//  (those waiting on its socket, up to a bound), end after the last, both
-//  with arg: begin opens one transaction that the handlers' own then
-//  share (store_batch_begin), end commits it. The replies to the burst are
-//  sent only once end has returned 0; when it returns -1 (nothing of the
-//  burst was written) every success among them becomes a 500. A begin
-//  that fails (-1) leaves the burst to run without a batch. NULL begin
-//  turns batching off.
+//  Group commit for a service whose handlers are quick. begin runs before
+//  the worker handles a burst of requests (those waiting on its socket, up
+//  to a bound) or of asynchronous completions, end after the last, both
+//  with arg: begin opens one transaction that the handlers' own then share
+//  (store_batch_begin), end commits it. The replies of the burst, and the
+//  asynchronous calls it makes, leave only once end has returned 0; when
+//  it returns -1 (nothing of the burst was written) every success among
+//  the replies becomes a 500 and every such call completes with a 500
+//  unsent. A begin that fails (-1) leaves the burst to run without a
+//  batch. NULL begin turns batching off. A synchronous worker_call in a
+//  batch goes out at once, and holds the batch's lock while it waits.
 typedef int (worker_batch_fn) (void *arg);
 
 void

@@ -1312,6 +1312,35 @@ static const svc_t s_async_svc = {
     .name = "async", .handler = s_async_caller, .state_new = svc_echo_new
 };
 
+//  The same caller with group commit, whose commits fail while this is set.
+static int s_commits_fail;
+
+static int
+s_commit_begin (void *arg)
+{
+    (void) arg;
+    return 0;
+}
+
+static int
+s_commit_end (void *arg)
+{
+    (void) arg;
+    return __atomic_load_n (&s_commits_fail, __ATOMIC_SEQ_CST)? -1: 0;
+}
+
+static void *
+s_batched_new (resv_cfg_t *cfg, worker_t *worker)
+{
+    (void) cfg;
+    worker_set_batch (worker, s_commit_begin, s_commit_end, NULL);
+    return worker;
+}
+
+static const svc_t s_batched_svc = {
+    .name = "batched", .handler = s_async_caller, .state_new = s_batched_new
+};
+
 //  The fixture of the live tests is a testkit_t (testkit.h): the broker,
 //  its directory, a client, and the workers in threads.
 static int
@@ -1531,6 +1560,28 @@ test_live_call_async (void **state)
     free (stopped);
 }
 
+static void
+test_live_call_async_batched (void **state)
+{
+    testkit_t *kit = (testkit_t *) *state;
+    testkit_start (kit, "echo");
+    testkit_start_with (kit, &s_batched_svc, NULL);
+    assert_true (s_wait_workers (kit, "echo", 1, 3000));
+    assert_true (s_wait_workers (kit, "batched", 1, 3000));
+    //  A call made in a batch leaves once the batch has committed.
+    s_assert_call (kit, "batched", "echo", "{\"x\":1}", 200, "{\"x\":1}");
+    //  With the commit failed, the call is never sent: it completes with
+    //  a 500 that says so.
+    __atomic_store_n (&s_commits_fail, 1, __ATOMIC_SEQ_CST);
+    char *got = NULL;
+    assert_int_equal (resv_call_raw (testkit_client (kit), "batched", "echo",
+                                     "{\"x\":2}", 7, 3000, &got, NULL), 500);
+    assert_non_null (strstr (got, "not sent"));
+    free (got);
+    __atomic_store_n (&s_commits_fail, 0, __ATOMIC_SEQ_CST);
+    s_assert_call (kit, "batched", "echo", "{\"x\":3}", 200, "{\"x\":3}");
+}
+
 
 int
 main (void)
@@ -1578,6 +1629,7 @@ main (void)
         LIVE (test_live_broker_restart),
         LIVE (test_live_call),
         LIVE (test_live_call_async),
+        LIVE (test_live_call_async_batched),
     };
     //  WORKER_TEST_FILTER=test_batch runs only the tests it matches.
     if (getenv ("WORKER_TEST_FILTER"))
