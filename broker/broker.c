@@ -12,6 +12,7 @@
 #include "broker.h"
 #include "resv_proto.h"
 #include "journal.h"
+#include "checkpoint.h"
 #include <jansson.h>
 
 //  How many messages one socket may deliver per loop turn before the other
@@ -103,6 +104,7 @@ typedef struct {
     void *front;                //  libzmq handle of frontend
     void *back;                 //  libzmq handle of backend
     journal_t *journal;         //  The event journal
+    zactor_t *checkpoint;       //  Checkpoints the journal's WAL
     publish_t *publishes;       //  Publishes of this loop turn
     size_t npublishes;          //  Used entries of publishes
     size_t max_publishes;       //  Allocated entries of publishes
@@ -1390,6 +1392,8 @@ s_broker_new (resv_cfg_t *cfg)
     else {
         char *path = zsys_sprintf ("%s/journal.db", dir);
         self->journal = journal_new (path);
+        if (self->journal)
+            self->checkpoint = checkpoint_new (path);
         zstr_free (&path);
     }
     self->front = self->frontend? zsock_resolve (self->frontend): NULL;
@@ -1430,6 +1434,7 @@ s_broker_destroy (broker_t **self_p)
         json_decref (self->publishes [index].events);
     }
     free (self->publishes);
+    checkpoint_destroy (&self->checkpoint);
     journal_destroy (&self->journal);
     free (self->heap);
     free (self);

@@ -1,6 +1,7 @@
 /*  journal.c: the event journal on SQLite (see journal.h).  */
 
 #include "journal.h"
+#include "checkpoint.h"
 #include "resv_util.h"
 #include <czmq.h>
 #include <sqlite3.h>
@@ -17,6 +18,8 @@ struct _journal_t {
 static const char *s_schema =
     "PRAGMA journal_mode = WAL;"
     "PRAGMA synchronous = NORMAL;"
+    //  The broker's checkpointer does the checkpoints.
+    CHECKPOINT_SAFETY_SQL
     "CREATE TABLE IF NOT EXISTS events ("
     "    seq  INTEGER PRIMARY KEY,"         //  Gap-free: max + 1, no deletes
     "    id   TEXT NOT NULL UNIQUE,"

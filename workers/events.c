@@ -2,6 +2,7 @@
     (see events.h).  */
 
 #include "events.h"
+#include "checkpoint.h"
 
 //  Outbox rows one publish carries.
 #define RELAY_BATCH         200
@@ -44,6 +45,7 @@ typedef struct {
     events_config_t config;     //  Copy of the caller's configuration
     consumer_t consumer;        //  With config.consumer
     store_t *store;             //  This thread's connection
+    zactor_t *checkpoint;       //  Checkpoints the store's WAL
     resv_t *client;             //  Publishes and reads
     zsock_t *sub;               //  Live fan-out, with config.consumer
     int64_t relay_at;           //  Next unprompted relay
@@ -431,6 +433,7 @@ s_events_actor (zsock_t *pipe, void *args)
     if (self->sub && self->consumer.cursor > self->consumer.stored)
         s_save (&self->consumer);
     zpoller_destroy (&poller);
+    checkpoint_destroy (&self->checkpoint);
     zsock_destroy (&self->sub);
     resv_destroy (&self->client);
     store_destroy (&self->store);
@@ -475,6 +478,7 @@ events_new (resv_cfg_t *cfg, events_config_t *config)
     resv_set_key (self->client, resv_cfg_str (cfg, "broker/internal_key", NULL));
     if (!self->store || !self->client)
         goto failed;
+    self->checkpoint = checkpoint_new (store_path (self->store));
     if (config->consumer) {
         //  Subscribe before the first read of the journal (Clone pattern):
         //  whatever is published after the read is already queued here.
@@ -510,6 +514,7 @@ events_new (resv_cfg_t *cfg, events_config_t *config)
         return actor;
     }
 failed:
+    checkpoint_destroy (&self->checkpoint);
     zsock_destroy (&self->sub);
     resv_destroy (&self->client);
     store_destroy (&self->store);

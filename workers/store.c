@@ -1,6 +1,7 @@
 /*  store.c: a service's SQLite store with its outbox (see store.h).  */
 
 #include "store.h"
+#include "checkpoint.h"
 #include "resv_util.h"
 #include <time.h>
 
@@ -24,6 +25,8 @@ static const char *s_base_schema =
     "PRAGMA journal_mode = WAL;"
     "PRAGMA synchronous = NORMAL;"
     "PRAGMA foreign_keys = ON;"
+    //  The events actor's checkpointer does the checkpoints.
+    CHECKPOINT_SAFETY_SQL
     //  AUTOINCREMENT: an id is never reused, so "delete up to the last id
     //  I sent" can never take a newer row that reused an old id.
     "CREATE TABLE IF NOT EXISTS outbox ("
@@ -94,6 +97,12 @@ store_destroy (store_t **self_p)
     zstr_free (&self->path);
     free (self);
     *self_p = NULL;
+}
+
+const char *
+store_path (store_t *self)
+{
+    return self->path;
 }
 
 sqlite3 *

@@ -39,6 +39,10 @@ store_t *
 void
     store_destroy (store_t **self_p);
 
+//  The file of the store.
+const char *
+    store_path (store_t *self);
+
 //  The SQLite connection, for the service's own statements.
 sqlite3 *
     store_db (store_t *self);

@@ -1,0 +1,68 @@
+/*  checkpoint.c: WAL checkpoints in a thread of their own (checkpoint.h).  */
+
+#include "checkpoint.h"
+#include <sqlite3.h>
+
+//  Failures logged at most once in this many checkpoints, so that a file
+//  that keeps failing does not flood the log.
+#define S_LOG_EVERY     300
+
+static void
+s_checkpointer (zsock_t *pipe, void *args)
+{
+    char *path = (char *) args;
+    sqlite3 *db = NULL;
+    //  A connection knows its file is in WAL mode only once it has read
+    //  it: until then a checkpoint does nothing, and says OK.
+    if (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK
+    ||  sqlite3_exec (db, "PRAGMA schema_version", NULL, NULL, NULL) != SQLITE_OK) {
+        zsys_warning ("checkpoint: open %s: %s; its writers checkpoint it "
+                      "themselves", path, db? sqlite3_errmsg (db): "no memory");
+        sqlite3_close (db);
+        db = NULL;
+    }
+    zsock_signal (pipe, 0);
+    zpoller_t *poller = zpoller_new (pipe, NULL);
+    //  SIGTERM sets zsys_interrupted; the owner still says $TERM.
+    zpoller_set_nonstop (poller, true);
+    unsigned failures = 0;
+    while (true) {
+        zsock_t *which = (zsock_t *) zpoller_wait (poller, CHECKPOINT_INTERVAL);
+        if (which == pipe) {
+            char *command = zstr_recv (pipe);
+            bool term = !command || streq (command, "$TERM");
+            zstr_free (&command);
+            if (term)
+                break;
+        }
+        if (!db)
+            continue;
+        int rc = sqlite3_wal_checkpoint_v2 (db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                            NULL, NULL);
+        //  Busy: another process's checkpointer is at it.
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY && failures++ % S_LOG_EVERY == 0)
+            zsys_warning ("checkpoint: %s: %s", path, sqlite3_errmsg (db));
+    }
+    zpoller_destroy (&poller);
+    sqlite3_close (db);
+    free (path);
+}
+
+zactor_t *
+checkpoint_new (const char *path)
+{
+    char *copy = strdup (path);
+    zactor_t *self = copy? zactor_new (s_checkpointer, copy): NULL;
+    if (!self) {
+        zsys_error ("checkpoint: cannot start a checkpointer for %s", path);
+        free (copy);
+    }
+    return self;
+}
+
+void
+checkpoint_destroy (zactor_t **self_p)
+{
+    if (self_p)
+        zactor_destroy (self_p);
+}
