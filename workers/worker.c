@@ -52,8 +52,10 @@ typedef struct {
     zframe_t *reply;            //  Owned; NULL: an empty body
 } s_held_reply_t;
 
-//  Requests one batch takes at most.
-#define S_BATCH_REQUESTS    64
+//  Requests one batch takes at most: enough to share most of a commit's
+//  cost, few enough that the batch's lock and its first reply are not
+//  held long.
+#define S_BATCH_REQUESTS    16
 
 //  An asynchronous call under way.
 typedef struct {

@@ -864,14 +864,14 @@ test_group_commit (void **state)
     fixture_t *self = (fixture_t *) *state;
     s_batch_hooks_t hooks = { .fixture = self };
     worker_set_batch (self->worker, s_batch_begin, s_batch_end, &hooks);
-    //  A burst of 70 is two batches (64 at most each), each ended after
+    //  A burst of 70 is five batches (16 at most each), each ended after
     //  its handlers ran and before any of its replies left.
     s_send_burst (self, "g", "echo", 70);
     zclock_sleep (200);
     assert_int_equal (worker_serve (self->worker, 0, s_handler, self), 0);
     assert_int_equal (self->calls, 70);
-    assert_int_equal (hooks.begins, 2);
-    assert_int_equal (hooks.ends, 2);
+    assert_int_equal (hooks.begins, 5);
+    assert_int_equal (hooks.ends, 5);
     assert_int_equal (hooks.calls_at_end, 70);
     for (int i = 0; i < 70; i++) {
         char ticket [16];
