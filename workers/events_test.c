@@ -231,6 +231,19 @@ test_failed_apply_is_retried_not_skipped (void **state)
     store_destroy (&store);
 }
 
+//  One request's transaction inside a batch: inserts what sql inserts
+//  (it returns the row's id, which must be id), then commits or rolls back.
+static void
+s_batched_insert (store_t *store, const char *sql, int64_t id, bool commit)
+{
+    assert_int_equal (store_begin (store), 0);
+    assert_int_equal (testkit_sql_int (store, sql), id);
+    if (commit)
+        assert_int_equal (store_commit (store), 0);
+    else
+        store_rollback (store);
+}
+
 static void
 test_store_batch (void **state)
 {
@@ -246,14 +259,8 @@ test_store_batch (void **state)
     //  back, the third only reads. Only the first is written.
     assert_int_equal (store_batch_begin (store), 0);
     assert_int_equal (store_batch_begin (store), -1);   //  One at a time
-    assert_int_equal (store_begin (store), 0);
-    assert_int_equal (testkit_sql_int (store, "INSERT INTO parent VALUES (1) "
-                                              "RETURNING id"), 1);
-    assert_int_equal (store_commit (store), 0);
-    assert_int_equal (store_begin (store), 0);
-    assert_int_equal (testkit_sql_int (store, "INSERT INTO parent VALUES (2) "
-                                              "RETURNING id"), 2);
-    store_rollback (store);
+    s_batched_insert (store, "INSERT INTO parent VALUES (1) RETURNING id", 1, true);
+    s_batched_insert (store, "INSERT INTO parent VALUES (2) RETURNING id", 2, false);
     assert_int_equal (store_begin_read (store), 0);
     assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM parent"), 1);
     store_rollback (store);
@@ -263,14 +270,8 @@ test_store_batch (void **state)
     //  A commit that fails (a deferred constraint, checked at COMMIT)
     //  writes nothing of the batch, and the store works on.
     assert_int_equal (store_batch_begin (store), 0);
-    assert_int_equal (store_begin (store), 0);
-    assert_int_equal (testkit_sql_int (store, "INSERT INTO parent VALUES (3) "
-                                              "RETURNING id"), 3);
-    assert_int_equal (store_commit (store), 0);
-    assert_int_equal (store_begin (store), 0);
-    assert_int_equal (testkit_sql_int (store, "INSERT INTO child VALUES (1, 99) "
-                                              "RETURNING id"), 1);
-    assert_int_equal (store_commit (store), 0);
+    s_batched_insert (store, "INSERT INTO parent VALUES (3) RETURNING id", 3, true);
+    s_batched_insert (store, "INSERT INTO child VALUES (1, 99) RETURNING id", 1, true);
     assert_int_equal (store_batch_end (store), -1);
     assert_false (store_batch_wrote (store));
     assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM parent"), 1);

@@ -344,6 +344,65 @@ store_outbox_peek (store_t *self, int limit, int64_t *last_p)
     return events;
 }
 
+//  Runs stmt, whose rows are (position, JSON text), into the text
+//  {"KEY":[texts...]} of at most limit of them, and with mark (not 0),
+//  when a row more exists, "next":"<mark><position of the last item>".
+//  The texts are JSON already, so the text is built around them. Returns
+//  0 with *text_p (malloc'd), *size_p, *count_p and *last_p (the position
+//  of the last item); or -1 with *error_p saying why (owned by the store
+//  or static). The statement is reset either way.
+static int
+s_page (store_t *self, sqlite3_stmt *stmt, const char *key, int64_t limit,
+        char mark, char **text_p, size_t *size_p, int64_t *count_p,
+        int64_t *last_p, const char **error_p)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream (&text, &size);
+    if (!out) {
+        sqlite3_reset (stmt);
+        *error_p = "out of memory";
+        return -1;
+    }
+    fprintf (out, "{\"%s\":[", key);
+    int64_t count = 0, last = 0;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW && count < limit) {
+        const char *item = (const char *) sqlite3_column_text (stmt, 1);
+        if (!item) {
+            rc = SQLITE_NOMEM;  //  The only way a NOT NULL text is NULL
+            break;
+        }
+        fputs (count++? ",": "", out);
+        fputs (item, out);
+        last = sqlite3_column_int64 (stmt, 0);
+    }
+    //  A row past the limit means there is more: say where to go on.
+    if (rc == SQLITE_ROW && mark)
+        fprintf (out, "],\"next\":\"%c%" PRId64 "\"}", mark, last);
+    else
+        fputs ("]}", out);
+    bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
+    //  A copy of the message first: the reset frees SQLite's own.
+    if (failed) {
+        snprintf (self->error, sizeof self->error, "%s",
+                  rc == SQLITE_NOMEM? "out of memory": store_error (self));
+        *error_p = self->error;
+    }
+    sqlite3_reset (stmt);
+    if (fclose (out) || failed) {
+        if (!failed)
+            *error_p = "out of memory";
+        free (text);
+        return -1;
+    }
+    *text_p = text;
+    *size_p = size;
+    *count_p = count;
+    *last_p = last;
+    return 0;
+}
+
 int
 store_outbox_text (store_t *self, int limit, int64_t *last_p,
                    char **text_p, size_t *size_p)
@@ -355,27 +414,13 @@ store_outbox_text (store_t *self, int limit, int64_t *last_p,
     if (!stmt)
         return -1;
     sqlite3_bind_int (stmt, 1, limit);
-    char *text = NULL;
-    size_t size = 0;
-    FILE *out = open_memstream (&text, &size);
-    if (!out) {
-        sqlite3_reset (stmt);
-        return -1;
-    }
-    fputs ("{\"events\":[", out);
-    int count = 0, rc;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        fputs (count++? ",": "", out);
-        fwrite (sqlite3_column_text (stmt, 1), 1,
-                (size_t) sqlite3_column_bytes (stmt, 1), out);
-        *last_p = sqlite3_column_int64 (stmt, 0);
-    }
-    fputs ("]}", out);
-    if (rc != SQLITE_DONE)
-        zsys_error ("store: %s: read outbox: %s", self->path, sqlite3_errmsg (self->db));
-    sqlite3_reset (stmt);
-    if (fclose (out) || rc != SQLITE_DONE) {
-        free (text);
+    char *text;
+    size_t size;
+    int64_t count, last = 0;
+    const char *error;
+    if (s_page (self, stmt, "events", limit, 0, &text, &size, &count, &last,
+                &error)) {
+        zsys_error ("store: %s: read outbox: %s", self->path, error);
         return -1;
     }
     if (count == 0) {
@@ -384,7 +429,8 @@ store_outbox_text (store_t *self, int limit, int64_t *last_p,
     }
     *text_p = text;
     *size_p = size;
-    return count;
+    *last_p = last;
+    return (int) count;
 }
 
 int
@@ -442,50 +488,9 @@ store_page (store_t *self, sqlite3_stmt *stmt, int64_t limit, char mark,
             char **text_p, size_t *size_p, int64_t *count_p,
             const char **error_p)
 {
-    char *text = NULL;
-    size_t size = 0;
-    FILE *out = open_memstream (&text, &size);
-    if (!out) {
-        sqlite3_reset (stmt);
-        *error_p = "out of memory";
-        return -1;
-    }
-    fputs ("{\"items\":[", out);
-    int64_t count = 0, last = 0;
-    int rc;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW && count < limit) {
-        const char *item = (const char *) sqlite3_column_text (stmt, 1);
-        if (!item) {
-            rc = SQLITE_NOMEM;  //  The only way a NOT NULL text is NULL
-            break;
-        }
-        fputs (count++? ",": "", out);
-        fputs (item, out);
-        last = sqlite3_column_int64 (stmt, 0);
-    }
-    //  A row past the limit means there is more: say where to go on.
-    if (rc == SQLITE_ROW)
-        fprintf (out, "],\"next\":\"%c%" PRId64 "\"}", mark, last);
-    else
-        fputs ("]}", out);
-    bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
-    //  A copy of the message first: the reset frees SQLite's own.
-    if (failed) {
-        snprintf (self->error, sizeof self->error, "%s",
-                  rc == SQLITE_NOMEM? "out of memory": store_error (self));
-        *error_p = self->error;
-    }
-    sqlite3_reset (stmt);
-    if (fclose (out) || failed) {
-        if (!failed)
-            *error_p = "out of memory";
-        free (text);
-        return -1;
-    }
-    *text_p = text;
-    *size_p = size;
-    *count_p = count;
-    return 0;
+    int64_t last;
+    return s_page (self, stmt, "items", limit, mark, text_p, size_p, count_p,
+                   &last, error_p);
 }
 
 int

@@ -796,29 +796,44 @@ test_statuses (void **state)
     assert_int_equal (self->calls, 4);
 }
 
+//  Sends the fake count requests of method, tickets PREFIX-0 and on, each
+//  with its ticket as body.
+static void
+s_send_burst (fixture_t *self, const char *prefix, const char *method, int count)
+{
+    for (int i = 0; i < count; i++) {
+        char ticket [32];
+        snprintf (ticket, sizeof ticket, "%s-%d", prefix, i);
+        s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, ticket,
+                   method, "5000", ticket, NULL);
+    }
+}
+
+//  Expects the echo replies of s_send_burst, in order.
+static void
+s_expect_echoes (fixture_t *self, const char *prefix, int count)
+{
+    for (int i = 0; i < count; i++) {
+        char ticket [32];
+        snprintf (ticket, sizeof ticket, "%s-%d", prefix, i);
+        zmsg_t *reply = s_expect (self, s_handler, 2000);
+        assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY,
+                               ticket, "200", ticket, NULL));
+        zmsg_destroy (&reply);
+    }
+}
+
 static void
 test_batch (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     //  A burst, all in the worker's socket before it looks: one call of
     //  worker_serve serves them all, in order.
-    for (int i = 0; i < 50; i++) {
-        char ticket [16];
-        snprintf (ticket, sizeof ticket, "t-%d", i);
-        s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, ticket,
-                   "echo", "5000", ticket, NULL);
-    }
+    s_send_burst (self, "t", "echo", 50);
     zclock_sleep (200);
     assert_int_equal (worker_serve (self->worker, 0, s_handler, self), 0);
     assert_int_equal (self->calls, 50);
-    for (int i = 0; i < 50; i++) {
-        char ticket [16];
-        snprintf (ticket, sizeof ticket, "t-%d", i);
-        zmsg_t *reply = s_expect (self, s_handler, 2000);
-        assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY,
-                               ticket, "200", ticket, NULL));
-        zmsg_destroy (&reply);
-    }
+    s_expect_echoes (self, "t", 50);
 }
 
 //  Group commit hooks of test_group_commit, counting their calls.
@@ -846,18 +861,6 @@ s_batch_end (void *arg)
     return hooks->fail? -1: 0;
 }
 
-//  Sends the fake count requests of method, tickets PREFIX-0 and on.
-static void
-s_send_burst (fixture_t *self, const char *prefix, const char *method, int count)
-{
-    for (int i = 0; i < count; i++) {
-        char ticket [32];
-        snprintf (ticket, sizeof ticket, "%s-%d", prefix, i);
-        s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, ticket,
-                   method, "5000", ticket, NULL);
-    }
-}
-
 static void
 test_group_commit (void **state)
 {
@@ -873,14 +876,7 @@ test_group_commit (void **state)
     assert_int_equal (hooks.begins, 5);
     assert_int_equal (hooks.ends, 5);
     assert_int_equal (hooks.calls_at_end, 70);
-    for (int i = 0; i < 70; i++) {
-        char ticket [16];
-        snprintf (ticket, sizeof ticket, "g-%d", i);
-        zmsg_t *reply = s_expect (self, s_handler, 2000);
-        assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY,
-                               ticket, "200", ticket, NULL));
-        zmsg_destroy (&reply);
-    }
+    s_expect_echoes (self, "g", 70);
     //  A commit that fails turns the successes of its batch into 500s;
     //  a refusal, which changed nothing, stays what it was.
     hooks.fail = true;
@@ -1410,6 +1406,29 @@ s_assert_call (testkit_t *kit, const char *service, const char *method,
     free (got);
 }
 
+//  Waits for the runner of a worker told to STOP to say it stopped.
+static void
+s_expect_stopped (zactor_t *runner)
+{
+    zsock_set_rcvtimeo (runner, 2000);
+    char *stopped = zstr_recv (runner);
+    assert_non_null (stopped);
+    assert_string_equal (stopped, "STOPPED");
+    free (stopped);
+}
+
+//  Starts echoes echo workers and one of svc, and waits for them all.
+static zactor_t *
+s_start_caller (testkit_t *kit, const svc_t *svc, int echoes)
+{
+    for (int i = 0; i < echoes; i++)
+        testkit_start (kit, "echo");
+    zactor_t *runner = testkit_start_with (kit, svc, NULL);
+    assert_true (s_wait_workers (kit, "echo", echoes, 3000));
+    assert_true (s_wait_workers (kit, svc->name, 1, 3000));
+    return runner;
+}
+
 static void
 test_live_echo (void **state)
 {
@@ -1456,11 +1475,7 @@ test_live_stop_in_hand (void **state)
     assert_int_equal (reply.status, 200);
     assert_string_equal (reply.body, "{\"slept\":300}");
     free (reply.body);
-    zsock_set_rcvtimeo (runner, 2000);
-    char *stopped = zstr_recv (runner);
-    assert_non_null (stopped);
-    assert_string_equal (stopped, "STOPPED");
-    free (stopped);
+    s_expect_stopped (runner);
     assert_true (s_wait_workers (kit, "echo", 0, 1000));
     //  Gone: a new request waits out the grace and gets 503.
     s_assert_call (kit, "echo", "echo", "", 503, NULL);
@@ -1483,10 +1498,7 @@ static void
 test_live_call (void **state)
 {
     testkit_t *kit = (testkit_t *) *state;
-    testkit_start (kit, "echo");
-    testkit_start_with (kit, &s_caller_svc, NULL);
-    assert_true (s_wait_workers (kit, "echo", 1, 3000));
-    assert_true (s_wait_workers (kit, "caller", 1, 3000));
+    s_start_caller (kit, &s_caller_svc, 1);
     s_assert_call (kit, "caller", "echo", "{\"x\":1}", 200, "{\"x\":1}");
     s_assert_call (kit, "caller", "fail", "", 500, NULL);
     //  Many at once: the caller takes up to its credit, calls for the
@@ -1519,11 +1531,7 @@ static void
 test_live_call_async (void **state)
 {
     testkit_t *kit = (testkit_t *) *state;
-    testkit_start (kit, "echo");
-    testkit_start (kit, "echo");
-    zactor_t *runner = testkit_start_with (kit, &s_async_svc, NULL);
-    assert_true (s_wait_workers (kit, "echo", 2, 3000));
-    assert_true (s_wait_workers (kit, "async", 1, 3000));
+    zactor_t *runner = s_start_caller (kit, &s_async_svc, 2);
     s_assert_call (kit, "async", "echo", "{\"x\":1}", 200, "{\"x\":1}");
     s_assert_call (kit, "async", "fail", "", 500, NULL);
     //  While the first request's call sleeps, the worker takes the second
@@ -1553,21 +1561,14 @@ test_live_call_async (void **state)
     assert_int_equal (reply.handle, first);
     assert_int_equal (reply.status, 200);
     free (reply.body);
-    zsock_set_rcvtimeo (runner, 2000);
-    char *stopped = zstr_recv (runner);
-    assert_non_null (stopped);
-    assert_string_equal (stopped, "STOPPED");
-    free (stopped);
+    s_expect_stopped (runner);
 }
 
 static void
 test_live_call_async_batched (void **state)
 {
     testkit_t *kit = (testkit_t *) *state;
-    testkit_start (kit, "echo");
-    testkit_start_with (kit, &s_batched_svc, NULL);
-    assert_true (s_wait_workers (kit, "echo", 1, 3000));
-    assert_true (s_wait_workers (kit, "batched", 1, 3000));
+    s_start_caller (kit, &s_batched_svc, 1);
     //  A call made in a batch leaves once the batch has committed.
     s_assert_call (kit, "batched", "echo", "{\"x\":1}", 200, "{\"x\":1}");
     //  With the commit failed, the call is never sent: it completes with
