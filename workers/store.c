@@ -2,6 +2,7 @@
 
 #include "store.h"
 #include "checkpoint.h"
+#include "worker.h"
 #include "resv_util.h"
 #include <time.h>
 
@@ -109,6 +110,19 @@ sqlite3 *
 store_db (store_t *self)
 {
     return self->db;
+}
+
+int
+store_fail (store_t *self, zframe_t **reply_p, const char *service,
+            const char *operation, const char *subject)
+{
+    //  A copy first: the rollback may replace the message.
+    char error [256];
+    snprintf (error, sizeof error, "%s", store_error (self));
+    store_rollback (self);
+    zsys_error ("%s: %s %.64s: %s", service, operation, subject, error);
+    return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                        "%s: %s %.64s: %s", service, operation, subject, error);
 }
 
 const char *

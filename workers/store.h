@@ -160,6 +160,14 @@ int
 int
     store_page_after (const char *text, char mark, int64_t *position_p);
 
+//  A store failure in a request handler, in one call: logs "SERVICE:
+//  OPERATION SUBJECT: the SQLite error", rolls the transaction back (so
+//  nothing is half-written), sets *reply_p (destroying what it held) to a
+//  500 saying the same, and returns 500.
+int
+    store_fail (store_t *self, zframe_t **reply_p, const char *service,
+                const char *operation, const char *subject);
+
 //  The last SQLite error message of this connection.
 const char *
     store_error (store_t *self);

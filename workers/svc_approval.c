@@ -20,6 +20,10 @@
 #include "fields.h"
 #include "resv_util.h"
 
+//  A store failure in a handler: logged, rolled back, answered 500.
+#define S_FAIL(store, reply_p, operation, subject) \
+    store_fail (store, reply_p, "approval", operation, subject)
+
 //  Defaults of approval/timeout and approval/tick, ms.
 #define S_TIMEOUT_DEFAULT   86400000
 #define S_TICK_DEFAULT      1000
@@ -93,20 +97,6 @@ typedef struct {
 
 //  --------------------------------------------------------------------------
 //  Helpers
-
-//  A store failure in a handler: one log line naming the operation, the id
-//  and the SQLite error, the transaction rolled back, a 500 reply.
-static int
-s_db_fail (store_t *store, zframe_t **reply_p, const char *op, const char *id)
-{
-    char *message = zsys_sprintf ("approval: %s %s: %s", op, id,
-                                  store_error (store));
-    store_rollback (store);
-    zsys_error ("%s", message);
-    worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL, "%s", message);
-    zstr_free (&message);
-    return RESV_INTERNAL;
-}
 
 //  Reads count decimal digits at text. Returns -1 if they are not digits.
 static int
@@ -354,7 +344,7 @@ s_row_begin (s_self_t *self, const char *id, const char *owner,
                            store_error (self->store));
         int found = s_row_read (self->store, id, owner, row);
         if (found < 0)
-            return s_db_fail (self->store, reply_p, "read", id);
+            return S_FAIL (self->store, reply_p, "read", id);
         if (found)
             return 0;
         store_rollback (self->store);
@@ -388,7 +378,7 @@ s_record (s_self_t *self, const char *id, const char *owner,
     char now [RESV_TIME_SIZE];
     sqlite3_stmt *stmt = store_stmt (self->store, s_sql_decide);
     if (!stmt)
-        return s_db_fail (self->store, reply_p, "record decision on", id);
+        return S_FAIL (self->store, reply_p, "record decision on", id);
     sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_text (stmt, 2, decision, -1, SQLITE_STATIC);
     if (reason)
@@ -397,14 +387,14 @@ s_record (s_self_t *self, const char *id, const char *owner,
     int rc = sqlite3_step (stmt);
     sqlite3_reset (stmt);
     if (rc != SQLITE_DONE)
-        return s_db_fail (self->store, reply_p, "record decision on", id);
+        return S_FAIL (self->store, reply_p, "record decision on", id);
     json_t *data = approved?
         json_pack ("{s:s,s:b}", "owner", owner, "auto", 0):
         json_pack ("{s:s,s:s}", "owner", owner, "reason", reason);
     if (store_emit (self->store, approved? "approval.approved":
                                            "approval.declined",
                     "reservation", id, id, data))
-        return s_db_fail (self->store, reply_p, "emit decision on", id);
+        return S_FAIL (self->store, reply_p, "emit decision on", id);
     if (store_commit (self->store))
         return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                        "approval: commit decision on %s failed", id);

@@ -29,6 +29,10 @@
 #include "fields.h"
 #include "resv_util.h"
 
+//  A store failure in a handler: logged, rolled back, answered 500.
+#define S_FAIL(store, reply_p, operation, subject) \
+    store_fail (store, reply_p, "availability", operation, subject)
+
 //  The store, the consumer's cursor and the prefix of resource ids.
 #define S_NAME          "availability"
 #define S_ID_PREFIX     "res-"
@@ -213,24 +217,6 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
 //  --------------------------------------------------------------------------
 //  Replies
 
-//  Answers 500 for a failed statement: rolls back, logs one line and
-//  replies with a message naming the operation, its subject and the
-//  SQLite error.
-static int
-s_failed (store_t *store, zframe_t **reply_p, const char *operation,
-          const char *subject)
-{
-    char error [256];
-    snprintf (error, sizeof error, "%s", store_error (store));
-    store_rollback (store);
-    zsys_error ("availability: %s %s: %s", operation, subject, error);
-    zframe_destroy (reply_p);
-    *reply_p = worker_error (RESV_INTERNAL, RESV_REASON_INTERNAL,
-                             "availability: %s %.64s: %s", operation, subject,
-                             error);
-    return RESV_INTERNAL;
-}
-
 static int
 s_not_found (store_t *store, zframe_t **reply_p, const char *id)
 {
@@ -408,7 +394,7 @@ s_emit_commit (availability_t *self, const char *type, json_t *resource,
     if (store_emit (self->store, type, "resource", id, NULL,
                     json_pack ("{s:O}", "resource", resource))
     ||  store_commit (self->store))
-        return s_failed (self->store, reply_p, operation, id);
+        return S_FAIL (self->store, reply_p, operation, id);
     events_flush (self->events);
     *reply_p = worker_json (json_incref (resource));
     return status;
@@ -461,7 +447,7 @@ s_resource_add (void *state, json_t *request, int64_t deadline,
     int status;
     json_t *resource = NULL;
     if (store_begin (self->store)) {
-        status = s_failed (self->store, reply_p, "add resource", name);
+        status = S_FAIL (self->store, reply_p, "add resource", name);
         goto done;
     }
     if (request_id) {
@@ -485,7 +471,7 @@ s_resource_add (void *state, json_t *request, int64_t deadline,
             goto done;
         }
         if (rc != SQLITE_DONE) {
-            status = s_failed (self->store, reply_p, "add resource", name);
+            status = S_FAIL (self->store, reply_p, "add resource", name);
             goto done;
         }
     }
@@ -494,7 +480,7 @@ s_resource_add (void *state, json_t *request, int64_t deadline,
         "approval, slots, request_id, created_at, updated_at) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)");
     if (!stmt) {
-        status = s_failed (self->store, reply_p, "add resource", id);
+        status = S_FAIL (self->store, reply_p, "add resource", id);
         goto done;
     }
     sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
@@ -512,7 +498,7 @@ s_resource_add (void *state, json_t *request, int64_t deadline,
     bool removed;
     if (rc != SQLITE_DONE
     ||  s_resource_load (self->store, id, &resource, &removed)) {
-        status = s_failed (self->store, reply_p, "add resource", id);
+        status = S_FAIL (self->store, reply_p, "add resource", id);
         goto done;
     }
     status = s_emit_commit (self, "resource.registered", resource,
@@ -540,7 +526,7 @@ s_resource_show (void *state, json_t *request, int64_t deadline,
     if (rc == RESV_NOT_FOUND)
         return s_not_found (self->store, reply_p, id);
     if (rc)
-        return s_failed (self->store, reply_p, "show resource", id);
+        return S_FAIL (self->store, reply_p, "show resource", id);
     *reply_p = worker_json (resource);
     return RESV_OK;
 }
@@ -580,7 +566,7 @@ s_resource_list (void *state, json_t *request, int64_t deadline,
         "AND (?1 IS NULL OR owner = ?1) AND (?2 IS NULL OR kind = ?2) "
         "AND rowid > ?3 ORDER BY rowid");
     if (!stmt)
-        return s_failed (self->store, reply_p, "list resources", owner? owner: "");
+        return S_FAIL (self->store, reply_p, "list resources", owner? owner: "");
     sqlite3_bind_text (stmt, 1, owner, -1, SQLITE_STATIC);
     sqlite3_bind_text (stmt, 2, kind, -1, SQLITE_STATIC);
     sqlite3_bind_int64 (stmt, 3, position);
@@ -605,7 +591,7 @@ s_resource_list (void *state, json_t *request, int64_t deadline,
     sqlite3_reset (stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         json_decref (items);
-        return s_failed (self->store, reply_p, "list resources", owner? owner: "");
+        return S_FAIL (self->store, reply_p, "list resources", owner? owner: "");
     }
     json_t *reply = json_pack ("{s:o}", "items", items);
     if (rc == SQLITE_ROW) {
@@ -708,13 +694,13 @@ s_resource_update (void *state, json_t *request, int64_t deadline,
     int status;
     json_t *resource = NULL;
     if (store_begin (self->store)) {
-        status = s_failed (self->store, reply_p, "update resource", id);
+        status = S_FAIL (self->store, reply_p, "update resource", id);
         goto done;
     }
     int rc = s_resource_live (self->store, id, &resource);
     if (rc) {
         status = rc == RESV_NOT_FOUND? s_not_found (self->store, reply_p, id):
-                 s_failed (self->store, reply_p, "update resource", id);
+                 S_FAIL (self->store, reply_p, "update resource", id);
         goto done;
     }
     if (!streq (s_str (resource, "owner"), owner)) {
@@ -736,7 +722,7 @@ s_resource_update (void *state, json_t *request, int64_t deadline,
     }
     int64_t held = 0;
     if (capacity >= 0 && s_max_held (self->store, id, &held)) {
-        status = s_failed (self->store, reply_p, "update resource", id);
+        status = S_FAIL (self->store, reply_p, "update resource", id);
         goto done;
     }
     if (capacity >= 0 && capacity < held) {
@@ -752,7 +738,7 @@ s_resource_update (void *state, json_t *request, int64_t deadline,
     rc = slots? s_slot_in_use (self->store, id, slots, label, sizeof label): 0;
     if (rc) {
         if (rc < 0)
-            status = s_failed (self->store, reply_p, "update resource", id);
+            status = S_FAIL (self->store, reply_p, "update resource", id);
         else {
             store_rollback (self->store);
             *reply_p = worker_error (RESV_CONFLICT, RESV_REASON_CONFLICT,
@@ -771,7 +757,7 @@ s_resource_update (void *state, json_t *request, int64_t deadline,
         "approval = ?6, slots = ?7, updated_at = ?8 WHERE id = ?1");
     if (!stmt || !slots_text) {
         free (slots_text);
-        status = s_failed (self->store, reply_p, "update resource", id);
+        status = S_FAIL (self->store, reply_p, "update resource", id);
         goto done;
     }
     sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
@@ -796,7 +782,7 @@ s_resource_update (void *state, json_t *request, int64_t deadline,
             status = RESV_CONFLICT;
         }
         else
-            status = s_failed (self->store, reply_p, "update resource", id);
+            status = S_FAIL (self->store, reply_p, "update resource", id);
         goto done;
     }
     status = s_emit_commit (self, "resource.updated", resource, RESV_OK,
@@ -823,14 +809,14 @@ s_resource_remove (void *state, json_t *request, int64_t deadline,
     ||  field_token (request, "owner", true, &owner, reply_p))
         return RESV_BAD_REQUEST;
     if (store_begin (self->store))
-        return s_failed (self->store, reply_p, "remove resource", id);
+        return S_FAIL (self->store, reply_p, "remove resource", id);
     json_t *resource = NULL;
     bool removed = false;
     int rc = s_resource_load (self->store, id, &resource, &removed);
     if (rc == RESV_NOT_FOUND)
         return s_not_found (self->store, reply_p, id);
     if (rc)
-        return s_failed (self->store, reply_p, "remove resource", id);
+        return S_FAIL (self->store, reply_p, "remove resource", id);
     if (!streq (s_str (resource, "owner"), owner)) {
         //  To anyone but its owner, a removed resource is simply gone.
         json_decref (resource);
@@ -847,7 +833,7 @@ s_resource_remove (void *state, json_t *request, int64_t deadline,
         "SELECT EXISTS (SELECT 1 FROM usage WHERE resource = ?1 AND held > 0)");
     int status;
     if (!stmt) {
-        status = s_failed (self->store, reply_p, "remove resource", id);
+        status = S_FAIL (self->store, reply_p, "remove resource", id);
         goto done;
     }
     sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
@@ -855,7 +841,7 @@ s_resource_remove (void *state, json_t *request, int64_t deadline,
     bool held = sqlite3_column_int (stmt, 0) != 0;
     sqlite3_reset (stmt);
     if (rc != SQLITE_ROW) {
-        status = s_failed (self->store, reply_p, "remove resource", id);
+        status = S_FAIL (self->store, reply_p, "remove resource", id);
         goto done;
     }
     if (held) {
@@ -870,7 +856,7 @@ s_resource_remove (void *state, json_t *request, int64_t deadline,
     stmt = store_stmt (self->store,
         "UPDATE resources SET removed = 1, updated_at = ?2 WHERE id = ?1");
     if (!stmt) {
-        status = s_failed (self->store, reply_p, "remove resource", id);
+        status = S_FAIL (self->store, reply_p, "remove resource", id);
         goto done;
     }
     sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
@@ -878,7 +864,7 @@ s_resource_remove (void *state, json_t *request, int64_t deadline,
     rc = sqlite3_step (stmt);
     sqlite3_reset (stmt);
     if (rc != SQLITE_DONE) {
-        status = s_failed (self->store, reply_p, "remove resource", id);
+        status = S_FAIL (self->store, reply_p, "remove resource", id);
         goto done;
     }
     status = s_emit_commit (self, "resource.removed", resource, RESV_OK,
@@ -910,13 +896,13 @@ s_availability (void *state, json_t *request, int64_t deadline,
         return RESV_BAD_REQUEST;
     //  One read transaction: the capacity and the usage of one moment.
     if (store_begin_read (self->store))
-        return s_failed (self->store, reply_p, "read availability of", id);
+        return S_FAIL (self->store, reply_p, "read availability of", id);
     json_t *resource = NULL;
     int rc = s_resource_live (self->store, id, &resource);
     if (rc == RESV_NOT_FOUND)
         return s_not_found (self->store, reply_p, id);
     if (rc)
-        return s_failed (self->store, reply_p, "read availability of", id);
+        return S_FAIL (self->store, reply_p, "read availability of", id);
     json_t *slots = json_object_get (resource, "slots");
     size_t nslots = json_array_size (slots);
     int64_t capacity = s_int (resource, "capacity");
@@ -951,7 +937,7 @@ s_availability (void *state, json_t *request, int64_t deadline,
     if (rc != SQLITE_DONE) {
         free (held);
         json_decref (resource);
-        return s_failed (self->store, reply_p, "read availability of", id);
+        return S_FAIL (self->store, reply_p, "read availability of", id);
     }
     store_rollback (self->store);   //  Ends the read transaction
     json_t *entries = json_array ();
@@ -1082,13 +1068,13 @@ s_hold (void *state, json_t *request, int64_t deadline,
         return RESV_BAD_REQUEST;
     store_t *store = self->store;
     if (store_begin (store))
-        return s_failed (store, reply_p, "hold", reservation);
+        return S_FAIL (store, reply_p, "hold", reservation);
     json_t *resource = NULL;
     int rc = s_resource_live (store, id, &resource);
     if (rc == RESV_NOT_FOUND)
         return s_not_found (store, reply_p, id);
     if (rc)
-        return s_failed (store, reply_p, "hold", reservation);
+        return S_FAIL (store, reply_p, "hold", reservation);
     int status = RESV_OK;
     json_t *slots = json_object_get (resource, "slots");
     if (slot) {
@@ -1110,7 +1096,7 @@ s_hold (void *state, json_t *request, int64_t deadline,
         slot = json_string_value (json_array_get (slots, 0));
     s_holding_t holding;
     if (s_holding (store, reservation, &holding)) {
-        status = s_failed (store, reply_p, "hold", reservation);
+        status = S_FAIL (store, reply_p, "hold", reservation);
         goto done;
     }
     bool requested_slot = json_object_get (request, "slot")
@@ -1149,7 +1135,7 @@ s_hold (void *state, json_t *request, int64_t deadline,
             "INSERT INTO holds (reservation, resource, day, slot, units, released) "
             "SELECT ?1, ?2, day, ?5, ?6, 1 FROM stay");
         if (!stmt) {
-            status = s_failed (store, reply_p, "hold", reservation);
+            status = S_FAIL (store, reply_p, "hold", reservation);
             goto done;
         }
         sqlite3_bind_text (stmt, 1, reservation, -1, SQLITE_STATIC);
@@ -1161,7 +1147,7 @@ s_hold (void *state, json_t *request, int64_t deadline,
         rc = sqlite3_step (stmt);
         sqlite3_reset (stmt);
         if (rc != SQLITE_DONE) {
-            status = s_failed (store, reply_p, "hold", reservation);
+            status = S_FAIL (store, reply_p, "hold", reservation);
             goto done;
         }
     }
@@ -1178,7 +1164,7 @@ s_hold (void *state, json_t *request, int64_t deadline,
         goto done;
     }
     if (rc) {
-        status = s_failed (store, reply_p, "hold", reservation);
+        status = S_FAIL (store, reply_p, "hold", reservation);
         goto done;
     }
     //  The caller has given up after its deadline and may already have
@@ -1191,7 +1177,7 @@ s_hold (void *state, json_t *request, int64_t deadline,
         goto done;
     }
     if (store_commit (store)) {
-        status = s_failed (store, reply_p, "hold", reservation);
+        status = S_FAIL (store, reply_p, "hold", reservation);
         goto done;
     }
 reply:
@@ -1219,7 +1205,7 @@ s_release_method (void *state, json_t *request, int64_t deadline,
     if (store_begin (self->store)
     ||  s_release (self->store, reservation, S_RELEASED, &count)
     ||  store_commit (self->store))
-        return s_failed (self->store, reply_p, "release", reservation);
+        return S_FAIL (self->store, reply_p, "release", reservation);
     *reply_p = worker_json (json_pack ("{s:s,s:i}", "reservation", reservation,
                                        "released", count));
     return RESV_OK;

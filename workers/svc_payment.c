@@ -40,6 +40,10 @@
 #include <time.h>
 #include <sys/random.h>
 
+//  A store failure in a handler: logged, rolled back, answered 500.
+#define S_FAIL(store, reply_p, operation, subject) \
+    store_fail (store, reply_p, "payment", operation, subject)
+
 //  The store and the consumer's cursor name; the prefix of payment ids.
 #define S_NAME          "payment"
 #define S_ID_PREFIX     "pay-"
@@ -456,20 +460,6 @@ s_tick (void *state, store_t *store, resv_t *client)
 //  --------------------------------------------------------------------------
 //  Requests
 
-static int
-s_failed (store_t *store, zframe_t **reply_p, const char *operation,
-          const char *reservation)
-{
-    char error [256];
-    snprintf (error, sizeof error, "%s", store_error (store));
-    store_rollback (store);
-    zsys_error ("payment: %s %s: %s", operation, reservation, error);
-    zframe_destroy (reply_p);
-    *reply_p = worker_error (RESV_INTERNAL, RESV_REASON_INTERNAL,
-                             "payment: %s %s: %s", operation, reservation, error);
-    return RESV_INTERNAL;
-}
-
 //  A refusal of the provider: 402 payment_declined or 503
 //  payment_unavailable, with the provider's message.
 static int
@@ -539,7 +529,7 @@ s_authorize (void *state, json_t *request, int64_t deadline,
     s_payment_t payment;
     int rc = s_payment_load (store, reservation, &payment);
     if (rc < 0)
-        return s_failed (store, reply_p, "authorize", reservation);
+        return S_FAIL (store, reply_p, "authorize", reservation);
     if (rc == 0 && (rc = s_authorize_known (&payment, reservation, customer,
                                             amount, reply_p)))
         return rc;
@@ -552,11 +542,11 @@ s_authorize (void *state, json_t *request, int64_t deadline,
         return s_provider_refused (reply_p, status, "authorize", reservation,
                                    message);
     if (store_begin (store))
-        return s_failed (store, reply_p, "authorize", reservation);
+        return S_FAIL (store, reply_p, "authorize", reservation);
     //  Another process may have recorded it meanwhile.
     rc = s_payment_load (store, reservation, &payment);
     if (rc < 0)
-        return s_failed (store, reply_p, "authorize", reservation);
+        return S_FAIL (store, reply_p, "authorize", reservation);
     if (rc == 0 && (rc = s_authorize_known (&payment, reservation, customer,
                                             amount, reply_p))) {
         store_rollback (store);
@@ -576,7 +566,7 @@ s_authorize (void *state, json_t *request, int64_t deadline,
     if (rc == 0) {
         //  Voided by a compensation: authorised again.
         if (s_move (store, reservation, S_VOIDED, S_AUTHORIZED, true) != 1)
-            return s_failed (store, reply_p, "authorize again", reservation);
+            return S_FAIL (store, reply_p, "authorize again", reservation);
     }
     else {
         char now [RESV_TIME_SIZE];
@@ -596,7 +586,7 @@ s_authorize (void *state, json_t *request, int64_t deadline,
             "target, created_at, updated_at) "
             "VALUES (?1, ?2, ?3, ?4, 'authorized', 'authorized', ?5, ?5)");
         if (!stmt)
-            return s_failed (store, reply_p, "authorize", reservation);
+            return S_FAIL (store, reply_p, "authorize", reservation);
         sqlite3_bind_text (stmt, 1, reservation, -1, SQLITE_STATIC);
         sqlite3_bind_text (stmt, 2, payment.id, -1, SQLITE_STATIC);
         sqlite3_bind_text (stmt, 3, customer, -1, SQLITE_STATIC);
@@ -605,11 +595,11 @@ s_authorize (void *state, json_t *request, int64_t deadline,
         rc = sqlite3_step (stmt);
         sqlite3_reset (stmt);
         if (rc != SQLITE_DONE)
-            return s_failed (store, reply_p, "authorize", reservation);
+            return S_FAIL (store, reply_p, "authorize", reservation);
     }
     snprintf (payment.status, sizeof payment.status, S_AUTHORIZED);
     if (s_emit (store, NULL, reservation, &payment) || store_commit (store))
-        return s_failed (store, reply_p, "authorize", reservation);
+        return S_FAIL (store, reply_p, "authorize", reservation);
     events_flush (self->events);
     return s_reply_payment (reply_p, &payment);
 }
@@ -634,7 +624,7 @@ s_void (void *state, json_t *request, int64_t deadline,
     while (true) {
         int rc = s_payment_load (store, reservation, &payment);
         if (rc < 0)
-            return s_failed (store, reply_p, "void", reservation);
+            return S_FAIL (store, reply_p, "void", reservation);
         if (rc == RESV_NOT_FOUND) {
             store_rollback (store);
             *reply_p = worker_json (json_pack ("{s:n}", "payment"));
@@ -665,12 +655,12 @@ s_void (void *state, json_t *request, int64_t deadline,
                                        message);
         called = true;
         if (store_begin (store))
-            return s_failed (store, reply_p, "void", reservation);
+            return S_FAIL (store, reply_p, "void", reservation);
     }
     snprintf (payment.status, sizeof payment.status, S_VOIDED);
     if (s_move (store, reservation, S_AUTHORIZED, S_VOIDED, true) != 1
     ||  s_emit (store, NULL, reservation, &payment) || store_commit (store))
-        return s_failed (store, reply_p, "void", reservation);
+        return S_FAIL (store, reply_p, "void", reservation);
     events_flush (self->events);
     return s_reply_payment (reply_p, &payment);
 }

@@ -25,6 +25,10 @@
 #include "fields.h"
 #include "resv_util.h"
 
+//  A store failure in a handler: logged, rolled back, answered 500.
+#define S_FAIL(store, reply_p, operation, subject) \
+    store_fail (store, reply_p, "reservation", operation, subject)
+
 //  Largest stay and quantity one reserve may ask for.
 #define S_DAYS_MAX          366
 #define S_UNITS_MAX         1000000
@@ -179,20 +183,6 @@ typedef struct {
 
 //  --------------------------------------------------------------------------
 //  Replies and errors
-
-//  A store failure in a handler: one log line naming the operation, the id
-//  and the SQLite error, the transaction rolled back, a 500 reply.
-static int
-s_db_fail (store_t *store, zframe_t **reply_p, const char *op, const char *id)
-{
-    char *message = zsys_sprintf ("reservation: %s %s: %s", op, id,
-                                  store_error (store));
-    store_rollback (store);
-    zsys_error ("%s", message);
-    worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL, "%s", message);
-    zstr_free (&message);
-    return RESV_INTERNAL;
-}
 
 //  The error object of a downstream reply: its reason and message.
 static const char *
@@ -765,7 +755,7 @@ s_reserve_store (s_self_t *self, s_order_t *order, s_held_t *held,
                        store_error (store));
     sqlite3_stmt *stmt = store_stmt (store, s_sql_insert);
     if (!stmt)
-        return s_db_fail (store, reply_p, "insert", order->id);
+        return S_FAIL (store, reply_p, "insert", order->id);
     char now [RESV_TIME_SIZE];
     sqlite3_bind_text (stmt, 1, order->id, -1, SQLITE_STATIC);
     sqlite3_bind_text (stmt, 2, order->request_id, -1, SQLITE_STATIC);
@@ -783,11 +773,11 @@ s_reserve_store (s_self_t *self, s_order_t *order, s_held_t *held,
     int rc = sqlite3_step (stmt);
     sqlite3_reset (stmt);
     if (rc != SQLITE_DONE)
-        return s_db_fail (store, reply_p, "insert", order->id);
+        return S_FAIL (store, reply_p, "insert", order->id);
     bool twin = sqlite3_changes (store_db (store)) == 0;
     json_t *object;
     if (s_load (store, order->id, &object) != 1)
-        return s_db_fail (store, reply_p, "load", order->id);
+        return S_FAIL (store, reply_p, "load", order->id);
     if (twin) {
         store_rollback (store);
         *reply_p = worker_json (object);
@@ -799,7 +789,7 @@ s_reserve_store (s_self_t *self, s_order_t *order, s_held_t *held,
                     order->id, data)
     ||  s_saga_close (store, order->id, 0)) {
         json_decref (object);
-        return s_db_fail (store, reply_p, "emit reservation.requested for",
+        return S_FAIL (store, reply_p, "emit reservation.requested for",
                           order->id);
     }
     if (store_commit (store)) {
@@ -839,13 +829,13 @@ s_reserve (s_self_t *self, json_t *request, int64_t deadline,
     json_t *existing;
     int found = s_load (self->store, order->id, &existing);
     if (found < 0)
-        status = s_db_fail (self->store, reply_p, "load", order->id);
+        status = S_FAIL (self->store, reply_p, "load", order->id);
     else
     if (found)
         status = s_reserve_again (order, existing, reply_p);
     else
     if (s_saga_open (self->store, order->id, &saga->resumed))
-        status = s_db_fail (self->store, reply_p, "open saga", order->id);
+        status = S_FAIL (self->store, reply_p, "open saga", order->id);
     if (status) {
         s_saga_free (&saga);
         return status;
@@ -1030,7 +1020,7 @@ s_get_method (s_self_t *self, json_t *request, zframe_t **reply_p)
     json_t *object;
     int found = s_load (self->store, id, &object);
     if (found < 0)
-        return s_db_fail (self->store, reply_p, "load", id);
+        return S_FAIL (self->store, reply_p, "load", id);
     if (!found)
         return worker_fail (reply_p, RESV_NOT_FOUND, RESV_REASON_NOT_FOUND,
                        "no reservation %s", id);
