@@ -7,9 +7,9 @@
 //  their own svc_NAME.c replaces svc_not_implemented here.
 static const svc_t s_services [] = {
     { "availability", svc_availability, svc_availability_new,
-                      svc_availability_destroy, 2 },
+                      svc_availability_destroy, 1 },
     { "reservation",  svc_reservation, svc_reservation_new,
-                      svc_reservation_destroy, 2 },
+                      svc_reservation_destroy, 1 },
     { "payment",      svc_payment, svc_payment_new,
                       svc_payment_destroy, 1 },
     { "approval",     svc_approval, svc_approval_new,
