@@ -2,7 +2,8 @@
     journal consumer.
 
     A service that publishes or consumes events starts one events actor.
-    It runs in its own thread with its own store connection and client:
+    It runs in its own thread with its own store connection and client
+    (and starts the store's checkpointer, checkpoint.h):
 
     -   relay: sends the store's outbox to the broker's journal (events
         publish), in batches, and deletes each row once acknowledged. It

@@ -683,6 +683,18 @@ s_handler (void *state, const char *method, zframe_t **body_p,
         *reply_p = zframe_new ("x", 1);
         return 42;
     }
+    if (streq (method, "later-bogus")) {
+        //  Taken aside and answered at once, with a status out of range;
+        //  a reply set here as well is dropped.
+        worker_later_t *later = worker_defer (self->worker);
+        assert_non_null (later);
+        zframe_t *answer = zframe_new ("x", 1);
+        worker_answer (self->worker, &later, 42, &answer);
+        assert_null (later);
+        assert_null (answer);
+        *reply_p = zframe_new ("dropped", 7);
+        return WORKER_DEFERRED;
+    }
     if (streq (method, "call")) {
         json_t *request = json_pack ("{s:i}", "a", 1);
         json_t *reply = NULL;
@@ -770,6 +782,8 @@ test_statuses (void **state)
                "bogus", "1000", "", NULL);
     s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-4",
                "", "1000", "", NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-5",
+               "later-bogus", "1000", "", NULL);
 
     zmsg_t *reply = s_expect (self, s_handler, 2000);
     assert_true (s_frame_eq (s_frame_at (reply, 3), "t-1"));
@@ -793,7 +807,16 @@ test_statuses (void **state)
     reply = s_expect (self, s_handler, 2000);
     s_assert_error (zmsg_last (reply), 400, "unknown_method");
     zmsg_destroy (&reply);
-    assert_int_equal (self->calls, 4);
+
+    //  So does a request answered later with a status out of range: one
+    //  reply, a 500, and not the one the handler also set.
+    reply = s_expect (self, s_handler, 2000);
+    assert_true (s_frame_eq (s_frame_at (reply, 3), "t-5"));
+    assert_true (s_frame_eq (s_frame_at (reply, 4), "500"));
+    s_assert_error (s_frame_at (reply, 5), 500, "internal");
+    zmsg_destroy (&reply);
+    assert_null (s_expect (self, s_handler, 300));
+    assert_int_equal (self->calls, 5);
 }
 
 //  Sends the fake count requests of method, tickets PREFIX-0 and on, each
