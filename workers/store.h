@@ -92,7 +92,8 @@ bool
 //  Adds an event to the outbox, inside the current transaction. subject is
 //  the key naming what the event is about ("reservation" or "resource"),
 //  id its id, correlation the correlation id (NULL: id). data is taken
-//  (json_decref'd here), NULL for {}. The event gets a unique id and the
+//  (json_decref'd here), NULL for {}. The event gets a unique id ("e", the
+//  time in ms as 12 hex digits, 20 random ones: ids sort by time) and the
 //  time now. Returns 0, or -1 (logged).
 int
     store_emit (store_t *self, const char *type, const char *subject,
@@ -110,7 +111,10 @@ int
 #define STORE_CAUSED_ID_SIZE 34
 
 //  Writes into id the event id store_emit_caused gives the effect of type
-//  caused by event cause: "c" and 32 hex digits. Returns id.
+//  caused by event cause: "c" and 32 hex digits, the first 12 those of
+//  the cause's time when the cause is an id of store_emit's or of this
+//  function's (so that it sorts near its cause), else all 32 from a hash.
+//  Returns id.
 char *
     store_caused_id (const char *cause, const char *type, char *id);
 
