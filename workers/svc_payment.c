@@ -18,10 +18,11 @@
     consumer's transaction, so applying one only queues the step it asks
     for (capture, void or refund, in the steps table, with the event's id)
     and sets the payment's target status; the actor's tick then carries out
-    queued steps in order, each as: call the provider, then in one
-    transaction take the step off the queue, move the status and emit the
-    payment.* event whose id derives from the cause's. A step that
-    fails at the provider stays queued and is tried again at the next tick.
+    queued steps in order: it calls the provider for each, up to the first
+    one that must wait, then in one transaction takes those steps off the
+    queue, moves their statuses and emits the payment.* events whose ids
+    derive from the causes'. A step that fails at the provider stays
+    queued, with those after it, and is tried again at the next tick.
     With several processes, two may call the provider for one step (it is
     keyed by reservation, so the provider sees one operation), but only
     the one that takes the step off the queue records it and emits.
@@ -373,83 +374,119 @@ s_steps_peek (store_t *store)
     return steps;
 }
 
-//  Carries out one step. Returns 0 when it is done or moot, -1 when it must
-//  wait (the provider failed, an earlier step is not done, or the store
-//  failed); the caller then stops until the next tick.
+//  A queued step, read by the tick: [id, reservation, action, cause].
+typedef struct {
+    int64_t id;
+    const char *reservation;
+    const char *action;
+    const char *cause;
+    bool due;                   //  The provider was called and agreed
+    const char *from, *to;      //  The move it makes when due
+    s_payment_t payment;        //  As loaded before the call
+} s_step_t;
+
+//  Readies one step: decides whether it is due and, if so, calls the
+//  provider (never inside a transaction: it may be slow). Returns 0 when
+//  the step can be recorded (done or moot), -1 when it must wait (the
+//  provider failed, an earlier step is not done, or the store failed);
+//  the tick then stops at it until the next tick.
 static int
-s_step (payment_t *self, store_t *store, int64_t step, const char *reservation,
-        const char *action, const char *cause)
+s_step_ready (payment_t *self, store_t *store, s_step_t *step)
 {
-    const char *from = streq (action, "refund")? S_CAPTURED: S_AUTHORIZED;
-    const char *to = streq (action, "capture")? S_CAPTURED:
-                     streq (action, "void")? S_VOIDED: S_REFUNDED;
-    svc_payment_call_fn *call = streq (action, "capture")? self->provider.capture:
-                                streq (action, "void")? self->provider.void_:
-                                self->provider.refund;
-    s_payment_t payment;
-    int rc = s_payment_load (store, reservation, &payment);
-    if (rc < 0)
-        goto failed;
+    bool capture = streq (step->action, "capture");
+    bool void_ = streq (step->action, "void");
+    step->from = capture || void_? S_AUTHORIZED: S_CAPTURED;
+    step->to = capture? S_CAPTURED: void_? S_VOIDED: S_REFUNDED;
+    svc_payment_call_fn *call = capture? self->provider.capture:
+                                void_? self->provider.void_: self->provider.refund;
+    int rc = s_payment_load (store, step->reservation, &step->payment);
+    if (rc < 0) {
+        zsys_error ("payment: %s %s: %s", step->action, step->reservation,
+                    store_error (store));
+        return -1;
+    }
     //  Due when in status from; not yet when an earlier step (a capture
     //  before a refund) is still to come; otherwise done or moot.
-    bool due = rc == 0 && streq (payment.status, from);
-    if (rc == 0 && !due && streq (payment.status, S_AUTHORIZED))
+    step->due = rc == 0 && streq (step->payment.status, step->from);
+    if (rc == 0 && !step->due && streq (step->payment.status, S_AUTHORIZED))
         return -1;
-    if (due) {
+    if (step->due) {
         char message [256] = "";
-        int status = call (self->provider.self, reservation, payment.customer,
-                           payment.amount, message, sizeof message);
+        int status = call (self->provider.self, step->reservation,
+                           step->payment.customer, step->payment.amount,
+                           message, sizeof message);
         if (status != RESV_OK) {
             zsys_warning ("payment: %s %s: provider answered %d: %s; will "
-                          "retry", action, reservation, status, message);
+                          "retry", step->action, step->reservation, status,
+                          message);
             return -1;
         }
     }
-    if (store_begin (store))
-        goto failed;
-    sqlite3_stmt *stmt = store_stmt (store, "DELETE FROM steps WHERE id = ?1");
-    if (!stmt)
-        goto failed;
-    sqlite3_bind_int64 (stmt, 1, step);
-    rc = sqlite3_step (stmt);
-    sqlite3_reset (stmt);
-    if (rc != SQLITE_DONE)
-        goto failed;
-    if (sqlite3_changes (store_db (store)) == 0) {
-        store_rollback (store);     //  Another process carried it out
-        return 0;
-    }
-    if (due) {
-        rc = s_move (store, reservation, from, to, false);
-        if (rc < 0)
-            goto failed;
-        snprintf (payment.status, sizeof payment.status, "%s", to);
-        if (rc == 1 && s_emit (store, cause, reservation, &payment))
-            goto failed;
-    }
-    if (store_commit (store))
-        goto failed;
     return 0;
-failed:
-    zsys_error ("payment: %s %s: %s", action, reservation, store_error (store));
-    store_rollback (store);
-    return -1;
 }
 
+//  Records one readied step inside the tick's transaction: takes it off
+//  the queue and, when it was due, moves the status and emits. A step
+//  another process took off first is left to that process. Returns 0 or
+//  -1 on a store failure.
+static int
+s_step_record (store_t *store, s_step_t *step)
+{
+    sqlite3_stmt *stmt = store_stmt (store, "DELETE FROM steps WHERE id = ?1");
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64 (stmt, 1, step->id);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE)
+        return -1;
+    if (sqlite3_changes (store_db (store)) == 0 || !step->due)
+        return 0;
+    rc = s_move (store, step->reservation, step->from, step->to, false);
+    if (rc < 0)
+        return -1;
+    snprintf (step->payment.status, sizeof step->payment.status, "%s", step->to);
+    return rc == 1? s_emit (store, step->cause, step->reservation, &step->payment): 0;
+}
+
+//  Carries out the queued steps in order, up to the first that must wait:
+//  first each one's provider call, then one transaction that records them
+//  all. If that transaction fails, the steps stay queued and the next tick
+//  calls the provider again, which sees the same operation (it is keyed
+//  by reservation).
 static void
 s_tick (void *state, store_t *store, resv_t *client)
 {
     (void) client;
     payment_t *self = (payment_t *) state;
     json_t *steps = s_steps_peek (store);
+    s_step_t ready [S_STEPS_BATCH];
+    size_t count = 0;
     size_t index;
-    json_t *step;
-    json_array_foreach (steps, index, step) {
-        if (s_step (self, store, json_integer_value (json_array_get (step, 0)),
-                    json_string_value (json_array_get (step, 1)),
-                    json_string_value (json_array_get (step, 2)),
-                    json_string_value (json_array_get (step, 3))))
+    json_t *entry;
+    json_array_foreach (steps, index, entry) {
+        if (count == S_STEPS_BATCH)
             break;
+        s_step_t *step = &ready [count];
+        step->id = json_integer_value (json_array_get (entry, 0));
+        step->reservation = json_string_value (json_array_get (entry, 1));
+        step->action = json_string_value (json_array_get (entry, 2));
+        step->cause = json_string_value (json_array_get (entry, 3));
+        if (s_step_ready (self, store, step))
+            break;
+        count++;
+    }
+    if (count) {
+        size_t done = 0;
+        if (store_begin (store) == 0)
+            while (done < count && s_step_record (store, &ready [done]) == 0)
+                done++;
+        if (done < count || store_commit (store)) {
+            zsys_error ("payment: record %zu steps (%s %s first): %s; will "
+                        "retry", count, ready [0].action, ready [0].reservation,
+                        store_error (store));
+            store_rollback (store);
+        }
     }
     json_decref (steps);
     //  The relay sends what the steps emitted within its interval: this

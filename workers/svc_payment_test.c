@@ -392,6 +392,44 @@ test_failed_captures_are_retried (void **state)
     svc_payment_destroy (&self->state);
 }
 
+//  The tick records a run of queued steps in one transaction, and stops at
+//  the first one the provider refuses: the steps after it wait too, so the
+//  captures still happen in queue order, each once.
+static void
+test_queued_steps_keep_their_order (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_script_t script = { 2, 0, 0 };
+    svc_payment_provider_t provider = {
+        &script, s_script_ok, s_script_capture, s_script_void, s_script_ok
+    };
+    svc_payment_destroy (&self->state);
+    self->state = svc_payment_new_with (testkit_cfg (self->kit), &provider);
+    assert_non_null (self->state);
+    const char *ids [] = { "r1", "r2", "r3", "r4", "r5", "r6" };
+    size_t count = sizeof ids / sizeof *ids;
+    for (size_t index = 0; index < count; index++)
+        assert_int_equal (s_authorize (self, ids [index], 10, NULL), 200);
+    for (size_t index = 0; index < count; index++)
+        s_publish (self, "reservation.confirmed", ids [index]);
+    assert_true (testkit_wait_count (self->kit, "payment.captured", NULL, (int) count));
+    zclock_sleep (300);
+    json_t *items = testkit_journal (self->kit, "payment.captured", NULL);
+    assert_int_equal (json_array_size (items), count);
+    for (size_t index = 0; index < count; index++) {
+        char status [16];
+        assert_string_equal (s_stored (self, ids [index], status), "captured");
+        assert_string_equal (json_string_value (json_object_get (
+            json_array_get (items, index), "reservation")), ids [index]);
+    }
+    json_decref (items);
+    //  Two refusals, then one call per capture.
+    assert_int_equal (__atomic_load_n (&script.captures, __ATOMIC_SEQ_CST),
+                      (int) count + 2);
+    assert_int_equal (s_count (self, "SELECT count (*) FROM steps"), 0);
+    svc_payment_destroy (&self->state);
+}
+
 
 //  --------------------------------------------------------------------------
 //  Failures
@@ -609,6 +647,7 @@ main (void)
         T (test_void_refuses_bad_input_and_methods),
         T (test_declined_above_the_limit),
         T (test_provider_unavailable),
+        T (test_queued_steps_keep_their_order),
         T (test_conflicting_requests),
         T (test_store_refuses_illegal_moves),
         T (test_authorize_past_its_deadline_records_nothing),
