@@ -1,8 +1,8 @@
 /*  svc_reservation.c: reservation, the reserve saga and the status machine
     of a reservation (doc/saga.md, svc.h).
 
-    reserve validates, derives the reservation id from (customer,
-    request_id), holds capacity (availability hold) and authorises payment
+    reserve validates, finds or gives the reservation id of (customer,
+    request_id) (s_reservation_id), holds capacity (availability hold) and authorises payment
     (payment authorize) through the broker, then stores the reservation and
     its reservation.requested event in one transaction. A failure undoes
     what was done (payment void, availability release) before the reply.
@@ -84,7 +84,19 @@ static const char s_schema [] =
     //  Reserves under way: started_ms is wall-clock ms of the last attempt.
     "CREATE TABLE IF NOT EXISTS sagas ("
     "    id         TEXT PRIMARY KEY,"
-    "    started_ms INTEGER NOT NULL);";
+    "    started_ms INTEGER NOT NULL);"
+    //  The reservation id each (customer, request id) was given, kept for
+    //  good: a retried reserve finds the id of its first attempt here.
+    "CREATE TABLE IF NOT EXISTS requests ("
+    "    customer   TEXT NOT NULL,"
+    "    request_id TEXT NOT NULL,"
+    "    id         TEXT NOT NULL,"
+    "    PRIMARY KEY (customer, request_id)) WITHOUT ROWID;"
+    //  A store made before that table existed: its reservations are
+    //  entered once, so that their retries are still recognised.
+    "INSERT OR IGNORE INTO requests (customer, request_id, id)"
+    "    SELECT customer, request_id, id FROM reservations"
+    "    WHERE NOT EXISTS (SELECT 1 FROM requests);";
 
 //  Statements, by name, so that each has one address (store_stmt caches
 //  by address).
@@ -116,6 +128,11 @@ static const char s_sql_saga_close_if [] =
 static const char s_sql_saga_due [] =
     "SELECT id, started_ms FROM sagas WHERE started_ms <= ?1"
     " ORDER BY started_ms LIMIT ?2";
+static const char s_sql_request_add [] =
+    "INSERT INTO requests (customer, request_id, id) VALUES (?1, ?2, ?3)"
+    "    ON CONFLICT DO NOTHING";
+static const char s_sql_request_find [] =
+    "SELECT id FROM requests WHERE customer = ?1 AND request_id = ?2";
 static const char s_sql_exists [] =
     "SELECT 1 FROM reservations WHERE id = ?1";
 
@@ -377,17 +394,46 @@ s_move_request (s_self_t *self, const s_move_t *move, const char *id,
 //  --------------------------------------------------------------------------
 //  The reservation id
 
-//  Writes "r" and 32 hex digits of a 128-bit hash of the customer and the
-//  request id into id. The same pair always gives the same id, on every
-//  machine, so a retried reserve finds or re-creates the reservation of
-//  its first attempt. Reserve compares the stored customer and request
-//  id, so that even a collision refuses a request, never mixes two.
-static void
-s_reservation_id (const char *customer, const char *request_id, char *id)
+//  Gives order its reservation id: the one its (customer, request id)
+//  was given before, else a new one, recorded in the same statement's
+//  transaction (or, outside one, by whichever process records it first).
+//  A new id is "r", the time in ms as 12 hex digits, and 20 hex digits of
+//  a hash of the customer and the request id: ids made together sort
+//  together, so every store keyed by reservation (holds, payments,
+//  approvals, the view) adds at the end of its indexes instead of in a
+//  random page each time. Reserve compares the stored customer and request
+//  id with the request's, so that even a collision refuses a request,
+//  never mixes two. Returns 0, or -1 on a store failure.
+static int
+s_reservation_id (store_t *store, s_order_t *order)
 {
-    const char *parts [] = { customer, request_id };
+    const char *parts [] = { order->customer, order->request_id };
     char hex [RESV_HASH_SIZE];
-    snprintf (id, S_ID_SIZE, "r%s", resv_hash128 (parts, 2, hex));
+    resv_hash128 (parts, 2, hex);
+    snprintf (order->id, S_ID_SIZE, "r%012" PRIx64 "%.20s",
+              (uint64_t) (resv_time_ms () & 0xffffffffffff), hex);
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_request_add);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, order->customer, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, order->request_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 3, order->id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE)
+        return -1;
+    if (sqlite3_changes (store_db (store)) == 1)
+        return 0;               //  A new request: the new id
+    stmt = store_stmt (store, s_sql_request_find);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, order->customer, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, order->request_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW)
+        snprintf (order->id, S_ID_SIZE, "%s", (const char *) sqlite3_column_text (stmt, 0));
+    sqlite3_reset (stmt);
+    return rc == SQLITE_ROW? 0: -1;
 }
 
 
@@ -431,7 +477,6 @@ s_order_read (json_t *request, s_order_t *order, zframe_t **reply_p)
                            "reservation: no random source for a request id");
         order->request_id = order->random_id;
     }
-    s_reservation_id (order->customer, order->request_id, order->id);
     return 0;
 }
 
@@ -826,9 +871,13 @@ s_reserve (s_self_t *self, json_t *request, int64_t deadline,
         s_saga_free (&saga);
         return status;
     }
-    json_t *existing;
-    int found = s_load (self->store, order->id, &existing);
-    if (found < 0)
+    json_t *existing = NULL;
+    int found = 0;
+    if (s_reservation_id (self->store, order))
+        status = S_FAIL (self->store, reply_p, "record request",
+                         order->request_id);
+    else
+    if ((found = s_load (self->store, order->id, &existing)) < 0)
         status = S_FAIL (self->store, reply_p, "load", order->id);
     else
     if (found)

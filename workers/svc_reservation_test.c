@@ -303,6 +303,45 @@ test_reserve_retry_is_idempotent (void **state)
     json_decref (again);
 }
 
+//  Reservation ids sort by when they were made; a retry, even after the
+//  store lost its record of request ids (a store made before it kept
+//  them: the record is rebuilt when the service opens it), gets its first
+//  attempt's id and no second reservation.
+static void
+test_reservation_ids_sort_and_last (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *first = NULL, *second = NULL, *again = NULL;
+    assert_int_equal (testkit_reserve (self->kit, "ida", self->automatic, 1, 1,
+                                       "k-s1", &first), 201);
+    zclock_sleep (5);
+    assert_int_equal (testkit_reserve (self->kit, "ida", self->automatic, 1, 1,
+                                       "k-s2", &second), 201);
+    const char *one = json_string_value (json_object_get (first, "id"));
+    const char *two = json_string_value (json_object_get (second, "id"));
+    assert_int_equal (strlen (one), 33);
+    assert_int_equal (one [0], 'r');
+    assert_int_equal (strspn (one + 1, "0123456789abcdef"), 32);
+    assert_true (strcmp (one, two) < 0);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM requests"), 2);
+
+    assert_int_equal (testkit_sql_int (self->store,
+                      "DELETE FROM requests RETURNING 0"), 0);
+    void *reopened = svc_reservation_new (testkit_cfg (self->kit), NULL);
+    assert_non_null (reopened);
+    svc_reservation_destroy (&reopened);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM requests"), 2);
+    zclock_sleep (5);
+    assert_int_equal (testkit_reserve (self->kit, "ida", self->automatic, 1, 1,
+                                       "k-s1", &again), 201);
+    //  The same reservation (auto approval may have confirmed it since).
+    assert_string_equal (json_string_value (json_object_get (again, "id")), one);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 2);
+    json_decref (first);
+    json_decref (second);
+    json_decref (again);
+}
+
 static void
 test_reserve_without_request_id (void **state)
 {
@@ -1016,6 +1055,7 @@ main (void)
         S_TEST (test_reserve_creates),
         S_TEST (test_reserve_retry_is_idempotent),
         S_TEST (test_reserve_without_request_id),
+        S_TEST (test_reservation_ids_sort_and_last),
         S_TEST (test_reserve_accepts_token_marks),
         S_TEST (test_auto_approval_confirms),
         S_TEST (test_cancel_pending_and_confirmed),
