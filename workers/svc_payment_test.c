@@ -175,6 +175,19 @@ s_script_void (void *self, const char *reservation, const char *customer,
     return RESV_OK;
 }
 
+//  Replaces the fixture's state by one whose provider is script, which
+//  must outlive that state (the test destroys it before returning).
+static void
+s_use_script (fixture_t *self, s_script_t *script)
+{
+    svc_payment_provider_t provider = {
+        script, s_script_ok, s_script_capture, s_script_void, s_script_ok
+    };
+    svc_payment_destroy (&self->state);
+    self->state = svc_payment_new_with (testkit_cfg (self->kit), &provider);
+    assert_non_null (self->state);
+}
+
 
 //  --------------------------------------------------------------------------
 //  Success
@@ -375,12 +388,7 @@ test_failed_captures_are_retried (void **state)
     fixture_t *self = (fixture_t *) *state;
     //  A second state with a provider that fails the first captures.
     s_script_t script = { 3, 0, 0 };
-    svc_payment_provider_t provider = {
-        &script, s_script_ok, s_script_capture, s_script_void, s_script_ok
-    };
-    svc_payment_destroy (&self->state);
-    self->state = svc_payment_new_with (testkit_cfg (self->kit), &provider);
-    assert_non_null (self->state);
+    s_use_script (self, &script);
     assert_int_equal (s_authorize (self, "r1", 10, NULL), 200);
     s_publish (self, "reservation.confirmed", "r1");
     assert_true (s_wait_stored (self, "r1", "captured"));
@@ -400,12 +408,7 @@ test_queued_steps_keep_their_order (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     s_script_t script = { 2, 0, 0 };
-    svc_payment_provider_t provider = {
-        &script, s_script_ok, s_script_capture, s_script_void, s_script_ok
-    };
-    svc_payment_destroy (&self->state);
-    self->state = svc_payment_new_with (testkit_cfg (self->kit), &provider);
-    assert_non_null (self->state);
+    s_use_script (self, &script);
     const char *ids [] = { "r1", "r2", "r3", "r4", "r5", "r6" };
     size_t count = sizeof ids / sizeof *ids;
     for (size_t index = 0; index < count; index++)
