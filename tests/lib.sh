@@ -47,7 +47,9 @@ trap cleanup EXIT
 
 # Prints a free TCP port on 127.0.0.1: nothing answers on it and this test
 # has not handed it out before. The range stays below the kernel's
-# ephemeral ports (32768 and up), which outgoing connections take.
+# ephemeral ports (32768 and up), which outgoing connections take: a
+# broker that resvd restarts binds its ports again, and no connection
+# must have taken one meanwhile.
 free_port () {
     local port
     while :; do
@@ -60,6 +62,14 @@ free_port () {
         fi
     done
 }
+
+# alive PID: the process exists and is not a zombie; dead PID: it is gone.
+alive () {
+    local stat
+    stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+    [ -n "$stat" ] && [ "${stat#Z}" = "$stat" ]
+}
+dead () { ! alive "$1"; }
 
 # Points every resv program at three fresh ports.
 use_free_ports () {

@@ -27,27 +27,6 @@ except Exception:
 print(v if isinstance(v, str) else json.dumps(v))' "$1"
 }
 
-# Ports below the kernel's ephemeral range (32768 and up): resvd restarts a
-# killed broker on the same ports, which an outgoing connection must not
-# have taken meanwhile.
-use_low_ports () {
-    local port ports=()
-    while [ ${#ports[@]} -lt 3 ]; do
-        port=$(free_port)
-        [ "$port" -lt 32768 ] && ports+=("$port")
-    done
-    export RESV_BROKER_FRONTEND=tcp://127.0.0.1:${ports[0]}
-    export RESV_BROKER_BACKEND=tcp://127.0.0.1:${ports[1]}
-    export RESV_BROKER_EVENTS=tcp://127.0.0.1:${ports[2]}
-}
-
-# alive PID: the process exists and is not a zombie.
-alive () {
-    local stat
-    stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [ -n "$stat" ] && [ "${stat#Z}" = "$stat" ]
-}
-
 # counts SERVICE N: the broker counts N workers of SERVICE now (asked anew
 # on every call, unlike lib.sh's wait_workers).
 counts () { test "$(workers_of "$1")" = "$2"; }
@@ -55,11 +34,11 @@ wait_count () { wait_for "${3:-15}" counts "$1" "$2"; }
 
 DOMAIN_SERVICES="availability reservation payment approval notification view"
 
-# start_resvd: starts resvd on fresh low ports with the counts set in the
+# start_resvd: starts resvd on fresh ports with the counts set in the
 # environment (RESV_WORKERS_<SERVICE>_COUNT, which each test sets for every
 # domain service) and waits until the broker counts them all.
 start_resvd () {
-    use_low_ports
+    use_free_ports
     export RESV_WORKERS_ECHO_COUNT=${RESV_WORKERS_ECHO_COUNT:-0}
     spawn resvd "$BIN/resvd" -c "$TOP/config/resv.cfg"
     RESVD_PID=$LAST_PID

@@ -26,29 +26,6 @@ R=("$BIN/resv" -t 3000)
 counts () { test "$(workers_of "$1")" = "$2"; }
 wait_count () { wait_for 10 counts "$1" "$2"; }
 
-# Like lib.sh's use_free_ports, but below the kernel's ephemeral range
-# (32768-60999): a port there can be taken by any outgoing connection on the
-# machine between the check and the broker's bind, and the broker restarted
-# below binds the same ports again.
-use_low_ports () {
-    local port ports=()
-    while [ ${#ports[@]} -lt 3 ]; do
-        port=$(free_port)
-        [ "$port" -lt 32768 ] && ports+=("$port")
-    done
-    export RESV_BROKER_FRONTEND=tcp://127.0.0.1:${ports[0]}
-    export RESV_BROKER_BACKEND=tcp://127.0.0.1:${ports[1]}
-    export RESV_BROKER_EVENTS=tcp://127.0.0.1:${ports[2]}
-}
-
-# alive PID: the process exists and is not a zombie.
-alive () {
-    local stat
-    stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [ -n "$stat" ] && [ "${stat#Z}" = "$stat" ]
-}
-dead () { ! alive "$1"; }
-
 # none_alive PID...: every one of them is gone.
 none_alive () {
     local pid
@@ -85,7 +62,7 @@ expect_exit 1 "resvd refuses a missing config file" \
     "$BIN/resvd" -c "$T/none.cfg"
 
 # --- Start -------------------------------------------------------------------
-use_low_ports
+use_free_ports
 spawn resvd "$BIN/resvd"
 RESVD_PID=$LAST_PID
 check "resvd starts the broker" wait_for 10 "${R[@]}" ping
@@ -217,7 +194,7 @@ check "none had to be killed" eval '! grep -q "did not stop" "$T/stop.log"'
 # Echo workers only: what is checked is that every child is told to stop
 # (PR_SET_PDEATHSIG), not how long a domain service takes to stop without
 # its broker.
-use_low_ports
+use_free_ports
 RESV_WORKERS_AVAILABILITY_COUNT=0 spawn resvd2 "$BIN/resvd"
 RESVD_PID=$LAST_PID
 check "a second resvd starts its workers" wait_count echo 2

@@ -351,6 +351,25 @@ s_items (view_t *self, sqlite3_stmt *stmt, int64_t limit,
     return RESV_OK;
 }
 
+//  Reads the {id} of a request and prepares sql (a literal: store_stmt
+//  keeps it by address) with the id bound as ?1. Returns 0 with *id_p and
+//  *stmt_p set, or the status code with the reply set.
+static int
+s_by_id (view_t *self, json_t *request, const char *sql,
+         const char *operation, const char **id_p, sqlite3_stmt **stmt_p,
+         zframe_t **reply_p)
+{
+    static const char *keys [] = { "id", NULL };
+    if (field_only (request, keys, reply_p)
+    ||  field_string (request, "id", true, 0, id_p, reply_p))
+        return RESV_BAD_REQUEST;
+    *stmt_p = store_stmt (self->store, sql);
+    if (!*stmt_p)
+        return s_internal (reply_p, operation, store_error (self->store));
+    sqlite3_bind_text (*stmt_p, 1, *id_p, -1, SQLITE_STATIC);
+    return 0;
+}
+
 //  status {id} -> the reservation, or 404.
 static int
 s_status (void *state, json_t *request, int64_t deadline,
@@ -358,16 +377,13 @@ s_status (void *state, json_t *request, int64_t deadline,
 {
     (void) deadline;
     view_t *self = (view_t *) state;
-    static const char *keys [] = { "id", NULL };
     const char *id = NULL;
-    if (field_only (request, keys, reply_p)
-    ||  field_string (request, "id", true, 0, &id, reply_p))
-        return RESV_BAD_REQUEST;
-    sqlite3_stmt *stmt = store_stmt (self->store,
-        "SELECT body FROM reservations WHERE id = ?1");
-    if (!stmt)
-        return s_internal (reply_p, "status", store_error (self->store));
-    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_stmt *stmt;
+    int status = s_by_id (self, request,
+                          "SELECT body FROM reservations WHERE id = ?1",
+                          "status", &id, &stmt, reply_p);
+    if (status)
+        return status;
     int rc = sqlite3_step (stmt);
     if (rc == SQLITE_ROW) {
         //  The text first, then its length, as SQLite asks.
@@ -430,18 +446,15 @@ s_history (void *state, json_t *request, int64_t deadline,
 {
     (void) deadline;
     view_t *self = (view_t *) state;
-    static const char *keys [] = { "id", NULL };
     const char *id = NULL;
-    if (field_only (request, keys, reply_p)
-    ||  field_string (request, "id", true, 0, &id, reply_p))
-        return RESV_BAD_REQUEST;
-    sqlite3_stmt *stmt = store_stmt (self->store,
-        "SELECT seq, event FROM history WHERE reservation = ?1 ORDER BY seq");
-    if (!stmt)
-        return s_internal (reply_p, "history", store_error (self->store));
-    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_stmt *stmt;
+    int status = s_by_id (self, request,
+        "SELECT seq, event FROM history WHERE reservation = ?1 ORDER BY seq",
+        "history", &id, &stmt, reply_p);
+    if (status)
+        return status;
     int64_t count = 0;
-    int status = s_items (self, stmt, INT64_MAX, "history", reply_p, &count);
+    status = s_items (self, stmt, INT64_MAX, "history", reply_p, &count);
     if (status == RESV_OK && count == 0) {
         zframe_destroy (reply_p);
         return s_not_found (reply_p, id);
