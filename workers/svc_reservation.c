@@ -2,10 +2,11 @@
     of a reservation (doc/saga.md, svc.h).
 
     reserve validates, finds or gives the reservation id of (customer,
-    request_id) (s_reservation_id), holds capacity (availability hold) and authorises payment
-    (payment authorize) through the broker, then stores the reservation and
-    its reservation.requested event in one transaction. A failure undoes
-    what was done (payment void, availability release) before the reply.
+    request_id) (s_reservation_id), holds capacity (availability hold) and
+    authorises payment (payment authorize) through the broker, then stores
+    the reservation and its reservation.requested event in one
+    transaction. A failure undoes what was done (payment void,
+    availability release) before the reply.
 
     Every reserve that gets past validation first writes a saga row, and
     the transaction that stores the reservation deletes it; so does a
@@ -395,8 +396,9 @@ s_move_request (s_self_t *self, const s_move_t *move, const char *id,
 //  The reservation id
 
 //  Gives order its reservation id: the one its (customer, request id)
-//  was given before, else a new one, recorded in the same statement's
-//  transaction (or, outside one, by whichever process records it first).
+//  was given before, else a new one, recorded in the caller's transaction
+//  (outside one, the first process to record an id wins and the others
+//  read it back).
 //  A new id is "r", the time in ms as 12 hex digits, and 20 hex digits of
 //  a hash of the customer and the request id: ids made together sort
 //  together, so every store keyed by reservation (holds, payments,

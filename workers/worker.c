@@ -106,8 +106,9 @@ struct _worker_t {
     worker_batch_fn *batch_end;
     void *batch_arg;
     bool batching;              //  A batch is open: replies are held
-    s_held_reply_t held_replies [S_BATCH_REQUESTS + 1];
+    s_held_reply_t *held_replies;   //  Replies of the batch
     size_t nheld_replies;       //  Used entries of held_replies
+    size_t max_held_replies;    //  Allocated entries of held_replies
     s_held_call_t *held_calls;  //  Calls made in the batch
     size_t nheld_calls;         //  Used entries of held_calls
     size_t max_held_calls;      //  Allocated entries of held_calls
@@ -116,8 +117,10 @@ struct _worker_t {
 
 static json_t *
     s_call_reply (int *status, const char *body, size_t size);
+static void *
+    s_grow (void *array, size_t *max_p, size_t used, size_t size);
 static void
-    s_held_calls_flush (worker_t *self, bool send);
+    s_held_calls_flush (worker_t *self, const char *refused);
 
 
 //  --------------------------------------------------------------------------
@@ -271,9 +274,16 @@ s_send_reply (worker_t *self, s_request_t *request, int status,
         zframe_destroy (reply_p);
         return;                 //  Its connection is gone, and the broker
     }                           //  gave the request to another worker
-    if (self->batching && self->nheld_replies < S_BATCH_REQUESTS + 1) {
-        //  Sent once the batch has committed (s_batch_end).
-        s_request_t *copy = (s_request_t *) zmalloc (sizeof (s_request_t));
+    if (self->batching) {
+        //  Sent once the batch has committed (s_batch_end). Only if there
+        //  is no memory left for it does it go now, as without a batch.
+        s_request_t *copy = NULL;
+        s_held_reply_t *held = (s_held_reply_t *) s_grow (self->held_replies,
+            &self->max_held_replies, self->nheld_replies, sizeof *held);
+        if (held) {
+            self->held_replies = held;
+            copy = (s_request_t *) zmalloc (sizeof (s_request_t));
+        }
         if (copy) {
             zmq_msg_init (&copy->ticket);
             zmq_msg_copy (&copy->ticket, &request->ticket);
@@ -524,7 +534,7 @@ s_batch_end (worker_t *self)
     self->nheld_replies = 0;
     //  The calls the batch made go out only now that what they depend on
     //  is committed; with the commit failed, they fail too.
-    s_held_calls_flush (self, rc == 0);
+    s_held_calls_flush (self, rc? "the commit before it failed": NULL);
 }
 
 //  Handles every message waiting on the socket, up to S_BATCH_MAX. With
@@ -784,7 +794,7 @@ worker_destroy (worker_t **self_p)
     //  Calls still out complete now, as failed, so that what waits on them
     //  can let go of what it holds (a deferred request is then dropped:
     //  the broker gives it to another worker).
-    s_held_calls_flush (self, false);
+    s_held_calls_flush (self, "the worker is closing");
     while (self->ncalls) {
         s_call_t call = self->calls [--self->ncalls];
         call.done (call.arg, RESV_UNAVAILABLE, resv_error_new (RESV_UNAVAILABLE,
@@ -800,6 +810,7 @@ worker_destroy (worker_t **self_p)
     resv_destroy (&self->client);
     resv_destroy (&self->async);
     free (self->calls);
+    free (self->held_replies);
     free (self->service);
     free (self->backend);
     free (self->frontend);
@@ -916,6 +927,21 @@ worker_answer (worker_t *self, worker_later_t **later_p, int status,
     self->later--;
 }
 
+//  Makes room for one more entry of size bytes in array, of which used of
+//  *max_p are taken, doubling it when full. Returns the array, moved or
+//  not, or NULL when there is no memory (array is then left as it was).
+static void *
+s_grow (void *array, size_t *max_p, size_t used, size_t size)
+{
+    if (used < *max_p)
+        return array;
+    size_t max = *max_p? *max_p * 2: 32;
+    void *grown = realloc (array, max * size);
+    if (grown)
+        *max_p = max;
+    return grown;
+}
+
 //  Sends an asynchronous call now and records its completion. body may
 //  be NULL. Returns 0, or -1 when it could not be sent.
 static int
@@ -932,14 +958,11 @@ s_call_send (worker_t *self, const char *service, const char *method,
         }
         resv_set_key (self->async, self->key);
     }
-    if (self->ncalls == self->max_calls) {
-        size_t max = self->max_calls? self->max_calls * 2: 32;
-        s_call_t *grown = (s_call_t *) realloc (self->calls, max * sizeof (s_call_t));
-        if (!grown)
-            return -1;
-        self->calls = grown;
-        self->max_calls = max;
-    }
+    s_call_t *calls = (s_call_t *) s_grow (self->calls, &self->max_calls,
+                                           self->ncalls, sizeof *calls);
+    if (!calls)
+        return -1;
+    self->calls = calls;
     int64_t handle = resv_send (self->async, service, method, body,
                                 body? strlen (body): 0, timeout_ms);
     if (handle < 0)
@@ -948,10 +971,11 @@ s_call_send (worker_t *self, const char *service, const char *method,
     return 0;
 }
 
-//  Sends the calls held back by a batch (send) or fails them, with their
-//  completions: the batch's commit failed, or the worker is closing.
+//  Sends the calls held back by a batch, or, when refused says why they
+//  may not go (the batch's commit failed, the worker is closing), fails
+//  them through their completions.
 static void
-s_held_calls_flush (worker_t *self, bool send)
+s_held_calls_flush (worker_t *self, const char *refused)
 {
     //  A completion may make new calls: they go out at once, not here.
     s_held_call_t *calls = self->held_calls;
@@ -960,12 +984,12 @@ s_held_calls_flush (worker_t *self, bool send)
     self->nheld_calls = self->max_held_calls = 0;
     for (size_t index = 0; index < count; index++) {
         s_held_call_t *call = &calls [index];
-        if (!send || s_call_send (self, call->service, call->method, call->body,
-                                  call->timeout, call->done, call->arg))
+        if (refused || s_call_send (self, call->service, call->method, call->body,
+                                    call->timeout, call->done, call->arg))
             call->done (call->arg, RESV_INTERNAL, resv_error_new (RESV_INTERNAL,
                         RESV_REASON_INTERNAL, "%s: %s %s not sent: %s",
                         self->service, call->service, call->method,
-                        send? "no client": "the commit before it failed"));
+                        refused? refused: "no client"));
         free (call->service);
         free (call->method);
         free (call->body);
@@ -992,17 +1016,13 @@ worker_call_async (worker_t *self, const char *service, const char *method,
     }
     //  In a batch: sent after the commit, so that nothing the call relies
     //  on (a saga's row) can be lost while its effect is not.
-    if (self->nheld_calls == self->max_held_calls) {
-        size_t max = self->max_held_calls? self->max_held_calls * 2: 32;
-        s_held_call_t *grown = (s_held_call_t *) realloc (self->held_calls,
-                                                max * sizeof (s_held_call_t));
-        if (!grown) {
-            free (body);
-            return -1;
-        }
-        self->held_calls = grown;
-        self->max_held_calls = max;
+    s_held_call_t *held = (s_held_call_t *) s_grow (self->held_calls,
+        &self->max_held_calls, self->nheld_calls, sizeof *held);
+    if (!held) {
+        free (body);
+        return -1;
     }
+    self->held_calls = held;
     self->held_calls [self->nheld_calls++] = (s_held_call_t) {
         strdup (service), strdup (method), body, timeout_ms, done, arg
     };
