@@ -44,9 +44,9 @@ endif
 #   file ending in _test.c is a cmocka unit test of the module beside it;
 #   client/bench_*.c are the benchmark programs' own, not libresv's.
 LIB_SRC    := $(filter-out %_main.c %_test.c client/bench_%.c,$(wildcard client/*.c))
-#   The broker's journal shares the workers' checkpointer.
+#   The broker's journal shares the workers' checkpointer and SQLite opener.
 BROKER_SRC := $(filter-out %_main.c %_test.c,$(wildcard broker/*.c)) \
-              workers/checkpoint.c
+              workers/checkpoint.c workers/db.c
 WORKER_SRC := $(filter-out %_main.c %_test.c workers/testkit.c,$(wildcard workers/*.c))
 TEST_SRC   := $(wildcard client/*_test.c broker/*_test.c workers/*_test.c)
 

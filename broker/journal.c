@@ -2,6 +2,7 @@
 
 #include "journal.h"
 #include "checkpoint.h"
+#include "db.h"
 #include "resv_util.h"
 #include <czmq.h>
 #include <sqlite3.h>
@@ -42,7 +43,8 @@ journal_new (const char *path)
 {
     journal_t *self = (journal_t *) zmalloc (sizeof (journal_t));
     char *error = NULL;
-    if (sqlite3_open (path, &self->db) != SQLITE_OK) {
+    if (db_open (path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &self->db)
+        != SQLITE_OK) {
         zsys_error ("journal: open %s: %s", path, sqlite3_errmsg (self->db));
         goto failed;
     }

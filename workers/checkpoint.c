@@ -1,7 +1,7 @@
 /*  checkpoint.c: WAL checkpoints in a thread of their own (checkpoint.h).  */
 
 #include "checkpoint.h"
-#include <sqlite3.h>
+#include "db.h"
 
 //  Failures logged at most once in this many checkpoints, so that a file
 //  that keeps failing does not flood the log.
@@ -14,7 +14,7 @@ s_checkpointer (zsock_t *pipe, void *args)
     sqlite3 *db = NULL;
     //  A connection knows its file is in WAL mode only once it has read
     //  it: until then a checkpoint does nothing, and says OK.
-    if (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK
+    if (db_open (path, SQLITE_OPEN_READWRITE, &db) != SQLITE_OK
     ||  sqlite3_exec (db, "PRAGMA schema_version", NULL, NULL, NULL) != SQLITE_OK) {
         zsys_warning ("checkpoint: open %s: %s; its writers checkpoint it "
                       "themselves", path, db? sqlite3_errmsg (db): "no memory");

@@ -2,6 +2,7 @@
 
 #include "store.h"
 #include "checkpoint.h"
+#include "db.h"
 #include "worker.h"
 #include "resv_util.h"
 #include <time.h>
@@ -71,7 +72,8 @@ store_new (resv_cfg_t *cfg, const char *name, const char *schema)
     }
     self->path = zsys_sprintf ("%s/%s.db", dir, name);
     char *error = NULL;
-    if (sqlite3_open (self->path, &self->db) != SQLITE_OK) {
+    if (db_open (self->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                 &self->db) != SQLITE_OK) {
         zsys_error ("store: open %s: %s", self->path, sqlite3_errmsg (self->db));
         goto failed;
     }

@@ -1,0 +1,34 @@
+/*  db.h: how resv opens its SQLite connections.
+
+    Every connection of resv belongs to one thread: a service's request
+    thread, its events thread, a checkpointer, the broker's loop. So they
+    are opened without SQLite's per-connection mutex (SQLITE_OPEN_NOMUTEX),
+    which SQLite would otherwise take and release around every call. The
+    first open of a process also turns off SQLite's memory statistics,
+    which take a global mutex at every allocation and which resv never
+    reads. Both are settings of speed only: what is stored, and when it
+    is committed, is the same.
+
+    Used by the broker's journal, the services' stores and checkpointers.
+*/
+#ifndef DB_H_INCLUDED
+#define DB_H_INCLUDED
+
+#include <sqlite3.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  Opens the SQLite file at path for the calling thread's own use, with
+//  SQLITE_OPEN_* flags (SQLITE_OPEN_NOMUTEX is added). Returns SQLite's
+//  result code; *db_p is set as sqlite3_open_v2 sets it, so that the
+//  caller can read its error message and must close it either way.
+int
+    db_open (const char *path, int flags, sqlite3 **db_p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
