@@ -19,10 +19,12 @@
 #include <cmocka.h>
 
 #include "resv.h"
+#include "resv_util.h"
 #include <czmq.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 //  How long a test waits for a message that should come.
 #define S_WAIT      3000
@@ -419,6 +421,43 @@ test_strstatus_unknown (void **state)
     assert_string_equal (resv_strstatus (0), "unknown status");
     assert_string_equal (resv_strstatus (-1), "unknown status");
     assert_string_equal (resv_strstatus (999), "unknown status");
+}
+
+//  Random ids: hex, never repeated across refills of the thread's pool,
+//  and a forked child never hands out what its parent will.
+static void
+test_random_hex (void **state)
+{
+    (void) state;
+    zhashx_t *seen = zhashx_new ();
+    char id [21];
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal (resv_random_hex (id, 10), 0);
+        assert_int_equal (strlen (id), 20);
+        assert_int_equal (strspn (id, "0123456789abcdef"), 20);
+        assert_int_equal (zhashx_insert (seen, id, (void *) 1), 0);
+    }
+    zhashx_destroy (&seen);
+
+    int fds [2];
+    assert_int_equal (pipe (fds), 0);
+    pid_t child = fork ();
+    assert_true (child >= 0);
+    if (child == 0) {
+        char theirs [21];
+        int rc = resv_random_hex (theirs, 10);
+        ssize_t written = rc == 0? write (fds [1], theirs, 20): -1;
+        _exit (written == 20? 0: 1);
+    }
+    char mine [21], theirs [21] = "";
+    assert_int_equal (resv_random_hex (mine, 10), 0);
+    assert_int_equal (read (fds [0], theirs, 20), 20);
+    int status;
+    assert_int_equal (waitpid (child, &status, 0), child);
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    assert_string_not_equal (mine, theirs);
+    close (fds [0]);
+    close (fds [1]);
 }
 
 
@@ -1206,6 +1245,7 @@ main (void)
         cmocka_unit_test (test_call_raw_invalid),
         cmocka_unit_test (test_helpers_missing_arguments),
         cmocka_unit_test (test_strstatus_unknown),
+        cmocka_unit_test (test_random_hex),
         cmocka_unit_test (test_unreachable_sync),
         cmocka_unit_test (test_unreachable_async),
         cmocka_unit_test (test_recv_nothing_in_flight),

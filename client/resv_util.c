@@ -7,6 +7,7 @@
 #include <time.h>
 #include <inttypes.h>
 #include <sys/random.h>
+#include <pthread.h>
 
 int64_t
 resv_time_ms (void)
@@ -41,21 +42,42 @@ resv_time_now (char *buf)
     return resv_time_format (resv_time_ms (), buf);
 }
 
+//  Random bytes are read from the kernel a pool at a time, not one system
+//  call per id: ids are made several times per reservation. The pool is
+//  the thread's own; a forked child empties its copy, so that parent and
+//  child never hand out the same bytes.
+#define S_POOL_SIZE 256
+static __thread unsigned char s_pool [S_POOL_SIZE];
+static __thread size_t s_pool_left;
+static pthread_once_t s_pool_once = PTHREAD_ONCE_INIT;
+
+static void
+s_pool_forget (void)
+{
+    s_pool_left = 0;
+}
+
+static void
+s_pool_setup (void)
+{
+    pthread_atfork (NULL, NULL, s_pool_forget);
+}
+
 int
 resv_random_hex (char *buf, size_t bytes)
 {
     static const char digits [] = "0123456789abcdef";
-    unsigned char raw [64];
-    size_t done = 0;
-    while (done < bytes) {
-        size_t chunk = bytes - done < sizeof raw? bytes - done: sizeof raw;
-        if (getrandom (raw, chunk, 0) != (ssize_t) chunk)
-            return -1;
-        for (size_t i = 0; i < chunk; i++) {
-            buf [2 * (done + i)] = digits [raw [i] >> 4];
-            buf [2 * (done + i) + 1] = digits [raw [i] & 15];
+    pthread_once (&s_pool_once, s_pool_setup);
+    for (size_t i = 0; i < bytes; i++) {
+        if (s_pool_left == 0) {
+            if (getrandom (s_pool, sizeof s_pool, 0) != (ssize_t) sizeof s_pool)
+                return -1;
+            s_pool_left = sizeof s_pool;
         }
-        done += chunk;
+        unsigned char byte = s_pool [--s_pool_left];
+        s_pool [s_pool_left] = 0;       //  Never handed out twice
+        buf [2 * i] = digits [byte >> 4];
+        buf [2 * i + 1] = digits [byte & 15];
     }
     buf [2 * bytes] = 0;
     return 0;

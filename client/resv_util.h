@@ -29,7 +29,8 @@ int64_t
     resv_time_ms (void);
 
 //  Writes 2 * bytes random hex digits and a NUL into buf, from the
-//  kernel's random source. Returns 0, or -1 if it could not be read.
+//  kernel's random source (read 256 bytes at a time per thread). Returns
+//  0, or -1 if it could not be read.
 int
     resv_random_hex (char *buf, size_t bytes);
 
