@@ -93,6 +93,8 @@ typedef struct {
     zmq_msg_t client;           //  Who sent it, to reply to
     zmq_msg_t id;               //  Its request id
     json_t *events;             //  Its batch, checked; a reference
+    zmq_msg_t body;             //  The body, which texts point into
+    journal_text_t *texts;      //  Each event's text, or NULL
 } publish_t;
 
 typedef struct {
@@ -936,7 +938,8 @@ s_ping (broker_t *self)
 //  serves them all. Each publisher is answered only after the commit.
 
 static void
-s_events_publish (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, json_t *request)
+s_events_publish (broker_t *self, zmq_msg_t *client, zmq_msg_t *id,
+                  json_t *request, zmq_msg_t *body, journal_text_t *texts)
 {
     json_t *events = json_object_get (request, "events");
     char *error;
@@ -944,6 +947,7 @@ s_events_publish (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, json_t *requ
         s_send_error (self, client, id, RESV_BAD_REQUEST,
                       RESV_REASON_BAD_REQUEST, error);
         free (error);
+        free (texts);
         return;
     }
     if (self->npublishes == self->max_publishes) {
@@ -953,6 +957,7 @@ s_events_publish (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, json_t *requ
         if (!grown) {
             s_send_error (self, client, id, RESV_INTERNAL, RESV_REASON_INTERNAL,
                           "the broker is out of memory");
+            free (texts);
             return;
         }
         self->publishes = grown;
@@ -964,6 +969,68 @@ s_events_publish (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, json_t *requ
     zmq_msg_init (&publish->id);
     zmq_msg_copy (&publish->id, id);
     publish->events = json_incref (events);
+    //  The texts point into the body: it is kept (a reference, not a
+    //  copy, for any body of more than a few bytes) until the commit.
+    zmq_msg_init (&publish->body);
+    if (texts)
+        zmq_msg_copy (&publish->body, body);
+    publish->texts = texts;
+}
+
+//  The relays send {"events":[E,E,...]}. Read in that form, an event at a
+//  time, each event's text is known, and the journal stores it as sent
+//  with its seq put in front instead of writing it anew. Returns the
+//  request {"events":[...]} with *texts_p set (malloc'd, one per event);
+//  NULL for a body in any other form, which is then parsed whole.
+static json_t *
+s_publish_split (const char *body, size_t size, journal_text_t **texts_p)
+{
+    static const char head [] = "{\"events\":[";
+    *texts_p = NULL;
+    if (size < sizeof head || memcmp (body, head, sizeof head - 1))
+        return NULL;
+    json_t *events = json_array ();
+    journal_text_t *texts = NULL;
+    size_t count = 0, max = 0;
+    size_t at = sizeof head - 1;
+    while (true) {
+        json_error_t error;
+        //  Duplicate keys would leave the text saying two things.
+        json_t *event = json_loadb (body + at, size - at,
+                                    JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES,
+                                    &error);
+        if (!json_is_object (event) || error.position <= 0) {
+            json_decref (event);
+            break;
+        }
+        if (count == max) {
+            max = max? max * 2: 16;
+            journal_text_t *grown = (journal_text_t *) realloc (texts,
+                                        max * sizeof (journal_text_t));
+            if (!grown) {
+                json_decref (event);
+                break;
+            }
+            texts = grown;
+        }
+        texts [count].text = body + at;
+        texts [count].size = (size_t) error.position;
+        count++;
+        json_array_append_new (events, event);
+        at += (size_t) error.position;
+        if (at < size && body [at] == ',') {
+            at++;
+            continue;
+        }
+        if (size - at == 2 && body [at] == ']' && body [at + 1] == '}') {
+            *texts_p = texts;
+            return json_pack ("{s:o}", "events", events);
+        }
+        break;
+    }
+    json_decref (events);
+    free (texts);
+    return NULL;
 }
 
 //  Journals the publishes of this loop turn in one transaction, answers
@@ -974,11 +1041,26 @@ s_events_commit (broker_t *self)
     if (self->npublishes == 0)
         return;
     json_t *all = json_array ();
-    for (size_t index = 0; index < self->npublishes; index++)
+    size_t total = 0;
+    for (size_t index = 0; index < self->npublishes; index++) {
         json_array_extend (all, self->publishes [index].events);
+        total += json_array_size (self->publishes [index].events);
+    }
+    //  Each event's text where its publish had them; NULL: written anew.
+    journal_text_t *texts = (journal_text_t *) calloc (total? total: 1,
+                                                       sizeof (journal_text_t));
+    size_t at = 0;
+    for (size_t index = 0; texts && index < self->npublishes; index++) {
+        size_t count = json_array_size (self->publishes [index].events);
+        if (self->publishes [index].texts)
+            memcpy (texts + at, self->publishes [index].texts,
+                    count * sizeof (journal_text_t));
+        at += count;
+    }
     json_t *seqs, *fresh;
     char *error = NULL;
-    int rc = journal_append (self->journal, all, &seqs, &fresh, &error);
+    int rc = journal_append (self->journal, all, texts, &seqs, &fresh, &error);
+    free (texts);
     if (rc == -1)
         zsys_error ("broker: %s (%zu publishes refused)", error,
                     self->npublishes);
@@ -1001,6 +1083,8 @@ s_events_commit (broker_t *self)
         offset += count;
         zmq_msg_close (&publish->client);
         zmq_msg_close (&publish->id);
+        zmq_msg_close (&publish->body);
+        free (publish->texts);
         json_decref (publish->events);
     }
     self->npublishes = 0;
@@ -1032,11 +1116,17 @@ s_events (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, zmq_msg_t *method,
                       "the journal is not open");
         return;
     }
+    journal_text_t *texts = NULL;
+    json_t *request = s_part_is (method, RESV_METHOD_PUBLISH)
+        ? s_publish_split ((const char *) zmq_msg_data (body),
+                           zmq_msg_size (body), &texts)
+        : NULL;
     json_error_t parse_error;
-    json_t *request = zmq_msg_size (body)
-        ? json_loadb ((const char *) zmq_msg_data (body), zmq_msg_size (body),
-                      0, &parse_error)
-        : json_object ();
+    if (!request)
+        request = zmq_msg_size (body)
+            ? json_loadb ((const char *) zmq_msg_data (body), zmq_msg_size (body),
+                          0, &parse_error)
+            : json_object ();
     if (!json_is_object (request)) {
         s_send_error (self, client, id, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
                       "the body is not a JSON object");
@@ -1044,7 +1134,7 @@ s_events (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, zmq_msg_t *method,
         return;
     }
     if (s_part_is (method, RESV_METHOD_PUBLISH))
-        s_events_publish (self, client, id, request);
+        s_events_publish (self, client, id, request, body, texts);
     else
     if (s_part_is (method, RESV_METHOD_READ)) {
         json_t *from = json_object_get (request, "from");
@@ -1431,6 +1521,8 @@ s_broker_destroy (broker_t **self_p)
     for (size_t index = 0; index < self->npublishes; index++) {
         zmq_msg_close (&self->publishes [index].client);
         zmq_msg_close (&self->publishes [index].id);
+        zmq_msg_close (&self->publishes [index].body);
+        free (self->publishes [index].texts);
         json_decref (self->publishes [index].events);
     }
     free (self->publishes);

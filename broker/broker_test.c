@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include "broker.h"
+#include <jansson.h>
 #include "resv_proto.h"
 
 typedef struct {
@@ -579,6 +580,44 @@ test_events_publish_read_and_fan_out (void **state)
     zsock_destroy (&sub);
 }
 
+//  A publish in the relays' form is journaled as sent, behind its seq;
+//  one in any other form is read whole and journaled the same way.
+static void
+test_events_publish_keeps_the_text (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_request (self->client, "t1", "events", "publish", "2000",
+               "{\"events\":[{\"id\":\"t-a\",\"type\":\"a.b\","
+               "\"at\":\"2026-01-01T00:00:00.000Z\",\"data\":{\"z\":1,\"a\":2}},"
+               "{\"id\":\"t-b\",\"type\":\"a.b\"}]}");
+    char *body = s_expect_reply (self->client, "t1", "200");
+    assert_non_null (strstr (body, "\"seqs\":[1,2]"));
+    zstr_free (&body);
+    s_request (self->client, "t2", "events", "publish", "2000",
+               " { \"events\" : [ { \"id\" : \"t-c\", \"type\" : \"a.b\" } ] } ");
+    body = s_expect_reply (self->client, "t2", "200");
+    assert_non_null (strstr (body, "\"seqs\":[3]"));
+    zstr_free (&body);
+    s_request (self->client, "r", "events", "read", "2000", "{}");
+    body = s_expect_reply (self->client, "r", "200");
+    assert_non_null (strstr (body, "{\"seq\":1,\"id\":\"t-a\",\"type\":\"a.b\","
+        "\"at\":\"2026-01-01T00:00:00.000Z\",\"data\":{\"z\":1,\"a\":2}}"));
+    json_t *page = json_loads (body, 0, NULL);
+    zstr_free (&body);
+    json_t *items = json_object_get (page, "items");
+    assert_int_equal (json_array_size (items), 3);
+    for (size_t i = 1; i < 3; i++) {
+        json_t *event = json_array_get (items, i);
+        assert_int_equal (json_integer_value (json_object_get (event, "seq")),
+                          (json_int_t) i + 1);
+        assert_string_equal (json_string_value (json_object_get (event, "id")),
+                             i == 1? "t-b": "t-c");
+        assert_true (json_is_string (json_object_get (event, "at")));
+        assert_true (json_is_object (json_object_get (event, "data")));
+    }
+    json_decref (page);
+}
+
 static void
 test_events_publishes_share_a_commit (void **state)
 {
@@ -642,6 +681,10 @@ test_events_bad_input_400 (void **state)
         "{\"events\":[{\"id\":\"x\",\"type\":\"a\",\"data\":5}]}",
         "{\"events\":[{\"id\":\"x\",\"type\":\"a\",\"extra\":1}]}",
         "{\"events\":[{\"id\":\"ok\",\"type\":\"a\"},7]}",
+        //  The relays' form, then something after it
+        "{\"events\":[{\"id\":\"ok\",\"type\":\"a\"}]}junk",
+        "{\"events\":[{\"id\":\"ok\",\"type\":\"a\"}],\"x\":",
+        "{\"events\":[{\"id\":\"ok\",\"type\":\"a\"},]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
         s_request (self->client, "b", "events", "publish", "2000", bad [i]);
@@ -859,6 +902,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_too_large_request_400, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_retry_in_flight_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_publish_read_and_fan_out, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_events_publish_keeps_the_text, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_publishes_share_a_commit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_bad_input_400, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_dead_worker_request_redispatched, s_setup, s_teardown),

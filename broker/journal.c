@@ -179,9 +179,49 @@ journal_check (json_t *events, char **error_p)
     return 0;
 }
 
+//  The journaled text of event: its seq, and "at" and "data" when it has
+//  none, in front of the members of text (the event as sent) or of the
+//  object written anew when there is no text. Returns a malloc'd string,
+//  its length in *size_p; NULL if out of memory.
+static char *
+s_body (json_t *event, const journal_text_t *text, int64_t seq,
+        const char *now, size_t *size_p)
+{
+    if (!text || !text->text) {
+        json_t *stored = json_copy (event);
+        json_object_set_new (stored, "seq", json_integer (seq));
+        if (!json_object_get (stored, "at"))
+            json_object_set_new (stored, "at", json_string (now));
+        if (!json_object_get (stored, "data"))
+            json_object_set_new (stored, "data", json_object ());
+        char *body = json_dumps (stored, JSON_COMPACT);
+        json_decref (stored);
+        *size_p = body? strlen (body): 0;
+        return body;
+    }
+    //  The text is an object with an id and a type: after its '{' comes
+    //  a member, so what goes in front ends with a comma.
+    char head [RESV_TIME_SIZE + 64];
+    int used = snprintf (head, sizeof head, "{\"seq\":%" PRId64 ",%s%s%s%s", seq,
+                         json_object_get (event, "at")? "": "\"at\":\"",
+                         json_object_get (event, "at")? "": now,
+                         json_object_get (event, "at")? "": "\",",
+                         json_object_get (event, "data")? "": "\"data\":{},");
+    const char *rest = (const char *) memchr (text->text, '{', text->size);
+    size_t rest_size = rest? text->size - (size_t) (rest - text->text) - 1: 0;
+    char *body = rest? (char *) malloc ((size_t) used + rest_size + 1): NULL;
+    if (!body)
+        return NULL;
+    memcpy (body, head, (size_t) used);
+    memcpy (body + used, rest + 1, rest_size);
+    body [used + rest_size] = 0;
+    *size_p = (size_t) used + rest_size;
+    return body;
+}
+
 int
-journal_append (journal_t *self, json_t *events, json_t **seqs_p,
-                json_t **fresh_p, char **error_p)
+journal_append (journal_t *self, json_t *events, const journal_text_t *texts,
+                json_t **seqs_p, json_t **fresh_p, char **error_p)
 {
     *seqs_p = NULL;
     *fresh_p = NULL;
@@ -200,20 +240,19 @@ journal_append (journal_t *self, json_t *events, json_t **seqs_p,
     json_array_foreach (events, index, event) {
         const char *id = json_string_value (json_object_get (event, "id"));
         const char *type = json_string_value (json_object_get (event, "type"));
-        //  The stored text carries its seq; the copy keeps the caller's
-        //  object untouched.
-        json_t *stored = json_copy (event);
-        json_object_set_new (stored, "seq", json_integer (next + 1));
-        if (!json_object_get (stored, "at"))
-            json_object_set_new (stored, "at", json_string (now));
-        if (!json_object_get (stored, "data"))
-            json_object_set_new (stored, "data", json_object ());
-        char *body = json_dumps (stored, JSON_COMPACT);
-        json_decref (stored);
+        size_t size;
+        char *body = s_body (event, texts? &texts [index]: NULL, next + 1,
+                             now, &size);
+        if (!body) {
+            json_decref (seqs);
+            json_decref (fresh);
+            return s_fail (self, error_p, -1, "journal: insert %s: out of "
+                           "memory", id);
+        }
         sqlite3_reset (self->insert);
         sqlite3_bind_text (self->insert, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_text (self->insert, 2, type, -1, SQLITE_STATIC);
-        sqlite3_bind_text (self->insert, 3, body, -1, SQLITE_STATIC);
+        sqlite3_bind_text (self->insert, 3, body, (int) size, SQLITE_STATIC);
         int rc = sqlite3_step (self->insert);
         if (rc != SQLITE_DONE) {
             free (body);
@@ -225,8 +264,12 @@ journal_append (journal_t *self, json_t *events, json_t **seqs_p,
         if (sqlite3_changes (self->db) == 1) {
             next++;
             json_array_append_new (seqs, json_integer (next));
-            json_array_append_new (fresh, json_pack ("[I,s,s]",
-                (json_int_t) next, type, body));
+            //  Both texts are valid UTF-8 already (checked when parsed).
+            json_t *entry = json_array ();
+            json_array_append_new (entry, json_integer (next));
+            json_array_append_new (entry, json_string_nocheck (type));
+            json_array_append_new (entry, json_stringn_nocheck (body, size));
+            json_array_append_new (fresh, entry);
         }
         else {
             //  Journaled before: a publisher's resend.

@@ -35,18 +35,31 @@ journal_t *
 void
     journal_destroy (journal_t **self_p);
 
+//  An event's text as its publisher sent it, when the caller has it
+//  (size bytes at text, a JSON object that parses to the event).
+typedef struct {
+    const char *text;
+    size_t size;
+} journal_text_t;
+
 //  Appends a batch of events in one transaction. events is a JSON array of
 //  objects, borrowed, each with "id" and "type" strings and optionally
 //  "data" (an object), "at", "correlation_id", "reservation", "resource"
-//  (strings); any other key is refused. "at" is filled in when missing.
+//  (strings); any other key is refused. "at" is filled in when missing,
+//  and "data" as {}. texts, when not NULL, has one entry per event: an
+//  event whose text is given is journaled as that text with its seq (and
+//  any missing "at" or "data") put in front, instead of being written
+//  anew from the object, which saves the broker a JSON encoding per event.
 //  On success returns 0, sets *seqs_p to a new array of the batch's
 //  sequence numbers in order, and *fresh_p to a new array of the events
 //  stored by this call (duplicates excluded), each as [seq, type, text]
-//  where text is the event as journaled, with its "seq". On failure returns -1, stores nothing, and
-//  sets *error_p to a malloc'd message; the return is -2 when the batch
-//  itself is invalid (the caller's fault) rather than the store.
+//  where text is the event as journaled, with its "seq". On failure
+//  returns -1, stores nothing, and sets *error_p to a malloc'd message;
+//  the return is -2 when the batch itself is invalid (the caller's fault)
+//  rather than the store.
 int
-    journal_append (journal_t *self, json_t *events, json_t **seqs_p,
+    journal_append (journal_t *self, json_t *events,
+                    const journal_text_t *texts, json_t **seqs_p,
                     json_t **fresh_p, char **error_p);
 
 //  Checks a batch as journal_append does, without touching the journal.

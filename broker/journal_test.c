@@ -45,7 +45,7 @@ s_append (journal_t *journal, const char *text, int expect)
     json_t *events = json_loads (text, 0, NULL);
     json_t *seqs = NULL, *fresh = NULL;
     char *error = NULL;
-    int rc = journal_append (journal, events, &seqs, &fresh, &error);
+    int rc = journal_append (journal, events, NULL, &seqs, &fresh, &error);
     json_decref (events);
     assert_int_equal (rc, expect);
     char *result = rc == 0? json_dumps (seqs, JSON_COMPACT): error;
@@ -82,6 +82,55 @@ test_duplicate_id_keeps_first_seq (void **state)
     assert_string_equal (seqs, "[2,1]");
     free (seqs);
     assert_int_equal (journal_last (self->journal), 2);
+}
+
+//  An event appended with its text is journaled as that text with its
+//  seq (and a missing "at" and "data") in front; either way the stored
+//  event reads back as the same object.
+static void
+test_append_keeps_the_text_given (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    const char *given [] = {
+        "{\"id\":\"a\",\"type\":\"x.y\",\"at\":\"2026-01-01T00:00:00.000Z\","
+        "\"data\":{\"z\":1,\"a\":[2,3]}}",
+        " { \"type\" : \"x.z\" , \"id\" : \"b\" } ",
+    };
+    json_t *events = json_array ();
+    journal_text_t texts [2];
+    for (size_t i = 0; i < 2; i++) {
+        json_array_append_new (events, json_loads (given [i], 0, NULL));
+        texts [i].text = given [i];
+        texts [i].size = strlen (given [i]);
+    }
+    json_t *seqs = NULL, *fresh = NULL;
+    char *error = NULL;
+    assert_int_equal (journal_append (self->journal, events, texts, &seqs,
+                                      &fresh, &error), 0);
+    assert_int_equal (json_array_size (fresh), 2);
+    //  The first as given, behind its seq; fresh has the same text.
+    const char *first = json_string_value (json_array_get (
+                            json_array_get (fresh, 0), 2));
+    assert_string_equal (first, "{\"seq\":1,\"id\":\"a\",\"type\":\"x.y\","
+        "\"at\":\"2026-01-01T00:00:00.000Z\",\"data\":{\"z\":1,\"a\":[2,3]}}");
+    //  The second parses, with every member and those filled in.
+    json_t *second = json_loads (json_string_value (json_array_get (
+                                 json_array_get (fresh, 1), 2)), 0, NULL);
+    assert_non_null (second);
+    assert_int_equal (json_integer_value (json_object_get (second, "seq")), 2);
+    assert_string_equal (json_string_value (json_object_get (second, "id")), "b");
+    assert_string_equal (json_string_value (json_object_get (second, "type")), "x.z");
+    assert_true (json_is_string (json_object_get (second, "at")));
+    assert_int_equal (json_object_size (json_object_get (second, "data")), 0);
+    assert_true (json_is_object (json_object_get (second, "data")));
+    json_decref (second);
+    //  Read back: the same texts as fanned out.
+    char *page = journal_read (self->journal, 1, NULL, 10);
+    assert_non_null (strstr (page, first));
+    free (page);
+    json_decref (events);
+    json_decref (seqs);
+    json_decref (fresh);
 }
 
 static void
@@ -180,6 +229,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_append_assigns_gap_free_seqs, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_duplicate_id_keeps_first_seq, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_append_keeps_the_text_given, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_invalid_batch_stores_nothing, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_read_pages_and_prefix, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reopen_keeps_events, s_setup, s_teardown),

@@ -120,7 +120,7 @@ s_relay (store_t **stores, journal_t *journal)
                                             &last))) {
             json_t *seqs = NULL, *fresh = NULL;
             char *error = NULL;
-            int rc = journal_append (journal, events, &seqs, &fresh, &error);
+            int rc = journal_append (journal, events, NULL, &seqs, &fresh, &error);
             json_decref (events);
             json_decref (seqs);
             json_decref (fresh);
