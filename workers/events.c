@@ -10,7 +10,10 @@
 //  is what sends, after a restart, what a crash left unsent.
 #define RELAY_INTERVAL      200
 //  How often an idle consumer asks the journal whether it missed the last
-//  events, ms.
+//  events, ms. A consumer that heard live events in the interval does not:
+//  a lost event shows as a gap in the seqs of those that follow it, and
+//  reading the journal under load would mostly bring events already on
+//  their way (up to READ_BATCH, each parsed).
 #define CHECK_INTERVAL      1000
 //  Journal events one read returns during a catch-up.
 #define READ_BATCH          500
@@ -50,6 +53,7 @@ typedef struct {
     zsock_t *sub;               //  Live fan-out, with config.consumer
     int64_t relay_at;           //  Next unprompted relay
     int64_t check_at;           //  Next journal check
+    bool heard;                 //  A live event came since the last check
     int64_t save_at;            //  Next save of a cursor moved by skips
     int64_t tick_at;            //  Next tick
     bool relay_wanted;          //  Poked since the last relay
@@ -293,6 +297,7 @@ s_consume_live (events_t *self)
         int rc = s_recv_live (self, &seq, &event);
         if (rc == 0)
             break;
+        self->heard = true;
         if (rc < 0 || seq <= consumer->cursor)
             continue;
         json_array_append_new (batch, event? event:
@@ -408,7 +413,9 @@ s_events_actor (zsock_t *pipe, void *args)
             self->relay_at = zclock_mono () + RELAY_INTERVAL;
         }
         if (self->sub && now >= self->check_at) {
-            s_catch_up (&self->consumer);
+            if (!self->heard)
+                s_catch_up (&self->consumer);
+            self->heard = false;
             self->check_at = zclock_mono () + CHECK_INTERVAL;
             if (self->consumer.applied) {
                 self->consumer.applied = false;
