@@ -13,6 +13,8 @@ struct _journal_t {
     sqlite3_stmt *find;         //  seq of an event id
     sqlite3_stmt *read_all;     //  Events from a seq
     sqlite3_stmt *read_type;    //  Events from a seq with a type prefix
+    sqlite3_stmt *begin;        //  BEGIN IMMEDIATE
+    sqlite3_stmt *commit;       //  COMMIT
     int64_t last;               //  Newest seq
 };
 
@@ -61,7 +63,9 @@ journal_new (const char *path)
                          "ORDER BY seq LIMIT ?2", &self->read_all)
     ||  s_prepare (self, "SELECT seq, body FROM events WHERE seq >= ?1 "
                          "AND type >= ?2 AND type < ?3 ORDER BY seq LIMIT ?4",
-                   &self->read_type))
+                   &self->read_type)
+    ||  s_prepare (self, "BEGIN IMMEDIATE", &self->begin)
+    ||  s_prepare (self, "COMMIT", &self->commit))
         goto failed;
     sqlite3_stmt *last;
     if (s_prepare (self, "SELECT coalesce (max (seq), 0) FROM events", &last))
@@ -85,6 +89,8 @@ journal_destroy (journal_t **self_p)
     sqlite3_finalize (self->find);
     sqlite3_finalize (self->read_all);
     sqlite3_finalize (self->read_type);
+    sqlite3_finalize (self->begin);
+    sqlite3_finalize (self->commit);
     sqlite3_close (self->db);
     free (self);
     *self_p = NULL;
@@ -141,6 +147,16 @@ s_invalid (json_t *event)
             return "unknown event field";
     }
     return NULL;
+}
+
+//  Steps a statement that returns no rows, and resets it: the result code
+//  of the step (its message stays in the connection).
+static int
+s_run (sqlite3_stmt *stmt)
+{
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    return rc;
 }
 
 static int
@@ -229,7 +245,7 @@ journal_append (journal_t *self, json_t *events, const journal_text_t *texts,
         return -2;
     size_t index;
     json_t *event;
-    if (sqlite3_exec (self->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    if (s_run (self->begin) != SQLITE_DONE)
         return s_fail (self, error_p, -1, "journal: begin: %s",
                        sqlite3_errmsg (self->db));
     json_t *seqs = json_array ();
@@ -284,7 +300,7 @@ journal_append (journal_t *self, json_t *events, const journal_text_t *texts,
     }
     sqlite3_reset (self->insert);
     sqlite3_reset (self->find);
-    if (sqlite3_exec (self->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    if (s_run (self->commit) != SQLITE_DONE) {
         json_decref (seqs);
         json_decref (fresh);
         return s_fail (self, error_p, -1, "journal: commit: %s",

@@ -166,15 +166,20 @@ store_stmt (store_t *self, const char *sql)
     return stmt;
 }
 
-//  Runs sql; returns 0, or -1 after a log line naming what.
+//  Runs sql, one statement, prepared once and kept like the services'
+//  own: transactions begin and end several times per request, and
+//  sqlite3_exec would compile the text anew each time. Returns 0, or -1
+//  after a log line naming what (when what is not NULL).
 static int
 s_exec (store_t *self, const char *sql, const char *what)
 {
-    if (sqlite3_exec (self->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+    sqlite3_stmt *stmt = store_stmt (self, sql);
+    int rc = stmt? sqlite3_step (stmt): SQLITE_ERROR;
+    if (rc != SQLITE_DONE && what)
         zsys_error ("store: %s: %s: %s", self->path, what, sqlite3_errmsg (self->db));
-        return -1;
-    }
-    return 0;
+    if (stmt)
+        sqlite3_reset (stmt);
+    return rc == SQLITE_DONE? 0: -1;
 }
 
 //  Inside a batch, a request's transaction is a savepoint.
@@ -230,12 +235,13 @@ store_rollback (store_t *self)
     if (self->batch) {
         if (self->savepoint) {
             self->savepoint = false;
-            s_exec (self, "ROLLBACK TO request; RELEASE request", "roll back");
+            if (s_exec (self, "ROLLBACK TO request", "roll back") == 0)
+                s_exec (self, "RELEASE request", "roll back");
         }
         return;
     }
     if (!sqlite3_get_autocommit (self->db))
-        sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
+        s_exec (self, "ROLLBACK", NULL);
 }
 
 int
