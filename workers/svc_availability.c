@@ -113,7 +113,10 @@ static const char *s_schema =
     "    day         INTEGER NOT NULL,"
     "    slot        TEXT NOT NULL,"
     "    units       INTEGER NOT NULL CHECK (units >= 1),"
-    "    released    INTEGER NOT NULL DEFAULT 0 CHECK (released IN (0, 1, 2)),"
+    //  Comparisons, not IN (...): SQLite checks an IN list of more than
+    //  two constants by building a temporary index, at every write.
+    "    released    INTEGER NOT NULL DEFAULT 0"
+    "                CHECK (released = 0 OR released = 1 OR released = 2),"
     "    PRIMARY KEY (reservation, day)) WITHOUT ROWID;";
 
 typedef struct {

@@ -68,11 +68,15 @@ static const char *s_schema =
     "    id          TEXT NOT NULL UNIQUE,"
     "    customer    TEXT NOT NULL,"
     "    amount      INTEGER NOT NULL CHECK (amount >= 0),"
-    "    status      TEXT NOT NULL CHECK (status IN"
-    "                ('authorized', 'captured', 'voided', 'refunded')),"
+    //  Comparisons, not IN (...): SQLite checks an IN list of more than
+    //  two constants by building a temporary index, at every write.
+    "    status      TEXT NOT NULL CHECK (status = 'authorized'"
+    "                OR status = 'captured' OR status = 'voided'"
+    "                OR status = 'refunded'),"
     //  The status once the queued steps are done: what events decide on.
-    "    target      TEXT NOT NULL CHECK (target IN"
-    "                ('authorized', 'captured', 'voided', 'refunded')),"
+    "    target      TEXT NOT NULL CHECK (target = 'authorized'"
+    "                OR target = 'captured' OR target = 'voided'"
+    "                OR target = 'refunded'),"
     //  The reservation was declined, expired or cancelled: final.
     "    ended       INTEGER NOT NULL DEFAULT 0,"
     "    created_at  TEXT NOT NULL,"
@@ -88,7 +92,8 @@ static const char *s_schema =
     "CREATE TABLE IF NOT EXISTS steps ("
     "    id          INTEGER PRIMARY KEY AUTOINCREMENT,"
     "    reservation TEXT NOT NULL,"
-    "    action      TEXT NOT NULL CHECK (action IN ('capture', 'void', 'refund')),"
+    "    action      TEXT NOT NULL CHECK (action = 'capture'"
+    "                OR action = 'void' OR action = 'refund'),"
     "    cause       TEXT NOT NULL);";
 
 //  The built-in provider's settings, read once from the configuration.
