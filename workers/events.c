@@ -226,7 +226,8 @@ events_replay (resv_t *client, store_t *store, const char *consumer,
 
 //  Reads one fan-out message (type, seq, body) without waiting. Returns 1
 //  and sets *seq_p and, when it follows the cursor and the consumer needs
-//  its type, *event_p (the parsed body; else NULL); 0 when there is none;
+//  its type, *event_p (the parsed body, or for a raw consumer {seq, type,
+//  text}; else NULL); 0 when there is none;
 //  -1 for a malformed message (logged and dropped: the seq it leaves out
 //  sends the consumer to the journal).
 static int
@@ -267,8 +268,13 @@ s_recv_live (events_t *self, int64_t *seq_p, json_t **event_p)
         memcpy (text, zmq_msg_data (&parts [0]), size);
         text [size] = 0;
         if (*seq_p > self->consumer.cursor && s_wanted (&self->consumer, text)) {
-            *event_p = json_loadb ((const char *) zmq_msg_data (&parts [2]),
-                                   zmq_msg_size (&parts [2]), 0, NULL);
+            *event_p = self->config.raw
+                ? json_pack ("{s:I,s:s,s:s%}", "seq", (json_int_t) *seq_p,
+                             "type", text,
+                             "text", (const char *) zmq_msg_data (&parts [2]),
+                             zmq_msg_size (&parts [2]))
+                : json_loadb ((const char *) zmq_msg_data (&parts [2]),
+                              zmq_msg_size (&parts [2]), 0, NULL);
             if (!*event_p) {
                 zsys_warning ("events: %s: fan-out event %" PRId64 " does not "
                               "parse", self->consumer.name, *seq_p);

@@ -21,6 +21,10 @@
         seqs (a slow subscriber past its high-water mark) is filled from
         the journal; a periodic check catches a lost last event.
 
+    A consumer that reads its events with SQLite's JSON functions (the
+    view) asks for them raw: live events then reach apply as their text,
+    not parsed, which saves the building of a jansson object per event.
+
     Events reach apply in seq order. A consumer names the types it
     applies (types); the others are passed over without a transaction or
     a JSON parse, and the cursor moves over them lazily, at least once a
@@ -59,6 +63,11 @@ typedef struct {
     const char *const *types;   //  Types apply needs, NULL-terminated; an
                                 //  entry ending in '.' is a prefix
                                 //  ("payment."). NULL: every type
+    bool raw;                   //  Live events reach apply unparsed, as
+                                //  {"seq", "type", "text"}: text is the
+                                //  event's JSON as journaled. Events read
+                                //  from the journal (a catch-up) come
+                                //  parsed: apply must take both
     events_tick_fn *tick;       //  Optional timed work
     int tick_ms;                //  Interval of tick (default 1000)
     void *state;                //  Passed to apply and tick, borrowed

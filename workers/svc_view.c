@@ -109,13 +109,6 @@ typedef struct {
 //  Applying events (in the events actor's thread on its connection, or in
 //  the request thread during a rebuild: apply keeps no state of its own)
 
-//  The string member key of object, or NULL.
-static const char *
-s_str (json_t *object, const char *key)
-{
-    return json_string_value (json_object_get (object, key));
-}
-
 //  Logs a failed statement; returns -1 so that the batch is retried.
 static int
 s_failed (store_t *store, const char *operation, const char *id)
@@ -134,141 +127,112 @@ s_write (store_t *store, sqlite3_stmt *stmt, const char *operation,
     return rc == SQLITE_DONE? 0: s_failed (store, operation, id);
 }
 
-static int
-s_history_add (store_t *store, const char *id, int64_t seq, json_t *event)
+//  What an event says, read by SQLite's JSON functions from its text: one
+//  parse, and no objects built. Columns: the reservation it names, then
+//  from data.reservation the object's text, id, customer, resource and
+//  status, then from data.payment its id and status.
+static const char *s_sql_fields =
+    "SELECT ?1 ->> '$.reservation', ?1 -> '$.data.reservation', "
+    "?1 ->> '$.data.reservation.id', ?1 ->> '$.data.reservation.customer', "
+    "?1 ->> '$.data.reservation.resource', ?1 ->> '$.data.reservation.status', "
+    "?1 ->> '$.data.payment.id', ?1 ->> '$.data.payment.status'";
+
+enum { F_RESERVATION, F_OBJECT, F_ID, F_CUSTOMER, F_RESOURCE, F_STATUS,
+       F_PAYMENT_ID, F_PAYMENT_STATUS, F_COUNT };
+
+//  The fields of an event, each a copy, or NULL when absent or not a string.
+typedef struct {
+    char *field [F_COUNT];
+} s_fields_t;
+
+static void
+s_fields_free (s_fields_t *self)
 {
-    char *text = json_dumps (event, JSON_COMPACT);
+    for (int index = 0; index < F_COUNT; index++)
+        free (self->field [index]);
+}
+
+//  Reads the fields of the event text. Returns 0, or -1 if SQLite fails
+//  (the text is the journal's, so valid JSON).
+static int
+s_fields (store_t *store, const char *text, s_fields_t *fields)
+{
+    memset (fields, 0, sizeof *fields);
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_fields);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, text, -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW)
+        for (int index = 0; index < F_COUNT; index++)
+            if (sqlite3_column_type (stmt, index) == SQLITE_TEXT)
+                fields->field [index] = strdup ((const char *)
+                                                sqlite3_column_text (stmt, index));
+    sqlite3_reset (stmt);
+    return rc == SQLITE_ROW? 0: -1;
+}
+
+static int
+s_history_add (store_t *store, const char *id, int64_t seq, const char *text)
+{
     sqlite3_stmt *stmt = store_stmt (store,
         "INSERT INTO history (reservation, seq, event) VALUES (?1, ?2, ?3) "
         "ON CONFLICT DO NOTHING");
-    if (!text || !stmt) {
-        free (text);
+    if (!stmt)
         return s_failed (store, "add to the history of", id);
-    }
     sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64 (stmt, 2, seq);
     sqlite3_bind_text (stmt, 3, text, -1, SQLITE_STATIC);
-    int rc = s_write (store, stmt, "add to the history of", id);
-    free (text);
-    return rc;
+    return s_write (store, stmt, "add to the history of", id);
 }
 
-//  Sets the payment of reservation to {id, status} from the payments
-//  table, if it has a row for it. Returns 0 or -1.
-static int
-s_payment_merge (store_t *store, const char *id, json_t *reservation)
-{
-    sqlite3_stmt *stmt = store_stmt (store,
-        "SELECT id, status FROM payments WHERE reservation = ?1");
-    if (!stmt)
-        return s_failed (store, "read the payment of", id);
-    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step (stmt);
-    if (rc == SQLITE_ROW)
-        json_object_set_new (reservation, "payment", json_pack ("{s:s,s:s}",
-            "id", (const char *) sqlite3_column_text (stmt, 0),
-            "status", (const char *) sqlite3_column_text (stmt, 1)));
-    sqlite3_reset (stmt);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE? 0:
-           s_failed (store, "read the payment of", id);
-}
-
-//  reservation.*: stores the reservation object, unless a newer event has
-//  already been applied to it.
+//  reservation.*: stores the reservation object, with its id, and the
+//  payment from the payments table when it has one; unless a newer event
+//  has already been applied to it.
 static int
 s_reservation_put (store_t *store, const char *id, int64_t seq,
-                   const char *type, json_t *data)
+                   const char *type, s_fields_t *fields)
 {
-    json_t *object = json_object_get (data, "reservation");
-    const char *object_id = s_str (object, "id");
-    const char *customer = s_str (object, "customer");
-    const char *resource = s_str (object, "resource");
-    const char *status = s_str (object, "status");
-    if (!customer || !resource || !status
-    ||  (object_id && !streq (object_id, id))) {
+    char **field = fields->field;
+    if (!field [F_OBJECT] || !field [F_CUSTOMER] || !field [F_RESOURCE]
+    ||  !field [F_STATUS] || (field [F_ID] && !streq (field [F_ID], id))) {
         zsys_warning ("view: event seq %" PRId64 " (%s) has no valid "
                       "reservation object for %s; kept in the history only",
                       seq, type, id);
         return 0;
     }
-    //  A shallow copy: only top-level members change.
-    json_t *reservation = json_copy (object);
-    if (!object_id)
-        json_object_set_new (reservation, "id", json_string (id));
-    if (s_payment_merge (store, id, reservation)) {
-        json_decref (reservation);
-        return -1;
-    }
-    char *body = json_dumps (reservation, JSON_COMPACT);
-    json_decref (reservation);
     sqlite3_stmt *stmt = store_stmt (store,
         "INSERT INTO reservations "
         "(pos, id, customer, resource, status, seq, body) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?1, ?6) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?1, coalesce ("
+        "    (SELECT json_set (?6, '$.id', ?2, '$.payment', "
+        "         json_object ('id', id, 'status', status)) "
+        "     FROM payments WHERE reservation = ?2), "
+        "    json_set (?6, '$.id', ?2))) "
         "ON CONFLICT (id) DO UPDATE SET customer = excluded.customer, "
         "resource = excluded.resource, status = excluded.status, "
         "seq = excluded.seq, body = excluded.body "
         "WHERE excluded.seq > reservations.seq");
-    if (!body || !stmt) {
-        free (body);
+    if (!stmt)
         return s_failed (store, "store reservation", id);
-    }
     sqlite3_bind_int64 (stmt, 1, seq);
     sqlite3_bind_text (stmt, 2, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 3, customer, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 4, resource, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 5, status, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 6, body, -1, SQLITE_STATIC);
-    int rc = s_write (store, stmt, "store reservation", id);
-    free (body);
-    return rc;
-}
-
-//  Writes the payment {payment_id, status} into the stored reservation id,
-//  if the view has it yet.
-static int
-s_reservation_pay (store_t *store, const char *id, const char *payment_id,
-                   const char *status)
-{
-    sqlite3_stmt *stmt = store_stmt (store,
-        "SELECT body FROM reservations WHERE id = ?1");
-    if (!stmt)
-        return s_failed (store, "read reservation", id);
-    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step (stmt);
-    json_t *reservation = rc != SQLITE_ROW? NULL:
-        json_loads ((const char *) sqlite3_column_text (stmt, 0), 0, NULL);
-    sqlite3_reset (stmt);
-    if (rc == SQLITE_DONE)
-        return 0;               //  Not seen yet: merged when it comes
-    if (!reservation)
-        return s_failed (store, "read reservation", id);
-    json_object_set_new (reservation, "payment", json_pack ("{s:s,s:s}",
-                         "id", payment_id, "status", status));
-    char *body = json_dumps (reservation, JSON_COMPACT);
-    json_decref (reservation);
-    stmt = store_stmt (store,
-        "UPDATE reservations SET body = ?2 WHERE id = ?1");
-    if (!body || !stmt) {
-        free (body);
-        return s_failed (store, "store the payment of", id);
-    }
-    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 2, body, -1, SQLITE_STATIC);
-    rc = s_write (store, stmt, "store the payment of", id);
-    free (body);
-    return rc;
+    sqlite3_bind_text (stmt, 3, field [F_CUSTOMER], -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 4, field [F_RESOURCE], -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 5, field [F_STATUS], -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 6, field [F_OBJECT], -1, SQLITE_STATIC);
+    return s_write (store, stmt, "store reservation", id);
 }
 
 //  payment.*: records the payment's newest status, and writes it into the
-//  reservation.
+//  stored reservation, if the view has it yet (if not, it is merged when
+//  the reservation comes).
 static int
 s_payment_put (store_t *store, const char *id, int64_t seq, const char *type,
-               json_t *data)
+               s_fields_t *fields)
 {
-    json_t *payment = json_object_get (data, "payment");
-    const char *payment_id = s_str (payment, "id");
-    const char *status = s_str (payment, "status");
+    const char *payment_id = fields->field [F_PAYMENT_ID];
+    const char *status = fields->field [F_PAYMENT_STATUS];
     if (!payment_id || !status) {
         zsys_warning ("view: event seq %" PRId64 " (%s) has no valid payment "
                       "for %s; kept in the history only", seq, type, id);
@@ -290,27 +254,48 @@ s_payment_put (store_t *store, const char *id, int64_t seq, const char *type,
         return -1;
     if (sqlite3_changes (store_db (store)) == 0)
         return 0;               //  An older payment event: nothing changes
-    return s_reservation_pay (store, id, payment_id, status);
+    stmt = store_stmt (store,
+        "UPDATE reservations SET body = json_set (body, '$.payment', "
+        "json_object ('id', ?2, 'status', ?3)) WHERE id = ?1");
+    if (!stmt)
+        return s_failed (store, "store the payment of", id);
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, payment_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 3, status, -1, SQLITE_STATIC);
+    return s_write (store, stmt, "store the payment of", id);
 }
 
 //  Applies one event. Every event about a reservation goes into its
 //  history, whatever its type, so the view's consumer takes every type.
+//  Live events come as their text (the consumer is raw); those read from
+//  the journal come parsed, and are written back to text here, which
+//  gives the same text: the journal's is jansson's own compact form.
 static int
 s_apply (void *state, store_t *store, const char *type, json_t *event)
 {
     (void) state;
-    const char *id = s_str (event, "reservation");
-    if (!id)
-        return 0;               //  resource.* and others: not ours
     int64_t seq = json_integer_value (json_object_get (event, "seq"));
-    json_t *data = json_object_get (event, "data");
-    if (s_history_add (store, id, seq, event))
-        return -1;
-    if (strncmp (type, "reservation.", 12) == 0)
-        return s_reservation_put (store, id, seq, type, data);
-    if (strncmp (type, "payment.", 8) == 0)
-        return s_payment_put (store, id, seq, type, data);
-    return 0;
+    const char *text = json_string_value (json_object_get (event, "text"));
+    char *written = text? NULL: json_dumps (event, JSON_COMPACT);
+    if (!text && !written)
+        return s_failed (store, "read event", type);
+    s_fields_t fields;
+    int rc = s_fields (store, text? text: written, &fields);
+    const char *id = fields.field [F_RESERVATION];
+    if (rc)
+        rc = s_failed (store, "read event", type);
+    else
+    if (id) {                   //  resource.* and others: not ours
+        rc = s_history_add (store, id, seq, text? text: written);
+        if (rc == 0 && strncmp (type, "reservation.", 12) == 0)
+            rc = s_reservation_put (store, id, seq, type, &fields);
+        else
+        if (rc == 0 && strncmp (type, "payment.", 8) == 0)
+            rc = s_payment_put (store, id, seq, type, &fields);
+    }
+    s_fields_free (&fields);
+    free (written);
+    return rc;
 }
 
 
@@ -558,7 +543,8 @@ svc_view_new (resv_cfg_t *cfg, worker_t *worker)
     self->client = resv_new (resv_cfg_str (cfg, "broker/frontend",
                                            RESV_DEFAULT_ENDPOINT));
     events_config_t config = { .store = S_NAME, .schema = s_schema,
-                               .consumer = S_NAME, .apply = s_apply };
+                               .consumer = S_NAME, .apply = s_apply,
+                               .raw = true };
     if (self->store && self->client)
         self->events = events_new (cfg, &config);
     if (!self->events) {
