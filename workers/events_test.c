@@ -212,16 +212,23 @@ test_consumer_passes_over_other_types (void **state)
     store_destroy (&store);
 }
 
+//  A consumer whose apply fails the first *failures times.
+static zactor_t *
+s_failing_consumer (testkit_t *kit, int *failures)
+{
+    events_config_t config = { .store = "consumer", .schema = s_schema,
+                               .consumer = "test", .apply = s_apply,
+                               .state = failures };
+    return events_new (testkit_cfg (kit), &config);
+}
+
 static void
 test_failed_apply_is_retried_not_skipped (void **state)
 {
     testkit_t *kit = (testkit_t *) *state;
     store_t *store = store_new (testkit_cfg (kit), "consumer", s_schema);
     int failures = 2;
-    events_config_t config = { .store = "consumer", .schema = s_schema,
-                               .consumer = "test", .apply = s_apply,
-                               .state = &failures };
-    zactor_t *events = events_new (testkit_cfg (kit), &config);
+    zactor_t *events = s_failing_consumer (kit, &failures);
     s_publish (kit, "d1", "reservation.expired");
     s_publish (kit, "d2", "reservation.expired");
     assert_true (s_wait_applied (store, 2));
@@ -241,10 +248,7 @@ test_missed_last_event_found_when_quiet (void **state)
     testkit_t *kit = (testkit_t *) *state;
     store_t *store = store_new (testkit_cfg (kit), "consumer", s_schema);
     int failures = 2;
-    events_config_t config = { .store = "consumer", .schema = s_schema,
-                               .consumer = "test", .apply = s_apply,
-                               .state = &failures };
-    zactor_t *events = events_new (testkit_cfg (kit), &config);
+    zactor_t *events = s_failing_consumer (kit, &failures);
     zclock_sleep (200);         //  Subscribed and caught up (nothing)
     s_publish (kit, "q1", "reservation.expired");
     assert_true (s_wait_applied (store, 1));
