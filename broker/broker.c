@@ -969,11 +969,17 @@ s_events_publish (broker_t *self, zmq_msg_t *client, zmq_msg_t *id,
     zmq_msg_init (&publish->id);
     zmq_msg_copy (&publish->id, id);
     publish->events = json_incref (events);
-    //  The texts point into the body: it is kept (a reference, not a
-    //  copy, for any body of more than a few bytes) until the commit.
+    //  The texts point into the body, which is kept until the commit: a
+    //  reference to the same bytes, except for a body of a few bytes,
+    //  which the copy holds in itself, so the texts follow it there.
     zmq_msg_init (&publish->body);
-    if (texts)
+    if (texts) {
         zmq_msg_copy (&publish->body, body);
+        const char *from = (const char *) zmq_msg_data (body);
+        const char *to = (const char *) zmq_msg_data (&publish->body);
+        for (size_t index = 0; index < json_array_size (events); index++)
+            texts [index].text = to + (texts [index].text - from);
+    }
     publish->texts = texts;
 }
 
