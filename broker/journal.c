@@ -217,12 +217,12 @@ s_body (json_t *event, const journal_text_t *text, int64_t seq,
     }
     //  The text is an object with an id and a type: after its '{' comes
     //  a member, so what goes in front ends with a comma.
+    bool at = json_object_get (event, "at") != NULL;
+    bool data = json_object_get (event, "data") != NULL;
     char head [RESV_TIME_SIZE + 64];
     int used = snprintf (head, sizeof head, "{\"seq\":%" PRId64 ",%s%s%s%s", seq,
-                         json_object_get (event, "at")? "": "\"at\":\"",
-                         json_object_get (event, "at")? "": now,
-                         json_object_get (event, "at")? "": "\",",
-                         json_object_get (event, "data")? "": "\"data\":{},");
+                         at? "": "\"at\":\"", at? "": now, at? "": "\",",
+                         data? "": "\"data\":{},");
     const char *rest = (const char *) memchr (text->text, '{', text->size);
     size_t rest_size = rest? text->size - (size_t) (rest - text->text) - 1: 0;
     char *body = rest? (char *) malloc ((size_t) used + rest_size + 1): NULL;
