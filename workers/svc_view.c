@@ -153,7 +153,8 @@ s_fields_free (s_fields_t *self)
 }
 
 //  Reads the fields of the event text. Returns 0, or -1 if SQLite fails
-//  (the text is the journal's, so valid JSON).
+//  (the text is the journal's, so valid JSON) or memory runs out: a field
+//  must never look absent because it could not be copied.
 static int
 s_fields (store_t *store, const char *text, s_fields_t *fields)
 {
@@ -162,14 +163,16 @@ s_fields (store_t *store, const char *text, s_fields_t *fields)
     if (!stmt)
         return -1;
     sqlite3_bind_text (stmt, 1, text, -1, SQLITE_STATIC);
-    int rc = sqlite3_step (stmt);
-    if (rc == SQLITE_ROW)
-        for (int index = 0; index < F_COUNT; index++)
-            if (sqlite3_column_type (stmt, index) == SQLITE_TEXT)
-                fields->field [index] = strdup ((const char *)
-                                                sqlite3_column_text (stmt, index));
+    int rc = sqlite3_step (stmt) == SQLITE_ROW? 0: -1;
+    for (int index = 0; rc == 0 && index < F_COUNT; index++)
+        if (sqlite3_column_type (stmt, index) == SQLITE_TEXT) {
+            const char *value = (const char *) sqlite3_column_text (stmt, index);
+            fields->field [index] = value? strdup (value): NULL;
+            if (!fields->field [index])
+                rc = -1;
+        }
     sqlite3_reset (stmt);
-    return rc == SQLITE_ROW? 0: -1;
+    return rc;
 }
 
 static int
