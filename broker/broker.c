@@ -92,9 +92,10 @@ struct _request_t {
 typedef struct {
     zmq_msg_t client;           //  Who sent it, to reply to
     zmq_msg_t id;               //  Its request id
-    json_t *events;             //  Its batch, checked; a reference
-    zmq_msg_t body;             //  The body, which texts point into
-    journal_text_t *texts;      //  Each event's text, or NULL
+    zmq_msg_t body;             //  The body as received
+    char *owned;                //  Or the body written anew, or NULL
+    journal_event_t *events;    //  Its batch, checked, pointing into one
+    size_t count;               //  of those
 } publish_t;
 
 typedef struct {
@@ -938,17 +939,61 @@ s_ping (broker_t *self)
 //  serves them all. Each publisher is answered only after the commit.
 
 static void
-s_events_publish (broker_t *self, zmq_msg_t *client, zmq_msg_t *id,
-                  json_t *request, zmq_msg_t *body, journal_text_t *texts)
+s_publish_free (publish_t *publish)
 {
-    json_t *events = json_object_get (request, "events");
-    char *error;
-    if (journal_check (events, &error)) {
-        s_send_error (self, client, id, RESV_BAD_REQUEST,
-                      RESV_REASON_BAD_REQUEST, error);
+    zmq_msg_close (&publish->client);
+    zmq_msg_close (&publish->id);
+    zmq_msg_close (&publish->body);
+    free (publish->events);
+    free (publish->owned);
+}
+
+//  A publish in the relays' form, {"events":[E,...]}, is read in place,
+//  an event at a time, and each event is journaled as its text with its
+//  seq put in front: no parse into objects, no encoding anew. A body in
+//  any other form is parsed whole (which says what is wrong with one that
+//  is not JSON), written anew in that form, and read the same way.
+static void
+s_events_publish (broker_t *self, zmq_msg_t *client, zmq_msg_t *id,
+                  zmq_msg_t *body)
+{
+    const char *text = (const char *) zmq_msg_data (body);
+    size_t size = zmq_msg_size (body);
+    journal_event_t *events = NULL;
+    size_t count = 0;
+    char *owned = NULL;
+    char *error = NULL;
+    if (journal_split (text, size, &events, &count, &error)) {
         free (error);
-        free (texts);
-        return;
+        error = NULL;
+        json_error_t parse_error;
+        json_t *request = size? json_loadb (text, size, 0, &parse_error)
+                              : json_object ();
+        if (!json_is_object (request)) {
+            s_send_error (self, client, id, RESV_BAD_REQUEST,
+                          RESV_REASON_BAD_REQUEST, "the body is not a JSON object");
+            json_decref (request);
+            return;
+        }
+        json_t *list = json_object_get (request, "events");
+        json_t *form = list? json_pack ("{s:O}", "events", list): NULL;
+        owned = form? json_dumps (form, JSON_COMPACT): NULL;
+        json_decref (form);
+        json_decref (request);
+        if (owned
+        &&  journal_split (owned, strlen (owned), &events, &count, &error)) {
+            s_send_error (self, client, id, RESV_BAD_REQUEST,
+                          RESV_REASON_BAD_REQUEST, error);
+            free (error);
+            free (owned);
+            return;
+        }
+        if (!owned) {
+            s_send_error (self, client, id, RESV_BAD_REQUEST,
+                          RESV_REASON_BAD_REQUEST,
+                          "events must be a non-empty array");
+            return;
+        }
     }
     if (self->npublishes == self->max_publishes) {
         size_t max = self->max_publishes? self->max_publishes * 2: 64;
@@ -957,7 +1002,8 @@ s_events_publish (broker_t *self, zmq_msg_t *client, zmq_msg_t *id,
         if (!grown) {
             s_send_error (self, client, id, RESV_INTERNAL, RESV_REASON_INTERNAL,
                           "the broker is out of memory");
-            free (texts);
+            free (events);
+            free (owned);
             return;
         }
         self->publishes = grown;
@@ -968,75 +1014,40 @@ s_events_publish (broker_t *self, zmq_msg_t *client, zmq_msg_t *id,
     zmq_msg_copy (&publish->client, client);
     zmq_msg_init (&publish->id);
     zmq_msg_copy (&publish->id, id);
-    publish->events = json_incref (events);
-    //  The texts point into the body, which is kept until the commit: a
+    publish->owned = owned;
+    publish->events = events;
+    publish->count = count;
+    //  The events point into the body, which is kept until the commit: a
     //  reference to the same bytes, except for a body of a few bytes,
-    //  which the copy holds in itself, so the texts follow it there.
+    //  which the copy holds in itself, so the events follow it there.
     zmq_msg_init (&publish->body);
-    if (texts) {
+    if (!owned) {
         zmq_msg_copy (&publish->body, body);
-        const char *from = (const char *) zmq_msg_data (body);
         const char *to = (const char *) zmq_msg_data (&publish->body);
-        for (size_t index = 0; index < json_array_size (events); index++)
-            texts [index].text = to + (texts [index].text - from);
+        for (size_t index = 0; index < count; index++)
+            events [index].text = to + (events [index].text - text);
     }
-    publish->texts = texts;
 }
 
-//  The relays send {"events":[E,E,...]}. Read in that form, an event at a
-//  time, each event's text is known, and the journal stores it as sent
-//  with its seq put in front instead of writing it anew. Returns the
-//  request {"events":[...]} with *texts_p set (malloc'd, one per event);
-//  NULL for a body in any other form, which is then parsed whole.
-static json_t *
-s_publish_split (const char *body, size_t size, journal_text_t **texts_p)
+//  Answers a publish with the seqs of its events, {"seqs":[N,...]}.
+static void
+s_send_seqs (broker_t *self, publish_t *publish, const int64_t *seqs)
 {
-    static const char head [] = "{\"events\":[";
-    *texts_p = NULL;
-    if (size < sizeof head || memcmp (body, head, sizeof head - 1))
-        return NULL;
-    json_t *events = json_array ();
-    journal_text_t *texts = NULL;
-    size_t count = 0, max = 0;
-    size_t at = sizeof head - 1;
-    while (true) {
-        json_error_t error;
-        //  Duplicate keys would leave the text saying two things.
-        json_t *event = json_loadb (body + at, size - at,
-                                    JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES,
-                                    &error);
-        if (!json_is_object (event) || error.position <= 0) {
-            json_decref (event);
-            break;
-        }
-        if (count == max) {
-            max = max? max * 2: 16;
-            journal_text_t *grown = (journal_text_t *) realloc (texts,
-                                        max * sizeof (journal_text_t));
-            if (!grown) {
-                json_decref (event);
-                break;
-            }
-            texts = grown;
-        }
-        texts [count].text = body + at;
-        texts [count].size = (size_t) error.position;
-        count++;
-        json_array_append_new (events, event);
-        at += (size_t) error.position;
-        if (at < size && body [at] == ',') {
-            at++;
-            continue;
-        }
-        if (size - at == 2 && body [at] == ']' && body [at + 1] == '}') {
-            *texts_p = texts;
-            return json_pack ("{s:o}", "events", events);
-        }
-        break;
+    size_t max = 16 + publish->count * 21;
+    char *text = (char *) malloc (max);
+    if (!text) {
+        s_send_error (self, &publish->client, &publish->id, RESV_INTERNAL,
+                      RESV_REASON_INTERNAL, "the broker is out of memory");
+        return;
     }
-    json_decref (events);
-    free (texts);
-    return NULL;
+    size_t used = (size_t) snprintf (text, max, "{\"seqs\":[");
+    for (size_t index = 0; index < publish->count; index++)
+        used += (size_t) snprintf (text + used, max - used, "%s%" PRId64,
+                                   index? ",": "", seqs [index]);
+    used += (size_t) snprintf (text + used, max - used, "]}");
+    s_send_reply (self, &publish->client, &publish->id, RESV_OK, NULL, text,
+                  used);
+    free (text);
 }
 
 //  Journals the publishes of this loop turn in one transaction, answers
@@ -1046,71 +1057,61 @@ s_events_commit (broker_t *self)
 {
     if (self->npublishes == 0)
         return;
-    json_t *all = json_array ();
     size_t total = 0;
-    for (size_t index = 0; index < self->npublishes; index++) {
-        json_array_extend (all, self->publishes [index].events);
-        total += json_array_size (self->publishes [index].events);
-    }
-    //  Each event's text where its publish had them; NULL: written anew.
-    journal_text_t *texts = (journal_text_t *) calloc (total? total: 1,
-                                                       sizeof (journal_text_t));
-    size_t at = 0;
-    for (size_t index = 0; texts && index < self->npublishes; index++) {
-        size_t count = json_array_size (self->publishes [index].events);
-        if (self->publishes [index].texts)
-            memcpy (texts + at, self->publishes [index].texts,
-                    count * sizeof (journal_text_t));
-        at += count;
-    }
-    json_t *seqs, *fresh;
+    for (size_t index = 0; index < self->npublishes; index++)
+        total += self->publishes [index].count;
+    journal_event_t *all = (journal_event_t *) malloc (total
+                                                 * sizeof (journal_event_t));
+    int64_t *seqs = (int64_t *) malloc (total * sizeof (int64_t));
+    journal_fresh_t *fresh = NULL;
+    size_t nfresh = 0;
     char *error = NULL;
-    int rc = journal_append (self->journal, all, texts, &seqs, &fresh, &error);
-    free (texts);
-    if (rc == -1)
-        zsys_error ("broker: %s (%zu publishes refused)", error,
-                    self->npublishes);
+    int rc = -1;
+    if (all && seqs) {
+        size_t at = 0;
+        for (size_t index = 0; index < self->npublishes; index++) {
+            memcpy (all + at, self->publishes [index].events,
+                    self->publishes [index].count * sizeof (journal_event_t));
+            at += self->publishes [index].count;
+        }
+        rc = journal_append (self->journal, all, total, seqs, &fresh,
+                             &nfresh, &error);
+    }
+    else
+        error = strdup ("the broker is out of memory");
+    if (rc)
+        zsys_error ("broker: %s (%zu publishes refused)",
+                    error? error: "out of memory", self->npublishes);
     size_t offset = 0;
     for (size_t index = 0; index < self->npublishes; index++) {
         publish_t *publish = &self->publishes [index];
-        size_t count = json_array_size (publish->events);
-        if (rc == 0) {
-            json_t *mine = json_array ();
-            for (size_t event = 0; event < count; event++)
-                json_array_append (mine, json_array_get (seqs, offset + event));
-            s_send_json (self, &publish->client, &publish->id, RESV_OK,
-                         json_pack ("{s:o}", "seqs", mine));
-        }
+        if (rc == 0)
+            s_send_seqs (self, publish, seqs + offset);
         else
             s_send_error (self, &publish->client, &publish->id,
                           rc == -2? RESV_BAD_REQUEST: RESV_INTERNAL,
                           rc == -2? RESV_REASON_BAD_REQUEST: RESV_REASON_INTERNAL,
-                          error);
-        offset += count;
-        zmq_msg_close (&publish->client);
-        zmq_msg_close (&publish->id);
-        zmq_msg_close (&publish->body);
-        free (publish->texts);
-        json_decref (publish->events);
+                          error? error: "the broker is out of memory");
+        offset += publish->count;
     }
-    self->npublishes = 0;
-    json_decref (all);
-    free (error);
-    if (rc)
-        return;
-    json_decref (seqs);
     //  Committed and acknowledged: now subscribers may see them. A
     //  subscriber that misses one finds the gap by seq and reads it back.
-    size_t index;
-    json_t *entry;
-    json_array_foreach (fresh, index, entry) {
+    void *events = zsock_resolve (self->events);
+    for (size_t index = 0; index < nfresh; index++) {
         char seq [24];
-        snprintf (seq, sizeof seq, "%" JSON_INTEGER_FORMAT,
-                  json_integer_value (json_array_get (entry, 0)));
-        zstr_sendx (self->events, json_string_value (json_array_get (entry, 1)),
-                    seq, json_string_value (json_array_get (entry, 2)), NULL);
+        int size = snprintf (seq, sizeof seq, "%" PRId64, fresh [index].seq);
+        zmq_send (events, fresh [index].type, strlen (fresh [index].type),
+                  ZMQ_SNDMORE);
+        zmq_send (events, seq, (size_t) size, ZMQ_SNDMORE);
+        zmq_send (events, fresh [index].text, fresh [index].size, 0);
     }
-    json_decref (fresh);
+    journal_fresh_destroy (&fresh, nfresh);
+    for (size_t index = 0; index < self->npublishes; index++)
+        s_publish_free (&self->publishes [index]);
+    self->npublishes = 0;
+    free (all);
+    free (seqs);
+    free (error);
 }
 
 static void
@@ -1122,26 +1123,21 @@ s_events (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, zmq_msg_t *method,
                       "the journal is not open");
         return;
     }
-    journal_text_t *texts = NULL;
-    json_t *request = s_part_is (method, RESV_METHOD_PUBLISH)
-        ? s_publish_split ((const char *) zmq_msg_data (body),
-                           zmq_msg_size (body), &texts)
-        : NULL;
+    if (s_part_is (method, RESV_METHOD_PUBLISH)) {
+        s_events_publish (self, client, id, body);
+        return;
+    }
     json_error_t parse_error;
-    if (!request)
-        request = zmq_msg_size (body)
-            ? json_loadb ((const char *) zmq_msg_data (body), zmq_msg_size (body),
-                          0, &parse_error)
-            : json_object ();
+    json_t *request = zmq_msg_size (body)
+        ? json_loadb ((const char *) zmq_msg_data (body), zmq_msg_size (body),
+                      0, &parse_error)
+        : json_object ();
     if (!json_is_object (request)) {
         s_send_error (self, client, id, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
                       "the body is not a JSON object");
         json_decref (request);
         return;
     }
-    if (s_part_is (method, RESV_METHOD_PUBLISH))
-        s_events_publish (self, client, id, request, body, texts);
-    else
     if (s_part_is (method, RESV_METHOD_READ)) {
         json_t *from = json_object_get (request, "from");
         json_t *type = json_object_get (request, "type");
@@ -1525,11 +1521,7 @@ s_broker_destroy (broker_t **self_p)
     zsock_destroy (&self->backend);
     zsock_destroy (&self->events);
     for (size_t index = 0; index < self->npublishes; index++) {
-        zmq_msg_close (&self->publishes [index].client);
-        zmq_msg_close (&self->publishes [index].id);
-        zmq_msg_close (&self->publishes [index].body);
-        free (self->publishes [index].texts);
-        json_decref (self->publishes [index].events);
+        s_publish_free (&self->publishes [index]);
     }
     free (self->publishes);
     checkpoint_destroy (&self->checkpoint);

@@ -1,6 +1,7 @@
 /*  journal.c: the event journal on SQLite (see journal.h).  */
 
 #include "journal.h"
+#include "jscan.h"
 #include "checkpoint.h"
 #include "db.h"
 #include "resv_util.h"
@@ -102,51 +103,145 @@ journal_last (journal_t *self)
     return self->last;
 }
 
-//  A string member of at most max characters, or absent. Returns false if
-//  it is present and not such a string.
+//  What journal_scan has read of an event's members so far.
+typedef struct {
+    journal_event_t *event;
+    bool id_ok;                 //  A good "id" was seen
+    bool type_ok;               //  A good "type" was seen
+    const char *other;          //  The first other fault, in text order
+} s_fields_t;
+
+//  Decodes a string member into out (room for max bytes and a NUL);
+//  false unless it is a string of 1 to max bytes.
 static bool
-s_string_ok (json_t *event, const char *key, size_t max, bool required)
+s_field (const char *value, size_t size, jscan_kind_t kind, char *out,
+         size_t max)
 {
-    json_t *value = json_object_get (event, key);
-    if (!value)
-        return !required;
-    return json_is_string (value) && json_string_length (value) > 0
-        && json_string_length (value) <= max;
+    if (kind != JSCAN_STRING)
+        return false;
+    size_t length = jscan_string (value, size, out, out? max + 1: 0);
+    return length > 0 && length <= max;
 }
 
-//  Checks one event of a batch. Returns NULL or what is wrong with it.
-static const char *
-s_invalid (json_t *event)
+static bool
+s_member (void *arg, const char *key, size_t key_size, const char *value,
+          size_t value_size, jscan_kind_t kind)
 {
-    if (!json_is_object (event))
-        return "an event is not an object";
-    if (!s_string_ok (event, "id", JOURNAL_ID_MAX, true))
-        return "event id must be a string of 1 to 64 characters";
-    if (!s_string_ok (event, "type", JOURNAL_TYPE_MAX, true))
-        return "event type must be a string of 1 to 64 characters";
-    const char *type = json_string_value (json_object_get (event, "type"));
-    for (const char *c = type; *c; c++)
-        if (!(islower (*c) || *c == '.' || *c == '_'))
-            return "event type must be lowercase words and dots";
-    const char *key;
-    json_t *value;
-    json_object_foreach (event, key, value) {
-        if (streq (key, "id") || streq (key, "type"))
-            continue;
-        if (streq (key, "data")) {
-            if (!json_is_object (value))
-                return "event data must be an object";
-        }
-        else
-        if (streq (key, "at") || streq (key, "correlation_id")
-        ||  streq (key, "reservation") || streq (key, "resource")) {
-            if (!s_string_ok (event, key, 128, true))
-                return "event fields must be strings of 1 to 128 characters";
-        }
-        else
-            return "unknown event field";
+    s_fields_t *self = (s_fields_t *) arg;
+    journal_event_t *event = self->event;
+    if (key_size != strlen (key))
+        key = "";               //  Too long to be a known key
+    if (streq (key, "id"))
+        self->id_ok = s_field (value, value_size, kind, event->id,
+                               JOURNAL_ID_MAX);
+    else
+    if (streq (key, "type"))
+        self->type_ok = s_field (value, value_size, kind, event->type,
+                                 JOURNAL_TYPE_MAX);
+    else
+    if (streq (key, "data")) {
+        event->has_data = true;
+        if (kind != JSCAN_OBJECT && !self->other)
+            self->other = "event data must be an object";
     }
-    return NULL;
+    else
+    if (streq (key, "at") || streq (key, "correlation_id")
+    ||  streq (key, "reservation") || streq (key, "resource")) {
+        if (streq (key, "at"))
+            event->has_at = true;
+        if (!s_field (value, value_size, kind, NULL, 128) && !self->other)
+            self->other = "event fields must be strings of 1 to 128 characters";
+    }
+    else
+    if (!self->other)
+        self->other = "unknown event field";
+    return true;                //  Reads on: the whole text must be valid
+}
+
+size_t
+journal_scan (const char *text, size_t size, journal_event_t *event,
+              const char **why_p)
+{
+    memset (event, 0, sizeof *event);
+    s_fields_t fields = { event, false, false, NULL };
+    size_t used = jscan_object (text, size, s_member, &fields);
+    const char *why = NULL;
+    if (!used)
+        why = "an event is not an object";
+    else
+    if (!fields.id_ok)
+        why = "event id must be a string of 1 to 64 characters";
+    else
+    if (!fields.type_ok)
+        why = "event type must be a string of 1 to 64 characters";
+    else {
+        for (const char *c = event->type; *c && !why; c++)
+            if (!((*c >= 'a' && *c <= 'z') || *c == '.' || *c == '_'))
+                why = "event type must be lowercase words and dots";
+        if (!why)
+            why = fields.other;
+    }
+    *why_p = why;
+    if (why)
+        return 0;
+    event->text = text;
+    event->size = used;
+    return used;
+}
+
+static int
+s_split_fail (char **error_p, journal_event_t *events, const char *fmt, ...)
+{
+    char message [300];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (message, sizeof message, fmt, args);
+    va_end (args);
+    free (events);
+    *error_p = strdup (message);
+    return -2;
+}
+
+int
+journal_split (const char *body, size_t size, journal_event_t **events_p,
+               size_t *count_p, char **error_p)
+{
+    static const char head [] = "{\"events\":[";
+    *events_p = NULL;
+    *count_p = 0;
+    *error_p = NULL;
+    size_t at = sizeof head - 1;
+    if (size < at || memcmp (body, head, at) || (at < size && body [at] == ']'))
+        return s_split_fail (error_p, NULL, "events must be a non-empty array");
+    journal_event_t *events = NULL;
+    size_t count = 0, max = 0;
+    while (true) {
+        if (count == max) {
+            max = max? max * 2: 16;
+            journal_event_t *grown = (journal_event_t *) realloc (events,
+                                         max * sizeof (journal_event_t));
+            if (!grown)
+                return s_split_fail (error_p, events, "out of memory");
+            events = grown;
+        }
+        const char *why;
+        size_t used = journal_scan (body + at, size - at, &events [count], &why);
+        if (!used)
+            return s_split_fail (error_p, events, "event %zu: %s", count, why);
+        count++;
+        at += used;
+        if (at < size && body [at] == ',') {
+            at++;
+            continue;
+        }
+        if (size - at == 2 && body [at] == ']' && body [at + 1] == '}')
+            break;
+        return s_split_fail (error_p, events,
+                             "a publish must be {\"events\":[...]}");
+    }
+    *events_p = events;
+    *count_p = count;
+    return 0;
 }
 
 //  Steps a statement that returns no rows, and resets it: the result code
@@ -173,58 +268,22 @@ s_fail (journal_t *self, char **error_p, int code, const char *fmt, ...)
     return code;
 }
 
-int
-journal_check (json_t *events, char **error_p)
-{
-    char message [300];
-    *error_p = NULL;
-    if (!json_is_array (events) || json_array_size (events) == 0) {
-        *error_p = strdup ("events must be a non-empty array");
-        return -2;
-    }
-    size_t index;
-    json_t *event;
-    json_array_foreach (events, index, event) {
-        const char *why = s_invalid (event);
-        if (why) {
-            snprintf (message, sizeof message, "event %zu: %s", index, why);
-            *error_p = strdup (message);
-            return -2;
-        }
-    }
-    return 0;
-}
-
 //  The journaled text of event: its seq, and "at" and "data" when it has
-//  none, in front of the members of text (the event as sent) or of the
-//  object written anew when there is no text. Returns a malloc'd string,
-//  its length in *size_p; NULL if out of memory.
+//  none, in front of its members. Returns a malloc'd string, its length
+//  in *size_p; NULL if out of memory.
 static char *
-s_body (json_t *event, const journal_text_t *text, int64_t seq,
-        const char *now, size_t *size_p)
+s_body (const journal_event_t *event, int64_t seq, const char *now,
+        size_t *size_p)
 {
-    if (!text || !text->text) {
-        json_t *stored = json_copy (event);
-        json_object_set_new (stored, "seq", json_integer (seq));
-        if (!json_object_get (stored, "at"))
-            json_object_set_new (stored, "at", json_string (now));
-        if (!json_object_get (stored, "data"))
-            json_object_set_new (stored, "data", json_object ());
-        char *body = json_dumps (stored, JSON_COMPACT);
-        json_decref (stored);
-        *size_p = body? strlen (body): 0;
-        return body;
-    }
     //  The text is an object with an id and a type: after its '{' comes
     //  a member, so what goes in front ends with a comma.
-    bool at = json_object_get (event, "at") != NULL;
-    bool data = json_object_get (event, "data") != NULL;
     char head [RESV_TIME_SIZE + 64];
-    int used = snprintf (head, sizeof head, "{\"seq\":%" PRId64 ",%s%s%s%s", seq,
-                         at? "": "\"at\":\"", at? "": now, at? "": "\",",
-                         data? "": "\"data\":{},");
-    const char *rest = (const char *) memchr (text->text, '{', text->size);
-    size_t rest_size = rest? text->size - (size_t) (rest - text->text) - 1: 0;
+    int used = snprintf (head, sizeof head, "{\"seq\":%" PRId64 ",%s%s%s%s",
+                         seq, event->has_at? "": "\"at\":\"",
+                         event->has_at? "": now, event->has_at? "": "\",",
+                         event->has_data? "": "\"data\":{},");
+    const char *rest = (const char *) memchr (event->text, '{', event->size);
+    size_t rest_size = rest? event->size - (size_t) (rest - event->text) - 1: 0;
     char *body = rest? (char *) malloc ((size_t) used + rest_size + 1): NULL;
     if (!body)
         return NULL;
@@ -235,81 +294,128 @@ s_body (json_t *event, const journal_text_t *text, int64_t seq,
     return body;
 }
 
-int
-journal_append (journal_t *self, json_t *events, const journal_text_t *texts,
-                json_t **seqs_p, json_t **fresh_p, char **error_p)
+void
+journal_fresh_destroy (journal_fresh_t **fresh_p, size_t count)
 {
-    *seqs_p = NULL;
+    if (!*fresh_p)
+        return;
+    for (size_t index = 0; index < count; index++)
+        free ((*fresh_p) [index].text);
+    free (*fresh_p);
     *fresh_p = NULL;
-    if (journal_check (events, error_p))
+}
+
+int
+journal_append (journal_t *self, const journal_event_t *events, size_t count,
+                int64_t *seqs, journal_fresh_t **fresh_p, size_t *nfresh_p,
+                char **error_p)
+{
+    *fresh_p = NULL;
+    *nfresh_p = 0;
+    *error_p = NULL;
+    if (count == 0) {
+        *error_p = strdup ("events must be a non-empty array");
         return -2;
-    size_t index;
-    json_t *event;
-    if (s_run (self->begin) != SQLITE_DONE)
+    }
+    journal_fresh_t *fresh = (journal_fresh_t *) calloc (count,
+                                                          sizeof (journal_fresh_t));
+    if (!fresh)
+        return s_fail (self, error_p, -1, "journal: out of memory");
+    if (s_run (self->begin) != SQLITE_DONE) {
+        free (fresh);
         return s_fail (self, error_p, -1, "journal: begin: %s",
                        sqlite3_errmsg (self->db));
-    json_t *seqs = json_array ();
-    json_t *fresh = json_array ();
+    }
+    size_t nfresh = 0;
     int64_t next = self->last;
     char now [RESV_TIME_SIZE];
     resv_time_now (now);
-    json_array_foreach (events, index, event) {
-        const char *id = json_string_value (json_object_get (event, "id"));
-        const char *type = json_string_value (json_object_get (event, "type"));
+    for (size_t index = 0; index < count; index++) {
+        const journal_event_t *event = &events [index];
         size_t size;
-        char *body = s_body (event, texts? &texts [index]: NULL, next + 1,
-                             now, &size);
+        char *body = s_body (event, next + 1, now, &size);
         if (!body) {
-            json_decref (seqs);
-            json_decref (fresh);
+            journal_fresh_destroy (&fresh, nfresh);
             return s_fail (self, error_p, -1, "journal: insert %s: out of "
-                           "memory", id);
+                           "memory", event->id);
         }
         sqlite3_reset (self->insert);
-        sqlite3_bind_text (self->insert, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text (self->insert, 2, type, -1, SQLITE_STATIC);
+        sqlite3_bind_text (self->insert, 1, event->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text (self->insert, 2, event->type, -1, SQLITE_STATIC);
         sqlite3_bind_text (self->insert, 3, body, (int) size, SQLITE_STATIC);
         int rc = sqlite3_step (self->insert);
         if (rc != SQLITE_DONE) {
             free (body);
-            json_decref (seqs);
-            json_decref (fresh);
-            return s_fail (self, error_p, -1, "journal: insert %s: %s", id,
-                           sqlite3_errmsg (self->db));
+            journal_fresh_destroy (&fresh, nfresh);
+            return s_fail (self, error_p, -1, "journal: insert %s: %s",
+                           event->id, sqlite3_errmsg (self->db));
         }
         if (sqlite3_changes (self->db) == 1) {
             next++;
-            json_array_append_new (seqs, json_integer (next));
-            //  Both texts are valid UTF-8 already (checked when parsed).
-            json_t *entry = json_array ();
-            json_array_append_new (entry, json_integer (next));
-            json_array_append_new (entry, json_string_nocheck (type));
-            json_array_append_new (entry, json_stringn_nocheck (body, size));
-            json_array_append_new (fresh, entry);
+            seqs [index] = next;
+            fresh [nfresh++] = (journal_fresh_t) { next, event->type, body, size };
         }
         else {
             //  Journaled before: a publisher's resend.
+            free (body);
             sqlite3_reset (self->find);
-            sqlite3_bind_text (self->find, 1, id, -1, SQLITE_STATIC);
-            int64_t seq = 0;
-            if (sqlite3_step (self->find) == SQLITE_ROW)
-                seq = sqlite3_column_int64 (self->find, 0);
-            json_array_append_new (seqs, json_integer (seq));
+            sqlite3_bind_text (self->find, 1, event->id, -1, SQLITE_STATIC);
+            seqs [index] = sqlite3_step (self->find) == SQLITE_ROW
+                         ? sqlite3_column_int64 (self->find, 0): 0;
         }
-        free (body);
     }
     sqlite3_reset (self->insert);
     sqlite3_reset (self->find);
     if (s_run (self->commit) != SQLITE_DONE) {
-        json_decref (seqs);
-        json_decref (fresh);
+        journal_fresh_destroy (&fresh, nfresh);
         return s_fail (self, error_p, -1, "journal: commit: %s",
                        sqlite3_errmsg (self->db));
     }
     self->last = next;
-    *seqs_p = seqs;
     *fresh_p = fresh;
+    *nfresh_p = nfresh;
     return 0;
+}
+
+int
+journal_append_json (journal_t *self, json_t *events, json_t **seqs_p,
+                     json_t **fresh_p, char **error_p)
+{
+    *seqs_p = NULL;
+    *fresh_p = NULL;
+    //  Written in the relays' form, and read as a relay's publish is.
+    json_t *request = events? json_pack ("{s:O}", "events", events): NULL;
+    char *text = request? json_dumps (request, JSON_COMPACT): NULL;
+    json_decref (request);
+    if (!text) {
+        *error_p = strdup ("events must be a non-empty array");
+        return -2;
+    }
+    journal_event_t *list;
+    size_t count;
+    int rc = journal_split (text, strlen (text), &list, &count, error_p);
+    int64_t *seqs = rc? NULL: (int64_t *) malloc (count * sizeof (int64_t));
+    journal_fresh_t *fresh = NULL;
+    size_t nfresh = 0;
+    if (rc == 0)
+        rc = seqs? journal_append (self, list, count, seqs, &fresh, &nfresh,
+                                   error_p)
+                 : s_fail (self, error_p, -1, "journal: out of memory");
+    if (rc == 0) {
+        *seqs_p = json_array ();
+        for (size_t index = 0; index < count; index++)
+            json_array_append_new (*seqs_p, json_integer (seqs [index]));
+        *fresh_p = json_array ();
+        for (size_t index = 0; index < nfresh; index++)
+            json_array_append_new (*fresh_p, json_pack ("[I,s,s%]",
+                (json_int_t) fresh [index].seq, fresh [index].type,
+                fresh [index].text, fresh [index].size));
+    }
+    journal_fresh_destroy (&fresh, nfresh);
+    free (seqs);
+    free (list);
+    free (text);
+    return rc;
 }
 
 char *

@@ -14,6 +14,7 @@
 #define JOURNAL_H_INCLUDED
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -35,37 +36,71 @@ journal_t *
 void
     journal_destroy (journal_t **self_p);
 
-//  An event's text as its publisher sent it, when the caller has it
-//  (size bytes at text, a JSON object that parses to the event).
+//  An event to journal: its text as its publisher sent it (size bytes at
+//  text, a JSON object), and what journal_scan read from it.
 typedef struct {
     const char *text;
     size_t size;
-} journal_text_t;
+    char id [JOURNAL_ID_MAX + 1];
+    char type [JOURNAL_TYPE_MAX + 1];
+    bool has_at;                //  It has an "at"
+    bool has_data;              //  It has a "data"
+} journal_event_t;
 
-//  Appends a batch of events in one transaction. events is a JSON array of
-//  objects, borrowed, each with "id" and "type" strings and optionally
-//  "data" (an object), "at", "correlation_id", "reservation", "resource"
-//  (strings); any other key is refused. "at" is filled in when missing,
-//  and "data" as {}. texts, when not NULL, has one entry per event: an
-//  event whose text is given is journaled as that text with its seq (and
-//  any missing "at" or "data") put in front, instead of being written
-//  anew from the object, which saves the broker a JSON encoding per event.
-//  On success returns 0, sets *seqs_p to a new array of the batch's
-//  sequence numbers in order, and *fresh_p to a new array of the events
-//  stored by this call (duplicates excluded), each as [seq, type, text]
-//  where text is the event as journaled, with its "seq". On failure
-//  returns -1, stores nothing, and sets *error_p to a malloc'd message;
-//  the return is -2 when the batch itself is invalid (the caller's fault)
-//  rather than the store.
-int
-    journal_append (journal_t *self, json_t *events,
-                    const journal_text_t *texts, json_t **seqs_p,
-                    json_t **fresh_p, char **error_p);
+//  Reads the event at the start of text (at most size bytes). An event is
+//  a JSON object that every consumer's parser (jansson) takes, with no
+//  key twice, with "id" and "type" strings (1 to 64 bytes; the type of
+//  lowercase words, dots and underscores) and optionally "data" (an
+//  object), "at", "correlation_id", "reservation", "resource" (strings of
+//  1 to 128 bytes); any other key is refused. Returns the bytes the event
+//  takes and fills *event; 0 with *why_p saying what is wrong if it is
+//  not an event.
+size_t
+    journal_scan (const char *text, size_t size, journal_event_t *event,
+                  const char **why_p);
 
-//  Checks a batch as journal_append does, without touching the journal.
-//  Returns 0, or -2 with *error_p a malloc'd message saying what is wrong.
+//  Reads a publish in the relays' form, {"events":[E,E,...]} with nothing
+//  between the tokens outside the events. Returns 0 with *events_p a new
+//  array (free it) of *count_p events that point into body; or -2 with
+//  *error_p a malloc'd message saying what is wrong.
 int
-    journal_check (json_t *events, char **error_p);
+    journal_split (const char *body, size_t size, journal_event_t **events_p,
+                   size_t *count_p, char **error_p);
+
+//  An event stored by journal_append: its seq, its type (the event's in
+//  the batch given), its text as journaled (malloc'd, NUL-terminated).
+typedef struct {
+    int64_t seq;
+    const char *type;
+    char *text;
+    size_t size;
+} journal_fresh_t;
+
+//  Appends count events (checked by journal_scan) in one transaction. An
+//  event is journaled as its text with its seq, and "at" (now) and
+//  "data" ({}) when it has none, put in front of its members. On success
+//  returns 0, sets seqs [i] to the seq of events [i] (one that was
+//  journaled before keeps its first seq), and *fresh_p to a new array of
+//  the *nfresh_p events stored by this call, in order; free it with
+//  journal_fresh_destroy. On failure returns -1, stores nothing, and sets
+//  *error_p to a malloc'd message; -2 if the batch is empty.
+int
+    journal_append (journal_t *self, const journal_event_t *events,
+                    size_t count, int64_t *seqs, journal_fresh_t **fresh_p,
+                    size_t *nfresh_p, char **error_p);
+
+//  Frees what journal_append returned in *fresh_p; nulls the pointer.
+void
+    journal_fresh_destroy (journal_fresh_t **fresh_p, size_t count);
+
+//  journal_append for a JSON array of event objects (borrowed), for
+//  callers that hold events as jansson values. On success *seqs_p is a new
+//  array of the batch's seqs, and *fresh_p a new array of the events
+//  stored, each [seq, type, text]. Returns as journal_append, and -2 with
+//  a message when the batch is not valid.
+int
+    journal_append_json (journal_t *self, json_t *events, json_t **seqs_p,
+                         json_t **fresh_p, char **error_p);
 
 //  Reads up to limit events with seq >= from whose type starts with prefix
 //  (NULL or "" for all), in order. Returns a malloc'd JSON text

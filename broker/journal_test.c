@@ -45,7 +45,7 @@ s_append (journal_t *journal, const char *text, int expect)
     json_t *events = json_loads (text, 0, NULL);
     json_t *seqs = NULL, *fresh = NULL;
     char *error = NULL;
-    int rc = journal_append (journal, events, NULL, &seqs, &fresh, &error);
+    int rc = journal_append_json (journal, events, &seqs, &fresh, &error);
     json_decref (events);
     assert_int_equal (rc, expect);
     char *result = rc == 0? json_dumps (seqs, JSON_COMPACT): error;
@@ -84,38 +84,42 @@ test_duplicate_id_keeps_first_seq (void **state)
     assert_int_equal (journal_last (self->journal), 2);
 }
 
-//  An event appended with its text is journaled as that text with its
-//  seq (and a missing "at" and "data") in front; either way the stored
-//  event reads back as the same object.
+//  An event is journaled as its text with its seq (and a missing "at" and
+//  "data") in front; read back, it is the same object.
 static void
 test_append_keeps_the_text_given (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    const char *given [] = {
-        "{\"id\":\"a\",\"type\":\"x.y\",\"at\":\"2026-01-01T00:00:00.000Z\","
-        "\"data\":{\"z\":1,\"a\":[2,3]}}",
-        " { \"type\" : \"x.z\" , \"id\" : \"b\" } ",
-    };
-    json_t *events = json_array ();
-    journal_text_t texts [2];
-    for (size_t i = 0; i < 2; i++) {
-        json_array_append_new (events, json_loads (given [i], 0, NULL));
-        texts [i].text = given [i];
-        texts [i].size = strlen (given [i]);
-    }
-    json_t *seqs = NULL, *fresh = NULL;
+    const char body [] =
+        "{\"events\":[{\"id\":\"a\",\"type\":\"x.y\","
+        "\"at\":\"2026-01-01T00:00:00.000Z\",\"data\":{\"z\":1,\"a\":[2,3]}},"
+        " { \"type\" : \"x.z\" , \"id\" : \"b\" }]}";
+    journal_event_t *events;
+    size_t count;
     char *error = NULL;
-    assert_int_equal (journal_append (self->journal, events, texts, &seqs,
-                                      &fresh, &error), 0);
-    assert_int_equal (json_array_size (fresh), 2);
-    //  The first as given, behind its seq; fresh has the same text.
-    const char *first = json_string_value (json_array_get (
-                            json_array_get (fresh, 0), 2));
-    assert_string_equal (first, "{\"seq\":1,\"id\":\"a\",\"type\":\"x.y\","
-        "\"at\":\"2026-01-01T00:00:00.000Z\",\"data\":{\"z\":1,\"a\":[2,3]}}");
+    assert_int_equal (journal_split (body, sizeof body - 1, &events, &count,
+                                     &error), 0);
+    assert_int_equal (count, 2);
+    assert_string_equal (events [1].id, "b");
+    assert_string_equal (events [1].type, "x.z");
+    assert_false (events [1].has_at);
+    assert_true (events [0].has_at && events [0].has_data);
+    int64_t seqs [2];
+    journal_fresh_t *fresh;
+    size_t nfresh;
+    assert_int_equal (journal_append (self->journal, events, count, seqs,
+                                      &fresh, &nfresh, &error), 0);
+    assert_int_equal (nfresh, 2);
+    assert_int_equal (seqs [0], 1);
+    assert_int_equal (seqs [1], 2);
+    //  The first as given, behind its seq.
+    const char *first = "{\"seq\":1,\"id\":\"a\",\"type\":\"x.y\","
+        "\"at\":\"2026-01-01T00:00:00.000Z\",\"data\":{\"z\":1,\"a\":[2,3]}}";
+    assert_string_equal (fresh [0].text, first);
+    assert_int_equal (fresh [0].size, strlen (first));
+    assert_string_equal (fresh [0].type, "x.y");
     //  The second parses, with every member and those filled in.
-    json_t *second = json_loads (json_string_value (json_array_get (
-                                 json_array_get (fresh, 1), 2)), 0, NULL);
+    json_t *second = json_loads (fresh [1].text, 0, NULL);
     assert_non_null (second);
     assert_int_equal (json_integer_value (json_object_get (second, "seq")), 2);
     assert_string_equal (json_string_value (json_object_get (second, "id")), "b");
@@ -124,13 +128,60 @@ test_append_keeps_the_text_given (void **state)
     assert_int_equal (json_object_size (json_object_get (second, "data")), 0);
     assert_true (json_is_object (json_object_get (second, "data")));
     json_decref (second);
-    //  Read back: the same texts as fanned out.
+    //  A resend stores nothing and keeps the seqs.
+    journal_fresh_destroy (&fresh, nfresh);
+    assert_null (fresh);
+    assert_int_equal (journal_append (self->journal, events, count, seqs,
+                                      &fresh, &nfresh, &error), 0);
+    assert_int_equal (nfresh, 0);
+    assert_int_equal (seqs [0], 1);
+    assert_int_equal (seqs [1], 2);
+    journal_fresh_destroy (&fresh, nfresh);
+    //  Read back: the same text as fanned out.
     char *page = journal_read (self->journal, 1, NULL, 10);
     assert_non_null (strstr (page, first));
     free (page);
-    json_decref (events);
-    json_decref (seqs);
-    json_decref (fresh);
+    free (events);
+}
+
+//  What is not a publish in the relays' form, or not events, is refused
+//  with what is wrong.
+static void
+test_split_refuses (void **state)
+{
+    (void) state;
+    struct {
+        const char *body;
+        const char *error;
+    } cases [] = {
+        { "{\"events\":[]}", "events must be a non-empty array" },
+        { "{\"events\": [{\"id\":\"a\",\"type\":\"t\"}]}",
+          "events must be a non-empty array" },
+        { "{\"events\":[1]}", "event 0: an event is not an object" },
+        { "{\"events\":[{\"id\":\"a\",\"type\":\"t\"},{\"id\":\"a\",\"id\":\"b\",\"type\":\"t\"}]}",
+          "event 1: an event is not an object" },
+        { "{\"events\":[{\"id\":\"a\",\"type\":\"t\",\"data\":{\"x\":\"\\u0000\"}}]}",
+          "event 0: an event is not an object" },
+        { "{\"events\":[{\"id\":\"a\",\"type\":\"t\"}]} ",
+          "a publish must be {\"events\":[...]}" },
+        { "{\"events\":[{\"id\":\"a\",\"type\":\"t\"}],\"x\":1}",
+          "a publish must be {\"events\":[...]}" },
+        { "{\"events\":[{\"id\":\"a\",\"type\":\"t.\\u0041\"}]}",
+          "event 0: event type must be lowercase words and dots" },
+        { "{\"events\":[{\"type\":\"t\",\"x\":1,\"id\":7}]}",
+          "event 0: event id must be a string of 1 to 64 characters" },
+    };
+    for (size_t index = 0; index < sizeof cases / sizeof cases [0]; index++) {
+        journal_event_t *events;
+        size_t count;
+        char *error = NULL;
+        assert_int_equal (journal_split (cases [index].body,
+                                         strlen (cases [index].body),
+                                         &events, &count, &error), -2);
+        assert_null (events);
+        assert_string_equal (error, cases [index].error);
+        free (error);
+    }
 }
 
 static void
@@ -230,6 +281,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_append_assigns_gap_free_seqs, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_duplicate_id_keeps_first_seq, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_append_keeps_the_text_given, s_setup, s_teardown),
+        cmocka_unit_test (test_split_refuses),
         cmocka_unit_test_setup_teardown (test_invalid_batch_stores_nothing, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_read_pages_and_prefix, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reopen_keeps_events, s_setup, s_teardown),

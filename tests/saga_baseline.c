@@ -13,7 +13,7 @@
     stores: the saga row, the hold, the authorisation, the reservation
     with its outbox event, followed by what the relays and the broker do
     with the outboxes: read them (store_outbox_peek), append them to a
-    journal (journal_append, on DIR/journal.db) and delete them
+    journal (journal_append_json, on DIR/journal.db) and delete them
     (store_outbox_ack). Nothing is sent anywhere.
 
     The requests are resv-bench reserve's: RESOURCES resources with auto
@@ -120,7 +120,7 @@ s_relay (store_t **stores, journal_t *journal)
                                             &last))) {
             json_t *seqs = NULL, *fresh = NULL;
             char *error = NULL;
-            int rc = journal_append (journal, events, NULL, &seqs, &fresh, &error);
+            int rc = journal_append_json (journal, events, &seqs, &fresh, &error);
             json_decref (events);
             json_decref (seqs);
             json_decref (fresh);
