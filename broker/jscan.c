@@ -75,6 +75,17 @@ s_space (s_scan_t *self)
         self->at++;
 }
 
+//  Takes the byte c if it comes next.
+static inline bool
+s_take (s_scan_t *self, unsigned char c)
+{
+    if (self->at < self->end && *self->at == c) {
+        self->at++;
+        return true;
+    }
+    return false;
+}
+
 //  Length of the valid UTF-8 sequence of two to four bytes at at, or 0:
 //  no overlong forms, no surrogates, nothing past U+10FFFF.
 static size_t
@@ -293,6 +304,17 @@ s_number_in_range (const unsigned char *text, size_t size, bool real)
     return ok;
 }
 
+//  Past the run of one or more digits at at; NULL if there is none.
+static const unsigned char *
+s_digits (const unsigned char *at, const unsigned char *end)
+{
+    if (at >= end || !s_is_digit (*at))
+        return NULL;
+    while (at < end && s_is_digit (*at))
+        at++;
+    return at;
+}
+
 static bool
 s_number (s_scan_t *self)
 {
@@ -309,25 +331,21 @@ s_number (s_scan_t *self)
             return false;
     }
     else
-        while (at < end && s_is_digit (*at))
-            at++;
+        at = s_digits (at, end);
     bool real = false;
     if (at < end && *at == '.') {
-        at++;
-        if (at >= end || !s_is_digit (*at))
+        at = s_digits (at + 1, end);
+        if (!at)
             return false;
-        while (at < end && s_is_digit (*at))
-            at++;
         real = true;
     }
     if (at < end && (*at == 'e' || *at == 'E')) {
         at++;
         if (at < end && (*at == '+' || *at == '-'))
             at++;
-        if (at >= end || !s_is_digit (*at))
+        at = s_digits (at, end);
+        if (!at)
             return false;
-        while (at < end && s_is_digit (*at))
-            at++;
         real = true;
     }
     if (!s_number_in_range (start, (size_t) (at - start), real))
@@ -492,13 +510,9 @@ s_object (s_scan_t *self, jscan_member_fn *member, void *arg)
     bool ok = false;
     self->at++;
     s_space (self);
-    if (self->at < self->end && *self->at == '}') {
-        self->at++;
+    if (s_take (self, '}'))
         return true;
-    }
-    while (true) {
-        if (self->at >= self->end || *self->at != '"')
-            break;
+    while (self->at < self->end && *self->at == '"') {
         const unsigned char *key = self->at;
         uint64_t hash;
         if (!s_string (self, &hash))
@@ -507,9 +521,8 @@ s_object (s_scan_t *self, jscan_member_fn *member, void *arg)
         if (!s_key_add (self, &seen, hash, key, key_size))
             break;
         s_space (self);
-        if (self->at >= self->end || *self->at != ':')
+        if (!s_take (self, ':'))
             break;
-        self->at++;
         s_space (self);
         const unsigned char *value = self->at;
         jscan_kind_t kind;
@@ -524,15 +537,11 @@ s_object (s_scan_t *self, jscan_member_fn *member, void *arg)
                 break;
         }
         s_space (self);
-        if (self->at < self->end && *self->at == ',') {
-            self->at++;
+        if (s_take (self, ',')) {
             s_space (self);
             continue;
         }
-        if (self->at < self->end && *self->at == '}') {
-            self->at++;
-            ok = true;
-        }
+        ok = s_take (self, '}');
         break;
     }
     free (seen.table);
@@ -545,24 +554,15 @@ s_array (s_scan_t *self)
 {
     self->at++;
     s_space (self);
-    if (self->at < self->end && *self->at == ']') {
-        self->at++;
+    if (s_take (self, ']'))
         return true;
-    }
     while (true) {
         jscan_kind_t kind;
         if (!s_value (self, &kind))
             return false;
         s_space (self);
-        if (self->at < self->end && *self->at == ',') {
-            self->at++;
-            continue;
-        }
-        if (self->at < self->end && *self->at == ']') {
-            self->at++;
-            return true;
-        }
-        return false;
+        if (!s_take (self, ','))
+            return s_take (self, ']');
     }
 }
 
