@@ -975,23 +975,13 @@ s_events_publish (broker_t *self, zmq_msg_t *client, zmq_msg_t *id,
             json_decref (request);
             return;
         }
-        json_t *list = json_object_get (request, "events");
-        json_t *form = list? json_pack ("{s:O}", "events", list): NULL;
-        owned = form? json_dumps (form, JSON_COMPACT): NULL;
-        json_decref (form);
+        int rc = journal_split_json (json_object_get (request, "events"),
+                                     &owned, &events, &count, &error);
         json_decref (request);
-        if (owned
-        &&  journal_split (owned, strlen (owned), &events, &count, &error)) {
+        if (rc) {
             s_send_error (self, client, id, RESV_BAD_REQUEST,
                           RESV_REASON_BAD_REQUEST, error);
             free (error);
-            free (owned);
-            return;
-        }
-        if (!owned) {
-            s_send_error (self, client, id, RESV_BAD_REQUEST,
-                          RESV_REASON_BAD_REQUEST,
-                          "events must be a non-empty array");
             return;
         }
     }

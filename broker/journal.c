@@ -378,22 +378,37 @@ journal_append (journal_t *self, const journal_event_t *events, size_t count,
 }
 
 int
+journal_split_json (json_t *events, char **text_p, journal_event_t **events_p,
+                    size_t *count_p, char **error_p)
+{
+    *text_p = NULL;
+    json_t *request = events? json_pack ("{s:O}", "events", events): NULL;
+    char *text = request? json_dumps (request, JSON_COMPACT): NULL;
+    json_decref (request);
+    if (!text) {
+        *events_p = NULL;
+        *count_p = 0;
+        *error_p = strdup ("events must be a non-empty array");
+        return -2;
+    }
+    int rc = journal_split (text, strlen (text), events_p, count_p, error_p);
+    if (rc)
+        free (text);
+    else
+        *text_p = text;
+    return rc;
+}
+
+int
 journal_append_json (journal_t *self, json_t *events, json_t **seqs_p,
                      json_t **fresh_p, char **error_p)
 {
     *seqs_p = NULL;
     *fresh_p = NULL;
-    //  Written in the relays' form, and read as a relay's publish is.
-    json_t *request = events? json_pack ("{s:O}", "events", events): NULL;
-    char *text = request? json_dumps (request, JSON_COMPACT): NULL;
-    json_decref (request);
-    if (!text) {
-        *error_p = strdup ("events must be a non-empty array");
-        return -2;
-    }
+    char *text;
     journal_event_t *list;
     size_t count;
-    int rc = journal_split (text, strlen (text), &list, &count, error_p);
+    int rc = journal_split_json (events, &text, &list, &count, error_p);
     int64_t *seqs = rc? NULL: (int64_t *) malloc (count * sizeof (int64_t));
     journal_fresh_t *fresh = NULL;
     size_t nfresh = 0;

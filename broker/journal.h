@@ -67,6 +67,14 @@ int
     journal_split (const char *body, size_t size, journal_event_t **events_p,
                    size_t *count_p, char **error_p);
 
+//  journal_split for events held as a jansson array (borrowed): writes
+//  them in the relays' form and reads that. On success *text_p is the
+//  text (malloc'd; free it after the events, which point into it).
+int
+    journal_split_json (json_t *events, char **text_p,
+                        journal_event_t **events_p, size_t *count_p,
+                        char **error_p);
+
 //  An event stored by journal_append: its seq, its type (the event's in
 //  the batch given), its text as journaled (malloc'd, NUL-terminated).
 typedef struct {

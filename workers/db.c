@@ -76,9 +76,10 @@ s_flush (s_file_t *self)
     return rc;
 }
 
-//  Writes the gathered bytes of a database's WAL, where the caller cannot
-//  return an error (a barrier); the commit path has written them already,
-//  so this is a safety net that should find nothing.
+//  Writes the gathered bytes of a database's WAL before a shared-memory
+//  call of the database. The commit path has written a commit's frames
+//  already, so this finds only frames of a transaction not committed (or
+//  nothing); a failure is logged, as a barrier cannot return it.
 static int
 s_flush_wal_of (s_file_t *db)
 {
