@@ -47,7 +47,10 @@ LIB_SRC    := $(filter-out %_main.c %_test.c client/bench_%.c,$(wildcard client/
 #   The broker's journal shares the workers' checkpointer and SQLite opener.
 BROKER_SRC := $(filter-out %_main.c %_test.c,$(wildcard broker/*.c)) \
               workers/checkpoint.c workers/db.c
-WORKER_SRC := $(filter-out %_main.c %_test.c workers/testkit.c,$(wildcard workers/*.c))
+#   Consumers read the fields they need from an event with the broker's
+#   JSON checker.
+WORKER_SRC := $(filter-out %_main.c %_test.c workers/testkit.c,$(wildcard workers/*.c)) \
+              broker/jscan.c
 TEST_SRC   := $(wildcard client/*_test.c broker/*_test.c workers/*_test.c)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))

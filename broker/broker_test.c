@@ -547,16 +547,19 @@ test_events_publish_read_and_fan_out (void **state)
     char *body = s_expect_reply (self->client, "p1", "200");
     assert_non_null (strstr (body, "\"seqs\":[1,2]"));
     zstr_free (&body);
-    //  The subscriber sees only its prefix, with topic, seq and event.
-    char *topic, *seq, *event;
-    assert_int_equal (zstr_recvx (sub, &topic, &seq, &event, NULL), 3);
+    //  The subscriber sees only its prefix, with topic, seq, event and the
+    //  seq of the family's event before (none).
+    char *topic, *seq, *event, *prev;
+    assert_int_equal (zstr_recvx (sub, &topic, &seq, &event, &prev, NULL), 4);
     assert_string_equal (topic, "reservation.requested");
     assert_string_equal (seq, "1");
     assert_non_null (strstr (event, "\"seq\":1"));
     assert_non_null (strstr (event, "\"at\":\""));
+    assert_string_equal (prev, "0");
     zstr_free (&topic);
     zstr_free (&seq);
     zstr_free (&event);
+    zstr_free (&prev);
     //  A resend of e1 is acknowledged with its old seq and not fanned out.
     s_request (self->client, "p2", "events", "publish", "2000",
                "{\"events\":[{\"id\":\"e1\",\"type\":\"reservation.requested\"}]}");
@@ -564,12 +567,25 @@ test_events_publish_read_and_fan_out (void **state)
     assert_non_null (strstr (body, "\"seqs\":[1]"));
     zstr_free (&body);
     s_expect_silence (sub, 100);
+    //  The next of the family names e1 (seq 1) as its previous, over e2.
+    s_request (self->client, "p3", "events", "publish", "2000",
+               "{\"events\":[{\"id\":\"e3\",\"type\":\"reservation.confirmed\"}]}");
+    body = s_expect_reply (self->client, "p3", "200");
+    assert_non_null (strstr (body, "\"seqs\":[3]"));
+    zstr_free (&body);
+    assert_int_equal (zstr_recvx (sub, &topic, &seq, &event, &prev, NULL), 4);
+    assert_string_equal (seq, "3");
+    assert_string_equal (prev, "1");
+    zstr_free (&topic);
+    zstr_free (&seq);
+    zstr_free (&event);
+    zstr_free (&prev);
     //  Read back, all and by prefix.
     s_request (self->client, "r1", "events", "read", "2000", "{\"from\":1}");
     body = s_expect_reply (self->client, "r1", "200");
     assert_non_null (strstr (body, "\"id\":\"e1\""));
     assert_non_null (strstr (body, "\"id\":\"e2\""));
-    assert_non_null (strstr (body, "\"next\":3"));
+    assert_non_null (strstr (body, "\"next\":4"));
     zstr_free (&body);
     s_request (self->client, "r2", "events", "read", "2000",
                "{\"from\":1,\"type\":\"resource\"}");

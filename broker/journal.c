@@ -17,6 +17,7 @@ struct _journal_t {
     sqlite3_stmt *begin;        //  BEGIN IMMEDIATE
     sqlite3_stmt *commit;       //  COMMIT
     int64_t last;               //  Newest seq
+    zhashx_t *families;         //  Newest seq of each type family
 };
 
 static const char *s_schema =
@@ -36,6 +37,77 @@ s_prepare (journal_t *self, const char *sql, sqlite3_stmt **stmt_p)
 {
     if (sqlite3_prepare_v2 (self->db, sql, -1, stmt_p, NULL) != SQLITE_OK) {
         zsys_error ("journal: prepare '%s': %s", sql, sqlite3_errmsg (self->db));
+        return -1;
+    }
+    return 0;
+}
+
+//  Sets the newest seq of type's family to seq (if newer); returns the
+//  one it had, 0 if none.
+static int64_t
+s_family_set (journal_t *self, const char *type, int64_t seq)
+{
+    char family [JOURNAL_TYPE_MAX + 1];
+    size_t size = resv_type_family (type);
+    if (size > JOURNAL_TYPE_MAX)
+        size = JOURNAL_TYPE_MAX;
+    memcpy (family, type, size);
+    family [size] = 0;
+    int64_t *newest = (int64_t *) zhashx_lookup (self->families, family);
+    if (!newest) {
+        newest = (int64_t *) zmalloc (sizeof (int64_t));
+        zhashx_insert (self->families, family, newest);
+    }
+    int64_t previous = *newest;
+    if (seq > *newest)
+        *newest = seq;
+    return previous;
+}
+
+static void
+s_family_free (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
+}
+
+//  Finds the newest seq of every family: a walk over the distinct types
+//  (one index seek each, through events_type), and the newest seq of each
+//  (another). A few seeks per type, however long the journal.
+static int
+s_families_load (journal_t *self)
+{
+    self->families = zhashx_new ();
+    zhashx_set_destructor (self->families, s_family_free);
+    sqlite3_stmt *next_type, *newest;
+    if (s_prepare (self, "SELECT type FROM events WHERE type > ?1 "
+                         "ORDER BY type LIMIT 1", &next_type))
+        return -1;
+    if (s_prepare (self, "SELECT max (seq) FROM events WHERE type = ?1",
+                   &newest)) {
+        sqlite3_finalize (next_type);
+        return -1;
+    }
+    char type [JOURNAL_TYPE_MAX + 1] = "";
+    int rc;
+    while (true) {
+        sqlite3_bind_text (next_type, 1, type, -1, SQLITE_TRANSIENT);
+        rc = sqlite3_step (next_type);
+        if (rc != SQLITE_ROW)
+            break;
+        snprintf (type, sizeof type, "%s", sqlite3_column_text (next_type, 0));
+        sqlite3_reset (next_type);
+        sqlite3_bind_text (newest, 1, type, -1, SQLITE_STATIC);
+        rc = sqlite3_step (newest);
+        if (rc != SQLITE_ROW)
+            break;
+        s_family_set (self, type, sqlite3_column_int64 (newest, 0));
+        sqlite3_reset (newest);
+    }
+    sqlite3_finalize (next_type);
+    sqlite3_finalize (newest);
+    if (rc != SQLITE_DONE) {
+        zsys_error ("journal: read the types: %s", sqlite3_errmsg (self->db));
         return -1;
     }
     return 0;
@@ -74,6 +146,8 @@ journal_new (const char *path)
     if (sqlite3_step (last) == SQLITE_ROW)
         self->last = sqlite3_column_int64 (last, 0);
     sqlite3_finalize (last);
+    if (s_families_load (self))
+        goto failed;
     return self;
 failed:
     journal_destroy (&self);
@@ -93,6 +167,7 @@ journal_destroy (journal_t **self_p)
     sqlite3_finalize (self->begin);
     sqlite3_finalize (self->commit);
     sqlite3_close (self->db);
+    zhashx_destroy (&self->families);
     free (self);
     *self_p = NULL;
 }
@@ -353,7 +428,7 @@ journal_append (journal_t *self, const journal_event_t *events, size_t count,
         if (sqlite3_changes (self->db) == 1) {
             next++;
             seqs [index] = next;
-            fresh [nfresh++] = (journal_fresh_t) { next, event->type, body, size };
+            fresh [nfresh++] = (journal_fresh_t) { next, 0, event->type, body, size };
         }
         else {
             //  Journaled before: a publisher's resend.
@@ -372,6 +447,9 @@ journal_append (journal_t *self, const journal_event_t *events, size_t count,
                        sqlite3_errmsg (self->db));
     }
     self->last = next;
+    for (size_t index = 0; index < nfresh; index++)
+        fresh [index].prev = s_family_set (self, fresh [index].type,
+                                           fresh [index].seq);
     *fresh_p = fresh;
     *nfresh_p = nfresh;
     return 0;
@@ -422,9 +500,10 @@ journal_append_json (journal_t *self, json_t *events, json_t **seqs_p,
             json_array_append_new (*seqs_p, json_integer (seqs [index]));
         *fresh_p = json_array ();
         for (size_t index = 0; index < nfresh; index++)
-            json_array_append_new (*fresh_p, json_pack ("[I,s,s%]",
+            json_array_append_new (*fresh_p, json_pack ("[I,s,s%,I]",
                 (json_int_t) fresh [index].seq, fresh [index].type,
-                fresh [index].text, fresh [index].size));
+                fresh [index].text, fresh [index].size,
+                (json_int_t) fresh [index].prev));
     }
     journal_fresh_destroy (&fresh, nfresh);
     free (seqs);

@@ -75,10 +75,13 @@ int
                         journal_event_t **events_p, size_t *count_p,
                         char **error_p);
 
-//  An event stored by journal_append: its seq, its type (the event's in
-//  the batch given), its text as journaled (malloc'd, NUL-terminated).
+//  An event stored by journal_append: its seq, the seq of the event before
+//  it of its type family (resv_type_family; 0 if it is the first), its
+//  type (the event's in the batch given), its text as journaled (malloc'd,
+//  NUL-terminated).
 typedef struct {
     int64_t seq;
+    int64_t prev;
     const char *type;
     char *text;
     size_t size;
@@ -104,7 +107,7 @@ void
 //  journal_append for a JSON array of event objects (borrowed), for
 //  callers that hold events as jansson values. On success *seqs_p is a new
 //  array of the batch's seqs, and *fresh_p a new array of the events
-//  stored, each [seq, type, text]. Returns as journal_append, and -2 with
+//  stored, each [seq, type, text, prev]. Returns as journal_append, and -2 with
 //  a message when the batch is not valid.
 int
     journal_append_json (journal_t *self, json_t *events, json_t **seqs_p,

@@ -72,6 +72,57 @@ test_append_assigns_gap_free_seqs (void **state)
     assert_int_equal (journal_last (self->journal), 3);
 }
 
+//  Appends the events in text; returns the prevs of those stored as text.
+static char *
+s_append_prevs (journal_t *journal, const char *text)
+{
+    json_t *events = json_loads (text, 0, NULL);
+    json_t *seqs = NULL, *fresh = NULL;
+    char *error = NULL;
+    assert_int_equal (journal_append_json (journal, events, &seqs, &fresh,
+                                           &error), 0);
+    json_decref (events);
+    json_t *prevs = json_array ();
+    size_t index;
+    json_t *entry;
+    json_array_foreach (fresh, index, entry)
+        json_array_append (prevs, json_array_get (entry, 3));
+    char *result = json_dumps (prevs, JSON_COMPACT);
+    json_decref (prevs);
+    json_decref (seqs);
+    json_decref (fresh);
+    return result;
+}
+
+//  Each stored event names the seq of the event before it of its family
+//  (the type up to its first dot), also after the journal is reopened.
+static void
+test_append_names_the_family_previous (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *prevs = s_append_prevs (self->journal,
+        "[{\"id\":\"a\",\"type\":\"r.one\"},{\"id\":\"b\",\"type\":\"p.one\"},"
+        "{\"id\":\"c\",\"type\":\"r.two\"},{\"id\":\"d\",\"type\":\"r\"},"
+        "{\"id\":\"e\",\"type\":\"rr.one\"}]");
+    //  "r" (no dot) and "rr." are families of their own, not "r.".
+    assert_string_equal (prevs, "[0,0,1,0,0]");
+    free (prevs);
+    //  A resend stores nothing and moves no family.
+    prevs = s_append_prevs (self->journal,
+        "[{\"id\":\"c\",\"type\":\"r.two\"},{\"id\":\"f\",\"type\":\"p.two\"}]");
+    assert_string_equal (prevs, "[2]");
+    free (prevs);
+    journal_destroy (&self->journal);
+    self->journal = journal_new (self->path);
+    assert_non_null (self->journal);
+    prevs = s_append_prevs (self->journal,
+        "[{\"id\":\"g\",\"type\":\"r.three\"},{\"id\":\"h\",\"type\":\"p.one\"},"
+        "{\"id\":\"i\",\"type\":\"r\"},{\"id\":\"j\",\"type\":\"rr.two\"},"
+        "{\"id\":\"k\",\"type\":\"new.one\"}]");
+    assert_string_equal (prevs, "[3,6,4,5,0]");
+    free (prevs);
+}
+
 static void
 test_duplicate_id_keeps_first_seq (void **state)
 {
@@ -280,6 +331,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_append_assigns_gap_free_seqs, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_duplicate_id_keeps_first_seq, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_append_names_the_family_previous, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_append_keeps_the_text_given, s_setup, s_teardown),
         cmocka_unit_test (test_split_refuses),
         cmocka_unit_test_setup_teardown (test_invalid_batch_stores_nothing, s_setup, s_teardown),

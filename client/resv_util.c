@@ -83,6 +83,13 @@ resv_random_hex (char *buf, size_t bytes)
     return 0;
 }
 
+size_t
+resv_type_family (const char *type)
+{
+    const char *dot = strchr (type, '.');
+    return dot? (size_t) (dot - type) + 1: strlen (type);
+}
+
 bool
 resv_date_parse (const char *text, int64_t *day_p)
 {

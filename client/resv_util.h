@@ -45,6 +45,13 @@ int
 char *
     resv_hash128 (const char **parts, size_t count, char *hex);
 
+//  Length of the family of an event type: the type up to and including
+//  its first dot ("reservation." of "reservation.confirmed"), or the whole
+//  type if it has none. The fan-out numbers the events of each family
+//  (doc/protocol.md), so that a subscriber to one family finds a gap.
+size_t
+    resv_type_family (const char *type);
+
 //  Parses a calendar date "YYYY-MM-DD" (a real date: no 2026-02-30) into a
 //  day number (days since 1970-01-01). Returns true on success.
 bool

@@ -3,6 +3,8 @@
 
 #include "events.h"
 #include "checkpoint.h"
+#include "resv_util.h"
+#include "jscan.h"
 
 //  Outbox rows one publish carries.
 #define RELAY_BATCH         200
@@ -41,6 +43,14 @@ typedef struct {
     bool applied;               //  Applied something since last asked
     events_page_fn *page;       //  Called after each page of a catch-up
     void *page_arg;             //  Its argument
+    //  When every type the consumer applies is of one family
+    //  (resv_type_family), that family: the consumer subscribes to it
+    //  alone, reads only its events from the journal, and its cursor
+    //  counts only them (every event of the family up to the cursor is
+    //  applied). A gap shows in the fan-out's prev, the seq of the
+    //  family's event before. Empty: the consumer takes every event, and
+    //  a gap shows in the seqs themselves.
+    char family [TYPE_MAX + 1];
 } consumer_t;
 
 typedef struct {
@@ -113,7 +123,8 @@ s_save (consumer_t *self)
 }
 
 //  Applies the events of array (objects with "seq" and "type") that follow
-//  the cursor, in one transaction, stopping at the first gap. An event
+//  the cursor, in one transaction, stopping at the first gap (a consumer
+//  of one family is given only events with none before them). An event
 //  without a type, or of one the consumer does not need, only moves the
 //  cursor; a batch of nothing else takes no transaction. Returns the
 //  number applied, or -1 if the transaction failed (nothing applied).
@@ -134,7 +145,7 @@ s_apply (consumer_t *self, json_t *events)
     if (!needed) {
         json_array_foreach (events, index, event) {
             int64_t seq = json_integer_value (json_object_get (event, "seq"));
-            if (seq == self->cursor + 1)
+            if (seq == self->cursor + 1 || (*self->family && seq > self->cursor))
                 self->cursor = seq;
             else
             if (seq > self->cursor)
@@ -152,7 +163,7 @@ s_apply (consumer_t *self, json_t *events)
         int64_t seq = json_integer_value (json_object_get (event, "seq"));
         if (seq <= cursor)
             continue;
-        if (seq != cursor + 1)
+        if (seq != cursor + 1 && !*self->family)
             break;              //  A gap: the caller reads the journal
         const char *type = json_string_value (json_object_get (event, "type"));
         if (s_wanted (self, type)) {
@@ -190,6 +201,8 @@ s_catch_up (consumer_t *self)
         int64_t before = self->cursor;
         json_t *request = json_pack ("{s:I,s:i}", "from",
                                      (json_int_t) self->cursor + 1, "limit", READ_BATCH);
+        if (*self->family)
+            json_object_set_new (request, "type", json_string (self->family));
         json_t *page = NULL;
         int status = resv_call (self->client, RESV_SERVICE_EVENTS,
                                 RESV_METHOD_READ, request, CALL_TIMEOUT, &page);
@@ -203,9 +216,14 @@ s_catch_up (consumer_t *self)
         json_t *items = json_object_get (page, "items");
         int64_t last = json_integer_value (json_object_get (page, "last"));
         int rc = json_array_size (items)? s_apply (self, items): 0;
+        //  The family's events up to next are all in the page: the cursor
+        //  moves over the others read past.
+        int64_t next = json_integer_value (json_object_get (page, "next"));
         json_decref (page);
         if (rc < 0)
             return -1;
+        if (*self->family && next - 1 > self->cursor)
+            self->cursor = next - 1;
         if (self->page)
             self->page (self->page_arg);
         if (self->cursor >= last || self->cursor == before)
@@ -218,23 +236,99 @@ events_replay (resv_t *client, store_t *store, const char *consumer,
                events_apply_fn *apply, void *state,
                events_page_fn *page, void *page_arg)
 {
-    consumer_t self = { client, store, consumer, apply, NULL, state, 0, 0,
-                        false, page, page_arg };
+    consumer_t self = { .client = client, .store = store, .name = consumer,
+                        .apply = apply, .state = state, .page = page,
+                        .page_arg = page_arg };
     self.cursor = self.stored = store_cursor (store, consumer);
     return s_catch_up (&self);
 }
 
-//  Reads one fan-out message (type, seq, body) without waiting. Returns 1
-//  and sets *seq_p and, when it follows the cursor and the consumer needs
-//  its type, *event_p (the parsed body, or for a raw consumer {seq, type,
-//  text}; else NULL); 0 when there is none;
-//  -1 for a malformed message (logged and dropped: the seq it leaves out
-//  sends the consumer to the journal).
+//  What s_sparse_member builds: the object, the fields wanted, and the
+//  path of the object's members ("" at the top, "data." below "data").
+typedef struct {
+    json_t *object;
+    const char *const *fields;
+    char path [128];
+    bool top;
+} s_sparse_t;
+
+//  Keeps a member that a field names, whole; goes into an object member
+//  that a field names a member of.
+static bool
+s_sparse_member (void *arg, const char *key, size_t key_size,
+                 const char *value, size_t value_size, jscan_kind_t kind)
+{
+    s_sparse_t *self = (s_sparse_t *) arg;
+    char path [sizeof self->path];
+    int size = snprintf (path, sizeof path, "%s%s", self->path, key);
+    if (size < 0 || (size_t) size + 1 >= sizeof path || key_size != strlen (key))
+        return true;            //  No field names it
+    bool keep = self->top && (streq (key, "seq") || streq (key, "type"));
+    bool inside = false;
+    for (const char *const *field = self->fields; *field && !keep; field++) {
+        if (streq (*field, path))
+            keep = true;
+        else
+        if (kind == JSCAN_OBJECT && strncmp (*field, path, (size_t) size) == 0
+        &&  (*field) [size] == '.')
+            inside = true;
+    }
+    json_t *member = NULL;
+    if (keep)
+        member = json_loadb (value, value_size, JSON_DECODE_ANY, NULL);
+    else
+    if (inside) {
+        s_sparse_t inner = { json_object (), self->fields, "", false };
+        memcpy (inner.path, path, (size_t) size);      //  Fits: see above
+        memcpy (inner.path + size, ".", 2);
+        if (inner.object && jscan_object (value, value_size, s_sparse_member,
+                                          &inner) == value_size)
+            member = inner.object;
+        else
+            json_decref (inner.object);
+    }
+    else
+        return true;
+    return member && json_object_set_new (self->object, key, member) == 0;
+}
+
+//  An event's text (size bytes) parsed into the members that fields name
+//  and its seq and type; the rest is checked and passed over. NULL if the
+//  text is not a valid JSON object.
+static json_t *
+s_sparse (const char *text, size_t size, const char *const *fields)
+{
+    s_sparse_t top = { json_object (), fields, "", true };
+    if (top.object && jscan_object (text, size, s_sparse_member, &top) == size)
+        return top.object;
+    json_decref (top.object);
+    return NULL;
+}
+
+//  A number of at most 20 digits from a frame.
+static int64_t
+s_frame_int (zmq_msg_t *frame)
+{
+    char text [24];
+    size_t size = zmq_msg_size (frame);
+    memcpy (text, zmq_msg_data (frame), size);
+    text [size] = 0;
+    return atoll (text);
+}
+
+//  Reads one fan-out message (type, seq, event, prev) without waiting.
+//  Returns 0 when there is none; 2 for a message of another family than
+//  the consumer's (which it subscribed to only as a prefix of its own);
+//  1 with *seq_p and *prev_p set and, when it follows the cursor and the
+//  consumer needs its type, *event_p (the parsed event, or for a raw
+//  consumer {seq, type, text}; else NULL); -1 for a malformed message
+//  (logged and dropped: the seq it leaves out sends the consumer to the
+//  journal).
 static int
-s_recv_live (events_t *self, int64_t *seq_p, json_t **event_p)
+s_recv_live (events_t *self, int64_t *seq_p, int64_t *prev_p, json_t **event_p)
 {
     void *handle = zsock_resolve (self->sub);
-    zmq_msg_t parts [3];
+    zmq_msg_t parts [4];
     int count = 0;
     bool more = true;
     while (more) {
@@ -245,36 +339,41 @@ s_recv_live (events_t *self, int64_t *seq_p, json_t **event_p)
             break;              //  None waiting (never half a message)
         }
         more = zmq_msg_more (&part);
-        if (count < 3)
+        if (count < 4)
             parts [count++] = part;
         else
             zmq_msg_close (&part);
     }
     int rc = count? 1: 0;
     *event_p = NULL;
-    if (count && (count != 3 || more || zmq_msg_size (&parts [1]) > 20)) {
+    if (count && (count != 4 || more || zmq_msg_size (&parts [1]) > 20
+              ||  zmq_msg_size (&parts [3]) > 20)) {
         zsys_warning ("events: %s: malformed fan-out message", self->consumer.name);
         rc = -1;
     }
     if (rc == 1) {
-        char text [TYPE_MAX + 1];
-        size_t size = zmq_msg_size (&parts [1]);
-        memcpy (text, zmq_msg_data (&parts [1]), size);
-        text [size] = 0;
-        *seq_p = atoll (text);
-        size = zmq_msg_size (&parts [0]);
+        char type [TYPE_MAX + 1];
+        size_t size = zmq_msg_size (&parts [0]);
         if (size > TYPE_MAX)
             size = TYPE_MAX;
-        memcpy (text, zmq_msg_data (&parts [0]), size);
-        text [size] = 0;
-        if (*seq_p > self->consumer.cursor && s_wanted (&self->consumer, text)) {
+        memcpy (type, zmq_msg_data (&parts [0]), size);
+        type [size] = 0;
+        *seq_p = s_frame_int (&parts [1]);
+        *prev_p = s_frame_int (&parts [3]);
+        const char *family = self->consumer.family;
+        if (*family && (resv_type_family (type) != strlen (family)
+                        || strncmp (type, family, strlen (family))))
+            rc = 2;
+        else
+        if (*seq_p > self->consumer.cursor && s_wanted (&self->consumer, type)) {
+            const char *text = (const char *) zmq_msg_data (&parts [2]);
+            size = zmq_msg_size (&parts [2]);
             *event_p = self->config.raw
                 ? json_pack ("{s:I,s:s,s:s%}", "seq", (json_int_t) *seq_p,
-                             "type", text,
-                             "text", (const char *) zmq_msg_data (&parts [2]),
-                             zmq_msg_size (&parts [2]))
-                : json_loadb ((const char *) zmq_msg_data (&parts [2]),
-                              zmq_msg_size (&parts [2]), 0, NULL);
+                             "type", type, "text", text, size)
+                : self->config.fields
+                ? s_sparse (text, size, self->config.fields)
+                : json_loadb (text, size, 0, NULL);
             if (!*event_p) {
                 zsys_warning ("events: %s: fan-out event %" PRId64 " does not "
                               "parse", self->consumer.name, *seq_p);
@@ -297,27 +396,39 @@ s_consume_live (events_t *self)
     consumer_t *consumer = &self->consumer;
     json_t *batch = json_array ();
     int64_t newest = 0;
+    bool gap = false;
     while (json_array_size (batch) < APPLY_BATCH) {
-        int64_t seq;
+        int64_t seq, prev;
         json_t *event;
-        int rc = s_recv_live (self, &seq, &event);
+        int rc = s_recv_live (self, &seq, &prev, &event);
         if (rc == 0)
             break;
         self->heard = true;
-        if (rc < 0 || seq <= consumer->cursor)
+        if (rc != 1 || seq <= consumer->cursor || seq <= newest) {
+            json_decref (event);
             continue;
+        }
+        //  Of one family: the family's event before this one must be
+        //  applied, or be in the batch already.
+        if (*consumer->family
+        &&  prev > (newest > consumer->cursor? newest: consumer->cursor)) {
+            json_decref (event);
+            gap = true;
+            break;
+        }
         json_array_append_new (batch, event? event:
                                json_pack ("{s:I}", "seq", (json_int_t) seq));
-        if (seq > newest)
-            newest = seq;
+        newest = seq;
     }
     if (json_array_size (batch)) {
         int rc = s_apply (consumer, batch);
         //  Still behind what we saw: events were lost on the way (or the
         //  apply failed); the journal has them all.
         if (rc < 0 || consumer->cursor < newest)
-            s_catch_up (consumer);
+            gap = true;
     }
+    if (gap)
+        s_catch_up (consumer);
     json_decref (batch);
 }
 
@@ -383,6 +494,25 @@ s_pipe (events_t *self)
         zstr_free (&command);
         if (self->terminated)
             break;
+    }
+}
+
+//  The one family of types into family (TYPE_MAX + 1 bytes), or "" when
+//  there is none: no types, or types of several families.
+static void
+s_family (const char *const *types, char *family)
+{
+    *family = 0;
+    for (const char *const *entry = types; entry && *entry; entry++) {
+        size_t size = resv_type_family (*entry);
+        if (size == 0 || size > TYPE_MAX
+        || (entry != types && (size != strlen (family)
+                               || strncmp (*entry, family, size)))) {
+            *family = 0;
+            return;
+        }
+        memcpy (family, *entry, size);
+        family [size] = 0;
     }
 }
 
@@ -499,7 +629,8 @@ events_new (resv_cfg_t *cfg, events_config_t *config)
         self->sub = zsock_new (ZMQ_SUB);
         zsock_set_rcvhwm (self->sub, 100000);
         zsock_set_rcvtimeo (self->sub, 0);
-        zsock_set_subscribe (self->sub, "");
+        s_family (config->types, self->consumer.family);
+        zsock_set_subscribe (self->sub, self->consumer.family);
         if (zsock_connect (self->sub, "%s", events)) {
             zsys_error ("events: connect %s (broker/events): %s", events,
                         zmq_strerror (zmq_errno ()));

@@ -68,6 +68,13 @@ typedef struct {
                                 //  event's JSON as journaled. Events read
                                 //  from the journal (a catch-up) come
                                 //  parsed: apply must take both
+    const char *const *fields;  //  Optional, NULL-terminated: the members
+                                //  apply reads, as paths ("id",
+                                //  "data.owner"). Live events then reach
+                                //  apply with these alone (and "seq",
+                                //  "type"): the rest is checked, not
+                                //  built. Events read from the journal
+                                //  come whole
     events_tick_fn *tick;       //  Optional timed work
     int tick_ms;                //  Interval of tick (default 1000)
     void *state;                //  Passed to apply and tick, borrowed

@@ -257,6 +257,178 @@ test_missed_last_event_found_when_quiet (void **state)
     store_destroy (&store);
 }
 
+//  A consumer that records where each event it applies came from: the
+//  "via" of its data.
+static const char *s_via_schema =
+    "CREATE TABLE IF NOT EXISTS seen (seq INTEGER PRIMARY KEY, via TEXT);";
+
+static int
+s_apply_via (void *state, store_t *store, const char *type, json_t *event)
+{
+    (void) state;
+    (void) type;
+    sqlite3_stmt *stmt = store_stmt (store, "INSERT INTO seen VALUES (?1, ?2)");
+    sqlite3_bind_int64 (stmt, 1, json_integer_value (json_object_get (event, "seq")));
+    sqlite3_bind_text (stmt, 2, json_string_value (json_object_get (
+                       json_object_get (event, "data"), "via")), -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    return rc == SQLITE_DONE? 0: -1;
+}
+
+//  Sends a fan-out message as the broker does: type, seq, event, prev.
+static void
+s_fan_out_text (zsock_t *pub, const char *type, int seq, int prev,
+                const char *event)
+{
+    char seq_text [16], prev_text [16];
+    snprintf (seq_text, sizeof seq_text, "%d", seq);
+    snprintf (prev_text, sizeof prev_text, "%d", prev);
+    zstr_sendx (pub, type, seq_text, event, prev_text, NULL);
+}
+
+//  s_fan_out_text of event v<seq> about r1 with data {"via": via}.
+static void
+s_fan_out (zsock_t *pub, const char *type, int seq, int prev, const char *via)
+{
+    char *event = zsys_sprintf ("{\"seq\":%d,\"id\":\"v%d\",\"type\":\"%s\","
+                                "\"reservation\":\"r1\",\"data\":{\"via\":\"%s\"}}",
+                                seq, seq, type, via);
+    s_fan_out_text (pub, type, seq, prev, event);
+    zstr_free (&event);
+}
+
+//  Starts a consumer of config whose fan-out is pub (the test's own).
+static zactor_t *
+s_consumer_of (testkit_t *kit, events_config_t *config, zsock_t *pub)
+{
+    char *saved = strdup (getenv ("RESV_BROKER_EVENTS"));
+    setenv ("RESV_BROKER_EVENTS", zsock_endpoint (pub), 1);
+    zactor_t *events = events_new (testkit_cfg (kit), config);
+    setenv ("RESV_BROKER_EVENTS", saved, 1);
+    free (saved);
+    assert_non_null (events);
+    return events;
+}
+
+//  Publishes event v<seq> of type to the journal, with via "journal".
+static void
+s_journal (testkit_t *kit, const char *type, int seq)
+{
+    char id [16];
+    snprintf (id, sizeof id, "v%d", seq);
+    assert_int_equal (testkit_publish (kit, testkit_event (kit, id, type, "r1",
+                      json_pack ("{s:s}", "via", "journal"))), seq);
+}
+
+//  A consumer of one family (here "reservation.") subscribes to it alone:
+//  the seqs it hears skip the other families' events, and a gap shows in
+//  the fan-out's prev. The fan-out here is the test's own PUB, so that it
+//  can lose an event; the journal is the broker's.
+static void
+test_family_consumer_finds_a_gap_by_prev (void **state)
+{
+    testkit_t *kit = (testkit_t *) *state;
+    zsock_t *pub = zsock_new_pub ("tcp://127.0.0.1:*");
+    assert_non_null (pub);
+    static const char *types [] = { "reservation.", NULL };
+    events_config_t config = { .store = "consumer", .schema = s_via_schema,
+                               .consumer = "test", .apply = s_apply_via,
+                               .types = types };
+    zactor_t *events = s_consumer_of (kit, &config, pub);
+    store_t *store = store_new (testkit_cfg (kit), "consumer", s_via_schema);
+    //  Seq 1, live, until the subscription has reached the PUB.
+    int64_t deadline = zclock_mono () + 5000;
+    while (testkit_sql_int (store, "SELECT count (*) FROM seen") == 0
+       &&  zclock_mono () < deadline) {
+        s_fan_out (pub, "reservation.requested", 1, 0, "live");
+        zclock_sleep (20);
+    }
+    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM seen "
+                                       "WHERE seq = 1 AND via = 'live'"), 1);
+    //  The journal has 1 to 4; 2 is of another family. 3 is lost on the
+    //  way: 4 names it as its prev, so the consumer reads 3 and 4 back from
+    //  the journal (4 is not applied as heard), and never sees 2.
+    s_journal (kit, "reservation.requested", 1);
+    s_journal (kit, "approval.approved", 2);
+    s_journal (kit, "reservation.confirmed", 3);
+    s_journal (kit, "reservation.cancelled", 4);
+    s_fan_out (pub, "reservation.cancelled", 4, 3, "live");
+    assert_true (TESTKIT_WAIT (4000, testkit_sql_int (store,
+                 "SELECT count (*) FROM seen") == 3));
+    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM seen "
+                      "WHERE seq IN (3, 4) AND via = 'journal'"), 2);
+    //  With nothing lost, a live event is applied as heard, over the other
+    //  family's seqs: 6 follows 4 (5 is not the consumer's).
+    s_fan_out (pub, "reservation.expired", 6, 4, "live");
+    assert_true (TESTKIT_WAIT (4000, testkit_sql_int (store,
+                 "SELECT count (*) FROM seen") == 4));
+    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM seen "
+                                       "WHERE seq = 6 AND via = 'live'"), 1);
+    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM seen "
+                                       "WHERE seq IN (2, 5)"), 0);
+    events_destroy (&events);
+    store_destroy (&store);
+    zsock_destroy (&pub);
+}
+
+//  A consumer that records each event as it reached apply.
+static const char *s_text_schema =
+    "CREATE TABLE IF NOT EXISTS seen (seq INTEGER PRIMARY KEY, text TEXT);";
+
+static int
+s_apply_text (void *state, store_t *store, const char *type, json_t *event)
+{
+    (void) state;
+    (void) type;
+    char *text = json_dumps (event, JSON_COMPACT | JSON_SORT_KEYS);
+    sqlite3_stmt *stmt = store_stmt (store, "INSERT INTO seen VALUES (?1, ?2)");
+    sqlite3_bind_int64 (stmt, 1, json_integer_value (json_object_get (event, "seq")));
+    sqlite3_bind_text (stmt, 2, text, -1, SQLITE_TRANSIENT);
+    free (text);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    return rc == SQLITE_DONE? 0: -1;
+}
+
+//  A consumer that names its fields gets a live event with those members
+//  alone (and seq and type), at any depth; a member a field names whole
+//  comes whole, and one that is not an object is not gone into.
+static void
+test_consumer_gets_the_fields_it_names (void **state)
+{
+    testkit_t *kit = (testkit_t *) *state;
+    zsock_t *pub = zsock_new_pub ("tcp://127.0.0.1:*");
+    assert_non_null (pub);
+    static const char *fields [] = { "id", "data.owner", "data.deep.x",
+                                     "data.list.x", "data.whole", "absent",
+                                     NULL };
+    events_config_t config = { .store = "consumer", .schema = s_text_schema,
+                               .consumer = "test", .apply = s_apply_text,
+                               .fields = fields };
+    zactor_t *events = s_consumer_of (kit, &config, pub);
+    store_t *store = store_new (testkit_cfg (kit), "consumer", s_text_schema);
+    const char *event =
+        "{\"seq\":1,\"id\":\"e1\",\"type\":\"a.b\",\"at\":\"now\","
+        "\"reservation\":\"r1\",\"data\":{\"other\":[1,{\"x\":2}],"
+        "\"owner\":\"o\\u00e9\",\"deep\":{\"y\":3,\"x\":{\"z\":[4]}},"
+        "\"list\":[{\"x\":5}],\"whole\":{\"a\":{\"b\":6}}}}";
+    int64_t deadline = zclock_mono () + 5000;
+    while (testkit_sql_int (store, "SELECT count (*) FROM seen") == 0
+       &&  zclock_mono () < deadline) {
+        s_fan_out_text (pub, "a.b", 1, 0, event);
+        zclock_sleep (20);
+    }
+    char *text = testkit_sql_text (store, "SELECT text FROM seen WHERE seq = 1");
+    assert_string_equal (text,
+        "{\"data\":{\"deep\":{\"x\":{\"z\":[4]}},\"owner\":\"o\u00e9\","
+        "\"whole\":{\"a\":{\"b\":6}}},\"id\":\"e1\",\"seq\":1,\"type\":\"a.b\"}");
+    free (text);
+    events_destroy (&events);
+    store_destroy (&store);
+    zsock_destroy (&pub);
+}
+
 //  One request's transaction inside a batch: inserts what sql inserts
 //  (it returns the row's id, which must be id), then commits or rolls back.
 static void
@@ -384,6 +556,8 @@ main (void)
         T (test_store_batch),
         T (test_event_ids_sort_by_time),
         T (test_missed_last_event_found_when_quiet),
+        T (test_family_consumer_finds_a_gap_by_prev),
+        T (test_consumer_gets_the_fields_it_names),
         T (test_store_open_failures),
     };
     return cmocka_run_group_tests_name ("events", tests, NULL, NULL);

@@ -213,6 +213,11 @@ static const char *s_types [] = {
     "reservation.", NULL
 };
 
+//  What s_apply and s_requested read of an event.
+static const char *s_fields [] = {
+    "id", "reservation", "at", "data.owner", "data.approval", NULL
+};
+
 //  Applies reservation.requested (a new row) and reservation.confirmed|
 //  declined|expired|cancelled (the row's outcome).
 static int
@@ -498,7 +503,7 @@ svc_approval_new (resv_cfg_t *cfg, worker_t *worker)
         events_config_t config = {
             .store = "approval", .schema = s_schema,
             .consumer = "approval", .apply = s_apply, .types = s_types,
-            .tick = s_expire_due,
+            .fields = s_fields, .tick = s_expire_due,
             .tick_ms = (int) resv_cfg_int (cfg, "approval/tick", S_TICK_DEFAULT,
                                            10, INT32_MAX),
             .state = self

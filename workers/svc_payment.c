@@ -273,6 +273,11 @@ static const char *s_types [] = {
     "reservation.expired", "reservation.cancelled", NULL
 };
 
+//  What s_apply reads of an event.
+static const char *s_fields [] = {
+    "id", "reservation", "data.reservation.id", NULL
+};
+
 static int
 s_apply (void *state, store_t *store, const char *type, json_t *event)
 {
@@ -749,7 +754,8 @@ svc_payment_new_with (resv_cfg_t *cfg, const svc_payment_provider_t *provider)
     if (self->store) {
         events_config_t config = {
             .store = S_NAME, .schema = s_schema, .consumer = S_NAME,
-            .apply = s_apply, .types = s_types, .tick = s_tick, .tick_ms = S_TICK_MS,
+            .apply = s_apply, .types = s_types, .fields = s_fields,
+            .tick = s_tick, .tick_ms = S_TICK_MS,
             .state = self
         };
         self->events = events_new (cfg, &config);

@@ -587,6 +587,18 @@ testkit_sql_int (store_t *store, const char *sql)
     return value;
 }
 
+char *
+testkit_sql_text (store_t *store, const char *sql)
+{
+    sqlite3_stmt *stmt = store_stmt (store, sql);
+    assert_non_null (stmt);
+    const char *value = sqlite3_step (stmt) == SQLITE_ROW?
+                        (const char *) sqlite3_column_text (stmt, 0): NULL;
+    char *text = strdup (value? value: "");
+    sqlite3_reset (stmt);
+    return text;
+}
+
 
 //  --------------------------------------------------------------------------
 //  The reservation saga

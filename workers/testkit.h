@@ -332,6 +332,11 @@ const char *
 int64_t
     testkit_sql_int (store_t *store, const char *sql);
 
+//  The first column of the first row sql gives on store, as text (caller
+//  frees); "" when there is no row or it is NULL.
+char *
+    testkit_sql_text (store_t *store, const char *sql);
+
 
 //  --------------------------------------------------------------------------
 //  The reservation saga: its workers, and calls through the broker
