@@ -13,12 +13,18 @@ struct _journal_t {
     sqlite3_stmt *insert;       //  INSERT OR IGNORE of one event
     sqlite3_stmt *find;         //  seq of an event id
     sqlite3_stmt *read_all;     //  Events from a seq
-    sqlite3_stmt *read_type;    //  Events from a seq with a type prefix
+    sqlite3_stmt *read_type;    //  Events from a seq with a type prefix,
+                                //  through the type index
+    sqlite3_stmt *read_recent;  //  The same, walking the seqs
     sqlite3_stmt *begin;        //  BEGIN IMMEDIATE
     sqlite3_stmt *commit;       //  COMMIT
     int64_t last;               //  Newest seq
     zhashx_t *families;         //  Newest seq of each type family
 };
+
+//  A read by type prefix from fewer than this many events before the end
+//  walks the seqs rather than the type index.
+#define JOURNAL_WALK_MAX    20000
 
 static const char *s_schema =
     "PRAGMA journal_mode = WAL;"
@@ -137,6 +143,9 @@ journal_new (const char *path)
     ||  s_prepare (self, "SELECT seq, body FROM events WHERE seq >= ?1 "
                          "AND type >= ?2 AND type < ?3 ORDER BY seq LIMIT ?4",
                    &self->read_type)
+    ||  s_prepare (self, "SELECT seq, body FROM events WHERE seq >= ?1 "
+                         "AND +type >= ?2 AND +type < ?3 ORDER BY seq LIMIT ?4",
+                   &self->read_recent)
     ||  s_prepare (self, "BEGIN IMMEDIATE", &self->begin)
     ||  s_prepare (self, "COMMIT", &self->commit))
         goto failed;
@@ -164,6 +173,7 @@ journal_destroy (journal_t **self_p)
     sqlite3_finalize (self->find);
     sqlite3_finalize (self->read_all);
     sqlite3_finalize (self->read_type);
+    sqlite3_finalize (self->read_recent);
     sqlite3_finalize (self->begin);
     sqlite3_finalize (self->commit);
     sqlite3_close (self->db);
@@ -521,7 +531,11 @@ journal_read (journal_t *self, int64_t from, const char *prefix, int limit)
         //  Types are lowercase words and dots, so every type that starts
         //  with the prefix sorts between it and the prefix ending in '~'.
         snprintf (upper, sizeof upper, "%s~", prefix);
-        stmt = self->read_type;
+        //  The type index finds a prefix's events wherever they are, but
+        //  reads all of them and sorts those past from; near the end of
+        //  the journal (where consumers read) walking the seqs is cheaper.
+        stmt = self->last - from < JOURNAL_WALK_MAX? self->read_recent:
+                                                       self->read_type;
         sqlite3_bind_text (stmt, 2, prefix, -1, SQLITE_STATIC);
         sqlite3_bind_text (stmt, 3, upper, -1, SQLITE_STATIC);
         sqlite3_bind_int (stmt, 4, limit);

@@ -288,6 +288,62 @@ test_read_pages_and_prefix (void **state)
     free (page);
 }
 
+//  The seqs of the items of a read by prefix, as text, and its next.
+static char *
+s_read_seqs (journal_t *journal, int64_t from, const char *prefix, int limit)
+{
+    char *page = journal_read (journal, from, prefix, limit);
+    json_t *json = json_loads (page, 0, NULL);
+    free (page);
+    assert_non_null (json);
+    json_t *seqs = json_array ();
+    size_t index;
+    json_t *item;
+    json_array_foreach (json_object_get (json, "items"), index, item)
+        json_array_append (seqs, json_object_get (item, "seq"));
+    char *list = json_dumps (seqs, JSON_COMPACT);
+    char *text = zsys_sprintf ("%s next %" JSON_INTEGER_FORMAT, list,
+                               json_integer_value (json_object_get (json, "next")));
+    free (list);
+    json_decref (seqs);
+    json_decref (json);
+    return text;
+}
+
+//  A read by prefix far from the end (through the type index) and near it
+//  (walking the seqs) give the same answers.
+static void
+test_read_prefix_far_and_near (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *events = json_array ();
+    for (int seq = 1; seq <= 30000; seq++) {
+        char id [16];
+        snprintf (id, sizeof id, "%d", seq);
+        json_array_append_new (events, json_pack ("{s:s,s:s}", "id", id,
+            "type", seq % 3? "a.x": seq % 2? "b.y": "b.z"));
+    }
+    json_t *seqs = NULL, *fresh = NULL;
+    char *error = NULL;
+    assert_int_equal (journal_append_json (self->journal, events, &seqs,
+                                           &fresh, &error), 0);
+    json_decref (events);
+    json_decref (seqs);
+    json_decref (fresh);
+    char *text = s_read_seqs (self->journal, 1, "b.", 3);
+    assert_string_equal (text, "[3,6,9] next 10");
+    free (text);
+    text = s_read_seqs (self->journal, 29990, "b.", 3);
+    assert_string_equal (text, "[29991,29994,29997] next 29998");
+    free (text);
+    text = s_read_seqs (self->journal, 29998, "b.z", 3);
+    assert_string_equal (text, "[30000] next 30001");
+    free (text);
+    text = s_read_seqs (self->journal, 2, "b.z", 2);
+    assert_string_equal (text, "[6,12] next 13");
+    free (text);
+}
+
 static void
 test_reopen_keeps_events (void **state)
 {
@@ -336,6 +392,7 @@ main (void)
         cmocka_unit_test (test_split_refuses),
         cmocka_unit_test_setup_teardown (test_invalid_batch_stores_nothing, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_read_pages_and_prefix, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_read_prefix_far_and_near, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reopen_keeps_events, s_setup, s_teardown),
         cmocka_unit_test (test_unopenable_path_fails),
         cmocka_unit_test_setup_teardown (test_not_a_database_fails, s_setup, s_teardown),

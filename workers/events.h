@@ -25,6 +25,11 @@
     view) asks for them raw: live events then reach apply as their text,
     not parsed, which saves the building of a jansson object per event.
 
+    A consumer whose types are all of one family (the type up to its first
+    dot, resv_type_family) subscribes to that family alone; its cursor
+    counts only that family's events, and a gap shows in the fan-out's
+    prev frame (the seq of the family's event before) instead of the seqs.
+
     Events reach apply in seq order. A consumer names the types it
     applies (types); the others are passed over without a transaction or
     a JSON parse, and the cursor moves over them lazily, at least once a
