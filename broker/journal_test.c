@@ -38,15 +38,25 @@ s_teardown (void **state)
     return 0;
 }
 
+//  journal_append_json of the events in text.
+static int
+s_append_text (journal_t *journal, const char *text, json_t **seqs_p,
+               json_t **fresh_p, char **error_p)
+{
+    json_t *events = json_loads (text, 0, NULL);
+    *error_p = NULL;
+    int rc = journal_append_json (journal, events, seqs_p, fresh_p, error_p);
+    json_decref (events);
+    return rc;
+}
+
 //  Appends the events in text; returns the seqs as text.
 static char *
 s_append (journal_t *journal, const char *text, int expect)
 {
-    json_t *events = json_loads (text, 0, NULL);
     json_t *seqs = NULL, *fresh = NULL;
-    char *error = NULL;
-    int rc = journal_append_json (journal, events, &seqs, &fresh, &error);
-    json_decref (events);
+    char *error;
+    int rc = s_append_text (journal, text, &seqs, &fresh, &error);
     assert_int_equal (rc, expect);
     char *result = rc == 0? json_dumps (seqs, JSON_COMPACT): error;
     if (rc == 0)
@@ -76,12 +86,9 @@ test_append_assigns_gap_free_seqs (void **state)
 static char *
 s_append_prevs (journal_t *journal, const char *text)
 {
-    json_t *events = json_loads (text, 0, NULL);
     json_t *seqs = NULL, *fresh = NULL;
-    char *error = NULL;
-    assert_int_equal (journal_append_json (journal, events, &seqs, &fresh,
-                                           &error), 0);
-    json_decref (events);
+    char *error;
+    assert_int_equal (s_append_text (journal, text, &seqs, &fresh, &error), 0);
     json_t *prevs = json_array ();
     size_t index;
     json_t *entry;

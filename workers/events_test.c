@@ -257,20 +257,24 @@ test_missed_last_event_found_when_quiet (void **state)
     store_destroy (&store);
 }
 
-//  A consumer that records where each event it applies came from: the
-//  "via" of its data.
-static const char *s_via_schema =
-    "CREATE TABLE IF NOT EXISTS seen (seq INTEGER PRIMARY KEY, via TEXT);";
+//  A consumer that records each event it applies: where it came from (the
+//  "via" of its data) and the whole of it as it reached apply.
+static const char *s_seen_schema =
+    "CREATE TABLE IF NOT EXISTS seen (seq INTEGER PRIMARY KEY, via TEXT,"
+    "                                 text TEXT);";
 
 static int
-s_apply_via (void *state, store_t *store, const char *type, json_t *event)
+s_apply_seen (void *state, store_t *store, const char *type, json_t *event)
 {
     (void) state;
     (void) type;
-    sqlite3_stmt *stmt = store_stmt (store, "INSERT INTO seen VALUES (?1, ?2)");
+    char *text = json_dumps (event, JSON_COMPACT | JSON_SORT_KEYS);
+    sqlite3_stmt *stmt = store_stmt (store, "INSERT INTO seen VALUES (?1, ?2, ?3)");
     sqlite3_bind_int64 (stmt, 1, json_integer_value (json_object_get (event, "seq")));
     sqlite3_bind_text (stmt, 2, json_string_value (json_object_get (
                        json_object_get (event, "data"), "via")), -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 3, text, -1, SQLITE_TRANSIENT);
+    free (text);
     int rc = sqlite3_step (stmt);
     sqlite3_reset (stmt);
     return rc == SQLITE_DONE? 0: -1;
@@ -332,11 +336,11 @@ test_family_consumer_finds_a_gap_by_prev (void **state)
     zsock_t *pub = zsock_new_pub ("tcp://127.0.0.1:*");
     assert_non_null (pub);
     static const char *types [] = { "reservation.", NULL };
-    events_config_t config = { .store = "consumer", .schema = s_via_schema,
-                               .consumer = "test", .apply = s_apply_via,
+    events_config_t config = { .store = "consumer", .schema = s_seen_schema,
+                               .consumer = "test", .apply = s_apply_seen,
                                .types = types };
     zactor_t *events = s_consumer_of (kit, &config, pub);
-    store_t *store = store_new (testkit_cfg (kit), "consumer", s_via_schema);
+    store_t *store = store_new (testkit_cfg (kit), "consumer", s_seen_schema);
     //  Seq 1, live, until the subscription has reached the PUB.
     int64_t deadline = zclock_mono () + 5000;
     while (testkit_sql_int (store, "SELECT count (*) FROM seen") == 0
@@ -372,25 +376,6 @@ test_family_consumer_finds_a_gap_by_prev (void **state)
     zsock_destroy (&pub);
 }
 
-//  A consumer that records each event as it reached apply.
-static const char *s_text_schema =
-    "CREATE TABLE IF NOT EXISTS seen (seq INTEGER PRIMARY KEY, text TEXT);";
-
-static int
-s_apply_text (void *state, store_t *store, const char *type, json_t *event)
-{
-    (void) state;
-    (void) type;
-    char *text = json_dumps (event, JSON_COMPACT | JSON_SORT_KEYS);
-    sqlite3_stmt *stmt = store_stmt (store, "INSERT INTO seen VALUES (?1, ?2)");
-    sqlite3_bind_int64 (stmt, 1, json_integer_value (json_object_get (event, "seq")));
-    sqlite3_bind_text (stmt, 2, text, -1, SQLITE_TRANSIENT);
-    free (text);
-    int rc = sqlite3_step (stmt);
-    sqlite3_reset (stmt);
-    return rc == SQLITE_DONE? 0: -1;
-}
-
 //  A consumer that names its fields gets a live event with those members
 //  alone (and seq and type), at any depth; a member a field names whole
 //  comes whole, and one that is not an object is not gone into.
@@ -403,11 +388,11 @@ test_consumer_gets_the_fields_it_names (void **state)
     static const char *fields [] = { "id", "data.owner", "data.deep.x",
                                      "data.list.x", "data.whole", "absent",
                                      NULL };
-    events_config_t config = { .store = "consumer", .schema = s_text_schema,
-                               .consumer = "test", .apply = s_apply_text,
+    events_config_t config = { .store = "consumer", .schema = s_seen_schema,
+                               .consumer = "test", .apply = s_apply_seen,
                                .fields = fields };
     zactor_t *events = s_consumer_of (kit, &config, pub);
-    store_t *store = store_new (testkit_cfg (kit), "consumer", s_text_schema);
+    store_t *store = store_new (testkit_cfg (kit), "consumer", s_seen_schema);
     const char *event =
         "{\"seq\":1,\"id\":\"e1\",\"type\":\"a.b\",\"at\":\"now\","
         "\"reservation\":\"r1\",\"data\":{\"other\":[1,{\"x\":2}],"
