@@ -1122,6 +1122,11 @@ static const char *s_types [] = {
     "approval.approved", "approval.declined", NULL
 };
 
+//  What s_apply reads of an event.
+static const char *s_fields [] = {
+    "id", "reservation", "data.reason", NULL
+};
+
 //  Applies approval.approved (PENDING -> CONFIRMED) and approval.declined
 //  (PENDING -> DECLINED). A decision on a reservation that left PENDING
 //  meanwhile (a cancel came first) is ignored.
@@ -1236,7 +1241,7 @@ svc_reservation_new (resv_cfg_t *cfg, worker_t *worker)
         events_config_t config = {
             .store = "reservation", .schema = s_schema,
             .consumer = "reservation", .apply = s_apply, .types = s_types,
-            .tick = s_sweep,
+            .fields = s_fields, .tick = s_sweep,
             .tick_ms = (int) resv_cfg_int (cfg, "reservation/sweep",
                                            S_SWEEP_DEFAULT, 10, INT32_MAX),
             .state = self
