@@ -11,6 +11,10 @@
 //  How often the relay looks at the outbox without being poked, ms. This
 //  is what sends, after a restart, what a crash left unsent.
 #define RELAY_INTERVAL      200
+//  How often acknowledged outbox rows are deleted at the latest, ms. Most
+//  go sooner, with the next transaction of the events thread that writes
+//  (an apply, a cursor save): see store_outbox_ack.
+#define PRUNE_INTERVAL      500
 //  How often an idle consumer asks the journal whether it missed the last
 //  events, ms. A consumer that heard live events in the interval does not:
 //  a lost event shows as a gap in the seqs of those that follow it, and
@@ -62,6 +66,7 @@ typedef struct {
     resv_t *client;             //  Publishes and reads
     zsock_t *sub;               //  Live fan-out, with config.consumer
     int64_t relay_at;           //  Next unprompted relay
+    int64_t prune_at;           //  Next prune of the outbox
     int64_t check_at;           //  Next journal check
     bool heard;                 //  A live event came since the last check
     int64_t save_at;            //  Next save of a cursor moved by skips
@@ -470,6 +475,8 @@ static int
 s_next_wait (events_t *self)
 {
     int64_t next = self->relay_at;
+    if (self->prune_at < next)
+        next = self->prune_at;
     if (self->sub && self->check_at < next)
         next = self->check_at;
     if (self->sub && self->save_at < next)
@@ -563,6 +570,10 @@ s_events_actor (zsock_t *pipe, void *args)
                 s_save (&self->consumer);
             self->save_at = zclock_mono () + SAVE_INTERVAL;
         }
+        if (now >= self->prune_at) {
+            store_outbox_prune (self->store);
+            self->prune_at = zclock_mono () + PRUNE_INTERVAL;
+        }
         if (self->config.tick && now >= self->tick_at) {
             self->config.tick (self->config.state, self->store, self->client);
             self->tick_at = zclock_mono () + self->config.tick_ms;
@@ -573,6 +584,7 @@ s_events_actor (zsock_t *pipe, void *args)
     }
     //  Last chance for what was committed just before the stop.
     s_relay (self);
+    store_outbox_prune (self->store);
     if (self->sub && self->consumer.cursor > self->consumer.stored)
         s_save (&self->consumer);
     zpoller_destroy (&poller);
@@ -647,6 +659,7 @@ events_new (resv_cfg_t *cfg, events_config_t *config)
     }
     int64_t now = zclock_mono ();
     self->relay_at = now;
+    self->prune_at = now + PRUNE_INTERVAL;
     self->check_at = now + CHECK_INTERVAL;
     self->save_at = now + SAVE_INTERVAL;
     self->tick_at = now + self->config.tick_ms;

@@ -48,6 +48,62 @@ test_outbox_relayed_and_pruned (void **state)
     store_destroy (&store);
 }
 
+//  Emits count events in a transaction of their own.
+static void
+s_emit_some (store_t *store, int count)
+{
+    assert_int_equal (store_begin (store), 0);
+    for (int i = 0; i < count; i++)
+        assert_int_equal (store_emit (store, "reservation.requested",
+            "reservation", "r1", NULL, json_pack ("{s:i}", "n", i)), 0);
+    assert_int_equal (store_commit (store), 0);
+}
+
+//  An acknowledged row is not read again, and goes with the store's next
+//  write that commits (or an explicit prune); not with a read, nor with a
+//  write rolled back.
+static void
+test_outbox_ack_prunes_with_the_next_write (void **state)
+{
+    testkit_t *kit = (testkit_t *) *state;
+    store_t *store = store_new (testkit_cfg (kit), "acks", NULL);
+    const char *count = "SELECT count (*) FROM outbox";
+    s_emit_some (store, 3);
+    char *text;
+    size_t size;
+    int64_t last = 0;
+    assert_int_equal (store_outbox_text (store, 2, &last, &text, &size), 2);
+    free (text);
+    assert_int_equal (store_outbox_ack (store, last), 0);
+    assert_int_equal (store_outbox_text (store, 10, &last, &text, &size), 1);
+    free (text);
+    json_t *left = store_outbox_peek (store, 10, &last);
+    assert_int_equal (json_array_size (left), 1);
+    json_decref (left);
+    assert_int_equal (testkit_sql_int (store, count), 3);
+    assert_int_equal (store_begin_read (store), 0);
+    assert_int_equal (store_commit (store), 0);
+    assert_int_equal (store_begin (store), 0);
+    store_rollback (store);
+    assert_int_equal (testkit_sql_int (store, count), 3);
+    s_emit_some (store, 1);
+    assert_int_equal (testkit_sql_int (store, count), 2);
+    //  The rest, acknowledged, with a prune of its own; and in a batch.
+    assert_int_equal (store_outbox_text (store, 10, &last, &text, &size), 2);
+    free (text);
+    store_outbox_ack (store, last);
+    assert_int_equal (store_outbox_prune (store), 0);
+    assert_int_equal (testkit_sql_int (store, count), 0);
+    s_emit_some (store, 2);
+    assert_int_equal (store_outbox_text (store, 10, &last, &text, &size), 2);
+    free (text);
+    store_outbox_ack (store, last);
+    assert_int_equal (store_batch_begin (store), 0);
+    assert_int_equal (store_batch_end (store), 0);
+    assert_int_equal (testkit_sql_int (store, count), 0);
+    store_destroy (&store);
+}
+
 static void
 test_rolled_back_change_emits_nothing (void **state)
 {
@@ -532,6 +588,7 @@ main (void)
         testkit_setup, testkit_teardown, "events")
     const struct CMUnitTest tests [] = {
         T (test_outbox_relayed_and_pruned),
+        T (test_outbox_ack_prunes_with_the_next_write),
         T (test_rolled_back_change_emits_nothing),
         T (test_outbox_left_by_a_crash_is_sent_at_start),
         T (test_consumer_catches_up_then_follows),

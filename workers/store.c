@@ -25,6 +25,9 @@ struct _store_t {
     bool savepoint;             //  A request's savepoint is open in it
     int changes;                //  total_changes when the batch began
     bool wrote;                 //  The last batch changed something
+    bool writing;               //  The open transaction may write
+    int64_t acked;              //  Outbox rows up to here were acknowledged
+    int64_t pruned;             //  and deleted up to here
 };
 
 static const char *s_base_schema =
@@ -201,7 +204,9 @@ store_begin (store_t *self)
 {
     if (self->batch)
         return s_savepoint (self);
-    return s_exec (self, "BEGIN IMMEDIATE", "begin");
+    int rc = s_exec (self, "BEGIN IMMEDIATE", "begin");
+    self->writing = rc == 0;
+    return rc;
 }
 
 int
@@ -209,7 +214,32 @@ store_begin_read (store_t *self)
 {
     if (self->batch)
         return s_savepoint (self);
+    self->writing = false;
     return s_exec (self, "BEGIN", "begin");
+}
+
+//  Inside a write transaction about to commit: deletes the outbox rows
+//  acknowledged since the last prune, so that the relay needs no
+//  transaction of its own for them. Returns the row id they go up to once
+//  committed, or 0 when there are none (or the delete failed: the next
+//  commit tries again).
+static int64_t
+s_prune_in (store_t *self)
+{
+    if (!self->writing || self->acked <= self->pruned)
+        return 0;
+    sqlite3_stmt *stmt = store_stmt (self, "DELETE FROM outbox WHERE id <= ?1");
+    if (!stmt)
+        return 0;
+    sqlite3_bind_int64 (stmt, 1, self->acked);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE) {
+        zsys_warning ("store: %s: prune outbox: %s", self->path,
+                      sqlite3_errmsg (self->db));
+        return 0;
+    }
+    return self->acked;
 }
 
 int
@@ -222,10 +252,14 @@ store_commit (store_t *self)
         //  A release cannot fail on disk: it only merges into the batch.
         return s_exec (self, "RELEASE request", "commit");
     }
+    int64_t pruned = s_prune_in (self);
     if (s_exec (self, "COMMIT", "commit")) {
         store_rollback (self);
         return -1;
     }
+    self->writing = false;
+    if (pruned > self->pruned)
+        self->pruned = pruned;
     return 0;
 }
 
@@ -240,6 +274,7 @@ store_rollback (store_t *self)
         }
         return;
     }
+    self->writing = false;
     if (!sqlite3_get_autocommit (self->db))
         s_exec (self, "ROLLBACK", NULL);
 }
@@ -252,6 +287,7 @@ store_batch_begin (store_t *self)
         return -1;
     self->batch = true;
     self->savepoint = false;
+    self->writing = true;
     self->changes = sqlite3_total_changes (self->db);
     return 0;
 }
@@ -265,11 +301,15 @@ store_batch_end (store_t *self)
         store_rollback (self);  //  A request left it open: not committed
     self->batch = false;
     self->wrote = sqlite3_total_changes (self->db) != self->changes;
+    int64_t pruned = s_prune_in (self);
     if (s_exec (self, "COMMIT", "commit a batch")) {
         self->wrote = false;
         store_rollback (self);
         return -1;
     }
+    self->writing = false;
+    if (pruned > self->pruned)
+        self->pruned = pruned;
     return 0;
 }
 
@@ -368,10 +408,11 @@ json_t *
 store_outbox_peek (store_t *self, int limit, int64_t *last_p)
 {
     sqlite3_stmt *stmt = store_stmt (self,
-        "SELECT id, event FROM outbox ORDER BY id LIMIT ?1");
+        "SELECT id, event FROM outbox WHERE id > ?2 ORDER BY id LIMIT ?1");
     if (!stmt)
         return NULL;
     sqlite3_bind_int (stmt, 1, limit);
+    sqlite3_bind_int64 (stmt, 2, self->acked);
     json_t *events = json_array ();
     int rc;
     while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
@@ -456,10 +497,11 @@ store_outbox_text (store_t *self, int limit, int64_t *last_p,
     *text_p = NULL;
     *size_p = 0;
     sqlite3_stmt *stmt = store_stmt (self,
-        "SELECT id, event FROM outbox ORDER BY id LIMIT ?1");
+        "SELECT id, event FROM outbox WHERE id > ?2 ORDER BY id LIMIT ?1");
     if (!stmt)
         return -1;
     sqlite3_bind_int (stmt, 1, limit);
+    sqlite3_bind_int64 (stmt, 2, self->acked);
     char *text;
     size_t size;
     int64_t count, last = 0;
@@ -482,17 +524,20 @@ store_outbox_text (store_t *self, int limit, int64_t *last_p,
 int
 store_outbox_ack (store_t *self, int64_t last)
 {
-    sqlite3_stmt *stmt = store_stmt (self, "DELETE FROM outbox WHERE id <= ?1");
-    if (!stmt)
-        return -1;
-    sqlite3_bind_int64 (stmt, 1, last);
-    int rc = sqlite3_step (stmt);
-    sqlite3_reset (stmt);
-    if (rc != SQLITE_DONE) {
-        zsys_error ("store: %s: prune outbox: %s", self->path, sqlite3_errmsg (self->db));
-        return -1;
-    }
+    if (last > self->acked)
+        self->acked = last;
     return 0;
+}
+
+int
+store_outbox_prune (store_t *self)
+{
+    if (self->acked <= self->pruned)
+        return 0;
+    //  The commit prunes (s_prune_in).
+    if (store_begin (self) || store_commit (self))
+        return -1;
+    return self->acked <= self->pruned? 0: -1;
 }
 
 int64_t

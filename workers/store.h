@@ -8,8 +8,10 @@
     events it causes are written in one transaction (store_emit inside
     store_begin/store_commit). The events actor (events.h) later sends the
     outbox to the broker's journal and deletes each row only once the
-    journal has acknowledged it; a resend after a crash is harmless because
-    the journal deduplicates by event id.
+    journal has acknowledged it (with the connection's next write, not in
+    a transaction of its own); a resend after a crash is harmless because
+    the journal deduplicates by event id. Another process of the service
+    may resend a row acknowledged and not yet deleted, harmlessly too.
 
     Every store also keeps consumer cursors: the seq of the last journal
     event a consumer has applied, updated in the transaction of the effect.
@@ -118,7 +120,8 @@ int
 char *
     store_caused_id (const char *cause, const char *type, char *id);
 
-//  Reads up to limit outbox rows, oldest first, as a JSON array of event
+//  Reads up to limit outbox rows not acknowledged through this store_t,
+//  oldest first, as a JSON array of event
 //  objects (caller owns). *last_p gets the row id of the last one. Returns
 //  NULL when the outbox is empty or on error.
 json_t *
@@ -133,9 +136,19 @@ int
     store_outbox_text (store_t *self, int limit, int64_t *last_p,
                        char **text_p, size_t *size_p);
 
-//  Deletes outbox rows up to and including row id last. Returns 0 or -1.
+//  Records that the journal has acknowledged outbox rows up to and
+//  including row id last: this store_t does not read them again, and
+//  deletes them in its next write transaction's commit (or
+//  store_outbox_prune), which spares the relay a transaction per batch.
+//  Returns 0.
 int
     store_outbox_ack (store_t *self, int64_t last);
+
+//  Deletes the acknowledged outbox rows not deleted yet, in a transaction
+//  of its own if there are any. Returns 0, or -1 if they could not be
+//  (logged; they are tried again).
+int
+    store_outbox_prune (store_t *self);
 
 //  The seq of the last event applied by consumer name, 0 if none. Inside a
 //  transaction this is the value to trust.
