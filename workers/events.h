@@ -6,7 +6,8 @@
     (and starts the store's checkpointer, checkpoint.h):
 
     -   relay: sends the store's outbox to the broker's journal (events
-        publish), in batches, and deletes each row once acknowledged. It
+        publish), in batches, and deletes each row once acknowledged
+        (with the next write of its connection; store_outbox_ack). It
         runs when poked (events_flush, after a commit that emitted) and
         every RELAY_INTERVAL ms, so a crash between commit and send is
         made good at the next start.

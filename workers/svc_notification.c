@@ -137,6 +137,14 @@ static const char *s_types [] = {
     "reservation.expired", "reservation.cancelled", "payment.refunded", NULL
 };
 
+//  What s_apply, s_text and s_describe read of an event.
+static const char *s_fields [] = {
+    "id", "reservation", "correlation_id", "data.customer", "data.reason",
+    "data.payment.amount", "data.reservation.customer",
+    "data.reservation.resource", "data.reservation.date",
+    "data.reservation.days", "data.reservation.reason", NULL
+};
+
 //  Records the notification for one event and emits notification.sent.
 //  Returns 0 (done, or nothing to do), or -1 on a store failure.
 static int
@@ -283,7 +291,7 @@ svc_notification_new (resv_cfg_t *cfg, worker_t *worker)
     //  apply keeps no state: it runs in the actor's thread.
     events_config_t config = { .store = S_NAME, .schema = s_schema,
                                .consumer = S_NAME, .apply = s_apply,
-                               .types = s_types };
+                               .types = s_types, .fields = s_fields };
     if (self->store)
         self->events = events_new (cfg, &config);
     if (!self->events) {
