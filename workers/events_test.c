@@ -104,6 +104,39 @@ test_outbox_ack_prunes_with_the_next_write (void **state)
     store_destroy (&store);
 }
 
+//  An event's envelope is written as text: what it quotes comes back the
+//  same, whatever the characters; data given as text goes in as it is.
+static void
+test_emit_quotes_the_envelope (void **state)
+{
+    testkit_t *kit = (testkit_t *) *state;
+    store_t *store = store_new (testkit_cfg (kit), "quotes", NULL);
+    const char *id = "r\"1\\ \n\t\x01\x1f/\xc3\xa9\xe2\x82\xac end";
+    assert_int_equal (store_begin (store), 0);
+    assert_int_equal (store_emit (store, "a.b", "reservation", id, "c\"x", NULL), 0);
+    assert_int_equal (store_emit_text (store, "cause", "a.c", "resource", id,
+                                       NULL, "{\"k\":[1,{\"z\":null}]}"), 0);
+    assert_int_equal (store_commit (store), 0);
+    int64_t last;
+    json_t *events = store_outbox_peek (store, 10, &last);
+    assert_int_equal (json_array_size (events), 2);
+    json_t *first = json_array_get (events, 0);
+    assert_string_equal (json_string_value (json_object_get (first, "reservation")), id);
+    assert_string_equal (json_string_value (json_object_get (first, "correlation_id")), "c\"x");
+    assert_int_equal (json_object_size (json_object_get (first, "data")), 0);
+    json_t *second = json_array_get (events, 1);
+    assert_string_equal (json_string_value (json_object_get (second, "resource")), id);
+    assert_string_equal (json_string_value (json_object_get (second, "correlation_id")), id);
+    char id_of_cause [STORE_CAUSED_ID_SIZE];
+    assert_string_equal (json_string_value (json_object_get (second, "id")),
+                         store_caused_id ("cause", "a.c", id_of_cause));
+    char *data = json_dumps (json_object_get (second, "data"), JSON_COMPACT);
+    assert_string_equal (data, "{\"k\":[1,{\"z\":null}]}");
+    free (data);
+    json_decref (events);
+    store_destroy (&store);
+}
+
 static void
 test_rolled_back_change_emits_nothing (void **state)
 {
@@ -589,6 +622,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         T (test_outbox_relayed_and_pruned),
         T (test_outbox_ack_prunes_with_the_next_write),
+        T (test_emit_quotes_the_envelope),
         T (test_rolled_back_change_emits_nothing),
         T (test_outbox_left_by_a_crash_is_sent_at_start),
         T (test_consumer_catches_up_then_follows),

@@ -319,30 +319,98 @@ store_batch_wrote (store_t *self)
     return self->wrote;
 }
 
+//  A text being built, for an event's envelope.
+typedef struct {
+    char *data;
+    size_t used;
+    size_t size;
+    bool failed;                //  Out of memory: data is gone
+} s_text_t;
+
+static void
+s_text_add (s_text_t *self, const char *bytes, size_t count)
+{
+    if (self->failed)
+        return;
+    if (self->used + count + 1 > self->size) {
+        size_t size = (self->used + count + 1) * 2;
+        char *data = (char *) realloc (self->data, size);
+        if (!data) {
+            free (self->data);
+            self->data = NULL;
+            self->failed = true;
+            return;
+        }
+        self->data = data;
+        self->size = size;
+    }
+    memcpy (self->data + self->used, bytes, count);
+    self->used += count;
+    self->data [self->used] = 0;
+}
+
+//  Adds string (UTF-8) as a JSON string, quoted and escaped.
+static void
+s_text_quote (s_text_t *self, const char *string)
+{
+    s_text_add (self, "\"", 1);
+    const char *run = string;
+    for (const char *at = string; *at; at++) {
+        unsigned char c = (unsigned char) *at;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        s_text_add (self, run, (size_t) (at - run));
+        char escape [8];
+        if (c == '"' || c == '\\')
+            snprintf (escape, sizeof escape, "\\%c", c);
+        else
+            snprintf (escape, sizeof escape, "\\u%04x", c);
+        s_text_add (self, escape, strlen (escape));
+        run = at + 1;
+    }
+    s_text_add (self, run, strlen (run));
+    s_text_add (self, "\"", 1);
+}
+
+//  Writes the event into the outbox: its envelope around data, the text
+//  of a JSON object (NULL: {}).
 static int
 s_emit (store_t *self, const char *event_id, const char *type,
         const char *subject, const char *id, const char *correlation,
-        json_t *data)
+        const char *data)
 {
     char now [RESV_TIME_SIZE];
-    json_t *event = json_pack ("{s:s,s:s,s:s,s:s,s:s,s:o}",
-        "id", event_id, "type", type, "at", resv_time_now (now),
-        subject, id, "correlation_id", correlation? correlation: id,
-        "data", data? data: json_object ());
-    if (!event) {
-        zsys_error ("store: emit %s: cannot build the event", type);
+    s_text_t text = { NULL, 0, 0, false };
+    s_text_add (&text, "{\"id\":", 6);
+    s_text_quote (&text, event_id);
+    s_text_add (&text, ",\"type\":", 8);
+    s_text_quote (&text, type);
+    s_text_add (&text, ",\"at\":", 6);
+    s_text_quote (&text, resv_time_now (now));
+    s_text_add (&text, ",", 1);
+    s_text_quote (&text, subject);
+    s_text_add (&text, ":", 1);
+    s_text_quote (&text, id);
+    s_text_add (&text, ",\"correlation_id\":", 18);
+    s_text_quote (&text, correlation? correlation: id);
+    s_text_add (&text, ",\"data\":", 8);
+    s_text_add (&text, data? data: "{}", data? strlen (data): 2);
+    s_text_add (&text, "}", 1);
+    if (text.failed) {
+        zsys_error ("store: emit %s: cannot build the event: out of memory", type);
         return -1;
     }
-    char *text = json_dumps (event, JSON_COMPACT);
-    json_decref (event);
     sqlite3_stmt *stmt = store_stmt (self, "INSERT INTO outbox (event) VALUES (?1)");
-    if (!stmt || !text) {
-        free (text);
+    if (!stmt) {
+        free (text.data);
         return -1;
     }
-    sqlite3_bind_text (stmt, 1, text, -1, SQLITE_TRANSIENT);
-    free (text);
-    if (sqlite3_step (stmt) != SQLITE_DONE) {
+    sqlite3_bind_text (stmt, 1, text.data, (int) text.used, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    sqlite3_clear_bindings (stmt);
+    free (text.data);
+    if (rc != SQLITE_DONE) {
         zsys_error ("store: %s: emit %s for %s: %s", self->path, type, id,
                     sqlite3_errmsg (self->db));
         return -1;
@@ -350,22 +418,63 @@ s_emit (store_t *self, const char *event_id, const char *type,
     return 0;
 }
 
+//  A fresh event id: "e", the time in ms as 12 hex digits, then 20 random
+//  ones: ids of events emitted together sort together, so the journal's
+//  index of ids grows at its end instead of in a random page per event.
+//  Returns 0, or -1 (logged).
+static int
+s_fresh_id (char *event_id, size_t size, const char *type)
+{
+    snprintf (event_id, size, "e%012" PRIx64,
+              (uint64_t) (resv_time_ms () & 0xffffffffffff));
+    if (resv_random_hex (event_id + 1 + S_ID_TIME_DIGITS, 10)) {
+        zsys_error ("store: emit %s: no random source", type);
+        return -1;
+    }
+    return 0;
+}
+
+//  The text of data (taken), NULL for {}; *failed_p set if it cannot be
+//  encoded.
+static char *
+s_data_text (json_t *data, const char *type, bool *failed_p)
+{
+    *failed_p = false;
+    if (!data)
+        return NULL;
+    char *text = json_dumps (data, JSON_COMPACT);
+    json_decref (data);
+    if (!text) {
+        zsys_error ("store: emit %s: cannot encode its data", type);
+        *failed_p = true;
+    }
+    return text;
+}
+
+int
+store_emit_text (store_t *self, const char *cause, const char *type,
+                 const char *subject, const char *id,
+                 const char *correlation, const char *data)
+{
+    char event_id [STORE_CAUSED_ID_SIZE > 40? STORE_CAUSED_ID_SIZE: 40];
+    if (cause)
+        store_caused_id (cause, type, event_id);
+    else
+    if (s_fresh_id (event_id, sizeof event_id, type))
+        return -1;
+    return s_emit (self, event_id, type, subject, id, correlation, data);
+}
+
 int
 store_emit (store_t *self, const char *type, const char *subject,
             const char *id, const char *correlation, json_t *data)
 {
-    //  "e", the time in ms as 12 hex digits, then 20 random ones: ids of
-    //  events emitted together sort together, so the journal's index of
-    //  ids grows at its end instead of in a random page per event.
-    char event_id [40];
-    snprintf (event_id, sizeof event_id, "e%012" PRIx64,
-              (uint64_t) (resv_time_ms () & 0xffffffffffff));
-    if (resv_random_hex (event_id + 1 + S_ID_TIME_DIGITS, 10)) {
-        json_decref (data);
-        zsys_error ("store: emit %s: no random source", type);
-        return -1;
-    }
-    return s_emit (self, event_id, type, subject, id, correlation, data);
+    bool failed;
+    char *text = s_data_text (data, type, &failed);
+    int rc = failed? -1: store_emit_text (self, NULL, type, subject, id,
+                                          correlation, text);
+    free (text);
+    return rc;
 }
 
 char *
@@ -399,9 +508,12 @@ store_emit_caused (store_t *self, const char *cause, const char *type,
                    const char *subject, const char *id,
                    const char *correlation, json_t *data)
 {
-    char event_id [STORE_CAUSED_ID_SIZE];
-    store_caused_id (cause, type, event_id);
-    return s_emit (self, event_id, type, subject, id, correlation, data);
+    bool failed;
+    char *text = s_data_text (data, type, &failed);
+    int rc = failed? -1: store_emit_text (self, cause, type, subject, id,
+                                          correlation, text);
+    free (text);
+    return rc;
 }
 
 json_t *

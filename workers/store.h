@@ -109,6 +109,15 @@ int
                        const char *subject, const char *id,
                        const char *correlation, json_t *data);
 
+//  store_emit (cause NULL) or store_emit_caused with data given as the
+//  text of a JSON object (borrowed; NULL for {}), which goes into the
+//  event as it is: the caller vouches that it is valid JSON (SQLite's
+//  json_object, say).
+int
+    store_emit_text (store_t *self, const char *cause, const char *type,
+                     const char *subject, const char *id,
+                     const char *correlation, const char *data);
+
 //  Size of a derived event id, and its NUL.
 #define STORE_CAUSED_ID_SIZE 34
 

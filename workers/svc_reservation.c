@@ -110,6 +110,30 @@ static const char s_sql_load [] =
     "       amount, status, reason, payment_id, payment_status,"
     "       created_at, updated_at"
     "  FROM reservations WHERE id = ?1";
+//  A reservation row as the JSON object of the API (the keys of s_row_json,
+//  in its order), written by SQLite from the row: the hot paths (reserve,
+//  a move) build no jansson value for it.
+#define S_ROW_JSON \
+    "json_object ('id', id, 'request_id', request_id, 'customer', customer," \
+    " 'resource', resource, 'date', date, 'days', days, 'slot', slot," \
+    " 'units', units, 'amount', amount, 'status', status, 'reason', reason," \
+    " 'payment', json_object ('id', payment_id, 'status', payment_status)," \
+    " 'created_at', created_at, 'updated_at', updated_at)"
+//  A new reservation: the data of its reservation.requested, and itself.
+static const char s_sql_requested [] =
+    "SELECT json_object ('reservation', " S_ROW_JSON ", 'owner', owner,"
+    "       'approval', approval), " S_ROW_JSON
+    "  FROM reservations WHERE id = ?1";
+//  A reservation just moved from status ?2 (with reason ?3 if not NULL):
+//  the data of its event, and itself.
+static const char s_sql_moved [] =
+    "SELECT CASE WHEN ?3 IS NULL"
+    "       THEN json_object ('reservation', " S_ROW_JSON ", 'previous', ?2)"
+    "       ELSE json_object ('reservation', " S_ROW_JSON ", 'previous', ?2,"
+    "                         'reason', ?3) END, " S_ROW_JSON
+    "  FROM reservations WHERE id = ?1";
+static const char s_sql_status [] =
+    "SELECT status, customer, " S_ROW_JSON " FROM reservations WHERE id = ?1";
 static const char s_sql_insert [] =
     "INSERT INTO reservations (id, request_id, customer, resource, date,"
     "       days, slot, units, amount, status, reason, payment_id,"
@@ -259,6 +283,41 @@ s_load (store_t *store, const char *id, json_t **object_p)
 }
 
 
+//  Runs stmt (bound, returning one row of text columns) and copies its
+//  first count columns into texts (malloc'd; NULL for a NULL). Returns 1,
+//  0 when there is no row, -1 on a store failure.
+static int
+s_texts (sqlite3_stmt *stmt, char **texts, int count)
+{
+    for (int index = 0; index < count; index++)
+        texts [index] = NULL;
+    int rc = sqlite3_step (stmt);
+    bool failed = false;
+    if (rc == SQLITE_ROW)
+        for (int index = 0; index < count; index++) {
+            const char *text = (const char *) sqlite3_column_text (stmt, index);
+            if (text && !(texts [index] = strdup (text)))
+                failed = true;
+        }
+    sqlite3_reset (stmt);
+    sqlite3_clear_bindings (stmt);
+    if (rc == SQLITE_ROW && !failed)
+        return 1;
+    for (int index = 0; index < count; index++)
+        zstr_free (&texts [index]);
+    return rc == SQLITE_DONE? 0: -1;
+}
+
+//  A reply frame of text (taken).
+static zframe_t *
+s_reply_text (char *text)
+{
+    zframe_t *frame = text? zframe_new (text, strlen (text)): NULL;
+    free (text);
+    return frame;
+}
+
+
 //  --------------------------------------------------------------------------
 //  The status machine
 
@@ -273,12 +332,19 @@ s_load (store_t *store, const char *id, json_t **object_p)
 static int
 s_move (store_t *store, const s_move_t *move, const char *id,
         const char *customer, const char *reason, const char *cause,
-        json_t **result_p, json_t **error_p, bool *emitted_p)
+        char **result_p, json_t **error_p, bool *emitted_p)
 {
-    *result_p = *error_p = NULL;
+    *result_p = NULL;
+    *error_p = NULL;
     *emitted_p = false;
-    json_t *before;
-    int found = s_load (store, id, &before);
+    //  Its status, its customer and itself, as it was.
+    char *before [3];
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_status);
+    int found = -1;
+    if (stmt) {
+        sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+        found = s_texts (stmt, before, 3);
+    }
     if (found < 0) {
         *error_p = resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
             "reservation: load %s: %s", id, store_error (store));
@@ -289,20 +355,21 @@ s_move (store_t *store, const s_move_t *move, const char *id,
                                    "no reservation %s", id);
         return RESV_NOT_FOUND;
     }
-    const char *status = json_string_value (json_object_get (before, "status"));
-    if (customer && !streq (customer, json_string_value (
-                                json_object_get (before, "customer")))) {
-        json_decref (before);
+    const char *status = before [0]? before [0]: "";
+    int code = RESV_OK;
+    if (customer && !streq (customer, before [1]? before [1]: "")) {
         *error_p = resv_error_new (RESV_FORBIDDEN, RESV_REASON_FORBIDDEN,
             "reservation %s belongs to another customer", id);
-        return RESV_FORBIDDEN;
+        code = RESV_FORBIDDEN;
+        goto done;
     }
     if (streq (status, move->to)) {
-        *result_p = before;     //  Already there: a repeat, not an error
-        return RESV_OK;
+        *result_p = before [2];         //  Already there: a repeat, not an error
+        before [2] = NULL;
+        goto done;
     }
     char now [RESV_TIME_SIZE];
-    sqlite3_stmt *stmt = store_stmt (store, s_sql_move);
+    stmt = store_stmt (store, s_sql_move);
     int rc = SQLITE_ERROR;
     if (stmt) {
         sqlite3_bind_text (stmt, 1, move->to, -1, SQLITE_STATIC);
@@ -315,45 +382,53 @@ s_move (store_t *store, const s_move_t *move, const char *id,
             sqlite3_bind_text (stmt, 6, move->from [1], -1, SQLITE_STATIC);
         rc = sqlite3_step (stmt);
         sqlite3_reset (stmt);
+        sqlite3_clear_bindings (stmt);
     }
     if (rc != SQLITE_DONE) {
         *error_p = resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
             "reservation: move %s to %s: %s", id, move->to,
             store_error (store));
-        json_decref (before);
-        return RESV_INTERNAL;
+        code = RESV_INTERNAL;
+        goto done;
     }
     if (sqlite3_changes (store_db (store)) == 0) {
         *error_p = resv_error_new (RESV_CONFLICT, RESV_REASON_CONFLICT,
             "reservation %s is %s and cannot become %s", id, status, move->to);
-        json_decref (before);
-        return RESV_CONFLICT;
+        code = RESV_CONFLICT;
+        goto done;
     }
-    json_t *after;
-    if (s_load (store, id, &after) != 1) {
+    //  The data of its event and itself, as it is now.
+    char *after [2] = { NULL, NULL };
+    stmt = store_stmt (store, s_sql_moved);
+    if (stmt) {
+        sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 2, status, -1, SQLITE_STATIC);
+        if (reason)
+            sqlite3_bind_text (stmt, 3, reason, -1, SQLITE_STATIC);
+    }
+    if (!stmt || s_texts (stmt, after, 2) != 1) {
         *error_p = resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
             "reservation: reload %s: %s", id, store_error (store));
-        json_decref (before);
-        return RESV_INTERNAL;
+        code = RESV_INTERNAL;
+        goto done;
     }
-    json_t *data = json_pack ("{s:O,s:s}", "reservation", after,
-                              "previous", status);
-    if (data && reason)
-        json_object_set_new (data, "reason", json_string (reason));
-    json_decref (before);      //  status pointed into it: used up now
-    int emitted = cause?
-        store_emit_caused (store, cause, move->event, "reservation", id, id, data):
-        store_emit (store, move->event, "reservation", id, id, data);
-    if (emitted) {
+    if (store_emit_text (store, cause, move->event, "reservation", id, id,
+                         after [0])) {
         *error_p = resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
             "reservation: emit %s for %s: %s", move->event, id,
             store_error (store));
-        json_decref (after);
-        return RESV_INTERNAL;
+        code = RESV_INTERNAL;
+        zstr_free (&after [1]);
     }
-    *emitted_p = true;
-    *result_p = after;
-    return RESV_OK;
+    else {
+        *emitted_p = true;
+        *result_p = after [1];
+    }
+    zstr_free (&after [0]);
+done:
+    for (int index = 0; index < 3; index++)
+        zstr_free (&before [index]);
+    return code;
 }
 
 //  A move asked for by a request: one transaction around s_move.
@@ -365,7 +440,8 @@ s_move_request (s_self_t *self, const s_move_t *move, const char *id,
         return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                        "reservation: begin %s of %s: %s", move->to, id,
                        store_error (self->store));
-    json_t *result, *error;
+    char *result;
+    json_t *error;
     bool emitted;
     int status = s_move (self->store, move, id, customer, reason, NULL,
                          &result, &error, &emitted);
@@ -384,14 +460,14 @@ s_move_request (s_self_t *self, const s_move_t *move, const char *id,
         store_rollback (self->store);   //  Nothing written: a repeat
     else
     if (store_commit (self->store)) {
-        json_decref (result);
+        zstr_free (&result);
         return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                        "reservation: commit %s of %s failed; nothing changed",
                        move->to, id);
     }
     else
         events_flush (self->events);
-    *reply_p = worker_json (result);
+    *reply_p = s_reply_text (result);
     return RESV_OK;
 }
 
@@ -826,30 +902,36 @@ s_reserve_store (s_self_t *self, s_order_t *order, s_held_t *held,
     if (rc != SQLITE_DONE)
         return S_FAIL (store, reply_p, "insert", order->id);
     bool twin = sqlite3_changes (store_db (store)) == 0;
-    json_t *object;
-    if (s_load (store, order->id, &object) != 1)
+    //  The data of its reservation.requested, and itself.
+    char *texts [2];
+    stmt = store_stmt (store, s_sql_requested);
+    if (!stmt)
+        return S_FAIL (store, reply_p, "load", order->id);
+    sqlite3_bind_text (stmt, 1, order->id, -1, SQLITE_STATIC);
+    if (s_texts (stmt, texts, 2) != 1)
         return S_FAIL (store, reply_p, "load", order->id);
     if (twin) {
         store_rollback (store);
-        *reply_p = worker_json (object);
+        zstr_free (&texts [0]);
+        *reply_p = s_reply_text (texts [1]);
         return RESV_CREATED;
     }
-    json_t *data = json_pack ("{s:O,s:s,s:s}", "reservation", object,
-                              "owner", held->owner, "approval", held->approval);
-    if (store_emit (store, "reservation.requested", "reservation", order->id,
-                    order->id, data)
-    ||  s_saga_close (store, order->id, 0)) {
-        json_decref (object);
+    int rc_emit = store_emit_text (store, NULL, "reservation.requested",
+                                   "reservation", order->id, order->id,
+                                   texts [0]);
+    zstr_free (&texts [0]);
+    if (rc_emit || s_saga_close (store, order->id, 0)) {
+        zstr_free (&texts [1]);
         return S_FAIL (store, reply_p, "emit reservation.requested for",
                           order->id);
     }
     if (store_commit (store)) {
-        json_decref (object);
+        zstr_free (&texts [1]);
         return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                        "reservation: commit insert %s failed", order->id);
     }
     events_flush (self->events);
-    *reply_p = worker_json (object);
+    *reply_p = s_reply_text (texts [1]);
     return RESV_CREATED;
 }
 
@@ -1153,7 +1235,8 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
         if (!reason || !*reason)
             reason = S_DECLINED_REASON;
     }
-    json_t *result, *error;
+    char *result;
+    json_t *error;
     bool emitted;
     int status = s_move (store, approved? &s_confirm: &s_decline, id, NULL,
                          reason, cause, &result, &error, &emitted);
@@ -1164,7 +1247,7 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
     if (status != RESV_OK)      //  No longer PENDING (or unknown): ignored
         zsys_info ("reservation: %s %s ignored: %s", type, id,
                    s_error_field (error, "message", ""));
-    json_decref (result);
+    zstr_free (&result);
     json_decref (error);
     return status == RESV_INTERNAL? -1: 0;
 }

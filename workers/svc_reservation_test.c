@@ -425,19 +425,27 @@ test_cancel_pending_and_confirmed (void **state)
                          "CANCELLED");
     assert_string_not_equal (json_string_value (json_object_get (reply, "updated_at")),
                              json_string_value (json_object_get (reply, "created_at")));
-    json_decref (reply);
-    //  Again: the same answer, no second event.
+    //  The answer is the reservation as get shows it, and as the event has
+    //  it; again, the same answer and no second event.
+    json_t *got = NULL, *again = NULL;
+    assert_int_equal (testkit_act (self->kit, "get", pending, NULL, &got), 200);
+    assert_true (json_equal (got, reply));
+    assert_int_equal (json_object_size (got), 14);
     assert_int_equal (testkit_act (self->kit, "cancel", pending, "carla",
-                                   &reply), 200);
-    assert_string_equal (json_string_value (json_object_get (reply, "status")),
-                         "CANCELLED");
-    json_decref (reply);
+                                   &again), 200);
+    assert_true (json_equal (again, reply));
+    json_decref (got);
+    json_decref (again);
     assert_true (testkit_wait_count (self->kit, "reservation.cancelled",
                                      pending, 1));
     json_t *event = testkit_event_of (self->kit, "reservation.cancelled",
                                       pending);
-    assert_string_equal (json_string_value (json_object_get (json_object_get (
-        event, "data"), "previous")), "PENDING");
+    json_t *data = json_object_get (event, "data");
+    assert_string_equal (json_string_value (json_object_get (data, "previous")),
+                         "PENDING");
+    assert_true (json_equal (json_object_get (data, "reservation"), reply));
+    assert_int_equal (json_object_size (data), 2);
+    json_decref (reply);
     json_decref (event);
     //  availability consumes the cancellation: the unit comes back.
     assert_true (testkit_wait_free (self->kit, self->manual, 3));
@@ -496,15 +504,20 @@ test_declined_by_event (void **state)
                          "DECLINED");
     assert_string_equal (json_string_value (json_object_get (reply, "reason")),
                          "closed for works");
-    json_decref (reply);
     assert_true (testkit_wait_count (self->kit, "reservation.declined", id, 1));
     json_t *event = testkit_event_of (self->kit, "reservation.declined", id);
     char caused [STORE_CAUSED_ID_SIZE];
     assert_string_equal (json_string_value (json_object_get (event, "id")),
                          store_caused_id ("e-test-decline", "reservation.declined",
                                           caused));
-    assert_string_equal (json_string_value (json_object_get (json_object_get (
-        event, "data"), "reason")), "closed for works");
+    json_t *data = json_object_get (event, "data");
+    assert_string_equal (json_string_value (json_object_get (data, "reason")),
+                         "closed for works");
+    assert_string_equal (json_string_value (json_object_get (data, "previous")),
+                         "PENDING");
+    assert_true (json_equal (json_object_get (data, "reservation"), reply));
+    assert_int_equal (json_object_size (data), 3);
+    json_decref (reply);
     json_decref (event);
     free (id);
 }
