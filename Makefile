@@ -57,7 +57,7 @@ obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 LIB_OBJ    := $(call obj,$(LIB_SRC))
 BROKER_OBJ := $(call obj,$(BROKER_SRC))
 WORKER_OBJ := $(call obj,$(WORKER_SRC))
-BENCH_OBJ  := $(BUILD)/client/bench_report.o
+BENCH_OBJ  := $(BUILD)/client/bench_report.o $(BUILD)/client/bench_inflight.o
 
 PROGRAMS   := $(BINDIR)/resv-broker $(BINDIR)/resv-worker $(BINDIR)/resvd \
               $(BINDIR)/resv $(BINDIR)/resv-bench
@@ -136,8 +136,9 @@ $(BINDIR)/resv-bench: $(BUILD)/client/bench_main.o $(BENCH_OBJ) $(LIBDIR)/libres
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-#   The benchmark baseline: a plain CZMQ echo with no resv code in it.
-$(RAW_ECHO): $(BUILD)/tests/raw_echo.o
+#   The benchmark baseline: a plain CZMQ echo with no resv code in it but
+#   the benchmarks' bookkeeping (client/bench_*.c).
+$(RAW_ECHO): $(BUILD)/tests/raw_echo.o $(BENCH_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -34,6 +34,7 @@
 #include "resv_cfg.h"
 #include "resv_util.h"
 #include "bench_report.h"
+#include "bench_inflight.h"
 #include <czmq.h>
 #include <inttypes.h>
 
@@ -700,125 +701,14 @@ static const s_command_t s_commands [] = {
 
 
 //  ---------------------------------------------------------------------
-//  Requests in flight: an open-addressing table from a libresv handle to
-//  its send time, at least twice the concurrency so that probes stay
-//  short. Handles are > 0; 0 marks an empty cell. Removal shifts later
-//  cells back so that no tombstones build up over a long run.
-
-typedef struct {
-    int64_t key;                //  Handle; 0 when the cell is empty
-    int64_t index;              //  The workload's request number
-    int64_t started;            //  zclock_usecs() it was sent (or due)
-} s_cell_t;
-
-typedef struct {
-    s_cell_t *cells;            //  The table
-    size_t mask;                //  Table size - 1, a power of two minus one
-    size_t count;               //  Cells in use
-    int64_t *expired;           //  Scratch list for s_inflight_expire
-} s_inflight_t;
-
-static int
-s_inflight_init (s_inflight_t *self, int concurrency)
-{
-    size_t size = 16;
-    while (size < 2 * (size_t) concurrency)
-        size *= 2;
-    self->cells = (s_cell_t *) calloc (size, sizeof (s_cell_t));
-    self->expired = (int64_t *) calloc (size, sizeof (int64_t));
-    self->mask = size - 1;
-    self->count = 0;
-    return self->cells && self->expired? 0: -1;
-}
-
-static void
-s_inflight_free (s_inflight_t *self)
-{
-    free (self->cells);
-    free (self->expired);
-    self->cells = NULL;
-    self->expired = NULL;
-}
-
-static size_t
-s_inflight_home (s_inflight_t *self, int64_t key)
-{
-    return (size_t) (((uint64_t) key * 0x9E3779B97F4A7C15ull) >> 32)
-           & self->mask;
-}
-
-static void
-s_inflight_put (s_inflight_t *self, int64_t key, int64_t index,
-                int64_t started)
-{
-    size_t i = s_inflight_home (self, key);
-    while (self->cells [i].key)
-        i = (i + 1) & self->mask;
-    self->cells [i].key = key;
-    self->cells [i].index = index;
-    self->cells [i].started = started;
-    self->count++;
-}
-
-//  Removes key and returns its send time, and its request number in
-//  *index_p (may be NULL); or -1 if it is not in flight (already given up,
-//  or never sent, or not the runner's).
-static int64_t
-s_inflight_take (s_inflight_t *self, int64_t key, int64_t *index_p)
-{
-    size_t i = s_inflight_home (self, key);
-    while (self->cells [i].key != key) {
-        if (!self->cells [i].key)
-            return -1;
-        i = (i + 1) & self->mask;
-    }
-    int64_t started = self->cells [i].started;
-    if (index_p)
-        *index_p = self->cells [i].index;
-    self->cells [i].key = 0;
-    self->count--;
-    //  Shift back each later cell of the run that may live at i.
-    size_t j = i;
-    while (true) {
-        j = (j + 1) & self->mask;
-        if (!self->cells [j].key)
-            break;
-        size_t home = s_inflight_home (self, self->cells [j].key);
-        bool stays = i <= j? (i < home && home <= j)
-                           : (i < home || home <= j);
-        if (!stays) {
-            self->cells [i] = self->cells [j];
-            self->cells [j].key = 0;
-            i = j;
-        }
-    }
-    return started;
-}
-
-//  Forgets every request sent before cutoff; returns how many.
-static size_t
-s_inflight_expire (s_inflight_t *self, int64_t cutoff)
-{
-    size_t count = 0;
-    for (size_t i = 0; i <= self->mask; i++)
-        if (self->cells [i].key && self->cells [i].started < cutoff)
-            self->expired [count++] = self->cells [i].key;
-    for (size_t i = 0; i < count; i++)
-        s_inflight_take (self, self->expired [i], NULL);
-    return count;
-}
-
-
-//  ---------------------------------------------------------------------
 //  The runner: keeps the workload's requests in flight until all are done.
 
 static void
 s_run (resv_t *client, const s_command_t *command, void *state,
        const s_options_t *options, bench_report_t *report)
 {
-    s_inflight_t inflight;
-    if (s_inflight_init (&inflight, options->concurrency)) {
-        s_inflight_free (&inflight);
+    bench_inflight_t *inflight = bench_inflight_new (options->concurrency);
+    if (!inflight) {
         fprintf (stderr, "resv-bench: out of memory\n");
         return;
     }
@@ -835,7 +725,8 @@ s_run (resv_t *client, const s_command_t *command, void *state,
         bool sending = sent < limit && now < stop;
         //  When the next request is due: now when closed-loop.
         int64_t due = now;
-        while (sending && inflight.count < (size_t) options->concurrency) {
+        while (sending
+           &&  bench_inflight_count (inflight) < (size_t) options->concurrency) {
             if (options->rate > 0) {
                 due = start + (int64_t) ((double) sent * 1e6 / options->rate);
                 if (due > now)
@@ -847,14 +738,14 @@ s_run (resv_t *client, const s_command_t *command, void *state,
                                         request.method, request.body,
                                         request.size, options->timeout);
             if (handle > 0)
-                s_inflight_put (&inflight, handle, sent, due);
+                bench_inflight_put (inflight, handle, sent, due);
             else
                 bench_report_add (report, RESV_BAD_REQUEST, 0);
             sent++;
             now = zclock_usecs ();
             sending = sent < limit && now < stop;
         }
-        if (!sending && inflight.count == 0 && side == 0)
+        if (!sending && bench_inflight_count (inflight) == 0 && side == 0)
             break;
         //  Wait for a reply, at most until the next thing to do.
         int64_t wake = next_expiry;
@@ -870,7 +761,8 @@ s_run (resv_t *client, const s_command_t *command, void *state,
         now = zclock_usecs ();
         if (rc == 0) {
             int64_t index;
-            int64_t started = s_inflight_take (&inflight, reply.handle, &index);
+            int64_t started = bench_inflight_take (inflight, reply.handle,
+                                                   &index);
             if (started >= 0) {
                 bench_report_add (report, reply.status, now - started);
                 bench_report_set_elapsed (report, now - start);
@@ -888,7 +780,7 @@ s_run (resv_t *client, const s_command_t *command, void *state,
         //  of ours at once when libresv says none is in flight any more.
         if (now >= next_expiry || (rc && resv_inflight (client) == 0)) {
             int64_t cutoff = resv_inflight (client)? now - slack: INT64_MAX;
-            size_t expired = s_inflight_expire (&inflight, cutoff);
+            size_t expired = bench_inflight_expire (inflight, cutoff);
             for (size_t i = 0; i < expired; i++)
                 bench_report_add (report, RESV_TIMEOUT, 0);
             if (expired)
@@ -898,11 +790,11 @@ s_run (resv_t *client, const s_command_t *command, void *state,
     }
     //  An interrupted run counts what never came back, and what it never
     //  sent of its -n requests, as failed.
-    int64_t missing = (int64_t) inflight.count
+    int64_t missing = (int64_t) bench_inflight_count (inflight)
                     + (options->duration? 0: limit - sent);
     for (int64_t i = 0; i < missing; i++)
         bench_report_add (report, RESV_TIMEOUT, 0);
-    s_inflight_free (&inflight);
+    bench_inflight_destroy (&inflight);
 }
 
 

@@ -4,8 +4,7 @@
     A bench_report_t collects the outcome of each request: the latency of
     each success, a count of failures by status. It prints a siege-like
     summary, or one JSON line, in the format tests/bench.sh reads;
-    tests/raw_echo.c prints the same from a copy of its own (it links no
-    resv code). Keep the three in step.
+    tests/raw_echo.c prints its results through it too.
 
     It also serves as a plain sample set: percentiles of whatever was
     added as successes (resv-bench keeps its event lags in reports).

@@ -19,11 +19,14 @@
 
     The client keeps CONCURRENCY requests in flight until REQUESTS are
     answered and prints the same summary, and the same --json line, as
-    resv-bench, so tests/bench.sh can put the two side by side. The summary
-    code is a copy of resv-bench's on purpose: this program must not link
-    any resv code. Keep the two in step.
+    resv-bench, so tests/bench.sh can put the two side by side: both keep
+    their requests in a bench_inflight_t and their results in a
+    bench_report_t (client/bench_*.c, bookkeeping only). Nothing else of
+    resv is linked in: no libresv, no broker, no worker runtime.
 */
 
+#include "bench_inflight.h"
+#include "bench_report.h"
 #include <czmq.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -43,8 +46,7 @@
 #define RAW_EXPIRY_SLACK    1000
 //  How often the client looks for expired requests, in milliseconds.
 #define RAW_EXPIRY_TICK     100
-//  Statuses are three decimal digits; 504 is the one this program makes.
-#define RAW_STATUS_MAX      1000
+//  The status of a request this program gives up on.
 #define RAW_STATUS_TIMEOUT  504
 #define RAW_READY           "READY"
 //  How long the proxy and the workers may take to come up, milliseconds.
@@ -92,211 +94,6 @@ s_body_new (int size)
     }
     body [size] = 0;
     return body;
-}
-
-
-//  ---------------------------------------------------------------------
-//  Requests in flight: an open-addressing table from a request key to its
-//  send time, at least twice the concurrency so that probes stay short.
-//  Keys are > 0; 0 marks an empty cell. Removal shifts later cells back
-//  so that no tombstones build up over a long run.
-
-typedef struct {
-    int64_t key;                //  Request key; 0 when the cell is empty
-    int64_t started;            //  zclock_usecs() when it was sent
-} s_cell_t;
-
-typedef struct {
-    s_cell_t *cells;            //  The table
-    size_t mask;                //  Table size - 1, a power of two minus one
-    size_t count;               //  Cells in use
-    int64_t *expired;           //  Scratch list for s_inflight_expire
-} s_inflight_t;
-
-static int
-s_inflight_init (s_inflight_t *self, int concurrency)
-{
-    size_t size = 16;
-    while (size < 2 * (size_t) concurrency)
-        size *= 2;
-    self->cells = (s_cell_t *) calloc (size, sizeof (s_cell_t));
-    self->expired = (int64_t *) calloc (size, sizeof (int64_t));
-    self->mask = size - 1;
-    self->count = 0;
-    return self->cells && self->expired? 0: -1;
-}
-
-static void
-s_inflight_free (s_inflight_t *self)
-{
-    free (self->cells);
-    free (self->expired);
-    self->cells = NULL;
-    self->expired = NULL;
-}
-
-static size_t
-s_inflight_home (s_inflight_t *self, int64_t key)
-{
-    return (size_t) (((uint64_t) key * 0x9E3779B97F4A7C15ull) >> 32)
-           & self->mask;
-}
-
-static void
-s_inflight_put (s_inflight_t *self, int64_t key, int64_t started)
-{
-    size_t i = s_inflight_home (self, key);
-    while (self->cells [i].key)
-        i = (i + 1) & self->mask;
-    self->cells [i].key = key;
-    self->cells [i].started = started;
-    self->count++;
-}
-
-//  Removes key and returns its send time, or -1 if it is not in flight
-//  (already expired, or never sent).
-static int64_t
-s_inflight_take (s_inflight_t *self, int64_t key)
-{
-    size_t i = s_inflight_home (self, key);
-    while (self->cells [i].key != key) {
-        if (!self->cells [i].key)
-            return -1;
-        i = (i + 1) & self->mask;
-    }
-    int64_t started = self->cells [i].started;
-    self->cells [i].key = 0;
-    self->count--;
-    //  Shift back each later cell of the run that may live at i.
-    size_t j = i;
-    while (true) {
-        j = (j + 1) & self->mask;
-        if (!self->cells [j].key)
-            break;
-        size_t home = s_inflight_home (self, self->cells [j].key);
-        bool stays = i <= j? (i < home && home <= j)
-                           : (i < home || home <= j);
-        if (!stays) {
-            self->cells [i] = self->cells [j];
-            self->cells [j].key = 0;
-            i = j;
-        }
-    }
-    return started;
-}
-
-//  Forgets every request sent before cutoff; returns how many.
-static size_t
-s_inflight_expire (s_inflight_t *self, int64_t cutoff)
-{
-    size_t count = 0;
-    for (size_t i = 0; i <= self->mask; i++)
-        if (self->cells [i].key && self->cells [i].started < cutoff)
-            self->expired [count++] = self->cells [i].key;
-    for (size_t i = 0; i < count; i++)
-        s_inflight_take (self, self->expired [i]);
-    return count;
-}
-
-
-//  ---------------------------------------------------------------------
-//  Results and the summary, in the format resv-bench prints.
-
-typedef struct {
-    int64_t requests;           //  Requests asked for
-    int64_t *latency;           //  Microseconds of each successful request
-    int64_t ok;                 //  Successful requests (2xx)
-    int64_t failed [RAW_STATUS_MAX];   //  Failed requests by status
-    int64_t elapsed;            //  Microseconds, first send to last reply
-} s_report_t;
-
-static int
-s_report_init (s_report_t *self, int64_t requests)
-{
-    memset (self, 0, sizeof (s_report_t));
-    self->requests = requests;
-    self->latency = (int64_t *) malloc ((size_t) requests * sizeof (int64_t));
-    return self->latency? 0: -1;
-}
-
-static void
-s_report_add (s_report_t *self, int status, int64_t latency)
-{
-    if (status >= 200 && status < 300)
-        self->latency [self->ok++] = latency;
-    else
-        self->failed [status >= 0 && status < RAW_STATUS_MAX? status: 0]++;
-}
-
-static int
-s_compare_int64 (const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-    return (x > y) - (x < y);
-}
-
-//  Nearest-rank percentile of the sorted latencies, in milliseconds.
-static double
-s_report_percentile (s_report_t *self, double percent)
-{
-    if (self->ok == 0)
-        return 0;
-    int64_t rank = (int64_t) ceil (percent / 100 * (double) self->ok);
-    if (rank < 1)
-        rank = 1;
-    return (double) self->latency [rank - 1] / 1000;
-}
-
-//  Prints the summary, or with json one line whose first fields are
-//  fields (a JSON fragment naming the run). title heads the summary.
-static void
-s_report_print (s_report_t *self, bool json, const char *title,
-                const char *fields)
-{
-    qsort (self->latency, (size_t) self->ok, sizeof (int64_t),
-           s_compare_int64);
-    int64_t failed = self->requests - self->ok;
-    double elapsed = (double) self->elapsed / 1e6;
-    double availability = self->requests?
-        100.0 * (double) self->ok / (double) self->requests: 0;
-    double rate = elapsed > 0? (double) self->ok / elapsed: 0;
-    double shortest = s_report_percentile (self, 0);
-    double p50 = s_report_percentile (self, 50);
-    double p90 = s_report_percentile (self, 90);
-    double p99 = s_report_percentile (self, 99);
-    double longest = s_report_percentile (self, 100);
-    char by_status [RAW_STATUS_MAX * 16] = "";
-    size_t used = 0;
-    for (int status = 0; status < RAW_STATUS_MAX; status++) {
-        if (!self->failed [status])
-            continue;
-        used += (size_t) snprintf (by_status + used, sizeof (by_status) - used,
-                                   json? "%s\"%d\":%" PRId64: "%s%d: %" PRId64,
-                                   used? (json? ",": ", "): "", status,
-                                   self->failed [status]);
-    }
-    if (json) {
-        printf ("{%s,\"transactions\":%" PRId64 ",\"availability\":%.2f,"
-                "\"elapsed_s\":%.3f,\"rate\":%.2f,\"shortest_ms\":%.3f,"
-                "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
-                "\"longest_ms\":%.3f,\"failed\":%" PRId64 ","
-                "\"failed_by_status\":{%s}}\n",
-                fields, self->ok, availability, elapsed, rate, shortest, p50,
-                p90, p99, longest, failed, by_status);
-        return;
-    }
-    printf ("%s\n", title);
-    printf ("Transactions:         %12" PRId64 " hits\n", self->ok);
-    printf ("Availability:         %12.2f %%\n", availability);
-    printf ("Elapsed time:         %12.3f s\n", elapsed);
-    printf ("Transaction rate:     %12.2f req/s\n", rate);
-    printf ("Shortest transaction: %12.3f ms\n", shortest);
-    printf ("p50 transaction:      %12.3f ms\n", p50);
-    printf ("p90 transaction:      %12.3f ms\n", p90);
-    printf ("p99 transaction:      %12.3f ms\n", p99);
-    printf ("Longest transaction:  %12.3f ms\n", longest);
-    printf ("Failed transactions:  %12" PRId64 "%s%s%s\n", failed,
-            used? " (": "", by_status, used? ")": "");
 }
 
 
@@ -615,52 +412,50 @@ s_client_recv (s_client_t *self, int *status)
 
 static int
 s_client_run (s_client_t *self, const s_settings_t *settings,
-              s_report_t *report)
+              bench_report_t *report)
 {
-    s_inflight_t inflight;
-    if (s_inflight_init (&inflight, settings->concurrency)) {
-        s_inflight_free (&inflight);
+    bench_inflight_t *inflight = bench_inflight_new (settings->concurrency);
+    if (!inflight)
         return -1;
-    }
     int64_t done = 0;
     int64_t limit = (int64_t) (settings->timeout + RAW_EXPIRY_SLACK) * 1000;
     int64_t start = zclock_usecs ();
     int64_t next_expiry = start + RAW_EXPIRY_TICK * 1000;
     while (done < settings->requests && !zsys_interrupted) {
         while (self->sent < settings->requests
-           &&  inflight.count < (size_t) settings->concurrency) {
+           &&  bench_inflight_count (inflight) < (size_t) settings->concurrency) {
             int64_t key = ++self->sent;
             int64_t now = zclock_usecs ();
             if (s_client_send (self, key) == 0)
-                s_inflight_put (&inflight, key, now);
+                bench_inflight_put (inflight, key, key, now);
             else {
-                s_report_add (report, RAW_STATUS_TIMEOUT, 0);
+                bench_report_add (report, RAW_STATUS_TIMEOUT, 0);
                 done++;
             }
         }
         int status = 0;
         int64_t key = s_client_recv (self, &status);
         int64_t now = zclock_usecs ();
-        int64_t started = key? s_inflight_take (&inflight, key): -1;
+        int64_t started = key? bench_inflight_take (inflight, key, NULL): -1;
         if (started >= 0) {
-            s_report_add (report, status, now - started);
+            bench_report_add (report, status, now - started);
             done++;
-            report->elapsed = now - start;
+            bench_report_set_elapsed (report, now - start);
         }
         if (now >= next_expiry) {
-            size_t expired = s_inflight_expire (&inflight, now - limit);
+            size_t expired = bench_inflight_expire (inflight, now - limit);
             for (size_t i = 0; i < expired; i++)
-                s_report_add (report, RAW_STATUS_TIMEOUT, 0);
+                bench_report_add (report, RAW_STATUS_TIMEOUT, 0);
             done += (int64_t) expired;
             if (expired)
-                report->elapsed = now - start;
+                bench_report_set_elapsed (report, now - start);
             next_expiry = now + RAW_EXPIRY_TICK * 1000;
         }
     }
     //  An interrupted run counts what never came back as failed.
     for (int64_t i = done; i < settings->requests; i++)
-        s_report_add (report, RAW_STATUS_TIMEOUT, 0);
-    s_inflight_free (&inflight);
+        bench_report_add (report, RAW_STATUS_TIMEOUT, 0);
+    bench_inflight_destroy (&inflight);
     return 0;
 }
 
@@ -936,14 +731,14 @@ main (int argc, char *argv [])
     memset (workers, 0, sizeof (workers));
     char frontend [256] = "", backend [256] = "";
     s_client_t client = { 0 };
-    s_report_t report = { 0 };
+    bench_report_t *report = NULL;
     int rc = 1;
     if (s_start (&settings, &proxy, workers, frontend, backend,
                  sizeof (frontend)))
         ;                       //  s_start said why
     else
     if (!(client.body = s_body_new (settings.size))
-    ||  s_report_init (&report, settings.requests))
+    ||  !(report = bench_report_new (settings.requests)))
         fprintf (stderr, "raw-echo: out of memory\n");
     else
     if (!(client.dealer = zsock_new_dealer (frontend)))
@@ -960,7 +755,7 @@ main (int argc, char *argv [])
         s_client_send (&client, INT64_MAX);
         s_client_recv (&client, &status);
         zsock_set_rcvtimeo (client.dealer, RAW_EXPIRY_TICK);
-        if (s_client_run (&client, &settings, &report) == 0) {
+        if (s_client_run (&client, &settings, report) == 0) {
             char title [256], fields [256];
             snprintf (title, sizeof (title),
                       "raw-echo: %d worker%s (%s), %d in flight, "
@@ -976,13 +771,13 @@ main (int argc, char *argv [])
                       settings.threads? "threads": "processes",
                       settings.concurrency, settings.requests, settings.size,
                       settings.timeout);
-            s_report_print (&report, settings.json, title, fields);
-            rc = report.ok == report.requests? 0: 1;
+            bench_report_print (report, settings.json, title, fields, NULL);
+            rc = bench_report_ok (report) == settings.requests? 0: 1;
         }
     }
     zsock_destroy (&client.dealer);
     free (client.body);
-    free (report.latency);
+    bench_report_destroy (&report);
     for (int i = 0; i < settings.workers; i++)
         s_piece_stop (&workers [i]);
     s_piece_stop (&proxy);

@@ -434,23 +434,6 @@ s_fresh_id (char *event_id, size_t size, const char *type)
     return 0;
 }
 
-//  The text of data (taken), NULL for {}; *failed_p set if it cannot be
-//  encoded.
-static char *
-s_data_text (json_t *data, const char *type, bool *failed_p)
-{
-    *failed_p = false;
-    if (!data)
-        return NULL;
-    char *text = json_dumps (data, JSON_COMPACT);
-    json_decref (data);
-    if (!text) {
-        zsys_error ("store: emit %s: cannot encode its data", type);
-        *failed_p = true;
-    }
-    return text;
-}
-
 int
 store_emit_text (store_t *self, const char *cause, const char *type,
                  const char *subject, const char *id,
@@ -465,16 +448,32 @@ store_emit_text (store_t *self, const char *cause, const char *type,
     return s_emit (self, event_id, type, subject, id, correlation, data);
 }
 
+//  store_emit_text of data (taken) encoded, NULL for {}.
+static int
+s_emit_json (store_t *self, const char *cause, const char *type,
+             const char *subject, const char *id, const char *correlation,
+             json_t *data)
+{
+    char *text = NULL;
+    if (data) {
+        text = json_dumps (data, JSON_COMPACT);
+        json_decref (data);
+        if (!text) {
+            zsys_error ("store: emit %s: cannot encode its data", type);
+            return -1;
+        }
+    }
+    int rc = store_emit_text (self, cause, type, subject, id, correlation,
+                              text);
+    free (text);
+    return rc;
+}
+
 int
 store_emit (store_t *self, const char *type, const char *subject,
             const char *id, const char *correlation, json_t *data)
 {
-    bool failed;
-    char *text = s_data_text (data, type, &failed);
-    int rc = failed? -1: store_emit_text (self, NULL, type, subject, id,
-                                          correlation, text);
-    free (text);
-    return rc;
+    return s_emit_json (self, NULL, type, subject, id, correlation, data);
 }
 
 char *
@@ -508,12 +507,7 @@ store_emit_caused (store_t *self, const char *cause, const char *type,
                    const char *subject, const char *id,
                    const char *correlation, json_t *data)
 {
-    bool failed;
-    char *text = s_data_text (data, type, &failed);
-    int rc = failed? -1: store_emit_text (self, cause, type, subject, id,
-                                          correlation, text);
-    free (text);
-    return rc;
+    return s_emit_json (self, cause, type, subject, id, correlation, data);
 }
 
 json_t *
