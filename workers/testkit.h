@@ -269,13 +269,15 @@ bool
                         const char *reservation, size_t count);
 
 //  Waits up to 5 s until consumer's cursor in store (borrowed) reaches
-//  seq; true if it does.
+//  seq; true if it does. The cursor of a consumer of one type family
+//  counts that family's events only (events.h): seq must be one of them.
 bool
     testkit_wait_cursor (testkit_t *self, store_t *store,
                          const char *consumer, int64_t seq);
 
 //  Waits until consumer's cursor in store has every event testkit_publish
-//  published; fails the test after 5 s.
+//  published (the last of which must be of the consumer's family, for a
+//  consumer of one family); fails the test after 5 s.
 void
     testkit_sync (testkit_t *self, store_t *store, const char *consumer);
 
