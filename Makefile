@@ -149,7 +149,7 @@ $(SAGA_BASE): $(BUILD)/tests/saga_baseline.o $(BENCH_OBJ) $(WORKER_OBJ) $(BROKER
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 #   Each unit test links the objects of its own component and libresv.
-$(BUILD)/test/client/%_test: $(BUILD)/client/%_test.o $(LIBDIR)/libresv.a
+$(BUILD)/test/client/%_test: $(BUILD)/client/%_test.o $(BENCH_OBJ) $(LIBDIR)/libresv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA) $(LDLIBS)
 
