@@ -74,7 +74,7 @@ test_outbox_ack_prunes_with_the_next_write (void **state)
     int64_t last = 0;
     assert_int_equal (store_outbox_text (store, 2, &last, &text, &size), 2);
     free (text);
-    assert_int_equal (store_outbox_ack (store, last), 0);
+    store_outbox_ack (store, last);
     assert_int_equal (store_outbox_text (store, 10, &last, &text, &size), 1);
     free (text);
     json_t *left = store_outbox_peek (store, 10, &last);

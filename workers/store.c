@@ -627,12 +627,11 @@ store_outbox_text (store_t *self, int limit, int64_t *last_p,
     return (int) count;
 }
 
-int
+void
 store_outbox_ack (store_t *self, int64_t last)
 {
     if (last > self->acked)
         self->acked = last;
-    return 0;
 }
 
 int

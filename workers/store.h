@@ -130,9 +130,9 @@ char *
     store_caused_id (const char *cause, const char *type, char *id);
 
 //  Reads up to limit outbox rows not acknowledged through this store_t,
-//  oldest first, as a JSON array of event
-//  objects (caller owns). *last_p gets the row id of the last one. Returns
-//  NULL when the outbox is empty or on error.
+//  oldest first, as a JSON array of event objects (caller owns). *last_p
+//  gets the row id of the last one. Returns NULL when the outbox is empty
+//  or on error.
 json_t *
     store_outbox_peek (store_t *self, int limit, int64_t *last_p);
 
@@ -149,8 +149,7 @@ int
 //  including row id last: this store_t does not read them again, and
 //  deletes them in its next write transaction's commit (or
 //  store_outbox_prune), which spares the relay a transaction per batch.
-//  Returns 0.
-int
+void
     store_outbox_ack (store_t *self, int64_t last);
 
 //  Deletes the acknowledged outbox rows not deleted yet, in a transaction

@@ -105,14 +105,8 @@ static const char s_schema [] =
 
 //  Statements, by name, so that each has one address (store_stmt caches
 //  by address).
-static const char s_sql_load [] =
-    "SELECT id, request_id, customer, resource, date, days, slot, units,"
-    "       amount, status, reason, payment_id, payment_status,"
-    "       created_at, updated_at"
-    "  FROM reservations WHERE id = ?1";
-//  A reservation row as the JSON object of the API (the keys of s_row_json,
-//  in its order), written by SQLite from the row: the hot paths (reserve,
-//  a move) build no jansson value for it.
+//  A reservation row as the JSON object of the API, written by SQLite from
+//  the row: no path builds a jansson value for it to send it on.
 #define S_ROW_JSON \
     "json_object ('id', id, 'request_id', request_id, 'customer', customer," \
     " 'resource', resource, 'date', date, 'days', days, 'slot', slot," \
@@ -132,6 +126,8 @@ static const char s_sql_moved [] =
     "       ELSE json_object ('reservation', " S_ROW_JSON ", 'previous', ?2,"
     "                         'reason', ?3) END, " S_ROW_JSON
     "  FROM reservations WHERE id = ?1";
+static const char s_sql_load [] =
+    "SELECT " S_ROW_JSON " FROM reservations WHERE id = ?1";
 static const char s_sql_status [] =
     "SELECT status, customer, " S_ROW_JSON " FROM reservations WHERE id = ?1";
 static const char s_sql_insert [] =
@@ -243,46 +239,6 @@ s_error_field (json_t *reply, const char *key, const char *dflt)
 //  --------------------------------------------------------------------------
 //  Reading reservations
 
-//  The reservation object of the current row of a s_sql_load statement.
-static json_t *
-s_row_json (sqlite3_stmt *stmt)
-{
-    #define S_TEXT(column) ((const char *) sqlite3_column_text (stmt, column))
-    return json_pack ("{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:I,s:s,s:s?,"
-                      "s:{s:s,s:s},s:s,s:s}",
-        "id", S_TEXT (0), "request_id", S_TEXT (1), "customer", S_TEXT (2),
-        "resource", S_TEXT (3), "date", S_TEXT (4),
-        "days", (json_int_t) sqlite3_column_int64 (stmt, 5),
-        "slot", S_TEXT (6),
-        "units", (json_int_t) sqlite3_column_int64 (stmt, 7),
-        "amount", (json_int_t) sqlite3_column_int64 (stmt, 8),
-        "status", S_TEXT (9), "reason", S_TEXT (10),
-        "payment", "id", S_TEXT (11), "status", S_TEXT (12),
-        "created_at", S_TEXT (13), "updated_at", S_TEXT (14));
-    #undef S_TEXT
-}
-
-//  Reads reservation id from store. Returns 1 and sets *object_p (caller
-//  owns) if found, 0 if not, -1 on a store failure (the connection's error
-//  says which).
-static int
-s_load (store_t *store, const char *id, json_t **object_p)
-{
-    *object_p = NULL;
-    sqlite3_stmt *stmt = store_stmt (store, s_sql_load);
-    if (!stmt)
-        return -1;
-    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step (stmt);
-    if (rc == SQLITE_ROW)
-        *object_p = s_row_json (stmt);
-    sqlite3_reset (stmt);
-    if (rc == SQLITE_DONE)
-        return 0;
-    return rc == SQLITE_ROW && *object_p? 1: -1;
-}
-
-
 //  Runs stmt (bound, returning one row of text columns) and copies its
 //  first count columns into texts (malloc'd; NULL for a NULL). Returns 1,
 //  0 when there is no row, -1 on a store failure.
@@ -315,6 +271,32 @@ s_reply_text (char *text)
     zframe_t *frame = text? zframe_new (text, strlen (text)): NULL;
     free (text);
     return frame;
+}
+
+
+//  Reads reservation id from store as its JSON text. Returns 1 and sets
+//  *text_p (caller frees) if found, 0 if not, -1 on a store failure (the
+//  connection's error says which).
+static int
+s_load_text (store_t *store, const char *id, char **text_p)
+{
+    *text_p = NULL;
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_load);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    return s_texts (stmt, text_p, 1);
+}
+
+//  s_load_text, parsed (caller owns *object_p).
+static int
+s_load (store_t *store, const char *id, json_t **object_p)
+{
+    char *text;
+    int found = s_load_text (store, id, &text);
+    *object_p = found == 1? json_loads (text, 0, NULL): NULL;
+    free (text);
+    return found == 1 && !*object_p? -1: found;
 }
 
 
@@ -1154,14 +1136,14 @@ s_get_method (s_self_t *self, json_t *request, zframe_t **reply_p)
     const char *id;
     if (s_read_id (request, keys, &id, NULL, reply_p))
         return RESV_BAD_REQUEST;
-    json_t *object;
-    int found = s_load (self->store, id, &object);
+    char *text;
+    int found = s_load_text (self->store, id, &text);
     if (found < 0)
         return S_FAIL (self->store, reply_p, "load", id);
     if (!found)
         return worker_fail (reply_p, RESV_NOT_FOUND, RESV_REASON_NOT_FOUND,
                        "no reservation %s", id);
-    *reply_p = worker_json (object);
+    *reply_p = s_reply_text (text);
     return RESV_OK;
 }
 
