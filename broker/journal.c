@@ -129,7 +129,7 @@ journal_new (const char *path)
         zsys_error ("journal: open %s: %s", path, sqlite3_errmsg (self->db));
         goto failed;
     }
-    sqlite3_busy_timeout (self->db, 5000);
+    db_wait_busy (self->db, 5000);
     if (sqlite3_exec (self->db, s_schema, NULL, NULL, &error) != SQLITE_OK) {
         zsys_error ("journal: create schema in %s: %s", path, error);
         sqlite3_free (error);

@@ -21,6 +21,8 @@ s_checkpointer (zsock_t *pipe, void *args)
         sqlite3_close (db);
         db = NULL;
     }
+    else
+        db_wait_busy (db, CHECKPOINT_RESTART_WAIT);
     zsock_signal (pipe, 0);
     zpoller_t *poller = zpoller_new (pipe, NULL);
     //  SIGTERM sets zsys_interrupted; the owner still says $TERM.
@@ -37,9 +39,19 @@ s_checkpointer (zsock_t *pipe, void *args)
         }
         if (!db)
             continue;
+        int frames = 0;
         int rc = sqlite3_wal_checkpoint_v2 (db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                            &frames, NULL);
+        //  Under steady writes the WAL is never all copied back when a
+        //  write begins, so no writer restarts it: it grows until the
+        //  writers' own checkpoints (CHECKPOINT_SAFETY) take over. So
+        //  once it is long, a RESTART checkpoint holds the writers back
+        //  for the last few frames and lets the next writer start over.
+        if (rc == SQLITE_OK && frames >= CHECKPOINT_RESTART_FRAMES)
+            rc = sqlite3_wal_checkpoint_v2 (db, NULL, SQLITE_CHECKPOINT_RESTART,
                                             NULL, NULL);
-        //  Busy: another process's checkpointer is at it.
+        //  Busy: another process's checkpointer is at it, or the writers
+        //  or readers did not let a RESTART through in time.
         if (rc != SQLITE_OK && rc != SQLITE_BUSY && failures++ % S_LOG_EVERY == 0)
             zsys_warning ("checkpoint: %s: %s", path, sqlite3_errmsg (db));
     }

@@ -8,9 +8,20 @@
     checkpoints. A checkpointer runs them instead in a thread of its own,
     with its own connection, every CHECKPOINT_INTERVAL ms. Its checkpoints
     are PASSIVE: they neither wait for nor block the readers and writers,
-    and copy what they can. The program's own connections keep
-    wal_autocheckpoint at CHECKPOINT_SAFETY pages, so that they checkpoint
-    only should the checkpointer fall far behind.
+    and copy what they can.
+
+    Copying the WAL back does not shorten it: only a writer that begins
+    when all of it has been copied starts it over, and under steady
+    writes that never happens. So once the WAL is CHECKPOINT_RESTART_FRAMES
+    long, the checkpointer follows its PASSIVE checkpoint with a RESTART
+    one, which holds the writers back (for at most CHECKPOINT_RESTART_WAIT
+    ms) while it copies the last frames, so that the next writer starts
+    the WAL over. Without it, the WAL grew to CHECKPOINT_SAFETY pages in
+    a few seconds of load, and then the writers checkpointed in their own
+    threads again, each time with two fsyncs, several times a second.
+    The program's own connections keep wal_autocheckpoint at
+    CHECKPOINT_SAFETY pages, so that they checkpoint only should the
+    checkpointer fall far behind.
 
     Used for the broker's journal and every service's store; several
     processes may run one on the same file (one checkpoints at a time, the
@@ -27,6 +38,12 @@ extern "C" {
 
 //  How often a checkpointer checkpoints, ms.
 #define CHECKPOINT_INTERVAL     200
+
+//  WAL length, in frames (pages, 16 MB), from which a checkpointer
+//  restarts the WAL, and how long it waits for the writers and readers
+//  then, ms.
+#define CHECKPOINT_RESTART_FRAMES   4000
+#define CHECKPOINT_RESTART_WAIT     20
 
 //  wal_autocheckpoint of the program's own connections, pages, as SQL.
 #define CHECKPOINT_SAFETY_SQL   "PRAGMA wal_autocheckpoint = 10000;"

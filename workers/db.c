@@ -469,6 +469,26 @@ s_setup (void)
         s_real_vfs = NULL;
 }
 
+//  The busy handler of db_wait_busy: arg is the timeout in ms. Polls every
+//  50 us for the first 5 ms, then every 200 us.
+static int
+s_busy (void *arg, int tries)
+{
+    int64_t timeout_us = (int64_t) (intptr_t) arg * 1000;
+    int64_t waited_us = tries < 100? tries * 50: 5000 + (int64_t) (tries - 100) * 200;
+    if (waited_us >= timeout_us)
+        return 0;
+    struct timespec pause = { 0, (tries < 100? 50: 200) * 1000 };
+    nanosleep (&pause, NULL);
+    return 1;
+}
+
+void
+db_wait_busy (sqlite3 *db, int timeout_ms)
+{
+    sqlite3_busy_handler (db, s_busy, (void *) (intptr_t) timeout_ms);
+}
+
 int
 db_open (const char *path, int flags, sqlite3 **db_p)
 {

@@ -30,6 +30,13 @@ extern "C" {
 int
     db_open (const char *path, int flags, sqlite3 **db_p);
 
+//  Makes a connection that finds the file locked by another wait for it,
+//  up to timeout_ms, as sqlite3_busy_timeout does, but polling every 50
+//  to 200 us: SQLite's own handler sleeps 1, 2, 5 ... 100 ms between
+//  tries, so a writer behind a lock held for 100 us may sleep for 100 ms.
+void
+    db_wait_busy (sqlite3 *db, int timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif

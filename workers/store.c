@@ -45,24 +45,6 @@ static const char *s_base_schema =
     "    name TEXT PRIMARY KEY,"
     "    seq  INTEGER NOT NULL);";
 
-//  Waits for another process's write lock. SQLite's own busy handler
-//  sleeps 1, 2, 5 ... 100 ms between tries, so a writer that waits behind
-//  a transaction of 100 us may sleep for 100 ms; ours polls every 50 to
-//  200 us, and gives up after about BUSY_TIMEOUT ms, as busy_timeout did.
-#define BUSY_TIMEOUT 10000
-
-static int
-s_busy (void *arg, int tries)
-{
-    (void) arg;
-    int64_t waited_us = tries < 100? tries * 50: 5000 + (int64_t) (tries - 100) * 200;
-    if (waited_us >= (int64_t) BUSY_TIMEOUT * 1000)
-        return 0;
-    struct timespec pause = { 0, (tries < 100? 50: 200) * 1000 };
-    nanosleep (&pause, NULL);
-    return 1;
-}
-
 store_t *
 store_new (resv_cfg_t *cfg, const char *name, const char *schema)
 {
@@ -82,7 +64,7 @@ store_new (resv_cfg_t *cfg, const char *name, const char *schema)
     }
     //  Writers of several processes queue on the lock; 10 s is far past
     //  any transaction of ours, so hitting it means something is stuck.
-    sqlite3_busy_handler (self->db, s_busy, NULL);
+    db_wait_busy (self->db, 10000);
     if (sqlite3_exec (self->db, s_base_schema, NULL, NULL, &error) != SQLITE_OK
     || (schema && sqlite3_exec (self->db, schema, NULL, NULL, &error) != SQLITE_OK)) {
         zsys_error ("store: create schema in %s: %s", self->path, error);
