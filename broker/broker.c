@@ -1085,20 +1085,24 @@ s_events_commit (broker_t *self)
         offset += publish->count;
     }
     //  Committed and acknowledged: now subscribers may see them, as type,
-    //  seq, event and the seq of the event before it of its type family. A
-    //  subscriber that misses one finds the gap by the seqs (of every event,
-    //  or of a family it subscribes to alone) and reads it back.
+    //  seq, event, and the seqs of the event before it of its type family
+    //  and of its type. A subscriber that misses one finds the gap by the
+    //  seqs (of every event, or of the family or types it subscribes to
+    //  alone) and reads it back.
     void *events = zsock_resolve (self->events);
     for (size_t index = 0; index < nfresh; index++) {
-        char seq [24], prev [24];
+        char seq [24], prev [24], prev_type [24];
         int size = snprintf (seq, sizeof seq, "%" PRId64, fresh [index].seq);
         int prev_size = snprintf (prev, sizeof prev, "%" PRId64,
                                   fresh [index].prev);
+        int prev_type_size = snprintf (prev_type, sizeof prev_type,
+                                       "%" PRId64, fresh [index].prev_type);
         zmq_send (events, fresh [index].type, strlen (fresh [index].type),
                   ZMQ_SNDMORE);
         zmq_send (events, seq, (size_t) size, ZMQ_SNDMORE);
         zmq_send (events, fresh [index].text, fresh [index].size, ZMQ_SNDMORE);
-        zmq_send (events, prev, (size_t) prev_size, 0);
+        zmq_send (events, prev, (size_t) prev_size, ZMQ_SNDMORE);
+        zmq_send (events, prev_type, (size_t) prev_type_size, 0);
     }
     journal_fresh_destroy (&fresh, nfresh);
     for (size_t index = 0; index < self->npublishes; index++)

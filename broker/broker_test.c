@@ -548,18 +548,21 @@ test_events_publish_read_and_fan_out (void **state)
     assert_non_null (strstr (body, "\"seqs\":[1,2]"));
     zstr_free (&body);
     //  The subscriber sees only its prefix, with topic, seq, event and the
-    //  seq of the family's event before (none).
-    char *topic, *seq, *event, *prev;
-    assert_int_equal (zstr_recvx (sub, &topic, &seq, &event, &prev, NULL), 4);
+    //  seqs of the family's and the type's event before (none).
+    char *topic, *seq, *event, *prev, *prev_type;
+    assert_int_equal (zstr_recvx (sub, &topic, &seq, &event, &prev, &prev_type,
+                                  NULL), 5);
     assert_string_equal (topic, "reservation.requested");
     assert_string_equal (seq, "1");
     assert_non_null (strstr (event, "\"seq\":1"));
     assert_non_null (strstr (event, "\"at\":\""));
     assert_string_equal (prev, "0");
+    assert_string_equal (prev_type, "0");
     zstr_free (&topic);
     zstr_free (&seq);
     zstr_free (&event);
     zstr_free (&prev);
+    zstr_free (&prev_type);
     //  A resend of e1 is acknowledged with its old seq and not fanned out.
     s_request (self->client, "p2", "events", "publish", "2000",
                "{\"events\":[{\"id\":\"e1\",\"type\":\"reservation.requested\"}]}");
@@ -567,19 +570,23 @@ test_events_publish_read_and_fan_out (void **state)
     assert_non_null (strstr (body, "\"seqs\":[1]"));
     zstr_free (&body);
     s_expect_silence (sub, 100);
-    //  The next of the family names e1 (seq 1) as its previous, over e2.
+    //  The next of the family names e1 (seq 1) as its previous, over e2;
+    //  it is the first of its type.
     s_request (self->client, "p3", "events", "publish", "2000",
                "{\"events\":[{\"id\":\"e3\",\"type\":\"reservation.confirmed\"}]}");
     body = s_expect_reply (self->client, "p3", "200");
     assert_non_null (strstr (body, "\"seqs\":[3]"));
     zstr_free (&body);
-    assert_int_equal (zstr_recvx (sub, &topic, &seq, &event, &prev, NULL), 4);
+    assert_int_equal (zstr_recvx (sub, &topic, &seq, &event, &prev, &prev_type,
+                                  NULL), 5);
     assert_string_equal (seq, "3");
     assert_string_equal (prev, "1");
+    assert_string_equal (prev_type, "0");
     zstr_free (&topic);
     zstr_free (&seq);
     zstr_free (&event);
     zstr_free (&prev);
+    zstr_free (&prev_type);
     //  Read back, all and by prefix.
     s_request (self->client, "r1", "events", "read", "2000", "{\"from\":1}");
     body = s_expect_reply (self->client, "r1", "200");

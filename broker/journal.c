@@ -16,10 +16,12 @@ struct _journal_t {
     sqlite3_stmt *read_type;    //  Events from a seq with a type prefix,
                                 //  through the type index
     sqlite3_stmt *read_recent;  //  The same, walking the seqs
+    sqlite3_stmt *read_exact;   //  Events from a seq of one type
     sqlite3_stmt *begin;        //  BEGIN IMMEDIATE
     sqlite3_stmt *commit;       //  COMMIT
     int64_t last;               //  Newest seq
     zhashx_t *families;         //  Newest seq of each type family
+    zhashx_t *types;            //  Newest seq of each type
 };
 
 //  A read by type prefix from fewer than this many events before the end
@@ -48,26 +50,40 @@ s_prepare (journal_t *self, const char *sql, sqlite3_stmt **stmt_p)
     return 0;
 }
 
-//  Sets the newest seq of type's family to seq (if newer); returns the
-//  one it had, 0 if none.
+//  Sets the newest seq of key in newest (a family or a type) to seq, if
+//  newer; returns the one it had, 0 if none.
 static int64_t
-s_family_set (journal_t *self, const char *type, int64_t seq)
+s_newest_set (zhashx_t *newest, const char *key, size_t size, int64_t seq)
 {
-    char family [JOURNAL_TYPE_MAX + 1];
-    size_t size = resv_type_family (type);
+    char name [JOURNAL_TYPE_MAX + 1];
     if (size > JOURNAL_TYPE_MAX)
         size = JOURNAL_TYPE_MAX;
-    memcpy (family, type, size);
-    family [size] = 0;
-    int64_t *newest = (int64_t *) zhashx_lookup (self->families, family);
-    if (!newest) {
-        newest = (int64_t *) zmalloc (sizeof (int64_t));
-        zhashx_insert (self->families, family, newest);
+    memcpy (name, key, size);
+    name [size] = 0;
+    int64_t *value = (int64_t *) zhashx_lookup (newest, name);
+    if (!value) {
+        value = (int64_t *) zmalloc (sizeof (int64_t));
+        zhashx_insert (newest, name, value);
     }
-    int64_t previous = *newest;
-    if (seq > *newest)
-        *newest = seq;
+    int64_t previous = *value;
+    if (seq > *value)
+        *value = seq;
     return previous;
+}
+
+//  Records seq as the newest of its type and of its type's family; sets
+//  *prev_p and *prev_type_p (if not NULL) to the ones before, 0 if none.
+static void
+s_newest (journal_t *self, const char *type, int64_t seq, int64_t *prev_p,
+          int64_t *prev_type_p)
+{
+    int64_t prev = s_newest_set (self->families, type,
+                                 resv_type_family (type), seq);
+    int64_t prev_type = s_newest_set (self->types, type, strlen (type), seq);
+    if (prev_p)
+        *prev_p = prev;
+    if (prev_type_p)
+        *prev_type_p = prev_type;
 }
 
 static void
@@ -77,7 +93,7 @@ s_family_free (void **item_p)
     *item_p = NULL;
 }
 
-//  Finds the newest seq of every family: a walk over the distinct types
+//  Finds the newest seq of every type and family: a walk over the distinct types
 //  (one index seek each, through events_type), and the newest seq of each
 //  (another). A few seeks per type, however long the journal.
 static int
@@ -85,6 +101,8 @@ s_families_load (journal_t *self)
 {
     self->families = zhashx_new ();
     zhashx_set_destructor (self->families, s_family_free);
+    self->types = zhashx_new ();
+    zhashx_set_destructor (self->types, s_family_free);
     sqlite3_stmt *next_type, *newest;
     if (s_prepare (self, "SELECT type FROM events WHERE type > ?1 "
                          "ORDER BY type LIMIT 1", &next_type))
@@ -107,7 +125,7 @@ s_families_load (journal_t *self)
         rc = sqlite3_step (newest);
         if (rc != SQLITE_ROW)
             break;
-        s_family_set (self, type, sqlite3_column_int64 (newest, 0));
+        s_newest (self, type, sqlite3_column_int64 (newest, 0), NULL, NULL);
         sqlite3_reset (newest);
     }
     sqlite3_finalize (next_type);
@@ -146,6 +164,8 @@ journal_new (const char *path)
     ||  s_prepare (self, "SELECT seq, body FROM events WHERE seq >= ?1 "
                          "AND +type >= ?2 AND +type < ?3 ORDER BY seq LIMIT ?4",
                    &self->read_recent)
+    ||  s_prepare (self, "SELECT seq, body FROM events WHERE type = ?2 "
+                         "AND seq >= ?1 ORDER BY seq LIMIT ?3", &self->read_exact)
     ||  s_prepare (self, "BEGIN IMMEDIATE", &self->begin)
     ||  s_prepare (self, "COMMIT", &self->commit))
         goto failed;
@@ -174,10 +194,12 @@ journal_destroy (journal_t **self_p)
     sqlite3_finalize (self->read_all);
     sqlite3_finalize (self->read_type);
     sqlite3_finalize (self->read_recent);
+    sqlite3_finalize (self->read_exact);
     sqlite3_finalize (self->begin);
     sqlite3_finalize (self->commit);
     sqlite3_close (self->db);
     zhashx_destroy (&self->families);
+    zhashx_destroy (&self->types);
     free (self);
     *self_p = NULL;
 }
@@ -438,7 +460,7 @@ journal_append (journal_t *self, const journal_event_t *events, size_t count,
         if (sqlite3_changes (self->db) == 1) {
             next++;
             seqs [index] = next;
-            fresh [nfresh++] = (journal_fresh_t) { next, 0, event->type, body, size };
+            fresh [nfresh++] = (journal_fresh_t) { next, 0, 0, event->type, body, size };
         }
         else {
             //  Journaled before: a publisher's resend.
@@ -458,8 +480,8 @@ journal_append (journal_t *self, const journal_event_t *events, size_t count,
     }
     self->last = next;
     for (size_t index = 0; index < nfresh; index++)
-        fresh [index].prev = s_family_set (self, fresh [index].type,
-                                           fresh [index].seq);
+        s_newest (self, fresh [index].type, fresh [index].seq,
+                  &fresh [index].prev, &fresh [index].prev_type);
     *fresh_p = fresh;
     *nfresh_p = nfresh;
     return 0;
@@ -510,10 +532,11 @@ journal_append_json (journal_t *self, json_t *events, json_t **seqs_p,
             json_array_append_new (*seqs_p, json_integer (seqs [index]));
         *fresh_p = json_array ();
         for (size_t index = 0; index < nfresh; index++)
-            json_array_append_new (*fresh_p, json_pack ("[I,s,s%,I]",
+            json_array_append_new (*fresh_p, json_pack ("[I,s,s%,I,I]",
                 (json_int_t) fresh [index].seq, fresh [index].type,
                 fresh [index].text, fresh [index].size,
-                (json_int_t) fresh [index].prev));
+                (json_int_t) fresh [index].prev,
+                (json_int_t) fresh [index].prev_type));
     }
     journal_fresh_destroy (&fresh, nfresh);
     free (seqs);
@@ -522,11 +545,42 @@ journal_append_json (journal_t *self, json_t *events, json_t **seqs_p,
     return rc;
 }
 
+//  How many of the types journaled so far start with prefix: 0, 1 (then
+//  *type_p is that one) or 2 (two or more).
+static int
+s_types_matching (journal_t *self, const char *prefix, const char **type_p)
+{
+    int count = 0;
+    size_t size = strlen (prefix);
+    for (void *item = zhashx_first (self->types); item && count < 2;
+         item = zhashx_next (self->types)) {
+        const char *type = (const char *) zhashx_cursor (self->types);
+        if (strncmp (type, prefix, size) == 0) {
+            *type_p = type;
+            count++;
+        }
+    }
+    return count;
+}
+
 char *
 journal_read (journal_t *self, int64_t from, const char *prefix, int limit)
 {
     sqlite3_stmt *stmt = self->read_all;
     char upper [JOURNAL_TYPE_MAX + 2];
+    const char *type = NULL;
+    int matching = prefix && *prefix? s_types_matching (self, prefix, &type): 2;
+    if (matching < 2) {
+        //  One type has the prefix (a consumer of one type reads), or none
+        //  has: its events past from, in order, are a range of the type
+        //  index (an empty one).
+        if (matching == 0)
+            type = prefix;
+        stmt = self->read_exact;
+        sqlite3_bind_text (stmt, 2, type, -1, SQLITE_STATIC);
+        sqlite3_bind_int (stmt, 3, limit);
+    }
+    else
     if (prefix && *prefix) {
         //  Types are lowercase words and dots, so every type that starts
         //  with the prefix sorts between it and the prefix ending in '~'.

@@ -76,12 +76,13 @@ int
                         char **error_p);
 
 //  An event stored by journal_append: its seq, the seq of the event before
-//  it of its type family (resv_type_family; 0 if it is the first), its
-//  type (the event's in the batch given), its text as journaled (malloc'd,
-//  NUL-terminated).
+//  it of its type family (resv_type_family; 0 if it is the first) and of
+//  its type (0 if it is the first), its type (the event's in the batch
+//  given), its text as journaled (malloc'd, NUL-terminated).
 typedef struct {
     int64_t seq;
     int64_t prev;
+    int64_t prev_type;
     const char *type;
     char *text;
     size_t size;
@@ -107,7 +108,7 @@ void
 //  journal_append for a JSON array of event objects (borrowed), for
 //  callers that hold events as jansson values. On success *seqs_p is a new
 //  array of the batch's seqs, and *fresh_p a new array of the events
-//  stored, each [seq, type, text, prev]. Returns as journal_append, and -2 with
+//  stored, each [seq, type, text, prev, prev_type]. Returns as journal_append, and -2 with
 //  a message when the batch is not valid.
 int
     journal_append_json (journal_t *self, json_t *events, json_t **seqs_p,

@@ -82,7 +82,8 @@ test_append_assigns_gap_free_seqs (void **state)
     assert_int_equal (journal_last (self->journal), 3);
 }
 
-//  Appends the events in text; returns the prevs of those stored as text.
+//  Appends the events in text; returns the prevs of those stored (of the
+//  family, of the type), as text.
 static char *
 s_append_prevs (journal_t *journal, const char *text)
 {
@@ -93,7 +94,8 @@ s_append_prevs (journal_t *journal, const char *text)
     size_t index;
     json_t *entry;
     json_array_foreach (fresh, index, entry)
-        json_array_append (prevs, json_array_get (entry, 3));
+        json_array_append_new (prevs, json_pack ("[O,O]", json_array_get (entry, 3),
+                                                 json_array_get (entry, 4)));
     char *result = json_dumps (prevs, JSON_COMPACT);
     json_decref (prevs);
     json_decref (seqs);
@@ -102,7 +104,8 @@ s_append_prevs (journal_t *journal, const char *text)
 }
 
 //  Each stored event names the seq of the event before it of its family
-//  (the type up to its first dot), also after the journal is reopened.
+//  (the type up to its first dot) and of its type, also after the journal
+//  is reopened.
 static void
 test_append_names_the_family_previous (void **state)
 {
@@ -112,12 +115,12 @@ test_append_names_the_family_previous (void **state)
         "{\"id\":\"c\",\"type\":\"r.two\"},{\"id\":\"d\",\"type\":\"r\"},"
         "{\"id\":\"e\",\"type\":\"rr.one\"}]");
     //  "r" (no dot) and "rr." are families of their own, not "r.".
-    assert_string_equal (prevs, "[0,0,1,0,0]");
+    assert_string_equal (prevs, "[[0,0],[0,0],[1,0],[0,0],[0,0]]");
     free (prevs);
     //  A resend stores nothing and moves no family.
     prevs = s_append_prevs (self->journal,
         "[{\"id\":\"c\",\"type\":\"r.two\"},{\"id\":\"f\",\"type\":\"p.two\"}]");
-    assert_string_equal (prevs, "[2]");
+    assert_string_equal (prevs, "[[2,0]]");
     free (prevs);
     journal_destroy (&self->journal);
     self->journal = journal_new (self->path);
@@ -125,8 +128,8 @@ test_append_names_the_family_previous (void **state)
     prevs = s_append_prevs (self->journal,
         "[{\"id\":\"g\",\"type\":\"r.three\"},{\"id\":\"h\",\"type\":\"p.one\"},"
         "{\"id\":\"i\",\"type\":\"r\"},{\"id\":\"j\",\"type\":\"rr.two\"},"
-        "{\"id\":\"k\",\"type\":\"new.one\"}]");
-    assert_string_equal (prevs, "[3,6,4,5,0]");
+        "{\"id\":\"k\",\"type\":\"new.one\"},{\"id\":\"l\",\"type\":\"r.one\"}]");
+    assert_string_equal (prevs, "[[3,0],[6,2],[4,4],[5,0],[0,0],[7,1]]");
     free (prevs);
 }
 
@@ -261,6 +264,28 @@ test_invalid_batch_stores_nothing (void **state)
     free (page);
 }
 
+//  The seqs of the items of a read by prefix, as text, and its next.
+static char *
+s_read_seqs (journal_t *journal, int64_t from, const char *prefix, int limit)
+{
+    char *page = journal_read (journal, from, prefix, limit);
+    json_t *json = json_loads (page, 0, NULL);
+    free (page);
+    assert_non_null (json);
+    json_t *seqs = json_array ();
+    size_t index;
+    json_t *item;
+    json_array_foreach (json_object_get (json, "items"), index, item)
+        json_array_append (seqs, json_object_get (item, "seq"));
+    char *list = json_dumps (seqs, JSON_COMPACT);
+    char *text = zsys_sprintf ("%s next %" JSON_INTEGER_FORMAT, list,
+                               json_integer_value (json_object_get (json, "next")));
+    free (list);
+    json_decref (seqs);
+    json_decref (json);
+    return text;
+}
+
 static void
 test_read_pages_and_prefix (void **state)
 {
@@ -293,28 +318,19 @@ test_read_pages_and_prefix (void **state)
     assert_int_equal (json_array_size (json_object_get (json, "items")), 3);
     json_decref (json);
     free (page);
-}
-
-//  The seqs of the items of a read by prefix, as text, and its next.
-static char *
-s_read_seqs (journal_t *journal, int64_t from, const char *prefix, int limit)
-{
-    char *page = journal_read (journal, from, prefix, limit);
-    json_t *json = json_loads (page, 0, NULL);
-    free (page);
-    assert_non_null (json);
-    json_t *seqs = json_array ();
-    size_t index;
-    json_t *item;
-    json_array_foreach (json_object_get (json, "items"), index, item)
-        json_array_append (seqs, json_object_get (item, "seq"));
-    char *list = json_dumps (seqs, JSON_COMPACT);
-    char *text = zsys_sprintf ("%s next %" JSON_INTEGER_FORMAT, list,
-                               json_integer_value (json_object_get (json, "next")));
-    free (list);
-    json_decref (seqs);
-    json_decref (json);
-    return text;
+    //  A prefix that one type has, or none: read through that type alone.
+    char *text = s_read_seqs (self->journal, 1, "reservation.c", 10);
+    assert_string_equal (text, "[3] next 5");
+    free (text);
+    text = s_read_seqs (self->journal, 1, "payment", 10);
+    assert_string_equal (text, "[2] next 5");
+    free (text);
+    text = s_read_seqs (self->journal, 1, "nothing", 10);
+    assert_string_equal (text, "[] next 5");
+    free (text);
+    text = s_read_seqs (self->journal, 1, "reservation.requested", 1);
+    assert_string_equal (text, "[1] next 2");
+    free (text);
 }
 
 //  A read by prefix far from the end (through the type index) and near it
@@ -348,6 +364,9 @@ test_read_prefix_far_and_near (void **state)
     free (text);
     text = s_read_seqs (self->journal, 2, "b.z", 2);
     assert_string_equal (text, "[6,12] next 13");
+    free (text);
+    text = s_read_seqs (self->journal, 1, "a", 3);
+    assert_string_equal (text, "[1,2,4] next 5");
     free (text);
 }
 

@@ -55,12 +55,19 @@ typedef struct {
     //  family's event before. Empty: the consumer takes every event, and
     //  a gap shows in the seqs themselves.
     char family [TYPE_MAX + 1];
+    //  A consumer of one type (events_config_t.by_type): family holds
+    //  the type itself, and a gap shows in the fan-out's prev of the type.
+    bool exact;
+    const char *one_type [2];   //  types, then: the type alone
+    char *own_name;             //  name, then: "consumer/type" (freed)
+    bool heard;                 //  A live event came since the last check
 } consumer_t;
 
 typedef struct {
     zsock_t *pipe;              //  Actor pipe
     events_config_t config;     //  Copy of the caller's configuration
-    consumer_t consumer;        //  With config.consumer
+    consumer_t *consumers;      //  With config.consumer: one, or with
+    size_t nconsumers;          //  config.by_type one per type
     store_t *store;             //  This thread's connection
     zactor_t *checkpoint;       //  Checkpoints the store's WAL
     resv_t *client;             //  Publishes and reads
@@ -68,7 +75,6 @@ typedef struct {
     int64_t relay_at;           //  Next unprompted relay
     int64_t prune_at;           //  Next prune of the outbox
     int64_t check_at;           //  Next journal check
-    bool heard;                 //  A live event came since the last check
     int64_t save_at;            //  Next save of a cursor moved by skips
     int64_t tick_at;            //  Next tick
     bool relay_wanted;          //  Poked since the last relay
@@ -321,19 +327,41 @@ s_frame_int (zmq_msg_t *frame)
     return atoll (text);
 }
 
-//  Reads one fan-out message (type, seq, event, prev) without waiting.
-//  Returns 0 when there is none; 2 for a message of another family than
-//  the consumer's (which it subscribed to only as a prefix of its own);
-//  1 with *seq_p and *prev_p set and, when it follows the cursor and the
-//  consumer needs its type, *event_p (the parsed event, or for a raw
+//  The consumer of self that takes events of type: one of one type takes
+//  that type, one of one family the family's, one of neither everything.
+//  NULL when none does.
+static consumer_t *
+s_consumer_of (events_t *self, const char *type)
+{
+    for (size_t index = 0; index < self->nconsumers; index++) {
+        consumer_t *consumer = &self->consumers [index];
+        const char *key = consumer->family;
+        if (consumer->exact? streq (type, key):
+            !*key || (resv_type_family (type) == strlen (key)
+                      && strncmp (type, key, strlen (key)) == 0))
+            return consumer;
+    }
+    return NULL;
+}
+
+//  Frames of a fan-out message: type, seq, event, prev of the family, prev
+//  of the type.
+#define FAN_OUT_FRAMES      5
+
+//  Reads one fan-out message without waiting. Returns 0 when there is
+//  none; 2 for a message no consumer takes (one it subscribed to only as
+//  a prefix of its own); 1 with *consumer_p, *seq_p and *prev_p (the prev
+//  that consumer goes by) set and, when it follows that consumer's cursor
+//  and it needs the type, *event_p (the parsed event, or for a raw
 //  consumer {seq, type, text}; else NULL); -1 for a malformed message
 //  (logged and dropped: the seq it leaves out sends the consumer to the
 //  journal).
 static int
-s_recv_live (events_t *self, int64_t *seq_p, int64_t *prev_p, json_t **event_p)
+s_recv_live (events_t *self, consumer_t **consumer_p, int64_t *seq_p,
+             int64_t *prev_p, json_t **event_p)
 {
     void *handle = zsock_resolve (self->sub);
-    zmq_msg_t parts [4];
+    zmq_msg_t parts [FAN_OUT_FRAMES];
     int count = 0;
     bool more = true;
     while (more) {
@@ -344,16 +372,19 @@ s_recv_live (events_t *self, int64_t *seq_p, int64_t *prev_p, json_t **event_p)
             break;              //  None waiting (never half a message)
         }
         more = zmq_msg_more (&part);
-        if (count < 4)
+        if (count < FAN_OUT_FRAMES)
             parts [count++] = part;
         else
             zmq_msg_close (&part);
     }
     int rc = count? 1: 0;
     *event_p = NULL;
-    if (count && (count != 4 || more || zmq_msg_size (&parts [1]) > 20
-              ||  zmq_msg_size (&parts [3]) > 20)) {
-        zsys_warning ("events: %s: malformed fan-out message", self->consumer.name);
+    if (count && (count != FAN_OUT_FRAMES || more
+              ||  zmq_msg_size (&parts [1]) > 20
+              ||  zmq_msg_size (&parts [3]) > 20
+              ||  zmq_msg_size (&parts [4]) > 20)) {
+        zsys_warning ("events: %s: malformed fan-out message",
+                      self->consumers [0].name);
         rc = -1;
     }
     if (rc == 1) {
@@ -363,26 +394,27 @@ s_recv_live (events_t *self, int64_t *seq_p, int64_t *prev_p, json_t **event_p)
             size = TYPE_MAX;
         memcpy (type, zmq_msg_data (&parts [0]), size);
         type [size] = 0;
+        consumer_t *consumer = s_consumer_of (self, type);
+        *consumer_p = consumer;
         *seq_p = s_frame_int (&parts [1]);
-        *prev_p = s_frame_int (&parts [3]);
-        const char *family = self->consumer.family;
-        if (*family && (resv_type_family (type) != strlen (family)
-                        || strncmp (type, family, strlen (family))))
+        if (!consumer)
             rc = 2;
-        else
-        if (*seq_p > self->consumer.cursor && s_wanted (&self->consumer, type)) {
-            const char *text = (const char *) zmq_msg_data (&parts [2]);
-            size = zmq_msg_size (&parts [2]);
-            *event_p = self->config.raw
-                ? json_pack ("{s:I,s:s,s:s%}", "seq", (json_int_t) *seq_p,
-                             "type", type, "text", text, size)
-                : self->config.fields
-                ? s_sparse (text, size, self->config.fields)
-                : json_loadb (text, size, 0, NULL);
-            if (!*event_p) {
-                zsys_warning ("events: %s: fan-out event %" PRId64 " does not "
-                              "parse", self->consumer.name, *seq_p);
-                rc = -1;
+        else {
+            *prev_p = s_frame_int (&parts [consumer->exact? 4: 3]);
+            if (*seq_p > consumer->cursor && s_wanted (consumer, type)) {
+                const char *text = (const char *) zmq_msg_data (&parts [2]);
+                size = zmq_msg_size (&parts [2]);
+                *event_p = self->config.raw
+                    ? json_pack ("{s:I,s:s,s:s%}", "seq", (json_int_t) *seq_p,
+                                 "type", type, "text", text, size)
+                    : self->config.fields
+                    ? s_sparse (text, size, self->config.fields)
+                    : json_loadb (text, size, 0, NULL);
+                if (!*event_p) {
+                    zsys_warning ("events: %s: fan-out event %" PRId64 " does "
+                                  "not parse", consumer->name, *seq_p);
+                    rc = -1;
+                }
             }
         }
     }
@@ -392,49 +424,67 @@ s_recv_live (events_t *self, int64_t *seq_p, int64_t *prev_p, json_t **event_p)
 }
 
 //  Takes every live event waiting on the SUB socket (up to a batch) and
-//  applies those that follow the cursor; a gap sends us to the journal.
-//  An event the consumer does not need goes in the batch as its seq
-//  alone, so that the cursor moves over it.
+//  applies, for each consumer, those that follow its cursor; a gap sends
+//  that consumer to the journal. An event the consumer does not need goes
+//  in its batch as its seq alone, so that the cursor moves over it.
 static void
 s_consume_live (events_t *self)
 {
-    consumer_t *consumer = &self->consumer;
-    json_t *batch = json_array ();
-    int64_t newest = 0;
-    bool gap = false;
-    while (json_array_size (batch) < APPLY_BATCH) {
+    size_t count = self->nconsumers;
+    json_t *batches [count];
+    int64_t newest [count];
+    bool gaps [count];
+    for (size_t index = 0; index < count; index++) {
+        batches [index] = json_array ();
+        newest [index] = 0;
+        gaps [index] = false;
+    }
+    size_t taken = 0;
+    while (taken < APPLY_BATCH) {
+        consumer_t *consumer = NULL;
         int64_t seq, prev;
         json_t *event;
-        int rc = s_recv_live (self, &seq, &prev, &event);
+        int rc = s_recv_live (self, &consumer, &seq, &prev, &event);
         if (rc == 0)
             break;
-        self->heard = true;
-        if (rc != 1 || seq <= consumer->cursor || seq <= newest) {
+        if (rc != 1) {
             json_decref (event);
             continue;
         }
-        //  Of one family: the family's event before this one must be
-        //  applied, or be in the batch already.
-        if (*consumer->family
-        &&  prev > (newest > consumer->cursor? newest: consumer->cursor)) {
+        consumer->heard = true;
+        size_t index = (size_t) (consumer - self->consumers);
+        if (gaps [index] || seq <= consumer->cursor || seq <= newest [index]) {
             json_decref (event);
-            gap = true;
-            break;
+            continue;
         }
-        json_array_append_new (batch, event? event:
+        //  Of one family or type: its event before this one must be
+        //  applied, or be in the batch already. What follows comes from
+        //  the journal.
+        if (*consumer->family
+        &&  prev > (newest [index] > consumer->cursor? newest [index]:
+                                                       consumer->cursor)) {
+            json_decref (event);
+            gaps [index] = true;
+            continue;
+        }
+        json_array_append_new (batches [index], event? event:
                                json_pack ("{s:I}", "seq", (json_int_t) seq));
-        newest = seq;
+        newest [index] = seq;
+        taken++;
     }
-    if (json_array_size (batch)) {
-        int rc = s_apply (consumer, batch);
-        //  Still behind what we saw: events were lost on the way (or the
-        //  apply failed); the journal has them all.
-        if (rc < 0 || consumer->cursor < newest)
-            gap = true;
+    for (size_t index = 0; index < count; index++) {
+        consumer_t *consumer = &self->consumers [index];
+        if (json_array_size (batches [index])) {
+            int rc = s_apply (consumer, batches [index]);
+            //  Still behind what we saw: events were lost on the way (or
+            //  the apply failed); the journal has them all.
+            if (rc < 0 || consumer->cursor < newest [index])
+                gaps [index] = true;
+        }
+        if (gaps [index])
+            s_catch_up (consumer);
+        json_decref (batches [index]);
     }
-    if (gap)
-        s_catch_up (consumer);
-    json_decref (batch);
 }
 
 
@@ -523,14 +573,106 @@ s_family (const char *const *types, char *family)
     }
 }
 
+//  The cursor of a consumer of one type that has none yet starts at its
+//  service's cursor (of before by_type, or of before the type was added):
+//  every event of the type up to there was applied, or passed over as not
+//  needed then. Returns 0, or -1 (logged) if the store fails.
+static int
+s_cursor_inherit (consumer_t *self, const char *service_cursor)
+{
+    if (store_begin (self->store))
+        return -1;
+    int64_t cursor = store_cursor (self->store, self->name);
+    int64_t inherited = cursor? 0: store_cursor (self->store, service_cursor);
+    if (inherited > 0
+    &&  (store_cursor_set (self->store, self->name, inherited)
+         || store_commit (self->store))) {
+        store_rollback (self->store);
+        zsys_error ("events: %s: cannot set its first cursor", self->name);
+        return -1;
+    }
+    if (inherited <= 0)
+        store_rollback (self->store);
+    self->cursor = self->stored = inherited > 0? inherited: cursor;
+    return 0;
+}
+
+//  Makes the consumers of config->consumer: one, or with by_type one per
+//  type. Returns 0, or -1 (logged) on a type that cannot be taken alone
+//  or a store failure.
+static int
+s_consumers_new (events_t *self, events_config_t *config)
+{
+    size_t count = 1;
+    if (config->by_type) {
+        for (count = 0; config->types && config->types [count]; count++) {
+            const char *type = config->types [count];
+            size_t size = strlen (type);
+            if (size == 0 || size > TYPE_MAX || type [size - 1] == '.') {
+                zsys_error ("events: %s: by type needs whole types, not '%s'",
+                            config->consumer, type);
+                return -1;
+            }
+        }
+        if (count == 0) {
+            zsys_error ("events: %s: by type needs types", config->consumer);
+            return -1;
+        }
+    }
+    self->consumers = (consumer_t *) zmalloc (count * sizeof (consumer_t));
+    self->nconsumers = count;
+    for (size_t index = 0; index < count; index++) {
+        consumer_t *consumer = &self->consumers [index];
+        consumer->client = self->client;
+        consumer->store = self->store;
+        consumer->apply = config->apply;
+        consumer->state = config->state;
+        if (config->by_type) {
+            const char *type = config->types [index];
+            consumer->exact = true;
+            consumer->one_type [0] = type;
+            consumer->types = consumer->one_type;
+            snprintf (consumer->family, sizeof consumer->family, "%s", type);
+            consumer->own_name = zsys_sprintf ("%s/%s", config->consumer, type);
+            consumer->name = consumer->own_name;
+            if (s_cursor_inherit (consumer, config->consumer))
+                return -1;
+        }
+        else {
+            consumer->name = config->consumer;
+            consumer->types = config->types;
+            s_family (config->types, consumer->family);
+            consumer->cursor = consumer->stored =
+                store_cursor (self->store, config->consumer);
+        }
+    }
+    return 0;
+}
+
+//  Frees what events_new made; nulls the pointer.
+static void
+s_destroy (events_t **self_p)
+{
+    events_t *self = *self_p;
+    checkpoint_destroy (&self->checkpoint);
+    zsock_destroy (&self->sub);
+    resv_destroy (&self->client);
+    store_destroy (&self->store);
+    for (size_t index = 0; index < self->nconsumers; index++)
+        zstr_free (&self->consumers [index].own_name);
+    free (self->consumers);
+    free (self);
+    *self_p = NULL;
+}
+
 static void
 s_events_actor (zsock_t *pipe, void *args)
 {
     events_t *self = (events_t *) args;
     self->pipe = pipe;
     zsock_signal (pipe, 0);
-    if (self->sub)
-        s_catch_up (&self->consumer);
+    for (size_t index = 0; index < self->nconsumers; index++)
+        s_catch_up (&self->consumers [index]);
 
     zpoller_t *poller = zpoller_new (pipe, self->sub, NULL);
     //  SIGTERM sets zsys_interrupted; this thread still runs until its
@@ -546,28 +688,34 @@ s_events_actor (zsock_t *pipe, void *args)
             s_consume_live (self);
         //  What an apply emitted goes out now, not at the next interval:
         //  each step of the saga would otherwise wait for the timer.
-        if (self->consumer.applied) {
-            self->consumer.applied = false;
-            self->relay_wanted = true;
-        }
+        for (size_t index = 0; index < self->nconsumers; index++)
+            if (self->consumers [index].applied) {
+                self->consumers [index].applied = false;
+                self->relay_wanted = true;
+            }
         int64_t now = zclock_mono ();
         if (self->relay_wanted || now >= self->relay_at) {
             s_relay (self);
             self->relay_at = zclock_mono () + RELAY_INTERVAL;
         }
         if (self->sub && now >= self->check_at) {
-            if (!self->heard)
-                s_catch_up (&self->consumer);
-            self->heard = false;
-            self->check_at = zclock_mono () + CHECK_INTERVAL;
-            if (self->consumer.applied) {
-                self->consumer.applied = false;
-                s_relay (self);
+            bool applied = false;
+            for (size_t index = 0; index < self->nconsumers; index++) {
+                consumer_t *consumer = &self->consumers [index];
+                if (!consumer->heard)
+                    s_catch_up (consumer);
+                consumer->heard = false;
+                applied |= consumer->applied;
+                consumer->applied = false;
             }
+            self->check_at = zclock_mono () + CHECK_INTERVAL;
+            if (applied)
+                s_relay (self);
         }
         if (self->sub && now >= self->save_at) {
-            if (self->consumer.cursor > self->consumer.stored)
-                s_save (&self->consumer);
+            for (size_t index = 0; index < self->nconsumers; index++)
+                if (self->consumers [index].cursor > self->consumers [index].stored)
+                    s_save (&self->consumers [index]);
             self->save_at = zclock_mono () + SAVE_INTERVAL;
         }
         if (now >= self->prune_at) {
@@ -585,14 +733,11 @@ s_events_actor (zsock_t *pipe, void *args)
     //  Last chance for what was committed just before the stop.
     s_relay (self);
     store_outbox_prune (self->store);
-    if (self->sub && self->consumer.cursor > self->consumer.stored)
-        s_save (&self->consumer);
+    for (size_t index = 0; index < self->nconsumers; index++)
+        if (self->consumers [index].cursor > self->consumers [index].stored)
+            s_save (&self->consumers [index]);
     zpoller_destroy (&poller);
-    checkpoint_destroy (&self->checkpoint);
-    zsock_destroy (&self->sub);
-    resv_destroy (&self->client);
-    store_destroy (&self->store);
-    free (self);
+    s_destroy (&self);
 }
 
 //  The benchmark baseline's switch (events/relay = 0, tests/saga_baseline.c):
@@ -641,21 +786,15 @@ events_new (resv_cfg_t *cfg, events_config_t *config)
         self->sub = zsock_new (ZMQ_SUB);
         zsock_set_rcvhwm (self->sub, 100000);
         zsock_set_rcvtimeo (self->sub, 0);
-        s_family (config->types, self->consumer.family);
-        zsock_set_subscribe (self->sub, self->consumer.family);
+        if (s_consumers_new (self, config))
+            goto failed;
+        for (size_t index = 0; index < self->nconsumers; index++)
+            zsock_set_subscribe (self->sub, self->consumers [index].family);
         if (zsock_connect (self->sub, "%s", events)) {
             zsys_error ("events: connect %s (broker/events): %s", events,
                         zmq_strerror (zmq_errno ()));
             goto failed;
         }
-        self->consumer.client = self->client;
-        self->consumer.store = self->store;
-        self->consumer.name = config->consumer;
-        self->consumer.apply = config->apply;
-        self->consumer.state = config->state;
-        self->consumer.types = config->types;
-        self->consumer.cursor = store_cursor (self->store, config->consumer);
-        self->consumer.stored = self->consumer.cursor;
     }
     int64_t now = zclock_mono ();
     self->relay_at = now;
@@ -671,11 +810,7 @@ events_new (resv_cfg_t *cfg, events_config_t *config)
         return actor;
     }
 failed:
-    checkpoint_destroy (&self->checkpoint);
-    zsock_destroy (&self->sub);
-    resv_destroy (&self->client);
-    store_destroy (&self->store);
-    free (self);
+    s_destroy (&self);
     return NULL;
 }
 

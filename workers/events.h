@@ -31,7 +31,14 @@
     counts only that family's events, and a gap shows in the fan-out's
     prev frame (the seq of the family's event before) instead of the seqs.
 
-    Events reach apply in seq order. A consumer names the types it
+    A consumer whose apply does not depend on the order of events of
+    different types may take them by type (by_type): it subscribes to each
+    of its types alone and keeps a cursor per type, and a gap shows in the
+    fan-out's prev frame of the type. It then hears none of the events it
+    does not apply: availability, for instance, only the reservations that
+    end without being used.
+
+    Otherwise events reach apply in seq order. A consumer names the types it
     applies (types); the others are passed over without a transaction or
     a JSON parse, and the cursor moves over them lazily, at least once a
     second, so that a restart does not read them all again. With no types
@@ -81,6 +88,16 @@ typedef struct {
                                 //  "type"): the rest is checked, not
                                 //  built. Events read from the journal
                                 //  come whole
+    bool by_type;               //  With consumer and types (whole types,
+                                //  no prefixes): one cursor per type, named
+                                //  consumer/type. The consumer hears only
+                                //  its types, not whole families; each
+                                //  type's events reach apply in order, but
+                                //  after a lost event those of different
+                                //  types may reach it in another order
+                                //  than the journal's. Only for an apply
+                                //  whose effects of different types do not
+                                //  depend on their order
     events_tick_fn *tick;       //  Optional timed work
     int tick_ms;                //  Interval of tick (default 1000)
     void *state;                //  Passed to apply and tick, borrowed

@@ -1244,10 +1244,13 @@ svc_availability_new (resv_cfg_t *cfg, worker_t *worker)
     availability_t *self = (availability_t *) zmalloc (sizeof (availability_t));
     self->store = store_new (cfg, S_NAME, s_schema);
     if (self->store) {
+        //  A release does not depend on any other: by type, the consumer
+        //  hears only the reservations that end unused, not every
+        //  reservation.* event.
         events_config_t config = {
             .store = S_NAME, .schema = s_schema,
             .consumer = S_NAME, .apply = s_apply, .types = s_types,
-            .state = self
+            .by_type = true, .state = self
         };
         self->events = events_new (cfg, &config);
     }

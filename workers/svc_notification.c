@@ -288,10 +288,14 @@ svc_notification_new (resv_cfg_t *cfg, worker_t *worker)
     (void) worker;
     notification_t *self = (notification_t *) zmalloc (sizeof (notification_t));
     self->store = store_new (cfg, S_NAME, s_schema);
-    //  apply keeps no state: it runs in the actor's thread.
+    //  apply keeps no state: it runs in the actor's thread. Each
+    //  notification stands alone (its id is its event's), so the types
+    //  may come in any order between them: by type, the consumer hears
+    //  only them, not every reservation.* event.
     events_config_t config = { .store = S_NAME, .schema = s_schema,
                                .consumer = S_NAME, .apply = s_apply,
-                               .types = s_types, .fields = s_fields };
+                               .types = s_types, .fields = s_fields,
+                               .by_type = true };
     if (self->store)
         self->events = events_new (cfg, &config);
     if (!self->events) {

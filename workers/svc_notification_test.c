@@ -65,10 +65,16 @@ s_payment_event (fixture_t *self, const char *type, const char *id,
 }
 
 //  Waits until the service has applied every event published so far.
+//  The types notification takes, each with a cursor of its own.
+static const char *s_types [] = {
+    "reservation.confirmed", "reservation.declined", "reservation.expired",
+    "reservation.cancelled", "payment.refunded", NULL
+};
+
 static void
 s_sync (fixture_t *self)
 {
-    testkit_sync (self->kit, self->store, "notification");
+    testkit_sync_types (self->kit, self->store, "notification", s_types);
 }
 
 //  The notification.sent events in the journal, once the relay has sent
@@ -292,8 +298,10 @@ test_applied_again_changes_nothing (void **state)
     json_t *before = s_list (self, "c1", NULL);
     //  As if the cursor had been lost: every event is applied once more.
     svc_notification_destroy (&self->state);
-    assert_int_equal (store_cursor_set (self->store, "notification", 0), 0);
-    assert_int_equal (store_cursor (self->store, "notification"), 0);
+    assert_int_equal (sqlite3_exec (store_db (self->store),
+                      "UPDATE cursors SET seq = 0", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal (store_cursor (self->store,
+                                    "notification/reservation.cancelled"), 0);
     self->state = svc_notification_new (testkit_cfg (self->kit), NULL);
     assert_non_null (self->state);
     s_sync (self);
@@ -476,7 +484,8 @@ test_failed_apply_is_retried (void **state)
     int64_t cancelled = s_put (self, "reservation.cancelled", "r1", "c1",
                                "CANCELLED");
     zclock_sleep (300);
-    assert_true (store_cursor (self->store, "notification") < cancelled);
+    assert_true (store_cursor (self->store, "notification/reservation.cancelled")
+                 < cancelled);
     assert_int_equal (sqlite3_exec (store_db (self->store),
                       "ALTER TABLE away RENAME TO notifications", NULL, NULL,
                       NULL), SQLITE_OK);

@@ -30,6 +30,7 @@ struct _testkit_t {
     void *direct;               //  testkit_direct's state
     int events;                 //  Fresh event ids made so far
     int64_t published;          //  Newest seq testkit_publish was given
+    zhashx_t *published_types;  //  The same per type (int64_t *)
     char status [32];           //  testkit_status's answer
 };
 
@@ -55,10 +56,19 @@ s_setenv (const char *name, const char *value)
         unsetenv (name);
 }
 
+static void
+s_seq_free (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
+}
+
 testkit_t *
 testkit_new (const char *name, const char **env)
 {
     testkit_t *self = (testkit_t *) zmalloc (sizeof (testkit_t));
+    self->published_types = zhashx_new ();
+    zhashx_set_destructor (self->published_types, s_seq_free);
     snprintf (self->dir, sizeof self->dir, "/tmp/resv-%s-test.XXXXXX", name);
     assert_non_null (mkdtemp (self->dir));
     s_setenv ("RESV_DATA_DIR", self->dir);
@@ -100,6 +110,7 @@ testkit_destroy (testkit_t **self_p)
     zactor_destroy (&self->broker);
     resv_cfg_destroy (&self->cfg);
     resv_cfg_destroy (&self->broker_cfg);
+    zhashx_destroy (&self->published_types);
     zdir_t *dir = zdir_new (self->dir, NULL);
     if (dir)
         zdir_remove (dir, true);
@@ -377,11 +388,30 @@ testkit_publish (testkit_t *self, json_t *events)
     assert_non_null (events);
     if (!json_is_array (events))
         events = json_pack ("[o]", events);
+    json_t *types = json_array ();
+    size_t index;
+    json_t *event;
+    json_array_foreach (events, index, event)
+        json_array_append (types, json_object_get (event, "type"));
     json_t *request = json_pack ("{s:o}", "events", events);
     json_t *reply = NULL;
     assert_int_equal (testkit_call (self, "events", "publish", request, 5000,
                                     &reply), 200);
     json_t *seqs = json_object_get (reply, "seqs");
+    json_t *type;
+    json_array_foreach (types, index, type) {
+        const char *name = json_string_value (type);
+        int64_t type_seq = json_integer_value (json_array_get (seqs, index));
+        int64_t *newest = name? (int64_t *) zhashx_lookup (self->published_types,
+                                                          name): NULL;
+        if (name && !newest) {
+            newest = (int64_t *) zmalloc (sizeof (int64_t));
+            zhashx_insert (self->published_types, name, newest);
+        }
+        if (newest && type_seq > *newest)
+            *newest = type_seq;
+    }
+    json_decref (types);
     int64_t seq = json_integer_value (json_array_get (seqs,
                                       json_array_size (seqs) - 1));
     json_decref (reply);
@@ -471,6 +501,19 @@ testkit_wait_cursor (testkit_t *self, store_t *store, const char *consumer,
 {
     (void) self;
     return TESTKIT_WAIT (5000, store_cursor (store, consumer) >= seq);
+}
+
+void
+testkit_sync_types (testkit_t *self, store_t *store, const char *consumer,
+                    const char *const *types)
+{
+    for (const char *const *type = types; *type; type++) {
+        int64_t *newest = (int64_t *) zhashx_lookup (self->published_types, *type);
+        char *name = zsys_sprintf ("%s/%s", consumer, *type);
+        if (newest && !testkit_wait_cursor (self, store, name, *newest))
+            fail_msg ("%s did not reach seq %" PRId64, name, *newest);
+        zstr_free (&name);
+    }
 }
 
 void

@@ -271,6 +271,7 @@ bool
 //  Waits up to 5 s until consumer's cursor in store (borrowed) reaches
 //  seq; true if it does. The cursor of a consumer of one type family
 //  counts that family's events only (events.h): seq must be one of them.
+//  A consumer by type has a cursor per type, named consumer/type.
 bool
     testkit_wait_cursor (testkit_t *self, store_t *store,
                          const char *consumer, int64_t seq);
@@ -280,6 +281,13 @@ bool
 //  consumer of one family); fails the test after 5 s.
 void
     testkit_sync (testkit_t *self, store_t *store, const char *consumer);
+
+//  testkit_sync for a consumer of its types one by one (events_config_t
+//  by_type): waits until the cursor of each of types (NULL-terminated)
+//  has the newest event of that type testkit_publish published.
+void
+    testkit_sync_types (testkit_t *self, store_t *store, const char *consumer,
+                        const char *const *types);
 
 
 //  --------------------------------------------------------------------------
