@@ -417,6 +417,22 @@ s_journal (testkit_t *kit, const char *type, int seq)
                       json_pack ("{s:s}", "via", "journal"))), seq);
 }
 
+//  Sends event 1 of type live, again and again until the consumer that
+//  stores into store has applied it: until its subscription has reached
+//  the PUB.
+static void
+s_first_live (zsock_t *pub, store_t *store, const char *type)
+{
+    int64_t deadline = zclock_mono () + 5000;
+    while (testkit_sql_int (store, "SELECT count (*) FROM seen") == 0
+       &&  zclock_mono () < deadline) {
+        s_fan_out (pub, type, 1, 0, 0, "live");
+        zclock_sleep (20);
+    }
+    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM seen "
+                                       "WHERE seq = 1 AND via = 'live'"), 1);
+}
+
 //  A consumer of one family (here "reservation.") subscribes to it alone:
 //  the seqs it hears skip the other families' events, and a gap shows in
 //  the fan-out's prev. The fan-out here is the test's own PUB, so that it
@@ -433,15 +449,7 @@ test_family_consumer_finds_a_gap_by_prev (void **state)
                                .types = types };
     zactor_t *events = s_consumer_of (kit, &config, pub);
     store_t *store = store_new (testkit_cfg (kit), "consumer", s_seen_schema);
-    //  Seq 1, live, until the subscription has reached the PUB.
-    int64_t deadline = zclock_mono () + 5000;
-    while (testkit_sql_int (store, "SELECT count (*) FROM seen") == 0
-       &&  zclock_mono () < deadline) {
-        s_fan_out (pub, "reservation.requested", 1, 0, 0, "live");
-        zclock_sleep (20);
-    }
-    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM seen "
-                                       "WHERE seq = 1 AND via = 'live'"), 1);
+    s_first_live (pub, store, "reservation.requested");
     //  The journal has 1 to 4; 2 is of another family. 3 is lost on the
     //  way: 4 names it as its prev, so the consumer reads 3 and 4 back from
     //  the journal (4 is not applied as heard), and never sees 2.
@@ -486,15 +494,7 @@ test_consumer_by_type_finds_a_gap_by_type_prev (void **state)
                                .types = types, .by_type = true };
     zactor_t *events = s_consumer_of (kit, &config, pub);
     store_t *store = store_new (testkit_cfg (kit), "consumer", s_seen_schema);
-    //  Seq 1, live, until the subscription has reached the PUB.
-    int64_t deadline = zclock_mono () + 5000;
-    while (testkit_sql_int (store, "SELECT count (*) FROM seen") == 0
-       &&  zclock_mono () < deadline) {
-        s_fan_out (pub, "reservation.confirmed", 1, 0, 0, "live");
-        zclock_sleep (20);
-    }
-    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM seen "
-                                       "WHERE seq = 1 AND via = 'live'"), 1);
+    s_first_live (pub, store, "reservation.confirmed");
     //  4 follows 1 among the confirmed (3, cancelled, is the family's
     //  prev): applied as heard, though 3 is not applied yet.
     s_fan_out (pub, "reservation.confirmed", 4, 3, 1, "live");
