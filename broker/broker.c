@@ -1186,10 +1186,18 @@ s_key_admits (broker_t *self, zmq_msg_t *service, zmq_msg_t *method,
         return false;
     if (key || !self->internal_key)
         return true;
+    //  A batch of a method's requests is that method.
+    const char *method_text = (const char *) zmq_msg_data (method);
+    size_t method_size = zmq_msg_size (method);
+    size_t prefix = strlen (RESV_BATCH_PREFIX);
+    if (method_size > prefix && memcmp (method_text, RESV_BATCH_PREFIX, prefix) == 0) {
+        method_text += prefix;
+        method_size -= prefix;
+    }
     char name [2 * RESV_NAME_MAX + 2];
     snprintf (name, sizeof name, "%.*s/%.*s",
               (int) zmq_msg_size (service), (const char *) zmq_msg_data (service),
-              (int) zmq_msg_size (method), (const char *) zmq_msg_data (method));
+              (int) method_size, method_text);
     for (const char **internal = s_internal_methods; *internal; internal++)
         if (streq (name, *internal))
             return false;

@@ -752,6 +752,9 @@ test_internal_methods_need_the_key (void **state)
                     internal [i + 1], "1000", "{}", "open-sesame", NULL);
         s_expect_error (client, "b", "403", RESV_REASON_INTERNAL_ONLY);
     }
+    //  A batch of an internal method is that method.
+    s_request (client, "e", "availability", "batch.hold", "1000", "{\"batch\":[{}]}");
+    s_expect_error (client, "e", "403", RESV_REASON_INTERNAL_ONLY);
     //  The right key passes: here to a service with no worker.
     zstr_sendx (client, RESV_PROTO_CLIENT, RESV_CMD_REQUEST, "c", "availability",
                 "hold", "1000", "{}", "sesame", NULL);

@@ -94,6 +94,15 @@
     "payment/void", "reservation/expire", "events/publish"
 #define RESV_REASON_INTERNAL_ONLY   "internal_only"
 
+//  A method "batch.METHOD" carries several requests for METHOD of one
+//  service in one message, body {"batch":[BODY,...]}; the worker runs
+//  each as if it had come alone and answers 200
+//  {"batch":[{"status":N,"body":REPLY|null},...]} in the same order. The
+//  broker routes it as one request, and asks the internal key for it
+//  when METHOD is internal. Workers send their asynchronous calls of one
+//  group commit this way (worker_call_async).
+#define RESV_BATCH_PREFIX           "batch."
+
 //  Services the broker answers itself, without a worker.
 #define RESV_SERVICE_PING       "ping"
 #define RESV_SERVICE_STATS      "stats"

@@ -9,6 +9,7 @@
 */
 
 #include "worker.h"
+#include "jscan.h"
 #include <errno.h>
 #include <stdarg.h>
 
@@ -57,11 +58,20 @@ typedef struct {
 //  held long.
 #define S_BATCH_REQUESTS    16
 
-//  An asynchronous call under way.
+//  A completion of an asynchronous call, and its argument.
+typedef struct {
+    worker_done_fn *done;
+    void *arg;
+} s_completion_t;
+
+//  An asynchronous call under way: one call, or a batch of them sent as
+//  one request (RESV_BATCH_PREFIX), completed each in turn.
 typedef struct {
     int64_t handle;             //  libresv's handle of the request
     worker_done_fn *done;       //  Its completion
     void *arg;                  //  And argument
+    s_completion_t *batch;      //  Or, for a batch, theirs (owned)
+    size_t nbatch;              //  Calls in the batch
 } s_call_t;
 
 //  An asynchronous call made in a batch, sent once the batch commits.
@@ -121,6 +131,8 @@ static void *
     s_grow (void *array, size_t *max_p, size_t used, size_t size);
 static void
     s_held_calls_flush (worker_t *self, const char *refused);
+static void
+    s_batch_done (s_call_t *call, int status, const char *body, size_t size);
 
 
 //  --------------------------------------------------------------------------
@@ -312,6 +324,79 @@ s_send_reply (worker_t *self, s_request_t *request, int status,
     zframe_destroy (reply_p);   //  Left to us only if the send failed
 }
 
+//  A handler's status, or 500 (logged) when it is out of range.
+static int
+s_checked_status (worker_t *self, const char *method, int status,
+                  zframe_t **reply_p)
+{
+    if (status >= 100 && status <= 599)
+        return status;
+    zsys_error ("worker: %s: handler of '%s' returned status %d",
+                self->service, method, status);
+    zframe_destroy (reply_p);
+    *reply_p = worker_error (RESV_INTERNAL, RESV_REASON_INTERNAL,
+                             "%s: handler failed", self->service);
+    return RESV_INTERNAL;
+}
+
+//  Runs a batch request ("batch.METHOD", body {"batch":[BODY,...]}; see
+//  RESV_BATCH_PREFIX): the handler of METHOD on each body in turn, as if
+//  it had come alone, except that none may be taken aside (worker_defer
+//  says NULL). Answers 200 with each one's status and reply, in order.
+static int
+s_run_batch (worker_t *self, s_request_t *request, worker_handler_fn *handler,
+             void *state, zframe_t **reply_p)
+{
+    const char *method = request->method + strlen (RESV_BATCH_PREFIX);
+    json_t *body = request->body? json_loadb ((const char *) zframe_data (request->body),
+                                              zframe_size (request->body), 0, NULL): NULL;
+    json_t *items = json_object_get (body, "batch");
+    if (!json_is_array (items) || json_array_size (items) == 0) {
+        json_decref (body);
+        *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_MALFORMED,
+                                 "%s: a batch is {\"batch\":[BODY,...]}",
+                                 self->service);
+        return RESV_BAD_REQUEST;
+    }
+    zchunk_t *reply = zchunk_new (NULL, 256);
+    zchunk_extend (reply, "{\"batch\":[", 10);
+    size_t index;
+    json_t *item;
+    json_array_foreach (items, index, item) {
+        char *text = json_dumps (item, JSON_COMPACT | JSON_ENCODE_ANY);
+        zframe_t *item_body = zframe_new (text, text? strlen (text): 0);
+        free (text);
+        zframe_t *item_reply = NULL;
+        int status = handler (state, method, &item_body, request->deadline,
+                              &item_reply);
+        zframe_destroy (&item_body);
+        status = s_checked_status (self, method, status, &item_reply);
+        //  Our handlers reply JSON; anything else is a failure.
+        const char *data = item_reply? (const char *) zframe_data (item_reply): NULL;
+        size_t size = item_reply? zframe_size (item_reply): 0;
+        if (size && jscan_value (data, size) != size) {
+            zsys_error ("worker: %s: handler of '%s' replied with no JSON",
+                        self->service, method);
+            zframe_destroy (&item_reply);
+            status = s_checked_status (self, method, 0, &item_reply);
+            data = (const char *) zframe_data (item_reply);
+            size = zframe_size (item_reply);
+        }
+        char head [40];
+        int head_size = snprintf (head, sizeof head, "%s{\"status\":%d,\"body\":",
+                                  index? ",": "", status);
+        zchunk_extend (reply, head, (size_t) head_size);
+        zchunk_extend (reply, size? data: "null", size? size: 4);
+        zchunk_extend (reply, "}", 1);
+        zframe_destroy (&item_reply);
+    }
+    zchunk_extend (reply, "]}", 2);
+    json_decref (body);
+    *reply_p = zframe_new (zchunk_data (reply), zchunk_size (reply));
+    zchunk_destroy (&reply);
+    return RESV_OK;
+}
+
 //  Runs the handler on one request and replies. A request whose deadline
 //  passed while it waited is answered 504 without running it: the broker
 //  answered the client already.
@@ -327,6 +412,10 @@ s_dispatch (worker_t *self, s_request_t *request,
                               "%s: deadline passed before the request began",
                               self->service);
     }
+    else
+    if (strncmp (request->method, RESV_BATCH_PREFIX,
+                 strlen (RESV_BATCH_PREFIX)) == 0)
+        status = s_run_batch (self, request, handler, state, &reply);
     else {
         self->current = request;
         self->deferred = false;
@@ -344,14 +433,7 @@ s_dispatch (worker_t *self, s_request_t *request,
             zframe_destroy (&request->body);
             return;
         }
-        if (status < 100 || status > 599) {
-            zsys_error ("worker: %s: handler of '%s' returned status %d",
-                        self->service, request->method, status);
-            zframe_destroy (&reply);
-            status = RESV_INTERNAL;
-            reply = worker_error (status, RESV_REASON_INTERNAL,
-                                  "%s: handler failed", self->service);
-        }
+        status = s_checked_status (self, request->method, status, &reply);
     }
     zframe_destroy (&request->body);
     s_send_reply (self, request, status, &reply);
@@ -723,13 +805,17 @@ s_run_calls (worker_t *self)
         //  Out of the table first: the completion may start new calls.
         s_call_t call = self->calls [index];
         self->calls [index] = self->calls [--self->ncalls];
-        int status = reply.status;
-        json_t *json = s_call_reply (&status, reply.body, reply.size);
-        free (reply.body);
         if (self->batch_begin && !self->batching
         &&  self->batch_begin (self->batch_arg) == 0)
             self->batching = batch = true;
-        call.done (call.arg, status, json);
+        if (call.batch)
+            s_batch_done (&call, reply.status, reply.body, reply.size);
+        else {
+            int status = reply.status;
+            json_t *json = s_call_reply (&status, reply.body, reply.size);
+            call.done (call.arg, status, json);
+        }
+        free (reply.body);
         ran++;
         if (batch && self->nheld_replies >= S_BATCH_REQUESTS) {
             s_batch_end (self);
@@ -797,9 +883,16 @@ worker_destroy (worker_t **self_p)
     s_held_calls_flush (self, "the worker is closing");
     while (self->ncalls) {
         s_call_t call = self->calls [--self->ncalls];
-        call.done (call.arg, RESV_UNAVAILABLE, resv_error_new (RESV_UNAVAILABLE,
-                   RESV_REASON_INTERNAL, "%s: the worker is closing",
-                   self->service));
+        json_t *error = resv_error_new (RESV_UNAVAILABLE, RESV_REASON_INTERNAL,
+                                        "%s: the worker is closing", self->service);
+        if (call.batch) {
+            char *text = json_dumps (error, JSON_COMPACT);
+            json_decref (error);
+            s_batch_done (&call, RESV_UNAVAILABLE, text, text? strlen (text): 0);
+            free (text);
+        }
+        else
+            call.done (call.arg, RESV_UNAVAILABLE, error);
     }
     if (self->state == S_CONNECTED)
         s_send_ctl (self, RESV_CMD_DISCONNECT, NULL, NULL);
@@ -942,12 +1035,14 @@ s_grow (void *array, size_t *max_p, size_t used, size_t size)
     return grown;
 }
 
-//  Sends an asynchronous call now and records its completion. body may
-//  be NULL. Returns 0, or -1 when it could not be sent.
+//  Sends an asynchronous call now and records its completion (done and
+//  arg, or for a batch request the nbatch completions of batch, which it
+//  takes). body may be NULL. Returns 0, or -1 when it could not be sent
+//  (batch is then the caller's still).
 static int
 s_call_send (worker_t *self, const char *service, const char *method,
              const char *body, int timeout_ms, worker_done_fn *done,
-             void *arg)
+             void *arg, s_completion_t *batch, size_t nbatch)
 {
     if (!self->async) {
         self->async = resv_new (self->frontend);
@@ -967,8 +1062,86 @@ s_call_send (worker_t *self, const char *service, const char *method,
                                 body? strlen (body): 0, timeout_ms);
     if (handle < 0)
         return -1;
-    self->calls [self->ncalls++] = (s_call_t) { handle, done, arg };
+    self->calls [self->ncalls++] = (s_call_t) { handle, done, arg, batch, nbatch };
     return 0;
+}
+
+//  Sends the held calls of indexes (count of them, all to one service and
+//  method) as one batch request. Returns 0, or -1 when it could not be
+//  sent (their completions have not run).
+static int
+s_call_send_batch (worker_t *self, s_held_call_t *calls, size_t *indexes,
+                   size_t count)
+{
+    s_held_call_t *first = &calls [indexes [0]];
+    char method [RESV_NAME_MAX + 1];
+    if (snprintf (method, sizeof method, "%s%s", RESV_BATCH_PREFIX,
+                  first->method) >= (int) sizeof method)
+        return -1;
+    s_completion_t *batch = (s_completion_t *) malloc (count * sizeof *batch);
+    zchunk_t *body = zchunk_new (NULL, 256);
+    if (!batch || !body) {
+        free (batch);
+        zchunk_destroy (&body);
+        return -1;
+    }
+    zchunk_extend (body, "{\"batch\":[", 10);
+    int timeout = first->timeout;
+    for (size_t index = 0; index < count; index++) {
+        s_held_call_t *call = &calls [indexes [index]];
+        if (index)
+            zchunk_extend (body, ",", 1);
+        const char *text = call->body? call->body: "{}";
+        zchunk_extend (body, text, strlen (text));
+        if (call->timeout < timeout)
+            timeout = call->timeout;
+        batch [index] = (s_completion_t) { call->done, call->arg };
+    }
+    zchunk_extend (body, "]}", 3);     //  With the NUL s_call_send reads to
+    int rc = s_call_send (self, first->service, method,
+                          (const char *) zchunk_data (body), timeout, NULL,
+                          NULL, batch, count);
+    zchunk_destroy (&body);
+    if (rc)
+        free (batch);
+    return rc;
+}
+
+//  Completes each call of a batch request with its own status and reply,
+//  or all of them with the request's when it failed as a whole.
+static void
+s_batch_done (s_call_t *call, int status, const char *body, size_t size)
+{
+    json_t *reply = status == RESV_OK && size?
+                    json_loadb (body, size, 0, NULL): NULL;
+    json_t *items = json_object_get (reply, "batch");
+    bool whole = json_is_array (items) && json_array_size (items) == call->nbatch;
+    for (size_t index = 0; index < call->nbatch; index++) {
+        json_t *item = json_array_get (items, index);
+        json_t *item_status = json_object_get (item, "status");
+        int item_code = (int) json_integer_value (item_status);
+        json_t *result;
+        if (whole && json_is_integer (item_status)
+        &&  item_code >= 100 && item_code <= 599) {
+            json_t *item_body = json_object_get (item, "body");
+            char *text = json_is_null (item_body) || !item_body? NULL:
+                         json_dumps (item_body, JSON_COMPACT | JSON_ENCODE_ANY);
+            result = s_call_reply (&item_code, text, text? strlen (text): 0);
+            free (text);
+        }
+        else {
+            //  The request failed, or its reply is not a batch's: each
+            //  call gets the failure.
+            item_code = status == RESV_OK? RESV_INTERNAL: status;
+            result = status == RESV_OK
+                   ? resv_error_new (item_code, RESV_REASON_INTERNAL,
+                                     "the reply to a batch is malformed")
+                   : s_call_reply (&item_code, body, size);
+        }
+        call->batch [index].done (call->batch [index].arg, item_code, result);
+    }
+    json_decref (reply);
+    free (call->batch);
 }
 
 //  Sends the calls held back by a batch, or, when refused says why they
@@ -982,18 +1155,46 @@ s_held_calls_flush (worker_t *self, const char *refused)
     size_t count = self->nheld_calls;
     self->held_calls = NULL;
     self->nheld_calls = self->max_held_calls = 0;
+    //  Calls to one service and method go as one batch request (each
+    //  alone should there be no memory to group them).
+    size_t *group = (size_t *) malloc ((count? count: 1) * sizeof (size_t));
+    bool *taken = (bool *) calloc (count? count: 1, sizeof (bool));
+    bool grouping = group && taken;
     for (size_t index = 0; index < count; index++) {
+        if (grouping && taken [index])
+            continue;
         s_held_call_t *call = &calls [index];
-        if (refused || s_call_send (self, call->service, call->method, call->body,
-                                    call->timeout, call->done, call->arg))
-            call->done (call->arg, RESV_INTERNAL, resv_error_new (RESV_INTERNAL,
+        size_t size = 1;
+        if (grouping) {
+            group [0] = index;
+            for (size_t other = index + 1; other < count; other++)
+                if (!taken [other] && streq (calls [other].service, call->service)
+                &&  streq (calls [other].method, call->method)) {
+                    group [size++] = other;
+                    taken [other] = true;
+                }
+        }
+        bool failed = refused != NULL;
+        if (!failed)
+            failed = size > 1
+                   ? s_call_send_batch (self, calls, group, size) != 0
+                   : s_call_send (self, call->service, call->method, call->body,
+                                  call->timeout, call->done, call->arg, NULL, 0) != 0;
+        for (size_t member = 0; failed && member < size; member++) {
+            s_held_call_t *each = &calls [size > 1? group [member]: index];
+            each->done (each->arg, RESV_INTERNAL, resv_error_new (RESV_INTERNAL,
                         RESV_REASON_INTERNAL, "%s: %s %s not sent: %s",
-                        self->service, call->service, call->method,
+                        self->service, each->service, each->method,
                         refused? refused: "no client"));
-        free (call->service);
-        free (call->method);
-        free (call->body);
+        }
     }
+    for (size_t index = 0; index < count; index++) {
+        free (calls [index].service);
+        free (calls [index].method);
+        free (calls [index].body);
+    }
+    free (group);
+    free (taken);
     free (calls);
 }
 
@@ -1010,7 +1211,8 @@ worker_call_async (worker_t *self, const char *service, const char *method,
         timeout_ms = self->call_timeout;
     char *body = request? json_dumps (request, JSON_COMPACT): NULL;
     if (!self->batching) {
-        int rc = s_call_send (self, service, method, body, timeout_ms, done, arg);
+        int rc = s_call_send (self, service, method, body, timeout_ms, done,
+                              arg, NULL, 0);
         free (body);
         return rc;
     }

@@ -41,7 +41,9 @@ extern "C" {
 
 typedef struct _worker_t worker_t;
 
-//  Handles one request. method is NUL-terminated; *body_p is the request
+//  Handles one request. A batch of requests (RESV_BATCH_PREFIX) reaches
+//  the handler as each of its requests in turn, which then cannot be
+//  taken aside (worker_defer says NULL). method is NUL-terminated; *body_p is the request
 //  body (never NULL, possibly empty). deadline is the request's absolute
 //  deadline on zclock_mono(). Returns the status code and sets *reply_p to
 //  the reply body (NULL for an empty body).
@@ -114,7 +116,10 @@ typedef void (worker_done_fn) (void *arg, int status, json_t *reply);
 //  runs exactly once, with arg, from within worker_serve (never from
 //  inside this call), when the reply comes or the deadline (timeout_ms;
 //  <= 0: client/timeout) has passed. Returns 0, or -1 when nothing could
-//  be sent (no client, invalid names): done will not run then.
+//  be sent (no client, invalid names): done will not run then. The calls
+//  a batch makes to one service and method leave as one request
+//  (RESV_BATCH_PREFIX, with the shortest of their deadlines); each still
+//  completes with its own status and reply.
 int
     worker_call_async (worker_t *self, const char *service, const char *method,
                        json_t *request, int timeout_ms, worker_done_fn *done,

@@ -859,6 +859,59 @@ test_batch (void **state)
     s_expect_echoes (self, "t", 50);
 }
 
+//  A batch request ("batch.METHOD") runs METHOD on each body in turn and
+//  answers each one's status and reply, in order, in one reply.
+static void
+test_batch_request (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "b-1",
+               "batch.echo", "1000", "{\"batch\":[{\"a\":1},\"x\",[2]]}", NULL);
+    zmsg_t *reply = s_expect (self, s_handler, 2000);
+    assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "b-1",
+                           "200", "{\"batch\":[{\"status\":200,\"body\":{\"a\":1}},"
+                           "{\"status\":200,\"body\":\"x\"},"
+                           "{\"status\":200,\"body\":[2]}]}", NULL));
+    zmsg_destroy (&reply);
+    assert_int_equal (self->calls, 3);
+    assert_string_equal (self->method, "echo");
+    //  No body: null. An error: its error object. A status out of range
+    //  or a reply that is not JSON: a 500 of its own.
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "b-2",
+               "batch.empty", "1000", "{\"batch\":[{},{}]}", NULL);
+    reply = s_expect (self, s_handler, 2000);
+    assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "b-2",
+                           "200", "{\"batch\":[{\"status\":201,\"body\":null},"
+                           "{\"status\":201,\"body\":null}]}", NULL));
+    zmsg_destroy (&reply);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "b-3",
+               "batch.missing", "1000", "{\"batch\":[{}]}", NULL);
+    reply = s_expect (self, s_handler, 2000);
+    json_t *json = json_loadb ((char *) zframe_data (zmsg_last (reply)),
+                               zframe_size (zmsg_last (reply)), 0, NULL);
+    json_t *item = json_array_get (json_object_get (json, "batch"), 0);
+    assert_int_equal (json_integer_value (json_object_get (item, "status")), 404);
+    assert_string_equal (json_string_value (json_object_get (json_object_get (
+        json_object_get (item, "body"), "error"), "reason")), "not_found");
+    json_decref (json);
+    zmsg_destroy (&reply);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "b-4",
+               "batch.bogus", "1000", "{\"batch\":[{}]}", NULL);
+    reply = s_expect (self, s_handler, 2000);
+    char *text = zframe_strdup (zmsg_last (reply));
+    assert_non_null (strstr (text, "{\"status\":500,\"body\":{\"error\":"));
+    zstr_free (&text);
+    zmsg_destroy (&reply);
+    //  A batch that is not {"batch":[...]} is refused whole.
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "b-5",
+               "batch.echo", "1000", "{\"batch\":[]}", NULL);
+    reply = s_expect (self, s_handler, 2000);
+    assert_true (s_frame_eq (s_frame_at (reply, 4), "400"));
+    s_assert_error (s_frame_at (reply, 5), 400, "malformed");
+    zmsg_destroy (&reply);
+    assert_int_equal (self->calls, 7);
+}
+
 //  Group commit hooks of test_group_commit, counting their calls.
 typedef struct {
     int begins;                 //  Batches begun
@@ -1341,10 +1394,16 @@ s_commit_begin (void *arg)
     return 0;
 }
 
+//  A commit that takes this long, once, when set (ms).
+static int s_commit_sleep;
+
 static int
 s_commit_end (void *arg)
 {
     (void) arg;
+    int sleep_ms = __atomic_exchange_n (&s_commit_sleep, 0, __ATOMIC_SEQ_CST);
+    if (sleep_ms)
+        zclock_sleep (sleep_ms);
     return __atomic_load_n (&s_commits_fail, __ATOMIC_SEQ_CST)? -1: 0;
 }
 
@@ -1410,6 +1469,18 @@ s_wait_workers (testkit_t *kit, const char *service, int count, int timeout_ms)
         zclock_sleep (20);
     }
     return false;
+}
+
+//  The requests the broker has served for service.
+static int64_t
+s_served (testkit_t *kit, const char *service)
+{
+    json_t *stats = NULL;
+    assert_int_equal (resv_stats (testkit_client (kit), &stats), RESV_OK);
+    int64_t served = json_integer_value (json_object_get (json_object_get (
+        json_object_get (stats, "services"), service), "served"));
+    json_decref (stats);
+    return served;
 }
 
 //  Calls service/method with a raw body; checks status and reply.
@@ -1604,6 +1675,34 @@ test_live_call_async_batched (void **state)
     free (got);
     __atomic_store_n (&s_commits_fail, 0, __ATOMIC_SEQ_CST);
     s_assert_call (kit, "batched", "echo", "{\"x\":3}", 200, "{\"x\":3}");
+    //  Calls of one batch to one method go as one request. The first
+    //  request's commit is slow: the next three wait meanwhile, and come
+    //  as one burst, one batch; echo serves their three calls as one.
+    int64_t served = s_served (kit, "echo");
+    __atomic_store_n (&s_commit_sleep, 300, __ATOMIC_SEQ_CST);
+    resv_t *client = testkit_client (kit);
+    int64_t handles [4];
+    for (int i = 0; i < 4; i++) {
+        char body [16];
+        snprintf (body, sizeof body, "{\"n\":%d}", i);
+        handles [i] = resv_send (client, "batched", "echo", body, strlen (body), 3000);
+        if (i == 0)
+            zclock_sleep (100);
+    }
+    for (int i = 0; i < 4; i++) {
+        resv_reply_t reply;
+        assert_int_equal (resv_recv (client, 3000, &reply), 0);
+        int n = 0;
+        while (n < 4 && handles [n] != reply.handle)
+            n++;
+        assert_true (n < 4);
+        char body [16];
+        snprintf (body, sizeof body, "{\"n\":%d}", n);
+        assert_int_equal (reply.status, 200);
+        assert_string_equal (reply.body, body);
+        free (reply.body);
+    }
+    assert_int_equal (s_served (kit, "echo") - served, 2);
 }
 
 
@@ -1633,6 +1732,7 @@ main (void)
         FAKE (test_request_reply),
         FAKE (test_statuses),
         FAKE (test_batch),
+        FAKE (test_batch_request),
         FAKE (test_group_commit),
         FAKE (test_service_credit),
         FAKE (test_expired),
