@@ -74,6 +74,11 @@ typedef struct {
     size_t nbatch;              //  Calls in the batch
 } s_call_t;
 
+//  Calls one batch request carries at most (RESV_BATCH_PREFIX): a burst
+//  of more goes as several, which the broker can spread over several
+//  workers of the service, as it would the calls one by one.
+#define S_BATCH_CALLS       16
+
 //  An asynchronous call made in a batch, sent once the batch commits.
 typedef struct {
     char *service;              //  All owned
@@ -1167,7 +1172,8 @@ s_held_calls_flush (worker_t *self, const char *refused)
         size_t size = 1;
         if (grouping) {
             group [0] = index;
-            for (size_t other = index + 1; other < count; other++)
+            for (size_t other = index + 1; other < count && size < S_BATCH_CALLS;
+                 other++)
                 if (!taken [other] && streq (calls [other].service, call->service)
                 &&  streq (calls [other].method, call->method)) {
                     group [size++] = other;

@@ -117,9 +117,9 @@ typedef void (worker_done_fn) (void *arg, int status, json_t *reply);
 //  inside this call), when the reply comes or the deadline (timeout_ms;
 //  <= 0: client/timeout) has passed. Returns 0, or -1 when nothing could
 //  be sent (no client, invalid names): done will not run then. The calls
-//  a batch makes to one service and method leave as one request
-//  (RESV_BATCH_PREFIX, with the shortest of their deadlines); each still
-//  completes with its own status and reply.
+//  a batch makes to one service and method leave as one request, 16 at
+//  most to a request (RESV_BATCH_PREFIX, with the shortest of their
+//  deadlines); each still completes with its own status and reply.
 int
     worker_call_async (worker_t *self, const char *service, const char *method,
                        json_t *request, int timeout_ms, worker_done_fn *done,
