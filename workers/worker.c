@@ -137,7 +137,8 @@ static void *
 static void
     s_held_calls_flush (worker_t *self, const char *refused);
 static void
-    s_batch_done (s_call_t *call, int status, const char *body, size_t size);
+    s_batch_done (worker_t *self, s_call_t *call, int status,
+                  const char *body, size_t size);
 
 
 //  --------------------------------------------------------------------------
@@ -814,7 +815,7 @@ s_run_calls (worker_t *self)
         &&  self->batch_begin (self->batch_arg) == 0)
             self->batching = batch = true;
         if (call.batch)
-            s_batch_done (&call, reply.status, reply.body, reply.size);
+            s_batch_done (self, &call, reply.status, reply.body, reply.size);
         else {
             int status = reply.status;
             json_t *json = s_call_reply (&status, reply.body, reply.size);
@@ -893,7 +894,8 @@ worker_destroy (worker_t **self_p)
         if (call.batch) {
             char *text = json_dumps (error, JSON_COMPACT);
             json_decref (error);
-            s_batch_done (&call, RESV_UNAVAILABLE, text, text? strlen (text): 0);
+            s_batch_done (self, &call, RESV_UNAVAILABLE, text,
+                          text? strlen (text): 0);
             free (text);
         }
         else
@@ -1079,10 +1081,8 @@ s_call_send_batch (worker_t *self, s_held_call_t *calls, size_t *indexes,
                    size_t count)
 {
     s_held_call_t *first = &calls [indexes [0]];
-    char method [RESV_NAME_MAX + 1];
-    if (snprintf (method, sizeof method, "%s%s", RESV_BATCH_PREFIX,
-                  first->method) >= (int) sizeof method)
-        return -1;
+    char method [RESV_NAME_MAX + 1];        //  Fits: see s_held_calls_flush
+    snprintf (method, sizeof method, "%s%s", RESV_BATCH_PREFIX, first->method);
     s_completion_t *batch = (s_completion_t *) malloc (count * sizeof *batch);
     zchunk_t *body = zchunk_new (NULL, 256);
     if (!batch || !body) {
@@ -1115,12 +1115,17 @@ s_call_send_batch (worker_t *self, s_held_call_t *calls, size_t *indexes,
 //  Completes each call of a batch request with its own status and reply,
 //  or all of them with the request's when it failed as a whole.
 static void
-s_batch_done (s_call_t *call, int status, const char *body, size_t size)
+s_batch_done (worker_t *self, s_call_t *call, int status, const char *body,
+              size_t size)
 {
     json_t *reply = status == RESV_OK && size?
                     json_loadb (body, size, 0, NULL): NULL;
     json_t *items = json_object_get (reply, "batch");
     bool whole = json_is_array (items) && json_array_size (items) == call->nbatch;
+    if (status == RESV_OK && !whole)
+        zsys_warning ("worker: %s: the reply to a batch of %zu calls is not "
+                      "a list of %zu replies; each call fails with 500",
+                      self->service, call->nbatch, call->nbatch);
     for (size_t index = 0; index < call->nbatch; index++) {
         json_t *item = json_array_get (items, index);
         json_t *item_status = json_object_get (item, "status");
@@ -1170,7 +1175,9 @@ s_held_calls_flush (worker_t *self, const char *refused)
             continue;
         s_held_call_t *call = &calls [index];
         size_t size = 1;
-        if (grouping) {
+        //  A method too long to take the prefix goes call by call.
+        if (grouping && strlen (RESV_BATCH_PREFIX) + strlen (call->method)
+                        <= RESV_NAME_MAX) {
             group [0] = index;
             for (size_t other = index + 1; other < count && size < S_BATCH_CALLS;
                  other++)

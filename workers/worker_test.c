@@ -598,6 +598,9 @@ typedef struct {
     int64_t deadline;           //  Its deadline
     int call_status;            //  What worker_call returned in "call"
     int call_timeout;           //  Deadline passed to it
+    int done;                   //  Completions of "call2"'s calls
+    int done_status [2];        //  And what they got
+    char done_reason [2][32];
 } fixture_t;
 
 //  Sends the fake a command with the arguments in args, up to a NULL, and
@@ -659,6 +662,21 @@ s_expect (fixture_t *self, worker_handler_fn *handler, int timeout_ms)
     return NULL;
 }
 
+//  A completion of "call2": records status and the error's reason.
+static void
+s_call2_done (void *arg, int status, json_t *reply)
+{
+    fixture_t *self = (fixture_t *) arg;
+    if (self->done < 2) {
+        self->done_status [self->done] = status;
+        snprintf (self->done_reason [self->done], sizeof self->done_reason [0],
+                  "%s", json_string_value (json_object_get (json_object_get (
+                  reply, "error"), "reason")));
+    }
+    self->done++;
+    json_decref (reply);
+}
+
 static int
 s_handler (void *state, const char *method, zframe_t **body_p,
            int64_t deadline, zframe_t **reply_p)
@@ -679,6 +697,13 @@ s_handler (void *state, const char *method, zframe_t **body_p,
     }
     if (streq (method, "empty"))
         return RESV_CREATED;
+    if (streq (method, "call2")) {
+        //  Two calls to one method, in a group commit: one batch request.
+        for (int i = 0; i < 2; i++)
+            assert_int_equal (worker_call_async (self->worker, "other", "x",
+                              NULL, self->call_timeout, s_call2_done, self), 0);
+        return RESV_OK;
+    }
     if (streq (method, "bogus")) {
         *reply_p = zframe_new ("x", 1);
         return 42;
@@ -910,6 +935,47 @@ test_batch_request (void **state)
     s_assert_error (s_frame_at (reply, 5), 400, "malformed");
     zmsg_destroy (&reply);
     assert_int_equal (self->calls, 7);
+}
+
+//  Serves until both calls of "call2" have completed, or 3 s.
+static void
+s_wait_call2 (fixture_t *self)
+{
+    int64_t end = zclock_mono () + 3000;
+    while (self->done < 2 && zclock_mono () < end) {
+        zmsg_t *msg = s_expect (self, s_handler, 20);
+        zmsg_destroy (&msg);
+    }
+    assert_int_equal (self->done, 2);
+}
+
+static int s_begin_ok (void *arg) { (void) arg; return 0; }
+
+//  The calls of a batch request fail together when the request fails, or
+//  when its reply is not a list of theirs. (The scripted broker answers
+//  every client request 200 {"ok":true}.)
+static void
+test_batch_calls_fail_together (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    worker_set_batch (self->worker, s_begin_ok, s_begin_ok, NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "c-1",
+               "call2", "5000", "", NULL);
+    s_wait_call2 (self);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal (self->done_status [i], 500);
+        assert_string_equal (self->done_reason [i], "internal");
+    }
+    //  Never answered: each call gets the request's deadline.
+    self->done = 0;
+    self->call_timeout = 300;
+    s_fake_ok (self, "DELAY", "-1", NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "c-2",
+               "call2", "5000", "", NULL);
+    s_wait_call2 (self);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal (self->done_status [i], 504);
+    worker_set_batch (self->worker, NULL, NULL, NULL);
 }
 
 //  Group commit hooks of test_group_commit, counting their calls.
@@ -1748,6 +1814,7 @@ main (void)
         FAKE (test_statuses),
         FAKE (test_batch),
         FAKE (test_batch_request),
+        FAKE (test_batch_calls_fail_together),
         FAKE (test_group_commit),
         FAKE (test_service_credit),
         FAKE (test_expired),
