@@ -13,6 +13,8 @@
 #include "resv_proto.h"
 #include "journal.h"
 #include "checkpoint.h"
+#include "resv_poll.h"
+#include <errno.h>
 #include <jansson.h>
 
 //  How many messages one socket may deliver per loop turn before the other
@@ -1561,9 +1563,9 @@ s_broker_actor (zsock_t *pipe, void *args)
         { zsock_resolve (self->frontend), 0, ZMQ_POLLIN, 0 },
     };
     while (!self->terminated) {
-        int rc = zmq_poll (items, 3, s_next_timeout (self));
-        if (rc == -1 && zmq_errno () != EINTR) {
-            zsys_error ("broker: zmq_poll: %s", zmq_strerror (zmq_errno ()));
+        int rc = resv_poll (items, 3, s_next_timeout (self));
+        if (rc == -1 && errno != EINTR) {
+            zsys_error ("broker: poll: %s", zmq_strerror (errno));
             break;
         }
         if (items [0].revents & ZMQ_POLLIN)

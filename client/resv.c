@@ -15,6 +15,7 @@
 */
 
 #include "resv.h"
+#include "resv_poll.h"
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -70,7 +71,7 @@ struct _s_request_t {
 
 struct _resv_t {
     zsock_t *sock;              //  DEALER connected to the frontend
-    void *zsock;                //  Its libzmq handle, for zmq_send/zmq_poll
+    void *zsock;                //  Its libzmq handle, for zmq_send and resv_poll
     char *endpoint;             //  Frontend endpoint, for error messages
     int timeout;                //  Default deadline, ms
     int retry;                  //  Retry interval, ms; 0: never resend
@@ -663,7 +664,7 @@ s_pump (resv_t *self, int64_t until)
     zmq_pollitem_t item = { self->zsock, 0, ZMQ_POLLIN, 0 };
     //  An interrupted poll (EINTR) is simply one round with nothing read:
     //  the deadlines still bound every call.
-    zmq_poll (&item, 1, wait);
+    resv_poll (&item, 1, wait);
     return 0;
 }
 

@@ -5,6 +5,8 @@
 #include "checkpoint.h"
 #include "resv_util.h"
 #include "jscan.h"
+#include "resv_poll.h"
+#include <errno.h>
 
 //  Outbox rows one publish carries.
 #define RELAY_BATCH         200
@@ -540,17 +542,16 @@ s_next_wait (events_t *self)
 static void
 s_pipe (events_t *self)
 {
-    //  Pokes come in bursts: take them all, relay once.
-    while (zsock_events (self->pipe) & ZMQ_POLLIN) {
-        char *command = zstr_recv (self->pipe);
-        if (!command || streq (command, "$TERM"))
+    //  Pokes come in bursts: take them all, relay once. The receive that
+    //  finds nothing left ends it.
+    char *command;
+    while (!self->terminated && (command = zstr_recv_nowait (self->pipe))) {
+        if (streq (command, "$TERM"))
             self->terminated = true;
         else
         if (streq (command, "FLUSH"))
             self->relay_wanted = true;
         zstr_free (&command);
-        if (self->terminated)
-            break;
     }
 }
 
@@ -674,17 +675,25 @@ s_events_actor (zsock_t *pipe, void *args)
     for (size_t index = 0; index < self->nconsumers; index++)
         s_catch_up (&self->consumers [index]);
 
-    zpoller_t *poller = zpoller_new (pipe, self->sub, NULL);
-    //  SIGTERM sets zsys_interrupted; this thread still runs until its
-    //  owner says $TERM, so the poller must not give up on it.
-    zpoller_set_nonstop (poller, true);
+    zmq_pollitem_t items [] = {
+        { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
+        { self->sub? zsock_resolve (self->sub): NULL, 0, ZMQ_POLLIN, 0 },
+    };
+    //  SIGTERM interrupts the wait (EINTR); this thread still runs until
+    //  its owner says $TERM.
     while (!self->terminated) {
-        zsock_t *which = (zsock_t *) zpoller_wait (poller, s_next_wait (self));
-        if (which == pipe)
+        int rc = resv_poll (items, self->sub? 2: 1, s_next_wait (self));
+        if (rc == -1 && errno == ETERM)
+            break;              //  The context is gone: nothing can be sent
+        if (rc == -1 && errno != EINTR) {
+            zsys_error ("events: poll: %s", zmq_strerror (errno));
+            zclock_sleep (10);
+        }
+        if (rc > 0 && items [0].revents)
             s_pipe (self);
         if (self->terminated)
             break;
-        if (self->sub && which == self->sub)
+        if (self->sub && rc > 0 && items [1].revents)
             s_consume_live (self);
         //  What an apply emitted goes out now, not at the next interval:
         //  each step of the saga would otherwise wait for the timer.
@@ -736,7 +745,6 @@ s_events_actor (zsock_t *pipe, void *args)
     for (size_t index = 0; index < self->nconsumers; index++)
         if (self->consumers [index].cursor > self->consumers [index].stored)
             s_save (&self->consumers [index]);
-    zpoller_destroy (&poller);
     s_destroy (&self);
 }
 
@@ -825,7 +833,7 @@ events_batch_end (void *batch)
 {
     events_batch_t *self = (events_batch_t *) batch;
     int rc = store_batch_end (self->store);
-    if (rc == 0 && store_batch_wrote (self->store))
+    if (rc == 0 && store_batch_emitted (self->store))
         events_flush (self->events);
     return rc;
 }

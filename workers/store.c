@@ -23,8 +23,8 @@ struct _store_t {
     char error [256];           //  A kept copy of an error message
     bool batch;                 //  A group commit is open
     bool savepoint;             //  A request's savepoint is open in it
-    int changes;                //  total_changes when the batch began
-    bool wrote;                 //  The last batch changed something
+    bool emitting;              //  The open batch added to the outbox
+    bool emitted;               //  The last batch committed outbox rows
     bool writing;               //  The open transaction may write
     int64_t acked;              //  Outbox rows up to here were acknowledged
     int64_t pruned;             //  and deleted up to here
@@ -270,7 +270,7 @@ store_batch_begin (store_t *self)
     self->batch = true;
     self->savepoint = false;
     self->writing = true;
-    self->changes = sqlite3_total_changes (self->db);
+    self->emitting = false;
     return 0;
 }
 
@@ -282,13 +282,13 @@ store_batch_end (store_t *self)
     if (self->savepoint)
         store_rollback (self);  //  A request left it open: not committed
     self->batch = false;
-    self->wrote = sqlite3_total_changes (self->db) != self->changes;
+    self->emitted = false;
     int64_t pruned = s_prune_in (self);
     if (s_exec (self, "COMMIT", "commit a batch")) {
-        self->wrote = false;
         store_rollback (self);
         return -1;
     }
+    self->emitted = self->emitting;
     self->writing = false;
     if (pruned > self->pruned)
         self->pruned = pruned;
@@ -296,9 +296,9 @@ store_batch_end (store_t *self)
 }
 
 bool
-store_batch_wrote (store_t *self)
+store_batch_emitted (store_t *self)
 {
-    return self->wrote;
+    return self->emitted;
 }
 
 //  A text being built, for an event's envelope.
@@ -397,6 +397,8 @@ s_emit (store_t *self, const char *event_id, const char *type,
                     sqlite3_errmsg (self->db));
         return -1;
     }
+    if (self->batch)
+        self->emitting = true;
     return 0;
 }
 

@@ -4,12 +4,13 @@
     body, which the handler gets and may hand back as the reply. Every other
     part of the request is read into a zmq_msg_t on the stack, and the
     ticket goes back to the broker as the very message that brought it.
-    After zmq_poll says the socket is readable the runtime drains it without
+    After resv_poll says the socket is readable the runtime drains it without
     blocking, so a burst of requests costs one wake-up.
 */
 
 #include "worker.h"
 #include "jscan.h"
+#include "resv_poll.h"
 #include <errno.h>
 #include <stdarg.h>
 
@@ -100,7 +101,7 @@ struct _worker_t {
     int call_timeout;           //  Deadline of worker_call when given none
     s_state_t state;            //  Where the connection is
     zsock_t *sock;              //  DEALER to the backend; NULL while waiting
-    void *handle;               //  Its libzmq socket, for zmq_poll and sends
+    void *handle;               //  Its libzmq socket, for resv_poll and sends
     int64_t sent_at;            //  When we last sent the broker anything
     int64_t expires_at;         //  Broker taken for dead after this
     int64_t reconnect_at;       //  When to reconnect, in S_WAITING
@@ -787,7 +788,7 @@ s_wait (worker_t *self, int64_t until)
             zclock_sleep ((int) wait);
         return false;
     }
-    if (zmq_poll (items, count, (long) wait) <= 0)
+    if (resv_poll (items, count, (long) wait) <= 0)
         return false;
     return self->handle && (items [0].revents & ZMQ_POLLIN);
 }
