@@ -79,6 +79,7 @@ typedef struct {
     int64_t check_at;           //  Next journal check
     int64_t save_at;            //  Next save of a cursor moved by skips
     int64_t tick_at;            //  Next tick
+    bool tick_wanted;           //  Tick now: an apply queued work for it
     bool relay_wanted;          //  Poked since the last relay
     bool terminated;            //  $TERM received
 } events_t;
@@ -701,6 +702,7 @@ s_events_actor (zsock_t *pipe, void *args)
             if (self->consumers [index].applied) {
                 self->consumers [index].applied = false;
                 self->relay_wanted = true;
+                self->tick_wanted = self->config.tick_on_apply;
             }
         int64_t now = zclock_mono ();
         if (self->relay_wanted || now >= self->relay_at) {
@@ -718,8 +720,10 @@ s_events_actor (zsock_t *pipe, void *args)
                 consumer->applied = false;
             }
             self->check_at = zclock_mono () + CHECK_INTERVAL;
-            if (applied)
+            if (applied) {
                 s_relay (self);
+                self->tick_wanted = self->config.tick_on_apply;
+            }
         }
         if (self->sub && now >= self->save_at) {
             for (size_t index = 0; index < self->nconsumers; index++)
@@ -731,9 +735,11 @@ s_events_actor (zsock_t *pipe, void *args)
             store_outbox_prune (self->store);
             self->prune_at = zclock_mono () + PRUNE_INTERVAL;
         }
-        if (self->config.tick && now >= self->tick_at) {
-            self->config.tick (self->config.state, self->store, self->client);
-            self->tick_at = zclock_mono () + self->config.tick_ms;
+        if (self->config.tick && (now >= self->tick_at || self->tick_wanted)) {
+            self->tick_wanted = false;
+            bool more = self->config.tick (self->config.state, self->store,
+                                           self->client);
+            self->tick_at = zclock_mono () + (more? 0: self->config.tick_ms);
             //  What the tick emitted goes out now.
             s_relay (self);
             self->relay_at = zclock_mono () + RELAY_INTERVAL;

@@ -66,7 +66,10 @@ typedef int (events_apply_fn) (void *state, store_t *store,
 
 //  Called about every tick ms in the actor thread, for timed work such as
 //  approval expiry; client reaches other services through the broker.
-typedef void (events_tick_fn) (void *state, store_t *store, resv_t *client);
+//  Returns true when more work is ready at once (it did a whole batch):
+//  the actor then calls it again as soon as it has seen to its sockets,
+//  not tick ms later. Return true only after progress, or it spins.
+typedef bool (events_tick_fn) (void *state, store_t *store, resv_t *client);
 
 typedef struct {
     const char *store;          //  Store name: DATA_DIR/store.db
@@ -100,6 +103,11 @@ typedef struct {
                                 //  depend on their order
     events_tick_fn *tick;       //  Optional timed work
     int tick_ms;                //  Interval of tick (default 1000)
+    bool tick_on_apply;         //  Tick also right after each batch of
+                                //  events applied: for work that apply
+                                //  queues for the tick (payment's provider
+                                //  calls, which must not run inside the
+                                //  consumer's transaction)
     void *state;                //  Passed to apply and tick, borrowed
 } events_config_t;
 

@@ -27,7 +27,7 @@
 //  Defaults of approval/timeout and approval/tick, ms.
 #define S_TIMEOUT_DEFAULT   86400000
 #define S_TICK_DEFAULT      1000
-//  Rows one tick expires at most; the next tick takes the rest.
+//  Rows one tick expires at most; the rest come in the next round, at once.
 #define S_EXPIRE_BATCH      100
 //  Deadline of one expire call, ms.
 #define S_EXPIRE_TIMEOUT    5000
@@ -252,19 +252,21 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
 
 //  Expires, through reservation expire, the undecided rows past their
 //  deadline. A reservation service that does not answer stops the round;
-//  the next tick tries again.
-static void
+//  the next tick tries again. Returns true when it closed a whole batch:
+//  the rest comes at once.
+static bool
 s_expire_due (void *state, store_t *store, resv_t *client)
 {
     (void) state;
     sqlite3_stmt *stmt = store_stmt (store, s_sql_due);
     if (!stmt)
-        return;
+        return false;
     sqlite3_bind_int64 (stmt, 1, resv_time_ms ());
     sqlite3_bind_int (stmt, 2, S_EXPIRE_BATCH);
     //  Collect first: no statement stays open across the calls below.
     zlist_t *due = zlist_new ();
     zlist_autofree (due);
+    size_t closed = 0;
     int rc;
     while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
         zlist_append (due, (void *) sqlite3_column_text (stmt, 0));
@@ -290,13 +292,15 @@ s_expire_due (void *state, store_t *store, resv_t *client)
             zsys_warning ("approval: expire %s: %d %s", id, status,
                           json_string_value (json_object_get (json_object_get (
                               reply, "error"), "message")));
-        if (outcome)
-            s_close (store, id, outcome, true);
+        if (outcome && s_close (store, id, outcome, true) == 0)
+            closed++;
         json_decref (reply);
         if (!outcome)
             break;
     }
+    bool more = closed == S_EXPIRE_BATCH;
     zlist_destroy (&due);
+    return more;
 }
 
 

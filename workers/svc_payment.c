@@ -48,8 +48,9 @@
 //  The store and the consumer's cursor name; the prefix of payment ids.
 #define S_NAME          "payment"
 #define S_ID_PREFIX     "pay-"
-//  How often the actor carries out queued steps (ms), and how many at most
-//  each time; the rest wait for the next tick.
+//  How often the actor retries queued steps that wait on the provider
+//  (payment/tick, ms; the others run as soon as they are queued), and how
+//  many steps one transaction records at most.
 #define S_TICK_MS       50
 #define S_STEPS_BATCH   64
 //  Longest simulated latency, ms: the broker's longest deadline.
@@ -463,8 +464,11 @@ s_step_record (store_t *store, s_step_t *step)
 //  first each one's provider call, then one transaction that records them
 //  all. If that transaction fails, the steps stay queued and the next tick
 //  calls the provider again, which sees the same operation (it is keyed
-//  by reservation).
-static void
+//  by reservation). The events actor calls it right after each batch of
+//  events applied, and again at once while it records whole batches, so
+//  that the steps keep up with the confirmations; the interval is for
+//  the steps that wait on the provider. Returns true after a whole batch.
+static bool
 s_tick (void *state, store_t *store, resv_t *client)
 {
     (void) client;
@@ -486,6 +490,7 @@ s_tick (void *state, store_t *store, resv_t *client)
             break;
         count++;
     }
+    bool recorded = false;
     if (count) {
         size_t done = 0;
         if (store_begin (store) == 0)
@@ -497,10 +502,12 @@ s_tick (void *state, store_t *store, resv_t *client)
                         store_error (store));
             store_rollback (store);
         }
+        else
+            recorded = true;
     }
     json_decref (steps);
-    //  The relay sends what the steps emitted within its interval: this
-    //  thread is the actor itself, which no one can poke from here.
+    //  The actor relays what the steps emitted once this returns.
+    return recorded && count == S_STEPS_BATCH;
 }
 
 
@@ -755,7 +762,9 @@ svc_payment_new_with (resv_cfg_t *cfg, const svc_payment_provider_t *provider)
         events_config_t config = {
             .store = S_NAME, .schema = s_schema, .consumer = S_NAME,
             .apply = s_apply, .types = s_types, .fields = s_fields,
-            .tick = s_tick, .tick_ms = S_TICK_MS,
+            .tick = s_tick, .tick_on_apply = true,
+            .tick_ms = (int) resv_cfg_int (cfg, "payment/tick", S_TICK_MS, 1,
+                                           3600000),
             .state = self
         };
         self->events = events_new (cfg, &config);

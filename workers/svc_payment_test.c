@@ -18,10 +18,24 @@ typedef testkit_service_t fixture_t;
 static int
 s_setup (void **state)
 {
-    //  The simulator's defaults, whatever the caller's environment says.
+    //  The defaults, whatever the caller's environment (or an earlier
+    //  test) says.
     static const char *env [] = {
         "RESV_PAYMENT_MAX_AMOUNT", "10000000", "RESV_PAYMENT_LATENCY", "0",
-        "RESV_PAYMENT_FAILURE_RATE", "0", NULL
+        "RESV_PAYMENT_FAILURE_RATE", "0", "RESV_PAYMENT_TICK", "50", NULL
+    };
+    *state = testkit_service_new ("payment", env);
+    return 0;
+}
+
+//  The same with a tick too slow to ever come within a test: what is done
+//  is done because events were applied, not because time passed.
+static int
+s_setup_no_tick (void **state)
+{
+    static const char *env [] = {
+        "RESV_PAYMENT_MAX_AMOUNT", "10000000", "RESV_PAYMENT_LATENCY", "0",
+        "RESV_PAYMENT_FAILURE_RATE", "0", "RESV_PAYMENT_TICK", "600000", NULL
     };
     *state = testkit_service_new ("payment", env);
     return 0;
@@ -305,6 +319,34 @@ test_confirmed_is_captured_once (void **state)
     assert_string_equal (id, store_caused_id (cause, "payment.captured", caused));
     assert_int_equal (strlen (id), STORE_CAUSED_ID_SIZE - 1);
     json_decref (items);
+}
+
+//  A burst of confirmations several times the steps one transaction
+//  records is captured as it is applied, each exactly once: the captures
+//  keep up with the confirmations, whatever the tick (before, they waited
+//  for it, 64 per tick, and fell behind above 1280 a second).
+static void
+test_burst_is_captured_without_tick (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    const int count = 200;
+    json_t *events = json_array ();
+    for (int index = 0; index < count; index++) {
+        char id [16];
+        snprintf (id, sizeof id, "rb%d", index);
+        assert_int_equal (s_authorize (self, id, 100 + index, NULL), 200);
+        json_array_append_new (events, testkit_event (self->kit, NULL,
+            "reservation.confirmed", id, NULL));
+    }
+    testkit_publish (self->kit, events);
+    assert_true (testkit_wait_count (self->kit, "payment.captured", NULL,
+                                     (size_t) count));
+    assert_int_equal (s_count (self, "SELECT count (*) FROM payments "
+                                     "WHERE status = 'captured'"), count);
+    assert_int_equal (s_count (self, "SELECT count (*) FROM steps"), 0);
+    zclock_sleep (300);
+    assert_int_equal (testkit_count (self->kit, "payment.captured", NULL),
+                      (size_t) count);
 }
 
 static void
@@ -641,6 +683,9 @@ main (void)
         T (test_void_and_repeat),
         T (test_authorize_again_after_compensation),
         T (test_confirmed_is_captured_once),
+        cmocka_unit_test_setup_teardown (test_burst_is_captured_without_tick,
+                                         s_setup_no_tick,
+                                         testkit_service_teardown),
         T (test_cancel_after_confirm_refunds),
         T (test_declined_expired_and_early_cancel_void),
         T (test_consumer_skips_what_is_not_its_own),

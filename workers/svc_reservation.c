@@ -1235,14 +1235,15 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
 }
 
 //  Undoes reserves that died half-way: saga rows older than any request
-//  can live, whose reservation was never stored.
-static void
+//  can live, whose reservation was never stored. They are rare: the rest
+//  of a full batch waits for the next sweep (returns false).
+static bool
 s_sweep (void *state, store_t *store, resv_t *client)
 {
     s_self_t *self = (s_self_t *) state;
     sqlite3_stmt *stmt = store_stmt (store, s_sql_saga_due);
     if (!stmt)
-        return;
+        return false;
     sqlite3_bind_int64 (stmt, 1, resv_time_ms () - self->abandon_ms);
     sqlite3_bind_int (stmt, 2, S_SWEEP_BATCH);
     //  Collect first: no statement stays open across the calls below.
@@ -1284,6 +1285,7 @@ s_sweep (void *state, store_t *store, resv_t *client)
                         store_error (store));
     }
     zlist_destroy (&due);
+    return false;
 }
 
 
