@@ -36,6 +36,7 @@
 #include "svc.h"
 #include "events.h"
 #include "fields.h"
+#include "jscan.h"
 
 //  The store and the consumer's cursor name.
 #define S_NAME          "view"
@@ -127,22 +128,19 @@ s_write (store_t *store, sqlite3_stmt *stmt, const char *operation,
     return rc == SQLITE_DONE? 0: s_failed (store, operation, id);
 }
 
-//  What an event says, read by SQLite's JSON functions from its text: one
-//  parse, and no objects built. Columns: the reservation it names, then
-//  from data.reservation the object's text, id, customer, resource and
-//  status, then from data.payment its id and status.
-static const char *s_sql_fields =
-    "SELECT ?1 ->> '$.reservation', ?1 -> '$.data.reservation', "
-    "?1 ->> '$.data.reservation.id', ?1 ->> '$.data.reservation.customer', "
-    "?1 ->> '$.data.reservation.resource', ?1 ->> '$.data.reservation.status', "
-    "?1 ->> '$.data.payment.id', ?1 ->> '$.data.payment.status'";
-
+//  What an event says, read from its text in place by jscan (one pass over
+//  the text, no objects built, and no JSON parse by SQLite, which parses
+//  the whole text again for each member it is asked for): the reservation
+//  it names, then from data.reservation the object's text, id, customer,
+//  resource and status, then from data.payment its id and status.
 enum { F_RESERVATION, F_OBJECT, F_ID, F_CUSTOMER, F_RESOURCE, F_STATUS,
        F_PAYMENT_ID, F_PAYMENT_STATUS, F_COUNT };
 
-//  The fields of an event, each a copy, or NULL when absent or not a string.
+//  The fields of an event, each a copy, or NULL when absent or not a
+//  string (F_OBJECT: not an object).
 typedef struct {
     char *field [F_COUNT];
+    bool failed;                //  Out of memory
 } s_fields_t;
 
 static void
@@ -152,27 +150,89 @@ s_fields_free (s_fields_t *self)
         free (self->field [index]);
 }
 
-//  Reads the fields of the event text. Returns 0, or -1 if SQLite fails
-//  (the text is the journal's, so valid JSON) or memory runs out: a field
+//  A member wanted at one level of the event: its key, and the field it
+//  fills (a string), or the table of the object it leads to.
+typedef struct s_wanted_t s_wanted_t;
+struct s_wanted_t {
+    const char *key;
+    int field;                  //  -1: none
+    const s_wanted_t *inner;    //  Members wanted inside, if an object
+};
+
+//  What a member callback needs: the fields and the level's table.
+typedef struct {
+    s_fields_t *fields;
+    const s_wanted_t *wanted;
+} s_level_t;
+
+static const s_wanted_t s_wanted_reservation [] = {
+    { "id", F_ID, NULL }, { "customer", F_CUSTOMER, NULL },
+    { "resource", F_RESOURCE, NULL }, { "status", F_STATUS, NULL },
+    { NULL, -1, NULL }
+};
+static const s_wanted_t s_wanted_payment [] = {
+    { "id", F_PAYMENT_ID, NULL }, { "status", F_PAYMENT_STATUS, NULL },
+    { NULL, -1, NULL }
+};
+static const s_wanted_t s_wanted_data [] = {
+    { "reservation", F_OBJECT, s_wanted_reservation },
+    { "payment", -1, s_wanted_payment },
+    { NULL, -1, NULL }
+};
+static const s_wanted_t s_wanted_event [] = {
+    { "reservation", F_RESERVATION, NULL }, { "data", -1, s_wanted_data },
+    { NULL, -1, NULL }
+};
+
+static bool
+s_field_member (void *arg, const char *key, size_t key_size,
+                const char *value, size_t value_size, jscan_kind_t kind)
+{
+    s_level_t *level = (s_level_t *) arg;
+    (void) key_size;
+    const s_wanted_t *wanted = level->wanted;
+    while (wanted->key && !streq (wanted->key, key))
+        wanted++;
+    if (!wanted->key)
+        return true;            //  Not one we read
+    char **field = wanted->field >= 0? &level->fields->field [wanted->field]: NULL;
+    if (wanted->inner) {
+        if (kind != JSCAN_OBJECT)
+            return true;
+        if (field && !(*field = strndup (value, value_size))) {
+            level->fields->failed = true;
+            return false;
+        }
+        s_level_t inner = { level->fields, wanted->inner };
+        return jscan_object (value, value_size, s_field_member, &inner) == value_size;
+    }
+    if (kind != JSCAN_STRING)
+        return true;
+    size_t size = jscan_string (value, value_size, NULL, 0);
+    if (!(*field = (char *) malloc (size + 1))) {
+        level->fields->failed = true;
+        return false;
+    }
+    jscan_string (value, value_size, *field, size + 1);
+    return true;
+}
+
+//  Reads the fields of the event text. Returns 0, or -1 if the text is not
+//  an object (it is the journal's, so never) or memory runs out: a field
 //  must never look absent because it could not be copied.
 static int
-s_fields (store_t *store, const char *text, s_fields_t *fields)
+s_fields (const char *text, s_fields_t *fields)
 {
     memset (fields, 0, sizeof *fields);
-    sqlite3_stmt *stmt = store_stmt (store, s_sql_fields);
-    if (!stmt)
+    s_level_t top = { fields, s_wanted_event };
+    size_t size = strlen (text);
+    if (jscan_object (text, size, s_field_member, &top) == 0
+    ||  fields->failed) {
+        s_fields_free (fields);
+        memset (fields, 0, sizeof *fields);
         return -1;
-    sqlite3_bind_text (stmt, 1, text, -1, SQLITE_STATIC);
-    int rc = sqlite3_step (stmt) == SQLITE_ROW? 0: -1;
-    for (int index = 0; rc == 0 && index < F_COUNT; index++)
-        if (sqlite3_column_type (stmt, index) == SQLITE_TEXT) {
-            const char *value = (const char *) sqlite3_column_text (stmt, index);
-            fields->field [index] = value? strdup (value): NULL;
-            if (!fields->field [index])
-                rc = -1;
-        }
-    sqlite3_reset (stmt);
-    return rc;
+    }
+    return 0;
 }
 
 static int
@@ -283,7 +343,7 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
     if (!text && !written)
         return s_failed (store, "read event", type);
     s_fields_t fields;
-    int rc = s_fields (store, text? text: written, &fields);
+    int rc = s_fields (text? text: written, &fields);
     const char *id = fields.field [F_RESERVATION];
     if (rc)
         rc = s_failed (store, "read event", type);
