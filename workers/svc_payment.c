@@ -111,6 +111,9 @@ typedef struct {
                                 //  and connection)
     svc_payment_provider_t provider;    //  Who moves the money
     s_simulator_t simulator;    //  The default provider's state
+    int tick_ms;                //  payment/tick
+    int64_t retry_at;           //  The provider failed a step: no tick
+                                //  calls it again before this (mono ms)
 } payment_t;
 
 //  A payment as stored.
@@ -428,8 +431,11 @@ s_step_ready (payment_t *self, store_t *store, s_step_t *step)
                            message, sizeof message);
         if (status != RESV_OK) {
             zsys_warning ("payment: %s %s: provider answered %d: %s; will "
-                          "retry", step->action, step->reservation, status,
-                          message);
+                          "retry in %d ms", step->action, step->reservation,
+                          status, message, self->tick_ms);
+            //  The steps after it wait for it: ticks that events bring
+            //  do not call the provider again before the interval.
+            self->retry_at = zclock_mono () + self->tick_ms;
             return -1;
         }
     }
@@ -473,6 +479,8 @@ s_tick (void *state, store_t *store, resv_t *client)
 {
     (void) client;
     payment_t *self = (payment_t *) state;
+    if (zclock_mono () < self->retry_at)
+        return false;
     json_t *steps = s_steps_peek (store);
     s_step_t ready [S_STEPS_BATCH];
     size_t count = 0;
@@ -757,14 +765,14 @@ svc_payment_new_with (resv_cfg_t *cfg, const svc_payment_provider_t *provider)
         self->provider.void_ = s_simulate_move;
         self->provider.refund = s_simulate_move;
     }
+    self->tick_ms = (int) resv_cfg_int (cfg, "payment/tick", S_TICK_MS, 1,
+                                        3600000);
     self->store = store_new (cfg, S_NAME, s_schema);
     if (self->store) {
         events_config_t config = {
             .store = S_NAME, .schema = s_schema, .consumer = S_NAME,
             .apply = s_apply, .types = s_types, .fields = s_fields,
-            .tick = s_tick, .tick_on_apply = true,
-            .tick_ms = (int) resv_cfg_int (cfg, "payment/tick", S_TICK_MS, 1,
-                                           3600000),
+            .tick = s_tick, .tick_on_apply = true, .tick_ms = self->tick_ms,
             .state = self
         };
         self->events = events_new (cfg, &config);

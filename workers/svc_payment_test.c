@@ -442,6 +442,36 @@ test_failed_captures_are_retried (void **state)
     svc_payment_destroy (&self->state);
 }
 
+//  A provider that fails is not called again before payment/tick has
+//  passed, however many events come meanwhile (each applied batch brings
+//  a tick): the steps behind the failed one wait for it anyway.
+static void
+test_failed_provider_waits_for_the_interval (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_script_t script = { 1000, 0, 0 };
+    s_use_script (self, &script);
+    char id [16];
+    for (int index = 0; index < 6; index++) {
+        snprintf (id, sizeof id, "rf%d", index);
+        assert_int_equal (s_authorize (self, id, 10, NULL), 200);
+    }
+    s_publish (self, "reservation.confirmed", "rf0");
+    assert_true (TESTKIT_WAIT (5000, __atomic_load_n (&script.captures,
+                                                      __ATOMIC_SEQ_CST) == 1));
+    for (int index = 1; index < 6; index++) {
+        snprintf (id, sizeof id, "rf%d", index);
+        s_publish (self, "reservation.confirmed", id);
+        testkit_sync (self->kit, self->store, "payment");
+    }
+    zclock_sleep (200);
+    assert_int_equal (__atomic_load_n (&script.captures, __ATOMIC_SEQ_CST), 1);
+    assert_int_equal (s_count (self, "SELECT count (*) FROM steps"), 6);
+    assert_int_equal (testkit_count (self->kit, "payment.captured", NULL), 0);
+    //  Destroyed here: the provider's script lives on this stack.
+    svc_payment_destroy (&self->state);
+}
+
 //  The tick records a run of queued steps in one transaction, and stops at
 //  the first one the provider refuses: the steps after it wait too, so the
 //  captures still happen in queue order, each once.
@@ -684,6 +714,9 @@ main (void)
         T (test_authorize_again_after_compensation),
         T (test_confirmed_is_captured_once),
         cmocka_unit_test_setup_teardown (test_burst_is_captured_without_tick,
+                                         s_setup_no_tick,
+                                         testkit_service_teardown),
+        cmocka_unit_test_setup_teardown (test_failed_provider_waits_for_the_interval,
                                          s_setup_no_tick,
                                          testkit_service_teardown),
         T (test_cancel_after_confirm_refunds),
