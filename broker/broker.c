@@ -90,7 +90,7 @@ struct _request_t {
     char ticket [];             //  Client id hex ":" request id; the key
 };                              //  in broker->requests
 
-//  A publish waiting for the group commit at the end of the loop turn.
+//  A publish waiting for a group commit, then part of one.
 typedef struct {
     zmq_msg_t client;           //  Who sent it, to reply to
     zmq_msg_t id;               //  Its request id
@@ -108,9 +108,12 @@ typedef struct {
     zsock_t *events;            //  PUB of journaled events
     void *front;                //  libzmq handle of frontend
     void *back;                 //  libzmq handle of backend
-    journal_t *journal;         //  The event journal
+    zactor_t *journal;          //  The journal's thread (owns the journal)
+    int64_t last;               //  Newest journaled seq, as last heard
+    size_t jobs;                //  Jobs given to the journal's thread
+    bool committing;            //  A group commit is one of them
     zactor_t *checkpoint;       //  Checkpoints the journal's WAL
-    publish_t *publishes;       //  Publishes of this loop turn
+    publish_t *publishes;       //  Publishes waiting for the next commit
     size_t npublishes;          //  Used entries of publishes
     size_t max_publishes;       //  Allocated entries of publishes
     zhashx_t *services;         //  name -> service_t, owned
@@ -915,7 +918,7 @@ s_stats (broker_t *self)
     }
     return json_pack ("{s:o,s:I,s:I,s:I,s:I}",
         "services", services,
-        "journal", (json_int_t) journal_last (self->journal),
+        "journal", (json_int_t) self->last,
         "uptime_ms", (json_int_t) (zclock_mono () - self->started),
         "requests", (json_int_t) zhashx_size (self->requests),
         "malformed", (json_int_t) self->malformed);
@@ -935,10 +938,13 @@ s_ping (broker_t *self)
 //  "read" returns a page of the journal for replay.
 //
 //  Publishes are group-committed: each one is checked as it comes and put
-//  aside, and at the end of the loop turn that read it every publish of
-//  the turn goes into one journal transaction. Under load the relays of
-//  all services publish at once, and one commit (one WAL write, one lock)
-//  serves them all. Each publisher is answered only after the commit.
+//  aside, and at the end of the loop turn every publish waiting goes to
+//  the journal's thread as one transaction (or, while one is under way,
+//  waits for it and goes with the next). Under load the relays of all
+//  services publish at once, and one commit (one WAL write, one lock)
+//  serves them all. Each publisher is answered only after the commit. The
+//  loop never waits for the journal: a commit held back by a WAL restart
+//  holds back the publishers alone.
 
 static void
 s_publish_free (publish_t *publish)
@@ -1042,48 +1048,159 @@ s_send_seqs (broker_t *self, publish_t *publish, const int64_t *seqs)
     free (text);
 }
 
-//  Journals the publishes of this loop turn in one transaction, answers
-//  each with the seqs of its own events, then fans the new events out.
+//  The journal's thread. It owns the journal, and does each job the
+//  broker's loop gives it, in order: a group commit of publishes, or a
+//  read. A WAL restart (checkpoint.h) holds the journal's writers back
+//  for two syncs of the disk; with the journal here, the loop meanwhile
+//  goes on routing requests, and only the publishers wait.
+
+//  A group commit: the publishes given, and what the append made of them.
+typedef struct {
+    publish_t *publishes;       //  Owned; their messages are the events'
+    size_t count;
+    journal_event_t *all;       //  Every event, in order
+    size_t total;
+    int64_t *seqs;              //  Out: the seq of each
+    journal_fresh_t *fresh;     //  Out: the events new to the journal
+    size_t nfresh;
+    int rc;                     //  Out: journal_append's
+    char *error;                //  Out
+    int64_t last;               //  Out: newest seq after it
+} s_commit_t;
+
+//  A read: who asked, what, and the page.
+typedef struct {
+    zmq_msg_t client;
+    zmq_msg_t id;
+    int64_t from;
+    char *type;                 //  Or NULL
+    int limit;
+    char *text;                 //  Out: the page, or NULL on failure
+} s_read_t;
+
+static void
+s_journal_actor (zsock_t *pipe, void *args)
+{
+    journal_t *journal = (journal_t *) args;
+    zsock_signal (pipe, 0);
+    while (true) {
+        char *command = NULL;
+        void *job = NULL;
+        if (zsock_recv (pipe, "sp", &command, &job) == -1 && !command)
+            continue;           //  Interrupted: only $TERM ends it
+        bool term = !command || streq (command, "$TERM");
+        if (!term && streq (command, "COMMIT")) {
+            s_commit_t *commit = (s_commit_t *) job;
+            commit->rc = journal_append (journal, commit->all, commit->total,
+                                         commit->seqs, &commit->fresh,
+                                         &commit->nfresh, &commit->error);
+            commit->last = journal_last (journal);
+        }
+        else
+        if (!term && streq (command, "READ")) {
+            s_read_t *read = (s_read_t *) job;
+            read->text = journal_read (journal, read->from, read->type,
+                                       read->limit);
+        }
+        if (!term)
+            zsock_send (pipe, "sp", command, job);
+        zstr_free (&command);
+        if (term)
+            break;
+    }
+    journal_destroy (&journal);
+}
+
+static void
+s_commit_free (s_commit_t **commit_p)
+{
+    s_commit_t *commit = *commit_p;
+    if (!commit)
+        return;
+    for (size_t index = 0; index < commit->count; index++)
+        s_publish_free (&commit->publishes [index]);
+    free (commit->publishes);
+    journal_fresh_destroy (&commit->fresh, commit->nfresh);
+    free (commit->all);
+    free (commit->seqs);
+    free (commit->error);
+    free (commit);
+    *commit_p = NULL;
+}
+
+//  Gives the publishes waiting to the journal's thread as one group commit,
+//  unless one is under way: they then wait for it, and go as the next.
 static void
 s_events_commit (broker_t *self)
 {
-    if (self->npublishes == 0)
+    if (self->npublishes == 0 || self->committing)
         return;
+    s_commit_t *commit = (s_commit_t *) calloc (1, sizeof (s_commit_t));
     size_t total = 0;
     for (size_t index = 0; index < self->npublishes; index++)
         total += self->publishes [index].count;
-    journal_event_t *all = (journal_event_t *) malloc (total
-                                                 * sizeof (journal_event_t));
-    int64_t *seqs = (int64_t *) malloc (total * sizeof (int64_t));
-    journal_fresh_t *fresh = NULL;
-    size_t nfresh = 0;
-    char *error = NULL;
-    int rc = -1;
-    if (all && seqs) {
-        size_t at = 0;
-        for (size_t index = 0; index < self->npublishes; index++) {
-            memcpy (all + at, self->publishes [index].events,
-                    self->publishes [index].count * sizeof (journal_event_t));
-            at += self->publishes [index].count;
-        }
-        rc = journal_append (self->journal, all, total, seqs, &fresh,
-                             &nfresh, &error);
+    if (commit) {
+        commit->all = (journal_event_t *) malloc (total * sizeof (journal_event_t));
+        commit->seqs = (int64_t *) malloc (total * sizeof (int64_t));
     }
-    else
-        error = strdup ("the broker is out of memory");
-    if (rc)
-        zsys_error ("broker: %s (%zu publishes refused)",
-                    error? error: "out of memory", self->npublishes);
-    size_t offset = 0;
+    if (!commit || !commit->all || !commit->seqs) {
+        zsys_error ("broker: out of memory (%zu publishes refused)",
+                    self->npublishes);
+        for (size_t index = 0; index < self->npublishes; index++) {
+            publish_t *publish = &self->publishes [index];
+            s_send_error (self, &publish->client, &publish->id, RESV_INTERNAL,
+                          RESV_REASON_INTERNAL, "the broker is out of memory");
+            s_publish_free (publish);
+        }
+        self->npublishes = 0;
+        if (commit) {
+            free (commit->all);
+            free (commit->seqs);
+            free (commit);
+        }
+        return;
+    }
+    size_t at = 0;
     for (size_t index = 0; index < self->npublishes; index++) {
-        publish_t *publish = &self->publishes [index];
-        if (rc == 0)
-            s_send_seqs (self, publish, seqs + offset);
+        memcpy (commit->all + at, self->publishes [index].events,
+                self->publishes [index].count * sizeof (journal_event_t));
+        at += self->publishes [index].count;
+    }
+    commit->total = total;
+    //  The publishes go with it; the loop starts a new list.
+    commit->publishes = self->publishes;
+    commit->count = self->npublishes;
+    self->publishes = NULL;
+    self->npublishes = 0;
+    self->max_publishes = 0;
+    zsock_send (self->journal, "sp", "COMMIT", commit);
+    self->jobs++;
+    self->committing = true;
+}
+
+//  A group commit is done: answers each publish with the seqs of its own
+//  events, then fans the new events out.
+static void
+s_commit_done (broker_t *self, s_commit_t *commit)
+{
+    self->committing = false;
+    if (commit->rc == 0)
+        self->last = commit->last;
+    else
+        zsys_error ("broker: %s (%zu publishes refused)",
+                    commit->error? commit->error: "out of memory", commit->count);
+    size_t offset = 0;
+    for (size_t index = 0; index < commit->count; index++) {
+        publish_t *publish = &commit->publishes [index];
+        if (commit->rc == 0)
+            s_send_seqs (self, publish, commit->seqs + offset);
         else
             s_send_error (self, &publish->client, &publish->id,
-                          rc == -2? RESV_BAD_REQUEST: RESV_INTERNAL,
-                          rc == -2? RESV_REASON_BAD_REQUEST: RESV_REASON_INTERNAL,
-                          error? error: "the broker is out of memory");
+                          commit->rc == -2? RESV_BAD_REQUEST: RESV_INTERNAL,
+                          commit->rc == -2? RESV_REASON_BAD_REQUEST
+                                          : RESV_REASON_INTERNAL,
+                          commit->error? commit->error
+                                       : "the broker is out of memory");
         offset += publish->count;
     }
     //  Committed and acknowledged: now subscribers may see them, as type,
@@ -1092,7 +1209,8 @@ s_events_commit (broker_t *self)
     //  seqs (of every event, or of the family or types it subscribes to
     //  alone) and reads it back.
     void *events = zsock_resolve (self->events);
-    for (size_t index = 0; index < nfresh; index++) {
+    journal_fresh_t *fresh = commit->fresh;
+    for (size_t index = 0; index < commit->nfresh; index++) {
         char seq [24], prev [24], prev_type [24];
         int size = snprintf (seq, sizeof seq, "%" PRId64, fresh [index].seq);
         int prev_size = snprintf (prev, sizeof prev, "%" PRId64,
@@ -1106,13 +1224,60 @@ s_events_commit (broker_t *self)
         zmq_send (events, prev, (size_t) prev_size, ZMQ_SNDMORE);
         zmq_send (events, prev_type, (size_t) prev_type_size, 0);
     }
-    journal_fresh_destroy (&fresh, nfresh);
-    for (size_t index = 0; index < self->npublishes; index++)
-        s_publish_free (&self->publishes [index]);
-    self->npublishes = 0;
-    free (all);
-    free (seqs);
-    free (error);
+    s_commit_free (&commit);
+}
+
+static void
+s_read_free (s_read_t **read_p)
+{
+    s_read_t *read = *read_p;
+    if (!read)
+        return;
+    zmq_msg_close (&read->client);
+    zmq_msg_close (&read->id);
+    free (read->type);
+    free (read->text);
+    free (read);
+    *read_p = NULL;
+}
+
+static void
+s_read_done (broker_t *self, s_read_t *read)
+{
+    if (read->text)
+        s_send_reply (self, &read->client, &read->id, RESV_OK, NULL,
+                      read->text, strlen (read->text));
+    else
+        s_send_error (self, &read->client, &read->id, RESV_INTERNAL,
+                      RESV_REASON_INTERNAL, "the journal could not be read");
+    s_read_free (&read);
+}
+
+//  Takes what the journal's thread has done. With wait, blocks for one
+//  job (at most wait ms): for the stop, which must not lose any.
+static void
+s_journal_done (broker_t *self, int wait)
+{
+    zsock_set_rcvtimeo (self->journal, wait);
+    while (self->jobs) {
+        char *command = NULL;
+        void *job = NULL;
+        if (!wait && !(zsock_events (self->journal) & ZMQ_POLLIN))
+            break;
+        if (zsock_recv (self->journal, "sp", &command, &job) == -1 || !job) {
+            zstr_free (&command);
+            break;
+        }
+        self->jobs--;
+        if (streq (command, "COMMIT"))
+            s_commit_done (self, (s_commit_t *) job);
+        else
+            s_read_done (self, (s_read_t *) job);
+        zstr_free (&command);
+        if (wait)
+            break;
+    }
+    zsock_set_rcvtimeo (self->journal, -1);
 }
 
 static void
@@ -1151,17 +1316,28 @@ s_events (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, zmq_msg_t *method,
                           "read takes from (>= 0), type (a prefix) and limit "
                           "(1 to " STRINGIFY (EVENTS_READ_MAX) ")");
         else {
-            char *text = journal_read (self->journal,
-                from? json_integer_value (from): 1,
-                type? json_string_value (type): NULL,
-                limit? (int) json_integer_value (limit): EVENTS_READ_DEFAULT);
-            if (text) {
-                s_send_reply (self, client, id, RESV_OK, NULL, text, strlen (text));
-                free (text);
-            }
-            else
+            //  In the journal's thread, in order after the commits given
+            //  before it: a reader sees every publish it was answered.
+            s_read_t *read = (s_read_t *) calloc (1, sizeof (s_read_t));
+            char *prefix = type? strdup (json_string_value (type)): NULL;
+            if (!read || (type && !prefix)) {
+                free (read);
+                free (prefix);
                 s_send_error (self, client, id, RESV_INTERNAL, RESV_REASON_INTERNAL,
-                              "the journal could not be read");
+                              "the broker is out of memory");
+            }
+            else {
+                zmq_msg_init (&read->client);
+                zmq_msg_copy (&read->client, client);
+                zmq_msg_init (&read->id);
+                zmq_msg_copy (&read->id, id);
+                read->from = from? json_integer_value (from): 1;
+                read->type = prefix;
+                read->limit = limit? (int) json_integer_value (limit)
+                                   : EVENTS_READ_DEFAULT;
+                zsock_send (self->journal, "sp", "READ", read);
+                self->jobs++;
+            }
         }
     }
     else
@@ -1492,9 +1668,17 @@ s_broker_new (resv_cfg_t *cfg)
         zsys_error ("broker: create data directory %s: %s", dir, strerror (errno));
     else {
         char *path = zsys_sprintf ("%s/journal.db", dir);
-        self->journal = journal_new (path);
-        if (self->journal)
-            self->checkpoint = checkpoint_new (path);
+        journal_t *journal = journal_new (path);
+        if (journal) {
+            self->last = journal_last (journal);
+            self->journal = zactor_new (s_journal_actor, journal);
+            if (self->journal)
+                self->checkpoint = checkpoint_new (path);
+            else {
+                zsys_error ("broker: cannot start the journal's thread");
+                journal_destroy (&journal);
+            }
+        }
         zstr_free (&path);
     }
     self->front = self->frontend? zsock_resolve (self->frontend): NULL;
@@ -1518,6 +1702,19 @@ s_broker_destroy (broker_t **self_p)
     broker_t *self = *self_p;
     if (!self)
         return;
+    //  The journal's work first: what it has is answered and fanned out,
+    //  and the publishes still waiting are committed and answered too.
+    for (int round = 0; self->journal && round < 2; round++) {
+        while (self->jobs) {
+            size_t jobs = self->jobs;
+            s_journal_done (self, 5000);
+            if (self->jobs == jobs) {
+                zsys_error ("broker: the journal's thread did not answer");
+                break;
+            }
+        }
+        s_events_commit (self);
+    }
     //  Requests first: destroying one updates its service and worker.
     while (self->heap_size) {
         request_t *request = self->heap [0];
@@ -1534,7 +1731,7 @@ s_broker_destroy (broker_t **self_p)
     }
     free (self->publishes);
     checkpoint_destroy (&self->checkpoint);
-    journal_destroy (&self->journal);
+    zactor_destroy (&self->journal);
     free (self->heap);
     free (self);
     *self_p = NULL;
@@ -1551,7 +1748,7 @@ s_broker_actor (zsock_t *pipe, void *args)
     zsys_info ("broker: frontend %s, backend %s, events %s, journal at %"
                PRId64, zsock_endpoint (self->frontend),
                zsock_endpoint (self->backend), zsock_endpoint (self->events),
-               journal_last (self->journal));
+               self->last);
     if (!self->internal_key)
         zsys_warning ("broker: no broker/internal_key: every client may call "
                       "the internal methods (resvd sets one for what it runs)");
@@ -1561,9 +1758,10 @@ s_broker_actor (zsock_t *pipe, void *args)
         { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->backend), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->frontend), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->journal), 0, ZMQ_POLLIN, 0 },
     };
     while (!self->terminated) {
-        int rc = resv_poll (items, 3, s_next_timeout (self));
+        int rc = resv_poll (items, 4, s_next_timeout (self));
         if (rc == -1 && errno != EINTR) {
             zsys_error ("broker: poll: %s", zmq_strerror (errno));
             break;
@@ -1573,6 +1771,9 @@ s_broker_actor (zsock_t *pipe, void *args)
         //  Replies first: each frees credit for the requests behind it.
         s_drain (self, self->back, s_backend_message);
         s_drain (self, self->front, s_frontend_message);
+        //  A commit done lets the publishes that waited for it go next.
+        if (items [3].revents & ZMQ_POLLIN)
+            s_journal_done (self, 0);
         s_events_commit (self);
         s_timers (self);
         if (self->stopping && !self->stopped && zhashx_size (self->requests) == 0) {

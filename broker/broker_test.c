@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include "broker.h"
 #include <jansson.h>
+#include <sqlite3.h>
 #include "resv_proto.h"
 
 typedef struct {
@@ -693,6 +694,42 @@ test_events_publishes_share_a_commit (void **state)
     zstr_free (&body);
 }
 
+//  A publish waits for its commit, but nothing else does. While another
+//  connection holds the journal's write lock (as a WAL restart does for
+//  two syncs of the disk), the broker still answers a ping at once; the
+//  publish, and a read sent once it was given to the journal, are
+//  answered when the lock goes, the read seeing the publish.
+static void
+test_routes_while_the_journal_waits (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *path = zsys_sprintf ("%s/journal.db", self->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal (sqlite3_open (path, &db), SQLITE_OK);
+    zstr_free (&path);
+    assert_int_equal (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                      SQLITE_OK);
+    s_request (self->client, "p1", "events", "publish", "5000",
+               "{\"events\":[{\"id\":\"w-a\",\"type\":\"payment.authorized\"}]}");
+    zclock_sleep (200);         //  It is in, its commit held
+    s_request (self->client, "g1", "ping", "", "1000", "");
+    char *body = s_expect_reply (self->client, "g1", "200");
+    assert_non_null (strstr (body, "\"pong\":true"));
+    zstr_free (&body);
+    //  Reads go to the journal's thread too, in order: behind the commit.
+    s_request (self->client, "r1", "events", "read", "5000", "{}");
+    s_expect_silence (self->client, 200);
+    assert_int_equal (sqlite3_exec (db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    body = s_expect_reply (self->client, "p1", "200");
+    assert_non_null (strstr (body, "\"seqs\":[1]"));
+    zstr_free (&body);
+    body = s_expect_reply (self->client, "r1", "200");
+    assert_non_null (strstr (body, "w-a"));
+    assert_non_null (strstr (body, "\"last\":1"));
+    zstr_free (&body);
+    sqlite3_close (db);
+}
+
 static void
 test_events_bad_input_400 (void **state)
 {
@@ -938,6 +975,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_events_publish_read_and_fan_out, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_publish_keeps_the_text, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_publishes_share_a_commit, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_routes_while_the_journal_waits, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_bad_input_400, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_dead_worker_request_redispatched, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_worker_bye_drains, s_setup, s_teardown),
