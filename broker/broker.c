@@ -1086,8 +1086,11 @@ s_journal_actor (zsock_t *pipe, void *args)
     while (true) {
         char *command = NULL;
         void *job = NULL;
-        if (zsock_recv (pipe, "sp", &command, &job) == -1 && !command)
+        if (zsock_recv (pipe, "sp", &command, &job) == -1 && !command) {
+            if (zmq_errno () == ETERM)
+                break;          //  The context is gone: nobody to answer
             continue;           //  Interrupted: only $TERM ends it
+        }
         bool term = !command || streq (command, "$TERM");
         if (!term && streq (command, "COMMIT")) {
             s_commit_t *commit = (s_commit_t *) job;
