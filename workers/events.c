@@ -544,15 +544,19 @@ static void
 s_pipe (events_t *self)
 {
     //  Pokes come in bursts: take them all, relay once. The receive that
-    //  finds nothing left ends it.
-    char *command;
-    while (!self->terminated && (command = zstr_recv_nowait (self->pipe))) {
+    //  finds nothing left ends it. Commands are short words ("FLUSH",
+    //  "$TERM"); a longer one is cut, and matches neither.
+    char command [16];
+    int size;
+    while (!self->terminated
+       && (size = zmq_recv (zsock_resolve (self->pipe), command,
+                            sizeof command - 1, ZMQ_DONTWAIT)) >= 0) {
+        command [size < (int) sizeof command - 1? size: (int) sizeof command - 1] = 0;
         if (streq (command, "$TERM"))
             self->terminated = true;
         else
         if (streq (command, "FLUSH"))
             self->relay_wanted = true;
-        zstr_free (&command);
     }
 }
 

@@ -112,7 +112,7 @@ typedef struct {
     svc_payment_provider_t provider;    //  Who moves the money
     s_simulator_t simulator;    //  The default provider's state
     int tick_ms;                //  payment/tick
-    int64_t retry_at;           //  The provider failed a step: no tick
+    int64_t retry_at;           //  A step failed (provider, store): no tick
                                 //  calls it again before this (mono ms)
 } payment_t;
 
@@ -415,8 +415,9 @@ s_step_ready (payment_t *self, store_t *store, s_step_t *step)
                                 void_? self->provider.void_: self->provider.refund;
     int rc = s_payment_load (store, step->reservation, &step->payment);
     if (rc < 0) {
-        zsys_error ("payment: %s %s: %s", step->action, step->reservation,
-                    store_error (store));
+        zsys_error ("payment: %s %s: %s; will retry in %d ms", step->action,
+                    step->reservation, store_error (store), self->tick_ms);
+        self->retry_at = zclock_mono () + self->tick_ms;
         return -1;
     }
     //  Due when in status from; not yet when an earlier step (a capture
@@ -434,7 +435,8 @@ s_step_ready (payment_t *self, store_t *store, s_step_t *step)
                           "retry in %d ms", step->action, step->reservation,
                           status, message, self->tick_ms);
             //  The steps after it wait for it: ticks that events bring
-            //  do not call the provider again before the interval.
+            //  do not call the provider again before the interval (nor,
+            //  below, after a store failure).
             self->retry_at = zclock_mono () + self->tick_ms;
             return -1;
         }
@@ -506,9 +508,11 @@ s_tick (void *state, store_t *store, resv_t *client)
                 done++;
         if (done < count || store_commit (store)) {
             zsys_error ("payment: record %zu steps (%s %s first): %s; will "
-                        "retry", count, ready [0].action, ready [0].reservation,
-                        store_error (store));
+                        "retry in %d ms", count, ready [0].action,
+                        ready [0].reservation, store_error (store),
+                        self->tick_ms);
             store_rollback (store);
+            self->retry_at = zclock_mono () + self->tick_ms;
         }
         else
             recorded = true;

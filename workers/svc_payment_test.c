@@ -472,6 +472,41 @@ test_failed_provider_waits_for_the_interval (void **state)
     svc_payment_destroy (&self->state);
 }
 
+//  The same when the store refuses to record a step the provider did: the
+//  ticks that events bring wait for the interval too, rather than call
+//  the provider (and log) once per batch.
+static void
+test_failed_record_waits_for_the_interval (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_script_t script = { 0, 0, 0 };
+    s_use_script (self, &script);
+    assert_int_equal (sqlite3_exec (store_db (self->store),
+        "CREATE TRIGGER steps_kept BEFORE DELETE ON steps BEGIN "
+        "SELECT RAISE (ABORT, 'test: steps are kept'); END;",
+        NULL, NULL, NULL), SQLITE_OK);
+    char id [16];
+    for (int index = 0; index < 4; index++) {
+        snprintf (id, sizeof id, "rs%d", index);
+        assert_int_equal (s_authorize (self, id, 10, NULL), 200);
+    }
+    s_publish (self, "reservation.confirmed", "rs0");
+    assert_true (TESTKIT_WAIT (5000, __atomic_load_n (&script.captures,
+                                                      __ATOMIC_SEQ_CST) == 1));
+    for (int index = 1; index < 4; index++) {
+        snprintf (id, sizeof id, "rs%d", index);
+        s_publish (self, "reservation.confirmed", id);
+        testkit_sync (self->kit, self->store, "payment");
+    }
+    zclock_sleep (200);
+    assert_int_equal (__atomic_load_n (&script.captures, __ATOMIC_SEQ_CST), 1);
+    assert_int_equal (s_count (self, "SELECT count (*) FROM steps"), 4);
+    assert_int_equal (s_count (self, "SELECT count (*) FROM payments "
+                                     "WHERE status = 'captured'"), 0);
+    assert_int_equal (testkit_count (self->kit, "payment.captured", NULL), 0);
+    svc_payment_destroy (&self->state);
+}
+
 //  The tick records a run of queued steps in one transaction, and stops at
 //  the first one the provider refuses: the steps after it wait too, so the
 //  captures still happen in queue order, each once.
@@ -717,6 +752,9 @@ main (void)
                                          s_setup_no_tick,
                                          testkit_service_teardown),
         cmocka_unit_test_setup_teardown (test_failed_provider_waits_for_the_interval,
+                                         s_setup_no_tick,
+                                         testkit_service_teardown),
+        cmocka_unit_test_setup_teardown (test_failed_record_waits_for_the_interval,
                                          s_setup_no_tick,
                                          testkit_service_teardown),
         T (test_cancel_after_confirm_refunds),
