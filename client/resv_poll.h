@@ -19,12 +19,12 @@ extern "C" {
 #endif
 
 //  Waits until one of items is readable, or timeout ms (-1: no limit, 0:
-//  a check only), like zmq_poll, and sets each item's revents. An item is
-//  a ZeroMQ socket (its fd ignored) or, when socket is NULL, a plain file
-//  descriptor. Only ZMQ_POLLIN is waited for: other requested events are
-//  never reported. Returns the number of readable items, 0 on timeout, or
-//  -1 with errno set (EINTR when a signal interrupted the sleep; the
-//  caller simply waits again).
+//  a check only), like zmq_poll, and sets each item's revents. Every item
+//  must be a ZeroMQ socket (its fd is ignored), at most 16 of them: plain
+//  descriptors, or more items, are refused with EINVAL. Only ZMQ_POLLIN
+//  is waited for: other requested events are never reported. Returns the
+//  number of readable items, 0 on timeout, or -1 with errno set (EINTR
+//  when a signal interrupted the sleep; the caller simply waits again).
 int
     resv_poll (zmq_pollitem_t *items, int count, long timeout);
 
