@@ -399,20 +399,18 @@ typedef struct {
     s_payment_t payment;        //  As loaded before the call
 } s_step_t;
 
-//  Readies one step: decides whether it is due and, if so, calls the
-//  provider (never inside a transaction: it may be slow). Returns 0 when
-//  the step can be recorded (done or moot), -1 when it must wait (the
-//  provider failed, an earlier step is not done, or the store failed);
-//  the tick then stops at it until the next tick.
+//  Loads the payment of one queued step and decides whether the step is
+//  due (the payment is in the status it moves from). Runs inside the
+//  tick's read transaction. Returns 0 when the step can go on (due, done
+//  or moot), -1 when it must wait (an earlier step is not done, or the
+//  store failed); the tick then stops at it until the next tick.
 static int
-s_step_ready (payment_t *self, store_t *store, s_step_t *step)
+s_step_load (payment_t *self, store_t *store, s_step_t *step)
 {
     bool capture = streq (step->action, "capture");
     bool void_ = streq (step->action, "void");
     step->from = capture || void_? S_AUTHORIZED: S_CAPTURED;
     step->to = capture? S_CAPTURED: void_? S_VOIDED: S_REFUNDED;
-    svc_payment_call_fn *call = capture? self->provider.capture:
-                                void_? self->provider.void_: self->provider.refund;
     int rc = s_payment_load (store, step->reservation, &step->payment);
     if (rc < 0) {
         zsys_error ("payment: %s %s: %s; will retry in %d ms", step->action,
@@ -425,21 +423,34 @@ s_step_ready (payment_t *self, store_t *store, s_step_t *step)
     step->due = rc == 0 && streq (step->payment.status, step->from);
     if (rc == 0 && !step->due && streq (step->payment.status, S_AUTHORIZED))
         return -1;
-    if (step->due) {
-        char message [256] = "";
-        int status = call (self->provider.self, step->reservation,
-                           step->payment.customer, step->payment.amount,
-                           message, sizeof message);
-        if (status != RESV_OK) {
-            zsys_warning ("payment: %s %s: provider answered %d: %s; will "
-                          "retry in %d ms", step->action, step->reservation,
-                          status, message, self->tick_ms);
-            //  The steps after it wait for it: ticks that events bring
-            //  do not call the provider again before the interval (nor,
-            //  below, after a store failure).
-            self->retry_at = zclock_mono () + self->tick_ms;
-            return -1;
-        }
+    return 0;
+}
+
+//  Calls the provider for a loaded step that is due (never inside a
+//  transaction: it may be slow). Returns 0, or -1 when the provider
+//  failed: the step must wait.
+static int
+s_step_call (payment_t *self, s_step_t *step)
+{
+    if (!step->due)
+        return 0;
+    svc_payment_call_fn *call = streq (step->action, "capture")?
+                                self->provider.capture:
+                                streq (step->action, "void")?
+                                self->provider.void_: self->provider.refund;
+    char message [256] = "";
+    int status = call (self->provider.self, step->reservation,
+                       step->payment.customer, step->payment.amount,
+                       message, sizeof message);
+    if (status != RESV_OK) {
+        zsys_warning ("payment: %s %s: provider answered %d: %s; will "
+                      "retry in %d ms", step->action, step->reservation,
+                      status, message, self->tick_ms);
+        //  The steps after it wait for it: ticks that events bring do
+        //  not call the provider again before the interval (nor, below,
+        //  after a store failure).
+        self->retry_at = zclock_mono () + self->tick_ms;
+        return -1;
     }
     return 0;
 }
@@ -469,8 +480,8 @@ s_step_record (store_t *store, s_step_t *step)
 }
 
 //  Carries out the queued steps in order, up to the first that must wait:
-//  first each one's provider call, then one transaction that records them
-//  all. If that transaction fails, the steps stay queued and the next tick
+//  first one read of the queue and of the payments, then each due step's
+//  provider call, then one transaction that records them all. If that transaction fails, the steps stay queued and the next tick
 //  calls the provider again, which sees the same operation (it is keyed
 //  by reservation). The events actor calls it right after each batch of
 //  events applied, and again at once while it records whole batches, so
@@ -483,23 +494,34 @@ s_tick (void *state, store_t *store, resv_t *client)
     payment_t *self = (payment_t *) state;
     if (zclock_mono () < self->retry_at)
         return false;
+    //  The queue and the payments its steps move are read in one
+    //  transaction: a statement outside one would be a transaction (and
+    //  two file locks) each.
+    if (store_begin_read (store)) {
+        self->retry_at = zclock_mono () + self->tick_ms;
+        return false;
+    }
     json_t *steps = s_steps_peek (store);
     s_step_t ready [S_STEPS_BATCH];
-    size_t count = 0;
+    size_t loaded = 0;
     size_t index;
     json_t *entry;
     json_array_foreach (steps, index, entry) {
-        if (count == S_STEPS_BATCH)
+        if (loaded == S_STEPS_BATCH)
             break;
-        s_step_t *step = &ready [count];
+        s_step_t *step = &ready [loaded];
         step->id = json_integer_value (json_array_get (entry, 0));
         step->reservation = json_string_value (json_array_get (entry, 1));
         step->action = json_string_value (json_array_get (entry, 2));
         step->cause = json_string_value (json_array_get (entry, 3));
-        if (s_step_ready (self, store, step))
+        if (s_step_load (self, store, step))
             break;
-        count++;
+        loaded++;
     }
+    store_rollback (store);     //  Only read: nothing to keep
+    size_t count = 0;
+    while (count < loaded && s_step_call (self, &ready [count]) == 0)
+        count++;
     bool recorded = false;
     if (count) {
         size_t done = 0;
