@@ -137,6 +137,31 @@ test_emit_quotes_the_envelope (void **state)
     store_destroy (&store);
 }
 
+//  An event's data built around a JSON text: the text goes in as it is,
+//  the strings quoted and escaped, a NULL value leaves its member out.
+static void
+test_object_text (void **state)
+{
+    (void) state;
+    const char *odd = "a\"b\\c\n\x01/\xc3\xa9";
+    const char *members [] = { "previous", "PENDING", "reason", NULL,
+                               "why", odd, NULL };
+    char *text = store_object_text ("reservation", "{\"k\":[1,null]}", members);
+    assert_non_null (text);
+    assert_string_equal (text, "{\"reservation\":{\"k\":[1,null]},"
+                         "\"previous\":\"PENDING\",\"why\":"
+                         "\"a\\\"b\\\\c\\u000a\\u0001/\xc3\xa9\"}");
+    json_t *object = json_loads (text, 0, NULL);
+    assert_non_null (object);
+    assert_string_equal (json_string_value (json_object_get (object, "why")), odd);
+    assert_null (json_object_get (object, "reason"));
+    json_decref (object);
+    free (text);
+    text = store_object_text ("r", "7", NULL);
+    assert_string_equal (text, "{\"r\":7}");
+    free (text);
+}
+
 static void
 test_rolled_back_change_emits_nothing (void **state)
 {
@@ -710,6 +735,7 @@ main (void)
         T (test_outbox_relayed_and_pruned),
         T (test_outbox_ack_prunes_with_the_next_write),
         T (test_emit_quotes_the_envelope),
+        T (test_object_text),
         T (test_rolled_back_change_emits_nothing),
         T (test_outbox_left_by_a_crash_is_sent_at_start),
         T (test_consumer_catches_up_then_follows),

@@ -354,6 +354,27 @@ s_text_quote (s_text_t *self, const char *string)
     s_text_add (self, "\"", 1);
 }
 
+char *
+store_object_text (const char *name, const char *value,
+                    const char *const *strings)
+{
+    s_text_t text = { NULL, 0, 0, false };
+    s_text_add (&text, "{", 1);
+    s_text_quote (&text, name);
+    s_text_add (&text, ":", 1);
+    s_text_add (&text, value, strlen (value));
+    for (size_t index = 0; strings && strings [index]; index += 2) {
+        if (!strings [index + 1])
+            continue;
+        s_text_add (&text, ",", 1);
+        s_text_quote (&text, strings [index]);
+        s_text_add (&text, ":", 1);
+        s_text_quote (&text, strings [index + 1]);
+    }
+    s_text_add (&text, "}", 1);
+    return text.data;
+}
+
 //  Writes the event into the outbox: its envelope around data, the text
 //  of a JSON object (NULL: {}).
 static int

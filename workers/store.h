@@ -119,6 +119,15 @@ int
                      const char *subject, const char *id,
                      const char *correlation, const char *data);
 
+//  Builds the text of a JSON object for store_emit_text: member name
+//  with value, the text of a JSON value taken as it is, then the string
+//  members of strings, a NULL-terminated list of names each followed by
+//  its value (a value NULL leaves its member out). Strings are quoted and
+//  escaped here. Returns the text (caller frees), or NULL out of memory.
+char *
+    store_object_text (const char *name, const char *value,
+                       const char *const *strings);
+
 //  Size of a derived event id, and its NUL.
 #define STORE_CAUSED_ID_SIZE 34
 

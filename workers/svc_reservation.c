@@ -113,23 +113,15 @@ static const char s_schema [] =
     " 'units', units, 'amount', amount, 'status', status, 'reason', reason," \
     " 'payment', json_object ('id', payment_id, 'status', payment_status)," \
     " 'created_at', created_at, 'updated_at', updated_at)"
-//  A new reservation: the data of its reservation.requested, and itself.
+//  A new reservation, and what its reservation.requested adds to it. The
+//  events' data is built around the row's text (store_object_text), so
+//  that SQLite writes the object once.
 static const char s_sql_requested [] =
-    "SELECT json_object ('reservation', " S_ROW_JSON ", 'owner', owner,"
-    "       'approval', approval), " S_ROW_JSON
-    "  FROM reservations WHERE id = ?1";
-//  A reservation just moved from status ?2 (with reason ?3 if not NULL):
-//  the data of its event, and itself.
-static const char s_sql_moved [] =
-    "SELECT CASE WHEN ?3 IS NULL"
-    "       THEN json_object ('reservation', " S_ROW_JSON ", 'previous', ?2)"
-    "       ELSE json_object ('reservation', " S_ROW_JSON ", 'previous', ?2,"
-    "                         'reason', ?3) END, " S_ROW_JSON
-    "  FROM reservations WHERE id = ?1";
+    "SELECT " S_ROW_JSON ", owner, approval FROM reservations WHERE id = ?1";
 static const char s_sql_load [] =
     "SELECT " S_ROW_JSON " FROM reservations WHERE id = ?1";
 static const char s_sql_status [] =
-    "SELECT status, customer, " S_ROW_JSON " FROM reservations WHERE id = ?1";
+    "SELECT status, customer FROM reservations WHERE id = ?1";
 static const char s_sql_insert [] =
     "INSERT INTO reservations (id, request_id, customer, resource, date,"
     "       days, slot, units, amount, status, reason, payment_id,"
@@ -319,13 +311,13 @@ s_move (store_t *store, const s_move_t *move, const char *id,
     *result_p = NULL;
     *error_p = NULL;
     *emitted_p = false;
-    //  Its status, its customer and itself, as it was.
-    char *before [3];
+    //  Its status and its customer, as they were.
+    char *before [2];
     sqlite3_stmt *stmt = store_stmt (store, s_sql_status);
     int found = -1;
     if (stmt) {
         sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
-        found = s_texts (stmt, before, 3);
+        found = s_texts (stmt, before, 2);
     }
     if (found < 0) {
         *error_p = resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
@@ -346,8 +338,12 @@ s_move (store_t *store, const s_move_t *move, const char *id,
         goto done;
     }
     if (streq (status, move->to)) {
-        *result_p = before [2];         //  Already there: a repeat, not an error
-        before [2] = NULL;
+        //  Already there: a repeat, not an error
+        if (s_load_text (store, id, result_p) != 1) {
+            *error_p = resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
+                "reservation: load %s: %s", id, store_error (store));
+            code = RESV_INTERNAL;
+        }
         goto done;
     }
     char now [RESV_TIME_SIZE];
@@ -379,36 +375,32 @@ s_move (store_t *store, const s_move_t *move, const char *id,
         code = RESV_CONFLICT;
         goto done;
     }
-    //  The data of its event and itself, as it is now.
-    char *after [2] = { NULL, NULL };
-    stmt = store_stmt (store, s_sql_moved);
-    if (stmt) {
-        sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text (stmt, 2, status, -1, SQLITE_STATIC);
-        if (reason)
-            sqlite3_bind_text (stmt, 3, reason, -1, SQLITE_STATIC);
-    }
-    if (!stmt || s_texts (stmt, after, 2) != 1) {
+    //  Itself as it is now, and the data of its event: that, the status
+    //  it left and the reason given.
+    char *after;
+    if (s_load_text (store, id, &after) != 1) {
         *error_p = resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
             "reservation: reload %s: %s", id, store_error (store));
         code = RESV_INTERNAL;
         goto done;
     }
-    if (store_emit_text (store, cause, move->event, "reservation", id, id,
-                         after [0])) {
+    const char *members [] = { "previous", status, "reason", reason, NULL };
+    char *data = store_object_text ("reservation", after, members);
+    if (!data || store_emit_text (store, cause, move->event, "reservation",
+                                  id, id, data)) {
         *error_p = resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
             "reservation: emit %s for %s: %s", move->event, id,
-            store_error (store));
+            data? store_error (store): "out of memory");
         code = RESV_INTERNAL;
-        zstr_free (&after [1]);
+        zstr_free (&after);
     }
     else {
         *emitted_p = true;
-        *result_p = after [1];
+        *result_p = after;
     }
-    zstr_free (&after [0]);
+    free (data);
 done:
-    for (int index = 0; index < 3; index++)
+    for (int index = 0; index < 2; index++)
         zstr_free (&before [index]);
     return code;
 }
@@ -884,36 +876,43 @@ s_reserve_store (s_self_t *self, s_order_t *order, s_held_t *held,
     if (rc != SQLITE_DONE)
         return S_FAIL (store, reply_p, "insert", order->id);
     bool twin = sqlite3_changes (store_db (store)) == 0;
-    //  The data of its reservation.requested, and itself.
-    char *texts [2];
+    //  Itself, and what its reservation.requested adds: owner, approval.
+    char *texts [3];
     stmt = store_stmt (store, s_sql_requested);
     if (!stmt)
         return S_FAIL (store, reply_p, "load", order->id);
     sqlite3_bind_text (stmt, 1, order->id, -1, SQLITE_STATIC);
-    if (s_texts (stmt, texts, 2) != 1)
+    if (s_texts (stmt, texts, 3) != 1)
         return S_FAIL (store, reply_p, "load", order->id);
+    char *data = NULL;
+    if (!twin) {
+        const char *members [] = { "owner", texts [1], "approval", texts [2],
+                                   NULL };
+        data = store_object_text ("reservation", texts [0], members);
+    }
+    zstr_free (&texts [1]);
+    zstr_free (&texts [2]);
     if (twin) {
         store_rollback (store);
-        zstr_free (&texts [0]);
-        *reply_p = s_reply_text (texts [1]);
+        *reply_p = s_reply_text (texts [0]);
         return RESV_CREATED;
     }
-    int rc_emit = store_emit_text (store, NULL, "reservation.requested",
-                                   "reservation", order->id, order->id,
-                                   texts [0]);
-    zstr_free (&texts [0]);
+    int rc_emit = !data || store_emit_text (store, NULL, "reservation.requested",
+                                            "reservation", order->id,
+                                            order->id, data);
+    free (data);
     if (rc_emit || s_saga_close (store, order->id, 0)) {
-        zstr_free (&texts [1]);
+        zstr_free (&texts [0]);
         return S_FAIL (store, reply_p, "emit reservation.requested for",
                           order->id);
     }
     if (store_commit (store)) {
-        zstr_free (&texts [1]);
+        zstr_free (&texts [0]);
         return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                        "reservation: commit insert %s failed", order->id);
     }
     events_flush (self->events);
-    *reply_p = s_reply_text (texts [1]);
+    *reply_p = s_reply_text (texts [0]);
     return RESV_CREATED;
 }
 
