@@ -550,15 +550,20 @@ s_object (s_scan_t *self, jscan_member_fn *member, void *arg)
 }
 
 static bool
-s_array (s_scan_t *self)
+s_array (s_scan_t *self, jscan_item_fn *item, void *arg)
 {
     self->at++;
     s_space (self);
     if (s_take (self, ']'))
         return true;
     while (true) {
+        s_space (self);
+        const unsigned char *value = self->at;
         jscan_kind_t kind;
         if (!s_value (self, &kind))
+            return false;
+        if (item && !item (arg, (const char *) value,
+                           (size_t) (self->at - value), kind))
             return false;
         s_space (self);
         if (!s_take (self, ','))
@@ -584,7 +589,7 @@ s_value (s_scan_t *self, jscan_kind_t *kind_p)
     else
     if (c == '[') {
         *kind_p = JSCAN_ARRAY;
-        ok = s_array (self);
+        ok = s_array (self, NULL, NULL);
     }
     else
     if (c == '"') {
@@ -647,6 +652,20 @@ jscan_object (const char *text, size_t size, jscan_member_fn *member,
     if (ok) {
         scan.depth = 1;
         ok = s_object (&scan, member, arg);
+    }
+    return s_scan_end (&scan, text, ok);
+}
+
+size_t
+jscan_array (const char *text, size_t size, jscan_item_fn *item, void *arg)
+{
+    s_scan_t scan;
+    s_scan_init (&scan, text, size);
+    s_space (&scan);
+    bool ok = scan.at < scan.end && *scan.at == '[';
+    if (ok) {
+        scan.depth = 1;
+        ok = s_array (&scan, item, arg);
     }
     return s_scan_end (&scan, text, ok);
 }

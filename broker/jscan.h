@@ -57,6 +57,19 @@ size_t
     jscan_object (const char *text, size_t size, jscan_member_fn *member,
                   void *arg);
 
+//  Called by jscan_array for each item of the array, in order: value and
+//  value_size the item as it is in the text. Returns false to stop the
+//  scan, which then fails.
+typedef bool (jscan_item_fn) (void *arg, const char *value, size_t value_size,
+                              jscan_kind_t kind);
+
+//  As jscan_value, for a value that must be an array; calls item, if not
+//  NULL, for each of its items. Returns 0 if the text is not an array, is
+//  not valid, or item returned false.
+size_t
+    jscan_array (const char *text, size_t size, jscan_item_fn *item,
+                 void *arg);
+
 //  Decodes a string value as jscan read it (with its quotes) into out, at
 //  most out_max - 1 bytes and a NUL. Returns the decoded length, which
 //  may be more than out held.

@@ -378,6 +378,58 @@ test_object_members (void **state)
     assert_string_equal (out, "a\"\\");
 }
 
+//  jscan_array hands over each item as it is in the text.
+typedef struct {
+    char items [8][64];
+    jscan_kind_t kinds [8];
+    int count;
+    int stop_at;
+} s_items_t;
+
+static bool
+s_item (void *arg, const char *value, size_t value_size, jscan_kind_t kind)
+{
+    s_items_t *self = (s_items_t *) arg;
+    if (self->count == self->stop_at)
+        return false;
+    snprintf (self->items [self->count], 64, "%.*s", (int) value_size, value);
+    self->kinds [self->count++] = kind;
+    return true;
+}
+
+static void
+test_array_items (void **state)
+{
+    (void) state;
+    const char text [] = " [ {\"a\" : [1, 2]} ,\"x\\\"\", [] ,-0.5,true ] tail";
+    s_items_t items = { .stop_at = -1 };
+    size_t size = jscan_array (text, sizeof text - 1, s_item, &items);
+    assert_int_equal (size, sizeof text - 1 - strlen (" tail"));
+    assert_int_equal (items.count, 5);
+    assert_string_equal (items.items [0], "{\"a\" : [1, 2]}");
+    assert_int_equal (items.kinds [0], JSCAN_OBJECT);
+    assert_string_equal (items.items [1], "\"x\\\"\"");
+    assert_int_equal (items.kinds [1], JSCAN_STRING);
+    assert_string_equal (items.items [2], "[]");
+    assert_int_equal (items.kinds [2], JSCAN_ARRAY);
+    assert_string_equal (items.items [3], "-0.5");
+    assert_int_equal (items.kinds [3], JSCAN_NUMBER);
+    assert_string_equal (items.items [4], "true");
+    assert_int_equal (items.kinds [4], JSCAN_LITERAL);
+    //  An item refused stops the scan, which fails.
+    items = (s_items_t) { .stop_at = 1 };
+    assert_int_equal (jscan_array (text, sizeof text - 1, s_item, &items), 0);
+    //  Only valid arrays; the empty one calls nothing.
+    items = (s_items_t) { .stop_at = -1 };
+    assert_int_equal (jscan_array ("[]", 2, s_item, &items), 2);
+    assert_int_equal (items.count, 0);
+    assert_int_equal (jscan_array ("{}", 2, NULL, NULL), 0);
+    assert_int_equal (jscan_array ("[1,]", 4, NULL, NULL), 0);
+    assert_int_equal (jscan_array ("[1 2]", 5, NULL, NULL), 0);
+    assert_int_equal (jscan_array ("[{\"a\":1,\"a\":2}]", 17, NULL, NULL), 0);
+    assert_int_equal (jscan_array ("[1", 2, NULL, NULL), 0);
+}
+
 int
 main (void)
 {
@@ -387,6 +439,7 @@ main (void)
         cmocka_unit_test (test_many_keys),
         cmocka_unit_test (test_generated),
         cmocka_unit_test (test_object_members),
+        cmocka_unit_test (test_array_items),
     };
     return cmocka_run_group_tests_name ("jscan", tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include "worker.h"
 #include "jscan.h"
 #include "resv_poll.h"
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 
@@ -133,6 +134,8 @@ struct _worker_t {
 
 static json_t *
     s_call_reply (int *status, const char *body, size_t size);
+static json_t *
+    s_call_result (int *status, json_t *reply);
 static void *
     s_grow (void *array, size_t *max_p, size_t used, size_t size);
 static void
@@ -346,20 +349,78 @@ s_checked_status (worker_t *self, const char *method, int status,
     return RESV_INTERNAL;
 }
 
+//  A batch request as it is read: its items' texts, in place in the body.
+typedef struct {
+    const char *batch;          //  The "batch" member's value
+    size_t batch_size;
+    jscan_kind_t kind;
+    struct {
+        const char *text;
+        size_t size;
+    } *items;
+    size_t nitems;
+    size_t max_items;
+    bool failed;                //  Out of memory
+} s_batch_t;
+
+static bool
+s_batch_member (void *arg, const char *key, size_t key_size,
+                const char *value, size_t value_size, jscan_kind_t kind)
+{
+    s_batch_t *batch = (s_batch_t *) arg;
+    if (key_size == 5 && streq (key, "batch")) {
+        batch->batch = value;
+        batch->batch_size = value_size;
+        batch->kind = kind;
+    }
+    return true;
+}
+
+static bool
+s_batch_item (void *arg, const char *value, size_t value_size,
+              jscan_kind_t kind)
+{
+    (void) kind;
+    s_batch_t *batch = (s_batch_t *) arg;
+    void *items = s_grow (batch->items, &batch->max_items, batch->nitems,
+                          sizeof *batch->items);
+    if (!items) {
+        batch->failed = true;
+        return false;
+    }
+    batch->items = items;
+    batch->items [batch->nitems].text = value;
+    batch->items [batch->nitems].size = value_size;
+    batch->nitems++;
+    return true;
+}
+
 //  Runs a batch request ("batch.METHOD", body {"batch":[BODY,...]}; see
 //  RESV_BATCH_PREFIX): the handler of METHOD on each body in turn, as if
 //  it had come alone, except that none may be taken aside (worker_defer
-//  says NULL). Answers 200 with each one's status and reply, in order.
+//  says NULL). Each body goes to it as it is in the request's text, read
+//  in place with jscan, not parsed and printed again. Answers 200 with
+//  each one's status and reply, in order.
 static int
 s_run_batch (worker_t *self, s_request_t *request, worker_handler_fn *handler,
              void *state, zframe_t **reply_p)
 {
     const char *method = request->method + strlen (RESV_BATCH_PREFIX);
-    json_t *body = request->body? json_loadb ((const char *) zframe_data (request->body),
-                                              zframe_size (request->body), 0, NULL): NULL;
-    json_t *items = json_object_get (body, "batch");
-    if (!json_is_array (items) || json_array_size (items) == 0) {
-        json_decref (body);
+    s_batch_t batch = { .batch = NULL };
+    const char *text = request->body? (const char *) zframe_data (request->body): "";
+    size_t size = request->body? zframe_size (request->body): 0;
+    size_t used = jscan_object (text, size, s_batch_member, &batch);
+    while (used && used < size && isspace ((unsigned char) text [used]))
+        used++;
+    if (used != size || !batch.batch || batch.kind != JSCAN_ARRAY
+    ||  jscan_array (batch.batch, batch.batch_size, s_batch_item, &batch) == 0
+    ||  batch.nitems == 0) {
+        free (batch.items);
+        if (batch.failed) {
+            *reply_p = worker_error (RESV_INTERNAL, RESV_REASON_INTERNAL,
+                                     "%s: out of memory", self->service);
+            return RESV_INTERNAL;
+        }
         *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_MALFORMED,
                                  "%s: a batch is {\"batch\":[BODY,...]}",
                                  self->service);
@@ -367,12 +428,9 @@ s_run_batch (worker_t *self, s_request_t *request, worker_handler_fn *handler,
     }
     zchunk_t *reply = zchunk_new (NULL, 256);
     zchunk_extend (reply, "{\"batch\":[", 10);
-    size_t index;
-    json_t *item;
-    json_array_foreach (items, index, item) {
-        char *text = json_dumps (item, JSON_COMPACT | JSON_ENCODE_ANY);
-        zframe_t *item_body = zframe_new (text, text? strlen (text): 0);
-        free (text);
+    for (size_t index = 0; index < batch.nitems; index++) {
+        zframe_t *item_body = zframe_new (batch.items [index].text,
+                                          batch.items [index].size);
         zframe_t *item_reply = NULL;
         int status = handler (state, method, &item_body, request->deadline,
                               &item_reply);
@@ -380,25 +438,25 @@ s_run_batch (worker_t *self, s_request_t *request, worker_handler_fn *handler,
         status = s_checked_status (self, method, status, &item_reply);
         //  Our handlers reply JSON; anything else is a failure.
         const char *data = item_reply? (const char *) zframe_data (item_reply): NULL;
-        size_t size = item_reply? zframe_size (item_reply): 0;
-        if (size && jscan_value (data, size) != size) {
+        size_t data_size = item_reply? zframe_size (item_reply): 0;
+        if (data_size && jscan_value (data, data_size) != data_size) {
             zsys_error ("worker: %s: handler of '%s' replied with no JSON",
                         self->service, method);
             zframe_destroy (&item_reply);
             status = s_checked_status (self, method, 0, &item_reply);
             data = (const char *) zframe_data (item_reply);
-            size = zframe_size (item_reply);
+            data_size = zframe_size (item_reply);
         }
         char head [40];
         int head_size = snprintf (head, sizeof head, "%s{\"status\":%d,\"body\":",
                                   index? ",": "", status);
         zchunk_extend (reply, head, (size_t) head_size);
-        zchunk_extend (reply, size? data: "null", size? size: 4);
+        zchunk_extend (reply, data_size? data: "null", data_size? data_size: 4);
         zchunk_extend (reply, "}", 1);
         zframe_destroy (&item_reply);
     }
     zchunk_extend (reply, "]}", 2);
-    json_decref (body);
+    free (batch.items);
     *reply_p = zframe_new (zchunk_data (reply), zchunk_size (reply));
     zchunk_destroy (&reply);
     return RESV_OK;
@@ -1134,11 +1192,11 @@ s_batch_done (worker_t *self, s_call_t *call, int status, const char *body,
         json_t *result;
         if (whole && json_is_integer (item_status)
         &&  item_code >= 100 && item_code <= 599) {
+            //  The item's body is parsed already: it is the result as
+            //  it stands, not printed and parsed again.
             json_t *item_body = json_object_get (item, "body");
-            char *text = json_is_null (item_body) || !item_body? NULL:
-                         json_dumps (item_body, JSON_COMPACT | JSON_ENCODE_ANY);
-            result = s_call_reply (&item_code, text, text? strlen (text): 0);
-            free (text);
+            result = s_call_result (&item_code, json_is_null (item_body)?
+                                    NULL: json_incref (item_body));
         }
         else {
             //  The request failed, or its reply is not a batch's: each
@@ -1277,6 +1335,13 @@ s_call_reply (int *status, const char *body, size_t size)
                                    "the reply is not JSON: %s", error.text);
         }
     }
+    return s_call_result (status, reply);
+}
+
+//  The same for a reply parsed already (taken; NULL for an empty body).
+static json_t *
+s_call_result (int *status, json_t *reply)
+{
     if (*status < 400)
         return reply? reply: json_object ();
     if (json_is_object (json_object_get (reply, "error")))

@@ -927,14 +927,34 @@ test_batch_request (void **state)
     assert_non_null (strstr (text, "{\"status\":500,\"body\":{\"error\":"));
     zstr_free (&text);
     zmsg_destroy (&reply);
-    //  A batch that is not {"batch":[...]} is refused whole.
-    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "b-5",
-               "batch.echo", "1000", "{\"batch\":[]}", NULL);
+    //  Each body goes to the handler as it is in the text; other members
+    //  and white space around are let be.
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "b-6",
+               "batch.echo", "1000",
+               " { \"v\" : 1, \"batch\" : [ {\"a\" : \"\\u00e9\"} , 2 ] } \n", NULL);
     reply = s_expect (self, s_handler, 2000);
-    assert_true (s_frame_eq (s_frame_at (reply, 4), "400"));
-    s_assert_error (s_frame_at (reply, 5), 400, "malformed");
+    assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "b-6",
+                           "200", "{\"batch\":[{\"status\":200,\"body\":"
+                           "{\"a\" : \"\\u00e9\"}},{\"status\":200,\"body\":2}]}",
+                           NULL));
     zmsg_destroy (&reply);
-    assert_int_equal (self->calls, 7);
+    assert_int_equal (self->calls, 9);
+    //  A batch that is not {"batch":[...]} (with at least one body, all
+    //  of valid JSON) is refused whole, and runs nothing.
+    const char *bad [] = {
+        "{\"batch\":[]}", "{\"batch\":{}}", "{\"batch\":[1,]}",
+        "{\"batch\":[1]} x", "{\"batch\":[{\"a\":1,\"a\":2}]}",
+        "{\"other\":[1]}", "[1]", "", NULL
+    };
+    for (int index = 0; bad [index]; index++) {
+        s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "b-5",
+                   "batch.echo", "1000", bad [index], NULL);
+        reply = s_expect (self, s_handler, 2000);
+        assert_true (s_frame_eq (s_frame_at (reply, 4), "400"));
+        s_assert_error (s_frame_at (reply, 5), 400, "malformed");
+        zmsg_destroy (&reply);
+    }
+    assert_int_equal (self->calls, 9);
 }
 
 //  Serves until both calls of "call2" have completed, or 3 s.
