@@ -1772,8 +1772,13 @@ s_broker_actor (zsock_t *pipe, void *args)
         if (items [0].revents & ZMQ_POLLIN)
             s_pipe_command (self);
         //  Replies first: each frees credit for the requests behind it.
-        s_drain (self, self->back, s_backend_message);
-        s_drain (self, self->front, s_frontend_message);
+        //  A socket that had nothing is not asked again here (a receive
+        //  that finds nothing costs two system calls): what came since
+        //  shows at the next wait, which asks every socket.
+        if (items [1].revents & ZMQ_POLLIN)
+            s_drain (self, self->back, s_backend_message);
+        if (items [2].revents & ZMQ_POLLIN)
+            s_drain (self, self->front, s_frontend_message);
         //  A commit done lets the publishes that waited for it go next.
         if (items [3].revents & ZMQ_POLLIN)
             s_journal_done (self, 0);
