@@ -47,6 +47,7 @@ typedef struct {
                                 //  some process) or not needed
     int64_t stored;             //  The stored cursor, as last seen or set
     bool applied;               //  Applied something since last asked
+    bool emitted;               //  An apply since then wrote to the outbox
     events_page_fn *page;       //  Called after each page of a catch-up
     void *page_arg;             //  Its argument
     //  When every type the consumer applies is of one family
@@ -203,6 +204,7 @@ s_apply (consumer_t *self, json_t *events)
     }
     self->cursor = self->stored = cursor;
     self->applied = true;
+    self->emitted |= store_emitted (self->store);
     return applied;
 }
 
@@ -701,20 +703,27 @@ s_events_actor (zsock_t *pipe, void *args)
         if (self->sub && rc > 0 && items [1].revents)
             s_consume_live (self);
         //  What an apply emitted goes out now, not at the next interval:
-        //  each step of the saga would otherwise wait for the timer.
-        for (size_t index = 0; index < self->nconsumers; index++)
-            if (self->consumers [index].applied) {
-                self->consumers [index].applied = false;
-                self->relay_wanted = true;
+        //  each step of the saga would otherwise wait for the timer. (An
+        //  apply that emitted nothing, as all of the view's, gives the
+        //  relay nothing to read.)
+        for (size_t index = 0; index < self->nconsumers; index++) {
+            consumer_t *consumer = &self->consumers [index];
+            if (consumer->applied) {
+                consumer->applied = false;
                 self->tick_wanted = self->config.tick_on_apply;
             }
+            if (consumer->emitted) {
+                consumer->emitted = false;
+                self->relay_wanted = true;
+            }
+        }
         int64_t now = zclock_mono ();
         if (self->relay_wanted || now >= self->relay_at) {
             s_relay (self);
             self->relay_at = zclock_mono () + RELAY_INTERVAL;
         }
         if (self->sub && now >= self->check_at) {
-            bool applied = false;
+            bool applied = false, emitted = false;
             for (size_t index = 0; index < self->nconsumers; index++) {
                 consumer_t *consumer = &self->consumers [index];
                 if (!consumer->heard)
@@ -722,12 +731,14 @@ s_events_actor (zsock_t *pipe, void *args)
                 consumer->heard = false;
                 applied |= consumer->applied;
                 consumer->applied = false;
+                emitted |= consumer->emitted;
+                consumer->emitted = false;
             }
             self->check_at = zclock_mono () + CHECK_INTERVAL;
-            if (applied) {
+            if (emitted)
                 s_relay (self);
+            if (applied)
                 self->tick_wanted = self->config.tick_on_apply;
-            }
         }
         if (self->sub && now >= self->save_at) {
             for (size_t index = 0; index < self->nconsumers; index++)
@@ -843,7 +854,7 @@ events_batch_end (void *batch)
 {
     events_batch_t *self = (events_batch_t *) batch;
     int rc = store_batch_end (self->store);
-    if (rc == 0 && store_batch_emitted (self->store))
+    if (rc == 0 && store_emitted (self->store))
         events_flush (self->events);
     return rc;
 }

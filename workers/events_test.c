@@ -634,7 +634,7 @@ test_store_batch (void **state)
     store_rollback (store);
     assert_int_equal (store_batch_end (store), 0);
     //  It wrote rows but no event: nothing for the relay.
-    assert_false (store_batch_emitted (store));
+    assert_false (store_emitted (store));
     assert_int_equal (testkit_sql_int (store, "SELECT group_concat (id) FROM parent"), 1);
     //  A batch whose request emits an event says so once committed.
     assert_int_equal (store_batch_begin (store), 0);
@@ -643,7 +643,7 @@ test_store_batch (void **state)
                                   NULL), 0);
     assert_int_equal (store_commit (store), 0);
     assert_int_equal (store_batch_end (store), 0);
-    assert_true (store_batch_emitted (store));
+    assert_true (store_emitted (store));
     assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM outbox"), 1);
     //  A commit that fails (a deferred constraint, checked at COMMIT)
     //  writes nothing of the batch, its event included, and the store
@@ -656,12 +656,27 @@ test_store_batch (void **state)
     assert_int_equal (store_commit (store), 0);
     s_batched_insert (store, "INSERT INTO child VALUES (1, 99) RETURNING id", 1, true);
     assert_int_equal (store_batch_end (store), -1);
-    assert_false (store_batch_emitted (store));
+    assert_false (store_emitted (store));
     assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM outbox"), 1);
     assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM parent"), 1);
     assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM child"), 0);
     assert_int_equal (store_begin (store), 0);
     assert_int_equal (store_commit (store), 0);
+    assert_false (store_emitted (store));
+    //  So does a plain transaction; one rolled back or only read does not.
+    assert_int_equal (store_begin (store), 0);
+    assert_int_equal (store_emit (store, "test.plain", "thing", "t3", NULL,
+                                  NULL), 0);
+    assert_int_equal (store_commit (store), 0);
+    assert_true (store_emitted (store));
+    assert_int_equal (store_begin (store), 0);
+    assert_int_equal (store_emit (store, "test.plain", "thing", "t4", NULL,
+                                  NULL), 0);
+    store_rollback (store);
+    assert_int_equal (store_begin_read (store), 0);
+    assert_int_equal (store_commit (store), 0);
+    assert_false (store_emitted (store));
+    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM outbox"), 2);
     store_destroy (&store);
 }
 

@@ -23,8 +23,9 @@ struct _store_t {
     char error [256];           //  A kept copy of an error message
     bool batch;                 //  A group commit is open
     bool savepoint;             //  A request's savepoint is open in it
-    bool emitting;              //  The open batch added to the outbox
-    bool emitted;               //  The last batch committed outbox rows
+    bool emitting;              //  The open transaction or batch added
+                                //  to the outbox
+    bool emitted;               //  The last commit wrote outbox rows
     bool writing;               //  The open transaction may write
     int64_t acked;              //  Outbox rows up to here were acknowledged
     int64_t pruned;             //  and deleted up to here
@@ -188,6 +189,7 @@ store_begin (store_t *self)
         return s_savepoint (self);
     int rc = s_exec (self, "BEGIN IMMEDIATE", "begin");
     self->writing = rc == 0;
+    self->emitting = false;
     return rc;
 }
 
@@ -197,6 +199,7 @@ store_begin_read (store_t *self)
     if (self->batch)
         return s_savepoint (self);
     self->writing = false;
+    self->emitting = false;
     return s_exec (self, "BEGIN", "begin");
 }
 
@@ -234,11 +237,13 @@ store_commit (store_t *self)
         //  A release cannot fail on disk: it only merges into the batch.
         return s_exec (self, "RELEASE request", "commit");
     }
+    self->emitted = false;
     int64_t pruned = s_prune_in (self);
     if (s_exec (self, "COMMIT", "commit")) {
         store_rollback (self);
         return -1;
     }
+    self->emitted = self->emitting;
     self->writing = false;
     if (pruned > self->pruned)
         self->pruned = pruned;
@@ -257,6 +262,7 @@ store_rollback (store_t *self)
         return;
     }
     self->writing = false;
+    self->emitting = false;
     if (!sqlite3_get_autocommit (self->db))
         s_exec (self, "ROLLBACK", NULL);
 }
@@ -296,7 +302,7 @@ store_batch_end (store_t *self)
 }
 
 bool
-store_batch_emitted (store_t *self)
+store_emitted (store_t *self)
 {
     return self->emitted;
 }
@@ -418,8 +424,7 @@ s_emit (store_t *self, const char *event_id, const char *type,
                     sqlite3_errmsg (self->db));
         return -1;
     }
-    if (self->batch)
-        self->emitting = true;
+    self->emitting = true;
     return 0;
 }
 

@@ -87,10 +87,11 @@ int
 int
     store_batch_end (store_t *self);
 
-//  Whether the last store_batch_end committed a batch that added events to
-//  the outbox (the relay has something to send only then).
+//  Whether the last commit (store_commit of a transaction, or
+//  store_batch_end) added events to the outbox: the relay has something
+//  to send only then.
 bool
-    store_batch_emitted (store_t *self);
+    store_emitted (store_t *self);
 
 //  Adds an event to the outbox, inside the current transaction. subject is
 //  the key naming what the event is about ("reservation" or "resource"),
