@@ -271,6 +271,51 @@ test_expiry_survives_restart (void **state)
 }
 
 
+//  A tick that closes a whole batch of expiries (100) goes on at once
+//  with the rest, rather than leaving them for the next tick.
+static int
+s_setup_slow_tick (void **state)
+{
+    static const char *env [] = {
+        "RESV_APPROVAL_TIMEOUT", "300", "RESV_APPROVAL_TICK", "3000", NULL
+    };
+    return s_setup_with (state, env);
+}
+
+static void
+test_expiry_of_more_than_a_batch (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  150 reservations made while approval is down: when it starts, every
+    //  deadline has passed, and its first tick (3 s later) finds them all.
+    char *resource = testkit_resource (self->kit, 150, 1200, "manual");
+    testkit_stop (self->kit, "approval");
+    char *ids [150];
+    for (int index = 0; index < 150; index++) {
+        char request_id [16];
+        snprintf (request_id, sizeof request_id, "k-m%d", index);
+        ids [index] = testkit_reserved (self->kit, resource, request_id);
+    }
+    zclock_sleep (400);
+    testkit_start (self->kit, "approval");
+    assert_true (TESTKIT_WAIT (10000,
+        testkit_count (self->kit, "reservation.expired", NULL) >= 1));
+    int64_t first = zclock_mono ();
+    //  The second batch follows the first at once: all 150 long before
+    //  the next tick would have come (3 s after the first one ended).
+    assert_true (TESTKIT_WAIT (10000,
+        testkit_count (self->kit, "reservation.expired", NULL) >= 150));
+    int64_t all = zclock_mono ();
+    assert_true (all - first < 2000);
+    for (int index = 0; index < 150; index++) {
+        assert_string_equal (testkit_status (self->kit, ids [index]), "EXPIRED");
+        free (ids [index]);
+    }
+    zclock_sleep (300);
+    assert_int_equal (testkit_count (self->kit, "reservation.expired", NULL), 150);
+    free (resource);
+}
+
 //  --------------------------------------------------------------------------
 //  Decisions: failures
 
@@ -489,6 +534,7 @@ main (void)
         S_TEST (test_decision_right_after_reserve),
         S_TEST_WITH (test_expiry, s_setup_short),
         S_TEST_WITH (test_expiry_survives_restart, s_setup_short),
+        S_TEST_WITH (test_expiry_of_more_than_a_batch, s_setup_slow_tick),
         S_TEST (test_not_the_owner),
         S_TEST (test_unknown_reservation),
         S_TEST (test_conflicting_decisions),
