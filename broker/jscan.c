@@ -641,31 +641,33 @@ jscan_value (const char *text, size_t size)
     return s_scan_end (&scan, text, ok);
 }
 
-size_t
-jscan_object (const char *text, size_t size, jscan_member_fn *member,
-              void *arg)
+//  Reads the object ('{') or array ('[') that text must start with, and
+//  hands its members or items over (see jscan_object and jscan_array).
+static size_t
+s_container (const char *text, size_t size, char open,
+             jscan_member_fn *member, jscan_item_fn *item, void *arg)
 {
     s_scan_t scan;
     s_scan_init (&scan, text, size);
     s_space (&scan);
-    bool ok = scan.at < scan.end && *scan.at == '{';
+    bool ok = scan.at < scan.end && *scan.at == open;
     if (ok) {
         scan.depth = 1;
-        ok = s_object (&scan, member, arg);
+        ok = open == '{'? s_object (&scan, member, arg)
+                        : s_array (&scan, item, arg);
     }
     return s_scan_end (&scan, text, ok);
 }
 
 size_t
+jscan_object (const char *text, size_t size, jscan_member_fn *member,
+              void *arg)
+{
+    return s_container (text, size, '{', member, NULL, arg);
+}
+
+size_t
 jscan_array (const char *text, size_t size, jscan_item_fn *item, void *arg)
 {
-    s_scan_t scan;
-    s_scan_init (&scan, text, size);
-    s_space (&scan);
-    bool ok = scan.at < scan.end && *scan.at == '[';
-    if (ok) {
-        scan.depth = 1;
-        ok = s_array (&scan, item, arg);
-    }
-    return s_scan_end (&scan, text, ok);
+    return s_container (text, size, '[', NULL, item, arg);
 }
