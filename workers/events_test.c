@@ -160,6 +160,8 @@ test_object_text (void **state)
     text = store_object_text ("r", "7", NULL);
     assert_string_equal (text, "{\"r\":7}");
     free (text);
+    assert_null (store_object_text ("r", NULL, members));
+    assert_null (store_object_text (NULL, "7", members));
 }
 
 static void

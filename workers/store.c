@@ -364,6 +364,8 @@ char *
 store_object_text (const char *name, const char *value,
                     const char *const *strings)
 {
+    if (!name || !value)
+        return NULL;
     s_text_t text = { NULL, 0, 0, false };
     s_text_add (&text, "{", 1);
     s_text_quote (&text, name);

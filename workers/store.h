@@ -124,7 +124,8 @@ int
 //  with value, the text of a JSON value taken as it is, then the string
 //  members of strings, a NULL-terminated list of names each followed by
 //  its value (a value NULL leaves its member out). Strings are quoted and
-//  escaped here. Returns the text (caller frees), or NULL out of memory.
+//  escaped here. Returns the text (caller frees), or NULL out of memory
+//  or without a name or value.
 char *
     store_object_text (const char *name, const char *value,
                        const char *const *strings);
