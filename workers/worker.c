@@ -417,10 +417,14 @@ s_run_batch (worker_t *self, s_request_t *request, worker_handler_fn *handler,
     ||  batch.nitems == 0) {
         free (batch.items);
         if (batch.failed) {
+            zsys_error ("worker: %s: %s: out of memory", self->service,
+                        request->method);
             *reply_p = worker_error (RESV_INTERNAL, RESV_REASON_INTERNAL,
                                      "%s: out of memory", self->service);
             return RESV_INTERNAL;
         }
+        zsys_warning ("worker: %s: %s with a malformed body refused",
+                      self->service, request->method);
         *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_MALFORMED,
                                  "%s: a batch is {\"batch\":[BODY,...]}",
                                  self->service);
