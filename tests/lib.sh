@@ -40,6 +40,16 @@ cleanup () {
     if [ "$FAILED" -ne 0 ] && [ -z "${CI:-}" ]; then
         echo "# logs kept in $T"
     else
+        # Under CI the directory goes: the end of each process's log goes
+        # to the output instead, so that a failure there can be read.
+        if [ "$FAILED" -ne 0 ]; then
+            local log
+            for log in "$T"/*.log; do
+                [ -f "$log" ] || continue
+                echo "# --- last lines of ${log##*/}"
+                tail -n 20 "$log" | sed 's/^/# /'
+            done
+        fi
         rm -rf "$T"
     fi
 }
