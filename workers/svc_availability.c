@@ -28,6 +28,7 @@
 #include "events.h"
 #include "fields.h"
 #include "resv_util.h"
+#include "jscan.h"
 
 //  A store failure in a handler: logged, rolled back, answered 500.
 #define S_FAIL(store, reply_p, operation, subject) \
@@ -373,6 +374,71 @@ s_resource_live (store_t *store, const char *id, json_t **resource_p)
         return RESV_NOT_FOUND;
     }
     return rc;
+}
+
+//  The resource of s_resource_json as text, written by SQLite: what hold
+//  replies with, which needs no jansson value of it.
+static const char s_sql_resource_text [] =
+    "SELECT json_object ('id', id, 'name', name, 'kind', kind,"
+    "       'owner', owner, 'capacity', capacity, 'price', price,"
+    "       'approval', approval, 'slots', CASE WHEN json_valid (slots)"
+    "       THEN json (slots) ELSE json_array () END,"
+    "       'created_at', created_at, 'updated_at', updated_at), slots"
+    "  FROM resources WHERE id = ?1 AND NOT removed";
+
+//  Loads resource id, if not removed, as the text of its JSON object and
+//  the text of its slots (both malloc'd). Returns 0, RESV_NOT_FOUND, or
+//  -1 on a store failure.
+static int
+s_resource_text (store_t *store, const char *id, char **text_p,
+                 char **slots_p)
+{
+    *text_p = *slots_p = NULL;
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_resource_text);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW) {
+        const char *text = (const char *) sqlite3_column_text (stmt, 0);
+        const char *slots = (const char *) sqlite3_column_text (stmt, 1);
+        *text_p = text? strdup (text): NULL;
+        *slots_p = slots? strdup (slots): NULL;
+    }
+    sqlite3_reset (stmt);
+    if (rc == SQLITE_DONE)
+        return RESV_NOT_FOUND;
+    if (rc == SQLITE_ROW && *text_p && *slots_p)
+        return 0;
+    zstr_free (text_p);
+    zstr_free (slots_p);
+    return -1;
+}
+
+//  Looks for a slot label in the text of a resource's slots, a JSON array
+//  of strings: the label given, or with none the first.
+typedef struct {
+    const char *wanted;         //  NULL: the first
+    char found [S_SLOT_MAX + 1];
+    bool known;
+} s_slot_find_t;
+
+static bool
+s_slot_item (void *arg, const char *value, size_t value_size,
+             jscan_kind_t kind)
+{
+    s_slot_find_t *find = (s_slot_find_t *) arg;
+    if (find->known || kind != JSCAN_STRING)
+        return true;
+    char label [S_SLOT_MAX + 2];
+    size_t size = jscan_string (value, value_size, label, sizeof label);
+    if (size > S_SLOT_MAX)
+        return true;            //  Too long to be one we took
+    if (!find->wanted || streq (label, find->wanted)) {
+        memcpy (find->found, label, size + 1);
+        find->known = true;
+    }
+    return true;
 }
 
 static int64_t
@@ -1072,31 +1138,24 @@ s_hold (void *state, json_t *request, int64_t deadline,
     store_t *store = self->store;
     if (store_begin (store))
         return S_FAIL (store, reply_p, "hold", reservation);
-    json_t *resource = NULL;
-    int rc = s_resource_live (store, id, &resource);
+    char *resource = NULL, *slots = NULL;
+    int rc = s_resource_text (store, id, &resource, &slots);
     if (rc == RESV_NOT_FOUND)
         return s_not_found (store, reply_p, id);
     if (rc)
         return S_FAIL (store, reply_p, "hold", reservation);
     int status = RESV_OK;
-    json_t *slots = json_object_get (resource, "slots");
-    if (slot) {
-        size_t index;
-        json_t *label;
-        bool known = false;
-        json_array_foreach (slots, index, label)
-            if (streq (json_string_value (label), slot))
-                known = true;
-        if (!known) {
-            store_rollback (store);
-            *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
-                                     "resource '%s' has no slot '%s'", id, slot);
-            status = RESV_BAD_REQUEST;
-            goto done;
-        }
+    s_slot_find_t find = { .wanted = slot };
+    jscan_array (slots, strlen (slots), s_slot_item, &find);
+    if (slot && !find.known) {
+        store_rollback (store);
+        *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                                 "resource '%s' has no slot '%s'", id, slot);
+        status = RESV_BAD_REQUEST;
+        goto done;
     }
-    else
-        slot = json_string_value (json_array_get (slots, 0));
+    if (!slot)
+        slot = find.known? find.found: NULL;
     s_holding_t holding;
     if (s_holding (store, reservation, &holding)) {
         status = S_FAIL (store, reply_p, "hold", reservation);
@@ -1183,11 +1242,19 @@ s_hold (void *state, json_t *request, int64_t deadline,
         status = S_FAIL (store, reply_p, "hold", reservation);
         goto done;
     }
-reply:
-    *reply_p = worker_json (json_pack ("{s:O,s:s}", "resource", resource,
-                                       "slot", slot));
+reply: {
+        //  {"resource":{...},"slot":S}, built around the resource's text.
+        const char *members [] = { "slot", slot, NULL };
+        char *text = store_object_text ("resource", resource, members);
+        *reply_p = text? zframe_new (text, strlen (text)): NULL;
+        free (text);
+        if (!*reply_p)
+            status = worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                                  "hold %s: out of memory", reservation);
+    }
 done:
-    json_decref (resource);
+    free (resource);
+    free (slots);
     return status;
 }
 

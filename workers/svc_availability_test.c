@@ -298,8 +298,26 @@ test_availability_reply_shape (void **state)
                       "reservation", "r1", "resource", id, "date", "2026-02-28",
                       "days", 2, "slot", "pm", "units", 2), &reply), 200);
     assert_string_equal (json_string_value (json_object_get (reply, "slot")), "pm");
-    assert_string_equal (json_string_value (json_object_get (
-                         json_object_get (reply, "resource"), "id")), id);
+    //  The hold's resource is the resource as shown, member for member and
+    //  in the same order, with a kind of null and the slots as a list.
+    json_t *shown = NULL;
+    assert_int_equal (s_call (self, "resource.show", json_pack ("{s:s}", "id", id),
+                              &shown), 200);
+    assert_int_equal (json_object_size (reply), 2);
+    assert_true (json_equal (json_object_get (reply, "resource"), shown));
+    char *held_text = json_dumps (json_object_get (reply, "resource"), JSON_COMPACT);
+    char *shown_text = json_dumps (shown, JSON_COMPACT);
+    assert_string_equal (held_text, shown_text);
+    free (held_text);
+    free (shown_text);
+    json_decref (reply);
+    //  A retry answers the same.
+    assert_int_equal (s_call (self, "hold", json_pack ("{s:s,s:s,s:s,s:i,s:s,s:i}",
+                      "reservation", "r1", "resource", id, "date", "2026-02-28",
+                      "days", 2, "slot", "pm", "units", 2), &reply), 200);
+    assert_true (json_equal (json_object_get (reply, "resource"), shown));
+    assert_string_equal (json_string_value (json_object_get (reply, "slot")), "pm");
+    json_decref (shown);
     json_decref (reply);
     assert_int_equal (s_call (self, "availability", json_pack ("{s:s,s:s,s:i}",
                       "resource", id, "date", "2026-02-27", "days", 3), &reply), 200);
