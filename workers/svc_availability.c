@@ -323,6 +323,8 @@ s_field_stay (json_t *request, const char *key, int64_t *first_p,
 
 //  The resource of the current row of stmt (S_RESOURCE_COLUMNS), as
 //  replied and as carried by events. Caller owns; NULL if out of memory.
+//  hold writes the same object in SQL (s_sql_resource_text);
+//  test_availability_reply_shape checks that the two agree.
 static json_t *
 s_resource_json (sqlite3_stmt *stmt)
 {

@@ -363,14 +363,19 @@ failed:
 //  Tick: queued steps are carried out
 
 //  Reads up to S_STEPS_BATCH queued steps, oldest first, as an array of
-//  [id, reservation, action, cause]. NULL when there are none or on error.
+//  [id, reservation, action, cause]. NULL when there are none or on error
+//  (then *failed_p is set, and the error logged).
 static json_t *
-s_steps_peek (store_t *store)
+s_steps_peek (store_t *store, bool *failed_p)
 {
+    *failed_p = false;
     sqlite3_stmt *stmt = store_stmt (store,
         "SELECT id, reservation, action, cause FROM steps ORDER BY id LIMIT ?1");
-    if (!stmt)
+    if (!stmt) {
+        zsys_error ("payment: read queued steps: %s", store_error (store));
+        *failed_p = true;
         return NULL;
+    }
     sqlite3_bind_int (stmt, 1, S_STEPS_BATCH);
     json_t *steps = json_array ();
     int rc;
@@ -379,8 +384,10 @@ s_steps_peek (store_t *store)
             (json_int_t) sqlite3_column_int64 (stmt, 0), s_text (stmt, 1),
             s_text (stmt, 2), s_text (stmt, 3)));
     sqlite3_reset (stmt);
-    if (rc != SQLITE_DONE)
+    if (rc != SQLITE_DONE) {
         zsys_error ("payment: read queued steps: %s", store_error (store));
+        *failed_p = true;
+    }
     if (json_array_size (steps) == 0) {
         json_decref (steps);
         return NULL;
@@ -481,9 +488,11 @@ s_step_record (store_t *store, s_step_t *step)
 
 //  Carries out the queued steps in order, up to the first that must wait:
 //  first one read of the queue and of the payments, then each due step's
-//  provider call, then one transaction that records them all. If that transaction fails, the steps stay queued and the next tick
-//  calls the provider again, which sees the same operation (it is keyed
-//  by reservation). The events actor calls it right after each batch of
+//  provider call, then one transaction that records them all. If that
+//  transaction fails, the steps stay queued and the next tick calls the
+//  provider again, which sees the same operation (it is keyed by
+//  reservation). A store failure or a provider's makes the ticks wait
+//  payment/tick ms before they try again. The events actor calls it right after each batch of
 //  events applied, and again at once while it records whole batches, so
 //  that the steps keep up with the confirmations; the interval is for
 //  the steps that wait on the provider. Returns true after a whole batch.
@@ -501,7 +510,10 @@ s_tick (void *state, store_t *store, resv_t *client)
         self->retry_at = zclock_mono () + self->tick_ms;
         return false;
     }
-    json_t *steps = s_steps_peek (store);
+    bool failed;
+    json_t *steps = s_steps_peek (store, &failed);
+    if (failed)
+        self->retry_at = zclock_mono () + self->tick_ms;
     s_step_t ready [S_STEPS_BATCH];
     size_t loaded = 0;
     size_t index;

@@ -442,6 +442,37 @@ test_failed_captures_are_retried (void **state)
     svc_payment_destroy (&self->state);
 }
 
+//  Authorises count reservations PREFIX0.., confirms the first and waits
+//  for its one provider call (which fails, or whose record fails), then
+//  confirms the others, each batch applied: asserts that no tick they
+//  bring calls the provider again before payment/tick, so that every step
+//  stays queued and nothing is captured.
+static void
+s_confirm_after_failure (fixture_t *self, s_script_t *script,
+                         const char *prefix, int count)
+{
+    char id [16];
+    for (int index = 0; index < count; index++) {
+        snprintf (id, sizeof id, "%s%d", prefix, index);
+        assert_int_equal (s_authorize (self, id, 10, NULL), 200);
+    }
+    snprintf (id, sizeof id, "%s0", prefix);
+    s_publish (self, "reservation.confirmed", id);
+    assert_true (TESTKIT_WAIT (5000, __atomic_load_n (&script->captures,
+                                                      __ATOMIC_SEQ_CST) == 1));
+    for (int index = 1; index < count; index++) {
+        snprintf (id, sizeof id, "%s%d", prefix, index);
+        s_publish (self, "reservation.confirmed", id);
+        testkit_sync (self->kit, self->store, "payment");
+    }
+    zclock_sleep (200);
+    assert_int_equal (__atomic_load_n (&script->captures, __ATOMIC_SEQ_CST), 1);
+    assert_int_equal (s_count (self, "SELECT count (*) FROM steps"), count);
+    assert_int_equal (s_count (self, "SELECT count (*) FROM payments "
+                                     "WHERE status = 'captured'"), 0);
+    assert_int_equal (testkit_count (self->kit, "payment.captured", NULL), 0);
+}
+
 //  A provider that fails is not called again before payment/tick has
 //  passed, however many events come meanwhile (each applied batch brings
 //  a tick): the steps behind the failed one wait for it anyway.
@@ -451,23 +482,7 @@ test_failed_provider_waits_for_the_interval (void **state)
     fixture_t *self = (fixture_t *) *state;
     s_script_t script = { 1000, 0, 0 };
     s_use_script (self, &script);
-    char id [16];
-    for (int index = 0; index < 6; index++) {
-        snprintf (id, sizeof id, "rf%d", index);
-        assert_int_equal (s_authorize (self, id, 10, NULL), 200);
-    }
-    s_publish (self, "reservation.confirmed", "rf0");
-    assert_true (TESTKIT_WAIT (5000, __atomic_load_n (&script.captures,
-                                                      __ATOMIC_SEQ_CST) == 1));
-    for (int index = 1; index < 6; index++) {
-        snprintf (id, sizeof id, "rf%d", index);
-        s_publish (self, "reservation.confirmed", id);
-        testkit_sync (self->kit, self->store, "payment");
-    }
-    zclock_sleep (200);
-    assert_int_equal (__atomic_load_n (&script.captures, __ATOMIC_SEQ_CST), 1);
-    assert_int_equal (s_count (self, "SELECT count (*) FROM steps"), 6);
-    assert_int_equal (testkit_count (self->kit, "payment.captured", NULL), 0);
+    s_confirm_after_failure (self, &script, "rf", 6);
     //  Destroyed here: the provider's script lives on this stack.
     svc_payment_destroy (&self->state);
 }
@@ -485,25 +500,7 @@ test_failed_record_waits_for_the_interval (void **state)
         "CREATE TRIGGER steps_kept BEFORE DELETE ON steps BEGIN "
         "SELECT RAISE (ABORT, 'test: steps are kept'); END;",
         NULL, NULL, NULL), SQLITE_OK);
-    char id [16];
-    for (int index = 0; index < 4; index++) {
-        snprintf (id, sizeof id, "rs%d", index);
-        assert_int_equal (s_authorize (self, id, 10, NULL), 200);
-    }
-    s_publish (self, "reservation.confirmed", "rs0");
-    assert_true (TESTKIT_WAIT (5000, __atomic_load_n (&script.captures,
-                                                      __ATOMIC_SEQ_CST) == 1));
-    for (int index = 1; index < 4; index++) {
-        snprintf (id, sizeof id, "rs%d", index);
-        s_publish (self, "reservation.confirmed", id);
-        testkit_sync (self->kit, self->store, "payment");
-    }
-    zclock_sleep (200);
-    assert_int_equal (__atomic_load_n (&script.captures, __ATOMIC_SEQ_CST), 1);
-    assert_int_equal (s_count (self, "SELECT count (*) FROM steps"), 4);
-    assert_int_equal (s_count (self, "SELECT count (*) FROM payments "
-                                     "WHERE status = 'captured'"), 0);
-    assert_int_equal (testkit_count (self->kit, "payment.captured", NULL), 0);
+    s_confirm_after_failure (self, &script, "rs", 4);
     svc_payment_destroy (&self->state);
 }
 

@@ -884,12 +884,10 @@ s_reserve_store (s_self_t *self, s_order_t *order, s_held_t *held,
     sqlite3_bind_text (stmt, 1, order->id, -1, SQLITE_STATIC);
     if (s_texts (stmt, texts, 3) != 1)
         return S_FAIL (store, reply_p, "load", order->id);
-    char *data = NULL;
-    if (!twin) {
-        const char *members [] = { "owner", texts [1], "approval", texts [2],
-                                   NULL };
-        data = store_object_text ("reservation", texts [0], members);
-    }
+    const char *members [] = { "owner", texts [1], "approval", texts [2],
+                               NULL };
+    char *data = twin? NULL: store_object_text ("reservation", texts [0],
+                                                members);
     zstr_free (&texts [1]);
     zstr_free (&texts [2]);
     if (twin) {
