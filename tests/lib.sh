@@ -55,19 +55,22 @@ cleanup () {
 }
 trap cleanup EXIT
 
-# Prints a free TCP port on 127.0.0.1: nothing answers on it and this test
-# has not handed it out before. The range stays below the kernel's
+# free_port VAR: sets VAR to a free TCP port on 127.0.0.1: nothing
+# answers on it and this test has not handed it out before. It sets a
+# variable rather than printing, since a $(...) would run it in a subshell
+# whose record of the ports handed out is lost: the three ports of one
+# broker could then come out equal. The range stays below the kernel's
 # ephemeral ports (32768 and up), which outgoing connections take: a
 # broker that resvd restarts binds its ports again, and no connection
 # must have taken one meanwhile.
 free_port () {
-    local port
+    local _free_port        # Named so as not to hide the caller's VAR
     while :; do
-        port=$((20000 + RANDOM % 12768))
-        case "$USED_PORTS" in *" $port "*) continue ;; esac
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            USED_PORTS="$USED_PORTS$port "
-            echo "$port"
+        _free_port=$((20000 + RANDOM % 12768))
+        case "$USED_PORTS" in *" $_free_port "*) continue ;; esac
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$_free_port") 2>/dev/null; then
+            USED_PORTS="$USED_PORTS$_free_port "
+            printf -v "$1" '%s' "$_free_port"
             return
         fi
     done
@@ -83,9 +86,11 @@ dead () { ! alive "$1"; }
 
 # Points every resv program at three fresh ports.
 use_free_ports () {
-    export RESV_BROKER_FRONTEND=tcp://127.0.0.1:$(free_port)
-    export RESV_BROKER_BACKEND=tcp://127.0.0.1:$(free_port)
-    export RESV_BROKER_EVENTS=tcp://127.0.0.1:$(free_port)
+    local frontend backend events
+    free_port frontend; free_port backend; free_port events
+    export RESV_BROKER_FRONTEND=tcp://127.0.0.1:$frontend
+    export RESV_BROKER_BACKEND=tcp://127.0.0.1:$backend
+    export RESV_BROKER_EVENTS=tcp://127.0.0.1:$events
 }
 
 # spawn NAME CMD...: starts CMD in the background, logging to $T/NAME.log,

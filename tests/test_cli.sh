@@ -107,7 +107,8 @@ expect_exit 0 "--help after a bad option exits 0" "$R" reserve --units x \
 
 # --- No broker: exit 3, quickly --------------------------------------------
 
-dead=tcp://127.0.0.1:$(free_port)
+free_port dead_port
+dead=tcp://127.0.0.1:$dead_port
 start=$(now_ms)
 expect_exit 3 "unreachable broker exits 3" "$R" -e "$dead" -t 300 ping
 elapsed=$(( $(now_ms) - start ))
