@@ -201,8 +201,16 @@ s_unicode_escape (const unsigned char *at, const unsigned char *end,
     return value != 0;
 }
 
-//  Reads the string at self->at (at its quote), hashing its decoded bytes
-//  into *hash_p.
+//  Bytes that stand for themselves in a string: ASCII from the space up
+//  but the quote and the backslash. The rest need a look (the end, an
+//  escape, a control character, UTF-8).
+static const bool s_plain [256] = {
+    [0x20] = true, [0x21] = true, [0x23 ... 0x5B] = true, [0x5D ... 0x7F] = true
+};
+
+//  Reads the string at self->at (at its quote). A key's decoded bytes are
+//  hashed into *hash_p; a value's (hash_p NULL) are only checked, which
+//  most of the time is a run of plain bytes.
 static bool
 s_string (s_scan_t *self, uint64_t *hash_p)
 {
@@ -210,6 +218,9 @@ s_string (s_scan_t *self, uint64_t *hash_p)
     const unsigned char *end = self->end;
     uint64_t hash = S_FNV_OFFSET;
     while (true) {
+        if (!hash_p)
+            while (at < end && s_plain [*at])
+                at++;
         if (at >= end)
             return false;
         unsigned char c = *at;
@@ -263,7 +274,8 @@ s_string (s_scan_t *self, uint64_t *hash_p)
         }
     }
     self->at = at + 1;
-    *hash_p = hash;
+    if (hash_p)
+        *hash_p = hash;
     return true;
 }
 
@@ -581,7 +593,6 @@ s_value (s_scan_t *self, jscan_kind_t *kind_p)
     self->depth++;
     unsigned char c = *self->at;
     bool ok;
-    uint64_t hash;
     if (c == '{') {
         *kind_p = JSCAN_OBJECT;
         ok = s_object (self, NULL, NULL);
@@ -594,7 +605,7 @@ s_value (s_scan_t *self, jscan_kind_t *kind_p)
     else
     if (c == '"') {
         *kind_p = JSCAN_STRING;
-        ok = s_string (self, &hash);
+        ok = s_string (self, NULL);
     }
     else
     if (c == '-' || s_is_digit (c)) {

@@ -158,6 +158,17 @@ test_written_cases (void **state)
     S_COMPARE ("[{\"a\":1},{\"a\":1}]");
     S_COMPARE ("{\"a\":{\"a\":{\"a\":1}}}");
     S_COMPARE ("{\"\":1,\"\":2}");
+    //  Every byte inside a value's string (read in runs of plain bytes)
+    //  and a key's (hashed byte by byte), after and before plain ones.
+    for (int byte = 0; byte < 256; byte++) {
+        char text [16];
+        int size = snprintf (text, sizeof text, "[\"ab%ccd\"]", byte ? byte : 'x');
+        text [4] = (char) byte;
+        s_compare (text, (size_t) size);
+        size = snprintf (text, sizeof text, "{\"ab%ccd\":1}", byte ? byte : 'x');
+        text [4] = (char) byte;
+        s_compare (text, (size_t) size);
+    }
 }
 
 static void
