@@ -5,6 +5,7 @@
 #include "checkpoint.h"
 #include "resv_util.h"
 #include "jscan.h"
+#include "fields.h"
 #include "resv_poll.h"
 #include <errno.h>
 
@@ -259,67 +260,8 @@ events_replay (resv_t *client, store_t *store, const char *consumer,
     return s_catch_up (&self);
 }
 
-//  What s_sparse_member builds: the object, the fields wanted, and the
-//  path of the object's members ("" at the top, "data." below "data").
-typedef struct {
-    json_t *object;
-    const char *const *fields;
-    char path [128];
-    bool top;
-} s_sparse_t;
-
-//  Keeps a member that a field names, whole; goes into an object member
-//  that a field names a member of.
-static bool
-s_sparse_member (void *arg, const char *key, size_t key_size,
-                 const char *value, size_t value_size, jscan_kind_t kind)
-{
-    s_sparse_t *self = (s_sparse_t *) arg;
-    char path [sizeof self->path];
-    int size = snprintf (path, sizeof path, "%s%s", self->path, key);
-    if (size < 0 || (size_t) size + 1 >= sizeof path || key_size != strlen (key))
-        return true;            //  No field names it
-    bool keep = self->top && (streq (key, "seq") || streq (key, "type"));
-    bool inside = false;
-    for (const char *const *field = self->fields; *field && !keep; field++) {
-        if (streq (*field, path))
-            keep = true;
-        else
-        if (kind == JSCAN_OBJECT && strncmp (*field, path, (size_t) size) == 0
-        &&  (*field) [size] == '.')
-            inside = true;
-    }
-    json_t *member = NULL;
-    if (keep)
-        member = json_loadb (value, value_size, JSON_DECODE_ANY, NULL);
-    else
-    if (inside) {
-        s_sparse_t inner = { json_object (), self->fields, "", false };
-        memcpy (inner.path, path, (size_t) size);      //  Fits: see above
-        memcpy (inner.path + size, ".", 2);
-        if (inner.object && jscan_object (value, value_size, s_sparse_member,
-                                          &inner) == value_size)
-            member = inner.object;
-        else
-            json_decref (inner.object);
-    }
-    else
-        return true;
-    return member && json_object_set_new (self->object, key, member) == 0;
-}
-
-//  An event's text (size bytes) parsed into the members that fields name
-//  and its seq and type; the rest is checked and passed over. NULL if the
-//  text is not a valid JSON object.
-static json_t *
-s_sparse (const char *text, size_t size, const char *const *fields)
-{
-    s_sparse_t top = { json_object (), fields, "", true };
-    if (top.object && jscan_object (text, size, s_sparse_member, &top) == size)
-        return top.object;
-    json_decref (top.object);
-    return NULL;
-}
+//  What a consumer with fields gets of each live event besides them.
+static const char *const s_envelope [] = { "seq", "type", NULL };
 
 //  A number of at most 20 digits from a frame.
 static int64_t
@@ -413,7 +355,7 @@ s_recv_live (events_t *self, consumer_t **consumer_p, int64_t *seq_p,
                     ? json_pack ("{s:I,s:s,s:s%}", "seq", (json_int_t) *seq_p,
                                  "type", type, "text", text, size)
                     : self->config.fields
-                    ? s_sparse (text, size, self->config.fields)
+                    ? field_sparse (text, size, self->config.fields, s_envelope)
                     : json_loadb (text, size, 0, NULL);
                 if (!*event_p) {
                     zsys_warning ("events: %s: fan-out event %" PRId64 " does "

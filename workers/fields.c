@@ -3,6 +3,7 @@
 #include "fields.h"
 #include "worker.h"
 #include "resv_util.h"
+#include "jscan.h"
 
 static int
 s_bad (zframe_t **reply_p, const char *key, const char *what)
@@ -155,4 +156,67 @@ field_only (json_t *request, const char **keys, zframe_t **reply_p)
         }
     }
     return 0;
+}
+
+
+//  What s_sparse_member builds: the object, the paths wanted, and the
+//  path of the object's members ("" at the top, "data." below "data").
+typedef struct {
+    json_t *object;
+    const char *const *lists [2];
+    char path [128];
+} s_sparse_t;
+
+//  Keeps a member that a path names, whole; goes into an object member
+//  that a path names a member of.
+static bool
+s_sparse_member (void *arg, const char *key, size_t key_size,
+                 const char *value, size_t value_size, jscan_kind_t kind)
+{
+    s_sparse_t *self = (s_sparse_t *) arg;
+    char path [sizeof self->path];
+    int size = snprintf (path, sizeof path, "%s%s", self->path, key);
+    if (size < 0 || (size_t) size + 1 >= sizeof path || key_size != strlen (key))
+        return true;            //  No path names it
+    bool keep = false;
+    bool inside = false;
+    for (int list = 0; list < 2 && !keep; list++)
+        for (const char *const *field = self->lists [list];
+             field && *field && !keep; field++) {
+            if (streq (*field, path))
+                keep = true;
+            else
+            if (kind == JSCAN_OBJECT && strncmp (*field, path, (size_t) size) == 0
+            &&  (*field) [size] == '.')
+                inside = true;
+        }
+    json_t *member = NULL;
+    if (keep)
+        member = json_loadb (value, value_size, JSON_DECODE_ANY, NULL);
+    else
+    if (inside) {
+        s_sparse_t inner = { json_object (), { self->lists [0], self->lists [1] },
+                             "" };
+        memcpy (inner.path, path, (size_t) size);      //  Fits: see above
+        memcpy (inner.path + size, ".", 2);
+        if (inner.object && jscan_object (value, value_size, s_sparse_member,
+                                          &inner) == value_size)
+            member = inner.object;
+        else
+            json_decref (inner.object);
+    }
+    else
+        return true;
+    return member && json_object_set_new (self->object, key, member) == 0;
+}
+
+json_t *
+field_sparse (const char *text, size_t size, const char *const *fields,
+              const char *const *more)
+{
+    s_sparse_t top = { json_object (), { fields, more }, "" };
+    if (top.object && jscan_object (text, size, s_sparse_member, &top) == size)
+        return top.object;
+    json_decref (top.object);
+    return NULL;
 }

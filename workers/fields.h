@@ -1,4 +1,5 @@
-/*  fields.h: checked reading of request fields, for service handlers.
+/*  fields.h: checked reading of request fields, for service handlers, and
+    the partial parse of a JSON text into the members a reader needs.
 
     Each getter reads one member of a JSON request object and checks it.
     On a bad or missing (when required) member it sets *reply_p to a 400
@@ -58,6 +59,17 @@ int
 //  so that a misspelt option is not silently ignored.
 int
     field_only (json_t *request, const char **keys, zframe_t **reply_p);
+
+//  Parses the JSON object text (size bytes) into the members named by
+//  fields or more (each NULL-terminated, more may be NULL), as paths:
+//  "id" keeps the member id whole, "data.owner" the member owner of the
+//  object data (and data with it, holding what is kept). The rest is
+//  checked (it must be valid JSON, as for json_loadb) but not built, which
+//  costs a fraction of a whole parse. Returns the object (caller owns), or
+//  NULL when text is not a valid JSON object or there is no memory.
+json_t *
+    field_sparse (const char *text, size_t size, const char *const *fields,
+                  const char *const *more);
 
 #ifdef __cplusplus
 }

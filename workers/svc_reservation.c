@@ -711,7 +711,7 @@ s_saga_resume (void *arg, int status, json_t *reply)
 //  request was taken aside; at once otherwise.
 static void
 s_saga_call (s_saga_t *saga, const char *service, const char *method,
-             json_t *request, s_step_fn *next)
+             json_t *request, const char *const *fields, s_step_fn *next)
 {
     s_self_t *self = saga->self;
     int64_t left = saga->deadline - zclock_mono ();
@@ -733,7 +733,7 @@ s_saga_call (s_saga_t *saga, const char *service, const char *method,
     if (saga->later) {
         saga->next = next;
         int rc = worker_call_async ((worker_t *) self->call_arg, service,
-                                    method, request, (int) budget,
+                                    method, request, fields, (int) budget,
                                     s_saga_resume, saga);
         json_decref (request);
         if (rc)
@@ -827,6 +827,14 @@ s_reserve_unavailable (s_self_t *self, s_order_t *order, const char *what,
                    undone? "nothing was reserved":
                            "undoing it failed too and will be retried");
 }
+
+//  What the saga reads of a hold's and an authorisation's success: the
+//  replies come with these members alone (worker_call_async's fields), as
+//  s_held_read and s_reserve_authorized read them.
+static const char *const s_hold_fields [] = {
+    "resource.price", "resource.owner", "resource.approval", "slot", NULL
+};
+static const char *const s_authorize_fields [] = { "payment.id", NULL };
 
 static bool
 s_held_read (json_t *reply, s_held_t *held)
@@ -969,7 +977,7 @@ s_reserve (s_self_t *self, json_t *request, int64_t deadline,
     if (hold && order->slot)
         json_object_set_new (hold, "slot", json_string (order->slot));
     s_saga_call (saga, RESV_SERVICE_AVAILABILITY, RESV_METHOD_HOLD, hold,
-                 s_reserve_held);
+                 s_hold_fields, s_reserve_held);
     if (deferred)
         return WORKER_DEFERRED; //  The saga answers, and frees itself
     assert (saga->done);
@@ -1039,7 +1047,7 @@ s_reserve_held (s_saga_t *saga, int status, json_t *reply)
                  json_pack ("{s:s,s:s,s:I}", "reservation", order->id,
                             "customer", order->customer,
                             "amount", (json_int_t) *amount),
-                 s_reserve_authorized);
+                 s_authorize_fields, s_reserve_authorized);
 }
 
 //  After payment authorize: store the reservation, or undo the hold.

@@ -10,6 +10,7 @@
 
 #include "worker.h"
 #include "jscan.h"
+#include "fields.h"
 #include "resv_poll.h"
 #include <ctype.h>
 #include <errno.h>
@@ -64,14 +65,14 @@ typedef struct {
 typedef struct {
     worker_done_fn *done;
     void *arg;
+    const char *const *fields;  //  What done reads of a success, or NULL
 } s_completion_t;
 
 //  An asynchronous call under way: one call, or a batch of them sent as
 //  one request (RESV_BATCH_PREFIX), completed each in turn.
 typedef struct {
     int64_t handle;             //  libresv's handle of the request
-    worker_done_fn *done;       //  Its completion
-    void *arg;                  //  And argument
+    s_completion_t completion;  //  Its completion
     s_completion_t *batch;      //  Or, for a batch, theirs (owned)
     size_t nbatch;              //  Calls in the batch
 } s_call_t;
@@ -87,8 +88,7 @@ typedef struct {
     char *method;
     char *body;                 //  NULL: an empty body
     int timeout;
-    worker_done_fn *done;
-    void *arg;
+    s_completion_t completion;
 } s_held_call_t;
 
 struct _worker_t {
@@ -133,7 +133,8 @@ struct _worker_t {
 
 
 static json_t *
-    s_call_reply (int *status, const char *body, size_t size);
+    s_call_reply (int *status, const char *body, size_t size,
+                  const char *const *fields);
 static json_t *
     s_call_result (int *status, json_t *reply);
 static void *
@@ -349,6 +350,19 @@ s_checked_status (worker_t *self, const char *method, int status,
     return RESV_INTERNAL;
 }
 
+//  Reads the text of a JSON object (size bytes, white space around it
+//  allowed) with jscan_object, calling member for each member. Returns
+//  whether the text is that and nothing else.
+static bool
+s_scan_object (const char *text, size_t size, jscan_member_fn *member,
+               void *arg)
+{
+    size_t used = jscan_object (text, size, member, arg);
+    while (used && used < size && isspace ((unsigned char) text [used]))
+        used++;
+    return used && used == size;
+}
+
 //  A batch request as it is read: its items' texts, in place in the body.
 typedef struct {
     const char *batch;          //  The "batch" member's value
@@ -409,10 +423,8 @@ s_run_batch (worker_t *self, s_request_t *request, worker_handler_fn *handler,
     s_batch_t batch = { .batch = NULL };
     const char *text = request->body? (const char *) zframe_data (request->body): "";
     size_t size = request->body? zframe_size (request->body): 0;
-    size_t used = jscan_object (text, size, s_batch_member, &batch);
-    while (used && used < size && isspace ((unsigned char) text [used]))
-        used++;
-    if (used != size || !batch.batch || batch.kind != JSCAN_ARRAY
+    if (!s_scan_object (text, size, s_batch_member, &batch)
+    ||  !batch.batch || batch.kind != JSCAN_ARRAY
     ||  jscan_array (batch.batch, batch.batch_size, s_batch_item, &batch) == 0
     ||  batch.nitems == 0) {
         free (batch.items);
@@ -881,8 +893,9 @@ s_run_calls (worker_t *self)
             s_batch_done (self, &call, reply.status, reply.body, reply.size);
         else {
             int status = reply.status;
-            json_t *json = s_call_reply (&status, reply.body, reply.size);
-            call.done (call.arg, status, json);
+            json_t *json = s_call_reply (&status, reply.body, reply.size,
+                                         call.completion.fields);
+            call.completion.done (call.completion.arg, status, json);
         }
         free (reply.body);
         ran++;
@@ -962,7 +975,8 @@ worker_destroy (worker_t **self_p)
             free (text);
         }
         else
-            call.done (call.arg, RESV_UNAVAILABLE, error);
+            call.completion.done (call.completion.arg, RESV_UNAVAILABLE,
+                                  error);
     }
     if (self->state == S_CONNECTED)
         s_send_ctl (self, RESV_CMD_DISCONNECT, NULL, NULL);
@@ -1105,14 +1119,14 @@ s_grow (void *array, size_t *max_p, size_t used, size_t size)
     return grown;
 }
 
-//  Sends an asynchronous call now and records its completion (done and
-//  arg, or for a batch request the nbatch completions of batch, which it
-//  takes). body may be NULL. Returns 0, or -1 when it could not be sent
-//  (batch is then the caller's still).
+//  Sends an asynchronous call now and records its completion (done, or
+//  for a batch request the nbatch completions of batch, which it takes).
+//  body may be NULL. Returns 0, or -1 when it could not be sent (batch is
+//  then the caller's still).
 static int
 s_call_send (worker_t *self, const char *service, const char *method,
-             const char *body, int timeout_ms, worker_done_fn *done,
-             void *arg, s_completion_t *batch, size_t nbatch)
+             const char *body, int timeout_ms, s_completion_t completion,
+             s_completion_t *batch, size_t nbatch)
 {
     if (!self->async) {
         self->async = resv_new (self->frontend);
@@ -1132,7 +1146,8 @@ s_call_send (worker_t *self, const char *service, const char *method,
                                 body? strlen (body): 0, timeout_ms);
     if (handle < 0)
         return -1;
-    self->calls [self->ncalls++] = (s_call_t) { handle, done, arg, batch, nbatch };
+    self->calls [self->ncalls++] = (s_call_t) { handle, completion, batch,
+                                                nbatch };
     return 0;
 }
 
@@ -1163,45 +1178,140 @@ s_call_send_batch (worker_t *self, s_held_call_t *calls, size_t *indexes,
         zchunk_extend (body, text, strlen (text));
         if (call->timeout < timeout)
             timeout = call->timeout;
-        batch [index] = (s_completion_t) { call->done, call->arg };
+        batch [index] = call->completion;
     }
     zchunk_extend (body, "]}", 3);     //  With the NUL s_call_send reads to
     int rc = s_call_send (self, first->service, method,
-                          (const char *) zchunk_data (body), timeout, NULL,
-                          NULL, batch, count);
+                          (const char *) zchunk_data (body), timeout,
+                          (s_completion_t) { NULL, NULL, NULL }, batch, count);
     zchunk_destroy (&body);
     if (rc)
         free (batch);
     return rc;
 }
 
+//  A span of JSON text: a member's or an item's value as written.
+typedef struct {
+    const char *text;
+    size_t size;
+    jscan_kind_t kind;
+} s_span_t;
+
+//  What the scan of a batch reply keeps: the list, each of its items (up
+//  to max), and in an item its status and body.
+typedef struct {
+    s_span_t batch;             //  The member "batch"
+    s_span_t *items;
+    size_t nitems;              //  Items seen, even past max
+    size_t max;
+    s_span_t status;            //  Of the item being read
+    s_span_t body;
+} s_reply_scan_t;
+
+static bool
+s_reply_member (void *arg, const char *key, size_t key_size, const char *value,
+                size_t value_size, jscan_kind_t kind)
+{
+    s_reply_scan_t *scan = (s_reply_scan_t *) arg;
+    (void) key_size;
+    if (streq (key, "batch"))
+        scan->batch = (s_span_t) { value, value_size, kind };
+    else
+    if (streq (key, "status"))
+        scan->status = (s_span_t) { value, value_size, kind };
+    else
+    if (streq (key, "body"))
+        scan->body = (s_span_t) { value, value_size, kind };
+    return true;
+}
+
+static bool
+s_reply_item (void *arg, const char *value, size_t value_size,
+              jscan_kind_t kind)
+{
+    s_reply_scan_t *scan = (s_reply_scan_t *) arg;
+    if (scan->nitems < scan->max)
+        scan->items [scan->nitems] = (s_span_t) { value, value_size, kind };
+    scan->nitems++;
+    return true;
+}
+
+//  The status of a batch item: a JSON integer of 100 to 599, else 0.
+static int
+s_item_code (s_span_t *status)
+{
+    if (status->kind != JSCAN_NUMBER || status->size != 3)
+        return 0;
+    int code = 0;
+    for (size_t index = 0; index < 3; index++) {
+        if (status->text [index] < '0' || status->text [index] > '9')
+            return 0;
+        code = code * 10 + (status->text [index] - '0');
+    }
+    return code >= 100 && code <= 599? code: 0;
+}
+
+//  The result of one item of a batch reply, as s_call_result makes it;
+//  its body is read from the reply's text (with the completion's fields
+//  alone, when it names some and the item succeeded).
+static json_t *
+s_item_result (s_reply_scan_t *scan, s_span_t *item, int *code_p,
+               const char *const *fields)
+{
+    scan->status = scan->body = (s_span_t) { NULL, 0, JSCAN_LITERAL };
+    if (item->kind != JSCAN_OBJECT
+    ||  jscan_object (item->text, item->size, s_reply_member, scan) != item->size
+    ||  (*code_p = s_item_code (&scan->status)) == 0) {
+        *code_p = RESV_INTERNAL;
+        return resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
+                               "the reply to a batch has an item without a "
+                               "status of 100 to 599");
+    }
+    s_span_t *body = &scan->body;
+    json_t *result = NULL;
+    if (body->text && !(body->kind == JSCAN_LITERAL && *body->text == 'n')) {
+        result = fields && *code_p < 400
+               ? field_sparse (body->text, body->size, fields, NULL)
+               : json_loadb (body->text, body->size, JSON_DECODE_ANY, NULL);
+        if (!result) {
+            *code_p = RESV_INTERNAL;
+            return resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
+                                   "the reply to a batch has an item whose "
+                                   "body cannot be read");
+        }
+    }
+    return s_call_result (code_p, result);
+}
+
 //  Completes each call of a batch request with its own status and reply,
-//  or all of them with the request's when it failed as a whole.
+//  or all of them with the request's when it failed as a whole. The reply
+//  is split with jscan, and each body parsed on its own (not the whole
+//  list, then each body taken from it).
 static void
 s_batch_done (worker_t *self, s_call_t *call, int status, const char *body,
               size_t size)
 {
-    json_t *reply = status == RESV_OK && size?
-                    json_loadb (body, size, 0, NULL): NULL;
-    json_t *items = json_object_get (reply, "batch");
-    bool whole = json_is_array (items) && json_array_size (items) == call->nbatch;
+    s_span_t items [S_BATCH_CALLS];
+    s_reply_scan_t scan = { { NULL, 0, JSCAN_LITERAL }, items, 0,
+                            S_BATCH_CALLS, { NULL, 0, JSCAN_LITERAL },
+                            { NULL, 0, JSCAN_LITERAL } };
+    bool whole = status == RESV_OK
+              && s_scan_object (body, size, s_reply_member, &scan)
+              && scan.batch.kind == JSCAN_ARRAY
+              && jscan_array (scan.batch.text, scan.batch.size, s_reply_item,
+                              &scan) == scan.batch.size
+              && scan.nitems == call->nbatch && call->nbatch <= scan.max;
     if (status == RESV_OK && !whole)
         zsys_warning ("worker: %s: the reply to a batch of %zu calls is not "
                       "a list of %zu replies; each call fails with 500",
                       self->service, call->nbatch, call->nbatch);
     for (size_t index = 0; index < call->nbatch; index++) {
-        json_t *item = json_array_get (items, index);
-        json_t *item_status = json_object_get (item, "status");
-        int item_code = (int) json_integer_value (item_status);
+        s_completion_t *completion = &call->batch [index];
+        int item_code;
         json_t *result;
-        if (whole && json_is_integer (item_status)
-        &&  item_code >= 100 && item_code <= 599) {
-            //  The item's body is parsed already: it is the result as
-            //  it stands, not printed and parsed again.
-            json_t *item_body = json_object_get (item, "body");
-            result = s_call_result (&item_code, json_is_null (item_body)?
-                                    NULL: json_incref (item_body));
-        }
+        if (whole)
+            result = s_item_result (&scan, &items [index], &item_code,
+                                    completion->fields);
         else {
             //  The request failed, or its reply is not a batch's: each
             //  call gets the failure.
@@ -1209,11 +1319,10 @@ s_batch_done (worker_t *self, s_call_t *call, int status, const char *body,
             result = status == RESV_OK
                    ? resv_error_new (item_code, RESV_REASON_INTERNAL,
                                      "the reply to a batch is malformed")
-                   : s_call_reply (&item_code, body, size);
+                   : s_call_reply (&item_code, body, size, NULL);
         }
-        call->batch [index].done (call->batch [index].arg, item_code, result);
+        completion->done (completion->arg, item_code, result);
     }
-    json_decref (reply);
     free (call->batch);
 }
 
@@ -1255,13 +1364,14 @@ s_held_calls_flush (worker_t *self, const char *refused)
             failed = size > 1
                    ? s_call_send_batch (self, calls, group, size) != 0
                    : s_call_send (self, call->service, call->method, call->body,
-                                  call->timeout, call->done, call->arg, NULL, 0) != 0;
+                                  call->timeout, call->completion, NULL, 0) != 0;
         for (size_t member = 0; failed && member < size; member++) {
             s_held_call_t *each = &calls [size > 1? group [member]: index];
-            each->done (each->arg, RESV_INTERNAL, resv_error_new (RESV_INTERNAL,
-                        RESV_REASON_INTERNAL, "%s: %s %s not sent: %s",
-                        self->service, each->service, each->method,
-                        refused? refused: "no client"));
+            each->completion.done (each->completion.arg, RESV_INTERNAL,
+                resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
+                                "%s: %s %s not sent: %s", self->service,
+                                each->service, each->method,
+                                refused? refused: "no client"));
         }
     }
     for (size_t index = 0; index < count; index++) {
@@ -1276,8 +1386,8 @@ s_held_calls_flush (worker_t *self, const char *refused)
 
 int
 worker_call_async (worker_t *self, const char *service, const char *method,
-                   json_t *request, int timeout_ms, worker_done_fn *done,
-                   void *arg)
+                   json_t *request, const char *const *fields, int timeout_ms,
+                   worker_done_fn *done, void *arg)
 {
     if (!self || !done || !service || !*service || !method
     ||  !s_is_word (service, strlen (service))
@@ -1286,9 +1396,10 @@ worker_call_async (worker_t *self, const char *service, const char *method,
     if (timeout_ms <= 0)
         timeout_ms = self->call_timeout;
     char *body = request? json_dumps (request, JSON_COMPACT): NULL;
+    s_completion_t completion = { done, arg, fields };
     if (!self->batching) {
-        int rc = s_call_send (self, service, method, body, timeout_ms, done,
-                              arg, NULL, 0);
+        int rc = s_call_send (self, service, method, body, timeout_ms,
+                              completion, NULL, 0);
         free (body);
         return rc;
     }
@@ -1302,7 +1413,7 @@ worker_call_async (worker_t *self, const char *service, const char *method,
     }
     self->held_calls = held;
     self->held_calls [self->nheld_calls++] = (s_held_call_t) {
-        strdup (service), strdup (method), body, timeout_ms, done, arg
+        strdup (service), strdup (method), body, timeout_ms, completion
     };
     return 0;
 }
@@ -1324,14 +1435,22 @@ s_call_error (json_t **reply_p, int code, const char *reason,
 }
 
 //  Turns a reply body into what worker_call returns, the way resv_call()
-//  does: {} for an empty success, an error object for any failure.
+//  does: {} for an empty success, an error object for any failure. A
+//  success's body is built with the members fields names alone, if any.
 static json_t *
-s_call_reply (int *status, const char *body, size_t size)
+s_call_reply (int *status, const char *body, size_t size,
+              const char *const *fields)
 {
     json_t *reply = NULL;
     if (size) {
         json_error_t error;
-        reply = json_loadb (body, size, JSON_DECODE_ANY, &error);
+        if (fields && *status < 400) {
+            reply = field_sparse (body, size, fields, NULL);
+            snprintf (error.text, sizeof error.text, "%s",
+                      "not a valid JSON object");
+        }
+        else
+            reply = json_loadb (body, size, JSON_DECODE_ANY, &error);
         if (!reply) {
             if (*status < 400)
                 *status = RESV_INTERNAL;
@@ -1403,7 +1522,8 @@ worker_call (worker_t *self, const char *service, const char *method,
                 continue;
             }
             int status = reply.status;
-            json_t *json = s_call_reply (&status, reply.body, reply.size);
+            json_t *json = s_call_reply (&status, reply.body, reply.size,
+                                         NULL);
             free (reply.body);
             if (reply_p)
                 *reply_p = json;

@@ -120,10 +120,15 @@ typedef void (worker_done_fn) (void *arg, int status, json_t *reply);
 //  a batch makes to one service and method leave as one request, 16 at
 //  most to a request (RESV_BATCH_PREFIX, with the shortest of their
 //  deadlines); each still completes with its own status and reply.
+//  fields, if not NULL, names the members of a success's reply that done
+//  reads (a NULL-terminated list of paths, as field_sparse takes them,
+//  borrowed until done has run): the reply reaches done with those alone,
+//  built from its text without parsing the rest. A failure's reply comes
+//  whole.
 int
     worker_call_async (worker_t *self, const char *service, const char *method,
-                       json_t *request, int timeout_ms, worker_done_fn *done,
-                       void *arg);
+                       json_t *request, const char *const *fields,
+                       int timeout_ms, worker_done_fn *done, void *arg);
 
 //  Group commit for a service whose handlers are quick. begin runs before
 //  the worker handles a burst of requests (those waiting on its socket, up

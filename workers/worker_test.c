@@ -290,9 +290,9 @@ test_null_safe (void **state)
     worker_later_t *later = NULL;
     worker_answer (worker, &later, 200, NULL);
     worker_answer (NULL, NULL, 200, NULL);
-    assert_int_equal (worker_call_async (worker, "UPPER", "x", NULL, 100,
-                                         s_never_done, NULL), -1);
-    assert_int_equal (worker_call_async (NULL, "echo", "x", NULL, 100,
+    assert_int_equal (worker_call_async (worker, "UPPER", "x", NULL, NULL,
+                                         100, s_never_done, NULL), -1);
+    assert_int_equal (worker_call_async (NULL, "echo", "x", NULL, NULL, 100,
                                          s_never_done, NULL), -1);
     worker_destroy (&worker);
     worker_destroy (&worker);
@@ -399,9 +399,11 @@ test_echo (void **state)
 //                    never); "OK"
 //    MUTE 1|0        fall silent (as SILENT 1) when a client request comes;
 //                    "OK"
+//    ANSWER body     what client requests are answered with from now on
+//                    (the default is {"ok":true}); "OK"
 //  A client request on the frontend makes it send the worker a REQUEST
 //  (ticket "held", method "echo", body "held") at once, then answer the
-//  client 200 {"ok":true} after the delay.
+//  client 200 and the answer's body after the delay.
 
 typedef struct {
     zsock_t *pipe;              //  To the test
@@ -417,6 +419,7 @@ typedef struct {
     int64_t heartbeat_at;       //  Next HB to the worker
     zmsg_t *answer;             //  Client reply waiting for answer_at
     int64_t answer_at;
+    char *answer_body;          //  Its body; NULL: {"ok":true}
 } fake_t;
 
 static void
@@ -470,6 +473,12 @@ s_fake_pipe (fake_t *self, bool *done)
         else
         if (streq (cmd, "MUTE"))
             self->mute = streq (arg, "1");
+        else
+        if (streq (cmd, "ANSWER")) {
+            free (self->answer_body);
+            self->answer_body = arg;
+            arg = NULL;
+        }
         free (arg);
         zstr_send (self->pipe, "OK");
     }
@@ -526,7 +535,8 @@ s_fake_frontend (fake_t *self)
             zmsg_addstr (self->answer, RESV_CMD_REPLY);
             zmsg_append (self->answer, &id);
             zmsg_addstr (self->answer, "200");
-            zmsg_addstr (self->answer, "{\"ok\":true}");
+            zmsg_addstr (self->answer, self->answer_body? self->answer_body:
+                                                          "{\"ok\":true}");
             self->answer_at = zclock_mono () + self->delay;
         }
     }
@@ -581,6 +591,7 @@ s_fake_actor (zsock_t *pipe, void *args)
         zmsg_destroy (&msg);
     zlist_destroy (&self.inbox);
     zmsg_destroy (&self.answer);
+    free (self.answer_body);
     zframe_destroy (&self.worker);
     zsock_destroy (&self.backend);
     zsock_destroy (&self.frontend);
@@ -662,16 +673,18 @@ s_expect (fixture_t *self, worker_handler_fn *handler, int timeout_ms)
     return NULL;
 }
 
-//  A completion of "call2": records status and the error's reason.
+//  A completion of "call2": records status and the error's reason ("-"
+//  for none).
 static void
 s_call2_done (void *arg, int status, json_t *reply)
 {
     fixture_t *self = (fixture_t *) arg;
     if (self->done < 2) {
         self->done_status [self->done] = status;
+        const char *reason = json_string_value (json_object_get (
+            json_object_get (reply, "error"), "reason"));
         snprintf (self->done_reason [self->done], sizeof self->done_reason [0],
-                  "%s", json_string_value (json_object_get (json_object_get (
-                  reply, "error"), "reason")));
+                  "%s", reason? reason: "-");
     }
     self->done++;
     json_decref (reply);
@@ -701,7 +714,8 @@ s_handler (void *state, const char *method, zframe_t **body_p,
         //  Two calls to one method, in a group commit: one batch request.
         for (int i = 0; i < 2; i++)
             assert_int_equal (worker_call_async (self->worker, "other", "x",
-                              NULL, self->call_timeout, s_call2_done, self), 0);
+                              NULL, NULL, self->call_timeout, s_call2_done,
+                              self), 0);
         return RESV_OK;
     }
     if (streq (method, "bogus")) {
@@ -995,6 +1009,56 @@ test_batch_calls_fail_together (void **state)
     s_wait_call2 (self);
     for (int i = 0; i < 2; i++)
         assert_int_equal (self->done_status [i], 504);
+    worker_set_batch (self->worker, NULL, NULL, NULL);
+}
+
+//  Each call of a batch request completes with its own item of the reply:
+//  its status and body. An item without a status of 100 to 599 fails its
+//  own call; a reply that is not a list of as many items, or anything
+//  but JSON, fails them all.
+static void
+test_batch_replies (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    worker_set_batch (self->worker, s_begin_ok, s_begin_ok, NULL);
+    struct {
+        const char *answer;
+        int status [2];
+        const char *reason [2];
+    } cases [] = {
+        { "{\"batch\":[{\"status\":200,\"body\":{\"a\":1}},{\"status\":404,"
+          "\"body\":{\"error\":{\"code\":404,\"reason\":\"not_found\","
+          "\"message\":\"m\"}}}]}", { 200, 404 }, { "-", "not_found" } },
+        { " {\"batch\" : [ {\"body\":null,\"status\":201} , {\"status\":409} ] }\n",
+          { 201, 409 }, { "-", "internal" } },
+        { "{\"batch\":[{\"status\":200},{\"status\":\"200\",\"body\":{}}]}",
+          { 200, 500 }, { "-", "internal" } },
+        { "{\"batch\":[{\"status\":99},{\"status\":200.0}]}",
+          { 500, 500 }, { "internal", "internal" } },
+        { "{\"batch\":[{\"status\":600},[200]]}",
+          { 500, 500 }, { "internal", "internal" } },
+        { "{\"batch\":[{\"status\":200}]}", { 500, 500 }, { "internal", "internal" } },
+        { "{\"batch\":[{\"status\":200},{\"status\":200},{\"status\":200}]}",
+          { 500, 500 }, { "internal", "internal" } },
+        { "{\"batch\":[{\"status\":200},{\"status\":200}]} x",
+          { 500, 500 }, { "internal", "internal" } },
+        { "{\"batch\":[{\"status\":200},{\"status\":200,\"body\":{\"a\":1,\"a\":2}}]}",
+          { 500, 500 }, { "internal", "internal" } },
+        { "{\"other\":[{\"status\":200},{\"status\":200}]}",
+          { 500, 500 }, { "internal", "internal" } },
+    };
+    for (size_t index = 0; index < sizeof cases / sizeof cases [0]; index++) {
+        self->done = 0;
+        s_fake_ok (self, "ANSWER", cases [index].answer, NULL);
+        s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "c-1",
+                   "call2", "5000", "", NULL);
+        s_wait_call2 (self);
+        for (int call = 0; call < 2; call++) {
+            assert_int_equal (self->done_status [call], cases [index].status [call]);
+            assert_string_equal (self->done_reason [call],
+                                 cases [index].reason [call]);
+        }
+    }
     worker_set_batch (self->worker, NULL, NULL, NULL);
 }
 
@@ -1443,8 +1507,12 @@ s_async_done (void *arg, int status, json_t *reply)
     free (pending);
 }
 
+//  What the methods pick and pickfail read of echo's reply.
+static const char *const s_pick_fields [] = { "n", "inner.n", NULL };
+
 //  Calls echo/METHOD without blocking: takes the request aside and lets
-//  the completion answer it.
+//  the completion answer it. pick and pickfail call echo/echo and
+//  echo/fail with s_pick_fields.
 static int
 s_async_caller (void *state, const char *method, zframe_t **body_p,
                 int64_t deadline, zframe_t **reply_p)
@@ -1458,7 +1526,12 @@ s_async_caller (void *state, const char *method, zframe_t **body_p,
     pending->later = worker_defer (worker);
     assert_non_null (pending->later);
     assert_null (worker_defer (worker));        //  Once only
-    int rc = worker_call_async (worker, "echo", method, request,
+    const char *const *fields = NULL;
+    if (streq (method, "pick") || streq (method, "pickfail")) {
+        fields = s_pick_fields;
+        method = streq (method, "pick")? "echo": "fail";
+    }
+    int rc = worker_call_async (worker, "echo", method, request, fields,
                                 (int) (deadline - zclock_mono ()),
                                 s_async_done, pending);
     json_decref (request);
@@ -1714,6 +1787,15 @@ test_live_call_async (void **state)
     zactor_t *runner = s_start_caller (kit, &s_async_svc, 2);
     s_assert_call (kit, "async", "echo", "{\"x\":1}", 200, "{\"x\":1}");
     s_assert_call (kit, "async", "fail", "", 500, NULL);
+    //  With fields, a success's reply comes with those members alone; a
+    //  failure's comes whole (echo's own error, not a made-up one).
+    s_assert_call (kit, "async", "pick", "{\"drop\":[1,{\"n\":0}],\"n\":5,"
+                   "\"inner\":{\"x\":\"\\u00e9\",\"n\":{\"a\":[true]}},\"m\":1}",
+                   200, "{\"n\":5,\"inner\":{\"n\":{\"a\":[true]}}}");
+    s_assert_call (kit, "async", "pick", "{\"m\":1}", 200, "{}");
+    s_assert_call (kit, "async", "pickfail", "{\"n\":1}", 500,
+                   "{\"error\":{\"code\":500,\"reason\":\"internal\","
+                   "\"message\":\"echo fail: failing as asked\"}}");
     //  While the first request's call sleeps, the worker takes the second
     //  and answers it: the second reply comes first.
     resv_t *client = testkit_client (kit);
@@ -1744,21 +1826,24 @@ test_live_call_async (void **state)
     s_expect_stopped (runner);
 }
 
-//  Sends count requests to batched/echo at once, the first of which
-//  commits slowly, so that the others come as one burst; checks that each
-//  is answered with its own body. Returns how many requests echo served
-//  for them.
+//  Sends count requests to batched/METHOD (echo or pick) at once, the
+//  first of which commits slowly, so that the others come as one burst;
+//  checks that each is answered with its own body (what pick keeps of
+//  it). Returns how many requests echo served for them.
 static int64_t
-s_burst_of_calls (testkit_t *kit, int count)
+s_burst_of_calls (testkit_t *kit, const char *method, int count)
 {
+    bool pick = streq (method, "pick");
     int64_t served = s_served (kit, "echo");
     __atomic_store_n (&s_commit_sleep, 300, __ATOMIC_SEQ_CST);
     resv_t *client = testkit_client (kit);
     int64_t handles [count];
     for (int i = 0; i < count; i++) {
-        char body [16];
-        snprintf (body, sizeof body, "{\"n\":%d}", i);
-        handles [i] = resv_send (client, "batched", "echo", body, strlen (body), 3000);
+        char body [80];
+        snprintf (body, sizeof body, pick? "{\"n\":%d,\"drop\":\"x\",\"inner\":"
+                  "{\"n\":%d,\"m\":[1]}}": "{\"n\":%d}", i, i);
+        handles [i] = resv_send (client, "batched", method, body, strlen (body),
+                                 3000);
         if (i == 0)
             zclock_sleep (100);
     }
@@ -1769,8 +1854,9 @@ s_burst_of_calls (testkit_t *kit, int count)
         while (n < count && handles [n] != reply.handle)
             n++;
         assert_true (n < count);
-        char body [16];
-        snprintf (body, sizeof body, "{\"n\":%d}", n);
+        char body [48];
+        snprintf (body, sizeof body, pick? "{\"n\":%d,\"inner\":{\"n\":%d}}":
+                  "{\"n\":%d}", n, n);
         assert_int_equal (reply.status, 200);
         assert_string_equal (reply.body, body);
         free (reply.body);
@@ -1801,9 +1887,11 @@ test_live_call_async_batched (void **state)
     //  Calls of one batch to one method go as one request. The first
     //  request's commit is slow: the next three wait meanwhile, and come
     //  as one burst, one batch; echo serves their three calls as one.
-    assert_int_equal (s_burst_of_calls (kit, 4), 2);
+    assert_int_equal (s_burst_of_calls (kit, "echo", 4), 2);
     //  Twenty calls of one batch go as two requests (16 at most each).
-    assert_int_equal (s_burst_of_calls (kit, 21), 3);
+    assert_int_equal (s_burst_of_calls (kit, "echo", 21), 3);
+    //  Each reply of a batch comes with the fields of its call alone.
+    assert_int_equal (s_burst_of_calls (kit, "pick", 4), 2);
 }
 
 
@@ -1835,6 +1923,7 @@ main (void)
         FAKE (test_batch),
         FAKE (test_batch_request),
         FAKE (test_batch_calls_fail_together),
+        FAKE (test_batch_replies),
         FAKE (test_group_commit),
         FAKE (test_service_credit),
         FAKE (test_expired),
