@@ -217,28 +217,44 @@ s_payment_load (store_t *store, const char *reservation, s_payment_t *payment)
     return rc == SQLITE_ROW? 0: rc == SQLITE_DONE? RESV_NOT_FOUND: -1;
 }
 
-//  {"id","status","amount"}, as replied and as carried by events.
-static json_t *
-s_payment_json (s_payment_t *payment)
+//  Size of the text of a payment object, and its NUL.
+#define S_PAYMENT_TEXT_SIZE 128
+
+//  Writes the text of {"id","status","amount"}, as replied and as carried
+//  by events, into text (S_PAYMENT_TEXT_SIZE bytes). The id and status need
+//  no quoting: the id is S_ID_PREFIX and hex digits, made here, and the
+//  status one of the words the table's CHECK allows. Returns text.
+static char *
+s_payment_text (s_payment_t *payment, char *text)
 {
-    return json_pack ("{s:s,s:s,s:I}", "id", payment->id, "status",
-                      payment->status, "amount", (json_int_t) payment->amount);
+    snprintf (text, S_PAYMENT_TEXT_SIZE,
+              "{\"id\":\"%s\",\"status\":\"%s\",\"amount\":%" PRId64 "}",
+              payment->id, payment->status, payment->amount);
+    return text;
 }
 
 //  Emits the payment.STATUS event of payment, inside the current
-//  transaction; with cause, as the effect of that event. Returns 0 or -1.
+//  transaction; with cause, as the effect of that event. Its data, with
+//  the customer (free text, quoted by store_object_text), is written as
+//  text. Returns 0 or -1.
 static int
 s_emit (store_t *store, const char *cause, const char *reservation,
         s_payment_t *payment)
 {
     char type [32];
     snprintf (type, sizeof type, "payment.%s", payment->status);
-    json_t *data = json_pack ("{s:o,s:s}", "payment", s_payment_json (payment),
-                              "customer", payment->customer);
-    return cause? store_emit_caused (store, cause, type, "reservation",
-                                     reservation, reservation, data):
-                  store_emit (store, type, "reservation", reservation,
+    char text [S_PAYMENT_TEXT_SIZE];
+    const char *const strings [] = { "customer", payment->customer, NULL };
+    char *data = store_object_text ("payment", s_payment_text (payment, text),
+                                    strings);
+    if (!data) {
+        zsys_error ("payment: emit %s of %s: out of memory", type, reservation);
+        return -1;
+    }
+    int rc = store_emit_text (store, cause, type, "reservation", reservation,
                               reservation, data);
+    free (data);
+    return rc;
 }
 
 //  Moves the payment of reservation from status from to status to, and
@@ -576,11 +592,18 @@ s_provider_refused (zframe_t **reply_p, int status, const char *operation,
     return status;
 }
 
+//  Sets the reply to {"payment":{...}}; returns RESV_OK.
 static int
 s_reply_payment (zframe_t **reply_p, s_payment_t *payment)
 {
-    *reply_p = worker_json (json_pack ("{s:o}", "payment",
-                                       s_payment_json (payment)));
+    char text [S_PAYMENT_TEXT_SIZE];
+    char *reply = store_object_text ("payment", s_payment_text (payment, text),
+                                     NULL);
+    *reply_p = reply? zframe_new (reply, strlen (reply)): NULL;
+    free (reply);
+    if (!*reply_p)
+        return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                            "payment: out of memory");
     return RESV_OK;
 }
 

@@ -238,6 +238,27 @@ test_authorize_and_repeat (void **state)
     assert_int_equal (s_authorize (self, "r0", 0, NULL), 200);
     json_decref (first);
     json_decref (again);
+    //  The reply's members come in this order; a customer is free text,
+    //  and reaches the event as it was given, quotes and all.
+    const char *customer = "c \"o\" \\ \xc3\xa9";
+    assert_int_equal (s_authorize_on (self->state, "r2", customer, 7, &first), 200);
+    char *text = json_dumps (first, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    const char *payment_id = json_string_value (json_object_get (
+        json_object_get (first, "payment"), "id"));
+    char expected [128];
+    snprintf (expected, sizeof expected, "{\"payment\":{\"id\":\"%s\","
+              "\"status\":\"authorized\",\"amount\":7}}", payment_id);
+    assert_string_equal (text, expected);
+    free (text);
+    assert_true (testkit_wait_count (self->kit, "payment.authorized", NULL, 3));
+    items = testkit_journal (self->kit, "payment.", NULL);
+    data = json_object_get (json_array_get (items, 2), "data");
+    assert_string_equal (json_string_value (json_object_get (data, "customer")),
+                         customer);
+    assert_true (json_equal (json_object_get (data, "payment"),
+                             json_object_get (first, "payment")));
+    json_decref (items);
+    json_decref (first);
 }
 
 static void
