@@ -260,6 +260,24 @@ events_replay (resv_t *client, store_t *store, const char *consumer,
     return s_catch_up (&self);
 }
 
+//  A live event for a raw consumer: {"seq", "type", "text"}, text as it
+//  was journaled. The broker checked it (jscan) before it journaled it,
+//  and the consumer reads it with jscan again: its UTF-8 is not checked a
+//  third time here. NULL out of memory.
+static json_t *
+s_raw_event (int64_t seq, const char *type, const char *text, size_t size)
+{
+    json_t *event = json_object ();
+    if (event
+    &&  json_object_set_new_nocheck (event, "seq", json_integer (seq)) == 0
+    &&  json_object_set_new_nocheck (event, "type", json_string (type)) == 0
+    &&  json_object_set_new_nocheck (event, "text",
+                                     json_stringn_nocheck (text, size)) == 0)
+        return event;
+    json_decref (event);
+    return NULL;
+}
+
 //  What a consumer with fields gets of each live event besides them.
 static const char *const s_envelope [] = { "seq", "type", NULL };
 
@@ -352,8 +370,7 @@ s_recv_live (events_t *self, consumer_t **consumer_p, int64_t *seq_p,
                 const char *text = (const char *) zmq_msg_data (&parts [2]);
                 size = zmq_msg_size (&parts [2]);
                 *event_p = self->config.raw
-                    ? json_pack ("{s:I,s:s,s:s%}", "seq", (json_int_t) *seq_p,
-                                 "type", type, "text", text, size)
+                    ? s_raw_event (*seq_p, type, text, size)
                     : self->config.fields
                     ? field_sparse (text, size, self->config.fields, s_envelope)
                     : json_loadb (text, size, 0, NULL);

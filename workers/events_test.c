@@ -2,6 +2,7 @@
     real broker (in-process actor) and real SQLite files.  */
 
 #include "events.h"
+#include "fields.h"
 #include "testkit.h"
 #include "resv_util.h"
 
@@ -601,6 +602,46 @@ test_consumer_gets_the_fields_it_names (void **state)
     zsock_destroy (&pub);
 }
 
+//  field_sparse makes each kept value as json_loadb makes it, whichever
+//  kind (the usual ones are made without jansson's parser), and fails
+//  where json_loadb fails.
+static void
+test_field_sparse_values (void **state)
+{
+    (void) state;
+    const char *values [] = {
+        "\"\"", "\"plain\"", "\"o\\u00e9 \\\" \\\\ \\n\"", "\"\xc3\xa9\"",
+        "\"nul \\u0000 inside\"", "0", "-0", "7", "-12", "123456789012345678",
+        "-12345678901234567", "999999999999999999", "9223372036854775807",
+        "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+        "99999999999999999999", "1.5", "-0.0", "1e5", "2E-3", "true", "false",
+        "null", "[1,\"a\",{\"b\":null}]", "{\"x\":{\"y\":[]}}", "{}", "[]", NULL
+    };
+    static const char *const fields [] = { "k", NULL };
+    for (int index = 0; values [index]; index++) {
+        char text [128];
+        snprintf (text, sizeof text, "{\"a\":1,\"k\":%s,\"z\":[2]}", values [index]);
+        json_t *expected = json_loadb (values [index], strlen (values [index]),
+                                       JSON_DECODE_ANY, NULL);
+        json_t *got = field_sparse (text, strlen (text), fields, NULL);
+        if (!expected)
+            assert_null (got);
+        else {
+            assert_non_null (got);
+            assert_int_equal (json_object_size (got), 1);
+            json_t *member = json_object_get (got, "k");
+            assert_int_equal (json_typeof (member), json_typeof (expected));
+            assert_true (json_equal (member, expected));
+        }
+        json_decref (expected);
+        json_decref (got);
+    }
+    //  A text that is not an object, or not valid, gives NULL.
+    assert_null (field_sparse ("[1]", 3, fields, NULL));
+    assert_null (field_sparse ("{\"k\":1,\"k\":2}", 13, fields, NULL));
+    assert_null (field_sparse ("{\"k\":\"\x80\"}", 10, fields, NULL));
+}
+
 //  One request's transaction inside a batch: inserts what sql inserts
 //  (it returns the row's id, which must be id), then commits or rolls back.
 static void
@@ -765,6 +806,7 @@ main (void)
         T (test_family_consumer_finds_a_gap_by_prev),
         T (test_consumer_by_type_finds_a_gap_by_type_prev),
         T (test_consumer_gets_the_fields_it_names),
+        T (test_field_sparse_values),
         T (test_store_open_failures),
     };
     return cmocka_run_group_tests_name ("events", tests, NULL, NULL);

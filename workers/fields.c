@@ -167,6 +167,29 @@ typedef struct {
     char path [128];
 } s_sparse_t;
 
+//  A kept value, as json_loadb would make it of its text (which jscan has
+//  checked): the usual ones (a string without escapes, an integer of at
+//  most 18 characters, which always fits, a literal) are made at once,
+//  anything else is parsed by jansson.
+static json_t *
+s_sparse_value (const char *value, size_t size, jscan_kind_t kind)
+{
+    if (kind == JSCAN_STRING && !memchr (value, '\\', size))
+        return json_stringn_nocheck (value + 1, size - 2);
+    if (kind == JSCAN_NUMBER && size <= 18
+    &&  !memchr (value, '.', size) && !memchr (value, 'e', size)
+    &&  !memchr (value, 'E', size)) {
+        char digits [24];
+        memcpy (digits, value, size);
+        digits [size] = 0;
+        return json_integer (strtoll (digits, NULL, 10));
+    }
+    if (kind == JSCAN_LITERAL)
+        return *value == 't'? json_true (): *value == 'f'? json_false ():
+                              json_null ();
+    return json_loadb (value, size, JSON_DECODE_ANY, NULL);
+}
+
 //  Keeps a member that a path names, whole; goes into an object member
 //  that a path names a member of.
 static bool
@@ -192,7 +215,7 @@ s_sparse_member (void *arg, const char *key, size_t key_size,
         }
     json_t *member = NULL;
     if (keep)
-        member = json_loadb (value, value_size, JSON_DECODE_ANY, NULL);
+        member = s_sparse_value (value, value_size, kind);
     else
     if (inside) {
         s_sparse_t inner = { json_object (), { self->lists [0], self->lists [1] },
