@@ -163,6 +163,17 @@ test_object_text (void **state)
     free (text);
     assert_null (store_object_text ("r", NULL, members));
     assert_null (store_object_text (NULL, "7", members));
+    //  Strings alone, the first of them left out or not.
+    text = store_object_text (NULL, NULL, members);
+    assert_string_equal (text, "{\"previous\":\"PENDING\",\"why\":"
+                         "\"a\\\"b\\\\c\\u000a\\u0001/\xc3\xa9\"}");
+    free (text);
+    text = store_object_text (NULL, NULL, members + 2);
+    assert_string_equal (text, "{\"why\":\"a\\\"b\\\\c\\u000a\\u0001/\xc3\xa9\"}");
+    free (text);
+    text = store_object_text (NULL, NULL, NULL);
+    assert_string_equal (text, "{}");
+    free (text);
 }
 
 static void

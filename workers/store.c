@@ -364,17 +364,23 @@ char *
 store_object_text (const char *name, const char *value,
                     const char *const *strings)
 {
-    if (!name || !value)
+    if (!name != !value)
         return NULL;
     s_text_t text = { NULL, 0, 0, false };
     s_text_add (&text, "{", 1);
-    s_text_quote (&text, name);
-    s_text_add (&text, ":", 1);
-    s_text_add (&text, value, strlen (value));
+    bool first = true;
+    if (name) {
+        s_text_quote (&text, name);
+        s_text_add (&text, ":", 1);
+        s_text_add (&text, value, strlen (value));
+        first = false;
+    }
     for (size_t index = 0; strings && strings [index]; index += 2) {
         if (!strings [index + 1])
             continue;
-        s_text_add (&text, ",", 1);
+        if (!first)
+            s_text_add (&text, ",", 1);
+        first = false;
         s_text_quote (&text, strings [index]);
         s_text_add (&text, ":", 1);
         s_text_quote (&text, strings [index + 1]);

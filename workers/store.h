@@ -121,11 +121,12 @@ int
                      const char *correlation, const char *data);
 
 //  Builds the text of a JSON object for store_emit_text: member name
-//  with value, the text of a JSON value taken as it is, then the string
-//  members of strings, a NULL-terminated list of names each followed by
-//  its value (a value NULL leaves its member out). Strings are quoted and
-//  escaped here. Returns the text (caller frees), or NULL out of memory
-//  or without a name or value.
+//  with value, the text of a JSON value taken as it is (both NULL: no
+//  such member), then the string members of strings, a NULL-terminated
+//  list of names each followed by its value (a value NULL leaves its
+//  member out). Strings are quoted and escaped here. Returns the text
+//  (caller frees), or NULL out of memory or with a name without a value
+//  or a value without a name.
 char *
     store_object_text (const char *name, const char *value,
                        const char *const *strings);

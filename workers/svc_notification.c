@@ -170,16 +170,20 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
     }
     char notification_id [S_ID_SIZE];
     snprintf (notification_id, sizeof notification_id, "n%s", event_id);
+    //  Written as text once, for the row and the event: spec section 5's
+    //  members, in its order.
     char now [RESV_TIME_SIZE];
-    json_t *notification = json_pack ("{s:s,s:s,s:s,s:s,s:s,s:s}",
+    const char *const members [] = {
         "id", notification_id, "customer", customer, "reservation", id,
-        "kind", type, "text", text, "at", resv_time_now (now));
+        "kind", type, "text", text, "at", resv_time_now (now), NULL
+    };
+    char *body = store_object_text (NULL, NULL, members);
     zstr_free (&text);
-    char *body = notification? json_dumps (notification, JSON_COMPACT): NULL;
-    if (!body) {
+    char *sent = body? store_object_text ("notification", body, NULL): NULL;
+    if (!sent) {
         zsys_error ("notification: seq %" PRId64 ": cannot build the "
-                    "notification", seq);
-        json_decref (notification);
+                    "notification: out of memory", seq);
+        free (body);
         return -1;
     }
     sqlite3_stmt *stmt = store_stmt (store,
@@ -201,18 +205,18 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
     if (rc != SQLITE_DONE) {
         zsys_error ("notification: insert %s: %s", notification_id,
                     store_error (store));
-        json_decref (notification);
+        free (sent);
         return -1;
     }
     if (sqlite3_changes (store_db (store)) == 0) {
-        json_decref (notification);
+        free (sent);
         return 0;               //  Notified before: nothing more to send
     }
     const char *correlation = s_str (event, "correlation_id");
-    return store_emit_caused (store, event_id, "notification.sent",
-                              "reservation", id, correlation? correlation: id,
-                              json_pack ("{s:o}", "notification",
-                                         notification));
+    rc = store_emit_text (store, event_id, "notification.sent", "reservation",
+                          id, correlation? correlation: id, sent);
+    free (sent);
+    return rc;
 }
 
 

@@ -161,7 +161,8 @@ test_one_notice_per_change (void **state)
     s_publish_all (self, json_pack ("[o]", s_payment_event (self,
                    "payment.refunded", "r1", "c1", 12345)));
     json_t *declined = s_reservation_data ("r2", "c1", 3, "DECLINED");
-    json_object_set_new (declined, "reason", json_string ("closed for works"));
+    json_object_set_new (declined, "reason",
+                         json_string ("closed for \"works\" \\ \xc3\xa9\t."));
     s_publish_all (self, json_pack ("[o]", s_event (self,
                    "reservation.declined", "r2", declined)));
     s_put (self, "reservation.expired", "r3", "c1", "EXPIRED");
@@ -183,7 +184,8 @@ test_one_notice_per_change (void **state)
         { "payment.refunded", "r1", "Your payment of 123.45 for reservation "
           "r1 was refunded." },
         { "reservation.declined", "r2", "Your reservation r2 for res-7 from "
-          "2026-12-01 for 3 days was declined by the owner: closed for works" },
+          "2026-12-01 for 3 days was declined by the owner: closed for "
+          "\"works\" \\ \xc3\xa9\t." },
         { "reservation.expired", "r3", "Your reservation r3 for res-7 on "
           "2026-12-01 expired: the owner did not decide in time." },
         { "reservation.declined", "r4", "Your reservation r4 for res-7 on "
@@ -229,6 +231,17 @@ test_notification_sent_is_emitted (void **state)
     assert_string_equal (s_get (event, "id"),
                          store_caused_id ("ev1", "notification.sent", caused));
     assert_string_equal (s_get (notification, "id"), "nev1");
+    //  Its members in the order of spec section 5.
+    const char *order [] = { "id", "customer", "reservation", "kind", "text",
+                             "at" };
+    size_t index = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach (notification, key, value) {
+        assert_true (index < 6);
+        assert_string_equal (key, order [index++]);
+    }
+    assert_int_equal (index, 6);
     json_decref (reply);
     json_decref (sent);
 }
