@@ -460,6 +460,24 @@ test_random_hex (void **state)
     close (fds [1]);
 }
 
+//  The 128-bit hash gives the same digits on every build: ids derived
+//  from it (reservations by request, events caused by others) are stored,
+//  and must come out the same after an upgrade. These values are those
+//  of the first version.
+static void
+test_hash128_known (void **state)
+{
+    (void) state;
+    char hex [RESV_HASH_SIZE];
+    const char *parts [] = { "", "cora", "r0123456789abcdef",
+                             "reservation.confirmed" };
+    assert_string_equal (resv_hash128 (parts, 4, hex),
+                         "cc2ff85f0ca6928a080e65e2d6204724");
+    const char *caused [] = { "e019cd4a2f1b3c8e9a7f0d1e2c3b4a59687",
+                              "payment.captured" };
+    assert_string_equal (resv_hash128 (caused, 2, hex),
+                         "4865d118ca3389e999a2624ad0d5e403");
+}
 
 //  --------------------------------------------------------------------------
 //  Failures: no broker, a silent broker, bad replies
@@ -1246,6 +1264,7 @@ main (void)
         cmocka_unit_test (test_helpers_missing_arguments),
         cmocka_unit_test (test_strstatus_unknown),
         cmocka_unit_test (test_random_hex),
+        cmocka_unit_test (test_hash128_known),
         cmocka_unit_test (test_unreachable_sync),
         cmocka_unit_test (test_unreachable_async),
         cmocka_unit_test (test_recv_nothing_in_flight),

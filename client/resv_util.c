@@ -184,6 +184,10 @@ resv_hash128 (const char **parts, size_t count, char *hex)
     s_absorb (lane, (uint64_t) length);
     lane [0] = s_mix (lane [0] ^ 0x3c6ef372fe94f82bULL);
     lane [1] = s_mix (lane [1] + lane [0]);
-    snprintf (hex, RESV_HASH_SIZE, "%016" PRIx64 "%016" PRIx64, lane [0], lane [1]);
+    //  As "%016" PRIx64 twice, without printf: ids are hashed often.
+    static const char digits [] = "0123456789abcdef";
+    for (size_t index = 0; index < 32; index++)
+        hex [index] = digits [(lane [index / 16] >> (60 - 4 * (index % 16))) & 15];
+    hex [32] = 0;
     return hex;
 }

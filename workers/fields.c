@@ -42,11 +42,12 @@ field_string (json_t *request, const char *key, bool required, size_t max,
         return 0;
     if (!max)
         max = FIELD_TEXT_MAX;
-    char what [64];
-    snprintf (what, sizeof what, "a string of 1 to %zu bytes", max);
     if (!json_is_string (value) || json_string_length (value) == 0
-    ||  json_string_length (value) > max)
+    ||  json_string_length (value) > max) {
+        char what [64];
+        snprintf (what, sizeof what, "a string of 1 to %zu bytes", max);
         return s_bad (reply_p, key, what);
+    }
     const char *text = json_string_value (value);
     for (const unsigned char *c = (const unsigned char *) text; *c; c++)
         if (*c < 0x20 || *c == 0x7f)
@@ -84,12 +85,13 @@ field_int (json_t *request, const char *key, bool required, int64_t min,
         return -1;
     if (!value)
         return 0;
-    char what [96];
-    snprintf (what, sizeof what, "a whole number from %" PRId64 " to %" PRId64,
-              min, max);
     if (!json_is_integer (value) || json_integer_value (value) < min
-    ||  json_integer_value (value) > max)
+    ||  json_integer_value (value) > max) {
+        char what [96];
+        snprintf (what, sizeof what, "a whole number from %" PRId64 " to %"
+                  PRId64, min, max);
         return s_bad (reply_p, key, what);
+    }
     *out_p = json_integer_value (value);
     return 0;
 }
@@ -197,10 +199,15 @@ s_sparse_member (void *arg, const char *key, size_t key_size,
                  const char *value, size_t value_size, jscan_kind_t kind)
 {
     s_sparse_t *self = (s_sparse_t *) arg;
+    //  The member's path: the object's, then the key (every member of
+    //  every event read comes here: no snprintf).
     char path [sizeof self->path];
-    int size = snprintf (path, sizeof path, "%s%s", self->path, key);
-    if (size < 0 || (size_t) size + 1 >= sizeof path || key_size != strlen (key))
+    size_t prefix = strlen (self->path);
+    if (prefix + key_size + 2 > sizeof path || key_size != strlen (key))
         return true;            //  No path names it
+    memcpy (path, self->path, prefix);
+    memcpy (path + prefix, key, key_size + 1);
+    int size = (int) (prefix + key_size);
     bool keep = false;
     bool inside = false;
     for (int list = 0; list < 2 && !keep; list++)

@@ -193,6 +193,16 @@ s_text (sqlite3_stmt *stmt, int col)
     return text? text: "";
 }
 
+//  Copies column of stmt's row into out (size bytes), cut to fit.
+static void
+s_column_copy (sqlite3_stmt *stmt, int column, char *out, size_t size)
+{
+    const char *text = s_text (stmt, column);
+    size_t length = strnlen (text, size - 1);
+    memcpy (out, text, length);
+    out [length] = 0;
+}
+
 //  Loads the payment of reservation. Returns 0, RESV_NOT_FOUND, or -1 on
 //  a store failure.
 static int
@@ -206,11 +216,11 @@ s_payment_load (store_t *store, const char *reservation, s_payment_t *payment)
     sqlite3_bind_text (stmt, 1, reservation, -1, SQLITE_STATIC);
     int rc = sqlite3_step (stmt);
     if (rc == SQLITE_ROW) {
-        snprintf (payment->id, sizeof payment->id, "%s", s_text (stmt, 0));
-        snprintf (payment->customer, sizeof payment->customer, "%s", s_text (stmt, 1));
+        s_column_copy (stmt, 0, payment->id, sizeof payment->id);
+        s_column_copy (stmt, 1, payment->customer, sizeof payment->customer);
         payment->amount = sqlite3_column_int64 (stmt, 2);
-        snprintf (payment->status, sizeof payment->status, "%s", s_text (stmt, 3));
-        snprintf (payment->target, sizeof payment->target, "%s", s_text (stmt, 4));
+        s_column_copy (stmt, 3, payment->status, sizeof payment->status);
+        s_column_copy (stmt, 4, payment->target, sizeof payment->target);
         payment->ended = sqlite3_column_int (stmt, 5) != 0;
     }
     sqlite3_reset (stmt);
