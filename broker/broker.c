@@ -14,6 +14,7 @@
 #include "journal.h"
 #include "checkpoint.h"
 #include "resv_poll.h"
+#include "resv_util.h"
 #include <errno.h>
 #include <jansson.h>
 
@@ -596,9 +597,9 @@ static void
 s_request_send (broker_t *self, request_t *request, worker_t *worker)
 {
     int64_t now = zclock_mono ();
-    char timeout [24];
-    int timeout_size = snprintf (timeout, sizeof timeout, "%" PRId64,
-                                 request->deadline > now? request->deadline - now: 1);
+    char timeout [RESV_DECIMAL_SIZE];
+    size_t timeout_size = resv_decimal (request->deadline > now?
+                                        request->deadline - now: 1, timeout);
     request->worker = worker;
     request->attempts++;
     worker->inflight++;
@@ -613,7 +614,7 @@ s_request_send (broker_t *self, request_t *request, worker_t *worker)
     s_send_text (back, RESV_CMD_REQUEST, ZMQ_SNDMORE);
     s_send_text (back, request->ticket, ZMQ_SNDMORE);
     s_send_part (back, &request->method, ZMQ_SNDMORE);
-    s_send_data (back, timeout, (size_t) timeout_size, ZMQ_SNDMORE);
+    s_send_data (back, timeout, timeout_size, ZMQ_SNDMORE);
     s_send_part (back, &request->body, 0);
 }
 
@@ -1038,11 +1039,15 @@ s_send_seqs (broker_t *self, publish_t *publish, const int64_t *seqs)
                       RESV_REASON_INTERNAL, "the broker is out of memory");
         return;
     }
-    size_t used = (size_t) snprintf (text, max, "{\"seqs\":[");
-    for (size_t index = 0; index < publish->count; index++)
-        used += (size_t) snprintf (text + used, max - used, "%s%" PRId64,
-                                   index? ",": "", seqs [index]);
-    used += (size_t) snprintf (text + used, max - used, "]}");
+    memcpy (text, "{\"seqs\":[", 9);
+    size_t used = 9;
+    for (size_t index = 0; index < publish->count; index++) {
+        if (index)
+            text [used++] = ',';
+        used += resv_decimal (seqs [index], text + used);
+    }
+    memcpy (text + used, "]}", 3);
+    used += 2;
     s_send_reply (self, &publish->client, &publish->id, RESV_OK, NULL, text,
                   used);
     free (text);
@@ -1214,18 +1219,17 @@ s_commit_done (broker_t *self, s_commit_t *commit)
     void *events = zsock_resolve (self->events);
     journal_fresh_t *fresh = commit->fresh;
     for (size_t index = 0; index < commit->nfresh; index++) {
-        char seq [24], prev [24], prev_type [24];
-        int size = snprintf (seq, sizeof seq, "%" PRId64, fresh [index].seq);
-        int prev_size = snprintf (prev, sizeof prev, "%" PRId64,
-                                  fresh [index].prev);
-        int prev_type_size = snprintf (prev_type, sizeof prev_type,
-                                       "%" PRId64, fresh [index].prev_type);
+        char seq [RESV_DECIMAL_SIZE], prev [RESV_DECIMAL_SIZE];
+        char prev_type [RESV_DECIMAL_SIZE];
+        size_t size = resv_decimal (fresh [index].seq, seq);
+        size_t prev_size = resv_decimal (fresh [index].prev, prev);
+        size_t prev_type_size = resv_decimal (fresh [index].prev_type, prev_type);
         zmq_send (events, fresh [index].type, strlen (fresh [index].type),
                   ZMQ_SNDMORE);
-        zmq_send (events, seq, (size_t) size, ZMQ_SNDMORE);
+        zmq_send (events, seq, size, ZMQ_SNDMORE);
         zmq_send (events, fresh [index].text, fresh [index].size, ZMQ_SNDMORE);
-        zmq_send (events, prev, (size_t) prev_size, ZMQ_SNDMORE);
-        zmq_send (events, prev_type, (size_t) prev_type_size, 0);
+        zmq_send (events, prev, prev_size, ZMQ_SNDMORE);
+        zmq_send (events, prev_type, prev_type_size, 0);
     }
     s_commit_free (&commit);
 }
@@ -1375,10 +1379,15 @@ s_key_admits (broker_t *self, zmq_msg_t *service, zmq_msg_t *method,
         method_text += prefix;
         method_size -= prefix;
     }
+    //  SERVICE/METHOD.
     char name [2 * RESV_NAME_MAX + 2];
-    snprintf (name, sizeof name, "%.*s/%.*s",
-              (int) zmq_msg_size (service), (const char *) zmq_msg_data (service),
-              (int) method_size, method_text);
+    size_t service_size = zmq_msg_size (service);
+    if (service_size > RESV_NAME_MAX || method_size > RESV_NAME_MAX)
+        return true;            //  No internal method is that long
+    memcpy (name, zmq_msg_data (service), service_size);
+    name [service_size] = '/';
+    memcpy (name + service_size + 1, method_text, method_size);
+    name [service_size + 1 + method_size] = 0;
     for (const char **internal = s_internal_methods; *internal; internal++)
         if (streq (name, *internal))
             return false;

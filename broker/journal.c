@@ -385,10 +385,20 @@ s_body (const journal_event_t *event, int64_t seq, const char *now,
     //  The text is an object with an id and a type: after its '{' comes
     //  a member, so what goes in front ends with a comma.
     char head [RESV_TIME_SIZE + 64];
-    int used = snprintf (head, sizeof head, "{\"seq\":%" PRId64 ",%s%s%s%s",
-                         seq, event->has_at? "": "\"at\":\"",
-                         event->has_at? "": now, event->has_at? "": "\",",
-                         event->has_data? "": "\"data\":{},");
+    memcpy (head, "{\"seq\":", 7);
+    size_t used = 7 + resv_decimal (seq, head + 7);
+    head [used++] = ',';
+    if (!event->has_at) {
+        size_t now_size = strnlen (now, RESV_TIME_SIZE - 1);
+        memcpy (head + used, "\"at\":\"", 6);
+        memcpy (head + used + 6, now, now_size);
+        memcpy (head + used + 6 + now_size, "\",", 2);
+        used += 6 + now_size + 2;
+    }
+    if (!event->has_data) {
+        memcpy (head + used, "\"data\":{},", 10);
+        used += 10;
+    }
     const char *rest = (const char *) memchr (event->text, '{', event->size);
     size_t rest_size = rest? event->size - (size_t) (rest - event->text) - 1: 0;
     char *body = rest? (char *) malloc ((size_t) used + rest_size + 1): NULL;

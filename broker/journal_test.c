@@ -6,6 +6,7 @@
 #include <cmocka.h>
 #include <czmq.h>
 #include "journal.h"
+#include "resv_util.h"
 
 typedef struct {
     char dir [64];
@@ -186,6 +187,8 @@ test_append_keeps_the_text_given (void **state)
     assert_string_equal (json_string_value (json_object_get (second, "id")), "b");
     assert_string_equal (json_string_value (json_object_get (second, "type")), "x.z");
     assert_true (json_is_string (json_object_get (second, "at")));
+    assert_int_equal (strlen (json_string_value (json_object_get (second, "at"))),
+                      RESV_TIME_SIZE - 1);
     assert_int_equal (json_object_size (json_object_get (second, "data")), 0);
     assert_true (json_is_object (json_object_get (second, "data")));
     json_decref (second);

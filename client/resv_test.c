@@ -479,6 +479,32 @@ test_hash128_known (void **state)
                          "4865d118ca3389e999a2624ad0d5e403");
 }
 
+//  resv_decimal writes what "%" PRId64 writes, at the ends of the range
+//  and across it.
+static void
+test_decimal (void **state)
+{
+    (void) state;
+    int64_t values [] = { 0, 1, -1, 9, 10, -10, 99, 100, 12345, -987654321,
+                          INT64_MAX, INT64_MIN, INT64_MAX - 1, INT64_MIN + 1 };
+    for (size_t index = 0; index < sizeof values / sizeof values [0]; index++) {
+        char mine [RESV_DECIMAL_SIZE], theirs [32];
+        size_t size = resv_decimal (values [index], mine);
+        snprintf (theirs, sizeof theirs, "%" PRId64, values [index]);
+        assert_string_equal (mine, theirs);
+        assert_int_equal (size, strlen (theirs));
+    }
+    uint64_t value = 1;
+    for (int index = 0; index < 100000; index++) {
+        value = value * 6364136223846793005ULL + 1442695040888963407ULL;
+        int64_t signed_value = (int64_t) (value >> (index % 64));
+        char mine [RESV_DECIMAL_SIZE], theirs [32];
+        resv_decimal (signed_value, mine);
+        snprintf (theirs, sizeof theirs, "%" PRId64, signed_value);
+        assert_string_equal (mine, theirs);
+    }
+}
+
 //  --------------------------------------------------------------------------
 //  Failures: no broker, a silent broker, bad replies
 
@@ -1265,6 +1291,7 @@ main (void)
         cmocka_unit_test (test_strstatus_unknown),
         cmocka_unit_test (test_random_hex),
         cmocka_unit_test (test_hash128_known),
+        cmocka_unit_test (test_decimal),
         cmocka_unit_test (test_unreachable_sync),
         cmocka_unit_test (test_unreachable_async),
         cmocka_unit_test (test_recv_nothing_in_flight),

@@ -36,6 +36,26 @@ resv_time_format (int64_t ms, char *buf)
     return buf;
 }
 
+size_t
+resv_decimal (int64_t value, char *buf)
+{
+    char digits [RESV_DECIMAL_SIZE];
+    size_t count = 0;
+    //  The magnitude as unsigned: -INT64_MIN does not fit an int64_t.
+    uint64_t left = value < 0? 0 - (uint64_t) value: (uint64_t) value;
+    do {
+        digits [count++] = (char) ('0' + left % 10);
+        left /= 10;
+    } while (left);
+    size_t size = 0;
+    if (value < 0)
+        buf [size++] = '-';
+    while (count)
+        buf [size++] = digits [--count];
+    buf [size] = 0;
+    return size;
+}
+
 char *
 resv_time_now (char *buf)
 {

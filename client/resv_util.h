@@ -28,6 +28,15 @@ char *
 int64_t
     resv_time_ms (void);
 
+//  Room for any int64_t in decimal, sign and NUL.
+#define RESV_DECIMAL_SIZE 21
+
+//  Writes value into buf (RESV_DECIMAL_SIZE bytes) as "%" PRId64 would,
+//  without printf's cost (the broker writes a few per message). Returns
+//  its length.
+size_t
+    resv_decimal (int64_t value, char *buf);
+
 //  Writes 2 * bytes random hex digits and a NUL into buf, from the
 //  kernel's random source (read 256 bytes at a time per thread). Returns
 //  0, or -1 if it could not be read.
