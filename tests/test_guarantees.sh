@@ -416,6 +416,14 @@ kinds_of $AUTO | grep -v ' 1 reservation.confirmed$' | head -n 3 | sed 's/^/# /'
 check "resvd saw the $KILLS kills and no other death (but the scale-downs)" \
     test "$(grep -E 'pid [0-9]+, (was killed|exited)' "$T/resvd.log" |
             grep -vc 'exited with status 0 .*; stopped$') $(grep -c 'was killed by signal 9' "$T/resvd.log")" = "$KILLS $KILLS"
+# Any other death, and what its process logged last, to read in the output.
+grep -E 'pid [0-9]+, (was killed|exited)' "$T/resvd.log" |
+    grep -v 'exited with status 0 .*; stopped$' | grep -v 'killed by signal 9' |
+    while read -r line; do
+        echo "# unexpected: $line"
+        pid=$(echo "$line" | grep -oE 'pid [0-9]+' | grep -oE '[0-9]+')
+        grep -E "[ (]$pid\)" "$T/resvd.log" | tail -n 5 | sed 's/^/#   /'
+    done
 
 echo "# done at ${SECONDS} s"
 finish
