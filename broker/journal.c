@@ -148,7 +148,7 @@ journal_new (const char *path)
         goto failed;
     }
     db_wait_busy (self->db, 5000);
-    if (sqlite3_exec (self->db, s_schema, NULL, NULL, &error) != SQLITE_OK) {
+    if (db_exec_retry (self->db, s_schema, 5000, &error) != SQLITE_OK) {
         zsys_error ("journal: create schema in %s: %s", path, error);
         sqlite3_free (error);
         goto failed;

@@ -13,9 +13,10 @@ s_checkpointer (zsock_t *pipe, void *args)
     char *path = (char *) args;
     sqlite3 *db = NULL;
     //  A connection knows its file is in WAL mode only once it has read
-    //  it: until then a checkpoint does nothing, and says OK.
+    //  it: until then a checkpoint does nothing, and says OK. The first
+    //  read may find the file busy (db_exec_retry says when).
     if (db_open (path, SQLITE_OPEN_READWRITE, &db) != SQLITE_OK
-    ||  sqlite3_exec (db, "PRAGMA schema_version", NULL, NULL, NULL) != SQLITE_OK) {
+    ||  db_exec_retry (db, "PRAGMA schema_version", 5000, NULL) != SQLITE_OK) {
         zsys_warning ("checkpoint: open %s: %s; its writers checkpoint it "
                       "themselves", path, db? sqlite3_errmsg (db): "no memory");
         sqlite3_close (db);

@@ -490,6 +490,24 @@ db_wait_busy (sqlite3 *db, int timeout_ms)
 }
 
 int
+db_exec_retry (sqlite3 *db, const char *sql, int timeout_ms, char **error_p)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (true) {
+        int rc = sqlite3_exec (db, sql, NULL, NULL, error_p);
+        int primary = rc & 0xff;
+        if ((primary != SQLITE_BUSY && primary != SQLITE_LOCKED)
+        ||  zclock_mono () >= deadline)
+            return rc;
+        if (error_p) {
+            sqlite3_free (*error_p);
+            *error_p = NULL;
+        }
+        zclock_sleep (5);
+    }
+}
+
+int
 db_open (const char *path, int flags, sqlite3 **db_p)
 {
     pthread_once (&s_setup_once, s_setup);

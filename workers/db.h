@@ -37,6 +37,18 @@ int
 void
     db_wait_busy (sqlite3 *db, int timeout_ms);
 
+//  sqlite3_exec of sql, run again while it fails with the file busy or
+//  locked, for up to timeout_ms. SQLite answers some waits at once
+//  without asking the busy handler: two connections that both read
+//  and then write a new file (a deadlock, which it breaks at once), or
+//  a file whose WAL another process is setting up or recovering, as a
+//  process restarted after a crash finds it. sql must be safe to run
+//  again after any of its statements (a schema of IF NOT EXISTS and
+//  pragmas). Returns SQLite's result code; error_p as sqlite3_exec.
+int
+    db_exec_retry (sqlite3 *db, const char *sql, int timeout_ms,
+                   char **error_p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -244,6 +244,62 @@ test_failed_write_fails_the_commit (void **state)
     sqlite3_close (db);
 }
 
+//  db_exec_retry runs its SQL again while the file is locked, where
+//  sqlite3_exec on a connection without a busy handler (as SQLite treats
+//  some waits) fails at once; and gives up at its timeout.
+static void
+test_exec_retry_waits_for_the_lock (void **state)
+{
+    s_fixture_t *self = *state;
+    sqlite3 *setup = NULL;
+    assert_int_equal (db_open (self->path, SQLITE_OPEN_READWRITE
+                                         | SQLITE_OPEN_CREATE, &setup), SQLITE_OK);
+    s_exec (setup, S_TABLE);
+    sqlite3_close (setup);
+    //  A child holds the file (rollback journal: its exclusive lock keeps
+    //  every reader out) for 300 ms, and says when it has it.
+    int fds [2];
+    assert_int_equal (pipe (fds), 0);
+    pid_t child = fork ();
+    assert_true (child >= 0);
+    if (child == 0) {
+        sqlite3 *db = NULL;
+        int rc = db_open (self->path, SQLITE_OPEN_READWRITE, &db);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec (db, "BEGIN EXCLUSIVE", NULL, NULL, NULL);
+        ssize_t written = write (fds [1], rc == SQLITE_OK? "y": "n", 1);
+        zclock_sleep (300);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec (db, "COMMIT", NULL, NULL, NULL);
+        sqlite3_close (db);
+        _exit (rc == SQLITE_OK && written == 1? 0: 1);
+    }
+    char held;
+    assert_int_equal (read (fds [0], &held, 1), 1);
+    assert_int_equal (held, 'y');
+    sqlite3 *db = NULL;
+    assert_int_equal (db_open (self->path, SQLITE_OPEN_READWRITE, &db), SQLITE_OK);
+    const char *sql = "CREATE TABLE IF NOT EXISTS u (x);"
+                      "INSERT INTO u VALUES (1);";
+    assert_int_equal (sqlite3_exec (db, sql, NULL, NULL, NULL), SQLITE_BUSY);
+    char *error = NULL;
+    assert_int_equal (db_exec_retry (db, sql, 20, &error), SQLITE_BUSY);
+    assert_non_null (error);
+    sqlite3_free (error);
+    error = NULL;
+    int64_t start = zclock_mono ();
+    assert_int_equal (db_exec_retry (db, sql, 5000, &error), SQLITE_OK);
+    assert_null (error);
+    assert_true (zclock_mono () - start < 5000);
+    assert_int_equal (s_number (db, "SELECT count (*) FROM u"), 1);
+    int status;
+    assert_int_equal (waitpid (child, &status, 0), child);
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    close (fds [0]);
+    close (fds [1]);
+    sqlite3_close (db);
+}
+
 int
 main (void)
 {
@@ -258,6 +314,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_large_transaction,
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failed_write_fails_the_commit,
+                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_exec_retry_waits_for_the_lock,
                                          s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name ("db", tests, NULL, NULL);

@@ -66,8 +66,8 @@ store_new (resv_cfg_t *cfg, const char *name, const char *schema)
     //  Writers of several processes queue on the lock; 10 s is far past
     //  any transaction of ours, so hitting it means something is stuck.
     db_wait_busy (self->db, 10000);
-    if (sqlite3_exec (self->db, s_base_schema, NULL, NULL, &error) != SQLITE_OK
-    || (schema && sqlite3_exec (self->db, schema, NULL, NULL, &error) != SQLITE_OK)) {
+    if (db_exec_retry (self->db, s_base_schema, 10000, &error) != SQLITE_OK
+    || (schema && db_exec_retry (self->db, schema, 10000, &error) != SQLITE_OK)) {
         zsys_error ("store: create schema in %s: %s", self->path, error);
         sqlite3_free (error);
         goto failed;
