@@ -1253,15 +1253,18 @@ s_item_code (s_span_t *status)
 
 //  The result of one item of a batch reply, as s_call_result makes it;
 //  its body is read from the reply's text (with the completion's fields
-//  alone, when it names some and the item succeeded).
+//  alone, when it names some and the item succeeded). A malformed item
+//  is logged, as the service of self's, and fails its call alone.
 static json_t *
-s_item_result (s_reply_scan_t *scan, s_span_t *item, int *code_p,
-               const char *const *fields)
+s_item_result (worker_t *self, s_reply_scan_t *scan, s_span_t *item,
+               int *code_p, const char *const *fields)
 {
     scan->status = scan->body = (s_span_t) { NULL, 0, JSCAN_LITERAL };
     if (item->kind != JSCAN_OBJECT
     ||  jscan_object (item->text, item->size, s_reply_member, scan) != item->size
     ||  (*code_p = s_item_code (&scan->status)) == 0) {
+        zsys_warning ("worker: %s: an item of a batch reply has no status of "
+                      "100 to 599; its call fails with 500", self->service);
         *code_p = RESV_INTERNAL;
         return resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
                                "the reply to a batch has an item without a "
@@ -1274,6 +1277,9 @@ s_item_result (s_reply_scan_t *scan, s_span_t *item, int *code_p,
                ? field_sparse (body->text, body->size, fields, NULL)
                : json_loadb (body->text, body->size, JSON_DECODE_ANY, NULL);
         if (!result) {
+            zsys_warning ("worker: %s: an item of a batch reply has a body "
+                          "that cannot be read; its call fails with 500",
+                          self->service);
             *code_p = RESV_INTERNAL;
             return resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
                                    "the reply to a batch has an item whose "
@@ -1310,7 +1316,7 @@ s_batch_done (worker_t *self, s_call_t *call, int status, const char *body,
         int item_code;
         json_t *result;
         if (whole)
-            result = s_item_result (&scan, &items [index], &item_code,
+            result = s_item_result (self, &scan, &items [index], &item_code,
                                     completion->fields);
         else {
             //  The request failed, or its reply is not a batch's: each
