@@ -1247,9 +1247,8 @@ s_hold (void *state, json_t *request, int64_t deadline,
 reply: {
         //  {"resource":{...},"slot":S}, built around the resource's text.
         const char *members [] = { "slot", slot, NULL };
-        char *text = store_object_text ("resource", resource, members);
-        *reply_p = text? zframe_new (text, strlen (text)): NULL;
-        free (text);
+        *reply_p = worker_text (store_object_text ("resource", resource,
+                                                   members));
         if (!*reply_p)
             status = worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                                   "hold %s: out of memory", reservation);

@@ -602,15 +602,15 @@ s_provider_refused (zframe_t **reply_p, int status, const char *operation,
     return status;
 }
 
-//  Sets the reply to {"payment":{...}}; returns RESV_OK.
+//  Sets the reply to {"payment":{...}}; returns RESV_OK, or 500 (with
+//  its error) out of memory.
 static int
 s_reply_payment (zframe_t **reply_p, s_payment_t *payment)
 {
     char text [S_PAYMENT_TEXT_SIZE];
-    char *reply = store_object_text ("payment", s_payment_text (payment, text),
-                                     NULL);
-    *reply_p = reply? zframe_new (reply, strlen (reply)): NULL;
-    free (reply);
+    *reply_p = worker_text (store_object_text ("payment",
+                                               s_payment_text (payment, text),
+                                               NULL));
     if (!*reply_p)
         return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                             "payment: out of memory");

@@ -256,15 +256,6 @@ s_texts (sqlite3_stmt *stmt, char **texts, int count)
     return rc == SQLITE_DONE? 0: -1;
 }
 
-//  A reply frame of text (taken).
-static zframe_t *
-s_reply_text (char *text)
-{
-    zframe_t *frame = text? zframe_new (text, strlen (text)): NULL;
-    free (text);
-    return frame;
-}
-
 
 //  Reads reservation id from store as its JSON text. Returns 1 and sets
 //  *text_p (caller frees) if found, 0 if not, -1 on a store failure (the
@@ -441,7 +432,7 @@ s_move_request (s_self_t *self, const s_move_t *move, const char *id,
     }
     else
         events_flush (self->events);
-    *reply_p = s_reply_text (result);
+    *reply_p = worker_text (result);
     return RESV_OK;
 }
 
@@ -900,7 +891,7 @@ s_reserve_store (s_self_t *self, s_order_t *order, s_held_t *held,
     zstr_free (&texts [2]);
     if (twin) {
         store_rollback (store);
-        *reply_p = s_reply_text (texts [0]);
+        *reply_p = worker_text (texts [0]);
         return RESV_CREATED;
     }
     int rc_emit = !data || store_emit_text (store, NULL, "reservation.requested",
@@ -918,7 +909,7 @@ s_reserve_store (s_self_t *self, s_order_t *order, s_held_t *held,
                        "reservation: commit insert %s failed", order->id);
     }
     events_flush (self->events);
-    *reply_p = s_reply_text (texts [0]);
+    *reply_p = worker_text (texts [0]);
     return RESV_CREATED;
 }
 
@@ -1148,7 +1139,7 @@ s_get_method (s_self_t *self, json_t *request, zframe_t **reply_p)
     if (!found)
         return worker_fail (reply_p, RESV_NOT_FOUND, RESV_REASON_NOT_FOUND,
                        "no reservation %s", id);
-    *reply_p = s_reply_text (text);
+    *reply_p = worker_text (text);
     return RESV_OK;
 }
 

@@ -363,7 +363,8 @@ s_scan_object (const char *text, size_t size, jscan_member_fn *member,
     return used && used == size;
 }
 
-//  A batch request as it is read: its items' texts, in place in the body.
+//  A batch request or reply as it is read (s_batch_read): its items'
+//  texts, in place in the body.
 typedef struct {
     const char *batch;          //  The "batch" member's value
     size_t batch_size;
@@ -409,6 +410,20 @@ s_batch_item (void *arg, const char *value, size_t value_size,
     return true;
 }
 
+//  Reads text (size bytes) as {"batch":[ITEM,...]} (other members let be,
+//  white space around allowed) into batch, whose items then point into
+//  text; the caller frees batch->items. Returns whether it is that; if
+//  not, batch->failed says whether for want of memory.
+static bool
+s_batch_read (const char *text, size_t size, s_batch_t *batch)
+{
+    *batch = (s_batch_t) { .batch = NULL };
+    return s_scan_object (text, size, s_batch_member, batch)
+        && batch->batch && batch->kind == JSCAN_ARRAY
+        && jscan_array (batch->batch, batch->batch_size, s_batch_item, batch)
+           == batch->batch_size;
+}
+
 //  Runs a batch request ("batch.METHOD", body {"batch":[BODY,...]}; see
 //  RESV_BATCH_PREFIX): the handler of METHOD on each body in turn, as if
 //  it had come alone, except that none may be taken aside (worker_defer
@@ -420,13 +435,10 @@ s_run_batch (worker_t *self, s_request_t *request, worker_handler_fn *handler,
              void *state, zframe_t **reply_p)
 {
     const char *method = request->method + strlen (RESV_BATCH_PREFIX);
-    s_batch_t batch = { .batch = NULL };
+    s_batch_t batch;
     const char *text = request->body? (const char *) zframe_data (request->body): "";
     size_t size = request->body? zframe_size (request->body): 0;
-    if (!s_scan_object (text, size, s_batch_member, &batch)
-    ||  !batch.batch || batch.kind != JSCAN_ARRAY
-    ||  jscan_array (batch.batch, batch.batch_size, s_batch_item, &batch) == 0
-    ||  batch.nitems == 0) {
+    if (!s_batch_read (text, size, &batch) || batch.nitems == 0) {
         free (batch.items);
         if (batch.failed) {
             zsys_error ("worker: %s: %s: out of memory", self->service,
@@ -1190,49 +1202,30 @@ s_call_send_batch (worker_t *self, s_held_call_t *calls, size_t *indexes,
     return rc;
 }
 
-//  A span of JSON text: a member's or an item's value as written.
+//  A span of JSON text: a member's value as written.
 typedef struct {
     const char *text;
     size_t size;
     jscan_kind_t kind;
 } s_span_t;
 
-//  What the scan of a batch reply keeps: the list, each of its items (up
-//  to max), and in an item its status and body.
+//  An item of a batch reply: its status and body, as written.
 typedef struct {
-    s_span_t batch;             //  The member "batch"
-    s_span_t *items;
-    size_t nitems;              //  Items seen, even past max
-    size_t max;
-    s_span_t status;            //  Of the item being read
+    s_span_t status;
     s_span_t body;
-} s_reply_scan_t;
+} s_reply_item_t;
 
 static bool
 s_reply_member (void *arg, const char *key, size_t key_size, const char *value,
                 size_t value_size, jscan_kind_t kind)
 {
-    s_reply_scan_t *scan = (s_reply_scan_t *) arg;
+    s_reply_item_t *item = (s_reply_item_t *) arg;
     (void) key_size;
-    if (streq (key, "batch"))
-        scan->batch = (s_span_t) { value, value_size, kind };
-    else
     if (streq (key, "status"))
-        scan->status = (s_span_t) { value, value_size, kind };
+        item->status = (s_span_t) { value, value_size, kind };
     else
     if (streq (key, "body"))
-        scan->body = (s_span_t) { value, value_size, kind };
-    return true;
-}
-
-static bool
-s_reply_item (void *arg, const char *value, size_t value_size,
-              jscan_kind_t kind)
-{
-    s_reply_scan_t *scan = (s_reply_scan_t *) arg;
-    if (scan->nitems < scan->max)
-        scan->items [scan->nitems] = (s_span_t) { value, value_size, kind };
-    scan->nitems++;
+        item->body = (s_span_t) { value, value_size, kind };
     return true;
 }
 
@@ -1254,15 +1247,15 @@ s_item_code (s_span_t *status)
 //  The result of one item of a batch reply, as s_call_result makes it;
 //  its body is read from the reply's text (with the completion's fields
 //  alone, when it names some and the item succeeded). A malformed item
-//  is logged, as the service of self's, and fails its call alone.
+//  is logged and fails its call alone.
 static json_t *
-s_item_result (worker_t *self, s_reply_scan_t *scan, s_span_t *item,
-               int *code_p, const char *const *fields)
+s_item_result (worker_t *self, const char *text, size_t size, int *code_p,
+               const char *const *fields)
 {
-    scan->status = scan->body = (s_span_t) { NULL, 0, JSCAN_LITERAL };
-    if (item->kind != JSCAN_OBJECT
-    ||  jscan_object (item->text, item->size, s_reply_member, scan) != item->size
-    ||  (*code_p = s_item_code (&scan->status)) == 0) {
+    s_reply_item_t item = { { NULL, 0, JSCAN_LITERAL },
+                            { NULL, 0, JSCAN_LITERAL } };
+    if (jscan_object (text, size, s_reply_member, &item) != size
+    ||  (*code_p = s_item_code (&item.status)) == 0) {
         zsys_warning ("worker: %s: an item of a batch reply has no status of "
                       "100 to 599; its call fails with 500", self->service);
         *code_p = RESV_INTERNAL;
@@ -1270,7 +1263,7 @@ s_item_result (worker_t *self, s_reply_scan_t *scan, s_span_t *item,
                                "the reply to a batch has an item without a "
                                "status of 100 to 599");
     }
-    s_span_t *body = &scan->body;
+    s_span_t *body = &item.body;
     json_t *result = NULL;
     if (body->text && !(body->kind == JSCAN_LITERAL && *body->text == 'n')) {
         result = fields && *code_p < 400
@@ -1297,16 +1290,9 @@ static void
 s_batch_done (worker_t *self, s_call_t *call, int status, const char *body,
               size_t size)
 {
-    s_span_t items [S_BATCH_CALLS];
-    s_reply_scan_t scan = { { NULL, 0, JSCAN_LITERAL }, items, 0,
-                            S_BATCH_CALLS, { NULL, 0, JSCAN_LITERAL },
-                            { NULL, 0, JSCAN_LITERAL } };
-    bool whole = status == RESV_OK
-              && s_scan_object (body, size, s_reply_member, &scan)
-              && scan.batch.kind == JSCAN_ARRAY
-              && jscan_array (scan.batch.text, scan.batch.size, s_reply_item,
-                              &scan) == scan.batch.size
-              && scan.nitems == call->nbatch && call->nbatch <= scan.max;
+    s_batch_t batch = { .batch = NULL };
+    bool whole = status == RESV_OK && s_batch_read (body, size, &batch)
+              && batch.nitems == call->nbatch;
     if (status == RESV_OK && !whole)
         zsys_warning ("worker: %s: the reply to a batch of %zu calls is not "
                       "a list of %zu replies; each call fails with 500",
@@ -1316,7 +1302,8 @@ s_batch_done (worker_t *self, s_call_t *call, int status, const char *body,
         int item_code;
         json_t *result;
         if (whole)
-            result = s_item_result (self, &scan, &items [index], &item_code,
+            result = s_item_result (self, batch.items [index].text,
+                                    batch.items [index].size, &item_code,
                                     completion->fields);
         else {
             //  The request failed, or its reply is not a batch's: each
@@ -1329,6 +1316,7 @@ s_batch_done (worker_t *self, s_call_t *call, int status, const char *body,
         }
         completion->done (completion->arg, item_code, result);
     }
+    free (batch.items);
     free (call->batch);
 }
 
@@ -1581,7 +1569,13 @@ worker_json (json_t *json)
         zsys_error ("worker: cannot encode a reply: out of memory");
         return NULL;
     }
-    zframe_t *frame = zframe_new (text, strlen (text));
+    return worker_text (text);
+}
+
+zframe_t *
+worker_text (char *text)
+{
+    zframe_t *frame = text? zframe_new (text, strlen (text)): NULL;
     free (text);
     return frame;
 }

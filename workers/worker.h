@@ -178,9 +178,13 @@ int
                      int64_t deadline, zframe_t **reply_p);
 
 //  Reply helpers for handlers. Each returns a new frame the caller owns.
-//  worker_json takes the reference to json (json_decref'd here).
+//  worker_json takes the reference to json (json_decref'd here);
+//  worker_text takes the text of a reply already written (a malloc'd
+//  string, freed here). Both return NULL for NULL or out of memory.
 zframe_t *
     worker_json (json_t *json);
+zframe_t *
+    worker_text (char *text);
 zframe_t *
     worker_error (int code, const char *reason, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
