@@ -43,7 +43,10 @@ endif
 #   Sources by role. A file ending in _main.c holds a program's main(); a
 #   file ending in _test.c is a cmocka unit test of the module beside it;
 #   client/bench_*.c are the benchmark programs' own, not libresv's.
-LIB_SRC    := $(filter-out %_main.c %_test.c client/bench_%.c,$(wildcard client/*.c))
+#   client/getpid_cache.c goes into the broker's and the workers' programs
+#   only: it replaces libc's getpid in the process that links it.
+LIB_SRC    := $(filter-out %_main.c %_test.c client/bench_%.c client/getpid_cache.c,\
+                $(wildcard client/*.c))
 #   The broker's journal shares the workers' checkpointer and SQLite opener.
 BROKER_SRC := $(filter-out %_main.c %_test.c,$(wildcard broker/*.c)) \
               workers/checkpoint.c workers/db.c
@@ -58,6 +61,7 @@ LIB_OBJ    := $(call obj,$(LIB_SRC))
 BROKER_OBJ := $(call obj,$(BROKER_SRC))
 WORKER_OBJ := $(call obj,$(WORKER_SRC))
 BENCH_OBJ  := $(BUILD)/client/bench_report.o $(BUILD)/client/bench_inflight.o
+PID_OBJ    := $(BUILD)/client/getpid_cache.o
 
 PROGRAMS   := $(BINDIR)/resv-broker $(BINDIR)/resv-worker $(BINDIR)/resvd \
               $(BINDIR)/resv $(BINDIR)/resv-bench
@@ -116,11 +120,11 @@ $(LIBDIR)/resv.pc: client/resv.pc.in
 	@mkdir -p $(LIBDIR)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
-$(BINDIR)/resv-broker: $(BUILD)/broker/broker_main.o $(BROKER_OBJ) $(LIBDIR)/libresv.a
+$(BINDIR)/resv-broker: $(BUILD)/broker/broker_main.o $(BROKER_OBJ) $(PID_OBJ) $(LIBDIR)/libresv.a
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BINDIR)/resv-worker: $(BUILD)/workers/worker_main.o $(WORKER_OBJ) $(LIBDIR)/libresv.a
+$(BINDIR)/resv-worker: $(BUILD)/workers/worker_main.o $(WORKER_OBJ) $(PID_OBJ) $(LIBDIR)/libresv.a
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -149,6 +153,12 @@ $(SAGA_BASE): $(BUILD)/tests/saga_baseline.o $(BENCH_OBJ) $(WORKER_OBJ) $(BROKER
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 #   Each unit test links the objects of its own component and libresv.
+#   (The cached getpid's test links it alone: an explicit rule wins over
+#   the pattern below.)
+$(BUILD)/test/client/getpid_cache_test: $(BUILD)/client/getpid_cache_test.o $(PID_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA) $(LDLIBS)
+
 $(BUILD)/test/client/%_test: $(BUILD)/client/%_test.o $(BENCH_OBJ) $(LIBDIR)/libresv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA) $(LDLIBS)
