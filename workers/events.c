@@ -281,15 +281,26 @@ s_raw_event (int64_t seq, const char *type, const char *text, size_t size)
 //  What a consumer with fields gets of each live event besides them.
 static const char *const s_envelope [] = { "seq", "type", NULL };
 
-//  A number of at most 20 digits from a frame.
-static int64_t
-s_frame_int (zmq_msg_t *frame)
+//  Reads the seqs frame of a fan-out message: seq, prev of the family and
+//  prev of the type, each of 1 to 18 digits, one space between. Returns 0,
+//  or -1 if the frame is anything else.
+static int
+s_fan_out_seqs (zmq_msg_t *frame, int64_t seqs [3])
 {
-    char text [24];
-    size_t size = zmq_msg_size (frame);
-    memcpy (text, zmq_msg_data (frame), size);
-    text [size] = 0;
-    return atoll (text);
+    const char *text = (const char *) zmq_msg_data (frame);
+    const char *end = text + zmq_msg_size (frame);
+    for (int index = 0; index < 3; index++) {
+        if (index > 0 && (text == end || *text++ != ' '))
+            return -1;
+        const char *start = text;
+        int64_t value = 0;
+        while (text < end && text - start < 18 && *text >= '0' && *text <= '9')
+            value = value * 10 + (*text++ - '0');
+        if (text == start)
+            return -1;
+        seqs [index] = value;
+    }
+    return text == end? 0: -1;
 }
 
 //  The consumer of self that takes events of type: one of one type takes
@@ -309,9 +320,9 @@ s_consumer_of (events_t *self, const char *type)
     return NULL;
 }
 
-//  Frames of a fan-out message: type, seq, event, prev of the family, prev
-//  of the type.
-#define FAN_OUT_FRAMES      5
+//  Frames of a fan-out message: type; seq, prev of the family and prev of
+//  the type; the event.
+#define FAN_OUT_FRAMES      3
 
 //  Reads one fan-out message without waiting. Returns 0 when there is
 //  none; 2 for a message no consumer takes (one it subscribed to only as
@@ -327,7 +338,8 @@ s_recv_live (events_t *self, consumer_t **consumer_p, int64_t *seq_p,
 {
     void *handle = zsock_resolve (self->sub);
     zmq_msg_t parts [FAN_OUT_FRAMES];
-    int count = 0;
+    int count = 0;              //  Frames kept
+    int frames = 0;             //  Frames received
     bool more = true;
     while (more) {
         zmq_msg_t part;
@@ -337,6 +349,7 @@ s_recv_live (events_t *self, consumer_t **consumer_p, int64_t *seq_p,
             break;              //  None waiting (never half a message)
         }
         more = zmq_msg_more (&part);
+        frames++;
         if (count < FAN_OUT_FRAMES)
             parts [count++] = part;
         else
@@ -344,10 +357,9 @@ s_recv_live (events_t *self, consumer_t **consumer_p, int64_t *seq_p,
     }
     int rc = count? 1: 0;
     *event_p = NULL;
-    if (count && (count != FAN_OUT_FRAMES || more
-              ||  zmq_msg_size (&parts [1]) > 20
-              ||  zmq_msg_size (&parts [3]) > 20
-              ||  zmq_msg_size (&parts [4]) > 20)) {
+    int64_t seqs [3];
+    if (count && (frames != FAN_OUT_FRAMES || more
+              ||  s_fan_out_seqs (&parts [1], seqs))) {
         zsys_warning ("events: %s: malformed fan-out message",
                       self->consumers [0].name);
         rc = -1;
@@ -361,11 +373,11 @@ s_recv_live (events_t *self, consumer_t **consumer_p, int64_t *seq_p,
         type [size] = 0;
         consumer_t *consumer = s_consumer_of (self, type);
         *consumer_p = consumer;
-        *seq_p = s_frame_int (&parts [1]);
+        *seq_p = seqs [0];
         if (!consumer)
             rc = 2;
         else {
-            *prev_p = s_frame_int (&parts [consumer->exact? 4: 3]);
+            *prev_p = seqs [consumer->exact? 2: 1];
             if (*seq_p > consumer->cursor && s_wanted (consumer, type)) {
                 const char *text = (const char *) zmq_msg_data (&parts [2]);
                 size = zmq_msg_size (&parts [2]);
@@ -406,7 +418,7 @@ s_consume_live (events_t *self)
     size_t taken = 0;
     while (taken < APPLY_BATCH) {
         consumer_t *consumer = NULL;
-        int64_t seq, prev;
+        int64_t seq = 0, prev = 0;
         json_t *event;
         int rc = s_recv_live (self, &consumer, &seq, &prev, &event);
         if (rc == 0)

@@ -408,17 +408,15 @@ s_apply_seen (void *state, store_t *store, const char *type, json_t *event)
     return rc == SQLITE_DONE? 0: -1;
 }
 
-//  Sends a fan-out message as the broker does: type, seq, event, prev of
-//  the family, prev of the type.
+//  Sends a fan-out message as the broker does: type; seq, prev of the
+//  family and prev of the type; the event.
 static void
 s_fan_out_text (zsock_t *pub, const char *type, int seq, int prev,
                 int prev_type, const char *event)
 {
-    char seq_text [16], prev_text [16], prev_type_text [16];
-    snprintf (seq_text, sizeof seq_text, "%d", seq);
-    snprintf (prev_text, sizeof prev_text, "%d", prev);
-    snprintf (prev_type_text, sizeof prev_type_text, "%d", prev_type);
-    zstr_sendx (pub, type, seq_text, event, prev_text, prev_type_text, NULL);
+    char seqs [48];
+    snprintf (seqs, sizeof seqs, "%d %d %d", seq, prev, prev_type);
+    zstr_sendx (pub, type, seqs, event, NULL);
 }
 
 //  s_fan_out_text of event v<seq> about r1 with data {"via": via}.
@@ -510,6 +508,51 @@ test_family_consumer_finds_a_gap_by_prev (void **state)
                                        "WHERE seq = 6 AND via = 'live'"), 1);
     assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM seen "
                                        "WHERE seq IN (2, 5)"), 0);
+    events_destroy (&events);
+    store_destroy (&store);
+    zsock_destroy (&pub);
+}
+
+//  A fan-out message of any shape but the broker's (too few or too many
+//  frames; seqs that are not three numbers of 1 to 18 digits with one
+//  space between) is dropped with a log line: the event it carried is read
+//  from the journal, never applied as heard.
+static void
+test_malformed_fan_out_is_dropped (void **state)
+{
+    testkit_t *kit = (testkit_t *) *state;
+    zsock_t *pub = zsock_new_pub ("tcp://127.0.0.1:*");
+    assert_non_null (pub);
+    static const char *types [] = { "reservation.", NULL };
+    events_config_t config = { .store = "consumer", .schema = s_seen_schema,
+                               .consumer = "test", .apply = s_apply_seen,
+                               .types = types };
+    zactor_t *events = s_consumer_of (kit, &config, pub);
+    store_t *store = store_new (testkit_cfg (kit), "consumer", s_seen_schema);
+    s_first_live (pub, store, "reservation.requested");
+    s_journal (kit, "reservation.requested", 1);
+    s_journal (kit, "reservation.confirmed", 2);
+    const char *type = "reservation.confirmed";
+    const char *event = "{\"seq\":2,\"id\":\"v2\",\"type\":\"reservation.confirmed\","
+                        "\"reservation\":\"r1\",\"data\":{\"via\":\"live\"}}";
+    const char *bad_seqs [] = {
+        "2 1", "2 1 0 ", " 2 1 0", "2  1 0", "2\t1\t0", "+2 1 0", "2 1 -1",
+        "2 1 0x", "0x2 1 0", "", "1234567890123456789 1 0", NULL
+    };
+    for (const char **seqs = bad_seqs; *seqs; seqs++)
+        zstr_sendx (pub, type, *seqs, event, NULL);
+    zstr_sendx (pub, type, NULL);
+    zstr_sendx (pub, type, "2 1 0", NULL);
+    zstr_sendx (pub, type, "2 1 0", event, "0", NULL);
+    zstr_sendx (pub, type, "2 1 0", event, "0", "0", NULL);
+    //  3 comes whole, naming 2, which was never applied: both are read
+    //  from the journal.
+    s_journal (kit, "reservation.cancelled", 3);
+    s_fan_out (pub, "reservation.cancelled", 3, 2, 0, "live");
+    assert_true (TESTKIT_WAIT (4000, testkit_sql_int (store,
+                 "SELECT count (*) FROM seen") == 3));
+    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM seen "
+                      "WHERE seq IN (2, 3) AND via = 'journal'"), 2);
     events_destroy (&events);
     store_destroy (&store);
     zsock_destroy (&pub);
@@ -815,6 +858,7 @@ main (void)
         T (test_event_ids_sort_by_time),
         T (test_missed_last_event_found_when_quiet),
         T (test_family_consumer_finds_a_gap_by_prev),
+        T (test_malformed_fan_out_is_dropped),
         T (test_consumer_by_type_finds_a_gap_by_type_prev),
         T (test_consumer_gets_the_fields_it_names),
         T (test_field_sparse_values),
