@@ -470,6 +470,47 @@ s_first_live (zsock_t *pub, store_t *store, const char *type)
                                        "WHERE seq = 1 AND via = 'live'"), 1);
 }
 
+//  A recording consumer ("test", on store "consumer") whose fan-out is a
+//  PUB of the test's own (so that a test can lose events, or send what the
+//  broker never would), and its store.
+typedef struct {
+    events_config_t config;
+    zsock_t *pub;
+    zactor_t *events;
+    store_t *store;
+} s_live_t;
+
+//  Starts the consumer of types (by type or not), which keeps fields (NULL:
+//  all), and opens its store; with first_type, waits until it has applied
+//  event 1 of that type, heard live.
+static void
+s_live_start (testkit_t *kit, s_live_t *self, const char *const *types,
+              bool by_type, const char *const *fields,
+              const char *first_type)
+{
+    self->config = (events_config_t) {
+        .store = "consumer", .schema = s_seen_schema, .consumer = "test",
+        .apply = s_apply_seen, .types = types, .by_type = by_type,
+        .fields = fields
+    };
+    self->pub = zsock_new_pub ("tcp://127.0.0.1:*");
+    assert_non_null (self->pub);
+    self->events = s_consumer_of (kit, &self->config, self->pub);
+    self->store = store_new (testkit_cfg (kit), self->config.store,
+                             s_seen_schema);
+    assert_non_null (self->store);
+    if (first_type)
+        s_first_live (self->pub, self->store, first_type);
+}
+
+static void
+s_live_stop (s_live_t *self)
+{
+    events_destroy (&self->events);
+    store_destroy (&self->store);
+    zsock_destroy (&self->pub);
+}
+
 //  A consumer of one family (here "reservation.") subscribes to it alone:
 //  the seqs it hears skip the other families' events, and a gap shows in
 //  the fan-out's prev. The fan-out here is the test's own PUB, so that it
@@ -478,15 +519,11 @@ static void
 test_family_consumer_finds_a_gap_by_prev (void **state)
 {
     testkit_t *kit = (testkit_t *) *state;
-    zsock_t *pub = zsock_new_pub ("tcp://127.0.0.1:*");
-    assert_non_null (pub);
     static const char *types [] = { "reservation.", NULL };
-    events_config_t config = { .store = "consumer", .schema = s_seen_schema,
-                               .consumer = "test", .apply = s_apply_seen,
-                               .types = types };
-    zactor_t *events = s_consumer_of (kit, &config, pub);
-    store_t *store = store_new (testkit_cfg (kit), "consumer", s_seen_schema);
-    s_first_live (pub, store, "reservation.requested");
+    s_live_t live;
+    s_live_start (kit, &live, types, false, NULL, "reservation.requested");
+    zsock_t *pub = live.pub;
+    store_t *store = live.store;
     //  The journal has 1 to 4; 2 is of another family. 3 is lost on the
     //  way: 4 names it as its prev, so the consumer reads 3 and 4 back from
     //  the journal (4 is not applied as heard), and never sees 2.
@@ -508,9 +545,7 @@ test_family_consumer_finds_a_gap_by_prev (void **state)
                                        "WHERE seq = 6 AND via = 'live'"), 1);
     assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM seen "
                                        "WHERE seq IN (2, 5)"), 0);
-    events_destroy (&events);
-    store_destroy (&store);
-    zsock_destroy (&pub);
+    s_live_stop (&live);
 }
 
 //  A fan-out message of any shape but the broker's (too few or too many
@@ -521,15 +556,10 @@ static void
 test_malformed_fan_out_is_dropped (void **state)
 {
     testkit_t *kit = (testkit_t *) *state;
-    zsock_t *pub = zsock_new_pub ("tcp://127.0.0.1:*");
-    assert_non_null (pub);
     static const char *types [] = { "reservation.", NULL };
-    events_config_t config = { .store = "consumer", .schema = s_seen_schema,
-                               .consumer = "test", .apply = s_apply_seen,
-                               .types = types };
-    zactor_t *events = s_consumer_of (kit, &config, pub);
-    store_t *store = store_new (testkit_cfg (kit), "consumer", s_seen_schema);
-    s_first_live (pub, store, "reservation.requested");
+    s_live_t live;
+    s_live_start (kit, &live, types, false, NULL, "reservation.requested");
+    zsock_t *pub = live.pub;
     s_journal (kit, "reservation.requested", 1);
     s_journal (kit, "reservation.confirmed", 2);
     const char *type = "reservation.confirmed";
@@ -549,13 +579,11 @@ test_malformed_fan_out_is_dropped (void **state)
     //  from the journal.
     s_journal (kit, "reservation.cancelled", 3);
     s_fan_out (pub, "reservation.cancelled", 3, 2, 0, "live");
-    assert_true (TESTKIT_WAIT (4000, testkit_sql_int (store,
+    assert_true (TESTKIT_WAIT (4000, testkit_sql_int (live.store,
                  "SELECT count (*) FROM seen") == 3));
-    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM seen "
+    assert_int_equal (testkit_sql_int (live.store, "SELECT count (*) FROM seen "
                       "WHERE seq IN (2, 3) AND via = 'journal'"), 2);
-    events_destroy (&events);
-    store_destroy (&store);
-    zsock_destroy (&pub);
+    s_live_stop (&live);
 }
 
 //  A consumer by type keeps a cursor per type, and a gap shows in the
@@ -566,17 +594,13 @@ static void
 test_consumer_by_type_finds_a_gap_by_type_prev (void **state)
 {
     testkit_t *kit = (testkit_t *) *state;
-    zsock_t *pub = zsock_new_pub ("tcp://127.0.0.1:*");
-    assert_non_null (pub);
     static const char *types [] = {
         "reservation.confirmed", "reservation.cancelled", NULL
     };
-    events_config_t config = { .store = "consumer", .schema = s_seen_schema,
-                               .consumer = "test", .apply = s_apply_seen,
-                               .types = types, .by_type = true };
-    zactor_t *events = s_consumer_of (kit, &config, pub);
-    store_t *store = store_new (testkit_cfg (kit), "consumer", s_seen_schema);
-    s_first_live (pub, store, "reservation.confirmed");
+    s_live_t live;
+    s_live_start (kit, &live, types, true, NULL, "reservation.confirmed");
+    zsock_t *pub = live.pub;
+    store_t *store = live.store;
     //  4 follows 1 among the confirmed (3, cancelled, is the family's
     //  prev): applied as heard, though 3 is not applied yet.
     s_fan_out (pub, "reservation.confirmed", 4, 3, 1, "live");
@@ -599,15 +623,15 @@ test_consumer_by_type_finds_a_gap_by_type_prev (void **state)
                                        "WHERE seq = 2"), 0);
     assert_true (testkit_wait_cursor (kit, store, "test/reservation.confirmed", 4));
     assert_true (testkit_wait_cursor (kit, store, "test/reservation.cancelled", 5));
-    events_destroy (&events);
-    store_destroy (&store);
+    events_destroy (&live.events);
+    store_destroy (&live.store);
 
     //  A store with the service's cursor at 3: each type starts there.
     store = store_new (testkit_cfg (kit), "second", s_seen_schema);
     assert_non_null (store);
     assert_int_equal (store_cursor_set (store, "test", 3), 0);
-    config.store = "second";
-    events = s_consumer_of (kit, &config, pub);
+    live.config.store = "second";
+    zactor_t *events = s_consumer_of (kit, &live.config, pub);
     assert_true (TESTKIT_WAIT (4000, testkit_sql_int (store,
                  "SELECT count (*) FROM seen") == 2));
     assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM seen "
@@ -615,7 +639,7 @@ test_consumer_by_type_finds_a_gap_by_type_prev (void **state)
     assert_int_equal (store_cursor (store, "test/reservation.confirmed"), 4);
     events_destroy (&events);
     store_destroy (&store);
-    zsock_destroy (&pub);
+    s_live_stop (&live);
 }
 
 //  A consumer that names its fields gets a live event with those members
@@ -625,16 +649,12 @@ static void
 test_consumer_gets_the_fields_it_names (void **state)
 {
     testkit_t *kit = (testkit_t *) *state;
-    zsock_t *pub = zsock_new_pub ("tcp://127.0.0.1:*");
-    assert_non_null (pub);
     static const char *fields [] = { "id", "data.owner", "data.deep.x",
                                      "data.list.x", "data.whole", "absent",
                                      NULL };
-    events_config_t config = { .store = "consumer", .schema = s_seen_schema,
-                               .consumer = "test", .apply = s_apply_seen,
-                               .fields = fields };
-    zactor_t *events = s_consumer_of (kit, &config, pub);
-    store_t *store = store_new (testkit_cfg (kit), "consumer", s_seen_schema);
+    s_live_t live;
+    s_live_start (kit, &live, NULL, false, fields, NULL);
+    store_t *store = live.store;
     const char *event =
         "{\"seq\":1,\"id\":\"e1\",\"type\":\"a.b\",\"at\":\"now\","
         "\"reservation\":\"r1\",\"data\":{\"other\":[1,{\"x\":2}],"
@@ -643,7 +663,7 @@ test_consumer_gets_the_fields_it_names (void **state)
     int64_t deadline = zclock_mono () + 5000;
     while (testkit_sql_int (store, "SELECT count (*) FROM seen") == 0
        &&  zclock_mono () < deadline) {
-        s_fan_out_text (pub, "a.b", 1, 0, 0, event);
+        s_fan_out_text (live.pub, "a.b", 1, 0, 0, event);
         zclock_sleep (20);
     }
     char *text = testkit_sql_text (store, "SELECT text FROM seen WHERE seq = 1");
@@ -651,9 +671,7 @@ test_consumer_gets_the_fields_it_names (void **state)
         "{\"data\":{\"deep\":{\"x\":{\"z\":[4]}},\"owner\":\"o\u00e9\","
         "\"whole\":{\"a\":{\"b\":6}}},\"id\":\"e1\",\"seq\":1,\"type\":\"a.b\"}");
     free (text);
-    events_destroy (&events);
-    store_destroy (&store);
-    zsock_destroy (&pub);
+    s_live_stop (&live);
 }
 
 //  field_sparse makes each kept value as json_loadb makes it, whichever
