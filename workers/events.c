@@ -821,12 +821,14 @@ events_batch_begin (void *batch)
 }
 
 int
-events_batch_end (void *batch)
+events_batch_end (void *batch, const char **why_p)
 {
     events_batch_t *self = (events_batch_t *) batch;
     int rc = store_batch_end (self->store);
     if (rc == 0 && store_emitted (self->store))
         events_flush (self->events);
+    if (rc && why_p)
+        *why_p = store_batch_error (self->store);
     return rc;
 }
 

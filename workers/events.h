@@ -132,7 +132,8 @@ void
 //  give worker_set_batch, with a pointer to one of these (kept in the
 //  service's state; store and events borrowed). The end commits the batch
 //  (store_batch_end) and, when it wrote, pokes the relay: the handlers'
-//  own pokes came before the commit made their events visible.
+//  own pokes came before the commit made their events visible. When the
+//  commit fails, *why_p is SQLite's reason (store_batch_error).
 typedef struct {
     store_t *store;
     zactor_t *events;
@@ -141,7 +142,7 @@ typedef struct {
 int
     events_batch_begin (void *batch);
 int
-    events_batch_end (void *batch);
+    events_batch_end (void *batch, const char **why_p);
 
 //  Called between two pages of a replay, e.g. to keep a worker's
 //  heartbeats going (worker_keepalive) during a long rebuild.

@@ -738,6 +738,7 @@ test_store_batch (void **state)
     store_t *store = store_new (testkit_cfg (kit), "batch", schema);
     assert_non_null (store);
     assert_int_equal (store_batch_end (store), -1);     //  None open
+    assert_string_equal (store_batch_error (store), "no batch is open");
     //  Three requests share a batch: the first commits, the second rolls
     //  back, the third only reads. Only the first is written.
     assert_int_equal (store_batch_begin (store), 0);
@@ -771,6 +772,9 @@ test_store_batch (void **state)
     assert_int_equal (store_commit (store), 0);
     s_batched_insert (store, "INSERT INTO child VALUES (1, 99) RETURNING id", 1, true);
     assert_int_equal (store_batch_end (store), -1);
+    //  SQLite's reason is kept, though the rollback came after it.
+    assert_string_equal (store_batch_error (store),
+                         "FOREIGN KEY constraint failed");
     assert_false (store_emitted (store));
     assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM outbox"), 1);
     assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM parent"), 1);

@@ -283,14 +283,18 @@ store_batch_begin (store_t *self)
 int
 store_batch_end (store_t *self)
 {
-    if (!self->batch)
+    if (!self->batch) {
+        snprintf (self->error, sizeof self->error, "no batch is open");
         return -1;
+    }
     if (self->savepoint)
         store_rollback (self);  //  A request left it open: not committed
     self->batch = false;
     self->emitted = false;
     int64_t pruned = s_prune_in (self);
     if (s_exec (self, "COMMIT", "commit a batch")) {
+        //  A copy first: the rollback replaces SQLite's message.
+        snprintf (self->error, sizeof self->error, "%s", store_error (self));
         store_rollback (self);
         return -1;
     }
@@ -299,6 +303,12 @@ store_batch_end (store_t *self)
     if (pruned > self->pruned)
         self->pruned = pruned;
     return 0;
+}
+
+const char *
+store_batch_error (store_t *self)
+{
+    return self->error;
 }
 
 bool

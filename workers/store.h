@@ -87,6 +87,11 @@ int
 int
     store_batch_end (store_t *self);
 
+//  Why the last store_batch_end failed, as SQLite said it ("database or
+//  disk is full"); kept until the next failure.
+const char *
+    store_batch_error (store_t *self);
+
 //  Whether the last commit (store_commit of a transaction, or
 //  store_batch_end) added events to the outbox: the relay has something
 //  to send only then.

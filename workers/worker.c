@@ -120,7 +120,7 @@ struct _worker_t {
     bool deferred;              //  The handler took it aside
     size_t later;               //  Requests taken aside, not yet answered
     worker_batch_fn *batch_begin;   //  Group commit hooks, and their arg
-    worker_batch_fn *batch_end;
+    worker_batch_end_fn *batch_end;
     void *batch_arg;
     bool batching;              //  A batch is open: replies are held
     s_held_reply_t *held_replies;   //  Replies of the batch
@@ -692,16 +692,24 @@ s_on_request (worker_t *self, zmq_msg_t part [S_PARTS], zframe_t **body_p,
 static void
 s_batch_end (worker_t *self)
 {
-    int rc = self->batch_end (self->batch_arg);
+    const char *why = NULL;
+    int rc = self->batch_end (self->batch_arg, &why);
     self->batching = false;
+    //  Copies: the completions below may use the store that said why.
+    char reason [160] = "", refused [200] = "";
+    if (rc) {
+        snprintf (reason, sizeof reason, "%s", why && *why? why: "no reason given");
+        snprintf (refused, sizeof refused, "the commit before it failed (%s)",
+                  reason);
+    }
     for (size_t index = 0; index < self->nheld_replies; index++) {
         s_held_reply_t *held = &self->held_replies [index];
         if (rc && held->status < 400) {
             zframe_destroy (&held->reply);
             held->status = RESV_INTERNAL;
             held->reply = worker_error (RESV_INTERNAL, RESV_REASON_INTERNAL,
-                                        "%s: the commit failed; nothing was "
-                                        "changed", self->service);
+                                        "%s: the commit failed (%s); nothing "
+                                        "was changed", self->service, reason);
         }
         s_send_reply (self, held->request, held->status, &held->reply);
         s_request_destroy (&held->request);
@@ -709,7 +717,7 @@ s_batch_end (worker_t *self)
     self->nheld_replies = 0;
     //  The calls the batch made go out only now that what they depend on
     //  is committed; with the commit failed, they fail too.
-    s_held_calls_flush (self, rc? "the commit before it failed": NULL);
+    s_held_calls_flush (self, rc? refused: NULL);
 }
 
 //  Handles every message waiting on the socket, up to S_BATCH_MAX. With
@@ -1062,7 +1070,7 @@ worker_keepalive (worker_t *self)
 
 void
 worker_set_batch (worker_t *self, worker_batch_fn *begin,
-                  worker_batch_fn *end, void *arg)
+                  worker_batch_end_fn *end, void *arg)
 {
     if (!self)
         return;

@@ -138,14 +138,17 @@ int
 //  asynchronous calls it makes, leave only once end has returned 0; when
 //  it returns -1 (nothing of the burst was written) every success among
 //  the replies becomes a 500 and every such call completes with a 500
-//  unsent. A begin that fails (-1) leaves the burst to run without a
-//  batch. NULL begin turns batching off. A synchronous worker_call in a
-//  batch goes out at once, and holds the batch's lock while it waits.
+//  unsent, each saying why when end set *why_p (a text it keeps until its
+//  next call: "database or disk is full", say). A begin that fails (-1)
+//  leaves the burst to run without a batch. NULL begin turns batching off.
+//  A synchronous worker_call in a batch goes out at once, and holds the
+//  batch's lock while it waits.
 typedef int (worker_batch_fn) (void *arg);
+typedef int (worker_batch_end_fn) (void *arg, const char **why_p);
 
 void
     worker_set_batch (worker_t *self, worker_batch_fn *begin,
-                      worker_batch_fn *end, void *arg);
+                      worker_batch_end_fn *end, void *arg);
 
 //  Calls service/method through the broker frontend and waits for the
 //  reply until timeout_ms (<= 0: client/timeout from config). Heartbeats go

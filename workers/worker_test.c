@@ -990,6 +990,12 @@ s_wait_call2 (fixture_t *self)
 }
 
 static int s_begin_ok (void *arg) { (void) arg; return 0; }
+static int s_end_ok (void *arg, const char **why_p)
+{
+    (void) arg;
+    (void) why_p;
+    return 0;
+}
 
 //  The calls of a batch request fail together when the request fails, or
 //  when its reply is not a list of theirs. (The scripted broker answers
@@ -998,7 +1004,7 @@ static void
 test_batch_calls_fail_together (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    worker_set_batch (self->worker, s_begin_ok, s_begin_ok, NULL);
+    worker_set_batch (self->worker, s_begin_ok, s_end_ok, NULL);
     s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "c-1",
                "call2", "5000", "", NULL);
     s_wait_call2 (self);
@@ -1026,7 +1032,7 @@ static void
 test_batch_replies (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    worker_set_batch (self->worker, s_begin_ok, s_begin_ok, NULL);
+    worker_set_batch (self->worker, s_begin_ok, s_end_ok, NULL);
     struct {
         const char *answer;
         int status [2];
@@ -1085,11 +1091,13 @@ s_batch_begin (void *arg)
 }
 
 static int
-s_batch_end (void *arg)
+s_batch_end (void *arg, const char **why_p)
 {
     s_batch_hooks_t *hooks = (s_batch_hooks_t *) arg;
     hooks->ends++;
     hooks->calls_at_end = hooks->fixture->calls;
+    if (hooks->fail)
+        *why_p = "database or disk is full";
     return hooks->fail? -1: 0;
 }
 
@@ -1120,6 +1128,11 @@ test_group_commit (void **state)
     assert_true (s_frame_eq (s_frame_at (reply, 3), "ok-0"));
     assert_true (s_frame_eq (s_frame_at (reply, 4), "500"));
     s_assert_error (s_frame_at (reply, 5), 500, RESV_REASON_INTERNAL);
+    //  and says why, as the commit's end said it.
+    char *text = zframe_strdup (s_frame_at (reply, 5));
+    assert_non_null (strstr (text, "the commit failed (database or disk is "
+                                   "full); nothing was changed"));
+    free (text);
     zmsg_destroy (&reply);
     reply = s_expect (self, s_handler, 2000);
     assert_true (s_frame_eq (s_frame_at (reply, 3), "no-0"));
@@ -1563,13 +1576,16 @@ s_commit_begin (void *arg)
 static int s_commit_sleep;
 
 static int
-s_commit_end (void *arg)
+s_commit_end (void *arg, const char **why_p)
 {
     (void) arg;
     int sleep_ms = __atomic_exchange_n (&s_commit_sleep, 0, __ATOMIC_SEQ_CST);
     if (sleep_ms)
         zclock_sleep (sleep_ms);
-    return __atomic_load_n (&s_commits_fail, __ATOMIC_SEQ_CST)? -1: 0;
+    if (!__atomic_load_n (&s_commits_fail, __ATOMIC_SEQ_CST))
+        return 0;
+    *why_p = "disk I/O error";
+    return -1;
 }
 
 static void *
@@ -1886,7 +1902,8 @@ test_live_call_async_batched (void **state)
     char *got = NULL;
     assert_int_equal (resv_call_raw (testkit_client (kit), "batched", "echo",
                                      "{\"x\":2}", 7, 3000, &got, NULL), 500);
-    assert_non_null (strstr (got, "not sent"));
+    assert_non_null (strstr (got, "not sent: the commit before it failed "
+                                  "(disk I/O error)"));
     free (got);
     __atomic_store_n (&s_commits_fail, 0, __ATOMIC_SEQ_CST);
     s_assert_call (kit, "batched", "echo", "{\"x\":3}", 200, "{\"x\":3}");
