@@ -2,6 +2,7 @@
 
 #include "broker.h"
 #include <malloc.h>
+#include <signal.h>
 
 static void
 s_usage (FILE *out)
@@ -47,6 +48,10 @@ main (int argc, char *argv [])
     //  refilled often; keep freed memory in the heap rather than trim it
     //  (brk or madvise, and a TLB shootdown) and fault it back in.
     mallopt (M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+    //  A file size limit (ulimit -f) is a full disk to us: the write
+    //  fails, SQLite reports it, the request or publish is refused and
+    //  logged. Without this the kernel's SIGXFSZ would end the process.
+    signal (SIGXFSZ, SIG_IGN);
     zsys_init ();
     zsys_set_logstream (stderr);
     zsys_set_logident ("resv-broker");

@@ -2,6 +2,7 @@
 
 #include "svc.h"
 #include <malloc.h>
+#include <signal.h>
 #include <unistd.h>
 
 static void
@@ -87,6 +88,10 @@ main (int argc, char *argv [])
     //  TLB shootdown across this process's threads) only to fault them in
     //  again at the next transaction. Keep freed memory in the heap.
     mallopt (M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+    //  A file size limit (ulimit -f) is a full disk to us: the write
+    //  fails, SQLite reports it, the request or publish is refused and
+    //  logged. Without this the kernel's SIGXFSZ would end the process.
+    signal (SIGXFSZ, SIG_IGN);
     //  Catch SIGTERM and SIGINT (zsys_interrupted) before anything else.
     zsys_init ();
     zsys_set_logstream (stderr);
