@@ -469,24 +469,62 @@ s_setup (void)
         s_real_vfs = NULL;
 }
 
-//  The busy handler of db_wait_busy: arg is the timeout in ms. Polls every
-//  50 us for the first 5 ms, then every 200 us.
+//  When this thread's current wait for a lock began (monotonic ms): the
+//  waits of one thread come one after the other, each from tries 0.
+static __thread int64_t s_busy_since;
+
+//  One wait of a busy handler, tries being SQLite's count of them: polls
+//  every 50 us for the first 100 tries (5 ms and more), then every 200 us.
+//  Returns 1 to try again, 0 once timeout_ms have passed by the clock
+//  (a sleep lasts longer than asked, by more on a loaded machine).
 static int
-s_busy (void *arg, int tries)
+s_busy_step (int tries, int timeout_ms)
 {
-    int64_t timeout_us = (int64_t) (intptr_t) arg * 1000;
-    int64_t waited_us = tries < 100? tries * 50: 5000 + (int64_t) (tries - 100) * 200;
-    if (waited_us >= timeout_us)
+    int64_t now = zclock_mono ();
+    if (tries == 0)
+        s_busy_since = now;
+    else
+    if (now - s_busy_since >= timeout_ms)
         return 0;
     struct timespec pause = { 0, (tries < 100? 50: 200) * 1000 };
     nanosleep (&pause, NULL);
     return 1;
 }
 
+//  The busy handler of db_wait_busy: arg is the timeout in ms.
+static int
+s_busy (void *arg, int tries)
+{
+    return s_busy_step (tries, (int) (intptr_t) arg);
+}
+
 void
 db_wait_busy (sqlite3 *db, int timeout_ms)
 {
     sqlite3_busy_handler (db, s_busy, (void *) (intptr_t) timeout_ms);
+}
+
+//  The busy handler of db_wait_busy_calling: arg is its db_busy_t.
+static int
+s_busy_calling (void *arg, int tries)
+{
+    db_busy_t *busy = (db_busy_t *) arg;
+    int rc = s_busy_step (tries, busy->timeout_ms);
+    int64_t now = zclock_mono ();
+    if (rc && (tries == 0 || now >= busy->next)) {
+        busy->next = now + 100;
+        busy->waiting (busy->arg);
+    }
+    return rc;
+}
+
+void
+db_wait_busy_calling (sqlite3 *db, db_busy_t *busy)
+{
+    if (busy->waiting)
+        sqlite3_busy_handler (db, s_busy_calling, busy);
+    else
+        db_wait_busy (db, busy->timeout_ms);
 }
 
 int

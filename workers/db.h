@@ -18,6 +18,7 @@
 #define DB_H_INCLUDED
 
 #include <sqlite3.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,6 +37,21 @@ int
 //  tries, so a writer behind a lock held for 100 us may sleep for 100 ms.
 void
     db_wait_busy (sqlite3 *db, int timeout_ms);
+
+//  What db_wait_busy_calling waits with: the timeout, and a function it
+//  calls while it waits, at once and then about every 100 ms (a worker's
+//  heartbeat: a thread that waits on a lock sends none of its own). The
+//  caller keeps it as long as the connection.
+typedef struct {
+    int timeout_ms;
+    void (*waiting) (void *arg);
+    void *arg;
+    int64_t next;               //  When waiting is due again (monotonic ms)
+} db_busy_t;
+
+//  As db_wait_busy, calling busy->waiting while it waits.
+void
+    db_wait_busy_calling (sqlite3 *db, db_busy_t *busy);
 
 //  sqlite3_exec of sql, run again while it fails with the file busy or
 //  locked, for up to timeout_ms. SQLite answers some waits at once

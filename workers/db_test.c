@@ -300,6 +300,79 @@ test_exec_retry_waits_for_the_lock (void **state)
     sqlite3_close (db);
 }
 
+static void
+s_count (void *arg)
+{
+    (*(int *) arg)++;
+}
+
+//  A wait for a lock gives up after its timeout, by the clock, while the
+//  lock is still held; a wait with a function calls it while it waits, at
+//  once and then about every 100 ms, and gets the lock once it is free.
+static void
+test_busy_wait_gives_up_and_calls (void **state)
+{
+    s_fixture_t *self = *state;
+    sqlite3 *setup = s_open (self->path);
+    s_exec (setup, S_TABLE);
+    sqlite3_close (setup);
+    //  A child holds the write lock for 1.5 s; it says 'y' when it has
+    //  it and 'r' just before it lets it go.
+    int fds [2];
+    assert_int_equal (pipe (fds), 0);
+    pid_t child = fork ();
+    assert_true (child >= 0);
+    if (child == 0) {
+        sqlite3 *db = NULL;
+        int rc = db_open (self->path, SQLITE_OPEN_READWRITE, &db);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        ssize_t written = write (fds [1], rc == SQLITE_OK? "y": "n", 1);
+        zclock_sleep (1500);
+        written += write (fds [1], "r", 1);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close (db);
+        _exit (rc == SQLITE_OK && written == 2? 0: 1);
+    }
+    char said;
+    assert_int_equal (read (fds [0], &said, 1), 1);
+    assert_int_equal (said, 'y');
+    sqlite3 *quick = NULL;
+    assert_int_equal (db_open (self->path, SQLITE_OPEN_READWRITE, &quick),
+                      SQLITE_OK);
+    db_wait_busy (quick, 200);
+    assert_int_equal (sqlite3_exec (quick, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                      SQLITE_BUSY);
+    zmq_pollitem_t item = { NULL, fds [0], ZMQ_POLLIN, 0 };
+    assert_int_equal (zmq_poll (&item, 1, 0), 0);   //  Still held
+    int calls = 0;
+    db_busy_t busy = { .timeout_ms = 10000, .waiting = s_count, .arg = &calls };
+    sqlite3 *patient = NULL;
+    assert_int_equal (db_open (self->path, SQLITE_OPEN_READWRITE, &patient),
+                      SQLITE_OK);
+    db_wait_busy_calling (patient, &busy);
+    assert_int_equal (sqlite3_exec (patient, "BEGIN IMMEDIATE", NULL, NULL,
+                                    NULL), SQLITE_OK);
+    assert_int_equal (read (fds [0], &said, 1), 1);
+    assert_int_equal (said, 'r');                   //  Got it once let go
+    assert_true (calls >= 2);
+    assert_int_equal (sqlite3_exec (patient, "COMMIT", NULL, NULL, NULL),
+                      SQLITE_OK);
+    //  Without a function it waits as db_wait_busy does.
+    busy.waiting = NULL;
+    db_wait_busy_calling (quick, &busy);
+    assert_int_equal (sqlite3_exec (quick, "BEGIN IMMEDIATE; COMMIT;", NULL,
+                                    NULL, NULL), SQLITE_OK);
+    int status;
+    assert_int_equal (waitpid (child, &status, 0), child);
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    close (fds [0]);
+    close (fds [1]);
+    sqlite3_close (quick);
+    sqlite3_close (patient);
+}
+
 int
 main (void)
 {
@@ -316,6 +389,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_failed_write_fails_the_commit,
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_exec_retry_waits_for_the_lock,
+                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_busy_wait_gives_up_and_calls,
                                          s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name ("db", tests, NULL, NULL);
