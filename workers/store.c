@@ -11,6 +11,8 @@
 
 //  Statements a store caches; services use a handful each.
 #define STMTS_MAX   64
+//  How long a transaction waits for another's lock (ms).
+#define S_BUSY_TIMEOUT  10000
 //  Time digits at the front of an event id (store_emit, store_caused_id).
 #define S_ID_TIME_DIGITS 12
 
@@ -29,6 +31,7 @@ struct _store_t {
     bool writing;               //  The open transaction may write
     int64_t acked;              //  Outbox rows up to here were acknowledged
     int64_t pruned;             //  and deleted up to here
+    db_busy_t busy;             //  How a wait for a lock keeps a worker alive
 };
 
 static const char *s_base_schema =
@@ -65,7 +68,8 @@ store_new (resv_cfg_t *cfg, const char *name, const char *schema)
     }
     //  Writers of several processes queue on the lock; 10 s is far past
     //  any transaction of ours, so hitting it means something is stuck.
-    db_wait_busy (self->db, 10000);
+    self->busy.timeout_ms = S_BUSY_TIMEOUT;
+    db_wait_busy (self->db, S_BUSY_TIMEOUT);
     if (db_exec_retry (self->db, s_base_schema, 10000, &error) != SQLITE_OK
     || (schema && db_exec_retry (self->db, schema, 10000, &error) != SQLITE_OK)) {
         zsys_error ("store: create schema in %s: %s", self->path, error);
@@ -90,6 +94,23 @@ store_destroy (store_t **self_p)
     zstr_free (&self->path);
     free (self);
     *self_p = NULL;
+}
+
+//  worker_keepalive, as the busy handler calls it.
+static void
+s_keepalive (void *worker)
+{
+    worker_keepalive ((worker_t *) worker);
+}
+
+void
+store_keep_alive (store_t *self, worker_t *worker)
+{
+    if (!self)
+        return;
+    self->busy.waiting = worker? s_keepalive: NULL;
+    self->busy.arg = worker;
+    db_wait_busy_calling (self->db, &self->busy);
 }
 
 const char *

@@ -41,6 +41,15 @@ store_t *
 void
     store_destroy (store_t **self_p);
 
+//  A request thread's wait for another connection's lock (up to 10 s)
+//  keeps worker alive meanwhile: its heartbeats go on (worker_keepalive),
+//  so the broker does not take a worker that waits for a lock for dead
+//  and send its requests elsewhere. Only for a store used in the
+//  worker's own thread. NULL worker: waits are silent again. NULL-safe.
+typedef struct _worker_t worker_t;
+void
+    store_keep_alive (store_t *self, worker_t *worker);
+
 //  The file of the store.
 const char *
     store_path (store_t *self);

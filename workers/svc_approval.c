@@ -501,6 +501,7 @@ svc_approval_new (resv_cfg_t *cfg, worker_t *worker)
     self->timeout_ms = resv_cfg_int (cfg, "approval/timeout", S_TIMEOUT_DEFAULT,
                                      0, INT64_MAX / 4);
     self->store = store_new (cfg, "approval", s_schema);
+    store_keep_alive (self->store, worker);
     self->client = resv_new (resv_cfg_str (cfg, "broker/frontend",
                                            RESV_DEFAULT_ENDPOINT));
     if (self->store && self->client) {

@@ -1311,6 +1311,7 @@ svc_availability_new (resv_cfg_t *cfg, worker_t *worker)
 {
     availability_t *self = (availability_t *) zmalloc (sizeof (availability_t));
     self->store = store_new (cfg, S_NAME, s_schema);
+    store_keep_alive (self->store, worker);
     if (self->store) {
         //  A release does not depend on any other: by type, the consumer
         //  hears only the reservations that end unused, not every

@@ -289,9 +289,9 @@ svc_notification (void *state, const char *method, zframe_t **body_p,
 void *
 svc_notification_new (resv_cfg_t *cfg, worker_t *worker)
 {
-    (void) worker;
     notification_t *self = (notification_t *) zmalloc (sizeof (notification_t));
     self->store = store_new (cfg, S_NAME, s_schema);
+    store_keep_alive (self->store, worker);
     //  apply keeps no state: it runs in the actor's thread. Each
     //  notification stands alone (its id is its event's), so the types
     //  may come in any order between them: by type, the consumer hears

@@ -860,6 +860,8 @@ void *
 svc_payment_new (resv_cfg_t *cfg, worker_t *worker)
 {
     payment_t *self = (payment_t *) svc_payment_new_with (cfg, NULL);
+    if (self)
+        store_keep_alive (self->store, worker);
     //  Authorisations come in bursts and each is a short transaction: a
     //  burst shares one commit. Not with a slow provider (the simulator's
     //  latency): its calls would hold the store's lock, and every reply of

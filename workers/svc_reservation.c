@@ -1300,6 +1300,7 @@ svc_reservation_new (resv_cfg_t *cfg, worker_t *worker)
                                      max_timeout + S_ABANDON_SLACK, 0,
                                      INT32_MAX);
     self->store = store_new (cfg, "reservation", s_schema);
+    store_keep_alive (self->store, worker);
     if (self->store) {
         events_config_t config = {
             .store = "reservation", .schema = s_schema,

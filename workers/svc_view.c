@@ -603,6 +603,7 @@ svc_view_new (resv_cfg_t *cfg, worker_t *worker)
     view_t *self = (view_t *) zmalloc (sizeof (view_t));
     self->worker = worker;
     self->store = store_new (cfg, S_NAME, s_schema);
+    store_keep_alive (self->store, worker);
     self->client = resv_new (resv_cfg_str (cfg, "broker/frontend",
                                            RESV_DEFAULT_ENDPOINT));
     events_config_t config = { .store = S_NAME, .schema = s_schema,
