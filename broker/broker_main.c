@@ -1,8 +1,8 @@
 /*  broker_main.c: resv-broker, the broker as a program.  */
 
 #include "broker.h"
+#include "resv_util.h"
 #include <malloc.h>
-#include <signal.h>
 
 static void
 s_usage (FILE *out)
@@ -48,10 +48,8 @@ main (int argc, char *argv [])
     //  refilled often; keep freed memory in the heap rather than trim it
     //  (brk or madvise, and a TLB shootdown) and fault it back in.
     mallopt (M_TRIM_THRESHOLD, 64 * 1024 * 1024);
-    //  A file size limit (ulimit -f) is a full disk to us: the write
-    //  fails, SQLite reports it, the request or publish is refused and
-    //  logged. Without this the kernel's SIGXFSZ would end the process.
-    signal (SIGXFSZ, SIG_IGN);
+    //  A closed log pipe or a file size limit fails writes, not the process.
+    resv_daemon_signals ();
     zsys_init ();
     zsys_set_logstream (stderr);
     zsys_set_logident ("resv-broker");

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <sys/random.h>
 #include <pthread.h>
+#include <signal.h>
 
 int64_t
 resv_time_ms (void)
@@ -210,4 +211,11 @@ resv_hash128 (const char **parts, size_t count, char *hex)
         hex [index] = digits [(lane [index / 16] >> (60 - 4 * (index % 16))) & 15];
     hex [32] = 0;
     return hex;
+}
+
+void
+resv_daemon_signals (void)
+{
+    signal (SIGPIPE, SIG_IGN);
+    signal (SIGXFSZ, SIG_IGN);
 }

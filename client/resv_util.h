@@ -70,6 +70,16 @@ bool
 char *
     resv_date_format (int64_t day, char *buf);
 
+//  For resv's daemons (resv-broker, resv-worker, resvd), at start:
+//  ignores the signals by which the kernel would end a process for an
+//  outside cause that the code handles as a failed write. SIGPIPE: whoever
+//  read the log (a pipe) went away; the log lines are lost, the service
+//  goes on. SIGXFSZ: a file size limit (ulimit -f), which is a full disk
+//  to resv: SQLite reports the write, the request or publish is refused
+//  and logged.
+void
+    resv_daemon_signals (void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -190,6 +190,34 @@ check "every child exited 0" test "$(grep -cE \
     'pid [0-9]+, exited with status 0 .*; stopped' "$T/stop.log")" -eq 3
 check "none had to be killed" eval '! grep -q "did not stop" "$T/stop.log"'
 
+# --- A closed log pipe stops nothing ---------------------------------------
+# resvd logging into a pipe whose reader then goes away (a log shipper
+# that died): the next log lines find no reader, which would end each
+# process by SIGPIPE; they must go on without their log.
+use_free_ports
+RESV_WORKERS_AVAILABILITY_COUNT=0 "$BIN/resvd" 2> >(cat >>"$T/resvd3.log") &
+RESVD_PID=$!
+PIDS+=("$RESVD_PID")
+check "a resvd logging into a pipe starts its workers" wait_count echo 2
+resv_children () { pgrep -P "$RESVD_PID" -f 'resv-(broker|worker)' | sort -n; }
+mapfile -t KIDS < <(resv_children)
+# The pipe's reader: a child of resvd (bash starts it in resvd's process,
+# before the exec), else of this shell.
+READER=$(pgrep -P "$RESVD_PID" -x cat || pgrep -P $$ -x cat)
+check "the log's reader is found" test -n "$READER"
+kill -KILL $READER
+# Log lines now: resvd starts a worker, the broker greets it.
+"${R[@]}" scale echo 3 >/dev/null
+check "resvd scales up after its log's reader is gone" wait_count echo 3
+echo_served () { "${R[@]}" call echo echo '{"x":1}' >/dev/null; }
+check "and serves requests" echo_served
+all_alive () { local pid; for pid in "$@"; do alive "$pid" || return 1; done; }
+check "resvd and its first ${#KIDS[@]} children are all alive" all_alive "$RESVD_PID" "${KIDS[@]}"
+kill -TERM "$RESVD_PID"
+check "it still stops on SIGTERM" wait_for 10 dead "$RESVD_PID"
+wait "$RESVD_PID"
+check "with status 0" test $? -eq 0
+
 # --- A killed resvd leaves no orphan ---------------------------------------
 # Echo workers only: what is checked is that every child is told to stop
 # (PR_SET_PDEATHSIG), not how long a domain service takes to stop without

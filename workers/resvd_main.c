@@ -1,6 +1,7 @@
 /*  resvd_main.c: resvd, the supervisor as a program.  */
 
 #include "resvd.h"
+#include "resv_util.h"
 
 static void
 s_usage (FILE *out)
@@ -47,6 +48,8 @@ main (int argc, char *argv [])
             return 2;
         }
     }
+    //  A closed log pipe fails the log's writes, not the process.
+    resv_daemon_signals ();
     //  Catch SIGTERM and SIGINT (zsys_interrupted) before anything else.
     zsys_init ();
     zsys_set_logstream (stderr);

@@ -1,8 +1,8 @@
 /*  worker_main.c: resv-worker, one worker process of one service.  */
 
 #include "svc.h"
+#include "resv_util.h"
 #include <malloc.h>
-#include <signal.h>
 #include <unistd.h>
 
 static void
@@ -88,10 +88,8 @@ main (int argc, char *argv [])
     //  TLB shootdown across this process's threads) only to fault them in
     //  again at the next transaction. Keep freed memory in the heap.
     mallopt (M_TRIM_THRESHOLD, 64 * 1024 * 1024);
-    //  A file size limit (ulimit -f) is a full disk to us: the write
-    //  fails, SQLite reports it, the request or publish is refused and
-    //  logged. Without this the kernel's SIGXFSZ would end the process.
-    signal (SIGXFSZ, SIG_IGN);
+    //  A closed log pipe or a file size limit fails writes, not the process.
+    resv_daemon_signals ();
     //  Catch SIGTERM and SIGINT (zsys_interrupted) before anything else.
     zsys_init ();
     zsys_set_logstream (stderr);
