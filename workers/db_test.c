@@ -244,6 +244,36 @@ test_failed_write_fails_the_commit (void **state)
     sqlite3_close (db);
 }
 
+//  Forks a child that opens path, runs begin (a transaction that takes a
+//  lock), holds it for ms, then rolls back and exits 0. It writes 'y' to
+//  fds [1] once it holds the lock and 'r' just before it lets it go; this
+//  returns once it has read the 'y'. The caller waits for the child and
+//  closes fds.
+static pid_t
+s_hold_lock (const char *path, const char *begin, int ms, int fds [2])
+{
+    assert_int_equal (pipe (fds), 0);
+    pid_t child = fork ();
+    assert_true (child >= 0);
+    if (child == 0) {
+        sqlite3 *db = NULL;
+        int rc = db_open (path, SQLITE_OPEN_READWRITE, &db);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec (db, begin, NULL, NULL, NULL);
+        ssize_t written = write (fds [1], rc == SQLITE_OK? "y": "n", 1);
+        zclock_sleep (ms);
+        written += write (fds [1], "r", 1);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close (db);
+        _exit (rc == SQLITE_OK && written == 2? 0: 1);
+    }
+    char said;
+    assert_int_equal (read (fds [0], &said, 1), 1);
+    assert_int_equal (said, 'y');
+    return child;
+}
+
 //  db_exec_retry runs its SQL again while the file is locked, where
 //  sqlite3_exec on a connection without a busy handler (as SQLite treats
 //  some waits) fails at once; and gives up at its timeout.
@@ -257,26 +287,9 @@ test_exec_retry_waits_for_the_lock (void **state)
     s_exec (setup, S_TABLE);
     sqlite3_close (setup);
     //  A child holds the file (rollback journal: its exclusive lock keeps
-    //  every reader out) for 300 ms, and says when it has it.
+    //  every reader out) for 300 ms.
     int fds [2];
-    assert_int_equal (pipe (fds), 0);
-    pid_t child = fork ();
-    assert_true (child >= 0);
-    if (child == 0) {
-        sqlite3 *db = NULL;
-        int rc = db_open (self->path, SQLITE_OPEN_READWRITE, &db);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_exec (db, "BEGIN EXCLUSIVE", NULL, NULL, NULL);
-        ssize_t written = write (fds [1], rc == SQLITE_OK? "y": "n", 1);
-        zclock_sleep (300);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_exec (db, "COMMIT", NULL, NULL, NULL);
-        sqlite3_close (db);
-        _exit (rc == SQLITE_OK && written == 1? 0: 1);
-    }
-    char held;
-    assert_int_equal (read (fds [0], &held, 1), 1);
-    assert_int_equal (held, 'y');
+    pid_t child = s_hold_lock (self->path, "BEGIN EXCLUSIVE", 300, fds);
     sqlite3 *db = NULL;
     assert_int_equal (db_open (self->path, SQLITE_OPEN_READWRITE, &db), SQLITE_OK);
     const char *sql = "CREATE TABLE IF NOT EXISTS u (x);"
@@ -316,28 +329,10 @@ test_busy_wait_gives_up_and_calls (void **state)
     sqlite3 *setup = s_open (self->path);
     s_exec (setup, S_TABLE);
     sqlite3_close (setup);
-    //  A child holds the write lock for 1.5 s; it says 'y' when it has
-    //  it and 'r' just before it lets it go.
+    //  A child holds the write lock for 1.5 s.
     int fds [2];
-    assert_int_equal (pipe (fds), 0);
-    pid_t child = fork ();
-    assert_true (child >= 0);
-    if (child == 0) {
-        sqlite3 *db = NULL;
-        int rc = db_open (self->path, SQLITE_OPEN_READWRITE, &db);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-        ssize_t written = write (fds [1], rc == SQLITE_OK? "y": "n", 1);
-        zclock_sleep (1500);
-        written += write (fds [1], "r", 1);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
-        sqlite3_close (db);
-        _exit (rc == SQLITE_OK && written == 2? 0: 1);
-    }
+    pid_t child = s_hold_lock (self->path, "BEGIN IMMEDIATE", 1500, fds);
     char said;
-    assert_int_equal (read (fds [0], &said, 1), 1);
-    assert_int_equal (said, 'y');
     sqlite3 *quick = NULL;
     assert_int_equal (db_open (self->path, SQLITE_OPEN_READWRITE, &quick),
                       SQLITE_OK);
