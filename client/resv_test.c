@@ -505,6 +505,29 @@ test_decimal (void **state)
     }
 }
 
+//  A repeated log line is due the first time, then once per interval,
+//  saying how many were left out; clearing makes the next one due at once.
+static void
+test_log_limit (void **state)
+{
+    (void) state;
+    resv_log_limit_t limit = { 0, 0, 0 };
+    unsigned skipped = 99;
+    assert_true (resv_log_due (&limit, 60000, &skipped));
+    assert_int_equal (skipped, 0);
+    for (int index = 0; index < 5; index++)
+        assert_false (resv_log_due (&limit, 60000, &skipped));
+    //  The interval has passed (as if 60 s later).
+    limit.next = 0;
+    assert_true (resv_log_due (&limit, 60000, &skipped));
+    assert_int_equal (skipped, 5);
+    assert_false (resv_log_due (&limit, 60000, &skipped));
+    assert_int_equal (resv_log_clear (&limit), 8);
+    assert_int_equal (resv_log_clear (&limit), 0);
+    assert_true (resv_log_due (&limit, 60000, &skipped));
+    assert_int_equal (skipped, 0);
+}
+
 //  --------------------------------------------------------------------------
 //  Failures: no broker, a silent broker, bad replies
 
@@ -1281,6 +1304,7 @@ main (void)
                                          s_without_fake_broker)
     const struct CMUnitTest tests [] = {
         //  Failures
+        cmocka_unit_test (test_log_limit),
         cmocka_unit_test (test_new_invalid_endpoint),
         cmocka_unit_test (test_call_without_service),
         cmocka_unit_test (test_call_bad_service_names),

@@ -219,3 +219,28 @@ resv_daemon_signals (void)
     signal (SIGPIPE, SIG_IGN);
     signal (SIGXFSZ, SIG_IGN);
 }
+
+bool
+resv_log_due (resv_log_limit_t *limit, int interval_ms, unsigned *skipped_p)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    limit->total++;
+    if (limit->total > 1 && now < limit->next) {
+        limit->skipped++;
+        return false;
+    }
+    *skipped_p = limit->skipped;
+    limit->skipped = 0;
+    limit->next = now + interval_ms;
+    return true;
+}
+
+unsigned
+resv_log_clear (resv_log_limit_t *limit)
+{
+    unsigned total = limit->total;
+    *limit = (resv_log_limit_t) { 0, 0, 0 };
+    return total;
+}

@@ -70,6 +70,25 @@ bool
 char *
     resv_date_format (int64_t day, char *buf);
 
+//  A log line that repeats while its cause lasts (a journal refusing
+//  commits while the disk is full, say): written the first time, then at
+//  most once every interval_ms, so that a cause lasting hours neither
+//  floods the log nor fills the disk further. resv_log_due says whether
+//  to write it now, and *skipped_p how many were left out since the last
+//  one written; resv_log_clear, once the cause is gone, makes the next
+//  one due at once and returns how many there were since the first (0
+//  when there were none). Start from a zeroed struct.
+typedef struct {
+    int64_t next;               //  When the next line may be written (ms)
+    unsigned skipped;           //  Left out since the last written
+    unsigned total;             //  Since the first one
+} resv_log_limit_t;
+
+bool
+    resv_log_due (resv_log_limit_t *limit, int interval_ms, unsigned *skipped_p);
+unsigned
+    resv_log_clear (resv_log_limit_t *limit);
+
 //  For resv's daemons (resv-broker, resv-worker, resvd), at start:
 //  ignores the signals by which the kernel would end a process for an
 //  outside cause that the code handles as a failed write. SIGPIPE: whoever
