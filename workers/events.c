@@ -30,6 +30,13 @@
 #define APPLY_BATCH         500
 //  Deadline of one call to the journal, ms.
 #define CALL_TIMEOUT        5000
+//  After a publish the journal refused (its disk full, the broker gone),
+//  the relay waits this long before it tries again, doubling at each
+//  refusal up to RELAY_BACKOFF_MAX, ms; and it logs the refusals once
+//  every LOG_INTERVAL at most.
+#define RELAY_BACKOFF_MIN   100
+#define RELAY_BACKOFF_MAX   2000
+#define LOG_INTERVAL        10000
 //  How often the cursor is saved when it moved only over events the
 //  consumer passes over, ms.
 #define SAVE_INTERVAL       1000
@@ -77,6 +84,9 @@ typedef struct {
     resv_t *client;             //  Publishes and reads
     zsock_t *sub;               //  Live fan-out, with config.consumer
     int64_t relay_at;           //  Next unprompted relay
+    int64_t relay_backoff;      //  Wait after the last refusal, 0 if none
+    int64_t relay_retry_at;     //  No relay before this, after a refusal
+    resv_log_limit_t relay_log; //  Refusals logged
     int64_t prune_at;           //  Next prune of the outbox
     int64_t check_at;           //  Next journal check
     int64_t save_at;            //  Next save of a cursor moved by skips
@@ -467,11 +477,40 @@ s_consume_live (events_t *self)
 //  --------------------------------------------------------------------------
 //  Relay
 
+//  A publish the journal refused: the relay waits before the next try,
+//  longer at each refusal, and logs what the journal said, now and then.
+static void
+s_relay_refused (events_t *self, int status, const char *reply)
+{
+    self->relay_backoff = self->relay_backoff? 2 * self->relay_backoff
+                                             : RELAY_BACKOFF_MIN;
+    if (self->relay_backoff > RELAY_BACKOFF_MAX)
+        self->relay_backoff = RELAY_BACKOFF_MAX;
+    self->relay_retry_at = zclock_mono () + self->relay_backoff;
+    unsigned skipped;
+    if (!resv_log_due (&self->relay_log, LOG_INTERVAL, &skipped))
+        return;
+    json_t *error = reply? json_loads (reply, 0, NULL): NULL;
+    const char *message = json_string_value (json_object_get (
+        json_object_get (error, "error"), "message"));
+    zsys_warning ("events: %s: publish to the journal refused (%d: %.200s); "
+                  "will resend, again after %d ms at most (%u more refusals "
+                  "since the last line)", self->config.store, status,
+                  message? message: resv_strstatus (status), RELAY_BACKOFF_MAX,
+                  skipped);
+    json_decref (error);
+}
+
 //  Sends the outbox to the journal until it is empty or a call fails.
+//  After a refusal it does nothing until its wait is over, unless the
+//  actor is stopping (its last try).
 static void
 s_relay (events_t *self)
 {
     self->relay_wanted = false;
+    if (self->relay_backoff && !self->terminated
+    &&  zclock_mono () < self->relay_retry_at)
+        return;
     while (true) {
         //  The rows are JSON already: the request is built around them.
         int64_t last = 0;
@@ -480,16 +519,24 @@ s_relay (events_t *self)
         if (store_outbox_text (self->store, RELAY_BATCH, &last, &request,
                                &size) <= 0)
             return;
+        char *reply = NULL;
         int status = resv_call_raw (self->client, RESV_SERVICE_EVENTS,
                                     RESV_METHOD_PUBLISH, request, size,
-                                    CALL_TIMEOUT, NULL, NULL);
+                                    CALL_TIMEOUT, &reply, NULL);
         free (request);
         if (status != RESV_OK) {
-            zsys_warning ("events: %s: publish to the journal: status %d; "
-                          "will resend", self->config.store, status);
+            s_relay_refused (self, status, reply);
+            free (reply);
             return;
         }
+        free (reply);
         store_outbox_ack (self->store, last);
+        if (self->relay_backoff) {
+            self->relay_backoff = 0;
+            zsys_info ("events: %s: the journal takes publishes again, "
+                       "after %u refusals", self->config.store,
+                       resv_log_clear (&self->relay_log));
+        }
     }
 }
 
