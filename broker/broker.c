@@ -113,6 +113,7 @@ typedef struct {
     int64_t last;               //  Newest journaled seq, as last heard
     size_t jobs;                //  Jobs given to the journal's thread
     bool committing;            //  A group commit is one of them
+    resv_log_limit_t commit_log;    //  Refused commits logged
     zactor_t *checkpoint;       //  Checkpoints the journal's WAL
     publish_t *publishes;       //  Publishes waiting for the next commit
     size_t npublishes;          //  Used entries of publishes
@@ -1192,11 +1193,21 @@ static void
 s_commit_done (broker_t *self, s_commit_t *commit)
 {
     self->committing = false;
-    if (commit->rc == 0)
+    unsigned skipped;
+    if (commit->rc == 0) {
         self->last = commit->last;
+        if (self->commit_log.total)
+            zsys_info ("broker: the journal commits again, after %u refused",
+                       resv_log_clear (&self->commit_log));
+    }
     else
-        zsys_error ("broker: %s (%zu publishes refused)",
-                    commit->error? commit->error: "out of memory", commit->count);
+    //  A commit refused for a cause that lasts (a full disk) is refused
+    //  again at each publish: one line every 10 s says so.
+    if (resv_log_due (&self->commit_log, 10000, &skipped))
+        zsys_error ("broker: %s (%zu publishes refused; %u more refused "
+                    "commits since the last line)",
+                    commit->error? commit->error: "out of memory", commit->count,
+                    skipped);
     size_t offset = 0;
     for (size_t index = 0; index < commit->count; index++) {
         publish_t *publish = &commit->publishes [index];
