@@ -32,6 +32,7 @@ struct _store_t {
     int64_t acked;              //  Outbox rows up to here were acknowledged
     int64_t pruned;             //  and deleted up to here
     db_busy_t busy;             //  How a wait for a lock keeps a worker alive
+    resv_log_limit_t disk_log;  //  Writes the disk refused, logged
 };
 
 static const char *s_base_schema =
@@ -182,8 +183,20 @@ s_exec (store_t *self, const char *sql, const char *what)
 {
     sqlite3_stmt *stmt = store_stmt (self, sql);
     int rc = stmt? sqlite3_step (stmt): SQLITE_ERROR;
-    if (rc != SQLITE_DONE && what)
-        zsys_error ("store: %s: %s: %s", self->path, what, sqlite3_errmsg (self->db));
+    //  A full or failing disk refuses every commit until it is fixed, and
+    //  the callers retry: one line every 10 s says so.
+    unsigned skipped;
+    bool disk = (rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_IOERR;
+    if (rc == SQLITE_DONE || !what)
+        ;
+    else
+    if (!disk)
+        zsys_error ("store: %s: %s: %s", self->path, what,
+                    sqlite3_errmsg (self->db));
+    else
+    if (resv_log_due (&self->disk_log, 10000, &skipped))
+        zsys_error ("store: %s: %s: %s (%u more such since the last line)",
+                    self->path, what, sqlite3_errmsg (self->db), skipped);
     if (stmt)
         sqlite3_reset (stmt);
     return rc == SQLITE_DONE? 0: -1;
