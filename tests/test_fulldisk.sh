@@ -144,6 +144,14 @@ run () {
     check "[$MODE] and from the command side" test "$(cmd_status "$first")" = CONFIRMED
     check "[$MODE] the processes logged the failing writes" grep -q "$WHY" "$T/resvd.log"
     check "[$MODE] no process died or was restarted" test "$(resv_pids)" = "$PIDS_BEFORE"
+    # While it lasts, the relays try again (backing off) and the consumers
+    # too, and each refusal would be a log line: they come once in 10 s.
+    local lines
+    lines=$(wc -l <"$T/resvd.log")
+    sleep 5
+    lines=$(( $(wc -l <"$T/resvd.log") - lines ))
+    check "[$MODE] while it lasts, the log does not flood ($lines lines in 5 s)" \
+        test $lines -lt 40
 
     disk_works
     # Every request again (one that succeeded must give the same id), each
