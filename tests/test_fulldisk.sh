@@ -203,7 +203,7 @@ if mount -t tmpfs -o size=24m resv-test-disk "$DISK" 2>"$T/mount.err"; then
     MOUNTED=true
     run full 'database or disk is full'
 else
-    echo "# no full-disk run: mounting a tmpfs was refused ($(head -c 200 "$T/mount.err"))"
+    echo "# no full-disk run: mounting a tmpfs was refused ($(head -n 1 "$T/mount.err" | head -c 200))"
 fi
 run limit 'disk I/O error'
 finish
