@@ -72,6 +72,7 @@ typedef struct {
     const char *one_type [2];   //  types, then: the type alone
     char *own_name;             //  name, then: "consumer/type" (freed)
     bool heard;                 //  A live event came since the last check
+    resv_log_limit_t failures;  //  Failed applies and reads, logged
 } consumer_t;
 
 typedef struct {
@@ -194,8 +195,13 @@ s_apply (consumer_t *self, json_t *events)
         const char *type = json_string_value (json_object_get (event, "type"));
         if (s_wanted (self, type)) {
             if (self->apply (self->state, self->store, type, event)) {
-                zsys_warning ("events: %s: apply seq %" PRId64 " (%s) failed; "
-                              "will retry", self->name, seq, type);
+                //  A cause that lasts (a full disk) fails every retry.
+                unsigned skipped;
+                if (resv_log_due (&self->failures, LOG_INTERVAL, &skipped))
+                    zsys_warning ("events: %s: apply seq %" PRId64 " (%s) "
+                                  "failed; will retry (%u more failures "
+                                  "since the last line)", self->name, seq,
+                                  type, skipped);
                 store_rollback (self->store);
                 return -1;
             }
@@ -214,6 +220,9 @@ s_apply (consumer_t *self, json_t *events)
         return -1;
     }
     self->cursor = self->stored = cursor;
+    if (self->failures.total)
+        zsys_info ("events: %s: applies again, after %u failures", self->name,
+                   resv_log_clear (&self->failures));
     self->applied = true;
     self->emitted |= store_emitted (self->store);
     return applied;
@@ -235,8 +244,12 @@ s_catch_up (consumer_t *self)
                                 RESV_METHOD_READ, request, CALL_TIMEOUT, &page);
         json_decref (request);
         if (status != RESV_OK) {
-            zsys_warning ("events: %s: read journal from %" PRId64 ": status %d",
-                          self->name, self->cursor + 1, status);
+            unsigned skipped;
+            if (resv_log_due (&self->failures, LOG_INTERVAL, &skipped))
+                zsys_warning ("events: %s: read journal from %" PRId64 ": "
+                              "status %d (%u more failures since the last "
+                              "line)", self->name, self->cursor + 1, status,
+                              skipped);
             json_decref (page);
             return -1;
         }
