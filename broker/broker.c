@@ -1201,6 +1201,11 @@ s_commit_done (broker_t *self, s_commit_t *commit)
                        resv_log_clear (&self->commit_log));
     }
     else
+    if (commit->rc == -2)       //  An event refused: the publisher's fault
+        zsys_error ("broker: %s (%zu publishes refused)",
+                    commit->error? commit->error: "an event refused",
+                    commit->count);
+    else
     //  A commit refused for a cause that lasts (a full disk) is refused
     //  again at each publish: one line every 10 s says so.
     if (resv_log_due (&self->commit_log, 10000, &skipped))
