@@ -81,6 +81,10 @@
 #define RESV_REASON_PAYMENT_DECLINED    "payment_declined"
 //  The payment provider failed (503): the reserve may be retried.
 #define RESV_REASON_PAYMENT_UNAVAILABLE "payment_unavailable"
+//  A worker's asynchronous call that never left it (500): the group
+//  commit before it failed, or the worker closed first. Only the caller's
+//  completion sees it; nothing was done on the callee's side.
+#define RESV_REASON_NOT_SENT        "not_sent"
 
 //  Methods only workers may call, as "service/method": they change state
 //  on another service's behalf (a hold, a compensation, an expiry) or

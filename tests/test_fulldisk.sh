@@ -129,8 +129,11 @@ run () {
     echo "# [$MODE] $(cat "$W/first/$n.out")"
     check "[$MODE] five refused in a row, after $((n - 5)) reserves" test $refused = 5
     # A reserve whose own store cannot write is refused before its hold
-    # (503); one whose last commit failed after the hold and authorisation
-    # with a 500 (a retry finds them again). Either exits 3 and says why.
+    # (503; not 500, which would open the reservation service's circuit,
+    # and reads with it), as is one whose hold or authorisation met
+    # availability or payment refusing writes; one whose last commit
+    # failed after the hold and authorisation with a 500 (a retry finds
+    # them again). Each exits 3 and says why.
     local odd mute
     odd=$(grep -vE ' ok | err 50[03] internal$' "$W/first.outcomes")
     check "[$MODE] every reserve is answered 201, or 500 or 503${odd:+: $(printf '%s' "$odd" | head -n 3 | tr '\n' ';')}" \

@@ -784,21 +784,26 @@ s_reserve_undo (s_self_t *self, const char *id, bool voiding, int64_t deadline)
     return true;
 }
 
-//  Whether a failed downstream call may have done its work: not when the
+//  Whether a failed downstream call may have done its work: not when it
+//  never left this worker (the commit before it failed), nor when the
 //  broker never handed it to a worker (no worker, open circuit, full
 //  queue).
 static bool
 s_dispatched (int status, json_t *reply)
 {
     const char *reason = s_error_field (reply, "reason", "");
-    return status != RESV_TOO_MANY
+    return status != RESV_TOO_MANY && !streq (reason, RESV_REASON_NOT_SENT)
         && !(status == RESV_UNAVAILABLE && (streq (reason, RESV_REASON_NO_WORKER)
                                       ||  streq (reason, RESV_REASON_CIRCUIT_OPEN)));
 }
 
 //  A downstream call of reserve that failed for want of a service (5xx,
 //  no reply): undoes what may have been done (when undo; the payment too
-//  when voiding) and replies 503, or 504 once the deadline passed.
+//  when voiding) and replies 503, or 504 once the deadline passed. A call
+//  that never left this worker (its store refused the commit before it)
+//  is answered in the runtime's words, which say so: still a 503, not a
+//  500, so that the broker's breaker does not take a full disk as the
+//  service failing and shut its reads off too.
 static int
 s_reserve_unavailable (s_self_t *self, s_order_t *order, const char *what,
                        int status, json_t *reply, bool undo, bool voiding,
@@ -809,14 +814,17 @@ s_reserve_unavailable (s_self_t *self, s_order_t *order, const char *what,
         undone = s_reserve_undo (self, order->id, voiding, deadline);
     else
         s_saga_close (self->store, order->id, 0);
+    const char *outcome = undone? "nothing was reserved":
+                                  "undoing it failed too and will be retried";
+    const char *message = s_error_field (reply, "message", resv_strstatus (status));
+    if (streq (s_error_field (reply, "reason", ""), RESV_REASON_NOT_SENT))
+        return worker_fail (reply_p, RESV_UNAVAILABLE, RESV_REASON_INTERNAL,
+                            "%s; %s", message, outcome);
     bool late = status == RESV_TIMEOUT || zclock_mono () >= deadline;
     return worker_fail (reply_p, late? RESV_TIMEOUT: RESV_UNAVAILABLE,
                    late? RESV_REASON_DEADLINE:
                          s_error_field (reply, "reason", RESV_REASON_INTERNAL),
-                   "%s failed (%d: %s); %s", what, status,
-                   s_error_field (reply, "message", resv_strstatus (status)),
-                   undone? "nothing was reserved":
-                           "undoing it failed too and will be retried");
+                   "%s failed (%d: %s); %s", what, status, message, outcome);
 }
 
 //  What the saga reads of a hold's and an authorisation's success: the

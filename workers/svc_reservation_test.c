@@ -798,6 +798,44 @@ test_reserve_availability_down (void **state)
     assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 2);
 }
 
+//  The commit that opens the saga fails (a deferred constraint, checked at
+//  COMMIT, as a full disk fails it): the hold it made never leaves, so
+//  there is nothing to undo, and the client hears why.
+static void
+test_reserve_commit_fails (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    sqlite3 *db = store_db (self->store);
+    assert_int_equal (sqlite3_exec (db,
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE child (parent INTEGER"
+        "    REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);"
+        "CREATE TRIGGER sagas_fail AFTER INSERT ON sagas"
+        "    BEGIN INSERT INTO child VALUES (1); END;", NULL, NULL, NULL),
+        SQLITE_OK);
+    int64_t served = testkit_served (self->kit, "availability");
+    json_t *reply = NULL;
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 1,
+                                       "k-c1", &reply), 503);
+    testkit_assert_error (reply, 503, "internal");
+    assert_string_equal (testkit_message (reply),
+        "reservation: availability hold not sent: the commit before it "
+        "failed (FOREIGN KEY constraint failed); nothing was reserved");
+    json_decref (reply);
+    //  Availability heard nothing: no hold, and no release of one.
+    assert_int_equal (testkit_served (self->kit, "availability"), served);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
+    assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 3);
+    //  Once commits work again, the same request goes through.
+    assert_int_equal (sqlite3_exec (db, "DROP TRIGGER sagas_fail", NULL, NULL,
+                                    NULL), SQLITE_OK);
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 1,
+                                       "k-c1", &reply), 201);
+    json_decref (reply);
+    assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 2);
+}
+
 static int
 s_setup_stub (void **state)
 {
@@ -1083,6 +1121,7 @@ main (void)
         S_TEST_WITH (test_reserve_payment_unavailable, s_setup_failing_payments),
         S_TEST_WITH (test_reserve_deadline_passes, s_setup_slow_payments),
         S_TEST (test_reserve_availability_down),
+        S_TEST (test_reserve_commit_fails),
         S_TEST_WITH (test_reserve_bad_hold_replies, s_setup_stub),
         S_TEST (test_illegal_moves),
         S_TEST (test_cancel_by_another_customer),

@@ -620,6 +620,17 @@ testkit_message (json_t *reply)
 }
 
 int64_t
+testkit_served (testkit_t *self, const char *service)
+{
+    json_t *stats = NULL;
+    assert_int_equal (resv_stats (testkit_client (self), &stats), RESV_OK);
+    int64_t served = json_integer_value (json_object_get (json_object_get (
+        json_object_get (stats, "services"), service), "served"));
+    json_decref (stats);
+    return served;
+}
+
+int64_t
 testkit_sql_int (store_t *store, const char *sql)
 {
     sqlite3_stmt *stmt = store_stmt (store, sql);

@@ -337,6 +337,11 @@ const char *
 const char *
     testkit_message (json_t *reply);
 
+//  The requests the broker has handed to workers of service so far (its
+//  stats' "served").
+int64_t
+    testkit_served (testkit_t *self, const char *service);
+
 //  The first column of the first row sql gives on store (borrowed), as an
 //  integer; -1 when there is no row.
 int64_t

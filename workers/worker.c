@@ -1370,7 +1370,7 @@ s_held_calls_flush (worker_t *self, const char *refused)
         for (size_t member = 0; failed && member < size; member++) {
             s_held_call_t *each = &calls [size > 1? group [member]: index];
             each->completion.done (each->completion.arg, RESV_INTERNAL,
-                resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
+                resv_error_new (RESV_INTERNAL, RESV_REASON_NOT_SENT,
                                 "%s: %s %s not sent: %s", self->service,
                                 each->service, each->method,
                                 refused? refused: "no client"));

@@ -1652,18 +1652,6 @@ s_wait_workers (testkit_t *kit, const char *service, int count, int timeout_ms)
     return false;
 }
 
-//  The requests the broker has served for service.
-static int64_t
-s_served (testkit_t *kit, const char *service)
-{
-    json_t *stats = NULL;
-    assert_int_equal (resv_stats (testkit_client (kit), &stats), RESV_OK);
-    int64_t served = json_integer_value (json_object_get (json_object_get (
-        json_object_get (stats, "services"), service), "served"));
-    json_decref (stats);
-    return served;
-}
-
 //  Calls service/method with a raw body; checks status and reply.
 static void
 s_assert_call (testkit_t *kit, const char *service, const char *method,
@@ -1856,7 +1844,7 @@ static int64_t
 s_burst_of_calls (testkit_t *kit, const char *method, int count)
 {
     bool pick = streq (method, "pick");
-    int64_t served = s_served (kit, "echo");
+    int64_t served = testkit_served (kit, "echo");
     __atomic_store_n (&s_commit_sleep, 300, __ATOMIC_SEQ_CST);
     resv_t *client = testkit_client (kit);
     int64_t handles [count];
@@ -1883,7 +1871,7 @@ s_burst_of_calls (testkit_t *kit, const char *method, int count)
         assert_string_equal (reply.body, body);
         free (reply.body);
     }
-    return s_served (kit, "echo") - served;
+    return testkit_served (kit, "echo") - served;
 }
 
 static void
@@ -1904,6 +1892,7 @@ test_live_call_async_batched (void **state)
                                      "{\"x\":2}", 7, 3000, &got, NULL), 500);
     assert_non_null (strstr (got, "not sent: the commit before it failed "
                                   "(disk I/O error)"));
+    assert_non_null (strstr (got, "\"reason\":\"" RESV_REASON_NOT_SENT "\""));
     free (got);
     __atomic_store_n (&s_commits_fail, 0, __ATOMIC_SEQ_CST);
     s_assert_call (kit, "batched", "echo", "{\"x\":3}", 200, "{\"x\":3}");
