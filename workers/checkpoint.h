@@ -16,9 +16,12 @@
     long, the checkpointer follows its PASSIVE checkpoint with a RESTART
     one, which holds the writers back (for at most CHECKPOINT_RESTART_WAIT
     ms) while it copies the last frames, so that the next writer starts
-    the WAL over. Without it, the WAL grew to CHECKPOINT_SAFETY pages in
-    a few seconds of load, and then the writers checkpointed in their own
-    threads again, each time with two fsyncs, several times a second.
+    the WAL over. The RESTART syncs the WAL and the database with the
+    writers held, so a second PASSIVE and a sync of the WAL with no lock
+    held go first and leave it less to write. Without the RESTART, the
+    WAL grew to CHECKPOINT_SAFETY pages in a few seconds of load, and then
+    the writers checkpointed in their own threads again, each time with
+    two fsyncs, several times a second.
     The program's own connections keep wal_autocheckpoint at
     CHECKPOINT_SAFETY pages, so that they checkpoint only should the
     checkpointer fall far behind.
