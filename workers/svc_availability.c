@@ -1221,9 +1221,9 @@ s_hold (void *state, json_t *request, int64_t deadline,
         char date [16];
         s_full_day (store, id, slot, first, days, units, date);
         *reply_p = worker_error (RESV_CONFLICT, RESV_REASON_NO_CAPACITY,
-                                 "resource '%s' has not %" PRId64 " free "
-                                 "units on %s (slot '%s')", id, units, date,
-                                 slot);
+                                 "resource '%s' has not enough free units on "
+                                 "%s (slot '%s'): %" PRId64 " asked", id, date,
+                                 slot, units);
         status = RESV_CONFLICT;
         goto done;
     }

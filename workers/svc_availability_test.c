@@ -407,7 +407,11 @@ test_hold_is_all_or_nothing (void **state)
                       "days", 3, "units", 1), &reply), 409);
     json_t *error = json_object_get (reply, "error");
     assert_string_equal (json_string_value (json_object_get (error, "reason")), "no_capacity");
-    assert_non_null (strstr (json_string_value (json_object_get (error, "message")), "2026-07-02"));
+    char message [160];
+    snprintf (message, sizeof message, "resource '%s' has not enough free "
+              "units on 2026-07-02 (slot 'all-day'): 1 asked", id);
+    assert_string_equal (json_string_value (json_object_get (error, "message")),
+                         message);
     json_decref (reply);
     assert_int_equal (s_held (self, id, "2026-07-01"), 0);
     assert_int_equal (s_held (self, id, "2026-07-03"), 0);
