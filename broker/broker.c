@@ -46,7 +46,7 @@ typedef struct _worker_t worker_t;
 typedef struct _request_t request_t;
 
 struct _service_t {
-    char *name;                 //  Service name, the key in broker->services
+    char name [RESV_NAME_MAX + 1];  //  Service name, the key in broker->services
     zlistx_t *queue;            //  Requests waiting for a worker, FIFO
     worker_t **workers;         //  Live workers of this service
     size_t nworkers;            //  Used entries of workers
@@ -61,7 +61,7 @@ struct _service_t {
 };
 
 struct _worker_t {
-    char *key;                  //  Routing id in hex, key in broker->workers
+    char key [2 * 255 + 1];     //  Routing id in hex, key in broker->workers
     zmq_msg_t identity;         //  Routing id, to address the worker
     service_t *service;         //  The service it announced
     size_t credit;              //  Requests it may hold at once
@@ -536,7 +536,6 @@ s_service_destroy (service_t **self_p)
         return;
     zlistx_destroy (&self->queue);
     free (self->workers);
-    free (self->name);
     free (self);
     *self_p = NULL;
 }
@@ -559,7 +558,7 @@ s_service_require (broker_t *self, zmq_msg_t *name_part)
     if (service || zhashx_size (self->services) >= SERVICES_MAX)
         return service;
     service = (service_t *) zmalloc (sizeof (service_t));
-    service->name = strdup (name);
+    strcpy (service->name, name);
     service->queue = zlistx_new ();
     zhashx_insert (self->services, name, service);
     return service;
@@ -677,7 +676,6 @@ s_worker_destroy (worker_t **self_p)
     if (!self)
         return;
     zmq_msg_close (&self->identity);
-    free (self->key);
     free (self);
     *self_p = NULL;
 }
@@ -782,19 +780,26 @@ s_worker_ready (broker_t *self, s_msg_t *msg, const char *key)
         s_send_control (self, identity, RESV_CMD_DISCONNECT);
         return;
     }
+    if (service->nworkers == service->workers_max) {
+        size_t max = service->workers_max? service->workers_max * 2: 8;
+        worker_t **grown = (worker_t **) realloc (service->workers,
+                                                  max * sizeof (worker_t *));
+        if (!grown) {
+            zsys_error ("broker: READY refused: out of memory");
+            s_send_control (self, identity, RESV_CMD_DISCONNECT);
+            return;
+        }
+        service->workers = grown;
+        service->workers_max = max;
+    }
     worker_t *worker = (worker_t *) zmalloc (sizeof (worker_t));
-    worker->key = strdup (key);
+    strcpy (worker->key, key);
     zmq_msg_init (&worker->identity);
     zmq_msg_copy (&worker->identity, identity);
     worker->service = service;
     worker->credit = (size_t) credit;
     worker->expires = zclock_mono () + self->heartbeat * self->liveness;
     zhashx_insert (self->workers, key, worker);
-    if (service->nworkers == service->workers_max) {
-        size_t max = service->workers_max? service->workers_max * 2: 8;
-        service->workers = (worker_t **) realloc (service->workers, max * sizeof (worker_t *));
-        service->workers_max = max;
-    }
     service->workers [service->nworkers++] = worker;
     zsys_info ("broker: worker %s of %s ready, credit %zu", key,
                service->name, worker->credit);
@@ -841,7 +846,7 @@ s_worker_reply (broker_t *self, worker_t *worker, s_msg_t *msg)
 static void
 s_backend_message (broker_t *self, s_msg_t *msg)
 {
-    char key [2 * 255 + 1];
+    char key [sizeof ((worker_t *) 0)->key];
     if (msg->count < 3 || msg->too_many) {
         s_malformed (self, "backend", "too few or too many frames");
         return;

@@ -610,6 +610,11 @@ journal_read (journal_t *self, int64_t from, const char *prefix, int limit)
     //  The bodies are JSON already: the reply is built as text around them.
     size_t size = 4096, used = 0;
     char *text = (char *) malloc (size);
+    if (!text) {
+        sqlite3_reset (stmt);
+        zsys_error ("journal: read from %" PRId64 ": out of memory", from);
+        return NULL;
+    }
     used += (size_t) snprintf (text, size, "{\"items\":[");
     int64_t next = from;
     int rc;
@@ -619,7 +624,12 @@ journal_read (journal_t *self, int64_t from, const char *prefix, int limit)
         size_t len = (size_t) sqlite3_column_bytes (stmt, 1);
         if (used + len + 64 > size) {
             size = (used + len + 64) * 2;
-            text = (char *) realloc (text, size);
+            char *larger = (char *) realloc (text, size);
+            if (!larger) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            text = larger;
         }
         if (count++)
             text [used++] = ',';
@@ -630,7 +640,7 @@ journal_read (journal_t *self, int64_t from, const char *prefix, int limit)
     sqlite3_reset (stmt);
     if (rc != SQLITE_DONE) {
         zsys_error ("journal: read from %" PRId64 ": %s", from,
-                    sqlite3_errmsg (self->db));
+                    rc == SQLITE_NOMEM? "out of memory": sqlite3_errmsg (self->db));
         free (text);
         return NULL;
     }
