@@ -431,22 +431,16 @@ s_send_reply (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, int status,
         s_send_data (front, text, size, 0);
 }
 
-//  The compact text of json, which it takes; "{}" if it cannot be dumped.
-//  The caller frees the text.
-static char *
-s_json_text (json_t *json)
-{
-    char *text = json_dumps (json, JSON_COMPACT);
-    json_decref (json);
-    return text? text: strdup ("{}");
-}
-
+//  Sends json, which it takes, as the reply's body: "{}" if it cannot be
+//  dumped (no memory), so that the client still hears the status.
 static void
 s_send_json (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, int status,
              json_t *json)
 {
-    char *text = s_json_text (json);
-    s_send_reply (self, client, id, status, NULL, text, strlen (text));
+    char *text = json_dumps (json, JSON_COMPACT);
+    json_decref (json);
+    s_send_reply (self, client, id, status, NULL, text? text: "{}",
+                  text? strlen (text): 2);
     free (text);
 }
 

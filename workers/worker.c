@@ -1414,8 +1414,15 @@ worker_call_async (worker_t *self, const char *service, const char *method,
         return -1;
     }
     self->held_calls = held;
+    char *service_copy = strdup (service), *method_copy = strdup (method);
+    if (!service_copy || !method_copy) {
+        free (service_copy);
+        free (method_copy);
+        free (body);
+        return -1;
+    }
     self->held_calls [self->nheld_calls++] = (s_held_call_t) {
-        strdup (service), strdup (method), body, timeout_ms, completion
+        service_copy, method_copy, body, timeout_ms, completion
     };
     return 0;
 }
