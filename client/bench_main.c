@@ -860,7 +860,7 @@ s_parse_command (int argc, char *argv [], const s_command_t *command,
             options->json = true;
             continue;
         }
-        int64_t value;
+        int64_t value = 0;      //  Meaningful only when rc is 0
         int rc = 0;
         if (streq (name, "-c")) {
             rc = s_parse_number (text, 1, BENCH_CONCURRENCY_MAX, &value);
