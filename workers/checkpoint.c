@@ -9,7 +9,8 @@
 
 //  Syncs the WAL through the connection's own handle, holding no lock.
 //  (Not through a descriptor of our own: closing it would drop every
-//  POSIX lock this process holds on the file.)
+//  POSIX lock this process holds on the file.) A failure is not ours to
+//  report: the RESTART after it syncs again, and says.
 static void
 s_sync_wal (sqlite3 *db)
 {

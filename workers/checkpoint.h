@@ -14,15 +14,15 @@
     when all of it has been copied starts it over, and under steady
     writes that never happens. So once the WAL is CHECKPOINT_RESTART_FRAMES
     long, the checkpointer follows its PASSIVE checkpoint with a RESTART
-    one, which holds the writers back (for at most CHECKPOINT_RESTART_WAIT
-    ms) while it copies the last frames, so that the next writer starts
-    the WAL over. The RESTART syncs the WAL and the database with the
-    writers held, so a second PASSIVE and a sync of the WAL with no lock
-    held go first and leave it less to write. Without the RESTART, the
-    WAL grew to CHECKPOINT_SAFETY pages in a few seconds of load, and then
-    the writers checkpointed in their own threads again, each time with
-    two fsyncs, several times a second.
-    The program's own connections keep wal_autocheckpoint at
+    one, which holds the writers back while it copies the last frames, so
+    that the next writer starts the WAL over (it gives up if it cannot get
+    the locks within CHECKPOINT_RESTART_WAIT ms). The RESTART syncs the
+    WAL and the database with the writers held, so a second PASSIVE and a
+    sync of the WAL with no lock held go first and leave it less to write.
+    Without the RESTART, the WAL grew to CHECKPOINT_SAFETY pages in a few
+    seconds of load, and then the writers checkpointed in their own
+    threads again, each time with two fsyncs, several times a second. The
+    program's own connections keep wal_autocheckpoint at
     CHECKPOINT_SAFETY pages, so that they checkpoint only should the
     checkpointer fall far behind.
 

@@ -247,8 +247,7 @@ test_failed_write_fails_the_commit (void **state)
 //  Forks a child that opens path, runs begin (a transaction that takes a
 //  lock), holds it for ms, then rolls back and exits 0. It writes 'y' to
 //  fds [1] once it holds the lock and 'r' just before it lets it go; this
-//  returns once it has read the 'y'. The caller waits for the child and
-//  closes fds.
+//  returns once it has read the 'y'. The caller then calls s_let_go.
 static pid_t
 s_hold_lock (const char *path, const char *begin, int ms, int fds [2])
 {
@@ -272,6 +271,17 @@ s_hold_lock (const char *path, const char *begin, int ms, int fds [2])
     assert_int_equal (read (fds [0], &said, 1), 1);
     assert_int_equal (said, 'y');
     return child;
+}
+
+//  Waits for the child of s_hold_lock, checks it exited 0, closes fds.
+static void
+s_let_go (pid_t child, int fds [2])
+{
+    int status;
+    assert_int_equal (waitpid (child, &status, 0), child);
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    close (fds [0]);
+    close (fds [1]);
 }
 
 //  db_exec_retry runs its SQL again while the file is locked, where
@@ -305,11 +315,7 @@ test_exec_retry_waits_for_the_lock (void **state)
     assert_null (error);
     assert_true (zclock_mono () - start < 5000);
     assert_int_equal (s_number (db, "SELECT count (*) FROM u"), 1);
-    int status;
-    assert_int_equal (waitpid (child, &status, 0), child);
-    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
-    close (fds [0]);
-    close (fds [1]);
+    s_let_go (child, fds);
     sqlite3_close (db);
 }
 
@@ -359,11 +365,7 @@ test_busy_wait_gives_up_and_calls (void **state)
     db_wait_busy_calling (quick, &busy);
     assert_int_equal (sqlite3_exec (quick, "BEGIN IMMEDIATE; COMMIT;", NULL,
                                     NULL, NULL), SQLITE_OK);
-    int status;
-    assert_int_equal (waitpid (child, &status, 0), child);
-    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
-    close (fds [0]);
-    close (fds [1]);
+    s_let_go (child, fds);
     sqlite3_close (quick);
     sqlite3_close (patient);
 }

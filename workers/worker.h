@@ -124,8 +124,9 @@ typedef void (worker_done_fn) (void *arg, int status, json_t *reply);
 //  reads (a NULL-terminated list of paths, as field_sparse takes them,
 //  borrowed until done has run): the reply reaches done with those alone,
 //  built from its text without parsing the rest. A failure's reply comes
-//  whole. A call that never left (the batch's commit failed, the worker
-//  closed, no client) completes with 500 and reason RESV_REASON_NOT_SENT.
+//  whole. A call held for its batch that then never left (the batch's
+//  commit failed, the worker closed, the send failed) completes with 500
+//  and reason RESV_REASON_NOT_SENT.
 int
     worker_call_async (worker_t *self, const char *service, const char *method,
                        json_t *request, const char *const *fields,
