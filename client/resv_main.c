@@ -34,6 +34,9 @@
 //  Longest price, in cents: large enough for any real price, small enough
 //  that price x units x days stays far from overflow in the services.
 #define S_PRICE_MAX         1000000000000LL
+//  A number defined by a macro, as text in a help string.
+#define S_TEXT(number)      S_TEXT_OF (number)
+#define S_TEXT_OF(number)   #number
 
 typedef enum {
     S_STR,                      //  A string, sent as it is
@@ -320,7 +323,7 @@ s_run_ping (resv_t *client, json_t *args, json_t **reply_p)
 //  scale
 static const s_arg_t s_scale_args [] = {
     { "SERVICE", "service", S_STR, true, 0, 0, NULL },
-    { "N", "count", S_INT, true, 0, 1000, NULL },
+    { "N", "count", S_INT, true, 0, RESV_SCALE_MAX, NULL },
     S_END
 };
 
@@ -456,12 +459,14 @@ static const s_command_t s_commands [] = {
       "[--request-id KEY]\n"
       "\n"
       "Reserves units of a resource, holds them and authorises payment;\n"
-      "prints the reservation (PENDING, or CONFIRMED for an auto resource).\n"
+      "prints the reservation, PENDING. An auto resource's reservation is\n"
+      "CONFIRMED a moment later (see resv status); a manual one waits for\n"
+      "its owner's approve or decline, or expires.\n"
       "  --customer C       who reserves (required)\n"
       "  --resource ID      what (required)\n"
       "  --date D           first day of the stay (required)\n"
-      "  --days N           length of the stay, 1 or more; default 1\n"
-      "  --slot S           one of the resource's slots\n"
+      "  --days N           length of the stay, 1 to 366; default 1\n"
+      "  --slot S           one of the resource's slots; default its first\n"
       "  --units N          how many units, 1 or more; default 1\n"
       "  --request-id KEY   idempotency key: repeating a reserve with the\n"
       "                     same KEY returns the same reservation\n" },
@@ -532,7 +537,7 @@ static const s_command_t s_commands [] = {
     { NULL, "scale", s_scale_args, s_none, s_run_scale,
       "usage: resv scale SERVICE N\n"
       "\n"
-      "Asks the supervisor, resvd, to run N (0 to 1000) processes of\n"
+      "Asks the supervisor, resvd, to run N (0 to " S_TEXT (RESV_SCALE_MAX) ") processes of\n"
       "SERVICE. Prints {\"service\":..,\"count\":N,\"previous\":N}.\n" },
     { NULL, "ping", s_none, s_none, s_run_ping,
       "usage: resv ping\n"

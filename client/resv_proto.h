@@ -117,6 +117,8 @@
 //  Service the supervisor registers as a worker, and its method.
 #define RESV_SERVICE_RESVD      "resvd"
 #define RESV_METHOD_SCALE       "scale"
+//  Most processes of one service that scale asks resvd to run.
+#define RESV_SCALE_MAX          64
 
 //  Service methods: the services of the resv commands and the methods
 //  libresv's per-command helpers call (resv.h), with their JSON bodies.

@@ -75,6 +75,8 @@ expect_exit 2 "events --from x exits 2" "$R" events --from x
 expect_exit 2 "list --limit 0 exits 2" "$R" list --limit 0
 expect_exit 2 "scale echo many exits 2" "$R" scale echo many
 expect_exit 2 "scale without N exits 2" "$R" scale echo
+expect_exit 2 "scale echo 65 (over resvd's 64) exits 2" "$R" scale echo 65
+stderr_has "scale echo 65: said so" "from 0 to 64"
 expect_exit 2 "call with bad JSON exits 2" "$R" call echo echo '{a:1}'
 stderr_has "call with bad JSON: said so" "JSON: not JSON"
 expect_exit 2 "call without METHOD exits 2" "$R" call echo

@@ -131,7 +131,8 @@ expect_exit 1 "scale of an unknown service is refused" \
 has "with 404 not_found" "$OUT" '"code": ?404, ?"reason": ?"not_found"'
 expect_exit 1 "scale of the broker is refused" "${R[@]}" scale broker 2
 has "with 404" "$OUT" '"code": ?404'
-expect_exit 1 "scale over 64 is refused" "${R[@]}" scale echo 65
+expect_exit 1 "scale over 64 is refused" \
+    "${R[@]}" call resvd scale '{"service":"echo","count":65}'
 has "with 400 bad_request" "$OUT" '"code": ?400, ?"reason": ?"bad_request"'
 expect_exit 1 "scale without a count is refused" \
     "${R[@]}" call resvd scale '{"service":"echo"}'

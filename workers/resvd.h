@@ -37,7 +37,7 @@ extern "C" {
 typedef struct _resvd_t resvd_t;
 
 //  Most processes of one service that resvd runs.
-#define RESVD_COUNT_MAX 64
+#define RESVD_COUNT_MAX RESV_SCALE_MAX
 
 //  Creates a supervisor configured from cfg. config is the configuration
 //  file given to resvd, passed on to every child as -c config (NULL: none);

@@ -371,7 +371,7 @@ s_row_begin (s_self_t *self, const char *id, const char *owner,
         events_flush (self->events);
     }
     return worker_fail (reply_p, RESV_NOT_FOUND, RESV_REASON_NOT_FOUND,
-                   "no reservation %s awaits approval", id);
+                   "no reservation '%s' awaits approval", id);
 }
 
 //  Records an owner's decision on the row of id and emits it, inside the

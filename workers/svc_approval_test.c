@@ -349,6 +349,8 @@ test_unknown_reservation (void **state)
     json_t *reply = NULL;
     assert_int_equal (s_decide (self, "approve", "r-none", "olga", NULL, &reply), 404);
     testkit_assert_error (reply, 404, "not_found");
+    assert_string_equal (testkit_message (reply),
+                         "no reservation 'r-none' awaits approval");
     json_decref (reply);
     assert_int_equal (s_decide (self, "decline", "r-none", "olga", "no", &reply), 404);
     testkit_assert_error (reply, 404, "not_found");

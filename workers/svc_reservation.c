@@ -317,7 +317,7 @@ s_move (store_t *store, const s_move_t *move, const char *id,
     }
     if (!found) {
         *error_p = resv_error_new (RESV_NOT_FOUND, RESV_REASON_NOT_FOUND,
-                                   "no reservation %s", id);
+                                   "no reservation '%s'", id);
         return RESV_NOT_FOUND;
     }
     const char *status = before [0]? before [0]: "";
@@ -1146,7 +1146,7 @@ s_get_method (s_self_t *self, json_t *request, zframe_t **reply_p)
         return S_FAIL (self->store, reply_p, "load", id);
     if (!found)
         return worker_fail (reply_p, RESV_NOT_FOUND, RESV_REASON_NOT_FOUND,
-                       "no reservation %s", id);
+                       "no reservation '%s'", id);
     *reply_p = worker_text (text);
     return RESV_OK;
 }

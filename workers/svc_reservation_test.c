@@ -1016,6 +1016,7 @@ test_unknown_reservation (void **state)
                                 streq (*method, "cancel")? "carla": NULL,
                                 &reply), 404);
         testkit_assert_error (reply, 404, "not_found");
+        assert_string_equal (testkit_message (reply), "no reservation 'r-none'");
         json_decref (reply);
     }
 }
