@@ -58,6 +58,7 @@ broker_pid () { pgrep -P "$RESVD_PID" -f 'resv-broker' | head -n 1; }
 view_status () { r status "$1" | js 'd["status"]'; }
 view_payment () { r status "$1" | js 'd["payment"]["status"]'; }
 cmd_status () { r call reservation get "{\"id\":\"$1\"}" | js 'd["status"]'; }
+cmd_payment () { r call reservation get "{\"id\":\"$1\"}" | js 'd["payment"]["status"]'; }
 
 # status_is ID STATUS [PAYMENT]: the view shows reservation ID in STATUS
 # (and its payment in PAYMENT).

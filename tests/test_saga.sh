@@ -203,16 +203,21 @@ H=$ID
 has "amount = 20000 x 2 x 2" "$RES" '"amount":80000,'
 check "henry's stay is CONFIRMED and captured" \
     wait_for 15 status_is "$H" CONFIRMED captured
+check "the command side has the capture too" \
+    wait_for 10 eval 'test "$(cmd_payment "$H")" = captured'
 check "2 rooms held on both nights" test "$(helds "$RESORT" 2027-07-01 2)" = "2 2"
 refused 403 forbidden "ivan may not cancel henry's stay" \
     r cancel "$H" --customer ivan
 refused 409 conflict "the resort cannot be removed with a confirmed stay" \
     r resource remove "$RESORT" --owner olga
 expect_exit 0 "henry cancels" r cancel "$H" --customer henry
-has "cancel answers CANCELLED" "$OUT" '"status":"CANCELLED"'
+has "cancel answers CANCELLED, the payment captured (to be refunded)" "$OUT" \
+    '"status":"CANCELLED".*"payment":\{"id":"[^"]+","status":"captured"\}'
 check "the view shows CANCELLED, payment refunded" \
     wait_for 15 status_is "$H" CANCELLED refunded
 check "the command side shows CANCELLED" test "$(cmd_status "$H")" = CANCELLED
+check "and the payment refunded" \
+    wait_for 10 eval 'test "$(cmd_payment "$H")" = refunded'
 check "the rooms are released" \
     wait_for 10 eval 'test "$(helds "$RESORT" 2027-07-01 2)" = "0 0"'
 check "henry is notified of the refund" \

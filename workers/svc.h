@@ -131,7 +131,8 @@ void
 //  authorize, then the reservation and reservation.requested in one
 //  transaction; undone on failure: 400, 402, 404, 409, 503, 504); cancel
 //  {id, customer}; expire {id}; get {id}. Consumes approval.approved|
-//  declined. Config: reservation/sweep (ms between sweeps of abandoned
+//  declined (the status moves) and payment.captured|voided|refunded (the
+//  reservation's payment status), by type. Config: reservation/sweep (ms between sweeps of abandoned
 //  reserves, 5000), reservation/abandon (age of an abandoned reserve, ms;
 //  broker/max_timeout + 10000). The state needs the worker (worker_call).
 int

@@ -152,6 +152,16 @@ static const char s_sql_request_find [] =
     "SELECT id FROM requests WHERE customer = ?1 AND request_id = ?2";
 static const char s_sql_exists [] =
     "SELECT 1 FROM reservations WHERE id = ?1";
+//  A payment event's status, taken only forward: authorized, then
+//  captured, then voided or refunded (an event applied late never takes a
+//  reservation back).
+#define S_PAYMENT_RANK(status) \
+    "(CASE " status " WHEN 'authorized' THEN 0 WHEN 'captured' THEN 1" \
+    " ELSE 2 END)"
+static const char s_sql_payment [] =
+    "UPDATE reservations SET payment_status = ?2"
+    " WHERE id = ?1 AND " S_PAYMENT_RANK ("payment_status")
+    " < " S_PAYMENT_RANK ("?2");
 
 //  A status move: where it goes, where from, and what it emits.
 typedef struct {
@@ -1185,9 +1195,14 @@ svc_reservation (void *state, const char *method, zframe_t **body_p,
 //  --------------------------------------------------------------------------
 //  The events actor's work: the consumer and the saga sweep
 
-//  The event types the consumer applies: the owner's (or auto) decisions.
+//  The event types the consumer applies: the owner's (or auto) decisions,
+//  and what became of the payment, so that the reservation the service
+//  answers with (a cancel's reply, its events) says it. It takes them one
+//  type at a time (by_type): a reservation gets one decision, and its
+//  payment status only moves forward, so their order does not matter.
 static const char *s_types [] = {
-    "approval.approved", "approval.declined", NULL
+    "approval.approved", "approval.declined",
+    "payment.captured", "payment.voided", "payment.refunded", NULL
 };
 
 //  What s_apply reads of an event.
@@ -1195,16 +1210,34 @@ static const char *s_fields [] = {
     "id", "reservation", "data.reason", NULL
 };
 
-//  Applies approval.approved (PENDING -> CONFIRMED) and approval.declined
-//  (PENDING -> DECLINED). A decision on a reservation that left PENDING
-//  meanwhile (a cancel came first) is ignored.
+//  payment.captured|voided|refunded: the reservation's payment status,
+//  when it moves it forward. A payment of a reserve that was never stored
+//  (voided by its compensation) names no reservation here: nothing to do.
+static int
+s_apply_payment (store_t *store, const char *type, const char *id)
+{
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_payment);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, type + strlen ("payment."), -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE) {
+        zsys_error ("reservation: %s %s: %s", type, id, store_error (store));
+        return -1;
+    }
+    return 0;
+}
+
+//  Applies approval.approved (PENDING -> CONFIRMED), approval.declined
+//  (PENDING -> DECLINED) and the payment events. A decision on a
+//  reservation that left PENDING meanwhile (a cancel came first) is
+//  ignored.
 static int
 s_apply (void *state, store_t *store, const char *type, json_t *event)
 {
     (void) state;
-    bool approved = streq (type, "approval.approved");
-    if (!approved && !streq (type, "approval.declined"))
-        return 0;
     const char *id = json_string_value (json_object_get (event, "reservation"));
     const char *cause = json_string_value (json_object_get (event, "id"));
     if (!id || !cause) {
@@ -1214,6 +1247,11 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
                       type);
         return 0;
     }
+    if (strncmp (type, "payment.", strlen ("payment.")) == 0)
+        return s_apply_payment (store, type, id);
+    bool approved = streq (type, "approval.approved");
+    if (!approved && !streq (type, "approval.declined"))
+        return 0;
     const char *reason = NULL;
     if (!approved) {
         reason = json_string_value (json_object_get (
@@ -1313,7 +1351,7 @@ svc_reservation_new (resv_cfg_t *cfg, worker_t *worker)
         events_config_t config = {
             .store = "reservation", .schema = s_schema,
             .consumer = "reservation", .apply = s_apply, .types = s_types,
-            .fields = s_fields, .tick = s_sweep,
+            .fields = s_fields, .by_type = true, .tick = s_sweep,
             .tick_ms = (int) resv_cfg_int (cfg, "reservation/sweep",
                                            S_SWEEP_DEFAULT, 10, INT32_MAX),
             .state = self

@@ -150,11 +150,14 @@ s_publish (fixture_t *self, const char *event_id, const char *type,
                                                       type, id, data));
 }
 
-//  Waits until the consumer's cursor in reservation.db reaches seq.
+//  Waits until the consumer's cursor of type (it takes its types one by
+//  one) in reservation.db reaches seq.
 static bool
-s_wait_cursor (fixture_t *self, int64_t seq)
+s_wait_cursor (fixture_t *self, const char *type, int64_t seq)
 {
-    return testkit_wait_cursor (self->kit, self->store, "reservation", seq);
+    char name [64];
+    snprintf (name, sizeof name, "reservation/%s", type);
+    return testkit_wait_cursor (self->kit, self->store, name, seq);
 }
 
 //  A count from the test's look into reservation.db.
@@ -169,6 +172,21 @@ s_wait_no_saga (fixture_t *self)
 {
     return TESTKIT_WAIT (10000,
                          s_rows (self, "SELECT count (*) FROM sagas") == 0);
+}
+
+//  Whether two reservations are equal but for their payment's status,
+//  which the service moves on as the payment's events come (a cancel
+//  voids or refunds, a confirmation captures).
+static bool
+s_same_but_payment (json_t *one, json_t *other)
+{
+    json_t *first = json_deep_copy (one), *second = json_deep_copy (other);
+    json_object_del (json_object_get (first, "payment"), "status");
+    json_object_del (json_object_get (second, "payment"), "status");
+    bool same = json_equal (first, second);
+    json_decref (first);
+    json_decref (second);
+    return same;
 }
 
 static bool
@@ -426,14 +444,15 @@ test_cancel_pending_and_confirmed (void **state)
     assert_string_not_equal (json_string_value (json_object_get (reply, "updated_at")),
                              json_string_value (json_object_get (reply, "created_at")));
     //  The answer is the reservation as get shows it, and as the event has
-    //  it; again, the same answer and no second event.
+    //  it; again, the same answer and no second event (its payment may be
+    //  voided by then).
     json_t *got = NULL, *again = NULL;
     assert_int_equal (testkit_act (self->kit, "get", pending, NULL, &got), 200);
-    assert_true (json_equal (got, reply));
+    assert_true (s_same_but_payment (got, reply));
     assert_int_equal (json_object_size (got), 14);
     assert_int_equal (testkit_act (self->kit, "cancel", pending, "carla",
                                    &again), 200);
-    assert_true (json_equal (again, reply));
+    assert_true (s_same_but_payment (again, reply));
     json_decref (got);
     json_decref (again);
     assert_true (testkit_wait_count (self->kit, "reservation.cancelled",
@@ -497,7 +516,7 @@ test_declined_by_event (void **state)
     char *id = testkit_reserved (self->kit, self->manual, "k-d1");
     int64_t seq = s_publish (self, "e-test-decline", "approval.declined", id,
         json_pack ("{s:s,s:s}", "owner", "olga", "reason", "closed for works"));
-    assert_true (s_wait_cursor (self, seq));
+    assert_true (s_wait_cursor (self, "approval.declined", seq));
     json_t *reply = NULL;
     assert_int_equal (testkit_act (self->kit, "get", id, NULL, &reply), 200);
     assert_string_equal (json_string_value (json_object_get (reply, "status")),
@@ -515,11 +534,86 @@ test_declined_by_event (void **state)
                          "closed for works");
     assert_string_equal (json_string_value (json_object_get (data, "previous")),
                          "PENDING");
+    //  The event has the payment as it was then, authorised: get may show
+    //  it voided already, since payment voids on the decline.
+    json_object_set_new (json_object_get (reply, "payment"), "status",
+                         json_string ("authorized"));
     assert_true (json_equal (json_object_get (data, "reservation"), reply));
     assert_int_equal (json_object_size (data), 3);
     json_decref (reply);
     json_decref (event);
     free (id);
+}
+
+//  The payment status of get, "" when it has none.
+static char *
+s_payment_status (fixture_t *self, const char *id)
+{
+    json_t *reply = NULL;
+    if (testkit_act (self->kit, "get", id, NULL, &reply) != 200) {
+        json_decref (reply);
+        return strdup ("");
+    }
+    const char *status = json_string_value (json_object_get (
+        json_object_get (reply, "payment"), "status"));
+    char *copy = strdup (status? status: "");
+    json_decref (reply);
+    return copy;
+}
+
+static bool
+s_payment_is (fixture_t *self, const char *id, const char *status)
+{
+    char *now = s_payment_status (self, id);
+    bool is = streq (now, status);
+    free (now);
+    return is;
+}
+
+//  The service follows the payment's events: a reservation it answers
+//  with says what became of its payment, and never goes back.
+static void
+test_payment_status_follows_events (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *id = testkit_reserved (self->kit, self->automatic, "k-ps1");
+    assert_true (testkit_wait_status (self->kit, id, "CONFIRMED"));
+    assert_true (TESTKIT_WAIT (5000, s_payment_is (self, id, "captured")));
+    //  A cancel answers, and emits, the captured payment (to be refunded).
+    json_t *reply = NULL;
+    assert_int_equal (testkit_act (self->kit, "cancel", id, "carla", &reply),
+                      200);
+    assert_string_equal (json_string_value (json_object_get (json_object_get (
+        reply, "payment"), "status")), "captured");
+    json_decref (reply);
+    assert_true (testkit_wait_count (self->kit, "reservation.cancelled", id, 1));
+    json_t *event = testkit_event_of (self->kit, "reservation.cancelled", id);
+    assert_string_equal (json_string_value (json_object_get (json_object_get (
+        json_object_get (json_object_get (event, "data"), "reservation"),
+        "payment"), "status")), "captured");
+    json_decref (event);
+    assert_true (TESTKIT_WAIT (5000, s_payment_is (self, id, "refunded")));
+    //  A capture that comes again (another event id, as a redelivery by
+    //  another producer would) does not take it back.
+    int64_t seq = s_publish (self, "e-test-ps-late", "payment.captured", id,
+                             json_pack ("{s:{s:s,s:s}}", "payment", "id", "p",
+                                        "status", "captured"));
+    assert_true (s_wait_cursor (self, "payment.captured", seq));
+    assert_true (s_payment_is (self, id, "refunded"));
+    //  A payment of no stored reservation (a reserve undone) is passed over.
+    seq = s_publish (self, "e-test-ps-none", "payment.voided", "r-none",
+                     json_pack ("{s:{s:s,s:s}}", "payment", "id", "p",
+                                "status", "voided"));
+    assert_true (s_wait_cursor (self, "payment.voided", seq));
+    //  A pending reservation declined: its payment is voided.
+    char *declined = testkit_reserved (self->kit, self->manual, "k-ps2");
+    assert_true (s_payment_is (self, declined, "authorized"));
+    seq = s_publish (self, "e-test-ps-decline", "approval.declined", declined,
+                     json_pack ("{s:s}", "reason", "full"));
+    assert_true (s_wait_cursor (self, "approval.declined", seq));
+    assert_true (TESTKIT_WAIT (5000, s_payment_is (self, declined, "voided")));
+    free (id);
+    free (declined);
 }
 
 static void
@@ -533,7 +627,7 @@ test_decision_after_cancel_is_ignored (void **state)
     json_decref (reply);
     int64_t seq = s_publish (self, "e-test-late", "approval.approved", id,
                              json_pack ("{s:s,s:b}", "owner", "olga", "auto", 0));
-    assert_true (s_wait_cursor (self, seq));
+    assert_true (s_wait_cursor (self, "approval.approved", seq));
     assert_string_equal (testkit_status (self->kit, id), "CANCELLED");
     assert_int_equal (testkit_count (self->kit, "reservation.confirmed", id),
                       0);
@@ -932,7 +1026,7 @@ test_illegal_moves (void **state)
     char *declined = testkit_reserved (self->kit, self->manual, "k-m1");
     int64_t seq = s_publish (self, "e-test-m1", "approval.declined", declined,
                              json_pack ("{s:s}", "owner", "olga"));
-    assert_true (s_wait_cursor (self, seq));
+    assert_true (s_wait_cursor (self, "approval.declined", seq));
     assert_string_equal (testkit_status (self->kit, declined), "DECLINED");
     //  EXPIRED: no cancel.
     char *expired = testkit_reserved (self->kit, self->manual, "k-m2");
@@ -973,7 +1067,7 @@ test_illegal_moves (void **state)
                      json_pack ("{s:s,s:b}", "owner", "olga", "auto", 0));
     seq = s_publish (self, "e-test-m6", "approval.declined", confirmed,
                      json_pack ("{s:s}", "owner", "olga"));
-    assert_true (s_wait_cursor (self, seq));
+    assert_true (s_wait_cursor (self, "approval.declined", seq));
     assert_string_equal (testkit_status (self->kit, expired), "EXPIRED");
     assert_string_equal (testkit_status (self->kit, confirmed), "CONFIRMED");
     //  The store refuses an illegal move even from outside the code.
@@ -1114,6 +1208,7 @@ main (void)
         S_TEST (test_expire_pending),
         S_TEST (test_declined_by_event),
         S_TEST (test_decision_after_cancel_is_ignored),
+        S_TEST (test_payment_status_follows_events),
         S_TEST_WITH (test_abandoned_reserve_is_swept, s_setup_sweep),
         S_TEST (test_reserve_bad_input),
         S_TEST (test_reserve_refused_by_availability),

@@ -13,7 +13,7 @@
     Payment status: the payment service is the one authority on it, and
     each of its changes is a payment.* event, so the newest payment event
     always wins over the payment a reservation.* event carries (the
-    reservation service's copy, taken at authorisation and never newer).
+    reservation service's copy, which follows the payment events later).
     The payment is merged when written, not when read: a payment event
     that comes before its reservation waits in the payments table and is
     merged when the reservation arrives; one that comes after rewrites the
