@@ -273,12 +273,22 @@ s_catch_up (consumer_t *self)
 
 int
 events_replay (resv_t *client, store_t *store, const char *consumer,
-               events_apply_fn *apply, void *state,
+               const char *type, events_apply_fn *apply, void *state,
                events_page_fn *page, void *page_arg)
 {
     consumer_t self = { .client = client, .store = store, .name = consumer,
                         .apply = apply, .state = state, .page = page,
                         .page_arg = page_arg };
+    if (type) {
+        if (strlen (type) > TYPE_MAX) {
+            zsys_error ("events: %s: no replay of type '%s'", consumer, type);
+            return -1;
+        }
+        self.exact = true;
+        self.one_type [0] = type;
+        self.types = self.one_type;
+        snprintf (self.family, sizeof self.family, "%s", type);
+    }
     self.cursor = self.stored = store_cursor (store, consumer);
     return s_catch_up (&self);
 }

@@ -151,11 +151,14 @@ typedef void (events_page_fn) (void *arg);
 //  Replays the journal from the consumer's cursor on into store with
 //  apply, in the calling thread: for a rebuild (the caller has reset its
 //  tables and the cursor to 0 in one transaction first) or to catch up
-//  before answering. Uses client for the journal reads; calls page (may
-//  be NULL) with page_arg after each page. Returns 0, or -1 (logged).
+//  before answering. type NULL: every event, in seq order; else the
+//  events of that type alone, for a consumer by type (whose cursor of
+//  the type, "consumer/type", consumer names). Uses client for the
+//  journal reads; calls page (may be NULL) with page_arg after each page.
+//  Returns 0, or -1 (logged).
 int
     events_replay (resv_t *client, store_t *store, const char *consumer,
-                   events_apply_fn *apply, void *state,
+                   const char *type, events_apply_fn *apply, void *state,
                    events_page_fn *page, void *page_arg);
 
 #ifdef __cplusplus

@@ -161,8 +161,8 @@ void
 
 //  approval (svc_approval.c): the owner's decision. Consumes
 //  reservation.requested (auto: approval.approved at once; manual: waits,
-//  with a deadline of approval/timeout ms) and the other reservation.*
-//  (closes what is decided). Methods: approve {id, owner, reason?},
+//  with a deadline of approval/timeout ms) and reservation.cancelled
+//  (closes what is no longer pending), by type. Methods: approve {id, owner, reason?},
 //  decline {id, owner, reason?} -> {"reservation":ID,"decision":D}.
 //  Every approval/tick ms (1000) it expires what passed its deadline
 //  through reservation expire.

@@ -6,8 +6,12 @@
     from the request's event); a "manual" one waits, with its deadline
     (the request's time plus approval/timeout) in the store. approve and
     decline record the owner's decision and emit it in one transaction.
-    The other reservation.* events close a row: whatever comes later is
-    refused with 409.
+    reservation.cancelled closes a row: whatever comes later is refused
+    with 409. The reservation's other ends need nothing here: a
+    confirmation or a decline follows this service's own decision, which
+    refuses another already, and an expiry is closed by the tick that
+    asked for it. So the consumer takes its two types alone (by type) and
+    hears one event of a reservation that is confirmed and kept, not two.
 
     The events actor's tick expires rows past their deadline through
     reservation expire. Deadlines live in the store, so a restart, or a
@@ -62,8 +66,15 @@ static const char s_sql_insert [] =
     "INSERT INTO approvals (reservation, owner, mode, deadline_ms, decision,"
     "       updated_at)"
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (reservation) DO NOTHING";
+//  A cancellation heard before its request (the two types come apart only
+//  after a lost event) leaves a closed row with no owner, so that the
+//  request, when it comes, opens nothing and approves nothing.
 static const char s_sql_outcome [] =
-    "UPDATE approvals SET outcome = ?2, updated_at = ?3 WHERE reservation = ?1";
+    "INSERT INTO approvals (reservation, owner, mode, deadline_ms, outcome,"
+    "       updated_at)"
+    "VALUES (?1, '', 'manual', 0, ?2, ?3) ON CONFLICT (reservation)"
+    "    DO UPDATE SET outcome = excluded.outcome,"
+    "    updated_at = excluded.updated_at";
 static const char s_sql_outcome_if_open [] =
     "UPDATE approvals SET outcome = ?2, updated_at = ?3"
     " WHERE reservation = ?1 AND outcome IS NULL";
@@ -138,7 +149,8 @@ s_time_parse (const char *text, int64_t *ms_p)
 }
 
 //  Sets the outcome of reservation id, in the current transaction if any;
-//  only_open leaves one that is already set alone. Returns 0 or -1.
+//  only_open leaves one that is already set alone, and a row that does not
+//  exist; otherwise a missing row is made, closed. Returns 0 or -1.
 static int
 s_close (store_t *store, const char *id, const char *outcome, bool only_open)
 {
@@ -207,10 +219,11 @@ s_requested (s_self_t *self, store_t *store, const char *id,
                                                  "auto", 1));
 }
 
-//  The event types the consumer applies: reservation.requested opens a
-//  decision; the other reservation events close one.
+//  The event types the consumer applies, one by one (by type):
+//  reservation.requested opens a decision, reservation.cancelled closes
+//  one. Their order does not matter (s_sql_outcome).
 static const char *s_types [] = {
-    "reservation.", NULL
+    "reservation.requested", "reservation.cancelled", NULL
 };
 
 //  What s_apply and s_requested read of an event.
@@ -218,20 +231,12 @@ static const char *s_fields [] = {
     "id", "reservation", "at", "data.owner", "data.approval", NULL
 };
 
-//  Applies reservation.requested (a new row) and reservation.confirmed|
-//  declined|expired|cancelled (the row's outcome).
+//  Applies reservation.requested (a new row) and reservation.cancelled
+//  (the row's outcome).
 static int
 s_apply (void *state, store_t *store, const char *type, json_t *event)
 {
     s_self_t *self = (s_self_t *) state;
-    static const char *const outcomes [][2] = {
-        { "reservation.confirmed", "CONFIRMED" },
-        { "reservation.declined", "DECLINED" },
-        { "reservation.expired", "EXPIRED" },
-        { "reservation.cancelled", "CANCELLED" },
-    };
-    if (strncmp (type, "reservation.", 12))
-        return 0;
     const char *id = json_string_value (json_object_get (event, "reservation"));
     const char *cause = json_string_value (json_object_get (event, "id"));
     if (!id || !cause) {
@@ -240,9 +245,8 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
     }
     if (streq (type, "reservation.requested"))
         return s_requested (self, store, id, cause, event);
-    for (size_t i = 0; i < sizeof outcomes / sizeof *outcomes; i++)
-        if (streq (type, outcomes [i][0]))
-            return s_close (store, id, outcomes [i][1], false);
+    if (streq (type, "reservation.cancelled"))
+        return s_close (store, id, "CANCELLED", false);
     return 0;
 }
 
@@ -320,7 +324,10 @@ s_row_read (store_t *store, const char *id, const char *owner, s_row_t *row)
     if (rc == SQLITE_ROW) {
         const char *decision = (const char *) sqlite3_column_text (stmt, 1);
         const char *outcome = (const char *) sqlite3_column_text (stmt, 2);
-        row->owned = streq (owner, (const char *) sqlite3_column_text (stmt, 0));
+        const char *stored = (const char *) sqlite3_column_text (stmt, 0);
+        //  A row closed before its request came has no owner: its outcome
+        //  refuses every decision (409), whoever asks.
+        row->owned = !*stored || streq (owner, stored);
         snprintf (row->decision, sizeof row->decision, "%s",
                   decision? decision: "");
         snprintf (row->outcome, sizeof row->outcome, "%s", outcome? outcome: "");
@@ -363,11 +370,16 @@ s_row_begin (s_self_t *self, const char *id, const char *owner,
             zclock_sleep (wait);
             wait *= 2;
         }
-        //  The cursor is checked again in each of its transactions, so
-        //  this races safely with the events actor.
-        if (events_replay (self->client, self->store, "approval", s_apply, self,
-                           NULL, NULL))
-            zsys_warning ("approval: catch-up for %s failed", id);
+        //  The cursors are checked again in each of their transactions,
+        //  so this races safely with the events actor.
+        for (const char **type = s_types; *type; type++) {
+            char consumer [64];
+            snprintf (consumer, sizeof consumer, "approval/%s", *type);
+            if (events_replay (self->client, self->store, consumer, *type,
+                               s_apply, self, NULL, NULL))
+                zsys_warning ("approval: catch-up of %s for %s failed",
+                              *type, id);
+        }
         events_flush (self->events);
     }
     return worker_fail (reply_p, RESV_NOT_FOUND, RESV_REASON_NOT_FOUND,
@@ -508,7 +520,7 @@ svc_approval_new (resv_cfg_t *cfg, worker_t *worker)
         events_config_t config = {
             .store = "approval", .schema = s_schema,
             .consumer = "approval", .apply = s_apply, .types = s_types,
-            .fields = s_fields, .tick = s_expire_due,
+            .fields = s_fields, .by_type = true, .tick = s_expire_due,
             .tick_ms = (int) resv_cfg_int (cfg, "approval/tick", S_TICK_DEFAULT,
                                            10, INT32_MAX),
             .state = self

@@ -60,12 +60,27 @@ s_teardown (void **state)
 //  --------------------------------------------------------------------------
 //  Helpers
 
-//  Waits until approval's cursor has every event journaled so far.
+//  Waits until approval's cursors (one per type it takes) have every event
+//  of their types journaled so far.
 static bool
 s_wait_caught_up (fixture_t *self)
 {
-    return testkit_wait_cursor (self->kit, self->store, "approval",
-                                testkit_journal_last (self->kit));
+    const char *types [] = {
+        "reservation.requested", "reservation.cancelled", NULL
+    };
+    for (const char **type = types; *type; type++) {
+        json_t *events = testkit_journal (self->kit, *type, NULL);
+        size_t count = json_array_size (events);
+        int64_t newest = count? json_integer_value (json_object_get (
+            json_array_get (events, count - 1), "seq")): 0;
+        json_decref (events);
+        char name [64];
+        snprintf (name, sizeof name, "approval/%s", *type);
+        if (newest && !testkit_wait_cursor (self->kit, self->store, name,
+                                            newest))
+            return false;
+    }
+    return true;
 }
 
 //  Calls approval/method {id, owner, reason?} through the broker.
@@ -414,6 +429,36 @@ test_no_longer_pending (void **state)
     free (id);
 }
 
+//  The consumer takes its two types apart (by type), so after a lost event
+//  a cancellation may be applied before its request (the request read back
+//  from the journal later): the request then opens nothing and approves
+//  nothing, and a decision is refused. Published one after the other here,
+//  each applied before the next comes.
+static void
+test_cancelled_before_requested (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    testkit_publish (self->kit, testkit_event (self->kit, NULL,
+        "reservation.cancelled", "r-t1",
+        json_pack ("{s:s}", "previous", "PENDING")));
+    assert_true (s_wait_caught_up (self));
+    testkit_publish (self->kit, testkit_event (self->kit, NULL,
+        "reservation.requested", "r-t1",
+        json_pack ("{s:s,s:s}", "owner", "olga", "approval", "auto")));
+    assert_true (s_wait_caught_up (self));
+    assert_int_equal (testkit_count (self->kit, "approval.", "r-t1"), 0);
+    json_t *reply = NULL;
+    assert_int_equal (s_decide (self, "approve", "r-t1", "olga", NULL, &reply),
+                      409);
+    assert_string_equal (testkit_message (reply),
+                         "reservation r-t1 is CANCELLED, no longer PENDING");
+    json_decref (reply);
+    //  Nothing waits to expire.
+    assert_int_equal (testkit_sql_int (self->store,
+        "SELECT count (*) FROM approvals WHERE outcome IS NULL"
+        " AND reservation = 'r-t1'"), 0);
+}
+
 static int
 s_setup_no_tick (void **state)
 {
@@ -541,6 +586,7 @@ main (void)
         S_TEST (test_unknown_reservation),
         S_TEST (test_conflicting_decisions),
         S_TEST (test_no_longer_pending),
+        S_TEST (test_cancelled_before_requested),
         S_TEST_WITH (test_past_deadline_before_expiry, s_setup_no_tick),
         S_TEST (test_bad_requests),
         S_TEST (test_store_failure),

@@ -555,7 +555,7 @@ s_rebuild (void *state, json_t *request, int64_t deadline,
                            store_error (self->store));
     //  A rebuild of a long journal outlasts the broker's liveness: keep
     //  the heartbeats going between pages.
-    if (events_replay (self->client, self->store, S_NAME, s_apply, NULL,
+    if (events_replay (self->client, self->store, S_NAME, NULL, s_apply, NULL,
                        s_keepalive, self->worker)) {
         char error [64];
         snprintf (error, sizeof error, "the replay stopped after seq %" PRId64,
