@@ -152,16 +152,24 @@ static const char s_sql_request_find [] =
     "SELECT id FROM requests WHERE customer = ?1 AND request_id = ?2";
 static const char s_sql_exists [] =
     "SELECT 1 FROM reservations WHERE id = ?1";
-//  A payment event's status, taken only forward: authorized, then
-//  captured, then voided or refunded (an event applied late never takes a
-//  reservation back).
+//  A payment event's status, taken only forward (authorized, then
+//  captured, then voided or refunded: an event applied late never takes a
+//  reservation back), and only once the reservation is where that step
+//  follows from: a capture once it is CONFIRMED (or CANCELLED since), a
+//  refund once CANCELLED, a void once it has ended. A void before that is
+//  a compensation's, of a reserve that failed and whose retry authorised
+//  the same payment again: it says nothing of this reservation's payment.
 #define S_PAYMENT_RANK(status) \
     "(CASE " status " WHEN 'authorized' THEN 0 WHEN 'captured' THEN 1" \
     " ELSE 2 END)"
 static const char s_sql_payment [] =
     "UPDATE reservations SET payment_status = ?2"
     " WHERE id = ?1 AND " S_PAYMENT_RANK ("payment_status")
-    " < " S_PAYMENT_RANK ("?2");
+    " < " S_PAYMENT_RANK ("?2") " AND CASE ?2"
+    "    WHEN 'captured' THEN status = 'CONFIRMED' OR status = 'CANCELLED'"
+    "    WHEN 'refunded' THEN status = 'CANCELLED'"
+    "    ELSE status = 'DECLINED' OR status = 'EXPIRED'"
+    "         OR status = 'CANCELLED' END";
 
 //  A status move: where it goes, where from, and what it emits.
 typedef struct {

@@ -605,8 +605,14 @@ test_payment_status_follows_events (void **state)
                      json_pack ("{s:{s:s,s:s}}", "payment", "id", "p",
                                 "status", "voided"));
     assert_true (s_wait_cursor (self, "payment.voided", seq));
-    //  A pending reservation declined: its payment is voided.
+    //  A pending reservation declined: its payment is voided. A void that
+    //  comes while it is still pending is a compensation's, of an earlier
+    //  attempt whose retry authorised again: it changes nothing.
     char *declined = testkit_reserved (self->kit, self->manual, "k-ps2");
+    seq = s_publish (self, "e-test-ps-early", "payment.voided", declined,
+                     json_pack ("{s:{s:s,s:s}}", "payment", "id", "p",
+                                "status", "voided"));
+    assert_true (s_wait_cursor (self, "payment.voided", seq));
     assert_true (s_payment_is (self, declined, "authorized"));
     seq = s_publish (self, "e-test-ps-decline", "approval.declined", declined,
                      json_pack ("{s:s}", "reason", "full"));
