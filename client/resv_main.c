@@ -473,17 +473,23 @@ static const s_command_t s_commands [] = {
     { NULL, "cancel", s_id_only, s_customer_opts, s_run_cancel,
       "usage: resv cancel ID --customer C\n"
       "\n"
-      "Cancels reservation ID. Only its customer may.\n"
+      "Cancels reservation ID, pending or confirmed, and prints it,\n"
+      "CANCELLED. Only its customer may. Its units are released and its\n"
+      "payment voided, or refunded if it was captured, a moment later.\n"
       "  --customer C   the reservation's customer (required)\n" },
     { NULL, "approve", s_id_only, s_owner_opts, s_run_approve,
       "usage: resv approve ID --owner O\n"
       "\n"
       "Approves pending reservation ID. Only the resource's owner may.\n"
+      "Prints {\"reservation\":ID,\"decision\":\"approved\"}; the\n"
+      "reservation is CONFIRMED a moment later.\n"
       "  --owner O   the resource's owner (required)\n" },
     { NULL, "decline", s_id_only, s_decline_opts, s_run_decline,
       "usage: resv decline ID --owner O [--reason TEXT]\n"
       "\n"
       "Declines pending reservation ID. Only the resource's owner may.\n"
+      "Prints {\"reservation\":ID,\"decision\":\"declined\"}; the\n"
+      "reservation is DECLINED a moment later.\n"
       "  --owner O       the resource's owner (required)\n"
       "  --reason TEXT   why, told to the customer\n" },
     { NULL, "status", s_id_only, s_none, s_run_status,
