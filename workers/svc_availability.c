@@ -1116,6 +1116,47 @@ s_hold_released (store_t *store, const char *reservation)
     return rc == SQLITE_DONE? 0: -1;
 }
 
+//  Holds a new stay of reservation, day by day: its rows in holds, held,
+//  and its units added to usage, where the triggers refuse to go past
+//  capacity. A statement per day, not one over a recursive list of the
+//  days: SQLite builds a temporary b-tree for each of those (the list, and
+//  the copy it inserts from), four per reservation. Returns 0, -1 on a
+//  store failure, or RESV_CONFLICT when a day lacks capacity (what was
+//  written before is undone with the transaction).
+static int
+s_hold_new (store_t *store, const char *reservation, const char *resource,
+            int64_t first, int64_t days, const char *slot, int64_t units)
+{
+    sqlite3_stmt *hold = store_stmt (store,
+        "INSERT INTO holds (reservation, resource, day, slot, units, released)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, 0)");
+    sqlite3_stmt *use = store_stmt (store,
+        "INSERT INTO usage (resource, day, slot, held) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT (resource, day, slot) DO UPDATE SET held = held + excluded.held");
+    if (!hold || !use)
+        return -1;
+    sqlite3_bind_text (hold, 1, reservation, -1, SQLITE_STATIC);
+    sqlite3_bind_text (hold, 2, resource, -1, SQLITE_STATIC);
+    sqlite3_bind_text (hold, 4, slot, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (hold, 5, units);
+    sqlite3_bind_text (use, 1, resource, -1, SQLITE_STATIC);
+    sqlite3_bind_text (use, 3, slot, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (use, 4, units);
+    for (int64_t day = first; day < first + days; day++) {
+        sqlite3_bind_int64 (hold, 3, day);
+        int rc = sqlite3_step (hold);
+        sqlite3_reset (hold);
+        if (rc != SQLITE_DONE)
+            return -1;
+        sqlite3_bind_int64 (use, 2, day);
+        rc = sqlite3_step (use);
+        sqlite3_reset (use);
+        if (rc != SQLITE_DONE)
+            return s_trigger_aborted (store)? RESV_CONFLICT: -1;
+    }
+    return 0;
+}
+
 //  hold {reservation, resource, date, days?, slot?, units?} -> 200
 //  {"resource":{...},"slot":S}; 404 unknown or removed resource; 400
 //  unknown slot; 409 no_capacity (nothing held) or a reservation id that
@@ -1190,32 +1231,10 @@ s_hold (void *state, json_t *request, int64_t deadline,
         store_rollback (store);
         goto reply;
     }
-    if (!holding.count) {
-        //  Record the stay, one row per day, as released; then hold it as
-        //  a retry after a release would: one path for both.
-        sqlite3_stmt *stmt = store_stmt (store,
-            "WITH RECURSIVE stay (day) AS (SELECT ?3 UNION ALL "
-            "SELECT day + 1 FROM stay WHERE day < ?4) "
-            "INSERT INTO holds (reservation, resource, day, slot, units, released) "
-            "SELECT ?1, ?2, day, ?5, ?6, 1 FROM stay");
-        if (!stmt) {
-            status = S_FAIL (store, reply_p, "hold", reservation);
-            goto done;
-        }
-        sqlite3_bind_text (stmt, 1, reservation, -1, SQLITE_STATIC);
-        sqlite3_bind_text (stmt, 2, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64 (stmt, 3, first);
-        sqlite3_bind_int64 (stmt, 4, first + days - 1);
-        sqlite3_bind_text (stmt, 5, slot, -1, SQLITE_STATIC);
-        sqlite3_bind_int64 (stmt, 6, units);
-        rc = sqlite3_step (stmt);
-        sqlite3_reset (stmt);
-        if (rc != SQLITE_DONE) {
-            status = S_FAIL (store, reply_p, "hold", reservation);
-            goto done;
-        }
-    }
-    rc = s_hold_released (store, reservation);
+    //  A new stay, or one released (by a compensation) held again.
+    rc = holding.count? s_hold_released (store, reservation):
+                        s_hold_new (store, reservation, id, first, days,
+                                    slot, units);
     if (rc == RESV_CONFLICT) {
         store_rollback (store);
         char date [16];
