@@ -543,7 +543,8 @@ static const s_command_t s_commands [] = {
     { NULL, "scale", s_scale_args, s_none, s_run_scale,
       "usage: resv scale SERVICE N\n"
       "\n"
-      "Asks the supervisor, resvd, to run N (0 to " S_TEXT (RESV_SCALE_MAX) ") processes of\n"
+      "Asks the supervisor, resvd, to run N (0 to "
+      S_TEXT (RESV_SCALE_MAX) ") processes of\n"
       "SERVICE. Prints {\"service\":..,\"count\":N,\"previous\":N}.\n" },
     { NULL, "ping", s_none, s_none, s_run_ping,
       "usage: resv ping\n"

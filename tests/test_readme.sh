@@ -34,7 +34,8 @@ has "a round trip through echo" "$TOUR" '\{"hi":1\}'
 has "scale echo 3: from 1 to 3" "$TOUR" \
     '"service":"echo","count":3,"previous":1'
 check "... and the broker sees 3 echo workers" wait_count echo 3
-has "the journal has the car, auto approval" "$TOUR" '"name":"Blue Fiat".*"approval":"auto"'
+has "the journal has the car, auto approval" "$TOUR" \
+    '"name":"Blue Fiat".*"approval":"auto"'
 has "the reserve answers PENDING, payment authorized" "$TOUR" \
     '"customer":"bob".*"days":3,.*"status":"PENDING".*"status":"authorized"'
 has "availability: three days, each with its unit held" "$TOUR" \
@@ -45,7 +46,8 @@ has "events from 1: the car, then bob's reservation" "$TOUR" \
 # "CONFIRMED a moment later, payment captured".
 confirmed () {
     r list --customer bob |
-        js '" ".join ((d["items"][0]["status"], d["items"][0]["payment"]["status"]))' |
+        js '"%s %s" % (d["items"][0]["status"],
+                       d["items"][0]["payment"]["status"])' |
         grep -qx "CONFIRMED captured"
 }
 check "bob's car is CONFIRMED a moment later, payment captured" \

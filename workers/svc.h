@@ -132,9 +132,9 @@ void
 //  transaction; undone on failure: 400, 402, 404, 409, 503, 504); cancel
 //  {id, customer}; expire {id}; get {id}. Consumes approval.approved|
 //  declined (the status moves) and payment.captured|voided|refunded (the
-//  reservation's payment status), by type. Config: reservation/sweep (ms between sweeps of abandoned
-//  reserves, 5000), reservation/abandon (age of an abandoned reserve, ms;
-//  broker/max_timeout + 10000). The state needs the worker (worker_call).
+//  reservation's payment status), by type. Config: reservation/sweep (ms
+//  between sweeps of abandoned reserves, 5000), reservation/abandon (age
+//  of an abandoned reserve, ms; broker/max_timeout + 10000). The state needs the worker (worker_call).
 int
     svc_reservation (void *state, const char *method, zframe_t **body_p,
                      int64_t deadline, zframe_t **reply_p);
@@ -162,8 +162,9 @@ void
 //  approval (svc_approval.c): the owner's decision. Consumes
 //  reservation.requested (auto: approval.approved at once; manual: waits,
 //  with a deadline of approval/timeout ms) and reservation.cancelled
-//  (closes what is no longer pending), by type. Methods: approve {id, owner, reason?},
-//  decline {id, owner, reason?} -> {"reservation":ID,"decision":D}.
+//  (closes what is no longer pending), by type. Methods: approve {id,
+//  owner, reason?}, decline {id, owner, reason?} ->
+//  {"reservation":ID,"decision":D}.
 //  Every approval/tick ms (1000) it expires what passed its deadline
 //  through reservation expire.
 int
