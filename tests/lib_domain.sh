@@ -116,6 +116,33 @@ EOF
 # jq_file FILE EXPR: EXPR on d = the JSON in FILE.
 jq_file () { js "$2" <"$1"; }
 
+# payment_runs JOURNAL IDS: for each reservation id in the file IDS, a
+# line "ID authorized,voided,..." of its payment.authorized and .voided
+# events in the journal file, in order. A reserve undone after its
+# authorisation (a failed commit, a deadline passed) voids it, and its
+# retry authorises the same payment again; so a made reservation's line
+# matches ' (authorized,voided,)*authorized$': never two authorisations
+# without a void between, nor a void at the end.
+payment_runs () {
+    "$PY" - "$1" "$2" <<'EOF'
+import json, sys
+events, ids = json.load(open(sys.argv[1])), open(sys.argv[2]).read().split()
+runs = {i: [] for i in ids}
+for e in events:
+    if e["type"] in ("payment.authorized", "payment.voided") \
+            and e.get("reservation") in runs:
+        runs[e["reservation"]].append(e["type"][8:])
+for i in ids:
+    print(i, ",".join(runs[i]))
+EOF
+}
+
+# runs_odd RUNS: the lines of payment_runs' output RUNS that do not end
+# authorised, once more than voided.
+runs_odd () {
+    printf '%s\n' "$1" | grep -vE ' (authorized,voided,)*authorized$'
+}
+
 # error_is OUT CODE [REASON]: OUT is the CLI's error document,
 # {"error":{"code":CODE,"reason":REASON,"message":...}}.
 error_is () {
