@@ -29,6 +29,7 @@ struct _journal_t {
 #define JOURNAL_WALK_MAX    20000
 
 static const char *s_schema =
+    DB_PAGE_SIZE_SQL                    //  Before anything writes the file
     "PRAGMA journal_mode = WAL;"
     "PRAGMA synchronous = NORMAL;"
     //  The broker's checkpointer does the checkpoints.

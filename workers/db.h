@@ -24,6 +24,17 @@
 extern "C" {
 #endif
 
+//  The page size of a new file, as SQL to run before its first write (a
+//  file keeps the size it was made with). A commit writes each page it
+//  changed whole to the WAL, and most pages a commit changes hold only a
+//  row or an index key of it: the last page of a table, and a page at a
+//  random place in an index on a customer or a resource. Pages of 2 KiB
+//  write about a quarter fewer bytes to the WALs than SQLite's 4 KiB,
+//  so the syncs of the checkpoints (which the writers wait for when the
+//  WAL restarts) have less to write; 1 KiB holds too few rows of an
+//  event's size, one per page, and costs more CPU than it saves.
+#define DB_PAGE_SIZE_SQL    "PRAGMA page_size = 2048;"
+
 //  Opens the SQLite file at path for the calling thread's own use, with
 //  SQLITE_OPEN_* flags (SQLITE_OPEN_NOMUTEX is added). Returns SQLite's
 //  result code; *db_p is set as sqlite3_open_v2 sets it, so that the

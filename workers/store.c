@@ -36,6 +36,7 @@ struct _store_t {
 };
 
 static const char *s_base_schema =
+    DB_PAGE_SIZE_SQL                    //  Before anything writes the file
     "PRAGMA journal_mode = WAL;"
     "PRAGMA synchronous = NORMAL;"
     "PRAGMA foreign_keys = ON;"
