@@ -134,7 +134,8 @@ void
 //  declined (the status moves) and payment.captured|voided|refunded (the
 //  reservation's payment status), by type. Config: reservation/sweep (ms
 //  between sweeps of abandoned reserves, 5000), reservation/abandon (age
-//  of an abandoned reserve, ms; broker/max_timeout + 10000). The state needs the worker (worker_call).
+//  of an abandoned reserve, ms; broker/max_timeout + 10000). The state
+//  needs the worker (worker_call).
 int
     svc_reservation (void *state, const char *method, zframe_t **body_p,
                      int64_t deadline, zframe_t **reply_p);

@@ -1088,6 +1088,10 @@ s_holding (store_t *store, const char *reservation, s_holding_t *holding)
     return rc == SQLITE_ROW? 0: -1;
 }
 
+//  The end of an insert into usage that adds to a day's held units.
+#define S_USAGE_ADD \
+    " ON CONFLICT (resource, day, slot) DO UPDATE SET held = held + excluded.held"
+
 //  Holds again every released day of reservation: adds its units to
 //  usage, where the triggers refuse to go past capacity. Returns 0, -1 on
 //  a store failure, or RESV_CONFLICT when a day lacks capacity.
@@ -1097,8 +1101,7 @@ s_hold_released (store_t *store, const char *reservation)
     sqlite3_stmt *stmt = store_stmt (store,
         "INSERT INTO usage (resource, day, slot, held) "
         "SELECT resource, day, slot, units FROM holds "
-        "WHERE reservation = ?1 AND released = 1 "
-        "ON CONFLICT (resource, day, slot) DO UPDATE SET held = held + excluded.held");
+        "WHERE reservation = ?1 AND released = 1" S_USAGE_ADD);
     if (!stmt)
         return -1;
     sqlite3_bind_text (stmt, 1, reservation, -1, SQLITE_STATIC);
@@ -1131,8 +1134,8 @@ s_hold_new (store_t *store, const char *reservation, const char *resource,
         "INSERT INTO holds (reservation, resource, day, slot, units, released)"
         " VALUES (?1, ?2, ?3, ?4, ?5, 0)");
     sqlite3_stmt *use = store_stmt (store,
-        "INSERT INTO usage (resource, day, slot, held) VALUES (?1, ?2, ?3, ?4) "
-        "ON CONFLICT (resource, day, slot) DO UPDATE SET held = held + excluded.held");
+        "INSERT INTO usage (resource, day, slot, held) VALUES (?1, ?2, ?3, ?4)"
+        S_USAGE_ADD);
     if (!hold || !use)
         return -1;
     sqlite3_bind_text (hold, 1, reservation, -1, SQLITE_STATIC);
