@@ -31,9 +31,6 @@
 //  up, looks again after this many milliseconds.
 #define S_FOLLOW_PAGE       500
 #define S_FOLLOW_POLL       200
-//  Longest price, in cents: large enough for any real price, small enough
-//  that price x units x days stays far from overflow in the services.
-#define S_PRICE_MAX         1000000000000LL
 //  A number defined by a macro, as text in a help string.
 #define S_TEXT(number)      S_TEXT_OF (number)
 #define S_TEXT_OF(number)   #number
@@ -110,7 +107,7 @@ static const s_arg_t s_resource_add_opts [] = {
     { "--owner", "owner", S_STR, true, 0, 0, NULL },
     { "--kind", "kind", S_STR, false, 0, 0, NULL },
     { "--capacity", "capacity", S_INT, false, 1, S_INT_MAX, NULL },
-    { "--price", "price", S_INT, false, 0, S_PRICE_MAX, NULL },
+    { "--price", "price", S_INT, false, 0, S_INT_MAX, NULL },
     { "--approval", "approval", S_CHOICE, false, 0, 0, "auto|manual" },
     { "--slots", "slots", S_LIST, false, 0, 0, NULL },
     S_END
@@ -149,7 +146,7 @@ static const s_arg_t s_resource_update_opts [] = {
     { "--name", "name", S_STR, false, 0, 0, NULL },
     { "--kind", "kind", S_STR, false, 0, 0, NULL },
     { "--capacity", "capacity", S_INT, false, 1, S_INT_MAX, NULL },
-    { "--price", "price", S_INT, false, 0, S_PRICE_MAX, NULL },
+    { "--price", "price", S_INT, false, 0, S_INT_MAX, NULL },
     { "--approval", "approval", S_CHOICE, false, 0, 0, "auto|manual" },
     { "--slots", "slots", S_LIST, false, 0, 0, NULL },
     S_END

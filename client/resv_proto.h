@@ -120,6 +120,17 @@
 //  Most processes of one service that scale asks resvd to run.
 #define RESV_SCALE_MAX          64
 
+//  Limits of the domain, which the services enforce (400 beyond them) and
+//  libresv's callers may check first. Capacity, units and price are
+//  bounded so that an amount, price x units x days, stays far inside 64
+//  bits (1e8 x 1e6 x 366 < 4e16).
+#define RESV_CAPACITY_MAX       1000000     //  Units per date and slot
+#define RESV_UNITS_MAX          RESV_CAPACITY_MAX   //  Units of one reserve
+#define RESV_PRICE_MAX          100000000   //  Cents per unit per day
+#define RESV_DAYS_MAX           366         //  Days of one stay or query
+#define RESV_SLOTS_MAX          32          //  Slot labels of a resource
+#define RESV_SLOT_MAX           64          //  Bytes of one slot label
+
 //  Service methods: the services of the resv commands and the methods
 //  libresv's per-command helpers call (resv.h), with their JSON bodies.
 //  "?" marks an optional key.

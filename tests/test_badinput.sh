@@ -117,6 +117,16 @@ usage "resource add --approval sometimes" r resource add --name n --owner o \
 usage "resource add without --owner" r resource add --name n
 usage "resource update --capacity 0" r resource update "$RID" --owner ann \
     --capacity 0
+# The CLI takes any whole number for these; the domain's limits
+# (resv_proto.h) are the services', which answer 400 beyond them.
+refused 400 bad_request "resource add --price 100000001" \
+    r resource add --name n --owner o --price 100000001
+refused 400 bad_request "resource add --capacity 1000001" \
+    r resource add --name n --owner o --capacity 1000001
+refused 400 bad_request "reserve --days 367" r reserve --customer c \
+    --resource "$RID" --date 2027-03-01 --slot a --days 367
+refused 400 bad_request "reserve --units 1000001" r reserve --customer c \
+    --resource "$RID" --date 2027-03-01 --slot a --units 1000001
 usage "approve without --owner" r approve "$P"
 usage "cancel without --customer" r cancel "$P"
 usage "list --limit -1" r list --limit -1

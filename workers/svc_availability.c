@@ -38,14 +38,13 @@
 #define S_NAME          "availability"
 #define S_ID_PREFIX     "res-"
 
-//  Limits of a resource. Capacity and price are bounded so that an amount,
-//  price x units x days, stays far inside 64 bits (1e8 x 1e6 x 366 < 4e16).
-#define S_CAPACITY_MAX  1000000
-#define S_PRICE_MAX     100000000
-#define S_SLOTS_MAX     32
-#define S_SLOT_MAX      64          //  Bytes in one slot label
-//  Longest stay a hold or an availability query covers, in days.
-#define S_DAYS_MAX      366
+//  Limits of a resource, and the longest stay a hold or an availability
+//  query covers: the domain's (resv_proto.h).
+#define S_CAPACITY_MAX  RESV_CAPACITY_MAX
+#define S_PRICE_MAX     RESV_PRICE_MAX
+#define S_SLOTS_MAX     RESV_SLOTS_MAX
+#define S_SLOT_MAX      RESV_SLOT_MAX
+#define S_DAYS_MAX      RESV_DAYS_MAX
 //  9999-12-31 as a day number: a stay may not run past four-digit years.
 #define S_LAST_DAY      2932896
 //  Most (day, slot) entries one availability reply carries. An entry is

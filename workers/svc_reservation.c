@@ -30,11 +30,11 @@
 #define S_FAIL(store, reply_p, operation, subject) \
     store_fail (store, reply_p, "reservation", operation, subject)
 
-//  Largest stay and quantity one reserve may ask for.
-#define S_DAYS_MAX          366
-#define S_UNITS_MAX         1000000
-//  Longest slot label, as availability keeps them.
-#define S_SLOT_MAX          64
+//  Largest stay and quantity one reserve may ask for, and the longest slot
+//  label: the domain's (resv_proto.h), which availability enforces too.
+#define S_DAYS_MAX          RESV_DAYS_MAX
+#define S_UNITS_MAX         RESV_UNITS_MAX
+#define S_SLOT_MAX          RESV_SLOT_MAX
 //  A reservation id: "r" and 32 hex digits of a 128-bit hash, and a NUL.
 #define S_ID_SIZE           34
 //  Of what is left of a request's deadline, a downstream call leaves this
