@@ -93,7 +93,7 @@ run: deps
 test: deps
 	$(MAKE) all
 	@RESV_BIN=$(BINDIR) RESV_TEST_BIN=$(BUILD)/test RESV_SANITIZE=$(SANITIZE) \
-	    tests/run.sh
+	    RESV_RAW_ECHO=$(RAW_ECHO) RESV_SAGA_BASELINE=$(SAGA_BASE) tests/run.sh
 
 check: deps
 	$(MAKE) all test SANITIZE=address,undefined BUILD=build/san \

@@ -13,7 +13,8 @@
 # reserve: starts resvd with the default worker counts of config/resv.cfg
 # (no echo worker) on fresh ports and data. BENCH_RUNS rounds, each of:
 # `resv-bench reserve` at 1, 16 and 64 in flight for BENCH_RESERVE_SECONDS
-# (reservations/s, latency, and the event lag to the view), saga-baseline
+# (reservations/s, latency, the event lag to the view, and the CPU time of
+# resvd's processes per reservation), saga-baseline
 # (the same SQLite transactions with no messaging, tests/saga_baseline.c)
 # and raw-echo at 64 in flight with 1 worker. It prints a table of medians
 # and ratios, then runs reserve open-loop at half the median rate measured
@@ -242,12 +243,32 @@ json_list () {
     printf '%s\n' "$1" | grep -oE "\"$2\":\[[^]]*\]" | grep -oE '\{[^}]*\}'
 }
 
-# bench_reserve_round ROUND: one run of each reserve measurement.
+# cpu_ticks PID: the CPU time (user + system, in clock ticks) used so far
+# by PID and its children, resvd and the processes it runs.
+cpu_ticks () {
+    local pid total=0 t
+    for pid in "$1" $(pgrep -P "$1"); do
+        t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || continue
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
+
+# bench_reserve_round ROUND: one run of each reserve measurement. Each
+# reserve run also records the CPU time of resvd's processes per
+# reservation made (ms), which moves less with a shared machine than the
+# rate does.
 bench_reserve_round () {
-    local c
+    local c before line
     for c in 1 16 64; do
+        before=$(cpu_ticks "$RESVD_PID")
         run_json "$T/reserve-c$c.jsonl" "${RESV_RESERVE[@]}" -c "$c" \
-            --duration "$RESERVE_SECONDS"
+            --duration "$RESERVE_SECONDS" || continue
+        line=$(tail -n 1 "$T/reserve-c$c.jsonl")
+        awk -v t="$(( $(cpu_ticks "$RESVD_PID") - before ))" \
+            -v hz="$(getconf CLK_TCK)" -v n="$(field "$line" transactions)" \
+            'BEGIN { if (n > 0) printf "{\"cpu_ms\":%.3f}\n", t * 1000 / hz / n }' \
+            >>"$T/cpu-c$c.jsonl"
     done
     run_json "$T/baseline.jsonl" "$SAGA_BASELINE" -c "$TOP/config/resv.cfg" \
         --dir "$T/baseline-var" -n "$BASELINE_REQUESTS" --json
@@ -262,20 +283,22 @@ bench_reserve_table () {
     raw=$(median "$T/raw-reserve.jsonl" rate)
     echo "# reserve: median of $RUNS runs of ${RESERVE_SECONDS} s, default" \
          "workers, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-    printf '%9s %10s %9s %9s %17s %11s %9s %11s %9s\n' in-flight \
+    printf '%9s %10s %9s %9s %17s %11s %9s %11s %9s %11s\n' in-flight \
         "reserves/s" "p50 ms" "p99 ms" "lag p50/p99 ms" "baseline/s" \
-        resv/base "raw echo/s" resv/raw
+        resv/base "raw echo/s" resv/raw "cpu ms/res"
     for c in 1 16 64; do
         file=$T/reserve-c$c.jsonl
         rate=$(median "$file" rate)
-        printf '%9s %10s %9s %9s %17s %11s %9s %11s %9s\n' "$c" "$rate" \
+        printf '%9s %10s %9s %9s %17s %11s %9s %11s %9s %11s\n' "$c" "$rate" \
             "$(median "$file" p50_ms)" "$(median "$file" p99_ms)" \
             "$(median "$file" lag_p50_ms)/$(median "$file" lag_p99_ms)" \
-            "$base" "$(ratio "$rate" "$base")" "$raw" "$(ratio "$rate" "$raw" 4)"
+            "$base" "$(ratio "$rate" "$base")" "$raw" "$(ratio "$rate" "$raw" 4)" \
+            "$(median "$T/cpu-c$c.jsonl" cpu_ms)"
     done
     echo "# baseline: saga-baseline, the same SQLite transactions one at a" \
          "time with no messaging, p50/p99 $(median "$T/baseline.jsonl" p50_ms)/$(median "$T/baseline.jsonl" p99_ms) ms;" \
-         "raw echo: raw-echo, 64 in flight, 1 worker"
+         "raw echo: raw-echo, 64 in flight, 1 worker; cpu ms/res: CPU time" \
+         "of resvd and every process it runs over a run, per reservation"
     echo "# target: >= 5000 reserves/s at 64 in flight with p99 <= 20 ms"
 }
 
@@ -313,6 +336,7 @@ bench_reserve_section () {
     export RESV_DATA_DIR=$T/reserve-var
     mkdir -p "$RESV_DATA_DIR" "$T/baseline-var"
     RESV_WORKERS_ECHO_COUNT=0 spawn resvd "$BIN/resvd" -c "$TOP/config/resv.cfg"
+    RESVD_PID=$LAST_PID
     if ! wait_for 30 resvd_ready; then
         echo "bench: resvd did not come up (log: $T/resvd.log)" >&2
         FAILED=$((FAILED + 1))
