@@ -411,8 +411,10 @@ static const s_command_t s_commands [] = {
       "  --name N          its name (required)\n"
       "  --owner O         its owner, who alone may change it (required)\n"
       "  --kind K          free text: table, car, room, ...\n"
-      "  --capacity N      units per date and slot, 1 or more\n"
-      "  --price CENTS     price per unit per day, 0 or more\n"
+      "  --capacity N      units per date and slot, 1 to "
+      S_TEXT (RESV_CAPACITY_MAX) "\n"
+      "  --price CENTS     price per unit per day, 0 to "
+      S_TEXT (RESV_PRICE_MAX) "\n"
       "  --approval WORD   auto (confirm at once) or manual (owner decides)\n"
       "  --slots a,b,c     slot labels; default all-day\n" },
     { "resource", "list", s_none, s_resource_list_opts, s_run_resource_list,
@@ -449,7 +451,8 @@ static const s_command_t s_commands [] = {
       "\"capacity\":N,\"held\":N,\"free\":N}]}.\n"
       "  --resource ID   the resource (required)\n"
       "  --date D        the first date (required)\n"
-      "  --days N        how many dates, 1 or more; default 1\n" },
+      "  --days N        how many dates, 1 to " S_TEXT (RESV_DAYS_MAX)
+      "; default 1\n" },
     { NULL, "reserve", s_none, s_reserve_opts, s_run_reserve,
       "usage: resv reserve --customer C --resource ID --date YYYY-MM-DD\n"
       "                    [--days N] [--slot S] [--units N] "
@@ -462,9 +465,11 @@ static const s_command_t s_commands [] = {
       "  --customer C       who reserves (required)\n"
       "  --resource ID      what (required)\n"
       "  --date D           first day of the stay (required)\n"
-      "  --days N           length of the stay, 1 to 366; default 1\n"
+      "  --days N           length of the stay, 1 to " S_TEXT (RESV_DAYS_MAX)
+      "; default 1\n"
       "  --slot S           one of the resource's slots; default its first\n"
-      "  --units N          how many units, 1 or more; default 1\n"
+      "  --units N          how many units, 1 to " S_TEXT (RESV_UNITS_MAX)
+      "; default 1\n"
       "  --request-id KEY   idempotency key: repeating a reserve with the\n"
       "                     same KEY returns the same reservation\n" },
     { NULL, "cancel", s_id_only, s_customer_opts, s_run_cancel,

@@ -127,6 +127,15 @@ refused 400 bad_request "reserve --days 367" r reserve --customer c \
     --resource "$RID" --date 2027-03-01 --slot a --days 367
 refused 400 bad_request "reserve --units 1000001" r reserve --customer c \
     --resource "$RID" --date 2027-03-01 --slot a --units 1000001
+# ... and the help states those same limits (from resv_proto.h).
+OUT=$(r resource add --help)
+has "resource add --help: the capacity's limit" "$OUT" '--capacity N .* 1 to 1000000$'
+has "resource add --help: the price's limit" "$OUT" '--price CENTS .* 0 to 100000000$'
+OUT=$(r reserve --help)
+has "reserve --help: the days' limit" "$OUT" '--days N .* 1 to 366; default 1$'
+has "reserve --help: the units' limit" "$OUT" '--units N .* 1 to 1000000; default 1$'
+OUT=$(r availability --help)
+has "availability --help: the days' limit" "$OUT" '--days N .* 1 to 366; default 1$'
 usage "approve without --owner" r approve "$P"
 usage "cancel without --customer" r cancel "$P"
 usage "list --limit -1" r list --limit -1

@@ -18,8 +18,8 @@ done
 if RESV_BIN=${RESV_BIN:-bin} RESV_RAW_ECHO=$RAW RESV_SAGA_BASELINE=$BASE \
    BENCH_SECTIONS="echo reserve" BENCH_RUNS=1 BENCH_REQUESTS_1=300 \
    BENCH_REQUESTS_16=2000 BENCH_REQUESTS_64=4000 BENCH_RESERVE_SECONDS=1 \
-   BENCH_BASELINE_REQUESTS=300 BENCH_SUSTAIN_SECONDS=10 timeout 240 "$TOP/tests/bench.sh" \
-   >"$T/bench.out" 2>"$T/bench.err"; then
+   BENCH_BASELINE_REQUESTS=300 BENCH_SUSTAIN_SECONDS=10 \
+   timeout 240 "$TOP/tests/bench.sh" >"$T/bench.out" 2>"$T/bench.err"; then
     ok "bench.sh exits 0"
 else
     not_ok "bench.sh exits 0: $(tail -c 600 "$T/bench.err")"
@@ -32,9 +32,10 @@ ERR=$(cat "$T/bench.err")
 row () {
     local pattern=$1; shift
     printf '%s\n' "$OUT" | awk -v p="$pattern" -v k="$*" '
+        BEGIN { n = split(k, words, " ") }
         index($0, p) { table = 1; next }
         /^#/ { table = 0 }
-        table { key = $1; for (i = 2; i <= split(k, w, " "); i++) key = key " " $i
+        table { key = $1; for (i = 2; i <= n; i++) key = key " " $i
                 if (key == k) print }'
 }
 

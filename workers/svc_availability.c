@@ -38,14 +38,9 @@
 #define S_NAME          "availability"
 #define S_ID_PREFIX     "res-"
 
-//  Limits of a resource, and the longest stay a hold or an availability
-//  query covers: the domain's (resv_proto.h).
-#define S_CAPACITY_MAX  RESV_CAPACITY_MAX
-#define S_PRICE_MAX     RESV_PRICE_MAX
-#define S_SLOTS_MAX     RESV_SLOTS_MAX
-#define S_SLOT_MAX      RESV_SLOT_MAX
-#define S_DAYS_MAX      RESV_DAYS_MAX
-//  9999-12-31 as a day number: a stay may not run past four-digit years.
+//  The domain's limits (capacity, price, days, slots) are RESV_*_MAX, in
+//  resv_proto.h. 9999-12-31 as a day number: a stay may not run past
+//  four-digit years.
 #define S_LAST_DAY      2932896
 //  Most (day, slot) entries one availability reply carries. An entry is
 //  about 100 bytes, so a reply stays far under broker/max_message (1 MB).
@@ -243,8 +238,8 @@ s_forbidden (store_t *store, zframe_t **reply_p, const char *id)
 //  --------------------------------------------------------------------------
 //  Request fields beyond fields.h
 
-//  slots: an array of 1 to S_SLOTS_MAX distinct labels, each 1 to
-//  S_SLOT_MAX bytes without control characters. *slots_p gets a new
+//  slots: an array of 1 to RESV_SLOTS_MAX distinct labels, each 1 to
+//  RESV_SLOT_MAX bytes without control characters. *slots_p gets a new
 //  reference (caller owns), or stays NULL when the member is absent.
 static int
 s_field_slots (json_t *request, json_t **slots_p, zframe_t **reply_p)
@@ -253,10 +248,10 @@ s_field_slots (json_t *request, json_t **slots_p, zframe_t **reply_p)
     if (!slots || json_is_null (slots))
         return 0;
     if (!json_is_array (slots) || json_array_size (slots) == 0
-    ||  json_array_size (slots) > S_SLOTS_MAX) {
+    ||  json_array_size (slots) > RESV_SLOTS_MAX) {
         *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
                                  "slots must be an array of 1 to %d labels",
-                                 S_SLOTS_MAX);
+                                 RESV_SLOTS_MAX);
         return -1;
     }
     size_t index;
@@ -265,7 +260,7 @@ s_field_slots (json_t *request, json_t **slots_p, zframe_t **reply_p)
         //  Each label goes through the same check as any text field.
         json_t *wrapper = json_pack ("{s:O}", "slot", slot);
         const char *label = NULL;
-        int rc = wrapper? field_string (wrapper, "slot", true, S_SLOT_MAX,
+        int rc = wrapper? field_string (wrapper, "slot", true, RESV_SLOT_MAX,
                                         &label, reply_p): -1;
         json_decref (wrapper);
         if (rc) {
@@ -287,7 +282,7 @@ s_field_slots (json_t *request, json_t **slots_p, zframe_t **reply_p)
     return 0;
 }
 
-//  A stay: date (required), days (1 to S_DAYS_MAX, default 1), ending on
+//  A stay: date (required), days (1 to RESV_DAYS_MAX, default 1), ending on
 //  9999-12-31 at the latest.
 static int
 s_field_stay (json_t *request, const char *key, int64_t *first_p,
@@ -306,7 +301,7 @@ s_field_stay (json_t *request, const char *key, int64_t *first_p,
                                  "1970 on", key);
         return -1;
     }
-    if (field_int (request, "days", false, 1, S_DAYS_MAX, days_p, reply_p))
+    if (field_int (request, "days", false, 1, RESV_DAYS_MAX, days_p, reply_p))
         return -1;
     if (*first_p + *days_p - 1 > S_LAST_DAY) {
         *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
@@ -420,7 +415,7 @@ s_resource_text (store_t *store, const char *id, char **text_p,
 //  of strings: the label given, or with none the first.
 typedef struct {
     const char *wanted;         //  NULL: the first
-    char found [S_SLOT_MAX + 1];
+    char found [RESV_SLOT_MAX + 1];
     bool known;
 } s_slot_find_t;
 
@@ -431,9 +426,9 @@ s_slot_item (void *arg, const char *value, size_t value_size,
     s_slot_find_t *find = (s_slot_find_t *) arg;
     if (find->known || kind != JSCAN_STRING)
         return true;
-    char label [S_SLOT_MAX + 2];
+    char label [RESV_SLOT_MAX + 2];
     size_t size = jscan_string (value, value_size, label, sizeof label);
-    if (size > S_SLOT_MAX)
+    if (size > RESV_SLOT_MAX)
         return true;            //  Too long to be one we took
     if (!find->wanted || streq (label, find->wanted)) {
         memcpy (find->found, label, size + 1);
@@ -492,8 +487,9 @@ s_resource_add (void *state, json_t *request, int64_t deadline,
     ||  field_string (request, "name", true, 0, &name, reply_p)
     ||  field_token (request, "owner", true, &owner, reply_p)
     ||  field_string (request, "kind", false, 0, &kind, reply_p)
-    ||  field_int (request, "capacity", false, 1, S_CAPACITY_MAX, &capacity, reply_p)
-    ||  field_int (request, "price", false, 0, S_PRICE_MAX, &price, reply_p)
+    ||  field_int (request, "capacity", false, 1, RESV_CAPACITY_MAX, &capacity,
+                   reply_p)
+    ||  field_int (request, "price", false, 0, RESV_PRICE_MAX, &price, reply_p)
     ||  field_choice (request, "approval", false, approvals, &approval, reply_p)
     ||  field_token (request, "request_id", false, &request_id, reply_p)
     ||  s_field_slots (request, &slots, reply_p))
@@ -741,8 +737,9 @@ s_resource_update (void *state, json_t *request, int64_t deadline,
     ||  field_token (request, "owner", true, &owner, reply_p)
     ||  field_string (request, "name", false, 0, &name, reply_p)
     ||  field_string (request, "kind", false, 0, &kind, reply_p)
-    ||  field_int (request, "capacity", false, 1, S_CAPACITY_MAX, &capacity, reply_p)
-    ||  field_int (request, "price", false, 0, S_PRICE_MAX, &price, reply_p)
+    ||  field_int (request, "capacity", false, 1, RESV_CAPACITY_MAX, &capacity,
+                   reply_p)
+    ||  field_int (request, "price", false, 0, RESV_PRICE_MAX, &price, reply_p)
     ||  field_choice (request, "approval", false, approvals, &approval, reply_p)
     ||  s_field_slots (request, &slots, reply_p)) {
         json_decref (change);
@@ -804,7 +801,7 @@ s_resource_update (void *state, json_t *request, int64_t deadline,
         status = RESV_CONFLICT;
         goto done;
     }
-    char label [S_SLOT_MAX + 1];
+    char label [RESV_SLOT_MAX + 1];
     rc = slots? s_slot_in_use (self->store, id, slots, label, sizeof label): 0;
     if (rc) {
         if (rc < 0)
@@ -1058,7 +1055,7 @@ s_full_day (store_t *store, const char *id, const char *slot, int64_t first,
 typedef struct {
     int64_t count;              //  Days recorded; 0: none
     char resource [FIELD_TOKEN_MAX + 1];
-    char slot [S_SLOT_MAX + 1];
+    char slot [RESV_SLOT_MAX + 1];
     int64_t first;              //  First day
     int64_t units;
     int released;               //  Highest state of its days
@@ -1177,8 +1174,8 @@ s_hold (void *state, json_t *request, int64_t deadline,
     ||  field_token (request, "reservation", true, &reservation, reply_p)
     ||  field_token (request, "resource", true, &id, reply_p)
     ||  s_field_stay (request, "date", &first, &days, reply_p)
-    ||  field_string (request, "slot", false, S_SLOT_MAX, &slot, reply_p)
-    ||  field_int (request, "units", false, 1, S_CAPACITY_MAX, &units, reply_p))
+    ||  field_string (request, "slot", false, RESV_SLOT_MAX, &slot, reply_p)
+    ||  field_int (request, "units", false, 1, RESV_UNITS_MAX, &units, reply_p))
         return RESV_BAD_REQUEST;
     store_t *store = self->store;
     if (store_begin (store))

@@ -30,11 +30,8 @@
 #define S_FAIL(store, reply_p, operation, subject) \
     store_fail (store, reply_p, "reservation", operation, subject)
 
-//  Largest stay and quantity one reserve may ask for, and the longest slot
-//  label: the domain's (resv_proto.h), which availability enforces too.
-#define S_DAYS_MAX          RESV_DAYS_MAX
-#define S_UNITS_MAX         RESV_UNITS_MAX
-#define S_SLOT_MAX          RESV_SLOT_MAX
+//  The largest stay and quantity one reserve may ask for, and the longest
+//  slot label, are the domain's: RESV_*_MAX in resv_proto.h.
 //  A reservation id: "r" and 32 hex digits of a 128-bit hash, and a NUL.
 #define S_ID_SIZE           34
 //  Of what is left of a request's deadline, a downstream call leaves this
@@ -522,10 +519,11 @@ s_order_read (json_t *request, s_order_t *order, zframe_t **reply_p)
     ||  field_token (request, "customer", true, &order->customer, reply_p)
     ||  field_token (request, "resource", true, &order->resource, reply_p)
     ||  field_date (request, "date", true, &order->date, &first, reply_p)
-    ||  field_int (request, "days", false, 1, S_DAYS_MAX, &order->days, reply_p)
-    ||  field_string (request, "slot", false, S_SLOT_MAX, &order->slot,
+    ||  field_int (request, "days", false, 1, RESV_DAYS_MAX, &order->days,
+                   reply_p)
+    ||  field_string (request, "slot", false, RESV_SLOT_MAX, &order->slot,
                       reply_p)
-    ||  field_int (request, "units", false, 1, S_UNITS_MAX, &order->units,
+    ||  field_int (request, "units", false, 1, RESV_UNITS_MAX, &order->units,
                    reply_p)
     ||  field_token (request, "request_id", false, &order->request_id,
                        reply_p))
