@@ -32,9 +32,6 @@
 //  How many times a request is sent to a worker: once, and once more if
 //  its worker died holding it.
 #define ATTEMPTS_MAX        2
-//  Events one read returns by default and at most.
-#define EVENTS_READ_DEFAULT 100
-#define EVENTS_READ_MAX     1000
 #define STRINGIFY_(x)       #x
 #define STRINGIFY(x)        STRINGIFY_(x)
 
@@ -1334,10 +1331,10 @@ s_events (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, zmq_msg_t *method,
         if ((from && (!json_is_integer (from) || json_integer_value (from) < 0))
         ||  (type && (!json_is_string (type) || json_string_length (type) > JOURNAL_TYPE_MAX))
         ||  (limit && (!json_is_integer (limit) || json_integer_value (limit) < 1
-                       || json_integer_value (limit) > EVENTS_READ_MAX)))
+                       || json_integer_value (limit) > RESV_PAGE_MAX)))
             s_send_error (self, client, id, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
                           "read takes from (>= 0), type (a prefix) and limit "
-                          "(1 to " STRINGIFY (EVENTS_READ_MAX) ")");
+                          "(1 to " STRINGIFY (RESV_PAGE_MAX) ")");
         else {
             //  In the journal's thread, in order after the commits given
             //  before it: a reader sees every publish it was answered.
@@ -1357,7 +1354,7 @@ s_events (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, zmq_msg_t *method,
                 read->from = from? json_integer_value (from): 1;
                 read->type = prefix;
                 read->limit = limit? (int) json_integer_value (limit)
-                                   : EVENTS_READ_DEFAULT;
+                                   : RESV_PAGE_DEFAULT;
                 zsock_send (self->journal, "sp", "READ", read);
                 self->jobs++;
             }

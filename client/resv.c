@@ -1029,6 +1029,25 @@ s_object_arg (json_t *arg)
     return json_is_object (arg)? json_copy (arg): NULL;
 }
 
+//  A command whose body is a copy of filter (NULL: {}), which must be a
+//  JSON object; what names the command in the refusal.
+static int
+s_filter_command (resv_t *self, const char *service, const char *method,
+                  const char *what, json_t *filter, json_t **reply_p)
+{
+    if (reply_p)
+        *reply_p = NULL;
+    if (filter && !json_is_object (filter)) {
+        if (reply_p)
+            *reply_p = resv_error_new (RESV_BAD_REQUEST,
+                                       RESV_REASON_BAD_REQUEST,
+                                       "%s: the filter must be a JSON object",
+                                       what);
+        return RESV_BAD_REQUEST;
+    }
+    return s_command (self, service, method, s_object_arg (filter), reply_p);
+}
+
 //  A command on one id: {"id": id} plus, if given, key2: value2.
 static int
 s_id_command (resv_t *self, const char *service, const char *method,
@@ -1099,6 +1118,14 @@ resv_resource_list (resv_t *self, const char *owner, const char *kind,
     s_set_str (body, "kind", kind);
     return s_command (self, RESV_SERVICE_AVAILABILITY,
                       RESV_METHOD_RESOURCE_LIST, body, reply_p);
+}
+
+int
+resv_resource_query (resv_t *self, json_t *filter, json_t **reply_p)
+{
+    return s_filter_command (self, RESV_SERVICE_AVAILABILITY,
+                             RESV_METHOD_RESOURCE_LIST, "resource list",
+                             filter, reply_p);
 }
 
 int
@@ -1225,12 +1252,8 @@ resv_status (resv_t *self, const char *id, json_t **reply_p)
 int
 resv_list (resv_t *self, json_t *filter, json_t **reply_p)
 {
-    if (reply_p)
-        *reply_p = NULL;
-    if (filter && !json_is_object (filter))
-        return s_refuse (reply_p, "list: the filter must be a JSON object");
-    return s_command (self, RESV_SERVICE_VIEW, RESV_METHOD_LIST,
-                      s_object_arg (filter), reply_p);
+    return s_filter_command (self, RESV_SERVICE_VIEW, RESV_METHOD_LIST,
+                             "list", filter, reply_p);
 }
 
 int
@@ -1258,6 +1281,16 @@ resv_notifications (resv_t *self, const char *customer, json_t **reply_p)
     s_set_str (body, "customer", customer);
     return s_command (self, RESV_SERVICE_NOTIFICATION, RESV_METHOD_LIST,
                       body, reply_p);
+}
+
+int
+resv_notifications_query (resv_t *self, json_t *filter, json_t **reply_p)
+{
+    if (!s_given (json_string_value (json_object_get (filter, "customer"))))
+        return s_refuse (reply_p, "customer is required");
+    return s_filter_command (self, RESV_SERVICE_NOTIFICATION,
+                             RESV_METHOD_LIST, "notifications", filter,
+                             reply_p);
 }
 
 int

@@ -182,10 +182,18 @@ int
     resv_resource_add (resv_t *self, json_t *resource, json_t **reply_p);
 
 //  Lists resources, optionally only those of owner and/or of kind:
-//  {"items":[...]}.
+//  {"items":[...]}, the first RESV_PAGE_MAX of them, with "next" when
+//  there are more (resv_resource_query reads the next page).
 int
     resv_resource_list (resv_t *self, const char *owner, const char *kind,
                         json_t **reply_p);
+
+//  Lists resources by filter, which may be NULL: a JSON object with any of
+//  owner, kind, limit (1 to RESV_PAGE_MAX, the default) and after (the
+//  "next" cursor of a previous page): {"items":[...]}, with "next" when
+//  the page was cut.
+int
+    resv_resource_query (resv_t *self, json_t *filter, json_t **reply_p);
 
 //  One resource by id (required).
 int
@@ -254,9 +262,18 @@ int
 int
     resv_view_rebuild (resv_t *self, json_t **reply_p);
 
-//  The notifications of customer (required): {"items":[...]}.
+//  The notifications of customer (required), in the order of their
+//  causes: {"items":[...]}, the first RESV_PAGE_MAX of them, with "next"
+//  when there are more (resv_notifications_query reads the next page).
 int
     resv_notifications (resv_t *self, const char *customer, json_t **reply_p);
+
+//  The notifications of filter's customer (required), a JSON object that
+//  may also hold limit (1 to RESV_PAGE_MAX, the default) and after (the
+//  "next" cursor of a previous page): {"items":[...]}, with "next" when
+//  the page was cut.
+int
+    resv_notifications_query (resv_t *self, json_t *filter, json_t **reply_p);
 
 //  Reads the broker's journal: events with seq >= from (<= 0: from the
 //  start), of types starting with type (NULL or empty: all), at most

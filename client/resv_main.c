@@ -119,18 +119,24 @@ s_run_resource_add (resv_t *client, json_t *args, json_t **reply_p)
     return resv_resource_add (client, args, reply_p);
 }
 
+//  A page's size and where it starts, for the commands that list; like
+//  every count, the service bounds the limit (RESV_PAGE_MAX).
+#define S_LIMIT     { "--limit", "limit", S_INT, false, 1, S_INT_MAX, NULL }
+#define S_AFTER     { "--after", "after", S_STR, false, 0, 0, NULL }
+
 //  resource list
 static const s_arg_t s_resource_list_opts [] = {
     { "--owner", "owner", S_STR, false, 0, 0, NULL },
     { "--kind", "kind", S_STR, false, 0, 0, NULL },
+    S_LIMIT,
+    S_AFTER,
     S_END
 };
 
 static int
 s_run_resource_list (resv_t *client, json_t *args, json_t **reply_p)
 {
-    return resv_resource_list (client, s_str (args, "owner"),
-                               s_str (args, "kind"), reply_p);
+    return resv_resource_query (client, args, reply_p);
 }
 
 //  resource show
@@ -253,8 +259,8 @@ static const s_arg_t s_list_opts [] = {
     { "--customer", "customer", S_STR, false, 0, 0, NULL },
     { "--resource", "resource", S_STR, false, 0, 0, NULL },
     { "--status", "status", S_STR, false, 0, 0, NULL },
-    { "--limit", "limit", S_INT, false, 1, S_INT_MAX, NULL },
-    { "--after", "after", S_STR, false, 0, 0, NULL },
+    S_LIMIT,
+    S_AFTER,
     S_END
 };
 
@@ -280,26 +286,46 @@ s_run_view_rebuild (resv_t *client, json_t *args, json_t **reply_p)
 }
 
 //  notifications
+static const s_arg_t s_notifications_opts [] = {
+    { "--customer", "customer", S_STR, true, 0, 0, NULL },
+    S_LIMIT,
+    S_AFTER,
+    S_END
+};
+
 static int
 s_run_notifications (resv_t *client, json_t *args, json_t **reply_p)
 {
-    return resv_notifications (client, s_str (args, "customer"), reply_p);
+    return resv_notifications_query (client, args, reply_p);
 }
 
 //  events
 static const s_arg_t s_events_opts [] = {
     { "--from", "from", S_INT, false, 0, INT64_MAX, NULL },
     { "--type", "type", S_STR, false, 0, 0, NULL },
-    { "--limit", "limit", S_INT, false, 1, S_INT_MAX, NULL },
+    S_LIMIT,
     { "--follow", "follow", S_FLAG, false, 0, 0, NULL },
     S_END
 };
 
+//  The journal's page says where the next one starts ("next") and which
+//  seq is the newest ("last"). Printed, "next" stays only when the page
+//  was cut, as on every other list, so that a script reading pages while
+//  "next" is there stops at the end.
 static int
 s_run_events (resv_t *client, json_t *args, json_t **reply_p)
 {
-    return resv_events (client, s_int (args, "from"), s_str (args, "type"),
-                        (int) s_int (args, "limit"), reply_p);
+    int status = resv_events (client, s_int (args, "from"),
+                              s_str (args, "type"),
+                              (int) s_int (args, "limit"), reply_p);
+    if (status == RESV_OK) {
+        json_t *next = json_object_get (*reply_p, "next");
+        json_t *last = json_object_get (*reply_p, "last");
+        if (json_is_integer (next) && json_is_integer (last)
+        &&  json_integer_value (next) > json_integer_value (last))
+            json_object_del (*reply_p, "next");
+    }
+    return status;
 }
 
 //  stats, ping
@@ -418,11 +444,16 @@ static const s_command_t s_commands [] = {
       "  --approval WORD   auto (confirm at once) or manual (owner decides)\n"
       "  --slots a,b,c     slot labels; default all-day\n" },
     { "resource", "list", s_none, s_resource_list_opts, s_run_resource_list,
-      "usage: resv resource list [--owner O] [--kind K]\n"
+      "usage: resv resource list [--owner O] [--kind K] [--limit N]\n"
+      "                          [--after CURSOR]\n"
       "\n"
-      "Lists resources: {\"items\":[...]}.\n"
-      "  --owner O   only those of owner O\n"
-      "  --kind K    only those of kind K\n" },
+      "Lists resources in the order they were added: {\"items\":[...]},\n"
+      "with a \"next\" cursor when the page was cut.\n"
+      "  --owner O        only those of owner O\n"
+      "  --kind K         only those of kind K\n"
+      "  --limit N        at most N, 1 to " S_TEXT (RESV_PAGE_MAX)
+      " (the default)\n"
+      "  --after CURSOR   the page after the one whose \"next\" was CURSOR\n" },
     { "resource", "show", s_id_only, s_none, s_run_resource_show,
       "usage: resv resource show ID\n"
       "\n"
@@ -503,11 +534,12 @@ static const s_command_t s_commands [] = {
       "                 [--limit N] [--after CURSOR]\n"
       "\n"
       "Lists reservations from the view store: {\"items\":[...]}, with a\n"
-      "\"next\" cursor when --limit cut the list.\n"
+      "\"next\" cursor when the page was cut.\n"
       "  --customer C     only those of customer C\n"
       "  --resource ID    only those of resource ID\n"
       "  --status S       only those in status S (PENDING, CONFIRMED, ...)\n"
-      "  --limit N        at most N, 1 or more\n"
+      "  --limit N        at most N, 1 to " S_TEXT (RESV_PAGE_MAX)
+      " (default " S_TEXT (RESV_PAGE_DEFAULT) ")\n"
       "  --after CURSOR   the page after the one whose \"next\" was CURSOR\n" },
     { NULL, "history", s_id_only, s_none, s_run_history,
       "usage: resv history ID\n"
@@ -517,22 +549,30 @@ static const s_command_t s_commands [] = {
       "usage: resv view rebuild\n"
       "\n"
       "Replays the journal into a fresh view store.\n" },
-    { NULL, "notifications", s_none, s_customer_opts, s_run_notifications,
-      "usage: resv notifications --customer C\n"
+    { NULL, "notifications", s_none, s_notifications_opts,
+      s_run_notifications,
+      "usage: resv notifications --customer C [--limit N] [--after CURSOR]\n"
       "\n"
-      "Prints the notifications of customer C: {\"items\":[{\"id\":..,\n"
-      "\"customer\":..,\"reservation\":..,\"kind\":..,\"text\":..,"
-      "\"at\":..}]}.\n"
-      "  --customer C   the customer (required)\n" },
+      "Prints the notifications of customer C, in the order of their\n"
+      "causes: {\"items\":[{\"id\":..,\"customer\":..,\"reservation\":..,\n"
+      "\"kind\":..,\"text\":..,\"at\":..}]}, with a \"next\" cursor when\n"
+      "the page was cut.\n"
+      "  --customer C     the customer (required)\n"
+      "  --limit N        at most N, 1 to " S_TEXT (RESV_PAGE_MAX)
+      " (the default)\n"
+      "  --after CURSOR   the page after the one whose \"next\" was CURSOR\n" },
     { NULL, "events", s_none, s_events_opts, s_run_events,
       "usage: resv events [--from SEQ] [--type PREFIX] [--limit N] "
       "[--follow]\n"
       "\n"
-      "Reads the event journal: {\"items\":[...]}, with a \"next\" sequence\n"
-      "number when --limit cut the list.\n"
+      "Reads the event journal: {\"items\":[...],\"last\":SEQ}, where\n"
+      "last is the newest sequence number; when the page was cut,\n"
+      "\"next\" says where the next one starts (pass it as --from).\n"
       "  --from SEQ       start at sequence number SEQ (0 or more)\n"
       "  --type PREFIX    only events whose type starts with PREFIX\n"
-      "  --limit N        at most N events, 1 or more\n"
+      "  --limit N        at most N events, 1 to " S_TEXT (RESV_PAGE_MAX)
+      " (default " S_TEXT (RESV_PAGE_DEFAULT) ");\n"
+      "                   with --follow, any number\n"
       "  --follow         print events as they are journaled, one per line,\n"
       "                   from --from, else from the next new one; stop\n"
       "                   after --limit events, else run until interrupted\n" },

@@ -131,6 +131,15 @@
 #define RESV_SLOTS_MAX          32          //  Slot labels of a resource
 #define RESV_SLOT_MAX           64          //  Bytes of one slot label
 
+//  Most items one page of a collection holds (list, resource list,
+//  notifications, events; a larger limit is a 400), and how many a page
+//  of list or events holds when the caller gives no limit (resource list
+//  and notifications give a whole page). A page that was cut says where
+//  the next one starts ("next"). A thousand items stay far under
+//  broker/max_message.
+#define RESV_PAGE_MAX           1000
+#define RESV_PAGE_DEFAULT       100
+
 //  Service methods: the services of the resv commands and the methods
 //  libresv's per-command helpers call (resv.h), with their JSON bodies.
 //  "?" marks an optional key.

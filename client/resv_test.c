@@ -394,7 +394,6 @@ test_helpers_missing_arguments (void **state)
     S_REFUSED (resv_resource_add (client, NULL, &reply));
     json_t *array = json_array ();
     S_REFUSED (resv_resource_add (client, array, &reply));
-    json_decref (array);
     S_REFUSED (resv_resource_update (client, "r1", NULL, NULL, &reply));
     S_REFUSED (resv_resource_remove (client, "r1", "", &reply));
     S_REFUSED (resv_availability (client, "r1", NULL, 1, &reply));
@@ -405,6 +404,11 @@ test_helpers_missing_arguments (void **state)
     S_REFUSED (resv_status (client, NULL, &reply));
     S_REFUSED (resv_history (client, "", &reply));
     S_REFUSED (resv_notifications (client, NULL, &reply));
+    S_REFUSED (resv_notifications_query (client, NULL, &reply));
+    S_REFUSED (resv_notifications_query (client, array, &reply));
+    S_REFUSED (resv_resource_query (client, array, &reply));
+    S_REFUSED (resv_list (client, array, &reply));
+    json_decref (array);
     S_REFUSED (resv_scale (client, "Bad Name", 1, &reply));
     S_REFUSED (resv_scale (client, "echo", -1, &reply));
     //  Nothing of that went out.
@@ -1122,6 +1126,8 @@ test_helpers_send_their_requests (void **state)
     json_t *resource = json_pack ("{s:s, s:s, s:i}", "name", "Table 4",
                                   "owner", "olga", "capacity", 2);
     json_t *filter = json_pack ("{s:s, s:i}", "customer", "carl", "limit", 5);
+    json_t *owned = json_pack ("{s:s, s:i, s:s}", "owner", "olga", "limit", 5,
+                               "after", "p7");
     json_t *changes = json_pack ("{s:i, s:s}", "price", 1500, "id", "lost");
     struct {
         const char *service;
@@ -1147,6 +1153,9 @@ test_helpers_send_their_requests (void **state)
         { "view", "history", "{\"id\":\"x1\"}" },
         { "view", "rebuild", "{}" },
         { "notification", "list", "{\"customer\":\"carl\"}" },
+        { "notification", "list", "{\"customer\":\"carl\",\"limit\":5}" },
+        { "availability", "resource.list",
+          "{\"owner\":\"olga\",\"limit\":5,\"after\":\"p7\"}" },
         { "events", "read", "{\"from\":7,\"type\":\"reservation.\"}" },
         { "events", "read", "{\"limit\":10}" },
         { "resvd", "scale", "{\"service\":\"echo\",\"count\":3}" },
@@ -1172,6 +1181,8 @@ test_helpers_send_their_requests (void **state)
     S_SENT (resv_history (client, "x1", &reply));
     S_SENT (resv_view_rebuild (client, &reply));
     S_SENT (resv_notifications (client, "carl", &reply));
+    S_SENT (resv_notifications_query (client, filter, &reply));
+    S_SENT (resv_resource_query (client, owned, &reply));
     S_SENT (resv_events (client, 7, "reservation.", 0, &reply));
     S_SENT (resv_events (client, 0, NULL, 10, &reply));
     S_SENT (resv_scale (client, "echo", 3, &reply));
@@ -1199,6 +1210,7 @@ test_helpers_send_their_requests (void **state)
                          "lost");
     json_decref (resource);
     json_decref (filter);
+    json_decref (owned);
     json_decref (changes);
 }
 

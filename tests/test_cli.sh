@@ -176,8 +176,9 @@ has "reserve with no worker: 503" "$OUT" '"code":503'
 
 # The journal, through the broker's events service.
 expect_exit 0 "events exits 0" "$R" events
-has "events prints a page" "$OUT" '^\{"items":\[.*\],"next":[0-9]+'
-next=$(printf '%s' "$OUT" | grep -o '"next":[0-9]*' | grep -o '[0-9]*$')
+has "events prints a page, with the newest seq and no next (not cut)" \
+    "$OUT" '^\{"items":\[.*\],"last":[0-9]+\}$'
+next=$(( $(printf '%s' "$OUT" | grep -o '"last":[0-9]*' | grep -o '[0-9]*$') + 1 ))
 spawn follow "$R" events --follow --from "${next:-1}" --limit 2
 follow_pid=$LAST_PID
 spawn follow-typed "$R" events --follow --from "${next:-1}" --type cli.b \

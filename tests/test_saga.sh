@@ -321,6 +321,7 @@ has "list --customer bob: only bob's" "$(r list --customer bob)" \
     '^\{"items":\[\{"id":"'"$A"'"[^]]*\]\}$'
 check "list --status EXPIRED has dave's" \
     eval 'r list --status EXPIRED | js "[x[\"id\"] for x in d[\"items\"]]" | grep -q "$C"'
+
 journal "$T/journal.json"
 check "the journal has one resource.registered per resource (5)" \
     test "$(jq_file "$T/journal.json" 'len([e for e in d if e["type"] == "resource.registered"])')" = 5
@@ -330,5 +331,52 @@ check "every event of a reservation carries its id as correlation_id" \
     test "$(jq_file "$T/journal.json" 'all(e["correlation_id"] == e["reservation"] for e in d if "reservation" in e)')" = true
 check "one payment.refunded in the whole run (henry's)" \
     test "$(jq_file "$T/journal.json" '[e["reservation"] for e in d if e["type"] == "payment.refunded"]')" = "[\"$H\"]"
+
+# Paging: a page that was cut says where the next one starts ("next"),
+# --after (--from for the journal) reads it, and the last page has none.
+# pages CMD...: runs CMD with --limit 2, then with --after each "next",
+# and prints each page's ids on a line ("-" when a page has no next).
+pages () {
+    local out next="" args=()
+    for _ in 1 2 3 4 5; do
+        out=$(r "$@" --limit 2 "${args[@]}") || { echo "failed"; return; }
+        printf '%s %s\n' \
+            "$(printf '%s' "$out" | js '",".join(x["id"] for x in d["items"])')" \
+            "$(printf '%s' "$out" | js 'd.get("next", "-")')"
+        next=$(printf '%s' "$out" | js 'd.get("next", "")')
+        [ -n "$next" ] || return 0
+        args=(--after "$next")
+    done
+}
+for i in 1 2 3; do
+    add_resource --name "Unit $i" --owner paula --kind storage
+    UNITS+=("$RID")
+done
+PAGES=$(pages resource list --owner paula)
+check "resource list pages: 2, then 1 with no next" \
+    test "$(printf '%s\n' "$PAGES" | cut -d' ' -f1 | paste -sd,)" \
+        = "${UNITS[0]},${UNITS[1]},${UNITS[2]}"
+check "resource list: the last page has no next, the first has" \
+    test "$(printf '%s\n' "$PAGES" | cut -d' ' -f2 | grep -c -- '^-$') \
+$(printf '%s\n' "$PAGES" | wc -l)" = "1 2"
+NOTES=$(r notifications --customer henry | js '",".join(x["id"] for x in d["items"])')
+PAGES=$(pages notifications --customer henry)
+check "notifications page through henry's 3, in order" \
+    test "$(printf '%s\n' "$PAGES" | cut -d' ' -f1 | paste -sd,)" = "$NOTES"
+check "notifications: 2 pages, the last with no next" \
+    test "$(printf '%s\n' "$PAGES" | cut -d' ' -f2 | grep -c -- '^-$') \
+$(printf '%s\n' "$PAGES" | wc -l) $(printf '%s' "$NOTES" | tr ',' '\n' | grep -c .)" \
+        = "1 2 3"
+refused 400 bad_request "notifications --limit past a page (1001)" \
+    r notifications --customer henry --limit 1001
+refused 400 bad_request "resource list --after that is no cursor" \
+    r resource list --after x
+LAST=$(r events --limit 1 | js 'd["last"]')
+has "events: a page cut by --limit has next" \
+    "$(r events --from 1 --limit 1)" '"next":2,"last":'"$LAST"'\}$'
+has "events: the page that reaches the end has no next" \
+    "$(r events --from "$LAST")" '^\{"items":\[\{"seq":'"$LAST"',.*\],"last":'"$LAST"'\}$'
+has "events: past the end, no items and no next" \
+    "$(r events --from $((LAST + 1)))" '^\{"items":\[\],"last":'"$LAST"'\}$'
 
 finish

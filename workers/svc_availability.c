@@ -48,7 +48,6 @@
 //  Bytes of resources one list reply carries before it is cut with a
 //  "next" cursor, for the same reason.
 #define S_LIST_BYTES    (512 * 1024)
-#define S_LIST_MAX      1000
 
 
 //  holds.released: see the top of this file.
@@ -608,11 +607,11 @@ s_resource_list (void *state, json_t *request, int64_t deadline,
     (void) deadline;
     static const char *keys [] = { "owner", "kind", "limit", "after", NULL };
     const char *owner = NULL, *kind = NULL, *after = NULL;
-    int64_t limit = S_LIST_MAX;
+    int64_t limit = RESV_PAGE_MAX;
     if (field_only (request, keys, reply_p)
     ||  field_token (request, "owner", false, &owner, reply_p)
     ||  field_string (request, "kind", false, 0, &kind, reply_p)
-    ||  field_int (request, "limit", false, 1, S_LIST_MAX, &limit, reply_p)
+    ||  field_int (request, "limit", false, 1, RESV_PAGE_MAX, &limit, reply_p)
     ||  field_token (request, "after", false, &after, reply_p))
         return RESV_BAD_REQUEST;
     //  The cursor is the position (rowid) of the last resource returned.

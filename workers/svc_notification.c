@@ -19,8 +19,8 @@
 
     list answers a customer's notifications in the order of their causes.
     It also takes limit and after, as view list does, so that a reply can
-    never outgrow broker/max_message: past 1000 notifications it says
-    where the next page starts. libresv and the CLI send only customer.
+    never outgrow broker/max_message: past a page (RESV_PAGE_MAX) it says
+    where the next one starts (`resv notifications --after`).
 
     An event that lacks what a notice needs (no customer, no reservation)
     is a producer's bug: it is logged and skipped rather than retried,
@@ -34,10 +34,6 @@
 
 //  The store and the consumer's cursor name.
 #define S_NAME          "notification"
-//  Notifications one list returns by default and at most: enough for any
-//  one customer's history in practice, and far under broker/max_message.
-#define S_LIST_DEFAULT  1000
-#define S_LIST_MAX      1000
 //  Room for a notification id: "n" and an event id, which the journal keeps
 //  to JOURNAL_ID_MAX (64) bytes.
 #define S_ID_SIZE       80
@@ -242,10 +238,10 @@ s_list (void *state, json_t *request, int64_t deadline,
     notification_t *self = (notification_t *) state;
     static const char *keys [] = { "customer", "limit", "after", NULL };
     const char *customer = NULL, *after = NULL;
-    int64_t limit = S_LIST_DEFAULT, from = 0;
+    int64_t limit = RESV_PAGE_MAX, from = 0;
     if (field_only (request, keys, reply_p)
     ||  field_string (request, "customer", true, 0, &customer, reply_p)
-    ||  field_int (request, "limit", false, 1, S_LIST_MAX, &limit, reply_p)
+    ||  field_int (request, "limit", false, 1, RESV_PAGE_MAX, &limit, reply_p)
     ||  field_string (request, "after", false, 32, &after, reply_p))
         return RESV_BAD_REQUEST;
     if (after && store_page_after (after, 'n', &from)) {

@@ -40,10 +40,6 @@
 
 //  The store and the consumer's cursor name.
 #define S_NAME          "view"
-//  Reservations one list returns by default and at most. A thousand
-//  reservations of about 400 bytes stay far under broker/max_message.
-#define S_LIST_DEFAULT  100
-#define S_LIST_MAX      1000
 
 static const char *s_schema =
     //  pos is the seq of the reservation's first reservation.* event: the
@@ -459,12 +455,12 @@ s_list (void *state, json_t *request, int64_t deadline,
     };
     const char *customer = NULL, *resource = NULL, *status = NULL;
     const char *after = NULL;
-    int64_t limit = S_LIST_DEFAULT, from = 0;
+    int64_t limit = RESV_PAGE_DEFAULT, from = 0;
     if (field_only (request, keys, reply_p)
     ||  field_string (request, "customer", false, 0, &customer, reply_p)
     ||  field_string (request, "resource", false, 0, &resource, reply_p)
     ||  field_choice (request, "status", false, s_statuses, &status, reply_p)
-    ||  field_int (request, "limit", false, 1, S_LIST_MAX, &limit, reply_p)
+    ||  field_int (request, "limit", false, 1, RESV_PAGE_MAX, &limit, reply_p)
     ||  field_string (request, "after", false, 32, &after, reply_p))
         return RESV_BAD_REQUEST;
     if (after && store_page_after (after, 'v', &from)) {
