@@ -484,7 +484,7 @@ resvd_new (resv_cfg_t *cfg, const char *config, bool verbose)
         group->want = (int) count;
     }
     if (rc == 0)
-        self->worker = worker_new (cfg, RESV_SERVICE_RESVD);
+        self->worker = worker_new (cfg, RESV_SERVICE_RESVD, 0);
     if (rc == -1 || !self->worker) {
         resvd_destroy (&self);
         return NULL;

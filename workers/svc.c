@@ -3,21 +3,23 @@
 #include "svc.h"
 
 //  One line per service, with the number of processes resvd runs by
-//  default (as in config/resv.cfg). The domain services answer 501 until
-//  their own svc_NAME.c replaces svc_not_implemented here.
+//  default and, where it differs from workers/credit, the service's
+//  credit (both as in config/resv.cfg). A reserve waits on availability
+//  and payment without blocking its worker, so one reservation worker
+//  carries as many at once as its credit lets it.
 static const svc_t s_services [] = {
     { "availability", svc_availability, svc_availability_new,
-                      svc_availability_destroy, 1 },
+                      svc_availability_destroy, 1, 0 },
     { "reservation",  svc_reservation, svc_reservation_new,
-                      svc_reservation_destroy, 1 },
+                      svc_reservation_destroy, 1, 64 },
     { "payment",      svc_payment, svc_payment_new,
-                      svc_payment_destroy, 1 },
+                      svc_payment_destroy, 1, 0 },
     { "approval",     svc_approval, svc_approval_new,
-                      svc_approval_destroy, 1 },
+                      svc_approval_destroy, 1, 0 },
     { "notification", svc_notification, svc_notification_new,
-                      svc_notification_destroy, 1 },
-    { "view",         svc_view, svc_view_new, svc_view_destroy, 1 },
-    { "echo",         svc_echo, svc_echo_new, NULL, 1 },
+                      svc_notification_destroy, 1, 0 },
+    { "view",         svc_view, svc_view_new, svc_view_destroy, 1, 0 },
+    { "echo",         svc_echo, svc_echo_new, NULL, 1, 0 },
 };
 
 const svc_t *
@@ -34,14 +36,4 @@ svc_at (size_t index)
 {
     return index < sizeof s_services / sizeof *s_services?
            &s_services [index]: NULL;
-}
-
-int
-svc_not_implemented (void *state, const char *method, zframe_t **body_p,
-                     int64_t deadline, zframe_t **reply_p)
-{
-    (void) state, (void) body_p, (void) deadline;
-    *reply_p = worker_error (RESV_NOT_IMPLEMENTED, RESV_REASON_NOT_IMPLEMENTED,
-                             "method '%s' is not implemented yet", method);
-    return RESV_NOT_IMPLEMENTED;
 }

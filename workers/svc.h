@@ -6,9 +6,6 @@
     that names them, which resv-worker looks a service up in and resvd walks
     to know what to supervise and how many of each. Adding a service is one
     file and one line of that table.
-
-    Services not written yet share one handler, svc_not_implemented, that
-    answers every method 501.
 */
 #ifndef SVC_H_INCLUDED
 #define SVC_H_INCLUDED
@@ -32,7 +29,9 @@ typedef struct {
     svc_new_fn *state_new;      //  NULL for a service without state
     svc_destroy_fn *state_destroy;  //  NULL for a service without state
     int count;                  //  Processes resvd runs when the config
-} svc_t;                        //  does not say (workers/NAME/count)
+                                //  does not say (workers/NAME/count)
+    int credit;                 //  Credit when the config does not say
+} svc_t;                        //  (workers/NAME/credit); 0: workers/credit
 
 //  Returns the service called name, or NULL if there is none.
 const svc_t *
@@ -200,12 +199,6 @@ void *
     svc_view_new (resv_cfg_t *cfg, worker_t *worker);
 void
     svc_view_destroy (void **state_p);
-
-//  Answers every method 501 not_implemented: the stand-in of services not
-//  written yet.
-int
-    svc_not_implemented (void *state, const char *method, zframe_t **body_p,
-                         int64_t deadline, zframe_t **reply_p);
 
 #ifdef __cplusplus
 }

@@ -290,7 +290,7 @@ s_runner (zsock_t *pipe, void *args)
 {
     s_runner_args_t *self = (s_runner_args_t *) args;
     zsock_signal (pipe, 0);
-    worker_t *worker = worker_new (self->cfg, self->svc.name);
+    worker_t *worker = worker_new (self->cfg, self->svc.name, self->svc.credit);
     void *state = self->state;
     if (worker && self->svc.state_new)
         state = self->svc.state_new (self->cfg, worker);

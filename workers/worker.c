@@ -934,7 +934,7 @@ s_run_calls (worker_t *self)
 //  Public API
 
 worker_t *
-worker_new (resv_cfg_t *cfg, const char *service)
+worker_new (resv_cfg_t *cfg, const char *service, int credit)
 {
     if (!service || !*service || !s_is_word (service, strlen (service))) {
         zsys_error ("worker: invalid service name '%s': 1 to %d characters "
@@ -955,11 +955,12 @@ worker_new (resv_cfg_t *cfg, const char *service)
     self->heartbeat = (int) resv_cfg_int (cfg, "broker/heartbeat", 1000,
                                           10, 600000);
     self->liveness = (int) resv_cfg_int (cfg, "broker/liveness", 3, 1, 100);
-    //  workers/SERVICE/credit, else workers/credit.
+    //  workers/SERVICE/credit, else the service's own, else workers/credit.
     char credit_key [RESV_NAME_MAX + 32];
     snprintf (credit_key, sizeof credit_key, "workers/%s/credit", service);
-    self->credit = (int) resv_cfg_int (cfg, credit_key, resv_cfg_int (
-                       cfg, "workers/credit", 16, 1, 1000), 1, 1000);
+    if (credit <= 0)
+        credit = (int) resv_cfg_int (cfg, "workers/credit", 16, 1, 1000);
+    self->credit = (int) resv_cfg_int (cfg, credit_key, credit, 1, 1000);
     self->call_timeout = (int) resv_cfg_int (cfg, "client/timeout",
                                              RESV_DEFAULT_TIMEOUT, 1,
                                              3600000);

@@ -101,7 +101,7 @@ main (int argc, char *argv [])
     resv_cfg_t *cfg = resv_cfg_load (config);
     if (!cfg)
         return 1;
-    worker_t *worker = worker_new (cfg, svc->name);
+    worker_t *worker = worker_new (cfg, svc->name, svc->credit);
     void *state = NULL;
     if (worker && svc->state_new) {
         state = svc->state_new (cfg, worker);

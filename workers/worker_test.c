@@ -220,8 +220,8 @@ test_new_bad (void **state)
         "abcdefghijklmnopqrstuvwxyz0123456", NULL
     };
     for (int i = 0; names [i]; i++)
-        assert_null (worker_new (cfg, names [i]));
-    assert_null (worker_new (cfg, NULL));
+        assert_null (worker_new (cfg, names [i], 0));
+    assert_null (worker_new (cfg, NULL, 0));
     const char *endpoint = getenv ("RESV_BROKER_BACKEND");
     char *saved = endpoint? strdup (endpoint): NULL;
     const char *endpoints [] = {
@@ -229,7 +229,7 @@ test_new_bad (void **state)
     };
     for (int i = 0; endpoints [i]; i++) {
         setenv ("RESV_BROKER_BACKEND", endpoints [i], 1);
-        assert_null (worker_new (cfg, "echo"));
+        assert_null (worker_new (cfg, "echo", 0));
     }
     if (saved)
         setenv ("RESV_BROKER_BACKEND", saved, 1);
@@ -279,7 +279,7 @@ test_null_safe (void **state)
     //  A worker that connects to nothing is still a worker.
     setenv ("RESV_BROKER_BACKEND", "tcp://127.0.0.1:9", 1);
     resv_cfg_t *cfg = resv_cfg_load (NULL);
-    worker = worker_new (cfg, "echo");
+    worker = worker_new (cfg, "echo", 0);
     assert_non_null (worker);
     assert_string_equal (worker_service (worker), "echo");
     assert_int_equal (worker_serve (worker, 0, NULL, NULL), -1);
@@ -766,7 +766,7 @@ s_fixture_new (void **state)
     zstr_free (&backend);
     zstr_free (&frontend);
     self->cfg = resv_cfg_load (NULL);
-    self->worker = worker_new (self->cfg, "echo");
+    self->worker = worker_new (self->cfg, "echo", 0);
     assert_non_null (self->worker);
     self->call_timeout = 2000;
     zmsg_t *ready = s_expect (self, s_handler, 2000);
@@ -1142,22 +1142,29 @@ test_group_commit (void **state)
     worker_set_batch (self->worker, NULL, NULL, NULL);
 }
 
+//  Asserts that a new worker of echo, whose service's own default credit
+//  is credit, announces expected as its credit in its READY to the fake
+//  broker; workers/echo/credit is set to echo_credit unless that is NULL.
 static void
-test_service_credit (void **state)
+s_assert_credit (fixture_t *self, const char *echo_credit, int credit,
+                 const char *expected)
 {
-    fixture_t *self = (fixture_t *) *state;
-    //  A service's own credit (workers/SERVICE/credit) wins over the
-    //  common one (workers/credit, CREDIT here).
-    setenv ("RESV_WORKERS_ECHO_CREDIT", "7", 1);
+    if (echo_credit)
+        setenv ("RESV_WORKERS_ECHO_CREDIT", echo_credit, 1);
     resv_cfg_t *cfg = resv_cfg_load (NULL);
-    worker_t *worker = worker_new (cfg, "echo");
+    worker_t *worker = worker_new (cfg, "echo", credit);
     unsetenv ("RESV_WORKERS_ECHO_CREDIT");
     assert_non_null (worker);
+    //  The worker before this one said BYE as it went: skip to the READY
+    //  (identity, protocol, command, ...).
     zmsg_t *ready = NULL;
     for (int i = 0; i < 200 && !ready; i++) {
         zmsg_t *msg = s_fake (self, "NEXT", NULL);
         char *kind = zmsg_popstr (msg);
-        if (kind && streq (kind, "MSG"))
+        zframe_t *command = NULL;
+        if (kind && streq (kind, "MSG") && zmsg_first (msg) && zmsg_next (msg))
+            command = zmsg_next (msg);
+        if (command && s_frame_eq (command, RESV_CMD_READY))
             ready = msg;
         else {
             zmsg_destroy (&msg);
@@ -1166,10 +1173,25 @@ test_service_credit (void **state)
         free (kind);
     }
     assert_true (s_msg_is (ready, 1, RESV_PROTO_WORKER, RESV_CMD_READY,
-                           "echo", "7", NULL));
+                           "echo", expected, NULL));
     zmsg_destroy (&ready);
     worker_destroy (&worker);
     resv_cfg_destroy (&cfg);
+}
+
+static void
+test_service_credit (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  A service's credit in the config (workers/SERVICE/credit) wins over
+    //  the service's own default, which wins over the common one
+    //  (workers/credit, CREDIT here).
+    char common [8];
+    snprintf (common, sizeof common, "%d", CREDIT);
+    s_assert_credit (self, "7", 0, "7");
+    s_assert_credit (self, "7", 40, "7");
+    s_assert_credit (self, NULL, 40, "40");
+    s_assert_credit (self, NULL, 0, common);
 }
 
 static void
