@@ -22,12 +22,24 @@ s_kernel_pid (void)
     return (pid_t) syscall (SYS_getpid);
 }
 
+//  The getpid this one stands in for: the next in the search order, libc's.
+static pid_t
+s_libc_pid (void)
+{
+    pid_t (*libc_getpid) (void) =
+        (pid_t (*) (void)) dlsym (RTLD_NEXT, "getpid");
+    assert_non_null (libc_getpid);
+    assert_ptr_not_equal ((void *) libc_getpid, (void *) getpid);
+    return libc_getpid ();
+}
+
 static void
 test_matches_the_kernel (void **state)
 {
     (void) state;
     assert_int_equal (getpid (), s_kernel_pid ());
-    assert_int_equal (getpid (), getpid ());
+    //  And what libc's own getpid says.
+    assert_int_equal (getpid (), s_libc_pid ());
 }
 
 int main (void);

@@ -114,7 +114,7 @@ ratio () {
 }
 
 # has_workers SERVICE N: true once the broker counts N workers of SERVICE.
-# (lib.sh's wait_workers evaluates its count only once, before it waits.)
+# (The same as lib.sh's.)
 has_workers () {
     [ "$(workers_of "$1")" = "$2" ]
 }

@@ -126,9 +126,18 @@ start_worker () {
     spawn "worker-$1" "$BIN/resv-worker" "$1"
 }
 
-# workers_of SERVICE: how many live workers the broker counts for SERVICE.
+# workers_of SERVICE: how many live workers the broker counts for SERVICE:
+# 0 when the broker's stats list no such service, and '?' when there are
+# no stats to read (no broker answered), so that a wait for 0 workers does
+# not take a broker that is down for a service with none.
 workers_of () {
-    "$BIN/resv" -t 1000 stats 2>/dev/null |
+    local stats
+    if ! stats=$("$BIN/resv" -t 1000 stats 2>/dev/null) ||
+       ! printf '%s' "$stats" | grep -q '"services":'; then
+        echo '?'
+        return
+    fi
+    printf '%s' "$stats" |
         grep -o "\"$1\":{\"workers\":[0-9]*" | grep -o '[0-9]*$' || echo 0
 }
 
@@ -137,7 +146,8 @@ has_workers () {
     [ "$(workers_of "$1")" = "$2" ]
 }
 
-# wait_workers SERVICE N: waits until the broker counts N workers of SERVICE.
+# wait_workers SERVICE N: waits until the broker counts N workers of SERVICE
+# (asking it again on every try).
 wait_workers () {
     wait_for 10 has_workers "$1" "$2"
 }

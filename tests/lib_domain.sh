@@ -27,8 +27,9 @@ except Exception:
 print(v if isinstance(v, str) else json.dumps(v))' "$1"
 }
 
-# counts SERVICE N: the broker counts N workers of SERVICE now (asked anew
-# on every call, unlike lib.sh's wait_workers).
+# counts SERVICE N: the broker counts N workers of SERVICE now.
+# wait_count SERVICE N [SECONDS]: waits for it, 15 s unless told, asking
+# anew on every try (as lib.sh's wait_workers does).
 counts () { test "$(workers_of "$1")" = "$2"; }
 wait_count () { wait_for "${3:-15}" counts "$1" "$2"; }
 

@@ -38,7 +38,13 @@ run_one () {
     rm -f "$log"
 }
 
-for t in $(find "$TEST_BIN" -type f -name '*_test' 2>/dev/null | sort); do
+UNITS=$(find "$TEST_BIN" -type f -name '*_test' 2>/dev/null | sort)
+if [ -z "$UNITS" ]; then
+    # No unit test ran: a wrong RESV_TEST_BIN, or nothing built.
+    echo "not ok - unit test binaries (*_test) under $TEST_BIN"
+    fail=$((fail + 1))
+fi
+for t in $UNITS; do
     run_one "$t" env CMOCKA_MESSAGE_OUTPUT=TAP "$t"
 done
 for t in tests/test_*.sh; do

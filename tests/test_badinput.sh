@@ -393,6 +393,7 @@ client_refused () {
     else not_ok "$name: wanted a 4xx refusal, got exit $rc: $(printf '%s' "$OUT" | head -c 250)"; fi
 }
 HELD=$(held "$RID" 2027-03-01 a)
+check "P holds both units of slot a on 2027-03-01 ($HELD)" test "$HELD" = 2
 client_refused "a client's availability release of a live reservation" \
     r call availability release "{\"reservation\":\"$P\"}"
 check "P's unit is still held ($HELD)" test "$(held "$RID" 2027-03-01 a)" = "$HELD"

@@ -228,8 +228,7 @@ has "events --follow --from 1: in journal order" \
 
 if [ -x "$BIN/resv-worker" ]; then
     start_worker echo
-    # (wait_workers in lib.sh counts once, before it starts waiting; this
-    # counts again on every try.)
+    # (Asks the broker again on every try, as lib.sh's wait_workers does.)
     echo_ready () { test "$(workers_of echo)" = 1; }
     check "echo worker registers" wait_for 10 echo_ready
     expect_exit 0 "call echo echo exits 0" "$R" call echo echo '{"a":1}'

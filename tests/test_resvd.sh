@@ -21,8 +21,7 @@ done
 R=("$BIN/resv" -t 3000)
 
 # wait_count SERVICE N: waits until the broker counts N workers of SERVICE,
-# asking again each time (lib.sh's wait_workers asks once: its $(...) is
-# expanded before wait_for runs).
+# asking again each time (as lib.sh's wait_workers does too).
 counts () { test "$(workers_of "$1")" = "$2"; }
 wait_count () { wait_for 10 counts "$1" "$2"; }
 
