@@ -277,7 +277,9 @@ int
 
 //  Reads the broker's journal: events with seq >= from (<= 0: from the
 //  start), of types starting with type (NULL or empty: all), at most
-//  limit of them (<= 0: the service's default): {"items":[...],"next":N}.
+//  limit of them (<= 0: the service's default, RESV_PAGE_DEFAULT):
+//  {"items":[...],"next":N,"last":N}, next where to read on (past the end,
+//  last + 1), last the newest seq.
 int
     resv_events (resv_t *self, int64_t from, const char *type, int limit,
                  json_t **reply_p);
