@@ -206,6 +206,29 @@ s_use_script (fixture_t *self, s_script_t *script)
 //  --------------------------------------------------------------------------
 //  Success
 
+//  Payment ids sort by the time they were made, so that the index of ids
+//  grows at its end: each one made later sorts after (six in a row, which
+//  random ids would do once in 720 times).
+static void
+test_ids_sort_by_time (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char previous [32] = "";
+    for (int i = 0; i < 6; i++) {
+        char reservation [8];
+        snprintf (reservation, sizeof reservation, "r%d", i);
+        json_t *reply = NULL;
+        assert_int_equal (s_authorize (self, reservation, 100, &reply), 200);
+        const char *id = json_string_value (json_object_get (
+            json_object_get (reply, "payment"), "id"));
+        assert_non_null (id);
+        assert_true (strcmp (previous, id) < 0);
+        snprintf (previous, sizeof previous, "%s", id);
+        json_decref (reply);
+        zclock_sleep (2);
+    }
+}
+
 static void
 test_authorize_and_repeat (void **state)
 {
@@ -216,7 +239,7 @@ test_authorize_and_repeat (void **state)
     const char *id = json_string_value (json_object_get (payment, "id"));
     assert_non_null (id);
     assert_memory_equal (id, "pay-", 4);
-    assert_int_equal (strlen (id), 20);
+    assert_int_equal (strlen (id), 28);
     assert_string_equal (json_string_value (json_object_get (payment, "status")), "authorized");
     assert_int_equal (json_integer_value (json_object_get (payment, "amount")), 4500);
     //  A retry: the same payment, no second authorisation.
@@ -763,6 +786,7 @@ main (void)
                                          testkit_service_teardown)
     const struct CMUnitTest tests [] = {
         T (test_authorize_and_repeat),
+        T (test_ids_sort_by_time),
         T (test_void_and_repeat),
         T (test_authorize_again_after_compensation),
         T (test_confirmed_is_captured_once),
