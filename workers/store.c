@@ -262,6 +262,27 @@ s_prune_in (store_t *self)
     return self->acked;
 }
 
+//  Commits the open transaction (what names it in the log), the
+//  acknowledged outbox rows pruned in it. Returns 0, or -1 rolled back,
+//  SQLite's message kept for store_batch_error.
+static int
+s_commit (store_t *self, const char *what)
+{
+    self->emitted = false;
+    int64_t pruned = s_prune_in (self);
+    if (s_exec (self, "COMMIT", what)) {
+        //  A copy first: the rollback replaces SQLite's message.
+        snprintf (self->error, sizeof self->error, "%s", store_error (self));
+        store_rollback (self);
+        return -1;
+    }
+    self->emitted = self->emitting;
+    self->writing = false;
+    if (pruned > self->pruned)
+        self->pruned = pruned;
+    return 0;
+}
+
 int
 store_commit (store_t *self)
 {
@@ -272,17 +293,7 @@ store_commit (store_t *self)
         //  A release cannot fail on disk: it only merges into the batch.
         return s_exec (self, "RELEASE request", "commit");
     }
-    self->emitted = false;
-    int64_t pruned = s_prune_in (self);
-    if (s_exec (self, "COMMIT", "commit")) {
-        store_rollback (self);
-        return -1;
-    }
-    self->emitted = self->emitting;
-    self->writing = false;
-    if (pruned > self->pruned)
-        self->pruned = pruned;
-    return 0;
+    return s_commit (self, "commit");
 }
 
 void
@@ -325,19 +336,7 @@ store_batch_end (store_t *self)
     if (self->savepoint)
         store_rollback (self);  //  A request left it open: not committed
     self->batch = false;
-    self->emitted = false;
-    int64_t pruned = s_prune_in (self);
-    if (s_exec (self, "COMMIT", "commit a batch")) {
-        //  A copy first: the rollback replaces SQLite's message.
-        snprintf (self->error, sizeof self->error, "%s", store_error (self));
-        store_rollback (self);
-        return -1;
-    }
-    self->emitted = self->emitting;
-    self->writing = false;
-    if (pruned > self->pruned)
-        self->pruned = pruned;
-    return 0;
+    return s_commit (self, "commit a batch");
 }
 
 const char *

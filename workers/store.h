@@ -96,8 +96,9 @@ int
 int
     store_batch_end (store_t *self);
 
-//  Why the last store_batch_end failed, as SQLite said it ("database or
-//  disk is full"); kept until the next failure.
+//  Why the last commit failed (store_batch_end, or store_commit of a
+//  transaction), as SQLite said it ("database or disk is full"); kept
+//  until the next failure.
 const char *
     store_batch_error (store_t *self);
 
