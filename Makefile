@@ -60,7 +60,8 @@ obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 LIB_OBJ    := $(call obj,$(LIB_SRC))
 BROKER_OBJ := $(call obj,$(BROKER_SRC))
 WORKER_OBJ := $(call obj,$(WORKER_SRC))
-BENCH_OBJ  := $(BUILD)/client/bench_report.o $(BUILD)/client/bench_inflight.o
+BENCH_OBJ  := $(BUILD)/client/bench_report.o $(BUILD)/client/bench_inflight.o \
+              $(BUILD)/client/bench_body.o
 PID_OBJ    := $(BUILD)/client/getpid_cache.o
 
 PROGRAMS   := $(BINDIR)/resv-broker $(BINDIR)/resv-worker $(BINDIR)/resvd \
@@ -141,8 +142,9 @@ $(BINDIR)/resv-bench: $(BUILD)/client/bench_main.o $(BENCH_OBJ) $(LIBDIR)/libres
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 #   The benchmark baseline: a plain CZMQ echo with no resv code in it but
-#   the benchmarks' bookkeeping (client/bench_*.c).
-$(RAW_ECHO): $(BUILD)/tests/raw_echo.o $(BENCH_OBJ)
+#   the benchmarks' bookkeeping (client/bench_*.c) and, to read its
+#   arguments, resv_util's number parser.
+$(RAW_ECHO): $(BUILD)/tests/raw_echo.o $(BENCH_OBJ) $(BUILD)/client/resv_util.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

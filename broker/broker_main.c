@@ -27,23 +27,11 @@ int
 main (int argc, char *argv [])
 {
     const char *config = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (streq (argv [i], "-h") || streq (argv [i], "--help")) {
-            s_usage (stdout);
-            return 0;
-        }
-        else
-        if (streq (argv [i], "-c") && i + 1 < argc)
-            config = argv [++i];
-        else
-        if (streq (argv [i], "-v"))
-            ;                   //  Worker events are logged in any case
-        else {
-            fprintf (stderr, "resv-broker: unexpected argument '%s'\n\n", argv [i]);
-            s_usage (stderr);
-            return 2;
-        }
-    }
+    bool verbose = false;       //  Worker events are logged in any case
+    int code = resv_daemon_args (argc, argv, "resv-broker", s_usage, &config,
+                                 &verbose, NULL);
+    if (code >= 0)
+        return code;
     //  As in resv-worker: the journal's SQLite page cache is dropped and
     //  refilled often; keep freed memory in the heap rather than trim it
     //  (brk or madvise, and a TLB shootdown) and fault it back in.

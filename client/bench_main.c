@@ -33,6 +33,7 @@
 #include "resv.h"
 #include "resv_cfg.h"
 #include "resv_util.h"
+#include "bench_body.h"
 #include "bench_report.h"
 #include "bench_inflight.h"
 #include <czmq.h>
@@ -127,44 +128,6 @@ typedef struct {
 //  ---------------------------------------------------------------------
 //  Helpers shared by workloads.
 
-//  A request body: a JSON object padded to size bytes (0: empty, meaning
-//  {}; 2 to 10: "{}" and spaces). The same bytes raw-echo sends.
-static char *
-s_body_new (int size)
-{
-    char *body = (char *) malloc ((size_t) size + 1);
-    if (!body)
-        return NULL;
-    if (size >= 11) {
-        //  {"pad":"xxx...x"}: 10 bytes of syntax around the padding.
-        memcpy (body, "{\"pad\":\"", 8);
-        memset (body + 8, 'x', (size_t) size - 10);
-        memcpy (body + size - 2, "\"}", 2);
-    }
-    else
-    if (size >= 2) {
-        memset (body, ' ', (size_t) size);
-        memcpy (body, "{}", 2);
-    }
-    body [size] = 0;
-    return body;
-}
-
-//  Parses a whole decimal number in [min, max]; returns 0 or -1.
-static int
-s_parse_number (const char *text, int64_t min, int64_t max, int64_t *value)
-{
-    if (!text || !*text)
-        return -1;
-    char *end;
-    errno = 0;
-    long long number = strtoll (text, &end, 10);
-    if (errno || *end || number < min || number > max)
-        return -1;
-    *value = number;
-    return 0;
-}
-
 //  True if name is a protocol name: min to RESV_NAME_MAX characters of
 //  [a-z0-9_.-]. Such names also need no escaping in the JSON line.
 static bool
@@ -235,7 +198,7 @@ s_ping_option (void *state, const char *name, const char *value)
     }
     if (streq (name, "--size")) {
         int64_t size;
-        if (s_parse_number (value, 0, BENCH_SIZE_MAX, &size) || size == 1) {
+        if (resv_parse_int (value, 0, BENCH_SIZE_MAX, &size) || size == 1) {
             fprintf (stderr, "resv-bench: --size: '%s' is not 0 or 2 to %d\n",
                      value? value: "", BENCH_SIZE_MAX);
             return -1;
@@ -252,7 +215,7 @@ s_ping_start (void *state, resv_t *client, const s_options_t *options)
     (void) client;
     (void) options;
     s_ping_t *self = (s_ping_t *) state;
-    self->body = s_body_new (self->size);
+    self->body = bench_body_new (self->size);
     if (!self->body) {
         fprintf (stderr, "resv-bench: ping: out of memory\n");
         return -1;
@@ -397,7 +360,7 @@ s_reserve_option (void *state, const char *name, const char *value)
         target = &self->sample, min = 0, max = BENCH_REQUESTS_MAX;
     else
         return 0;
-    if (s_parse_number (value, min, max, &number)) {
+    if (resv_parse_int (value, min, max, &number)) {
         fprintf (stderr, "resv-bench: %s: '%s' is not a number from %" PRId64
                  " to %" PRId64 "\n", name, value? value: "", min, max);
         return -1;
@@ -863,23 +826,23 @@ s_parse_command (int argc, char *argv [], const s_command_t *command,
         int64_t value = 0;      //  Meaningful only when rc is 0
         int rc = 0;
         if (streq (name, "-c")) {
-            rc = s_parse_number (text, 1, BENCH_CONCURRENCY_MAX, &value);
+            rc = resv_parse_int (text, 1, BENCH_CONCURRENCY_MAX, &value);
             options->concurrency = (int) value;
         }
         else
         if (streq (name, "-n")) {
-            rc = s_parse_number (text, 1, BENCH_REQUESTS_MAX, &value);
+            rc = resv_parse_int (text, 1, BENCH_REQUESTS_MAX, &value);
             options->requests = value;
         }
         else
         if (streq (name, "-t")) {
-            rc = s_parse_number (text, 1, BENCH_TIMEOUT_MAX, &value);
+            rc = resv_parse_int (text, 1, BENCH_TIMEOUT_MAX, &value);
             options->timeout = (int) value;
             *timeout_set = true;
         }
         else
         if (streq (name, "--duration")) {
-            rc = s_parse_number (text, 1, BENCH_DURATION_MAX, &value);
+            rc = resv_parse_int (text, 1, BENCH_DURATION_MAX, &value);
             options->duration = (int) value;
         }
         else

@@ -1,6 +1,7 @@
 /*  resv_cfg.c: ZPL configuration with RESV_* environment overrides.  */
 
 #include "resv_cfg.h"
+#include "resv_util.h"
 #include <ctype.h>
 #include <errno.h>
 
@@ -126,10 +127,8 @@ resv_cfg_int (resv_cfg_t *self, const char *key, int64_t dflt,
     const char *text = resv_cfg_str (self, key, NULL);
     if (!text)
         return dflt;
-    char *end;
-    errno = 0;
-    long long value = strtoll (text, &end, 10);
-    if (errno || end == text || *end || value < min || value > max) {
+    int64_t value;
+    if (resv_parse_int (text, min, max, &value)) {
         zsys_error ("config: %s: '%s' is not a whole number from %lld to %lld;"
                     " using %lld", key, text, (long long) min,
                     (long long) max, (long long) dflt);

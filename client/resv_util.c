@@ -1,6 +1,8 @@
 /*  resv_util.c: time stamps, random ids and calendar dates.  */
 
 #include "resv_util.h"
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,11 +215,55 @@ resv_hash128 (const char **parts, size_t count, char *hex)
     return hex;
 }
 
+int
+resv_parse_int (const char *text, int64_t min, int64_t max, int64_t *value_p)
+{
+    //  strtoll alone would take leading spaces and an empty text as 0.
+    if (!text || !*text || isspace ((unsigned char) *text))
+        return -1;
+    char *end;
+    errno = 0;
+    long long value = strtoll (text, &end, 10);
+    if (errno || *end || value < min || value > max)
+        return -1;
+    *value_p = value;
+    return 0;
+}
+
 void
 resv_daemon_signals (void)
 {
     signal (SIGPIPE, SIG_IGN);
     signal (SIGXFSZ, SIG_IGN);
+}
+
+int
+resv_daemon_args (int argc, char *argv [], const char *program,
+                  void (*usage) (FILE *stream), const char **config_p,
+                  bool *verbose_p, const char **name_p)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv [i];
+        if (strcmp (arg, "-h") == 0 || strcmp (arg, "--help") == 0) {
+            usage (stdout);
+            return 0;
+        }
+        else
+        if (strcmp (arg, "-c") == 0 && i + 1 < argc)
+            *config_p = argv [++i];
+        else
+        if (strcmp (arg, "-v") == 0)
+            *verbose_p = true;
+        else
+        if (name_p && arg [0] != '-' && !*name_p)
+            *name_p = arg;
+        else {
+            fprintf (stderr, "%s: unexpected argument '%s'\n\n", program, arg);
+            usage (stderr);
+            return 2;
+        }
+    }
+    return -1;
 }
 
 bool

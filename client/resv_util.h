@@ -4,6 +4,7 @@
 #define RESV_UTIL_H_INCLUDED
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdbool.h>
 
@@ -61,6 +62,13 @@ char *
 size_t
     resv_type_family (const char *type);
 
+//  Parses a whole decimal number in [min, max] from all of text: no
+//  spaces, nothing after it. Returns 0 with *value_p set, or -1 (text
+//  NULL or empty, not a number, or out of range).
+int
+    resv_parse_int (const char *text, int64_t min, int64_t max,
+                    int64_t *value_p);
+
 //  Parses a calendar date "YYYY-MM-DD" (a real date: no 2026-02-30) into a
 //  day number (days since 1970-01-01). Returns true on success.
 bool
@@ -98,6 +106,17 @@ unsigned
 //  and logged.
 void
     resv_daemon_signals (void);
+
+//  Reads the command line of one of resv's daemons: -h or --help, -c
+//  CONFIG, -v, and, when name_p is not NULL, one NAME not starting with
+//  '-' (*name_p stays NULL without one). Help goes to stdout; anything
+//  else is a usage error, said on stderr with the program's name, then
+//  the usage. Returns -1 when the program goes on, else the code to exit
+//  with: 0 after the help, 2 after a usage error.
+int
+    resv_daemon_args (int argc, char *argv [], const char *program,
+                      void (*usage) (FILE *stream), const char **config_p,
+                      bool *verbose_p, const char **name_p);
 
 #ifdef __cplusplus
 }

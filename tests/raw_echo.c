@@ -26,7 +26,9 @@
 */
 
 #include "bench_inflight.h"
+#include "bench_body.h"
 #include "bench_report.h"
+#include "resv_util.h"
 #include <czmq.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -68,33 +70,6 @@ typedef struct {
     bool json;                  //  Print one JSON line, not the summary
     int notify;                 //  Pipe the proxy reports to main on
 } s_settings_t;
-
-
-//  ---------------------------------------------------------------------
-//  Request bodies: a JSON object padded to the asked size, the same bytes
-//  resv-bench sends.
-
-static char *
-s_body_new (int size)
-{
-    char *body = (char *) malloc ((size_t) size + 1);
-    if (!body)
-        return NULL;
-    if (size >= 11) {
-        //  {"pad":"xxx...x"}: 10 bytes of syntax around the padding.
-        memcpy (body, "{\"pad\":\"", 8);
-        memset (body + 8, 'x', (size_t) size - 10);
-        memcpy (body + size - 2, "\"}", 2);
-    }
-    else
-    if (size >= 2) {
-        //  Too small for a member: an empty object padded with spaces.
-        memset (body, ' ', (size_t) size);
-        memcpy (body, "{}", 2);
-    }
-    body [size] = 0;
-    return body;
-}
 
 
 //  ---------------------------------------------------------------------
@@ -493,21 +468,6 @@ s_usage (FILE *stream)
         RAW_CONCURRENCY_MAX, RAW_WORKERS_MAX, RAW_SIZE_MAX);
 }
 
-//  Parses a whole decimal number in [min, max]; returns 0 or -1.
-static int
-s_parse_number (const char *text, int64_t min, int64_t max, int64_t *value)
-{
-    if (!text || !*text)
-        return -1;
-    char *end;
-    errno = 0;
-    long long number = strtoll (text, &end, 10);
-    if (errno || *end || number < min || number > max)
-        return -1;
-    *value = number;
-    return 0;
-}
-
 static int
 s_parse_args (int argc, char *argv [], s_settings_t *settings)
 {
@@ -529,34 +489,34 @@ s_parse_args (int argc, char *argv [], s_settings_t *settings)
         int64_t value;
         int rc = -1;
         if (streq (name, "-c")) {
-            rc = s_parse_number (text, 1, RAW_CONCURRENCY_MAX, &value);
+            rc = resv_parse_int (text, 1, RAW_CONCURRENCY_MAX, &value);
             settings->concurrency = (int) value;
         }
         else
         if (streq (name, "-n")) {
-            rc = s_parse_number (text, 1, RAW_REQUESTS_MAX, &value);
+            rc = resv_parse_int (text, 1, RAW_REQUESTS_MAX, &value);
             settings->requests = value;
         }
         else
         if (streq (name, "-w")) {
-            rc = s_parse_number (text, 1, RAW_WORKERS_MAX, &value);
+            rc = resv_parse_int (text, 1, RAW_WORKERS_MAX, &value);
             settings->workers = (int) value;
         }
         else
         if (streq (name, "--size")) {
-            rc = s_parse_number (text, 0, RAW_SIZE_MAX, &value);
+            rc = resv_parse_int (text, 0, RAW_SIZE_MAX, &value);
             if (rc == 0 && value == 1)
                 rc = -1;
             settings->size = (int) value;
         }
         else
         if (streq (name, "-t")) {
-            rc = s_parse_number (text, 1, 3600000, &value);
+            rc = resv_parse_int (text, 1, 3600000, &value);
             settings->timeout = (int) value;
         }
         else
         if (streq (name, "--credit")) {
-            rc = s_parse_number (text, 1, RAW_CREDIT_MAX, &value);
+            rc = resv_parse_int (text, 1, RAW_CREDIT_MAX, &value);
             settings->credit = (int) value;
         }
         else {
@@ -737,7 +697,7 @@ main (int argc, char *argv [])
                  sizeof (frontend)))
         ;                       //  s_start said why
     else
-    if (!(client.body = s_body_new (settings.size))
+    if (!(client.body = bench_body_new (settings.size))
     ||  !(report = bench_report_new (settings.requests)))
         fprintf (stderr, "raw-echo: out of memory\n");
     else

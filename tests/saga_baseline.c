@@ -160,21 +160,6 @@ s_usage (FILE *stream)
         "  --json           one JSON line instead of the summary\n");
 }
 
-//  Parses a whole number in [min, max]; returns 0 or -1.
-static int
-s_number (const char *text, int64_t min, int64_t max, int64_t *value)
-{
-    if (!text || !*text)
-        return -1;
-    char *end;
-    errno = 0;
-    long long number = strtoll (text, &end, 10);
-    if (errno || *end || number < min || number > max)
-        return -1;
-    *value = number;
-    return 0;
-}
-
 int
 main (int argc, char *argv [])
 {
@@ -202,13 +187,13 @@ main (int argc, char *argv [])
             dir = value;
         else
         if (streq (name, "-n"))
-            rc = s_number (value, 1, BASE_REQUESTS_MAX, &requests);
+            rc = resv_parse_int (value, 1, BASE_REQUESTS_MAX, &requests);
         else
         if (streq (name, "--resources"))
-            rc = s_number (value, 1, BASE_RESOURCES_MAX, &resources);
+            rc = resv_parse_int (value, 1, BASE_RESOURCES_MAX, &resources);
         else
         if (streq (name, "--days-spread"))
-            rc = s_number (value, 1, BASE_DAYS_MAX, &days);
+            rc = resv_parse_int (value, 1, BASE_DAYS_MAX, &days);
         else
             rc = -1;
         if (rc || !value) {

@@ -31,23 +31,10 @@ main (int argc, char *argv [])
 {
     const char *config = NULL;
     bool verbose = false;
-    for (int i = 1; i < argc; i++) {
-        if (streq (argv [i], "-h") || streq (argv [i], "--help")) {
-            s_usage (stdout);
-            return 0;
-        }
-        else
-        if (streq (argv [i], "-c") && i + 1 < argc)
-            config = argv [++i];
-        else
-        if (streq (argv [i], "-v"))
-            verbose = true;
-        else {
-            fprintf (stderr, "resvd: unexpected argument '%s'\n\n", argv [i]);
-            s_usage (stderr);
-            return 2;
-        }
-    }
+    int code = resv_daemon_args (argc, argv, "resvd", s_usage, &config,
+                                 &verbose, NULL);
+    if (code >= 0)
+        return code;
     //  A closed log pipe fails the log's writes, not the process.
     resv_daemon_signals ();
     //  Catch SIGTERM and SIGINT (zsys_interrupted) before anything else.

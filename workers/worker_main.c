@@ -52,27 +52,10 @@ main (int argc, char *argv [])
     const char *config = NULL;
     const char *name = NULL;
     bool verbose = false;
-    for (int i = 1; i < argc; i++) {
-        if (streq (argv [i], "-h") || streq (argv [i], "--help")) {
-            s_usage (stdout);
-            return 0;
-        }
-        else
-        if (streq (argv [i], "-c") && i + 1 < argc)
-            config = argv [++i];
-        else
-        if (streq (argv [i], "-v"))
-            verbose = true;
-        else
-        if (argv [i][0] != '-' && !name)
-            name = argv [i];
-        else {
-            fprintf (stderr, "resv-worker: unexpected argument '%s'\n\n",
-                     argv [i]);
-            s_usage (stderr);
-            return 2;
-        }
-    }
+    int code = resv_daemon_args (argc, argv, "resv-worker", s_usage, &config,
+                                 &verbose, &name);
+    if (code >= 0)
+        return code;
     const svc_t *svc = svc_lookup (name);
     if (!svc) {
         if (name)
