@@ -1647,9 +1647,12 @@ s_bind (resv_cfg_t *cfg, const char *key, const char *dflt, int64_t maxmsg)
     if (!sock)
         return NULL;
     //  A request over max_message is read and answered 400; ZeroMQ itself
-    //  drops a peer that sends a frame over four times that, so that no
-    //  one can make the broker buffer gigabytes.
-    zsock_set_maxmsgsize (sock, maxmsg * 4);
+    //  drops a peer that sends a frame over four times that, or over
+    //  RESV_FRAME_MAX if that is more (libresv sends nothing larger), so
+    //  that no one can make the broker buffer gigabytes.
+    int64_t frame_max = maxmsg * 4 > RESV_FRAME_MAX? maxmsg * 4: RESV_FRAME_MAX;
+    zmq_setsockopt (zsock_resolve (sock), ZMQ_MAXMSGSIZE, &frame_max,
+                    sizeof frame_max);
     zsock_set_sndhwm (sock, 100000);
     zsock_set_rcvhwm (sock, 100000);
     //  Replies sent just before a graceful stop must still leave.

@@ -514,13 +514,17 @@ test_garbage_on_both_ports (void **state)
     zstr_sendx (front, RESV_PROTO_WORKER, RESV_CMD_READY, "echo", "5", NULL);
     zstr_sendx (back, RESV_PROTO_CLIENT, RESV_CMD_REQUEST, "x", "echo", "", "100", "", NULL);
     zstr_sendx (back, RESV_PROTO_WORKER, RESV_CMD_REPLY, "forged", "200", "", NULL);
-    //  A frame of 2 MB, over max_message: ZeroMQ drops the peer.
-    size_t big = 2 * 1024 * 1024;
-    zframe_t *frame = zframe_new (NULL, big);
-    memset (zframe_data (frame), 'x', big);
-    zframe_t *copy = zframe_dup (frame);
-    zframe_send (&frame, front, 0);
-    zframe_send (&copy, back, 0);
+    //  A frame of 2 MB, over max_message, is read and dropped (it names
+    //  no request to answer); one over RESV_FRAME_MAX (and four times
+    //  max_message) makes ZeroMQ drop the peer unread.
+    size_t sizes [] = { 2 * 1024 * 1024, (size_t) RESV_FRAME_MAX + 1 };
+    for (size_t index = 0; index < 2; index++) {
+        zframe_t *frame = zframe_new (NULL, sizes [index]);
+        memset (zframe_data (frame), 'x', sizes [index]);
+        zframe_t *copy = zframe_dup (frame);
+        zframe_send (&frame, front, 0);
+        zframe_send (&copy, back, 0);
+    }
     zclock_sleep (100);
     zsock_destroy (&front);
     zsock_destroy (&back);

@@ -202,6 +202,10 @@ s_check_request (resv_t *self, const char *service, const char *method,
     if (!data && size > 0)
         return resv_error_new (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
                                "no body data for a body of %zu bytes", size);
+    if (size > RESV_FRAME_MAX)
+        return resv_error_new (RESV_BAD_REQUEST, RESV_REASON_TOO_LARGE,
+                               "a request body of %zu bytes is over "
+                               "libresv's limit of %d", size, RESV_FRAME_MAX);
     return NULL;
 }
 

@@ -42,6 +42,13 @@
 //  Size limits of the short text frames. A request id or ticket longer than
 //  this is malformed; services and methods are short lowercase words.
 #define RESV_ID_MAX             64
+//  The largest request body libresv sends, in bytes: it refuses a larger
+//  one itself, 400 too_large. The broker reads frames up to the larger of
+//  this and four times broker/max_message, so that every request libresv
+//  sends is read and answered (400 too_large when over max_message);
+//  ZeroMQ drops a peer whose frame is larger still (ZMQ_MAXMSGSIZE), so
+//  that no one can make the broker buffer without bound.
+#define RESV_FRAME_MAX          (16 * 1024 * 1024)
 #define RESV_NAME_MAX           32
 #define RESV_TICKET_MAX         (2 * 255 + 1 + RESV_ID_MAX)
 

@@ -335,6 +335,18 @@ if [ "$(printf '%s\n' "$OUT" | sed -n 4p)" = 400 ]; then
 else
     not_ok "a 2 MB message (over broker/max_message) gets a clear 400: got '$(printf '%s' "$OUT" | tr '\n' ' ' | head -c 200)'"
 fi
+# Over four times max_message too, up to the 16 MiB libresv may send.
+"$PY" -c 'import sys
+sys.stdout.write("{\"name\":\"" + "n" * 6000000 + "\",\"owner\":\"o\"}")' \
+    >"$T/huger.json"
+OUT=$("${RAW[@]}" "$RESV_BROKER_FRONTEND" 5000 RESVC1 REQ huge2 availability \
+    resource.add 5000 "@$T/huger.json")
+if [ "$(printf '%s\n' "$OUT" | sed -n 4p)" = 400 ] &&
+   printf '%s' "$OUT" | grep -q '"reason":"too_large"'; then
+    ok "a 6 MB message (over four times broker/max_message) gets 400 too_large"
+else
+    not_ok "a 6 MB message (over four times broker/max_message) gets 400 too_large: got '$(printf '%s' "$OUT" | tr '\n' ' ' | head -c 200)'"
+fi
 OUT=$("${RAW[@]}" "$RESV_BROKER_FRONTEND" 3000 RESVC1 REQ short1 availability)
 has "too few frames: 400 malformed" "$OUT" '"reason":"malformed"'
 OUT=$("${RAW[@]}" "$RESV_BROKER_FRONTEND" 3000 RESVC1 REQ t1 availability \
