@@ -11,6 +11,7 @@
 
 #include "resv.h"
 #include "resv_cfg.h"
+#include "resv_util.h"
 #include <czmq.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -436,12 +437,13 @@ static const s_command_t s_commands [] = {
       "Registers a resource and prints it, with its id.\n"
       "  --name N          its name (required)\n"
       "  --owner O         its owner, who alone may change it (required)\n"
-      "  --kind K          free text: table, car, room, ...\n"
+      "  --kind K          free text: table, car, room, ...; default none\n"
       "  --capacity N      units per date and slot, 1 to "
-      S_TEXT (RESV_CAPACITY_MAX) "\n"
+      S_TEXT (RESV_CAPACITY_MAX) "; default 1\n"
       "  --price CENTS     price per unit per day, 0 to "
-      S_TEXT (RESV_PRICE_MAX) "\n"
-      "  --approval WORD   auto (confirm at once) or manual (owner decides)\n"
+      S_TEXT (RESV_PRICE_MAX) "; default 0\n"
+      "  --approval WORD   auto (confirm at once, the default) or manual\n"
+      "                    (the owner decides)\n"
       "  --slots a,b,c     slot labels; default all-day\n" },
     { "resource", "list", s_none, s_resource_list_opts, s_run_resource_list,
       "usage: resv resource list [--owner O] [--kind K] [--limit N]\n"
@@ -579,9 +581,22 @@ static const s_command_t s_commands [] = {
     { NULL, "stats", s_none, s_none, s_run_stats,
       "usage: resv stats\n"
       "\n"
-      "Prints the broker's view of every service: {\"services\":{\"NAME\":\n"
-      "{\"workers\":N,\"idle\":N,\"queued\":N,\"breaker\":WORD,"
-      "\"served\":N}}}.\n" },
+      "Prints the broker's view of every service and of itself:\n"
+      "{\"services\":{\"NAME\":{\"workers\":N,\"idle\":N,\"queued\":N,"
+      "\"inflight\":N,\n"
+      "\"breaker\":\"closed|open|half-open\",\"served\":N,\"failed\":N}},"
+      "\"journal\":N,\n"
+      "\"uptime_ms\":N,\"requests\":N,\"malformed\":N}.\n"
+      "  workers, idle   the service's workers, and those holding no request\n"
+      "  queued          requests waiting for a worker now\n"
+      "  inflight        requests a worker holds now\n"
+      "  served          replies its workers gave since the broker started\n"
+      "  failed          failures that count toward its circuit breaker since\n"
+      "                  then: deadlines passed, workers lost, 500s\n"
+      "  journal         the newest event's seq\n"
+      "  requests        requests the broker holds now (queued or in flight)\n"
+      "  malformed       messages from clients or workers refused as malformed\n"
+      "                  since it started\n" },
     { NULL, "scale", s_scale_args, s_none, s_run_scale,
       "usage: resv scale SERVICE N\n"
       "\n"
@@ -611,21 +626,6 @@ s_is_help (const char *arg)
     return streq (arg, "-h") || streq (arg, "--help");
 }
 
-//  Parses a whole number in [min, max]: all of text, decimal, no spaces.
-static int
-s_parse_int (const char *text, int64_t min, int64_t max, int64_t *value)
-{
-    if (!*text || isspace ((unsigned char) *text))
-        return -1;
-    char *end;
-    errno = 0;
-    long long parsed = strtoll (text, &end, 10);
-    if (errno || *end || parsed < min || parsed > max)
-        return -1;
-    *value = parsed;
-    return 0;
-}
-
 //  Converts value as arg says and stores it in args. Returns 0, or -1 with
 //  the reason in why.
 static int
@@ -643,10 +643,16 @@ s_store (const s_arg_t *arg, const char *value, json_t *args, char *why,
     else
     if (arg->kind == S_INT) {
         int64_t number;
-        if (s_parse_int (value, arg->min, arg->max, &number)) {
-            snprintf (why, why_size, "%s: '%s' is not a whole number from"
-                      " %" PRId64 " to %" PRId64, arg->name, value, arg->min,
-                      arg->max);
+        if (resv_parse_int (value, arg->min, arg->max, &number)) {
+            //  Where the service has the last word on the largest value
+            //  (the help says it), the CLI states only the smallest.
+            if (arg->max == S_INT_MAX)
+                snprintf (why, why_size, "%s: '%s' is not a whole number of"
+                          " at least %" PRId64, arg->name, value, arg->min);
+            else
+                snprintf (why, why_size, "%s: '%s' is not a whole number from"
+                          " %" PRId64 " to %" PRId64, arg->name, value,
+                          arg->min, arg->max);
             return -1;
         }
         json = json_integer (number);
@@ -755,7 +761,7 @@ s_global_option (int argc, char *argv [], int *index, s_globals_t *globals,
         globals->config = value;
     else {
         int64_t timeout;
-        if (s_parse_int (value, 1, S_TIMEOUT_MAX, &timeout)) {
+        if (resv_parse_int (value, 1, S_TIMEOUT_MAX, &timeout)) {
             snprintf (why, why_size, "-t: '%s' is not a whole number of"
                       " milliseconds from 1 to %d", value, S_TIMEOUT_MAX);
             return -1;
@@ -1012,9 +1018,10 @@ s_execute (const s_command_t *command, s_globals_t *globals, json_t *args)
         close (saved_stdout);
     }
     if (!cfg) {
-        fprintf (stderr, "resv: cannot load the configuration %s\n",
-                 globals->config? globals->config: RESV_CFG_DEFAULT_PATH);
-        return S_EXIT_USAGE;
+        char why [PATH_MAX + 64];
+        snprintf (why, sizeof why, "cannot load the configuration %s",
+                  globals->config? globals->config: RESV_CFG_DEFAULT_PATH);
+        return s_usage_error ("resv", why, s_help_main);
     }
     const char *endpoint = globals->endpoint
                          ? globals->endpoint
@@ -1026,10 +1033,11 @@ s_execute (const s_command_t *command, s_globals_t *globals, json_t *args)
                                       RESV_DEFAULT_TIMEOUT, 1, S_TIMEOUT_MAX);
     resv_t *client = resv_new (endpoint);
     if (!client) {
-        fprintf (stderr, "resv: cannot use endpoint '%s': not a valid"
-                 " ZeroMQ endpoint\n", endpoint);
+        char why [512];
+        snprintf (why, sizeof why, "cannot use endpoint '%.400s': not a valid"
+                  " ZeroMQ endpoint", endpoint);
         resv_cfg_destroy (&cfg);
-        return S_EXIT_USAGE;
+        return s_usage_error ("resv", why, s_help_main);
     }
     resv_cfg_destroy (&cfg);
     resv_set_timeout (client, timeout);

@@ -129,8 +129,8 @@ refused 400 bad_request "reserve --units 1000001" r reserve --customer c \
     --resource "$RID" --date 2027-03-01 --slot a --units 1000001
 # ... and the help states those same limits (from resv_proto.h).
 OUT=$(r resource add --help)
-has "resource add --help: the capacity's limit" "$OUT" '--capacity N .* 1 to 1000000$'
-has "resource add --help: the price's limit" "$OUT" '--price CENTS .* 0 to 100000000$'
+has "resource add --help: the capacity's limit" "$OUT" '--capacity N .* 1 to 1000000; default 1$'
+has "resource add --help: the price's limit" "$OUT" '--price CENTS .* 0 to 100000000; default 0$'
 OUT=$(r reserve --help)
 has "reserve --help: the days' limit" "$OUT" '--days N .* 1 to 366; default 1$'
 has "reserve --help: the units' limit" "$OUT" '--units N .* 1 to 1000000; default 1$'

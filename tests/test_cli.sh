@@ -81,7 +81,11 @@ expect_exit 2 "call with bad JSON exits 2" "$R" call echo echo '{a:1}'
 stderr_has "call with bad JSON: said so" "JSON: not JSON"
 expect_exit 2 "call without METHOD exits 2" "$R" call echo
 expect_exit 2 "invalid endpoint exits 2" "$R" -e nonsense ping
+stderr_has "invalid endpoint: said so" "cannot use endpoint 'nonsense'"
+stderr_has "invalid endpoint: help on stderr" "^usage: resv "
 expect_exit 2 "missing config file exits 2" "$R" -c "$T/none.cfg" ping
+stderr_has "missing config file: said so" "cannot load the configuration"
+stderr_has "missing config file: help on stderr" "^usage: resv "
 printf '=1\n' >"$T/bad.cfg"
 expect_exit 2 "bad config file exits 2" "$R" -c "$T/bad.cfg" ping
 stdout_empty "bad config file"
