@@ -133,14 +133,21 @@ check "k1 with other units: no new reservation, nothing more held" \
 expect_exit 0 "approve k1" r approve "$K1" --owner ann
 expect_exit 0 "approve k1 again: 200" r approve "$K1" --owner ann
 has "the second approve answers approved" "$OUT" '"decision":"approved"'
-for i in 1 2 3; do
-    "$BIN/resv" -t 30000 approve "$K2" --owner ann >"$T/idem/a$i.out" 2>&1 &
-    echo $! >"$T/idem/a$i.pid"
-done
-BAD=""
-for i in 1 2 3; do
-    wait "$(cat "$T/idem/a$i.pid")" || BAD="$BAD [$(cat "$T/idem/a$i.out")]"
-done
+# three_at_once TAG ARGS...: runs resv ARGS three times at once; sets BAD
+# to the outputs of those that failed.
+three_at_once () {
+    local tag=$1 i pids=()
+    shift
+    for i in 1 2 3; do
+        "$BIN/resv" -t 30000 "$@" >"$T/idem/$tag$i.out" 2>&1 &
+        pids+=($!)
+    done
+    BAD=""
+    for i in 1 2 3; do
+        wait "${pids[$((i - 1))]}" || BAD="$BAD [$(cat "$T/idem/$tag$i.out")]"
+    done
+}
+three_at_once a approve "$K2" --owner ann
 check "3 concurrent approves of k2: all 200${BAD:+:$BAD}" test -z "$BAD"
 check "k1 and k2 are CONFIRMED and captured" eval \
     'wait_for 15 status_is "$K1" CONFIRMED captured &&
@@ -155,14 +162,7 @@ check "one approval.approved, one confirmed, one capture for k2" \
 expect_exit 0 "cancel k1" r cancel "$K1" --customer pat
 expect_exit 0 "cancel k1 again: 200" r cancel "$K1" --customer pat
 has "the second cancel answers CANCELLED" "$OUT" '"status":"CANCELLED"'
-for i in 1 2 3; do
-    "$BIN/resv" -t 30000 cancel "$K2" --customer pat >"$T/idem/c$i.out" 2>&1 &
-    echo $! >"$T/idem/c$i.pid"
-done
-BAD=""
-for i in 1 2 3; do
-    wait "$(cat "$T/idem/c$i.pid")" || BAD="$BAD [$(cat "$T/idem/c$i.out")]"
-done
+three_at_once c cancel "$K2" --customer pat
 check "3 concurrent cancels of k2: all 200${BAD:+:$BAD}" test -z "$BAD"
 check "k1 and k2 are CANCELLED and refunded" eval \
     'wait_for 15 status_is "$K1" CANCELLED refunded &&
