@@ -1686,6 +1686,11 @@ s_broker_new (resv_cfg_t *cfg)
     self->events = zsock_new (ZMQ_PUB);
     zsock_set_sndhwm (self->events, 100000);
     zsock_set_linger (self->events, 0);
+    //  All a PUB receives is subscriptions: a flag byte and a type prefix.
+    //  libzmq files each under one node per byte, built in this thread
+    //  when it next publishes, so a subscription of megabytes would stall
+    //  the broker and take gigabytes. ZeroMQ drops a peer that sends more.
+    zsock_set_maxmsgsize (self->events, 1 + JOURNAL_TYPE_MAX);
     if (zsock_bind (self->events, "%s", events) == -1) {
         zsys_error ("broker: bind %s (broker/events): %s", events,
                     zmq_strerror (zmq_errno ()));

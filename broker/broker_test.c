@@ -469,9 +469,9 @@ test_garbage_from_workers_ignored (void **state)
     test_ping (state);
 }
 
-//  Writes random bytes straight into a TCP port, as a confused peer would.
-static void
-s_tcp_garbage (const char *endpoint, size_t size)
+//  A plain TCP connection to a loopback endpoint "tcp://127.0.0.1:PORT".
+static int
+s_tcp_connect (const char *endpoint)
 {
     const char *colon = strrchr (endpoint, ':');
     assert_non_null (colon);
@@ -481,6 +481,14 @@ s_tcp_garbage (const char *endpoint, size_t size)
     addr.sin_port = htons ((uint16_t) atoi (colon + 1));
     addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
     assert_int_equal (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+    return fd;
+}
+
+//  Writes random bytes straight into a TCP port, as a confused peer would.
+static void
+s_tcp_garbage (const char *endpoint, size_t size)
+{
+    int fd = s_tcp_connect (endpoint);
     byte *junk = (byte *) malloc (size);
     for (size_t i = 0; i < size; i++)
         junk [i] = (byte) randof (256);
@@ -633,6 +641,87 @@ test_events_publish_read_and_fan_out (void **state)
     assert_non_null (strstr (body, "\"id\":\"e2\""));
     zstr_free (&body);
     zsock_destroy (&sub);
+}
+
+//  Resident memory of this process, in bytes.
+static size_t
+s_rss (void)
+{
+    long pages = 0, resident = 0;
+    FILE *file = fopen ("/proc/self/statm", "r");
+    if (file) {
+        if (fscanf (file, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose (file);
+    }
+    return (size_t) resident * (size_t) sysconf (_SC_PAGESIZE);
+}
+
+//  Speaks ZMTP 3.0 as a SUB (NULL mechanism) on a raw TCP connection and
+//  sends one subscription to a prefix of size bytes, then closes. (A
+//  libzmq SUB would keep the prefix in a tree of a node per byte, and
+//  free it recursively: megabytes of it overflow this test's stack.)
+static void
+s_zmtp_subscribe (const char *endpoint, size_t size)
+{
+    int fd = s_tcp_connect (endpoint);
+    //  Greeting: signature, version 3.0, mechanism NULL, as client.
+    byte greeting [64] = { 0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F, 3, 0 };
+    memcpy (greeting + 12, "NULL", 4);
+    //  READY with Socket-Type SUB: a short command frame.
+    static const byte ready [] = {
+        0x04, 25, 5, 'R', 'E', 'A', 'D', 'Y',
+        11, 'S', 'o', 'c', 'k', 'e', 't', '-', 'T', 'y', 'p', 'e',
+        0, 0, 0, 3, 'S', 'U', 'B'
+    };
+    //  The subscription: a long last frame, 1 then the prefix.
+    size_t body = size + 1;
+    byte *frame = (byte *) malloc (9 + body);
+    assert_non_null (frame);
+    frame [0] = 0x02;
+    for (int i = 0; i < 8; i++)
+        frame [1 + i] = (byte) ((uint64_t) body >> (56 - 8 * i));
+    frame [9] = 1;
+    memset (frame + 10, 'x', size);
+    //  The broker may drop the connection half-way: that is its right.
+    ssize_t rc = send (fd, greeting, sizeof greeting, MSG_NOSIGNAL);
+    rc = send (fd, ready, sizeof ready, MSG_NOSIGNAL);
+    rc = send (fd, frame, 9 + body, MSG_NOSIGNAL);
+    (void) rc;
+    free (frame);
+    zclock_sleep (200);         //  Let the broker read it before the close
+    close (fd);
+}
+
+//  A subscription of megabytes is refused (ZeroMQ drops that peer): the
+//  broker would file it under a node per byte when it next publishes,
+//  taking hundreds of megabytes and seconds of its loop. Honest
+//  subscribers go on receiving.
+static void
+test_events_huge_subscription_dropped (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *sub = zsock_new_sub (self->events, "reservation.");
+    zsock_set_rcvtimeo (sub, 2000);
+    zclock_sleep (100);         //  Let the subscription reach the broker
+    size_t before = s_rss ();
+    s_zmtp_subscribe (self->events, 4 * 1024 * 1024);
+    s_request (self->client, "p1", "events", "publish", "2000",
+               "{\"events\":[{\"id\":\"e1\",\"type\":\"reservation.requested\","
+               "\"reservation\":\"r1\"}]}");
+    char *body = s_expect_reply (self->client, "p1", "200");
+    zstr_free (&body);
+    char *topic, *seqs, *event;
+    assert_int_equal (zstr_recvx (sub, &topic, &seqs, &event, NULL), 3);
+    assert_string_equal (topic, "reservation.requested");
+    zstr_free (&topic);
+    zstr_free (&seqs);
+    zstr_free (&event);
+    size_t after = s_rss ();
+    //  Filed, the subscription took some 200 MB; refused, nothing.
+    assert_true (after < before + 64 * 1024 * 1024);
+    zsock_destroy (&sub);
+    test_ping (state);
 }
 
 //  A publish in the relays' form is journaled as sent, behind its seq;
@@ -1004,6 +1093,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_too_large_request_400, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_retry_in_flight_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_publish_read_and_fan_out, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_events_huge_subscription_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_publish_keeps_the_text, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_publishes_share_a_commit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_routes_while_the_journal_waits, s_setup, s_teardown),
