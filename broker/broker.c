@@ -1553,6 +1553,14 @@ s_timers (broker_t *self)
     while (self->heap_size && self->heap [0]->due <= now) {
         request_t *request = self->heap [0];
         service_t *service = request->service;
+        //  A request a worker took and was lost with (it was queued again)
+        //  may have been done: say so, for a caller that would undo it.
+        if (request->grace && request->attempts)
+            s_request_fail (self, request, RESV_UNAVAILABLE,
+                            RESV_REASON_WORKER_LOST,
+                            "the worker holding the request was lost and no "
+                            "other came in time; it may have been done");
+        else
         if (request->grace)
             s_request_fail (self, request, RESV_UNAVAILABLE,
                             RESV_REASON_NO_WORKER,

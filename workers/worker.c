@@ -726,6 +726,19 @@ s_batch_end (worker_t *self)
 static int
 s_drain (worker_t *self, worker_handler_fn *handler, void *state)
 {
+    //  Silent towards the broker for its whole liveness (this process was
+    //  stopped, by SIGSTOP or a paused machine, or a handler blocked that
+    //  long): the broker has taken this worker for dead and answered or
+    //  handed on what it held, so what waits on the socket is stale. Serve
+    //  none of it (a hold or a payment made now would be nobody's): drop
+    //  the connection and announce ourselves again.
+    int64_t start = zclock_mono ();
+    if (self->handle && (self->state == S_CONNECTED || self->state == S_STOPPING)
+    &&  start - self->sent_at >= (int64_t) self->heartbeat * self->liveness) {
+        s_lost_broker (self, start, "silent towards the broker for its whole "
+                       "liveness (was this process stopped?)");
+        return 0;
+    }
     int requests = 0;
     bool batch = false;         //  This drain opened the batch
     for (int round = 0; round < S_BATCH_MAX && self->handle; round++) {
