@@ -538,6 +538,26 @@ s_service_free (void **item)
 }
 
 //  Returns the service, creating it if new; NULL if the table is full.
+//  With the table full, forgets one service that nothing uses: no worker,
+//  nothing queued or in flight (one that clients named and no worker ever
+//  served, a typo, say). Returns true if one went. The table would
+//  otherwise keep every name a client ever sent, and refuse real
+//  services once SERVICES_MAX of them had come.
+static bool
+s_service_evict (broker_t *self)
+{
+    service_t *service = (service_t *) zhashx_first (self->services);
+    while (service) {
+        if (service->nworkers == 0 && service->inflight == 0
+        &&  zlistx_size (service->queue) == 0) {
+            zhashx_delete (self->services, service->name);
+            return true;
+        }
+        service = (service_t *) zhashx_next (self->services);
+    }
+    return false;
+}
+
 static service_t *
 s_service_require (broker_t *self, zmq_msg_t *name_part)
 {
@@ -546,8 +566,10 @@ s_service_require (broker_t *self, zmq_msg_t *name_part)
     memcpy (name, zmq_msg_data (name_part), size);
     name [size] = 0;
     service_t *service = (service_t *) zhashx_lookup (self->services, name);
-    if (service || zhashx_size (self->services) >= SERVICES_MAX)
+    if (service)
         return service;
+    if (zhashx_size (self->services) >= SERVICES_MAX && !s_service_evict (self))
+        return NULL;
     service = (service_t *) zmalloc (sizeof (service_t));
     strcpy (service->name, name);
     service->queue = zlistx_new ();

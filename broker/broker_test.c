@@ -239,6 +239,41 @@ test_no_worker_503_after_grace (void **state)
     assert_true (elapsed >= 190 && elapsed < 2000);
 }
 
+//  Requests for names no worker serves (typos) do not fill the table of
+//  services for good: once they are answered, a real service still finds
+//  room when its worker announces itself.
+static void
+test_unused_services_make_room (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_set_rcvtimeo (self->client, 5000);
+    for (int round = 0; round < 2; round++) {
+        //  Up to 100 at a time: the service table holds 256.
+        for (int i = 0; i < 150; i++) {
+            char name [16], id [16];
+            snprintf (name, sizeof name, "typo%d", round * 150 + i);
+            snprintf (id, sizeof id, "t%d", i);
+            s_request (self->client, id, name, "x", "5000", "");
+        }
+        for (int i = 0; i < 150; i++) {
+            char *rid;
+            char *body = s_recv_reply (self->client, "503", &rid);
+            assert_non_null (strstr (body, RESV_REASON_NO_WORKER));
+            zstr_free (&rid);
+            zstr_free (&body);
+        }
+    }
+    zsock_t *worker = s_worker (self, "latecomer", "1");
+    s_wait_workers (self, "latecomer", 1);
+    s_request (self->client, "r1", "latecomer", "x", "2000", "hi");
+    char *ticket = s_worker_take (worker, NULL);
+    s_worker_reply (worker, &ticket, "200", "served");
+    char *body = s_expect_reply (self->client, "r1", "200");
+    assert_string_equal (body, "served");
+    zstr_free (&body);
+    zsock_destroy (&worker);
+}
+
 static void
 test_worker_within_grace_serves (void **state)
 {
@@ -1078,6 +1113,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_ping, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_round_trip, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_no_worker_503_after_grace, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_unused_services_make_room, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_worker_within_grace_serves, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_credit_limits_dispatch, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_least_loaded_worker_first, s_setup, s_teardown),
