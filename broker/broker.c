@@ -1680,7 +1680,7 @@ s_bind (resv_cfg_t *cfg, const char *key, const char *dflt, int64_t maxmsg)
     //  drops a peer that sends a frame over four times that, or over
     //  RESV_FRAME_MAX if that is more (libresv sends nothing larger), so
     //  that no one can make the broker buffer gigabytes.
-    int64_t frame_max = maxmsg * 4 > RESV_FRAME_MAX? maxmsg * 4: RESV_FRAME_MAX;
+    int64_t frame_max = resv_frame_limit (maxmsg);
     zmq_setsockopt (zsock_resolve (sock), ZMQ_MAXMSGSIZE, &frame_max,
                     sizeof frame_max);
     zsock_set_sndhwm (sock, 100000);
@@ -1707,7 +1707,8 @@ s_broker_new (resv_cfg_t *cfg)
     self->max_timeout = resv_cfg_int (cfg, "broker/max_timeout", 60000, 1, 86400000);
     self->breaker_failures = resv_cfg_int (cfg, "broker/breaker_failures", 5, 1, 1000000);
     self->breaker_cooldown = resv_cfg_int (cfg, "broker/breaker_cooldown", 5000, 0, 86400000);
-    int64_t maxmsg = resv_cfg_int (cfg, "broker/max_message", 1048576, 1024, 1 << 30);
+    int64_t maxmsg = resv_cfg_int (cfg, "broker/max_message",
+                                   RESV_MESSAGE_MAX_DEFAULT, 1024, 1 << 30);
     self->internal_key = resv_cfg_str (cfg, "broker/internal_key", NULL);
     self->max_message = maxmsg;
     self->frontend = s_bind (cfg, "broker/frontend", "tcp://127.0.0.1:5570", maxmsg);

@@ -8,6 +8,8 @@
 #ifndef RESV_PROTO_H_INCLUDED
 #define RESV_PROTO_H_INCLUDED
 
+#include <stdint.h>
+
 //  First frame of every message, naming the sub-protocol and its version.
 //  Clients (DEALER) talk RESVC1 to the broker frontend (ROUTER); workers
 //  (DEALER) talk RESVW1 to the broker backend (ROUTER).
@@ -49,6 +51,21 @@
 //  ZeroMQ drops a peer whose frame is larger still (ZMQ_MAXMSGSIZE), so
 //  that no one can make the broker buffer without bound.
 #define RESV_FRAME_MAX          (16 * 1024 * 1024)
+//  broker/max_message when the configuration does not say.
+#define RESV_MESSAGE_MAX_DEFAULT    1048576
+
+//  The largest frame the broker reads, given broker/max_message: a worker
+//  replies nothing larger (the broker would drop its connection unread).
+static inline int64_t
+resv_frame_limit (int64_t max_message)
+{
+    return max_message * 4 > RESV_FRAME_MAX? max_message * 4: RESV_FRAME_MAX;
+}
+
+//  Requests one batch request carries at most (RESV_BATCH_PREFIX); a
+//  larger batch is refused, 400, so that its reply stays within what the
+//  broker reads.
+#define RESV_BATCH_MAX          64
 #define RESV_NAME_MAX           32
 #define RESV_TICKET_MAX         (2 * 255 + 1 + RESV_ID_MAX)
 

@@ -79,7 +79,8 @@ typedef struct {
 
 //  Calls one batch request carries at most (RESV_BATCH_PREFIX): a burst
 //  of more goes as several, which the broker can spread over several
-//  workers of the service, as it would the calls one by one.
+//  workers of the service, as it would the calls one by one. (A worker
+//  takes batches of up to RESV_BATCH_MAX.)
 #define S_BATCH_CALLS       16
 
 //  An asynchronous call made in a batch, sent once the batch commits.
@@ -98,6 +99,7 @@ struct _worker_t {
     char *key;                  //  broker/internal_key, for worker_call
     int heartbeat;              //  Heartbeat interval, ms
     int liveness;               //  Silent intervals before the broker is dead
+    int64_t reply_max;          //  Largest reply the broker reads, bytes
     int credit;                 //  Requests the broker may hand us at once
     int call_timeout;           //  Deadline of worker_call when given none
     s_state_t state;            //  Where the connection is
@@ -289,14 +291,26 @@ static void
 s_send_reply (worker_t *self, s_request_t *request, int status,
               zframe_t **reply_p)
 {
-    char code [4] = {
-        (char) ('0' + status / 100), (char) ('0' + status / 10 % 10),
-        (char) ('0' + status % 10), 0
-    };
     if (!self->handle || request->epoch != self->epoch) {
         zframe_destroy (reply_p);
         return;                 //  Its connection is gone, and the broker
     }                           //  gave the request to another worker
+    if (*reply_p && (int64_t) zframe_size (*reply_p) > self->reply_max) {
+        //  The broker would drop this connection unread, and the client
+        //  wait for its deadline: a clear 500 instead.
+        zsys_error ("worker: %s: a reply of %zu bytes is over the %" PRId64
+                    " the broker reads (broker/max_message); answered 500",
+                    self->service, zframe_size (*reply_p), self->reply_max);
+        zframe_destroy (reply_p);
+        *reply_p = worker_error (RESV_INTERNAL, RESV_REASON_INTERNAL,
+                                 "%s: the reply is too large to send",
+                                 self->service);
+        status = RESV_INTERNAL;
+    }
+    char code [4] = {
+        (char) ('0' + status / 100), (char) ('0' + status / 10 % 10),
+        (char) ('0' + status % 10), 0
+    };
     if (self->batching) {
         //  Sent once the batch has committed (s_batch_end). Only if there
         //  is no memory left for it does it go now, as without a batch.
@@ -438,7 +452,15 @@ s_run_batch (worker_t *self, s_request_t *request, worker_handler_fn *handler,
     s_batch_t batch;
     const char *text = request->body? (const char *) zframe_data (request->body): "";
     size_t size = request->body? zframe_size (request->body): 0;
-    if (!s_batch_read (text, size, &batch) || batch.nitems == 0) {
+    bool read = s_batch_read (text, size, &batch);
+    if (read && batch.nitems > RESV_BATCH_MAX) {
+        free (batch.items);
+        *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                                 "%s: a batch carries at most %d requests",
+                                 self->service, RESV_BATCH_MAX);
+        return RESV_BAD_REQUEST;
+    }
+    if (!read || batch.nitems == 0) {
         free (batch.items);
         if (batch.failed) {
             zsys_error ("worker: %s: %s: out of memory", self->service,
@@ -968,6 +990,8 @@ worker_new (resv_cfg_t *cfg, const char *service, int credit)
     self->heartbeat = (int) resv_cfg_int (cfg, "broker/heartbeat", 1000,
                                           10, 600000);
     self->liveness = (int) resv_cfg_int (cfg, "broker/liveness", 3, 1, 100);
+    self->reply_max = resv_frame_limit (resv_cfg_int (cfg, "broker/max_message",
+                                        RESV_MESSAGE_MAX_DEFAULT, 1024, 1 << 30));
     //  workers/SERVICE/credit, else the service's own, else workers/credit.
     char credit_key [RESV_NAME_MAX + 32];
     snprintf (credit_key, sizeof credit_key, "workers/%s/credit", service);

@@ -716,6 +716,15 @@ s_handler (void *state, const char *method, zframe_t **body_p,
     }
     if (streq (method, "empty"))
         return RESV_CREATED;
+    if (streq (method, "huge")) {
+        //  A JSON string one byte over what the broker reads.
+        size_t size = (size_t) RESV_FRAME_MAX + 1;
+        *reply_p = zframe_new (NULL, size);
+        char *data = (char *) zframe_data (*reply_p);
+        memset (data, 'x', size);
+        data [0] = data [size - 1] = '"';
+        return RESV_OK;
+    }
     if (streq (method, "call2")) {
         //  Two calls to one method, in a group commit: one batch request.
         for (int i = 0; i < 2; i++)
@@ -975,6 +984,45 @@ test_batch_request (void **state)
         zmsg_destroy (&reply);
     }
     assert_int_equal (self->calls, 9);
+    //  RESV_BATCH_MAX bodies run; one more and the batch is refused whole.
+    for (int extra = 0; extra < 2; extra++) {
+        int count = RESV_BATCH_MAX + extra;
+        char *body = (char *) malloc (16 + 3 * (size_t) count);
+        strcpy (body, "{\"batch\":[");
+        for (int index = 0; index < count; index++)
+            strcat (body, index? ",{}": "{}");
+        strcat (body, "]}");
+        s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "b-7",
+                   "batch.echo", "1000", body, NULL);
+        free (body);
+        reply = s_expect (self, s_handler, 2000);
+        assert_true (s_frame_eq (s_frame_at (reply, 4), extra? "400": "200"));
+        if (extra)
+            s_assert_error (s_frame_at (reply, 5), 400, "bad_request");
+        zmsg_destroy (&reply);
+    }
+    assert_int_equal (self->calls, 9 + RESV_BATCH_MAX);
+}
+
+//  A reply larger than the broker reads would have the broker drop the
+//  connection unread, and the client wait for its deadline: the worker
+//  answers 500 instead.
+static void
+test_reply_too_large (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "h-1",
+               "huge", "1000", "{}", NULL);
+    zmsg_t *reply = s_expect (self, s_handler, 2000);
+    assert_true (s_frame_eq (s_frame_at (reply, 4), "500"));
+    s_assert_error (s_frame_at (reply, 5), 500, "internal");
+    zmsg_destroy (&reply);
+    //  The worker goes on serving.
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "h-2",
+               "echo", "1000", "{}", NULL);
+    reply = s_expect (self, s_handler, 2000);
+    assert_true (s_frame_eq (s_frame_at (reply, 4), "200"));
+    zmsg_destroy (&reply);
 }
 
 //  Serves until both calls of "call2" have completed, or 3 s.
@@ -1956,6 +2004,7 @@ main (void)
         FAKE (test_statuses),
         FAKE (test_batch),
         FAKE (test_batch_request),
+        FAKE (test_reply_too_large),
         FAKE (test_batch_calls_fail_together),
         FAKE (test_batch_replies),
         FAKE (test_group_commit),
