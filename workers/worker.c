@@ -100,6 +100,7 @@ struct _worker_t {
     int heartbeat;              //  Heartbeat interval, ms
     int liveness;               //  Silent intervals before the broker is dead
     int64_t reply_max;          //  Largest reply the broker reads, bytes
+    bool announced;             //  READY sent on this connection
     int credit;                 //  Requests the broker may hand us at once
     int call_timeout;           //  Deadline of worker_call when given none
     s_state_t state;            //  Where the connection is
@@ -199,12 +200,22 @@ s_connect (worker_t *self)
     self->handle = zsock_resolve (self->sock);
     self->state = S_CONNECTED;
     self->epoch++;
-    int64_t now = zclock_mono ();
-    self->expires_at = now + (int64_t) self->heartbeat * self->liveness;
+    self->announced = false;
+    return 0;
+}
+
+//  Announces the worker on its connection (READY), once it is ready to
+//  serve: the broker hands it requests from then on.
+static void
+s_announce (worker_t *self)
+{
+    if (self->state != S_CONNECTED || self->announced)
+        return;
+    self->announced = true;
+    self->expires_at = zclock_mono () + (int64_t) self->heartbeat * self->liveness;
     char credit [16];
     snprintf (credit, sizeof credit, "%d", self->credit);
     s_send_ctl (self, RESV_CMD_READY, self->service, credit);
-    return 0;
 }
 
 //  Closes the socket. linger says whether queued messages may still leave
@@ -883,6 +894,8 @@ s_run_timers (worker_t *self, int64_t now)
                    self->backend);
         if (s_connect (self) == -1)
             s_lost_broker (self, now, "cannot reconnect");
+        else
+            s_announce (self);
     }
 }
 
@@ -1060,6 +1073,10 @@ worker_serve (worker_t *self, int timeout_ms, worker_handler_fn *handler,
 {
     if (!self || !handler)
         return -1;
+    //  The first serve announces the worker: its service's state is open
+    //  by now (a store that another process holds locked can take seconds
+    //  to open, and requests must not wait at a worker meanwhile).
+    s_announce (self);
     int64_t until = timeout_ms < 0? INT64_MAX: zclock_mono () + timeout_ms;
     while (true) {
         if (zsys_interrupted)
@@ -1099,7 +1116,8 @@ worker_stop (worker_t *self)
 void
 worker_keepalive (worker_t *self)
 {
-    if (!self || !(self->state == S_CONNECTED || self->state == S_STOPPING))
+    if (!self || !self->announced
+    ||  !(self->state == S_CONNECTED || self->state == S_STOPPING))
         return;
     int64_t now = zclock_mono ();
     if (now >= self->sent_at + self->heartbeat)
@@ -1532,6 +1550,7 @@ worker_call (worker_t *self, const char *service, const char *method,
                              RESV_REASON_BAD_REQUEST, "worker_call: no worker");
     if (timeout_ms <= 0)
         timeout_ms = self->call_timeout;
+    s_announce (self);          //  It serves, holding requests, meanwhile
     if (!self->client) {
         self->client = resv_new (self->frontend);
         if (!self->client) {

@@ -53,10 +53,12 @@ typedef int (worker_handler_fn) (void *state, const char *method,
 
 //  Creates a worker of service, configured from cfg (borrowed; keys
 //  broker/backend, broker/frontend, broker/heartbeat, broker/liveness,
-//  workers/SERVICE/credit), and connects it. credit is the service's own
-//  default credit, taken when workers/SERVICE/credit is not set; 0 for
-//  none, and then workers/credit. Returns NULL, after a log line, on an
-//  invalid endpoint or name.
+//  workers/SERVICE/credit), and connects it. It announces itself to the
+//  broker (READY) at its first worker_serve or worker_call, so that the
+//  service's state can be opened in between and no request waits for it.
+//  credit is the service's own default credit, taken when
+//  workers/SERVICE/credit is not set; 0 for none, and then workers/credit.
+//  Returns NULL, after a log line, on an invalid endpoint or name.
 worker_t *
     worker_new (resv_cfg_t *cfg, const char *service, int credit);
 

@@ -1203,17 +1203,22 @@ s_assert_credit (fixture_t *self, const char *echo_credit, int credit,
     worker_t *worker = worker_new (cfg, "echo", credit);
     unsetenv ("RESV_WORKERS_ECHO_CREDIT");
     assert_non_null (worker);
-    //  The worker before this one said BYE as it went: skip to the READY
-    //  (identity, protocol, command, ...).
+    //  It announces itself when it first serves. The worker before this
+    //  one said BYE as it went: skip to the READY (identity, protocol,
+    //  command, ...). Until the first serve, none comes.
     zmsg_t *ready = NULL;
     for (int i = 0; i < 200 && !ready; i++) {
+        if (i == 20)
+            worker_serve (worker, 0, s_handler, self);
         zmsg_t *msg = s_fake (self, "NEXT", NULL);
         char *kind = zmsg_popstr (msg);
         zframe_t *command = NULL;
         if (kind && streq (kind, "MSG") && zmsg_first (msg) && zmsg_next (msg))
             command = zmsg_next (msg);
-        if (command && s_frame_eq (command, RESV_CMD_READY))
+        if (command && s_frame_eq (command, RESV_CMD_READY)) {
+            assert_true (i >= 20);     //  Not before the first serve
             ready = msg;
+        }
         else {
             zmsg_destroy (&msg);
             zclock_sleep (10);
