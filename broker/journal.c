@@ -20,6 +20,7 @@ struct _journal_t {
     sqlite3_stmt *begin;        //  BEGIN IMMEDIATE
     sqlite3_stmt *commit;       //  COMMIT
     int64_t last;               //  Newest seq
+    db_moved_t moved;           //  Whether the file was deleted or moved
     zhashx_t *families;         //  Newest seq of each type family
     zhashx_t *types;            //  Newest seq of each type
 };
@@ -439,6 +440,15 @@ journal_append (journal_t *self, const journal_event_t *events, size_t count,
                                                           sizeof (journal_fresh_t));
     if (!fresh)
         return s_fail (self, error_p, -1, "journal: out of memory");
+    //  What it wrote to a file deleted or moved would be lost at the next
+    //  start: refused, and the broker logs the refusals (a stat at most
+    //  once a second, see db_moved).
+    if (db_moved (self->db, &self->moved)) {
+        free (fresh);
+        return s_fail (self, error_p, -1, "journal: %s: the database file "
+                       "was deleted or moved; refusing writes",
+                       sqlite3_db_filename (self->db, "main"));
+    }
     if (s_run (self->begin) != SQLITE_DONE) {
         free (fresh);
         return s_fail (self, error_p, -1, "journal: begin: %s",

@@ -95,7 +95,8 @@ typedef struct {
 //  journaled before keeps its first seq), and *fresh_p to a new array of
 //  the *nfresh_p events stored by this call, in order; free it with
 //  journal_fresh_destroy. On failure returns -1, stores nothing, and sets
-//  *error_p to a malloc'd message; -2 if the batch is empty.
+//  *error_p to a malloc'd message; -2 if the batch is empty. Once the
+//  file was deleted or moved (db_moved), every append fails so.
 int
     journal_append (journal_t *self, const journal_event_t *events,
                     size_t count, int64_t *seqs, journal_fresh_t **fresh_p,

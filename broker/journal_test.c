@@ -388,6 +388,29 @@ test_reopen_keeps_events (void **state)
     free (seqs);
 }
 
+//  A journal whose file was deleted while open (an rm -rf of the data
+//  directory) would go on appending to it, and lose it all at the next
+//  start: it refuses to append, says why, and reads on.
+static void
+test_deleted_file_refuses_appends (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    const char *suffixes [] = { "", "-wal", "-shm" };
+    for (size_t index = 0; index < 3; index++) {
+        char *path = zsys_sprintf ("%s%s", self->path, suffixes [index]);
+        assert_int_equal (unlink (path), 0);
+        zstr_free (&path);
+    }
+    char *error = s_append (self->journal, "[{\"id\":\"a\",\"type\":\"t\"}]", -1);
+    assert_non_null (strstr (error, "journal.db: the database file was "
+                                    "deleted or moved; refusing writes"));
+    free (error);
+    assert_int_equal (journal_last (self->journal), 0);
+    char *text = journal_read (self->journal, 1, NULL, 10);
+    assert_string_equal (text, "{\"items\":[],\"next\":1,\"last\":0}");
+    free (text);
+}
+
 static void
 test_unopenable_path_fails (void **state)
 {
@@ -423,6 +446,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_read_pages_and_prefix, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_read_prefix_far_and_near, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reopen_keeps_events, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_deleted_file_refuses_appends, s_setup, s_teardown),
         cmocka_unit_test (test_unopenable_path_fails),
         cmocka_unit_test_setup_teardown (test_not_a_database_fails, s_setup, s_teardown),
     };

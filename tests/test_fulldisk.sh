@@ -18,6 +18,11 @@
 #          size limit of 0 (prlimit --fsize; EFBIG, "disk I/O error"):
 #          even writes within a file fail, and the processes must not die
 #          of the kernel's SIGXFSZ.
+#
+# Then a third, where the data directory is removed (rm -rf) under the
+# running system: each process would go on writing to its unlinked files,
+# all of it lost at the next start. Instead writes are refused, with a
+# clear 5xx and a log line, and reads go on.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib_domain.sh"
 
@@ -247,4 +252,53 @@ else
         "CAP_SYS_ADMIN; mount said: $(head -n 1 "$T/mount.err" | head -c 200))"
 fi
 run limit 'disk I/O error'
+
+# deleted: the data directory removed while the system runs.
+deleted () {
+    MODE=deleted W=$T/deleted
+    local why='the database file was deleted or moved; refusing writes'
+    mkdir -p "$W/first"
+    export RESV_DATA_DIR=$W/var
+    if ! start_resvd; then
+        not_ok "[$MODE] resvd starts the broker and every service"
+        return
+    fi
+    RES=$(r resource add --name "Disk $MODE" --owner ann --kind storage \
+        --capacity 1000 --price 100 --approval auto | js 'd["id"]')
+    check "[$MODE] a resource" test -n "$RES"
+    reserve 1 "$W/first"
+    local first
+    first=$(js 'd["id"]' <"$W/first/1.out")
+    check "[$MODE] a reserve before the directory goes" test -n "$first"
+    check "[$MODE] and it is confirmed" wait_for 30 status_is "$first" CONFIRMED
+    PIDS_BEFORE=$(resv_pids)
+    rm -rf "$RESV_DATA_DIR"
+    # Each store looks at its file at most once a second.
+    sleep 1.5
+    local i
+    for i in 2 3 4; do reserve $i "$W/first"; done
+    outcomes "$W/first" >"$W/first.outcomes"
+    echo "# [$MODE] $(cat "$W/first/2.out")"
+    local odd
+    odd=$(sed 1d "$W/first.outcomes" | grep -vE ' err 50[03] internal$')
+    check "[$MODE] every reserve is refused, 500 or 503${odd:+: $(printf '%s' "$odd" | head -n 3 | tr '\n' ';')}" \
+        test -z "$odd"
+    check "[$MODE] and says why" grep -q "$why" "$W/first/2.out"
+    check "[$MODE] the reservation service logged it" \
+        grep -qE "/reservation\.db: (.*: )?$why" "$T/resvd.log"
+    check "[$MODE] and refused them before their holds" holds_are 1
+    check "[$MODE] a reservation made before is still read from the view" \
+        status_is "$first" CONFIRMED
+    check "[$MODE] no process died or was restarted" test "$(resv_pids)" = "$PIDS_BEFORE"
+    local lines
+    lines=$(wc -l <"$T/resvd.log")
+    sleep 5
+    lines=$(( $(wc -l <"$T/resvd.log") - lines ))
+    check "[$MODE] while it lasts, the log does not flood ($lines lines in 5 s)" \
+        test $lines -lt 40
+    kill -TERM "$RESVD_PID"
+    wait_for 20 dead "$RESVD_PID"
+    mv "$T/resvd.log" "$W/resvd.log"
+}
+deleted
 finish

@@ -545,6 +545,22 @@ db_exec_retry (sqlite3 *db, const char *sql, int timeout_ms, char **error_p)
     }
 }
 
+bool
+db_moved (sqlite3 *db, db_moved_t *self)
+{
+    int64_t now = zclock_mono ();
+    if (now >= self->next) {
+        //  The unix VFS stats the path and compares the inode (ours
+        //  passes the file control on to it); a VFS that does not know
+        //  the file control leaves moved alone.
+        int moved = 0;
+        sqlite3_file_control (db, "main", SQLITE_FCNTL_HAS_MOVED, &moved);
+        self->moved = moved != 0;
+        self->next = now + DB_MOVED_CHECK_MS;
+    }
+    return self->moved;
+}
+
 int
 db_open (const char *path, int flags, sqlite3 **db_p)
 {

@@ -18,6 +18,7 @@
 #define DB_H_INCLUDED
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -75,6 +76,23 @@ void
 int
     db_exec_retry (sqlite3 *db, const char *sql, int timeout_ms,
                    char **error_p);
+
+//  Whether the file of db was deleted or renamed since it was opened (an
+//  rm -rf of the data directory, say). A connection goes on writing to
+//  its unlinked file as if nothing happened, and what it writes is lost
+//  at the next start, which opens a new file at the path: so writers
+//  refuse to write once it has moved. Asking costs a stat, so *self keeps
+//  the answer, asked again at most every DB_MOVED_CHECK_MS (start from a
+//  zeroed struct). A file put back where it was is answered false again.
+#define DB_MOVED_CHECK_MS   1000
+
+typedef struct {
+    int64_t next;               //  When to ask again (monotonic ms)
+    bool moved;                 //  The last answer
+} db_moved_t;
+
+bool
+    db_moved (sqlite3 *db, db_moved_t *self);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,7 @@
     real broker (in-process actor) and real SQLite files.  */
 
 #include "events.h"
+#include "db.h"
 #include "fields.h"
 #include "testkit.h"
 #include "resv_util.h"
@@ -844,6 +845,66 @@ test_event_ids_sort_by_time (void **state)
     store_destroy (&store);
 }
 
+//  A store whose file was deleted or moved while open (an rm -rf of the
+//  data directory) would go on writing to it, and lose it all at the
+//  next start: it refuses to begin a write, alone or as a batch, and any
+//  write outside one (a request run without its batch), and says why; it
+//  reads on. It looks at most once a second: a file put back where it
+//  was takes writes again once that second has passed.
+#define S_MOVED_SCHEMA "CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY);" \
+                       "INSERT OR IGNORE INTO rows VALUES (1);"
+#define S_REFUSED "the database file was deleted or moved; refusing writes"
+
+static void
+test_store_refuses_writes_once_deleted (void **state)
+{
+    testkit_t *kit = (testkit_t *) *state;
+    store_t *store = store_new (testkit_cfg (kit), "deleted", S_MOVED_SCHEMA);
+    assert_non_null (store);
+    const char *suffixes [] = { "", "-wal", "-shm" };
+    for (size_t index = 0; index < 3; index++) {
+        char *path = zsys_sprintf ("%s%s", store_path (store), suffixes [index]);
+        assert_int_equal (unlink (path), 0);
+        zstr_free (&path);
+    }
+    assert_int_equal (store_begin (store), -1);
+    assert_string_equal (store_error (store), S_REFUSED);
+    assert_true (sqlite3_get_autocommit (store_db (store)));
+    assert_int_equal (store_batch_begin (store), -1);
+    assert_true (sqlite3_get_autocommit (store_db (store)));
+    assert_int_equal (testkit_sql_int (store, "INSERT INTO rows VALUES (2) "
+                                              "RETURNING id"), -1);
+    assert_string_equal (store_error (store), S_REFUSED);
+    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM rows"), 1);
+    store_destroy (&store);
+}
+
+static void
+test_store_refuses_writes_once_moved (void **state)
+{
+    testkit_t *kit = (testkit_t *) *state;
+    store_t *store = store_new (testkit_cfg (kit), "moved", S_MOVED_SCHEMA);
+    assert_non_null (store);
+    assert_int_equal (store_begin (store), 0);
+    assert_int_equal (store_commit (store), 0);
+    char *aside = zsys_sprintf ("%s.aside", store_path (store));
+    assert_int_equal (rename (store_path (store), aside), 0);
+    zclock_sleep (DB_MOVED_CHECK_MS + 100);
+    assert_int_equal (store_begin (store), -1);
+    assert_string_equal (store_error (store), S_REFUSED);
+    //  Reads go on, and after one the error is SQLite's again.
+    assert_int_equal (testkit_sql_int (store, "SELECT count (*) FROM rows"), 1);
+    assert_string_not_equal (store_error (store), S_REFUSED);
+    assert_int_equal (rename (aside, store_path (store)), 0);
+    zclock_sleep (DB_MOVED_CHECK_MS + 100);
+    assert_int_equal (store_begin (store), 0);
+    assert_int_equal (testkit_sql_int (store, "INSERT INTO rows VALUES (2) "
+                                              "RETURNING id"), 2);
+    assert_int_equal (store_commit (store), 0);
+    store_destroy (&store);
+    zstr_free (&aside);
+}
+
 static void
 test_store_open_failures (void **state)
 {
@@ -878,6 +939,8 @@ main (void)
         T (test_failed_apply_is_retried_not_skipped),
         T (test_store_batch),
         T (test_event_ids_sort_by_time),
+        T (test_store_refuses_writes_once_deleted),
+        T (test_store_refuses_writes_once_moved),
         T (test_missed_last_event_found_when_quiet),
         T (test_family_consumer_finds_a_gap_by_prev),
         T (test_malformed_fan_out_is_dropped),

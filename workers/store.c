@@ -15,6 +15,8 @@
 #define S_BUSY_TIMEOUT  10000
 //  Time digits at the front of an event id (store_emit, store_caused_id).
 #define S_ID_TIME_DIGITS 12
+//  Why a store whose file was deleted or moved refuses to write.
+#define S_MOVED "the database file was deleted or moved; refusing writes"
 
 struct _store_t {
     sqlite3 *db;                //  The connection
@@ -32,7 +34,9 @@ struct _store_t {
     int64_t acked;              //  Outbox rows up to here were acknowledged
     int64_t pruned;             //  and deleted up to here
     db_busy_t busy;             //  How a wait for a lock keeps a worker alive
-    resv_log_limit_t disk_log;  //  Writes the disk refused, logged
+    resv_log_limit_t disk_log;  //  Writes refused for a cause that lasts
+                                //  (a full disk, a moved file), logged
+    db_moved_t moved;           //  Whether the file was deleted or moved
 };
 
 static const char *s_base_schema =
@@ -127,6 +131,15 @@ store_db (store_t *self)
     return self->db;
 }
 
+//  Whether the last failure is a write refused because the file was
+//  deleted or moved (see s_check_file).
+static bool
+s_moved_error (store_t *self)
+{
+    return self->moved.moved
+        && (sqlite3_errcode (self->db) & 0xff) == SQLITE_READONLY;
+}
+
 int
 store_fail (store_t *self, zframe_t **reply_p, const char *service,
             const char *operation, const char *subject)
@@ -134,8 +147,16 @@ store_fail (store_t *self, zframe_t **reply_p, const char *service,
     //  A copy first: the rollback may replace the message.
     char error [256];
     snprintf (error, sizeof error, "%s", store_error (self));
+    bool moved = s_moved_error (self);
     store_rollback (self);
-    zsys_error ("%s: %s %.64s: %s", service, operation, subject, error);
+    //  A moved file refuses every request's writes: one line every 10 s.
+    unsigned skipped;
+    if (!moved)
+        zsys_error ("%s: %s %.64s: %s", service, operation, subject, error);
+    else
+    if (resv_log_due (&self->disk_log, 10000, &skipped))
+        zsys_error ("%s: %s %.64s: %s: %s (%u more such since the last line)",
+                    service, operation, subject, self->path, error, skipped);
     return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                         "%s: %s %.64s: %s", service, operation, subject, error);
 }
@@ -143,7 +164,7 @@ store_fail (store_t *self, zframe_t **reply_p, const char *service,
 const char *
 store_error (store_t *self)
 {
-    return sqlite3_errmsg (self->db);
+    return s_moved_error (self)? S_MOVED: sqlite3_errmsg (self->db);
 }
 
 sqlite3_stmt *
@@ -184,10 +205,12 @@ s_exec (store_t *self, const char *sql, const char *what)
 {
     sqlite3_stmt *stmt = store_stmt (self, sql);
     int rc = stmt? sqlite3_step (stmt): SQLITE_ERROR;
-    //  A full or failing disk refuses every commit until it is fixed, and
-    //  the callers retry: one line every 10 s says so.
+    //  A full or failing disk, or a file deleted or moved (s_check_file),
+    //  refuses every write until it is fixed, and the callers retry: one
+    //  line every 10 s says so.
     unsigned skipped;
-    bool disk = (rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_IOERR;
+    bool disk = (rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_IOERR
+             || s_moved_error (self);
     if (rc == SQLITE_DONE || !what)
         ;
     else
@@ -197,7 +220,7 @@ s_exec (store_t *self, const char *sql, const char *what)
     else
     if (resv_log_due (&self->disk_log, 10000, &skipped))
         zsys_error ("store: %s: %s: %s (%u more such since the last line)",
-                    self->path, what, sqlite3_errmsg (self->db), skipped);
+                    self->path, what, store_error (self), skipped);
     if (stmt)
         sqlite3_reset (stmt);
     return rc == SQLITE_DONE? 0: -1;
@@ -217,11 +240,31 @@ s_savepoint (store_t *self)
     return 0;
 }
 
+//  Before a write transaction or batch begins, looks (at most once a
+//  second, see db_moved) whether the file was deleted or moved: all that
+//  is written to it from then on would be lost at the next start. For as
+//  long as it is, the connection is read-only (PRAGMA query_only), so
+//  that SQLite refuses every write, in a transaction or not, and reads
+//  go on.
+static void
+s_check_file (store_t *self)
+{
+    bool was = self->moved.moved;
+    if (db_moved (self->db, &self->moved) == was)
+        return;
+    sqlite3_exec (self->db, was? "PRAGMA query_only = 0": "PRAGMA query_only = 1",
+                  NULL, NULL, NULL);
+    if (was)
+        zsys_info ("store: %s: the database file is back; writes go on",
+                   self->path);
+}
+
 int
 store_begin (store_t *self)
 {
     if (self->batch)
         return s_savepoint (self);
+    s_check_file (self);
     int rc = s_exec (self, "BEGIN IMMEDIATE", "begin");
     self->writing = rc == 0;
     self->emitting = false;
@@ -316,8 +359,10 @@ store_rollback (store_t *self)
 int
 store_batch_begin (store_t *self)
 {
-    if (self->batch || !sqlite3_get_autocommit (self->db)
-    ||  s_exec (self, "BEGIN IMMEDIATE", "begin a batch"))
+    if (self->batch || !sqlite3_get_autocommit (self->db))
+        return -1;
+    s_check_file (self);
+    if (s_exec (self, "BEGIN IMMEDIATE", "begin a batch"))
         return -1;
     self->batch = true;
     self->savepoint = false;

@@ -66,7 +66,12 @@ sqlite3_stmt *
 
 //  BEGIN IMMEDIATE: takes the write lock now, waiting for other processes
 //  up to the busy timeout. Returns 0, or -1 (database busy or broken,
-//  logged) with no transaction open.
+//  logged) with no transaction open. Here and in store_batch_begin the
+//  store looks, at most once a second (db_moved), whether its file was
+//  deleted or moved: what it wrote would be lost at the next start, so
+//  from then on SQLite refuses its every write (SQLITE_READONLY, which
+//  store_error words "the database file was deleted or moved; refusing
+//  writes"), logged at most every 10 s; reads go on.
 int
     store_begin (store_t *self);
 
@@ -214,14 +219,16 @@ int
     store_page_after (const char *text, char mark, int64_t *position_p);
 
 //  A store failure in a request handler, in one call: logs "SERVICE:
-//  OPERATION SUBJECT: the SQLite error", rolls the transaction back (so
+//  OPERATION SUBJECT: the SQLite error" (at most every 10 s for a file
+//  deleted or moved, see store_begin), rolls the transaction back (so
 //  nothing is half-written), sets *reply_p (destroying what it held) to a
 //  500 saying the same, and returns 500.
 int
     store_fail (store_t *self, zframe_t **reply_p, const char *service,
                 const char *operation, const char *subject);
 
-//  The last SQLite error message of this connection.
+//  The last SQLite error message of this connection (for a write refused
+//  because the file was deleted or moved, see store_begin, that).
 const char *
     store_error (store_t *self);
 
