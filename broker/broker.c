@@ -834,14 +834,23 @@ s_worker_reply (broker_t *self, worker_t *worker, s_msg_t *msg)
     int64_t status;
     char key [RESV_TICKET_MAX + 1];
     if (msg->count != RESV_WORKER_REP_FRAMES + 1
-    ||  zmq_msg_size (ticket) > RESV_TICKET_MAX
-    ||  !s_part_number (&msg->part [4], &status) || status < 100 || status > 599) {
+    ||  zmq_msg_size (ticket) > RESV_TICKET_MAX) {
         s_malformed (self, "backend", "REP with bad frames");
         return;
     }
     memcpy (key, zmq_msg_data (ticket), zmq_msg_size (ticket));
     key [zmq_msg_size (ticket)] = 0;
     request_t *request = (request_t *) zhashx_lookup (self->requests, key);
+    if (!s_part_number (&msg->part [4], &status) || status < 100 || status > 599) {
+        s_malformed (self, "backend", "REP with a bad status");
+        //  Its client need not wait for the deadline: the worker failed.
+        if (request && request->worker == worker) {
+            s_breaker_failure (self, request->service, request);
+            s_request_fail (self, request, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                            "the worker sent a malformed reply");
+        }
+        return;
+    }
     if (!request || request->worker != worker)
         return;                 //  Late: answered 504 already, or re-sent
     service_t *service = request->service;

@@ -582,6 +582,28 @@ test_garbage_on_both_ports (void **state)
     test_ping (state);
 }
 
+//  A reply with a status out of range fails its request at once, 500,
+//  rather than leaving the client to its deadline.
+static void
+test_bad_status_reply_500 (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "echo", "4");
+    s_wait_workers (self, "echo", 1);
+    s_request (self->client, "r1", "echo", "", "10000", "x");
+    char *ticket = s_worker_take (worker, NULL);
+    s_worker_reply (worker, &ticket, "600", "odd");
+    s_expect_error (self->client, "r1", "500", RESV_REASON_INTERNAL);
+    //  The worker still serves.
+    s_request (self->client, "r2", "echo", "", "2000", "y");
+    ticket = s_worker_take (worker, NULL);
+    s_worker_reply (worker, &ticket, "200", "fine");
+    char *body = s_expect_reply (self->client, "r2", "200");
+    assert_string_equal (body, "fine");
+    zstr_free (&body);
+    zsock_destroy (&worker);
+}
+
 //  A worker cannot answer a request it was not given.
 static void
 test_reply_to_other_workers_ticket_dropped (void **state)
@@ -1124,6 +1146,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_malformed_requests_400, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_garbage_from_workers_ignored, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_garbage_on_both_ports, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_bad_status_reply_500, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reply_to_other_workers_ticket_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_internal_methods_need_the_key, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_too_large_request_400, s_setup, s_teardown),
