@@ -13,6 +13,7 @@
 #include "resv_proto.h"
 #include "journal.h"
 #include "checkpoint.h"
+#include "db.h"
 #include "resv_poll.h"
 #include "resv_util.h"
 #include <errno.h>
@@ -1737,7 +1738,7 @@ s_broker_new (resv_cfg_t *cfg)
         zsock_destroy (&self->events);
     }
     const char *dir = resv_cfg_str (cfg, "data/dir", "./var");
-    if (zsys_dir_create ("%s", dir))
+    if (db_dir_create (dir))
         zsys_error ("broker: create data directory %s: %s", dir, strerror (errno));
     else {
         char *path = zsys_sprintf ("%s/journal.db", dir);

@@ -33,6 +33,9 @@
 #include <czmq.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <errno.h>
+#include <limits.h>
 
 //  Most bytes gathered before a write. SQLite's unix VFS writes at most
 //  128 KiB - 1 bytes per call (it masks a write's size to 17 bits, as
@@ -567,4 +570,35 @@ db_open (const char *path, int flags, sqlite3 **db_p)
     pthread_once (&s_setup_once, s_setup);
     return sqlite3_open_v2 (path, db_p, flags | SQLITE_OPEN_NOMUTEX,
                             s_real_vfs? "resv": NULL);
+}
+
+int
+db_dir_create (const char *dir)
+{
+    //  mkdir -p: each level in turn, where one that is there already,
+    //  made by us or by another process a moment ago, is fine.
+    char path [PATH_MAX];
+    size_t size = strlen (dir);
+    if (size == 0 || size >= sizeof path) {
+        errno = size? ENAMETOOLONG: ENOENT;
+        return -1;
+    }
+    memcpy (path, dir, size + 1);
+    for (size_t end = 1; end <= size; end++) {
+        if (path [end] != '/' && path [end] != 0)
+            continue;
+        char kept = path [end];
+        path [end] = 0;
+        struct stat info;
+        if (mkdir (path, 0777) == -1 && errno != EEXIST)
+            return -1;
+        if (stat (path, &info) == -1)
+            return -1;
+        if (!S_ISDIR (info.st_mode)) {
+            errno = ENOTDIR;
+            return -1;
+        }
+        path [end] = kept;
+    }
+    return 0;
 }

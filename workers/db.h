@@ -94,6 +94,13 @@ typedef struct {
 bool
     db_moved (sqlite3 *db, db_moved_t *self);
 
+//  Creates directory dir and its parents, as the data directory of a
+//  store or the journal. Another process creating it at the same moment
+//  (resvd starts them all at once) is no failure. Returns 0, or -1 with
+//  errno set.
+int
+    db_dir_create (const char *dir);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,6 +6,7 @@
 #include "fields.h"
 #include "testkit.h"
 #include "resv_util.h"
+#include <sys/wait.h>
 
 //  Publishes an event of type about r1, with event id id.
 static void
@@ -919,6 +920,37 @@ test_store_open_failures (void **state)
     setenv ("RESV_DATA_DIR", testkit_dir (kit), 1);
 }
 
+//  resvd starts every process at once, and each makes the data directory
+//  if it is not there: none may fail because another made it first.
+static void
+test_data_dir_made_by_many_at_once (void **state)
+{
+    testkit_t *kit = (testkit_t *) *state;
+    for (int round = 0; round < 20; round++) {
+        char *dir = zsys_sprintf ("%s/race%d/a/b/c", testkit_dir (kit), round);
+        pid_t children [8];
+        for (int index = 0; index < 8; index++) {
+            children [index] = fork ();
+            assert_true (children [index] >= 0);
+            if (children [index] == 0)
+                _exit (db_dir_create (dir) == 0? 0: 1);
+        }
+        for (int index = 0; index < 8; index++) {
+            int status = -1;
+            assert_int_equal (waitpid (children [index], &status, 0), children [index]);
+            assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+        }
+        zstr_free (&dir);
+    }
+    //  A file where the directory should be is a failure.
+    char *file = zsys_sprintf ("%s/race0/file", testkit_dir (kit));
+    FILE *handle = fopen (file, "w");
+    assert_non_null (handle);
+    fclose (handle);
+    assert_int_equal (db_dir_create (file), -1);
+    zstr_free (&file);
+}
+
 int
 main (void)
 {
@@ -941,6 +973,7 @@ main (void)
         T (test_event_ids_sort_by_time),
         T (test_store_refuses_writes_once_deleted),
         T (test_store_refuses_writes_once_moved),
+        T (test_data_dir_made_by_many_at_once),
         T (test_missed_last_event_found_when_quiet),
         T (test_family_consumer_finds_a_gap_by_prev),
         T (test_malformed_fan_out_is_dropped),

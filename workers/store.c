@@ -60,7 +60,7 @@ store_new (resv_cfg_t *cfg, const char *name, const char *schema)
 {
     store_t *self = (store_t *) zmalloc (sizeof (store_t));
     const char *dir = resv_cfg_str (cfg, "data/dir", "./var");
-    if (zsys_dir_create ("%s", dir)) {
+    if (db_dir_create (dir)) {
         zsys_error ("store: create directory %s: %s", dir, strerror (errno));
         free (self);
         return NULL;
