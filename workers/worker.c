@@ -490,6 +490,9 @@ s_run_batch (worker_t *self, s_request_t *request, worker_handler_fn *handler,
     zchunk_t *reply = zchunk_new (NULL, 256);
     zchunk_extend (reply, "{\"batch\":[", 10);
     for (size_t index = 0; index < batch.nitems; index++) {
+        //  A batch of slow requests (a payment provider's latency each)
+        //  may take longer than the broker's liveness: heartbeat between.
+        worker_keepalive (self);
         zframe_t *item_body = zframe_new (batch.items [index].text,
                                           batch.items [index].size);
         zframe_t *item_reply = NULL;
@@ -851,11 +854,25 @@ s_drain (worker_t *self, worker_handler_fn *handler, void *state)
     return requests;
 }
 
+//  Stopped (the broker said BYE), with requests still in hand: deferred
+//  ones, or ones waiting on calls. The broker keeps such a worker while
+//  it hears from it, so it goes on with its heartbeats until they are
+//  answered; silent, it would be taken for dead and its requests failed.
+static bool
+s_finishing (worker_t *self)
+{
+    return self->state == S_STOPPED && self->handle
+        && (self->later || self->ncalls);
+}
+
 //  The next time a timer needs the worker, on zclock_mono().
 static int64_t
 s_next_timer (worker_t *self)
 {
     int64_t next = INT64_MAX;
+    if (s_finishing (self))
+        next = self->sent_at + self->heartbeat;
+    else
     if (self->state == S_CONNECTED || self->state == S_STOPPING) {
         next = self->sent_at + self->heartbeat;
         if (self->expires_at < next)
@@ -874,6 +891,11 @@ s_next_timer (worker_t *self)
 static void
 s_run_timers (worker_t *self, int64_t now)
 {
+    if (s_finishing (self)) {
+        if (now >= self->sent_at + self->heartbeat)
+            s_send_ctl (self, RESV_CMD_HEARTBEAT, NULL, NULL);
+    }
+    else
     if (self->state == S_CONNECTED || self->state == S_STOPPING) {
         if (now >= self->expires_at)
             s_lost_broker (self, now, "broker silent");
@@ -1093,7 +1115,9 @@ worker_serve (worker_t *self, int timeout_ms, worker_handler_fn *handler,
         served += s_run_calls (self);
         int64_t now = zclock_mono ();
         s_run_timers (self, now);
-        if (self->state != S_STOPPED && (served || now >= until))
+        //  Stopped, it goes on until what it holds is answered, but still
+        //  gives its caller a turn once the time asked for is up.
+        if ((self->state != S_STOPPED && served) || now >= until)
             return 0;
     }
 }
@@ -1117,7 +1141,8 @@ void
 worker_keepalive (worker_t *self)
 {
     if (!self || !self->announced
-    ||  !(self->state == S_CONNECTED || self->state == S_STOPPING))
+    ||  !(self->state == S_CONNECTED || self->state == S_STOPPING
+          || s_finishing (self)))
         return;
     int64_t now = zclock_mono ();
     if (now >= self->sent_at + self->heartbeat)

@@ -618,6 +618,7 @@ typedef struct {
     int done;                   //  Completions of "call2"'s calls
     int done_status [2];        //  And what they got
     char done_reason [2][32];
+    worker_later_t *later;      //  The request "defer" took aside
 } fixture_t;
 
 //  Sends the fake a command with the arguments in args, up to a NULL, and
@@ -716,6 +717,15 @@ s_handler (void *state, const char *method, zframe_t **body_p,
     }
     if (streq (method, "empty"))
         return RESV_CREATED;
+    if (streq (method, "defer")) {
+        self->later = worker_defer (self->worker);
+        assert_non_null (self->later);
+        return WORKER_DEFERRED;
+    }
+    if (streq (method, "slow")) {
+        zclock_sleep (HEARTBEAT / 2 + 10);
+        return RESV_CREATED;
+    }
     if (streq (method, "huge")) {
         //  A JSON string one byte over what the broker reads.
         size_t size = (size_t) RESV_FRAME_MAX + 1;
@@ -1347,6 +1357,25 @@ test_heartbeat (void **state)
     assert_in_range (s_heartbeats (self), 0, 3);
 }
 
+//  A batch of slow requests, longer than the broker's liveness in all,
+//  keeps the heartbeats going: the broker must not take the worker for
+//  dead meanwhile.
+static void
+test_batch_heartbeats (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_heartbeats (self);
+    //  12 requests of 60 ms: 720 ms, over LIVENESS x HEARTBEAT (400 ms).
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "s-1",
+               "batch.slow", "5000", "{\"batch\":[{},{},{},{},{},{},{},{},"
+               "{},{},{},{}]}", NULL);
+    zmsg_t *reply = s_expect (self, s_handler, 3000);
+    assert_non_null (reply);
+    assert_true (s_frame_eq (s_frame_at (reply, 4), "200"));
+    zmsg_destroy (&reply);
+    assert_in_range (s_heartbeats (self), 4, 12);
+}
+
 //  Serves the worker until the fake sees READY again, from a new identity.
 //  Returns the time that took, or -1.
 static int64_t
@@ -1445,6 +1474,37 @@ test_graceful_stop (void **state)
     assert_int_equal (worker_serve (self->worker, 0, s_handler, self), -1);
     assert_int_equal (s_heartbeats (self), 0);
     assert_null (s_expect (self, s_handler, 100));
+}
+
+//  Stopped with a request still in hand (taken aside, answered later),
+//  the worker goes on with its heartbeats until it has answered: the
+//  broker keeps it while it hears from it, and takes a silent one for
+//  dead, failing the request.
+static void
+test_stop_heartbeats_while_finishing (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "d-1",
+               "defer", "5000", "{}", NULL);
+    int64_t end = zclock_mono () + 2000;
+    while (!self->later && zclock_mono () < end)
+        worker_serve (self->worker, 10, s_handler, self);
+    assert_non_null (self->later);
+    s_fake_ok (self, "AUTOBYE", "1", NULL);
+    worker_stop (self->worker);
+    s_heartbeats (self);
+    //  Six intervals with the request in hand.
+    end = zclock_mono () + 6 * HEARTBEAT;
+    while (zclock_mono () < end)
+        assert_int_equal (worker_serve (self->worker, 10, s_handler, self), 0);
+    assert_in_range (s_heartbeats (self), 3, 8);
+    zframe_t *answer = zframe_new ("{}", 2);
+    worker_answer (self->worker, &self->later, RESV_OK, &answer);
+    end = zclock_mono () + 2000;
+    int rc = 0;
+    while (rc == 0 && zclock_mono () < end)
+        rc = worker_serve (self->worker, 10, s_handler, self);
+    assert_int_equal (rc, -1);
 }
 
 static void
@@ -2017,10 +2077,12 @@ main (void)
         FAKE (test_expired),
         FAKE (test_malformed),
         FAKE (test_heartbeat),
+        FAKE (test_batch_heartbeats),
         FAKE (test_silent_broker),
         FAKE (test_unexpected_bye),
         FAKE (test_graceful_stop),
         FAKE (test_stop_unanswered),
+        FAKE (test_stop_heartbeats_while_finishing),
         FAKE (test_interrupted),
         FAKE (test_call_holds),
         FAKE (test_call_timeout),
