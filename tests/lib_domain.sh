@@ -1,9 +1,10 @@
 # shellcheck shell=bash
 # tests/lib_domain.sh: helpers of the integration tests of the reservation
-# flow (test_saga.sh, test_guarantees.sh, test_badinput.sh), sourced after
-# lib.sh. They run the whole system under resvd, read JSON with python3
-# (standard library only) and wait for the asynchronous side of the saga
-# (approval, payment, notification, view) to catch up.
+# flow (test_saga.sh, test_guarantees.sh, test_badinput.sh, and
+# test_resvd.sh's stop under load), sourced after lib.sh. They run the
+# whole system under resvd, read JSON with python3 (standard library only)
+# and wait for the asynchronous side of the saga (approval, payment,
+# notification, view) to catch up.
 
 # python3 itself, not a wrapper (a pyenv shim costs 0.3 s a call).
 PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)

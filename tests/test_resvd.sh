@@ -4,8 +4,9 @@
 # scales a service up and down, refuses bad scale requests, and on SIGTERM
 # stops everything and exits 0 leaving no process behind; a killed resvd
 # leaves none either. A worker told to stop with a request in hand answers
-# it first.
+# it first, and a stop under a load of reserves finishes each of them.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib_domain.sh"
 
 # Slower heartbeats than lib.sh's: echo sleep blocks its worker for 600 ms,
 # which must not be taken for dead meanwhile (liveness 3 x 300 ms).
@@ -232,5 +233,94 @@ kill -KILL "$RESVD_PID"
 wait "$RESVD_PID" 2>/dev/null
 check "its children all exit when it is killed" \
     wait_for 10 none_alive "${KIDS[@]}"
+
+# --- A stop under load finishes the reserves in flight ---------------------
+# The whole system, payment taking 200 ms a call and one request at a time
+# (credit 1): the authorisations of 20 reserves at once wait their turn at
+# the broker, 4 s in all. SIGTERM comes once all 20 hold their units, so
+# each is in the middle of its saga. Spec 4.8: each must finish, and nothing may be
+# left half done. That needs resvd to stop reservation, the caller, before
+# availability and payment, which it calls: stopped at once, payment would
+# take no more of the queue, and availability no release of an undo.
+use_free_ports
+for s in AVAILABILITY RESERVATION PAYMENT APPROVAL NOTIFICATION VIEW; do
+    export RESV_WORKERS_${s}_COUNT=1
+done
+export RESV_WORKERS_ECHO_COUNT=0 RESV_WORKERS_PAYMENT_CREDIT=1
+export RESV_PAYMENT_LATENCY=200
+# Reservation sends its calls in batches of up to 16 (3.2 s of payments
+# here), and a stopped worker still finishes what it holds: through both
+# the workers go on with their heartbeats, so lib.sh's liveness of 1 s
+# stands.
+# Room for the 4 s of payments, so that no process is killed.
+export RESV_RESVD_STOP_TIMEOUT=20000
+spawn resvd4 "$BIN/resvd"
+RESVD_PID=$LAST_PID
+system_up () {
+    local s
+    for s in availability reservation payment approval notification view; do
+        counts "$s" 1 || return 1
+    done
+}
+check "resvd starts every domain service" wait_for 15 system_up
+RESOURCE=$("${R[@]}" resource add --name Hall --owner ann --capacity 50 |
+           js 'd["id"]')
+check "a resource of capacity 50" test -n "$RESOURCE"
+held_now () {
+    "${R[@]}" availability --resource "$RESOURCE" --date 2027-09-01 |
+        js 'd["days"][0]["held"]'
+}
+held_is () { test "$(held_now)" = "$1"; }
+mkdir -p "$T/load"
+for i in $(seq 1 20); do
+    "$BIN/resv" -t 30000 reserve --customer "guest$i" --resource "$RESOURCE" \
+        --date 2027-09-01 >"$T/load/$i.out" 2>&1 &
+    echo $! >"$T/load/$i.pid"
+done
+check "the 20 reserves hold their units, mid-saga" wait_for 10 held_is 20
+kill -TERM "$RESVD_PID"
+for i in $(seq 1 20); do
+    wait "$(cat "$T/load/$i.pid")"; echo $? >"$T/load/$i.rc"
+done
+check "resvd exits within 20 s of SIGTERM" wait_for 20 dead "$RESVD_PID"
+wait "$RESVD_PID"
+check "with status 0" test $? -eq 0
+# Every one of them was in flight (its units held), so each must end
+# 201: not a 503 or 504 about a call to availability or payment, nor the
+# broker's "no worker came in time" of a request its stopping worker lost.
+outcomes "$T/load" >"$T/load/outcomes"
+MADE=$(grep -c ' ok ' "$T/load/outcomes")
+ODD=$(grep -v ' ok ' "$T/load/outcomes" | head -n 3 | tr '\n' ';')
+check "the 20 reserves in flight all get 201 (got $MADE)${ODD:+: $ODD}" \
+    test "$MADE" = 20
+sed -n '/resvd: stopping [0-9]* workers/,$p' "$T/resvd4.log" >"$T/stop4.log"
+check "none had to be killed" eval '! grep -q "did not stop" "$T/stop4.log"'
+# line_of PATTERN: the number of the first line of the stop's log with it.
+line_of () { grep -nE "$1" "$T/stop4.log" | head -n 1 | cut -d: -f1; }
+in_waves () {
+    local approval reservation payment
+    approval=$(line_of 'resvd: approval, pid [0-9]+, exited')
+    reservation=$(line_of 'resvd: stopping reservation, pid')
+    [ -n "$approval" ] && [ -n "$reservation" ] &&
+        [ "$approval" -lt "$reservation" ] || return 1
+    reservation=$(line_of 'resvd: reservation, pid [0-9]+, exited')
+    payment=$(line_of 'resvd: stopping payment, pid')
+    [ -n "$reservation" ] && [ -n "$payment" ] &&
+        [ "$reservation" -lt "$payment" ]
+}
+check "approval ends before reservation is stopped, reservation before payment" \
+    in_waves
+# Back on the same data: the units held are those of the reservations made,
+# none held by a reserve that was cut short.
+use_free_ports
+spawn resvd5 "$BIN/resvd"
+RESVD_PID=$LAST_PID
+check "resvd starts again on the same data" wait_for 15 system_up
+check "the units held are the $MADE reserved (held $(held_now))" \
+    held_is "$MADE"
+kill -TERM "$RESVD_PID"
+check "the second resvd stops too" wait_for 20 dead "$RESVD_PID"
+wait "$RESVD_PID"
+check "with status 0" test $? -eq 0
 
 finish

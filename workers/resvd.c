@@ -27,6 +27,8 @@ typedef struct {
 typedef struct {
     const char *name;           //  "broker" or the service name
     const char *service;        //  Argument of resv-worker; NULL for broker
+    int wave;                   //  When it stops, highest first: 1 + its
+                                //  svc_t depth; the broker's, 0, last
     int want;                   //  Processes that should run
     zlistx_t *children;         //  s_child_t *, oldest first
     int64_t start_at;           //  Restart backoff: start none before this
@@ -44,6 +46,7 @@ struct _resvd_t {
     int stop_timeout;           //  resvd/stop_timeout, ms
     s_group_t *groups;          //  The broker first, then each service
     size_t ngroups;             //  Entries in groups
+    int waves;                  //  The highest wave of a group
     worker_t *worker;           //  Our own worker, service "resvd"
     bool stopping;              //  Shutting down: restart nothing
 };
@@ -256,33 +259,44 @@ s_reap (resvd_t *self)
         s_ended (self, pid, status, zclock_mono ());
 }
 
+//  Live processes of the groups of wave or a higher one.
 static size_t
-s_children (resvd_t *self, bool workers_only)
+s_children (resvd_t *self, int wave)
 {
     size_t count = 0;
     for (size_t i = 0; i < self->ngroups; i++)
-        if (self->groups [i].service || !workers_only)
+        if (self->groups [i].wave >= wave)
             count += zlistx_size (self->groups [i].children);
     return count;
 }
 
-//  Sends SIGTERM to every process of the groups chosen, then reaps until
+//  Sends SIGTERM to every process of the groups of wave, then reaps until
 //  they are gone; stop_timeout ms later, what is left gets SIGKILL. Serves
 //  our own worker meanwhile while it runs, so that it finishes its stop.
 static void
-s_stop_all (resvd_t *self, bool workers_only, bool *serving)
+s_stop_wave (resvd_t *self, int wave, bool *serving)
 {
+    char names [256] = "";
+    for (size_t i = 0; i < self->ngroups; i++) {
+        s_group_t *group = &self->groups [i];
+        size_t used = strlen (names);
+        if (group->wave == wave && zlistx_size (group->children))
+            snprintf (names + used, sizeof names - used, "%s%s",
+                      used? ", ": "", group->name);
+    }
+    if (*names)
+        zsys_info ("resvd: stopping %s", names);
     int64_t now = zclock_mono ();
     for (size_t i = 0; i < self->ngroups; i++) {
         s_group_t *group = &self->groups [i];
-        if (group->service || !workers_only) {
+        if (group->wave == wave) {
             group->want = 0;
             s_child_t *child = (s_child_t *) zlistx_first (group->children);
             for (; child; child = (s_child_t *) zlistx_next (group->children))
                 s_stop_child (self, group, child, now);
         }
     }
-    while (s_children (self, workers_only) || *serving) {
+    while (s_children (self, wave) || *serving) {
         if (*serving)
             *serving = worker_serve (self->worker, S_TICK, s_handler,
                                      self) == 0;
@@ -467,6 +481,9 @@ resvd_new (resv_cfg_t *cfg, const char *config, bool verbose)
         }
         const svc_t *svc = svc_at (i - 1);
         group->name = group->service = svc->name;
+        group->wave = svc->depth + 1;
+        if (group->wave > self->waves)
+            self->waves = group->wave;
         char key [64];
         snprintf (key, sizeof key, "workers/%s/count", svc->name);
         //  Read as text first: resv_cfg_int falls back to the default on a
@@ -526,14 +543,17 @@ resvd_run (resvd_t *self)
         serving = worker_serve (self->worker, S_TICK, s_handler, self) == 0;
         s_reap (self);
     }
-    //  Workers first, while the broker is there to take their BYE and the
-    //  replies they still owe; then the broker.
-    zsys_info ("resvd: stopping %zu workers", s_children (self, true));
+    //  In waves, so that what is in flight finds what it calls still
+    //  there: the services that call others synchronously first, the
+    //  deepest callers before those they call (svc_t depth); then those
+    //  that call none; then the broker, last, to take their BYE and the
+    //  replies they still owe.
+    zsys_info ("resvd: stopping %zu workers, callers first",
+               s_children (self, 1));
     self->stopping = true;
     worker_stop (self->worker);
-    s_stop_all (self, true, &serving);
-    zsys_info ("resvd: stopping the broker");
-    s_stop_all (self, false, &serving);
+    for (int wave = self->waves; wave >= 0; wave--)
+        s_stop_wave (self, wave, &serving);
     zsys_info ("resvd: every process stopped");
     return 0;
 }

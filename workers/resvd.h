@@ -21,9 +21,14 @@
       status  {"children":[{"service":S,"pid":N,"uptime_ms":N,
               "stopping":B},...]}, the broker first.
 
-    On SIGTERM or SIGINT (zsys_interrupted) it stops its own worker and
-    every worker process, waits for them up to resvd/stop_timeout ms, then
-    stops the broker likewise, kills what is left and reaps everything.
+    On SIGTERM or SIGINT (zsys_interrupted) it stops its own worker, then
+    the processes in waves, each wave once the one before has exited: the
+    services that call others synchronously, deepest first (svc_t depth:
+    approval, then reservation), then the other workers, then the broker.
+    So a call in flight finds its callee still there, and every process
+    finishes its work (spec 4.8). A process that has not exited
+    resvd/stop_timeout ms after its SIGTERM is killed; everything is
+    reaped.
 */
 #ifndef RESVD_H_INCLUDED
 #define RESVD_H_INCLUDED

@@ -31,7 +31,12 @@ typedef struct {
     int count;                  //  Processes resvd runs when the config
                                 //  does not say (workers/NAME/count)
     int credit;                 //  Credit when the config does not say
-} svc_t;                        //  (workers/NAME/credit); 0: workers/credit
+                                //  (workers/NAME/credit); 0: workers/credit
+    int depth;                  //  How deep its synchronous calls to other
+                                //  services go: 0 when it makes none, else
+                                //  1 + the depth of the deepest it calls.
+                                //  resvd stops the deepest first.
+} svc_t;
 
 //  Returns the service called name, or NULL if there is none.
 const svc_t *
