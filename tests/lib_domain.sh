@@ -52,6 +52,16 @@ start_resvd () {
     done
 }
 
+# start_resvd_or_finish: start_resvd as a test's first check; the test
+# ends there if it fails.
+start_resvd_or_finish () {
+    if ! start_resvd; then
+        not_ok "resvd starts the broker and every service"
+        finish
+    fi
+    ok "resvd starts the broker and every service"
+}
+
 # pids_of SERVICE: the PIDs of resvd's workers of SERVICE, one a line.
 pids_of () { pgrep -P "$RESVD_PID" -f "resv-worker( .*)? $1\$" | sort -n; }
 broker_pid () { pgrep -P "$RESVD_PID" -f 'resv-broker' | head -n 1; }

@@ -17,11 +17,7 @@ for s in AVAILABILITY RESERVATION PAYMENT APPROVAL NOTIFICATION VIEW; do
 done
 export RESV_BROKER_GRACE=300
 
-if ! start_resvd; then
-    not_ok "resvd starts the broker and every service"
-    finish
-fi
-ok "resvd starts the broker and every service"
+start_resvd_or_finish
 
 # Every process of the system, to find any that died or was restarted.
 procs () { { broker_pid; for s in $DOMAIN_SERVICES; do pids_of "$s"; done; } |

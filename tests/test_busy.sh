@@ -15,11 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib_domain.sh"
 for s in $DOMAIN_SERVICES; do export "RESV_WORKERS_${s^^}_COUNT=1"; done
 # lib.sh's heartbeats: a worker silent for 1 s (4 x 250 ms) is dead.
 
-if ! start_resvd; then
-    not_ok "resvd starts the broker and every service"
-    finish
-fi
-ok "resvd starts the broker and every service"
+start_resvd_or_finish
 PIDS_BEFORE=$(pgrep -P "$RESVD_PID" | sort -n | tr '\n' ' ')
 RES=$(r resource add --name "Busy" --owner ann --kind room --capacity 100 \
     --price 100 --approval auto | js 'd["id"]')

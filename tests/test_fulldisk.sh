@@ -100,6 +100,18 @@ disk_works () {
     fi
 }
 
+# log_is_quiet: while writes are refused, the relays try again (backing
+# off) and the consumers too, and each refusal would be a log line: they
+# come once in 10 s, so the log hardly grows in 5 s.
+log_is_quiet () {
+    local lines
+    lines=$(wc -l <"$T/resvd.log")
+    sleep 5
+    lines=$(( $(wc -l <"$T/resvd.log") - lines ))
+    check "[$MODE] while it lasts, the log does not flood ($lines lines in 5 s)" \
+        test $lines -lt 40
+}
+
 # start_resvd, as lib_domain.sh's, but the log goes through a pipe in the
 # limit run: the workers log to resvd's stderr, and a file size limit
 # would refuse their writes to a file.
@@ -178,14 +190,7 @@ run () {
     check "[$MODE] and from the command side" test "$(cmd_status "$first")" = CONFIRMED
     check "[$MODE] the processes logged the failing writes" grep -q "$WHY" "$T/resvd.log"
     check "[$MODE] no process died or was restarted" test "$(resv_pids)" = "$PIDS_BEFORE"
-    # While it lasts, the relays try again (backing off) and the consumers
-    # too, and each refusal would be a log line: they come once in 10 s.
-    local lines
-    lines=$(wc -l <"$T/resvd.log")
-    sleep 5
-    lines=$(( $(wc -l <"$T/resvd.log") - lines ))
-    check "[$MODE] while it lasts, the log does not flood ($lines lines in 5 s)" \
-        test $lines -lt 40
+    log_is_quiet
 
     disk_works
     # Every request again (one that succeeded must give the same id), each
@@ -290,12 +295,7 @@ deleted () {
     check "[$MODE] a reservation made before is still read from the view" \
         status_is "$first" CONFIRMED
     check "[$MODE] no process died or was restarted" test "$(resv_pids)" = "$PIDS_BEFORE"
-    local lines
-    lines=$(wc -l <"$T/resvd.log")
-    sleep 5
-    lines=$(( $(wc -l <"$T/resvd.log") - lines ))
-    check "[$MODE] while it lasts, the log does not flood ($lines lines in 5 s)" \
-        test $lines -lt 40
+    log_is_quiet
     kill -TERM "$RESVD_PID"
     wait_for 20 dead "$RESVD_PID"
     mv "$T/resvd.log" "$W/resvd.log"

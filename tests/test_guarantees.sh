@@ -22,11 +22,7 @@ export RESV_BROKER_GRACE=300
 # the middle of their saga.
 export RESV_PAYMENT_LATENCY=20
 
-if ! start_resvd; then
-    not_ok "resvd starts the broker and every service"
-    finish
-fi
-ok "resvd starts the broker and every service"
+start_resvd_or_finish
 
 add () { r resource add "$@" | js 'd["id"]'; }
 

@@ -20,11 +20,7 @@ export RESV_WORKERS_APPROVAL_COUNT=1
 export RESV_WORKERS_NOTIFICATION_COUNT=1
 export RESV_WORKERS_VIEW_COUNT=1
 
-if ! start_resvd; then
-    not_ok "resvd starts the broker and every service"
-    finish
-fi
-ok "resvd starts the broker and every service"
+start_resvd_or_finish
 
 # reserve_ok NAME ARGS...: a reserve that must succeed; its id in $ID and
 # the reservation in $RES.
