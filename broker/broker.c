@@ -444,6 +444,32 @@ s_send_json (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, int status,
 
 static void
 s_send_error (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, int status,
+              const char *reason, const char *message);
+
+//  A request body as a JSON object (empty: {}), or NULL after answering
+//  400 with why, in jansson's words where it is not JSON.
+static json_t *
+s_body_object (broker_t *self, zmq_msg_t *client, zmq_msg_t *id,
+               const char *text, size_t size)
+{
+    json_error_t error;
+    json_t *object = size? json_loadb (text, size, 0, &error): json_object ();
+    if (json_is_object (object))
+        return object;
+    char message [JSON_ERROR_TEXT_LENGTH + 64];
+    if (object)
+        snprintf (message, sizeof message, "the body is not a JSON object");
+    else
+        snprintf (message, sizeof message, "the body is not valid JSON: %s "
+                  "at position %d", error.text, error.position);
+    json_decref (object);
+    s_send_error (self, client, id, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                  message);
+    return NULL;
+}
+
+static void
+s_send_error (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, int status,
               const char *reason, const char *message)
 {
     s_send_json (self, client, id, status,
@@ -1004,15 +1030,9 @@ s_events_publish (broker_t *self, zmq_msg_t *client, zmq_msg_t *id,
     if (journal_split (text, size, &events, &count, &error)) {
         free (error);
         error = NULL;
-        json_error_t parse_error;
-        json_t *request = size? json_loadb (text, size, 0, &parse_error)
-                              : json_object ();
-        if (!json_is_object (request)) {
-            s_send_error (self, client, id, RESV_BAD_REQUEST,
-                          RESV_REASON_BAD_REQUEST, "the body is not a JSON object");
-            json_decref (request);
+        json_t *request = s_body_object (self, client, id, text, size);
+        if (!request)
             return;
-        }
         int rc = journal_split_json (json_object_get (request, "events"),
                                      &owned, &events, &count, &error);
         json_decref (request);
@@ -1345,17 +1365,11 @@ s_events (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, zmq_msg_t *method,
         s_events_publish (self, client, id, body);
         return;
     }
-    json_error_t parse_error;
-    json_t *request = zmq_msg_size (body)
-        ? json_loadb ((const char *) zmq_msg_data (body), zmq_msg_size (body),
-                      0, &parse_error)
-        : json_object ();
-    if (!json_is_object (request)) {
-        s_send_error (self, client, id, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
-                      "the body is not a JSON object");
-        json_decref (request);
+    json_t *request = s_body_object (self, client, id,
+                                     (const char *) zmq_msg_data (body),
+                                     zmq_msg_size (body));
+    if (!request)
         return;
-    }
     if (s_part_is (method, RESV_METHOD_READ)) {
         json_t *from = json_object_get (request, "from");
         json_t *type = json_object_get (request, "type");

@@ -933,6 +933,15 @@ test_events_bad_input_400 (void **state)
     s_expect_error (self->client, "l", "400", RESV_REASON_BAD_REQUEST);
     s_request (self->client, "f", "events", "read", "2000", "{\"from\":\"x\"}");
     s_expect_error (self->client, "f", "400", RESV_REASON_BAD_REQUEST);
+    //  Not JSON at all: the answer says where, in jansson's words.
+    const char *unparsed [] = { "{\"from\":1e400}", "{\"from\":9223372036854775808}" };
+    for (size_t i = 0; i < 2; i++) {
+        s_request (self->client, "j", "events", "read", "2000", unparsed [i]);
+        char *error = s_expect_reply (self->client, "j", "400");
+        assert_non_null (strstr (error, "not valid JSON: "));
+        assert_non_null (strstr (error, i? "too big integer": "real number overflow"));
+        zstr_free (&error);
+    }
     //  Nothing of the bad batches was stored: "ok" came with a bad event.
     s_request (self->client, "r", "events", "read", "2000", "{}");
     char *body = s_expect_reply (self->client, "r", "200");
