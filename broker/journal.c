@@ -146,7 +146,9 @@ journal_new (const char *path)
     char *error = NULL;
     if (db_open (path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &self->db)
         != SQLITE_OK) {
-        zsys_error ("journal: open %s: %s", path, sqlite3_errmsg (self->db));
+        char why [256];
+        zsys_error ("journal: open %s: %s", path,
+                    db_open_error (self->db, why, sizeof why));
         goto failed;
     }
     db_wait_busy (self->db, 5000);

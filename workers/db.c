@@ -572,6 +572,18 @@ db_open (const char *path, int flags, sqlite3 **db_p)
                             s_real_vfs? "resv": NULL);
 }
 
+const char *
+db_open_error (sqlite3 *db, char *buf, size_t size)
+{
+    int error = db? sqlite3_system_errno (db): 0;
+    const char *message = db? sqlite3_errmsg (db): "out of memory";
+    if (error)
+        snprintf (buf, size, "%s: %s", message, strerror (error));
+    else
+        snprintf (buf, size, "%s", message);
+    return buf;
+}
+
 int
 db_dir_create (const char *dir)
 {

@@ -19,6 +19,7 @@
 
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -93,6 +94,12 @@ typedef struct {
 
 bool
     db_moved (sqlite3 *db, db_moved_t *self);
+
+//  Why db_open failed, in SQLite's words and, where the system said why,
+//  its words too ("unable to open database file: Permission denied"),
+//  written into buf. Returns buf.
+const char *
+    db_open_error (sqlite3 *db, char *buf, size_t size);
 
 //  Creates directory dir and its parents, as the data directory of a
 //  store or the journal. Another process creating it at the same moment

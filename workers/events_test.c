@@ -920,6 +920,23 @@ test_store_open_failures (void **state)
     setenv ("RESV_DATA_DIR", testkit_dir (kit), 1);
 }
 
+//  A file that cannot be opened says why in the system's words too.
+static void
+test_open_error_says_why (void **state)
+{
+    testkit_t *kit = (testkit_t *) *state;
+    char *path = zsys_sprintf ("%s/no-such-dir/x.db", testkit_dir (kit));
+    sqlite3 *db = NULL;
+    assert_int_not_equal (db_open (path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                                   &db), SQLITE_OK);
+    char why [256];
+    db_open_error (db, why, sizeof why);
+    assert_non_null (strstr (why, "unable to open database file"));
+    assert_non_null (strstr (why, strerror (ENOENT)));
+    sqlite3_close (db);
+    zstr_free (&path);
+}
+
 //  resvd starts every process at once, and each makes the data directory
 //  if it is not there: none may fail because another made it first.
 static void
@@ -974,6 +991,7 @@ main (void)
         T (test_store_refuses_writes_once_deleted),
         T (test_store_refuses_writes_once_moved),
         T (test_data_dir_made_by_many_at_once),
+        T (test_open_error_says_why),
         T (test_missed_last_event_found_when_quiet),
         T (test_family_consumer_finds_a_gap_by_prev),
         T (test_malformed_fan_out_is_dropped),

@@ -69,7 +69,9 @@ store_new (resv_cfg_t *cfg, const char *name, const char *schema)
     char *error = NULL;
     if (db_open (self->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                  &self->db) != SQLITE_OK) {
-        zsys_error ("store: open %s: %s", self->path, sqlite3_errmsg (self->db));
+        char why [256];
+        zsys_error ("store: open %s: %s", self->path,
+                    db_open_error (self->db, why, sizeof why));
         goto failed;
     }
     //  Writers of several processes queue on the lock; 10 s is far past
