@@ -1101,16 +1101,37 @@ resv_scale (resv_t *self, const char *service, int count, json_t **reply_p)
                                  "count", count), reply_p);
 }
 
+//  A copy of request (a JSON object) with a request_id: the caller's, or
+//  a random one of our own, which makes the library's resends, the
+//  broker's re-dispatch after a lost worker and the service's dedup safe
+//  for a caller who gave none. NULL if memory ran out.
+static json_t *
+s_with_key (resv_t *self, json_t *request)
+{
+    json_t *body = json_copy (request);
+    json_t *key_given = body? json_object_get (body, "request_id"): NULL;
+    if (body && (!key_given || json_is_null (key_given))) {
+        char key [33];
+        s_hex (key, s_random (&self->rng), 16);
+        s_hex (key + 16, s_random (&self->rng), 16);
+        key [32] = 0;
+        json_object_set_new (body, "request_id", json_string (key));
+    }
+    return body;
+}
+
 int
 resv_resource_add (resv_t *self, json_t *resource, json_t **reply_p)
 {
     if (reply_p)
         *reply_p = NULL;
+    if (!self)
+        return s_refuse (reply_p, "no client");
     if (!json_is_object (resource))
         return s_refuse (reply_p, "resource add: the resource must be a"
                                   " JSON object");
-    return resv_call (self, RESV_SERVICE_AVAILABILITY,
-                      RESV_METHOD_RESOURCE_ADD, resource, 0, reply_p);
+    return s_command (self, RESV_SERVICE_AVAILABILITY, RESV_METHOD_RESOURCE_ADD,
+                      s_with_key (self, resource), reply_p);
 }
 
 int
@@ -1197,19 +1218,8 @@ resv_reserve (resv_t *self, json_t *request, json_t **reply_p)
     if (!json_is_object (request))
         return s_refuse (reply_p, "reserve: the request must be a JSON"
                                   " object");
-    json_t *body = json_copy (request);
-    json_t *key_given = body? json_object_get (body, "request_id"): NULL;
-    if (body && (!key_given || json_is_null (key_given))) {
-        //  A key of our own makes the library's resends, and the
-        //  service's dedup, safe for a caller who gave none.
-        char key [33];
-        s_hex (key, s_random (&self->rng), 16);
-        s_hex (key + 16, s_random (&self->rng), 16);
-        key [32] = 0;
-        json_object_set_new (body, "request_id", json_string (key));
-    }
     return s_command (self, RESV_SERVICE_RESERVATION, RESV_METHOD_RESERVE,
-                      body, reply_p);
+                      s_with_key (self, request), reply_p);
 }
 
 int

@@ -1174,8 +1174,10 @@ test_helpers_send_their_requests (void **state)
     s_fixture_t *fixture = (s_fixture_t *) *state;
     resv_t *client = fixture->client;
     json_t *reply = NULL;
-    json_t *resource = json_pack ("{s:s, s:s, s:i}", "name", "Table 4",
-                                  "owner", "olga", "capacity", 2);
+    //  With a request id of its own (test_request_ids has one made up).
+    json_t *resource = json_pack ("{s:s, s:s, s:i, s:s}", "name", "Table 4",
+                                  "owner", "olga", "capacity", 2,
+                                  "request_id", "t4");
     json_t *filter = json_pack ("{s:s, s:i}", "customer", "carl", "limit", 5);
     json_t *owned = json_pack ("{s:s, s:i, s:s}", "owner", "olga", "limit", 5,
                                "after", "p7");
@@ -1186,7 +1188,8 @@ test_helpers_send_their_requests (void **state)
         const char *body;       //  What the helper must send, as JSON
     } want [] = {
         { "availability", "resource.add",
-          "{\"name\":\"Table 4\",\"owner\":\"olga\",\"capacity\":2}" },
+          "{\"name\":\"Table 4\",\"owner\":\"olga\",\"capacity\":2,"
+          "\"request_id\":\"t4\"}" },
         { "availability", "resource.list", "{\"owner\":\"olga\"}" },
         { "availability", "resource.show", "{\"id\":\"r1\"}" },
         { "availability", "resource.update",
@@ -1265,43 +1268,49 @@ test_helpers_send_their_requests (void **state)
     json_decref (changes);
 }
 
+//  reserve and resource add send a request id of their own when the
+//  caller gives none (so resends and re-dispatch are safe), and keep the
+//  caller's.
 static void
-test_reserve_request_id (void **state)
+test_request_ids (void **state)
 {
     s_fixture_t *fixture = (s_fixture_t *) *state;
-    json_t *request = json_pack ("{s:s, s:s, s:s, s:i}", "customer", "carl",
-                                 "resource", "r1", "date", "2030-01-01",
-                                 "units", 2);
-    json_t *reply = NULL;
-    assert_int_equal (resv_reserve (fixture->client, request, &reply),
-                      RESV_OK);
-    json_t *body = json_object_get (reply, "body");
-    const char *key = json_string_value (json_object_get (body,
-                                                          "request_id"));
-    assert_non_null (key);
-    assert_int_equal (strlen (key), 32);
-    for (size_t i = 0; i < 32; i++)
-        assert_non_null (strchr ("0123456789abcdef", key [i]));
-    assert_int_equal (json_integer_value (json_object_get (body, "units")),
-                      2);
-    //  The caller's object is left as it was.
-    assert_null (json_object_get (request, "request_id"));
-    //  Two reserves without a key get different keys.
-    json_t *again = NULL;
-    assert_int_equal (resv_reserve (fixture->client, request, &again),
-                      RESV_OK);
-    assert_string_not_equal (key, json_string_value (json_object_get (
-        json_object_get (again, "body"), "request_id")));
-    json_decref (again);
-    json_decref (reply);
-    //  A key given is kept.
-    json_object_set_new (request, "request_id", json_string ("my-key-1"));
-    assert_int_equal (resv_reserve (fixture->client, request, &reply),
-                      RESV_OK);
-    assert_string_equal (json_string_value (json_object_get (
-        json_object_get (reply, "body"), "request_id")), "my-key-1");
-    json_decref (reply);
-    json_decref (request);
+    int (*calls [2]) (resv_t *, json_t *, json_t **) = {
+        resv_reserve, resv_resource_add
+    };
+    for (int index = 0; index < 2; index++) {
+        int (*call) (resv_t *, json_t *, json_t **) = calls [index];
+        json_t *request = json_pack ("{s:s, s:s, s:s, s:i}", "customer", "carl",
+                                     "resource", "r1", "date", "2030-01-01",
+                                     "units", 2);
+        json_t *reply = NULL;
+        assert_int_equal (call (fixture->client, request, &reply), RESV_OK);
+        json_t *body = json_object_get (reply, "body");
+        const char *key = json_string_value (json_object_get (body,
+                                                              "request_id"));
+        assert_non_null (key);
+        assert_int_equal (strlen (key), 32);
+        for (size_t i = 0; i < 32; i++)
+            assert_non_null (strchr ("0123456789abcdef", key [i]));
+        assert_int_equal (json_integer_value (json_object_get (body, "units")),
+                          2);
+        //  The caller's object is left as it was.
+        assert_null (json_object_get (request, "request_id"));
+        //  Two calls without a key get different keys.
+        json_t *again = NULL;
+        assert_int_equal (call (fixture->client, request, &again), RESV_OK);
+        assert_string_not_equal (key, json_string_value (json_object_get (
+            json_object_get (again, "body"), "request_id")));
+        json_decref (again);
+        json_decref (reply);
+        //  A key given is kept.
+        json_object_set_new (request, "request_id", json_string ("my-key-1"));
+        assert_int_equal (call (fixture->client, request, &reply), RESV_OK);
+        assert_string_equal (json_string_value (json_object_get (
+            json_object_get (reply, "body"), "request_id")), "my-key-1");
+        json_decref (reply);
+        json_decref (request);
+    }
 }
 
 static void
@@ -1401,7 +1410,7 @@ main (void)
         S_BROKER_TEST (test_sync_keeps_async_replies),
         cmocka_unit_test (test_handles_unique),
         S_BROKER_TEST (test_helpers_send_their_requests),
-        S_BROKER_TEST (test_reserve_request_id),
+        S_BROKER_TEST (test_request_ids),
         cmocka_unit_test (test_error_new_shape),
         cmocka_unit_test (test_strstatus_known),
     };
