@@ -564,7 +564,6 @@ s_service_free (void **item)
     s_service_destroy ((service_t **) item);
 }
 
-//  Returns the service, creating it if new; NULL if the table is full.
 //  With the table full, forgets one service that nothing uses: no worker,
 //  nothing queued or in flight (one that clients named and no worker ever
 //  served, a typo, say). Returns true if one went. The table would
@@ -585,6 +584,8 @@ s_service_evict (broker_t *self)
     return false;
 }
 
+//  Returns the service, creating it if new (making room, see above); NULL
+//  if the table is full of services in use.
 static service_t *
 s_service_require (broker_t *self, zmq_msg_t *name_part)
 {
@@ -1741,11 +1742,12 @@ s_broker_new (resv_cfg_t *cfg)
     self->events = zsock_new (ZMQ_PUB);
     zsock_set_sndhwm (self->events, 100000);
     zsock_set_linger (self->events, 0);
-    //  All a PUB receives is subscriptions: a flag byte and a type prefix.
-    //  libzmq files each under one node per byte, built in this thread
-    //  when it next publishes, so a subscription of megabytes would stall
-    //  the broker and take gigabytes. ZeroMQ drops a peer that sends more.
-    zsock_set_maxmsgsize (self->events, 1 + JOURNAL_TYPE_MAX);
+    //  All a PUB receives is subscriptions: a type prefix behind a flag
+    //  byte, or behind the name of ZMTP 3.1's SUBSCRIBE command. libzmq
+    //  files each under one node per byte, built in this thread when it
+    //  next publishes, so a subscription of megabytes would stall the
+    //  broker and take gigabytes. ZeroMQ drops a peer that sends more.
+    zsock_set_maxmsgsize (self->events, 16 + JOURNAL_TYPE_MAX);
     if (zsock_bind (self->events, "%s", events) == -1) {
         zsys_error ("broker: bind %s (broker/events): %s", events,
                     zmq_strerror (zmq_errno ()));

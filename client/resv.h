@@ -89,7 +89,8 @@ void
 //  or "deadline_exceeded". Returns RESV_BAD_REQUEST, with an error object,
 //  for invalid arguments (NULL self or service, a service that is not 1 to
 //  32 characters of [a-z0-9_.-], a method that is not 0 to 32 of them, a
-//  request jansson cannot encode); nothing is sent then.
+//  request jansson cannot encode, a body over RESV_FRAME_MAX, 16 MiB, with
+//  reason "too_large"); nothing is sent then.
 //  The reply body is parsed as JSON (any JSON value); an empty body is {}.
 //  A success whose body is not JSON returns RESV_INTERNAL instead, with an
 //  "internal" error object quoting the body. With a status >= 400, *reply_p

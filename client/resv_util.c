@@ -1,4 +1,5 @@
-/*  resv_util.c: time stamps, random ids and calendar dates.  */
+/*  resv_util.c: time stamps, random ids, calendar dates, numbers, log
+    limits and the daemons' start (resv_util.h).  */
 
 #include "resv_util.h"
 #include <ctype.h>

@@ -1,5 +1,6 @@
 /*  resv_util.h: small helpers shared by every resv program: time stamps,
-    random ids and calendar dates.  */
+    random ids, calendar dates, whole numbers from text, rate-limited log
+    lines, and the daemons' signals and command lines.  */
 #ifndef RESV_UTIL_H_INCLUDED
 #define RESV_UTIL_H_INCLUDED
 
