@@ -33,6 +33,11 @@
 //  How many times a request is sent to a worker: once, and once more if
 //  its worker died holding it.
 #define ATTEMPTS_MAX        2
+//  Answered requests whose client had retried them, remembered so that a
+//  retry that crossed the answer is dropped (protocol section 4, retries):
+//  at most this many at once, each until its deadline and this long more.
+#define ANSWERED_MAX        65536
+#define ANSWERED_MARGIN     1000
 #define STRINGIFY_(x)       #x
 #define STRINGIFY(x)        STRINGIFY_(x)
 
@@ -84,6 +89,7 @@ struct _request_t {
     int64_t due;                //  Heap key: deadline or end of grace
     bool grace;                 //  due is the end of a no-worker grace
     bool probe;                 //  The half-open breaker's probe
+    bool retried;               //  Its client sent it again meanwhile
     int attempts;               //  Times sent to a worker
     size_t slot;                //  Index in the timer heap
     char ticket [];             //  Client id hex ":" request id; the key
@@ -119,6 +125,7 @@ typedef struct {
     zhashx_t *services;         //  name -> service_t, owned
     zhashx_t *workers;          //  routing id hex -> worker_t, owned
     zhashx_t *requests;         //  ticket -> request_t, owned
+    zhashx_t *answered;         //  ticket -> until when, of retried requests
     request_t **heap;           //  Pending requests by due time
     size_t heap_size;           //  Used entries of heap
     size_t heap_max;            //  Allocated entries of heap
@@ -623,6 +630,11 @@ s_request_destroy (broker_t *self, request_t **self_p)
     }
     if (request->probe)
         request->service->probing = false;
+    //  Its client is retrying it, and a retry may be on its way still:
+    //  that one must not run the request again.
+    if (request->retried && zhashx_size (self->answered) < ANSWERED_MAX)
+        zhashx_insert (self->answered, request->ticket, (void *) (intptr_t)
+                       (request->deadline + ANSWERED_MARGIN));
     s_heap_remove (self, request);
     zhashx_delete (self->requests, request->ticket);
     zmq_msg_close (&request->client);
@@ -1540,8 +1552,13 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     memcpy (ticket + hex_size + 1, zmq_msg_data (id), id_size);
     size_t ticket_size = hex_size + 1 + id_size;
     ticket [ticket_size] = 0;
-    if (zhashx_lookup (self->requests, ticket))
+    request_t *pending = (request_t *) zhashx_lookup (self->requests, ticket);
+    if (pending) {
+        pending->retried = true;
         return;
+    }
+    if (zhashx_size (self->answered) && zhashx_lookup (self->answered, ticket))
+        return;                 //  A retry that crossed the answer
     if (self->stopping) {
         s_send_error (self, client, id, RESV_UNAVAILABLE,
                       RESV_REASON_STOPPING, "the broker is stopping");
@@ -1593,6 +1610,30 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
 //  --------------------------------------------------------------------------
 //  Timers
 
+//  Forgets the answered requests whose retries can no longer come.
+static void
+s_answered_purge (broker_t *self, int64_t now)
+{
+    zlist_t *old = NULL;        //  Copies of their tickets
+    void *until = zhashx_first (self->answered);
+    while (until) {
+        if ((int64_t) (intptr_t) until <= now) {
+            if (!old) {
+                old = zlist_new ();
+                zlist_autofree (old);
+            }
+            zlist_append (old, (void *) zhashx_cursor (self->answered));
+        }
+        until = zhashx_next (self->answered);
+    }
+    const char *ticket = old? (const char *) zlist_first (old): NULL;
+    while (ticket) {
+        zhashx_delete (self->answered, ticket);
+        ticket = (const char *) zlist_next (old);
+    }
+    zlist_destroy (&old);
+}
+
 static void
 s_timers (broker_t *self)
 {
@@ -1635,6 +1676,7 @@ s_timers (broker_t *self)
             worker = (worker_t *) zlistx_next (dead);
         }
         zlistx_destroy (&dead);
+        s_answered_purge (self, now);
         self->heartbeat_at = now + self->heartbeat;
     }
 }
@@ -1781,6 +1823,7 @@ s_broker_new (resv_cfg_t *cfg)
     self->requests = zhashx_new ();
     zhashx_set_key_duplicator (self->requests, NULL);
     zhashx_set_key_destructor (self->requests, NULL);
+    self->answered = zhashx_new ();
     self->started = zclock_mono ();
     self->heartbeat_at = self->started + self->heartbeat;
     return self;
@@ -1811,6 +1854,7 @@ s_broker_destroy (broker_t **self_p)
         s_request_destroy (self, &request);
     }
     zhashx_destroy (&self->requests);
+    zhashx_destroy (&self->answered);
     zhashx_destroy (&self->workers);
     zhashx_destroy (&self->services);
     zsock_destroy (&self->frontend);

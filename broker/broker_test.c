@@ -604,6 +604,71 @@ test_bad_status_reply_500 (void **state)
     zsock_destroy (&worker);
 }
 
+//  A retry that crosses the answer of its request on the wire is dropped:
+//  the client retried while the request was in flight, so the broker
+//  remembers the answered ticket, until the request's deadline and a
+//  margin (ANSWERED_MARGIN, 1 s) have passed, at a heartbeat (400 ms
+//  here). A request that was never retried is not remembered: its id sent
+//  again is a new request.
+static void
+test_retry_after_answer_dropped (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "echo", "4");
+    s_wait_workers (self, "echo", 1);
+    s_request (self->client, "r1", "echo", "first", "10000", "");
+    char *ticket = s_worker_take (worker, NULL);
+    s_request (self->client, "r1", "echo", "first", "10000", "");
+    s_expect_silence (self->client, 100);
+    s_worker_reply (worker, &ticket, "200", "once");
+    char *body = s_expect_reply (self->client, "r1", "200");
+    assert_string_equal (body, "once");
+    zstr_free (&body);
+    //  The late retry, then another request: the worker gets only that one.
+    s_request (self->client, "r1", "echo", "first", "10000", "");
+    s_request (self->client, "r2", "echo", "second", "10000", "");
+    char *method = NULL;
+    ticket = s_worker_take (worker, &method);
+    assert_string_equal (method, "second");
+    zstr_free (&method);
+    s_worker_reply (worker, &ticket, "200", "two");
+    body = s_expect_reply (self->client, "r2", "200");
+    assert_string_equal (body, "two");
+    zstr_free (&body);
+    s_expect_silence (self->client, 100);
+    //  Never retried: the same id again runs again.
+    for (int round = 0; round < 2; round++) {
+        s_request (self->client, "r3", "echo", "third", "10000", "");
+        ticket = s_worker_take (worker, &method);
+        assert_string_equal (method, "third");
+        zstr_free (&method);
+        s_worker_reply (worker, &ticket, "200", "three");
+        body = s_expect_reply (self->client, "r3", "200");
+        zstr_free (&body);
+    }
+    //  Remembered until the deadline and a margin, then forgotten.
+    s_request (self->client, "r4", "echo", "fourth", "200", "");
+    ticket = s_worker_take (worker, NULL);
+    s_request (self->client, "r4", "echo", "fourth", "200", "");
+    s_worker_reply (worker, &ticket, "200", "four");
+    body = s_expect_reply (self->client, "r4", "200");
+    zstr_free (&body);
+    //  A fresh worker after the wait: this one sends no heartbeats.
+    zsock_destroy (&worker);
+    zclock_sleep (200 + 1000 + 400 + 100);
+    worker = s_worker (self, "echo", "4");
+    s_wait_workers (self, "echo", 1);
+    s_request (self->client, "r4", "echo", "fourth", "200", "");
+    ticket = s_worker_take (worker, &method);
+    assert_string_equal (method, "fourth");
+    zstr_free (&method);
+    s_worker_reply (worker, &ticket, "200", "four again");
+    body = s_expect_reply (self->client, "r4", "200");
+    assert_string_equal (body, "four again");
+    zstr_free (&body);
+    zsock_destroy (&worker);
+}
+
 //  A worker cannot answer a request it was not given.
 static void
 test_reply_to_other_workers_ticket_dropped (void **state)
@@ -1156,6 +1221,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_garbage_from_workers_ignored, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_garbage_on_both_ports, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_status_reply_500, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_retry_after_answer_dropped,
+                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reply_to_other_workers_ticket_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_internal_methods_need_the_key, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_too_large_request_400, s_setup, s_teardown),

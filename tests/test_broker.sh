@@ -64,6 +64,7 @@ check "both workers gone" wait_workers echo 0
 
 # --- queue bound: 429 ---------------------------------------------------
 RESV_WORKERS_CREDIT=1 spawn worker-q "$BIN/resv-worker" echo
+WQ=$LAST_PID
 wait_workers echo 1
 for i in 1 2 3; do
     "$RESV" -t 5000 call echo sleep '{"ms":500}' >"$T/q$i.out" 2>&1 &
@@ -75,6 +76,10 @@ has "full queue is 429 queue_full" "$OUT" '"code":429.*queue_full'
 qok=0
 for i in 1 2 3; do wait "${QP[$i]}" && qok=$((qok + 1)); done
 if [ $qok -eq 3 ]; then ok "queued requests all answered"; else not_ok "only $qok of 3 queued requests answered"; fi
+# A retry of the request that killed two workers, sent by its client just
+# as the broker answered it 503, must not kill this one (protocol.md,
+# retries).
+check "the queue's worker lives" alive "$WQ"
 
 # --- circuit breaker ----------------------------------------------------
 for i in 1 2 3; do "$RESV" call echo fail >/dev/null 2>&1; done
