@@ -412,8 +412,11 @@ s_send_text (void *handle, const char *text, int flags)
 
 //  Sends a reply to a client. client and id are borrowed. The body is
 //  *body_p when given (moved: the caller's part is left empty), else
-//  size bytes of text.
-static void
+//  size bytes of text. Returns false if the reply could not leave: the
+//  frontend is ROUTER_MANDATORY, so a client that is gone, or whose pipe
+//  is full because it stopped reading, refuses the first part, and then
+//  nothing more is sent.
+static bool
 s_send_reply (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, int status,
               zmq_msg_t *body_p, const char *text, size_t size)
 {
@@ -422,34 +425,48 @@ s_send_reply (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, int status,
         (char) ('0' + status % 10), 0
     };
     void *front = self->front;
-    s_send_part (front, client, ZMQ_SNDMORE);
-    s_send_text (front, RESV_PROTO_CLIENT, ZMQ_SNDMORE);
-    s_send_text (front, RESV_CMD_REPLY, ZMQ_SNDMORE);
-    s_send_part (front, id, ZMQ_SNDMORE);
-    s_send_data (front, code, 3, ZMQ_SNDMORE);
+    int more = ZMQ_SNDMORE | ZMQ_DONTWAIT;
+    zmq_msg_t copy;
+    zmq_msg_init (&copy);
+    zmq_msg_copy (&copy, client);
+    if (zmq_msg_send (&copy, front, more) == -1) {
+        zmq_msg_close (&copy);
+        if (body_p) {
+            zmq_msg_close (body_p);
+            zmq_msg_init (body_p);
+        }
+        return false;
+    }
+    //  The rest of a message always follows its first part.
+    s_send_text (front, RESV_PROTO_CLIENT, more);
+    s_send_text (front, RESV_CMD_REPLY, more);
+    s_send_part (front, id, more);
+    s_send_data (front, code, 3, more);
     if (body_p) {
-        if (zmq_msg_send (body_p, front, 0) == -1)
+        if (zmq_msg_send (body_p, front, ZMQ_DONTWAIT) == -1)
             zmq_msg_close (body_p);
         zmq_msg_init (body_p);
     }
     else
-        s_send_data (front, text, size, 0);
+        s_send_data (front, text, size, ZMQ_DONTWAIT);
+    return true;
 }
 
 //  Sends json, which it takes, as the reply's body: "{}" if it cannot be
 //  dumped (no memory), so that the client still hears the status.
-static void
+static bool
 s_send_json (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, int status,
              json_t *json)
 {
     char *text = json_dumps (json, JSON_COMPACT);
     json_decref (json);
-    s_send_reply (self, client, id, status, NULL, text? text: "{}",
-                  text? strlen (text): 2);
+    bool sent = s_send_reply (self, client, id, status, NULL, text? text: "{}",
+                              text? strlen (text): 2);
     free (text);
+    return sent;
 }
 
-static void
+static bool
 s_send_error (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, int status,
               const char *reason, const char *message);
 
@@ -475,11 +492,11 @@ s_body_object (broker_t *self, zmq_msg_t *client, zmq_msg_t *id,
     return NULL;
 }
 
-static void
+static bool
 s_send_error (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, int status,
               const char *reason, const char *message)
 {
-    s_send_json (self, client, id, status,
+    return s_send_json (self, client, id, status,
                  json_pack ("{s:{s:i,s:s,s:s}}", "error", "code", status,
                             "reason", reason, "message", message));
 }
@@ -489,7 +506,9 @@ static void
 s_request_fail (broker_t *self, request_t *request, int status,
                 const char *reason, const char *message)
 {
-    s_send_error (self, &request->client, &request->id, status, reason, message);
+    if (!s_send_error (self, &request->client, &request->id, status, reason,
+                       message))
+        request->retried = false;       //  A retry gets it done again
     s_request_destroy (self, &request);
 }
 
@@ -899,8 +918,9 @@ s_worker_reply (broker_t *self, worker_t *worker, s_msg_t *msg)
         s_breaker_failure (self, service, request);
     else
         s_breaker_success (self, service, request);
-    s_send_reply (self, &request->client, &request->id, (int) status,
-                  &msg->part [5], NULL, 0);
+    if (!s_send_reply (self, &request->client, &request->id, (int) status,
+                       &msg->part [5], NULL, 0))
+        request->retried = false;       //  A retry gets it done again
     s_request_destroy (self, &request);
 }
 
@@ -1780,6 +1800,9 @@ s_broker_new (resv_cfg_t *cfg)
     self->max_message = maxmsg;
     self->frontend = s_bind (cfg, "broker/frontend", "tcp://127.0.0.1:5570", maxmsg);
     self->backend = s_bind (cfg, "broker/backend", "tcp://127.0.0.1:5571", maxmsg);
+    //  A reply that cannot leave must be known (s_send_reply).
+    if (self->frontend)
+        zsock_set_router_mandatory (self->frontend, 1);
     const char *events = resv_cfg_str (cfg, "broker/events", "tcp://127.0.0.1:5572");
     self->events = zsock_new (ZMQ_PUB);
     zsock_set_sndhwm (self->events, 100000);

@@ -669,6 +669,51 @@ test_retry_after_answer_dropped (void **state)
     zsock_destroy (&worker);
 }
 
+//  A client DEALER with the routing id a libresv client keeps across
+//  reconnects.
+static zsock_t *
+s_client_named (fixture_t *self, const char *identity)
+{
+    zsock_t *client = zsock_new (ZMQ_DEALER);
+    zsock_set_identity (client, identity);
+    zsock_set_linger (client, 0);
+    zsock_set_rcvtimeo (client, 2000);
+    assert_int_equal (zsock_connect (client, "%s", self->frontend), 0);
+    return client;
+}
+
+//  A retried request whose reply cannot leave (its client's connection is
+//  gone) is not remembered: the retry that comes over the next connection
+//  runs it again, and gets the answer.
+static void
+test_retry_after_lost_reply_runs_again (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "echo", "4");
+    s_wait_workers (self, "echo", 1);
+    zsock_t *client = s_client_named (self, "lost-reply");
+    s_request (client, "r1", "echo", "first", "10000", "");
+    char *ticket = s_worker_take (worker, NULL);
+    s_request (client, "r1", "echo", "first", "10000", "");
+    zclock_sleep (100);         //  The retry reaches the broker
+    zsock_destroy (&client);
+    zclock_sleep (200);         //  The broker sees the connection go
+    s_worker_reply (worker, &ticket, "200", "lost");
+    zclock_sleep (100);
+    client = s_client_named (self, "lost-reply");
+    s_request (client, "r1", "echo", "first", "10000", "");
+    char *method = NULL;
+    ticket = s_worker_take (worker, &method);
+    assert_string_equal (method, "first");
+    zstr_free (&method);
+    s_worker_reply (worker, &ticket, "200", "found");
+    char *body = s_expect_reply (client, "r1", "200");
+    assert_string_equal (body, "found");
+    zstr_free (&body);
+    zsock_destroy (&client);
+    zsock_destroy (&worker);
+}
+
 //  A worker cannot answer a request it was not given.
 static void
 test_reply_to_other_workers_ticket_dropped (void **state)
@@ -1222,6 +1267,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_garbage_on_both_ports, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_status_reply_500, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_retry_after_answer_dropped,
+                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_retry_after_lost_reply_runs_again,
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reply_to_other_workers_ticket_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_internal_methods_need_the_key, s_setup, s_teardown),

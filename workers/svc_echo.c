@@ -75,8 +75,12 @@ svc_echo (void *state, const char *method, zframe_t **body_p,
                                  "echo fail: failing as asked");
         return RESV_INTERNAL;
     }
-    if (streq (method, "exit"))
-        _exit (1);              //  A crash with a request in hand, on purpose
+    if (streq (method, "exit")) {
+        //  A crash with a request in hand, on purpose; said, so that a
+        //  test's log tells it from a worker that died of a fault.
+        zsys_warning ("echo exit: exiting at once, as asked");
+        _exit (1);
+    }
     *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
                              "echo has no method '%s'", method);
     return RESV_BAD_REQUEST;
