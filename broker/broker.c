@@ -34,7 +34,7 @@
 //  its worker died holding it.
 #define ATTEMPTS_MAX        2
 //  Answered requests whose client had retried them, remembered so that a
-//  retry that crossed the answer is dropped (protocol section 4, retries):
+//  retry that crossed the answer is dropped (protocol section 2, request-id):
 //  at most this many at once, each until its deadline and this long more.
 #define ANSWERED_MAX        65536
 #define ANSWERED_MARGIN     1000

@@ -77,8 +77,8 @@ qok=0
 for i in 1 2 3; do wait "${QP[$i]}" && qok=$((qok + 1)); done
 if [ $qok -eq 3 ]; then ok "queued requests all answered"; else not_ok "only $qok of 3 queued requests answered"; fi
 # A retry of the request that killed two workers, sent by its client just
-# as the broker answered it 503, must not kill this one (protocol.md,
-# retries).
+# as the broker answered it 503, must not kill this one (doc/protocol.md,
+# section 2, request-id).
 check "the queue's worker lives" alive "$WQ"
 
 # --- circuit breaker ----------------------------------------------------
