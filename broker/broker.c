@@ -33,11 +33,16 @@
 //  How many times a request is sent to a worker: once, and once more if
 //  its worker died holding it.
 #define ATTEMPTS_MAX        2
-//  Answered requests whose client had retried them, remembered so that a
+//  Answered requests that a retry may still follow, remembered so that a
 //  retry that crossed the answer is dropped (protocol section 2, request-id):
 //  at most this many at once, each until its deadline and this long more.
+//  They are those the client retried while they were in flight, and those
+//  answered at this age or older, in ms: libresv's first retry comes at 1
+//  s (RESV_DEFAULT_RETRY), and could cross the answer of one that took
+//  that long. Faster requests, nearly all, cost nothing.
 #define ANSWERED_MAX        65536
 #define ANSWERED_MARGIN     1000
+#define ANSWERED_AGE        500
 #define STRINGIFY_(x)       #x
 #define STRINGIFY(x)        STRINGIFY_(x)
 
@@ -90,6 +95,8 @@ struct _request_t {
     bool grace;                 //  due is the end of a no-worker grace
     bool probe;                 //  The half-open breaker's probe
     bool retried;               //  Its client sent it again meanwhile
+    bool unsent;                //  Its reply could not leave
+    int64_t arrived;            //  zclock_mono ms
     int attempts;               //  Times sent to a worker
     size_t slot;                //  Index in the timer heap
     char ticket [];             //  Client id hex ":" request id; the key
@@ -125,7 +132,7 @@ typedef struct {
     zhashx_t *services;         //  name -> service_t, owned
     zhashx_t *workers;          //  routing id hex -> worker_t, owned
     zhashx_t *requests;         //  ticket -> request_t, owned
-    zhashx_t *answered;         //  ticket -> until when, of retried requests
+    zhashx_t *answered;         //  ticket -> until when (ANSWERED_MAX)
     request_t **heap;           //  Pending requests by due time
     size_t heap_size;           //  Used entries of heap
     size_t heap_max;            //  Allocated entries of heap
@@ -508,7 +515,7 @@ s_request_fail (broker_t *self, request_t *request, int status,
 {
     if (!s_send_error (self, &request->client, &request->id, status, reason,
                        message))
-        request->retried = false;       //  A retry gets it done again
+        request->unsent = true;         //  A retry gets it done again
     s_request_destroy (self, &request);
 }
 
@@ -649,9 +656,11 @@ s_request_destroy (broker_t *self, request_t **self_p)
     }
     if (request->probe)
         request->service->probing = false;
-    //  Its client is retrying it, and a retry may be on its way still:
-    //  that one must not run the request again.
-    if (request->retried && zhashx_size (self->answered) < ANSWERED_MAX)
+    //  A retry may be on its way still: that one must not run the request
+    //  again. But one that comes after a reply that could not leave must.
+    if (!request->unsent
+    &&  (request->retried || zclock_mono () - request->arrived >= ANSWERED_AGE)
+    &&  zhashx_size (self->answered) < ANSWERED_MAX)
         zhashx_insert (self->answered, request->ticket, (void *) (intptr_t)
                        (request->deadline + ANSWERED_MARGIN));
     s_heap_remove (self, request);
@@ -920,7 +929,7 @@ s_worker_reply (broker_t *self, worker_t *worker, s_msg_t *msg)
         s_breaker_success (self, service, request);
     if (!s_send_reply (self, &request->client, &request->id, (int) status,
                        &msg->part [5], NULL, 0))
-        request->retried = false;       //  A retry gets it done again
+        request->unsent = true;         //  A retry gets it done again
     s_request_destroy (self, &request);
 }
 
@@ -1605,7 +1614,8 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     }
     memcpy (request->ticket, ticket, ticket_size + 1);
     request->service = service;
-    request->deadline = zclock_mono ()
+    request->arrived = zclock_mono ();
+    request->deadline = request->arrived
                       + (timeout < self->max_timeout? timeout: self->max_timeout);
     request->due = request->deadline;
     //  Keep the parts we need, moved out of the message.
