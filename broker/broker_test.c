@@ -604,6 +604,39 @@ test_bad_status_reply_500 (void **state)
     zsock_destroy (&worker);
 }
 
+//  The client asks method of echo as id, retried while in flight when
+//  retried is true; the worker answers it reply after sleeping ms.
+static void
+s_serve (fixture_t *self, zsock_t *worker, const char *id, const char *method,
+         const char *timeout, bool retried, int ms, const char *reply)
+{
+    s_request (self->client, id, "echo", method, timeout, "");
+    char *taken = NULL;
+    char *ticket = s_worker_take (worker, &taken);
+    assert_string_equal (taken, method);
+    zstr_free (&taken);
+    if (retried) {
+        s_request (self->client, id, "echo", method, timeout, "");
+        s_expect_silence (self->client, 100);   //  The retry reaches the broker
+    }
+    zclock_sleep (ms);
+    s_worker_reply (worker, &ticket, "200", reply);
+    char *body = s_expect_reply (self->client, id, "200");
+    assert_string_equal (body, reply);
+    zstr_free (&body);
+}
+
+//  A late retry of id, then a new request: the worker gets only the new
+//  one, so the broker dropped the retry.
+static void
+s_expect_dropped (fixture_t *self, zsock_t *worker, const char *id,
+                  const char *method, const char *next_id)
+{
+    s_request (self->client, id, "echo", method, "10000", "");
+    s_serve (self, worker, next_id, "next", "10000", false, 0, "next");
+    s_expect_silence (self->client, 100);
+}
+
 //  A retry that crosses the answer of its request on the wire is dropped:
 //  the client retried while the request was in flight, or the request took
 //  long enough for a first retry to be on its way, so the broker remembers
@@ -617,73 +650,23 @@ test_retry_after_answer_dropped (void **state)
     fixture_t *self = (fixture_t *) *state;
     zsock_t *worker = s_worker (self, "echo", "4");
     s_wait_workers (self, "echo", 1);
-    s_request (self->client, "r1", "echo", "first", "10000", "");
-    char *ticket = s_worker_take (worker, NULL);
-    s_request (self->client, "r1", "echo", "first", "10000", "");
-    s_expect_silence (self->client, 100);   //  The retry reaches the broker
-    s_worker_reply (worker, &ticket, "200", "once");
-    char *body = s_expect_reply (self->client, "r1", "200");
-    assert_string_equal (body, "once");
-    zstr_free (&body);
-    //  The late retry, then another request: the worker gets only that one.
-    s_request (self->client, "r1", "echo", "first", "10000", "");
-    s_request (self->client, "r2", "echo", "second", "10000", "");
-    char *method = NULL;
-    ticket = s_worker_take (worker, &method);
-    assert_string_equal (method, "second");
-    zstr_free (&method);
-    s_worker_reply (worker, &ticket, "200", "two");
-    body = s_expect_reply (self->client, "r2", "200");
-    assert_string_equal (body, "two");
-    zstr_free (&body);
-    s_expect_silence (self->client, 100);
+    s_serve (self, worker, "r1", "first", "10000", true, 0, "once");
+    s_expect_dropped (self, worker, "r1", "first", "n1");
     //  Fast and never retried: the same id again runs again.
-    for (int round = 0; round < 2; round++) {
-        s_request (self->client, "r3", "echo", "third", "10000", "");
-        ticket = s_worker_take (worker, &method);
-        assert_string_equal (method, "third");
-        zstr_free (&method);
-        s_worker_reply (worker, &ticket, "200", "three");
-        body = s_expect_reply (self->client, "r3", "200");
-        zstr_free (&body);
-    }
+    s_serve (self, worker, "r2", "second", "10000", false, 0, "two");
+    s_serve (self, worker, "r2", "second", "10000", false, 0, "two again");
     //  Never retried but slow (ANSWERED_AGE, 500 ms): libresv's first
     //  retry, at 1 s, could cross its answer, so it is remembered too.
-    s_request (self->client, "r5", "echo", "fifth", "10000", "");
-    ticket = s_worker_take (worker, NULL);
-    zclock_sleep (600);
-    s_worker_reply (worker, &ticket, "200", "five");
-    body = s_expect_reply (self->client, "r5", "200");
-    zstr_free (&body);
-    s_request (self->client, "r5", "echo", "fifth", "10000", "");
-    s_request (self->client, "r6", "echo", "sixth", "10000", "");
-    ticket = s_worker_take (worker, &method);
-    assert_string_equal (method, "sixth");
-    zstr_free (&method);
-    s_worker_reply (worker, &ticket, "200", "six");
-    body = s_expect_reply (self->client, "r6", "200");
-    zstr_free (&body);
+    s_serve (self, worker, "r3", "third", "10000", false, 600, "three");
+    s_expect_dropped (self, worker, "r3", "third", "n3");
     //  Remembered until the deadline and a margin, then forgotten.
-    s_request (self->client, "r4", "echo", "fourth", "500", "");
-    ticket = s_worker_take (worker, NULL);
-    s_request (self->client, "r4", "echo", "fourth", "500", "");
-    s_expect_silence (self->client, 100);   //  The retry reaches the broker
-    s_worker_reply (worker, &ticket, "200", "four");
-    body = s_expect_reply (self->client, "r4", "200");
-    zstr_free (&body);
+    s_serve (self, worker, "r4", "fourth", "500", true, 0, "four");
     //  A fresh worker after the wait: this one sends no heartbeats.
     zsock_destroy (&worker);
     zclock_sleep (500 + 1000 + 400 + 100);
     worker = s_worker (self, "echo", "4");
     s_wait_workers (self, "echo", 1);
-    s_request (self->client, "r4", "echo", "fourth", "500", "");
-    ticket = s_worker_take (worker, &method);
-    assert_string_equal (method, "fourth");
-    zstr_free (&method);
-    s_worker_reply (worker, &ticket, "200", "four again");
-    body = s_expect_reply (self->client, "r4", "200");
-    assert_string_equal (body, "four again");
-    zstr_free (&body);
+    s_serve (self, worker, "r4", "fourth", "500", false, 0, "four again");
     zsock_destroy (&worker);
 }
 
