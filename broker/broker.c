@@ -504,8 +504,8 @@ s_send_error (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, int status,
               const char *reason, const char *message)
 {
     return s_send_json (self, client, id, status,
-                 json_pack ("{s:{s:i,s:s,s:s}}", "error", "code", status,
-                            "reason", reason, "message", message));
+                        json_pack ("{s:{s:i,s:s,s:s}}", "error", "code", status,
+                                   "reason", reason, "message", message));
 }
 
 //  Answers a pending request with an error and forgets it.
