@@ -5,7 +5,8 @@
     service lives in its own file, workers/svc_NAME.c; svc.c holds the table
     that names them, which resv-worker looks a service up in and resvd walks
     to know what to supervise and how many of each. Adding a service is one
-    file and one line of that table.
+    file, its declarations below and one line of that table
+    (doc/architecture.md, "Adding a service").
 */
 #ifndef SVC_H_INCLUDED
 #define SVC_H_INCLUDED
