@@ -3,8 +3,8 @@
     A resv_t is one connection to a resv broker's frontend. It sends
     requests to services (availability, reservation, ..., or the broker's own
     ping and stats) and returns their replies, as jansson objects. Every
-    request carries a deadline; a request that gets no answer before it
-    returns RESV_TIMEOUT, so no call hangs.
+    request carries a deadline; a request that gets no answer before its
+    deadline returns RESV_TIMEOUT, so no call hangs.
 
     Two forms:
     -   synchronous: resv_call() and the per-command helpers (resv_ping(),
@@ -253,8 +253,10 @@ int
     resv_status (resv_t *self, const char *id, json_t **reply_p);
 
 //  Lists reservations from the view store. filter, which may be NULL, is a
-//  JSON object with any of customer, resource, status, limit and after (the
-//  "next" cursor of a previous page): {"items":[...],"next":CURSOR}.
+//  JSON object with any of customer, resource, status, limit (1 to
+//  RESV_PAGE_MAX; RESV_PAGE_DEFAULT when absent) and after (the "next"
+//  cursor of a previous page): {"items":[...]}, with "next" when the page
+//  was cut.
 int
     resv_list (resv_t *self, json_t *filter, json_t **reply_p);
 

@@ -183,9 +183,10 @@ resv_frame_limit (int64_t max_message)
 #define RESV_METHOD_AUTHORIZE       "authorize"
 //  payment: {reservation}
 #define RESV_METHOD_VOID            "void"
-//  availability: {name, owner, kind?, capacity?, price?, approval?, slots?}
+//  availability: {name, owner, kind?, capacity?, price?, approval?, slots?,
+//  request_id?}
 #define RESV_METHOD_RESOURCE_ADD    "resource.add"
-//  availability: {owner?, kind?}
+//  availability: {owner?, kind?, limit?, after?}
 #define RESV_METHOD_RESOURCE_LIST   "resource.list"
 //  availability: {id}
 #define RESV_METHOD_RESOURCE_SHOW   "resource.show"
@@ -196,7 +197,7 @@ resv_frame_limit (int64_t max_message)
 #define RESV_METHOD_RESOURCE_REMOVE "resource.remove"
 //  availability: {resource, date, days?}
 #define RESV_METHOD_AVAILABILITY    "availability"
-//  reservation: {customer, resource, date, days?, slot?, units?, request_id}
+//  reservation: {customer, resource, date, days?, slot?, units?, request_id?}
 #define RESV_METHOD_RESERVE         "reserve"
 //  reservation: {id, customer}
 #define RESV_METHOD_CANCEL          "cancel"
@@ -211,7 +212,7 @@ resv_frame_limit (int64_t max_message)
 //  view: {id}
 #define RESV_METHOD_STATUS          "status"
 //  view: {customer?, resource?, status?, limit?, after?};
-//  notification: {customer}
+//  notification: {customer, limit?, after?}
 #define RESV_METHOD_LIST            "list"
 //  view: {id}
 #define RESV_METHOD_HISTORY         "history"
