@@ -372,6 +372,30 @@ s_part_number (zmq_msg_t *part, int64_t *value)
     return true;
 }
 
+//  Parses a request's timeout, a decimal of 1 or more digits, into *value.
+//  doc/protocol.md lets a client ask for any deadline, which the broker
+//  cuts to broker/max_timeout, so a number too large for int64_t counts as
+//  INT64_MAX rather than as malformed: libresv sends an int's worth of
+//  milliseconds, ten digits, and more would fail as "bad timeout".
+static bool
+s_part_timeout (zmq_msg_t *part, int64_t *value)
+{
+    size_t size = zmq_msg_size (part);
+    if (size == 0)
+        return false;
+    const byte *data = (const byte *) zmq_msg_data (part);
+    int64_t result = 0;
+    for (size_t i = 0; i < size; i++) {
+        if (!isdigit (data [i]))
+            return false;
+        int digit = data [i] - '0';
+        result = result > (INT64_MAX - digit) / 10? INT64_MAX
+                                                   : result * 10 + digit;
+    }
+    *value = result;
+    return true;
+}
+
 //  Writes the hex form of a routing id into buf (2 * 255 + 1 bytes).
 static char *
 s_hex (zmq_msg_t *part, char *buf)
@@ -1533,7 +1557,7 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
         why = "bad service name";
     if (!why && !s_part_is_name (method, true))
         why = "bad method name";
-    if (!why && (!s_part_number (&msg->part [6], &timeout) || timeout < 1))
+    if (!why && (!s_part_timeout (&msg->part [6], &timeout) || timeout < 1))
         why = "bad timeout";
     size_t total = 0;
     for (int i = 1; i < msg->count; i++)

@@ -475,6 +475,53 @@ test_malformed_requests_400 (void **state)
     test_ping (state);
 }
 
+//  Any deadline is taken and cut to broker/max_timeout (60 s here), however
+//  many digits it has: libresv sends up to ten (an int of milliseconds).
+static void
+test_long_timeout_cut (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "echo", "4");
+    s_wait_workers (self, "echo", 1);
+    const char *timeouts [] = {
+        "1000000000", "2147483647", "9223372036854775807",
+        "99999999999999999999999999", NULL
+    };
+    for (const char **timeout = timeouts; *timeout; timeout++) {
+        s_request (self->client, "long", "echo", "echo", *timeout, "{}");
+        zmsg_t *msg = zmsg_recv (worker);
+        assert_non_null (msg);
+        assert_int_equal (zmsg_size (msg), RESV_WORKER_REQ_FRAMES);
+        char *header = zmsg_popstr (msg);
+        char *command = zmsg_popstr (msg);
+        char *ticket = zmsg_popstr (msg);
+        char *method = zmsg_popstr (msg);
+        char *left = zmsg_popstr (msg);
+        assert_string_equal (command, RESV_CMD_REQUEST);
+        assert_true (atoll (left) >= 1 && atoll (left) <= 60000);
+        s_worker_reply (worker, &ticket, "200", "{}");
+        char *body = s_expect_reply (self->client, "long", "200");
+        zstr_free (&body);
+        zstr_free (&header);
+        zstr_free (&command);
+        zstr_free (&method);
+        zstr_free (&left);
+        zmsg_destroy (&msg);
+    }
+    //  The broker's own services take them too.
+    s_request (self->client, "longping", "ping", "", "1000000000", "");
+    char *body = s_expect_reply (self->client, "longping", "200");
+    zstr_free (&body);
+    //  Still refused: no digits, other characters, zero.
+    s_request (self->client, "t1", "echo", "", "", "");
+    s_expect_error (self->client, "t1", "400", RESV_REASON_MALFORMED);
+    s_request (self->client, "t2", "echo", "", "-5", "");
+    s_expect_error (self->client, "t2", "400", RESV_REASON_MALFORMED);
+    s_request (self->client, "t3", "echo", "", "000", "");
+    s_expect_error (self->client, "t3", "400", RESV_REASON_MALFORMED);
+    zsock_destroy (&worker);
+}
+
 static void
 test_garbage_from_workers_ignored (void **state)
 {
@@ -1281,6 +1328,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_breaker_opens_and_closes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failed_probe_reopens, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_malformed_requests_400, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_long_timeout_cut, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_garbage_from_workers_ignored, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_garbage_on_both_ports, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_status_reply_500, s_setup, s_teardown),
