@@ -501,14 +501,16 @@ static bool
 s_send_error (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, int status,
               const char *reason, const char *message);
 
-//  A request body as a JSON object (empty: {}), or NULL after answering
-//  400 with why, in jansson's words where it is not JSON.
+//  A request body as a JSON object (empty: {}), parsed with jansson's
+//  flags, or NULL after answering 400 malformed with why, in jansson's
+//  words where it is not JSON.
 static json_t *
 s_body_object (broker_t *self, zmq_msg_t *client, zmq_msg_t *id,
-               const char *text, size_t size)
+               const char *text, size_t size, size_t flags)
 {
     json_error_t error;
-    json_t *object = size? json_loadb (text, size, 0, &error): json_object ();
+    json_t *object = size? json_loadb (text, size, flags, &error)
+                         : json_object ();
     if (json_is_object (object))
         return object;
     char message [JSON_ERROR_TEXT_LENGTH + 64];
@@ -518,7 +520,7 @@ s_body_object (broker_t *self, zmq_msg_t *client, zmq_msg_t *id,
         snprintf (message, sizeof message, "the body is not valid JSON: %s "
                   "at position %d", error.text, error.position);
     json_decref (object);
-    s_send_error (self, client, id, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+    s_send_error (self, client, id, RESV_BAD_REQUEST, RESV_REASON_MALFORMED,
                   message);
     return NULL;
 }
@@ -1096,7 +1098,9 @@ s_events_publish (broker_t *self, zmq_msg_t *client, zmq_msg_t *id,
     if (journal_split (text, size, &events, &count, &error)) {
         free (error);
         error = NULL;
-        json_t *request = s_body_object (self, client, id, text, size);
+        //  Not the relays' form: parsed whole, a key given twice taking
+        //  its last value, as every consumer would read it.
+        json_t *request = s_body_object (self, client, id, text, size, 0);
         if (!request)
             return;
         int rc = journal_split_json (json_object_get (request, "events"),
@@ -1433,7 +1437,8 @@ s_events (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, zmq_msg_t *method,
     }
     json_t *request = s_body_object (self, client, id,
                                      (const char *) zmq_msg_data (body),
-                                     zmq_msg_size (body));
+                                     zmq_msg_size (body),
+                                     JSON_REJECT_DUPLICATES);
     if (!request)
         return;
     if (s_part_is (method, RESV_METHOD_READ)) {

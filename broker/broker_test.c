@@ -1086,17 +1086,25 @@ static void
 test_events_bad_input_400 (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
+    //  Not a JSON object: malformed, as a worker would say.
+    const char *unread [] = {
+        "not json", "[]",
+        //  The relays' form, then something after it
+        "{\"events\":[{\"id\":\"ok\",\"type\":\"a\"}]}junk",
+        "{\"events\":[{\"id\":\"ok\",\"type\":\"a\"}],\"x\":",
+        "{\"events\":[{\"id\":\"ok\",\"type\":\"a\"},]}",
+    };
+    for (size_t i = 0; i < sizeof unread / sizeof unread [0]; i++) {
+        s_request (self->client, "b", "events", "publish", "2000", unread [i]);
+        s_expect_error (self->client, "b", "400", RESV_REASON_MALFORMED);
+    }
     const char *bad [] = {
-        "not json", "[]", "{}", "{\"events\":[]}", "{\"events\":{}}",
+        "{}", "{\"events\":[]}", "{\"events\":{}}",
         "{\"events\":[{\"type\":\"a\"}]}",
         "{\"events\":[{\"id\":\"x\",\"type\":\"Bad Type\"}]}",
         "{\"events\":[{\"id\":\"x\",\"type\":\"a\",\"data\":5}]}",
         "{\"events\":[{\"id\":\"x\",\"type\":\"a\",\"extra\":1}]}",
         "{\"events\":[{\"id\":\"ok\",\"type\":\"a\"},7]}",
-        //  The relays' form, then something after it
-        "{\"events\":[{\"id\":\"ok\",\"type\":\"a\"}]}junk",
-        "{\"events\":[{\"id\":\"ok\",\"type\":\"a\"}],\"x\":",
-        "{\"events\":[{\"id\":\"ok\",\"type\":\"a\"},]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
         s_request (self->client, "b", "events", "publish", "2000", bad [i]);

@@ -309,6 +309,12 @@ raw_refused 400 malformed "invalid UTF-8 in the body" \
     availability resource.add '{"name":"a\xff\xfeb","owner":"o"}'
 raw_refused 400 malformed "a body that is not JSON" \
     reservation reserve "{customer: c}"
+raw_refused 400 malformed "a key given twice" reservation reserve \
+    "{\"customer\":\"dup\",\"resource\":\"$RID\",\"date\":\"2027-03-01\",\"slot\":\"a\",\"units\":2,\"units\":1}"
+raw_refused 400 malformed "a key given twice, to the broker" \
+    events read '{"from":1,"from":2}'
+raw_refused 400 malformed "a body that is not JSON, to the broker" \
+    events read '{from: 1}'
 "$PY" -c 'import sys
 sys.stdout.write("{\"customer\":\"" + "c" * 200000 + "\",\"resource\":\"%s\",\"date\":\"2027-03-01\",\"slot\":\"a\"}" % sys.argv[1])' \
     "$RID" >"$T/big-customer.json"

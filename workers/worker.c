@@ -1714,8 +1714,8 @@ worker_parse (zframe_t *body, zframe_t **reply_p)
     if (size == 0)
         return json_object ();
     json_error_t error;
-    json_t *json = json_loadb ((const char *) zframe_data (body), size, 0,
-                               &error);
+    json_t *json = json_loadb ((const char *) zframe_data (body), size,
+                               JSON_REJECT_DUPLICATES, &error);
     if (json && json_is_object (json))
         return json;
     if (reply_p) {

@@ -208,7 +208,8 @@ int
 
 //  Parses a request body as a JSON object. Returns the object (caller
 //  owns) or NULL, after setting *reply_p to a 400 error frame, when the
-//  body is not a JSON object. An empty body is an empty object.
+//  body is not a JSON object or gives a key twice (which of the two was
+//  meant cannot be known). An empty body is an empty object.
 json_t *
     worker_parse (zframe_t *body, zframe_t **reply_p);
 
