@@ -616,15 +616,11 @@ s_resource_list (void *state, json_t *request, int64_t deadline,
         return RESV_BAD_REQUEST;
     //  The cursor is the position (rowid) of the last resource returned.
     int64_t position = 0;
-    if (after) {
-        char *end;
-        position = strtoll (after + 1, &end, 10);
-        if (after [0] != 'p' || *end || end == after + 1 || position < 0) {
-            *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
-                                     "after must be a cursor from a previous "
-                                     "list");
-            return RESV_BAD_REQUEST;
-        }
+    if (after && store_page_after (after, 'p', &position)) {
+        *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                                 "after must be the next cursor of a "
+                                 "previous list");
+        return RESV_BAD_REQUEST;
     }
     sqlite3_stmt *stmt = store_stmt (self->store,
         "SELECT " S_RESOURCE_COLUMNS " FROM resources WHERE removed = 0 "

@@ -229,6 +229,14 @@ test_list_filters_and_pages (void **state)
     assert_null (json_object_get (page, "next"));
     json_decref (page);
     json_decref (reply);
+    //  A cursor is exactly p and digits, as the list makes it: strtoll's
+    //  sign, spaces and overflow are refused, as by the other lists.
+    const char *forged [] = { "p+1", "p 1", "p-1", "p", "x1", "p1x",
+                              "p99999999999999999999", NULL };
+    for (int i = 0; forged [i]; i++) {
+        assert_int_equal (s_call (self, "resource.list", json_pack ("{s:s}", "after", forged [i]), &reply), 400);
+        json_decref (reply);
+    }
     free (a);
     free (b);
     free (c);
