@@ -146,6 +146,9 @@ has "with 400" "$OUT" '"code": ?400'
 expect_exit 1 "scale with a fractional count is refused" \
     "${R[@]}" call resvd scale '{"service":"echo","count":1.5}'
 has "with 400" "$OUT" '"code": ?400'
+expect_exit 1 "scale with a member it does not know is refused" \
+    "${R[@]}" call resvd scale '{"service":"echo","count":3,"x":1}'
+has "with 400 naming it" "$OUT" "unknown field 'x'"
 expect_exit 1 "an unknown resvd method is refused" \
     "${R[@]}" call resvd grow '{}'
 has "with 400 unknown_method" "$OUT" '"reason": ?"unknown_method"'

@@ -2,6 +2,7 @@
 
 #include "resvd.h"
 #include "svc.h"
+#include "fields.h"
 #include "resv_util.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -324,6 +325,11 @@ s_scale (resvd_t *self, zframe_t *body, zframe_t **reply_p)
     json_t *request = worker_parse (body, reply_p);
     if (!request)
         return RESV_BAD_REQUEST;
+    static const char *keys [] = { "service", "count", NULL };
+    if (field_only (request, keys, reply_p)) {
+        json_decref (request);
+        return RESV_BAD_REQUEST;
+    }
     const char *name = json_string_value (json_object_get (request, "service"));
     json_t *count = json_object_get (request, "count");
     s_group_t *group = s_group (self, name);
