@@ -646,6 +646,13 @@ s_store (const s_arg_t *arg, const char *value, json_t *args, char *why,
         if (resv_parse_int (value, arg->min, arg->max, &number)) {
             //  Where the service has the last word on the largest value
             //  (the help says it), the CLI states only the smallest.
+            errno = 0;
+            if (arg->max == S_INT_MAX && *value
+            &&  strspn (value, "0123456789") == strlen (value)
+            &&  (strtoull (value, NULL, 10) > S_INT_MAX || errno == ERANGE))
+                snprintf (why, why_size, "%s: '%s' is too large", arg->name,
+                          value);
+            else
             if (arg->max == S_INT_MAX)
                 snprintf (why, why_size, "%s: '%s' is not a whole number of"
                           " at least %" PRId64, arg->name, value, arg->min);

@@ -38,6 +38,9 @@ expect_exit 2 "reserve --units two exits 2" "$R" reserve --customer c \
 stderr_has "--units two: said so" "--units: 'two' is not a whole number"
 stderr_has "--units two: reserve help on stderr" "^usage: resv reserve"
 stdout_empty "--units two"
+expect_exit 2 "events --limit 99999999999 exits 2" "$R" events \
+    --limit 99999999999
+stderr_has "--limit too large: said so" "--limit: '99999999999' is too large"
 expect_exit 2 "reserve --units 0 exits 2" "$R" reserve --customer c \
     --resource r --date 2030-01-01 --units 0
 expect_exit 2 "reserve --days 1.5 exits 2" "$R" reserve --customer c \
