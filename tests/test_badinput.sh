@@ -148,6 +148,15 @@ for d in 2026-02-30 2026-13-01 2027-02-29 2027-04-31 2027-00-10 tomorrow \
         --date "$d" --slot a
     bad "availability --date '$d'" r availability --resource "$RID" --date "$d"
 done
+# A date of the wrong length is refused as a date, not as a string.
+for d in "2027-03-05 " "+2027-03-05" "2027-03-05T10:00:00Z"; do
+    OUT=$(r reserve --customer c --resource "$RID" --date "$d" --slot a 2>&1)
+    has "reserve --date '$d': the answer says what a date is" "$OUT" \
+        'date must be a real date, YYYY-MM-DD'
+    OUT=$(r availability --resource "$RID" --date "$d" 2>&1)
+    has "availability --date '$d': the answer says what a date is" "$OUT" \
+        'date must be a real date, YYYY-MM-DD'
+done
 call_bad "reserve with a numeric date" reservation reserve \
     "{\"customer\":\"c\",\"resource\":\"$RID\",\"date\":20270301,\"slot\":\"a\"}"
 call_bad "reserve with a date object" reservation reserve \

@@ -100,12 +100,20 @@ int
 field_date (json_t *request, const char *key, bool required,
             const char **out_p, int64_t *day_p, zframe_t **reply_p)
 {
-    const char *text = NULL;
-    if (field_string (request, key, required, 10, &text, reply_p))
+    json_t *value;
+    if (s_member (request, key, required, &value, reply_p))
         return -1;
-    if (!text)
+    if (!value)
         return 0;
-    if (!resv_date_parse (text, day_p))
+    //  Any string that is not one gets this answer, whatever its length.
+    //  resv_date_parse lets 2026-02-30 through as March 2nd (timegm
+    //  normalises the struct it is handed), so a real date is also one
+    //  that formats back to itself.
+    const char *text = json_string_value (value);
+    char again [16];
+    if (!text || json_string_length (value) != 10
+    ||  !resv_date_parse (text, day_p)
+    ||  !streq (resv_date_format (*day_p, again), text))
         return s_bad (reply_p, key, "a real date, YYYY-MM-DD, from 1970 on");
     *out_p = text;
     return 0;

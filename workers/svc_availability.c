@@ -290,16 +290,6 @@ s_field_stay (json_t *request, const char *key, int64_t *first_p,
     const char *date = NULL;
     if (field_date (request, key, true, &date, first_p, reply_p))
         return -1;
-    //  resv_date_parse lets 2026-02-30 through as March 2nd (timegm
-    //  normalises the struct it is handed, and that is what it compares
-    //  with): a real date is one that formats back to itself.
-    char again [16];
-    if (!streq (resv_date_format (*first_p, again), date)) {
-        *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
-                                 "%s must be a real date, YYYY-MM-DD, from "
-                                 "1970 on", key);
-        return -1;
-    }
     if (field_int (request, "days", false, 1, RESV_DAYS_MAX, days_p, reply_p))
         return -1;
     if (*first_p + *days_p - 1 > S_LAST_DAY) {
