@@ -179,9 +179,10 @@ int
 //  wants to set: name and owner (required by the service), kind, capacity,
 //  price, approval ("auto" | "manual"), slots (array of labels), and
 //  request_id, which makes a repeat of the add (the same owner and key)
-//  answer the resource it made; without one, libresv sends a random key,
-//  so that its own resends and the broker's re-dispatch add it once.
-//  Replies 201 with the resource, its id included.
+//  answer the resource it made, and the key used for another add a 409;
+//  without one, libresv sends a random key, so that its own resends and
+//  the broker's re-dispatch add it once. Replies 201 with the resource,
+//  its id included.
 int
     resv_resource_add (resv_t *self, json_t *resource, json_t **reply_p);
 

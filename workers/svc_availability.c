@@ -111,7 +111,14 @@ static const char *s_schema =
     //  two constants by building a temporary index, at every write.
     "    released    INTEGER NOT NULL DEFAULT 0"
     "                CHECK (released = 0 OR released = 1 OR released = 2),"
-    "    PRIMARY KEY (reservation, day)) WITHOUT ROWID;";
+    "    PRIMARY KEY (reservation, day)) WITHOUT ROWID;"
+    //  What each add with a request_id asked, its defaults filled in, so
+    //  that a key used again for another add is told apart from a retry.
+    "CREATE TABLE IF NOT EXISTS adds ("
+    "    owner      TEXT NOT NULL,"
+    "    request_id TEXT NOT NULL,"
+    "    asked      TEXT NOT NULL,"
+    "    PRIMARY KEY (owner, request_id)) WITHOUT ROWID;";
 
 typedef struct {
     store_t *store;             //  Connection of the request thread
@@ -454,9 +461,33 @@ s_emit_commit (availability_t *self, const char *type, json_t *resource,
     return status;
 }
 
+//  What the add of (owner, request_id) asked, or NULL when it asked
+//  nothing that was kept (an add made before adds were recorded): *rc_p
+//  gets SQLITE_ROW, SQLITE_DONE or an error. Caller frees.
+static char *
+s_add_asked (store_t *store, const char *owner, const char *request_id,
+             int *rc_p)
+{
+    sqlite3_stmt *stmt = store_stmt (store,
+        "SELECT asked FROM adds WHERE owner = ?1 AND request_id = ?2");
+    *rc_p = SQLITE_ERROR;
+    if (!stmt)
+        return NULL;
+    sqlite3_bind_text (stmt, 1, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, request_id, -1, SQLITE_STATIC);
+    *rc_p = sqlite3_step (stmt);
+    char *asked = *rc_p == SQLITE_ROW
+                ? strdup ((const char *) sqlite3_column_text (stmt, 0)): NULL;
+    sqlite3_reset (stmt);
+    if (*rc_p == SQLITE_ROW && !asked)
+        *rc_p = SQLITE_NOMEM;
+    return asked;
+}
+
 //  resource.add {name, owner, kind?, capacity?, price?, approval?, slots?,
 //  request_id?} -> 201 resource. A repeated (owner, request_id) gets the
-//  resource the first one made.
+//  resource the first one made, as it is now; 409 if it asks for another
+//  resource than the first did.
 static int
 s_resource_add (void *state, json_t *request, int64_t deadline,
                 zframe_t **reply_p)
@@ -486,13 +517,27 @@ s_resource_add (void *state, json_t *request, int64_t deadline,
     char *slots_text = slots? json_dumps (slots, JSON_COMPACT):
                               strdup ("[\"all-day\"]");
     json_decref (slots);
+    //  What this add asks, defaults and all, in one text to compare.
+    char *asked = NULL;
+    if (request_id && slots_text) {
+        json_t *fields = json_pack ("{s:s,s:s?,s:I,s:I,s:s,s:s}",
+                                    "name", name, "kind", kind,
+                                    "capacity", (json_int_t) capacity,
+                                    "price", (json_int_t) price,
+                                    "approval", approval, "slots", slots_text);
+        asked = json_dumps (fields, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref (fields);
+    }
     char id [sizeof S_ID_PREFIX + 32] = S_ID_PREFIX;
     char now [RESV_TIME_SIZE];
     resv_time_now (now);
-    const char *trouble = !slots_text? "out of memory":
-        resv_random_hex (id + strlen (S_ID_PREFIX), 8)? "no random source": NULL;
+    const char *trouble = !slots_text || (request_id && !asked)
+                        ? "out of memory"
+                        : resv_random_hex (id + strlen (S_ID_PREFIX), 8)
+                        ? "no random source": NULL;
     if (trouble) {
         free (slots_text);
+        free (asked);
         zsys_error ("availability: add resource %s: %s", name, trouble);
         *reply_p = worker_error (RESV_INTERNAL, RESV_REASON_INTERNAL,
                                  "availability: add resource %.64s: %s",
@@ -519,10 +564,28 @@ s_resource_add (void *state, json_t *request, int64_t deadline,
             sqlite3_reset (stmt);
         }
         if (rc == SQLITE_ROW && resource) {
-            //  A retry: the first add's reply, and nothing more.
+            //  A retry: the first add's reply, and nothing more; or the
+            //  key used again for another resource.
+            char *first = s_add_asked (self->store, owner, request_id, &rc);
+            bool other = first && !streq (first, asked);
+            free (first);
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+                json_decref (resource);
+                status = S_FAIL (self->store, reply_p, "add resource", name);
+                goto done;
+            }
             store_rollback (self->store);
-            *reply_p = worker_json (resource);
-            status = RESV_CREATED;
+            if (other) {
+                json_decref (resource);
+                status = worker_fail (reply_p, RESV_CONFLICT,
+                                      RESV_REASON_CONFLICT,
+                                      "request_id %s was used for another "
+                                      "resource.add", request_id);
+            }
+            else {
+                *reply_p = worker_json (resource);
+                status = RESV_CREATED;
+            }
             goto done;
         }
         if (rc != SQLITE_DONE) {
@@ -550,6 +613,18 @@ s_resource_add (void *state, json_t *request, int64_t deadline,
     sqlite3_bind_text (stmt, 10, now, -1, SQLITE_STATIC);
     int rc = sqlite3_step (stmt);
     sqlite3_reset (stmt);
+    if (rc == SQLITE_DONE && request_id) {
+        stmt = store_stmt (self->store, "INSERT INTO adds (owner, request_id, "
+                                        "asked) VALUES (?1, ?2, ?3)");
+        rc = SQLITE_ERROR;
+        if (stmt) {
+            sqlite3_bind_text (stmt, 1, owner, -1, SQLITE_STATIC);
+            sqlite3_bind_text (stmt, 2, request_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text (stmt, 3, asked, -1, SQLITE_STATIC);
+            rc = sqlite3_step (stmt);
+            sqlite3_reset (stmt);
+        }
+    }
     bool removed;
     if (rc != SQLITE_DONE
     ||  s_resource_load (self->store, id, &resource, &removed)) {
@@ -561,6 +636,7 @@ s_resource_add (void *state, json_t *request, int64_t deadline,
     json_decref (resource);
 done:
     free (slots_text);
+    free (asked);
     return status;
 }
 
