@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <unistd.h>
@@ -676,6 +677,18 @@ s_pump (resv_t *self, int64_t until)
 //  --------------------------------------------------------------------------
 //  Public API
 
+//  CZMQ's set-up for the process, done once whatever the threads: CZMQ's
+//  own first set-up (zsys_init, which the first socket runs) is not safe
+//  to run from two threads at once, and one thread could abort the process
+//  while another made its own first client.
+static pthread_once_t s_czmq_once = PTHREAD_ONCE_INIT;
+
+static void
+s_czmq_setup (void)
+{
+    zsys_init ();
+}
+
 resv_t *
 resv_new (const char *endpoint)
 {
@@ -703,6 +716,7 @@ resv_new (const char *endpoint)
     char identity [17];
     s_hex (identity, s_random (&self->rng), 16);
     identity [16] = 0;
+    pthread_once (&s_czmq_once, s_czmq_setup);
     self->sock = zsock_new (ZMQ_DEALER);
     if (!self->table || !self->heap || !self->endpoint || !self->sock) {
         resv_destroy (&self);
