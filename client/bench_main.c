@@ -947,6 +947,9 @@ main (int argc, char *argv [])
         .timeout = RESV_DEFAULT_TIMEOUT, .rate = 0, .duration = 0,
         .json = false
     };
+    //  Ctrl-C ends a run early with its summary (zsys_interrupted):
+    //  CZMQ's signal handling, which libresv leaves to the program.
+    zsys_init ();
     const char *config = NULL;
     int i = 1;
     for (; i < argc && argv [i][0] == '-'; i++) {

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <unistd.h>
@@ -683,10 +684,21 @@ s_pump (resv_t *self, int64_t until)
 //  while another made its own first client.
 static pthread_once_t s_czmq_once = PTHREAD_ONCE_INIT;
 
+//  zsys_init also catches SIGINT and SIGTERM, in place of whatever the
+//  program had, only to set zsys_interrupted, which libresv never reads:
+//  the program would no longer stop on Ctrl-C or kill, and its own
+//  handlers would never run. The program's handling is put back. One that
+//  wants CZMQ's sets CZMQ up itself first (resv.h): this then changes
+//  nothing.
 static void
 s_czmq_setup (void)
 {
+    struct sigaction sigint, sigterm;
+    sigaction (SIGINT, NULL, &sigint);
+    sigaction (SIGTERM, NULL, &sigterm);
     zsys_init ();
+    sigaction (SIGINT, &sigint, NULL);
+    sigaction (SIGTERM, &sigterm, NULL);
 }
 
 resv_t *

@@ -28,6 +28,11 @@
     alike; they are NULL when there is nothing to return. Objects passed in
     as `json_t *` are borrowed, never stolen. A resv_t is not thread-safe:
     use one per thread.
+
+    libresv runs on CZMQ, whose first use in a process would catch SIGINT
+    and SIGTERM (to set zsys_interrupted). libresv leaves the program's
+    signal handling as it found it: a program that wants CZMQ's handling
+    calls zsys_init() before its first resv_new().
 */
 #ifndef RESV_H_INCLUDED
 #define RESV_H_INCLUDED

@@ -16,6 +16,7 @@
 #include "resv.h"
 #include <czmq.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -85,11 +86,123 @@ test_first_clients_in_threads (void **state)
 }
 
 
+//  --------------------------------------------------------------------------
+//  The program's signal handling is its own
+
+static volatile sig_atomic_t s_caught;
+
+static void
+s_on_signal (int signal_number)
+{
+    s_caught = signal_number;
+}
+
+//  True if signal_number's handler is handler.
+static bool
+s_handler_is (int signal_number, void (*handler) (int))
+{
+    struct sigaction action;
+    return sigaction (signal_number, NULL, &action) == 0
+        && action.sa_handler == handler;
+}
+
+//  A program with its own SIGTERM handler and the default SIGINT makes a
+//  client: both stay as they were, and its handler runs.
+static int
+s_signals_child (void)
+{
+    signal (SIGTERM, s_on_signal);
+    resv_t *client = resv_new (S_ENDPOINT);
+    if (!client)
+        return 2;
+    int rc = 0;
+    if (!s_handler_is (SIGTERM, s_on_signal))
+        rc = 3;
+    else
+    if (!s_handler_is (SIGINT, SIG_DFL))
+        rc = 4;
+    else {
+        raise (SIGTERM);
+        if (s_caught != SIGTERM)
+            rc = 5;
+    }
+    resv_destroy (&client);
+    return rc;
+}
+
+static void
+test_signal_handlers_kept (void **state)
+{
+    (void) state;
+    assert_int_equal (s_in_child (s_signals_child), 0);
+}
+
+//  Ctrl-C still ends a program that waits in a call.
+static int
+s_interrupt_child (void)
+{
+    resv_t *client = resv_new (S_ENDPOINT);
+    if (!client)
+        return 2;
+    //  Nothing answers: the call waits until the signal ends the process.
+    alarm (1);
+    signal (SIGALRM, SIG_DFL);
+    kill (getpid (), SIGINT);
+    resv_call (client, "ping", "", NULL, 3000, NULL);
+    resv_destroy (&client);
+    return 0;
+}
+
+static void
+test_interrupt_ends_program (void **state)
+{
+    (void) state;
+    fflush (NULL);
+    pid_t pid = fork ();
+    assert_true (pid >= 0);
+    if (pid == 0)
+        _exit (s_interrupt_child ());
+    int status;
+    assert_int_equal (waitpid (pid, &status, 0), pid);
+    assert_true (WIFSIGNALED (status));
+    assert_int_equal (WTERMSIG (status), SIGINT);
+}
+
+//  A program that set CZMQ up before its first client keeps CZMQ's
+//  handling (zsys_interrupted), as resv's daemons and resv-bench want.
+static int
+s_czmq_first_child (void)
+{
+    zsys_init ();
+    struct sigaction before;
+    sigaction (SIGINT, NULL, &before);
+    resv_t *client = resv_new (S_ENDPOINT);
+    if (!client)
+        return 2;
+    int rc = s_handler_is (SIGINT, before.sa_handler)
+          && before.sa_handler != SIG_DFL? 0: 3;
+    raise (SIGINT);
+    if (!rc && !zsys_interrupted)
+        rc = 4;
+    resv_destroy (&client);
+    return rc;
+}
+
+static void
+test_czmq_handling_when_asked (void **state)
+{
+    (void) state;
+    assert_int_equal (s_in_child (s_czmq_first_child), 0);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_first_clients_in_threads),
+        cmocka_unit_test (test_signal_handlers_kept),
+        cmocka_unit_test (test_interrupt_ends_program),
+        cmocka_unit_test (test_czmq_handling_when_asked),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
