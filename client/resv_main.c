@@ -14,6 +14,8 @@
 #include "resv_util.h"
 #include <czmq.h>
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <unistd.h>
 
@@ -948,6 +950,16 @@ s_print_reply (int status, json_t *reply)
     return rc? S_EXIT_FAILED: s_exit_status (status);
 }
 
+//  True if stdout is a pipe or socket whose reader is gone. A follower
+//  that is caught up writes nothing, so no SIGPIPE would tell it: without
+//  this, resv events --follow | head -1 ran on until the next event.
+static bool
+s_reader_gone (void)
+{
+    struct pollfd out = { STDOUT_FILENO, 0, 0 };
+    return poll (&out, 1, 0) == 1 && (out.revents & (POLLERR | POLLHUP));
+}
+
 //  events --follow: prints each event of the journal (of --type, from
 //  --from, else from the next one journaled) as one line of JSON as it
 //  comes, until --limit events were printed or, without --limit, until
@@ -993,8 +1005,18 @@ s_follow_events (resv_t *client, json_t *args)
             }
             printed++;
         }
-        if (json_array_size (items) == 0)
+        if (json_array_size (items) == 0) {
+            if (s_reader_gone ()) {
+                //  End as the next write would: by SIGPIPE, or when it
+                //  is ignored, as a write that failed.
+                json_decref (reply);
+                raise (SIGPIPE);
+                fprintf (stderr, "resv: cannot write the reply: %s\n",
+                         strerror (EPIPE));
+                return S_EXIT_FAILED;
+            }
             zclock_sleep (S_FOLLOW_POLL);
+        }
         from = json_integer_value (next);
         json_decref (reply);
     }

@@ -230,6 +230,12 @@ check "events --follow --from 1: three lines" \
 has "events --follow --from 1: in journal order" \
     "$(printf '%s\n' "$OUT" | grep -o '"id":"cli-e[0-9]"' | tr -d '\n')" \
     '^"id":"cli-e1""id":"cli-e2""id":"cli-e3"$'
+# A follower whose reader went away ends as a write would end it (SIGPIPE),
+# though no event comes to be written: resv events --follow | head -1.
+timeout 10 "$R" events --follow | true
+rc=${PIPESTATUS[0]}
+check "events --follow ends when its reader is gone (exit $rc)" \
+    test "$rc" -eq 141 -o "$rc" -eq 3
 
 # --- With the echo worker --------------------------------------------------
 
