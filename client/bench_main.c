@@ -894,10 +894,15 @@ s_bench (resv_t *client, const s_command_t *command, void *state,
     }
     if (command->start (state, client, options))
         return BENCH_EXIT_FAILED;
+    //  Room for the latencies up front, so that the table does not grow
+    //  while the clock runs; a run with --duration sends no more than
+    //  BENCH_REQUESTS_MAX, however large its rate times its duration.
     int64_t expected = options->requests;
     if (options->duration)
         expected = options->rate > 0?
             (int64_t) (options->rate * options->duration): 100000;
+    if (expected > BENCH_REQUESTS_MAX)
+        expected = BENCH_REQUESTS_MAX;
     bench_report_t *report = bench_report_new (expected);
     char *extra = (char *) zmalloc (BENCH_RESULTS_SIZE);
     if (!report || !extra) {
