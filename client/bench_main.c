@@ -46,6 +46,9 @@
 #define BENCH_SIZE_MAX          (1024 * 1024)
 #define BENCH_TIMEOUT_MAX       3600000
 #define BENCH_RATE_MAX          10000000
+//  The smallest --rate: one request every 1000 s. Below it a request's due
+//  time (sent * 1e6 / rate, in us) would overflow int64 within -n's limit.
+#define BENCH_RATE_MIN          0.001
 #define BENCH_DURATION_MAX      86400
 //  A request libresv has not returned this long after its deadline is
 //  given up as a 504 (libresv should have returned it at the deadline).
@@ -787,9 +790,10 @@ s_usage (FILE *stream)
         "  -c CONCURRENCY  requests in flight (default 16, max %d)\n"
         "  -n REQUESTS     requests to complete (default 10000)\n"
         "  -t TIMEOUT_MS   deadline of each request (default client/timeout)\n"
-        "  --rate R        open loop: start R requests a second, whatever\n"
-        "                  the replies, with at most CONCURRENCY in flight;\n"
-        "                  latency counts from when a request was due\n"
+        "  --rate R        open loop: start R requests a second (0.001 to\n"
+        "                  10000000), whatever the replies, with at most\n"
+        "                  CONCURRENCY in flight; latency counts from\n"
+        "                  when a request was due\n"
         "  --duration S    send for S seconds instead of REQUESTS\n"
         "  --json          print one JSON line instead of the summary\n",
         RESV_DEFAULT_ENDPOINT, RESV_CFG_DEFAULT_PATH, BENCH_CONCURRENCY_MAX);
@@ -849,7 +853,8 @@ s_parse_command (int argc, char *argv [], const s_command_t *command,
         if (streq (name, "--rate")) {
             char *end = NULL;
             double rate = text? strtod (text, &end): 0;
-            rc = text && *text && !*end && rate > 0 && rate <= BENCH_RATE_MAX
+            rc = text && *text && !*end && rate >= BENCH_RATE_MIN
+                                        && rate <= BENCH_RATE_MAX
                ? 0: -1;
             options->rate = rate;
         }
