@@ -947,7 +947,10 @@ s_parse_reply (int *status, const char *body, size_t size)
                                "%s (the reply had no body)",
                                resv_strstatus (*status));
     json_error_t parse_error;
-    json_t *reply = json_loadb (body, size, JSON_DECODE_ANY, &parse_error);
+    //  Any JSON: a string may hold \u0000 (a caller that reads it as a C
+    //  string sees it end there).
+    json_t *reply = json_loadb (body, size, JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                                &parse_error);
     if (!reply) {
         int code = *status < 400? RESV_INTERNAL: *status;
         json_t *error = resv_error_new (

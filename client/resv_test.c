@@ -818,6 +818,21 @@ test_non_json_reply (void **state)
     json_decref (script);
 }
 
+//  A success whose JSON holds \u0000 in a string is JSON all the same.
+static void
+test_reply_with_escaped_nul (void **state)
+{
+    s_fixture_t *fixture = (s_fixture_t *) *state;
+    json_t *reply = NULL;
+    json_t *script = json_pack ("{s:i, s:s}", "status", 200,
+                                "body", "{\"a\":\"x\\u0000y\"}");
+    assert_int_equal (resv_call (fixture->client, "script", "", script, 0,
+                                 &reply), RESV_OK);
+    assert_int_equal (json_string_length (json_object_get (reply, "a")), 3);
+    json_decref (reply);
+    json_decref (script);
+}
+
 static void
 test_error_reply_without_body (void **state)
 {
@@ -1397,6 +1412,7 @@ main (void)
         cmocka_unit_test (test_foreign_message_is_not_the_broker),
         cmocka_unit_test (test_retry_off),
         S_BROKER_TEST (test_non_json_reply),
+        S_BROKER_TEST (test_reply_with_escaped_nul),
         S_BROKER_TEST (test_error_reply_without_body),
         S_BROKER_TEST (test_error_reply_passes_through),
         S_BROKER_TEST (test_broker_timeout_comes_first),
