@@ -354,34 +354,15 @@ s_part_is_id (zmq_msg_t *part)
     return true;
 }
 
-//  Parses a decimal part of 1 to 9 digits into *value.
+//  Parses a decimal part of 1 to max_size digits into *value. A number
+//  too large for int64_t counts as INT64_MAX: a request's timeout may have
+//  any number of digits (doc/protocol.md), and is cut to
+//  broker/max_timeout; libresv sends an int's worth of milliseconds.
 static bool
-s_part_number (zmq_msg_t *part, int64_t *value)
+s_part_number (zmq_msg_t *part, size_t max_size, int64_t *value)
 {
     size_t size = zmq_msg_size (part);
-    if (size == 0 || size > 9)
-        return false;
-    const byte *data = (const byte *) zmq_msg_data (part);
-    int64_t result = 0;
-    for (size_t i = 0; i < size; i++) {
-        if (!isdigit (data [i]))
-            return false;
-        result = result * 10 + (data [i] - '0');
-    }
-    *value = result;
-    return true;
-}
-
-//  Parses a request's timeout, a decimal of 1 or more digits, into *value.
-//  doc/protocol.md lets a client ask for any deadline, which the broker
-//  cuts to broker/max_timeout, so a number too large for int64_t counts as
-//  INT64_MAX rather than as malformed: libresv sends an int's worth of
-//  milliseconds, ten digits, and more would fail as "bad timeout".
-static bool
-s_part_timeout (zmq_msg_t *part, int64_t *value)
-{
-    size_t size = zmq_msg_size (part);
-    if (size == 0)
+    if (size == 0 || size > max_size)
         return false;
     const byte *data = (const byte *) zmq_msg_data (part);
     int64_t result = 0;
@@ -865,7 +846,7 @@ s_worker_ready (broker_t *self, s_msg_t *msg, const char *key)
     int64_t credit;
     if (msg->count != RESV_WORKER_READY_FRAMES + 1
     ||  !s_part_is_name (name, false)
-    ||  !s_part_number (&msg->part [4], &credit) || credit < 1 || credit > 1000) {
+    ||  !s_part_number (&msg->part [4], 9, &credit) || credit < 1 || credit > 1000) {
         s_malformed (self, "backend", "READY with a bad service or credit");
         s_send_control (self, identity, RESV_CMD_DISCONNECT);
         return;
@@ -935,7 +916,7 @@ s_worker_reply (broker_t *self, worker_t *worker, s_msg_t *msg)
     memcpy (key, zmq_msg_data (ticket), zmq_msg_size (ticket));
     key [zmq_msg_size (ticket)] = 0;
     request_t *request = (request_t *) zhashx_lookup (self->requests, key);
-    if (!s_part_number (&msg->part [4], &status) || status < 100 || status > 599) {
+    if (!s_part_number (&msg->part [4], 9, &status) || status < 100 || status > 599) {
         s_malformed (self, "backend", "REP with a bad status");
         //  Its client need not wait for the deadline: the worker failed.
         if (request && request->worker == worker) {
@@ -1562,7 +1543,8 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
         why = "bad service name";
     if (!why && !s_part_is_name (method, true))
         why = "bad method name";
-    if (!why && (!s_part_timeout (&msg->part [6], &timeout) || timeout < 1))
+    if (!why && (!s_part_number (&msg->part [6], SIZE_MAX, &timeout)
+             ||  timeout < 1))
         why = "bad timeout";
     size_t total = 0;
     for (int i = 1; i < msg->count; i++)
