@@ -1136,12 +1136,17 @@ static void
 test_internal_methods_need_the_key (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    //  A broker of its own, with a key.
+    //  A broker of its own, with a key, and a data directory of its own:
+    //  the fixture's broker holds the journal of its directory.
     setenv ("RESV_BROKER_INTERNAL_KEY", "sesame", 1);
     setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:*", 1);
+    char *dir = zsys_sprintf ("%s/keyed", self->dir);
+    setenv ("RESV_DATA_DIR", dir, 1);
     resv_cfg_t *cfg = resv_cfg_load (NULL);
     zactor_t *broker = broker_new (cfg);
     unsetenv ("RESV_BROKER_INTERNAL_KEY");
+    setenv ("RESV_DATA_DIR", self->dir, 1);
+    zstr_free (&dir);
     assert_non_null (broker);
     char *frontend, *backend, *events;
     zstr_send (broker, "ENDPOINTS");
@@ -1174,7 +1179,6 @@ test_internal_methods_need_the_key (void **state)
     zstr_free (&frontend);
     zstr_free (&backend);
     zstr_free (&events);
-    (void) self;
 }
 
 static void

@@ -7,6 +7,9 @@
 #include "resv_util.h"
 #include <czmq.h>
 #include <sqlite3.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 
 struct _journal_t {
     sqlite3 *db;                //  The open journal file
@@ -23,6 +26,7 @@ struct _journal_t {
     db_moved_t moved;           //  Whether the file was deleted or moved
     zhashx_t *families;         //  Newest seq of each type family
     zhashx_t *types;            //  Newest seq of each type
+    int lock;                   //  PATH.lock, held with flock; -1 if none
 };
 
 //  A read by type prefix from fewer than this many events before the end
@@ -139,11 +143,46 @@ s_families_load (journal_t *self)
     return 0;
 }
 
+//  Takes the journal's lock, a file beside it, for as long as the journal
+//  is open. The journal has one writer: it numbers events from the newest
+//  seq it read when it opened, so a second broker on the same data
+//  directory would journal events under seqs the first one gives too, and
+//  consumers would skip them. A lock of its own (flock), not SQLite's,
+//  which lets any number of connections write in turn. Returns 0, or -1
+//  after a log line.
+static int
+s_lock (journal_t *self, const char *path)
+{
+    char *name = zsys_sprintf ("%s.lock", path);
+    if (!name) {
+        zsys_error ("journal: lock %s: out of memory", path);
+        return -1;
+    }
+    self->lock = open (name, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (self->lock == -1)
+        zsys_error ("journal: open %s: %s", name, strerror (errno));
+    else
+    if (flock (self->lock, LOCK_EX | LOCK_NB) == -1) {
+        if (errno == EWOULDBLOCK)
+            zsys_error ("journal: %s is in use by another broker (%s is "
+                        "locked); one broker per data directory", path, name);
+        else
+            zsys_error ("journal: lock %s: %s", name, strerror (errno));
+        close (self->lock);
+        self->lock = -1;
+    }
+    zstr_free (&name);
+    return self->lock == -1? -1: 0;
+}
+
 journal_t *
 journal_new (const char *path)
 {
     journal_t *self = (journal_t *) zmalloc (sizeof (journal_t));
     char *error = NULL;
+    self->lock = -1;
+    if (s_lock (self, path))
+        goto failed;
     if (db_open (path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &self->db)
         != SQLITE_OK) {
         char why [256];
@@ -204,6 +243,8 @@ journal_destroy (journal_t **self_p)
     sqlite3_close (self->db);
     zhashx_destroy (&self->families);
     zhashx_destroy (&self->types);
+    if (self->lock != -1)
+        close (self->lock);     //  Which releases the flock
     free (self);
     *self_p = NULL;
 }

@@ -27,8 +27,11 @@ typedef struct _journal_t journal_t;
 #define JOURNAL_ID_MAX      64
 #define JOURNAL_TYPE_MAX    64
 
-//  Opens or creates the journal at path. Returns NULL, after one log line
-//  naming the file and the SQLite error, if it cannot.
+//  Opens or creates the journal at path, and holds an exclusive lock on
+//  path.lock (flock) until it is destroyed: a journal has one writer, so
+//  a second broker on the same data directory must not open it. Returns
+//  NULL, after one log line naming the file and the error, if it cannot
+//  (also when another journal, in any process, holds the lock).
 journal_t *
     journal_new (const char *path);
 

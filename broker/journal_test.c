@@ -411,6 +411,24 @@ test_deleted_file_refuses_appends (void **state)
     free (text);
 }
 
+//  Two journals on one file would give the same seqs to different events
+//  (each numbers from the newest seq it read when it opened): the second
+//  is refused while the first is open, and opens once it is closed.
+static void
+test_second_journal_on_one_file_refused (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    free (s_append (self->journal, "[{\"id\":\"a\",\"type\":\"t\"}]", 0));
+    assert_null (journal_new (self->path));
+    char *seqs = s_append (self->journal, "[{\"id\":\"b\",\"type\":\"t\"}]", 0);
+    assert_string_equal (seqs, "[2]");
+    free (seqs);
+    journal_destroy (&self->journal);
+    self->journal = journal_new (self->path);
+    assert_non_null (self->journal);
+    assert_int_equal (journal_last (self->journal), 2);
+}
+
 static void
 test_unopenable_path_fails (void **state)
 {
@@ -447,6 +465,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_read_prefix_far_and_near, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reopen_keeps_events, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_deleted_file_refuses_appends, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_second_journal_on_one_file_refused, s_setup, s_teardown),
         cmocka_unit_test (test_unopenable_path_fails),
         cmocka_unit_test_setup_teardown (test_not_a_database_fails, s_setup, s_teardown),
     };
