@@ -8,8 +8,6 @@
 #include <czmq.h>
 #include <sqlite3.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <sys/file.h>
 
 struct _journal_t {
     sqlite3 *db;                //  The open journal file
@@ -158,19 +156,13 @@ s_lock (journal_t *self, const char *path)
         zsys_error ("journal: lock %s: out of memory", path);
         return -1;
     }
-    self->lock = open (name, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (self->lock == -1)
-        zsys_error ("journal: open %s: %s", name, strerror (errno));
+    self->lock = db_lock (name);
+    if (self->lock == -1 && errno == EWOULDBLOCK)
+        zsys_error ("journal: %s is in use by another broker (%s is "
+                    "locked); one broker per data directory", path, name);
     else
-    if (flock (self->lock, LOCK_EX | LOCK_NB) == -1) {
-        if (errno == EWOULDBLOCK)
-            zsys_error ("journal: %s is in use by another broker (%s is "
-                        "locked); one broker per data directory", path, name);
-        else
-            zsys_error ("journal: lock %s: %s", name, strerror (errno));
-        close (self->lock);
-        self->lock = -1;
-    }
+    if (self->lock == -1)
+        zsys_error ("journal: lock %s: %s", name, strerror (errno));
     zstr_free (&name);
     return self->lock == -1? -1: 0;
 }

@@ -77,6 +77,17 @@ expect_exit 0 "echo answers through the broker" \
     "${R[@]}" call echo echo '{"a":"b"}'
 has "echo returns the body" "$OUT" '^\{"a": ?"b"\}'
 
+# --- A second resvd on the same data directory -------------------------------
+# Started again by mistake, with the same config: its workers would join
+# the first broker with another internal key. It stops at once instead.
+expect_exit 1 "a second resvd on the same data directory exits 1" \
+    timeout 10 "$BIN/resvd"
+has "saying that another resvd runs there" "$(cat "$T/stderr")" \
+    "another resvd runs on data directory"
+check "the first resvd still has its 4 children" \
+    test "$(children | wc -l)" = 4
+check "and the broker still counts 2 echo workers" wait_count echo 2
+
 # --- Restart of a killed worker --------------------------------------------
 OLD=$(echo_pids | head -n 1)
 kill -KILL "$OLD"

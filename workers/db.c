@@ -33,6 +33,7 @@
 #include <czmq.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <errno.h>
 #include <limits.h>
@@ -613,4 +614,19 @@ db_dir_create (const char *dir)
         path [end] = kept;
     }
     return 0;
+}
+
+int
+db_lock (const char *path)
+{
+    int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd == -1)
+        return -1;
+    if (flock (fd, LOCK_EX | LOCK_NB) == -1) {
+        int error = errno;
+        close (fd);
+        errno = error;
+        return -1;
+    }
+    return fd;
 }

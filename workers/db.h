@@ -108,6 +108,13 @@ const char *
 int
     db_dir_create (const char *dir);
 
+//  Takes an exclusive lock (flock) on the file at path, made if missing,
+//  held for as long as the returned descriptor stays open; programs exec'd
+//  from this one do not inherit it. Returns the descriptor, or -1 with
+//  errno set: EWOULDBLOCK when another open descriptor holds the lock.
+int
+    db_lock (const char *path);
+
 #ifdef __cplusplus
 }
 #endif

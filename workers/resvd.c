@@ -3,6 +3,7 @@
 #include "resvd.h"
 #include "svc.h"
 #include "fields.h"
+#include "db.h"
 #include "resv_util.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +51,7 @@ struct _resvd_t {
     int waves;                  //  The highest wave of a group
     worker_t *worker;           //  Our own worker, service "resvd"
     bool stopping;              //  Shutting down: restart nothing
+    int lock;                   //  DATA_DIR/resvd.lock, held; -1 if none
 };
 
 
@@ -436,12 +438,42 @@ s_find (const char *program, char *path, size_t size)
     return 0;
 }
 
+//  Takes DATA_DIR/resvd.lock for as long as resvd runs. A second resvd on
+//  one data directory (started again by mistake, with the same config)
+//  would start a second set of workers that join the first broker, with
+//  another internal key, and every internal call they make would be
+//  refused: it stops at once instead. Returns 0, or -1 after a log line.
+static int
+s_lock (resvd_t *self, const char *dir)
+{
+    char path [PATH_MAX];
+    if (snprintf (path, sizeof path, "%s/resvd.lock", dir)
+        >= (int) sizeof path) {
+        zsys_error ("resvd: data/dir '%s' is too long", dir);
+        return -1;
+    }
+    if (db_dir_create (dir)) {
+        zsys_error ("resvd: cannot create data/dir '%s': %s", dir,
+                    strerror (errno));
+        return -1;
+    }
+    self->lock = db_lock (path);
+    if (self->lock == -1 && errno == EWOULDBLOCK)
+        zsys_error ("resvd: another resvd runs on data directory %s (%s is "
+                    "locked)", dir, path);
+    else
+    if (self->lock == -1)
+        zsys_error ("resvd: lock %s: %s", path, strerror (errno));
+    return self->lock == -1? -1: 0;
+}
+
 resvd_t *
 resvd_new (resv_cfg_t *cfg, const char *config, bool verbose)
 {
     resvd_t *self = (resvd_t *) zmalloc (sizeof (resvd_t));
     if (!self)
         return NULL;
+    self->lock = -1;
     self->config = config;
     self->verbose = verbose;
     //  The processes resvd runs share an internal key, which lets workers
@@ -507,6 +539,8 @@ resvd_new (resv_cfg_t *cfg, const char *config, bool verbose)
         group->want = (int) count;
     }
     if (rc == 0)
+        rc = s_lock (self, resv_cfg_str (cfg, "data/dir", "./var"));
+    if (rc == 0)
         self->worker = worker_new (cfg, RESV_SERVICE_RESVD, 0);
     if (rc == -1 || !self->worker) {
         resvd_destroy (&self);
@@ -533,6 +567,8 @@ resvd_destroy (resvd_t **self_p)
     }
     free (self->groups);
     worker_destroy (&self->worker);
+    if (self->lock != -1)
+        close (self->lock);     //  Which lets go of the lock
     free (self);
     *self_p = NULL;
 }
