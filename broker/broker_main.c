@@ -49,6 +49,14 @@ main (int argc, char *argv [])
         resv_cfg_destroy (&cfg);
         return 1;
     }
+    if (resv_cfg_bad (cfg)) {
+        zsys_error ("broker: not starting: its configuration has %d bad "
+                    "value%s (above)", resv_cfg_bad (cfg),
+                    resv_cfg_bad (cfg) == 1? "": "s");
+        zactor_destroy (&broker);
+        resv_cfg_destroy (&cfg);
+        return RESV_CFG_EXIT;
+    }
     //  Wait for SIGTERM or SIGINT, then stop gracefully: the actor signals
     //  once every request in flight has its answer.
     zpoller_t *poller = zpoller_new (broker, NULL);

@@ -1019,14 +1019,18 @@ main (int argc, char *argv [])
                                               RESV_DEFAULT_TIMEOUT, 1,
                                               BENCH_TIMEOUT_MAX);
     int rc = BENCH_EXIT_USAGE;
-    resv_t *client = resv_new (options.endpoint);
-    if (client) {
+    resv_t *client = NULL;
+    if (resv_cfg_bad (cfg))
+        fprintf (stderr, "resv-bench: the configuration has a bad value "
+                 "(above)\n");
+    else
+    if (!(client = resv_new (options.endpoint)))
+        fprintf (stderr, "resv-bench: cannot connect to '%s'\n",
+                 options.endpoint);
+    else {
         resv_set_timeout (client, options.timeout);
         rc = s_bench (client, command, state, &options);
     }
-    else
-        fprintf (stderr, "resv-bench: cannot connect to '%s'\n",
-                 options.endpoint);
     resv_destroy (&client);
     resv_cfg_destroy (&cfg);
     command->destroy (&state);

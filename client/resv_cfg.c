@@ -7,6 +7,7 @@
 
 struct _resv_cfg_t {
     zconfig_t *root;            //  Parsed ZPL tree; NULL when no file
+    int bad;                    //  Values resv_cfg_int refused
 };
 
 //  Reads a whole file into a NUL-terminated malloc'd string; NULL with
@@ -129,10 +130,17 @@ resv_cfg_int (resv_cfg_t *self, const char *key, int64_t dflt,
         return dflt;
     int64_t value;
     if (resv_parse_int (text, min, max, &value)) {
-        zsys_error ("config: %s: '%s' is not a whole number from %lld to %lld;"
-                    " using %lld", key, text, (long long) min,
-                    (long long) max, (long long) dflt);
+        zsys_error ("config: %s: '%s' is not a whole number from %lld to %lld",
+                    key, text, (long long) min, (long long) max);
+        if (self)
+            self->bad++;
         return dflt;
     }
     return value;
+}
+
+int
+resv_cfg_bad (resv_cfg_t *self)
+{
+    return self? self->bad: 0;
 }

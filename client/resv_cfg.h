@@ -39,10 +39,22 @@ const char *
     resv_cfg_str (resv_cfg_t *self, const char *key, const char *dflt);
 
 //  Returns the integer value of key, or dflt when it is set nowhere. A value
-//  that is not a whole number in [min, max] is logged and dflt is returned.
+//  that is not a whole number in [min, max] is logged, counted (see
+//  resv_cfg_bad) and dflt is returned.
 int64_t
     resv_cfg_int (resv_cfg_t *self, const char *key, int64_t dflt,
                   int64_t min, int64_t max);
+
+//  How many values resv_cfg_int has refused. resv's programs check it once
+//  they have read their configuration, and refuse to start rather than run
+//  with values nobody asked for: the daemons exit RESV_CFG_EXIT, which
+//  resvd takes as a reason to stop everything rather than restart.
+int
+    resv_cfg_bad (resv_cfg_t *self);
+
+//  The exit status of a daemon whose configuration is bad (sysexits'
+//  EX_CONFIG).
+#define RESV_CFG_EXIT   78
 
 //  Writes the environment variable name for key into buf (RESV_ + key in
 //  capitals, '/' and '-' as '_'). Returns buf, or NULL if it does not fit.

@@ -1060,6 +1060,11 @@ s_execute (const s_command_t *command, s_globals_t *globals, json_t *args)
                 ? globals->timeout
                 : (int) resv_cfg_int (cfg, "client/timeout",
                                       RESV_DEFAULT_TIMEOUT, 1, S_TIMEOUT_MAX);
+    if (resv_cfg_bad (cfg)) {
+        resv_cfg_destroy (&cfg);
+        return s_usage_error ("resv", "the configuration has a bad value "
+                              "(above)", s_help_main);
+    }
     resv_t *client = resv_new (endpoint);
     if (!client) {
         char why [512];

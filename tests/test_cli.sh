@@ -38,6 +38,9 @@ expect_exit 2 "reserve --units two exits 2" "$R" reserve --customer c \
 stderr_has "--units two: said so" "--units: 'two' is not a whole number"
 stderr_has "--units two: reserve help on stderr" "^usage: resv reserve"
 stdout_empty "--units two"
+expect_exit 2 "a bad client/timeout in the configuration exits 2" \
+    env RESV_CLIENT_TIMEOUT=abc "$R" ping
+stderr_has "... naming the key" "config: client/timeout: 'abc'"
 expect_exit 2 "events --limit 99999999999 exits 2" "$R" events \
     --limit 99999999999
 stderr_has "--limit too large: said so" "--limit: '99999999999' is too large"

@@ -60,6 +60,19 @@ expect_exit 1 "resvd refuses a count over 64" \
     env RESV_WORKERS_ECHO_COUNT=65 "$BIN/resvd"
 expect_exit 1 "resvd refuses a missing config file" \
     "$BIN/resvd" -c "$T/none.cfg"
+expect_exit 1 "resvd refuses a bad value of its own (broker/heartbeat)" \
+    env RESV_BROKER_HEARTBEAT=abc timeout 20 "$BIN/resvd"
+has "naming the key" "$(cat "$T/stderr")" "config: broker/heartbeat: 'abc'"
+# A bad value that only a worker reads: the worker refuses to serve, and
+# resvd stops everything rather than restart it for ever.
+use_free_ports
+expect_exit 1 "resvd stops when a worker refuses its configuration" \
+    env RESV_APPROVAL_TIMEOUT=-5 RESV_WORKERS_APPROVAL_COUNT=1 \
+    RESV_DATA_DIR="$T/badcfg" timeout 20 "$BIN/resvd"
+has "the worker names the key" "$(cat "$T/stderr")" \
+    "config: approval/timeout: '-5'"
+has "resvd says why it stops" "$(cat "$T/stderr")" \
+    "approval, pid [0-9]+, refused its configuration"
 
 # --- Start -------------------------------------------------------------------
 use_free_ports

@@ -52,6 +52,7 @@ struct _resvd_t {
     worker_t *worker;           //  Our own worker, service "resvd"
     bool stopping;              //  Shutting down: restart nothing
     int lock;                   //  DATA_DIR/resvd.lock, held; -1 if none
+    bool refused;               //  A process refused its configuration
 };
 
 
@@ -233,6 +234,14 @@ s_ended (resvd_t *self, pid_t pid, int status, int64_t now)
             if (child->stopping || self->stopping)
                 zsys_info ("resvd: %s, pid %d, %s after %lld ms; stopped",
                            group->name, (int) pid, how, (long long) ran);
+            else
+            if (WIFEXITED (status) && WEXITSTATUS (status) == RESV_CFG_EXIT) {
+                //  Its configuration is bad, and would be at every start.
+                zsys_error ("resvd: %s, pid %d, refused its configuration "
+                            "(its line above says why); stopping everything",
+                            group->name, (int) pid);
+                self->refused = true;
+            }
             else {
                 if (ran >= self->restart_reset)
                     group->backoff = self->restart_min;
@@ -580,7 +589,7 @@ resvd_run (resvd_t *self)
     zsys_info ("resvd: starting %s and %s", self->broker_path,
                self->worker_path);
     bool serving = true;
-    while (!zsys_interrupted && serving) {
+    while (!zsys_interrupted && serving && !self->refused) {
         s_reconcile (self, zclock_mono ());
         serving = worker_serve (self->worker, S_TICK, s_handler, self) == 0;
         s_reap (self);
@@ -597,5 +606,5 @@ resvd_run (resvd_t *self)
     for (int wave = self->waves; wave >= 0; wave--)
         s_stop_wave (self, wave, &serving);
     zsys_info ("resvd: every process stopped");
-    return 0;
+    return self->refused? 1: 0;
 }

@@ -60,7 +60,8 @@ void
 
 //  Starts the broker and the workers and supervises them until
 //  zsys_interrupted is set, then stops them all as described above.
-//  Returns 0 once every child is reaped.
+//  Returns 0 once every child is reaped; 1 when it stopped because a
+//  process refused its configuration (exit RESV_CFG_EXIT).
 int
     resvd_run (resvd_t *self);
 

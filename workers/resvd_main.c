@@ -45,6 +45,12 @@ main (int argc, char *argv [])
     if (!cfg)
         return 1;
     resvd_t *resvd = resvd_new (cfg, config, verbose);
+    if (resvd && resv_cfg_bad (cfg)) {
+        zsys_error ("resvd: not starting: its configuration has %d bad "
+                    "value%s (above)", resv_cfg_bad (cfg),
+                    resv_cfg_bad (cfg) == 1? "": "s");
+        resvd_destroy (&resvd);
+    }
     if (!resvd) {
         resv_cfg_destroy (&cfg);
         return 1;

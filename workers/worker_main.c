@@ -95,6 +95,16 @@ main (int argc, char *argv [])
         resv_cfg_destroy (&cfg);
         return 1;
     }
+    if (resv_cfg_bad (cfg)) {
+        zsys_error ("not serving %s: its configuration has %d bad value%s "
+                    "(above)", svc->name, resv_cfg_bad (cfg),
+                    resv_cfg_bad (cfg) == 1? "": "s");
+        if (svc->state_destroy)
+            svc->state_destroy (&state);
+        worker_destroy (&worker);
+        resv_cfg_destroy (&cfg);
+        return RESV_CFG_EXIT;
+    }
     zsys_info ("serving %s", svc->name);
     s_verbose_t wrapped = { svc, state };
     if (verbose)
