@@ -518,15 +518,17 @@ static const s_command_t s_commands [] = {
       "usage: resv approve ID --owner O\n"
       "\n"
       "Approves pending reservation ID. Only the resource's owner may.\n"
-      "Prints {\"reservation\":ID,\"decision\":\"approved\"}; the\n"
-      "reservation is CONFIRMED a moment later.\n"
+      "Prints {\"reservation\":ID,\"decision\":\"approved\"} once the\n"
+      "reservation is CONFIRMED (the view shows it a moment later); 409\n"
+      "if a cancel or the approval timeout came first.\n"
       "  --owner O   the resource's owner (required)\n" },
     { NULL, "decline", s_id_only, s_decline_opts, s_run_decline,
       "usage: resv decline ID --owner O [--reason TEXT]\n"
       "\n"
       "Declines pending reservation ID. Only the resource's owner may.\n"
-      "Prints {\"reservation\":ID,\"decision\":\"declined\"}; the\n"
-      "reservation is DECLINED a moment later.\n"
+      "Prints {\"reservation\":ID,\"decision\":\"declined\"} once the\n"
+      "reservation is DECLINED (the view shows it a moment later); 409\n"
+      "if a cancel or the approval timeout came first.\n"
       "  --owner O       the resource's owner (required)\n"
       "  --reason TEXT   why, told to the customer\n" },
     { NULL, "status", s_id_only, s_none, s_run_status,

@@ -119,7 +119,8 @@ resv_frame_limit (int64_t max_message)
 //  says so once when it starts.
 #define RESV_INTERNAL_METHODS \
     "availability/hold", "availability/release", "payment/authorize", \
-    "payment/void", "reservation/expire", "events/publish"
+    "payment/void", "reservation/expire", "reservation/decide", \
+    "events/publish"
 #define RESV_REASON_INTERNAL_ONLY   "internal_only"
 
 //  A method "batch.METHOD" carries several requests for METHOD of one
@@ -203,6 +204,10 @@ resv_frame_limit (int64_t max_message)
 #define RESV_METHOD_CANCEL          "cancel"
 //  reservation: {id}, PENDING to EXPIRED (called by approval's timer)
 #define RESV_METHOD_EXPIRE          "expire"
+//  reservation: {id, decision ("approved" | "declined"), reason?},
+//  PENDING to CONFIRMED or DECLINED (called by approval once the owner's
+//  decision is journaled, so that its reply says whether it won)
+#define RESV_METHOD_DECIDE          "decide"
 //  reservation: {id}, the command side's copy (for checks)
 #define RESV_METHOD_GET             "get"
 //  approval: {id, owner}

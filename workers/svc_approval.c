@@ -5,7 +5,9 @@
     approval "auto" is approved at once (approval.approved, its id derived
     from the request's event); a "manual" one waits, with its deadline
     (the request's time plus approval/timeout) in the store. approve and
-    decline record the owner's decision and emit it in one transaction.
+    decline record the owner's decision and emit it in one transaction,
+    journal the event themselves, then have reservation decide move the
+    reservation, whose 409 (a cancel or an expiry came first) is theirs.
     reservation.cancelled closes a row: whatever comes later is refused
     with 409. The reservation's other ends need nothing here: a
     confirmation or a decline follows this service's own decision, which
@@ -35,6 +37,9 @@
 #define S_EXPIRE_BATCH      100
 //  Deadline of one expire call, ms.
 #define S_EXPIRE_TIMEOUT    5000
+//  Longest a decision waits to take effect (its publish, then reservation
+//  decide), ms, of what is left of its request's deadline.
+#define S_DECIDE_TIMEOUT    5000
 //  The reason of a decline that gave none.
 #define S_DECLINED_REASON   "declined by the owner"
 //  How long a decision on an unknown reservation waits for it to reach
@@ -93,7 +98,9 @@ static const char s_sql_due [] =
 typedef struct {
     store_t *store;             //  This (main) thread's connection
     zactor_t *events;           //  Relay, consumer and expiry tick
-    resv_t *client;             //  Journal reads of the handler's catch-up
+    resv_t *client;             //  The handler's calls: journal reads of
+                                //  its catch-up, a decision's publish and
+                                //  reservation decide
     int64_t timeout_ms;         //  approval/timeout
 } s_self_t;
 
@@ -387,11 +394,13 @@ s_row_begin (s_self_t *self, const char *id, const char *owner,
 }
 
 //  Records an owner's decision on the row of id and emits it, inside the
-//  transaction s_row_begin opened, and commits. Returns 0, or 500 with the
+//  transaction s_row_begin opened, and commits; *event_p gets the event's
+//  text as the outbox holds it (caller frees). Returns 0, or 500 with the
 //  reply set and the transaction gone.
 static int
 s_record (s_self_t *self, const char *id, const char *owner,
-          const char *decision, const char *reason, zframe_t **reply_p)
+          const char *decision, const char *reason, char **event_p,
+          zframe_t **reply_p)
 {
     bool approved = streq (decision, "approved");
     if (!approved && !reason)
@@ -416,11 +425,86 @@ s_record (s_self_t *self, const char *id, const char *owner,
                                            "approval.declined",
                     "reservation", id, id, data))
         return S_FAIL (self->store, reply_p, "emit decision on", id);
-    if (store_commit (self->store))
+    stmt = store_stmt (self->store, "SELECT event FROM outbox WHERE id = ?1");
+    if (!stmt)
+        return S_FAIL (self->store, reply_p, "read decision on", id);
+    sqlite3_bind_int64 (stmt, 1,
+                        sqlite3_last_insert_rowid (store_db (self->store)));
+    rc = sqlite3_step (stmt);
+    *event_p = rc == SQLITE_ROW
+             ? strdup ((const char *) sqlite3_column_text (stmt, 0)): NULL;
+    sqlite3_reset (stmt);
+    if (!*event_p)
+        return S_FAIL (self->store, reply_p, "read decision on", id);
+    if (store_commit (self->store)) {
+        zstr_free (event_p);
         return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
                        "approval: commit decision on %s failed", id);
+    }
     events_flush (self->events);
     return 0;
+}
+
+//  Makes the decision take effect now, so that its reply says whether it
+//  won: the decision's event, journaled first (a publish of the outbox's
+//  text; the relay's own send of it later is the same id, which the
+//  journal keeps once), so that the journal still has approval.approved
+//  before reservation.confirmed; then reservation decide, which moves the
+//  reservation at once, or answers 409 when a cancel or an expiry came
+//  first. The event, applied later, finds the move done. Returns 200, or
+//  an error with *reply_p set: 409, or 503 when the outcome cannot be
+//  known yet (the decision stands; a repeat asks again).
+static int
+s_take_effect (s_self_t *self, const char *id, const char *decision,
+               const char *reason, const char *event, int64_t deadline,
+               zframe_t **reply_p)
+{
+    int64_t left = deadline - zclock_mono ();
+    int timeout = left < S_DECIDE_TIMEOUT? (int) left: S_DECIDE_TIMEOUT;
+    if (timeout <= 0)
+        return worker_fail (reply_p, RESV_TIMEOUT, RESV_REASON_DEADLINE,
+                       "approval: the decision on %s is recorded; its "
+                       "deadline passed before it took effect", id);
+    int status = RESV_OK;
+    if (event) {
+        char *body = zsys_sprintf ("{\"events\":[%s]}", event);
+        status = body? resv_call_raw (self->client, RESV_SERVICE_EVENTS,
+                                      RESV_METHOD_PUBLISH, body, strlen (body),
+                                      timeout, NULL, NULL)
+                     : RESV_INTERNAL;
+        zstr_free (&body);
+    }
+    json_t *reply = NULL;
+    if (status == RESV_OK) {
+        json_t *request = json_pack ("{s:s,s:s,s:s?}", "id", id,
+                                     "decision", decision, "reason", reason);
+        status = request? resv_call (self->client, RESV_SERVICE_RESERVATION,
+                                     RESV_METHOD_DECIDE, request, timeout,
+                                     &reply)
+                        : RESV_INTERNAL;
+        json_decref (request);
+    }
+    const char *message = json_string_value (json_object_get (
+        json_object_get (reply, "error"), "message"));
+    if (status == RESV_CONFLICT) {
+        //  A cancel or an expiry won: the row closes, and a repeat of the
+        //  decision gets 409 from the row alone.
+        s_close (self->store, id, "CLOSED", true);
+        worker_fail (reply_p, RESV_CONFLICT, RESV_REASON_CONFLICT, "%s",
+                     message? message: "no longer PENDING");
+    }
+    else
+    if (status != RESV_OK) {
+        zsys_warning ("approval: decision on %s not applied yet: %d %s", id,
+                      status, message? message: "");
+        worker_fail (reply_p, RESV_UNAVAILABLE, RESV_REASON_INTERNAL,
+                     "approval: the decision on %s is recorded, but what "
+                     "became of it is not known yet (%d: %s); ask again",
+                     id, status, message? message: resv_strstatus (status));
+        status = RESV_UNAVAILABLE;
+    }
+    json_decref (reply);
+    return status;
 }
 
 //  The reply to a decision taken (or taken before, the same).
@@ -430,6 +514,27 @@ s_decided (const char *id, const char *decision, zframe_t **reply_p)
     *reply_p = worker_json (json_pack ("{s:s,s:s}", "reservation", id,
                                        "decision", decision));
     return RESV_OK;
+}
+
+//  The decision event of id still in the outbox (not yet acknowledged by
+//  the journal, or not yet pruned), as text, or NULL: a repeat publishes
+//  it again before reservation decide, as the first try did.
+static char *
+s_unsent_event (s_self_t *self, const char *id, const char *decision)
+{
+    sqlite3_stmt *stmt = store_stmt (self->store,
+        "SELECT event FROM outbox WHERE event ->> '$.reservation' = ?1"
+        " AND event ->> '$.type' = ?2");
+    if (!stmt)
+        return NULL;
+    char type [32];
+    snprintf (type, sizeof type, "approval.%s", decision);
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, type, -1, SQLITE_STATIC);
+    char *event = sqlite3_step (stmt) == SQLITE_ROW
+                ? strdup ((const char *) sqlite3_column_text (stmt, 0)): NULL;
+    sqlite3_reset (stmt);
+    return event;
 }
 
 static int
@@ -447,8 +552,12 @@ s_decide (s_self_t *self, json_t *request, const char *decision,
     int status = s_row_begin (self, id, owner, deadline, &row, reply_p);
     if (status)
         return status;
-    if (!row.owned || *row.decision || *row.outcome
-    ||  resv_time_ms () >= row.deadline_ms) {
+    const char *own = streq (decision, "approved")? "CONFIRMED": "DECLINED";
+    //  A repeat of the decision taken, whose outcome is not known yet (the
+    //  first try could not learn it), goes on to take effect as the first.
+    bool unsettled = streq (row.decision, decision) && !*row.outcome;
+    if (!row.owned || (*row.decision && !unsettled) || *row.outcome
+    ||  (!unsettled && resv_time_ms () >= row.deadline_ms)) {
         store_rollback (self->store);
         if (!row.owned)
             return worker_fail (reply_p, RESV_FORBIDDEN, RESV_REASON_FORBIDDEN,
@@ -457,11 +566,9 @@ s_decide (s_self_t *self, json_t *request, const char *decision,
         //  A repeat is answered as the first time only while the outcome
         //  is still the decision's own: approving a reservation that was
         //  confirmed and then cancelled is a conflict, not a repeat.
-        const char *own = streq (decision, "approved")? "CONFIRMED": "DECLINED";
-        if (streq (row.decision, decision)
-        && (!*row.outcome || streq (row.outcome, own)))
+        if (streq (row.decision, decision) && streq (row.outcome, own))
             return s_decided (id, decision, reply_p);
-        if (*row.decision)
+        if (*row.decision && !streq (row.decision, decision))
             return worker_fail (reply_p, RESV_CONFLICT, RESV_REASON_CONFLICT,
                            "reservation %s was %s already", id, row.decision);
         if (*row.outcome)
@@ -471,9 +578,23 @@ s_decide (s_self_t *self, json_t *request, const char *decision,
         return worker_fail (reply_p, RESV_CONFLICT, RESV_REASON_CONFLICT,
                        "reservation %s is past its approval deadline", id);
     }
-    status = s_record (self, id, owner, decision, reason, reply_p);
-    if (status)
+    char *event = NULL;
+    if (unsettled) {
+        store_rollback (self->store);
+        event = s_unsent_event (self, id, decision);
+    }
+    else
+    if ((status = s_record (self, id, owner, decision, reason, &event,
+                            reply_p)))
         return status;
+    status = s_take_effect (self, id, decision, reason, event, deadline,
+                            reply_p);
+    free (event);
+    if (status != RESV_OK)
+        return status;
+    //  Settled: a repeat is answered from the row from now on (and gets
+    //  409 once a cancel of the confirmed reservation closes it).
+    s_close (self->store, id, own, true);
     return s_decided (id, decision, reply_p);
 }
 
@@ -516,6 +637,10 @@ svc_approval_new (resv_cfg_t *cfg, worker_t *worker)
     store_keep_alive (self->store, worker);
     self->client = resv_new (resv_cfg_str (cfg, "broker/frontend",
                                            RESV_DEFAULT_ENDPOINT));
+    //  A decision's publish and reservation decide are internal methods.
+    if (self->client)
+        resv_set_key (self->client, resv_cfg_str (cfg, "broker/internal_key",
+                                                  NULL));
     if (self->store && self->client) {
         events_config_t config = {
             .store = "approval", .schema = s_schema,

@@ -429,6 +429,87 @@ test_no_longer_pending (void **state)
     free (id);
 }
 
+//  A cancel that approval has not heard of yet (its reservation.cancelled
+//  still on its way: the row is reopened here to stand for that moment)
+//  does not let a decision answer 200 for a reservation that will never
+//  be CONFIRMED or DECLINED: the cancel won, so the decision gets 409, and
+//  so does a repeat of it. The decision's event is journaled, and the
+//  reservation service ignores it.
+static void
+test_decision_after_unheard_cancel (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    const char *methods [] = { "approve", "decline", NULL };
+    for (const char **method = methods; *method; method++) {
+        char key [16];
+        snprintf (key, sizeof key, "k-u-%s", *method);
+        char *id = testkit_reserved (self->kit, self->manual, key);
+        assert_true (s_wait_caught_up (self));
+        json_t *reply = NULL;
+        assert_int_equal (testkit_act (self->kit, "cancel", id, "carla",
+                                       &reply), 200);
+        json_decref (reply);
+        assert_true (testkit_wait_count (self->kit, "reservation.cancelled",
+                                         id, 1));
+        assert_true (s_wait_caught_up (self));
+        char *sql = zsys_sprintf ("UPDATE approvals SET outcome = NULL"
+                                  " WHERE reservation = '%s'", id);
+        assert_int_equal (sqlite3_exec (store_db (self->store), sql, NULL,
+                                        NULL, NULL), SQLITE_OK);
+        zstr_free (&sql);
+        assert_int_equal (s_decide (self, *method, id, "olga", NULL, &reply),
+                          409);
+        testkit_assert_error (reply, 409, "conflict");
+        assert_non_null (strstr (testkit_message (reply), "CANCELLED"));
+        json_decref (reply);
+        assert_int_equal (s_decide (self, *method, id, "olga", NULL, &reply),
+                          409);
+        json_decref (reply);
+        assert_string_equal (testkit_status (self->kit, id), "CANCELLED");
+        free (id);
+    }
+}
+
+//  A decision takes effect before its reply: the reservation is CONFIRMED
+//  (or DECLINED) when approve (or decline) answers 200, and the journal
+//  has the decision's event before the reservation's.
+static void
+test_decision_takes_effect_before_reply (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    const char *methods [] = { "approve", "decline", NULL };
+    const char *outcomes [] = { "CONFIRMED", "DECLINED", NULL };
+    const char *effects [] = { "reservation.confirmed",
+                               "reservation.declined", NULL };
+    const char *causes [] = { "approval.approved", "approval.declined",
+                              NULL };
+    for (int i = 0; methods [i]; i++) {
+        char key [16];
+        snprintf (key, sizeof key, "k-e-%s", methods [i]);
+        char *id = testkit_reserved (self->kit, self->manual, key);
+        assert_true (s_wait_caught_up (self));
+        json_t *reply = NULL;
+        assert_int_equal (s_decide (self, methods [i], id, "olga", NULL,
+                                    &reply), 200);
+        json_decref (reply);
+        assert_string_equal (testkit_status (self->kit, id), outcomes [i]);
+        assert_true (testkit_wait_count (self->kit, effects [i], id, 1));
+        json_t *cause = testkit_event_of (self->kit, causes [i], id);
+        json_t *effect = testkit_event_of (self->kit, effects [i], id);
+        assert_non_null (cause);
+        assert_non_null (effect);
+        assert_true (json_integer_value (json_object_get (cause, "seq"))
+                   < json_integer_value (json_object_get (effect, "seq")));
+        json_decref (cause);
+        json_decref (effect);
+        //  Applied later, the event moves nothing again.
+        zclock_sleep (300);
+        assert_int_equal (testkit_count (self->kit, effects [i], id), 1);
+        assert_int_equal (testkit_count (self->kit, causes [i], id), 1);
+        free (id);
+    }
+}
+
 //  The consumer takes its two types apart (by type), so after a lost event
 //  a cancellation may be applied before its request (the request read back
 //  from the journal later): the request then opens nothing and approves
@@ -586,6 +667,8 @@ main (void)
         S_TEST (test_unknown_reservation),
         S_TEST (test_conflicting_decisions),
         S_TEST (test_no_longer_pending),
+        S_TEST (test_decision_after_unheard_cancel),
+        S_TEST (test_decision_takes_effect_before_reply),
         S_TEST (test_cancelled_before_requested),
         S_TEST_WITH (test_past_deadline_before_expiry, s_setup_no_tick),
         S_TEST (test_bad_requests),

@@ -1149,6 +1149,29 @@ s_expire_method (s_self_t *self, json_t *request, zframe_t **reply_p)
     return s_move_request (self, &s_expire, id, NULL, S_EXPIRED_REASON, reply_p);
 }
 
+//  decide {id, decision, reason?}: the owner's decision, made to take
+//  effect by approval's handler once its event is journaled, rather than
+//  only when the event comes back through the journal: so that a decision
+//  that a cancel or an expiry beat is answered 409, not 200. The event,
+//  applied later, finds the move done and does nothing more.
+static int
+s_decide_method (s_self_t *self, json_t *request, zframe_t **reply_p)
+{
+    const char *keys [] = { "id", "decision", "reason", NULL };
+    const char *decisions [] = { "approved", "declined", NULL };
+    const char *id, *decision, *reason = NULL;
+    if (s_read_id (request, keys, &id, NULL, reply_p)
+    ||  field_choice (request, "decision", true, decisions, &decision,
+                      reply_p)
+    ||  field_string (request, "reason", false, 0, &reason, reply_p))
+        return RESV_BAD_REQUEST;
+    bool approved = streq (decision, "approved");
+    if (!approved && (!reason || !*reason))
+        reason = S_DECLINED_REASON;
+    return s_move_request (self, approved? &s_confirm: &s_decline, id, NULL,
+                           approved? NULL: reason, reply_p);
+}
+
 static int
 s_get_method (s_self_t *self, json_t *request, zframe_t **reply_p)
 {
@@ -1187,6 +1210,9 @@ svc_reservation (void *state, const char *method, zframe_t **body_p,
     else
     if (streq (method, RESV_METHOD_EXPIRE))
         status = s_expire_method (self, request, reply_p);
+    else
+    if (streq (method, RESV_METHOD_DECIDE))
+        status = s_decide_method (self, request, reply_p);
     else
     if (streq (method, RESV_METHOD_GET))
         status = s_get_method (self, request, reply_p);

@@ -1089,6 +1089,73 @@ test_illegal_moves (void **state)
     free (confirmed);
 }
 
+//  decide: the owner's decision moved at once (approval calls it right
+//  after it recorded the decision). PENDING moves, a repeat succeeds with
+//  no second event, and a reservation a cancel got first is refused, so
+//  that the decision is told it lost. The event that comes later moves
+//  nothing more.
+static void
+test_decide (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *approved = testkit_reserved (self->kit, self->manual, "k-d1");
+    char *declined = testkit_reserved (self->kit, self->manual, "k-d2");
+    char *cancelled = testkit_reserved (self->kit, self->manual, "k-d3");
+    json_t *reply = NULL;
+    assert_int_equal (testkit_act (self->kit, "cancel", cancelled, "carla",
+                                   &reply), 200);
+    json_decref (reply);
+    struct {
+        const char *id, *decision, *status;
+        int code;
+    } cases [] = {
+        { approved,  "approved", "CONFIRMED", 200 },
+        { approved,  "approved", "CONFIRMED", 200 },
+        { approved,  "declined", "CONFIRMED", 409 },
+        { declined,  "declined", "DECLINED",  200 },
+        { declined,  "approved", "DECLINED",  409 },
+        { cancelled, "approved", "CANCELLED", 409 },
+        { cancelled, "declined", "CANCELLED", 409 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *request = json_pack ("{s:s,s:s}", "id", cases [i].id,
+                                     "decision", cases [i].decision);
+        int status = testkit_call (self->kit, "reservation", "decide", request,
+                                   5000, &reply);
+        if (status != cases [i].code)
+            fail_msg ("case %zu: %d %s", i, status, testkit_message (reply));
+        if (status == 200)
+            assert_string_equal (json_string_value (json_object_get (reply,
+                                 "status")), cases [i].status);
+        else {
+            testkit_assert_error (reply, 409, "conflict");
+            assert_non_null (strstr (testkit_message (reply),
+                                     cases [i].status));
+        }
+        json_decref (reply);
+        assert_string_equal (testkit_status (self->kit, cases [i].id),
+                             cases [i].status);
+    }
+    assert_int_equal (testkit_act (self->kit, "get", declined, NULL, &reply),
+                      200);
+    assert_string_equal (json_string_value (json_object_get (reply, "reason")),
+                         "declined by the owner");
+    json_decref (reply);
+    //  The decision's event, when it comes, moves nothing more.
+    int64_t seq = s_publish (self, "e-test-d1", "approval.approved", approved,
+                             json_pack ("{s:s,s:b}", "owner", "olga", "auto", 0));
+    assert_true (s_wait_cursor (self, "approval.approved", seq));
+    assert_int_equal (testkit_count (self->kit, "reservation.confirmed",
+                                     approved), 1);
+    assert_int_equal (testkit_count (self->kit, "reservation.declined",
+                                     declined), 1);
+    assert_int_equal (testkit_count (self->kit, "reservation.confirmed",
+                                     cancelled), 0);
+    free (approved);
+    free (declined);
+    free (cancelled);
+}
+
 static void
 test_cancel_by_another_customer (void **state)
 {
@@ -1139,6 +1206,9 @@ test_bad_requests (void **state)
         { "cancel", "{\"id\":7,\"customer\":\"carla\"}", "bad_request" },
         { "expire", "{}", "bad_request" },
         { "expire", "{\"id\":\"r1'--\"}", "bad_request" },
+        { "decide", "{\"id\":\"r1\"}", "bad_request" },
+        { "decide", "{\"id\":\"r1\",\"decision\":\"maybe\"}", "bad_request" },
+        { "decide", "{\"id\":\"r1\",\"decision\":\"approved\",\"x\":1}", "bad_request" },
         { "get", "{\"id\":null}", "bad_request" },
         { "get", "{\"id\":\"r1\"", "malformed" },
         { "get", "[]", "malformed" },
@@ -1226,6 +1296,7 @@ main (void)
         S_TEST (test_reserve_commit_fails),
         S_TEST_WITH (test_reserve_bad_hold_replies, s_setup_stub),
         S_TEST (test_illegal_moves),
+        S_TEST (test_decide),
         S_TEST (test_cancel_by_another_customer),
         S_TEST (test_unknown_reservation),
         S_TEST (test_bad_requests),
