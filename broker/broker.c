@@ -1777,6 +1777,22 @@ s_drain (broker_t *self, void *handle,
     }
 }
 
+//  Logs a failed bind of endpoint (key) and, when no restart can mend it
+//  (not an endpoint, an unknown transport, an address not of this host),
+//  counts it as a bad configuration value: the broker then exits
+//  RESV_CFG_EXIT and resvd stops, where it would restart it for ever. An
+//  address in use may be free a moment later, and is not counted.
+static void
+s_bind_failed (resv_cfg_t *cfg, const char *endpoint, const char *key)
+{
+    int error = zmq_errno ();
+    zsys_error ("broker: bind %s (%s): %s", endpoint, key,
+                zmq_strerror (error));
+    if (error == EINVAL || error == EPROTONOSUPPORT || error == ENOCOMPATPROTO
+    ||  error == EADDRNOTAVAIL || error == ENODEV)
+        resv_cfg_refuse (cfg);
+}
+
 static zsock_t *
 s_bind (resv_cfg_t *cfg, const char *key, const char *dflt, int64_t maxmsg)
 {
@@ -1796,8 +1812,7 @@ s_bind (resv_cfg_t *cfg, const char *key, const char *dflt, int64_t maxmsg)
     //  Replies sent just before a graceful stop must still leave.
     zsock_set_linger (sock, 1000);
     if (zsock_bind (sock, "%s", endpoint) == -1) {
-        zsys_error ("broker: bind %s (%s): %s", endpoint, key,
-                    zmq_strerror (zmq_errno ()));
+        s_bind_failed (cfg, endpoint, key);
         zsock_destroy (&sock);
     }
     return sock;
@@ -1835,8 +1850,7 @@ s_broker_new (resv_cfg_t *cfg)
     //  broker and take gigabytes. ZeroMQ drops a peer that sends more.
     zsock_set_maxmsgsize (self->events, 16 + JOURNAL_TYPE_MAX);
     if (zsock_bind (self->events, "%s", events) == -1) {
-        zsys_error ("broker: bind %s (broker/events): %s", events,
-                    zmq_strerror (zmq_errno ()));
+        s_bind_failed (cfg, events, "broker/events");
         zsock_destroy (&self->events);
     }
     const char *dir = resv_cfg_str (cfg, "data/dir", "./var");

@@ -46,8 +46,10 @@ main (int argc, char *argv [])
         return 1;
     zactor_t *broker = broker_new (cfg);
     if (!broker) {
+        //  Its line above says why; a bad configuration would fail again.
+        int status = resv_cfg_bad (cfg)? RESV_CFG_EXIT: 1;
         resv_cfg_destroy (&cfg);
-        return 1;
+        return status;
     }
     if (resv_cfg_bad (cfg)) {
         zsys_error ("broker: not starting: its configuration has %d bad "

@@ -144,3 +144,10 @@ resv_cfg_bad (resv_cfg_t *self)
 {
     return self? self->bad: 0;
 }
+
+void
+resv_cfg_refuse (resv_cfg_t *self)
+{
+    if (self)
+        self->bad++;
+}

@@ -52,6 +52,11 @@ int64_t
 int
     resv_cfg_bad (resv_cfg_t *self);
 
+//  Counts one more bad value, found by the caller (an endpoint that is not
+//  a ZeroMQ endpoint, say), which has logged why.
+void
+    resv_cfg_refuse (resv_cfg_t *self);
+
 //  The exit status of a daemon whose configuration is bad (sysexits'
 //  EX_CONFIG).
 #define RESV_CFG_EXIT   78

@@ -73,6 +73,14 @@ has "the worker names the key" "$(cat "$T/stderr")" \
     "config: approval/timeout: '-5'"
 has "resvd says why it stops" "$(cat "$T/stderr")" \
     "approval, pid [0-9]+, refused its configuration"
+# An endpoint that is not one: the broker cannot bind it at any restart.
+expect_exit 1 "resvd stops when the broker's endpoint is not one" \
+    env RESV_BROKER_FRONTEND=garbage RESV_DATA_DIR="$T/badcfg" \
+    timeout 20 "$BIN/resvd"
+has "the broker names it" "$(cat "$T/stderr")" \
+    "bind garbage \(broker/frontend\)"
+has "resvd stops, not restarts" "$(cat "$T/stderr")" \
+    "broker, pid [0-9]+, refused its configuration"
 
 # --- Start -------------------------------------------------------------------
 use_free_ports
