@@ -1835,11 +1835,11 @@ s_broker_new (resv_cfg_t *cfg)
     self->internal_key = resv_cfg_str (cfg, "broker/internal_key", NULL);
     self->max_message = maxmsg;
     self->frontend = s_bind (cfg, "broker/frontend", "tcp://127.0.0.1:5570", maxmsg);
-    self->backend = s_bind (cfg, "broker/backend", "tcp://127.0.0.1:5571", maxmsg);
+    self->backend = s_bind (cfg, "broker/backend", RESV_DEFAULT_BACKEND, maxmsg);
     //  A reply that cannot leave must be known (s_send_reply).
     if (self->frontend)
         zsock_set_router_mandatory (self->frontend, 1);
-    const char *events = resv_cfg_str (cfg, "broker/events", "tcp://127.0.0.1:5572");
+    const char *events = resv_cfg_str (cfg, "broker/events", RESV_DEFAULT_EVENTS);
     self->events = zsock_new (ZMQ_PUB);
     zsock_set_sndhwm (self->events, 100000);
     zsock_set_linger (self->events, 0);

@@ -16,6 +16,11 @@
 #define RESV_PROTO_CLIENT       "RESVC1"
 #define RESV_PROTO_WORKER       "RESVW1"
 
+//  The broker's backend and fan-out endpoints when the configuration names
+//  none (spec section 7; the frontend's is RESV_DEFAULT_ENDPOINT, resv.h).
+#define RESV_DEFAULT_BACKEND    "tcp://127.0.0.1:5571"
+#define RESV_DEFAULT_EVENTS     "tcp://127.0.0.1:5572"
+
 //  Client <-> broker commands.
 //  REQ:  header, "REQ", request-id, service, method, timeout-ms, body
 //        [, internal-key]  (workers only, for the methods listed below)

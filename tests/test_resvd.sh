@@ -107,6 +107,14 @@ has "saying that another resvd runs there" "$(cat "$T/stderr")" \
     "another resvd runs on data directory"
 check "the first resvd still has its 4 children" \
     test "$(children | wc -l)" = 4
+# One of another data directory on the same ports: its broker could not
+# bind, and its workers would join the first broker with another key.
+expect_exit 1 "a resvd of another data directory on the same ports exits 1" \
+    env RESV_DATA_DIR="$T/other" timeout 10 "$BIN/resvd"
+has "saying that something listens there" "$(cat "$T/stderr")" \
+    "something already listens at $RESV_BROKER_FRONTEND"
+check "the first resvd still has its 4 children, again" \
+    test "$(children | wc -l)" = 4
 check "and the broker still counts 2 echo workers" wait_count echo 2
 
 # --- Restart of a killed worker --------------------------------------------

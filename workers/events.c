@@ -864,7 +864,7 @@ events_new (resv_cfg_t *cfg, events_config_t *config)
     if (config->consumer) {
         //  Subscribe before the first read of the journal (Clone pattern):
         //  whatever is published after the read is already queued here.
-        const char *events = resv_cfg_str (cfg, "broker/events", "tcp://127.0.0.1:5572");
+        const char *events = resv_cfg_str (cfg, "broker/events", RESV_DEFAULT_EVENTS);
         self->sub = zsock_new (ZMQ_SUB);
         zsock_set_rcvhwm (self->sub, 100000);
         zsock_set_rcvtimeo (self->sub, 0);

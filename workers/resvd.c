@@ -9,7 +9,11 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -476,6 +480,64 @@ s_lock (resvd_t *self, const char *dir)
     return self->lock == -1? -1: 0;
 }
 
+//  True if something already listens at endpoint, as far as a quick look
+//  can tell: a TCP endpoint of this host (an IPv4 address, localhost, or
+//  * for all, tried on 127.0.0.1) is connected to, an ipc one too. Other
+//  forms are not looked at.
+static bool
+s_listened (const char *endpoint)
+{
+    char host [64];
+    int port = 0, fd = -1, used = 0;
+    bool connected = false;
+    if (strncmp (endpoint, "tcp://", 6) == 0
+    &&  sscanf (endpoint + 6, "%63[^:]:%d%n", host, &port, &used) == 2
+    &&  endpoint [6 + used] == 0 && port > 0 && port < 65536) {
+        struct sockaddr_in address = { .sin_family = AF_INET,
+                                       .sin_port = htons ((uint16_t) port) };
+        const char *ip = streq (host, "*") || streq (host, "localhost")
+                       ? "127.0.0.1": host;
+        if (inet_pton (AF_INET, ip, &address.sin_addr) == 1
+        &&  (fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) != -1)
+            connected = connect (fd, (struct sockaddr *) &address,
+                                 sizeof address) == 0;
+    }
+    else
+    if (strncmp (endpoint, "ipc://", 6) == 0
+    &&  strlen (endpoint + 6) < sizeof ((struct sockaddr_un *) 0)->sun_path) {
+        struct sockaddr_un address = { .sun_family = AF_UNIX };
+        strcpy (address.sun_path, endpoint + 6);
+        if ((fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) != -1)
+            connected = connect (fd, (struct sockaddr *) &address,
+                                 sizeof address) == 0;
+    }
+    if (fd != -1)
+        close (fd);
+    return connected;
+}
+
+//  Refuses to start beside a broker that already listens on our endpoints:
+//  a resvd of another data directory on the same ports. Our broker could
+//  not bind, and would be restarted for ever, while our workers joined
+//  the other broker with another internal key. Returns 0, or -1 after a
+//  log line.
+static int
+s_ports_free (resv_cfg_t *cfg)
+{
+    const char *keys [] = { "broker/frontend", "broker/backend", NULL };
+    const char *dflts [] = { RESV_DEFAULT_ENDPOINT, RESV_DEFAULT_BACKEND };
+    for (int i = 0; keys [i]; i++) {
+        const char *endpoint = resv_cfg_str (cfg, keys [i], dflts [i]);
+        if (s_listened (endpoint)) {
+            zsys_error ("resvd: something already listens at %s (%s): "
+                        "another resvd, of another data directory?",
+                        endpoint, keys [i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 resvd_t *
 resvd_new (resv_cfg_t *cfg, const char *config, bool verbose)
 {
@@ -549,6 +611,8 @@ resvd_new (resv_cfg_t *cfg, const char *config, bool verbose)
     }
     if (rc == 0)
         rc = s_lock (self, resv_cfg_str (cfg, "data/dir", "./var"));
+    if (rc == 0)
+        rc = s_ports_free (cfg);
     if (rc == 0)
         self->worker = worker_new (cfg, RESV_SERVICE_RESVD, 0);
     if (rc == -1 || !self->worker) {

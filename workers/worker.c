@@ -1017,7 +1017,7 @@ worker_new (resv_cfg_t *cfg, const char *service, int credit)
         return NULL;
     self->service = strdup (service);
     self->backend = strdup (resv_cfg_str (cfg, "broker/backend",
-                                          "tcp://127.0.0.1:5571"));
+                                          RESV_DEFAULT_BACKEND));
     const char *key = resv_cfg_str (cfg, "broker/internal_key", NULL);
     self->key = key? strdup (key): NULL;
     self->frontend = strdup (resv_cfg_str (cfg, "broker/frontend",
