@@ -51,10 +51,7 @@ main (int argc, char *argv [])
         resv_cfg_destroy (&cfg);
         return status;
     }
-    if (resv_cfg_bad (cfg)) {
-        zsys_error ("broker: not starting: its configuration has %d bad "
-                    "value%s (above)", resv_cfg_bad (cfg),
-                    resv_cfg_bad (cfg) == 1? "": "s");
+    if (resv_cfg_refused (cfg, "broker")) {
         zactor_destroy (&broker);
         resv_cfg_destroy (&cfg);
         return RESV_CFG_EXIT;

@@ -145,6 +145,16 @@ resv_cfg_bad (resv_cfg_t *self)
     return self? self->bad: 0;
 }
 
+bool
+resv_cfg_refused (resv_cfg_t *self, const char *who)
+{
+    int bad = resv_cfg_bad (self);
+    if (bad)
+        zsys_error ("%s: not starting: its configuration has %d bad value%s "
+                    "(above)", who, bad, bad == 1? "": "s");
+    return bad > 0;
+}
+
 void
 resv_cfg_refuse (resv_cfg_t *self)
 {

@@ -10,6 +10,7 @@
 #define RESV_CFG_H_INCLUDED
 
 #include <czmq.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -51,6 +52,11 @@ int64_t
 //  resvd takes as a reason to stop everything rather than restart.
 int
     resv_cfg_bad (resv_cfg_t *self);
+
+//  For a program's start: when resv_cfg_bad counts any, logs that who is
+//  not starting, and why, and returns true.
+bool
+    resv_cfg_refused (resv_cfg_t *self, const char *who);
 
 //  Counts one more bad value, found by the caller (an endpoint that is not
 //  a ZeroMQ endpoint, say), which has logged why.

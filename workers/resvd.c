@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -481,9 +482,11 @@ s_lock (resvd_t *self, const char *dir)
 }
 
 //  True if something already listens at endpoint, as far as a quick look
-//  can tell: a TCP endpoint of this host (an IPv4 address, localhost, or
-//  * for all, tried on 127.0.0.1) is connected to, an ipc one too. Other
-//  forms are not looked at.
+//  can tell: a TCP endpoint given as an IPv4 address, localhost, or * for
+//  all (tried on 127.0.0.1) is connected to, for at most S_PROBE_MS (an
+//  address that is not of this host may never answer), an ipc one too.
+//  Other forms are not looked at.
+#define S_PROBE_MS      200
 static bool
 s_listened (const char *endpoint)
 {
@@ -498,9 +501,18 @@ s_listened (const char *endpoint)
         const char *ip = streq (host, "*") || streq (host, "localhost")
                        ? "127.0.0.1": host;
         if (inet_pton (AF_INET, ip, &address.sin_addr) == 1
-        &&  (fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) != -1)
-            connected = connect (fd, (struct sockaddr *) &address,
-                                 sizeof address) == 0;
+        &&  (fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                          0)) != -1) {
+            int rc = connect (fd, (struct sockaddr *) &address,
+                              sizeof address);
+            struct pollfd item = { fd, POLLOUT, 0 };
+            int error = 0;
+            socklen_t size = sizeof error;
+            connected = rc == 0
+                || (errno == EINPROGRESS && poll (&item, 1, S_PROBE_MS) == 1
+                    && getsockopt (fd, SOL_SOCKET, SO_ERROR, &error,
+                                   &size) == 0 && error == 0);
+        }
     }
     else
     if (strncmp (endpoint, "ipc://", 6) == 0

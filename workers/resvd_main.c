@@ -16,6 +16,12 @@ s_usage (FILE *out)
         "the broker, and exits 0. Logs, its own and its children's, go to\n"
         "stderr.\n"
         "\n"
+        "It exits 1 at start when another resvd runs on the same data\n"
+        "directory, when something already listens on its frontend or\n"
+        "backend, or when a configuration value is bad; and, having\n"
+        "stopped everything, when one of its processes refuses its\n"
+        "configuration (exit 78) rather than restart it.\n"
+        "\n"
         "  -c CONFIG   configuration file (default "
         RESV_CFG_DEFAULT_PATH "),\n"
         "              passed on to every process\n"
@@ -45,12 +51,8 @@ main (int argc, char *argv [])
     if (!cfg)
         return 1;
     resvd_t *resvd = resvd_new (cfg, config, verbose);
-    if (resvd && resv_cfg_bad (cfg)) {
-        zsys_error ("resvd: not starting: its configuration has %d bad "
-                    "value%s (above)", resv_cfg_bad (cfg),
-                    resv_cfg_bad (cfg) == 1? "": "s");
+    if (resvd && resv_cfg_refused (cfg, "resvd"))
         resvd_destroy (&resvd);
-    }
     if (!resvd) {
         resv_cfg_destroy (&cfg);
         return 1;

@@ -517,24 +517,29 @@ s_decided (const char *id, const char *decision, zframe_t **reply_p)
 }
 
 //  The decision event of id still in the outbox (not yet acknowledged by
-//  the journal, or not yet pruned), as text, or NULL: a repeat publishes
-//  it again before reservation decide, as the first try did.
-static char *
-s_unsent_event (s_self_t *self, const char *id, const char *decision)
+//  the journal, or not yet pruned), as text into *event_p, or NULL when
+//  it is gone, and so journaled: a repeat publishes it again before
+//  reservation decide, as the first try did. Returns 0, or -1 when the
+//  store cannot tell (the decide would then risk coming first).
+static int
+s_unsent_event (s_self_t *self, const char *id, const char *decision,
+                char **event_p)
 {
+    *event_p = NULL;
     sqlite3_stmt *stmt = store_stmt (self->store,
         "SELECT event FROM outbox WHERE event ->> '$.reservation' = ?1"
         " AND event ->> '$.type' = ?2");
     if (!stmt)
-        return NULL;
+        return -1;
     char type [32];
     snprintf (type, sizeof type, "approval.%s", decision);
     sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_text (stmt, 2, type, -1, SQLITE_STATIC);
-    char *event = sqlite3_step (stmt) == SQLITE_ROW
-                ? strdup ((const char *) sqlite3_column_text (stmt, 0)): NULL;
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW)
+        *event_p = strdup ((const char *) sqlite3_column_text (stmt, 0));
     sqlite3_reset (stmt);
-    return event;
+    return rc == SQLITE_DONE || (rc == SQLITE_ROW && *event_p)? 0: -1;
 }
 
 static int
@@ -581,7 +586,8 @@ s_decide (s_self_t *self, json_t *request, const char *decision,
     char *event = NULL;
     if (unsettled) {
         store_rollback (self->store);
-        event = s_unsent_event (self, id, decision);
+        if (s_unsent_event (self, id, decision, &event))
+            return S_FAIL (self->store, reply_p, "read decision on", id);
     }
     else
     if ((status = s_record (self, id, owner, decision, reason, &event,

@@ -95,10 +95,7 @@ main (int argc, char *argv [])
         resv_cfg_destroy (&cfg);
         return 1;
     }
-    if (resv_cfg_bad (cfg)) {
-        zsys_error ("not serving %s: its configuration has %d bad value%s "
-                    "(above)", svc->name, resv_cfg_bad (cfg),
-                    resv_cfg_bad (cfg) == 1? "": "s");
+    if (resv_cfg_refused (cfg, svc->name)) {
         if (svc->state_destroy)
             svc->state_destroy (&state);
         worker_destroy (&worker);
