@@ -17,7 +17,11 @@
 
     cancel, expire and the consumed approval.approved|declined move the
     status with a conditional UPDATE in the transaction of the event they
-    emit; a trigger in the store refuses any other move as well.
+    emit; a trigger in the store refuses any other move as well. decide
+    is approval's call that makes an owner's decision take effect at
+    once; the decisions table remembers which decision moved a manual
+    reservation, so that decide can tell a decision that took effect
+    before a cancel from one the cancel beat.
 */
 
 #include "svc.h"
@@ -98,7 +102,14 @@ static const char s_schema [] =
     //  entered once, so that their retries are still recognised.
     "INSERT OR IGNORE INTO requests (customer, request_id, id)"
     "    SELECT customer, request_id, id FROM reservations"
-    "    WHERE NOT EXISTS (SELECT 1 FROM requests);";
+    "    WHERE NOT EXISTS (SELECT 1 FROM requests);"
+    //  The owner's decision that moved a manual reservation out of
+    //  PENDING, kept after a cancel moves it on: decide then still knows
+    //  that the decision took effect (auto ones are never asked).
+    "CREATE TABLE IF NOT EXISTS decisions ("
+    "    id       TEXT PRIMARY KEY,"
+    "    decision TEXT NOT NULL CHECK (decision = 'approved'"
+    "             OR decision = 'declined')) WITHOUT ROWID;";
 
 //  Statements, by name, so that each has one address (store_stmt caches
 //  by address).
@@ -118,7 +129,11 @@ static const char s_sql_requested [] =
 static const char s_sql_load [] =
     "SELECT " S_ROW_JSON " FROM reservations WHERE id = ?1";
 static const char s_sql_status [] =
-    "SELECT status, customer FROM reservations WHERE id = ?1";
+    "SELECT status, customer, approval FROM reservations WHERE id = ?1";
+static const char s_sql_decision_put [] =
+    "INSERT OR IGNORE INTO decisions (id, decision) VALUES (?1, ?2)";
+static const char s_sql_decision_get [] =
+    "SELECT decision FROM decisions WHERE id = ?1";
 static const char s_sql_insert [] =
     "INSERT INTO reservations (id, request_id, customer, resource, date,"
     "       days, slot, units, amount, status, reason, payment_id,"
@@ -301,6 +316,22 @@ s_load (store_t *store, const char *id, json_t **object_p)
 //  --------------------------------------------------------------------------
 //  The status machine
 
+//  Records, in the caller's transaction, the owner's decision that moved
+//  manual reservation id out of PENDING. Returns 0, or -1 on a store
+//  failure.
+static int
+s_decision_put (store_t *store, const char *id, const char *decision)
+{
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_decision_put);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, decision, -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    return rc == SQLITE_DONE? 0: -1;
+}
+
 //  Moves reservation id by move, inside the caller's transaction on store
 //  (which it neither begins nor ends). customer, when not NULL, must be the
 //  reservation's. reason, when not NULL, replaces the stored one. cause is
@@ -318,12 +349,12 @@ s_move (store_t *store, const s_move_t *move, const char *id,
     *error_p = NULL;
     *emitted_p = false;
     //  Its status and its customer, as they were.
-    char *before [2];
+    char *before [3];
     sqlite3_stmt *stmt = store_stmt (store, s_sql_status);
     int found = -1;
     if (stmt) {
         sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
-        found = s_texts (stmt, before, 2);
+        found = s_texts (stmt, before, 3);
     }
     if (found < 0) {
         *error_p = resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
@@ -381,6 +412,15 @@ s_move (store_t *store, const s_move_t *move, const char *id,
         code = RESV_CONFLICT;
         goto done;
     }
+    if ((move == &s_confirm || move == &s_decline)
+    &&  streq (before [2]? before [2]: "", "manual")
+    &&  s_decision_put (store, id, move == &s_confirm? "approved": "declined")) {
+        *error_p = resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
+            "reservation: record the decision on %s: %s", id,
+            store_error (store));
+        code = RESV_INTERNAL;
+        goto done;
+    }
     //  Itself as it is now, and the data of its event: that, the status
     //  it left and the reason given.
     char *after;
@@ -406,7 +446,7 @@ s_move (store_t *store, const s_move_t *move, const char *id,
     }
     free (data);
 done:
-    for (int index = 0; index < 2; index++)
+    for (int index = 0; index < 3; index++)
         zstr_free (&before [index]);
     return code;
 }
@@ -1153,7 +1193,9 @@ s_expire_method (s_self_t *self, json_t *request, zframe_t **reply_p)
 //  effect by approval's handler once its event is journaled, rather than
 //  only when the event comes back through the journal: so that a decision
 //  that a cancel or an expiry beat is answered 409, not 200. The event,
-//  applied later, finds the move done and does nothing more.
+//  applied later, finds the move done and does nothing more. A decision
+//  that did move the reservation (table decisions) is answered 200 with
+//  the reservation as it is now, even when a cancel has moved it on.
 static int
 s_decide_method (s_self_t *self, json_t *request, zframe_t **reply_p)
 {
@@ -1168,8 +1210,33 @@ s_decide_method (s_self_t *self, json_t *request, zframe_t **reply_p)
     bool approved = streq (decision, "approved");
     if (!approved && (!reason || !*reason))
         reason = S_DECLINED_REASON;
-    return s_move_request (self, approved? &s_confirm: &s_decline, id, NULL,
-                           approved? NULL: reason, reply_p);
+    int status = s_move_request (self, approved? &s_confirm: &s_decline, id,
+                                 NULL, approved? NULL: reason, reply_p);
+    if (status != RESV_CONFLICT)
+        return status;
+    //  Not PENDING: this decision may still be what moved it, through the
+    //  consumer, before a cancel moved it on (all between approval's
+    //  publish of the decision and this call). Then it took effect.
+    char *taken = NULL, *text = NULL;
+    sqlite3_stmt *stmt = store_stmt (self->store, s_sql_decision_get);
+    int found = -1;
+    if (stmt) {
+        sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+        found = s_texts (stmt, &taken, 1);
+    }
+    if (found == 1 && streq (taken, decision))
+        found = s_load_text (self->store, id, &text) == 1? 1: -1;
+    bool took_effect = found == 1 && text;
+    free (taken);
+    if (found < 0 || took_effect)
+        zframe_destroy (reply_p);
+    if (found < 0)
+        return S_FAIL (self->store, reply_p, "read the decision on", id);
+    if (took_effect) {
+        *reply_p = worker_text (text);
+        return RESV_OK;
+    }
+    return status;
 }
 
 static int

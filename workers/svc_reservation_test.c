@@ -1151,9 +1151,41 @@ test_decide (void **state)
                                      declined), 1);
     assert_int_equal (testkit_count (self->kit, "reservation.confirmed",
                                      cancelled), 0);
+    //  The race approval's call can lose: the consumer applies the
+    //  journaled decision, and a cancel follows, before decide comes. The
+    //  decision took effect, and is told so; the other one is not.
+    char *raced = testkit_reserved (self->kit, self->manual, "k-d4");
+    seq = s_publish (self, "e-test-d4", "approval.approved", raced,
+                     json_pack ("{s:s,s:b}", "owner", "olga", "auto", 0));
+    assert_true (s_wait_cursor (self, "approval.approved", seq));
+    assert_string_equal (testkit_status (self->kit, raced), "CONFIRMED");
+    assert_int_equal (testkit_act (self->kit, "cancel", raced, "carla",
+                                   &reply), 200);
+    json_decref (reply);
+    const char *decisions [] = { "approved", "declined" };
+    for (int i = 0; i < 2; i++) {
+        json_t *request = json_pack ("{s:s,s:s}", "id", raced,
+                                     "decision", decisions [i]);
+        int status = testkit_call (self->kit, "reservation", "decide",
+                                   request, 5000, &reply);
+        assert_int_equal (status, i == 0? 200: 409);
+        if (status == 200)
+            assert_string_equal (json_string_value (json_object_get (reply,
+                                 "status")), "CANCELLED");
+        json_decref (reply);
+    }
+    assert_string_equal (testkit_status (self->kit, raced), "CANCELLED");
+    assert_int_equal (testkit_count (self->kit, "reservation.confirmed",
+                                     raced), 1);
+    //  An auto reservation leaves no row there: it is never decided on.
+    char *automatic = testkit_reserved (self->kit, self->automatic, "k-d5");
+    assert_true (testkit_wait_status (self->kit, automatic, "CONFIRMED"));
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM decisions"), 3);
     free (approved);
     free (declined);
     free (cancelled);
+    free (raced);
+    free (automatic);
 }
 
 static void
