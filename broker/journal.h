@@ -8,6 +8,10 @@
 
     The file is in WAL mode with synchronous=NORMAL: a commit survives the
     crash (kill -9) of the process; only a power loss can take the last few.
+    Consumers' cursors are then ahead of the journal, and the events it
+    numbers again up to them would be taken as applied: each consumer
+    logs an error when it finds the journal ending before its cursor
+    (workers/events.c), as it does for a journal replaced by hand.
     The journal is used by one thread, the broker's.
 */
 #ifndef JOURNAL_H_INCLUDED

@@ -36,4 +36,29 @@ check "saying why, in one line" \
 export RESV_BROKER_FRONTEND=$FRONTEND
 check "the first broker is still up" alive "$FIRST"
 check "and journals the next event as seq 2" add two 2
+
+# A journal behind a consumer's cursor (replaced by hand, or commits lost
+# to a power loss): events it numbers again up to the cursor would be
+# taken as applied, so the consumer says so in the log.
+start_worker view
+VIEW=$LAST_PID
+cursor_is () {
+    python3 - "$RESV_DATA_DIR/view.db" "$1" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=5)
+row = db.execute("SELECT seq FROM cursors WHERE name = 'view'").fetchone()
+sys.exit(0 if row and row[0] == int(sys.argv[2]) else 1)
+PY
+}
+check "the view's cursor reaches seq 2" wait_for 15 cursor_is 2
+kill -TERM "$VIEW" "$FIRST"
+check "the view and the broker stop" wait_for 15 dead "$VIEW"
+wait_for 15 dead "$FIRST"
+mkdir "$T/old"
+mv "$RESV_DATA_DIR"/journal.db* "$T/old/"
+start_broker
+start_worker view
+check "a view on a new journal logs that it is behind its cursor" \
+    wait_for 15 grep -q "journal ends at seq 0, before this consumer's cursor, 2" \
+    "$T/worker-view.log"
 finish

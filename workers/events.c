@@ -73,6 +73,7 @@ typedef struct {
     char *own_name;             //  name, then: "consumer/type" (freed)
     bool heard;                 //  A live event came since the last check
     resv_log_limit_t failures;  //  Failed applies and reads, logged
+    resv_log_limit_t behind;    //  A journal behind the cursor, logged
 } consumer_t;
 
 typedef struct {
@@ -255,6 +256,16 @@ s_catch_up (consumer_t *self)
         }
         json_t *items = json_object_get (page, "items");
         int64_t last = json_integer_value (json_object_get (page, "last"));
+        unsigned skipped;
+        if (self->cursor > last
+        &&  resv_log_due (&self->behind, LOG_INTERVAL, &skipped))
+            zsys_error ("events: %s: the journal ends at seq %" PRId64
+                        ", before this consumer's cursor, %" PRId64 ": it "
+                        "was replaced, or lost commits it had acknowledged "
+                        "(a power loss); what it numbers up to %" PRId64
+                        " again is taken as applied (%u more lines since "
+                        "the last)", self->name, last, self->cursor,
+                        self->cursor, skipped);
         int rc = json_array_size (items)? s_apply (self, items): 0;
         //  The family's events up to next are all in the page: the cursor
         //  moves over the others read past.
