@@ -16,6 +16,7 @@
 
 #include "resv.h"
 #include "resv_poll.h"
+#include "resv_util.h"
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +49,8 @@
 #define S_TABLE_MIN         (1 << S_TABLE_BITS)
 //  An error message quotes at most this much of a bad reply body.
 #define S_QUOTE_MAX         200
+//  A broker that sends malformed replies is logged once in this long (ms).
+#define S_LOG_INTERVAL      10000
 
 typedef struct _s_request_t s_request_t;
 
@@ -60,6 +63,7 @@ struct _s_request_t {
     int timeout;                //  Deadline as asked, ms, for messages
     bool sent;                  //  Queued on the socket at least once
     uint64_t rx_mark;           //  rx_count when it was created
+    uint64_t bad_mark;          //  bad_count when it was created
     size_t heap_pos;            //  Index in the timer heap while pending
     int status;                 //  Completion: the status code
     char *reply;                //  Completion: body, malloc'd, NUL-ended
@@ -82,6 +86,8 @@ struct _resv_t {
     char prefix [S_PREFIX_LEN + 1];  //  Request id prefix, "xxxxxxxx-"
     int64_t last_handle;        //  Handle of the newest request
     uint64_t rx_count;          //  RESVC1 replies received, any id
+    uint64_t bad_count;         //  Malformed ones that named no request
+    resv_log_limit_t bad_log;   //  Paces the log lines about those
     s_request_t **table;        //  Pending requests by handle (open hash)
     size_t table_bits;          //  log2 of the table's size
     size_t pending;             //  Requests in the table (and in the heap)
@@ -533,8 +539,11 @@ s_expire (resv_t *self, s_request_t *request)
                                 : " (the request could not even be queued)");
     else
         error = resv_error_new (RESV_TIMEOUT, RESV_REASON_DEADLINE,
-                                "no reply within %d ms from the broker at %s",
-                                request->timeout, self->endpoint);
+                                "no reply within %d ms from the broker at %s%s",
+                                request->timeout, self->endpoint,
+                                self->bad_count == request->bad_mark? ""
+                                : " (it sent a malformed reply meanwhile,"
+                                  " which named no request in flight)");
     size_t size;
     char *body = s_error_text (error, RESV_TIMEOUT, &size);
     s_complete (self, request, RESV_TIMEOUT, body, size);
@@ -567,33 +576,80 @@ s_frame_is (zmq_msg_t *frame, const char *string)
         && memcmp (zmq_msg_data (frame), string, len) == 0;
 }
 
-//  Handles one well-sized reply; anything else about it that is wrong, or
-//  a request id we do not know (late, duplicate), drops it silently.
-static void
-s_handle_reply (resv_t *self, zmq_msg_t *frames)
+//  The status of a reply: 100 to 999, or 0 when frame is not 3 digits.
+static int
+s_status (zmq_msg_t *frame)
 {
-    if (!s_frame_is (&frames [0], RESV_PROTO_CLIENT)
+    if (zmq_msg_size (frame) != 3)
+        return 0;
+    const char *digits = (const char *) zmq_msg_data (frame);
+    int status = 0;
+    for (int i = 0; i < 3; i++) {
+        if (digits [i] < '0' || digits [i] > '9')
+            return 0;
+        status = status * 10 + digits [i] - '0';
+    }
+    return status < 100? 0: status;
+}
+
+//  A RESVC1 reply this client cannot read, why saying what is wrong with
+//  it. As the broker answers a malformed request 400, the request it names
+//  fails at once, 500 "malformed", rather than wait for its deadline and
+//  say that nothing came; one that names no request in flight is counted,
+//  so that a request that times out says one came. Either way, a line is
+//  logged (one in S_LOG_INTERVAL while they go on).
+static void
+s_malformed (resv_t *self, ssize_t slot, const char *why)
+{
+    unsigned skipped;
+    if (resv_log_due (&self->bad_log, S_LOG_INTERVAL, &skipped))
+        zsys_warning ("libresv: malformed reply from the broker at %s: %s%s"
+                      " (%u more since the last line)", self->endpoint, why,
+                      slot < 0? "; it names no request in flight": "",
+                      skipped);
+    if (slot < 0) {
+        self->bad_count++;
+        return;
+    }
+    json_t *error = resv_error_new (RESV_INTERNAL, RESV_REASON_MALFORMED,
+                                    "malformed reply from the broker at %s:"
+                                    " %s", self->endpoint, why);
+    size_t size;
+    char *body = s_error_text (error, RESV_INTERNAL, &size);
+    s_complete (self, self->table [slot], RESV_INTERNAL, body, size);
+}
+
+//  Handles one message of parts frames (frames holds the first
+//  RESV_CLIENT_REP_FRAMES of them). What is not a RESVC1 reply, or is a
+//  well-formed one to a request id we do not know (late, duplicate), is
+//  dropped silently; see s_malformed for the rest.
+static void
+s_handle_reply (resv_t *self, zmq_msg_t *frames, int parts)
+{
+    if (parts < 2
+    ||  !s_frame_is (&frames [0], RESV_PROTO_CLIENT)
     ||  !s_frame_is (&frames [1], RESV_CMD_REPLY))
         return;
     //  Only a RESVC1 reply proves a broker frontend is there: whatever
     //  else might reach this socket (a worker backend's BYE, our own
     //  request on a TCP self-connection) does not.
     self->rx_count++;
-    if (zmq_msg_size (&frames [3]) != 3)
-        return;
-    const char *digits = (const char *) zmq_msg_data (&frames [3]);
-    int status = 0;
-    for (int i = 0; i < 3; i++) {
-        if (digits [i] < '0' || digits [i] > '9')
-            return;
-        status = status * 10 + digits [i] - '0';
-    }
-    if (status < 100)
-        return;
-    int64_t handle = s_parse_id (self,
-                                 (const char *) zmq_msg_data (&frames [2]),
-                                 zmq_msg_size (&frames [2]));
+    int64_t handle = parts < 3? 0: s_parse_id (
+        self, (const char *) zmq_msg_data (&frames [2]),
+        zmq_msg_size (&frames [2]));
     ssize_t slot = handle > 0? s_table_find (self, handle): -1;
+    if (parts != RESV_CLIENT_REP_FRAMES) {
+        char why [64];
+        snprintf (why, sizeof why, "%d frames where a reply has %d",
+                  parts, RESV_CLIENT_REP_FRAMES);
+        s_malformed (self, slot, why);
+        return;
+    }
+    int status = s_status (&frames [3]);
+    if (!status) {
+        s_malformed (self, slot, "its status is not 3 digits, 100 to 999");
+        return;
+    }
     if (slot < 0)
         return;
     size_t size = zmq_msg_size (&frames [4]);
@@ -637,8 +693,7 @@ s_drain (resv_t *self)
             parts++;
         }
         count++;
-        if (parts == RESV_CLIENT_REP_FRAMES)
-            s_handle_reply (self, frames);
+        s_handle_reply (self, frames, parts);
         for (int i = 0; i < parts && i < RESV_CLIENT_REP_FRAMES; i++)
             zmq_msg_close (&frames [i]);
     }
@@ -832,6 +887,7 @@ resv_send (resv_t *self, const char *service, const char *method,
     request->timeout = timeout;
     request->sent = false;
     request->rx_mark = self->rx_count;
+    request->bad_mark = self->bad_count;
     request->status = 0;
     request->reply = NULL;
     request->reply_size = 0;

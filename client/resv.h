@@ -100,9 +100,14 @@ void
 //  A success whose body is not JSON returns RESV_INTERNAL instead, with an
 //  "internal" error object quoting the body. With a status >= 400, *reply_p
 //  is always an error object: one the reply did not carry is made up from
-//  the status and the body. While the call waits, replies to requests made
-//  with resv_send() are kept for resv_recv(). Local expiry comes a little
-//  (250 ms) after the deadline, so that a live broker's own 504 comes first.
+//  the status and the body. A reply libresv cannot read (the wrong number
+//  of frames, a status that is not 3 digits) fails the request it names at
+//  once with RESV_INTERNAL and reason "malformed", and is logged (a line
+//  every 10 s at most); one that names no request in flight is dropped with
+//  the log line, and a request that then times out says one was heard.
+//  While the call waits, replies to requests made with resv_send() are kept
+//  for resv_recv(). Local expiry comes a little (250 ms) after the deadline,
+//  so that a live broker's own 504 comes first.
 int
     resv_call (resv_t *self, const char *service, const char *method,
                json_t *request, int timeout_ms, json_t **reply_p);
@@ -140,8 +145,10 @@ typedef struct {
 //  the next completed request, in any order. Returns 0 and fills *reply
 //  (the caller frees reply->body with free()), or -1 when nothing completed
 //  in time or nothing is in flight. Requests that pass their deadline
-//  unanswered complete with RESV_TIMEOUT and a local error object as body.
-//  Each request sent completes exactly once.
+//  unanswered complete with RESV_TIMEOUT and a local error object as body;
+//  one whose reply libresv cannot read, at once with RESV_INTERNAL and a
+//  local "malformed" error object (see resv_call). Each request sent
+//  completes exactly once.
 int
     resv_recv (resv_t *self, int wait_ms, resv_reply_t *reply);
 

@@ -689,9 +689,7 @@ test_unknown_reply_dropped (void **state)
     s_router_reply (router, identity, other, "200", "\"unknown\"");
     s_router_reply (router, identity, "00000000-1", "200", "\"foreign\"");
     s_router_reply (router, identity, "1", "200", "\"short\"");
-    //  Malformed: a bad status, a bad header, one frame short.
-    s_router_reply (router, identity, id, "2x0", "\"bad status\"");
-    s_router_reply (router, identity, id, "20", "\"short status\"");
+    //  Not a RESVC1 reply: a bad header.
     zmsg_t *bad = zmsg_new ();
     zmsg_append (bad, &(zframe_t *) { zframe_dup (identity) });
     zmsg_addstr (bad, "RESVC0");
@@ -699,13 +697,6 @@ test_unknown_reply_dropped (void **state)
     zmsg_addstr (bad, id);
     zmsg_addstr (bad, "200");
     zmsg_addstr (bad, "\"bad header\"");
-    zmsg_send (&bad, router);
-    bad = zmsg_new ();
-    zmsg_append (bad, &(zframe_t *) { zframe_dup (identity) });
-    zmsg_addstr (bad, RESV_PROTO_CLIENT);
-    zmsg_addstr (bad, RESV_CMD_REPLY);
-    zmsg_addstr (bad, id);
-    zmsg_addstr (bad, "200");
     zmsg_send (&bad, router);
     resv_reply_t reply;
     assert_int_equal (resv_recv (client, 300, &reply), -1);
@@ -721,6 +712,90 @@ test_unknown_reply_dropped (void **state)
     assert_int_equal (resv_recv (client, 200, &reply), -1);
     assert_int_equal (resv_inflight (client), 0);
     zstr_free (&id);
+    zmsg_destroy (&request);
+    resv_destroy (&client);
+    zsock_destroy (&router);
+}
+
+//  Sends identity, RESVC1, REP, then the count frames given as strings.
+static void
+s_router_send (zsock_t *router, zframe_t *identity, int count, ...)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_append (msg, &(zframe_t *) { zframe_dup (identity) });
+    zmsg_addstr (msg, RESV_PROTO_CLIENT);
+    zmsg_addstr (msg, RESV_CMD_REPLY);
+    va_list args;
+    va_start (args, count);
+    for (int i = 0; i < count; i++)
+        zmsg_addstr (msg, va_arg (args, const char *));
+    va_end (args);
+    assert_int_equal (zmsg_send (&msg, router), 0);
+}
+
+//  A reply the client cannot read fails the request it names at once with
+//  500 "malformed", rather than leaving it to time out; one that names no
+//  request in flight fails none, but a request that times out says that
+//  one was heard.
+static void
+test_malformed_reply_fails_request (void **state)
+{
+    (void) state;
+    zsock_t *router = s_router_new ();
+    resv_t *client = resv_new (zsock_endpoint (router));
+    resv_set_retry (client, 0);
+    for (int i = 0; i < 4; i++) {
+        int64_t start = zclock_mono ();
+        int64_t handle = resv_send (client, "echo", "echo", "{}", 2, S_WAIT);
+        assert_true (handle > 0);
+        zmsg_t *request = s_router_recv (router);
+        zframe_t *identity = zmsg_first (request);
+        char *id = s_frame_str (request, 3);
+        if (i == 0)
+            s_router_send (router, identity, 2, id, "200");
+        else
+        if (i == 1)
+            s_router_send (router, identity, 4, id, "200", "{}", "more");
+        else
+            s_router_send (router, identity, 3, id,
+                           i == 2? "2x0": "20", "{}");
+        resv_reply_t reply;
+        assert_int_equal (resv_recv (client, S_WAIT, &reply), 0);
+        assert_true (zclock_mono () - start < 1000);
+        assert_int_equal (reply.handle, handle);
+        assert_int_equal (reply.status, RESV_INTERNAL);
+        json_t *body = json_loadb (reply.body, reply.size, 0, NULL);
+        assert_string_equal (s_reason (body), RESV_REASON_MALFORMED);
+        assert_int_equal (s_code (body), RESV_INTERNAL);
+        const char *message = json_string_value (json_object_get (
+            json_object_get (body, "error"), "message"));
+        assert_non_null (strstr (message, "malformed reply"));
+        json_decref (body);
+        free (reply.body);
+        //  The real reply, later, finds nothing to complete.
+        s_router_reply (router, identity, id, "200", "{}");
+        assert_int_equal (resv_recv (client, 100, &reply), -1);
+        assert_int_equal (resv_inflight (client), 0);
+        zstr_free (&id);
+        zmsg_destroy (&request);
+    }
+    //  Without an id, or with one not in flight: nothing to fail.
+    int64_t handle = resv_send (client, "echo", "echo", "{}", 2, 300);
+    zmsg_t *request = s_router_recv (router);
+    zframe_t *identity = zmsg_first (request);
+    s_router_send (router, identity, 0);
+    s_router_send (router, identity, 2, "00000000-1", "200");
+    resv_reply_t reply;
+    assert_int_equal (resv_recv (client, S_WAIT, &reply), 0);
+    assert_int_equal (reply.handle, handle);
+    assert_int_equal (reply.status, RESV_TIMEOUT);
+    json_t *body = json_loadb (reply.body, reply.size, 0, NULL);
+    assert_string_equal (s_reason (body), RESV_REASON_DEADLINE);
+    const char *message = json_string_value (json_object_get (
+        json_object_get (body, "error"), "message"));
+    assert_non_null (strstr (message, "malformed"));
+    json_decref (body);
+    free (reply.body);
     zmsg_destroy (&request);
     resv_destroy (&client);
     zsock_destroy (&router);
@@ -1408,6 +1483,7 @@ main (void)
         cmocka_unit_test (test_unreachable_async),
         cmocka_unit_test (test_recv_nothing_in_flight),
         cmocka_unit_test (test_unknown_reply_dropped),
+        cmocka_unit_test (test_malformed_reply_fails_request),
         cmocka_unit_test (test_deadline_exceeded_reason),
         cmocka_unit_test (test_foreign_message_is_not_the_broker),
         cmocka_unit_test (test_retry_off),
