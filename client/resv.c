@@ -47,8 +47,10 @@
 //  First size of the hash table (a power of two) and of the heap.
 #define S_TABLE_BITS        6
 #define S_TABLE_MIN         (1 << S_TABLE_BITS)
-//  An error message quotes at most this much of a bad reply body.
+//  An error message quotes at most this much of a bad reply body, and of
+//  a bad name, in bytes.
 #define S_QUOTE_MAX         200
+#define S_NAME_QUOTE_MAX    40
 //  A broker that sends malformed replies is logged once in this long (ms).
 #define S_LOG_INTERVAL      10000
 
@@ -172,6 +174,32 @@ s_parse_id (resv_t *self, const char *id, size_t size)
     return value > INT64_MAX? 0: (int64_t) value;
 }
 
+//  How many of the size bytes at text an error message quotes: at most
+//  max, cut before a UTF-8 character that does not fit whole, so that the
+//  message stays valid UTF-8 when text is. (jansson refuses a message that
+//  is not, and s_safe_string then makes every character not ASCII a '?'.)
+static int
+s_quote_len (const char *text, size_t size, size_t max)
+{
+    if (size <= max)
+        return (int) size;
+    //  Back over the continuation bytes (10xxxxxx) of the character cut,
+    //  three at most: text that is not UTF-8 is cut anywhere.
+    size_t len = max;
+    while (len > 0 && len + 3 > max
+       &&  ((unsigned char) text [len] & 0xC0) == 0x80)
+        len--;
+    return (int) len;
+}
+
+//  The same for a NUL-ended name.
+static int
+s_name_quote_len (const char *name)
+{
+    return s_quote_len (name, strnlen (name, S_NAME_QUOTE_MAX + 1),
+                        S_NAME_QUOTE_MAX);
+}
+
 //  True if name is min_len to RESV_NAME_MAX characters of [a-z0-9_.-].
 static bool
 s_name_ok (const char *name, size_t min_len)
@@ -201,12 +229,14 @@ s_check_request (resv_t *self, const char *service, const char *method,
                                "no service named");
     if (!s_name_ok (service, 1))
         return resv_error_new (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
-                               "service '%.40s' is not 1 to %d characters"
-                               " of [a-z0-9_.-]", service, RESV_NAME_MAX);
+                               "service '%.*s' is not 1 to %d characters"
+                               " of [a-z0-9_.-]", s_name_quote_len (service),
+                               service, RESV_NAME_MAX);
     if (method && !s_name_ok (method, 0))
         return resv_error_new (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
-                               "method '%.40s' is not 0 to %d characters"
-                               " of [a-z0-9_.-]", method, RESV_NAME_MAX);
+                               "method '%.*s' is not 0 to %d characters"
+                               " of [a-z0-9_.-]", s_name_quote_len (method),
+                               method, RESV_NAME_MAX);
     if (!data && size > 0)
         return resv_error_new (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
                                "no body data for a body of %zu bytes", size);
@@ -1013,7 +1043,7 @@ s_parse_reply (int *status, const char *body, size_t size)
             code, s_default_reason (code),
             "status %d reply is not JSON (%s at byte %d): %.*s%s", *status,
             parse_error.text, parse_error.position,
-            (int) (size < S_QUOTE_MAX? size: S_QUOTE_MAX), body,
+            s_quote_len (body, size, S_QUOTE_MAX), body,
             size > S_QUOTE_MAX? "...": "");
         *status = code;
         return error;
@@ -1023,9 +1053,12 @@ s_parse_reply (int *status, const char *body, size_t size)
         //  An error must come as an error object; wrap whatever came.
         char *text = json_dumps (reply, JSON_COMPACT | JSON_ENCODE_ANY);
         json_decref (reply);
+        size_t length = text? strlen (text): 0;
         reply = resv_error_new (*status, s_default_reason (*status),
-                                "%s: %.*s", resv_strstatus (*status),
-                                S_QUOTE_MAX, text? text: "");
+                                "%s: %.*s%s", resv_strstatus (*status),
+                                s_quote_len (text, length, S_QUOTE_MAX),
+                                text? text: "",
+                                length > S_QUOTE_MAX? "...": "");
         free (text);
     }
     return reply;

@@ -139,6 +139,14 @@ s_reason (json_t *reply)
         json_object_get (reply, "error"), "reason"));
 }
 
+//  The message of an error object, or NULL.
+static const char *
+s_message (json_t *reply)
+{
+    return json_string_value (json_object_get (
+        json_object_get (reply, "error"), "message"));
+}
+
 static int64_t
 s_code (json_t *reply)
 {
@@ -307,6 +315,19 @@ test_call_bad_service_names (void **state)
         assert_string_equal (s_reason (reply), RESV_REASON_BAD_REQUEST);
         json_decref (reply);
     }
+    //  A long name is quoted in part, cut between characters: "x" and 30
+    //  two-byte characters, of which 40 bytes hold 19 and half of one.
+    char name [64] = "x";
+    for (int i = 0; i < 30; i++)
+        strcat (name, "\xc3\xa9");
+    json_t *reply = NULL;
+    assert_int_equal (resv_call (client, name, "m", NULL, 100, &reply),
+                      RESV_BAD_REQUEST);
+    name [1 + 2 * 19] = 0;
+    char quoted [80];
+    snprintf (quoted, sizeof quoted, "'%s'", name);
+    assert_non_null (strstr (s_message (reply), quoted));
+    json_decref (reply);
     assert_int_equal (resv_inflight (client), 0);
     resv_destroy (&client);
     s_dead_destroy (&dead);
@@ -891,6 +912,44 @@ test_non_json_reply (void **state)
     assert_non_null (strstr (message, "this is not JSON"));
     json_decref (reply);
     json_decref (script);
+}
+
+//  A quoted body cut to fit an error message is cut between characters:
+//  the message keeps the characters it quotes, where a cut through one
+//  made it invalid UTF-8 and every character not ASCII became '?'.
+static void
+test_quoted_body_cut_at_character (void **state)
+{
+    s_fixture_t *fixture = (s_fixture_t *) *state;
+    //  "x" and 150 two-byte characters: 200 bytes end inside the 100th.
+    char text [400] = "x";
+    char expected [400] = "x";
+    for (int i = 0; i < 150; i++)
+        strcat (text, "\xc3\xa9");
+    for (int i = 0; i < 99; i++)
+        strcat (expected, "\xc3\xa9");
+    strcat (expected, "...");
+    //  A success that is not JSON, then an error that is JSON but not an
+    //  error object, whose text is quoted in its place: the string of the
+    //  150 characters, whose 200 bytes end inside the 100th too.
+    char quoted [410];
+    snprintf (quoted, sizeof quoted, "\"%s\"", text + 1);
+    int statuses [2] = { 200, 404 };
+    const char *bodies [2] = { text, quoted };
+    for (int i = 0; i < 2; i++) {
+        json_t *script = json_pack ("{s:i, s:s}", "status", statuses [i],
+                                    "body", bodies [i]);
+        json_t *reply = NULL;
+        assert_int_equal (resv_call (fixture->client, "script", "", script, 0,
+                                     &reply), i == 0? RESV_INTERNAL
+                                                    : RESV_NOT_FOUND);
+        const char *message = s_message (reply);
+        assert_non_null (message);
+        assert_null (strchr (message, '?'));
+        assert_non_null (strstr (message, i == 0? expected: expected + 1));
+        json_decref (reply);
+        json_decref (script);
+    }
 }
 
 //  A success whose JSON holds \u0000 in a string is JSON all the same.
@@ -1488,6 +1547,7 @@ main (void)
         cmocka_unit_test (test_foreign_message_is_not_the_broker),
         cmocka_unit_test (test_retry_off),
         S_BROKER_TEST (test_non_json_reply),
+        S_BROKER_TEST (test_quoted_body_cut_at_character),
         S_BROKER_TEST (test_reply_with_escaped_nul),
         S_BROKER_TEST (test_error_reply_without_body),
         S_BROKER_TEST (test_error_reply_passes_through),
