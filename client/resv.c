@@ -1152,10 +1152,12 @@ s_object_arg (json_t *arg)
 }
 
 //  A command whose body is a copy of filter (NULL: {}), which must be a
-//  JSON object; what names the command in the refusal.
+//  JSON object and, when required is not NULL, hold a string of that name
+//  that is not empty; what names the command in the refusal.
 static int
 s_filter_command (resv_t *self, const char *service, const char *method,
-                  const char *what, json_t *filter, json_t **reply_p)
+                  const char *what, const char *required, json_t *filter,
+                  json_t **reply_p)
 {
     if (reply_p)
         *reply_p = NULL;
@@ -1165,6 +1167,14 @@ s_filter_command (resv_t *self, const char *service, const char *method,
                                        RESV_REASON_BAD_REQUEST,
                                        "%s: the filter must be a JSON object",
                                        what);
+        return RESV_BAD_REQUEST;
+    }
+    if (required
+    &&  !s_given (json_string_value (json_object_get (filter, required)))) {
+        if (reply_p)
+            *reply_p = resv_error_new (RESV_BAD_REQUEST,
+                                       RESV_REASON_BAD_REQUEST,
+                                       "%s is required", required);
         return RESV_BAD_REQUEST;
     }
     return s_command (self, service, method, s_object_arg (filter), reply_p);
@@ -1268,7 +1278,7 @@ resv_resource_query (resv_t *self, json_t *filter, json_t **reply_p)
 {
     return s_filter_command (self, RESV_SERVICE_AVAILABILITY,
                              RESV_METHOD_RESOURCE_LIST, "resource list",
-                             filter, reply_p);
+                             NULL, filter, reply_p);
 }
 
 int
@@ -1385,7 +1395,7 @@ int
 resv_list (resv_t *self, json_t *filter, json_t **reply_p)
 {
     return s_filter_command (self, RESV_SERVICE_VIEW, RESV_METHOD_LIST,
-                             "list", filter, reply_p);
+                             "list", NULL, filter, reply_p);
 }
 
 int
@@ -1418,11 +1428,9 @@ resv_notifications (resv_t *self, const char *customer, json_t **reply_p)
 int
 resv_notifications_query (resv_t *self, json_t *filter, json_t **reply_p)
 {
-    if (!s_given (json_string_value (json_object_get (filter, "customer"))))
-        return s_refuse (reply_p, "customer is required");
     return s_filter_command (self, RESV_SERVICE_NOTIFICATION,
-                             RESV_METHOD_LIST, "notifications", filter,
-                             reply_p);
+                             RESV_METHOD_LIST, "notifications", "customer",
+                             filter, reply_p);
 }
 
 int

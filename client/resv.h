@@ -168,10 +168,11 @@ void *
 //  one request with the client's default deadline, returns the status code
 //  and gives the reply body in *reply_p as resv_call() does. Service and
 //  method names and the request bodies are listed in resv_proto.h. A
-//  missing required argument (NULL or empty string) returns
-//  RESV_BAD_REQUEST with an error object, and nothing is sent. String
-//  arguments marked optional are left out of the request when NULL or
-//  empty. json_t arguments are borrowed.
+//  missing required argument (NULL or empty string), or a json_t argument
+//  that should be a JSON object and is not, returns RESV_BAD_REQUEST with
+//  an error object saying which, and nothing is sent. String arguments
+//  marked optional are left out of the request when NULL or empty. json_t
+//  arguments are borrowed.
 
 //  Asks the broker itself to answer: {"pong":true,...}.
 int

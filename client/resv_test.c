@@ -457,6 +457,52 @@ test_helpers_missing_arguments (void **state)
     zsock_destroy (&router);
 }
 
+//  A query whose filter is not a JSON object says so, whichever query it
+//  is; one of notifications without a customer says that.
+static void
+test_query_filter_not_object (void **state)
+{
+    (void) state;
+    zsock_t *router = s_router_new ();
+    resv_t *client = resv_new (zsock_endpoint (router));
+    json_t *filters [3] = { json_array (), json_string ("c1"),
+                            json_integer (1) };
+    for (int i = 0; i < 3; i++) {
+        json_t *replies [3] = { NULL, NULL, NULL };
+        assert_int_equal (resv_notifications_query (client, filters [i],
+                                                    &replies [0]),
+                          RESV_BAD_REQUEST);
+        assert_int_equal (resv_resource_query (client, filters [i],
+                                               &replies [1]),
+                          RESV_BAD_REQUEST);
+        assert_int_equal (resv_list (client, filters [i], &replies [2]),
+                          RESV_BAD_REQUEST);
+        for (int j = 0; j < 3; j++) {
+            assert_string_equal (s_reason (replies [j]),
+                                 RESV_REASON_BAD_REQUEST);
+            assert_non_null (strstr (s_message (replies [j]),
+                                     ": the filter must be a JSON object"));
+            json_decref (replies [j]);
+        }
+        json_decref (filters [i]);
+    }
+    json_t *empty = json_object ();
+    json_t *reply = NULL;
+    assert_int_equal (resv_notifications_query (client, empty, &reply),
+                      RESV_BAD_REQUEST);
+    assert_string_equal (s_message (reply), "customer is required");
+    json_decref (reply);
+    assert_int_equal (resv_notifications_query (client, NULL, &reply),
+                      RESV_BAD_REQUEST);
+    assert_string_equal (s_message (reply), "customer is required");
+    json_decref (reply);
+    json_decref (empty);
+    //  Nothing of that went out.
+    assert_true (s_router_quiet (router, 100));
+    resv_destroy (&client);
+    zsock_destroy (&router);
+}
+
 static void
 test_strstatus_unknown (void **state)
 {
@@ -1533,6 +1579,7 @@ main (void)
         cmocka_unit_test (test_send_invalid),
         cmocka_unit_test (test_call_raw_invalid),
         cmocka_unit_test (test_helpers_missing_arguments),
+        cmocka_unit_test (test_query_filter_not_object),
         cmocka_unit_test (test_strstatus_unknown),
         cmocka_unit_test (test_random_hex),
         cmocka_unit_test (test_hash128_known),
