@@ -116,6 +116,37 @@ has "saying that something listens there" "$(cat "$T/stderr")" \
 check "the first resvd still has its 4 children, again" \
     test "$(children | wc -l)" = 4
 check "and the broker still counts 2 echo workers" wait_count echo 2
+# The same endpoint written as a host name: resvd resolves it to look.
+expect_exit 1 "one with that frontend written as a host name exits 1" \
+    env RESV_DATA_DIR="$T/other" \
+    RESV_BROKER_FRONTEND="${RESV_BROKER_FRONTEND/127.0.0.1/localhost}" \
+    timeout 10 "$BIN/resvd"
+has "saying that something listens there" "$(cat "$T/stderr")" \
+    "something already listens at tcp://localhost:"
+# An IPv6 address, where something else listens (the broker binds IPv4
+# only), when this host has IPv6 loopback: before resvd looked at IPv6
+# addresses, its broker failed to bind and it stopped for a bad value.
+free_port V6_PORT; free_port V6_BACKEND
+python3 -c 'import socket, sys, time
+s = socket.socket (socket.AF_INET6)
+s.bind (("::1", int (sys.argv [1])))
+s.listen ()
+open (sys.argv [2], "w").write ("listening")
+time.sleep (60)' "$V6_PORT" "$T/v6.ready" 2>/dev/null &
+V6_PID=$!
+PIDS+=("$V6_PID")
+if wait_for 5 test -s "$T/v6.ready"; then
+    expect_exit 1 "one whose frontend is an IPv6 address in use exits 1" \
+        env RESV_DATA_DIR="$T/other" \
+        RESV_BROKER_FRONTEND="tcp://[::1]:$V6_PORT" \
+        RESV_BROKER_BACKEND="tcp://127.0.0.1:$V6_BACKEND" \
+        timeout 10 "$BIN/resvd"
+    has "saying that something listens there" "$(cat "$T/stderr")" \
+        "something already listens at tcp://\[::1\]:$V6_PORT "
+else
+    ok "# SKIP no IPv6 loopback to listen on"
+fi
+kill -TERM "$V6_PID" 2>/dev/null
 
 # --- Restart of a killed worker --------------------------------------------
 OLD=$(echo_pids | head -n 1)

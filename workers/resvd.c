@@ -9,8 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include <netdb.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -481,50 +480,79 @@ s_lock (resvd_t *self, const char *dir)
     return self->lock == -1? -1: 0;
 }
 
-//  True if something already listens at endpoint, as far as a quick look
-//  can tell: a TCP endpoint given as an IPv4 address, localhost, or * for
-//  all (tried on 127.0.0.1) is connected to, for at most S_PROBE_MS (an
-//  address that is not of this host may never answer), an ipc one too.
-//  Other forms are not looked at.
+//  True if a TCP connect to address succeeds within S_PROBE_MS (an
+//  address that is not of this host may never answer).
 #define S_PROBE_MS      200
+static bool
+s_connects (const struct sockaddr *address, socklen_t size)
+{
+    int fd = socket (address->sa_family,
+                     SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd == -1)
+        return false;
+    int rc = connect (fd, address, size);
+    struct pollfd item = { fd, POLLOUT, 0 };
+    int error = 0;
+    socklen_t error_size = sizeof error;
+    bool connected = rc == 0
+        || (errno == EINPROGRESS && poll (&item, 1, S_PROBE_MS) == 1
+            && getsockopt (fd, SOL_SOCKET, SO_ERROR, &error,
+                           &error_size) == 0 && error == 0);
+    close (fd);
+    return connected;
+}
+
+//  True if something already listens at endpoint, as far as a quick look
+//  can tell. A TCP endpoint's host, an IPv4 or IPv6 address ([::1]) or a
+//  name, is resolved, and each of its addresses connected to (* is tried
+//  on 127.0.0.1); an ipc endpoint is connected to. A host that does not
+//  resolve, or another form (an interface name), is not looked at: the
+//  broker says what it makes of it.
 static bool
 s_listened (const char *endpoint)
 {
-    char host [64];
-    int port = 0, fd = -1, used = 0;
-    bool connected = false;
-    if (strncmp (endpoint, "tcp://", 6) == 0
-    &&  sscanf (endpoint + 6, "%63[^:]:%d%n", host, &port, &used) == 2
-    &&  endpoint [6 + used] == 0 && port > 0 && port < 65536) {
-        struct sockaddr_in address = { .sin_family = AF_INET,
-                                       .sin_port = htons ((uint16_t) port) };
-        const char *ip = streq (host, "*") || streq (host, "localhost")
-                       ? "127.0.0.1": host;
-        if (inet_pton (AF_INET, ip, &address.sin_addr) == 1
-        &&  (fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                          0)) != -1) {
-            int rc = connect (fd, (struct sockaddr *) &address,
-                              sizeof address);
-            struct pollfd item = { fd, POLLOUT, 0 };
-            int error = 0;
-            socklen_t size = sizeof error;
-            connected = rc == 0
-                || (errno == EINPROGRESS && poll (&item, 1, S_PROBE_MS) == 1
-                    && getsockopt (fd, SOL_SOCKET, SO_ERROR, &error,
-                                   &size) == 0 && error == 0);
-        }
-    }
-    else
-    if (strncmp (endpoint, "ipc://", 6) == 0
-    &&  strlen (endpoint + 6) < sizeof ((struct sockaddr_un *) 0)->sun_path) {
+    if (strncmp (endpoint, "ipc://", 6) == 0) {
         struct sockaddr_un address = { .sun_family = AF_UNIX };
+        if (strlen (endpoint + 6) >= sizeof address.sun_path)
+            return false;
         strcpy (address.sun_path, endpoint + 6);
-        if ((fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) != -1)
-            connected = connect (fd, (struct sockaddr *) &address,
-                                 sizeof address) == 0;
+        int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool connected = fd != -1
+            && connect (fd, (struct sockaddr *) &address,
+                        sizeof address) == 0;
+        if (fd != -1)
+            close (fd);
+        return connected;
     }
-    if (fd != -1)
-        close (fd);
+    //  tcp://HOST:PORT, HOST in brackets when it is an IPv6 address.
+    char host [256], port [8];
+    const char *colon = strrchr (endpoint, ':');
+    if (strncmp (endpoint, "tcp://", 6) != 0 || !colon
+    ||  colon - (endpoint + 6) >= (int) sizeof host
+    ||  strlen (colon + 1) >= sizeof port)
+        return false;
+    size_t host_len = (size_t) (colon - (endpoint + 6));
+    memcpy (host, endpoint + 6, host_len);
+    host [host_len] = 0;
+    strcpy (port, colon + 1);
+    int64_t number;
+    if (resv_parse_int (port, 1, 65535, &number))
+        return false;
+    if (host_len >= 2 && host [0] == '[' && host [host_len - 1] == ']') {
+        memmove (host, host + 1, host_len - 2);
+        host [host_len - 2] = 0;
+    }
+    struct addrinfo hints = { .ai_family = AF_UNSPEC,
+                              .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *addresses = NULL;
+    if (getaddrinfo (streq (host, "*")? "127.0.0.1": host, port, &hints,
+                     &addresses) != 0)
+        return false;
+    bool connected = false;
+    for (struct addrinfo *at = addresses; at && !connected; at = at->ai_next)
+        connected = s_connects (at->ai_addr, at->ai_addrlen);
+    freeaddrinfo (addresses);
     return connected;
 }
 
