@@ -60,8 +60,18 @@ expect_exit 1 "resvd refuses a count over 64" \
     env RESV_WORKERS_ECHO_COUNT=65 "$BIN/resvd"
 expect_exit 1 "resvd refuses a missing config file" \
     "$BIN/resvd" -c "$T/none.cfg"
+# At once: its own worker, made before the value was found bad, has told
+# no broker anything, and its socket must not linger (heartbeat x
+# liveness, 100 s here) for a broker that is not there.
+use_free_ports
 expect_exit 1 "resvd refuses a bad value of its own (broker/heartbeat)" \
-    env RESV_BROKER_HEARTBEAT=abc timeout 20 "$BIN/resvd"
+    env RESV_BROKER_HEARTBEAT=abc RESV_BROKER_LIVENESS=100 \
+    timeout 10 "$BIN/resvd"
+has "naming the key" "$(cat "$T/stderr")" "config: broker/heartbeat: 'abc'"
+printf 'broker\n    heartbeat = "abc"\n' >"$T/bad.cfg"
+expect_exit 1 "resvd refuses a bad value of its own in its config file" \
+    env -u RESV_BROKER_HEARTBEAT RESV_BROKER_LIVENESS=100 \
+    timeout 10 "$BIN/resvd" -c "$T/bad.cfg"
 has "naming the key" "$(cat "$T/stderr")" "config: broker/heartbeat: 'abc'"
 # A bad value that only a worker reads: the worker refuses to serve, and
 # resvd stops everything rather than restart it for ever.

@@ -1071,9 +1071,14 @@ worker_destroy (worker_t **self_p)
             call.completion.done (call.completion.arg, RESV_UNAVAILABLE,
                                   error);
     }
-    if (self->state == S_CONNECTED)
+    //  A worker that never announced itself (given up before it served,
+    //  as resvd's own is when a configuration value is bad) has told the
+    //  broker nothing and owes it nothing: its socket closes at once. A
+    //  DISCONNECT, lingering for heartbeat x liveness where no broker is
+    //  listening yet, held the process's exit that long.
+    if (self->state == S_CONNECTED && self->announced)
         s_send_ctl (self, RESV_CMD_DISCONNECT, NULL, NULL);
-    s_close (self, true);
+    s_close (self, self->announced);
     if (self->held)
         s_drop_held (self);
     zlist_destroy (&self->held);

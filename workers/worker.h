@@ -62,8 +62,9 @@ typedef int (worker_handler_fn) (void *state, const char *method,
 worker_t *
     worker_new (resv_cfg_t *cfg, const char *service, int credit);
 
-//  Sends BYE if still connected, closes sockets, frees the worker and
-//  nulls the pointer. NULL-safe and idempotent.
+//  Sends BYE if still connected and announced (it served), closes sockets
+//  (one never announced at once, without waiting for a broker), frees the
+//  worker and nulls the pointer. NULL-safe and idempotent.
 void
     worker_destroy (worker_t **self_p);
 
