@@ -604,28 +604,32 @@ s_decide (s_self_t *self, json_t *request, const char *decision,
     return s_decided (id, decision, reply_p);
 }
 
+static int
+s_approve (void *state, json_t *request, int64_t deadline, zframe_t **reply_p)
+{
+    return s_decide ((s_self_t *) state, request, "approved", deadline,
+                     reply_p);
+}
+
+static int
+s_decline (void *state, json_t *request, int64_t deadline, zframe_t **reply_p)
+{
+    return s_decide ((s_self_t *) state, request, "declined", deadline,
+                     reply_p);
+}
+
+static const worker_method_t s_methods [] = {
+    { RESV_METHOD_APPROVE, s_approve },
+    { RESV_METHOD_DECLINE, s_decline },
+    { NULL, NULL }
+};
+
 int
 svc_approval (void *state, const char *method, zframe_t **body_p,
               int64_t deadline, zframe_t **reply_p)
 {
-    s_self_t *self = (s_self_t *) state;
-    if (!self)
-        return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
-                       "approval: the service has no state");
-    json_t *request = worker_parse (*body_p, reply_p);
-    if (!request)
-        return RESV_BAD_REQUEST;
-    int status;
-    if (streq (method, RESV_METHOD_APPROVE))
-        status = s_decide (self, request, "approved", deadline, reply_p);
-    else
-    if (streq (method, RESV_METHOD_DECLINE))
-        status = s_decide (self, request, "declined", deadline, reply_p);
-    else
-        status = worker_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
-                         "approval has no method '%s'", method);
-    json_decref (request);
-    return status;
+    return worker_dispatch (s_methods, "approval", state, method, body_p,
+                            deadline, reply_p);
 }
 
 

@@ -988,9 +988,10 @@ static void
 //  serving meanwhile; with another caller (svc_reservation_set_caller)
 //  the steps run one after the other before the handler returns.
 static int
-s_reserve (s_self_t *self, json_t *request, int64_t deadline,
-           zframe_t **reply_p)
+s_reserve_method (void *state, json_t *request, int64_t deadline,
+                  zframe_t **reply_p)
 {
+    s_self_t *self = (s_self_t *) state;
     s_saga_t *saga = (s_saga_t *) zmalloc (sizeof (s_saga_t));
     saga->self = self;
     saga->request = json_incref (request);
@@ -1170,8 +1171,11 @@ s_read_id (json_t *request, const char **keys, const char **id_p,
 }
 
 static int
-s_cancel_method (s_self_t *self, json_t *request, zframe_t **reply_p)
+s_cancel_method (void *state, json_t *request, int64_t deadline,
+                 zframe_t **reply_p)
 {
+    s_self_t *self = (s_self_t *) state;
+    (void) deadline;
     const char *keys [] = { "id", "customer", NULL };
     const char *id, *customer;
     if (s_read_id (request, keys, &id, &customer, reply_p))
@@ -1180,8 +1184,11 @@ s_cancel_method (s_self_t *self, json_t *request, zframe_t **reply_p)
 }
 
 static int
-s_expire_method (s_self_t *self, json_t *request, zframe_t **reply_p)
+s_expire_method (void *state, json_t *request, int64_t deadline,
+                 zframe_t **reply_p)
 {
+    s_self_t *self = (s_self_t *) state;
+    (void) deadline;
     const char *keys [] = { "id", NULL };
     const char *id;
     if (s_read_id (request, keys, &id, NULL, reply_p))
@@ -1197,8 +1204,11 @@ s_expire_method (s_self_t *self, json_t *request, zframe_t **reply_p)
 //  that did move the reservation (table decisions) is answered 200 with
 //  the reservation as it is now, even when a cancel has moved it on.
 static int
-s_decide_method (s_self_t *self, json_t *request, zframe_t **reply_p)
+s_decide_method (void *state, json_t *request, int64_t deadline,
+                 zframe_t **reply_p)
 {
+    s_self_t *self = (s_self_t *) state;
+    (void) deadline;
     const char *keys [] = { "id", "decision", "reason", NULL };
     const char *decisions [] = { "approved", "declined", NULL };
     const char *id, *decision, *reason = NULL;
@@ -1240,8 +1250,11 @@ s_decide_method (s_self_t *self, json_t *request, zframe_t **reply_p)
 }
 
 static int
-s_get_method (s_self_t *self, json_t *request, zframe_t **reply_p)
+s_get_method (void *state, json_t *request, int64_t deadline,
+              zframe_t **reply_p)
 {
+    s_self_t *self = (s_self_t *) state;
+    (void) deadline;
     const char *keys [] = { "id", NULL };
     const char *id;
     if (s_read_id (request, keys, &id, NULL, reply_p))
@@ -1257,37 +1270,21 @@ s_get_method (s_self_t *self, json_t *request, zframe_t **reply_p)
     return RESV_OK;
 }
 
+static const worker_method_t s_methods [] = {
+    { RESV_METHOD_RESERVE, s_reserve_method },
+    { RESV_METHOD_CANCEL, s_cancel_method },
+    { RESV_METHOD_EXPIRE, s_expire_method },
+    { RESV_METHOD_DECIDE, s_decide_method },
+    { RESV_METHOD_GET, s_get_method },
+    { NULL, NULL }
+};
+
 int
 svc_reservation (void *state, const char *method, zframe_t **body_p,
                  int64_t deadline, zframe_t **reply_p)
 {
-    s_self_t *self = (s_self_t *) state;
-    if (!self)
-        return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
-                       "reservation: the service has no state");
-    json_t *request = worker_parse (*body_p, reply_p);
-    if (!request)
-        return RESV_BAD_REQUEST;
-    int status;
-    if (streq (method, RESV_METHOD_RESERVE))
-        status = s_reserve (self, request, deadline, reply_p);
-    else
-    if (streq (method, RESV_METHOD_CANCEL))
-        status = s_cancel_method (self, request, reply_p);
-    else
-    if (streq (method, RESV_METHOD_EXPIRE))
-        status = s_expire_method (self, request, reply_p);
-    else
-    if (streq (method, RESV_METHOD_DECIDE))
-        status = s_decide_method (self, request, reply_p);
-    else
-    if (streq (method, RESV_METHOD_GET))
-        status = s_get_method (self, request, reply_p);
-    else
-        status = worker_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
-                         "reservation has no method '%s'", method);
-    json_decref (request);
-    return status;
+    return worker_dispatch (s_methods, "reservation", state, method, body_p,
+                            deadline, reply_p);
 }
 
 

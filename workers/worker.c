@@ -1646,6 +1646,9 @@ worker_dispatch (const worker_method_t *methods, const char *service,
                  void *state, const char *method, zframe_t **body_p,
                  int64_t deadline, zframe_t **reply_p)
 {
+    if (!state)
+        return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                            "%s: the service has no state", service);
     for (const worker_method_t *entry = methods; entry->name; entry++)
         if (streq (method, entry->name)) {
             json_t *request = worker_parse (*body_p, reply_p);

@@ -181,7 +181,8 @@ typedef struct {
 //  A handler's whole job for a JSON service: finds method in methods (a
 //  table ended by a NULL name), parses the body as a JSON object and calls
 //  the method's function. An unknown method or a body that is not a JSON
-//  object gets 400. service names the service in error messages.
+//  object gets 400, and a NULL state (a service whose state could not be
+//  made) 500. service names the service in error messages.
 int
     worker_dispatch (const worker_method_t *methods, const char *service,
                      void *state, const char *method, zframe_t **body_p,
