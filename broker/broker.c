@@ -851,10 +851,13 @@ s_worker_ready (broker_t *self, s_msg_t *msg, const char *key)
         s_send_control (self, identity, RESV_CMD_DISCONNECT);
         return;
     }
-    if (zhashx_lookup (self->workers, key)) {
-        s_malformed (self, "backend", "READY from a worker already ready");
-        return;
-    }
+    //  A worker sends READY once per connection, so a READY from a routing
+    //  id we know is a new connection (a worker that sets its own id came
+    //  back before its old connection was taken for dead): the old one is
+    //  gone with what it held, which goes out again as a lost worker's.
+    worker_t *known = (worker_t *) zhashx_lookup (self->workers, key);
+    if (known)
+        s_worker_remove (self, known, "announced itself again");
     if (s_part_is (name, RESV_SERVICE_PING) || s_part_is (name, RESV_SERVICE_STATS)
     ||  s_part_is (name, RESV_SERVICE_EVENTS)) {
         s_malformed (self, "backend", "READY for a reserved service name");

@@ -1248,6 +1248,72 @@ test_dead_worker_request_redispatched (void **state)
     zsock_destroy (&healthy);
 }
 
+//  Waits up to msecs for a REQ on worker, heartbeating as a live worker
+//  does; returns its ticket, or NULL if none came.
+static char *
+s_worker_take_within (zsock_t *worker, int msecs)
+{
+    char *ticket = NULL;
+    zpoller_t *poller = zpoller_new (worker, NULL);
+    int64_t end = zclock_mono () + msecs;
+    while (!ticket && zclock_mono () < end) {
+        zstr_sendx (worker, RESV_PROTO_WORKER, RESV_CMD_HEARTBEAT, NULL);
+        if (!zpoller_wait (poller, 50))
+            continue;
+        zmsg_t *msg = zmsg_recv (worker);
+        zmsg_first (msg);
+        zframe_t *command = zmsg_next (msg);
+        if (command && zframe_streq (command, RESV_CMD_REQUEST))
+            ticket = zframe_strdup (zmsg_next (msg));
+        zmsg_destroy (&msg);
+    }
+    zpoller_destroy (&poller);
+    return ticket;
+}
+
+//  A worker that sets its own routing id, crashes holding a request and
+//  comes back with the same id before the broker took it for dead: its
+//  READY is a new connection, so what the old one held is lost and goes
+//  out again (here to the new one), and the new credit counts. The READY
+//  was dropped as a repeat: the request waited for its deadline, and the
+//  worker, heartbeating, was never given anything meanwhile.
+static void
+test_worker_back_with_same_identity (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = zsock_new (ZMQ_DEALER);
+    zsock_set_identity (worker, "fixed-id");
+    zsock_connect (worker, "%s", self->backend);
+    zstr_sendx (worker, RESV_PROTO_WORKER, RESV_CMD_READY, "echo", "1", NULL);
+    s_wait_workers (self, "echo", 1);
+    s_request (self->client, "r1", "echo", "", "5000", "");
+    char *ticket = s_worker_take_within (worker, 1000);
+    assert_non_null (ticket);
+    zstr_free (&ticket);
+    zsock_set_linger (worker, 0);
+    zsock_destroy (&worker);
+    zclock_sleep (100);
+    worker = zsock_new (ZMQ_DEALER);
+    zsock_set_identity (worker, "fixed-id");
+    zsock_connect (worker, "%s", self->backend);
+    zstr_sendx (worker, RESV_PROTO_WORKER, RESV_CMD_READY, "echo", "2", NULL);
+    //  Well within the old connection's liveness (3 x 400 ms).
+    ticket = s_worker_take_within (worker, 600);
+    assert_non_null (ticket);
+    s_request (self->client, "r2", "echo", "", "5000", "");
+    char *second = s_worker_take_within (worker, 600);
+    assert_non_null (second);
+    s_worker_reply (worker, &ticket, "200", "again");
+    char *body = s_expect_reply (self->client, "r1", "200");
+    assert_string_equal (body, "again");
+    zstr_free (&body);
+    s_worker_reply (worker, &second, "200", "new");
+    body = s_expect_reply (self->client, "r2", "200");
+    zstr_free (&body);
+    s_wait_workers (self, "echo", 1);
+    zsock_destroy (&worker);
+}
+
 static void
 test_worker_bye_drains (void **state)
 {
@@ -1359,6 +1425,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_routes_while_the_journal_waits, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_bad_input_400, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_dead_worker_request_redispatched, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_worker_back_with_same_identity, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_worker_bye_drains, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_stop_finishes_in_flight, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bind_failure_returns_null, s_setup, s_teardown),
