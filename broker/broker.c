@@ -1613,7 +1613,10 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
                       RESV_REASON_NO_WORKER, "no such service");
         return;
     }
-    if (zlistx_size (service->queue) >= (size_t) self->queue_max) {
+    //  The bound is on requests that wait: one that finds a worker with
+    //  credit goes (so a queue_max of 0 means that none waits).
+    worker_t *worker = zlistx_size (service->queue)? NULL: s_service_pick (service);
+    if (!worker && zlistx_size (service->queue) >= (size_t) self->queue_max) {
         s_send_error (self, client, id, RESV_TOO_MANY,
                       RESV_REASON_QUEUE_FULL, "the service's queue is full");
         return;
@@ -1643,7 +1646,6 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     zmq_msg_move (&request->body, body);
     zhashx_insert (self->requests, request->ticket, request);
     s_heap_push (self, request);
-    worker_t *worker = zlistx_size (service->queue)? NULL: s_service_pick (service);
     if (worker)
         s_request_send (self, request, worker);
     else

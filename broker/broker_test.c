@@ -28,8 +28,9 @@ typedef struct {
     char dir [64];              //  The broker's data directory
 } fixture_t;
 
+//  Starts a broker whose services may each have queue_max requests waiting.
 static int
-s_setup (void **state)
+s_setup_queue (void **state, const char *queue_max)
 {
     setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:*", 1);
     setenv ("RESV_BROKER_BACKEND", "tcp://127.0.0.1:*", 1);
@@ -37,7 +38,7 @@ s_setup (void **state)
     setenv ("RESV_BROKER_HEARTBEAT", "400", 1);
     setenv ("RESV_BROKER_LIVENESS", "3", 1);
     setenv ("RESV_BROKER_GRACE", "200", 1);
-    setenv ("RESV_BROKER_QUEUE_MAX", "3", 1);
+    setenv ("RESV_BROKER_QUEUE_MAX", queue_max, 1);
     setenv ("RESV_BROKER_BREAKER_FAILURES", "2", 1);
     setenv ("RESV_BROKER_BREAKER_COOLDOWN", "300", 1);
     fixture_t *self = (fixture_t *) zmalloc (sizeof (fixture_t));
@@ -55,6 +56,18 @@ s_setup (void **state)
     zsock_set_rcvtimeo (self->client, 2000);
     *state = self;
     return 0;
+}
+
+static int
+s_setup (void **state)
+{
+    return s_setup_queue (state, "3");
+}
+
+static int
+s_setup_no_queue (void **state)
+{
+    return s_setup_queue (state, "0");
 }
 
 static int
@@ -383,6 +396,25 @@ test_queue_full_429 (void **state)
     s_expect_error (self->client, "r4", "429", RESV_REASON_QUEUE_FULL);
     s_worker_reply (worker, &ticket, "200", "");
     char *body = s_expect_reply (self->client, "r0", "200");
+    zstr_free (&body);
+    zsock_destroy (&worker);
+}
+
+//  broker/queue_max 0: no request may wait, but one that finds a worker
+//  with credit does not wait, and goes. Every request was refused 429.
+static void
+test_queue_max_zero_still_routes (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "busy", "1");
+    s_wait_workers (self, "busy", 1);
+    s_request (self->client, "r0", "busy", "", "3000", "");
+    char *ticket = s_worker_take (worker, NULL);
+    s_request (self->client, "r1", "busy", "", "3000", "");
+    s_expect_error (self->client, "r1", "429", RESV_REASON_QUEUE_FULL);
+    s_worker_reply (worker, &ticket, "200", "done");
+    char *body = s_expect_reply (self->client, "r0", "200");
+    assert_string_equal (body, "done");
     zstr_free (&body);
     zsock_destroy (&worker);
 }
@@ -1403,6 +1435,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_least_loaded_worker_first, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_deadline_504_and_late_reply_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_queue_full_429, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_queue_max_zero_still_routes, s_setup_no_queue, s_teardown),
         cmocka_unit_test_setup_teardown (test_breaker_opens_and_closes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failed_probe_reopens, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_malformed_requests_400, s_setup, s_teardown),
