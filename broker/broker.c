@@ -1700,7 +1700,13 @@ s_timers (broker_t *self)
                             RESV_REASON_NO_WORKER,
                             "no worker of the service came in time");
         else {
-            s_breaker_failure (self, service, request);
+            //  Only a request a worker took tells how the service's
+            //  workers fare: one that waited in the queue all along (for
+            //  a service with no worker, a deadline shorter than the
+            //  grace) would open the circuit of a service that has not
+            //  failed, and refuse the worker that comes back.
+            if (request->attempts)
+                s_breaker_failure (self, service, request);
             s_request_fail (self, request, RESV_TIMEOUT,
                             RESV_REASON_DEADLINE,
                             "no reply before the deadline");

@@ -453,6 +453,32 @@ test_breaker_opens_and_closes (void **state)
     zsock_destroy (&worker);
 }
 
+//  Deadlines that pass before any worker took the request (here: the
+//  service has none, and the deadline is shorter than the grace) say
+//  nothing of how the service's workers fare, and do not open its
+//  circuit: they did, and the worker that came back was refused 503
+//  circuit_open for the cool-down.
+static void
+test_deadline_without_worker_keeps_circuit_closed (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    for (int i = 0; i < 3; i++) {
+        char id [8];
+        snprintf (id, sizeof id, "s%d", i);
+        s_request (self->client, id, "absent", "", "100", "");
+        s_expect_error (self->client, id, "504", RESV_REASON_DEADLINE);
+    }
+    zsock_t *worker = s_worker (self, "absent", "1");
+    s_wait_workers (self, "absent", 1);
+    s_request (self->client, "back", "absent", "", "1000", "");
+    char *ticket = s_worker_take (worker, NULL);
+    s_worker_reply (worker, &ticket, "200", "served");
+    char *body = s_expect_reply (self->client, "back", "200");
+    assert_string_equal (body, "served");
+    zstr_free (&body);
+    zsock_destroy (&worker);
+}
+
 static void
 test_failed_probe_reopens (void **state)
 {
@@ -1437,6 +1463,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_queue_full_429, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_queue_max_zero_still_routes, s_setup_no_queue, s_teardown),
         cmocka_unit_test_setup_teardown (test_breaker_opens_and_closes, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_deadline_without_worker_keeps_circuit_closed, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failed_probe_reopens, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_malformed_requests_400, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_long_timeout_cut, s_setup, s_teardown),
