@@ -73,7 +73,9 @@ struct _worker_t {
     zmq_msg_t identity;         //  Routing id, to address the worker
     service_t *service;         //  The service it announced
     size_t credit;              //  Requests it may hold at once
-    size_t inflight;            //  Requests it holds now
+    size_t inflight;            //  Requests it holds now, late ones too
+    zhashx_t *late;             //  Tickets of those answered 504 meanwhile,
+                                //  or NULL: still its work until it replies
     int64_t expires;            //  Dead if silent until then
     uint64_t last_dispatch;     //  Dispatch counter at its last request
     bool draining;              //  Said BYE; takes no new request
@@ -764,6 +766,7 @@ s_worker_destroy (worker_t **self_p)
     if (!self)
         return;
     zmq_msg_close (&self->identity);
+    zhashx_destroy (&self->late);
     free (self);
     *self_p = NULL;
 }
@@ -780,6 +783,34 @@ s_send_control (broker_t *self, zmq_msg_t *identity, const char *command)
     s_send_part (self->back, identity, ZMQ_SNDMORE);
     s_send_text (self->back, RESV_PROTO_WORKER, ZMQ_SNDMORE);
     s_send_text (self->back, command, 0);
+}
+
+//  The request's deadline passed while worker held it: the client gets
+//  its 504, but the worker is still at it (or will answer it 504 when it
+//  comes to it), so the request keeps its credit until the worker replies
+//  (s_worker_late_reply) or is lost. Without this the worker was given
+//  its next requests at once, behind the slow one, where they passed
+//  their deadlines too while another worker stood idle.
+static void
+s_worker_late (worker_t *worker, request_t *request)
+{
+    if (!worker->late)
+        worker->late = zhashx_new ();
+    if (worker->late
+    &&  zhashx_insert (worker->late, request->ticket, (void *) 1) == 0)
+        request->worker = NULL;     //  Its counts stay with the worker
+}
+
+//  A reply for ticket that is not a request the worker holds: if it is one
+//  it held past its deadline, its credit is free again.
+static void
+s_worker_late_reply (worker_t *worker, const char *ticket)
+{
+    if (worker->late && zhashx_lookup (worker->late, ticket)) {
+        zhashx_delete (worker->late, ticket);
+        worker->inflight--;
+        worker->service->inflight--;
+    }
 }
 
 //  Forgets a worker. Requests it held go once more to another worker
@@ -823,6 +854,9 @@ s_worker_remove (broker_t *self, worker_t *worker, const char *why)
         request = (request_t *) zlistx_next (lost);
     }
     zlistx_destroy (&lost);
+    //  What it held past their deadlines was answered then.
+    if (worker->late)
+        service->inflight -= zhashx_size (worker->late);
     //  With no worker left, queued requests wait only for the grace.
     if (service->nworkers == 0) {
         request = (request_t *) zlistx_first (service->queue);
@@ -927,10 +961,15 @@ s_worker_reply (broker_t *self, worker_t *worker, s_msg_t *msg)
             s_request_fail (self, request, RESV_INTERNAL, RESV_REASON_INTERNAL,
                             "the worker sent a malformed reply");
         }
+        else
+            s_worker_late_reply (worker, key);
         return;
     }
-    if (!request || request->worker != worker)
-        return;                 //  Late: answered 504 already, or re-sent
+    if (!request || request->worker != worker) {
+        //  Late (answered 504 already) or not its own: dropped.
+        s_worker_late_reply (worker, key);
+        return;
+    }
     service_t *service = request->service;
     service->served++;
     if (status == RESV_INTERNAL)
@@ -1707,6 +1746,8 @@ s_timers (broker_t *self)
             //  failed, and refuse the worker that comes back.
             if (request->attempts)
                 s_breaker_failure (self, service, request);
+            if (request->worker)
+                s_worker_late (request->worker, request);
             s_request_fail (self, request, RESV_TIMEOUT,
                             RESV_REASON_DEADLINE,
                             "no reply before the deadline");

@@ -185,6 +185,29 @@ s_worker_take (zsock_t *worker, char **method_p)
     }
 }
 
+//  Waits up to msecs for a REQ on worker, heartbeating as a live worker
+//  does; returns its ticket, or NULL if none came.
+static char *
+s_worker_take_within (zsock_t *worker, int msecs)
+{
+    char *ticket = NULL;
+    zpoller_t *poller = zpoller_new (worker, NULL);
+    int64_t end = zclock_mono () + msecs;
+    while (!ticket && zclock_mono () < end) {
+        zstr_sendx (worker, RESV_PROTO_WORKER, RESV_CMD_HEARTBEAT, NULL);
+        if (!zpoller_wait (poller, 50))
+            continue;
+        zmsg_t *msg = zmsg_recv (worker);
+        zmsg_first (msg);
+        zframe_t *command = zmsg_next (msg);
+        if (command && zframe_streq (command, RESV_CMD_REQUEST))
+            ticket = zframe_strdup (zmsg_next (msg));
+        zmsg_destroy (&msg);
+    }
+    zpoller_destroy (&poller);
+    return ticket;
+}
+
 static void
 s_worker_reply (zsock_t *worker, char **ticket_p, const char *status,
                 const char *body)
@@ -375,6 +398,64 @@ test_deadline_504_and_late_reply_dropped (void **state)
     s_worker_reply (worker, &ticket, "200", "late");
     s_expect_silence (self->client, 150);
     zsock_destroy (&worker);
+}
+
+//  Nothing but heartbeats reaches worker for msecs.
+static void
+s_expect_no_request (zsock_t *worker, int msecs)
+{
+    char *ticket = s_worker_take_within (worker, msecs);
+    if (ticket)
+        fail_msg ("the worker was given %s", ticket);
+}
+
+//  A worker whose request passed its deadline is still working on it:
+//  the client has its 504, but the worker keeps the request's credit
+//  until it answers. It was given its next requests at once, behind the
+//  slow one, where each passed its deadline too, while another worker of
+//  the service stood idle.
+static void
+test_deadline_keeps_the_worker_busy (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *slow = s_worker (self, "echo", "1");
+    s_wait_workers (self, "echo", 1);
+    s_request (self->client, "r1", "echo", "", "200", "");
+    char *late = s_worker_take_within (slow, 1000);
+    assert_non_null (late);
+    zsock_t *quick = s_worker (self, "echo", "1");
+    s_wait_workers (self, "echo", 2);
+    s_expect_error (self->client, "r1", "504", RESV_REASON_DEADLINE);
+    for (int i = 2; i <= 4; i++) {
+        char id [8];
+        snprintf (id, sizeof id, "r%d", i);
+        s_request (self->client, id, "echo", "", "1000", "");
+        char *ticket = s_worker_take_within (quick, 500);
+        assert_non_null (ticket);
+        s_worker_reply (quick, &ticket, "200", "quick");
+        char *body = s_expect_reply (self->client, id, "200");
+        zstr_free (&body);
+    }
+    s_expect_no_request (slow, 100);
+    //  Its late answer frees the credit: the next request may go to it.
+    s_worker_reply (slow, &late, "200", "late");
+    s_expect_silence (self->client, 100);
+    s_request (self->client, "r5", "echo", "", "1000", "");
+    s_request (self->client, "r6", "echo", "", "1000", "");
+    char *first = s_worker_take_within (slow, 500);
+    char *second = s_worker_take_within (quick, 500);
+    assert_non_null (first);
+    assert_non_null (second);
+    s_worker_reply (slow, &first, "200", "");
+    s_worker_reply (quick, &second, "200", "");
+    char *rid;
+    for (int i = 0; i < 2; i++) {
+        char *body = s_recv_reply (self->client, "200", &rid);
+        zstr_free (&rid);
+        zstr_free (&body);
+    }
+    zsock_destroy (&slow);
+    zsock_destroy (&quick);
 }
 
 static void
@@ -1306,29 +1387,6 @@ test_dead_worker_request_redispatched (void **state)
     zsock_destroy (&healthy);
 }
 
-//  Waits up to msecs for a REQ on worker, heartbeating as a live worker
-//  does; returns its ticket, or NULL if none came.
-static char *
-s_worker_take_within (zsock_t *worker, int msecs)
-{
-    char *ticket = NULL;
-    zpoller_t *poller = zpoller_new (worker, NULL);
-    int64_t end = zclock_mono () + msecs;
-    while (!ticket && zclock_mono () < end) {
-        zstr_sendx (worker, RESV_PROTO_WORKER, RESV_CMD_HEARTBEAT, NULL);
-        if (!zpoller_wait (poller, 50))
-            continue;
-        zmsg_t *msg = zmsg_recv (worker);
-        zmsg_first (msg);
-        zframe_t *command = zmsg_next (msg);
-        if (command && zframe_streq (command, RESV_CMD_REQUEST))
-            ticket = zframe_strdup (zmsg_next (msg));
-        zmsg_destroy (&msg);
-    }
-    zpoller_destroy (&poller);
-    return ticket;
-}
-
 //  A worker that sets its own routing id, crashes holding a request and
 //  comes back with the same id before the broker took it for dead: its
 //  READY is a new connection, so what the old one held is lost and goes
@@ -1460,6 +1518,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_credit_limits_dispatch, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_least_loaded_worker_first, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_deadline_504_and_late_reply_dropped, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_deadline_keeps_the_worker_busy, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_queue_full_429, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_queue_max_zero_still_routes, s_setup_no_queue, s_teardown),
         cmocka_unit_test_setup_teardown (test_breaker_opens_and_closes, s_setup, s_teardown),
