@@ -74,8 +74,8 @@ struct _worker_t {
     service_t *service;         //  The service it announced
     size_t credit;              //  Requests it may hold at once
     size_t inflight;            //  Requests it holds now, late ones too
-    zhashx_t *late;             //  Tickets of those answered 504 meanwhile,
-                                //  or NULL: still its work until it replies
+    zhashx_t *late;             //  Tickets of those answered 504 meanwhile
+                                //  -> when to stop waiting (or NULL)
     int64_t expires;            //  Dead if silent until then
     uint64_t last_dispatch;     //  Dispatch counter at its last request
     bool draining;              //  Said BYE; takes no new request
@@ -790,14 +790,17 @@ s_send_control (broker_t *self, zmq_msg_t *identity, const char *command)
 //  comes to it), so the request keeps its credit until the worker replies
 //  (s_worker_late_reply) or is lost. Without this the worker was given
 //  its next requests at once, behind the slow one, where they passed
-//  their deadlines too while another worker stood idle.
+//  their deadlines too while another worker stood idle. A reply that never
+//  comes (a worker out of memory) must not take the credit for good: it
+//  is waited for broker/max_timeout more (s_worker_late_purge).
 static void
-s_worker_late (worker_t *worker, request_t *request)
+s_worker_late (broker_t *self, worker_t *worker, request_t *request)
 {
     if (!worker->late)
         worker->late = zhashx_new ();
     if (worker->late
-    &&  zhashx_insert (worker->late, request->ticket, (void *) 1) == 0)
+    &&  zhashx_insert (worker->late, request->ticket, (void *) (intptr_t)
+                       (request->deadline + self->max_timeout)) == 0)
         request->worker = NULL;     //  Its counts stay with the worker
 }
 
@@ -811,6 +814,31 @@ s_worker_late_reply (worker_t *worker, const char *ticket)
         worker->inflight--;
         worker->service->inflight--;
     }
+}
+
+//  Stops waiting for the late replies that should have come long ago.
+//  Returns true if some credit came free.
+static bool
+s_worker_late_purge (worker_t *worker, int64_t now)
+{
+    if (!worker->late || zhashx_size (worker->late) == 0)
+        return false;
+    zlist_t *old = zlist_new ();        //  Copies of their tickets
+    zlist_autofree (old);
+    void *until = zhashx_first (worker->late);
+    while (until) {
+        if ((int64_t) (intptr_t) until <= now)
+            zlist_append (old, (void *) zhashx_cursor (worker->late));
+        until = zhashx_next (worker->late);
+    }
+    const char *ticket = (const char *) zlist_first (old);
+    while (ticket) {
+        s_worker_late_reply (worker, ticket);
+        ticket = (const char *) zlist_next (old);
+    }
+    bool freed = zlist_size (old) > 0;
+    zlist_destroy (&old);
+    return freed;
 }
 
 //  Forgets a worker. Requests it held go once more to another worker
@@ -1747,7 +1775,7 @@ s_timers (broker_t *self)
             if (request->attempts)
                 s_breaker_failure (self, service, request);
             if (request->worker)
-                s_worker_late (request->worker, request);
+                s_worker_late (self, request->worker, request);
             s_request_fail (self, request, RESV_TIMEOUT,
                             RESV_REASON_DEADLINE,
                             "no reply before the deadline");
@@ -1756,11 +1784,18 @@ s_timers (broker_t *self)
     if (now >= self->heartbeat_at) {
         zlistx_t *dead = zlistx_new ();
         worker_t *worker = (worker_t *) zhashx_first (self->workers);
+        zlistx_t *freed = NULL;         //  Services with credit come free
         while (worker) {
             if (worker->expires <= now)
                 zlistx_add_end (dead, worker);
-            else
+            else {
                 s_send_control (self, &worker->identity, RESV_CMD_HEARTBEAT);
+                if (s_worker_late_purge (worker, now)) {
+                    if (!freed)
+                        freed = zlistx_new ();
+                    zlistx_add_end (freed, worker->service);
+                }
+            }
             worker = (worker_t *) zhashx_next (self->workers);
         }
         worker = (worker_t *) zlistx_first (dead);
@@ -1769,6 +1804,13 @@ s_timers (broker_t *self)
             worker = (worker_t *) zlistx_next (dead);
         }
         zlistx_destroy (&dead);
+        //  After the dead are gone, so that none of them is given work.
+        service_t *service = freed? (service_t *) zlistx_first (freed): NULL;
+        while (service) {
+            s_service_dispatch (self, service);
+            service = (service_t *) zlistx_next (freed);
+        }
+        zlistx_destroy (&freed);
         s_answered_purge (self, now);
         self->heartbeat_at = now + self->heartbeat;
     }

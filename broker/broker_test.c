@@ -70,6 +70,16 @@ s_setup_no_queue (void **state)
     return s_setup_queue (state, "0");
 }
 
+//  Deadlines cut to 300 ms.
+static int
+s_setup_short_timeout (void **state)
+{
+    setenv ("RESV_BROKER_MAX_TIMEOUT", "300", 1);
+    int rc = s_setup (state);
+    unsetenv ("RESV_BROKER_MAX_TIMEOUT");
+    return rc;
+}
+
 static int
 s_teardown (void **state)
 {
@@ -456,6 +466,34 @@ test_deadline_keeps_the_worker_busy (void **state)
     }
     zsock_destroy (&slow);
     zsock_destroy (&quick);
+}
+
+//  A late reply that never comes is waited for broker/max_timeout past
+//  the deadline (300 ms here), then the worker's credit is free again.
+static void
+test_late_reply_waited_for_a_while (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "echo", "1");
+    s_wait_workers (self, "echo", 1);
+    s_request (self->client, "r1", "echo", "", "100", "");
+    char *lost = s_worker_take_within (worker, 500);
+    assert_non_null (lost);
+    zstr_free (&lost);
+    s_expect_error (self->client, "r1", "504", RESV_REASON_DEADLINE);
+    //  Its credit is held: r2 waits in the queue, to its deadline.
+    s_request (self->client, "r2", "echo", "", "300", "");
+    s_expect_no_request (worker, 250);
+    s_expect_error (self->client, "r2", "504", RESV_REASON_DEADLINE);
+    //  r1's deadline and 300 ms, and a heartbeat round (400 ms), later.
+    s_expect_no_request (worker, 700);
+    s_request (self->client, "r3", "echo", "", "300", "");
+    char *ticket = s_worker_take_within (worker, 200);
+    assert_non_null (ticket);
+    s_worker_reply (worker, &ticket, "200", "");
+    char *body = s_expect_reply (self->client, "r3", "200");
+    zstr_free (&body);
+    zsock_destroy (&worker);
 }
 
 static void
@@ -1519,6 +1557,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_least_loaded_worker_first, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_deadline_504_and_late_reply_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_deadline_keeps_the_worker_busy, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_late_reply_waited_for_a_while, s_setup_short_timeout, s_teardown),
         cmocka_unit_test_setup_teardown (test_queue_full_429, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_queue_max_zero_still_routes, s_setup_no_queue, s_teardown),
         cmocka_unit_test_setup_teardown (test_breaker_opens_and_closes, s_setup, s_teardown),
