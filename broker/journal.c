@@ -634,7 +634,7 @@ journal_read (journal_t *self, int64_t from, const char *prefix, int limit)
             type = prefix;
         stmt = self->read_exact;
         sqlite3_bind_text (stmt, 2, type, -1, SQLITE_STATIC);
-        sqlite3_bind_int (stmt, 3, limit);
+        sqlite3_bind_int (stmt, 3, limit + 1);
     }
     else
     if (prefix && *prefix) {
@@ -648,10 +648,10 @@ journal_read (journal_t *self, int64_t from, const char *prefix, int limit)
                                                        self->read_type;
         sqlite3_bind_text (stmt, 2, prefix, -1, SQLITE_STATIC);
         sqlite3_bind_text (stmt, 3, upper, -1, SQLITE_STATIC);
-        sqlite3_bind_int (stmt, 4, limit);
+        sqlite3_bind_int (stmt, 4, limit + 1);
     }
     else
-        sqlite3_bind_int (stmt, 2, limit);
+        sqlite3_bind_int (stmt, 2, limit + 1);
     sqlite3_bind_int64 (stmt, 1, from);
     //  The bodies are JSON already: the reply is built as text around them.
     size_t size = 4096, used = 0;
@@ -665,7 +665,13 @@ journal_read (journal_t *self, int64_t from, const char *prefix, int limit)
     int64_t next = from;
     int rc;
     int count = 0;
+    bool more = false;          //  An event past the page matches too
     while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        if (count == limit) {
+            more = true;
+            rc = SQLITE_DONE;
+            break;
+        }
         const char *body = (const char *) sqlite3_column_text (stmt, 1);
         size_t len = (size_t) sqlite3_column_bytes (stmt, 1);
         if (used + len + 64 > size) {
@@ -690,8 +696,11 @@ journal_read (journal_t *self, int64_t from, const char *prefix, int limit)
         free (text);
         return NULL;
     }
-    //  With a type filter, what was skipped is read too: next is past it.
-    if (count < limit && self->last + 1 > next)
+    //  Each read asks for one event more than the page holds, so that a
+    //  full page whose type filter matches nothing after it is not taken
+    //  for a cut one: with no such event, every event up to the newest was
+    //  read, the skipped ones too, and next is past the end.
+    if (!more && self->last + 1 > next)
         next = self->last + 1;
     snprintf (text + used, size - used, "],\"next\":%" PRId64 ",\"last\":%" PRId64 "}",
               next, self->last);

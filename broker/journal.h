@@ -125,8 +125,10 @@ int
 //  Reads up to limit events with seq >= from whose type starts with prefix
 //  (NULL or "" for all), in order. Returns a malloc'd JSON text
 //  {"items":[...],"next":N,"last":N} where next is the seq to read from
-//  next and last the journal's newest seq; NULL, after a log line, on a
-//  store failure. The caller frees the text.
+//  next and last the journal's newest seq. next is last + 1, past the end,
+//  whenever no event of the prefix follows the page, also when the page
+//  holds limit events: next <= last says that the page was cut. NULL,
+//  after a log line, on a store failure. The caller frees the text.
 char *
     journal_read (journal_t *self, int64_t from, const char *prefix,
                   int limit);

@@ -331,8 +331,19 @@ test_read_pages_and_prefix (void **state)
     text = s_read_seqs (self->journal, 1, "nothing", 10);
     assert_string_equal (text, "[] next 5");
     free (text);
+    //  A full page with no event of its type after it was not cut: next
+    //  is past the end, as for a page that is not full.
     text = s_read_seqs (self->journal, 1, "reservation.requested", 1);
+    assert_string_equal (text, "[1] next 5");
+    free (text);
+    text = s_read_seqs (self->journal, 1, "reservation", 2);
+    assert_string_equal (text, "[1,3] next 5");
+    free (text);
+    text = s_read_seqs (self->journal, 1, "reservation", 1);
     assert_string_equal (text, "[1] next 2");
+    free (text);
+    text = s_read_seqs (self->journal, 1, NULL, 4);
+    assert_string_equal (text, "[1,2,3,4] next 5");
     free (text);
 }
 
@@ -370,6 +381,13 @@ test_read_prefix_far_and_near (void **state)
     free (text);
     text = s_read_seqs (self->journal, 1, "a", 3);
     assert_string_equal (text, "[1,2,4] next 5");
+    free (text);
+    //  A full page with nothing of its prefix after it, read each way.
+    text = s_read_seqs (self->journal, 29995, "b.", 2);
+    assert_string_equal (text, "[29997,30000] next 30001");
+    free (text);
+    text = s_read_seqs (self->journal, 29995, "b.y", 1);
+    assert_string_equal (text, "[29997] next 30001");
     free (text);
 }
 

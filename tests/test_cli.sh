@@ -233,6 +233,16 @@ check "events --follow --from 1: three lines" \
 has "events --follow --from 1: in journal order" \
     "$(printf '%s\n' "$OUT" | grep -o '"id":"cli-e[0-9]"' | tr -d '\n')" \
     '^"id":"cli-e1""id":"cli-e2""id":"cli-e3"$'
+# A page that --limit filled is cut only when an event of its --type comes
+# after it: cli-e2 is the last cli.b, so its page has no next.
+expect_exit 0 "events --type --limit: a full page" "$R" events --from 1 \
+    --type cli.b --limit 1
+has "events --type --limit: a full page with none after has no next" \
+    "$OUT" '^\{"items":\[\{[^]]*"id":"cli-e2".*\],"last":[0-9]+\}$'
+expect_exit 0 "events --type --limit: a cut page" "$R" events --from 1 \
+    --type cli. --limit 2
+has "events --type --limit: a page with one of its type after has next" \
+    "$OUT" '"id":"cli-e2".*\],"next":[0-9]+,"last":[0-9]+\}$'
 # A follower whose reader went away ends as a write would end it (SIGPIPE),
 # though no event comes to be written: resv events --follow | head -1.
 timeout 10 "$R" events --follow | true
