@@ -527,7 +527,11 @@ s_tick (void *state, store_t *store, resv_t *client)
 {
     (void) client;
     payment_t *self = (payment_t *) state;
-    if (zclock_mono () < self->retry_at)
+    //  After SIGTERM (zsys_interrupted) no provider call starts: one may
+    //  take payment/latency, and a run of S_STEPS_BATCH of them held the
+    //  stop far past resvd/stop_timeout. The steps wait in the queue for
+    //  another process of the service, or for the restart.
+    if (zsys_interrupted || zclock_mono () < self->retry_at)
         return false;
     //  The queue and the payments its steps move are read in one
     //  transaction: a statement outside one would be a transaction (and
@@ -557,8 +561,10 @@ s_tick (void *state, store_t *store, resv_t *client)
         loaded++;
     }
     store_rollback (store);     //  Only read: nothing to keep
+    //  The calls made before a SIGTERM are recorded; none starts after it.
     size_t count = 0;
-    while (count < loaded && s_step_call (self, &ready [count]) == 0)
+    while (count < loaded && !zsys_interrupted
+       &&  s_step_call (self, &ready [count]) == 0)
         count++;
     bool recorded = false;
     if (count) {

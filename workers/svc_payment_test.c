@@ -155,6 +155,7 @@ typedef struct {
     int failures;               //  Captures still to fail
     int captures;               //  Capture calls
     int voids;                  //  Void calls
+    int latency;                //  Each capture takes this long, ms
 } s_script_t;
 
 static int
@@ -173,6 +174,8 @@ s_script_capture (void *self, const char *reservation, const char *customer,
     (void) reservation, (void) customer, (void) amount;
     s_script_t *script = (s_script_t *) self;
     __atomic_fetch_add (&script->captures, 1, __ATOMIC_SEQ_CST);
+    if (script->latency)
+        zclock_sleep (script->latency);
     if (__atomic_fetch_sub (&script->failures, 1, __ATOMIC_SEQ_CST) > 0) {
         snprintf (message, size, "scripted failure");
         return RESV_UNAVAILABLE;
@@ -473,7 +476,7 @@ test_failed_captures_are_retried (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     //  A second state with a provider that fails the first captures.
-    s_script_t script = { 3, 0, 0 };
+    s_script_t script = { 3, 0, 0, 0 };
     s_use_script (self, &script);
     assert_int_equal (s_authorize (self, "r1", 10, NULL), 200);
     s_publish (self, "reservation.confirmed", "r1");
@@ -524,7 +527,7 @@ static void
 test_failed_provider_waits_for_the_interval (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    s_script_t script = { 1000, 0, 0 };
+    s_script_t script = { 1000, 0, 0, 0 };
     s_use_script (self, &script);
     s_confirm_after_failure (self, &script, "rf", 6);
     //  Destroyed here: the provider's script lives on this stack.
@@ -538,7 +541,7 @@ static void
 test_failed_record_waits_for_the_interval (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    s_script_t script = { 0, 0, 0 };
+    s_script_t script = { 0, 0, 0, 0 };
     s_use_script (self, &script);
     assert_int_equal (sqlite3_exec (store_db (self->store),
         "CREATE TRIGGER steps_kept BEFORE DELETE ON steps BEGIN "
@@ -555,7 +558,7 @@ static void
 test_queued_steps_keep_their_order (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    s_script_t script = { 2, 0, 0 };
+    s_script_t script = { 2, 0, 0, 0 };
     s_use_script (self, &script);
     const char *ids [] = { "r1", "r2", "r3", "r4", "r5", "r6" };
     size_t count = sizeof ids / sizeof *ids;
@@ -578,6 +581,51 @@ test_queued_steps_keep_their_order (void **state)
     assert_int_equal (__atomic_load_n (&script.captures, __ATOMIC_SEQ_CST),
                       (int) count + 2);
     assert_int_equal (s_count (self, "SELECT count (*) FROM steps"), 0);
+    svc_payment_destroy (&self->state);
+}
+
+
+//  SIGTERM (zsys_interrupted) while the tick carries out a run of queued
+//  steps with a slow provider: the call under way finishes and is
+//  recorded, but no further one starts, so that the process stops within
+//  one call instead of a whole run of them (64 of payment/latency: past
+//  resvd/stop_timeout, and resvd's SIGKILL, at 160 ms). What was not
+//  called stays queued, and is carried out after the restart.
+static void
+test_sigterm_starts_no_more_steps (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_script_t script = { 0, 0, 0, 100 };
+    s_use_script (self, &script);
+    json_t *events = json_array ();
+    char id [16];
+    for (int index = 0; index < 20; index++) {
+        snprintf (id, sizeof id, "rt%d", index);
+        assert_int_equal (s_authorize (self, id, 10, NULL), 200);
+        json_array_append_new (events, testkit_event (self->kit, NULL,
+                               "reservation.confirmed", id, NULL));
+    }
+    testkit_publish (self->kit, events);
+    assert_true (TESTKIT_WAIT (5000, __atomic_load_n (&script.captures,
+                                                      __ATOMIC_SEQ_CST) >= 1));
+    zsys_interrupted = 1;
+    int64_t start = zclock_mono ();
+    svc_payment_destroy (&self->state);
+    int64_t took = zclock_mono () - start;
+    zsys_interrupted = 0;
+    int calls = __atomic_load_n (&script.captures, __ATOMIC_SEQ_CST);
+    assert_true (took < 1000);
+    assert_true (calls < 5);
+    //  Each capture called is recorded, and the others wait in the queue.
+    assert_int_equal (s_count (self, "SELECT count (*) FROM payments "
+                                     "WHERE status = 'captured'"), calls);
+    assert_int_equal (s_count (self, "SELECT count (*) FROM steps"), 20 - calls);
+    script.latency = 0;
+    s_use_script (self, &script);
+    assert_true (testkit_wait_count (self->kit, "payment.captured", NULL, 20));
+    assert_true (TESTKIT_WAIT (5000, s_count (self, "SELECT count (*) FROM "
+                                              "steps") == 0));
+    assert_int_equal (__atomic_load_n (&script.captures, __ATOMIC_SEQ_CST), 20);
     svc_payment_destroy (&self->state);
 }
 
@@ -741,7 +789,7 @@ static void
 test_authorize_past_its_deadline_records_nothing (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    s_script_t script = { 0, 0, 0 };
+    s_script_t script = { 0, 0, 0, 0 };
     svc_payment_provider_t provider = {
         &script, s_script_ok, s_script_capture, s_script_void, s_script_ok
     };
@@ -813,6 +861,7 @@ main (void)
         T (test_store_refuses_illegal_moves),
         T (test_authorize_past_its_deadline_records_nothing),
         T (test_stops_after_sigterm),
+        T (test_sigterm_starts_no_more_steps),
         T (test_state_fails_cleanly),
     };
     return cmocka_run_group_tests_name ("svc_payment", tests, NULL, NULL);
