@@ -17,6 +17,11 @@
 extern "C" {
 #endif
 
+//  The reason a decline that gave none carries: approval records it, the
+//  reservation service stores it, and notification leaves it out of its
+//  notice, which says as much already.
+#define SVC_DECLINED_REASON "declined by the owner"
+
 //  Builds a service's state. worker is borrowed (for worker_call) and
 //  outlives the state. Returns NULL, after a log line, on failure.
 typedef void *(svc_new_fn) (resv_cfg_t *cfg, worker_t *worker);

@@ -40,8 +40,6 @@
 //  Longest a decision waits to take effect (its publish, then reservation
 //  decide), ms, of what is left of its request's deadline.
 #define S_DECIDE_TIMEOUT    5000
-//  The reason of a decline that gave none.
-#define S_DECLINED_REASON   "declined by the owner"
 //  How long a decision on an unknown reservation waits for it to reach
 //  the journal (ms): the first wait, doubled each time, up to the most,
 //  and leaving at least the margin before the request's deadline.
@@ -404,7 +402,7 @@ s_record (s_self_t *self, const char *id, const char *owner,
 {
     bool approved = streq (decision, "approved");
     if (!approved && !reason)
-        reason = S_DECLINED_REASON;
+        reason = SVC_DECLINED_REASON;
     char now [RESV_TIME_SIZE];
     sqlite3_stmt *stmt = store_stmt (self->store, s_sql_decide);
     if (!stmt)

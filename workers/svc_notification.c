@@ -110,6 +110,9 @@ s_text (const char *type, const char *id, json_t *data)
         const char *reason = s_str (data, "reason");
         if (!reason || !*reason)
             reason = s_str (reservation, "reason");
+        //  The default reason would only say again what the notice says.
+        if (reason && streq (reason, SVC_DECLINED_REASON))
+            reason = NULL;
         text = reason && *reason?
             zsys_sprintf ("Your reservation %s was declined by the owner: "
                           "%s", what, reason):

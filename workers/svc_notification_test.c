@@ -169,6 +169,12 @@ test_one_notice_per_change (void **state)
     s_publish_all (self, json_pack ("[o]", s_event (self,
                    "reservation.declined", "r4",
                    s_reservation_data ("r4", "c1", 1, "DECLINED"))));
+    //  A decline without a reason carries the default one (approval and
+    //  the reservation service set it): the notice does not repeat it.
+    declined = s_reservation_data ("r5", "c1", 1, "DECLINED");
+    json_object_set_new (declined, "reason", json_string ("declined by the owner"));
+    s_publish_all (self, json_pack ("[o]", s_event (self,
+                   "reservation.declined", "r5", declined)));
     s_publish_all (self, json_pack ("[o]", s_event (self,
                    "resource.updated", "r9", NULL)));
     s_sync (self);
@@ -190,9 +196,11 @@ test_one_notice_per_change (void **state)
           "2026-12-01 expired: the owner did not decide in time." },
         { "reservation.declined", "r4", "Your reservation r4 for res-7 on "
           "2026-12-01 was declined by the owner." },
+        { "reservation.declined", "r5", "Your reservation r5 for res-7 on "
+          "2026-12-01 was declined by the owner." },
     };
-    assert_int_equal (json_array_size (items), 6);
-    for (size_t i = 0; i < 6; i++) {
+    assert_int_equal (json_array_size (items), 7);
+    for (size_t i = 0; i < 7; i++) {
         json_t *item = json_array_get (items, i);
         assert_int_equal (json_object_size (item), 6);
         assert_string_equal (s_get (item, "kind"), expected [i][0]);

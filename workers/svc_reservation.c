@@ -201,8 +201,6 @@ static const s_move_t s_decline =
 
 //  The reason an expired reservation carries.
 #define S_EXPIRED_REASON    "no decision within the approval timeout"
-//  The reason of a decline that gave none.
-#define S_DECLINED_REASON   "declined by the owner"
 
 //  The service's state, one per worker process.
 typedef struct {
@@ -1219,7 +1217,7 @@ s_decide_method (void *state, json_t *request, int64_t deadline,
         return RESV_BAD_REQUEST;
     bool approved = streq (decision, "approved");
     if (!approved && (!reason || !*reason))
-        reason = S_DECLINED_REASON;
+        reason = SVC_DECLINED_REASON;
     int status = s_move_request (self, approved? &s_confirm: &s_decline, id,
                                  NULL, approved? NULL: reason, reply_p);
     if (status != RESV_CONFLICT)
@@ -1353,7 +1351,7 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
         reason = json_string_value (json_object_get (
                                     json_object_get (event, "data"), "reason"));
         if (!reason || !*reason)
-            reason = S_DECLINED_REASON;
+            reason = SVC_DECLINED_REASON;
     }
     char *result;
     json_t *error;
