@@ -14,6 +14,9 @@
     that died half-way (its worker killed twice, or its compensation
     refused): the events actor's tick sweeps such rows once they are older
     than any request can live, and undoes what they may have left held.
+    Attempts of one reserve at once (a retry, the same request sent twice)
+    share its reservation id, hold and payment; only the last of them to
+    fail undoes them (s_saga_abort).
 
     cancel, expire and the consumed approval.approved|declined move the
     status with a conditional UPDATE in the transaction of the event they
@@ -53,6 +56,14 @@
 //  broker/max_timeout at which a saga row counts as abandoned.
 #define S_SWEEP_DEFAULT     5000
 #define S_ABANDON_SLACK     10000
+//  An attempt of a reserve may act until this long past its deadline (a
+//  reply that came in time may wait a little in a busy worker); after
+//  that an attempt that fails alone may undo the reservation's hold and
+//  payment, and the late one may no longer store it.
+#define S_ATTEMPT_SLACK     1000
+//  An undo's two calls get S_UNDO_MIN each at least; its claim on the
+//  reservation id lasts them both and this much more.
+#define S_UNDO_SLACK        2000
 
 
 static const char s_schema [] =
@@ -91,6 +102,17 @@ static const char s_schema [] =
     "CREATE TABLE IF NOT EXISTS sagas ("
     "    id         TEXT PRIMARY KEY,"
     "    started_ms INTEGER NOT NULL);"
+    //  The attempts of each reserve under way (a retry, or the same
+    //  reserve sent twice at once, is a second attempt of one reservation
+    //  id): attempt 1, 2, ... with until_ms, the wall-clock ms it may act
+    //  until, its deadline and a slack, or 0 once it has ended or was
+    //  taken for gone. Attempt 0 is an undo under way, until until_ms.
+    //  The rows go with their saga row.
+    "CREATE TABLE IF NOT EXISTS attempts ("
+    "    id       TEXT NOT NULL,"
+    "    attempt  INTEGER NOT NULL,"
+    "    until_ms INTEGER NOT NULL,"
+    "    PRIMARY KEY (id, attempt)) WITHOUT ROWID;"
     //  The reservation id each (customer, request id) was given, kept for
     //  good: a retried reserve finds the id of its first attempt here.
     "CREATE TABLE IF NOT EXISTS requests ("
@@ -154,6 +176,26 @@ static const char s_sql_saga_close [] =
     "DELETE FROM sagas WHERE id = ?1";
 static const char s_sql_saga_close_if [] =
     "DELETE FROM sagas WHERE id = ?1 AND started_ms = ?2";
+static const char s_sql_attempt_undoing [] =
+    "SELECT 1 FROM attempts WHERE id = ?1 AND attempt = 0 AND until_ms > ?2";
+static const char s_sql_attempt_next [] =
+    "SELECT coalesce (max (attempt), 0) + 1 FROM attempts WHERE id = ?1";
+static const char s_sql_attempt_add [] =
+    "INSERT INTO attempts (id, attempt, until_ms) VALUES (?1, ?2, ?3)";
+static const char s_sql_attempt_own [] =
+    "SELECT until_ms FROM attempts WHERE id = ?1 AND attempt = ?2";
+static const char s_sql_attempt_others [] =
+    "SELECT count (*), coalesce (sum (until_ms > ?3), 0) FROM attempts"
+    " WHERE id = ?1 AND attempt > 0 AND attempt <> ?2";
+static const char s_sql_attempt_end [] =
+    "UPDATE attempts SET until_ms = 0"
+    " WHERE id = ?1 AND attempt > 0 AND (attempt = ?2 OR ?2 = 0)";
+static const char s_sql_attempt_claim [] =
+    "INSERT OR REPLACE INTO attempts (id, attempt, until_ms) VALUES (?1, 0, ?2)";
+static const char s_sql_attempt_live [] =
+    "SELECT 1 FROM attempts WHERE id = ?1 AND until_ms > ?2";
+static const char s_sql_attempt_forget [] =
+    "DELETE FROM attempts WHERE id = ?1";
 static const char s_sql_saga_due [] =
     "SELECT id, started_ms FROM sagas WHERE started_ms <= ?1"
     " ORDER BY started_ms LIMIT ?2";
@@ -651,6 +693,119 @@ s_saga_close (store_t *store, const char *id, int64_t started_ms)
         sqlite3_bind_int64 (stmt, 2, started_ms);
     int rc = sqlite3_step (stmt);
     sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE)
+        return -1;
+    if (sqlite3_changes (store_db (store)) == 0)
+        return 0;               //  A newer attempt's row: it keeps its own
+    stmt = store_stmt (store, s_sql_attempt_forget);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    return rc == SQLITE_DONE? 0: -1;
+}
+
+//  Runs stmt (bound) for its one integer row or none: returns 1 with
+//  *value_p (and *second_p when not NULL, the second column), 0 without
+//  a row, -1 on a store failure.
+static int
+s_int_row (sqlite3_stmt *stmt, int64_t *value_p, int64_t *second_p)
+{
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW) {
+        *value_p = sqlite3_column_int64 (stmt, 0);
+        if (second_p)
+            *second_p = sqlite3_column_int64 (stmt, 1);
+    }
+    sqlite3_reset (stmt);
+    sqlite3_clear_bindings (stmt);
+    return rc == SQLITE_ROW? 1: rc == SQLITE_DONE? 0: -1;
+}
+
+//  Starts an attempt of the reserve of id, in the caller's transaction:
+//  *attempt_p gets its number, or 0 when an undo of the reservation is
+//  under way (the attempt must not begin: the undo would take back what
+//  it holds). It may act until its deadline (on zclock_mono) and
+//  S_ATTEMPT_SLACK. Returns 0, or -1 on a store failure.
+static int
+s_attempt_open (store_t *store, const char *id, int64_t deadline,
+                int64_t *attempt_p)
+{
+    int64_t now = resv_time_ms (), found;
+    *attempt_p = 0;
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_attempt_undoing);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64 (stmt, 2, now);
+    int rc = s_int_row (stmt, &found, NULL);
+    if (rc)
+        return rc < 0? -1: 0;
+    int64_t attempt;
+    if (!(stmt = store_stmt (store, s_sql_attempt_next)))
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_TRANSIENT);
+    if (s_int_row (stmt, &attempt, NULL) != 1
+    || !(stmt = store_stmt (store, s_sql_attempt_add)))
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 2, attempt);
+    sqlite3_bind_int64 (stmt, 3, now + (deadline - zclock_mono ())
+                                      + S_ATTEMPT_SLACK);
+    rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE)
+        return -1;
+    *attempt_p = attempt;
+    return 0;
+}
+
+//  Whether attempt of the reserve of id may still act: its row is there
+//  and no undo has taken it for gone. Returns 1, 0, or -1 on a store
+//  failure.
+static int
+s_attempt_current (store_t *store, const char *id, int64_t attempt)
+{
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_attempt_own);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64 (stmt, 2, attempt);
+    int64_t until = 0;
+    int rc = s_int_row (stmt, &until, NULL);
+    return rc < 0? -1: rc == 1 && until != 0;
+}
+
+//  Ends attempt of the reserve of id (0: every attempt), in the caller's
+//  transaction. Returns 0 or -1.
+static int
+s_attempt_end (store_t *store, const char *id, int64_t attempt)
+{
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_attempt_end);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64 (stmt, 2, attempt);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    sqlite3_clear_bindings (stmt);
+    return rc == SQLITE_DONE? 0: -1;
+}
+
+//  Claims the undo of the reservation id for undo_ms, in the caller's
+//  transaction: every attempt counts as ended, and none begins until the
+//  claim lapses or the saga row goes. Returns 0 or -1.
+static int
+s_attempt_claim (store_t *store, const char *id, int64_t undo_ms)
+{
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_attempt_claim);
+    if (s_attempt_end (store, id, 0) || !stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 2, resv_time_ms () + undo_ms);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
     return rc == SQLITE_DONE? 0: -1;
 }
 
@@ -703,6 +858,7 @@ struct _s_saga_t {
     s_order_t order;            //  Its fields
     int64_t deadline;           //  Its deadline, on zclock_mono()
     bool resumed;               //  An earlier attempt left its saga row
+    int64_t attempt;            //  This attempt's number (table attempts)
     json_t *hold;               //  availability's hold reply
     s_held_t held;              //  What reserve needs of it
     int64_t amount;             //  price x units x days
@@ -824,18 +980,94 @@ s_undo (s_caller_t *caller, const char *id, bool voiding, int timeout_ms)
     return failed;
 }
 
-//  Undoes a reserve in a handler; forgets its saga when that worked.
-//  Returns true if it worked.
-static bool
-s_reserve_undo (s_self_t *self, const char *id, bool voiding, int64_t deadline)
+//  Ends a failed attempt of a reserve. The hold and the payment belong to
+//  the reservation id, which every attempt of the reserve shares (a
+//  retry, or the same reserve sent twice at once): an attempt must not
+//  take them back while another may still store the reservation on them.
+//  So, in one transaction: if another attempt stored the reservation, this
+//  one answers with it (201, or 409 when it asked for something else);
+//  if another is still under way, or an undo took this one for gone, it
+//  leaves everything to that one. Only the last attempt undoes, and then
+//  everything any attempt may have done (when undo, or another attempt
+//  had begun; the payment too when voiding), under a claim that keeps new
+//  attempts out until it is done (s_attempt_open). *outcome_p says what
+//  became of it, for the caller's message. Returns 0, or the status of
+//  the stored reservation's answer with *reply_p set.
+static int
+s_saga_abort (s_saga_t *saga, bool undo, bool voiding,
+              const char **outcome_p, zframe_t **reply_p)
 {
+    s_self_t *self = saga->self;
+    store_t *store = self->store;
+    const char *id = saga->order.id;
+    int64_t left = saga->deadline - zclock_mono ();
+    if (left < S_UNDO_MIN)
+        left = S_UNDO_MIN;
+    *outcome_p = "nothing was reserved";
+    if (store_begin (store))
+        goto failed;
+    json_t *existing = NULL;
+    int found = s_load (store, id, &existing);
+    if (found < 0)
+        goto failed;
+    if (found) {
+        store_rollback (store);
+        return s_reserve_again (&saga->order, existing, reply_p);
+    }
+    found = s_attempt_current (store, id, saga->attempt);
+    if (found < 0)
+        goto failed;
+    if (!found) {
+        //  Never recorded (the commit that opened it failed), or an undo
+        //  took it for gone and undoes what it may have done.
+        store_rollback (store);
+        return 0;
+    }
+    int64_t others = 0, live = 0;
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_attempt_others);
+    if (!stmt)
+        goto failed;
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 2, saga->attempt);
+    sqlite3_bind_int64 (stmt, 3, resv_time_ms ());
+    if (s_int_row (stmt, &others, &live) != 1)
+        goto failed;
+    if (live) {
+        //  Not the last: that one stores the reservation or undoes it.
+        if (s_attempt_end (store, id, saga->attempt) || store_commit (store))
+            goto failed;
+        *outcome_p = "another attempt of this reserve goes on";
+        return 0;
+    }
+    if (saga->resumed || others) {
+        undo = true;            //  What the others did, this one undoes
+        voiding = true;
+    }
+    if (!undo) {
+        if (s_saga_close (store, id, 0) || store_commit (store))
+            goto failed;
+        return 0;
+    }
+    if (s_attempt_claim (store, id, 2 * left + S_UNDO_SLACK)
+    ||  store_commit (store))
+        goto failed;
     s_caller_t caller = { self->call, self->call_arg };
-    if (s_undo (&caller, id, voiding, (int) (deadline - zclock_mono ())))
-        return false;
-    if (s_saga_close (self->store, id, 0))
+    if (s_undo (&caller, id, voiding, (int) left)) {
+        *outcome_p = "undoing it failed too and will be retried";
+        return 0;
+    }
+    if (s_saga_close (store, id, 0))
         zsys_warning ("reservation: close saga %s: %s; the sweep will",
-                      id, store_error (self->store));
-    return true;
+                      id, store_error (store));
+    return 0;
+failed:
+    //  Undoing without knowing that no other attempt goes on could take
+    //  its hold back: the sweep undoes it once every attempt is over.
+    zsys_error ("reservation: end attempt %" PRId64 " of %s: %s; the sweep "
+                "will undo it", saga->attempt, id, store_error (store));
+    store_rollback (store);
+    *outcome_p = "undoing it is left to the sweep";
+    return 0;
 }
 
 //  Whether a failed downstream call may have done its work: not when it
@@ -859,17 +1091,15 @@ s_dispatched (int status, json_t *reply)
 //  500, so that the broker's breaker does not take a full disk as the
 //  service failing and shut its reads off too.
 static int
-s_reserve_unavailable (s_self_t *self, s_order_t *order, const char *what,
-                       int status, json_t *reply, bool undo, bool voiding,
-                       int64_t deadline, zframe_t **reply_p)
+s_reserve_unavailable (s_saga_t *saga, const char *what, int status,
+                       json_t *reply, bool undo, bool voiding,
+                       zframe_t **reply_p)
 {
-    bool undone = true;
-    if (undo)
-        undone = s_reserve_undo (self, order->id, voiding, deadline);
-    else
-        s_saga_close (self->store, order->id, 0);
-    const char *outcome = undone? "nothing was reserved":
-                                  "undoing it failed too and will be retried";
+    const char *outcome;
+    int stored = s_saga_abort (saga, undo, voiding, &outcome, reply_p);
+    if (stored)
+        return stored;
+    int64_t deadline = saga->deadline;
     const char *message = s_error_field (reply, "message", resv_strstatus (status));
     if (streq (s_error_field (reply, "reason", ""), RESV_REASON_NOT_SENT))
         return worker_fail (reply_p, RESV_UNAVAILABLE, RESV_REASON_INTERNAL,
@@ -902,14 +1132,19 @@ s_held_read (json_t *reply, s_held_t *held)
         && (streq (held->approval, "auto") || streq (held->approval, "manual"));
 }
 
-//  Stores the reservation and its reservation.requested in one transaction.
-//  Returns 201 with the reply set, or 500 (nothing stored, the caller
-//  undoes). A concurrent twin that stored it first wins: its reservation
-//  is the reply.
+//  Stores the reservation of saga and its reservation.requested in one
+//  transaction. Returns 201 with the reply set, or 500 (nothing stored,
+//  the caller undoes). A concurrent twin that stored it first wins: its
+//  reservation is the reply. An attempt that an undo took for gone (it
+//  outlived its deadline) stores nothing: the hold it would store on may
+//  be released; 503, and the undo is that one's.
 static int
-s_reserve_store (s_self_t *self, s_order_t *order, s_held_t *held,
-                 int64_t amount, const char *payment_id, zframe_t **reply_p)
+s_reserve_store (s_saga_t *saga, const char *payment_id, zframe_t **reply_p)
 {
+    s_self_t *self = saga->self;
+    s_order_t *order = &saga->order;
+    s_held_t *held = &saga->held;
+    int64_t amount = saga->amount;
     store_t *store = self->store;
     if (store_begin (store))
         return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
@@ -955,6 +1190,22 @@ s_reserve_store (s_self_t *self, s_order_t *order, s_held_t *held,
         store_rollback (store);
         *reply_p = worker_text (texts [0]);
         return RESV_CREATED;
+    }
+    int current = s_attempt_current (store, order->id, saga->attempt);
+    if (current < 0) {
+        zstr_free (&texts [0]);
+        free (data);
+        return S_FAIL (store, reply_p, "check the attempt of", order->id);
+    }
+    if (!current) {
+        zstr_free (&texts [0]);
+        free (data);
+        store_rollback (store);
+        return worker_fail (reply_p, RESV_UNAVAILABLE, RESV_REASON_IN_PROGRESS,
+                            "reservation: this attempt of reserve %s "
+                            "outlived its deadline and another undoes it; "
+                            "nothing was reserved, a retry may be",
+                            order->id);
     }
     int rc_emit = !data || store_emit_text (store, NULL, "reservation.requested",
                                             "reservation", order->id,
@@ -1012,8 +1263,24 @@ s_reserve_method (void *state, json_t *request, int64_t deadline,
     if (found)
         status = s_reserve_again (order, existing, reply_p);
     else
-    if (s_saga_open (self->store, order->id, &saga->resumed))
+    if (store_begin (self->store)
+    ||  s_saga_open (self->store, order->id, &saga->resumed)
+    ||  s_attempt_open (self->store, order->id, deadline, &saga->attempt))
         status = S_FAIL (self->store, reply_p, "open saga", order->id);
+    else
+    if (!saga->attempt) {
+        store_rollback (self->store);
+        status = worker_fail (reply_p, RESV_UNAVAILABLE,
+                              RESV_REASON_IN_PROGRESS, "reservation: an "
+                              "earlier attempt of reserve %s is being "
+                              "undone; a retry in a moment may reserve",
+                              order->id);
+    }
+    else
+    if (store_commit (self->store))
+        status = worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                              "reservation: open saga %s: the commit failed",
+                              order->id);
     if (status) {
         s_saga_free (&saga);
         return status;
@@ -1046,54 +1313,57 @@ s_reserve_method (void *state, json_t *request, int64_t deadline,
 static void
 s_reserve_held (s_saga_t *saga, int status, json_t *reply)
 {
-    s_self_t *self = saga->self;
     s_order_t *order = &saga->order;
-    int64_t deadline = saga->deadline;
     zframe_t *answer = NULL;
     if (status == RESV_BAD_REQUEST || status == RESV_NOT_FOUND
     ||  status == RESV_CONFLICT || status == RESV_TOO_MANY) {
-        //  Refused: this call held nothing. An earlier attempt may have.
-        if (saga->resumed)
-            s_reserve_undo (self, order->id, true, deadline);
+        //  Refused: this call held nothing. Another attempt may have.
+        const char *outcome;
+        int stored = s_saga_abort (saga, false, false, &outcome, &answer);
+        if (stored)
+            status = stored;
         else
-            s_saga_close (self->store, order->id, 0);
-        status = worker_fail (&answer, status, s_error_field (reply, "reason", NULL),
-                              "%s", s_error_field (reply, "message",
-                                                   resv_strstatus (status)));
+            status = worker_fail (&answer, status,
+                                  s_error_field (reply, "reason", NULL), "%s",
+                                  s_error_field (reply, "message",
+                                                 resv_strstatus (status)));
         json_decref (reply);
         s_saga_end (saga, status, &answer);
         return;
     }
     if (status != RESV_OK) {
         bool undo = saga->resumed || s_dispatched (status, reply);
-        status = s_reserve_unavailable (self, order, "availability hold",
-                                        status, reply, undo, saga->resumed,
-                                        deadline, &answer);
+        status = s_reserve_unavailable (saga, "availability hold", status,
+                                        reply, undo, saga->resumed, &answer);
         json_decref (reply);
         s_saga_end (saga, status, &answer);
         return;
     }
     saga->hold = reply;         //  held points into it from now on
     s_held_t *held = &saga->held;
+    const char *outcome;
+    int stored;
     if (!s_held_read (reply, held)) {
-        bool undone = s_reserve_undo (self, order->id, saga->resumed, deadline);
-        status = worker_fail (&answer, RESV_INTERNAL, RESV_REASON_INTERNAL,
-                              "availability hold of %s: reply without resource "
-                              "price, owner, approval or slot; %s", order->id,
-                              undone? "released": "release failed");
-        s_saga_end (saga, status, &answer);
+        if (!(stored = s_saga_abort (saga, true, saga->resumed, &outcome,
+                                     &answer)))
+            stored = worker_fail (&answer, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                                  "availability hold of %s: reply without "
+                                  "resource price, owner, approval or slot; "
+                                  "%s", order->id, outcome);
+        s_saga_end (saga, stored, &answer);
         return;
     }
     int64_t *amount = &saga->amount;
     if (__builtin_mul_overflow (held->price, order->units, amount)
     ||  __builtin_mul_overflow (*amount, order->days, amount)) {
-        bool undone = s_reserve_undo (self, order->id, saga->resumed, deadline);
-        status = worker_fail (&answer, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
-                              "amount too large: price %" PRId64 " x units %"
-                              PRId64 " x days %" PRId64 "%s", held->price,
-                              order->units, order->days,
-                              undone? "": " (and the release failed)");
-        s_saga_end (saga, status, &answer);
+        if (!(stored = s_saga_abort (saga, true, saga->resumed, &outcome,
+                                     &answer)))
+            stored = worker_fail (&answer, RESV_BAD_REQUEST,
+                                  RESV_REASON_BAD_REQUEST, "amount too large: "
+                                  "price %" PRId64 " x units %" PRId64 " x days "
+                                  "%" PRId64 "; %s", held->price, order->units,
+                                  order->days, outcome);
+        s_saga_end (saga, stored, &answer);
         return;
     }
     //  Authorise the payment.
@@ -1108,45 +1378,52 @@ s_reserve_held (s_saga_t *saga, int status, json_t *reply)
 static void
 s_reserve_authorized (s_saga_t *saga, int status, json_t *payment)
 {
-    s_self_t *self = saga->self;
     s_order_t *order = &saga->order;
-    int64_t deadline = saga->deadline;
     zframe_t *answer = NULL;
     const char *payment_id = json_string_value (json_object_get (
         json_object_get (payment, "payment"), "id"));
+    const char *outcome;
+    int stored = 0;
     if (status == RESV_OK && payment_id) {
-        status = s_reserve_store (self, order, &saga->held, saga->amount,
-                                  payment_id, &answer);
-        if (status == RESV_INTERNAL)
-            s_reserve_undo (self, order->id, true, deadline);
+        status = s_reserve_store (saga, payment_id, &answer);
+        if (status == RESV_INTERNAL
+        &&  (stored = s_saga_abort (saga, true, true, &outcome, &answer)))
+            status = stored;
     }
     else
     if (status == RESV_PAYMENT_DECLINED || status == RESV_CONFLICT
     ||  status == RESV_TOO_MANY) {
         //  Refused (declined; authorised before for another amount; queue
         //  full): nothing authorised by this call.
-        s_reserve_undo (self, order->id, saga->resumed, deadline);
-        status = worker_fail (&answer, status, s_error_field (payment, "reason",
-                              status == RESV_PAYMENT_DECLINED?
-                              RESV_REASON_PAYMENT_DECLINED: NULL),
-                              "%s", s_error_field (payment, "message",
-                                                   resv_strstatus (status)));
+        if ((stored = s_saga_abort (saga, true, saga->resumed, &outcome,
+                                    &answer)))
+            status = stored;
+        else
+            status = worker_fail (&answer, status,
+                                  s_error_field (payment, "reason",
+                                                 status == RESV_PAYMENT_DECLINED?
+                                                 RESV_REASON_PAYMENT_DECLINED:
+                                                 NULL),
+                                  "%s", s_error_field (payment, "message",
+                                                       resv_strstatus (status)));
     }
     else
     if (status >= 500)
-        status = s_reserve_unavailable (self, order, "payment authorize",
-                                        status, payment, true,
-                                        saga->resumed || s_dispatched (status, payment),
-                                        deadline, &answer);
+        status = s_reserve_unavailable (saga, "payment authorize", status,
+                                        payment, true, saga->resumed
+                                        || s_dispatched (status, payment),
+                                        &answer);
     else {
         //  A success without a payment id, or a refusal of our own
         //  request: payment and reservation disagree on the protocol.
-        bool undone = s_reserve_undo (self, order->id, true, deadline);
-        status = worker_fail (&answer, RESV_INTERNAL, RESV_REASON_INTERNAL,
-                              "payment authorize of %s: unexpected reply (%d: %s); "
-                              "%s", order->id, status,
-                              s_error_field (payment, "message", "no payment id"),
-                              undone? "nothing was reserved": "undo failed");
+        if ((stored = s_saga_abort (saga, true, true, &outcome, &answer)))
+            status = stored;
+        else
+            status = worker_fail (&answer, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                                  "payment authorize of %s: unexpected reply "
+                                  "(%d: %s); %s", order->id, status,
+                                  s_error_field (payment, "message",
+                                                 "no payment id"), outcome);
     }
     json_decref (payment);
     s_saga_end (saga, status, &answer);
@@ -1370,6 +1647,33 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
     return status == RESV_INTERNAL? -1: 0;
 }
 
+//  Claims the undo of abandoned reserve id for the sweep, unless an attempt
+//  or an undo of it is still under way. Returns 0 when claimed, 1 when
+//  under way, -1 on a store failure (logged).
+static int
+s_sweep_claim (store_t *store, const char *id)
+{
+    if (store_begin (store))
+        return -1;
+    int64_t live = 0;
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_attempt_live);
+    int rc = -1;
+    if (stmt) {
+        sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (stmt, 2, resv_time_ms ());
+        rc = s_int_row (stmt, &live, NULL);
+    }
+    if (rc == 0 && (s_attempt_claim (store, id, 2 * S_UNDO_MIN + S_UNDO_SLACK)
+                ||  store_commit (store)))
+        rc = -1;
+    if (rc < 0)
+        zsys_error ("reservation: claim the undo of %s: %s", id,
+                    store_error (store));
+    if (rc)
+        store_rollback (store);
+    return rc;
+}
+
 //  Undoes reserves that died half-way: saga rows older than any request
 //  can live, whose reservation was never stored. They are rare: the rest
 //  of a full batch waits for the next sweep (returns false).
@@ -1411,7 +1715,13 @@ s_sweep (void *state, store_t *store, resv_t *client)
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
             continue;
         //  A stored reservation owns its hold and payment: keep them.
+        //  An attempt that is still under way (its worker slow, not
+        //  dead), or an undo, keeps the rest; a claim keeps new attempts
+        //  out while this undoes.
         if (!stored) {
+            int live = s_sweep_claim (store, id);
+            if (live)
+                continue;       //  The next sweep looks again
             zsys_info ("reservation: undoing the abandoned reserve %s", id);
             if (s_undo (&caller, id, true, S_UNDO_MIN))
                 continue;       //  The next sweep tries again
