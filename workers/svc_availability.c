@@ -1176,6 +1176,21 @@ s_hold_released (store_t *store, const char *reservation)
     return rc == SQLITE_DONE? 0: -1;
 }
 
+//  Deletes the rows of reservation's released hold, which hold no units.
+//  Returns 0, or -1 on a store failure.
+static int
+s_holds_forget (store_t *store, const char *reservation)
+{
+    sqlite3_stmt *stmt = store_stmt (store,
+        "DELETE FROM holds WHERE reservation = ?1 AND released = 1");
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, reservation, -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    return rc == SQLITE_DONE? 0: -1;
+}
+
 //  Holds a new stay of reservation, day by day: its rows in holds, held,
 //  and its units added to usage, where the triggers refuse to go past
 //  capacity. A statement per day, not one over a recursive list of the
@@ -1283,6 +1298,20 @@ s_hold (void *state, json_t *request, int64_t deadline,
                                  "reservation '%s' has ended", reservation);
         status = RESV_CONFLICT;
         goto done;
+    }
+    if (holding.count && holding.released == S_RELEASED) {
+        //  Released by a compensation, and its slot removed since: a
+        //  retry holds anew, in a slot the resource has now, never again
+        //  in the one removed (whose units nothing checks any more).
+        s_slot_find_t kept = { .wanted = holding.slot };
+        jscan_array (slots, strlen (slots), s_slot_item, &kept);
+        if (!kept.known) {
+            if (s_holds_forget (store, reservation)) {
+                status = S_FAIL (store, reply_p, "hold", reservation);
+                goto done;
+            }
+            holding.count = 0;
+        }
     }
     if (holding.count)
         slot = holding.slot;

@@ -431,6 +431,35 @@ test_hold_defaults_to_the_first_slot (void **state)
     free (id);
 }
 
+//  A hold released by a compensation, whose slot the owner removed before
+//  the reserve was retried: the retry holds in a slot the resource has,
+//  not again in the removed one (where availability shows nothing).
+static void
+test_retry_after_its_slot_went_holds_in_a_kept_one (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *id = s_add (self, json_pack ("{s:s,s:s,s:[ss]}", "name", "Hall",
+                      "owner", "ida", "slots", "morning", "evening"));
+    json_t *hold = json_pack ("{s:s,s:s,s:s}", "reservation", "r5",
+                              "resource", id, "date", "2027-02-28");
+    assert_int_equal (s_status (self, "hold", json_incref (hold), NULL), 200);
+    assert_int_equal (s_status (self, "release", json_pack ("{s:s}",
+                      "reservation", "r5"), NULL), 200);
+    assert_int_equal (s_status (self, "resource.update", json_pack (
+                      "{s:s,s:s,s:[s]}", "id", id, "owner", "ida", "slots",
+                      "evening"), NULL), 200);
+    json_t *reply = NULL;
+    assert_int_equal (s_call (self, "hold", hold, &reply), 200);
+    assert_string_equal (json_string_value (json_object_get (reply, "slot")),
+                         "evening");
+    json_decref (reply);
+    assert_int_equal (s_held (self, id, "2027-02-28"), 1);
+    assert_int_equal (s_count (self, "SELECT count (*) FROM usage "
+                               "WHERE slot = 'morning' AND held > 0"), 0);
+    assert_int_equal (s_count (self, "SELECT count (*) FROM holds"), 1);
+    free (id);
+}
+
 static void
 test_hold_is_all_or_nothing (void **state)
 {
@@ -935,6 +964,7 @@ main (void)
         T (test_availability_reply_shape),
         T (test_hold_is_idempotent_and_release_too),
         T (test_hold_defaults_to_the_first_slot),
+    T (test_retry_after_its_slot_went_holds_in_a_kept_one),
         T (test_hold_is_all_or_nothing),
         T (test_store_enforces_capacity),
         T (test_concurrent_holds_never_overbook),
