@@ -36,9 +36,11 @@ main (int argc, char *argv [])
     //  refilled often; keep freed memory in the heap rather than trim it
     //  (brk or madvise, and a TLB shootdown) and fault it back in.
     mallopt (M_TRIM_THRESHOLD, 64 * 1024 * 1024);
-    //  A closed log pipe or a file size limit fails writes, not the process.
-    resv_daemon_signals ();
+    //  Catch SIGTERM and SIGINT (zsys_interrupted), then take a stop that
+    //  came while we started. A closed log pipe or a file size limit fails
+    //  writes, not the process.
     zsys_init ();
+    resv_daemon_signals ();
     zsys_set_logstream (stderr);
     zsys_set_logident ("resv-broker");
     resv_cfg_t *cfg = resv_cfg_load (config);

@@ -236,6 +236,11 @@ resv_daemon_signals (void)
 {
     signal (SIGPIPE, SIG_IGN);
     signal (SIGXFSZ, SIG_IGN);
+    sigset_t stop;
+    sigemptyset (&stop);
+    sigaddset (&stop, SIGTERM);
+    sigaddset (&stop, SIGINT);
+    pthread_sigmask (SIG_UNBLOCK, &stop, NULL);
 }
 
 int

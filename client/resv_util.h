@@ -98,13 +98,17 @@ bool
 unsigned
     resv_log_clear (resv_log_limit_t *limit);
 
-//  For resv's daemons (resv-broker, resv-worker, resvd), at start:
-//  ignores the signals by which the kernel would end a process for an
-//  outside cause that the code handles as a failed write. SIGPIPE: whoever
-//  read the log (a pipe) went away; the log lines are lost, the service
-//  goes on. SIGXFSZ: a file size limit (ulimit -f), which is a full disk
-//  to resv: SQLite reports the write, the request or publish is refused
-//  and logged.
+//  For resv's daemons (resv-broker, resv-worker, resvd), at start, once
+//  zsys_init has caught SIGTERM and SIGINT (zsys_interrupted): ignores the
+//  signals by which the kernel would end a process for an outside cause
+//  that the code handles as a failed write. SIGPIPE: whoever read the log
+//  (a pipe) went away; the log lines are lost, the service goes on.
+//  SIGXFSZ: a file size limit (ulimit -f), which is a full disk to resv:
+//  SQLite reports the write, the request or publish is refused and
+//  logged. Then unblocks SIGTERM and SIGINT, which resvd starts its
+//  children with blocked: a stop that came while the process was still
+//  starting, before it could catch it, is taken now (a graceful stop)
+//  instead of ending the process or being lost.
 void
     resv_daemon_signals (void);
 

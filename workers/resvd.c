@@ -101,9 +101,16 @@ s_exec (const char *path, char *const argv [], pid_t parent,
     prctl (PR_SET_PDEATHSIG, SIGTERM);
     if (getppid () != parent)
         _exit (1);
-    sigset_t none;
-    sigemptyset (&none);
-    sigprocmask (SIG_SETMASK, &none, NULL);
+    //  SIGTERM and SIGINT stay blocked through the exec, until the
+    //  program catches them (resv_daemon_signals): a stop that comes
+    //  before then waits for it, rather than end it (the default action)
+    //  or be lost (our handler, in this copy of resvd). Every other
+    //  signal is as it would be.
+    sigset_t stop;
+    sigemptyset (&stop);
+    sigaddset (&stop, SIGTERM);
+    sigaddset (&stop, SIGINT);
+    sigprocmask (SIG_SETMASK, &stop, NULL);
     int null = open ("/dev/null", O_RDONLY);
     if (null > 2) {
         dup2 (null, 0);
@@ -145,10 +152,18 @@ s_start (resvd_t *self, s_group_t *group, int64_t now)
     s_child_t *child = (s_child_t *) zmalloc (sizeof (s_child_t));
     if (!child)
         return -1;
+    //  The child starts with SIGTERM and SIGINT blocked (s_exec); ours
+    //  wait meanwhile, and come once fork is done.
+    sigset_t stop, mask;
+    sigemptyset (&stop);
+    sigaddset (&stop, SIGTERM);
+    sigaddset (&stop, SIGINT);
+    pthread_sigmask (SIG_BLOCK, &stop, &mask);
     pid_t parent = getpid ();
     pid_t pid = fork ();
     if (pid == 0)
         s_exec (path, argv, parent, failure);
+    pthread_sigmask (SIG_SETMASK, &mask, NULL);
     if (pid == -1) {
         zsys_error ("resvd: fork for %s: %s", group->name, strerror (errno));
         free (child);

@@ -41,10 +41,10 @@ main (int argc, char *argv [])
                                  &verbose, NULL);
     if (code >= 0)
         return code;
-    //  A closed log pipe fails the log's writes, not the process.
-    resv_daemon_signals ();
-    //  Catch SIGTERM and SIGINT (zsys_interrupted) before anything else.
+    //  Catch SIGTERM and SIGINT (zsys_interrupted) before anything else. A
+    //  closed log pipe fails the log's writes, not the process.
     zsys_init ();
+    resv_daemon_signals ();
     zsys_set_logstream (stderr);
     zsys_set_logident ("resvd");
     resv_cfg_t *cfg = resv_cfg_load (config);

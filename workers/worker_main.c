@@ -71,10 +71,12 @@ main (int argc, char *argv [])
     //  TLB shootdown across this process's threads) only to fault them in
     //  again at the next transaction. Keep freed memory in the heap.
     mallopt (M_TRIM_THRESHOLD, 64 * 1024 * 1024);
-    //  A closed log pipe or a file size limit fails writes, not the process.
-    resv_daemon_signals ();
-    //  Catch SIGTERM and SIGINT (zsys_interrupted) before anything else.
+    //  Catch SIGTERM and SIGINT (zsys_interrupted) before anything else,
+    //  then take a stop that resvd sent while we started (it starts us
+    //  with them blocked). A closed log pipe or a file size limit fails
+    //  writes, not the process.
     zsys_init ();
+    resv_daemon_signals ();
     zsys_set_logstream (stderr);
     char ident [64];
     snprintf (ident, sizeof ident, "resv-worker %s %d", svc->name,
