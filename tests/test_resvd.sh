@@ -253,6 +253,27 @@ check "resvd logs its exit with status 0" wait_for 5 \
 check "resvd replaces it" wait_for 10 echo_count_is 1
 check "and the broker counts it" wait_count echo 1
 
+# --- Stops one after another are no crash loop -----------------------------
+# A process that exits 0 stopped because it was told to (a rolling
+# restart, SIGTERM by hand): resvd restarts it after restart_min each time.
+# The crash backoff used to apply, doubling at each stop: the fifth in
+# 10 s waited 1.6 s for its restart, past the broker's grace (1 s), and a
+# request sent at the stop got 503 where the grace should have covered it.
+RESTARTS_OK=0
+for round in 1 2 3 4 5; do
+    WORKER=$(echo_pids)
+    kill -TERM "$WORKER"
+    wait_for 5 dead "$WORKER"
+    # Sent while the service has no worker: it waits for the restart.
+    "${R[@]}" call echo echo '{}' >/dev/null 2>&1 &&
+        RESTARTS_OK=$((RESTARTS_OK + 1))
+    wait_for 5 counts echo 1
+done
+check "a request sent at each of 5 stops in a row is answered ($RESTARTS_OK)" \
+    test "$RESTARTS_OK" = 5
+check "each stopped worker is restarted after restart_min" eval \
+    '! grep -E "echo, pid [0-9]+, exited with status 0 .*restarting in [0-9]{4}" "$T/resvd.log"'
+
 # --- resvd stops everything on SIGTERM -------------------------------------
 mapfile -t KIDS < <(children)
 check "resvd has children to stop" test "${#KIDS[@]}" -eq 3

@@ -262,11 +262,20 @@ s_ended (resvd_t *self, pid_t pid, int status, int64_t now)
                 self->refused = true;
             }
             else {
-                if (ran >= self->restart_reset)
-                    group->backoff = self->restart_min;
-                int delay = group->backoff;
-                group->backoff = delay * 2 > self->restart_max?
-                                 self->restart_max: delay * 2;
+                //  One that exited 0 stopped because it was told to
+                //  (SIGTERM by hand, a rolling restart): no crash loop to
+                //  slow down. With the backoff, the fifth such stop in
+                //  restart_reset waited longer than the broker's grace,
+                //  and failed the requests sent meanwhile.
+                bool asked = WIFEXITED (status) && WEXITSTATUS (status) == 0;
+                int delay = self->restart_min;
+                if (!asked) {
+                    if (ran >= self->restart_reset)
+                        group->backoff = self->restart_min;
+                    delay = group->backoff;
+                    group->backoff = delay * 2 > self->restart_max?
+                                     self->restart_max: delay * 2;
+                }
                 if (group->start_at < now + delay)
                     group->start_at = now + delay;
                 zsys_warning ("resvd: %s, pid %d, %s after %lld ms; "
