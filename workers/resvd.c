@@ -188,16 +188,26 @@ s_stop_child (resvd_t *self, s_group_t *group, s_child_t *child, int64_t now)
     child->kill_at = now + self->stop_timeout;
 }
 
+static size_t
+    s_children (resvd_t *self, int wave);
+
 //  Brings each group to its count: starts what is missing (unless a
 //  restart backoff holds it back), stops the newest surplus processes, and
-//  kills those that take too long to stop.
+//  kills those that take too long to stop. While resvd stops, it starts
+//  no worker, but still the broker, until its own wave, if it died while
+//  workers are left: they need it to stop (to hear its BYE, to finish what
+//  they hold and flush their outboxes), and without it each waited out
+//  stop_timeout and was killed.
 static void
 s_reconcile (resvd_t *self, int64_t now)
 {
     for (size_t i = 0; i < self->ngroups; i++) {
         s_group_t *group = &self->groups [i];
         int running = s_running (group);
-        if (!self->stopping && now >= group->start_at)
+        bool starts = !self->stopping
+                   || (!group->service && !self->refused
+                       && s_children (self, 1));
+        if (starts && now >= group->start_at)
             for (; running < group->want; running++)
                 if (s_start (self, group, now) == -1) {
                     group->start_at = now + self->restart_min;
@@ -250,7 +260,7 @@ s_ended (resvd_t *self, pid_t pid, int status, int64_t now)
             if (child->pid != pid)
                 continue;
             int64_t ran = now - child->started;
-            if (child->stopping || self->stopping)
+            if (child->stopping || (self->stopping && group->service))
                 zsys_info ("resvd: %s, pid %d, %s after %lld ms; stopped",
                            group->name, (int) pid, how, (long long) ran);
             else
