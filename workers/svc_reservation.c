@@ -196,6 +196,8 @@ static const char s_sql_attempt_live [] =
     "SELECT 1 FROM attempts WHERE id = ?1 AND until_ms > ?2";
 static const char s_sql_attempt_forget [] =
     "DELETE FROM attempts WHERE id = ?1";
+static const char s_sql_attempt_unclaim [] =
+    "DELETE FROM attempts WHERE id = ?1 AND attempt = 0";
 static const char s_sql_saga_due [] =
     "SELECT id, started_ms FROM sagas WHERE started_ms <= ?1"
     " ORDER BY started_ms LIMIT ?2";
@@ -980,6 +982,25 @@ s_undo (s_caller_t *caller, const char *id, bool voiding, int timeout_ms)
     return failed;
 }
 
+//  Drops the claim of an undo of id that failed: its calls are over (each
+//  answered, or past its deadline, after which no worker runs it), and the
+//  saga row stays for the sweep, or for a new attempt, which resumes it.
+//  Kept, the claim refused every retry 503 until it lapsed.
+static void
+s_attempt_unclaim (store_t *store, const char *id)
+{
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_attempt_unclaim);
+    int rc = SQLITE_ERROR;
+    if (stmt) {
+        sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+        rc = sqlite3_step (stmt);
+        sqlite3_reset (stmt);
+    }
+    if (rc != SQLITE_DONE)
+        zsys_warning ("reservation: drop the claim on %s: %s; it lapses",
+                      id, store_error (store));
+}
+
 //  Ends a failed attempt of a reserve. The hold and the payment belong to
 //  the reservation id, which every attempt of the reserve shares (a
 //  retry, or the same reserve sent twice at once): an attempt must not
@@ -1053,6 +1074,7 @@ s_saga_abort (s_saga_t *saga, bool undo, bool voiding,
         goto failed;
     s_caller_t caller = { self->call, self->call_arg };
     if (s_undo (&caller, id, voiding, (int) left)) {
+        s_attempt_unclaim (store, id);
         *outcome_p = "undoing it failed too and will be retried";
         return 0;
     }
@@ -1723,8 +1745,10 @@ s_sweep (void *state, store_t *store, resv_t *client)
             if (live)
                 continue;       //  The next sweep looks again
             zsys_info ("reservation: undoing the abandoned reserve %s", id);
-            if (s_undo (&caller, id, true, S_UNDO_MIN))
+            if (s_undo (&caller, id, true, S_UNDO_MIN)) {
+                s_attempt_unclaim (store, id);
                 continue;       //  The next sweep tries again
+            }
         }
         if (s_saga_close (store, id, started_ms))
             zsys_error ("reservation: close saga %s: %s", id,
