@@ -75,10 +75,10 @@ test_outbox_ack_prunes_with_the_next_write (void **state)
     char *text;
     size_t size;
     int64_t last = 0;
-    assert_int_equal (store_outbox_text (store, 2, &last, &text, &size), 2);
+    assert_int_equal (store_outbox_text (store, 2, 0, &last, &text, &size), 2);
     free (text);
     store_outbox_ack (store, last);
-    assert_int_equal (store_outbox_text (store, 10, &last, &text, &size), 1);
+    assert_int_equal (store_outbox_text (store, 10, 0, &last, &text, &size), 1);
     free (text);
     json_t *left = store_outbox_peek (store, 10, &last);
     assert_int_equal (json_array_size (left), 1);
@@ -92,13 +92,13 @@ test_outbox_ack_prunes_with_the_next_write (void **state)
     s_emit_some (store, 1);
     assert_int_equal (testkit_sql_int (store, count), 2);
     //  The rest, acknowledged, with a prune of its own; and in a batch.
-    assert_int_equal (store_outbox_text (store, 10, &last, &text, &size), 2);
+    assert_int_equal (store_outbox_text (store, 10, 0, &last, &text, &size), 2);
     free (text);
     store_outbox_ack (store, last);
     assert_int_equal (store_outbox_prune (store), 0);
     assert_int_equal (testkit_sql_int (store, count), 0);
     s_emit_some (store, 2);
-    assert_int_equal (store_outbox_text (store, 10, &last, &text, &size), 2);
+    assert_int_equal (store_outbox_text (store, 10, 0, &last, &text, &size), 2);
     free (text);
     store_outbox_ack (store, last);
     assert_int_equal (store_batch_begin (store), 0);
@@ -208,6 +208,61 @@ test_outbox_left_by_a_crash_is_sent_at_start (void **state)
     events_config_t config = { .store = "relay" };
     zactor_t *events = events_new (testkit_cfg (kit), &config);
     assert_true (s_wait (kit, 1));
+    events_destroy (&events);
+    store_destroy (&store);
+}
+
+//  A kit whose broker takes requests of 4 kB at most (broker/max_message),
+//  for the relay's batches; the teardown puts the default back.
+static int
+s_small_messages_setup (void **state)
+{
+    const char *env [] = { "RESV_BROKER_MAX_MESSAGE", "4096", NULL };
+    *state = testkit_new ((const char *) *state, env);
+    return 0;
+}
+
+static int
+s_small_messages_teardown (void **state)
+{
+    testkit_destroy ((testkit_t **) state);
+    unsetenv ("RESV_BROKER_MAX_MESSAGE");
+    return 0;
+}
+
+//  An outbox larger than one publish may carry (broker/max_message) goes
+//  in several: a batch the broker refuses as too large would be refused
+//  again at every try, and nothing after it would ever be journaled.
+static void
+test_relay_batches_fit_the_broker_limit (void **state)
+{
+    testkit_t *kit = (testkit_t *) *state;
+    store_t *store = store_new (testkit_cfg (kit), "relay", NULL);
+    char note [301];
+    memset (note, 'n', sizeof note - 1);
+    note [sizeof note - 1] = 0;
+    assert_int_equal (store_begin (store), 0);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal (store_emit (store, "reservation.requested",
+            "reservation", "r1", NULL, json_pack ("{s:i,s:s}", "n", i,
+                                                  "note", note)), 0);
+    assert_int_equal (store_commit (store), 0);
+    //  The store's own reads stop at the limit too, past the first row.
+    char *text;
+    size_t size;
+    int64_t last = 0;
+    int count = store_outbox_text (store, 200, 4000, &last, &text, &size);
+    assert_in_range (count, 2, 39);
+    assert_in_range (size, 1, 4000);
+    free (text);
+    assert_int_equal (store_outbox_text (store, 200, 10, &last, &text,
+                                         &size), 1);
+    free (text);
+    events_config_t config = { .store = "relay" };
+    zactor_t *events = events_new (testkit_cfg (kit), &config);
+    assert_non_null (events);
+    assert_true (s_wait (kit, 40));
+    assert_int_equal (testkit_journal_last (kit), 40);
     events_destroy (&events);
     store_destroy (&store);
 }
@@ -999,6 +1054,9 @@ main (void)
         T (test_consumer_gets_the_fields_it_names),
         T (test_field_sparse_values),
         T (test_store_open_failures),
+        cmocka_unit_test_prestate_setup_teardown (
+            test_relay_batches_fit_the_broker_limit, s_small_messages_setup,
+            s_small_messages_teardown, "events"),
     };
     return cmocka_run_group_tests_name ("events", tests, NULL, NULL);
 }

@@ -647,16 +647,18 @@ store_outbox_peek (store_t *self, int limit, int64_t *last_p)
 }
 
 //  Runs stmt, whose rows are (position, JSON text), into the text
-//  {"KEY":[texts...]} of at most limit of them, and with mark (not 0),
-//  when a row more exists, "next":"<mark><position of the last item>".
+//  {"KEY":[texts...]} of at most limit of them and, when max_size is not
+//  0, of at most max_size bytes unless the first item alone is longer
+//  (it then goes alone), and with mark (not 0), when a row more exists,
+//  "next":"<mark><position of the last item>".
 //  The texts are JSON already, so the text is built around them. Returns
 //  0 with *text_p (malloc'd), *size_p, *count_p and *last_p (the position
 //  of the last item); or -1 with *error_p saying why (owned by the store
 //  or static). The statement is reset either way.
 static int
 s_page (store_t *self, sqlite3_stmt *stmt, const char *key, int64_t limit,
-        char mark, char **text_p, size_t *size_p, int64_t *count_p,
-        int64_t *last_p, const char **error_p)
+        size_t max_size, char mark, char **text_p, size_t *size_p,
+        int64_t *count_p, int64_t *last_p, const char **error_p)
 {
     char *text = NULL;
     size_t size = 0;
@@ -667,6 +669,8 @@ s_page (store_t *self, sqlite3_stmt *stmt, const char *key, int64_t limit,
         return -1;
     }
     fprintf (out, "{\"%s\":[", key);
+    //  Bytes of the text so far, and of its end ("]}") still to come.
+    size_t used = strlen (key) + 7;
     int64_t count = 0, last = 0;
     int rc;
     while ((rc = sqlite3_step (stmt)) == SQLITE_ROW && count < limit) {
@@ -675,6 +679,10 @@ s_page (store_t *self, sqlite3_stmt *stmt, const char *key, int64_t limit,
             rc = SQLITE_NOMEM;  //  The only way a NOT NULL text is NULL
             break;
         }
+        size_t item_size = (size_t) sqlite3_column_bytes (stmt, 1);
+        if (max_size && count && used + 1 + item_size > max_size)
+            break;              //  rc is SQLITE_ROW: there is more
+        used += item_size + (count? 1: 0);
         fputs (count++? ",": "", out);
         fputs (item, out);
         last = sqlite3_column_int64 (stmt, 0);
@@ -706,8 +714,8 @@ s_page (store_t *self, sqlite3_stmt *stmt, const char *key, int64_t limit,
 }
 
 int
-store_outbox_text (store_t *self, int limit, int64_t *last_p,
-                   char **text_p, size_t *size_p)
+store_outbox_text (store_t *self, int limit, size_t max_size,
+                   int64_t *last_p, char **text_p, size_t *size_p)
 {
     *text_p = NULL;
     *size_p = 0;
@@ -721,8 +729,8 @@ store_outbox_text (store_t *self, int limit, int64_t *last_p,
     size_t size;
     int64_t count, last = 0;
     const char *error;
-    if (s_page (self, stmt, "events", limit, 0, &text, &size, &count, &last,
-                &error)) {
+    if (s_page (self, stmt, "events", limit, max_size, 0, &text, &size,
+                &count, &last, &error)) {
         zsys_error ("store: %s: read outbox: %s", self->path, error);
         return -1;
     }
@@ -794,7 +802,7 @@ store_page (store_t *self, sqlite3_stmt *stmt, int64_t limit, char mark,
             const char **error_p)
 {
     int64_t last;
-    return s_page (self, stmt, "items", limit, mark, text_p, size_p, count_p,
+    return s_page (self, stmt, "items", limit, 0, mark, text_p, size_p, count_p,
                    &last, error_p);
 }
 

@@ -170,13 +170,14 @@ json_t *
     store_outbox_peek (store_t *self, int limit, int64_t *last_p);
 
 //  The same rows as the body of a journal publish, built as text around
-//  the stored JSON (no parse): {"events":[...]}. Returns the number of
-//  events (0: the outbox is empty) with *text_p a malloc'd text the caller
-//  frees, *size_p its length and *last_p the last row id; -1 on error
-//  (logged).
+//  the stored JSON (no parse): {"events":[...]}, of at most limit rows
+//  and, when max_size is not 0, at most max_size bytes (a first row
+//  longer than that comes alone). Returns the number of events (0: the
+//  outbox is empty) with *text_p a malloc'd text the caller frees,
+//  *size_p its length and *last_p the last row id; -1 on error (logged).
 int
-    store_outbox_text (store_t *self, int limit, int64_t *last_p,
-                       char **text_p, size_t *size_p);
+    store_outbox_text (store_t *self, int limit, size_t max_size,
+                       int64_t *last_p, char **text_p, size_t *size_p);
 
 //  Records that the journal has acknowledged outbox rows up to and
 //  including row id last: this store_t does not read them again, and
