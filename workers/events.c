@@ -40,13 +40,6 @@
 //  How often the cursor is saved when it moved only over events the
 //  consumer passes over, ms.
 #define SAVE_INTERVAL       1000
-//  Bytes of a publish's frames besides its body (the protocol's header and
-//  command, a request id, service, method and deadline; doc/protocol.md),
-//  rounded up. The internal key, when there is one, comes on top. The
-//  broker refuses a request over broker/max_message in all (400
-//  too_large), the same batch at every try: the relay's batches leave
-//  room for these.
-#define RELAY_FRAMES_SIZE   128
 //  Longest event type the journal takes.
 #define TYPE_MAX            64
 
@@ -95,7 +88,6 @@ typedef struct {
     int64_t relay_at;           //  Next unprompted relay
     int64_t relay_backoff;      //  Wait after the last refusal, 0 if none
     int64_t relay_retry_at;     //  No relay before this, after a refusal
-    size_t relay_max;           //  Largest body of a publish, bytes
     resv_log_limit_t relay_log; //  Refusals logged
     int64_t prune_at;           //  Next prune of the outbox
     int64_t check_at;           //  Next journal check
@@ -558,8 +550,11 @@ s_relay (events_t *self)
         int64_t last = 0;
         char *request;
         size_t size;
-        if (store_outbox_text (self->store, RELAY_BATCH, self->relay_max,
-                               &last, &request, &size) <= 0)
+        //  The broker refuses a publish over broker/max_message (400
+        //  too_large), and would refuse it at every try: none is sent.
+        if (store_outbox_text (self->store, RELAY_BATCH,
+                               store_publish_max (self->store), &last,
+                               &request, &size) <= 0)
             return;
         char *reply = NULL;
         int status = resv_call_raw (self->client, RESV_SERVICE_EVENTS,
@@ -876,19 +871,9 @@ events_new (resv_cfg_t *cfg, events_config_t *config)
     const char *frontend = resv_cfg_str (cfg, "broker/frontend", RESV_DEFAULT_ENDPOINT);
     self->client = resv_new (frontend);
     //  The relay publishes and approval's tick expires: internal methods.
-    const char *key = resv_cfg_str (cfg, "broker/internal_key", NULL);
-    resv_set_key (self->client, key);
+    resv_set_key (self->client, resv_cfg_str (cfg, "broker/internal_key", NULL));
     if (!self->store || !self->client)
         goto failed;
-    //  A batch the broker would refuse as too large is never sent: the
-    //  rows it holds, and all after them, would stay in the outbox.
-    int64_t max_message = resv_cfg_int (cfg, "broker/max_message",
-                                        RESV_MESSAGE_MAX_DEFAULT, 1024, 1 << 30);
-    int64_t overhead = RELAY_FRAMES_SIZE + (key? (int64_t) strlen (key): 0);
-    //  (A key that leaves no room: one row a publish, which the broker
-    //  may refuse as it would any.)
-    self->relay_max = max_message > overhead? (size_t) (max_message - overhead)
-                                            : 1;
     self->checkpoint = checkpoint_new (store_path (self->store));
     if (config->consumer) {
         //  Subscribe before the first read of the journal (Clone pattern):

@@ -267,6 +267,59 @@ test_relay_batches_fit_the_broker_limit (void **state)
     store_destroy (&store);
 }
 
+//  An event no publish could carry (over broker/max_message alone) is
+//  refused when emitted, and its change with it: in the outbox it would
+//  be refused by the journal at every try, and hold every event after it.
+static void
+test_event_too_large_for_a_publish_is_refused (void **state)
+{
+    testkit_t *kit = (testkit_t *) *state;
+    store_t *store = store_new (testkit_cfg (kit), "relay", NULL);
+    assert_true (store_publish_max (store) < 4096);
+    char *note = (char *) malloc (4096);
+    assert_non_null (note);
+    memset (note, 'n', 4095);
+    note [4095] = 0;
+    assert_int_equal (store_begin (store), 0);
+    assert_int_equal (store_emit (store, "reservation.requested",
+        "reservation", "r1", NULL, json_pack ("{s:s}", "note", note)), -1);
+    assert_non_null (strstr (store_error (store), "broker/max_message"));
+    store_rollback (store);
+    free (note);
+    //  The largest that fits goes, and so do those after it.
+    size_t room = store_publish_max (store);
+    assert_int_equal (store_begin (store), 0);
+    assert_int_equal (store_emit_text (store, NULL, "reservation.requested",
+                                       "reservation", "r1", NULL, "{}"), 0);
+    assert_int_equal (store_commit (store), 0);
+    int64_t last = 0;
+    char *text;
+    size_t size;
+    assert_int_equal (store_outbox_text (store, 10, 0, &last, &text, &size), 1);
+    free (text);
+    //  The same event with data that fills the room to the byte.
+    size_t pad = room - size - strlen ("\"p\":\"\"");
+    char *data = (char *) malloc (pad + 16);
+    assert_non_null (data);
+    memcpy (data, "{\"p\":\"", 6);
+    memset (data + 6, 'p', pad);
+    strcpy (data + 6 + pad, "\"}");
+    assert_int_equal (store_begin (store), 0);
+    assert_int_equal (store_emit_text (store, NULL, "reservation.requested",
+                                       "reservation", "r1", NULL, data), 0);
+    assert_int_equal (store_emit_text (store, NULL, "reservation.requested",
+                                       "reservation", "r1", NULL, "{}"), 0);
+    assert_int_equal (store_commit (store), 0);
+    free (data);
+    events_config_t config = { .store = "relay" };
+    zactor_t *events = events_new (testkit_cfg (kit), &config);
+    assert_non_null (events);
+    assert_true (s_wait (kit, 3));
+    assert_int_equal (testkit_journal_last (kit), 3);
+    events_destroy (&events);
+    store_destroy (&store);
+}
+
 //  A consumer that records each event it applies in a table; a unique
 //  constraint on seq would make a second application fail loudly.
 static const char *s_schema =
@@ -1057,6 +1110,9 @@ main (void)
         cmocka_unit_test_prestate_setup_teardown (
             test_relay_batches_fit_the_broker_limit, s_small_messages_setup,
             s_small_messages_teardown, "events"),
+        cmocka_unit_test_prestate_setup_teardown (
+            test_event_too_large_for_a_publish_is_refused,
+            s_small_messages_setup, s_small_messages_teardown, "events"),
     };
     return cmocka_run_group_tests_name ("events", tests, NULL, NULL);
 }

@@ -17,6 +17,14 @@
 #define S_ID_TIME_DIGITS 12
 //  Why a store whose file was deleted or moved refuses to write.
 #define S_MOVED "the database file was deleted or moved; refusing writes"
+//  Bytes of a publish's frames besides its body (the protocol's header and
+//  command, a request id, service, method and deadline; doc/protocol.md),
+//  rounded up. The internal key, when there is one, comes on top. The
+//  broker refuses a request over broker/max_message in all (400
+//  too_large), and would refuse the same publish at every try.
+#define S_PUBLISH_FRAMES    128
+//  What a publish's body adds around the events: {"events":[...]}.
+#define S_PUBLISH_WRAP      13
 
 struct _store_t {
     sqlite3 *db;                //  The connection
@@ -37,6 +45,9 @@ struct _store_t {
     resv_log_limit_t disk_log;  //  Writes refused for a cause that lasts
                                 //  (a full disk, a moved file), logged
     db_moved_t moved;           //  Whether the file was deleted or moved
+    size_t publish_max;         //  Largest body of a publish, bytes
+    bool emit_refused;          //  The last emit was refused: error says
+                                //  why
 };
 
 static const char *s_base_schema =
@@ -66,6 +77,13 @@ store_new (resv_cfg_t *cfg, const char *name, const char *schema)
         return NULL;
     }
     self->path = zsys_sprintf ("%s/%s.db", dir, name);
+    int64_t max_message = resv_cfg_int (cfg, "broker/max_message",
+                                        RESV_MESSAGE_MAX_DEFAULT, 1024, 1 << 30);
+    const char *key = resv_cfg_str (cfg, "broker/internal_key", NULL);
+    int64_t frames = S_PUBLISH_FRAMES + (key? (int64_t) strlen (key): 0);
+    //  A key that leaves no room: every event is refused, and says why.
+    self->publish_max = max_message > frames? (size_t) (max_message - frames)
+                                            : 1;
     char *error = NULL;
     if (db_open (self->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                  &self->db) != SQLITE_OK) {
@@ -166,7 +184,15 @@ store_fail (store_t *self, zframe_t **reply_p, const char *service,
 const char *
 store_error (store_t *self)
 {
+    if (self->emit_refused)
+        return self->error;
     return s_moved_error (self)? S_MOVED: sqlite3_errmsg (self->db);
+}
+
+size_t
+store_publish_max (store_t *self)
+{
+    return self->publish_max;
 }
 
 sqlite3_stmt *
@@ -264,6 +290,7 @@ s_check_file (store_t *self)
 int
 store_begin (store_t *self)
 {
+    self->emit_refused = false;
     if (self->batch)
         return s_savepoint (self);
     s_check_file (self);
@@ -344,6 +371,7 @@ store_commit (store_t *self)
 void
 store_rollback (store_t *self)
 {
+    self->emit_refused = false;
     if (self->batch) {
         if (self->savepoint) {
             self->savepoint = false;
@@ -506,6 +534,19 @@ s_emit (store_t *self, const char *event_id, const char *type,
     s_text_add (&text, "}", 1);
     if (text.failed) {
         zsys_error ("store: emit %s: cannot build the event: out of memory", type);
+        return -1;
+    }
+    //  One the journal could never take would stay first in the outbox
+    //  for good, and hold every event after it: the change is refused.
+    if (text.used + S_PUBLISH_WRAP > self->publish_max) {
+        snprintf (self->error, sizeof self->error, "the event %s is %zu "
+                  "bytes, more than a publish to the journal carries (%zu, "
+                  "from broker/max_message)", type, text.used,
+                  self->publish_max - S_PUBLISH_WRAP);
+        self->emit_refused = true;
+        zsys_error ("store: %s: emit %s for %s: %s", self->path, type, id,
+                    self->error);
+        free (text.data);
         return -1;
     }
     sqlite3_stmt *stmt = store_stmt (self, "INSERT INTO outbox (event) VALUES (?1)");

@@ -118,7 +118,9 @@ bool
 //  id its id, correlation the correlation id (NULL: id). data is taken
 //  (json_decref'd here), NULL for {}. The event gets a unique id ("e", the
 //  time in ms as 12 hex digits, 20 random ones: ids sort by time) and the
-//  time now. Returns 0, or -1 (logged).
+//  time now. Returns 0, or -1 (logged): also for an event longer than a
+//  publish to the journal carries (store_publish_max), which store_error
+//  then names; the caller rolls the change back.
 int
     store_emit (store_t *self, const char *type, const char *subject,
                 const char *id, const char *correlation, json_t *data);
@@ -178,6 +180,14 @@ json_t *
 int
     store_outbox_text (store_t *self, int limit, size_t max_size,
                        int64_t *last_p, char **text_p, size_t *size_p);
+
+//  The largest body of a publish to the journal, in bytes: what
+//  broker/max_message leaves once the request's other frames and the
+//  internal key are counted. The relay's publishes fit it, and an event
+//  that would not fit alone is refused by the emit functions (-1, and
+//  store_error says why), so that it never blocks the outbox.
+size_t
+    store_publish_max (store_t *self);
 
 //  Records that the journal has acknowledged outbox rows up to and
 //  including row id last: this store_t does not read them again, and
