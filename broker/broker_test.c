@@ -1402,20 +1402,7 @@ test_dead_worker_request_redispatched (void **state)
     zsock_t *healthy = s_worker (self, "echo", "1");
     //  The healthy worker heartbeats; the dying one falls silent and is
     //  dropped after liveness x heartbeat, its request going to the other.
-    char *ticket = NULL;
-    zpoller_t *poller = zpoller_new (healthy, NULL);
-    for (int i = 0; i < 100 && !ticket; i++) {
-        zstr_sendx (healthy, RESV_PROTO_WORKER, RESV_CMD_HEARTBEAT, NULL);
-        if (!zpoller_wait (poller, 50))
-            continue;
-        zmsg_t *msg = zmsg_recv (healthy);
-        zmsg_first (msg);
-        zframe_t *command = zmsg_next (msg);
-        if (command && zframe_streq (command, RESV_CMD_REQUEST))
-            ticket = zframe_strdup (zmsg_next (msg));
-        zmsg_destroy (&msg);
-    }
-    zpoller_destroy (&poller);
+    char *ticket = s_worker_take_within (healthy, 5000);
     assert_non_null (ticket);
     s_worker_reply (healthy, &ticket, "200", "saved");
     char *body = s_expect_reply (self->client, "r1", "200");
