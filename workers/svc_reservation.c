@@ -104,10 +104,11 @@ static const char s_schema [] =
     "    started_ms INTEGER NOT NULL);"
     //  The attempts of each reserve under way (a retry, or the same
     //  reserve sent twice at once, is a second attempt of one reservation
-    //  id): attempt 1, 2, ... with until_ms, the wall-clock ms it may act
-    //  until, its deadline and a slack, or 0 once it has ended or was
-    //  taken for gone. Attempt 0 is an undo under way, until until_ms.
-    //  The rows go with their saga row.
+    //  id): each has a random number above 0 (62 bits: the number of a
+    //  row gone does not come back), with until_ms, the wall-clock ms it
+    //  may act until, its deadline and a slack, or 0 once it has ended or
+    //  was taken for gone. Attempt 0 is an undo under way, until
+    //  until_ms. The rows go with their saga row.
     "CREATE TABLE IF NOT EXISTS attempts ("
     "    id       TEXT NOT NULL,"
     "    attempt  INTEGER NOT NULL,"
@@ -178,10 +179,8 @@ static const char s_sql_saga_close_if [] =
     "DELETE FROM sagas WHERE id = ?1 AND started_ms = ?2";
 static const char s_sql_attempt_undoing [] =
     "SELECT 1 FROM attempts WHERE id = ?1 AND attempt = 0 AND until_ms > ?2";
-static const char s_sql_attempt_next [] =
-    "SELECT coalesce (max (attempt), 0) + 1 FROM attempts WHERE id = ?1";
 static const char s_sql_attempt_add [] =
-    "INSERT INTO attempts (id, attempt, until_ms) VALUES (?1, ?2, ?3)";
+    "INSERT OR IGNORE INTO attempts (id, attempt, until_ms) VALUES (?1, ?2, ?3)";
 static const char s_sql_attempt_own [] =
     "SELECT until_ms FROM attempts WHERE id = ?1 AND attempt = ?2";
 static const char s_sql_attempt_others [] =
@@ -744,20 +743,29 @@ s_attempt_open (store_t *store, const char *id, int64_t deadline,
     int rc = s_int_row (stmt, &found, NULL);
     if (rc)
         return rc < 0? -1: 0;
-    int64_t attempt;
-    if (!(stmt = store_stmt (store, s_sql_attempt_next)))
-        return -1;
-    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_TRANSIENT);
-    if (s_int_row (stmt, &attempt, NULL) != 1
-    || !(stmt = store_stmt (store, s_sql_attempt_add)))
-        return -1;
-    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64 (stmt, 2, attempt);
-    sqlite3_bind_int64 (stmt, 3, now + (deadline - zclock_mono ())
-                                      + S_ATTEMPT_SLACK);
-    rc = sqlite3_step (stmt);
-    sqlite3_reset (stmt);
-    if (rc != SQLITE_DONE)
+    //  A number of its own, not 1 + the largest left: the rows go once an
+    //  undo is done, and an attempt taken for gone meanwhile (its worker
+    //  stopped) would take a retry's row of the same number for its own,
+    //  then store the reservation on the hold undone, or undo the retry.
+    int64_t attempt = 0;
+    for (int tries = 0; tries < 8 && !attempt; tries++) {
+        uint64_t random;
+        sqlite3_randomness (sizeof random, &random);
+        attempt = (int64_t) (random >> 2) + 1;
+        if (!(stmt = store_stmt (store, s_sql_attempt_add)))
+            return -1;
+        sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (stmt, 2, attempt);
+        sqlite3_bind_int64 (stmt, 3, now + (deadline - zclock_mono ())
+                                          + S_ATTEMPT_SLACK);
+        rc = sqlite3_step (stmt);
+        sqlite3_reset (stmt);
+        if (rc != SQLITE_DONE)
+            return -1;
+        if (sqlite3_changes (store_db (store)) == 0)
+            attempt = 0;        //  Taken: another number
+    }
+    if (!attempt)
         return -1;
     *attempt_p = attempt;
     return 0;
