@@ -197,8 +197,15 @@ static const char s_sql_attempt_forget [] =
     "DELETE FROM attempts WHERE id = ?1";
 static const char s_sql_attempt_unclaim [] =
     "DELETE FROM attempts WHERE id = ?1 AND attempt = 0";
+//  Due: older than any request can live, or every attempt's time is over
+//  and one of them did not end (its worker died, or was stopped past it):
+//  the others left everything to that one.
 static const char s_sql_saga_due [] =
-    "SELECT id, started_ms FROM sagas WHERE started_ms <= ?1"
+    "SELECT id, started_ms FROM sagas s WHERE started_ms <= ?1"
+    " OR (EXISTS (SELECT 1 FROM attempts a WHERE a.id = s.id"
+    "             AND a.attempt > 0 AND a.until_ms BETWEEN 1 AND ?3)"
+    "     AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.id = s.id"
+    "                     AND a.until_ms > ?3))"
     " ORDER BY started_ms LIMIT ?2";
 static const char s_sql_request_add [] =
     "INSERT INTO requests (customer, request_id, id) VALUES (?1, ?2, ?3)"
@@ -1705,8 +1712,9 @@ s_sweep_claim (store_t *store, const char *id)
 }
 
 //  Undoes reserves that died half-way: saga rows older than any request
-//  can live, whose reservation was never stored. They are rare: the rest
-//  of a full batch waits for the next sweep (returns false).
+//  can live, or whose attempts' times are over with one of them not ended
+//  (s_sql_saga_due), whose reservation was never stored. They are rare:
+//  the rest of a full batch waits for the next sweep (returns false).
 static bool
 s_sweep (void *state, store_t *store, resv_t *client)
 {
@@ -1714,8 +1722,10 @@ s_sweep (void *state, store_t *store, resv_t *client)
     sqlite3_stmt *stmt = store_stmt (store, s_sql_saga_due);
     if (!stmt)
         return false;
-    sqlite3_bind_int64 (stmt, 1, resv_time_ms () - self->abandon_ms);
+    int64_t now = resv_time_ms ();
+    sqlite3_bind_int64 (stmt, 1, now - self->abandon_ms);
     sqlite3_bind_int (stmt, 2, S_SWEEP_BATCH);
+    sqlite3_bind_int64 (stmt, 3, now);
     //  Collect first: no statement stays open across the calls below.
     zlist_t *due = zlist_new ();
     zlist_autofree (due);
