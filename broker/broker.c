@@ -99,6 +99,7 @@ struct _request_t {
     bool retried;               //  Its client sent it again meanwhile
     bool unsent;                //  Its reply could not leave
     int64_t arrived;            //  zclock_mono ms
+    int64_t given;              //  zclock_mono ms when a worker last took it
     int attempts;               //  Times sent to a worker
     size_t slot;                //  Index in the timer heap
     char ticket [];             //  Client id hex ":" request id; the key
@@ -155,6 +156,7 @@ typedef struct {
     int64_t max_timeout;        //  broker/max_timeout, ms
     int64_t breaker_failures;   //  broker/breaker_failures
     int64_t breaker_cooldown;   //  broker/breaker_cooldown, ms
+    int64_t breaker_min_time;   //  broker/breaker_min_time, ms
     const char *internal_key;   //  broker/internal_key; NULL: open
     int64_t max_message;        //  broker/max_message, bytes
 } broker_t;
@@ -691,6 +693,7 @@ s_request_send (broker_t *self, request_t *request, worker_t *worker)
     size_t timeout_size = resv_decimal (request->deadline > now?
                                         request->deadline - now: 1, timeout);
     request->worker = worker;
+    request->given = now;
     request->attempts++;
     worker->inflight++;
     worker->last_dispatch = ++self->dispatches;
@@ -1772,7 +1775,13 @@ s_timers (broker_t *self)
             //  a service with no worker, a deadline shorter than the
             //  grace) would open the circuit of a service that has not
             //  failed, and refuse the worker that comes back.
-            if (request->attempts)
+            //  Nor does one whose worker had less than
+            //  broker/breaker_min_time to do it: a client asking for 30
+            //  ms under load would open the circuit for every client of
+            //  a service that answers everyone else in time.
+            if (request->attempts
+            && (!request->worker
+                ||  request->deadline - request->given >= self->breaker_min_time))
                 s_breaker_failure (self, service, request);
             if (request->worker)
                 s_worker_late (self, request->worker, request);
@@ -1924,6 +1933,7 @@ s_broker_new (resv_cfg_t *cfg)
     self->max_timeout = resv_cfg_int (cfg, "broker/max_timeout", 60000, 1, 86400000);
     self->breaker_failures = resv_cfg_int (cfg, "broker/breaker_failures", 5, 1, 1000000);
     self->breaker_cooldown = resv_cfg_int (cfg, "broker/breaker_cooldown", 5000, 0, 86400000);
+    self->breaker_min_time = resv_cfg_int (cfg, "broker/breaker_min_time", 1000, 0, 86400000);
     int64_t maxmsg = resv_cfg_int (cfg, "broker/max_message",
                                    RESV_MESSAGE_MAX_DEFAULT, 1024, 1 << 30);
     self->internal_key = resv_cfg_str (cfg, "broker/internal_key", NULL);

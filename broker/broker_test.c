@@ -80,6 +80,16 @@ s_setup_short_timeout (void **state)
     return rc;
 }
 
+//  Timeouts count toward the breaker only past 150 ms at the worker.
+static int
+s_setup_min_time (void **state)
+{
+    setenv ("RESV_BROKER_BREAKER_MIN_TIME", "150", 1);
+    int rc = s_setup (state);
+    unsetenv ("RESV_BROKER_BREAKER_MIN_TIME");
+    return rc;
+}
+
 static int
 s_teardown (void **state)
 {
@@ -595,6 +605,50 @@ test_deadline_without_worker_keeps_circuit_closed (void **state)
     char *body = s_expect_reply (self->client, "back", "200");
     assert_string_equal (body, "served");
     zstr_free (&body);
+    zsock_destroy (&worker);
+}
+
+//  Sends request ID with a deadline of TIMEOUT ms, lets the worker take
+//  it and never answer, and checks the client gets 504.
+static void
+s_time_out (fixture_t *self, zsock_t *worker, const char *id,
+            const char *timeout)
+{
+    s_request (self->client, id, "slow", "", timeout, "");
+    char *ticket = s_worker_take_within (worker, 500);
+    assert_non_null (ticket);
+    zstr_free (&ticket);
+    s_expect_error (self->client, id, "504", RESV_REASON_DEADLINE);
+}
+
+//  A deadline that passes at a worker that had less than
+//  broker/breaker_min_time to do the request says more of the client
+//  than of the service: three of them in a row (one client asking for 50
+//  ms of a loaded service) opened the circuit for every client. A
+//  deadline that gave the worker its time still counts.
+static void
+test_short_deadlines_keep_circuit_closed (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "slow", "10");
+    s_wait_workers (self, "slow", 1);
+    for (int i = 0; i < 3; i++) {
+        char id [8];
+        snprintf (id, sizeof id, "s%d", i);
+        s_time_out (self, worker, id, "50");
+    }
+    s_request (self->client, "fine", "slow", "", "1000", "");
+    char *ticket = s_worker_take_within (worker, 500);
+    assert_non_null (ticket);
+    s_worker_reply (worker, &ticket, "200", "served");
+    char *body = s_expect_reply (self->client, "fine", "200");
+    assert_string_equal (body, "served");
+    zstr_free (&body);
+    //  Two that gave it 200 ms do open it (breaker_failures = 2).
+    s_time_out (self, worker, "l0", "200");
+    s_time_out (self, worker, "l1", "200");
+    s_request (self->client, "open", "slow", "", "1000", "");
+    s_expect_error (self->client, "open", "503", RESV_REASON_CIRCUIT_OPEN);
     zsock_destroy (&worker);
 }
 
@@ -1545,6 +1599,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_deadline_504_and_late_reply_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_deadline_keeps_the_worker_busy, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_late_reply_waited_for_a_while, s_setup_short_timeout, s_teardown),
+        cmocka_unit_test_setup_teardown (test_short_deadlines_keep_circuit_closed, s_setup_min_time, s_teardown),
         cmocka_unit_test_setup_teardown (test_queue_full_429, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_queue_max_zero_still_routes, s_setup_no_queue, s_teardown),
         cmocka_unit_test_setup_teardown (test_breaker_opens_and_closes, s_setup, s_teardown),
