@@ -1541,6 +1541,34 @@ s_events (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, zmq_msg_t *method,
 //  --------------------------------------------------------------------------
 //  Client requests
 
+//  Whether service/method names one of the internal methods, the calls
+//  resv's workers make of each other.
+static bool
+s_method_internal (zmq_msg_t *service, zmq_msg_t *method)
+{
+    //  A batch of a method's requests is that method.
+    const char *method_text = (const char *) zmq_msg_data (method);
+    size_t method_size = zmq_msg_size (method);
+    size_t prefix = strlen (RESV_BATCH_PREFIX);
+    if (method_size > prefix && memcmp (method_text, RESV_BATCH_PREFIX, prefix) == 0) {
+        method_text += prefix;
+        method_size -= prefix;
+    }
+    //  SERVICE/METHOD.
+    char name [2 * RESV_NAME_MAX + 2];
+    size_t service_size = zmq_msg_size (service);
+    if (service_size > RESV_NAME_MAX || method_size > RESV_NAME_MAX)
+        return false;           //  No internal method is that long
+    memcpy (name, zmq_msg_data (service), service_size);
+    name [service_size] = '/';
+    memcpy (name + service_size + 1, method_text, method_size);
+    name [service_size + 1 + method_size] = 0;
+    for (const char **internal = s_internal_methods; *internal; internal++)
+        if (streq (name, *internal))
+            return true;
+    return false;
+}
+
 //  Whether a request for service/method may pass: every request may but
 //  those for internal methods, which must carry the internal key when the
 //  broker has one. A wrong key is refused whatever the method; a broker
@@ -1555,27 +1583,7 @@ s_key_admits (broker_t *self, zmq_msg_t *service, zmq_msg_t *method,
         return false;
     if (key || !self->internal_key)
         return true;
-    //  A batch of a method's requests is that method.
-    const char *method_text = (const char *) zmq_msg_data (method);
-    size_t method_size = zmq_msg_size (method);
-    size_t prefix = strlen (RESV_BATCH_PREFIX);
-    if (method_size > prefix && memcmp (method_text, RESV_BATCH_PREFIX, prefix) == 0) {
-        method_text += prefix;
-        method_size -= prefix;
-    }
-    //  SERVICE/METHOD.
-    char name [2 * RESV_NAME_MAX + 2];
-    size_t service_size = zmq_msg_size (service);
-    if (service_size > RESV_NAME_MAX || method_size > RESV_NAME_MAX)
-        return true;            //  No internal method is that long
-    memcpy (name, zmq_msg_data (service), service_size);
-    name [service_size] = '/';
-    memcpy (name + service_size + 1, method_text, method_size);
-    name [service_size + 1 + method_size] = 0;
-    for (const char **internal = s_internal_methods; *internal; internal++)
-        if (streq (name, *internal))
-            return false;
-    return true;
+    return !s_method_internal (service, method);
 }
 
 //  REQ: client, header, command, id, service, method, timeout, body
@@ -1638,8 +1646,8 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
                           RESV_REASON_MALFORMED, why);
         return;
     }
-    if (!s_key_admits (self, service_part, method,
-                       msg->count > RESV_CLIENT_REQ_FRAMES + 1? &msg->part [8]: NULL)) {
+    zmq_msg_t *key = msg->count > RESV_CLIENT_REQ_FRAMES + 1? &msg->part [8]: NULL;
+    if (!s_key_admits (self, service_part, method, key)) {
         s_send_error (self, client, id, RESV_FORBIDDEN, RESV_REASON_INTERNAL_ONLY,
                       "this method is for resv's own workers only");
         return;
@@ -1672,7 +1680,15 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     }
     if (zhashx_size (self->answered) && zhashx_lookup (self->answered, ticket))
         return;                 //  A retry that crossed the answer
-    if (self->stopping) {
+    //  A stopping broker takes no new work, but it still takes a worker's
+    //  call while requests are in flight: it may be a step of one of them
+    //  (a reserve's hold or authorisation), which would otherwise be
+    //  undone and answered 503. A worker's call carries the key, or, on a
+    //  broker without one, names an internal method.
+    if (self->stopping
+    && !(zhashx_size (self->requests)
+         && (key || (!self->internal_key
+                     && s_method_internal (service_part, method))))) {
         s_send_error (self, client, id, RESV_UNAVAILABLE,
                       RESV_REASON_STOPPING, "the broker is stopping");
         return;

@@ -1537,12 +1537,18 @@ test_worker_bye_drains (void **state)
     zsock_destroy (&worker);
 }
 
+//  A stopping broker takes no new work, but a worker's call (an internal
+//  method; on a broker with a key, any call with the key) made while
+//  requests are in flight may be a step of one of them: it was refused
+//  503 stopping, and a reserve in flight was undone for it.
 static void
 test_stop_finishes_in_flight (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     zsock_t *worker = s_worker (self, "echo", "1");
+    zsock_t *holder = s_worker (self, "availability", "1");
     s_wait_workers (self, "echo", 1);
+    s_wait_workers (self, "availability", 1);
     s_request (self->client, "r1", "echo", "", "3000", "");
     char *ticket = s_worker_take (worker, NULL);
     zstr_send (self->broker, "STOP");
@@ -1556,16 +1562,27 @@ test_stop_finishes_in_flight (void **state)
         zstr_free (&endpoints [index]);
     s_request (self->client, "r2", "echo", "", "3000", "");
     s_expect_error (self->client, "r2", "503", RESV_REASON_STOPPING);
+    s_request (self->client, "h1", "availability", "hold", "3000", "{}");
+    char *hold = s_worker_take_within (holder, 1000);
+    assert_non_null (hold);
+    s_worker_reply (holder, &hold, "200", "held");
+    char *body = s_expect_reply (self->client, "h1", "200");
+    assert_string_equal (body, "held");
+    zstr_free (&body);
     //  Not stopped while r1 is in flight.
     zpoller_t *poller = zpoller_new (self->broker, NULL);
     assert_null (zpoller_wait (poller, 100));
     s_worker_reply (worker, &ticket, "200", "");
-    char *body = s_expect_reply (self->client, "r1", "200");
+    body = s_expect_reply (self->client, "r1", "200");
     zstr_free (&body);
     assert_non_null (zpoller_wait (poller, 1000));
     assert_int_equal (zsock_wait (self->broker), 0);
+    //  With nothing in flight, a worker's call is new work.
+    s_request (self->client, "h2", "availability", "hold", "3000", "{}");
+    s_expect_error (self->client, "h2", "503", RESV_REASON_STOPPING);
     zpoller_destroy (&poller);
     zsock_destroy (&worker);
+    zsock_destroy (&holder);
 }
 
 static void
