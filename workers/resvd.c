@@ -57,6 +57,7 @@ struct _resvd_t {
     bool stopping;              //  Shutting down: restart nothing
     int lock;                   //  DATA_DIR/resvd.lock, held; -1 if none
     bool refused;               //  A process refused its configuration
+    int unclean;                //  Processes whose stop was not an exit 0
 };
 
 
@@ -260,6 +261,17 @@ s_ended (resvd_t *self, pid_t pid, int status, int64_t now)
             if (child->pid != pid)
                 continue;
             int64_t ran = now - child->started;
+            if (self->stopping && (child->stopping || group->service)
+            &&  !(WIFEXITED (status) && WEXITSTATUS (status) == 0)) {
+                //  Killed past stop_timeout, or crashed on its way out:
+                //  what it held may not be finished, so resvd says so in
+                //  its exit status too.
+                self->unclean++;
+                zsys_warning ("resvd: %s, pid %d, %s after %lld ms; "
+                              "did not stop cleanly", group->name, (int) pid,
+                              how, (long long) ran);
+            }
+            else
             if (child->stopping || (self->stopping && group->service))
                 zsys_info ("resvd: %s, pid %d, %s after %lld ms; stopped",
                            group->name, (int) pid, how, (long long) ran);
@@ -743,6 +755,10 @@ resvd_run (resvd_t *self)
     worker_stop (self->worker);
     for (int wave = self->waves; wave >= 0; wave--)
         s_stop_wave (self, wave, &serving);
-    zsys_info ("resvd: every process stopped");
-    return self->refused? 1: 0;
+    if (self->unclean)
+        zsys_warning ("resvd: every process stopped, %d of them not cleanly "
+                      "(see above)", self->unclean);
+    else
+        zsys_info ("resvd: every process stopped");
+    return self->refused || self->unclean? 1: 0;
 }
