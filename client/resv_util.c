@@ -289,6 +289,12 @@ resv_log_due (resv_log_limit_t *limit, int interval_ms, unsigned *skipped_p)
     return true;
 }
 
+bool
+resv_endpoint_ipv6 (const char *endpoint)
+{
+    return endpoint && strncmp (endpoint, "tcp://[", 7) == 0;
+}
+
 unsigned
 resv_log_clear (resv_log_limit_t *limit)
 {

@@ -30,6 +30,12 @@ char *
 int64_t
     resv_time_ms (void);
 
+//  Whether endpoint is TCP to an IPv6 address ("tcp://[::1]:5570"): a
+//  socket must have ZMQ_IPV6 set to bind or connect to one. Left unset
+//  otherwise, so that an IPv4 address or `*` binds as it always did.
+bool
+    resv_endpoint_ipv6 (const char *endpoint);
+
 //  Room for any int64_t in decimal, sign and NUL.
 #define RESV_DECIMAL_SIZE 21
 

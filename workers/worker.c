@@ -12,6 +12,7 @@
 #include "jscan.h"
 #include "fields.h"
 #include "resv_poll.h"
+#include "resv_util.h"
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -191,6 +192,7 @@ s_connect (worker_t *self)
     zsock_set_sndhwm (self->sock, 1000 + 2 * self->credit);
     //  On a graceful close, give the last replies and BYE time to leave.
     zsock_set_linger (self->sock, self->heartbeat * self->liveness);
+    zsock_set_ipv6 (self->sock, resv_endpoint_ipv6 (self->backend));
     if (zsock_connect (self->sock, "%s", self->backend) == -1) {
         zsys_error ("worker: %s: cannot connect to '%s': %s", self->service,
                     self->backend, zmq_strerror (errno));
