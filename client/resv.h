@@ -282,16 +282,19 @@ int
 int
     resv_view_rebuild (resv_t *self, json_t **reply_p);
 
-//  The notifications of customer (required), in the order of their
-//  causes: {"items":[...]}, the first RESV_PAGE_MAX of them, with "next"
-//  when there are more (resv_notifications_query reads the next page).
+//  The notifications of customer (required), in the order they were
+//  recorded (that of their causes, except that a notice recorded late,
+//  by a consumer catching up, comes after those recorded before it):
+//  {"items":[...]}, the first RESV_PAGE_MAX of them, with "next" when
+//  there are more (resv_notifications_query reads the next page).
 int
     resv_notifications (resv_t *self, const char *customer, json_t **reply_p);
 
 //  The notifications of filter's customer (required), a JSON object that
 //  may also hold limit (1 to RESV_PAGE_MAX, the default) and after (the
 //  "next" cursor of a previous page): {"items":[...]}, with "next" when
-//  the page was cut.
+//  the page was cut. Pages read one after the other give every
+//  notification once, also those recorded meanwhile (they come later).
 int
     resv_notifications_query (resv_t *self, json_t *filter, json_t **reply_p);
 

@@ -559,10 +559,13 @@ static const s_command_t s_commands [] = {
       s_run_notifications,
       "usage: resv notifications --customer C [--limit N] [--after CURSOR]\n"
       "\n"
-      "Prints the notifications of customer C, in the order of their\n"
-      "causes: {\"items\":[{\"id\":..,\"customer\":..,\"reservation\":..,\n"
+      "Prints the notifications of customer C, in the order they were\n"
+      "recorded: {\"items\":[{\"id\":..,\"customer\":..,\"reservation\":..,\n"
       "\"kind\":..,\"text\":..,\"at\":..}]}, with a \"next\" cursor when\n"
-      "the page was cut.\n"
+      "the page was cut. That is the order of the events that caused them,\n"
+      "except that a notification recorded late (its service catching up)\n"
+      "comes after those recorded before it. Pages read with --after give\n"
+      "every notification once, also those recorded meanwhile.\n"
       "  --customer C     the customer (required)\n"
       "  --limit N        at most N, 1 to " S_TEXT (RESV_PAGE_MAX)
       " (the default)\n"

@@ -17,10 +17,17 @@
     `at` is when the notification was made, not when its cause happened: a
     consumer catching up after a stop sends late, and says so.
 
-    list answers a customer's notifications in the order of their causes.
-    It also takes limit and after, as view list does, so that a reply can
-    never outgrow broker/max_message: past a page (RESV_PAGE_MAX) it says
-    where the next one starts (`resv notifications --after`).
+    list answers a customer's notifications in the order they were
+    recorded. That is the order of their causes, except that the consumer
+    takes its types each on its own (by_type): a type catching up (at a
+    start, after a lost event), the types of one live batch, or another
+    process may record a later cause's notice before an earlier one's.
+    list also takes limit and after, as view list does, so that a reply
+    can never outgrow broker/max_message: past a page (RESV_PAGE_MAX) it
+    says where the next one starts (`resv notifications --after`). The
+    pages go by the row's position, which grows in the order of commits,
+    not by the cause's seq: a notice recorded late for an early cause
+    would sit behind a client's cursor, and a traversal would skip it.
 
     An event that lacks what a notice needs (no customer, no reservation)
     is a producer's bug: it is logged and skipped rather than retried,
@@ -38,18 +45,36 @@
 //  to JOURNAL_ID_MAX (64) bytes.
 #define S_ID_SIZE       80
 
-//  Notifications in the order of the journal events that caused them; the
-//  index serves "this customer's notifications, in order, from a cursor".
+//  Notifications in the order they were recorded: pos, the rowid, is what
+//  list orders and pages by. SQLite gives a new row the largest rowid plus
+//  one, and only one connection of any process writes at a time (BEGIN
+//  IMMEDIATE), so positions grow in the order of commits: a row committed
+//  after a list's read has a larger one than every row that read saw, and
+//  comes after its cursor. AUTOINCREMENT keeps that if rows are ever
+//  deleted (no rowid is given twice), and an explicit key keeps positions
+//  through a VACUUM. A store of a build before positions keeps its table,
+//  with id its primary key and an implicit rowid (list says rowid, which
+//  both have): those rowids were given the same way, and no row is ever
+//  deleted, so it pages the same. Its index by (customer, seq), that
+//  build's list order, gives way to the one by customer, which holds the
+//  rowid and so serves the list as it is.
 static const char *s_schema =
     "CREATE TABLE IF NOT EXISTS notifications ("
-    "    id          TEXT PRIMARY KEY,"     //  Derived from the cause's id
+    "    pos         INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "    id          TEXT NOT NULL UNIQUE," //  Derived from the cause's id
     "    seq         INTEGER NOT NULL,"     //  Journal seq of the cause
     "    customer    TEXT NOT NULL,"
     "    reservation TEXT NOT NULL,"
     "    kind        TEXT NOT NULL,"        //  The cause's event type
     "    body        TEXT NOT NULL);"       //  The notification, as JSON
-    "CREATE INDEX IF NOT EXISTS notifications_customer"
-    "    ON notifications (customer, seq);";
+    "CREATE INDEX IF NOT EXISTS notifications_order"
+    "    ON notifications (customer);"
+    "DROP INDEX IF EXISTS notifications_customer;";
+
+//  The mark of list's cursors. Builds before positions marked the cause's
+//  seq with 'n': such a cursor names a place in another order, and is
+//  refused (400) rather than taken for a position.
+#define S_CURSOR_MARK   'k'
 
 typedef struct {
     store_t *store;             //  Connection of the request thread
@@ -232,7 +257,10 @@ s_internal (zframe_t **reply_p, const char *operation, const char *error)
 }
 
 //  list {customer, limit?, after?} -> {"items":[...],"next":CURSOR}, in
-//  the order of the events that caused them; next only when cut by limit.
+//  the order they were recorded; next only when cut by limit. A page is
+//  one read; the rows up to its cursor were all committed before it
+//  (s_schema), so that pages read one after the other, with notices
+//  recorded in between, give each notification once.
 static int
 s_list (void *state, json_t *request, int64_t deadline,
         zframe_t **reply_p)
@@ -247,15 +275,15 @@ s_list (void *state, json_t *request, int64_t deadline,
     ||  field_int (request, "limit", false, 1, RESV_PAGE_MAX, &limit, reply_p)
     ||  field_string (request, "after", false, 32, &after, reply_p))
         return RESV_BAD_REQUEST;
-    if (after && store_page_after (after, 'n', &from)) {
+    if (after && store_page_after (after, S_CURSOR_MARK, &from)) {
         *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
                                  "after must be the next cursor of a "
                                  "previous list");
         return RESV_BAD_REQUEST;
     }
     sqlite3_stmt *stmt = store_stmt (self->store,
-        "SELECT seq, body FROM notifications WHERE customer = ?1 AND seq > ?2 "
-        "ORDER BY seq LIMIT ?3");
+        "SELECT rowid, body FROM notifications "
+        "WHERE customer = ?1 AND rowid > ?2 ORDER BY rowid LIMIT ?3");
     if (!stmt)
         return s_internal (reply_p, "list", store_error (self->store));
     sqlite3_bind_text (stmt, 1, customer, -1, SQLITE_STATIC);
@@ -265,7 +293,8 @@ s_list (void *state, json_t *request, int64_t deadline,
     size_t size;
     int64_t count;
     const char *error;
-    if (store_page (self->store, stmt, limit, 'n', &text, &size, &count, &error))
+    if (store_page (self->store, stmt, limit, S_CURSOR_MARK, &text, &size,
+                    &count, &error))
         return s_internal (reply_p, "list", error);
     *reply_p = zframe_new (text, size);
     free (text);

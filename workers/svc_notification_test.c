@@ -199,12 +199,20 @@ test_one_notice_per_change (void **state)
         { "reservation.declined", "r5", "Your reservation r5 for res-7 on "
           "2026-12-01 was declined by the owner." },
     };
+    //  They are listed in the order they were recorded: the consumer takes
+    //  each type on its own, so that may not be the order of the events.
     assert_int_equal (json_array_size (items), 7);
     for (size_t i = 0; i < 7; i++) {
-        json_t *item = json_array_get (items, i);
+        json_t *item = NULL;
+        for (size_t index = 0; index < 7 && !item; index++) {
+            json_t *candidate = json_array_get (items, index);
+            if (streq (s_get (candidate, "kind"), expected [i][0])
+            &&  streq (s_get (candidate, "reservation"), expected [i][1]))
+                item = candidate;
+        }
+        if (!item)
+            fail_msg ("no %s of %s", expected [i][0], expected [i][1]);
         assert_int_equal (json_object_size (item), 6);
-        assert_string_equal (s_get (item, "kind"), expected [i][0]);
-        assert_string_equal (s_get (item, "reservation"), expected [i][1]);
         assert_string_equal (s_get (item, "text"), expected [i][2]);
         assert_string_equal (s_get (item, "customer"), "c1");
         assert_non_null (s_get (item, "id"));
@@ -390,6 +398,145 @@ test_list_by_customer_and_pages (void **state)
     assert_int_equal (seen, 7);
 }
 
+//  Sets the cursor of consumer name in the store, as if it had applied
+//  every event of its type up to seq. No state may run meanwhile.
+static void
+s_set_cursor (fixture_t *self, const char *name, int64_t seq)
+{
+    char *sql = zsys_sprintf ("INSERT INTO cursors (name, seq) VALUES "
+                              "('%s', %" PRId64 ") ON CONFLICT (name) DO "
+                              "UPDATE SET seq = excluded.seq", name, seq);
+    assert_int_equal (sqlite3_exec (store_db (self->store), sql, NULL, NULL,
+                                    NULL), SQLITE_OK);
+    zstr_free (&sql);
+}
+
+//  Reads customer's pages of limit items from cursor *after_p (NULL: the
+//  first page), at most pages of them, and appends each item's
+//  reservation and a comma to seen. *after_p is then the last page's next
+//  (freed and replaced; NULL once a page had none).
+static void
+s_read_pages (fixture_t *self, const char *customer, int limit, int pages,
+              char **after_p, char *seen, size_t size)
+{
+    for (int page = 0; page < pages; page++) {
+        char more [64];
+        if (*after_p)
+            snprintf (more, sizeof more, "\"limit\":%d,\"after\":\"%s\"",
+                      limit, *after_p);
+        else
+            snprintf (more, sizeof more, "\"limit\":%d", limit);
+        json_t *reply = s_list (self, customer, more);
+        json_t *items = json_object_get (reply, "items");
+        for (size_t index = 0; index < json_array_size (items); index++) {
+            const char *id = s_get (json_array_get (items, index),
+                                    "reservation");
+            assert_true (strlen (seen) + strlen (id) + 2 <= size);
+            strcat (seen, id);
+            strcat (seen, ",");
+        }
+        zstr_free (after_p);
+        const char *next = s_get (reply, "next");
+        if (next)
+            *after_p = strdup (next);
+        json_decref (reply);
+        if (!*after_p)
+            break;
+    }
+}
+
+//  c1's notification of a confirmation (r1) is recorded after those of
+//  two later cancellations (r2, r3), as when the consumer of
+//  reservation.confirmed catches up behind the others (after a lost
+//  event, at a start, or in another process): a client reads pages of
+//  one, the first before (ending at r2 after `before` pages), the rest
+//  after it. Returns what the pages held, as s_read_pages writes it.
+static char *
+s_late_notice (fixture_t *self, int before)
+{
+    svc_notification_destroy (&self->state);
+    int64_t first = s_put (self, "reservation.confirmed", "r1", "c1",
+                           "CONFIRMED");
+    s_put (self, "reservation.cancelled", "r2", "c1", "CANCELLED");
+    s_put (self, "reservation.cancelled", "r3", "c1", "CANCELLED");
+    //  The consumer of confirmations is held back before r1's.
+    s_set_cursor (self, "notification/reservation.confirmed", first);
+    self->state = svc_notification_new (testkit_cfg (self->kit), NULL);
+    assert_non_null (self->state);
+    s_sync (self);
+    char seen [256] = "";
+    char *after = NULL;
+    s_read_pages (self, "c1", 1, before, &after, seen, sizeof seen);
+    assert_non_null (after);
+    //  Then it applies r1's, while the client is between two pages.
+    svc_notification_destroy (&self->state);
+    s_set_cursor (self, "notification/reservation.confirmed", first - 1);
+    self->state = svc_notification_new (testkit_cfg (self->kit), NULL);
+    assert_non_null (self->state);
+    s_sync (self);
+    assert_int_equal (s_rows (self), before + 2);
+    s_read_pages (self, "c1", 1, 10, &after, seen, sizeof seen);
+    assert_null (after);
+    return strdup (seen);
+}
+
+static void
+test_pages_take_a_late_notice (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  Pages follow the order notifications were recorded in: the late
+    //  one comes last, and none is skipped or repeated.
+    char *seen = s_late_notice (self, 1);
+    assert_string_equal (seen, "r2,r3,r1,");
+    free (seen);
+}
+
+//  The table of notifications as a build before the paging by position
+//  made it.
+static const char *s_old_schema =
+    "CREATE TABLE notifications ("
+    "    id          TEXT PRIMARY KEY,"
+    "    seq         INTEGER NOT NULL,"
+    "    customer    TEXT NOT NULL,"
+    "    reservation TEXT NOT NULL,"
+    "    kind        TEXT NOT NULL,"
+    "    body        TEXT NOT NULL);"
+    "CREATE INDEX notifications_customer ON notifications (customer, seq);"
+    "INSERT INTO notifications VALUES ('nold1', 101, 'c1', 'o1', "
+    "    'reservation.confirmed', '{\"id\":\"nold1\",\"customer\":\"c1\","
+    "\"reservation\":\"o1\",\"kind\":\"reservation.confirmed\",\"text\":"
+    "\"Your reservation o1 is confirmed.\",\"at\":"
+    "\"2026-11-28T10:00:00.000Z\"}');"
+    "INSERT INTO notifications VALUES ('nold2', 102, 'c1', 'o2', "
+    "    'reservation.expired', '{\"id\":\"nold2\",\"customer\":\"c1\","
+    "\"reservation\":\"o2\",\"kind\":\"reservation.expired\",\"text\":"
+    "\"Your reservation o2 expired: the owner did not decide in time.\","
+    "\"at\":\"2026-11-28T10:00:00.000Z\"}');";
+
+static void
+test_old_store_pages (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  A store of that build, with two notifications in it.
+    svc_notification_destroy (&self->state);
+    assert_int_equal (sqlite3_exec (store_db (self->store),
+                      "DROP TABLE notifications", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal (sqlite3_exec (store_db (self->store), s_old_schema,
+                                    NULL, NULL, NULL), SQLITE_OK);
+    self->state = svc_notification_new (testkit_cfg (self->kit), NULL);
+    assert_non_null (self->state);
+    //  It opens, and pages in the order of recording: the old ones first.
+    char *seen = s_late_notice (self, 3);
+    assert_string_equal (seen, "o1,o2,r2,r3,r1,");
+    free (seen);
+    json_t *reply = s_list (self, "c1", NULL);
+    json_t *items = json_object_get (reply, "items");
+    assert_int_equal (json_array_size (items), 5);
+    assert_string_equal (s_get (json_array_get (items, 1), "text"),
+        "Your reservation o2 expired: the owner did not decide in time.");
+    json_decref (reply);
+}
+
 static void
 test_through_a_worker (void **state)
 {
@@ -427,6 +574,11 @@ test_bad_list (void **state)
         "{\"customer\":\"c1\",\"after\":\"v3\"}",
         "{\"customer\":\"c1\",\"after\":\"n3x\"}",
         "{\"customer\":\"c1\",\"after\":\"n\"}",
+        //  A cursor of a build that paged by the causes' seqs.
+        "{\"customer\":\"c1\",\"after\":\"n3\"}",
+        "{\"customer\":\"c1\",\"after\":\"k\"}",
+        "{\"customer\":\"c1\",\"after\":\"k3x\"}",
+        "{\"customer\":\"c1\",\"after\":\"k-3\"}",
         NULL
     };
     for (const char **body = bodies; *body; body++)
@@ -548,6 +700,8 @@ main (void)
         S_TEST (test_two_processes_notify_once),
         S_TEST (test_applied_again_changes_nothing),
         S_TEST (test_list_by_customer_and_pages),
+        S_TEST (test_pages_take_a_late_notice),
+        S_TEST (test_old_store_pages),
         S_TEST (test_through_a_worker),
         S_TEST (test_bad_list),
         S_TEST (test_incomplete_events_are_skipped),
