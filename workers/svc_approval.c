@@ -12,8 +12,10 @@
     with 409. The reservation's other ends need nothing here: a
     confirmation or a decline follows this service's own decision, which
     refuses another already, and an expiry is closed by the tick that
-    asked for it. So the consumer takes its two types alone (by type) and
-    hears one event of a reservation that is confirmed and kept, not two.
+    asked for it (or, when an owner decided while the tick was at it, by
+    that decision, which alone learns whether it won). So the consumer
+    takes its two types alone (by type) and hears one event of a
+    reservation that is confirmed and kept, not two.
 
     The events actor's tick expires rows past their deadline through
     reservation expire. Deadlines live in the store, so a restart, or a
@@ -81,6 +83,11 @@ static const char s_sql_outcome [] =
 static const char s_sql_outcome_if_open [] =
     "UPDATE approvals SET outcome = ?2, updated_at = ?3"
     " WHERE reservation = ?1 AND outcome IS NULL";
+//  The tick's close: a row an owner decided since the tick picked it is
+//  the decision's to close (s_take_effect), which learns who won.
+static const char s_sql_outcome_if_undecided [] =
+    "UPDATE approvals SET outcome = ?2, updated_at = ?3"
+    " WHERE reservation = ?1 AND outcome IS NULL AND decision IS NULL";
 static const char s_sql_row [] =
     "SELECT owner, decision, outcome, deadline_ms FROM approvals"
     " WHERE reservation = ?1";
@@ -101,6 +108,13 @@ typedef struct {
                                 //  reservation decide
     int64_t timeout_ms;         //  approval/timeout
 } s_self_t;
+
+//  Which rows s_close closes.
+typedef enum {
+    S_CLOSE_ANY,                //  Any, and a missing one is made, closed
+    S_CLOSE_OPEN,               //  One whose outcome is not set yet
+    S_CLOSE_UNDECIDED           //  One open that no owner decided on
+} s_close_t;
 
 //  What a decision needs to know of a row.
 typedef struct {
@@ -153,15 +167,17 @@ s_time_parse (const char *text, int64_t *ms_p)
     return true;
 }
 
-//  Sets the outcome of reservation id, in the current transaction if any;
-//  only_open leaves one that is already set alone, and a row that does not
-//  exist; otherwise a missing row is made, closed. Returns 0 or -1.
+//  Sets the outcome of reservation id, in the current transaction if any,
+//  on the rows which says (a row it leaves alone is no failure). Returns 0
+//  or -1.
 static int
-s_close (store_t *store, const char *id, const char *outcome, bool only_open)
+s_close (store_t *store, const char *id, const char *outcome, s_close_t which)
 {
     char now [RESV_TIME_SIZE];
-    sqlite3_stmt *stmt = store_stmt (store, only_open? s_sql_outcome_if_open:
-                                                       s_sql_outcome);
+    sqlite3_stmt *stmt = store_stmt (store,
+        which == S_CLOSE_ANY? s_sql_outcome:
+        which == S_CLOSE_OPEN? s_sql_outcome_if_open:
+                               s_sql_outcome_if_undecided);
     if (!stmt)
         return -1;
     sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
@@ -251,7 +267,7 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
     if (streq (type, "reservation.requested"))
         return s_requested (self, store, id, cause, event);
     if (streq (type, "reservation.cancelled"))
-        return s_close (store, id, "CANCELLED", false);
+        return s_close (store, id, "CANCELLED", S_CLOSE_ANY);
     return 0;
 }
 
@@ -291,8 +307,12 @@ s_expire_due (void *state, store_t *store, resv_t *client)
                                 &reply);
         json_decref (request);
         //  The row is closed now rather than when reservation.expired
-        //  comes, so that the next tick does not ask again; that event
-        //  (or the one of whatever came first) sets the same outcome.
+        //  comes, so that the next tick does not ask again; unless an
+        //  owner decided on it since it was picked (the decision checked
+        //  the deadline just before it passed). The reservation is then
+        //  the decision's (this 409) or the expiry's, and the decision's
+        //  decide, which says which, closes the row: closed "CLOSED" here
+        //  first, it refused a repeat of a decision that had won (409).
         const char *outcome =
             status == RESV_OK? json_string_value (json_object_get (reply, "status")):
             status == RESV_CONFLICT? "CLOSED":
@@ -301,7 +321,7 @@ s_expire_due (void *state, store_t *store, resv_t *client)
             zsys_warning ("approval: expire %s: %d %s", id, status,
                           json_string_value (json_object_get (json_object_get (
                               reply, "error"), "message")));
-        if (outcome && s_close (store, id, outcome, true) == 0)
+        if (outcome && s_close (store, id, outcome, S_CLOSE_UNDECIDED) == 0)
             closed++;
         json_decref (reply);
         if (!outcome)
@@ -487,7 +507,7 @@ s_take_effect (s_self_t *self, const char *id, const char *decision,
     if (status == RESV_CONFLICT) {
         //  A cancel or an expiry won: the row closes, and a repeat of the
         //  decision gets 409 from the row alone.
-        s_close (self->store, id, "CLOSED", true);
+        s_close (self->store, id, "CLOSED", S_CLOSE_OPEN);
         worker_fail (reply_p, RESV_CONFLICT, RESV_REASON_CONFLICT, "%s",
                      message? message: "no longer PENDING");
     }
@@ -598,7 +618,7 @@ s_decide (s_self_t *self, json_t *request, const char *decision,
         return status;
     //  Settled: a repeat is answered from the row from now on (and gets
     //  409 once a cancel of the confirmed reservation closes it).
-    s_close (self->store, id, own, true);
+    s_close (self->store, id, own, S_CLOSE_OPEN);
     return s_decided (id, decision, reply_p);
 }
 

@@ -11,12 +11,37 @@
 */
 
 #include "testkit.h"
+#include "resv_util.h"
+
+//  A call of the reservation service a race holds: each flag is set by one
+//  thread and read by another.
+typedef struct {
+    int came;                   //  The call came
+    int run;                    //  It may run (the test says)
+    int ran;                    //  The real handler has run
+    int reply;                  //  Its reply may leave (the test says)
+} s_gate_t;
+
+//  The reservation raced on, and its calls held.
+typedef struct {
+    char id [64];               //  The reservation
+    s_gate_t expire;            //  approval's tick asking to expire it
+    s_gate_t decide;            //  The owner's decision taking effect
+} s_race_t;
+
+//  One worker of a reservation service in front of the real one.
+typedef struct {
+    void *reservation;          //  The real service's state
+    s_race_t *race;             //  Borrowed
+} s_gated_t;
 
 typedef struct {
     testkit_t *kit;             //  Broker, journal, the saga's workers
     store_t *store;             //  The test's look into approval.db
     char *manual;               //  A manual resource, capacity 3
     char *automatic;            //  An auto resource, capacity 3
+    s_race_t race;              //  A race with the expiry tick
+    s_gated_t gated [2];        //  Its reservation workers, once started
 } fixture_t;
 
 
@@ -328,6 +353,348 @@ test_expiry_of_more_than_a_batch (void **state)
     }
     zclock_sleep (300);
     assert_int_equal (testkit_count (self->kit, "reservation.expired", NULL), 150);
+    free (resource);
+}
+
+//  --------------------------------------------------------------------------
+//  Races with the expiry tick
+
+static void
+s_flag_set (int *flag)
+{
+    __atomic_store_n (flag, 1, __ATOMIC_SEQ_CST);
+}
+
+//  Waits up to 5 s for the flag; true when it is set.
+static bool
+s_flag_wait (int *flag)
+{
+    return TESTKIT_WAIT (5000, __atomic_load_n (flag, __ATOMIC_SEQ_CST));
+}
+
+//  The reservation service, but expire and decide of the race's
+//  reservation each wait for the test before they run and before they
+//  answer.
+static int
+s_gated_reservation (void *state, const char *method, zframe_t **body_p,
+                     int64_t deadline, zframe_t **reply_p)
+{
+    s_gated_t *self = (s_gated_t *) state;
+    json_t *request = worker_parse (*body_p, reply_p);
+    if (!request)
+        return RESV_BAD_REQUEST;
+    const char *id = json_string_value (json_object_get (request, "id"));
+    s_gate_t *gate = NULL;
+    if (id && streq (id, self->race->id))
+        gate = streq (method, "expire")? &self->race->expire:
+               streq (method, "decide")? &self->race->decide: NULL;
+    json_decref (request);
+    if (gate) {
+        s_flag_set (&gate->came);
+        s_flag_wait (&gate->run);
+    }
+    int status = svc_reservation (self->reservation, method, body_p, deadline,
+                                  reply_p);
+    if (gate) {
+        s_flag_set (&gate->ran);
+        s_flag_wait (&gate->reply);
+    }
+    return status;
+}
+
+//  Two gated reservation workers in place of the real one, each taking one
+//  request at a time (credit 1: s_setup_ticking): while one holds a call,
+//  the other serves.
+static void
+s_gates_start (fixture_t *self)
+{
+    testkit_stop (self->kit, "reservation");
+    const svc_t svc = { .name = "reservation",
+                        .handler = s_gated_reservation };
+    for (int index = 0; index < 2; index++) {
+        self->gated [index].race = &self->race;
+        self->gated [index].reservation =
+            svc_reservation_new (testkit_cfg (self->kit), NULL);
+        assert_non_null (self->gated [index].reservation);
+        testkit_start_with (self->kit, &svc, &self->gated [index]);
+    }
+}
+
+//  Opens every gate and stops the gated workers, if they run.
+static void
+s_gates_stop (fixture_t *self)
+{
+    s_flag_set (&self->race.expire.run);
+    s_flag_set (&self->race.expire.reply);
+    s_flag_set (&self->race.decide.run);
+    s_flag_set (&self->race.decide.reply);
+    testkit_stop (self->kit, "reservation");
+    for (int index = 0; index < 2; index++)
+        svc_reservation_destroy (&self->gated [index].reservation);
+}
+
+//  The outcome approval's row of id has, "" while it has none (caller
+//  frees). Not through testkit_sql_text: store_stmt keeps statements by
+//  the address of their text, which a text built here does not keep.
+static char *
+s_outcome (fixture_t *self, const char *id)
+{
+    sqlite3_stmt *stmt;
+    assert_int_equal (sqlite3_prepare_v2 (store_db (self->store),
+        "SELECT outcome FROM approvals WHERE reservation = ?1", -1, &stmt,
+        NULL), SQLITE_OK);
+    sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+    const char *outcome = sqlite3_step (stmt) == SQLITE_ROW?
+                          (const char *) sqlite3_column_text (stmt, 0): NULL;
+    char *text = strdup (outcome? outcome: "");
+    sqlite3_finalize (stmt);
+    return text;
+}
+
+//  True once approval's row of id has outcome.
+static bool
+s_outcome_is (fixture_t *self, const char *id, const char *outcome)
+{
+    char *actual = s_outcome (self, id);
+    bool equal = streq (actual, outcome);
+    zstr_free (&actual);
+    return equal;
+}
+
+//  Sets the deadline of approval's row of id (wall-clock ms).
+static void
+s_deadline_set (fixture_t *self, const char *id, int64_t deadline_ms)
+{
+    char *sql = zsys_sprintf ("UPDATE approvals SET deadline_ms = %" PRId64
+                              " WHERE reservation = '%s'", deadline_ms, id);
+    assert_int_equal (sqlite3_exec (store_db (self->store), sql, NULL, NULL,
+                                    NULL), SQLITE_OK);
+    zstr_free (&sql);
+}
+
+//  Stages one round of a race on raced: the tick picks it, with next, the
+//  row due after it, that tells when the tick is done with raced; then the
+//  owner's method (approve or decline) comes, as one whose deadline check
+//  came just before the deadline passed (its deadline is put back for it).
+//  expiry_wins tells whether the tick's expire runs before the decision
+//  comes (the expiry wins) or after its decide (the decision wins). Either
+//  way the tick takes its reply, and closes what it closes, before the
+//  decision takes its own. Returns the decision's status; *reply_p its
+//  reply (caller owns).
+static int
+s_race_round (fixture_t *self, const char *method, const char *raced,
+              const char *next, bool expiry_wins, json_t **reply_p)
+{
+    s_race_t *race = &self->race;
+    memset (race, 0, sizeof *race);
+    snprintf (race->id, sizeof race->id, "%s", raced);
+    race->expire.run = expiry_wins;
+    race->decide.run = !expiry_wins;
+    //  Both due at once, raced first: one tick picks both.
+    char *sql = zsys_sprintf ("UPDATE approvals SET deadline_ms ="
+                              " CASE reservation WHEN '%s' THEN 1 ELSE 2 END"
+                              " WHERE reservation IN ('%s', '%s')",
+                              raced, raced, next);
+    assert_int_equal (sqlite3_exec (store_db (self->store), sql, NULL, NULL,
+                                    NULL), SQLITE_OK);
+    zstr_free (&sql);
+    //  The tick picked raced (still undecided) and asks to expire it; its
+    //  expire has run (EXPIRED) or waits to.
+    assert_true (s_flag_wait (expiry_wins? &race->expire.ran:
+                                           &race->expire.came));
+    //  The owner's decision, checked against a deadline not yet passed.
+    s_deadline_set (self, raced, resv_time_ms () + 60000);
+    resv_t *client = resv_new (resv_cfg_str (testkit_cfg (self->kit),
+                                             "broker/frontend", NULL));
+    assert_non_null (client);
+    resv_set_retry (client, 0);
+    char *body = zsys_sprintf ("{\"id\":\"%s\",\"owner\":\"olga\"}", raced);
+    assert_true (resv_send (client, "approval", method, body, strlen (body),
+                            10000) > 0);
+    zstr_free (&body);
+    if (expiry_wins)
+        //  Recorded and journaled; its decide waits.
+        assert_true (s_flag_wait (&race->decide.came));
+    else {
+        //  Its decide moved the reservation; the reply waits. Then the
+        //  tick's expire runs, and finds it moved.
+        assert_true (s_flag_wait (&race->decide.ran));
+        s_flag_set (&race->expire.run);
+    }
+    //  The tick takes its reply, and closes raced or leaves it to the
+    //  decision; once next is closed, it is done with raced.
+    s_flag_set (&race->expire.reply);
+    assert_true (TESTKIT_WAIT (5000, s_outcome_is (self, next, "EXPIRED")));
+    //  Only now does the decision learn what became of it.
+    s_flag_set (&race->decide.run);
+    s_flag_set (&race->decide.reply);
+    resv_reply_t reply;
+    assert_int_equal (resv_recv (client, 10000, &reply), 0);
+    *reply_p = json_loads (reply.body, 0, NULL);
+    assert_non_null (*reply_p);
+    free (reply.body);
+    resv_destroy (&client);
+    return reply.status;
+}
+
+//  A quick tick; reservation workers of credit 1, so that a call one of
+//  them holds leaves the next call to the other.
+static int
+s_setup_ticking (void **state)
+{
+    static const char *env [] = {
+        "RESV_APPROVAL_TICK", "50", "RESV_WORKERS_RESERVATION_CREDIT", "1",
+        NULL
+    };
+    return s_setup_with (state, env);
+}
+
+//  Stops the gated workers (a test that failed left them), then the rest;
+//  unsets the credit once no worker runs, for the tests after.
+static int
+s_teardown_ticking (void **state)
+{
+    s_gates_stop ((fixture_t *) *state);
+    s_teardown (state);
+    unsetenv ("RESV_WORKERS_RESERVATION_CREDIT");
+    return 0;
+}
+
+//  The tick picks a row whose approve (or decline) has checked the
+//  deadline and not yet committed; that decision's decide moves the
+//  reservation, and then the tick's expire gets 409 and takes its reply
+//  before the decision does. The decision took effect: it answers 200, and
+//  so does a repeat of it, as the first did (spec, section 4). The tick
+//  closed the row as "CLOSED" before, and the repeat got 409.
+static void
+test_decision_wins_over_expiry (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *resource = testkit_resource (self->kit, 10, 1200, "manual");
+    const char *methods [] = { "approve", "decline", NULL };
+    const char *decisions [] = { "approved", "declined" };
+    const char *outcomes [] = { "CONFIRMED", "DECLINED" };
+    const char *effects [] = { "reservation.confirmed",
+                               "reservation.declined" };
+    const char *causes [] = { "approval.approved", "approval.declined" };
+    char *raced [2], *next [2];
+    for (int i = 0; methods [i]; i++) {
+        char key [32];
+        snprintf (key, sizeof key, "k-w-%s", methods [i]);
+        raced [i] = testkit_reserved (self->kit, resource, key);
+        snprintf (key, sizeof key, "k-w-%s-next", methods [i]);
+        next [i] = testkit_reserved (self->kit, resource, key);
+    }
+    assert_true (s_wait_caught_up (self));
+    s_gates_start (self);
+    for (int i = 0; methods [i]; i++) {
+        json_t *reply = NULL;
+        int status = s_race_round (self, methods [i], raced [i], next [i],
+                                   false, &reply);
+        if (status != 200)
+            fail_msg ("%s: %d %s", methods [i], status,
+                      testkit_message (reply));
+        s_assert_decided (reply, raced [i], decisions [i]);
+        json_decref (reply);
+        assert_string_equal (testkit_status (self->kit, raced [i]),
+                             outcomes [i]);
+        //  The repeat answers as the first did.
+        status = s_decide (self, methods [i], raced [i], "olga", NULL, &reply);
+        if (status != 200)
+            fail_msg ("%s again: %d %s", methods [i], status,
+                      testkit_message (reply));
+        s_assert_decided (reply, raced [i], decisions [i]);
+        json_decref (reply);
+        //  The row says what the decision did; the tick wrote nothing.
+        char *outcome = s_outcome (self, raced [i]);
+        assert_string_equal (outcome, outcomes [i]);
+        zstr_free (&outcome);
+        //  One decision, one move, the decision first, no expiry.
+        assert_true (testkit_wait_count (self->kit, effects [i], raced [i],
+                                         1));
+        assert_true (testkit_wait_count (self->kit, "reservation.expired",
+                                         next [i], 1));
+        zclock_sleep (300);
+        assert_int_equal (testkit_count (self->kit, causes [i], raced [i]),
+                          1);
+        assert_int_equal (testkit_count (self->kit, effects [i], raced [i]),
+                          1);
+        assert_int_equal (testkit_count (self->kit, "reservation.expired",
+                                         raced [i]), 0);
+        assert_int_equal (testkit_count (self->kit, "reservation.expired",
+                                         next [i]), 1);
+        json_t *cause = testkit_event_of (self->kit, causes [i], raced [i]);
+        json_t *effect = testkit_event_of (self->kit, effects [i], raced [i]);
+        assert_true (json_integer_value (json_object_get (cause, "seq"))
+                   < json_integer_value (json_object_get (effect, "seq")));
+        json_decref (cause);
+        json_decref (effect);
+    }
+    for (int i = 0; methods [i]; i++) {
+        free (raced [i]);
+        free (next [i]);
+    }
+    free (resource);
+}
+
+//  The other way round: the tick's expire moves the reservation after the
+//  decision checked its deadline, and before its decide. The expiry won:
+//  the decision is answered 409, and so is a repeat of it; the reservation
+//  expired once, and its decision, journaled, moved nothing.
+static void
+test_expiry_wins_over_decision (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *resource = testkit_resource (self->kit, 10, 1200, "manual");
+    const char *methods [] = { "approve", "decline", NULL };
+    const char *effects [] = { "reservation.confirmed",
+                               "reservation.declined" };
+    const char *causes [] = { "approval.approved", "approval.declined" };
+    char *raced [2], *next [2];
+    for (int i = 0; methods [i]; i++) {
+        char key [32];
+        snprintf (key, sizeof key, "k-x-%s", methods [i]);
+        raced [i] = testkit_reserved (self->kit, resource, key);
+        snprintf (key, sizeof key, "k-x-%s-next", methods [i]);
+        next [i] = testkit_reserved (self->kit, resource, key);
+    }
+    assert_true (s_wait_caught_up (self));
+    s_gates_start (self);
+    for (int i = 0; methods [i]; i++) {
+        json_t *reply = NULL;
+        int status = s_race_round (self, methods [i], raced [i], next [i],
+                                   true, &reply);
+        if (status != 409)
+            fail_msg ("%s: %d %s", methods [i], status,
+                      testkit_message (reply));
+        testkit_assert_error (reply, 409, "conflict");
+        assert_non_null (strstr (testkit_message (reply), "EXPIRED"));
+        json_decref (reply);
+        assert_string_equal (testkit_status (self->kit, raced [i]), "EXPIRED");
+        status = s_decide (self, methods [i], raced [i], "olga", NULL, &reply);
+        if (status != 409)
+            fail_msg ("%s again: %d %s", methods [i], status,
+                      testkit_message (reply));
+        testkit_assert_error (reply, 409, "conflict");
+        json_decref (reply);
+        assert_true (testkit_wait_count (self->kit, "reservation.expired",
+                                         raced [i], 1));
+        assert_true (testkit_wait_count (self->kit, causes [i], raced [i], 1));
+        assert_true (testkit_wait_count (self->kit, "payment.voided",
+                                         raced [i], 1));
+        zclock_sleep (300);
+        assert_int_equal (testkit_count (self->kit, "reservation.expired",
+                                         raced [i]), 1);
+        assert_int_equal (testkit_count (self->kit, "payment.voided",
+                                         raced [i]), 1);
+        assert_int_equal (testkit_count (self->kit, effects [i], raced [i]),
+                          0);
+        assert_string_equal (testkit_status (self->kit, raced [i]), "EXPIRED");
+    }
+    for (int i = 0; methods [i]; i++) {
+        free (raced [i]);
+        free (next [i]);
+    }
     free (resource);
 }
 
@@ -663,6 +1030,10 @@ main (void)
         S_TEST_WITH (test_expiry, s_setup_short),
         S_TEST_WITH (test_expiry_survives_restart, s_setup_short),
         S_TEST_WITH (test_expiry_of_more_than_a_batch, s_setup_slow_tick),
+        cmocka_unit_test_setup_teardown (test_decision_wins_over_expiry,
+                                         s_setup_ticking, s_teardown_ticking),
+        cmocka_unit_test_setup_teardown (test_expiry_wins_over_decision,
+                                         s_setup_ticking, s_teardown_ticking),
         S_TEST (test_not_the_owner),
         S_TEST (test_unknown_reservation),
         S_TEST (test_conflicting_decisions),

@@ -343,7 +343,10 @@ int64_t
     testkit_served (testkit_t *self, const char *service);
 
 //  The first column of the first row sql gives on store (borrowed), as an
-//  integer; -1 when there is no row.
+//  integer; -1 when there is no row. sql is prepared through store_stmt,
+//  which keeps statements by the address of their text: pass a string
+//  literal (a text built at run time, freed, may come back at an address
+//  that names another, and get its statement).
 int64_t
     testkit_sql_int (store_t *store, const char *sql);
 
