@@ -10,6 +10,7 @@
 */
 
 #include "broker.h"
+#include "resv.h"             //  RESV_DEFAULT_ENDPOINT
 #include "resv_proto.h"
 #include "journal.h"
 #include "checkpoint.h"
@@ -1955,7 +1956,7 @@ s_broker_new (resv_cfg_t *cfg)
                                    RESV_MESSAGE_MAX_DEFAULT, 1024, 1 << 30);
     self->internal_key = resv_cfg_str (cfg, "broker/internal_key", NULL);
     self->max_message = maxmsg;
-    self->frontend = s_bind (cfg, "broker/frontend", "tcp://127.0.0.1:5570", maxmsg);
+    self->frontend = s_bind (cfg, "broker/frontend", RESV_DEFAULT_ENDPOINT, maxmsg);
     self->backend = s_bind (cfg, "broker/backend", RESV_DEFAULT_BACKEND, maxmsg);
     //  A reply that cannot leave must be known (s_send_reply).
     if (self->frontend)

@@ -223,7 +223,7 @@ resv_frame_limit (int64_t max_message)
 #define RESV_METHOD_APPROVE         "approve"
 //  approval: {id, owner, reason?}
 #define RESV_METHOD_DECLINE         "decline"
-//  view: {id}
+//  view: {id}; resvd: {}, its processes
 #define RESV_METHOD_STATUS          "status"
 //  view: {customer?, resource?, status?, limit?, after?};
 //  notification: {customer, limit?, after?}

@@ -460,7 +460,7 @@ s_handler (void *state, const char *method, zframe_t **body_p,
                       "scale: resvd is stopping");
     if (streq (method, RESV_METHOD_SCALE))
         return s_scale (self, *body_p, reply_p);
-    if (streq (method, "status"))
+    if (streq (method, RESV_METHOD_STATUS))
         return s_status (self, reply_p);
     *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_UNKNOWN_METHOD,
                              "resvd has no method '%s'", method);
