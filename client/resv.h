@@ -278,7 +278,11 @@ int
 int
     resv_history (resv_t *self, const char *id, json_t **reply_p);
 
-//  Replays the journal into a fresh view store.
+//  Replays the journal into a fresh view store: {"events":N,
+//  "reservations":N}, the counts of the view it leaves. Rebuilds take
+//  turns: one asked while another is under way waits for it and answers
+//  the counts of the view that one left (or runs itself if that one
+//  failed), or gives up with 503 in_progress at the deadline.
 int
     resv_view_rebuild (resv_t *self, json_t **reply_p);
 

@@ -554,7 +554,16 @@ static const s_command_t s_commands [] = {
     { "view", "rebuild", s_none, s_none, s_run_view_rebuild,
       "usage: resv view rebuild\n"
       "\n"
-      "Replays the journal into a fresh view store.\n" },
+      "Empties the view store, replays the journal into it, and prints\n"
+      "{\"events\":N,\"reservations\":N}: the journal events the view\n"
+      "has applied, and the reservations it holds, when it is done.\n"
+      "Rebuilds take turns, also across view processes: one asked while\n"
+      "another runs waits for it (within -t) and then prints the counts\n"
+      "of the view that one left, with no second replay; if that one\n"
+      "failed, this one runs. One still waiting at its deadline gets 503\n"
+      "in_progress (exit 3), and the one under way goes on. Until a\n"
+      "rebuild ends, status, list and history see the view half built,\n"
+      "or wait for the rebuild (with one view process).\n" },
     { NULL, "notifications", s_none, s_notifications_opts,
       s_run_notifications,
       "usage: resv notifications --customer C [--limit N] [--after CURSOR]\n"

@@ -112,7 +112,9 @@ resv_frame_limit (int64_t max_message)
 #define RESV_REASON_PAYMENT_UNAVAILABLE "payment_unavailable"
 //  Another attempt of the same reserve (its retry, or the same request
 //  sent twice at once) holds the reservation id, undoing it or past its
-//  deadline (503): the reserve may be retried in a moment.
+//  deadline (503): the reserve may be retried in a moment. Also a view
+//  rebuild that waited until its deadline for another one still under
+//  way (503).
 #define RESV_REASON_IN_PROGRESS     "in_progress"
 //  A worker's asynchronous call that never left it (500): the group
 //  commit before it failed, or the worker closed first. Only the caller's

@@ -70,7 +70,30 @@ static const char *s_schema =
     "    reservation TEXT NOT NULL,"
     "    seq         INTEGER NOT NULL,"
     "    event       TEXT NOT NULL,"
-    "    PRIMARY KEY (reservation, seq));";
+    "    PRIMARY KEY (reservation, seq));"
+    //  Rebuilds, in one row (none until the first): started numbers them,
+    //  holder is the number of the one under way (0: none), which holds
+    //  the view until until (wall clock ms, renewed at each page of its
+    //  replay), and finished is the number of the last that completed.
+    "CREATE TABLE IF NOT EXISTS rebuild ("
+    "    one      INTEGER PRIMARY KEY CHECK (one = 1),"
+    "    started  INTEGER NOT NULL,"
+    "    holder   INTEGER NOT NULL,"
+    "    until    INTEGER NOT NULL,"
+    "    finished INTEGER NOT NULL);";
+
+//  How long a rebuild holds the view without renewing its hold, ms: its
+//  replay renews it after every page, one journal read (CALL_TIMEOUT of
+//  events.c, 5 s, or the replay fails) and one transaction (a wait for
+//  the lock of up to the store's 10 s) apart, and the renewal may wait
+//  for the lock too. A hold not renewed for this long is a rebuild whose
+//  process died or was stopped: the next rebuild takes its place.
+#define S_REBUILD_HOLD  30000
+//  How often a rebuild that waits for another one looks again, ms.
+#define S_REBUILD_POLL  20
+//  A rebuild waiting for another gives up this long before its deadline,
+//  ms, so that its 503 reaches the client before the broker's 504.
+#define S_REBUILD_MARGIN 100
 
 //  The statuses a list may filter on (spec, section 2).
 static const char *s_statuses [] = {
@@ -506,58 +529,67 @@ s_history (void *state, json_t *request, int64_t deadline,
     return status;
 }
 
-//  Between pages of a rebuild: heartbeats, so the broker keeps the worker.
-static void
-s_keepalive (void *worker)
+//  The rebuild row (zeros when there is none yet), read in the current
+//  transaction, or alone. Returns 0 or -1.
+typedef struct {
+    int64_t started;            //  Rebuilds begun, the number of the last
+    int64_t holder;             //  The one under way, 0 if none
+    int64_t until;              //  Its hold ends then (wall clock ms)
+    int64_t finished;           //  The last one that completed
+} s_rebuild_row_t;
+
+static int
+s_rebuild_row (view_t *self, s_rebuild_row_t *row)
 {
-    worker_keepalive ((worker_t *) worker);
+    memset (row, 0, sizeof *row);
+    sqlite3_stmt *stmt = store_stmt (self->store,
+        "SELECT started, holder, until, finished FROM rebuild");
+    if (!stmt)
+        return -1;
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW) {
+        row->started = sqlite3_column_int64 (stmt, 0);
+        row->holder = sqlite3_column_int64 (stmt, 1);
+        row->until = sqlite3_column_int64 (stmt, 2);
+        row->finished = sqlite3_column_int64 (stmt, 3);
+    }
+    sqlite3_reset (stmt);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE? 0: -1;
 }
 
-//  rebuild {} -> empties the view and moves its cursor back to 0 in one
-//  transaction, replays the whole journal into it, and answers
-//  {"events":N,"reservations":N}. Meanwhile the live consumer goes on:
-//  the shared cursor makes each event apply once, by whichever of the two
-//  gets it first; and should the replay fail half way (500), the consumer
-//  finishes it from the cursor by itself. The replay runs at some 15 000
-//  events a second, so on a long journal it outlasts the broker's
-//  liveness: it keeps the worker's heartbeats going between pages. The
-//  client's deadline still bounds the wait for the answer.
-static int
-s_rebuild (void *state, json_t *request, int64_t deadline,
-           zframe_t **reply_p)
+//  Whether a rebuild holds the view now. A hold that ends further off
+//  than S_REBUILD_HOLD was taken before the clock went back: it is not
+//  trusted, or it could stop rebuilds for as long as the clock moved.
+static bool
+s_rebuild_held (const s_rebuild_row_t *row)
 {
-    (void) deadline;
-    view_t *self = (view_t *) state;
-    static const char *keys [] = { NULL };
-    if (field_only (request, keys, reply_p))
-        return RESV_BAD_REQUEST;
-    if (store_begin (self->store))
-        return s_internal (reply_p, "rebuild: begin",
-                           store_error (self->store));
-    if (sqlite3_exec (store_db (self->store),
-                      "DELETE FROM reservations; DELETE FROM payments; "
-                      "DELETE FROM history;", NULL, NULL, NULL) != SQLITE_OK
-    ||  store_cursor_set (self->store, S_NAME, 0)) {
-        //  The message first: a rollback would replace it.
-        char *error = strdup (store_error (self->store));
-        store_rollback (self->store);
-        int status = s_internal (reply_p, "rebuild: empty the view",
-                                 error? error: "out of memory");
-        free (error);
-        return status;
-    }
-    if (store_commit (self->store))
-        return s_internal (reply_p, "rebuild: commit",
-                           store_error (self->store));
-    //  A rebuild of a long journal outlasts the broker's liveness: keep
-    //  the heartbeats going between pages.
-    if (events_replay (self->client, self->store, S_NAME, NULL, s_apply, NULL,
-                       s_keepalive, self->worker)) {
-        char error [64];
-        snprintf (error, sizeof error, "the replay stopped after seq %" PRId64,
-                  store_cursor (self->store, S_NAME));
-        return s_internal (reply_p, "rebuild", error);
-    }
+    int64_t now = zclock_time ();
+    return row->holder && row->until > now
+        && row->until <= now + S_REBUILD_HOLD;
+}
+
+//  Runs sql, an update of the rebuild row, in the current transaction,
+//  with first bound as ?1 and second as ?2 (when sql has one). Returns 0
+//  or -1.
+static int
+s_rebuild_set (view_t *self, const char *sql, int64_t first, int64_t second)
+{
+    sqlite3_stmt *stmt = store_stmt (self->store, sql);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64 (stmt, 1, first);
+    sqlite3_bind_int64 (stmt, 2, second);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    return rc == SQLITE_DONE? 0: -1;
+}
+
+//  The answer of a rebuild, {"events":N,"reservations":N}, read in the
+//  current transaction: the cursor and the count of one moment, which the
+//  live consumer may move on from, but never apart.
+static int
+s_rebuild_counts (view_t *self, zframe_t **reply_p)
+{
     sqlite3_stmt *stmt = store_stmt (self->store,
         "SELECT count (*) FROM reservations");
     if (!stmt || sqlite3_step (stmt) != SQLITE_ROW) {
@@ -575,6 +607,210 @@ s_rebuild (void *state, json_t *request, int64_t deadline,
                                        "reservations",
                                        (json_int_t) reservations));
     return RESV_OK;
+}
+
+//  A failed step of a rebuild: rolls back and answers 500, with the
+//  store's message taken first (a rollback would replace it).
+static int
+s_rebuild_failed (view_t *self, const char *operation, zframe_t **reply_p)
+{
+    char *error = strdup (store_error (self->store));
+    store_rollback (self->store);
+    int status = s_internal (reply_p, operation, error? error: "out of memory");
+    free (error);
+    return status;
+}
+
+//  Waits until no other rebuild holds the view, then either answers (a
+//  rebuild that was under way when this one came, or began since, has
+//  completed: *awaited_p is its number) or takes the view for a rebuild of
+//  its own: empties it and moves its cursor back to 0 in the transaction
+//  that takes it. Returns 0 with *number_p, the new rebuild's number, or
+//  the status with *reply_p set: the counts, or 503 once the deadline is
+//  near (or the worker stops) with another one still under way.
+static int
+s_rebuild_turn (view_t *self, int64_t deadline, int64_t *awaited_p,
+                int64_t *number_p, zframe_t **reply_p)
+{
+    while (true) {
+        //  Looked at outside a write transaction first, so that waiting
+        //  takes no lock from the replay under way.
+        s_rebuild_row_t row;
+        if (s_rebuild_row (self, &row))
+            return s_internal (reply_p, "rebuild: read",
+                               store_error (self->store));
+        if (!s_rebuild_held (&row)) {
+            if (store_begin (self->store))
+                return s_internal (reply_p, "rebuild: begin",
+                                   store_error (self->store));
+            if (s_rebuild_row (self, &row))
+                return s_rebuild_failed (self, "rebuild: read", reply_p);
+        }
+        if (s_rebuild_held (&row)) {
+            store_rollback (self->store);
+            //  The one under way serves this request too: it emptied the
+            //  view before, and replays every event after.
+            if (!*awaited_p)
+                *awaited_p = row.holder;
+            if (zsys_interrupted) {
+                *reply_p = worker_error (RESV_UNAVAILABLE, RESV_REASON_STOPPING,
+                                         "view rebuild: the worker stops");
+                return RESV_UNAVAILABLE;
+            }
+            if (zclock_mono () + S_REBUILD_POLL >= deadline - S_REBUILD_MARGIN) {
+                *reply_p = worker_error (RESV_UNAVAILABLE,
+                    RESV_REASON_IN_PROGRESS, "view rebuild: another rebuild "
+                    "is still under way; the view is whole once it ends");
+                return RESV_UNAVAILABLE;
+            }
+            worker_keepalive (self->worker);
+            zclock_sleep (S_REBUILD_POLL);
+            continue;
+        }
+        if (*awaited_p && row.finished >= *awaited_p) {
+            int status = s_rebuild_counts (self, reply_p);
+            store_rollback (self->store);
+            return status;
+        }
+        //  None under way, and none completed since this one came (the
+        //  one awaited failed, or its process died): this one runs.
+        *number_p = row.started + 1;
+        if (s_rebuild_set (self,
+                "INSERT INTO rebuild (one, started, holder, until, finished) "
+                "VALUES (1, ?1, ?1, ?2, 0) ON CONFLICT (one) DO UPDATE SET "
+                "started = ?1, holder = ?1, until = ?2",
+                *number_p, zclock_time () + S_REBUILD_HOLD)
+        ||  sqlite3_exec (store_db (self->store),
+                          "DELETE FROM reservations; DELETE FROM payments; "
+                          "DELETE FROM history;", NULL, NULL, NULL) != SQLITE_OK
+        ||  store_cursor_set (self->store, S_NAME, 0))
+            return s_rebuild_failed (self, "rebuild: empty the view", reply_p);
+        if (store_commit (self->store))
+            return s_internal (reply_p, "rebuild: commit",
+                               store_error (self->store));
+        return 0;
+    }
+}
+
+//  What the page callback of a replay needs.
+typedef struct {
+    view_t *view;
+    int64_t number;             //  The rebuild's number
+} s_replay_t;
+
+//  Between pages of a rebuild: heartbeats, so the broker keeps the worker,
+//  and the rebuild's hold renewed. A renewal that fails (the lock busy) is
+//  tried again at the next page; one that finds the hold taken by another
+//  rebuild (this one was stopped past it) changes nothing, and the replay
+//  goes on harmlessly: each event is still applied once, by whichever
+//  replay (or the live consumer) commits it first.
+static void
+s_replay_page (void *arg)
+{
+    s_replay_t *replay = (s_replay_t *) arg;
+    view_t *self = replay->view;
+    worker_keepalive (self->worker);
+    if (store_begin (self->store) == 0) {
+        if (s_rebuild_set (self, "UPDATE rebuild SET until = ?2 "
+                           "WHERE holder = ?1", replay->number,
+                           zclock_time () + S_REBUILD_HOLD) == 0)
+            store_commit (self->store);
+        else
+            store_rollback (self->store);
+    }
+}
+
+//  Replays the journal into the view the rebuild number emptied, then, if
+//  it still holds the view, records it as completed and answers its
+//  counts in the same transaction. Returns the status with *reply_p set,
+//  or 0 when another rebuild took the view meanwhile (the caller waits
+//  for that one). A failed replay lets go of the view, for the next
+//  rebuild, and the live consumer finishes it from the cursor meanwhile.
+static int
+s_rebuild_run (view_t *self, int64_t number, zframe_t **reply_p)
+{
+    s_replay_t replay = { self, number };
+    if (events_replay (self->client, self->store, S_NAME, NULL, s_apply, NULL,
+                       s_replay_page, &replay)) {
+        char error [64];
+        snprintf (error, sizeof error, "the replay stopped after seq %" PRId64,
+                  store_cursor (self->store, S_NAME));
+        if (store_begin (self->store) == 0) {
+            if (s_rebuild_set (self, "UPDATE rebuild SET holder = 0 "
+                               "WHERE holder = ?1", number, 0) == 0)
+                store_commit (self->store);
+            else
+                store_rollback (self->store);
+        }
+        return s_internal (reply_p, "rebuild", error);
+    }
+    if (store_begin (self->store))
+        return s_internal (reply_p, "rebuild: begin", store_error (self->store));
+    s_rebuild_row_t row;
+    if (s_rebuild_row (self, &row))
+        return s_rebuild_failed (self, "rebuild: read", reply_p);
+    if (row.holder != number) {
+        store_rollback (self->store);
+        return 0;
+    }
+    int status = s_rebuild_counts (self, reply_p);
+    if (status != RESV_OK) {
+        store_rollback (self->store);
+        return status;
+    }
+    if (s_rebuild_set (self, "UPDATE rebuild SET holder = 0, finished = ?1 "
+                       "WHERE holder = ?1", number, 0)) {
+        zframe_destroy (reply_p);
+        return s_rebuild_failed (self, "rebuild: end", reply_p);
+    }
+    if (store_commit (self->store)) {
+        zframe_destroy (reply_p);
+        return s_internal (reply_p, "rebuild: commit",
+                           store_error (self->store));
+    }
+    return RESV_OK;
+}
+
+//  rebuild {} -> empties the view and moves its cursor back to 0 in one
+//  transaction, replays the whole journal into it, and answers
+//  {"events":N,"reservations":N}. Meanwhile the live consumer goes on:
+//  the shared cursor makes each event apply once, by whichever of the two
+//  gets it first; and should the replay fail half way (500), the consumer
+//  finishes it from the cursor by itself. The replay runs at some 15 000
+//  events a second, so on a long journal it outlasts the broker's
+//  liveness: it keeps the worker's heartbeats going between pages. The
+//  client's deadline still bounds the wait for the answer.
+//
+//  Rebuilds take turns, also between the processes of the service: one
+//  emptying the view while another replays would leave the other's
+//  answer counting a view half built again (or empty: {"events":0,
+//  "reservations":0}). A rebuild that finds another under way waits for
+//  it, up to its deadline, and when it has completed answers the counts
+//  of the view it left: that view was emptied before this request came,
+//  and replayed whole after. If that one failed or its process died, the
+//  waiting rebuild runs itself. At the deadline it answers 503
+//  in_progress, and the one under way goes on.
+static int
+s_rebuild (void *state, json_t *request, int64_t deadline,
+           zframe_t **reply_p)
+{
+    view_t *self = (view_t *) state;
+    static const char *keys [] = { NULL };
+    if (field_only (request, keys, reply_p))
+        return RESV_BAD_REQUEST;
+    int64_t awaited = 0;        //  A rebuild whose completion answers this
+    while (true) {
+        int64_t number = 0;
+        int status = s_rebuild_turn (self, deadline, &awaited, &number,
+                                     reply_p);
+        if (status == 0)
+            status = s_rebuild_run (self, number, reply_p);
+        if (status)
+            return status;
+        //  Another rebuild took the view from this one, stopped past its
+        //  hold: that one's completion answers this request.
+        awaited = number;
+    }
 }
 
 static const worker_method_t s_methods [] = {

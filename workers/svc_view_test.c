@@ -7,6 +7,7 @@
     a real worker and libresv.
 */
 
+#include <pthread.h>
 #include "testkit.h"
 
 //  A state of the service, with no worker (testkit.h): every test's
@@ -558,6 +559,96 @@ test_two_views_agree (void **state)
     free (after);
 }
 
+//  A rebuild run in a thread of its own: rounds rebuilds on state, each
+//  with a deadline timeout ms away; wrong counts the answers that are not
+//  200 with the true counts, events and reservations, and answer and
+//  status are the first of them, else the last answer. (No cmocka
+//  assertion in the thread: the test checks what it left.)
+typedef struct {
+    void *state;                //  Its own state of the service
+    int timeout;
+    int rounds;
+    int64_t events;             //  The true counts
+    int64_t reservations;
+    int wrong;
+    int status;                 //  The status of answer
+    char answer [160];
+} s_rebuilder_t;
+
+static void *
+s_rebuilder (void *args)
+{
+    s_rebuilder_t *self = (s_rebuilder_t *) args;
+    for (int round = 0; round < self->rounds; round++) {
+        zframe_t *body = zframe_new ("{}", 2);
+        zframe_t *reply = NULL;
+        int status = svc_view (self->state, "rebuild", &body,
+                               zclock_mono () + self->timeout, &reply);
+        zframe_destroy (&body);
+        json_t *json = reply? json_loadb ((const char *) zframe_data (reply),
+                                          zframe_size (reply), 0, NULL): NULL;
+        bool right = status == 200
+            && json_integer_value (json_object_get (json, "events")) == self->events
+            && json_integer_value (json_object_get (json, "reservations"))
+               == self->reservations;
+        if (!right)
+            self->wrong++;
+        //  The first wrong answer is kept; until one comes, the last.
+        if (self->wrong == (right? 0: 1)) {
+            snprintf (self->answer, sizeof self->answer, "%.*s",
+                      reply? (int) zframe_size (reply): 6,
+                      reply? (const char *) zframe_data (reply): "(none)");
+            self->status = status;
+        }
+        json_decref (json);
+        zframe_destroy (&reply);
+    }
+    return NULL;
+}
+
+static void
+test_rebuilds_at_once (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_varied_journal (self);
+    char *before = s_snapshot (self);
+    //  Two processes of the service on the same store, each rebuilding
+    //  again and again while the other does: each answer must give the
+    //  counts of the whole view, never those of a view the other has
+    //  just emptied.
+    enum { REBUILDERS = 2 };
+    s_rebuilder_t rebuilders [REBUILDERS];
+    pthread_t threads [REBUILDERS];
+    for (int i = 0; i < REBUILDERS; i++) {
+        rebuilders [i] = (s_rebuilder_t) {
+            .state = svc_view_new (testkit_cfg (self->kit), NULL),
+            .timeout = 20000, .rounds = 300,
+            .events = testkit_published (self->kit), .reservations = 5
+        };
+        assert_non_null (rebuilders [i].state);
+    }
+    for (int i = 0; i < REBUILDERS; i++)
+        assert_int_equal (pthread_create (&threads [i], NULL, s_rebuilder,
+                                          &rebuilders [i]), 0);
+    int wrong = 0;
+    for (int i = 0; i < REBUILDERS; i++) {
+        pthread_join (threads [i], NULL);
+        if (rebuilders [i].wrong)
+            print_message ("rebuilder %d: %d of %d answers wrong, first: "
+                           "%d %s\n", i, rebuilders [i].wrong,
+                           rebuilders [i].rounds, rebuilders [i].status,
+                           rebuilders [i].answer);
+        wrong += rebuilders [i].wrong;
+        svc_view_destroy (&rebuilders [i].state);
+    }
+    assert_int_equal (wrong, 0);
+    //  And the view they leave is the one they started from.
+    char *after = s_snapshot (self);
+    assert_string_equal (before, after);
+    free (before);
+    free (after);
+}
+
 static void
 test_through_a_worker (void **state)
 {
@@ -854,6 +945,148 @@ test_rebuild_without_a_journal (void **state)
     resv_cfg_destroy (&cfg);
 }
 
+//  --------------------------------------------------------------------------
+//  Rebuilds take turns
+
+//  Writes the rebuild row as another process's rebuild left it: until is
+//  ms from now on the wall clock.
+static void
+s_rebuild_row (fixture_t *self, int64_t started, int64_t holder,
+               int64_t until, int64_t finished)
+{
+    char sql [256];
+    snprintf (sql, sizeof sql, "INSERT OR REPLACE INTO rebuild "
+              "(one, started, holder, until, finished) VALUES (1, %" PRId64
+              ", %" PRId64 ", %" PRId64 ", %" PRId64 ")", started, holder,
+              zclock_time () + until, finished);
+    s_exec (self, sql);
+}
+
+//  Asserts the rebuild row's started, holder and finished.
+static void
+s_assert_rebuild_row (fixture_t *self, int64_t started, int64_t holder,
+                      int64_t finished)
+{
+    sqlite3_stmt *stmt = store_stmt (self->store,
+        "SELECT started, holder, finished FROM rebuild");
+    assert_non_null (stmt);
+    assert_int_equal (sqlite3_step (stmt), SQLITE_ROW);
+    assert_int_equal (sqlite3_column_int64 (stmt, 0), started);
+    assert_int_equal (sqlite3_column_int64 (stmt, 1), holder);
+    assert_int_equal (sqlite3_column_int64 (stmt, 2), finished);
+    sqlite3_reset (stmt);
+}
+
+//  Starts a rebuild on the fixture's state in a thread, with 10 s to
+//  answer; the true answer has the journal's events and reservations.
+static pthread_t
+s_rebuild_start (fixture_t *self, s_rebuilder_t *rebuilder,
+                 int64_t reservations)
+{
+    *rebuilder = (s_rebuilder_t) {
+        .state = self->state, .timeout = 10000, .rounds = 1,
+        .events = testkit_published (self->kit), .reservations = reservations
+    };
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_rebuilder, rebuilder), 0);
+    return thread;
+}
+
+//  Joins the thread and asserts that its rebuild answered the true counts.
+static void
+s_rebuild_join (pthread_t thread, s_rebuilder_t *rebuilder)
+{
+    pthread_join (thread, NULL);
+    if (rebuilder->wrong)
+        fail_msg ("rebuild answered %d %s", rebuilder->status,
+                  rebuilder->answer);
+}
+
+static void
+test_rebuild_waits_its_turn (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_varied_journal (self);
+    int64_t published = testkit_published (self->kit);
+    //  Another process's rebuild, the seventh, is under way.
+    s_rebuild_row (self, 7, 7, 30000, 6);
+    //  One whose deadline comes first answers 503 and leaves the view as
+    //  the other is making it.
+    json_t *reply;
+    assert_int_equal (testkit_handle (svc_view, self->state, "rebuild", "{}",
+                                      2, 400, &reply), 503);
+    assert_string_equal (json_string_value (json_object_get (json_object_get (
+                         reply, "error"), "reason")), "in_progress");
+    json_decref (reply);
+    assert_int_equal (store_cursor (self->store, "view"), published);
+    json_decref (s_status (self, "r1"));
+    s_assert_rebuild_row (self, 7, 7, 6);
+    //  One with time to wait: the other fails (it lets go of the view
+    //  without completing), so this one runs itself.
+    s_rebuilder_t rebuilder;
+    pthread_t thread = s_rebuild_start (self, &rebuilder, 5);
+    zclock_sleep (200);
+    assert_int_equal (store_cursor (self->store, "view"), published);
+    s_exec (self, "UPDATE rebuild SET holder = 0");
+    s_rebuild_join (thread, &rebuilder);
+    s_assert_rebuild_row (self, 8, 0, 8);
+    //  The other completes: this one answers the counts of the view that
+    //  one left (here one reservation less), with no replay of its own.
+    s_rebuild_row (self, 9, 9, 30000, 8);
+    thread = s_rebuild_start (self, &rebuilder, 4);
+    zclock_sleep (200);
+    s_exec (self, "DELETE FROM reservations WHERE id = 'r5'; "
+                  "UPDATE rebuild SET holder = 0, finished = 9");
+    s_rebuild_join (thread, &rebuilder);
+    s_assert_rebuild_row (self, 9, 0, 9);
+    //  A worker told to stop waits no more.
+    s_rebuild_row (self, 10, 10, 30000, 9);
+    zsys_interrupted = 1;
+    assert_int_equal (testkit_handle (svc_view, self->state, "rebuild", "{}",
+                                      2, 5000, &reply), 503);
+    zsys_interrupted = 0;
+    assert_string_equal (json_string_value (json_object_get (json_object_get (
+                         reply, "error"), "reason")), "stopping");
+    json_decref (reply);
+}
+
+static void
+test_rebuild_takes_over_a_dead_one (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_varied_journal (self);
+    int64_t published = testkit_published (self->kit);
+    //  A hold past its time: that rebuild's process died, or is stopped.
+    s_rebuild_row (self, 3, 3, -1, 2);
+    json_t *reply = s_ok (self, "rebuild", json_object ());
+    assert_int_equal (json_integer_value (json_object_get (reply, "events")),
+                      published);
+    assert_int_equal (json_integer_value (json_object_get (reply,
+                      "reservations")), 5);
+    json_decref (reply);
+    s_assert_rebuild_row (self, 4, 0, 4);
+    //  A hold that ends further off than a hold lasts was taken before
+    //  the clock went back: not trusted either.
+    s_rebuild_row (self, 5, 5, 3600000, 4);
+    reply = s_ok (self, "rebuild", json_object ());
+    assert_int_equal (json_integer_value (json_object_get (reply,
+                      "reservations")), 5);
+    json_decref (reply);
+    s_assert_rebuild_row (self, 6, 0, 6);
+    //  A failed replay (no event can be applied) lets go of the view, for
+    //  the next rebuild.
+    s_exec (self, "CREATE TRIGGER refuse BEFORE INSERT ON history "
+                  "BEGIN SELECT RAISE (FAIL, 'refused'); END;");
+    s_refused (self, "rebuild", "{}", 500, "internal");
+    s_assert_rebuild_row (self, 7, 0, 6);
+    s_exec (self, "DROP TRIGGER refuse;");
+    reply = s_ok (self, "rebuild", json_object ());
+    assert_int_equal (json_integer_value (json_object_get (reply,
+                      "reservations")), 5);
+    json_decref (reply);
+    s_assert_rebuild_row (self, 8, 0, 8);
+}
+
 static void
 test_new_failures (void **state)
 {
@@ -881,6 +1114,7 @@ main (void)
         S_TEST (test_rebuild_identical),
         S_TEST (test_rebuild_while_events_arrive),
         S_TEST (test_two_views_agree),
+        S_TEST (test_rebuilds_at_once),
         S_TEST (test_through_a_worker),
         S_TEST (test_bad_status_and_history),
         S_TEST (test_bad_list),
@@ -891,6 +1125,8 @@ main (void)
         S_TEST (test_store_failures_answer_500),
         S_TEST (test_failed_apply_is_retried),
         S_TEST (test_rebuild_without_a_journal),
+        S_TEST (test_rebuild_waits_its_turn),
+        S_TEST (test_rebuild_takes_over_a_dead_one),
         S_TEST (test_new_failures),
     };
     return cmocka_run_group_tests_name ("svc_view", tests, NULL, NULL);
