@@ -491,9 +491,12 @@ test_late_reply_waited_for_a_while (void **state)
     assert_non_null (lost);
     zstr_free (&lost);
     s_expect_error (self->client, "r1", "504", RESV_REASON_DEADLINE);
-    //  Its credit is held: r2 waits in the queue, to its deadline.
-    s_request (self->client, "r2", "echo", "", "300", "");
-    s_expect_no_request (worker, 250);
+    //  Its credit is held: r2 waits in the queue, to its deadline, which
+    //  comes well before r1's credit is free (a deadline of 300 ms put
+    //  the two within a few ms of each other, and r2 went to the worker
+    //  when the machine was busy).
+    s_request (self->client, "r2", "echo", "", "150", "");
+    s_expect_no_request (worker, 100);
     s_expect_error (self->client, "r2", "504", RESV_REASON_DEADLINE);
     //  r1's deadline and 300 ms, and a heartbeat round (400 ms), later.
     s_expect_no_request (worker, 700);
