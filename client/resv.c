@@ -34,7 +34,11 @@
 //  Send and receive high-water marks, in messages: room for the async form
 //  to keep a benchmark's worth of requests in flight.
 #define S_HWM               100000
-//  Messages read in one pass before the timers are looked at again.
+//  Messages read in one pass before the timers are looked at again, beyond
+//  one for each request in flight: a pass reads every reply that waits
+//  for a request before it resends or expires that request, and a stream
+//  of messages for none (late, duplicate, foreign) still cannot keep the
+//  timers from running.
 #define S_DRAIN_BATCH       256
 //  When a request cannot even be queued (the send high-water mark is
 //  reached: the broker is down or far behind), it is tried again this soon,
@@ -63,6 +67,7 @@ struct _s_request_t {
     int64_t expire_at;          //  Given up locally at this time
     int64_t retry_at;           //  Next (re)send; INT64_MAX for none
     int timeout;                //  Deadline as asked, ms, for messages
+    int retry;                  //  Retry interval when it was sent, ms
     bool sent;                  //  Queued on the socket at least once
     uint64_t rx_mark;           //  rx_count when it was created
     uint64_t bad_mark;          //  bad_count when it was created
@@ -503,11 +508,12 @@ s_transmit (resv_t *self, s_request_t *request, int64_t now)
 
 //  Sets when request is next sent, after a send attempt at now.
 static void
-s_schedule (resv_t *self, s_request_t *request, int64_t now, bool queued)
+s_schedule (s_request_t *request, int64_t now, bool queued)
 {
     if (queued) {
         request->sent = true;
-        request->retry_at = self->retry > 0? now + self->retry: INT64_MAX;
+        request->retry_at = request->retry > 0? now + request->retry
+                                              : INT64_MAX;
     }
     else
         request->retry_at = now + S_BLOCKED_RETRY;
@@ -591,7 +597,7 @@ s_timers (resv_t *self, int64_t now)
         else {
             bool queued = !blocked && s_transmit (self, request, now) == 0;
             blocked = !queued;
-            s_schedule (self, request, now, queued);
+            s_schedule (request, now, queued);
             s_heap_down (self, 0);
         }
     }
@@ -691,13 +697,13 @@ s_handle_reply (resv_t *self, zmq_msg_t *frames, int parts)
     s_complete (self, self->table [slot], status, body, size);
 }
 
-//  Reads and handles what has arrived, without waiting, at most
-//  S_DRAIN_BATCH messages. Returns how many were read.
-static int
-s_drain (resv_t *self)
+//  Reads and handles what has arrived, without waiting, at most max
+//  messages. Returns how many were read.
+static size_t
+s_drain (resv_t *self, size_t max)
 {
-    int count = 0;
-    while (count < S_DRAIN_BATCH) {
+    size_t count = 0;
+    while (count < max) {
         zmq_msg_t frames [RESV_CLIENT_REP_FRAMES];
         zmq_msg_init (&frames [0]);
         if (zmq_msg_recv (&frames [0], self->zsock, ZMQ_DONTWAIT) == -1) {
@@ -730,16 +736,22 @@ s_drain (resv_t *self)
     return count;
 }
 
-//  Does one round of work: reads what has arrived, resends and expires
-//  what is due, and when there was nothing to do, waits for input until
-//  the next timer or until (absolute, zclock_mono), whichever is first.
+//  Does one round of work: reads what has arrived (every reply that waits
+//  for a request in flight, before that request's timers), resends and
+//  expires what is due, and when there was nothing to do, waits for input
+//  until the next timer or until (absolute, zclock_mono), whichever is
+//  first.
 //  Returns -1 once until has passed (the work of this round is done even
 //  so: the caller looks at what completed), else 0.
 static int
 s_pump (resv_t *self, int64_t until)
 {
     size_t pending = self->pending;
-    int read = s_drain (self);
+    //  Every reply already here is read before any timer runs: a caller
+    //  that comes back late (busy elsewhere past the retry interval or a
+    //  deadline) must not resend a request whose reply waits unread, nor
+    //  expire it as unanswered.
+    size_t read = s_drain (self, pending + S_DRAIN_BATCH);
     int64_t now = zclock_mono ();
     s_timers (self, now);
     //  Checked first so that a stream of replies nobody waits for (late,
@@ -916,6 +928,7 @@ resv_send (resv_t *self, const char *service, const char *method,
     request->deadline = now + timeout;
     request->expire_at = request->deadline + S_EXPIRE_GRACE;
     request->timeout = timeout;
+    request->retry = self->retry;
     request->sent = false;
     request->rx_mark = self->rx_count;
     request->bad_mark = self->bad_count;
@@ -931,7 +944,7 @@ resv_send (resv_t *self, const char *service, const char *method,
     if (size)
         memcpy (request->data + service_len + method_len, data, size);
 
-    s_schedule (self, request, now, s_transmit (self, request, now) == 0);
+    s_schedule (request, now, s_transmit (self, request, now) == 0);
     if (s_pending_add (self, request)) {
         //  Out of memory: the message may be out already, but its reply
         //  will find no request and be dropped as a late one.

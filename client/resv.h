@@ -16,18 +16,38 @@
     Request ids are made by the library: a random per-client prefix plus a
     counter. A request that gets no reply within the retry interval is sent
     again with the same id until its deadline: the broker drops a copy of a
-    request it is still working on, and every resv command that changes
-    state is idempotent, so a retry never doubles an effect.
+    request it is still working on (or has just answered). A broker that
+    was restarted meanwhile, or whose reply was lost with the client's
+    connection, runs the copy as a new request, so what makes a retry safe
+    is the request itself: the per-command helpers send each command that
+    changes state in a form that is safe to run twice (resv_reserve and
+    resv_resource_add add a request_id of their own when the caller gives
+    none; the other commands are idempotent). resv_call and resv_send send
+    the body as it is given: a reserve or a resource add sent through them
+    without a request_id can be done twice (two reservations, two holds)
+    when a resend meets a restarted broker. Give one.
 
-    Status codes are HTTP-like (resv_proto.h): 2xx success; 400, 402, 403,
-    404, 409, 429 refusals; 500, 501, 503, 504 failures. A reply body with a
-    status >= 400 is {"error":{"code":N,"reason":"word","message":"text"}}.
+    Status codes are HTTP-like: 2xx success; 400, 402, 403, 404, 409, 429
+    refusals; 500, 501, 503, 504 failures. A reply body with a status >= 400
+    is {"error":{"code":N,"reason":"word","message":"text"}}. The codes
+    (RESV_OK, ...) and reason words (RESV_REASON_...) are constants in
+    resv_proto.h; doc/protocol.md, section 5, says which reasons go with
+    which code.
 
     Ownership: objects returned through a `json_t **` argument belong to the
     caller, who releases them with json_decref(), on success and failure
     alike; they are NULL when there is nothing to return. Objects passed in
-    as `json_t *` are borrowed, never stolen. A resv_t is not thread-safe:
-    use one per thread.
+    as `json_t *` are borrowed, never stolen: the caller still releases
+    them. Strings passed in are copied as needed, never kept. Buffers
+    returned (resv_call_raw's reply, resv_reply_t's body) are malloc'd and
+    the caller's to free(). Only resv_destroy frees a resv_t.
+
+    Threads: a resv_t is not thread-safe. Different clients may be used
+    from different threads at the same time (resv_new may be called from
+    several threads at once); one client must be used by one thread at a
+    time, and may move to another thread only with a hand-over that
+    synchronises the two (a mutex, pthread_join). resv_error_new and
+    resv_strstatus may be called from any thread.
 
     libresv runs on CZMQ, whose first use in a process would catch SIGINT
     and SIGTERM (to set zsys_interrupted). libresv leaves the program's
@@ -75,7 +95,8 @@ void
 
 //  Sets the retry interval: a request unanswered for this long is sent
 //  again, with the same id, until its deadline. 0 (or less) turns retries
-//  off. Requests already in flight keep the schedule they had.
+//  off. Requests already in flight keep the schedule they had: the
+//  interval in force when they were sent.
 void
     resv_set_retry (resv_t *self, int retry_ms);
 
@@ -107,7 +128,8 @@ void
 //  the log line, and a request that then times out says one was heard.
 //  While the call waits, replies to requests made with resv_send() are kept
 //  for resv_recv(). Local expiry comes a little (250 ms) after the deadline,
-//  so that a live broker's own 504 comes first.
+//  so that a live broker's own 504 comes first. The broker cuts a deadline
+//  to its broker/max_timeout (60 s by default) and answers 504 then.
 int
     resv_call (resv_t *self, const char *service, const char *method,
                json_t *request, int timeout_ms, json_t **reply_p);
@@ -143,12 +165,15 @@ typedef struct {
 
 //  Waits up to wait_ms (-1: until one is ready or none is in flight) for
 //  the next completed request, in any order. Returns 0 and fills *reply
-//  (the caller frees reply->body with free()), or -1 when nothing completed
-//  in time or nothing is in flight. Requests that pass their deadline
-//  unanswered complete with RESV_TIMEOUT and a local error object as body;
-//  one whose reply libresv cannot read, at once with RESV_INTERNAL and a
-//  local "malformed" error object (see resv_call). Each request sent
-//  completes exactly once.
+//  (the caller frees reply->body with free()), or -1, leaving *reply as it
+//  was, when nothing completed in time or nothing is in flight. A reply
+//  that arrived while the caller was busy elsewhere completes its request,
+//  however late resv_recv is called: every reply that is there is read
+//  before a request is resent or given up. Requests that pass their
+//  deadline unanswered complete with RESV_TIMEOUT and a local error object
+//  as body; one whose reply libresv cannot read, at once with
+//  RESV_INTERNAL and a local "malformed" error object (see resv_call).
+//  Each request sent completes exactly once.
 int
     resv_recv (resv_t *self, int wait_ms, resv_reply_t *reply);
 
@@ -165,7 +190,8 @@ void *
     resv_socket (resv_t *self);
 
 //  Per-command helpers, one per resv command (spec section 5). Each sends
-//  one request with the client's default deadline, returns the status code
+//  one request with the client's default deadline (resv_set_timeout: set
+//  it before a call to give that call its own), returns the status code
 //  and gives the reply body in *reply_p as resv_call() does. Service and
 //  method names and the request bodies are listed in resv_proto.h. A
 //  missing required argument (NULL or empty string), or a json_t argument

@@ -1311,6 +1311,83 @@ test_recv_polls_without_waiting (void **state)
     zsock_destroy (&router);
 }
 
+//  A caller busy elsewhere while its replies came reads them all when it
+//  comes back, past the retry interval and the deadlines: none is
+//  resent, none is taken for unanswered. (Only the first 256 were read
+//  before the timers ran: the others were sent again, and completed 504
+//  "no reply within 300 ms" though their 200 waited unread.)
+static void
+test_late_reader_gets_every_reply (void **state)
+{
+    (void) state;
+    enum { COUNT = 1000 };
+    zsock_t *router = s_router_new ();
+    resv_t *client = resv_new (zsock_endpoint (router));
+    resv_set_retry (client, 100);
+    for (int i = 0; i < COUNT; i++)
+        assert_true (resv_send (client, "echo", "echo", "{}", 2, 300) > 0);
+    for (int i = 0; i < COUNT; i++) {
+        zmsg_t *request = s_router_recv (router);
+        char *id = s_frame_str (request, 3);
+        s_router_reply (router, zmsg_first (request), id, "200", "{}");
+        zstr_free (&id);
+        zmsg_destroy (&request);
+    }
+    //  Past the deadline, its local grace and several retry intervals,
+    //  without reading.
+    zclock_sleep (300 + 250 + 400);
+    int answered = 0;
+    resv_reply_t reply;
+    while (resv_recv (client, 0, &reply) == 0) {
+        if (reply.status == RESV_OK)
+            answered++;
+        free (reply.body);
+    }
+    assert_int_equal (answered, COUNT);
+    assert_int_equal (resv_inflight (client), 0);
+    assert_true (s_router_quiet (router, 100));
+    resv_destroy (&client);
+    zsock_destroy (&router);
+}
+
+//  resv_set_retry leaves the requests in flight on the schedule they had
+//  (resv.h): one sent with resends every 100 ms is still resent after
+//  retries are turned off. (It was resent once more, then never.)
+static void
+test_set_retry_keeps_schedule_in_flight (void **state)
+{
+    (void) state;
+    zsock_t *router = s_router_new ();
+    resv_t *client = resv_new (zsock_endpoint (router));
+    resv_set_retry (client, 100);
+    int64_t handle = resv_send (client, "echo", "echo", NULL, 0, 1000);
+    zmsg_t *request = s_router_recv (router);
+    zmsg_destroy (&request);
+    resv_set_retry (client, 0);
+    resv_reply_t reply;
+    assert_int_equal (resv_recv (client, S_WAIT, &reply), 0);
+    assert_int_equal (reply.handle, handle);
+    assert_int_equal (reply.status, RESV_TIMEOUT);
+    free (reply.body);
+    //  Resends every 100 ms until the deadline: about 9 of them.
+    int resends = 0;
+    while (!s_router_quiet (router, 0)) {
+        request = s_router_recv (router);
+        zmsg_destroy (&request);
+        resends++;
+    }
+    assert_true (resends >= 3);
+    //  A request sent now has none.
+    resv_send (client, "echo", "echo", NULL, 0, 400);
+    request = s_router_recv (router);
+    zmsg_destroy (&request);
+    assert_int_equal (resv_recv (client, S_WAIT, &reply), 0);
+    free (reply.body);
+    assert_true (s_router_quiet (router, 100));
+    resv_destroy (&client);
+    zsock_destroy (&router);
+}
+
 static void
 test_sync_keeps_async_replies (void **state)
 {
@@ -1606,6 +1683,8 @@ main (void)
         cmocka_unit_test (test_retry_same_id),
         cmocka_unit_test (test_async_many_in_flight),
         cmocka_unit_test (test_recv_polls_without_waiting),
+        cmocka_unit_test (test_late_reader_gets_every_reply),
+        cmocka_unit_test (test_set_retry_keeps_schedule_in_flight),
         S_BROKER_TEST (test_sync_keeps_async_replies),
         cmocka_unit_test (test_handles_unique),
         S_BROKER_TEST (test_helpers_send_their_requests),
