@@ -116,6 +116,7 @@ $(LIBDIR)/libresv.a: $(LIB_OBJ)
 $(LIBDIR)/libresv.so: $(LIB_OBJ)
 	@mkdir -p $(LIBDIR)
 	$(CC) -shared -Wl,-soname,libresv.so.0 $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	ln -sf libresv.so $(LIBDIR)/libresv.so.0
 
 $(LIBDIR)/resv.pc: client/resv.pc.in
 	@mkdir -p $(LIBDIR)
