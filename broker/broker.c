@@ -100,7 +100,6 @@ struct _request_t {
     bool retried;               //  Its client sent it again meanwhile
     bool unsent;                //  Its reply could not leave
     int64_t arrived;            //  zclock_mono ms
-    int64_t given;              //  zclock_mono ms when a worker last took it
     int attempts;               //  Times sent to a worker
     size_t slot;                //  Index in the timer heap
     char ticket [];             //  Client id hex ":" request id; the key
@@ -694,7 +693,6 @@ s_request_send (broker_t *self, request_t *request, worker_t *worker)
     size_t timeout_size = resv_decimal (request->deadline > now?
                                         request->deadline - now: 1, timeout);
     request->worker = worker;
-    request->given = now;
     request->attempts++;
     worker->inflight++;
     worker->last_dispatch = ++self->dispatches;
@@ -1792,13 +1790,16 @@ s_timers (broker_t *self)
             //  a service with no worker, a deadline shorter than the
             //  grace) would open the circuit of a service that has not
             //  failed, and refuse the worker that comes back.
-            //  Nor does one whose worker had less than
-            //  broker/breaker_min_time to do it: a client asking for 30
-            //  ms under load would open the circuit for every client of
-            //  a service that answers everyone else in time.
+            //  Nor does one whose client asked for less than
+            //  broker/breaker_min_time: a client asking for 30 ms under
+            //  load would open the circuit for every client of a service
+            //  that answers everyone else in time. What the client asked
+            //  for, not what was left when a worker took it: a service
+            //  that hangs once its queue is long is given each request
+            //  with little of its deadline left, and would never open.
             if (request->attempts
             && (!request->worker
-                ||  request->deadline - request->given >= self->breaker_min_time))
+                ||  request->deadline - request->arrived >= self->breaker_min_time))
                 s_breaker_failure (self, service, request);
             if (request->worker)
                 s_worker_late (self, request->worker, request);

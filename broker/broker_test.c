@@ -80,14 +80,26 @@ s_setup_short_timeout (void **state)
     return rc;
 }
 
-//  Timeouts count toward the breaker only past 150 ms at the worker.
+//  Timeouts count toward the breaker only of requests given min_time ms.
 static int
-s_setup_min_time (void **state)
+s_setup_min_time_of (void **state, const char *min_time)
 {
-    setenv ("RESV_BROKER_BREAKER_MIN_TIME", "150", 1);
+    setenv ("RESV_BROKER_BREAKER_MIN_TIME", min_time, 1);
     int rc = s_setup (state);
     unsetenv ("RESV_BROKER_BREAKER_MIN_TIME");
     return rc;
+}
+
+static int
+s_setup_min_time (void **state)
+{
+    return s_setup_min_time_of (state, "150");
+}
+
+static int
+s_setup_min_time_1s (void **state)
+{
+    return s_setup_min_time_of (state, "1000");
 }
 
 static int
@@ -624,11 +636,11 @@ s_time_out (fixture_t *self, zsock_t *worker, const char *id,
     s_expect_error (self->client, id, "504", RESV_REASON_DEADLINE);
 }
 
-//  A deadline that passes at a worker that had less than
-//  broker/breaker_min_time to do the request says more of the client
-//  than of the service: three of them in a row (one client asking for 50
-//  ms of a loaded service) opened the circuit for every client. A
-//  deadline that gave the worker its time still counts.
+//  A deadline that passes at a worker, of a client that asked for less
+//  than broker/breaker_min_time, says more of the client than of the
+//  service: three of them in a row (one client asking for 50 ms of a
+//  loaded service) opened the circuit for every client. A client that
+//  asked for the minimum still counts.
 static void
 test_short_deadlines_keep_circuit_closed (void **state)
 {
@@ -652,6 +664,90 @@ test_short_deadlines_keep_circuit_closed (void **state)
     s_time_out (self, worker, "l1", "200");
     s_request (self->client, "open", "slow", "", "1000", "");
     s_expect_error (self->client, "open", "503", RESV_REASON_CIRCUIT_OPEN);
+    zsock_destroy (&worker);
+}
+
+//  A service that hangs once its queue is long: each request a client
+//  gave 1.5 s waits 1 s for the worker's credit, and the worker, given it
+//  with 0.5 s left, never answers. That is less than breaker_min_time (1
+//  s here) at the worker, and the circuit never opened: every client got
+//  its 504 after waiting its whole deadline, for as long as the service
+//  hung. The client asked for the minimum, so each such timeout counts.
+static void
+test_queued_then_hung_opens_circuit (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "hung", "2");
+    s_wait_workers (self, "hung", 1);
+    s_request (self->client, "b0", "hung", "", "5000", "");
+    s_request (self->client, "b1", "hung", "", "5000", "");
+    char *busy0 = s_worker_take (worker, NULL);
+    char *busy1 = s_worker_take (worker, NULL);
+    s_request (self->client, "q0", "hung", "", "1500", "");
+    s_request (self->client, "q1", "hung", "", "1500", "");
+    s_expect_no_request (worker, 1000);         //  Heartbeating meanwhile
+    //  The two it holds are answered, and the queued two go to it.
+    s_worker_reply (worker, &busy0, "200", "");
+    s_worker_reply (worker, &busy1, "200", "");
+    char *body = s_expect_reply (self->client, "b0", "200");
+    zstr_free (&body);
+    body = s_expect_reply (self->client, "b1", "200");
+    zstr_free (&body);
+    for (int i = 0; i < 2; i++) {
+        char *ticket = s_worker_take_within (worker, 400);
+        assert_non_null (ticket);
+        zstr_free (&ticket);
+    }
+    s_expect_error (self->client, "q0", "504", RESV_REASON_DEADLINE);
+    s_expect_error (self->client, "q1", "504", RESV_REASON_DEADLINE);
+    //  Two failures: open (breaker_failures = 2).
+    s_request (self->client, "open", "hung", "", "1000", "");
+    s_expect_error (self->client, "open", "503", RESV_REASON_CIRCUIT_OPEN);
+    zsock_destroy (&worker);
+}
+
+//  A half-open circuit's probe whose deadline passes below the minimum
+//  neither closes nor opens it: the next request is the probe, and not
+//  refused as though one were still out.
+static void
+test_short_probe_lets_the_next_probe (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "flaky", "4");
+    s_wait_workers (self, "flaky", 1);
+    for (int i = 0; i < 2; i++) {
+        s_request (self->client, "f", "flaky", "", "1000", "");
+        char *ticket = s_worker_take (worker, NULL);
+        s_worker_reply (worker, &ticket, "500", "{}");
+        char *body = s_expect_reply (self->client, "f", "500");
+        zstr_free (&body);
+    }
+    s_request (self->client, "open", "flaky", "", "1000", "");
+    s_expect_error (self->client, "open", "503", RESV_REASON_CIRCUIT_OPEN);
+    zclock_sleep (350);
+    s_request (self->client, "short", "flaky", "", "50", "");
+    char *held = s_worker_take_within (worker, 500);
+    assert_non_null (held);
+    zstr_free (&held);
+    s_expect_error (self->client, "short", "504", RESV_REASON_DEADLINE);
+    s_request (self->client, "probe", "flaky", "", "1000", "");
+    char *ticket = s_worker_take_within (worker, 500);
+    assert_non_null (ticket);
+    s_worker_reply (worker, &ticket, "200", "");
+    char *body = s_expect_reply (self->client, "probe", "200");
+    zstr_free (&body);
+    //  Closed: two at once both pass.
+    s_request (self->client, "c0", "flaky", "", "1000", "");
+    s_request (self->client, "c1", "flaky", "", "1000", "");
+    for (int i = 0; i < 2; i++) {
+        ticket = s_worker_take_within (worker, 500);
+        assert_non_null (ticket);
+        s_worker_reply (worker, &ticket, "200", "");
+    }
+    body = s_expect_reply (self->client, "c0", "200");
+    zstr_free (&body);
+    body = s_expect_reply (self->client, "c1", "200");
+    zstr_free (&body);
     zsock_destroy (&worker);
 }
 
@@ -1620,6 +1716,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_deadline_keeps_the_worker_busy, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_late_reply_waited_for_a_while, s_setup_short_timeout, s_teardown),
         cmocka_unit_test_setup_teardown (test_short_deadlines_keep_circuit_closed, s_setup_min_time, s_teardown),
+        cmocka_unit_test_setup_teardown (test_queued_then_hung_opens_circuit, s_setup_min_time_1s, s_teardown),
+        cmocka_unit_test_setup_teardown (test_short_probe_lets_the_next_probe, s_setup_min_time, s_teardown),
         cmocka_unit_test_setup_teardown (test_queue_full_429, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_queue_max_zero_still_routes, s_setup_no_queue, s_teardown),
         cmocka_unit_test_setup_teardown (test_breaker_opens_and_closes, s_setup, s_teardown),
