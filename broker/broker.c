@@ -98,6 +98,7 @@ struct _request_t {
     bool grace;                 //  due is the end of a no-worker grace
     bool probe;                 //  The half-open breaker's probe
     bool retried;               //  Its client sent it again meanwhile
+    bool after_stop;            //  Taken while the broker was stopping
     bool unsent;                //  Its reply could not leave
     int64_t arrived;            //  zclock_mono ms
     int attempts;               //  Times sent to a worker
@@ -147,6 +148,7 @@ typedef struct {
     int log_count;              //  Malformed lines logged that second
     bool stopping;              //  STOP received: no new requests
     bool stopped;               //  STOP acknowledged on the pipe
+    size_t unfinished;          //  Requests taken before STOP, in flight
     bool terminated;            //  $TERM received
     //  Settings, from the configuration
     int64_t heartbeat;          //  broker/heartbeat, ms
@@ -667,6 +669,8 @@ s_request_destroy (broker_t *self, request_t **self_p)
     }
     if (request->probe)
         request->service->probing = false;
+    if (self->stopping && !request->after_stop)
+        self->unfinished--;
     //  A retry may be on its way still: that one must not run the request
     //  again. But one that comes after a reply that could not leave must.
     if (!request->unsent
@@ -1680,12 +1684,15 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     if (zhashx_size (self->answered) && zhashx_lookup (self->answered, ticket))
         return;                 //  A retry that crossed the answer
     //  A stopping broker takes no new work, but it still takes a worker's
-    //  call while requests are in flight: it may be a step of one of them
-    //  (a reserve's hold or authorisation), which would otherwise be
-    //  undone and answered 503. A worker's call carries the key, or, on a
-    //  broker without one, names an internal method.
+    //  call while requests it took before the stop are in flight: it may
+    //  be a step of one of them (a reserve's hold or authorisation),
+    //  which would otherwise be undone and answered 503. A worker's call
+    //  carries the key, or, on a broker without one, names an internal
+    //  method. Not while only calls taken during the stop are: workers'
+    //  calls that each came while the one before was in flight (two
+    //  ticks taking turns) would keep the broker from ever stopping.
     if (self->stopping
-    && !(zhashx_size (self->requests)
+    && !(self->unfinished
          && (key || (!self->internal_key
                      && s_method_internal (service_part, method))))) {
         s_send_error (self, client, id, RESV_UNAVAILABLE,
@@ -1716,6 +1723,7 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     }
     memcpy (request->ticket, ticket, ticket_size + 1);
     request->service = service;
+    request->after_stop = self->stopping;
     request->arrived = zclock_mono ();
     request->deadline = request->arrived
                       + (timeout < self->max_timeout? timeout: self->max_timeout);
@@ -1874,9 +1882,12 @@ s_pipe_command (broker_t *self)
                     zsock_endpoint (self->events), NULL);
     else
     if (streq (command, "STOP")) {
-        zsys_info ("broker: stopping, %zu requests in flight",
-                   zhashx_size (self->requests));
-        self->stopping = true;
+        if (!self->stopping) {
+            zsys_info ("broker: stopping, %zu requests in flight",
+                       zhashx_size (self->requests));
+            self->unfinished = zhashx_size (self->requests);
+            self->stopping = true;
+        }
     }
     else
         zsys_error ("broker: unknown actor command '%s'", command);

@@ -14,7 +14,7 @@ s_usage (FILE *out)
         "broker/frontend, workers to broker/backend. Logs go to stderr.\n"
         "SIGTERM or SIGINT stops it gracefully: new requests get 503, those\n"
         "in flight are answered (with the workers' calls they make), then it\n"
-        "exits 0.\n"
+        "exits 0. Workers' calls made once those are answered get 503 too.\n"
         "\n"
         "  -c CONFIG   configuration file (default " RESV_CFG_DEFAULT_PATH ")\n"
         "  -v          accepted, as resvd passes it on; the broker logs\n"

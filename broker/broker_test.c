@@ -1684,6 +1684,50 @@ test_stop_finishes_in_flight (void **state)
     zsock_destroy (&holder);
 }
 
+//  Workers' calls that follow one another, each made while the one
+//  before is in flight (two workers' ticks, say, taking turns), kept a
+//  stopping broker from ever stopping: each found a request in flight.
+//  Only a request taken before the stop makes one a step of unfinished
+//  work; once those are done, a worker's call is new work.
+static void
+test_stop_not_kept_by_workers_calls (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "echo", "1");
+    zsock_t *holder = s_worker (self, "availability", "2");
+    s_wait_workers (self, "echo", 1);
+    s_wait_workers (self, "availability", 1);
+    s_request (self->client, "r1", "echo", "", "3000", "");
+    char *ticket = s_worker_take (worker, NULL);
+    zstr_send (self->broker, "STOP");
+    zstr_send (self->broker, "ENDPOINTS");      //  STOP taken, as above
+    char *endpoints [3];
+    assert_int_equal (zstr_recvx (self->broker, &endpoints [0], &endpoints [1],
+                                  &endpoints [2], NULL), 3);
+    for (int index = 0; index < 3; index++)
+        zstr_free (&endpoints [index]);
+    //  h1, a step of r1 for all the broker knows, is taken.
+    s_request (self->client, "h1", "availability", "hold", "3000", "{}");
+    char *hold = s_worker_take_within (holder, 1000);
+    assert_non_null (hold);
+    s_worker_reply (worker, &ticket, "200", "");
+    char *body = s_expect_reply (self->client, "r1", "200");
+    zstr_free (&body);
+    //  r1 is done; h2 comes while h1 is in flight, and is refused.
+    s_request (self->client, "h2", "availability", "hold", "3000", "{}");
+    s_expect_no_request (holder, 200);
+    s_expect_error (self->client, "h2", "503", RESV_REASON_STOPPING);
+    s_worker_reply (holder, &hold, "200", "held");
+    body = s_expect_reply (self->client, "h1", "200");
+    zstr_free (&body);
+    zpoller_t *poller = zpoller_new (self->broker, NULL);
+    assert_non_null (zpoller_wait (poller, 1000));
+    assert_int_equal (zsock_wait (self->broker), 0);
+    zpoller_destroy (&poller);
+    zsock_destroy (&worker);
+    zsock_destroy (&holder);
+}
+
 static void
 test_bind_failure_returns_null (void **state)
 {
@@ -1746,6 +1790,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_worker_back_with_same_identity, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_worker_bye_drains, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_stop_finishes_in_flight, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_stop_not_kept_by_workers_calls, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bind_failure_returns_null, s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name ("broker", tests, NULL, NULL);
