@@ -9,6 +9,9 @@
 #include <sqlite3.h>
 #include <errno.h>
 
+#define S_TEXT_(x)          #x
+#define S_TEXT(x)           S_TEXT_ (x)
+
 struct _journal_t {
     sqlite3 *db;                //  The open journal file
     sqlite3_stmt *insert;       //  INSERT OR IGNORE of one event
@@ -308,8 +311,13 @@ journal_scan (const char *text, size_t size, journal_event_t *event,
 {
     memset (event, 0, sizeof *event);
     s_fields_t fields = { event, false, false, NULL };
-    size_t used = jscan_object (text, size, s_member, &fields);
+    size_t used = jscan_object_max (text, size, JOURNAL_DEPTH_MAX, s_member,
+                                    &fields);
     const char *why = NULL;
+    if (!used && jscan_object (text, size, NULL, NULL))
+        why = "an event nests more than " S_TEXT (JOURNAL_DEPTH_MAX)
+              " levels";
+    else
     if (!used)
         why = "an event is not an object";
     else

@@ -30,6 +30,14 @@ typedef struct _journal_t journal_t;
 //  Longest event id and type.
 #define JOURNAL_ID_MAX      64
 #define JOURNAL_TYPE_MAX    64
+//  Deepest nesting of an event, the event itself level 1 (resv's own
+//  reach 5: event, data, reservation, payment, a value). Readers parse
+//  events inside other documents, each container around them a level
+//  more (a page of the journal {"items":[E]}, a relay's publish, a
+//  view's history answered in a batch: 5 levels), and jansson parses no
+//  document deeper than 2048 levels: an event deeper than that less its
+//  carrier's levels would be journaled, then break every read of it.
+#define JOURNAL_DEPTH_MAX   64
 
 //  Opens or creates the journal at path, and holds an exclusive lock on
 //  path.lock (flock) until it is destroyed: a journal has one writer, so
@@ -59,7 +67,8 @@ typedef struct {
 //  key twice, with "id" and "type" strings (1 to 64 bytes; the type of
 //  lowercase words, dots and underscores) and optionally "data" (an
 //  object), "at", "correlation_id", "reservation", "resource" (strings of
-//  1 to 128 bytes); any other key is refused. Returns the bytes the event
+//  1 to 128 bytes); any other key is refused; and it nests at most
+//  JOURNAL_DEPTH_MAX levels. Returns the bytes the event
 //  takes and fills *event; 0 with *why_p saying what is wrong if it is
 //  not an event.
 size_t

@@ -37,6 +37,7 @@ typedef struct {
     const unsigned char *at;    //  Next byte to read
     const unsigned char *end;   //  Past the last byte
     int depth;                  //  Of the value being read
+    int depth_max;              //  Deepest level taken
     s_key_t *keys;              //  Keys of the objects being read
     size_t nkeys;
     size_t maxkeys;
@@ -588,7 +589,7 @@ static bool
 s_value (s_scan_t *self, jscan_kind_t *kind_p)
 {
     s_space (self);
-    if (self->at >= self->end || self->depth >= S_DEPTH_MAX)
+    if (self->at >= self->end || self->depth >= self->depth_max)
         return false;
     self->depth++;
     unsigned char c = *self->at;
@@ -629,6 +630,7 @@ s_scan_init (s_scan_t *self, const char *text, size_t size)
     self->at = (const unsigned char *) text;
     self->end = self->at + size;
     self->depth = 0;
+    self->depth_max = S_DEPTH_MAX;
     self->keys = self->inline_keys;
     self->nkeys = 0;
     self->maxkeys = S_KEYS_INLINE;
@@ -655,11 +657,13 @@ jscan_value (const char *text, size_t size)
 //  Reads the object ('{') or array ('[') that text must start with, and
 //  hands its members or items over (see jscan_object and jscan_array).
 static size_t
-s_container (const char *text, size_t size, char open,
+s_container (const char *text, size_t size, char open, int depth_max,
              jscan_member_fn *member, jscan_item_fn *item, void *arg)
 {
     s_scan_t scan;
     s_scan_init (&scan, text, size);
+    if (depth_max < S_DEPTH_MAX)
+        scan.depth_max = depth_max;
     s_space (&scan);
     bool ok = scan.at < scan.end && *scan.at == open;
     if (ok) {
@@ -674,11 +678,18 @@ size_t
 jscan_object (const char *text, size_t size, jscan_member_fn *member,
               void *arg)
 {
-    return s_container (text, size, '{', member, NULL, arg);
+    return s_container (text, size, '{', S_DEPTH_MAX, member, NULL, arg);
+}
+
+size_t
+jscan_object_max (const char *text, size_t size, int depth_max,
+                  jscan_member_fn *member, void *arg)
+{
+    return s_container (text, size, '{', depth_max, member, NULL, arg);
 }
 
 size_t
 jscan_array (const char *text, size_t size, jscan_item_fn *item, void *arg)
 {
-    return s_container (text, size, '[', NULL, item, arg);
+    return s_container (text, size, '[', S_DEPTH_MAX, NULL, item, arg);
 }

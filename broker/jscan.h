@@ -57,6 +57,14 @@ size_t
     jscan_object (const char *text, size_t size, jscan_member_fn *member,
                   void *arg);
 
+//  As jscan_object, refusing also a text that nests more than depth_max
+//  levels (the object is level 1, a value in it level 2; depth_max at
+//  most 2048): for a text that other JSON documents will carry, each
+//  container around it a level deeper, within jansson's 2048.
+size_t
+    jscan_object_max (const char *text, size_t size, int depth_max,
+                      jscan_member_fn *member, void *arg);
+
 //  Called by jscan_array for each item of the array, in order: value and
 //  value_size the item as it is in the text. Returns false to stop the
 //  scan, which then fails.

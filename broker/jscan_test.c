@@ -202,6 +202,31 @@ test_depth (void **state)
     }
 }
 
+//  jscan_object_max takes a text of depth_max levels, and refuses one
+//  level more; past jansson's 2048 it is jscan_object.
+static void
+test_object_max (void **state)
+{
+    (void) state;
+    const char text [] = "{\"a\":[[1]],\"b\":{}}";      //  1 at level 4
+    size_t size = sizeof text - 1;
+    assert_int_equal (jscan_object_max (text, size, 4, NULL, NULL), size);
+    assert_int_equal (jscan_object_max (text, size, 3, NULL, NULL), 0);
+    assert_int_equal (jscan_object_max ("{}", 2, 1, NULL, NULL), 2);
+    assert_int_equal (jscan_object_max ("{\"a\":1}", 7, 1, NULL, NULL), 0);
+    char *deep = (char *) malloc (2049 * 6 + 16);
+    size_t used = 0;
+    for (int level = 1; level < 2049; level++)
+        used += (size_t) sprintf (deep + used, "{\"k\":");
+    used += (size_t) sprintf (deep + used, "{}");
+    for (int level = 1; level < 2049; level++)
+        deep [used++] = '}';
+    assert_int_equal (jscan_object_max (deep, used, 100000, NULL, NULL), 0);
+    assert_int_equal (jscan_object_max (deep + 5, used - 6, 100000, NULL, NULL),
+                      used - 6);
+    free (deep);
+}
+
 static void
 test_many_keys (void **state)
 {
@@ -447,6 +472,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_written_cases),
         cmocka_unit_test (test_depth),
+        cmocka_unit_test (test_object_max),
         cmocka_unit_test (test_many_keys),
         cmocka_unit_test (test_generated),
         cmocka_unit_test (test_object_members),

@@ -366,6 +366,20 @@ has "a timeout that is not a number: 400 malformed" "$OUT" '"reason":"malformed"
 OUT=$("${RAW[@]}" "$RESV_BROKER_FRONTEND" 3000 RESVC1 REQ t2 'AV"ail' \
     resource.list 1000 '{}')
 has "a service name with a quote: 400 malformed" "$OUT" '"reason":"malformed"'
+# An event that jansson reads alone but not inside a page of the journal
+# (2047 levels), published as a worker would, with the internal key: it
+# is refused, and every page still reads (the snapshot below). It was
+# journaled, and every read of its page failed after.
+"$PY" -c 'import sys
+sys.stdout.write("{\"events\":[{\"id\":\"deep\",\"type\":\"deep\",\"data\":"
+                 + "{\"k\":" * 2045 + "{}" + "}" * 2045 + "}]}")' >"$T/deep.json"
+OUT=$("${RAW[@]}" "$RESV_BROKER_FRONTEND" 5000 RESVC1 REQ deep1 events publish \
+    5000 "@$T/deep.json" "$RESV_BROKER_INTERNAL_KEY")
+if [ "$(printf '%s\n' "$OUT" | sed -n 4p)" = 400 ]; then
+    ok "an event of 2047 levels, published with the internal key: 400"
+else
+    not_ok "an event of 2047 levels, published with the internal key: 400: got '$(printf '%s' "$OUT" | tr '\n' ' ' | head -c 200)'"
+fi
 # Garbage that names no request: dropped, the broker goes on.
 "${RAW[@]}" "$RESV_BROKER_FRONTEND" 1000 GARBAGE >/dev/null
 "${RAW[@]}" "$RESV_BROKER_FRONTEND" 1000 RESVC1 FOO x y z 1 '{}' >/dev/null
