@@ -560,10 +560,10 @@ static const s_command_t s_commands [] = {
       "Rebuilds take turns, also across view processes: one asked while\n"
       "another runs waits for it (within -t) and then prints the counts\n"
       "of the view that one left, with no second replay; if that one\n"
-      "failed, this one runs. One still waiting at its deadline gets 503\n"
-      "in_progress (exit 3), and the one under way goes on. Until a\n"
-      "rebuild ends, status, list and history see the view half built,\n"
-      "or wait for the rebuild (with one view process).\n" },
+      "failed, or its process died, this one runs. One still waiting at\n"
+      "its deadline gets 503 in_progress (exit 3), and the one under way\n"
+      "goes on. Until a rebuild ends, status, list and history see the\n"
+      "view half built, or wait for the rebuild (with one view process).\n" },
     { NULL, "notifications", s_none, s_notifications_opts,
       s_run_notifications,
       "usage: resv notifications --customer C [--limit N] [--after CURSOR]\n"

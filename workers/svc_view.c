@@ -34,6 +34,7 @@
 */
 
 #include "svc.h"
+#include "db.h"
 #include "events.h"
 #include "fields.h"
 #include "jscan.h"
@@ -72,9 +73,11 @@ static const char *s_schema =
     "    event       TEXT NOT NULL,"
     "    PRIMARY KEY (reservation, seq));"
     //  Rebuilds, in one row (none until the first): started numbers them,
-    //  holder is the number of the one under way (0: none), which holds
-    //  the view until until (wall clock ms, renewed at each page of its
-    //  replay), and finished is the number of the last that completed.
+    //  holder is the number of the one under way (0: none; one whose
+    //  process died stays there, see s_rebuild_turn), and finished is the
+    //  number of the last that completed. until is no longer read (it
+    //  was a hold on the wall clock): kept so that a view.db made with it
+    //  still takes the row.
     "CREATE TABLE IF NOT EXISTS rebuild ("
     "    one      INTEGER PRIMARY KEY CHECK (one = 1),"
     "    started  INTEGER NOT NULL,"
@@ -82,13 +85,10 @@ static const char *s_schema =
     "    until    INTEGER NOT NULL,"
     "    finished INTEGER NOT NULL);";
 
-//  How long a rebuild holds the view without renewing its hold, ms: its
-//  replay renews it after every page, one journal read (CALL_TIMEOUT of
-//  events.c, 5 s, or the replay fails) and one transaction (a wait for
-//  the lock of up to the store's 10 s) apart, and the renewal may wait
-//  for the lock too. A hold not renewed for this long is a rebuild whose
-//  process died or was stopped: the next rebuild takes its place.
-#define S_REBUILD_HOLD  30000
+//  The file beside the store whose lock (flock) a rebuild holds from
+//  before it takes its turn in the row until after it has let go of it:
+//  the system lets go of it when the process dies.
+#define S_REBUILD_LOCK  ".rebuild.lock"
 //  How often a rebuild that waits for another one looks again, ms.
 #define S_REBUILD_POLL  20
 //  A rebuild waiting for another gives up this long before its deadline,
@@ -122,6 +122,7 @@ typedef struct {
     zactor_t *events;           //  The consumer
     resv_t *client;             //  Journal reads of a rebuild
     worker_t *worker;           //  Kept alive through a long rebuild
+    char *lock_path;            //  The store's path and S_REBUILD_LOCK
 } view_t;
 
 
@@ -534,7 +535,6 @@ s_history (void *state, json_t *request, int64_t deadline,
 typedef struct {
     int64_t started;            //  Rebuilds begun, the number of the last
     int64_t holder;             //  The one under way, 0 if none
-    int64_t until;              //  Its hold ends then (wall clock ms)
     int64_t finished;           //  The last one that completed
 } s_rebuild_row_t;
 
@@ -543,29 +543,17 @@ s_rebuild_row (view_t *self, s_rebuild_row_t *row)
 {
     memset (row, 0, sizeof *row);
     sqlite3_stmt *stmt = store_stmt (self->store,
-        "SELECT started, holder, until, finished FROM rebuild");
+        "SELECT started, holder, finished FROM rebuild");
     if (!stmt)
         return -1;
     int rc = sqlite3_step (stmt);
     if (rc == SQLITE_ROW) {
         row->started = sqlite3_column_int64 (stmt, 0);
         row->holder = sqlite3_column_int64 (stmt, 1);
-        row->until = sqlite3_column_int64 (stmt, 2);
-        row->finished = sqlite3_column_int64 (stmt, 3);
+        row->finished = sqlite3_column_int64 (stmt, 2);
     }
     sqlite3_reset (stmt);
     return rc == SQLITE_ROW || rc == SQLITE_DONE? 0: -1;
-}
-
-//  Whether a rebuild holds the view now. A hold that ends further off
-//  than S_REBUILD_HOLD was taken before the clock went back: it is not
-//  trusted, or it could stop rebuilds for as long as the clock moved.
-static bool
-s_rebuild_held (const s_rebuild_row_t *row)
-{
-    int64_t now = zclock_time ();
-    return row->holder && row->until > now
-        && row->until <= now + S_REBUILD_HOLD;
 }
 
 //  Runs sql, an update of the rebuild row, in the current transaction,
@@ -621,37 +609,42 @@ s_rebuild_failed (view_t *self, const char *operation, zframe_t **reply_p)
     return status;
 }
 
-//  Waits until no other rebuild holds the view, then either answers (a
+//  Waits until no other rebuild is under way, then either answers (a
 //  rebuild that was under way when this one came, or began since, has
 //  completed: *awaited_p is its number) or takes the view for a rebuild of
 //  its own: empties it and moves its cursor back to 0 in the transaction
 //  that takes it. Returns 0 with *number_p, the new rebuild's number, or
 //  the status with *reply_p set: the counts, or 503 once the deadline is
 //  near (or the worker stops) with another one still under way.
+//
+//  A rebuild is under way while its process holds the rebuild lock
+//  (*lock_p is this one's, -1 until taken), not while the row names it:
+//  a process killed half way leaves its number in the row, and its
+//  successor (or any other) would otherwise wait for one that no longer
+//  runs, serving nothing else meanwhile. Nor does a clock that moves
+//  change which one runs.
 static int
 s_rebuild_turn (view_t *self, int64_t deadline, int64_t *awaited_p,
-                int64_t *number_p, zframe_t **reply_p)
+                int *lock_p, int64_t *number_p, zframe_t **reply_p)
 {
     while (true) {
-        //  Looked at outside a write transaction first, so that waiting
-        //  takes no lock from the replay under way.
-        s_rebuild_row_t row;
-        if (s_rebuild_row (self, &row))
-            return s_internal (reply_p, "rebuild: read",
-                               store_error (self->store));
-        if (!s_rebuild_held (&row)) {
-            if (store_begin (self->store))
-                return s_internal (reply_p, "rebuild: begin",
-                                   store_error (self->store));
-            if (s_rebuild_row (self, &row))
-                return s_rebuild_failed (self, "rebuild: read", reply_p);
+        if (*lock_p == -1) {
+            *lock_p = db_lock (self->lock_path);
+            if (*lock_p == -1 && errno != EWOULDBLOCK)
+                return s_internal (reply_p, "rebuild: lock",
+                                   strerror (errno));
         }
-        if (s_rebuild_held (&row)) {
-            store_rollback (self->store);
+        if (*lock_p == -1) {
+            //  Another one is under way, about to begin or just ended.
             //  The one under way serves this request too: it emptied the
-            //  view before, and replays every event after.
+            //  view before, and replays every event after; with none in
+            //  the row, the next to begin does.
+            s_rebuild_row_t row;
+            if (s_rebuild_row (self, &row))
+                return s_internal (reply_p, "rebuild: read",
+                                   store_error (self->store));
             if (!*awaited_p)
-                *awaited_p = row.holder;
+                *awaited_p = row.holder? row.holder: row.started + 1;
             if (zsys_interrupted) {
                 *reply_p = worker_error (RESV_UNAVAILABLE, RESV_REASON_STOPPING,
                                          "view rebuild: the worker stops");
@@ -667,19 +660,26 @@ s_rebuild_turn (view_t *self, int64_t deadline, int64_t *awaited_p,
             zclock_sleep (S_REBUILD_POLL);
             continue;
         }
+        //  None is under way: a holder in the row is one whose process
+        //  died, or one that could not clear it.
+        s_rebuild_row_t row;
+        if (store_begin (self->store))
+            return s_internal (reply_p, "rebuild: begin",
+                               store_error (self->store));
+        if (s_rebuild_row (self, &row))
+            return s_rebuild_failed (self, "rebuild: read", reply_p);
         if (*awaited_p && row.finished >= *awaited_p) {
             int status = s_rebuild_counts (self, reply_p);
             store_rollback (self->store);
             return status;
         }
-        //  None under way, and none completed since this one came (the
+        //  None completed since this one came (none was under way, or the
         //  one awaited failed, or its process died): this one runs.
         *number_p = row.started + 1;
         if (s_rebuild_set (self,
                 "INSERT INTO rebuild (one, started, holder, until, finished) "
-                "VALUES (1, ?1, ?1, ?2, 0) ON CONFLICT (one) DO UPDATE SET "
-                "started = ?1, holder = ?1, until = ?2",
-                *number_p, zclock_time () + S_REBUILD_HOLD)
+                "VALUES (1, ?1, ?1, 0, 0) ON CONFLICT (one) DO UPDATE SET "
+                "started = ?1, holder = ?1", *number_p, 0)
         ||  sqlite3_exec (store_db (self->store),
                           "DELETE FROM reservations; DELETE FROM payments; "
                           "DELETE FROM history;", NULL, NULL, NULL) != SQLITE_OK
@@ -692,46 +692,24 @@ s_rebuild_turn (view_t *self, int64_t deadline, int64_t *awaited_p,
     }
 }
 
-//  What the page callback of a replay needs.
-typedef struct {
-    view_t *view;
-    int64_t number;             //  The rebuild's number
-} s_replay_t;
-
-//  Between pages of a rebuild: heartbeats, so the broker keeps the worker,
-//  and the rebuild's hold renewed. A renewal that fails (the lock busy) is
-//  tried again at the next page; one that finds the hold taken by another
-//  rebuild (this one was stopped past it) changes nothing, and the replay
-//  goes on harmlessly: each event is still applied once, by whichever
-//  replay (or the live consumer) commits it first.
+//  Between pages of a rebuild: heartbeats, so the broker keeps the worker.
 static void
-s_replay_page (void *arg)
+s_keepalive (void *worker)
 {
-    s_replay_t *replay = (s_replay_t *) arg;
-    view_t *self = replay->view;
-    worker_keepalive (self->worker);
-    if (store_begin (self->store) == 0) {
-        if (s_rebuild_set (self, "UPDATE rebuild SET until = ?2 "
-                           "WHERE holder = ?1", replay->number,
-                           zclock_time () + S_REBUILD_HOLD) == 0)
-            store_commit (self->store);
-        else
-            store_rollback (self->store);
-    }
+    worker_keepalive ((worker_t *) worker);
 }
 
-//  Replays the journal into the view the rebuild number emptied, then, if
-//  it still holds the view, records it as completed and answers its
-//  counts in the same transaction. Returns the status with *reply_p set,
-//  or 0 when another rebuild took the view meanwhile (the caller waits
-//  for that one). A failed replay lets go of the view, for the next
-//  rebuild, and the live consumer finishes it from the cursor meanwhile.
+//  Replays the journal into the view the rebuild number emptied, then
+//  records it as completed and answers its counts in the same
+//  transaction. Returns the status with *reply_p set. A failed replay
+//  lets go of the view, for the next rebuild, and the live consumer
+//  finishes it from the cursor meanwhile. A long journal outlasts the
+//  broker's liveness: the heartbeats go on between pages.
 static int
 s_rebuild_run (view_t *self, int64_t number, zframe_t **reply_p)
 {
-    s_replay_t replay = { self, number };
     if (events_replay (self->client, self->store, S_NAME, NULL, s_apply, NULL,
-                       s_replay_page, &replay)) {
+                       s_keepalive, self->worker)) {
         char error [64];
         snprintf (error, sizeof error, "the replay stopped after seq %" PRId64,
                   store_cursor (self->store, S_NAME));
@@ -746,13 +724,6 @@ s_rebuild_run (view_t *self, int64_t number, zframe_t **reply_p)
     }
     if (store_begin (self->store))
         return s_internal (reply_p, "rebuild: begin", store_error (self->store));
-    s_rebuild_row_t row;
-    if (s_rebuild_row (self, &row))
-        return s_rebuild_failed (self, "rebuild: read", reply_p);
-    if (row.holder != number) {
-        store_rollback (self->store);
-        return 0;
-    }
     int status = s_rebuild_counts (self, reply_p);
     if (status != RESV_OK) {
         store_rollback (self->store);
@@ -789,7 +760,8 @@ s_rebuild_run (view_t *self, int64_t number, zframe_t **reply_p)
 //  of the view it left: that view was emptied before this request came,
 //  and replayed whole after. If that one failed or its process died, the
 //  waiting rebuild runs itself. At the deadline it answers 503
-//  in_progress, and the one under way goes on.
+//  in_progress, and the one under way goes on. The one under way is the
+//  one whose process holds the rebuild lock (s_rebuild_turn).
 static int
 s_rebuild (void *state, json_t *request, int64_t deadline,
            zframe_t **reply_p)
@@ -799,18 +771,16 @@ s_rebuild (void *state, json_t *request, int64_t deadline,
     if (field_only (request, keys, reply_p))
         return RESV_BAD_REQUEST;
     int64_t awaited = 0;        //  A rebuild whose completion answers this
-    while (true) {
-        int64_t number = 0;
-        int status = s_rebuild_turn (self, deadline, &awaited, &number,
-                                     reply_p);
-        if (status == 0)
-            status = s_rebuild_run (self, number, reply_p);
-        if (status)
-            return status;
-        //  Another rebuild took the view from this one, stopped past its
-        //  hold: that one's completion answers this request.
-        awaited = number;
-    }
+    int64_t number = 0;
+    int lock = -1;              //  The rebuild lock, once this one has it
+    int status = s_rebuild_turn (self, deadline, &awaited, &lock, &number,
+                                 reply_p);
+    if (status == 0)
+        status = s_rebuild_run (self, number, reply_p);
+    //  Let go only now, the row cleared: none begins before.
+    if (lock != -1)
+        close (lock);
+    return status;
 }
 
 static const worker_method_t s_methods [] = {
@@ -835,13 +805,16 @@ svc_view_new (resv_cfg_t *cfg, worker_t *worker)
     view_t *self = (view_t *) zmalloc (sizeof (view_t));
     self->worker = worker;
     self->store = store_new (cfg, S_NAME, s_schema);
+    if (self->store)
+        self->lock_path = zsys_sprintf ("%s%s", store_path (self->store),
+                                        S_REBUILD_LOCK);
     store_keep_alive (self->store, worker);
     self->client = resv_new (resv_cfg_str (cfg, "broker/frontend",
                                            RESV_DEFAULT_ENDPOINT));
     events_config_t config = { .store = S_NAME, .schema = s_schema,
                                .consumer = S_NAME, .apply = s_apply,
                                .raw = true };
-    if (self->store && self->client)
+    if (self->store && self->lock_path && self->client)
         self->events = events_new (cfg, &config);
     if (!self->events) {
         if (!self->client)
@@ -862,6 +835,7 @@ svc_view_destroy (void **state_p)
     events_destroy (&self->events);
     resv_destroy (&self->client);
     store_destroy (&self->store);
+    zstr_free (&self->lock_path);
     free (self);
     *state_p = NULL;
 }
