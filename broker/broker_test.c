@@ -1636,6 +1636,22 @@ test_worker_bye_drains (void **state)
     zsock_destroy (&worker);
 }
 
+//  Tells the broker to STOP and returns once it has taken it: the pipe is
+//  read in order, but apart from the client's socket, so once ENDPOINTS
+//  is answered STOP has been taken, and what the client sends next comes
+//  after it.
+static void
+s_stop (fixture_t *self)
+{
+    zstr_send (self->broker, "STOP");
+    zstr_send (self->broker, "ENDPOINTS");
+    char *endpoints [3];
+    assert_int_equal (zstr_recvx (self->broker, &endpoints [0], &endpoints [1],
+                                  &endpoints [2], NULL), 3);
+    for (int index = 0; index < 3; index++)
+        zstr_free (&endpoints [index]);
+}
+
 //  A stopping broker takes no new work, but a worker's call (an internal
 //  method; on a broker with a key, any call with the key) made while
 //  requests are in flight may be a step of one of them: it was refused
@@ -1650,15 +1666,7 @@ test_stop_finishes_in_flight (void **state)
     s_wait_workers (self, "availability", 1);
     s_request (self->client, "r1", "echo", "", "3000", "");
     char *ticket = s_worker_take (worker, NULL);
-    zstr_send (self->broker, "STOP");
-    //  The pipe is read in order, but apart from the client's socket: once
-    //  ENDPOINTS is answered, STOP has been taken, and r2 comes after it.
-    zstr_send (self->broker, "ENDPOINTS");
-    char *endpoints [3];
-    assert_int_equal (zstr_recvx (self->broker, &endpoints [0], &endpoints [1],
-                                  &endpoints [2], NULL), 3);
-    for (int index = 0; index < 3; index++)
-        zstr_free (&endpoints [index]);
+    s_stop (self);
     s_request (self->client, "r2", "echo", "", "3000", "");
     s_expect_error (self->client, "r2", "503", RESV_REASON_STOPPING);
     s_request (self->client, "h1", "availability", "hold", "3000", "{}");
@@ -1699,13 +1707,7 @@ test_stop_not_kept_by_workers_calls (void **state)
     s_wait_workers (self, "availability", 1);
     s_request (self->client, "r1", "echo", "", "3000", "");
     char *ticket = s_worker_take (worker, NULL);
-    zstr_send (self->broker, "STOP");
-    zstr_send (self->broker, "ENDPOINTS");      //  STOP taken, as above
-    char *endpoints [3];
-    assert_int_equal (zstr_recvx (self->broker, &endpoints [0], &endpoints [1],
-                                  &endpoints [2], NULL), 3);
-    for (int index = 0; index < 3; index++)
-        zstr_free (&endpoints [index]);
+    s_stop (self);
     //  h1, a step of r1 for all the broker knows, is taken.
     s_request (self->client, "h1", "availability", "hold", "3000", "{}");
     char *hold = s_worker_take_within (holder, 1000);
