@@ -43,6 +43,7 @@ main (int argc, char *argv [])
     //  writes, not the process.
     zsys_init ();
     resv_daemon_signals ();
+    resv_daemon_files ();
     zsys_set_logstream (stderr);
     zsys_set_logident ("resv-broker");
     resv_cfg_t *cfg = resv_cfg_load (config);

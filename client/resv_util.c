@@ -12,6 +12,7 @@
 #include <sys/random.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 int64_t
 resv_time_ms (void)
@@ -241,6 +242,21 @@ resv_daemon_signals (void)
     sigaddset (&stop, SIGTERM);
     sigaddset (&stop, SIGINT);
     pthread_sigmask (SIG_UNBLOCK, &stop, NULL);
+}
+
+long
+resv_daemon_files (void)
+{
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit) == -1)
+        return -1;
+    rlim_t want = limit.rlim_max < RESV_FILES_MAX? limit.rlim_max: RESV_FILES_MAX;
+    if (limit.rlim_cur < want) {
+        limit.rlim_cur = want;
+        if (setrlimit (RLIMIT_NOFILE, &limit) == -1)
+            getrlimit (RLIMIT_NOFILE, &limit);
+    }
+    return (long) limit.rlim_cur;
 }
 
 int

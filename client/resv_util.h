@@ -118,6 +118,15 @@ unsigned
 void
     resv_daemon_signals (void);
 
+//  For resv's daemons, at start: raises the soft limit of open files to
+//  the hard one (at most RESV_FILES_MAX). Every TCP connection to the
+//  broker is a file of its process, and Debian's soft limit is 1024: past
+//  it the broker could accept no connection, so no client or worker
+//  reached it, and nothing said why. Returns the limit now in force.
+#define RESV_FILES_MAX 65536
+long
+    resv_daemon_files (void);
+
 //  Reads the command line of one of resv's daemons: -h or --help, -c
 //  CONFIG, -v, and, when name_p is not NULL, one NAME not starting with
 //  '-' (*name_p stays NULL without one). Help goes to stdout; anything

@@ -47,6 +47,7 @@ main (int argc, char *argv [])
     //  closed log pipe fails the log's writes, not the process.
     zsys_init ();
     resv_daemon_signals ();
+    resv_daemon_files ();
     zsys_set_logstream (stderr);
     zsys_set_logident ("resvd");
     resv_cfg_t *cfg = resv_cfg_load (config);

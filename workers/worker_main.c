@@ -77,6 +77,7 @@ main (int argc, char *argv [])
     //  writes, not the process.
     zsys_init ();
     resv_daemon_signals ();
+    resv_daemon_files ();
     zsys_set_logstream (stderr);
     char ident [64];
     snprintf (ident, sizeof ident, "resv-worker %s %d", svc->name,
