@@ -131,7 +131,7 @@ resv_frame_limit (int64_t max_message)
 #define RESV_INTERNAL_METHODS \
     "availability/hold", "availability/release", "payment/authorize", \
     "payment/void", "reservation/expire", "reservation/decide", \
-    "events/publish"
+    "events/publish", "echo/exit"
 #define RESV_REASON_INTERNAL_ONLY   "internal_only"
 
 //  A method "batch.METHOD" carries several requests for METHOD of one

@@ -58,8 +58,17 @@ check "killed worker dropped from stats" wait_workers echo 1
 start_worker echo
 W3=$LAST_PID
 wait_workers echo 2
-expect_exit 3 "request that kills its workers fails, no hang" "$RESV" -t 8000 call echo exit
-has "lost twice is 503 worker_lost" "$OUT" '"code":503.*worker_lost'
+# echo exit is a test hook: only a holder of the internal key may call it
+# (any client could kill the echo worker of a default system).
+expect_exit 1 "echo exit without the internal key is refused" "$RESV" -t 3000 call echo exit
+has "403 internal_only" "$OUT" '"code":403.*internal_only'
+check "and both workers live" has_workers echo 2
+OUT=$(python3 "$TOP/tests/rawclient.py" "$RESV_BROKER_FRONTEND" 8000 RESVC1 REQ \
+      kill1 echo exit 8000 '{}' "$RESV_BROKER_INTERNAL_KEY")
+rc=$?
+check "request that kills its workers fails, no hang (exit $rc)" test "$rc" -eq 0
+has "lost twice is 503 worker_lost" "$(printf '%s\n' "$OUT" | sed -n '4,5p' | tr '\n' ' ')" \
+    '^503 .*"reason":"worker_lost"'
 check "both workers gone" wait_workers echo 0
 
 # --- queue bound: 429 ---------------------------------------------------

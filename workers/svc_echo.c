@@ -77,7 +77,9 @@ svc_echo (void *state, const char *method, zframe_t **body_p,
     }
     if (streq (method, "exit")) {
         //  A crash with a request in hand, on purpose; said, so that a
-        //  test's log tells it from a worker that died of a fault.
+        //  test's log tells it from a worker that died of a fault. An
+        //  internal method (resv_proto.h): only a holder of the internal
+        //  key may call it, not any client of a default system.
         zsys_warning ("echo exit: exiting at once, as asked");
         _exit (1);
     }
