@@ -560,6 +560,22 @@ s_teardown_ticking (void **state)
     return 0;
 }
 
+//  Reserves two manual reservations of resource per method: raced [i],
+//  the one a round races, and next [i], due just after it, which shows
+//  when the tick is done with the first. tag keeps the tests' keys apart.
+static void
+s_race_pairs (fixture_t *self, const char *resource, const char **methods,
+              const char *tag, char **raced, char **next)
+{
+    for (int i = 0; methods [i]; i++) {
+        char key [32];
+        snprintf (key, sizeof key, "k-%s-%s", tag, methods [i]);
+        raced [i] = testkit_reserved (self->kit, resource, key);
+        snprintf (key, sizeof key, "k-%s-%s-next", tag, methods [i]);
+        next [i] = testkit_reserved (self->kit, resource, key);
+    }
+}
+
 //  The tick picks a row whose approve (or decline) has checked the
 //  deadline and not yet committed; that decision's decide moves the
 //  reservation, and then the tick's expire gets 409 and takes its reply
@@ -578,13 +594,7 @@ test_decision_wins_over_expiry (void **state)
                                "reservation.declined" };
     const char *causes [] = { "approval.approved", "approval.declined" };
     char *raced [2], *next [2];
-    for (int i = 0; methods [i]; i++) {
-        char key [32];
-        snprintf (key, sizeof key, "k-w-%s", methods [i]);
-        raced [i] = testkit_reserved (self->kit, resource, key);
-        snprintf (key, sizeof key, "k-w-%s-next", methods [i]);
-        next [i] = testkit_reserved (self->kit, resource, key);
-    }
+    s_race_pairs (self, resource, methods, "w", raced, next);
     assert_true (s_wait_caught_up (self));
     s_gates_start (self);
     for (int i = 0; methods [i]; i++) {
@@ -651,13 +661,7 @@ test_expiry_wins_over_decision (void **state)
                                "reservation.declined" };
     const char *causes [] = { "approval.approved", "approval.declined" };
     char *raced [2], *next [2];
-    for (int i = 0; methods [i]; i++) {
-        char key [32];
-        snprintf (key, sizeof key, "k-x-%s", methods [i]);
-        raced [i] = testkit_reserved (self->kit, resource, key);
-        snprintf (key, sizeof key, "k-x-%s-next", methods [i]);
-        next [i] = testkit_reserved (self->kit, resource, key);
-    }
+    s_race_pairs (self, resource, methods, "x", raced, next);
     assert_true (s_wait_caught_up (self));
     s_gates_start (self);
     for (int i = 0; methods [i]; i++) {
