@@ -669,7 +669,7 @@ s_request_destroy (broker_t *self, request_t **self_p)
     }
     if (request->probe)
         request->service->probing = false;
-    if (self->stopping && !request->after_stop)
+    if (self->stopping && !request->after_stop && self->unfinished)
         self->unfinished--;
     //  A retry may be on its way still: that one must not run the request
     //  again. But one that comes after a reply that could not leave must.

@@ -75,14 +75,12 @@ static const char *s_schema =
     //  Rebuilds, in one row (none until the first): started numbers them,
     //  holder is the number of the one under way (0: none; one whose
     //  process died stays there, see s_rebuild_turn), and finished is the
-    //  number of the last that completed. until is no longer read (it
-    //  was a hold on the wall clock): kept so that a view.db made with it
-    //  still takes the row.
+    //  number of the last that completed. Whether one is under way is
+    //  told by the rebuild lock (S_REBUILD_LOCK), not by this row.
     "CREATE TABLE IF NOT EXISTS rebuild ("
     "    one      INTEGER PRIMARY KEY CHECK (one = 1),"
     "    started  INTEGER NOT NULL,"
     "    holder   INTEGER NOT NULL,"
-    "    until    INTEGER NOT NULL,"
     "    finished INTEGER NOT NULL);";
 
 //  The file beside the store whose lock (flock) a rebuild holds from
@@ -677,8 +675,8 @@ s_rebuild_turn (view_t *self, int64_t deadline, int64_t *awaited_p,
         //  one awaited failed, or its process died): this one runs.
         *number_p = row.started + 1;
         if (s_rebuild_set (self,
-                "INSERT INTO rebuild (one, started, holder, until, finished) "
-                "VALUES (1, ?1, ?1, 0, 0) ON CONFLICT (one) DO UPDATE SET "
+                "INSERT INTO rebuild (one, started, holder, finished) "
+                "VALUES (1, ?1, ?1, 0) ON CONFLICT (one) DO UPDATE SET "
                 "started = ?1, holder = ?1", *number_p, 0)
         ||  sqlite3_exec (store_db (self->store),
                           "DELETE FROM reservations; DELETE FROM payments; "
