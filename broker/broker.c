@@ -905,17 +905,39 @@ s_worker_remove (broker_t *self, worker_t *worker, const char *why)
     s_service_dispatch (self, service);
 }
 
-//  READY: identity, header, command, service, credit.
+//  Whether part holds the broker's internal key.
+static bool
+s_part_is_key (broker_t *self, zmq_msg_t *part)
+{
+    size_t size = strlen (self->internal_key);
+    return zmq_msg_size (part) == size
+        && memcmp (zmq_msg_data (part), self->internal_key, size) == 0;
+}
+
+//  READY: identity, header, command, service, credit [, internal key].
+//  A broker with an internal key takes only workers that show it: the
+//  backend is for resv's own processes, and a worker gets its service's
+//  requests, with what they carry.
 static void
 s_worker_ready (broker_t *self, s_msg_t *msg, const char *key)
 {
     zmq_msg_t *identity = &msg->part [0];
     zmq_msg_t *name = &msg->part [3];
     int64_t credit;
-    if (msg->count != RESV_WORKER_READY_FRAMES + 1
+    if ((msg->count != RESV_WORKER_READY_FRAMES + 1
+      && msg->count != RESV_WORKER_READY_FRAMES + 2)
     ||  !s_part_is_name (name, false)
     ||  !s_part_number (&msg->part [4], 9, &credit) || credit < 1 || credit > 1000) {
         s_malformed (self, "backend", "READY with a bad service or credit");
+        s_send_control (self, identity, RESV_CMD_DISCONNECT);
+        return;
+    }
+    if (self->internal_key
+    && (msg->count != RESV_WORKER_READY_FRAMES + 2
+        || !s_part_is_key (self, &msg->part [5]))) {
+        s_malformed (self, "backend", msg->count == RESV_WORKER_READY_FRAMES + 2?
+                     "READY with a wrong internal key":
+                     "READY without the internal key");
         s_send_control (self, identity, RESV_CMD_DISCONNECT);
         return;
     }
@@ -1580,9 +1602,7 @@ static bool
 s_key_admits (broker_t *self, zmq_msg_t *service, zmq_msg_t *method,
               zmq_msg_t *key)
 {
-    if (key && self->internal_key
-    && (zmq_msg_size (key) != strlen (self->internal_key)
-        || memcmp (zmq_msg_data (key), self->internal_key, zmq_msg_size (key))))
+    if (key && self->internal_key && !s_part_is_key (self, key))
         return false;
     if (key || !self->internal_key)
         return true;

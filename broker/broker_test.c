@@ -251,13 +251,13 @@ s_worker_reply (zsock_t *worker, char **ticket_p, const char *status,
 
 //  Waits until stats shows the service with the given number of workers.
 static void
-s_wait_workers (fixture_t *self, const char *service, int count)
+s_wait_workers_at (zsock_t *client, const char *service, int count)
 {
     char pattern [64];
     snprintf (pattern, sizeof pattern, "\"%s\":{\"workers\":%d,", service, count);
     for (int i = 0; i < 100; i++) {
-        s_request (self->client, "stats", "stats", "", "1000", "");
-        char *body = s_expect_reply (self->client, "stats", "200");
+        s_request (client, "stats", "stats", "", "1000", "");
+        char *body = s_expect_reply (client, "stats", "200");
         bool found = strstr (body, pattern) != NULL;
         zstr_free (&body);
         if (found)
@@ -265,6 +265,12 @@ s_wait_workers (fixture_t *self, const char *service, int count)
         zclock_sleep (20);
     }
     fail_msg ("service %s never had %d workers", service, count);
+}
+
+static void
+s_wait_workers (fixture_t *self, const char *service, int count)
+{
+    s_wait_workers_at (self->client, service, count);
 }
 
 
@@ -1462,26 +1468,49 @@ test_events_bad_input_400 (void **state)
     zstr_free (&body);
 }
 
+//  A broker of its own with the internal key "sesame", on ports and a
+//  data directory of its own (the fixture's broker holds the journal of
+//  its directory), and its frontend and backend.
+typedef struct {
+    resv_cfg_t *cfg;
+    zactor_t *broker;
+    char *frontend, *backend, *events;
+} s_keyed_t;
+
+static void
+s_keyed_start (fixture_t *self, s_keyed_t *keyed)
+{
+    setenv ("RESV_BROKER_INTERNAL_KEY", "sesame", 1);
+    char *dir = zsys_sprintf ("%s/keyed", self->dir);
+    setenv ("RESV_DATA_DIR", dir, 1);
+    keyed->cfg = resv_cfg_load (NULL);
+    keyed->broker = broker_new (keyed->cfg);
+    unsetenv ("RESV_BROKER_INTERNAL_KEY");
+    setenv ("RESV_DATA_DIR", self->dir, 1);
+    zstr_free (&dir);
+    assert_non_null (keyed->broker);
+    zstr_send (keyed->broker, "ENDPOINTS");
+    zstr_recvx (keyed->broker, &keyed->frontend, &keyed->backend,
+                &keyed->events, NULL);
+}
+
+static void
+s_keyed_stop (s_keyed_t *keyed)
+{
+    zactor_destroy (&keyed->broker);
+    resv_cfg_destroy (&keyed->cfg);
+    zstr_free (&keyed->frontend);
+    zstr_free (&keyed->backend);
+    zstr_free (&keyed->events);
+}
+
 static void
 test_internal_methods_need_the_key (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    //  A broker of its own, with a key, and a data directory of its own:
-    //  the fixture's broker holds the journal of its directory.
-    setenv ("RESV_BROKER_INTERNAL_KEY", "sesame", 1);
-    setenv ("RESV_BROKER_FRONTEND", "tcp://127.0.0.1:*", 1);
-    char *dir = zsys_sprintf ("%s/keyed", self->dir);
-    setenv ("RESV_DATA_DIR", dir, 1);
-    resv_cfg_t *cfg = resv_cfg_load (NULL);
-    zactor_t *broker = broker_new (cfg);
-    unsetenv ("RESV_BROKER_INTERNAL_KEY");
-    setenv ("RESV_DATA_DIR", self->dir, 1);
-    zstr_free (&dir);
-    assert_non_null (broker);
-    char *frontend, *backend, *events;
-    zstr_send (broker, "ENDPOINTS");
-    zstr_recvx (broker, &frontend, &backend, &events, NULL);
-    zsock_t *client = zsock_new_dealer (frontend);
+    s_keyed_t keyed;
+    s_keyed_start (self, &keyed);
+    zsock_t *client = zsock_new_dealer (keyed.frontend);
     zsock_set_rcvtimeo (client, 2000);
     const char *internal [] = { "availability", "hold", "payment", "void",
                                 "events", "publish", NULL };
@@ -1504,11 +1533,59 @@ test_internal_methods_need_the_key (void **state)
     s_request (client, "d", "availability", "availability", "1000", "{}");
     s_expect_error (client, "d", "503", RESV_REASON_NO_WORKER);
     zsock_destroy (&client);
-    zactor_destroy (&broker);
-    resv_cfg_destroy (&cfg);
-    zstr_free (&frontend);
-    zstr_free (&backend);
-    zstr_free (&events);
+    s_keyed_stop (&keyed);
+}
+
+//  The next message on worker is BYE.
+static void
+s_expect_bye (zsock_t *worker)
+{
+    char *header, *command;
+    assert_int_equal (zstr_recvx (worker, &header, &command, NULL), 2);
+    assert_string_equal (command, RESV_CMD_DISCONNECT);
+    zstr_free (&header);
+    zstr_free (&command);
+}
+
+//  A broker with an internal key takes no worker without it: a process
+//  that reaches the backend cannot serve a service's requests, and see
+//  what they carry, unless it is one of the deployment's own.
+static void
+test_ready_needs_the_key (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_keyed_t keyed;
+    s_keyed_start (self, &keyed);
+    zsock_t *client = zsock_new_dealer (keyed.frontend);
+    zsock_set_rcvtimeo (client, 2000);
+    zsock_t *rogue = zsock_new_dealer (keyed.backend);
+    zsock_set_rcvtimeo (rogue, 2000);
+    zstr_sendx (rogue, RESV_PROTO_WORKER, RESV_CMD_READY, "payment", "5", NULL);
+    s_expect_bye (rogue);
+    zstr_sendx (rogue, RESV_PROTO_WORKER, RESV_CMD_READY, "payment", "5",
+                "open-sesame", NULL);
+    s_expect_bye (rogue);
+    //  Neither counts as a worker: a request finds none.
+    s_request (client, "a", "payment", "authorize-me", "1000", "{}");
+    s_expect_error (client, "a", "503", RESV_REASON_NO_WORKER);
+    s_expect_silence (rogue, 200);
+    zsock_destroy (&rogue);
+    //  With the key, the worker is taken and served.
+    zsock_t *worker = zsock_new_dealer (keyed.backend);
+    zsock_set_rcvtimeo (worker, 2000);
+    zstr_sendx (worker, RESV_PROTO_WORKER, RESV_CMD_READY, "payment", "5",
+                "sesame", NULL);
+    s_wait_workers_at (client, "payment", 1);
+    s_request (client, "b", "payment", "status", "1000", "{}");
+    char *ticket = s_worker_take (worker, NULL);
+    assert_non_null (ticket);
+    s_worker_reply (worker, &ticket, "200", "{\"ok\":true}");
+    char *body = s_expect_reply (client, "b", "200");
+    assert_string_equal (body, "{\"ok\":true}");
+    zstr_free (&body);
+    zsock_destroy (&worker);
+    zsock_destroy (&client);
+    s_keyed_stop (&keyed);
 }
 
 static void
@@ -1780,6 +1857,7 @@ main (void)
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reply_to_other_workers_ticket_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_internal_methods_need_the_key, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_ready_needs_the_key, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_too_large_request_400, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_retry_in_flight_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_publish_read_and_fan_out, s_setup, s_teardown),

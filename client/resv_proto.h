@@ -30,6 +30,7 @@
 
 //  Worker <-> broker commands.
 //  READY:     header, "READY", service, credit        (worker -> broker)
+//             [, internal-key]  (required by a broker that has one)
 //  REQ:       header, "REQ", ticket, method, timeout-ms, body (broker -> worker)
 //  REP:       header, "REP", ticket, status, body     (worker -> broker)
 //  HB:        header, "HB"                            (both ways)

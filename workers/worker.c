@@ -153,13 +153,14 @@ static void
 //  --------------------------------------------------------------------------
 //  Sockets
 
-//  Sends a control message: the header, cmd and up to two more text parts
-//  (NULL-terminated). Returns 0, or -1 if the socket could not take it.
+//  Sends a control message: the header, cmd and up to three more text
+//  parts (NULL-terminated). Returns 0, or -1 if the socket could not take
+//  it.
 static int
 s_send_ctl (worker_t *self, const char *cmd, const char *arg1,
-            const char *arg2)
+            const char *arg2, const char *arg3)
 {
-    const char *part [] = { RESV_PROTO_WORKER, cmd, arg1, arg2, NULL };
+    const char *part [] = { RESV_PROTO_WORKER, cmd, arg1, arg2, arg3, NULL };
     if (!self->handle)
         return -1;
     for (size_t i = 0; part [i]; i++) {
@@ -217,7 +218,9 @@ s_announce (worker_t *self)
     self->expires_at = zclock_mono () + (int64_t) self->heartbeat * self->liveness;
     char credit [16];
     snprintf (credit, sizeof credit, "%d", self->credit);
-    s_send_ctl (self, RESV_CMD_READY, self->service, credit);
+    //  The internal key, when the deployment has one, shows the broker
+    //  that this process is one of its own: it takes no worker without.
+    s_send_ctl (self, RESV_CMD_READY, self->service, credit, self->key);
 }
 
 //  Closes the socket. linger says whether queued messages may still leave
@@ -285,7 +288,7 @@ s_begin_stop (worker_t *self, int64_t now)
 {
     if (self->state == S_CONNECTED) {
         zsys_info ("worker: %s: stopping", self->service);
-        s_send_ctl (self, RESV_CMD_DISCONNECT, NULL, NULL);
+        s_send_ctl (self, RESV_CMD_DISCONNECT, NULL, NULL, NULL);
         self->state = S_STOPPING;
         self->stop_by = now + (int64_t) self->heartbeat * self->liveness;
     }
@@ -895,7 +898,7 @@ s_run_timers (worker_t *self, int64_t now)
 {
     if (s_finishing (self)) {
         if (now >= self->sent_at + self->heartbeat)
-            s_send_ctl (self, RESV_CMD_HEARTBEAT, NULL, NULL);
+            s_send_ctl (self, RESV_CMD_HEARTBEAT, NULL, NULL, NULL);
     }
     else
     if (self->state == S_CONNECTED || self->state == S_STOPPING) {
@@ -910,7 +913,7 @@ s_run_timers (worker_t *self, int64_t now)
         }
         else
         if (now >= self->sent_at + self->heartbeat)
-            s_send_ctl (self, RESV_CMD_HEARTBEAT, NULL, NULL);
+            s_send_ctl (self, RESV_CMD_HEARTBEAT, NULL, NULL, NULL);
     }
     else
     if (self->state == S_WAITING && now >= self->reconnect_at) {
@@ -1079,7 +1082,7 @@ worker_destroy (worker_t **self_p)
     //  DISCONNECT, lingering for heartbeat x liveness where no broker is
     //  listening yet, held the process's exit that long.
     if (self->state == S_CONNECTED && self->announced)
-        s_send_ctl (self, RESV_CMD_DISCONNECT, NULL, NULL);
+        s_send_ctl (self, RESV_CMD_DISCONNECT, NULL, NULL, NULL);
     s_close (self, self->announced);
     if (self->held)
         s_drop_held (self);
@@ -1153,7 +1156,7 @@ worker_keepalive (worker_t *self)
         return;
     int64_t now = zclock_mono ();
     if (now >= self->sent_at + self->heartbeat)
-        s_send_ctl (self, RESV_CMD_HEARTBEAT, NULL, NULL);
+        s_send_ctl (self, RESV_CMD_HEARTBEAT, NULL, NULL, NULL);
 }
 
 void

@@ -1202,16 +1202,20 @@ test_group_commit (void **state)
 
 //  Asserts that a new worker of echo, whose service's own default credit
 //  is credit, announces expected as its credit in its READY to the fake
-//  broker; workers/echo/credit is set to echo_credit unless that is NULL.
+//  broker, followed by key if not NULL; workers/echo/credit is set to
+//  echo_credit unless that is NULL, and broker/internal_key to key.
 static void
-s_assert_credit (fixture_t *self, const char *echo_credit, int credit,
-                 const char *expected)
+s_assert_ready (fixture_t *self, const char *echo_credit, int credit,
+                const char *expected, const char *key)
 {
     if (echo_credit)
         setenv ("RESV_WORKERS_ECHO_CREDIT", echo_credit, 1);
+    if (key)
+        setenv ("RESV_BROKER_INTERNAL_KEY", key, 1);
     resv_cfg_t *cfg = resv_cfg_load (NULL);
     worker_t *worker = worker_new (cfg, "echo", credit);
     unsetenv ("RESV_WORKERS_ECHO_CREDIT");
+    unsetenv ("RESV_BROKER_INTERNAL_KEY");
     assert_non_null (worker);
     //  It announces itself when it first serves. The worker before this
     //  one said BYE as it went: skip to the READY (identity, protocol,
@@ -1236,7 +1240,7 @@ s_assert_credit (fixture_t *self, const char *echo_credit, int credit,
         free (kind);
     }
     assert_true (s_msg_is (ready, 1, RESV_PROTO_WORKER, RESV_CMD_READY,
-                           "echo", expected, NULL));
+                           "echo", expected, key, NULL));
     zmsg_destroy (&ready);
     worker_destroy (&worker);
     resv_cfg_destroy (&cfg);
@@ -1251,10 +1255,19 @@ test_service_credit (void **state)
     //  (workers/credit, CREDIT here).
     char common [8];
     snprintf (common, sizeof common, "%d", CREDIT);
-    s_assert_credit (self, "7", 0, "7");
-    s_assert_credit (self, "7", 40, "7");
-    s_assert_credit (self, NULL, 40, "40");
-    s_assert_credit (self, NULL, 0, common);
+    s_assert_ready (self, "7", 0, "7", NULL);
+    s_assert_ready (self, "7", 40, "7", NULL);
+    s_assert_ready (self, NULL, 40, "40", NULL);
+    s_assert_ready (self, NULL, 0, common, NULL);
+}
+
+//  A worker of a deployment with an internal key shows it in its READY,
+//  as the broker then asks; without one, READY has no key frame.
+static void
+test_ready_carries_the_key (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_assert_ready (self, "7", 0, "7", "sesame");
 }
 
 static void
@@ -2074,6 +2087,7 @@ main (void)
         FAKE (test_batch_replies),
         FAKE (test_group_commit),
         FAKE (test_service_credit),
+        FAKE (test_ready_carries_the_key),
         FAKE (test_expired),
         FAKE (test_malformed),
         FAKE (test_heartbeat),
