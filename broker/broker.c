@@ -1009,7 +1009,7 @@ s_worker_reply (broker_t *self, worker_t *worker, s_msg_t *msg)
     memcpy (key, zmq_msg_data (ticket), zmq_msg_size (ticket));
     key [zmq_msg_size (ticket)] = 0;
     request_t *request = (request_t *) zhashx_lookup (self->requests, key);
-    if (!s_part_number (&msg->part [4], 9, &status) || status < 100 || status > 599) {
+    if (!s_part_number (&msg->part [4], 9, &status) || !RESV_STATUS_VALID (status)) {
         s_malformed (self, "backend", "REP with a bad status");
         //  Its client need not wait for the deadline: the worker failed.
         if (request && request->worker == worker) {

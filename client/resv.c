@@ -612,7 +612,8 @@ s_frame_is (zmq_msg_t *frame, const char *string)
         && memcmp (zmq_msg_data (frame), string, len) == 0;
 }
 
-//  The status of a reply: 100 to 999, or 0 when frame is not 3 digits.
+//  The status of a reply: 2xx, 4xx or 5xx, or 0 when frame is anything
+//  else (not 3 digits, or a class resv never answers with).
 static int
 s_status (zmq_msg_t *frame)
 {
@@ -625,7 +626,7 @@ s_status (zmq_msg_t *frame)
             return 0;
         status = status * 10 + digits [i] - '0';
     }
-    return status < 100? 0: status;
+    return RESV_STATUS_VALID (status)? status: 0;
 }
 
 //  A RESVC1 reply this client cannot read, why saying what is wrong with

@@ -122,10 +122,11 @@ void
 //  "internal" error object quoting the body. With a status >= 400, *reply_p
 //  is always an error object: one the reply did not carry is made up from
 //  the status and the body. A reply libresv cannot read (the wrong number
-//  of frames, a status that is not 3 digits) fails the request it names at
-//  once with RESV_INTERNAL and reason "malformed", and is logged (a line
-//  every 10 s at most); one that names no request in flight is dropped with
-//  the log line, and a request that then times out says one was heard.
+//  of frames, a status that is not 3 digits of 2xx, 4xx or 5xx) fails the
+//  request it names at once with RESV_INTERNAL and reason "malformed", and
+//  is logged (a line every 10 s at most); one that names no request in
+//  flight is dropped with the log line, and a request that then times out
+//  says one was heard.
 //  While the call waits, replies to requests made with resv_send() are kept
 //  for resv_recv(). Local expiry comes a little (250 ms) after the deadline,
 //  so that a live broker's own 504 comes first. The broker cuts a deadline

@@ -89,6 +89,12 @@ resv_frame_limit (int64_t max_message)
 #define RESV_UNAVAILABLE        503
 #define RESV_TIMEOUT            504
 
+//  Whether status is one resv answers with: a success (2xx), a refusal
+//  (4xx) or a failure (5xx). Any other is a peer's fault wherever it is
+//  read: the broker, libresv and a worker's runtime take it for 500.
+#define RESV_STATUS_VALID(status) \
+    ((status) >= 200 && (status) <= 599 && (status) / 100 != 3)
+
 //  Reason words carried in error bodies:
 //  {"error":{"code":N,"reason":"word","message":"text"}}
 #define RESV_REASON_BAD_REQUEST     "bad_request"

@@ -370,7 +370,7 @@ static int
 s_checked_status (worker_t *self, const char *method, int status,
                   zframe_t **reply_p)
 {
-    if (status >= 100 && status <= 599)
+    if (RESV_STATUS_VALID (status))
         return status;
     zsys_error ("worker: %s: handler of '%s' returned status %d",
                 self->service, method, status);
@@ -1201,7 +1201,7 @@ worker_answer (worker_t *self, worker_later_t **later_p, int status,
     zframe_t *none = NULL;
     if (!reply_p)
         reply_p = &none;
-    if (status < 100 || status > 599) {
+    if (!RESV_STATUS_VALID (status)) {
         zsys_error ("worker: %s: answer of '%s' with status %d",
                     self->service, (*later_p)->method, status);
         zframe_destroy (reply_p);
@@ -1328,7 +1328,8 @@ s_reply_member (void *arg, const char *key, size_t key_size, const char *value,
     return true;
 }
 
-//  The status of a batch item: a JSON integer of 100 to 599, else 0.
+//  The status of a batch item: a JSON integer of 3 digits that
+//  RESV_STATUS_VALID takes, else 0.
 static int
 s_item_code (s_span_t *status)
 {
@@ -1340,7 +1341,7 @@ s_item_code (s_span_t *status)
             return 0;
         code = code * 10 + (status->text [index] - '0');
     }
-    return code >= 100 && code <= 599? code: 0;
+    return RESV_STATUS_VALID (code)? code: 0;
 }
 
 //  The result of one item of a batch reply, as s_call_result makes it;
@@ -1355,12 +1356,13 @@ s_item_result (worker_t *self, const char *text, size_t size, int *code_p,
                             { NULL, 0, JSCAN_LITERAL } };
     if (jscan_object (text, size, s_reply_member, &item) != size
     ||  (*code_p = s_item_code (&item.status)) == 0) {
-        zsys_warning ("worker: %s: an item of a batch reply has no status of "
-                      "100 to 599; its call fails with 500", self->service);
+        zsys_warning ("worker: %s: an item of a batch reply has no valid "
+                      "status (2xx, 4xx or 5xx); its call fails with 500",
+                      self->service);
         *code_p = RESV_INTERNAL;
         return resv_error_new (RESV_INTERNAL, RESV_REASON_INTERNAL,
                                "the reply to a batch has an item without a "
-                               "status of 100 to 599");
+                               "valid status (2xx, 4xx or 5xx)");
     }
     s_span_t *body = &item.body;
     json_t *result = NULL;

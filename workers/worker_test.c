@@ -745,7 +745,7 @@ s_handler (void *state, const char *method, zframe_t **body_p,
     }
     if (streq (method, "bogus")) {
         *reply_p = zframe_new ("x", 1);
-        return 42;
+        return 302;             //  resv has no 3xx: out of range too
     }
     if (streq (method, "later-bogus")) {
         //  Taken aside and answered at once, with a status out of range;
@@ -753,7 +753,7 @@ s_handler (void *state, const char *method, zframe_t **body_p,
         worker_later_t *later = worker_defer (self->worker);
         assert_non_null (later);
         zframe_t *answer = zframe_new ("x", 1);
-        worker_answer (self->worker, &later, 42, &answer);
+        worker_answer (self->worker, &later, 100, &answer);
         assert_null (later);
         assert_null (answer);
         *reply_p = zframe_new ("dropped", 7);
@@ -1083,7 +1083,8 @@ test_batch_calls_fail_together (void **state)
 }
 
 //  Each call of a batch request completes with its own item of the reply:
-//  its status and body. An item without a status of 100 to 599 fails its
+//  its status and body. An item without a valid status (2xx, 4xx or
+//  5xx: not 1xx or 3xx either) fails its
 //  own call; a reply that is not a list of as many items, or anything
 //  but JSON, fails them all.
 static void
@@ -1106,6 +1107,8 @@ test_batch_replies (void **state)
         { "{\"batch\":[{\"status\":99},{\"status\":200.0}]}",
           { 500, 500 }, { "internal", "internal" } },
         { "{\"batch\":[{\"status\":600},[200]]}",
+          { 500, 500 }, { "internal", "internal" } },
+        { "{\"batch\":[{\"status\":100},{\"status\":302}]}",
           { 500, 500 }, { "internal", "internal" } },
         { "{\"batch\":[{\"status\":200}]}", { 500, 500 }, { "internal", "internal" } },
         { "{\"batch\":[{\"status\":200},{\"status\":200},{\"status\":200}]}",
