@@ -840,7 +840,11 @@ s_drain (worker_t *self, worker_handler_fn *handler, void *state)
                 self->bye_at = now;
                 if (!again)
                     self->backoff = 0;
-                s_lost_broker (self, now, "broker said BYE");
+                //  Refused again: most likely our READY (a broker with
+                //  an internal key takes no worker without the same).
+                s_lost_broker (self, now, again?
+                    "broker said BYE again, refusing this worker (is "
+                    "broker/internal_key the broker's?)": "broker said BYE");
                 if (!again)
                     self->backoff = S_BACKOFF_MIN;
             }
