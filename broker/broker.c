@@ -4,12 +4,15 @@
     services with their workers and queues, and every request in flight. The
     loop polls the actor pipe and both sockets, drains what is readable, then
     fires what is due: request deadlines and grace periods (a min-heap keyed
-    by due time) and heartbeats. doc/protocol.md is the contract; the
+    by due time) and heartbeats. The connections the sockets cannot
+    accept are watched by accept_log.c, in a thread of its own, so that
+    the loop polls nothing more. doc/protocol.md is the contract; the
     numbered rules there are implemented here in the functions named after
     them.
 */
 
 #include "broker.h"
+#include "accept_log.h"
 #include "resv.h"             //  RESV_DEFAULT_ENDPOINT
 #include "resv_proto.h"
 #include "journal.h"
@@ -44,6 +47,9 @@
 #define ANSWERED_MAX        65536
 #define ANSWERED_MARGIN     1000
 #define ANSWERED_AGE        500
+//  Lines about the connections one socket cannot accept (out of files),
+//  at most two in this many ms (accept_log.h).
+#define ACCEPT_LOG_EVERY    5000
 #define STRINGIFY_(x)       #x
 #define STRINGIFY(x)        STRINGIFY_(x)
 
@@ -122,6 +128,7 @@ typedef struct {
     zsock_t *frontend;          //  ROUTER for clients
     zsock_t *backend;           //  ROUTER for workers
     zsock_t *events;            //  PUB of journaled events
+    accept_log_t *accepts;      //  Logs what those three cannot accept
     void *front;                //  libzmq handle of frontend
     void *back;                 //  libzmq handle of backend
     zactor_t *journal;          //  The journal's thread (owns the journal)
@@ -2008,6 +2015,18 @@ s_broker_new (resv_cfg_t *cfg)
         s_bind_failed (cfg, events, "broker/events");
         zsock_destroy (&self->events);
     }
+    //  Past the limit of open files ZeroMQ accepts no connection, and
+    //  tells only a socket monitor: a thread of its own reads the three
+    //  monitors and logs it, so that the broker's loop polls nothing more.
+    //  Without it the broker runs, unable to say.
+    if (self->frontend && self->backend && self->events) {
+        self->accepts = accept_log_new (ACCEPT_LOG_EVERY);
+        if (self->accepts) {
+            accept_log_watch (self->accepts, self->frontend, "frontend");
+            accept_log_watch (self->accepts, self->backend, "backend");
+            accept_log_watch (self->accepts, self->events, "events");
+        }
+    }
     const char *dir = resv_cfg_str (cfg, "data/dir", "./var");
     if (db_dir_create (dir))
         zsys_error ("broker: create data directory %s: %s", dir, strerror (errno));
@@ -2070,6 +2089,8 @@ s_broker_destroy (broker_t **self_p)
     zhashx_destroy (&self->answered);
     zhashx_destroy (&self->workers);
     zhashx_destroy (&self->services);
+    //  Its monitors stop before their sockets close (accept_log.h).
+    accept_log_destroy (&self->accepts);
     zsock_destroy (&self->frontend);
     zsock_destroy (&self->backend);
     zsock_destroy (&self->events);
