@@ -3,6 +3,7 @@
 
 #include "events.h"
 #include "checkpoint.h"
+#include "worker.h"
 #include "resv_util.h"
 #include "jscan.h"
 #include "fields.h"
@@ -42,10 +43,17 @@
 #define SAVE_INTERVAL       1000
 //  Longest event type the journal takes.
 #define TYPE_MAX            64
+//  How often a call of the actor looks at its pipe (a stop) while it
+//  waits for the broker, ms.
+#define CALL_TICK           50
+
+typedef struct _events_t events_t;
 
 //  What applying needs, shared by the actor and events_replay.
 typedef struct {
     resv_t *client;             //  Journal reads
+    events_t *actor;            //  The actor, whose stop ends the reads;
+                                //  NULL in events_replay
     store_t *store;             //  Where effects and the cursor go
     const char *name;           //  Cursor name
     events_apply_fn *apply;     //  The service's apply
@@ -76,7 +84,7 @@ typedef struct {
     resv_log_limit_t behind;    //  A journal behind the cursor, logged
 } consumer_t;
 
-typedef struct {
+struct _events_t {
     zsock_t *pipe;              //  Actor pipe
     events_config_t config;     //  Copy of the caller's configuration
     consumer_t *consumers;      //  With config.consumer: one, or with
@@ -95,8 +103,90 @@ typedef struct {
     int64_t tick_at;            //  Next tick
     bool tick_wanted;           //  Tick now: an apply queued work for it
     bool relay_wanted;          //  Poked since the last relay
-    bool terminated;            //  $TERM received
-} events_t;
+    bool terminated;            //  Told to stop (STOP or $TERM)
+    int stop_wait;              //  How long the stop waits for the broker
+                                //  at most, ms (worker_stop_wait)
+    int64_t stop_at;            //  When that time is over, once terminated
+};
+
+
+static void
+    s_pipe (events_t *self);
+
+
+//  --------------------------------------------------------------------------
+//  Calls
+
+//  Calls method of the journal (service events) with body (size bytes)
+//  and a deadline of CALL_TIMEOUT, as resv_call_raw does; *reply_p is
+//  the malloc'd reply body the caller frees (NULL when empty), and
+//  *reply_size its size. In the actor (actor not NULL) the call also
+//  hears the pipe while it waits: once the actor is told to stop, it
+//  waits for the broker only until the stop's time is over (then 503
+//  deadline_exceeded), and a call made after that fails at once, 503
+//  not_sent. The reply of a call given up so, should it come, is dropped
+//  by the next call. Returns the status.
+static int
+s_call (events_t *actor, resv_t *client, const char *method,
+        const char *body, size_t size, char **reply_p, size_t *reply_size)
+{
+    *reply_p = NULL;
+    *reply_size = 0;
+    if (!actor)
+        return resv_call_raw (client, RESV_SERVICE_EVENTS, method, body, size,
+                              CALL_TIMEOUT, reply_p, reply_size);
+    int status = RESV_UNAVAILABLE;
+    const char *reason = RESV_REASON_NOT_SENT;
+    const char *why = "not sent: the worker is stopping and gave up on the "
+                      "broker";
+    int64_t handle = -1;
+    if (!actor->terminated || zclock_mono () < actor->stop_at) {
+        handle = resv_send (client, RESV_SERVICE_EVENTS, method, body, size,
+                            CALL_TIMEOUT);
+        if (handle < 0) {
+            status = RESV_INTERNAL;
+            reason = RESV_REASON_INTERNAL;
+            why = "cannot send the call";
+        }
+    }
+    zmq_pollitem_t items [] = {
+        { resv_socket (client), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (actor->pipe), 0, ZMQ_POLLIN, 0 }
+    };
+    while (handle >= 0) {
+        //  libresv completes the call by its deadline at the latest.
+        resv_reply_t reply;
+        while (resv_recv (client, 0, &reply) == 0) {
+            if (reply.handle == handle) {
+                *reply_p = reply.body;
+                *reply_size = reply.size;
+                return reply.status;
+            }
+            free (reply.body);  //  Of a call given up before
+        }
+        int64_t now = zclock_mono ();
+        long wait = CALL_TICK;
+        if (actor->terminated) {
+            if (now >= actor->stop_at) {
+                reason = RESV_REASON_DEADLINE;
+                why = "no reply: the worker is stopping and gave up on the "
+                      "broker";
+                break;
+            }
+            if (actor->stop_at - now < wait)
+                wait = (long) (actor->stop_at - now);
+        }
+        //  Once told to stop, the pipe has nothing more to say.
+        if (resv_poll (items, actor->terminated? 1: 2, wait) > 0
+        &&  !actor->terminated && items [1].revents)
+            s_pipe (actor);
+    }
+    json_t *error = resv_error_new (status, reason, "%s", why);
+    *reply_p = json_dumps (error, JSON_COMPACT);
+    *reply_size = *reply_p? strlen (*reply_p): 0;
+    json_decref (error);
+    return status;
+}
 
 
 //  --------------------------------------------------------------------------
@@ -240,10 +330,19 @@ s_catch_up (consumer_t *self)
                                      (json_int_t) self->cursor + 1, "limit", READ_BATCH);
         if (*self->family)
             json_object_set_new (request, "type", json_string (self->family));
-        json_t *page = NULL;
-        int status = resv_call (self->client, RESV_SERVICE_EVENTS,
-                                RESV_METHOD_READ, request, CALL_TIMEOUT, &page);
+        char *text = json_dumps (request, JSON_COMPACT);
         json_decref (request);
+        char *reply = NULL;
+        size_t size = 0;
+        int status = text? s_call (self->actor, self->client, RESV_METHOD_READ,
+                                   text, strlen (text), &reply, &size)
+                         : RESV_INTERNAL;
+        free (text);
+        json_t *page = status == RESV_OK
+                     ? json_loadb (reply, size, JSON_ALLOW_NUL, NULL): NULL;
+        free (reply);
+        if (status == RESV_OK && !json_is_object (page))
+            status = RESV_INTERNAL;     //  Not a page: read it again later
         if (status != RESV_OK) {
             unsigned skipped;
             if (resv_log_due (&self->failures, LOG_INTERVAL, &skipped))
@@ -277,7 +376,10 @@ s_catch_up (consumer_t *self)
             self->cursor = next - 1;
         if (self->page)
             self->page (self->page_arg);
-        if (self->cursor >= last || self->cursor == before)
+        //  A stopping actor reads no further page: the rest is read at
+        //  the next start, and the stop's time is for the outbox.
+        if (self->cursor >= last || self->cursor == before
+        || (self->actor && self->actor->terminated))
             return 0;
     }
 }
@@ -557,9 +659,9 @@ s_relay (events_t *self)
                                &request, &size) <= 0)
             return;
         char *reply = NULL;
-        int status = resv_call_raw (self->client, RESV_SERVICE_EVENTS,
-                                    RESV_METHOD_PUBLISH, request, size,
-                                    CALL_TIMEOUT, &reply, NULL);
+        size_t reply_size;
+        int status = s_call (self, self->client, RESV_METHOD_PUBLISH, request,
+                             size, &reply, &reply_size);
         free (request);
         if (status != RESV_OK) {
             s_relay_refused (self, status, reply);
@@ -597,20 +699,35 @@ s_next_wait (events_t *self)
     return wait < 0? 0: (int) wait;
 }
 
+//  Told to stop at since (on zclock_mono): from then on, the stop waits
+//  for the broker stop_wait ms at most.
+static void
+s_terminate (events_t *self, int64_t since)
+{
+    self->terminated = true;
+    self->stop_at = since + self->stop_wait;
+}
+
 static void
 s_pipe (events_t *self)
 {
     //  Pokes come in bursts: take them all, relay once. The receive that
     //  finds nothing left ends it. Commands are short words ("FLUSH",
-    //  "$TERM"); a longer one is cut, and matches neither.
-    char command [16];
+    //  "$TERM", "STOP" and the time it was sent, from events_destroy); a
+    //  longer one is cut, and matches none.
+    char command [32];
     int size;
     while (!self->terminated
        && (size = zmq_recv (zsock_resolve (self->pipe), command,
                             sizeof command - 1, ZMQ_DONTWAIT)) >= 0) {
         command [size < (int) sizeof command - 1? size: (int) sizeof command - 1] = 0;
+        int64_t since;
         if (streq (command, "$TERM"))
-            self->terminated = true;
+            s_terminate (self, zclock_mono ());
+        else
+        if (strncmp (command, "STOP ", 5) == 0
+        &&  resv_parse_int (command + 5, 0, INT64_MAX, &since) == 0)
+            s_terminate (self, since);
         else
         if (streq (command, "FLUSH"))
             self->relay_wanted = true;
@@ -698,6 +815,7 @@ s_consumers_new (events_t *self, events_config_t *config)
     for (size_t index = 0; index < count; index++) {
         consumer_t *consumer = &self->consumers [index];
         consumer->client = self->client;
+        consumer->actor = self;
         consumer->store = self->store;
         consumer->apply = config->apply;
         consumer->state = config->state;
@@ -827,8 +945,15 @@ s_events_actor (zsock_t *pipe, void *args)
             self->relay_at = zclock_mono () + RELAY_INTERVAL;
         }
     }
-    //  Last chance for what was committed just before the stop.
+    //  Last chance for what was committed just before the stop, within
+    //  the stop's time for the broker. What the journal has not
+    //  acknowledged stays in the outbox, and is sent at the next start.
     s_relay (self);
+    int64_t left = store_outbox_unacked (self->store);
+    if (left > 0)
+        zsys_warning ("events: %s: stop: %" PRId64 " outbox events not "
+                      "acknowledged by the broker, left to be resent at the "
+                      "next start", self->config.store, left);
     store_outbox_prune (self->store);
     for (size_t index = 0; index < self->nconsumers; index++)
         if (self->consumers [index].cursor > self->consumers [index].stored)
@@ -865,6 +990,7 @@ events_new (resv_cfg_t *cfg, events_config_t *config)
     }
     events_t *self = (events_t *) zmalloc (sizeof (events_t));
     self->config = *config;
+    self->stop_wait = worker_stop_wait (cfg);
     if (self->config.tick_ms <= 0)
         self->config.tick_ms = 1000;
     self->store = store_new (cfg, config->store, config->schema);
@@ -941,7 +1067,11 @@ events_destroy (zactor_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    //  The pipe was made non-blocking for pokes; $TERM must get through.
+    //  The pipe was made non-blocking for pokes; the stop must get through.
+    //  The actor may hear it late (a tick's call under way): the time of
+    //  the stop comes with it, which the stop's time for the broker counts
+    //  from.
     zsock_set_sndtimeo (zactor_sock (*self_p), -1);
+    zstr_sendf (*self_p, "STOP %" PRId64, zclock_mono ());
     zactor_destroy (self_p);
 }

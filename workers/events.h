@@ -119,8 +119,12 @@ typedef struct {
 zactor_t *
     events_new (resv_cfg_t *cfg, events_config_t *config);
 
-//  Stops the actor, which first sends the outbox once more (bounded by
-//  the deadline of one call), and nulls the pointer. NULL-safe.
+//  Stops the actor, which first sends the outbox once more, and nulls the
+//  pointer. NULL-safe. The actor waits for the broker worker_stop_wait ms
+//  at most from this call (a quarter of resvd/stop_timeout), the journal
+//  read or publish under way included, and reads no further page of a
+//  catch-up: what the journal has not acknowledged by then stays in the
+//  outbox, for the next start, and the log says how many events.
 void
     events_destroy (zactor_t **self_p);
 

@@ -649,8 +649,9 @@ resvd_new (resv_cfg_t *cfg, const char *config, bool verbose)
                                             self->restart_min, 3600000);
     self->restart_reset = (int) resv_cfg_int (cfg, "resvd/restart_reset",
                                               10000, 0, 86400000);
-    self->stop_timeout = (int) resv_cfg_int (cfg, "resvd/stop_timeout", 10000,
-                                             0, 3600000);
+    self->stop_timeout = (int) resv_cfg_int (cfg, "resvd/stop_timeout",
+                                             WORKER_STOP_TIMEOUT, 0,
+                                             WORKER_STOP_TIMEOUT_MAX);
     size_t nservices = 0;
     while (svc_at (nservices))
         nservices++;

@@ -792,6 +792,24 @@ store_outbox_ack (store_t *self, int64_t last)
         self->acked = last;
 }
 
+int64_t
+store_outbox_unacked (store_t *self)
+{
+    sqlite3_stmt *stmt = store_stmt (self,
+        "SELECT count(*) FROM outbox WHERE id > ?1");
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64 (stmt, 1, self->acked);
+    int64_t count = -1;
+    if (sqlite3_step (stmt) == SQLITE_ROW)
+        count = sqlite3_column_int64 (stmt, 0);
+    else
+        zsys_error ("store: %s: count the outbox: %s", self->path,
+                    sqlite3_errmsg (self->db));
+    sqlite3_reset (stmt);
+    return count;
+}
+
 int
 store_outbox_prune (store_t *self)
 {

@@ -196,6 +196,12 @@ size_t
 void
     store_outbox_ack (store_t *self, int64_t last);
 
+//  How many outbox rows are not acknowledged through this store_t: those
+//  a relay has yet to send, or sent without an answer. Returns -1 on
+//  error (logged).
+int64_t
+    store_outbox_unacked (store_t *self);
+
 //  Deletes the acknowledged outbox rows not deleted yet, in a transaction
 //  of its own if there are any. Returns 0, or -1 if they could not be
 //  (logged; they are tried again).

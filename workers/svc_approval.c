@@ -277,8 +277,11 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
 
 //  Expires, through reservation expire, the undecided rows past their
 //  deadline. A reservation service that does not answer stops the round;
-//  the next tick tries again. Returns true when it closed a whole batch:
-//  the rest comes at once.
+//  the next tick tries again. After SIGTERM (zsys_interrupted) no expire
+//  starts: each may wait S_EXPIRE_TIMEOUT for a broker that does not
+//  answer, past the stop's time for it (worker_stop_wait); the rows wait
+//  for the next start, or another approval process. Returns true when it
+//  closed a whole batch: the rest comes at once.
 static bool
 s_expire_due (void *state, store_t *store, resv_t *client)
 {
@@ -298,8 +301,8 @@ s_expire_due (void *state, store_t *store, resv_t *client)
     sqlite3_reset (stmt);
     if (rc != SQLITE_DONE)
         zsys_error ("approval: read due decisions: %s", store_error (store));
-    for (const char *id = (const char *) zlist_first (due); id;
-         id = (const char *) zlist_next (due)) {
+    for (const char *id = (const char *) zlist_first (due);
+         id && !zsys_interrupted; id = (const char *) zlist_next (due)) {
         json_t *request = json_pack ("{s:s}", "id", id);
         json_t *reply = NULL;
         int status = resv_call (client, RESV_SERVICE_RESERVATION,

@@ -1741,7 +1741,11 @@ s_sweep (void *state, store_t *store, resv_t *client)
     if (rc != SQLITE_DONE)
         zsys_error ("reservation: read sagas: %s", store_error (store));
     s_caller_t caller = { s_client_call, client };
-    for (char *entry = (char *) zlist_first (due); entry;
+    //  After SIGTERM (zsys_interrupted) no undo starts: its calls may wait
+    //  for a broker that does not answer, and one after the other held
+    //  the stop past its time for the broker (worker_stop_wait). The rows
+    //  wait for the next sweep, here or in another process.
+    for (char *entry = (char *) zlist_first (due); entry && !zsys_interrupted;
          entry = (char *) zlist_next (due)) {
         char *id = strchr (entry, ' ') + 1;
         int64_t started_ms = atoll (entry);

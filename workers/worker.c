@@ -111,6 +111,10 @@ struct _worker_t {
     int64_t expires_at;         //  Broker taken for dead after this
     int64_t reconnect_at;       //  When to reconnect, in S_WAITING
     int64_t stop_by;            //  Stop without the broker's BYE after this
+    int stop_wait;              //  A stop waits this long for the broker at
+                                //  most, ms (worker_stop_wait)
+    int64_t stop_at;            //  When that time is over; 0 before a stop
+    bool given_up;              //  It is over, and was logged
     int backoff;                //  Next reconnection delay, ms
     int64_t bye_at;             //  When the broker last said BYE out of turn
     uint32_t epoch;             //  Counts connections; tickets die with theirs
@@ -191,8 +195,6 @@ s_connect (worker_t *self)
     //  Replies in flight are bounded by the credit; leave room for them and
     //  a few heartbeats so that a send never fails on a healthy broker.
     zsock_set_sndhwm (self->sock, 1000 + 2 * self->credit);
-    //  On a graceful close, give the last replies and BYE time to leave.
-    zsock_set_linger (self->sock, self->heartbeat * self->liveness);
     zsock_set_ipv6 (self->sock, resv_endpoint_ipv6 (self->backend));
     if (zsock_connect (self->sock, "%s", self->backend) == -1) {
         zsys_error ("worker: %s: cannot connect to '%s': %s", self->service,
@@ -224,14 +226,23 @@ s_announce (worker_t *self)
 }
 
 //  Closes the socket. linger says whether queued messages may still leave
-//  (a graceful stop) or are for a peer we gave up on.
+//  (a graceful stop) or are for a peer we gave up on. The last replies
+//  and BYE get heartbeat x liveness to leave, but no more than what is
+//  left of a stop's time for the broker: the process's exit waits for
+//  them (the context's end), and a broker that accepted the connection
+//  but never reads it would hold that exit as long.
 static void
 s_close (worker_t *self, bool linger)
 {
     if (!self->sock)
         return;
-    if (!linger)
-        zsock_set_linger (self->sock, 0);
+    int64_t wait = (int64_t) self->heartbeat * self->liveness;
+    if (self->stop_at) {
+        int64_t left = self->stop_at - zclock_mono ();
+        if (left < wait)
+            wait = left > 0? left: 0;
+    }
+    zsock_set_linger (self->sock, linger? (int) wait: 0);
     zsock_destroy (&self->sock);
     self->handle = NULL;
 }
@@ -282,15 +293,27 @@ s_lost_broker (worker_t *self, int64_t now, const char *why)
                     S_BACKOFF_MAX: self->backoff * 2;
 }
 
-//  Starts a graceful stop: tell the broker and wait for its BYE.
+//  How long a stopping worker waits for the broker's BYE from now: for
+//  heartbeat x liveness, within the stop's time for the broker.
+static int64_t
+s_stop_by (worker_t *self, int64_t now)
+{
+    int64_t by = now + (int64_t) self->heartbeat * self->liveness;
+    return by < self->stop_at? by: self->stop_at;
+}
+
+//  Starts a graceful stop: tell the broker and wait for its BYE. The
+//  stop's time for the broker starts now, the first time.
 static void
 s_begin_stop (worker_t *self, int64_t now)
 {
+    if (!self->stop_at)
+        self->stop_at = now + self->stop_wait;
     if (self->state == S_CONNECTED) {
         zsys_info ("worker: %s: stopping", self->service);
         s_send_ctl (self, RESV_CMD_DISCONNECT, NULL, NULL, NULL);
         self->state = S_STOPPING;
-        self->stop_by = now + (int64_t) self->heartbeat * self->liveness;
+        self->stop_by = s_stop_by (self, now);
     }
     else
     if (self->state == S_WAITING)
@@ -799,8 +822,7 @@ s_drain (worker_t *self, worker_handler_fn *handler, void *state)
                 why = "REQ with the wrong number of frames";
             else {
                 if (self->state == S_STOPPING)
-                    self->stop_by = now
-                                  + (int64_t) self->heartbeat * self->liveness;
+                    self->stop_by = s_stop_by (self, now);
                 self->backoff = S_BACKOFF_MIN;
                 //  Requests of one burst share a batch, when the service
                 //  asked for group commit (never inside worker_call).
@@ -910,7 +932,8 @@ s_run_timers (worker_t *self, int64_t now)
             s_lost_broker (self, now, "broker silent");
         else
         if (self->state == S_STOPPING && now >= self->stop_by
-        &&  !(zsock_events (self->sock) & ZMQ_POLLIN)) {
+        &&  (now >= self->stop_at
+             || !(zsock_events (self->sock) & ZMQ_POLLIN))) {
             zsys_warning ("worker: %s: no BYE from the broker; stopped",
                           self->service);
             self->state = S_STOPPED;
@@ -1008,6 +1031,63 @@ s_run_calls (worker_t *self)
     return ran;
 }
 
+//  Completes every call still out as failed, 503 with why, so that what
+//  waits on them can let go of what it holds: a deferred request is then
+//  answered, or dropped with its connection (the client's retry finds
+//  another worker). A completion may make new calls: they go out.
+static void
+s_calls_fail (worker_t *self, const char *why)
+{
+    size_t count = self->ncalls;
+    while (count-- && self->ncalls) {
+        s_call_t call = self->calls [--self->ncalls];
+        json_t *error = resv_error_new (RESV_UNAVAILABLE, RESV_REASON_INTERNAL,
+                                        "%s: %s", self->service, why);
+        if (call.batch) {
+            char *text = json_dumps (error, JSON_COMPACT);
+            json_decref (error);
+            s_batch_done (self, &call, RESV_UNAVAILABLE, text,
+                          text? strlen (text): 0);
+            free (text);
+        }
+        else
+            call.completion.done (call.completion.arg, RESV_UNAVAILABLE,
+                                  error);
+    }
+}
+
+//  Whether a stopping worker's time for the broker is over.
+static bool
+s_stop_over (worker_t *self)
+{
+    return self->stop_at && zclock_mono () >= self->stop_at;
+}
+
+//  Once a stopping worker's time for the broker is over, gives up on what
+//  still waits on it: the broker's BYE, and the calls out (and with them
+//  the requests that wait on them). Calls made from then on fail at once
+//  (worker_call, worker_call_async). Says once what it gave up on.
+static void
+s_give_up (worker_t *self)
+{
+    if (!s_stop_over (self))
+        return;
+    size_t calls = self->ncalls, later = self->later;
+    bool bye = self->state == S_STOPPING;
+    if (bye)
+        self->state = S_STOPPED;
+    if (!self->given_up && (calls || later || bye))
+        zsys_warning ("worker: %s: stop: no answer from the broker within "
+                      "%d ms; gave up on %s%zu calls out and %zu requests "
+                      "in hand (answered 503, or left to their clients' "
+                      "retries)", self->service, self->stop_wait,
+                      bye? "its BYE, ": "", calls, later);
+    self->given_up = true;
+    if (self->ncalls)
+        s_calls_fail (self, "the worker is stopping and gave up on the "
+                      "broker");
+}
+
 
 //  --------------------------------------------------------------------------
 //  Public API
@@ -1045,6 +1125,7 @@ worker_new (resv_cfg_t *cfg, const char *service, int credit)
     self->call_timeout = (int) resv_cfg_int (cfg, "client/timeout",
                                              RESV_DEFAULT_TIMEOUT, 1,
                                              3600000);
+    self->stop_wait = worker_stop_wait (cfg);
     self->backoff = S_BACKOFF_MIN;
     self->held = zlist_new ();
     if (!self->service || !self->backend || !self->frontend || !self->held
@@ -1063,23 +1144,11 @@ worker_destroy (worker_t **self_p)
     worker_t *self = *self_p;
     //  Calls still out complete now, as failed, so that what waits on them
     //  can let go of what it holds (a deferred request is then dropped:
-    //  the broker gives it to another worker).
+    //  the broker gives it to another worker). The new calls their
+    //  completions make fail in turn.
     s_held_calls_flush (self, "the worker is closing");
-    while (self->ncalls) {
-        s_call_t call = self->calls [--self->ncalls];
-        json_t *error = resv_error_new (RESV_UNAVAILABLE, RESV_REASON_INTERNAL,
-                                        "%s: the worker is closing", self->service);
-        if (call.batch) {
-            char *text = json_dumps (error, JSON_COMPACT);
-            json_decref (error);
-            s_batch_done (self, &call, RESV_UNAVAILABLE, text,
-                          text? strlen (text): 0);
-            free (text);
-        }
-        else
-            call.completion.done (call.completion.arg, RESV_UNAVAILABLE,
-                                  error);
-    }
+    while (self->ncalls)
+        s_calls_fail (self, "the worker is closing");
     //  A worker that never announced itself (given up before it served,
     //  as resvd's own is when a configuration value is bad) has told the
     //  broker nothing and owes it nothing: its socket closes at once. A
@@ -1119,8 +1188,12 @@ worker_serve (worker_t *self, int timeout_ms, worker_handler_fn *handler,
             s_begin_stop (self, zclock_mono ());
         s_serve_held (self, handler, state);
         int served = s_run_calls (self);
-        //  Stopped, with every request answered, deferred ones included.
-        if (self->state == S_STOPPED && self->later == 0 && self->ncalls == 0) {
+        s_give_up (self);
+        //  Stopped, with every request answered, deferred ones included,
+        //  or given up on: one taken aside that waits on no call is
+        //  left to its client's retry once the stop's time is over.
+        if (self->state == S_STOPPED && self->ncalls == 0
+        &&  (self->later == 0 || self->given_up)) {
             s_close (self, true);
             return -1;
         }
@@ -1149,6 +1222,16 @@ worker_stop (worker_t *self)
 {
     if (self)
         s_begin_stop (self, zclock_mono ());
+}
+
+int
+worker_stop_wait (resv_cfg_t *cfg)
+{
+    //  A quarter each for the worker and its events actor, which wait one
+    //  after the other: half of stop_timeout is left for the rest of the
+    //  stop (closing stores, a checkpoint), and for a busy machine.
+    return (int) (resv_cfg_int (cfg, "resvd/stop_timeout", WORKER_STOP_TIMEOUT,
+                                0, WORKER_STOP_TIMEOUT_MAX) / 4);
 }
 
 void
@@ -1494,6 +1577,8 @@ worker_call_async (worker_t *self, const char *service, const char *method,
         return -1;
     if (timeout_ms <= 0)
         timeout_ms = self->call_timeout;
+    if (s_stop_over (self))
+        return -1;              //  Nothing may wait on the broker now
     char *body = request? json_dumps (request, JSON_COMPACT): NULL;
     s_completion_t completion = { done, arg, fields };
     if (!self->batching) {
@@ -1591,6 +1676,18 @@ worker_call (worker_t *self, const char *service, const char *method,
                              RESV_REASON_BAD_REQUEST, "worker_call: no worker");
     if (timeout_ms <= 0)
         timeout_ms = self->call_timeout;
+    //  Stopping, it waits for the broker only for what is left of the
+    //  stop's time (an undo left undone is the sweep's).
+    if (self->stop_at) {
+        int64_t left = self->stop_at - zclock_mono ();
+        if (left <= 0)
+            return s_call_error (reply_p, RESV_UNAVAILABLE,
+                                 RESV_REASON_NOT_SENT, "worker_call: not "
+                                 "sent: the worker is stopping and gave up "
+                                 "on the broker");
+        if (left < timeout_ms)
+            timeout_ms = (int) left;
+    }
     s_announce (self);          //  It serves, holding requests, meanwhile
     if (!self->client) {
         self->client = resv_new (self->frontend);

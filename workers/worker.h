@@ -10,9 +10,13 @@
     On SIGTERM or SIGINT (zsys_interrupted) the worker stops taking work:
     it tells the broker BYE, keeps serving the requests the broker sent
     before acknowledging, replies to them, and then worker_serve() returns
-    -1. A worker can also call other services through the broker frontend,
-    synchronously and with a deadline (worker_call); while it waits it
-    keeps answering heartbeats and holds back new requests for later.
+    -1. It waits for the broker no longer than worker_stop_wait from the
+    stop on, however the broker behaves (stopped, hung, a listener that
+    never answers): then the calls still out fail, so that what waits on
+    them is answered, and the worker stops. A worker can also call other
+    services through the broker frontend, synchronously and with a
+    deadline (worker_call); while it waits it keeps answering heartbeats
+    and holds back new requests for later.
 
     A handler that needs other services need not block the worker: it
     takes its request aside (worker_defer), starts its calls with
@@ -21,7 +25,8 @@
     (worker_answer). Meanwhile the worker serves further requests, up to
     its credit, so one process carries many such requests at once. A
     deferred request holds its credit until it is answered, and a stopping
-    worker finishes its deferred requests before worker_serve returns -1.
+    worker finishes its deferred requests before worker_serve returns -1
+    (their calls fail 503 once its time for the broker is over).
 
     Ownership: a handler's *body_p belongs to the handler, which may take it
     (nulling the pointer) or leave it to the runtime; *reply_p, when the
@@ -53,9 +58,10 @@ typedef int (worker_handler_fn) (void *state, const char *method,
 
 //  Creates a worker of service, configured from cfg (borrowed; keys
 //  broker/backend, broker/frontend, broker/heartbeat, broker/liveness,
-//  workers/SERVICE/credit), and connects it. It announces itself to the
-//  broker (READY) at its first worker_serve or worker_call, so that the
-//  service's state can be opened in between and no request waits for it.
+//  workers/SERVICE/credit, resvd/stop_timeout), and connects it. It
+//  announces itself to the broker (READY) at its first worker_serve or
+//  worker_call, so that the service's state can be opened in between and
+//  no request waits for it.
 //  credit is the service's own default credit, taken when
 //  workers/SERVICE/credit is not set; 0 for none, and then workers/credit.
 //  Returns NULL, after a log line, on an invalid endpoint or name.
@@ -83,6 +89,20 @@ int
 //  Starts a graceful stop, as SIGTERM does.
 void
     worker_stop (worker_t *self);
+
+//  resvd/stop_timeout: how long a stopping process may take before resvd
+//  kills it (and then exits 1), ms; its default and its largest value.
+#define WORKER_STOP_TIMEOUT         10000
+#define WORKER_STOP_TIMEOUT_MAX     3600000
+
+//  How long each part of a worker process's stop may wait for its broker,
+//  ms: a quarter of resvd/stop_timeout in cfg. The worker gives that long
+//  at most to the broker's BYE and to the requests in hand (and their
+//  calls), counted from the stop, and its events actor as long again to
+//  its last publish of the outbox, counted from events_destroy: a broker
+//  that does not answer leaves the stop within half of stop_timeout.
+int
+    worker_stop_wait (resv_cfg_t *cfg);
 
 //  A worker in a handler sends no heartbeat, and the broker takes a worker
 //  silent for broker/liveness intervals for dead. A handler that may work
@@ -121,7 +141,9 @@ typedef void (worker_done_fn) (void *arg, int status, json_t *reply);
 //  runs exactly once, with arg, from within worker_serve (never from
 //  inside this call), when the reply comes or the deadline (timeout_ms;
 //  <= 0: client/timeout) has passed. Returns 0, or -1 when nothing could
-//  be sent (no client, invalid names): done will not run then. The calls
+//  be sent (no client, invalid names, or a stopping worker whose time
+//  for the broker is over): done will not run then. Calls still out when
+//  that time is over complete with 503. The calls
 //  a batch makes to one service and method leave as one request, 16 at
 //  most to a request (RESV_BATCH_PREFIX, with the shortest of their
 //  deadlines); each still completes with its own status and reply.
@@ -160,6 +182,9 @@ void
 //  Calls service/method through the broker frontend and waits for the
 //  reply until timeout_ms (<= 0: client/timeout from config). Heartbeats go
 //  on meanwhile. Returns the status code and *reply_p as resv_call() does.
+//  A stopping worker waits no longer than its time for the broker
+//  (worker_stop_wait); once that is over, a call fails at once with 503
+//  and reason RESV_REASON_NOT_SENT.
 int
     worker_call (worker_t *self, const char *service, const char *method,
                  json_t *request, int timeout_ms, json_t **reply_p);
