@@ -149,10 +149,7 @@ s_call (events_t *actor, resv_t *client, const char *method,
             why = "cannot send the call";
         }
     }
-    zmq_pollitem_t items [] = {
-        { resv_socket (client), 0, ZMQ_POLLIN, 0 },
-        { zsock_resolve (actor->pipe), 0, ZMQ_POLLIN, 0 }
-    };
+    zmq_pollitem_t items [] = { { resv_socket (client), 0, ZMQ_POLLIN, 0 } };
     while (handle >= 0) {
         //  libresv completes the call by its deadline at the latest.
         resv_reply_t reply;
@@ -176,9 +173,12 @@ s_call (events_t *actor, resv_t *client, const char *method,
             if (actor->stop_at - now < wait)
                 wait = (long) (actor->stop_at - now);
         }
-        //  Once told to stop, the pipe has nothing more to say.
-        if (resv_poll (items, actor->terminated? 1: 2, wait) > 0
-        &&  !actor->terminated && items [1].revents)
+        //  The pipe is read only on a tick with no reply: under load the
+        //  worker's pokes come all the time, and each would wake the
+        //  call for nothing (they wait for the relay after it). A stop
+        //  is heard within CALL_TICK of the broker going quiet; once told
+        //  to stop, the pipe has nothing more to say.
+        if (resv_poll (items, 1, wait) == 0 && !actor->terminated)
             s_pipe (actor);
     }
     json_t *error = resv_error_new (status, reason, "%s", why);
