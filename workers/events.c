@@ -149,20 +149,9 @@ s_call (events_t *actor, resv_t *client, const char *method,
             why = "cannot send the call";
         }
     }
-    zmq_pollitem_t items [] = { { resv_socket (client), 0, ZMQ_POLLIN, 0 } };
     while (handle >= 0) {
-        //  libresv completes the call by its deadline at the latest.
-        resv_reply_t reply;
-        while (resv_recv (client, 0, &reply) == 0) {
-            if (reply.handle == handle) {
-                *reply_p = reply.body;
-                *reply_size = reply.size;
-                return reply.status;
-            }
-            free (reply.body);  //  Of a call given up before
-        }
         int64_t now = zclock_mono ();
-        long wait = CALL_TICK;
+        int wait = CALL_TICK;
         if (actor->terminated) {
             if (now >= actor->stop_at) {
                 reason = RESV_REASON_DEADLINE;
@@ -171,14 +160,32 @@ s_call (events_t *actor, resv_t *client, const char *method,
                 break;
             }
             if (actor->stop_at - now < wait)
-                wait = (long) (actor->stop_at - now);
+                wait = (int) (actor->stop_at - now);
         }
+        //  libresv completes the call by its deadline at the latest.
+        resv_reply_t reply;
+        if (resv_recv (client, wait, &reply) == 0) {
+            if (reply.handle == handle) {
+                *reply_p = reply.body;
+                *reply_size = reply.size;
+                return reply.status;
+            }
+            free (reply.body);  //  Of a call given up before
+        }
+        else
+        if (resv_inflight (client) == 0) {
+            status = RESV_INTERNAL;     //  Cannot be: it completes first
+            reason = RESV_REASON_INTERNAL;
+            why = "the call was lost in the client";
+            break;
+        }
+        else
         //  The pipe is read only on a tick with no reply: under load the
         //  worker's pokes come all the time, and each would wake the
         //  call for nothing (they wait for the relay after it). A stop
         //  is heard within CALL_TICK of the broker going quiet; once told
         //  to stop, the pipe has nothing more to say.
-        if (resv_poll (items, 1, wait) == 0 && !actor->terminated)
+        if (!actor->terminated)
             s_pipe (actor);
     }
     json_t *error = resv_error_new (status, reason, "%s", why);
