@@ -102,6 +102,24 @@ spawn () {
     PIDS+=("$LAST_PID")
 }
 
+# hold_connections COUNT PORT SECONDS: opens COUNT idle TCP connections to
+# 127.0.0.1:PORT from a process of its own (its soft limit of open files
+# raised to its hard one), holds them SECONDS, and records its PID in
+# $HOLDER and in PIDS. Returns once they are all open, or fails after 10 s.
+hold_connections () {
+    rm -f "$T/conns.ready"
+    python3 -c 'import resource, socket, sys, time
+hard = resource.getrlimit (resource.RLIMIT_NOFILE) [1]
+resource.setrlimit (resource.RLIMIT_NOFILE, (hard, hard))
+conns = [socket.create_connection (("127.0.0.1", int (sys.argv [2])))
+         for _ in range (int (sys.argv [1]))]
+open (sys.argv [4], "w").write ("open")
+time.sleep (float (sys.argv [3]))' "$1" "$2" "$3" "$T/conns.ready" &
+    HOLDER=$!
+    PIDS+=("$HOLDER")
+    wait_for 10 test -s "$T/conns.ready"
+}
+
 # wait_for SECONDS CMD...: runs CMD every 50 ms until it succeeds; fails
 # after SECONDS.
 wait_for () {

@@ -18,18 +18,7 @@ WANT=$HARD
 check "its soft limit of open files is raised to $WANT (got $LIMIT)" \
     test "$LIMIT" = "$WANT"
 PORT=${RESV_BROKER_FRONTEND##*:}
-python3 -c 'import resource, socket, sys, time
-hard = resource.getrlimit (resource.RLIMIT_NOFILE) [1]
-resource.setrlimit (resource.RLIMIT_NOFILE, (hard, hard))
-conns = []
-for _ in range (300):
-    s = socket.create_connection (("127.0.0.1", int (sys.argv [1])))
-    conns.append (s)
-open (sys.argv [2], "w").write ("open")
-time.sleep (30)' "$PORT" "$T/conns.ready" &
-HOLDER=$!
-PIDS+=("$HOLDER")
-check "300 idle connections are open" wait_for 10 test -s "$T/conns.ready"
+check "300 idle connections are open" hold_connections 300 "$PORT" 30
 expect_exit 0 "the broker still answers a client" "$BIN/resv" -t 3000 ping
 start_worker echo
 check "and a worker joins it" wait_workers echo 1

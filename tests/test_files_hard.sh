@@ -16,14 +16,7 @@ hard_limit () { awk '/^Max open files/ { print $5 }' "/proc/$1/limits"; }
 check "its hard limit of open files is 64" test "$(hard_limit "$BROKER_PID")" = 64
 
 PORT=${RESV_BROKER_FRONTEND##*:}
-python3 -c 'import socket, sys, time
-conns = [socket.create_connection (("127.0.0.1", int (sys.argv [1])))
-         for _ in range (100)]
-open (sys.argv [2], "w").write ("open")
-time.sleep (60)' "$PORT" "$T/conns.ready" &
-HOLDER=$!
-PIDS+=("$HOLDER")
-check "100 idle connections are open" wait_for 10 test -s "$T/conns.ready"
+check "100 idle connections are open" hold_connections 100 "$PORT" 60
 expect_exit 3 "a client cannot get in meanwhile" "$BIN/resv" -t 1000 ping
 
 LINE="broker: cannot accept a connection on the frontend \\($RESV_BROKER_FRONTEND\\): Too many open files \\(the broker's limit is 64 open files\\)"
