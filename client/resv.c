@@ -612,21 +612,22 @@ s_frame_is (zmq_msg_t *frame, const char *string)
         && memcmp (zmq_msg_data (frame), string, len) == 0;
 }
 
-//  The status of a reply: 2xx, 4xx or 5xx, or 0 when frame is anything
-//  else (not 3 digits, or a class resv never answers with).
+//  The status of a reply: its 3 digits as a number (which may be of a
+//  class resv never answers with: RESV_STATUS_VALID), or -1 when frame
+//  is not 3 digits.
 static int
 s_status (zmq_msg_t *frame)
 {
     if (zmq_msg_size (frame) != 3)
-        return 0;
+        return -1;
     const char *digits = (const char *) zmq_msg_data (frame);
     int status = 0;
     for (int i = 0; i < 3; i++) {
         if (digits [i] < '0' || digits [i] > '9')
-            return 0;
+            return -1;
         status = status * 10 + digits [i] - '0';
     }
-    return RESV_STATUS_VALID (status)? status: 0;
+    return status;
 }
 
 //  A RESVC1 reply this client cannot read, why saying what is wrong with
@@ -683,8 +684,15 @@ s_handle_reply (resv_t *self, zmq_msg_t *frames, int parts)
         return;
     }
     int status = s_status (&frames [3]);
-    if (!status) {
-        s_malformed (self, slot, "its status is not 3 digits, 100 to 999");
+    if (status == -1) {
+        s_malformed (self, slot, "its status is not 3 digits");
+        return;
+    }
+    if (!RESV_STATUS_VALID (status)) {
+        char why [64];
+        snprintf (why, sizeof why, "its status, %03d, is not 2xx, 4xx or 5xx",
+                  status);
+        s_malformed (self, slot, why);
         return;
     }
     if (slot < 0)

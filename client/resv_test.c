@@ -813,7 +813,8 @@ test_malformed_reply_fails_request (void **state)
     resv_set_retry (client, 0);
     //  Too few frames, too many, then statuses that are not 3 digits or
     //  not of the classes resv answers with (2xx, 4xx, 5xx).
-    const char *statuses [] = { NULL, NULL, "2x0", "20", "100", "302", "600" };
+    const char *statuses [] = { NULL, NULL, "2x0", "20", "100", "302", "600",
+                                "000" };
     for (int i = 0; i < (int) (sizeof statuses / sizeof statuses [0]); i++) {
         int64_t start = zclock_mono ();
         int64_t handle = resv_send (client, "echo", "echo", "{}", 2, S_WAIT);
@@ -839,6 +840,17 @@ test_malformed_reply_fails_request (void **state)
         const char *message = json_string_value (json_object_get (
             json_object_get (body, "error"), "message"));
         assert_non_null (strstr (message, "malformed reply"));
+        //  It says what is wrong: a 302 is 3 digits, of a class resv
+        //  never answers with.
+        if (i >= 4) {
+            char expected [80];
+            snprintf (expected, sizeof expected, "its status, %s, is not "
+                      "2xx, 4xx or 5xx", statuses [i]);
+            assert_non_null (strstr (message, expected));
+        }
+        else
+        if (i >= 2)
+            assert_non_null (strstr (message, "its status is not 3 digits"));
         json_decref (body);
         free (reply.body);
         //  The real reply, later, finds nothing to complete.
