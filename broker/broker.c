@@ -942,9 +942,14 @@ s_worker_ready (broker_t *self, s_msg_t *msg, const char *key)
     if (self->internal_key
     && (msg->count != RESV_WORKER_READY_FRAMES + 2
         || !s_part_is_key (self, &msg->part [5]))) {
-        s_malformed (self, "backend", msg->count == RESV_WORKER_READY_FRAMES + 2?
-                     "READY with a wrong internal key":
-                     "READY without the internal key");
+        //  The name is a short word (s_part_is_name): the line says which
+        //  service's worker to look at.
+        char why [64 + RESV_NAME_MAX];
+        snprintf (why, sizeof why, "READY of a worker of %.*s %s",
+                  (int) zmq_msg_size (name), (const char *) zmq_msg_data (name),
+                  msg->count == RESV_WORKER_READY_FRAMES + 2?
+                  "with a wrong internal key": "without the internal key");
+        s_malformed (self, "backend", why);
         s_send_control (self, identity, RESV_CMD_DISCONNECT);
         return;
     }
