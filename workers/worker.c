@@ -111,10 +111,13 @@ struct _worker_t {
     int64_t expires_at;         //  Broker taken for dead after this
     int64_t reconnect_at;       //  When to reconnect, in S_WAITING
     int64_t stop_by;            //  Stop without the broker's BYE after this
-    int stop_wait;              //  A stop waits this long for the broker at
-                                //  most, ms (worker_stop_wait)
-    int64_t stop_at;            //  When that time is over; 0 before a stop
-    bool given_up;              //  It is over, and was logged
+    int stop_wait;              //  A stop waits this long for a silent
+                                //  broker, twice for one that answers, ms
+                                //  (worker_stop_wait)
+    int64_t stop_from;          //  When the stop began; 0 before a stop
+    int64_t heard_at;           //  When the broker was last heard from: a
+                                //  message on the backend, a call's reply
+    bool given_up;              //  The stop gave up on the broker (logged)
     int backoff;                //  Next reconnection delay, ms
     int64_t bye_at;             //  When the broker last said BYE out of turn
     uint32_t epoch;             //  Counts connections; tickets die with theirs
@@ -225,20 +228,51 @@ s_announce (worker_t *self)
     s_send_ctl (self, RESV_CMD_READY, self->service, credit, self->key);
 }
 
+//  When a stopping worker gives up on its broker (INT64_MAX before a
+//  stop): once it has heard nothing from it for stop_wait, counted from
+//  the stop at the earliest, or at twice stop_wait from the stop however
+//  the broker answers. A broker that is there heartbeats to a worker
+//  with requests in hand, every broker/heartbeat, so that only a silent
+//  one (stopped, hung) is given up on at stop_wait: one that answers
+//  slowly (a busy service behind it) gets the requests' calls done.
+static int64_t
+s_give_up_at (worker_t *self)
+{
+    if (!self->stop_from)
+        return INT64_MAX;
+    int64_t heard = self->heard_at > self->stop_from? self->heard_at
+                                                     : self->stop_from;
+    int64_t silent = heard + self->stop_wait;
+    int64_t bound = self->stop_from + 2 * (int64_t) self->stop_wait;
+    return silent < bound? silent: bound;
+}
+
+//  Whether a stopping worker has given up on its broker, or should now.
+static bool
+s_stop_over (worker_t *self)
+{
+    return self->given_up || zclock_mono () >= s_give_up_at (self);
+}
+
 //  Closes the socket. linger says whether queued messages may still leave
 //  (a graceful stop) or are for a peer we gave up on. The last replies
-//  and BYE get heartbeat x liveness to leave, but no more than what is
-//  left of a stop's time for the broker: the process's exit waits for
-//  them (the context's end), and a broker that accepted the connection
-//  but never reads it would hold that exit as long.
+//  and BYE get heartbeat x liveness to leave, but, stopping, no more than
+//  stop_wait from a broker heard from lately (it reads them at once), and
+//  from a silent one no more than what is left of the time for it: the
+//  process's exit waits for them (the context's end), and a broker that
+//  accepted the connection but never reads it would hold that exit as
+//  long.
 static void
 s_close (worker_t *self, bool linger)
 {
     if (!self->sock)
         return;
     int64_t wait = (int64_t) self->heartbeat * self->liveness;
-    if (self->stop_at) {
-        int64_t left = self->stop_at - zclock_mono ();
+    if (self->stop_from) {
+        int64_t now = zclock_mono ();
+        int64_t left = now - self->heard_at < self->stop_wait
+                     ? self->stop_wait
+                     : s_stop_over (self)? 0: s_give_up_at (self) - now;
         if (left < wait)
             wait = left > 0? left: 0;
     }
@@ -294,12 +328,14 @@ s_lost_broker (worker_t *self, int64_t now, const char *why)
 }
 
 //  How long a stopping worker waits for the broker's BYE from now: for
-//  heartbeat x liveness, within the stop's time for the broker.
+//  heartbeat x liveness, within the stop's longest time for the broker
+//  (and s_give_up's shorter one for a silent broker).
 static int64_t
 s_stop_by (worker_t *self, int64_t now)
 {
     int64_t by = now + (int64_t) self->heartbeat * self->liveness;
-    return by < self->stop_at? by: self->stop_at;
+    int64_t bound = self->stop_from + 2 * (int64_t) self->stop_wait;
+    return by < bound? by: bound;
 }
 
 //  Starts a graceful stop: tell the broker and wait for its BYE. The
@@ -307,8 +343,8 @@ s_stop_by (worker_t *self, int64_t now)
 static void
 s_begin_stop (worker_t *self, int64_t now)
 {
-    if (!self->stop_at)
-        self->stop_at = now + self->stop_wait;
+    if (!self->stop_from)
+        self->stop_from = now;
     if (self->state == S_CONNECTED) {
         zsys_info ("worker: %s: stopping", self->service);
         s_send_ctl (self, RESV_CMD_DISCONNECT, NULL, NULL, NULL);
@@ -813,6 +849,7 @@ s_drain (worker_t *self, worker_handler_fn *handler, void *state)
             break;
         int64_t now = zclock_mono ();
         self->expires_at = now + (int64_t) self->heartbeat * self->liveness;
+        self->heard_at = now;
         const char *why = NULL;
         if (count < 2 || !s_is (&part [S_HEADER], RESV_PROTO_WORKER))
             why = "not RESVW1";
@@ -914,6 +951,11 @@ s_next_timer (worker_t *self)
     else
     if (self->state == S_WAITING)
         next = self->reconnect_at;
+    if (self->stop_from && !self->given_up) {
+        int64_t give_up = s_give_up_at (self);
+        if (give_up < next)
+            next = give_up;
+    }
     return next;
 }
 
@@ -932,7 +974,7 @@ s_run_timers (worker_t *self, int64_t now)
             s_lost_broker (self, now, "broker silent");
         else
         if (self->state == S_STOPPING && now >= self->stop_by
-        &&  (now >= self->stop_at
+        &&  (s_stop_over (self)
              || !(zsock_events (self->sock) & ZMQ_POLLIN))) {
             zsys_warning ("worker: %s: no BYE from the broker; stopped",
                           self->service);
@@ -998,6 +1040,8 @@ s_run_calls (worker_t *self)
     bool batch = false;         //  The completions share a batch
     resv_reply_t reply;
     while (self->ncalls && resv_recv (self->async, 0, &reply) == 0) {
+        if (reply.status != RESV_TIMEOUT)
+            self->heard_at = zclock_mono ();    //  Not libresv's own expiry
         size_t index = 0;
         while (index < self->ncalls && self->calls [index].handle != reply.handle)
             index++;
@@ -1056,17 +1100,12 @@ s_calls_fail (worker_t *self, const char *why)
     }
 }
 
-//  Whether a stopping worker's time for the broker is over.
-static bool
-s_stop_over (worker_t *self)
-{
-    return self->stop_at && zclock_mono () >= self->stop_at;
-}
-
-//  Once a stopping worker's time for the broker is over, gives up on what
-//  still waits on it: the broker's BYE, and the calls out (and with them
-//  the requests that wait on them). Calls made from then on fail at once
-//  (worker_call, worker_call_async). Says once what it gave up on.
+//  Once a stopping worker's time for the broker is over (s_give_up_at),
+//  gives up on what still waits on it: the broker's BYE, and the calls
+//  out (and with them the requests that wait on them). Calls made from
+//  then on fail at once (worker_call, worker_call_async). Says once what
+//  it gave up on, and why: a broker silent for stop_wait, or requests
+//  not done within twice that of the stop while it answered.
 static void
 s_give_up (worker_t *self)
 {
@@ -1076,12 +1115,23 @@ s_give_up (worker_t *self)
     bool bye = self->state == S_STOPPING;
     if (bye)
         self->state = S_STOPPED;
-    if (!self->given_up && (calls || later || bye))
-        zsys_warning ("worker: %s: stop: no answer from the broker within "
-                      "%d ms; gave up on %s%zu calls out and %zu requests "
-                      "in hand (answered 503, or left to their clients' "
-                      "retries)", self->service, self->stop_wait,
-                      bye? "its BYE, ": "", calls, later);
+    bool silent = zclock_mono () - self->heard_at >= self->stop_wait;
+    if (!self->given_up && (calls || later || bye)) {
+        if (silent)
+            zsys_warning ("worker: %s: stop: no answer from the broker "
+                          "within %d ms; gave up on %s%zu calls out and %zu "
+                          "requests in hand (answered 503, or left to their "
+                          "clients' retries)", self->service,
+                          self->stop_wait, bye? "its BYE, ": "", calls,
+                          later);
+        else
+            zsys_warning ("worker: %s: stop: not done within %d ms of the "
+                          "stop, the broker answering; gave up on %s%zu "
+                          "calls out and %zu requests in hand (answered "
+                          "503, or left to their clients' retries)",
+                          self->service, 2 * self->stop_wait,
+                          bye? "its BYE, ": "", calls, later);
+    }
     self->given_up = true;
     if (self->ncalls)
         s_calls_fail (self, "the worker is stopping and gave up on the "
@@ -1228,8 +1278,11 @@ int
 worker_stop_wait (resv_cfg_t *cfg)
 {
     //  A quarter each for the worker and its events actor, which wait one
-    //  after the other: half of stop_timeout is left for the rest of the
-    //  stop (closing stores, a checkpoint), and for a busy machine.
+    //  after the other, with a broker that says nothing: half of
+    //  stop_timeout is left for the rest of the stop (closing stores, a
+    //  checkpoint), and for a busy machine. A broker that answers is
+    //  waited for twice as long (s_give_up_at): its publishes take
+    //  milliseconds, which leaves a quarter for the rest.
     return (int) (resv_cfg_int (cfg, "resvd/stop_timeout", WORKER_STOP_TIMEOUT,
                                 0, WORKER_STOP_TIMEOUT_MAX) / 4);
 }
@@ -1676,15 +1729,16 @@ worker_call (worker_t *self, const char *service, const char *method,
                              RESV_REASON_BAD_REQUEST, "worker_call: no worker");
     if (timeout_ms <= 0)
         timeout_ms = self->call_timeout;
-    //  Stopping, it waits for the broker only for what is left of the
-    //  stop's time (an undo left undone is the sweep's).
-    if (self->stop_at) {
-        int64_t left = self->stop_at - zclock_mono ();
-        if (left <= 0)
+    //  Stopping, it waits for the broker only as long as the stop gives
+    //  it (s_give_up_at; an undo left undone is the sweep's).
+    if (self->stop_from) {
+        if (s_stop_over (self))
             return s_call_error (reply_p, RESV_UNAVAILABLE,
                                  RESV_REASON_NOT_SENT, "worker_call: not "
                                  "sent: the worker is stopping and gave up "
                                  "on the broker");
+        int64_t left = self->stop_from + 2 * (int64_t) self->stop_wait
+                     - zclock_mono ();
         if (left < timeout_ms)
             timeout_ms = (int) left;
     }
@@ -1721,6 +1775,8 @@ worker_call (worker_t *self, const char *service, const char *method,
         int wait = next > now? (int) (next - now): 0;
         resv_reply_t reply;
         if (resv_recv (self->client, wait, &reply) == 0) {
+            if (reply.status != RESV_TIMEOUT)
+                self->heard_at = zclock_mono ();
             if (reply.handle != handle) {
                 free (reply.body);  //  From an earlier call we gave up on
                 continue;
@@ -1742,6 +1798,12 @@ worker_call (worker_t *self, const char *service, const char *method,
         if (now >= deadline)
             return s_call_error (reply_p, RESV_TIMEOUT, RESV_REASON_DEADLINE,
                                  "worker_call: no reply before the deadline");
+        //  Sent, so it may have been done: not "not_sent".
+        if (self->stop_from && s_stop_over (self))
+            return s_call_error (reply_p, RESV_UNAVAILABLE,
+                                 RESV_REASON_INTERNAL, "worker_call: no "
+                                 "reply: the worker is stopping and gave "
+                                 "up on the broker");
     }
 }
 

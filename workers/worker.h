@@ -10,9 +10,10 @@
     On SIGTERM or SIGINT (zsys_interrupted) the worker stops taking work:
     it tells the broker BYE, keeps serving the requests the broker sent
     before acknowledging, replies to them, and then worker_serve() returns
-    -1. It waits for the broker no longer than worker_stop_wait from the
-    stop on, however the broker behaves (stopped, hung, a listener that
-    never answers): then the calls still out fail, so that what waits on
+    -1. It waits for a broker that says nothing (stopped, hung, a
+    listener that never answers) no longer than worker_stop_wait, and for
+    one that answers (its heartbeats, its replies) twice that from the
+    stop at most: then the calls still out fail, so that what waits on
     them is answered, and the worker stops. A worker can also call other
     services through the broker frontend, synchronously and with a
     deadline (worker_call); while it waits it keeps answering heartbeats
@@ -26,7 +27,7 @@
     its credit, so one process carries many such requests at once. A
     deferred request holds its credit until it is answered, and a stopping
     worker finishes its deferred requests before worker_serve returns -1
-    (their calls fail 503 once its time for the broker is over).
+    (their calls fail 503 once it gives up on the broker, as above).
 
     Ownership: a handler's *body_p belongs to the handler, which may take it
     (nulling the pointer) or leave it to the runtime; *reply_p, when the
@@ -95,12 +96,17 @@ void
 #define WORKER_STOP_TIMEOUT         10000
 #define WORKER_STOP_TIMEOUT_MAX     3600000
 
-//  How long each part of a worker process's stop may wait for its broker,
-//  ms: a quarter of resvd/stop_timeout in cfg. The worker gives that long
-//  at most to the broker's BYE and to the requests in hand (and their
-//  calls), counted from the stop, and its events actor as long again to
-//  its last publish of the outbox, counted from events_destroy: a broker
-//  that does not answer leaves the stop within half of stop_timeout.
+//  How long each part of a worker process's stop may wait for a broker
+//  that says nothing, ms: a quarter of resvd/stop_timeout in cfg. The
+//  worker gives up on the broker's BYE and on the calls of the requests
+//  in hand once it has heard nothing from the broker that long since the
+//  stop (a broker that is there heartbeats every broker/heartbeat), and
+//  in any case at twice that from the stop (half of stop_timeout); its
+//  events actor gives its last publish of the outbox a quarter more,
+//  counted from events_destroy. So a broker that does not answer leaves
+//  the stop within half of stop_timeout, and one that answers slowly (a
+//  busy service behind it) gets the requests in hand finished if they
+//  take half of stop_timeout at most.
 int
     worker_stop_wait (resv_cfg_t *cfg);
 
@@ -182,9 +188,9 @@ void
 //  Calls service/method through the broker frontend and waits for the
 //  reply until timeout_ms (<= 0: client/timeout from config). Heartbeats go
 //  on meanwhile. Returns the status code and *reply_p as resv_call() does.
-//  A stopping worker waits no longer than its time for the broker
-//  (worker_stop_wait); once that is over, a call fails at once with 503
-//  and reason RESV_REASON_NOT_SENT.
+//  A stopping worker waits no longer than its stop gives it (see
+//  worker_stop_wait): one under way then fails with 503, and a call made
+//  after that fails at once with 503 and reason RESV_REASON_NOT_SENT.
 int
     worker_call (worker_t *self, const char *service, const char *method,
                  json_t *request, int timeout_ms, json_t **reply_p);

@@ -697,6 +697,17 @@ s_call2_done (void *arg, int status, json_t *reply)
     json_decref (reply);
 }
 
+//  The completion of "relay"'s call: records its status and reason, as
+//  s_call2_done does, and answers the request taken aside with them.
+static void
+s_relay_done (void *arg, int status, json_t *reply)
+{
+    fixture_t *self = (fixture_t *) arg;
+    s_call2_done (self, status, json_incref (reply));
+    zframe_t *answer = worker_json (reply);
+    worker_answer (self->worker, &self->later, status, &answer);
+}
+
 static int
 s_handler (void *state, const char *method, zframe_t **body_p,
            int64_t deadline, zframe_t **reply_p)
@@ -720,6 +731,15 @@ s_handler (void *state, const char *method, zframe_t **body_p,
     if (streq (method, "defer")) {
         self->later = worker_defer (self->worker);
         assert_non_null (self->later);
+        return WORKER_DEFERRED;
+    }
+    if (streq (method, "relay")) {
+        //  Taken aside and answered with what a call brings back, as a
+        //  reserve is: s_relay_done.
+        self->later = worker_defer (self->worker);
+        assert_non_null (self->later);
+        assert_int_equal (worker_call_async (self->worker, "other", "x", NULL,
+                          NULL, self->call_timeout, s_relay_done, self), 0);
         return WORKER_DEFERRED;
     }
     if (streq (method, "slow")) {
@@ -797,6 +817,17 @@ s_fixture_new (void **state)
     zmsg_destroy (&ready);
     *state = self;
     return 0;
+}
+
+//  The same with resvd/stop_timeout at 4000 ms: the stop waits for the
+//  broker 1 s when it is silent, 2 s while it answers.
+static int
+s_fixture_new_stop (void **state)
+{
+    setenv ("RESV_RESVD_STOP_TIMEOUT", "4000", 1);
+    int rc = s_fixture_new (state);
+    unsetenv ("RESV_RESVD_STOP_TIMEOUT");
+    return rc;
 }
 
 static int
@@ -1544,6 +1575,89 @@ test_stop_unanswered (void **state)
     zmsg_destroy (&msg);
 }
 
+//  A stop with a request in hand whose call is under way ("relay"),
+//  stop_timeout 4000 (s_fixture_new_stop): the worker waits for the broker
+//  a quarter of it (1 s) when the broker falls silent, half of it (2 s)
+//  while the broker is heard from. The call is answered delay ms after
+//  it was made. Until finished with the stop, the worker is served;
+//  returns the reply the fake had for the request, "r-1".
+static zmsg_t *
+s_stop_relay (fixture_t *self, const char *delay, bool silent)
+{
+    s_fake_ok (self, "DELAY", delay, NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "r-1",
+               "relay", "5000", "{}", NULL);
+    int64_t end = zclock_mono () + 2000;
+    while (!self->later && zclock_mono () < end)
+        worker_serve (self->worker, 10, s_handler, self);
+    assert_non_null (self->later);
+    if (silent)
+        s_fake_ok (self, "SILENT", "1", NULL);
+    worker_stop (self->worker);
+    end = zclock_mono () + 5000;
+    int rc = 0;
+    while (rc == 0 && zclock_mono () < end)
+        rc = worker_serve (self->worker, 10, s_handler, self);
+    assert_int_equal (rc, -1);
+    assert_int_equal (self->done, 1);
+    //  The replies the worker sent: the fake's "held" request, its BYE,
+    //  the one to r-1.
+    zmsg_t *msg;
+    while ((msg = s_expect (self, s_handler, 500))) {
+        if (s_frame_eq (s_frame_at (msg, 3), "r-1"))
+            return msg;
+        zmsg_destroy (&msg);
+    }
+    return NULL;
+}
+
+//  A broker that answers, but slowly (a busy service behind it): the
+//  stop waits for the call past a quarter of stop_timeout, and the
+//  request in hand is finished (spec 4.8). It was failed 503 once a
+//  quarter of stop_timeout had passed, however live the broker was: a
+//  stop under load with payments queued gave up on reserves that would
+//  have been done within stop_timeout.
+static void
+test_stop_waits_for_a_live_broker (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zmsg_t *msg = s_stop_relay (self, "1500", false);
+    assert_int_equal (self->done_status [0], 200);
+    assert_true (s_msg_is (msg, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "r-1",
+                           "200", "{\"ok\":true}", NULL));
+    zmsg_destroy (&msg);
+}
+
+//  But not for ever: a call still out at half of stop_timeout fails 503,
+//  the broker answering or not, and its request is answered so (the
+//  broker reads it: the socket lingers for a broker heard from).
+static void
+test_stop_bounded_with_a_live_broker (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zmsg_t *msg = s_stop_relay (self, "3000", false);
+    assert_int_equal (self->done_status [0], 503);
+    assert_string_equal (self->done_reason [0], "internal");
+    assert_non_null (msg);
+    assert_true (s_frame_eq (s_frame_at (msg, 4), "503"));
+    zmsg_destroy (&msg);
+}
+
+//  A broker silent since the stop (no heartbeat): the worker gives up on
+//  the call once it has heard nothing for a quarter of stop_timeout, and
+//  answers the request 503 (which a silent broker may never read: the
+//  socket does not linger for it); the reply that would have come later
+//  does not hold the stop.
+static void
+test_stop_gives_up_on_a_silent_broker (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zmsg_t *msg = s_stop_relay (self, "1500", true);
+    assert_int_equal (self->done_status [0], 503);
+    assert_string_equal (self->done_reason [0], "internal");
+    zmsg_destroy (&msg);
+}
+
 static void
 test_interrupted (void **state)
 {
@@ -2101,6 +2215,12 @@ main (void)
         FAKE (test_stop_unanswered),
         FAKE (test_stop_heartbeats_while_finishing),
         FAKE (test_interrupted),
+        cmocka_unit_test_setup_teardown (test_stop_waits_for_a_live_broker,
+                                         s_fixture_new_stop, s_fixture_destroy),
+        cmocka_unit_test_setup_teardown (test_stop_bounded_with_a_live_broker,
+                                         s_fixture_new_stop, s_fixture_destroy),
+        cmocka_unit_test_setup_teardown (test_stop_gives_up_on_a_silent_broker,
+                                         s_fixture_new_stop, s_fixture_destroy),
         FAKE (test_call_holds),
         FAKE (test_call_timeout),
         FAKE (test_call_lost_broker),
