@@ -384,7 +384,12 @@ s_catch_up (consumer_t *self)
         if (self->page)
             self->page (self->page_arg);
         //  A stopping actor reads no further page: the rest is read at
-        //  the next start, and the stop's time is for the outbox.
+        //  the next start, and the stop's time is for the outbox. The
+        //  pipe is read here, between pages: s_call reads it only when a
+        //  call has waited CALL_TICK for nothing, which a journal that
+        //  answers at once never does.
+        if (self->actor && !self->actor->terminated)
+            s_pipe (self->actor);
         if (self->cursor >= last || self->cursor == before
         || (self->actor && self->actor->terminated))
             return 0;
