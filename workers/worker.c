@@ -251,7 +251,8 @@ s_give_up_at (worker_t *self)
 static bool
 s_stop_over (worker_t *self)
 {
-    return self->given_up || zclock_mono () >= s_give_up_at (self);
+    return self->stop_from
+        && (self->given_up || zclock_mono () >= s_give_up_at (self));
 }
 
 //  Closes the socket. linger says whether queued messages may still leave
