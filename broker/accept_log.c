@@ -2,6 +2,7 @@
     (accept_log.h).  */
 
 #include "accept_log.h"
+#include "resv_util.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <sys/resource.h>
@@ -144,7 +145,7 @@ s_watch (s_thread_t *self, zmsg_t *command)
         monitor = zsock_new (ZMQ_PAIR);
     if (monitor) {
         zsock_set_rcvhwm (monitor, ACCEPT_LOG_HWM);
-        if (zsock_connect (monitor, "%s", address) == -1)
+        if (resv_sock_connect (monitor, address) == -1)
             zsock_destroy (&monitor);
     }
     if (monitor) {

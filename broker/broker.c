@@ -1976,7 +1976,7 @@ s_bind (resv_cfg_t *cfg, const char *key, const char *dflt, int64_t maxmsg)
     //  Replies sent just before a graceful stop must still leave.
     zsock_set_linger (sock, 1000);
     zsock_set_ipv6 (sock, resv_endpoint_ipv6 (endpoint));
-    if (zsock_bind (sock, "%s", endpoint) == -1) {
+    if (resv_sock_bind (sock, endpoint) == -1) {
         s_bind_failed (cfg, endpoint, key);
         zsock_destroy (&sock);
     }
@@ -2016,7 +2016,7 @@ s_broker_new (resv_cfg_t *cfg)
     //  broker and take gigabytes. ZeroMQ drops a peer that sends more.
     zsock_set_maxmsgsize (self->events, 16 + JOURNAL_TYPE_MAX);
     zsock_set_ipv6 (self->events, resv_endpoint_ipv6 (events));
-    if (zsock_bind (self->events, "%s", events) == -1) {
+    if (resv_sock_bind (self->events, events) == -1) {
         s_bind_failed (cfg, events, "broker/events");
         zsock_destroy (&self->events);
     }

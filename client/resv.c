@@ -845,7 +845,7 @@ resv_new (const char *endpoint)
     zsock_set_rcvhwm (self->sock, S_HWM);
     zsock_set_identity (self->sock, identity);
     zsock_set_ipv6 (self->sock, resv_endpoint_ipv6 (endpoint));
-    if (zsock_connect (self->sock, "%s", endpoint) == -1) {
+    if (resv_sock_connect (self->sock, endpoint) == -1) {
         resv_destroy (&self);
         return NULL;
     }

@@ -311,6 +311,26 @@ resv_endpoint_ipv6 (const char *endpoint)
     return endpoint && strncmp (endpoint, "tcp://[", 7) == 0;
 }
 
+int
+resv_sock_connect (zsock_t *sock, const char *endpoint)
+{
+    int rc;
+    do
+        rc = zsock_connect (sock, "%s", endpoint);
+    while (rc == -1 && zmq_errno () == EINTR);
+    return rc;
+}
+
+int
+resv_sock_bind (zsock_t *sock, const char *endpoint)
+{
+    int rc;
+    do
+        rc = zsock_bind (sock, "%s", endpoint);
+    while (rc == -1 && zmq_errno () == EINTR);
+    return rc;
+}
+
 unsigned
 resv_log_clear (resv_log_limit_t *limit)
 {

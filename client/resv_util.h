@@ -1,6 +1,7 @@
 /*  resv_util.h: small helpers shared by every resv program: time stamps,
     random ids, calendar dates, whole numbers from text, rate-limited log
-    lines, and the daemons' signals and command lines.  */
+    lines, the daemons' signals and command lines, and the connect and bind
+    of a socket through signals.  */
 #ifndef RESV_UTIL_H_INCLUDED
 #define RESV_UTIL_H_INCLUDED
 
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <czmq.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,6 +37,18 @@ int64_t
 //  otherwise, so that an IPv4 address or `*` binds as it always did.
 bool
     resv_endpoint_ipv6 (const char *endpoint);
+
+//  zsock_connect and zsock_bind of endpoint, made again each time a
+//  signal interrupted them (EINTR). ZeroMQ reads the socket's pending
+//  commands before it does anything, and a signal that comes then fails
+//  the call with nothing done: a stop that reached a process while it set
+//  up its sockets failed its start (a worker exited 1, "cannot connect
+//  ...: Interrupted system call"), where it should stop cleanly. Return
+//  what zsock_connect and zsock_bind return.
+int
+    resv_sock_connect (zsock_t *sock, const char *endpoint);
+int
+    resv_sock_bind (zsock_t *sock, const char *endpoint);
 
 //  Room for any int64_t in decimal, sign and NUL.
 #define RESV_DECIMAL_SIZE 21

@@ -1025,7 +1025,7 @@ events_new (resv_cfg_t *cfg, events_config_t *config)
         for (size_t index = 0; index < self->nconsumers; index++)
             zsock_set_subscribe (self->sub, self->consumers [index].family);
         zsock_set_ipv6 (self->sub, resv_endpoint_ipv6 (events));
-        if (zsock_connect (self->sub, "%s", events)) {
+        if (resv_sock_connect (self->sub, events)) {
             zsys_error ("events: connect %s (broker/events): %s", events,
                         zmq_strerror (zmq_errno ()));
             goto failed;

@@ -199,7 +199,7 @@ s_connect (worker_t *self)
     //  a few heartbeats so that a send never fails on a healthy broker.
     zsock_set_sndhwm (self->sock, 1000 + 2 * self->credit);
     zsock_set_ipv6 (self->sock, resv_endpoint_ipv6 (self->backend));
-    if (zsock_connect (self->sock, "%s", self->backend) == -1) {
+    if (resv_sock_connect (self->sock, self->backend) == -1) {
         zsys_error ("worker: %s: cannot connect to '%s': %s", self->service,
                     self->backend, zmq_strerror (errno));
         zsock_destroy (&self->sock);
