@@ -952,8 +952,8 @@ s_next_timer (worker_t *self)
     else
     if (self->state == S_WAITING)
         next = self->reconnect_at;
-    if (self->stop_from && !self->given_up) {
-        int64_t give_up = s_give_up_at (self);
+    if (!self->given_up) {
+        int64_t give_up = s_give_up_at (self);  //  INT64_MAX before a stop
         if (give_up < next)
             next = give_up;
     }
@@ -1800,7 +1800,7 @@ worker_call (worker_t *self, const char *service, const char *method,
             return s_call_error (reply_p, RESV_TIMEOUT, RESV_REASON_DEADLINE,
                                  "worker_call: no reply before the deadline");
         //  Sent, so it may have been done: not "not_sent".
-        if (self->stop_from && s_stop_over (self))
+        if (s_stop_over (self))
             return s_call_error (reply_p, RESV_UNAVAILABLE,
                                  RESV_REASON_INTERNAL, "worker_call: no "
                                  "reply: the worker is stopping and gave "
