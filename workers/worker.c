@@ -228,13 +228,25 @@ s_announce (worker_t *self)
     s_send_ctl (self, RESV_CMD_READY, self->service, credit, self->key);
 }
 
+//  How long a stopping worker hears nothing from its broker before it
+//  takes it for silent (stopped, hung): stop_wait, or two heartbeat
+//  intervals if that is longer, since a broker that is there says
+//  nothing between its heartbeats. With broker/heartbeat at a quarter of
+//  stop_timeout or more, a live broker was taken for silent between two.
+static int64_t
+s_silence (worker_t *self)
+{
+    int64_t beats = 2 * (int64_t) self->heartbeat;
+    return beats > self->stop_wait? beats: self->stop_wait;
+}
+
 //  When a stopping worker gives up on its broker (INT64_MAX before a
-//  stop): once it has heard nothing from it for stop_wait, counted from
+//  stop): once it has heard nothing from it for s_silence, counted from
 //  the stop at the earliest, or at twice stop_wait from the stop however
 //  the broker answers. A broker that is there heartbeats to a worker
 //  with requests in hand, every broker/heartbeat, so that only a silent
-//  one (stopped, hung) is given up on at stop_wait: one that answers
-//  slowly (a busy service behind it) gets the requests' calls done.
+//  one (stopped, hung) is given up on early: one that answers slowly (a
+//  busy service behind it) gets the requests' calls done.
 static int64_t
 s_give_up_at (worker_t *self)
 {
@@ -242,7 +254,7 @@ s_give_up_at (worker_t *self)
         return INT64_MAX;
     int64_t heard = self->heard_at > self->stop_from? self->heard_at
                                                      : self->stop_from;
-    int64_t silent = heard + self->stop_wait;
+    int64_t silent = heard + s_silence (self);
     int64_t bound = self->stop_from + 2 * (int64_t) self->stop_wait;
     return silent < bound? silent: bound;
 }
@@ -271,7 +283,7 @@ s_close (worker_t *self, bool linger)
     int64_t wait = (int64_t) self->heartbeat * self->liveness;
     if (self->stop_from) {
         int64_t now = zclock_mono ();
-        int64_t left = now - self->heard_at < self->stop_wait
+        int64_t left = now - self->heard_at < s_silence (self)
                      ? self->stop_wait
                      : s_stop_over (self)? 0: s_give_up_at (self) - now;
         if (left < wait)
@@ -1105,8 +1117,8 @@ s_calls_fail (worker_t *self, const char *why)
 //  gives up on what still waits on it: the broker's BYE, and the calls
 //  out (and with them the requests that wait on them). Calls made from
 //  then on fail at once (worker_call, worker_call_async). Says once what
-//  it gave up on, and why: a broker silent for stop_wait, or requests
-//  not done within twice that of the stop while it answered.
+//  it gave up on, and why: a broker silent for s_silence, or requests
+//  not done within twice stop_wait of the stop while it answered.
 static void
 s_give_up (worker_t *self)
 {
@@ -1116,14 +1128,14 @@ s_give_up (worker_t *self)
     bool bye = self->state == S_STOPPING;
     if (bye)
         self->state = S_STOPPED;
-    bool silent = zclock_mono () - self->heard_at >= self->stop_wait;
+    bool silent = zclock_mono () - self->heard_at >= s_silence (self);
     if (!self->given_up && (calls || later || bye)) {
         if (silent)
             zsys_warning ("worker: %s: stop: no answer from the broker "
-                          "within %d ms; gave up on %s%zu calls out and %zu "
-                          "requests in hand (answered 503, or left to their "
-                          "clients' retries)", self->service,
-                          self->stop_wait, bye? "its BYE, ": "", calls,
+                          "within %" PRId64 " ms; gave up on %s%zu calls "
+                          "out and %zu requests in hand (answered 503, or "
+                          "left to their clients' retries)", self->service,
+                          s_silence (self), bye? "its BYE, ": "", calls,
                           later);
         else
             zsys_warning ("worker: %s: stop: not done within %d ms of the "

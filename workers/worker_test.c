@@ -418,6 +418,7 @@ typedef struct {
     zframe_t *worker;           //  Identity of the last worker that was READY
     zlist_t *inbox;             //  zmsg_t * from workers, oldest first
     bool silent;                //  Send no heartbeats
+    int beat;                   //  Heartbeat interval, ms (HEARTBEAT)
     bool autobye;               //  Answer BYE with BYE
     int heartbeats;             //  HB received since the last HBS
     int delay;                  //  Before answering a client, ms; -1: never
@@ -476,6 +477,12 @@ s_fake_pipe (fake_t *self, bool *done)
         else
         if (streq (cmd, "DELAY"))
             self->delay = atoi (arg);
+        else
+        if (streq (cmd, "BEAT")) {
+            //  A new interval, the next heartbeat one interval from now.
+            self->beat = atoi (arg);
+            self->heartbeat_at = zclock_mono () + self->beat;
+        }
         else
         if (streq (cmd, "MUTE"))
             self->mute = streq (arg, "1");
@@ -562,7 +569,7 @@ static void
 s_fake_actor (zsock_t *pipe, void *args)
 {
     (void) args;
-    fake_t self = { .pipe = pipe, .autobye = true };
+    fake_t self = { .pipe = pipe, .autobye = true, .beat = HEARTBEAT };
     self.backend = zsock_new (ZMQ_ROUTER);
     self.frontend = zsock_new (ZMQ_ROUTER);
     self.inbox = zlist_new ();
@@ -586,7 +593,7 @@ s_fake_actor (zsock_t *pipe, void *args)
         int64_t now = zclock_mono ();
         if (!self.silent && now >= self.heartbeat_at) {
             s_fake_send (&self, RESV_CMD_HEARTBEAT);
-            self.heartbeat_at = now + HEARTBEAT;
+            self.heartbeat_at = now + self.beat;
         }
         if (self.answer && now >= self.answer_at)
             zmsg_send (&self.answer, self.frontend);
@@ -827,6 +834,19 @@ s_fixture_new_stop (void **state)
     setenv ("RESV_RESVD_STOP_TIMEOUT", "4000", 1);
     int rc = s_fixture_new (state);
     unsetenv ("RESV_RESVD_STOP_TIMEOUT");
+    return rc;
+}
+
+//  The same with broker/heartbeat at 1500 ms as well, over a quarter of
+//  stop_timeout: a live broker is quiet for 1500 ms between heartbeats.
+static int
+s_fixture_new_slow_beat (void **state)
+{
+    setenv ("RESV_BROKER_HEARTBEAT", "1500", 1);
+    int rc = s_fixture_new_stop (state);
+    s_setenv_int ("RESV_BROKER_HEARTBEAT", HEARTBEAT);
+    fixture_t *self = (fixture_t *) *state;
+    s_fake_ok (self, "BEAT", "1500", NULL);
     return rc;
 }
 
@@ -1658,6 +1678,23 @@ test_stop_gives_up_on_a_silent_broker (void **state)
     zmsg_destroy (&msg);
 }
 
+//  A live broker whose heartbeat interval (1500 ms) is over a quarter of
+//  stop_timeout (1 s): the stop waits for it through two intervals, so
+//  the call answered 1500 ms into the stop is done. The worker took the
+//  broker for silent after 1 s with no heartbeat, and failed it 503.
+static void
+test_stop_waits_through_slow_heartbeats (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  The fake's next heartbeat comes 1500 ms from here, with the reply.
+    s_fake_ok (self, "BEAT", "1500", NULL);
+    zmsg_t *msg = s_stop_relay (self, "1500", false);
+    assert_int_equal (self->done_status [0], 200);
+    assert_true (s_msg_is (msg, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "r-1",
+                           "200", "{\"ok\":true}", NULL));
+    zmsg_destroy (&msg);
+}
+
 static void
 test_interrupted (void **state)
 {
@@ -2217,6 +2254,8 @@ main (void)
         FAKE (test_interrupted),
         cmocka_unit_test_setup_teardown (test_stop_waits_for_a_live_broker,
                                          s_fixture_new_stop, s_fixture_destroy),
+        cmocka_unit_test_setup_teardown (test_stop_waits_through_slow_heartbeats,
+                                         s_fixture_new_slow_beat, s_fixture_destroy),
         cmocka_unit_test_setup_teardown (test_stop_bounded_with_a_live_broker,
                                          s_fixture_new_stop, s_fixture_destroy),
         cmocka_unit_test_setup_teardown (test_stop_gives_up_on_a_silent_broker,
