@@ -651,7 +651,11 @@ s_relay_refused (events_t *self, int status, const char *reply)
 
 //  Sends the outbox to the journal until it is empty or a call fails.
 //  After a refusal it does nothing until its wait is over, unless the
-//  actor is stopping (its last try).
+//  actor is stopping (its last try). Between one publish and the next it
+//  reads the pipe: a broker that answers never leaves s_call a quiet
+//  tick to hear a stop in, and a backlog of a million rows would hold
+//  the stop until all were sent. Heard, the stop bounds the rest
+//  (s_call): what is left waits in the outbox for the next start.
 static void
 s_relay (events_t *self)
 {
@@ -659,7 +663,7 @@ s_relay (events_t *self)
     if (self->relay_backoff && !self->terminated
     &&  zclock_mono () < self->relay_retry_at)
         return;
-    while (true) {
+    for (int sent = 0; true; sent++) {
         //  The rows are JSON already: the request is built around them.
         int64_t last = 0;
         char *request;
@@ -670,6 +674,8 @@ s_relay (events_t *self)
                                store_publish_max (self->store), &last,
                                &request, &size) <= 0)
             return;
+        if (sent > 0 && !self->terminated)
+            s_pipe (self);
         char *reply = NULL;
         size_t reply_size;
         int status = s_call (self, self->client, RESV_METHOD_PUBLISH, request,
@@ -947,7 +953,8 @@ s_events_actor (zsock_t *pipe, void *args)
             store_outbox_prune (self->store);
             self->prune_at = zclock_mono () + PRUNE_INTERVAL;
         }
-        if (self->config.tick && (now >= self->tick_at || self->tick_wanted)) {
+        if (self->config.tick && !self->terminated
+        &&  (now >= self->tick_at || self->tick_wanted)) {
             self->tick_wanted = false;
             bool more = self->config.tick (self->config.state, self->store,
                                            self->client);

@@ -267,6 +267,65 @@ test_relay_batches_fit_the_broker_limit (void **state)
     store_destroy (&store);
 }
 
+//  A kit whose broker takes requests of 4 kB at most, and whose workers'
+//  stops give a broker 250 ms (resvd/stop_timeout 1000).
+static int
+s_short_stop_setup (void **state)
+{
+    const char *env [] = { "RESV_BROKER_MAX_MESSAGE", "4096",
+                           "RESV_RESVD_STOP_TIMEOUT", "1000", NULL };
+    *state = testkit_new ((const char *) *state, env);
+    return 0;
+}
+
+static int
+s_short_stop_teardown (void **state)
+{
+    testkit_destroy ((testkit_t **) state);
+    unsetenv ("RESV_BROKER_MAX_MESSAGE");
+    unsetenv ("RESV_RESVD_STOP_TIMEOUT");
+    return 0;
+}
+
+//  Stopped while it relays a backlog of many publishes to a broker that
+//  answers each at once, the relay hears the stop between two and sends
+//  no more once the stop's time for the broker is over: the rest waits
+//  in the outbox, and the next start sends it, each event journaled
+//  once. The relay heard the stop only once the whole backlog was sent.
+static void
+test_stop_during_a_backlog (void **state)
+{
+    testkit_t *kit = (testkit_t *) *state;
+    store_t *store = store_new (testkit_cfg (kit), "relay", NULL);
+    char note [151];
+    memset (note, 'n', sizeof note - 1);
+    note [sizeof note - 1] = 0;
+    //  About 15 to a publish of 4 kB: some 1300 publishes.
+    const int count = 20000;
+    assert_int_equal (store_begin (store), 0);
+    for (int i = 0; i < count; i++)
+        assert_int_equal (store_emit (store, "reservation.requested",
+            "reservation", "r1", NULL, json_pack ("{s:i,s:s}", "n", i,
+                                                  "note", note)), 0);
+    assert_int_equal (store_commit (store), 0);
+    events_config_t config = { .store = "relay" };
+    zactor_t *events = events_new (testkit_cfg (kit), &config);
+    assert_non_null (events);
+    //  The relay is under way: stop it.
+    assert_true (s_wait (kit, 1));
+    events_destroy (&events);
+    int64_t journaled = testkit_journal_last (kit);
+    assert_in_range (journaled, 1, count - 1);
+    assert_int_equal (store_outbox_unacked (store), count - journaled);
+    events = events_new (testkit_cfg (kit), &config);
+    assert_non_null (events);
+    assert_true (TESTKIT_WAIT (60000, testkit_journal_last (kit) >= count));
+    events_destroy (&events);
+    assert_int_equal (testkit_journal_last (kit), count);
+    assert_int_equal (store_outbox_unacked (store), 0);
+    store_destroy (&store);
+}
+
 //  An event no publish could carry (over broker/max_message alone) is
 //  refused when emitted, and its change with it: in the outbox it would
 //  be refused by the journal at every try, and hold every event after it.
@@ -1138,6 +1197,8 @@ main (void)
         T (test_object_text),
         T (test_rolled_back_change_emits_nothing),
         T (test_outbox_left_by_a_crash_is_sent_at_start),
+        cmocka_unit_test_prestate_setup_teardown (test_stop_during_a_backlog,
+            s_short_stop_setup, s_short_stop_teardown, "events"),
         T (test_consumer_catches_up_then_follows),
         T (test_stop_during_catch_up),
         T (test_two_processes_apply_each_event_once),
