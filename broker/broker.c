@@ -148,6 +148,7 @@ typedef struct {
     size_t heap_size;           //  Used entries of heap
     size_t heap_max;            //  Allocated entries of heap
     int64_t heartbeat_at;       //  Next heartbeat round
+    int64_t timers_at;          //  When the timers last ran
     int64_t started;            //  Start time, for uptime
     uint64_t dispatches;        //  Dispatch counter, for least-recently-used
     uint64_t malformed;         //  Malformed messages seen
@@ -1805,10 +1806,49 @@ s_answered_purge (broker_t *self, int64_t now)
     zlist_destroy (&old);
 }
 
+//  When the broker itself stopped running, if it did before now, else 0:
+//  its loop runs the timers once a heartbeat interval at least, so a gap
+//  of two or more means the process was stopped (SIGSTOP, a debugger) or
+//  the machine paused. Says so once per gap.
+//
+//  Its workers were silent only to a broker that did not listen: what
+//  they sent meanwhile is still on its way in (ZeroMQ's I/O thread woke
+//  up with this one), so each gets two heartbeat intervals from now to be
+//  heard from before it is taken for dead. Before, a pause longer than
+//  the liveness expired every worker at once, live ones too. One that
+//  did take the broker for dead, and came back on a new connection, has
+//  left its old one for good; that one expires in the two intervals.
+static int64_t
+s_stalled_since (broker_t *self, int64_t now)
+{
+    int64_t last = self->timers_at;
+    self->timers_at = now;
+    if (!last || now - last < 2 * self->heartbeat)
+        return 0;
+    zsys_warning ("broker: did not run for %" PRId64 " ms (the process was "
+                  "stopped, or the machine paused); the deadlines that "
+                  "passed meanwhile do not count against the services' "
+                  "circuits, and the workers get %" PRId64 " ms to be heard "
+                  "from", now - last, 2 * self->heartbeat);
+    worker_t *worker = (worker_t *) zhashx_first (self->workers);
+    while (worker) {
+        if (worker->expires < now + 2 * self->heartbeat)
+            worker->expires = now + 2 * self->heartbeat;
+        worker = (worker_t *) zhashx_next (self->workers);
+    }
+    return last;
+}
+
 static void
 s_timers (broker_t *self)
 {
     int64_t now = zclock_mono ();
+    //  What fell due while the broker did not run says nothing of the
+    //  services: their workers' replies may be waiting, unread, on the
+    //  backend. Counted, a pause longer than the deadlines opened the
+    //  circuit of every busy service, which then refused every request
+    //  for broker/breaker_cooldown after the broker ran again.
+    int64_t stalled_since = s_stalled_since (self, now);
     while (self->heap_size && self->heap [0]->due <= now) {
         request_t *request = self->heap [0];
         service_t *service = request->service;
@@ -1838,6 +1878,7 @@ s_timers (broker_t *self)
             //  that hangs once its queue is long is given each request
             //  with little of its deadline left, and would never open.
             if (request->attempts
+            && !(stalled_since && request->due > stalled_since)
             && (!request->worker
                 ||  request->deadline - request->arrived >= self->breaker_min_time))
                 s_breaker_failure (self, service, request);
