@@ -49,6 +49,12 @@
 
 typedef struct _events_t events_t;
 
+//  What a tick calls through (events_call).
+struct _events_caller_t {
+    events_t *actor;            //  The actor, whose stop ends the calls
+    resv_t *client;             //  Its client
+};
+
 //  What applying needs, shared by the actor and events_replay.
 typedef struct {
     resv_t *client;             //  Journal reads
@@ -92,6 +98,7 @@ struct _events_t {
     store_t *store;             //  This thread's connection
     zactor_t *checkpoint;       //  Checkpoints the store's WAL
     resv_t *client;             //  Publishes and reads
+    events_caller_t caller;     //  The actor and its client, for the tick
     zsock_t *sub;               //  Live fan-out, with config.consumer
     int64_t relay_at;           //  Next unprompted relay
     int64_t relay_backoff;      //  Wait after the last refusal, 0 if none
@@ -117,32 +124,31 @@ static void
 //  --------------------------------------------------------------------------
 //  Calls
 
-//  Calls method of the journal (service events) with body (size bytes)
-//  and a deadline of CALL_TIMEOUT, as resv_call_raw does; *reply_p is
-//  the malloc'd reply body the caller frees (NULL when empty), and
-//  *reply_size its size. In the actor (actor not NULL) the call also
-//  hears the pipe while it waits: once the actor is told to stop, it
-//  waits for the broker only until the stop's time is over (then 503
-//  deadline_exceeded), and a call made after that fails at once, 503
-//  not_sent. The reply of a call given up so, should it come, is dropped
-//  by the next call. Returns the status.
+//  Calls method of service with body (size bytes) and timeout_ms, as
+//  resv_call_raw does; *reply_p is the malloc'd reply body the caller
+//  frees (NULL when empty), and *reply_size its size. In the actor (actor
+//  not NULL) the call also hears the pipe while it waits: once the actor
+//  is told to stop, it waits for the broker only until the stop's time is
+//  over (then 503 deadline_exceeded), and a call made after that fails at
+//  once, 503 not_sent. The reply of a call given up so, should it come,
+//  is dropped by the next call. Returns the status.
 static int
-s_call (events_t *actor, resv_t *client, const char *method,
-        const char *body, size_t size, char **reply_p, size_t *reply_size)
+s_call (events_t *actor, resv_t *client, const char *service,
+        const char *method, const char *body, size_t size, int timeout_ms,
+        char **reply_p, size_t *reply_size)
 {
     *reply_p = NULL;
     *reply_size = 0;
     if (!actor)
-        return resv_call_raw (client, RESV_SERVICE_EVENTS, method, body, size,
-                              CALL_TIMEOUT, reply_p, reply_size);
+        return resv_call_raw (client, service, method, body, size,
+                              timeout_ms, reply_p, reply_size);
     int status = RESV_UNAVAILABLE;
     const char *reason = RESV_REASON_NOT_SENT;
     const char *why = "not sent: the worker is stopping and gave up on the "
                       "broker";
     int64_t handle = -1;
     if (!actor->terminated || zclock_mono () < actor->stop_at) {
-        handle = resv_send (client, RESV_SERVICE_EVENTS, method, body, size,
-                            CALL_TIMEOUT);
+        handle = resv_send (client, service, method, body, size, timeout_ms);
         if (handle < 0) {
             status = RESV_INTERNAL;
             reason = RESV_REASON_INTERNAL;
@@ -192,6 +198,62 @@ s_call (events_t *actor, resv_t *client, const char *method,
     *reply_p = json_dumps (error, JSON_COMPACT);
     *reply_size = *reply_p? strlen (*reply_p): 0;
     json_decref (error);
+    return status;
+}
+
+//  Turns a reply body into what events_call gives, as resv_call does: {}
+//  for an empty success, an error object for any failure.
+static json_t *
+s_reply_json (int *status, const char *body, size_t size)
+{
+    json_t *reply = NULL;
+    if (body && size) {
+        json_error_t error;
+        reply = json_loadb (body, size, JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                            &error);
+        if (!reply) {
+            if (*status < 400)
+                *status = RESV_INTERNAL;
+            return resv_error_new (*status, RESV_REASON_INTERNAL,
+                                   "the reply is not JSON: %s", error.text);
+        }
+    }
+    if (*status < 400)
+        return reply? reply: json_object ();
+    if (json_is_object (json_object_get (reply, "error")))
+        return reply;
+    json_decref (reply);
+    return resv_error_new (*status, RESV_REASON_INTERNAL, "%s",
+                           resv_strstatus (*status));
+}
+
+int
+events_call (events_caller_t *caller, const char *service,
+             const char *method, json_t *request, int timeout_ms,
+             json_t **reply_p)
+{
+    char *text = request? json_dumps (request, JSON_COMPACT | JSON_ENCODE_ANY)
+                        : NULL;
+    int status;
+    json_t *reply;
+    if (request && !text) {
+        status = RESV_BAD_REQUEST;
+        reply = resv_error_new (status, RESV_REASON_BAD_REQUEST,
+                                "the request cannot be encoded as JSON");
+    }
+    else {
+        char *body;
+        size_t size;
+        status = s_call (caller->actor, caller->client, service, method, text,
+                         text? strlen (text): 0, timeout_ms, &body, &size);
+        reply = s_reply_json (&status, body, size);
+        free (body);
+    }
+    free (text);
+    if (reply_p)
+        *reply_p = reply;
+    else
+        json_decref (reply);
     return status;
 }
 
@@ -341,8 +403,10 @@ s_catch_up (consumer_t *self)
         json_decref (request);
         char *reply = NULL;
         size_t size = 0;
-        int status = text? s_call (self->actor, self->client, RESV_METHOD_READ,
-                                   text, strlen (text), &reply, &size)
+        int status = text? s_call (self->actor, self->client,
+                                   RESV_SERVICE_EVENTS, RESV_METHOD_READ,
+                                   text, strlen (text), CALL_TIMEOUT,
+                                   &reply, &size)
                          : RESV_INTERNAL;
         free (text);
         json_t *page = status == RESV_OK
@@ -678,8 +742,9 @@ s_relay (events_t *self)
             s_pipe (self);
         char *reply = NULL;
         size_t reply_size;
-        int status = s_call (self, self->client, RESV_METHOD_PUBLISH, request,
-                             size, &reply, &reply_size);
+        int status = s_call (self, self->client, RESV_SERVICE_EVENTS,
+                             RESV_METHOD_PUBLISH, request, size,
+                             CALL_TIMEOUT, &reply, &reply_size);
         free (request);
         if (status != RESV_OK) {
             s_relay_refused (self, status, reply);
@@ -957,7 +1022,7 @@ s_events_actor (zsock_t *pipe, void *args)
         &&  (now >= self->tick_at || self->tick_wanted)) {
             self->tick_wanted = false;
             bool more = self->config.tick (self->config.state, self->store,
-                                           self->client);
+                                           &self->caller);
             self->tick_at = zclock_mono () + (more? 0: self->config.tick_ms);
             //  What the tick emitted goes out now.
             s_relay (self);
@@ -1015,6 +1080,7 @@ events_new (resv_cfg_t *cfg, events_config_t *config)
     self->store = store_new (cfg, config->store, config->schema);
     const char *frontend = resv_cfg_str (cfg, "broker/frontend", RESV_DEFAULT_ENDPOINT);
     self->client = resv_new (frontend);
+    self->caller = (events_caller_t) { self, self->client };
     //  The relay publishes and approval's tick expires: internal methods.
     resv_set_key (self->client, resv_cfg_str (cfg, "broker/internal_key", NULL));
     if (!self->store || !self->client)

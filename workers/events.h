@@ -64,12 +64,19 @@ extern "C" {
 typedef int (events_apply_fn) (void *state, store_t *store,
                                const char *type, json_t *event);
 
+//  A tick's way to other services through the broker (events_call): the
+//  actor's client, which hears the actor's stop while it waits. Owned by
+//  the actor.
+typedef struct _events_caller_t events_caller_t;
+
 //  Called about every tick ms in the actor thread, for timed work such as
-//  approval expiry; client reaches other services through the broker.
-//  Returns true when more work is ready at once (it did a whole batch):
-//  the actor then calls it again as soon as it has seen to its sockets,
-//  not tick ms later. Return true only after progress, or it spins.
-typedef bool (events_tick_fn) (void *state, store_t *store, resv_t *client);
+//  approval expiry; caller reaches other services through the broker,
+//  with events_call. Returns true when more work is ready at once (it did
+//  a whole batch): the actor then calls it again as soon as it has seen
+//  to its sockets, not tick ms later. Return true only after progress, or
+//  it spins.
+typedef bool (events_tick_fn) (void *state, store_t *store,
+                               events_caller_t *caller);
 
 typedef struct {
     const char *store;          //  Store name: DATA_DIR/store.db
@@ -122,15 +129,33 @@ zactor_t *
 //  Stops the actor, which first sends the outbox once more, and nulls the
 //  pointer. NULL-safe. The actor waits for the broker worker_stop_wait ms
 //  at most from this call (a quarter of resvd/stop_timeout), the journal
-//  read or publish under way included, and reads no further page of a
-//  catch-up: what the journal has not acknowledged by then stays in the
-//  outbox, for the next start, and the log says how many events.
+//  read or publish or the tick's call (events_call) under way included,
+//  and reads no further page of a catch-up: what the journal has not
+//  acknowledged by then stays in the outbox, for the next start, and the
+//  log says how many events.
 void
     events_destroy (zactor_t **self_p);
 
 //  Pokes the relay after a commit that emitted events. Never blocks.
 void
     events_flush (zactor_t *self);
+
+//  Calls method of service through the broker, from a tick, as resv_call
+//  does: request is borrowed (NULL: no body), timeout_ms <= 0 is the
+//  client's default, and *reply_p (unless reply_p is NULL) is the
+//  caller's to json_decref: the result, or an error object on failure.
+//  Unlike resv_call it hears the actor's stop while it waits, as the
+//  actor's own calls do: once the actor is told to stop (events_destroy),
+//  it waits for the broker worker_stop_wait ms at most from the stop,
+//  then fails 503 deadline_exceeded (the call may still be done, or its
+//  reply come, and be dropped); a call made after that fails at once, 503
+//  not_sent. So a stop is not held up by a silent broker for the call's
+//  whole timeout. A tick given 503 leaves its work for a later tick, in
+//  this process or another. Returns the status.
+int
+    events_call (events_caller_t *caller, const char *service,
+                 const char *method, json_t *request, int timeout_ms,
+                 json_t **reply_p);
 
 //  Group commit of a service's requests on its store: the functions to
 //  give worker_set_batch, with a pointer to one of these (kept in the

@@ -278,12 +278,16 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
 //  Expires, through reservation expire, the undecided rows past their
 //  deadline. A reservation service that does not answer stops the round;
 //  the next tick tries again. After SIGTERM (zsys_interrupted) no expire
-//  starts: each may wait S_EXPIRE_TIMEOUT for a broker that does not
-//  answer, past the stop's time for it (worker_stop_wait); the rows wait
-//  for the next start, or another approval process. Returns true when it
-//  closed a whole batch: the rest comes at once.
+//  starts, and one under way waits for a broker that does not answer only
+//  until the stop's time for it is over (worker_stop_wait; events_call),
+//  not its whole S_EXPIRE_TIMEOUT: it then fails 503, and its row stays
+//  open, for the next start or another approval process to ask again.
+//  Asking again is safe: an expire that was done after all is answered
+//  200 again, and one beaten by a decision or a cancel 409, which closes
+//  the row as below. Returns true when it closed a whole batch: the rest
+//  comes at once.
 static bool
-s_expire_due (void *state, store_t *store, resv_t *client)
+s_expire_due (void *state, store_t *store, events_caller_t *caller)
 {
     (void) state;
     sqlite3_stmt *stmt = store_stmt (store, s_sql_due);
@@ -305,9 +309,9 @@ s_expire_due (void *state, store_t *store, resv_t *client)
          id && !zsys_interrupted; id = (const char *) zlist_next (due)) {
         json_t *request = json_pack ("{s:s}", "id", id);
         json_t *reply = NULL;
-        int status = resv_call (client, RESV_SERVICE_RESERVATION,
-                                RESV_METHOD_EXPIRE, request, S_EXPIRE_TIMEOUT,
-                                &reply);
+        int status = events_call (caller, RESV_SERVICE_RESERVATION,
+                                  RESV_METHOD_EXPIRE, request,
+                                  S_EXPIRE_TIMEOUT, &reply);
         json_decref (request);
         //  The row is closed now rather than when reservation.expired
         //  comes, so that the next tick does not ask again; unless an

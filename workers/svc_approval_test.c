@@ -702,6 +702,67 @@ test_expiry_wins_over_decision (void **state)
     free (resource);
 }
 
+//  Reservation workers that answer as s_setup_ticking's do, and a stop
+//  that waits 500 ms for the broker (worker_stop_wait of a stop_timeout of
+//  2 s).
+static int
+s_setup_stopping (void **state)
+{
+    static const char *env [] = {
+        "RESV_APPROVAL_TICK", "50", "RESV_WORKERS_RESERVATION_CREDIT", "1",
+        "RESV_RESVD_STOP_TIMEOUT", "2000", NULL
+    };
+    return s_setup_with (state, env);
+}
+
+static int
+s_teardown_stopping (void **state)
+{
+    s_teardown_ticking (state);
+    unsetenv ("RESV_RESVD_STOP_TIMEOUT");
+    return 0;
+}
+
+//  A stop while the tick's expire waits for a reservation service that
+//  does not answer gives up on it once the stop's time for the broker is
+//  over (500 ms here), and leaves the row open: the next start asks again,
+//  and a repeated expire answers as the first did. The tick's call waited
+//  its whole deadline (S_EXPIRE_TIMEOUT, 5 s), the stop with it, and with
+//  a stop_timeout under 6 s resvd killed the process.
+static void
+test_stop_gives_up_on_an_unanswered_expire (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *id = testkit_reserved (self->kit, self->manual, "k-stop");
+    assert_true (s_wait_caught_up (self));
+    s_gates_start (self);
+    s_race_t *race = &self->race;
+    memset (race, 0, sizeof *race);
+    snprintf (race->id, sizeof race->id, "%s", id);
+    s_deadline_set (self, id, 1);
+    //  The tick asks to expire it; the expire waits for the test.
+    assert_true (s_flag_wait (&race->expire.came));
+    int64_t start = zclock_mono ();
+    testkit_stop (self->kit, "approval");
+    int64_t took = zclock_mono () - start;
+    if (took >= 3000)
+        fail_msg ("the stop took %" PRId64 " ms", took);
+    //  Nothing was closed: the row waits for the next start.
+    char *outcome = s_outcome (self, id);
+    assert_string_equal (outcome, "");
+    zstr_free (&outcome);
+    //  The expire given up on runs after all; the next start's repeat of
+    //  it is answered as the first was, and closes the row.
+    s_flag_set (&race->expire.run);
+    s_flag_set (&race->expire.reply);
+    testkit_start (self->kit, "approval");
+    assert_true (TESTKIT_WAIT (5000, s_outcome_is (self, id, "EXPIRED")));
+    assert_string_equal (testkit_status (self->kit, id), "EXPIRED");
+    zclock_sleep (300);
+    assert_int_equal (testkit_count (self->kit, "reservation.expired", id), 1);
+    free (id);
+}
+
 //  --------------------------------------------------------------------------
 //  Decisions: failures
 
@@ -1038,6 +1099,9 @@ main (void)
                                          s_setup_ticking, s_teardown_ticking),
         cmocka_unit_test_setup_teardown (test_expiry_wins_over_decision,
                                          s_setup_ticking, s_teardown_ticking),
+        cmocka_unit_test_setup_teardown (
+            test_stop_gives_up_on_an_unanswered_expire, s_setup_stopping,
+            s_teardown_stopping),
         S_TEST (test_not_the_owner),
         S_TEST (test_unknown_reservation),
         S_TEST (test_conflicting_decisions),

@@ -523,9 +523,9 @@ s_step_record (store_t *store, s_step_t *step)
 //  that the steps keep up with the confirmations; the interval is for
 //  the steps that wait on the provider. Returns true after a whole batch.
 static bool
-s_tick (void *state, store_t *store, resv_t *client)
+s_tick (void *state, store_t *store, events_caller_t *caller)
 {
-    (void) client;
+    (void) caller;
     payment_t *self = (payment_t *) state;
     //  After SIGTERM (zsys_interrupted) no provider call starts: one may
     //  take payment/latency, and a run of S_STEPS_BATCH of them held the

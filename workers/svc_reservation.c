@@ -265,7 +265,7 @@ typedef struct {
 
 //  Who makes a downstream call: a handler through its worker (which keeps
 //  heartbeating while it waits) or the caller the state was given, the
-//  sweep through the actor's client.
+//  sweep through the events actor (events_call).
 typedef struct {
     svc_call_fn *call;
     void *arg;
@@ -835,13 +835,14 @@ s_worker_call (void *arg, const char *service, const char *method,
                         timeout_ms, reply_p);
 }
 
-//  The sweep's caller: resv_call on the events actor's client (arg).
+//  The sweep's caller: events_call on the events actor's caller (arg),
+//  which a stop cuts short.
 static int
-s_client_call (void *arg, const char *service, const char *method,
+s_events_call (void *arg, const char *service, const char *method,
                json_t *request, int timeout_ms, json_t **reply_p)
 {
-    return resv_call ((resv_t *) arg, service, method, request, timeout_ms,
-                      reply_p);
+    return events_call ((events_caller_t *) arg, service, method, request,
+                        timeout_ms, reply_p);
 }
 
 //  Calls service/method with request (taken, json_decref'd here) and
@@ -1716,7 +1717,7 @@ s_sweep_claim (store_t *store, const char *id)
 //  (s_sql_saga_due), whose reservation was never stored. They are rare:
 //  the rest of a full batch waits for the next sweep (returns false).
 static bool
-s_sweep (void *state, store_t *store, resv_t *client)
+s_sweep (void *state, store_t *store, events_caller_t *events)
 {
     s_self_t *self = (s_self_t *) state;
     sqlite3_stmt *stmt = store_stmt (store, s_sql_saga_due);
@@ -1740,11 +1741,16 @@ s_sweep (void *state, store_t *store, resv_t *client)
     sqlite3_reset (stmt);
     if (rc != SQLITE_DONE)
         zsys_error ("reservation: read sagas: %s", store_error (store));
-    s_caller_t caller = { s_client_call, client };
+    s_caller_t caller = { s_events_call, events };
     //  After SIGTERM (zsys_interrupted) no undo starts: its calls may wait
     //  for a broker that does not answer, and one after the other held
-    //  the stop past its time for the broker (worker_stop_wait). The rows
-    //  wait for the next sweep, here or in another process.
+    //  the stop past its time for the broker (worker_stop_wait). An undo
+    //  under way when the stop comes waits only until that time is over
+    //  (events_call): its calls then fail 503, at once for those made
+    //  after it, and it is unclaimed below. Its row, like those not begun,
+    //  waits for the next sweep, here or in another process; void and
+    //  release are idempotent, so one that was done after all is done
+    //  again harmlessly.
     for (char *entry = (char *) zlist_first (due); entry && !zsys_interrupted;
          entry = (char *) zlist_next (due)) {
         char *id = strchr (entry, ' ') + 1;

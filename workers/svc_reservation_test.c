@@ -18,6 +18,7 @@
 typedef struct {
     int holds;                  //  hold requests seen
     int releases;               //  release requests seen
+    int hang;                   //  While set, a release is not answered
 } stub_t;
 
 typedef struct {
@@ -35,7 +36,8 @@ typedef struct {
 
 //  An availability that answers hold wrongly on purpose: for resource
 //  "res-huge" a price so high that the amount overflows, for any other a
-//  resource without price. It counts holds and releases.
+//  resource without price. It counts holds and releases, and answers no
+//  release while hang is set (10 s at most).
 static int
 s_stub_availability (void *state, const char *method, zframe_t **body_p,
                      int64_t deadline, zframe_t **reply_p)
@@ -60,6 +62,8 @@ s_stub_availability (void *state, const char *method, zframe_t **body_p,
     else
     if (streq (method, "release")) {
         __atomic_add_fetch (&stub->releases, 1, __ATOMIC_SEQ_CST);
+        (void) TESTKIT_WAIT (10000,
+                             !__atomic_load_n (&stub->hang, __ATOMIC_SEQ_CST));
         *reply_p = worker_json (json_pack ("{s:i}", "released", 1));
     }
     else {
@@ -1020,6 +1024,62 @@ test_abandoned_reserve_is_swept (void **state)
 }
 
 
+//  A quick sweep with the stub availability, and a stop that waits 500 ms
+//  for the broker (worker_stop_wait of a stop_timeout of 2 s).
+static int
+s_setup_sweep_stopping (void **state)
+{
+    static const char *env [] = {
+        "RESV_RESERVATION_SWEEP", "100", "RESV_RESERVATION_ABANDON", "300",
+        "RESV_RESVD_STOP_TIMEOUT", "2000", NULL
+    };
+    return s_setup_with (state, env, true);
+}
+
+static int
+s_teardown_sweep_stopping (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    __atomic_store_n (&self->stub.hang, 0, __ATOMIC_SEQ_CST);
+    s_teardown (state);
+    unsetenv ("RESV_RESVD_STOP_TIMEOUT");
+    return 0;
+}
+
+//  A stop while the sweep's undo waits for an availability that does not
+//  answer gives up on it once the stop's time for the broker is over
+//  (500 ms here), and the undos not done leave their saga rows, unclaimed,
+//  for the next sweep. Each undo's release waited its whole deadline
+//  (S_UNDO_MIN, 1 s), one abandoned reserve after the other, the stop
+//  with them: eight took 5 s.
+static void
+test_stop_gives_up_on_an_unanswered_undo (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    __atomic_store_n (&self->stub.hang, 1, __ATOMIC_SEQ_CST);
+    for (int index = 0; index < 8; index++) {
+        char *sql = zsys_sprintf ("INSERT INTO sagas (id, started_ms) VALUES "
+                                  "('r-gone-%d', %" PRId64 ")", index,
+                                  resv_time_ms () - 1000);
+        assert_int_equal (sqlite3_exec (store_db (self->store), sql, NULL,
+                                        NULL, NULL), SQLITE_OK);
+        zstr_free (&sql);
+    }
+    //  The sweep undoes the first; its release is not answered.
+    assert_true (TESTKIT_WAIT (5000, s_stub_count (&self->stub.releases) > 0));
+    int64_t start = zclock_mono ();
+    testkit_stop (self->kit, "reservation");
+    int64_t took = zclock_mono () - start;
+    if (took >= 3000)
+        fail_msg ("the stop took %" PRId64 " ms", took);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 8);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM attempts"), 0);
+    //  The next start's sweep undoes them all.
+    __atomic_store_n (&self->stub.hang, 0, __ATOMIC_SEQ_CST);
+    testkit_start (self->kit, "reservation");
+    assert_true (s_wait_no_saga (self));
+}
+
 //  --------------------------------------------------------------------------
 //  The status machine: failures
 
@@ -1318,6 +1378,9 @@ main (void)
         S_TEST (test_decision_after_cancel_is_ignored),
         S_TEST (test_payment_status_follows_events),
         S_TEST_WITH (test_abandoned_reserve_is_swept, s_setup_sweep),
+        cmocka_unit_test_setup_teardown (
+            test_stop_gives_up_on_an_unanswered_undo, s_setup_sweep_stopping,
+            s_teardown_sweep_stopping),
         S_TEST (test_reserve_bad_input),
         S_TEST (test_reserve_refused_by_availability),
         S_TEST (test_reserve_request_id_reused),
