@@ -1045,10 +1045,8 @@ resv_call_raw (resv_t *self, const char *service, const char *method,
     return status;
 }
 
-//  Turns a reply body into the object resv_call() returns, adjusting
-//  *status for a success whose body is not JSON.
-static json_t *
-s_parse_reply (int *status, const char *body, size_t size)
+json_t *
+resv_reply_json (int *status, const char *body, size_t size)
 {
     if (size == 0)
         return *status < 400? json_object ()
@@ -1111,7 +1109,7 @@ resv_call (resv_t *self, const char *service, const char *method,
                                 text? strlen (text): 0, timeout_ms,
                                 &body, &size);
     free (text);
-    json_t *reply = s_parse_reply (&status, body, size);
+    json_t *reply = resv_reply_json (&status, body, size);
     free (body);
     if (reply_p)
         *reply_p = reply;

@@ -800,6 +800,53 @@ s_router_send (zsock_t *router, zframe_t *identity, int count, ...)
     assert_int_equal (zmsg_send (&msg, router), 0);
 }
 
+//  resv_reply_json, which resv_call and the workers' events_call share:
+//  what a status and a body become.
+static void
+test_reply_json (void **state)
+{
+    (void) state;
+    int status = 200;
+    json_t *reply = resv_reply_json (&status, NULL, 0);
+    assert_true (json_is_object (reply) && json_object_size (reply) == 0);
+    json_decref (reply);
+    status = 200;
+    reply = resv_reply_json (&status, "[1,2]", 5);
+    assert_int_equal (status, 200);
+    assert_int_equal (json_array_size (reply), 2);
+    json_decref (reply);
+    //  A success that is not JSON is a failure, quoted.
+    status = 200;
+    reply = resv_reply_json (&status, "oops", 4);
+    assert_int_equal (status, 500);
+    json_t *error = json_object_get (reply, "error");
+    assert_int_equal (json_integer_value (json_object_get (error, "code")), 500);
+    assert_non_null (strstr (json_string_value (json_object_get (error,
+                             "message")), "oops"));
+    json_decref (reply);
+    //  A failure's error object as it came; anything else wrapped in one.
+    status = 409;
+    const char *conflict = "{\"error\":{\"code\":409,\"reason\":\"conflict\","
+                           "\"message\":\"no\"}}";
+    reply = resv_reply_json (&status, conflict, strlen (conflict));
+    assert_string_equal (json_string_value (json_object_get (json_object_get (
+                         reply, "error"), "message")), "no");
+    json_decref (reply);
+    status = 503;
+    reply = resv_reply_json (&status, "\"busy\"", 6);
+    assert_int_equal (status, 503);
+    error = json_object_get (reply, "error");
+    assert_int_equal (json_integer_value (json_object_get (error, "code")), 503);
+    assert_non_null (strstr (json_string_value (json_object_get (error,
+                             "message")), "busy"));
+    json_decref (reply);
+    status = 504;
+    reply = resv_reply_json (&status, NULL, 0);
+    assert_int_equal (json_integer_value (json_object_get (json_object_get (
+                      reply, "error"), "code")), 504);
+    json_decref (reply);
+}
+
 //  A reply the client cannot read fails the request it names at once with
 //  500 "malformed", rather than leaving it to time out; one that names no
 //  request in flight fails none, but a request that times out says that
@@ -1663,6 +1710,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         //  Failures
         cmocka_unit_test (test_log_limit),
+        cmocka_unit_test (test_reply_json),
         cmocka_unit_test (test_new_invalid_endpoint),
         cmocka_unit_test (test_call_without_service),
         cmocka_unit_test (test_call_bad_service_names),

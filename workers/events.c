@@ -201,32 +201,6 @@ s_call (events_t *actor, resv_t *client, const char *service,
     return status;
 }
 
-//  Turns a reply body into what events_call gives, as resv_call does: {}
-//  for an empty success, an error object for any failure.
-static json_t *
-s_reply_json (int *status, const char *body, size_t size)
-{
-    json_t *reply = NULL;
-    if (body && size) {
-        json_error_t error;
-        reply = json_loadb (body, size, JSON_DECODE_ANY | JSON_ALLOW_NUL,
-                            &error);
-        if (!reply) {
-            if (*status < 400)
-                *status = RESV_INTERNAL;
-            return resv_error_new (*status, RESV_REASON_INTERNAL,
-                                   "the reply is not JSON: %s", error.text);
-        }
-    }
-    if (*status < 400)
-        return reply? reply: json_object ();
-    if (json_is_object (json_object_get (reply, "error")))
-        return reply;
-    json_decref (reply);
-    return resv_error_new (*status, RESV_REASON_INTERNAL, "%s",
-                           resv_strstatus (*status));
-}
-
 int
 events_call (events_caller_t *caller, const char *service,
              const char *method, json_t *request, int timeout_ms,
@@ -246,7 +220,7 @@ events_call (events_caller_t *caller, const char *service,
         size_t size;
         status = s_call (caller->actor, caller->client, service, method, text,
                          text? strlen (text): 0, timeout_ms, &body, &size);
-        reply = s_reply_json (&status, body, size);
+        reply = resv_reply_json (&status, body, size);
         free (body);
     }
     free (text);
