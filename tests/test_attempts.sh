@@ -22,6 +22,12 @@ export RESV_PAYMENT_LATENCY=200
 export RESV_PAYMENT_FAILURE_RATE=40
 
 start_resvd_or_finish
+# Each call of the slow provider holds payment's handler: it takes one
+# request at a time, and the rest wait at the broker, whose deadlines are
+# exact (with 16 in its socket, those at the back ran after their callers
+# gave up, authorised for no reservation).
+check "payment, its provider slow, announces a credit of 1" \
+    grep -q 'of payment ready, credit 1$' "$T/resvd.log"
 
 # live_units RESOURCE: the units of its PENDING and CONFIRMED reservations.
 live_units () {

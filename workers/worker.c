@@ -1323,6 +1323,13 @@ worker_set_batch (worker_t *self, worker_batch_fn *begin,
     self->batch_arg = arg;
 }
 
+void
+worker_set_credit (worker_t *self, int credit)
+{
+    if (self && credit >= 1 && credit <= 1000)
+        self->credit = credit;
+}
+
 worker_later_t *
 worker_defer (worker_t *self)
 {

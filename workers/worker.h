@@ -185,6 +185,17 @@ void
     worker_set_batch (worker_t *self, worker_batch_fn *begin,
                       worker_batch_end_fn *end, void *arg);
 
+//  Sets the credit READY announces (how many requests the broker may hand
+//  this worker at once) in place of the one worker_new took from the
+//  configuration; from 1 to 1000, else ignored. A service whose handler
+//  blocks for long (a slow payment provider) takes one at a time: its
+//  requests then wait at the broker, which knows their deadlines and
+//  hands each to whichever worker is free, not in this worker's socket,
+//  where a request's deadline counts only from when the worker reads it.
+//  Takes effect at the next READY: call it before the worker first serves.
+void
+    worker_set_credit (worker_t *self, int credit);
+
 //  Calls service/method through the broker frontend and waits for the
 //  reply until timeout_ms (<= 0: client/timeout from config). Heartbeats go
 //  on meanwhile. Returns the status code and *reply_p as resv_call() does.

@@ -1695,6 +1695,36 @@ test_stop_waits_through_slow_heartbeats (void **state)
     zmsg_destroy (&msg);
 }
 
+//  worker_set_credit before the first serve: READY announces it.
+static void
+test_set_credit (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    worker_t *slow = worker_new (self->cfg, "slow", 0);
+    assert_non_null (slow);
+    worker_set_credit (slow, 0);        //  Out of range: ignored
+    worker_set_credit (slow, 1);
+    zmsg_t *ready = NULL;
+    int64_t end = zclock_mono () + 2000;
+    while (!ready && zclock_mono () < end) {
+        worker_serve (slow, 5, s_handler, self);
+        zmsg_t *msg = s_fake (self, "NEXT", NULL);
+        char *kind = zmsg_popstr (msg);
+        if (kind && streq (kind, "MSG"))
+            ready = msg;
+        else
+            zmsg_destroy (&msg);
+        free (kind);
+    }
+    assert_non_null (ready);
+    zframe_t *identity = zmsg_pop (ready);
+    zframe_destroy (&identity);
+    assert_true (s_msg_is (ready, 0, RESV_PROTO_WORKER, RESV_CMD_READY, "slow",
+                           "1", NULL));
+    zmsg_destroy (&ready);
+    worker_destroy (&slow);
+}
+
 static void
 test_interrupted (void **state)
 {
@@ -2254,6 +2284,8 @@ main (void)
         FAKE (test_interrupted),
         cmocka_unit_test_setup_teardown (test_stop_waits_for_a_live_broker,
                                          s_fixture_new_stop, s_fixture_destroy),
+        cmocka_unit_test_setup_teardown (test_set_credit,
+                                         s_fixture_new, s_fixture_destroy),
         cmocka_unit_test_setup_teardown (test_stop_waits_through_slow_heartbeats,
                                          s_fixture_new_slow_beat, s_fixture_destroy),
         cmocka_unit_test_setup_teardown (test_stop_bounded_with_a_live_broker,
