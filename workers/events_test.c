@@ -267,26 +267,6 @@ test_relay_batches_fit_the_broker_limit (void **state)
     store_destroy (&store);
 }
 
-//  A kit whose broker takes requests of 4 kB at most, and whose workers'
-//  stops give a broker 250 ms (resvd/stop_timeout 1000).
-static int
-s_short_stop_setup (void **state)
-{
-    const char *env [] = { "RESV_BROKER_MAX_MESSAGE", "4096",
-                           "RESV_RESVD_STOP_TIMEOUT", "1000", NULL };
-    *state = testkit_new ((const char *) *state, env);
-    return 0;
-}
-
-static int
-s_short_stop_teardown (void **state)
-{
-    testkit_destroy ((testkit_t **) state);
-    unsetenv ("RESV_BROKER_MAX_MESSAGE");
-    unsetenv ("RESV_RESVD_STOP_TIMEOUT");
-    return 0;
-}
-
 //  Stopped while it relays a backlog of many publishes to a broker that
 //  answers each at once, the relay hears the stop between two and sends
 //  no more once the stop's time for the broker is over: the rest waits
@@ -308,15 +288,22 @@ test_stop_during_a_backlog (void **state)
             "reservation", "r1", NULL, json_pack ("{s:i,s:s}", "n", i,
                                                   "note", note)), 0);
     assert_int_equal (store_commit (store), 0);
+    //  A stop gives the broker 250 ms (read when the actor starts).
+    setenv ("RESV_RESVD_STOP_TIMEOUT", "1000", 1);
     events_config_t config = { .store = "relay" };
     zactor_t *events = events_new (testkit_cfg (kit), &config);
+    unsetenv ("RESV_RESVD_STOP_TIMEOUT");
     assert_non_null (events);
     //  The relay is under way: stop it.
     assert_true (s_wait (kit, 1));
     events_destroy (&events);
     int64_t journaled = testkit_journal_last (kit);
     assert_in_range (journaled, 1, count - 1);
-    assert_int_equal (store_outbox_unacked (store), count - journaled);
+    //  What was not journaled is in the outbox; so may be the rows of the
+    //  publish the stop gave up on, should the journal have taken it after
+    //  all (the next start resends them, and the journal keeps each once).
+    int64_t left = store_outbox_unacked (store);
+    assert_in_range (left, count - journaled, count - journaled + 200);
     events = events_new (testkit_cfg (kit), &config);
     assert_non_null (events);
     assert_true (TESTKIT_WAIT (60000, testkit_journal_last (kit) >= count));
@@ -1198,7 +1185,7 @@ main (void)
         T (test_rolled_back_change_emits_nothing),
         T (test_outbox_left_by_a_crash_is_sent_at_start),
         cmocka_unit_test_prestate_setup_teardown (test_stop_during_a_backlog,
-            s_short_stop_setup, s_short_stop_teardown, "events"),
+            s_small_messages_setup, s_small_messages_teardown, "events"),
         T (test_consumer_catches_up_then_follows),
         T (test_stop_during_catch_up),
         T (test_two_processes_apply_each_event_once),

@@ -1631,6 +1631,18 @@ s_stop_relay (fixture_t *self, const char *delay, bool silent)
     return NULL;
 }
 
+//  s_stop_relay with a call answered 1500 ms after it was made, by a
+//  broker that goes on: the request in hand is finished.
+static void
+s_stop_relay_done (fixture_t *self)
+{
+    zmsg_t *msg = s_stop_relay (self, "1500", false);
+    assert_int_equal (self->done_status [0], 200);
+    assert_true (s_msg_is (msg, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "r-1",
+                           "200", "{\"ok\":true}", NULL));
+    zmsg_destroy (&msg);
+}
+
 //  A broker that answers, but slowly (a busy service behind it): the
 //  stop waits for the call past a quarter of stop_timeout, and the
 //  request in hand is finished (spec 4.8). It was failed 503 once a
@@ -1641,11 +1653,7 @@ static void
 test_stop_waits_for_a_live_broker (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    zmsg_t *msg = s_stop_relay (self, "1500", false);
-    assert_int_equal (self->done_status [0], 200);
-    assert_true (s_msg_is (msg, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "r-1",
-                           "200", "{\"ok\":true}", NULL));
-    zmsg_destroy (&msg);
+    s_stop_relay_done (self);
 }
 
 //  But not for ever: a call still out at half of stop_timeout fails 503,
@@ -1688,11 +1696,7 @@ test_stop_waits_through_slow_heartbeats (void **state)
     fixture_t *self = (fixture_t *) *state;
     //  The fake's next heartbeat comes 1500 ms from here, with the reply.
     s_fake_ok (self, "BEAT", "1500", NULL);
-    zmsg_t *msg = s_stop_relay (self, "1500", false);
-    assert_int_equal (self->done_status [0], 200);
-    assert_true (s_msg_is (msg, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "r-1",
-                           "200", "{\"ok\":true}", NULL));
-    zmsg_destroy (&msg);
+    s_stop_relay_done (self);
 }
 
 //  worker_set_credit before the first serve: READY announces it.
