@@ -85,7 +85,10 @@ struct _worker_t {
                                 //  -> when to stop waiting (or NULL)
     int64_t expires;            //  Dead if silent until then
     uint64_t last_dispatch;     //  Dispatch counter at its last request
-    bool draining;              //  Said BYE; takes no new request
+    bool draining;              //  Said BYE, or is being removed; takes
+                                //  no new request
+    bool gone;                  //  A send to it failed: its connection is
+                                //  gone (s_service_dispatch removes it)
 };
 
 //  The parts a request keeps are the very messages received, moved in:
@@ -176,6 +179,8 @@ static const char *s_internal_methods [] = { RESV_INTERNAL_METHODS, NULL };
 
 static void s_request_destroy (broker_t *self, request_t **self_p);
 static void s_service_dispatch (broker_t *self, service_t *service);
+static void s_worker_remove (broker_t *self, worker_t *worker,
+                             const char *why);
 
 
 //  --------------------------------------------------------------------------
@@ -430,6 +435,27 @@ static void
 s_send_text (void *handle, const char *text, int flags)
 {
     zmq_send (handle, text, strlen (text), flags);
+}
+
+//  Starts a message to the worker at identity with its routing id. The
+//  backend is ROUTER_MANDATORY, so this fails when the worker's connection
+//  is gone, where ZeroMQ would drop the message and the broker wait for
+//  the worker until it expired: one that took a stalled broker for dead
+//  (s_stalled_since) came back on a new connection and left its old one
+//  for good. (Or when its pipe is full, which broker/max_message and the
+//  credit make all but impossible: the worker does not read.) Returns
+//  false then, and the caller sends nothing more of the message.
+static bool
+s_send_identity (broker_t *self, zmq_msg_t *identity)
+{
+    zmq_msg_t copy;
+    zmq_msg_init (&copy);
+    zmq_msg_copy (&copy, identity);
+    if (zmq_msg_send (&copy, self->back, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
+        zmq_msg_close (&copy);
+        return false;
+    }
+    return true;
 }
 
 
@@ -697,9 +723,11 @@ s_request_destroy (broker_t *self, request_t **self_p)
 }
 
 //  Sends the request to the worker.
-static void
+static bool
 s_request_send (broker_t *self, request_t *request, worker_t *worker)
 {
+    if (!s_send_identity (self, &worker->identity))
+        return false;
     int64_t now = zclock_mono ();
     char timeout [RESV_DECIMAL_SIZE];
     size_t timeout_size = resv_decimal (request->deadline > now?
@@ -713,13 +741,13 @@ s_request_send (broker_t *self, request_t *request, worker_t *worker)
         s_heap_update (self, request, request->deadline, false);
 
     void *back = self->back;
-    s_send_part (back, &worker->identity, ZMQ_SNDMORE);
     s_send_text (back, RESV_PROTO_WORKER, ZMQ_SNDMORE);
     s_send_text (back, RESV_CMD_REQUEST, ZMQ_SNDMORE);
     s_send_text (back, request->ticket, ZMQ_SNDMORE);
     s_send_part (back, &request->method, ZMQ_SNDMORE);
     s_send_data (back, timeout, timeout_size, ZMQ_SNDMORE);
     s_send_part (back, &request->body, 0);
+    return true;
 }
 
 //  Picks the worker with spare credit that holds fewest requests, and among
@@ -730,7 +758,8 @@ s_service_pick (service_t *service)
     worker_t *best = NULL;
     for (size_t i = 0; i < service->nworkers; i++) {
         worker_t *worker = service->workers [i];
-        if (worker->draining || worker->inflight >= worker->credit)
+        if (worker->draining || worker->gone
+        ||  worker->inflight >= worker->credit)
             continue;
         if (!best || worker->inflight < best->inflight
         || (worker->inflight == best->inflight
@@ -740,17 +769,35 @@ s_service_pick (service_t *service)
     return best;
 }
 
+//  Gives the queued requests of service to its workers while they have
+//  credit. A worker whose connection is gone (the send failed) takes no
+//  more, the request goes to another, and the gone one is removed once
+//  the queue is seen to, with what it held.
 static void
 s_service_dispatch (broker_t *self, service_t *service)
 {
+    bool gone = false;
     while (zlistx_size (service->queue)) {
         worker_t *worker = s_service_pick (service);
         if (!worker)
             break;
         request_t *request = (request_t *) zlistx_first (service->queue);
+        if (!s_request_send (self, request, worker)) {
+            worker->gone = gone = true;
+            continue;
+        }
         zlistx_delete (service->queue, request->queued);
         request->queued = NULL;
-        s_request_send (self, request, worker);
+    }
+    while (gone) {
+        gone = false;
+        for (size_t i = 0; i < service->nworkers && !gone; i++)
+            if (service->workers [i]->gone) {
+                //  Which dispatches again: the table changes, look again.
+                s_worker_remove (self, service->workers [i],
+                                 "gone (its connection closed)");
+                gone = true;
+            }
     }
 }
 
@@ -791,12 +838,16 @@ s_worker_free (void **item)
     s_worker_destroy ((worker_t **) item);
 }
 
-static void
+//  Sends a command to the worker at identity. Returns false if it could
+//  not leave (s_send_identity).
+static bool
 s_send_control (broker_t *self, zmq_msg_t *identity, const char *command)
 {
-    s_send_part (self->back, identity, ZMQ_SNDMORE);
+    if (!s_send_identity (self, identity))
+        return false;
     s_send_text (self->back, RESV_PROTO_WORKER, ZMQ_SNDMORE);
     s_send_text (self->back, command, 0);
+    return true;
 }
 
 //  The request's deadline passed while worker held it: the client gets
@@ -1772,10 +1823,12 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     zmq_msg_move (&request->body, body);
     zhashx_insert (self->requests, request->ticket, request);
     s_heap_push (self, request);
+    if (worker && s_request_send (self, request, worker))
+        return;
+    s_request_queue (self, request, false);
+    //  Its connection is gone: it goes, and the request to another.
     if (worker)
-        s_request_send (self, request, worker);
-    else
-        s_request_queue (self, request, false);
+        s_worker_remove (self, worker, "gone (its connection closed)");
 }
 
 
@@ -1817,7 +1870,8 @@ s_answered_purge (broker_t *self, int64_t now)
 //  heard from before it is taken for dead. Before, a pause longer than
 //  the liveness expired every worker at once, live ones too. One that
 //  did take the broker for dead, and came back on a new connection, has
-//  left its old one for good; that one expires in the two intervals.
+//  left its old one for good: the first send there fails, the heartbeat
+//  of this round or the next (s_send_identity), and that one goes then.
 static int64_t
 s_stalled_since (broker_t *self, int64_t now)
 {
@@ -1891,13 +1945,17 @@ s_timers (broker_t *self)
     }
     if (now >= self->heartbeat_at) {
         zlistx_t *dead = zlistx_new ();
+        zlistx_t *closed = zlistx_new ();   //  Gone (s_send_identity)
         worker_t *worker = (worker_t *) zhashx_first (self->workers);
         zlistx_t *freed = NULL;         //  Services with credit come free
         while (worker) {
             if (worker->expires <= now)
                 zlistx_add_end (dead, worker);
+            else
+            if (!s_send_control (self, &worker->identity,
+                                 RESV_CMD_HEARTBEAT))
+                zlistx_add_end (closed, worker);
             else {
-                s_send_control (self, &worker->identity, RESV_CMD_HEARTBEAT);
                 if (s_worker_late_purge (worker, now)) {
                     if (!freed)
                         freed = zlistx_new ();
@@ -1906,12 +1964,24 @@ s_timers (broker_t *self)
             }
             worker = (worker_t *) zhashx_next (self->workers);
         }
+        //  None of them is given what another held (s_service_pick): it
+        //  would be lost once more, and fail as lost twice; and a send to
+        //  one whose connection is gone would have s_service_dispatch
+        //  remove it before its turn here.
         worker = (worker_t *) zlistx_first (dead);
-        while (worker) {
+        for (; worker; worker = (worker_t *) zlistx_next (dead))
+            worker->draining = true;
+        worker = (worker_t *) zlistx_first (closed);
+        for (; worker; worker = (worker_t *) zlistx_next (closed))
+            worker->draining = true;
+        worker = (worker_t *) zlistx_first (dead);
+        for (; worker; worker = (worker_t *) zlistx_next (dead))
             s_worker_remove (self, worker, "expired");
-            worker = (worker_t *) zlistx_next (dead);
-        }
+        worker = (worker_t *) zlistx_first (closed);
+        for (; worker; worker = (worker_t *) zlistx_next (closed))
+            s_worker_remove (self, worker, "gone (its connection closed)");
         zlistx_destroy (&dead);
+        zlistx_destroy (&closed);
         //  After the dead are gone, so that none of them is given work.
         service_t *service = freed? (service_t *) zlistx_first (freed): NULL;
         while (service) {
@@ -2046,6 +2116,9 @@ s_broker_new (resv_cfg_t *cfg)
     //  A reply that cannot leave must be known (s_send_reply).
     if (self->frontend)
         zsock_set_router_mandatory (self->frontend, 1);
+    //  And one to a worker whose connection is gone (s_send_identity).
+    if (self->backend)
+        zsock_set_router_mandatory (self->backend, 1);
     const char *events = resv_cfg_str (cfg, "broker/events", RESV_DEFAULT_EVENTS);
     self->events = zsock_new (ZMQ_PUB);
     zsock_set_sndhwm (self->events, 100000);

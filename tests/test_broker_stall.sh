@@ -10,6 +10,8 @@
 # the deadlines opened the circuit of every busy service, which then
 # refused every request for broker/breaker_cooldown after the broker ran
 # again; and a worker whose heartbeats waited unread was taken for dead.
+# Then idle workers that took the stopped broker for dead and came back on
+# new connections: their old ones are dropped, and given no request.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 export RESV_BROKER_BREAKER_FAILURES=3
@@ -59,5 +61,38 @@ check "the sleep, whose deadline did not pass, is answered" wait "$SLEEP"
 check "the worker was never taken for dead" \
     test "$(grep -c 'of echo expired' "$T/broker.log")" = 0
 check "the worker lives" alive "$WORKER"
+
+# Idle workers take the stopped broker for dead (after their liveness, 1 s
+# here) and come back on new connections, which it reads once it runs:
+# their old connections are gone, and requests sent there would be lost.
+# The requests sent meanwhile all go to the new ones, none waits on an old
+# one until it expires. Before, each old one was kept two heartbeat
+# intervals and given requests: "expired holding 4 requests", thrice.
+start_worker echo
+start_worker echo
+check "three idle echo workers" wait_workers echo 3
+lost () { grep -c 'broker silent; reconnecting' "$T/worker-echo.log"; }
+LOST=$(lost)
+kill -STOP "$BROKER_PID"
+sleep 2
+QUICK=()
+for i in $(seq 12); do
+    ( "$RESV" -t 5000 call echo echo "{\"i\":$i}" >"$T/idle.$i.out" 2>&1
+      echo $? >"$T/idle.$i.rc" ) &
+    QUICK+=($!)
+done
+sleep 1
+kill -CONT "$BROKER_PID"
+wait "${QUICK[@]}"
+check "the three took the broker for dead meanwhile" \
+    test "$(lost)" -ge $((LOST + 3))
+rcs=$(cat "$T"/idle.*.rc | tr -d '\n')
+check "the twelve requests sent meanwhile are answered ($rcs)" \
+    test "$rcs" = 000000000000
+check "no old connection was kept until it expired" \
+    test "$(grep -c 'of echo expired' "$T/broker.log")" = 0
+check "the old connections are dropped" \
+    test "$(grep -c 'of echo gone (its connection closed)' "$T/broker.log")" -ge 3
+check "three workers, on their new connections" wait_workers echo 3
 
 finish
