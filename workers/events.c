@@ -119,6 +119,8 @@ struct _events_t {
 
 static void
     s_pipe (events_t *self);
+static bool
+    s_stopped (events_t *self);
 
 
 //  --------------------------------------------------------------------------
@@ -229,6 +231,12 @@ events_call (events_caller_t *caller, const char *service,
     else
         json_decref (reply);
     return status;
+}
+
+bool
+events_stopping (events_caller_t *caller)
+{
+    return s_stopped (caller->actor);
 }
 
 

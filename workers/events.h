@@ -157,6 +157,13 @@ int
                  const char *method, json_t *request, int timeout_ms,
                  json_t **reply_p);
 
+//  Whether the actor was told to stop (events_destroy), read from its pipe
+//  now if it was not yet heard: a tick then ends its round, since its
+//  calls fail once the stop's time for the broker is over, and must take a
+//  call that failed so as one that may still be done (events_call).
+bool
+    events_stopping (events_caller_t *caller);
+
 //  Group commit of a service's requests on its store: the functions to
 //  give worker_set_batch, with a pointer to one of these (kept in the
 //  service's state; store and events borrowed). The end commits the batch

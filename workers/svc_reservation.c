@@ -1742,16 +1742,17 @@ s_sweep (void *state, store_t *store, events_caller_t *events)
     if (rc != SQLITE_DONE)
         zsys_error ("reservation: read sagas: %s", store_error (store));
     s_caller_t caller = { s_events_call, events };
-    //  After SIGTERM (zsys_interrupted) no undo starts: its calls may wait
-    //  for a broker that does not answer, and one after the other held
-    //  the stop past its time for the broker (worker_stop_wait). An undo
-    //  under way when the stop comes waits only until that time is over
-    //  (events_call): its calls then fail 503, at once for those made
-    //  after it, and it is unclaimed below. Its row, like those not begun,
-    //  waits for the next sweep, here or in another process; void and
-    //  release are idempotent, so one that was done after all is done
+    //  Once told to stop (SIGTERM, zsys_interrupted, or the actor's stop)
+    //  no undo starts: its calls may wait for a broker that does not
+    //  answer, and one after the other held the stop past its time for the
+    //  broker (worker_stop_wait). An undo under way when the stop comes
+    //  waits only until that time is over (events_call): its calls then
+    //  fail 503, at once for those made after it. Its row, like those not
+    //  begun, waits for the next sweep, here or in another process; void
+    //  and release are idempotent, so one that was done after all is done
     //  again harmlessly.
-    for (char *entry = (char *) zlist_first (due); entry && !zsys_interrupted;
+    for (char *entry = (char *) zlist_first (due);
+         entry && !zsys_interrupted && !events_stopping (events);
          entry = (char *) zlist_next (due)) {
         char *id = strchr (entry, ' ') + 1;
         int64_t started_ms = atoll (entry);
@@ -1774,7 +1775,13 @@ s_sweep (void *state, store_t *store, events_caller_t *events)
                 continue;       //  The next sweep looks again
             zsys_info ("reservation: undoing the abandoned reserve %s", id);
             if (s_undo (&caller, id, true, S_UNDO_MIN)) {
-                s_attempt_unclaim (store, id);
+                //  A call the stop gave up on may still be done, its
+                //  deadline not over: the claim then stays until it
+                //  lapses, or a new attempt let in meanwhile could have
+                //  the hold it makes released by that call, and store a
+                //  reservation on nothing. Else the calls are over.
+                if (!events_stopping (events))
+                    s_attempt_unclaim (store, id);
                 continue;       //  The next sweep tries again
             }
         }
