@@ -1118,7 +1118,8 @@ s_calls_fail (worker_t *self, const char *why)
 //  out (and with them the requests that wait on them). Calls made from
 //  then on fail at once (worker_call, worker_call_async). Says once what
 //  it gave up on, and why: a broker silent for s_silence, or requests
-//  not done within twice stop_wait of the stop while it answered.
+//  not done within twice stop_wait of the stop, and when the broker was
+//  last heard from then.
 static void
 s_give_up (worker_t *self)
 {
@@ -1128,9 +1129,13 @@ s_give_up (worker_t *self)
     bool bye = self->state == S_STOPPING;
     if (bye)
         self->state = S_STOPPED;
-    bool silent = zclock_mono () - self->heard_at >= s_silence (self);
+    //  At the bound the broker may be silent too: with broker/heartbeat
+    //  over a quarter of stop_timeout, s_silence is past the bound, and
+    //  a stopped broker and a live one between two heartbeats look alike.
+    //  The line says when it was last heard from, not that it answered.
+    int64_t quiet = zclock_mono () - self->heard_at;
     if (!self->given_up && (calls || later || bye)) {
-        if (silent)
+        if (quiet >= s_silence (self))
             zsys_warning ("worker: %s: stop: no answer from the broker "
                           "within %" PRId64 " ms; gave up on %s%zu calls "
                           "out and %zu requests in hand (answered 503, or "
@@ -1139,11 +1144,11 @@ s_give_up (worker_t *self)
                           later);
         else
             zsys_warning ("worker: %s: stop: not done within %d ms of the "
-                          "stop, the broker answering; gave up on %s%zu "
-                          "calls out and %zu requests in hand (answered "
-                          "503, or left to their clients' retries)",
-                          self->service, 2 * self->stop_wait,
-                          bye? "its BYE, ": "", calls, later);
+                          "stop, the broker last heard from %" PRId64 " ms "
+                          "ago; gave up on %s%zu calls out and %zu requests "
+                          "in hand (answered 503, or left to their clients' "
+                          "retries)", self->service, 2 * self->stop_wait,
+                          quiet, bye? "its BYE, ": "", calls, later);
     }
     self->given_up = true;
     if (self->ncalls)
@@ -1293,7 +1298,9 @@ worker_stop_wait (resv_cfg_t *cfg)
     //  A quarter each for the worker and its events actor, which wait one
     //  after the other, with a broker that says nothing: half of
     //  stop_timeout is left for the rest of the stop (closing stores, a
-    //  checkpoint), and for a busy machine. A broker that answers is
+    //  checkpoint), and for a busy machine. (A quarter of it only, with
+    //  broker/heartbeat over an eighth of it: the worker then waits for
+    //  two heartbeat intervals, up to half of stop_timeout, s_silence.) A broker that answers is
     //  waited for twice as long (s_give_up_at): its publishes take
     //  milliseconds, which leaves a quarter for the rest.
     return (int) (resv_cfg_int (cfg, "resvd/stop_timeout", WORKER_STOP_TIMEOUT,

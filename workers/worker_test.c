@@ -1729,6 +1729,34 @@ test_set_credit (void **state)
     worker_destroy (&slow);
 }
 
+//  A broker silent since before the stop (stopped: no heartbeat, no BYE),
+//  with broker/heartbeat (1500 ms) over a quarter of stop_timeout (4 s):
+//  two intervals without a word never pass before half of stop_timeout,
+//  where the worker gives up on the call (3 s long) all the same. Its line
+//  says when it last heard from the broker. It said "the broker
+//  answering" of a broker that had said nothing since the stop.
+static void
+test_stop_gives_up_past_slow_heartbeats_says_when_heard (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    FILE *log = tmpfile ();
+    assert_non_null (log);
+    zsys_set_logstream (log);
+    s_fake_ok (self, "AUTOBYE", "0", NULL);
+    zmsg_t *msg = s_stop_relay (self, "3000", true);
+    zsys_set_logstream (stdout);
+    zmsg_destroy (&msg);
+    assert_int_equal (self->done_status [0], 503);
+    char text [4096];
+    size_t size = fseek (log, 0, SEEK_SET) == 0
+                ? fread (text, 1, sizeof text - 1, log): 0;
+    text [size] = 0;
+    fclose (log);
+    assert_non_null (strstr (text, "stop: not done within 2000 ms of the "
+                                   "stop, the broker last heard from "));
+    assert_null (strstr (text, "answering"));
+}
+
 static void
 test_interrupted (void **state)
 {
@@ -2292,6 +2320,9 @@ main (void)
                                          s_fixture_new, s_fixture_destroy),
         cmocka_unit_test_setup_teardown (test_stop_waits_through_slow_heartbeats,
                                          s_fixture_new_slow_beat, s_fixture_destroy),
+        cmocka_unit_test_setup_teardown (
+            test_stop_gives_up_past_slow_heartbeats_says_when_heard,
+            s_fixture_new_slow_beat, s_fixture_destroy),
         cmocka_unit_test_setup_teardown (test_stop_bounded_with_a_live_broker,
                                          s_fixture_new_stop, s_fixture_destroy),
         cmocka_unit_test_setup_teardown (test_stop_gives_up_on_a_silent_broker,
