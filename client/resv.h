@@ -179,11 +179,13 @@ int
     resv_recv (resv_t *self, int wait_ms, resv_reply_t *reply);
 
 //  Turns the status and body of a reply (resv_reply_t's, or resv_call_raw's)
-//  into the object resv_call() returns: the body parsed (any JSON value),
-//  {} for a success with no body, an error object for a failure whose
-//  body is none. A body that is not JSON gives an error object that
-//  quotes its start, and makes *status 500 if it was a success. Returns a
-//  new reference (NULL only when out of memory).
+//  into the object resv_call() returns: for a success the body parsed (any
+//  JSON value), or {} when it has none; for a failure the body when it is
+//  an error object ({"error":{...}}), else one made for it that says
+//  there was no body or quotes what came. A body that is not JSON gives an
+//  error object that quotes its start, and makes *status 500 if it was a
+//  success. body is borrowed (size bytes, NUL not needed). Returns a new
+//  reference, the caller's to json_decref (NULL only when out of memory).
 json_t *
     resv_reply_json (int *status, const char *body, size_t size);
 
