@@ -88,7 +88,7 @@ struct _worker_t {
     bool draining;              //  Said BYE, or is being removed; takes
                                 //  no new request
     bool gone;                  //  A send to it failed: its connection is
-                                //  gone (s_service_dispatch removes it)
+                                //  gone (s_gone_remove removes it)
 };
 
 //  The parts a request keeps are the very messages received, moved in:
@@ -158,6 +158,7 @@ typedef struct {
     int64_t log_second;         //  Second of the malformed log budget
     int log_count;              //  Malformed lines logged that second
     bool stopping;              //  STOP received: no new requests
+    bool gone;                  //  Some worker is gone (s_gone_remove)
     bool stopped;               //  STOP acknowledged on the pipe
     size_t unfinished;          //  Requests taken before STOP, in flight
     bool terminated;            //  $TERM received
@@ -181,6 +182,7 @@ static void s_request_destroy (broker_t *self, request_t **self_p);
 static void s_service_dispatch (broker_t *self, service_t *service);
 static void s_worker_remove (broker_t *self, worker_t *worker,
                              const char *why);
+static void s_worker_gone (broker_t *self, worker_t *worker);
 
 
 //  --------------------------------------------------------------------------
@@ -771,33 +773,22 @@ s_service_pick (service_t *service)
 
 //  Gives the queued requests of service to its workers while they have
 //  credit. A worker whose connection is gone (the send failed) takes no
-//  more, the request goes to another, and the gone one is removed once
-//  the queue is seen to, with what it held.
+//  more, the request goes to another, and the gone one is removed at the
+//  end of the loop's turn (s_gone_remove), with what it held.
 static void
 s_service_dispatch (broker_t *self, service_t *service)
 {
-    bool gone = false;
     while (zlistx_size (service->queue)) {
         worker_t *worker = s_service_pick (service);
         if (!worker)
             break;
         request_t *request = (request_t *) zlistx_first (service->queue);
         if (!s_request_send (self, request, worker)) {
-            worker->gone = gone = true;
+            s_worker_gone (self, worker);
             continue;
         }
         zlistx_delete (service->queue, request->queued);
         request->queued = NULL;
-    }
-    while (gone) {
-        gone = false;
-        for (size_t i = 0; i < service->nworkers && !gone; i++)
-            if (service->workers [i]->gone) {
-                //  Which dispatches again: the table changes, look again.
-                s_worker_remove (self, service->workers [i],
-                                 "gone (its connection closed)");
-                gone = true;
-            }
     }
 }
 
@@ -962,6 +953,15 @@ s_worker_remove (broker_t *self, worker_t *worker, const char *why)
     }
     zhashx_delete (self->workers, worker->key);
     s_service_dispatch (self, service);
+}
+
+//  A send to worker failed: its connection is gone. It takes nothing
+//  more, and goes at the end of the loop's turn (s_gone_remove).
+static void
+s_worker_gone (broker_t *self, worker_t *worker)
+{
+    worker->gone = true;
+    self->gone = true;
 }
 
 //  Whether part holds the broker's internal key.
@@ -1826,9 +1826,12 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     if (worker && s_request_send (self, request, worker))
         return;
     s_request_queue (self, request, false);
-    //  Its connection is gone: it goes, and the request to another.
-    if (worker)
-        s_worker_remove (self, worker, "gone (its connection closed)");
+    //  Its connection is gone: the request goes to another, and it at the
+    //  end of the turn (s_gone_remove).
+    if (worker) {
+        s_worker_gone (self, worker);
+        s_service_dispatch (self, service);
+    }
 }
 
 
@@ -1945,7 +1948,6 @@ s_timers (broker_t *self)
     }
     if (now >= self->heartbeat_at) {
         zlistx_t *dead = zlistx_new ();
-        zlistx_t *closed = zlistx_new ();   //  Gone (s_send_identity)
         worker_t *worker = (worker_t *) zhashx_first (self->workers);
         zlistx_t *freed = NULL;         //  Services with credit come free
         while (worker) {
@@ -1954,7 +1956,7 @@ s_timers (broker_t *self)
             else
             if (!s_send_control (self, &worker->identity,
                                  RESV_CMD_HEARTBEAT))
-                zlistx_add_end (closed, worker);
+                s_worker_gone (self, worker);
             else {
                 if (s_worker_late_purge (worker, now)) {
                     if (!freed)
@@ -1965,23 +1967,15 @@ s_timers (broker_t *self)
             worker = (worker_t *) zhashx_next (self->workers);
         }
         //  None of them is given what another held (s_service_pick): it
-        //  would be lost once more, and fail as lost twice; and a send to
-        //  one whose connection is gone would have s_service_dispatch
-        //  remove it before its turn here.
+        //  would be lost once more, and fail as lost twice. Nor is one
+        //  whose connection is gone, which goes at the end of the turn.
         worker = (worker_t *) zlistx_first (dead);
         for (; worker; worker = (worker_t *) zlistx_next (dead))
-            worker->draining = true;
-        worker = (worker_t *) zlistx_first (closed);
-        for (; worker; worker = (worker_t *) zlistx_next (closed))
             worker->draining = true;
         worker = (worker_t *) zlistx_first (dead);
         for (; worker; worker = (worker_t *) zlistx_next (dead))
             s_worker_remove (self, worker, "expired");
-        worker = (worker_t *) zlistx_first (closed);
-        for (; worker; worker = (worker_t *) zlistx_next (closed))
-            s_worker_remove (self, worker, "gone (its connection closed)");
         zlistx_destroy (&dead);
-        zlistx_destroy (&closed);
         //  After the dead are gone, so that none of them is given work.
         service_t *service = freed? (service_t *) zlistx_first (freed): NULL;
         while (service) {
@@ -2049,6 +2043,41 @@ s_drain (broker_t *self, void *handle,
             break;
         handler (self, &msg);
         s_msg_close (&msg);
+    }
+}
+
+//  Removes the workers whose connection is gone (s_worker_gone), with
+//  what they held, once everything they sent before it closed is read:
+//  ZeroMQ fails a send to a connection that is closing while its last
+//  messages still wait to be read, and a reply there (a worker that
+//  answered and exited, or took a stalled broker for dead) would have been
+//  taken for lost, its request run again by another worker or failed 503.
+//  Read until the backend has nothing, they are all in: they came before
+//  the close that failed the send.
+static void
+s_gone_remove (broker_t *self)
+{
+    while (self->gone) {
+        s_msg_t msg;
+        while (s_msg_recv (self->back, &msg)) {
+            s_backend_message (self, &msg);
+            s_msg_close (&msg);
+        }
+        //  Removing one dispatches its requests, which may find another
+        //  gone: then round again.
+        self->gone = false;
+        zlistx_t *gone = zlistx_new ();
+        worker_t *worker = (worker_t *) zhashx_first (self->workers);
+        for (; worker; worker = (worker_t *) zhashx_next (self->workers))
+            if (worker->gone)
+                zlistx_add_end (gone, worker);
+        worker = (worker_t *) zlistx_first (gone);
+        for (; worker; worker = (worker_t *) zlistx_next (gone))
+            worker->draining = true;
+        worker = (worker_t *) zlistx_first (gone);
+        for (; worker; worker = (worker_t *) zlistx_next (gone))
+            s_worker_remove (self, worker, "gone (its connection closed)");
+        zlistx_destroy (&gone);
     }
 }
 
@@ -2268,6 +2297,7 @@ s_broker_actor (zsock_t *pipe, void *args)
             s_journal_done (self, 0);
         s_events_commit (self);
         s_timers (self);
+        s_gone_remove (self);
         if (self->stopping && !self->stopped && zhashx_size (self->requests) == 0) {
             zsys_info ("broker: every request answered; stopped");
             self->stopped = true;

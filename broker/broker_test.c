@@ -1690,6 +1690,85 @@ test_worker_back_with_same_identity (void **state)
     zsock_destroy (&worker);
 }
 
+//  A worker that answers and closes its connection at once (it exits, is
+//  killed, or takes the broker for dead): its reply waits in the backend
+//  behind what it sent before, while ZeroMQ already knows the connection
+//  gone. A request the broker hands it meanwhile fails (ROUTER_MANDATORY),
+//  and the worker must not be removed before its reply is read: its
+//  request would go out again (run twice) or fail 503, the answer lost.
+//  The broker must read faster than it is sent to for that to show: a
+//  few rounds.
+static void
+s_reply_then_close (fixture_t *self, int round)
+{
+    zsock_t *worker = zsock_new (ZMQ_DEALER);
+    zsock_set_sndhwm (worker, 200000);
+    zsock_set_rcvtimeo (worker, 2000);
+    zsock_connect (worker, "%s", self->backend);
+    zstr_sendx (worker, RESV_PROTO_WORKER, RESV_CMD_READY, "echo", "1000",
+                NULL);
+    s_wait_workers (self, "echo", 1);
+    char r1 [16];
+    snprintf (r1, sizeof r1, "r%d", round);
+    s_request (self->client, r1, "echo", "", "5000", "");
+    char *ticket = s_worker_take (worker, NULL);
+    //  Enough in front of the reply for the broker to read it over many
+    //  turns of its loop, within its receive high-water mark, sent faster
+    //  than it reads them.
+    void *handle = zsock_resolve (worker);
+    for (int count = 0; count < 90000; count++) {
+        zmq_send (handle, RESV_PROTO_WORKER, strlen (RESV_PROTO_WORKER),
+                  ZMQ_SNDMORE);
+        zmq_send (handle, RESV_CMD_HEARTBEAT, strlen (RESV_CMD_HEARTBEAT), 0);
+    }
+    s_worker_reply (worker, &ticket, "200", "done");
+    zsock_set_linger (worker, 5000);
+    zsock_destroy (&worker);
+    //  Requests the broker hands the worker while it reads.
+    for (int index = 0; index < 100; index++) {
+        char id [16];
+        snprintf (id, sizeof id, "x%d", index);
+        s_request (self->client, id, "echo", "", "5000", "");
+        zclock_sleep (1);
+    }
+    //  r1 is answered as the worker answered it, whatever the others get
+    //  (all are answered before the next round's worker comes).
+    char *status = NULL;
+    char *body = NULL;
+    for (int replies = 0; replies < 101; replies++) {
+        zmsg_t *msg = zmsg_recv (self->client);
+        assert_non_null (msg);
+        char *header = zmsg_popstr (msg);
+        char *command = zmsg_popstr (msg);
+        char *id = zmsg_popstr (msg);
+        if (id && streq (id, r1)) {
+            status = zmsg_popstr (msg);
+            body = zmsg_popstr (msg);
+        }
+        zstr_free (&header);
+        zstr_free (&command);
+        zstr_free (&id);
+        zmsg_destroy (&msg);
+    }
+    assert_non_null (status);
+    if (!streq (status, "200"))
+        print_error ("round %d: %s answered %s %s\n", round, r1, status,
+                     body);
+    assert_string_equal (status, "200");
+    assert_string_equal (body, "done");
+    zstr_free (&status);
+    zstr_free (&body);
+    s_wait_workers (self, "echo", 0);
+}
+
+static void
+test_reply_before_close_not_lost (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    for (int round = 1; round <= 6; round++)
+        s_reply_then_close (self, round);
+}
+
 static void
 test_worker_bye_drains (void **state)
 {
@@ -1873,6 +1952,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_events_bad_input_400, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_dead_worker_request_redispatched, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_worker_back_with_same_identity, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_reply_before_close_not_lost, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_worker_bye_drains, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_stop_finishes_in_flight, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_stop_not_kept_by_workers_calls, s_setup, s_teardown),
