@@ -955,6 +955,22 @@ s_worker_remove (broker_t *self, worker_t *worker, const char *why)
     s_service_dispatch (self, service);
 }
 
+//  Removes the workers of list, and destroys the list. None of them is
+//  given what another held (s_service_pick): it would be lost once more,
+//  and fail as lost twice. Nor is one whose connection is gone, which
+//  goes at the end of the loop's turn (s_gone_remove).
+static void
+s_workers_remove (broker_t *self, zlistx_t **list_p, const char *why)
+{
+    worker_t *worker = (worker_t *) zlistx_first (*list_p);
+    for (; worker; worker = (worker_t *) zlistx_next (*list_p))
+        worker->draining = true;
+    worker = (worker_t *) zlistx_first (*list_p);
+    for (; worker; worker = (worker_t *) zlistx_next (*list_p))
+        s_worker_remove (self, worker, why);
+    zlistx_destroy (list_p);
+}
+
 //  A send to worker failed: its connection is gone. It takes nothing
 //  more, and goes at the end of the loop's turn (s_gone_remove).
 static void
@@ -1966,16 +1982,7 @@ s_timers (broker_t *self)
             }
             worker = (worker_t *) zhashx_next (self->workers);
         }
-        //  None of them is given what another held (s_service_pick): it
-        //  would be lost once more, and fail as lost twice. Nor is one
-        //  whose connection is gone, which goes at the end of the turn.
-        worker = (worker_t *) zlistx_first (dead);
-        for (; worker; worker = (worker_t *) zlistx_next (dead))
-            worker->draining = true;
-        worker = (worker_t *) zlistx_first (dead);
-        for (; worker; worker = (worker_t *) zlistx_next (dead))
-            s_worker_remove (self, worker, "expired");
-        zlistx_destroy (&dead);
+        s_workers_remove (self, &dead, "expired");
         //  After the dead are gone, so that none of them is given work.
         service_t *service = freed? (service_t *) zlistx_first (freed): NULL;
         while (service) {
@@ -2071,13 +2078,7 @@ s_gone_remove (broker_t *self)
         for (; worker; worker = (worker_t *) zhashx_next (self->workers))
             if (worker->gone)
                 zlistx_add_end (gone, worker);
-        worker = (worker_t *) zlistx_first (gone);
-        for (; worker; worker = (worker_t *) zlistx_next (gone))
-            worker->draining = true;
-        worker = (worker_t *) zlistx_first (gone);
-        for (; worker; worker = (worker_t *) zlistx_next (gone))
-            s_worker_remove (self, worker, "gone (its connection closed)");
-        zlistx_destroy (&gone);
+        s_workers_remove (self, &gone, "gone (its connection closed)");
     }
 }
 

@@ -230,6 +230,23 @@ s_small_messages_teardown (void **state)
     return 0;
 }
 
+//  Emits count events in one transaction, each with a note of pad bytes.
+static void
+s_emit_padded (store_t *store, int count, size_t pad)
+{
+    char *note = (char *) malloc (pad + 1);
+    assert_non_null (note);
+    memset (note, 'n', pad);
+    note [pad] = 0;
+    assert_int_equal (store_begin (store), 0);
+    for (int i = 0; i < count; i++)
+        assert_int_equal (store_emit (store, "reservation.requested",
+            "reservation", "r1", NULL, json_pack ("{s:i,s:s}", "n", i,
+                                                  "note", note)), 0);
+    assert_int_equal (store_commit (store), 0);
+    free (note);
+}
+
 //  An outbox larger than one publish may carry (broker/max_message) goes
 //  in several: a batch the broker refuses as too large would be refused
 //  again at every try, and nothing after it would ever be journaled.
@@ -238,15 +255,7 @@ test_relay_batches_fit_the_broker_limit (void **state)
 {
     testkit_t *kit = (testkit_t *) *state;
     store_t *store = store_new (testkit_cfg (kit), "relay", NULL);
-    char note [301];
-    memset (note, 'n', sizeof note - 1);
-    note [sizeof note - 1] = 0;
-    assert_int_equal (store_begin (store), 0);
-    for (int i = 0; i < 40; i++)
-        assert_int_equal (store_emit (store, "reservation.requested",
-            "reservation", "r1", NULL, json_pack ("{s:i,s:s}", "n", i,
-                                                  "note", note)), 0);
-    assert_int_equal (store_commit (store), 0);
+    s_emit_padded (store, 40, 300);
     //  The store's own reads stop at the limit too, past the first row.
     char *text;
     size_t size;
@@ -277,17 +286,9 @@ test_stop_during_a_backlog (void **state)
 {
     testkit_t *kit = (testkit_t *) *state;
     store_t *store = store_new (testkit_cfg (kit), "relay", NULL);
-    char note [151];
-    memset (note, 'n', sizeof note - 1);
-    note [sizeof note - 1] = 0;
     //  About 15 to a publish of 4 kB: some 1300 publishes.
     const int count = 20000;
-    assert_int_equal (store_begin (store), 0);
-    for (int i = 0; i < count; i++)
-        assert_int_equal (store_emit (store, "reservation.requested",
-            "reservation", "r1", NULL, json_pack ("{s:i,s:s}", "n", i,
-                                                  "note", note)), 0);
-    assert_int_equal (store_commit (store), 0);
+    s_emit_padded (store, count, 150);
     //  A stop gives the broker 250 ms (read when the actor starts).
     setenv ("RESV_RESVD_STOP_TIMEOUT", "1000", 1);
     events_config_t config = { .store = "relay" };
