@@ -1090,7 +1090,13 @@ s_saga_abort (s_saga_t *saga, bool undo, bool voiding,
         goto failed;
     s_caller_t caller = { self->call, self->call_arg };
     if (s_undo (&caller, id, voiding, (int) left)) {
-        s_attempt_unclaim (store, id);
+        //  A call the worker's stop gave up on may still be done, its
+        //  deadline not over: the claim then stays until it lapses, as
+        //  the sweep's does, or a retry let in meanwhile (in another
+        //  process) could have the hold it makes released by that call.
+        if (!(self->call == s_worker_call
+              && worker_stopping ((worker_t *) self->call_arg)))
+            s_attempt_unclaim (store, id);
         *outcome_p = "undoing it failed too and will be retried";
         return 0;
     }

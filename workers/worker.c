@@ -1330,6 +1330,12 @@ worker_set_batch (worker_t *self, worker_batch_fn *begin,
     self->batch_arg = arg;
 }
 
+bool
+worker_stopping (worker_t *self)
+{
+    return self && (self->stop_from || zsys_interrupted);
+}
+
 void
 worker_set_credit (worker_t *self, int credit)
 {

@@ -196,6 +196,12 @@ void
 void
     worker_set_credit (worker_t *self, int credit);
 
+//  Whether the worker was told to stop (worker_stop, SIGTERM or SIGINT):
+//  its calls then fail 503 once the stop's time for the broker is over,
+//  before their deadlines, and one that failed so may still be done.
+bool
+    worker_stopping (worker_t *self);
+
 //  Calls service/method through the broker frontend and waits for the
 //  reply until timeout_ms (<= 0: client/timeout from config). Heartbeats go
 //  on meanwhile. Returns the status code and *reply_p as resv_call() does.
