@@ -1957,9 +1957,17 @@ s_timers (broker_t *self)
                 s_breaker_failure (self, service, request);
             if (request->worker)
                 s_worker_late (self, request->worker, request);
-            s_request_fail (self, request, RESV_TIMEOUT,
-                            RESV_REASON_DEADLINE,
-                            "no reply before the deadline");
+            //  Never handed to a worker: its caller may know that nothing
+            //  was done (a saga need not undo it), and retry it as it is.
+            if (!request->worker && !request->attempts)
+                s_request_fail (self, request, RESV_TIMEOUT,
+                                RESV_REASON_NOT_STARTED,
+                                "no worker of the service was free before "
+                                "the deadline; the request was not begun");
+            else
+                s_request_fail (self, request, RESV_TIMEOUT,
+                                RESV_REASON_DEADLINE,
+                                "no reply before the deadline");
         }
     }
     if (now >= self->heartbeat_at) {

@@ -512,10 +512,11 @@ test_late_reply_waited_for_a_while (void **state)
     //  Its credit is held: r2 waits in the queue, to its deadline, which
     //  comes well before r1's credit is free (a deadline of 300 ms put
     //  the two within a few ms of each other, and r2 went to the worker
-    //  when the machine was busy).
+    //  when the machine was busy). No worker had it: not_started, which
+    //  tells a saga that it need not undo it.
     s_request (self->client, "r2", "echo", "", "150", "");
     s_expect_no_request (worker, 100);
-    s_expect_error (self->client, "r2", "504", RESV_REASON_DEADLINE);
+    s_expect_error (self->client, "r2", "504", RESV_REASON_NOT_STARTED);
     //  r1's deadline and 300 ms, and a heartbeat round (400 ms), later.
     s_expect_no_request (worker, 700);
     s_request (self->client, "r3", "echo", "", "300", "");
@@ -616,7 +617,7 @@ test_deadline_without_worker_keeps_circuit_closed (void **state)
         char id [8];
         snprintf (id, sizeof id, "s%d", i);
         s_request (self->client, id, "absent", "", "100", "");
-        s_expect_error (self->client, id, "504", RESV_REASON_DEADLINE);
+        s_expect_error (self->client, id, "504", RESV_REASON_NOT_STARTED);
     }
     zsock_t *worker = s_worker (self, "absent", "1");
     s_wait_workers (self, "absent", 1);

@@ -111,6 +111,11 @@ resv_frame_limit (int64_t max_message)
 #define RESV_REASON_WORKER_LOST     "worker_lost"
 #define RESV_REASON_CIRCUIT_OPEN    "circuit_open"
 #define RESV_REASON_DEADLINE        "deadline_exceeded"
+//  The deadline passed, or was too near, before the request was begun
+//  (504): it waited in the broker's queue with every worker of its
+//  service busy, or in its worker behind others. Nothing was done, and
+//  it may be retried as it is.
+#define RESV_REASON_NOT_STARTED     "not_started"
 #define RESV_REASON_UNREACHABLE     "broker_unreachable"
 #define RESV_REASON_STOPPING        "stopping"
 #define RESV_REASON_NO_CAPACITY     "no_capacity"

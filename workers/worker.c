@@ -614,7 +614,7 @@ s_dispatch (worker_t *self, s_request_t *request,
     int status;
     if (zclock_mono () >= request->deadline) {
         status = RESV_TIMEOUT;
-        reply = worker_error (status, RESV_REASON_DEADLINE,
+        reply = worker_error (status, RESV_REASON_NOT_STARTED,
                               "%s: deadline passed before the request began",
                               self->service);
     }
