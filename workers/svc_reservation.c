@@ -1117,14 +1117,17 @@ failed:
 //  Whether a failed downstream call may have done its work: not when it
 //  never left this worker (the commit before it failed), nor when the
 //  broker never handed it to a worker (no worker, open circuit, full
-//  queue).
+//  queue, its deadline passed in the queue). Under a slow payment
+//  provider the last spares the undo a void that would queue behind the
+//  same authorisations and take the reserve past its own deadline.
 static bool
 s_dispatched (int status, json_t *reply)
 {
     const char *reason = s_error_field (reply, "reason", "");
     return status != RESV_TOO_MANY && !streq (reason, RESV_REASON_NOT_SENT)
         && !(status == RESV_UNAVAILABLE && (streq (reason, RESV_REASON_NO_WORKER)
-                                      ||  streq (reason, RESV_REASON_CIRCUIT_OPEN)));
+                                      ||  streq (reason, RESV_REASON_CIRCUIT_OPEN)))
+        && !(status == RESV_TIMEOUT && streq (reason, RESV_REASON_NOT_STARTED));
 }
 
 //  A downstream call of reserve that failed for want of a service (5xx,

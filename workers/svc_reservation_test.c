@@ -885,6 +885,57 @@ test_reserve_deadline_passes (void **state)
     assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
 }
 
+static int
+s_setup_busy_payments (void **state)
+{
+    static const char *env [] = { "RESV_PAYMENT_LATENCY", "600", NULL };
+    return s_setup_with (state, env, false);
+}
+
+//  An authorisation whose deadline passes in the broker's queue, its one
+//  payment worker busy with another (a slow provider announces a credit
+//  of 1), was never begun (504 not_started): the reserve releases its
+//  hold and answers in time, with no void. It voided: the void queued
+//  behind the same authorisations, the reserve answered past its
+//  deadline, and under load those misses opened the reservation circuit.
+static void
+test_reserve_authorize_not_started_is_not_voided (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    int64_t served = testkit_served (self->kit, "payment");
+    resv_t *client = testkit_client (self->kit);
+    char body [256];
+    snprintf (body, sizeof body, "{\"customer\":\"dan\",\"resource\":\"%s\","
+              "\"date\":\"2027-03-01\",\"request_id\":\"k-busy\"}",
+              self->automatic);
+    assert_true (resv_send (client, "reservation", "reserve", body,
+                            strlen (body), 5000) >= 0);
+    //  Its hold is made and its authorisation at the provider.
+    assert_true (TESTKIT_WAIT (5000, testkit_free (self->kit, self->automatic,
+                                                   "2027-03-01") == 4));
+    zclock_sleep (50);
+    json_t *request = json_pack ("{s:s,s:s,s:s,s:s}", "customer", "carla",
+                                 "resource", self->automatic, "date",
+                                 "2027-03-01", "request_id", "k-late");
+    json_t *reply = NULL;
+    assert_int_equal (s_call (self, "reserve", request, 300, &reply), 504);
+    //  The reserve's own answer, not the broker's at its deadline.
+    assert_non_null (strstr (testkit_message (reply), "payment authorize failed"));
+    assert_non_null (strstr (testkit_message (reply), "not begun"));
+    assert_non_null (strstr (testkit_message (reply), "nothing was reserved"));
+    json_decref (reply);
+    resv_reply_t first;
+    assert_int_equal (resv_recv (client, 6000, &first), 0);
+    assert_int_equal (first.status, 201);
+    free (first.body);
+    //  One authorisation served, and nothing else.
+    zclock_sleep (700);
+    assert_int_equal (testkit_served (self->kit, "payment"), served + 1);
+    assert_int_equal (testkit_free (self->kit, self->automatic, "2027-03-01"), 4);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 1);
+}
+
 static void
 test_reserve_availability_down (void **state)
 {
@@ -1449,6 +1500,8 @@ main (void)
         S_TEST_WITH (test_reserve_payment_declined, s_setup_cheap_payments),
         S_TEST_WITH (test_reserve_payment_unavailable, s_setup_failing_payments),
         S_TEST_WITH (test_reserve_deadline_passes, s_setup_slow_payments),
+        S_TEST_WITH (test_reserve_authorize_not_started_is_not_voided,
+                     s_setup_busy_payments),
         S_TEST (test_reserve_availability_down),
         S_TEST (test_reserve_commit_fails),
         S_TEST_WITH (test_reserve_bad_hold_replies, s_setup_stub),
