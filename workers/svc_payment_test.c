@@ -156,6 +156,8 @@ typedef struct {
     int captures;               //  Capture calls
     int voids;                  //  Void calls
     int latency;                //  Each capture takes this long, ms
+    int authorizes;             //  Authorize calls
+    int authorize_latency;      //  Each authorize takes this long, ms
 } s_script_t;
 
 static int
@@ -164,6 +166,18 @@ s_script_ok (void *self, const char *reservation, const char *customer,
 {
     (void) self, (void) reservation, (void) customer, (void) amount;
     (void) message, (void) size;
+    return RESV_OK;
+}
+
+static int
+s_script_authorize (void *self, const char *reservation, const char *customer,
+                    int64_t amount, char *message, size_t size)
+{
+    (void) reservation, (void) customer, (void) amount, (void) message, (void) size;
+    s_script_t *script = (s_script_t *) self;
+    __atomic_fetch_add (&script->authorizes, 1, __ATOMIC_SEQ_CST);
+    if (script->authorize_latency)
+        zclock_sleep (script->authorize_latency);
     return RESV_OK;
 }
 
@@ -476,7 +490,7 @@ test_failed_captures_are_retried (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     //  A second state with a provider that fails the first captures.
-    s_script_t script = { 3, 0, 0, 0 };
+    s_script_t script = { .failures = 3 };
     s_use_script (self, &script);
     assert_int_equal (s_authorize (self, "r1", 10, NULL), 200);
     s_publish (self, "reservation.confirmed", "r1");
@@ -527,7 +541,7 @@ static void
 test_failed_provider_waits_for_the_interval (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    s_script_t script = { 1000, 0, 0, 0 };
+    s_script_t script = { .failures = 1000 };
     s_use_script (self, &script);
     s_confirm_after_failure (self, &script, "rf", 6);
     //  Destroyed here: the provider's script lives on this stack.
@@ -541,7 +555,7 @@ static void
 test_failed_record_waits_for_the_interval (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    s_script_t script = { 0, 0, 0, 0 };
+    s_script_t script = { 0 };
     s_use_script (self, &script);
     assert_int_equal (sqlite3_exec (store_db (self->store),
         "CREATE TRIGGER steps_kept BEFORE DELETE ON steps BEGIN "
@@ -558,7 +572,7 @@ static void
 test_queued_steps_keep_their_order (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    s_script_t script = { 2, 0, 0, 0 };
+    s_script_t script = { .failures = 2 };
     s_use_script (self, &script);
     const char *ids [] = { "r1", "r2", "r3", "r4", "r5", "r6" };
     size_t count = sizeof ids / sizeof *ids;
@@ -595,7 +609,7 @@ static void
 test_sigterm_starts_no_more_steps (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    s_script_t script = { 0, 0, 0, 100 };
+    s_script_t script = { .latency = 100 };
     s_use_script (self, &script);
     json_t *events = json_array ();
     char id [16];
@@ -785,13 +799,15 @@ test_store_refuses_illegal_moves (void **state)
     assert_string_equal (s_stored (self, "r1", status), "captured");
 }
 
+//  An authorize whose deadline passed before it began is not taken to
+//  the provider: 504 not_started, so that its caller need not void it.
 static void
-test_authorize_past_its_deadline_records_nothing (void **state)
+test_authorize_past_its_deadline_is_not_begun (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    s_script_t script = { 0, 0, 0, 0 };
+    s_script_t script = { 0 };
     svc_payment_provider_t provider = {
-        &script, s_script_ok, s_script_capture, s_script_void, s_script_ok
+        &script, s_script_authorize, s_script_capture, s_script_void, s_script_ok
     };
     void *scripted = svc_payment_new_with (testkit_cfg (self->kit), &provider);
     assert_non_null (scripted);
@@ -799,12 +815,76 @@ test_authorize_past_its_deadline_records_nothing (void **state)
     json_t *reply = NULL;
     assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
                                   -1, &reply), 504);
+    assert_string_equal (testkit_reason (reply), "not_started");
+    json_decref (reply);
+    assert_int_equal (script.authorizes, 0);
+    assert_int_equal (script.voids, 0);
+    svc_payment_destroy (&scripted);
+    assert_int_equal (s_count (self, "SELECT count (*) FROM payments"), 0);
+}
+
+//  An authorize whose deadline passes while the provider is at it is
+//  voided there and not recorded: its caller gave up on it.
+static void
+test_authorize_past_its_deadline_records_nothing (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_script_t script = { .authorize_latency = 60 };
+    svc_payment_provider_t provider = {
+        &script, s_script_authorize, s_script_capture, s_script_void, s_script_ok
+    };
+    void *scripted = svc_payment_new_with (testkit_cfg (self->kit), &provider);
+    assert_non_null (scripted);
+    const char *body = "{\"reservation\":\"r1\",\"customer\":\"c\",\"amount\":5}";
+    json_t *reply = NULL;
+    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
+                                  20, &reply), 504);
     assert_string_equal (testkit_reason (reply), "deadline_exceeded");
     json_decref (reply);
     //  What the provider authorised was voided there.
+    assert_int_equal (script.authorizes, 1);
     assert_int_equal (script.voids, 1);
     svc_payment_destroy (&scripted);
     assert_int_equal (s_count (self, "SELECT count (*) FROM payments"), 0);
+}
+
+//  Once the provider is known to take longer than what is left of an
+//  authorize's deadline, the authorize is not begun: in a batch behind a
+//  slow provider, the items whose time ran out were taken to it anyway,
+//  outlived their deadline there, and were voided, each a provider call
+//  more, and the batch's reply came too late for its caller.
+static void
+test_authorize_not_begun_when_the_provider_is_slower (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_script_t script = { .authorize_latency = 80 };
+    svc_payment_provider_t provider = {
+        &script, s_script_authorize, s_script_capture, s_script_void, s_script_ok
+    };
+    void *scripted = svc_payment_new_with (testkit_cfg (self->kit), &provider);
+    assert_non_null (scripted);
+    const char *body = "{\"reservation\":\"r1\",\"customer\":\"c\",\"amount\":5}";
+    json_t *reply = NULL;
+    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
+                                  5000, &reply), 200);
+    json_decref (reply);
+    assert_int_equal (script.authorizes, 1);
+    body = "{\"reservation\":\"r2\",\"customer\":\"c\",\"amount\":5}";
+    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
+                                  40, &reply), 504);
+    assert_string_equal (testkit_reason (reply), "not_started");
+    assert_non_null (strstr (json_string_value (json_object_get (
+        json_object_get (reply, "error"), "message")), "provider takes about"));
+    json_decref (reply);
+    assert_int_equal (script.authorizes, 1);
+    assert_int_equal (script.voids, 0);
+    //  With time enough, it is.
+    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
+                                  5000, &reply), 200);
+    json_decref (reply);
+    assert_int_equal (script.authorizes, 2);
+    svc_payment_destroy (&scripted);
+    assert_int_equal (s_count (self, "SELECT count (*) FROM payments"), 2);
 }
 
 //  resv-worker destroys the state after SIGTERM, with zsys_interrupted
@@ -859,7 +939,9 @@ main (void)
         T (test_queued_steps_keep_their_order),
         T (test_conflicting_requests),
         T (test_store_refuses_illegal_moves),
+        T (test_authorize_past_its_deadline_is_not_begun),
         T (test_authorize_past_its_deadline_records_nothing),
+        T (test_authorize_not_begun_when_the_provider_is_slower),
         T (test_stops_after_sigterm),
         T (test_sigterm_starts_no_more_steps),
         T (test_state_fails_cleanly),
