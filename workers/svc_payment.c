@@ -113,7 +113,9 @@ typedef struct {
     s_simulator_t simulator;    //  The default provider's state
     int tick_ms;                //  payment/tick
     int64_t authorize_us;       //  How long the provider takes to
-                                //  authorise, a moving average
+                                //  authorise (s_authorize_took)
+    int64_t authorize_ended;    //  When its last authorisation ended
+                                //  (zclock_usecs)
     int64_t retry_at;           //  A step failed (provider, store): no tick
                                 //  calls it again before this (mono ms)
 } payment_t;
@@ -650,6 +652,44 @@ s_authorize_known (s_payment_t *payment, const char *reservation,
     return s_reply_payment (reply_p, payment);
 }
 
+//  An estimate of the provider's authorisations older than this (none
+//  begun since) no longer refuses one (s_authorize_hopeless), us.
+#define S_ESTIMATE_FRESH    1000000
+
+//  Takes the time one authorisation took at the provider into the
+//  estimate: a moving average that follows a faster call half way at once,
+//  and a slower one by an eighth, so that one slow call (a provider's
+//  hiccup) does not have the next ones refused.
+static void
+s_authorize_took (payment_t *self, int64_t began, int64_t ended)
+{
+    int64_t took = ended - began;
+    if (self->authorize_us == 0 || took <= 0)
+        self->authorize_us = took > 0? took: 0;
+    else
+    if (took < self->authorize_us)
+        self->authorize_us -= (self->authorize_us - took) / 2;
+    else
+        self->authorize_us += (took - self->authorize_us) / 8;
+    self->authorize_ended = ended;
+}
+
+//  Whether an authorisation with left_us of its deadline to go cannot
+//  end in time, so is better not begun: none whose deadline passed, and
+//  none with less left than the provider takes and a quarter more (its
+//  jitter). An estimate no authorisation has checked for a while does not
+//  refuse: what is refused never updates it, and a provider slow for a
+//  moment would be taken for slow for good.
+static bool
+s_authorize_hopeless (payment_t *self, int64_t left_us, int64_t now)
+{
+    if (left_us <= 0)
+        return true;
+    if (now - self->authorize_ended > S_ESTIMATE_FRESH)
+        return false;
+    return left_us <= self->authorize_us + self->authorize_us / 4;
+}
+
 //  authorize {reservation, customer, amount} -> 200 {"payment":{...}};
 //  402 payment_declined; 503 payment_unavailable; 409 if the reservation
 //  was authorised otherwise or has ended. Idempotent by reservation.
@@ -678,11 +718,10 @@ s_authorize (void *state, json_t *request, int64_t deadline,
     //  caller would void it. Behind a slow provider, the items of a batch
     //  whose time ran out while the ones before were at the provider are
     //  answered at once, so that the batch's reply comes in time and its
-    //  caller need not void them (not_started). A quarter more than the
-    //  average, for the provider's jitter.
+    //  caller need not void them (not_started).
     int64_t began = zclock_usecs ();
     int64_t left_us = (deadline - zclock_mono ()) * 1000;
-    if (left_us <= self->authorize_us + self->authorize_us / 4) {
+    if (s_authorize_hopeless (self, left_us, began)) {
         *reply_p = worker_error (RESV_TIMEOUT, RESV_REASON_NOT_STARTED,
                                  "payment: authorize %s: %" PRId64 " ms of the "
                                  "deadline left, and the provider takes about "
@@ -696,9 +735,7 @@ s_authorize (void *state, json_t *request, int64_t deadline,
     int status = self->provider.authorize (self->provider.self, reservation,
                                            customer, amount, message,
                                            sizeof message);
-    int64_t took = zclock_usecs () - began;
-    self->authorize_us = self->authorize_us?
-        self->authorize_us + (took - self->authorize_us) / 8: took;
+    s_authorize_took (self, began, zclock_usecs ());
     if (status != RESV_OK)
         return s_provider_refused (reply_p, status, "authorize", reservation,
                                    message);

@@ -887,6 +887,46 @@ test_authorize_not_begun_when_the_provider_is_slower (void **state)
     assert_int_equal (s_count (self, "SELECT count (*) FROM payments"), 2);
 }
 
+//  A provider slow for a while, then fast again: the estimate refuses
+//  what cannot end in time while it is fresh, but one no authorisation
+//  has checked for a second does not, and it follows a faster call at
+//  once. Refused calls never updated it: after one slow call, every
+//  authorize with less left than it was refused for good.
+static void
+test_authorize_estimate_recovers (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_script_t script = { .authorize_latency = 300 };
+    svc_payment_provider_t provider = {
+        &script, s_script_authorize, s_script_capture, s_script_void, s_script_ok
+    };
+    void *scripted = svc_payment_new_with (testkit_cfg (self->kit), &provider);
+    assert_non_null (scripted);
+    const char *body = "{\"reservation\":\"r1\",\"customer\":\"c\",\"amount\":5}";
+    json_t *reply = NULL;
+    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
+                                  5000, &reply), 200);
+    json_decref (reply);
+    __atomic_store_n (&script.authorize_latency, 10, __ATOMIC_SEQ_CST);
+    body = "{\"reservation\":\"r2\",\"customer\":\"c\",\"amount\":5}";
+    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
+                                  200, &reply), 504);
+    assert_string_equal (testkit_reason (reply), "not_started");
+    json_decref (reply);
+    zclock_sleep (1100);
+    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
+                                  200, &reply), 200);
+    json_decref (reply);
+    //  About 155 ms now: 250 ms left is enough.
+    body = "{\"reservation\":\"r3\",\"customer\":\"c\",\"amount\":5}";
+    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
+                                  250, &reply), 200);
+    json_decref (reply);
+    assert_int_equal (script.authorizes, 3);
+    assert_int_equal (script.voids, 0);
+    svc_payment_destroy (&scripted);
+}
+
 //  resv-worker destroys the state after SIGTERM, with zsys_interrupted
 //  raised: the events actor must stop all the same, however its loop met
 //  the flag (it hung for good while its poller was not set nonstop).
@@ -942,6 +982,7 @@ main (void)
         T (test_authorize_past_its_deadline_is_not_begun),
         T (test_authorize_past_its_deadline_records_nothing),
         T (test_authorize_not_begun_when_the_provider_is_slower),
+        T (test_authorize_estimate_recovers),
         T (test_stops_after_sigterm),
         T (test_sigterm_starts_no_more_steps),
         T (test_state_fails_cleanly),
