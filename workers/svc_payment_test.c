@@ -212,11 +212,34 @@ static void
 s_use_script (fixture_t *self, s_script_t *script)
 {
     svc_payment_provider_t provider = {
-        script, s_script_ok, s_script_capture, s_script_void, s_script_ok
+        script, s_script_authorize, s_script_capture, s_script_void, s_script_ok
     };
     svc_payment_destroy (&self->state);
     self->state = svc_payment_new_with (testkit_cfg (self->kit), &provider);
     assert_non_null (self->state);
+}
+
+//  Asks the fixture's state to authorise reservation (customer c, amount
+//  5) within timeout ms; the status, and the reply in *reply_p.
+static int
+s_authorize_within (fixture_t *self, const char *reservation, int timeout,
+                    json_t **reply_p)
+{
+    char body [128];
+    snprintf (body, sizeof body, "{\"reservation\":\"%s\",\"customer\":"
+              "\"c\",\"amount\":5}", reservation);
+    return s_call_raw (self->state, "authorize", body, strlen (body), timeout,
+                       reply_p);
+}
+
+//  The same, for a status alone.
+static int
+s_authorize_status (fixture_t *self, const char *reservation, int timeout)
+{
+    json_t *reply = NULL;
+    int status = s_authorize_within (self, reservation, timeout, &reply);
+    json_decref (reply);
+    return status;
 }
 
 
@@ -806,20 +829,14 @@ test_authorize_past_its_deadline_is_not_begun (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     s_script_t script = { 0 };
-    svc_payment_provider_t provider = {
-        &script, s_script_authorize, s_script_capture, s_script_void, s_script_ok
-    };
-    void *scripted = svc_payment_new_with (testkit_cfg (self->kit), &provider);
-    assert_non_null (scripted);
-    const char *body = "{\"reservation\":\"r1\",\"customer\":\"c\",\"amount\":5}";
+    s_use_script (self, &script);
     json_t *reply = NULL;
-    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
-                                  -1, &reply), 504);
+    assert_int_equal (s_authorize_within (self, "r1", -1, &reply), 504);
     assert_string_equal (testkit_reason (reply), "not_started");
     json_decref (reply);
     assert_int_equal (script.authorizes, 0);
     assert_int_equal (script.voids, 0);
-    svc_payment_destroy (&scripted);
+    svc_payment_destroy (&self->state);
     assert_int_equal (s_count (self, "SELECT count (*) FROM payments"), 0);
 }
 
@@ -830,21 +847,15 @@ test_authorize_past_its_deadline_records_nothing (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     s_script_t script = { .authorize_latency = 60 };
-    svc_payment_provider_t provider = {
-        &script, s_script_authorize, s_script_capture, s_script_void, s_script_ok
-    };
-    void *scripted = svc_payment_new_with (testkit_cfg (self->kit), &provider);
-    assert_non_null (scripted);
-    const char *body = "{\"reservation\":\"r1\",\"customer\":\"c\",\"amount\":5}";
+    s_use_script (self, &script);
     json_t *reply = NULL;
-    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
-                                  20, &reply), 504);
+    assert_int_equal (s_authorize_within (self, "r1", 20, &reply), 504);
     assert_string_equal (testkit_reason (reply), "deadline_exceeded");
     json_decref (reply);
     //  What the provider authorised was voided there.
     assert_int_equal (script.authorizes, 1);
     assert_int_equal (script.voids, 1);
-    svc_payment_destroy (&scripted);
+    svc_payment_destroy (&self->state);
     assert_int_equal (s_count (self, "SELECT count (*) FROM payments"), 0);
 }
 
@@ -858,32 +869,20 @@ test_authorize_not_begun_when_the_provider_is_slower (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     s_script_t script = { .authorize_latency = 80 };
-    svc_payment_provider_t provider = {
-        &script, s_script_authorize, s_script_capture, s_script_void, s_script_ok
-    };
-    void *scripted = svc_payment_new_with (testkit_cfg (self->kit), &provider);
-    assert_non_null (scripted);
-    const char *body = "{\"reservation\":\"r1\",\"customer\":\"c\",\"amount\":5}";
-    json_t *reply = NULL;
-    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
-                                  5000, &reply), 200);
-    json_decref (reply);
+    s_use_script (self, &script);
+    assert_int_equal (s_authorize_status (self, "r1", 5000), 200);
     assert_int_equal (script.authorizes, 1);
-    body = "{\"reservation\":\"r2\",\"customer\":\"c\",\"amount\":5}";
-    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
-                                  40, &reply), 504);
+    json_t *reply = NULL;
+    assert_int_equal (s_authorize_within (self, "r2", 40, &reply), 504);
     assert_string_equal (testkit_reason (reply), "not_started");
-    assert_non_null (strstr (json_string_value (json_object_get (
-        json_object_get (reply, "error"), "message")), "provider takes about"));
+    assert_non_null (strstr (testkit_message (reply), "provider takes about"));
     json_decref (reply);
     assert_int_equal (script.authorizes, 1);
     assert_int_equal (script.voids, 0);
     //  With time enough, it is.
-    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
-                                  5000, &reply), 200);
-    json_decref (reply);
+    assert_int_equal (s_authorize_status (self, "r2", 5000), 200);
     assert_int_equal (script.authorizes, 2);
-    svc_payment_destroy (&scripted);
+    svc_payment_destroy (&self->state);
     assert_int_equal (s_count (self, "SELECT count (*) FROM payments"), 2);
 }
 
@@ -897,34 +896,17 @@ test_authorize_estimate_recovers (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     s_script_t script = { .authorize_latency = 300 };
-    svc_payment_provider_t provider = {
-        &script, s_script_authorize, s_script_capture, s_script_void, s_script_ok
-    };
-    void *scripted = svc_payment_new_with (testkit_cfg (self->kit), &provider);
-    assert_non_null (scripted);
-    const char *body = "{\"reservation\":\"r1\",\"customer\":\"c\",\"amount\":5}";
-    json_t *reply = NULL;
-    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
-                                  5000, &reply), 200);
-    json_decref (reply);
+    s_use_script (self, &script);
+    assert_int_equal (s_authorize_status (self, "r1", 5000), 200);
     __atomic_store_n (&script.authorize_latency, 10, __ATOMIC_SEQ_CST);
-    body = "{\"reservation\":\"r2\",\"customer\":\"c\",\"amount\":5}";
-    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
-                                  200, &reply), 504);
-    assert_string_equal (testkit_reason (reply), "not_started");
-    json_decref (reply);
+    assert_int_equal (s_authorize_status (self, "r2", 200), 504);
     zclock_sleep (1100);
-    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
-                                  200, &reply), 200);
-    json_decref (reply);
+    assert_int_equal (s_authorize_status (self, "r2", 200), 200);
     //  About 155 ms now: 250 ms left is enough.
-    body = "{\"reservation\":\"r3\",\"customer\":\"c\",\"amount\":5}";
-    assert_int_equal (s_call_raw (scripted, "authorize", body, strlen (body),
-                                  250, &reply), 200);
-    json_decref (reply);
+    assert_int_equal (s_authorize_status (self, "r3", 250), 200);
     assert_int_equal (script.authorizes, 3);
     assert_int_equal (script.voids, 0);
-    svc_payment_destroy (&scripted);
+    svc_payment_destroy (&self->state);
 }
 
 //  resv-worker destroys the state after SIGTERM, with zsys_interrupted
