@@ -109,6 +109,8 @@ struct _request_t {
     bool retried;               //  Its client sent it again meanwhile
     bool after_stop;            //  Taken while the broker was stopping
     bool unsent;                //  Its reply could not leave
+    json_t *held;               //  Its reply, held to its deadline
+    int held_status;            //  (s_reply_maybe_done), and its status
     int64_t arrived;            //  zclock_mono ms
     int attempts;               //  Times sent to a worker
     size_t slot;                //  Index in the timer heap
@@ -714,6 +716,7 @@ s_request_destroy (broker_t *self, request_t **self_p)
     &&  zhashx_size (self->answered) < ANSWERED_MAX)
         zhashx_insert (self->answered, request->ticket, (void *) (intptr_t)
                        (request->deadline + ANSWERED_MARGIN));
+    json_decref (request->held);
     s_heap_remove (self, request);
     zhashx_delete (self->requests, request->ticket);
     zmq_msg_close (&request->client);
@@ -1074,6 +1077,45 @@ s_worker_ready (broker_t *self, s_msg_t *msg, const char *key)
     s_service_dispatch (self, service);
 }
 
+//  Turns the not_started of a reply to a request sent again after its
+//  first worker was lost (and of each item of a batch's) into
+//  deadline_exceeded: its second worker did not begin it, but the lost
+//  one may have done it, and a caller that heard nothing was done would
+//  not undo it (a saga: a hold never released, an authorisation never
+//  voided). Returns the reply to send instead (at the deadline:
+//  s_worker_reply), or NULL to send the body as it is (none to change, or
+//  not JSON).
+static json_t *
+s_reply_maybe_done (zmq_msg_t *body)
+{
+    //  Parsed whole: this is rare (a lost worker's requests alone).
+    json_t *reply = json_loadb ((const char *) zmq_msg_data (body),
+                                zmq_msg_size (body),
+                                JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    json_t *items = json_object_get (reply, "batch");
+    size_t changed = 0;
+    for (size_t index = 0; index <= json_array_size (items); index++) {
+        json_t *item = index? json_object_get (json_array_get (items,
+                                                               index - 1),
+                                               "body"): reply;
+        json_t *error = json_object_get (item, "error");
+        const char *reason = json_string_value (json_object_get (error,
+                                                                 "reason"));
+        if (reason && streq (reason, RESV_REASON_NOT_STARTED)) {
+            json_object_set_new (error, "reason",
+                                 json_string (RESV_REASON_DEADLINE));
+            json_object_set_new (error, "message", json_string (
+                "the request was sent again after its worker was lost, "
+                "which may have done it; the next one did not begin it "
+                "before the deadline"));
+            changed++;
+        }
+    }
+    if (!changed)
+        json_decref (reply);
+    return changed? reply: NULL;
+}
+
 //  REP: identity, header, command, ticket, status, body.
 static void
 s_worker_reply (broker_t *self, worker_t *worker, s_msg_t *msg)
@@ -1112,6 +1154,21 @@ s_worker_reply (broker_t *self, worker_t *worker, s_msg_t *msg)
         s_breaker_failure (self, service, request);
     else
         s_breaker_success (self, service, request);
+    //  Not begun by the worker it went to after its first was lost: that
+    //  one may have done it, or may still do it until the deadline (an
+    //  authorisation is recorded only before it). The reply, so changed,
+    //  waits for the deadline, so that an undo made on it finds what the
+    //  lost worker did: answered at once, the reserve's void found no
+    //  payment yet, and the lost worker's was left authorised for good.
+    //  The worker is free meanwhile.
+    if (request->attempts > 1
+    &&  (request->held = s_reply_maybe_done (&msg->part [5]))) {
+        request->held_status = (int) status;
+        worker->inflight--;
+        service->inflight--;
+        request->worker = NULL;
+        return;
+    }
     if (!s_send_reply (self, &request->client, &request->id, (int) status,
                        &msg->part [5], NULL, 0))
         request->unsent = true;         //  A retry gets it done again
@@ -1925,6 +1982,16 @@ s_timers (broker_t *self)
     while (self->heap_size && self->heap [0]->due <= now) {
         request_t *request = self->heap [0];
         service_t *service = request->service;
+        if (request->held) {
+            //  Its reply waited for this (s_worker_reply); not a failure.
+            json_t *held = request->held;
+            request->held = NULL;
+            if (!s_send_json (self, &request->client, &request->id,
+                              request->held_status, held))
+                request->unsent = true;
+            s_request_destroy (self, &request);
+            continue;
+        }
         //  A request a worker took and was lost with (it was queued again)
         //  may have been done: say so, for a caller that would undo it.
         if (request->grace && request->attempts)

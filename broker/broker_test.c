@@ -1648,6 +1648,67 @@ test_dead_worker_request_redispatched (void **state)
     zsock_destroy (&healthy);
 }
 
+//  A request whose worker was lost goes to another, which answers it 504
+//  not_started (payment found too little of its deadline left to begin
+//  it; or so some items of a batch): the lost one may have done it, or
+//  may still until the deadline, so its client must not hear that nothing
+//  was done (a saga would not undo it: an authorisation never voided, a
+//  hold never released), nor hear anything before the deadline (its void
+//  would find no payment yet). The broker answers deadline_exceeded at
+//  the deadline, the rest of a batch's reply as it was, and gives the
+//  worker's credit to others meanwhile.
+static void
+test_redispatched_not_started_may_be_done (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    const char *not_started = "{\"error\":{\"code\":504,\"reason\":\""
+                              RESV_REASON_NOT_STARTED "\",\"message\":"
+                              "\"not begun\"}}";
+    char batch [512];
+    snprintf (batch, sizeof batch, "{\"batch\":[{\"status\":200,\"body\":"
+              "{\"payment\":{\"id\":\"p1\"}}},{\"status\":504,\"body\":%s}]}",
+              not_started);
+    zsock_t *dying = s_worker (self, "echo", "2");
+    s_wait_workers (self, "echo", 1);
+    s_request (self->client, "r1", "echo", "", "5000", "");
+    s_request (self->client, "r2", "echo", "batch.x", "5000", "");
+    char *lost = s_worker_take (dying, NULL);
+    zstr_free (&lost);
+    lost = s_worker_take (dying, NULL);
+    zstr_free (&lost);
+    zsock_t *healthy = s_worker (self, "echo", "2");
+    char *first = s_worker_take_within (healthy, 5000);
+    assert_non_null (first);
+    char *second = s_worker_take_within (healthy, 1000);
+    assert_non_null (second);
+    //  Which is which: the batch's ticket ends in r2.
+    bool first_is_r1 = strlen (first) > 2 && streq (first + strlen (first) - 2, "r1");
+    char **single = first_is_r1? &first: &second;
+    char **batched = first_is_r1? &second: &first;
+    s_worker_reply (healthy, single, "504", not_started);
+    s_worker_reply (healthy, batched, "200", batch);
+    //  Its credit is free: r3 goes to it at once. Its first worker's
+    //  not_started is the truth, and passes, before r1's and r2's.
+    s_request (self->client, "r3", "echo", "", "5000", "");
+    char *ticket = s_worker_take_within (healthy, 1000);
+    assert_non_null (ticket);
+    s_worker_reply (healthy, &ticket, "504", not_started);
+    s_expect_error (self->client, "r3", "504", RESV_REASON_NOT_STARTED);
+    //  r1 and r2 at their deadline, in the order they were sent.
+    zsock_set_rcvtimeo (self->client, 6000);
+    char *r1 = s_expect_reply (self->client, "r1", "504");
+    char *r2 = s_expect_reply (self->client, "r2", "200");
+    assert_null (strstr (r1, RESV_REASON_NOT_STARTED));
+    assert_non_null (strstr (r1, RESV_REASON_DEADLINE));
+    assert_null (strstr (r2, RESV_REASON_NOT_STARTED));
+    assert_non_null (strstr (r2, RESV_REASON_DEADLINE));
+    assert_non_null (strstr (r2, "\"p1\""));
+    zstr_free (&r1);
+    zstr_free (&r2);
+    zsock_destroy (&dying);
+    zsock_destroy (&healthy);
+}
+
 //  A worker that sets its own routing id, crashes holding a request and
 //  comes back with the same id before the broker took it for dead: its
 //  READY is a new connection, so what the old one held is lost and goes
@@ -1952,6 +2013,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_routes_while_the_journal_waits, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_bad_input_400, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_dead_worker_request_redispatched, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_redispatched_not_started_may_be_done, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_worker_back_with_same_identity, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reply_before_close_not_lost, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_worker_bye_drains, s_setup, s_teardown),

@@ -114,7 +114,8 @@ resv_frame_limit (int64_t max_message)
 //  The deadline passed, or was too near, before the request was begun
 //  (504): it waited in the broker's queue with every worker of its
 //  service busy, or in its worker behind others. Nothing was done, and
-//  it may be retried as it is.
+//  it may be retried as it is. Never said of a request whose first worker
+//  was lost (the broker says deadline_exceeded): that one may have.
 #define RESV_REASON_NOT_STARTED     "not_started"
 #define RESV_REASON_UNREACHABLE     "broker_unreachable"
 #define RESV_REASON_STOPPING        "stopping"
