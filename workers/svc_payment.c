@@ -116,6 +116,7 @@ typedef struct {
                                 //  authorise (s_authorize_took)
     int64_t authorize_ended;    //  When its last authorisation ended
                                 //  (zclock_usecs)
+    worker_t *worker;           //  Whose handler calls the provider
     int64_t retry_at;           //  A step failed (provider, store): no tick
                                 //  calls it again before this (mono ms)
 } payment_t;
@@ -134,14 +135,30 @@ typedef struct {
 //  --------------------------------------------------------------------------
 //  The simulator
 
+//  The worker whose handler runs in this thread, while it runs (set by
+//  svc_payment): a provider's call keeps its heartbeats going. The ticks'
+//  calls, in the events actor's thread, have none.
+static __thread worker_t *s_handler_worker;
+
+//  A sleep of the simulator is cut into naps of at most this, ms.
+#define S_NAP_MAX           100
+
 //  Sleeps ms milliseconds in full, whatever signals come meanwhile: a
-//  SIGTERM must not cut short the work a graceful stop waits for.
+//  SIGTERM must not cut short the work a graceful stop waits for. In a
+//  handler, the worker's heartbeats go on between naps: a latency above
+//  the broker's liveness had every payment worker taken for dead in the
+//  middle of a call, and the payment circuit open.
 static void
 s_sleep (int ms)
 {
-    struct timespec left = { ms / 1000, (long) (ms % 1000) * 1000000 };
-    while (nanosleep (&left, &left) == -1 && errno == EINTR)
-        ;
+    int64_t until = zclock_mono () + ms;
+    for (int64_t left = ms; left > 0; left = until - zclock_mono ()) {
+        int nap = left < S_NAP_MAX? (int) left: S_NAP_MAX;
+        struct timespec rest = { nap / 1000, (long) (nap % 1000) * 1000000 };
+        while (nanosleep (&rest, &rest) == -1 && errno == EINTR)
+            ;
+        worker_keepalive (s_handler_worker);
+    }
 }
 
 //  The latency and the failure rate, common to every call.
@@ -881,8 +898,11 @@ int
 svc_payment (void *state, const char *method, zframe_t **body_p,
              int64_t deadline, zframe_t **reply_p)
 {
-    return worker_dispatch (s_methods, "payment", state, method, body_p,
-                            deadline, reply_p);
+    s_handler_worker = state? ((payment_t *) state)->worker: NULL;
+    int status = worker_dispatch (s_methods, "payment", state, method, body_p,
+                                  deadline, reply_p);
+    s_handler_worker = NULL;
+    return status;
 }
 
 void *
@@ -929,8 +949,10 @@ void *
 svc_payment_new (resv_cfg_t *cfg, worker_t *worker)
 {
     payment_t *self = (payment_t *) svc_payment_new_with (cfg, NULL);
-    if (self)
+    if (self) {
         store_keep_alive (self->store, worker);
+        self->worker = worker;
+    }
     //  Authorisations come in bursts and each is a short transaction: a
     //  burst shares one commit. Not with a slow provider (the simulator's
     //  latency): its calls would hold the store's lock, and every reply of

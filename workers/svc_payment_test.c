@@ -909,6 +909,51 @@ test_authorize_estimate_recovers (void **state)
     svc_payment_destroy (&self->state);
 }
 
+static int
+s_setup_slower_than_liveness (void **state)
+{
+    static const char *env [] = {
+        "RESV_PAYMENT_MAX_AMOUNT", "10000000", "RESV_PAYMENT_LATENCY", "900",
+        "RESV_PAYMENT_FAILURE_RATE", "0", "RESV_PAYMENT_TICK", "50",
+        "RESV_BROKER_HEARTBEAT", "100", "RESV_BROKER_LIVENESS", "3", NULL
+    };
+    *state = testkit_service_new ("payment", env);
+    return 0;
+}
+
+//  A provider slower than the broker's liveness (900 ms against three
+//  heartbeats of 100 ms): a payment worker's heartbeats go on during its
+//  calls, so the broker keeps it and has its answer. The broker took it
+//  for dead in the middle of each call and sent the authorisation again,
+//  and the payment circuit opened.
+static void
+test_slow_provider_keeps_its_worker_alive (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    testkit_start (self->kit, "payment");
+    FILE *log = tmpfile ();
+    assert_non_null (log);
+    zsys_set_logstream (log);
+    for (int i = 0; i < 2; i++) {
+        json_t *reply = NULL;
+        json_t *request = json_pack ("{s:s,s:s,s:i}", "reservation",
+                                     i? "r2": "r1", "customer", "cora",
+                                     "amount", 5);
+        assert_int_equal (testkit_call (self->kit, "payment", "authorize",
+                                        request, 5000, &reply), 200);
+        json_decref (reply);
+    }
+    zsys_set_logstream (stderr);
+    //  Each served once, by the one worker, which the broker never lost.
+    assert_int_equal (testkit_served (self->kit, "payment"), 2);
+    char text [8192];
+    size_t size = fseek (log, 0, SEEK_SET) == 0
+                ? fread (text, 1, sizeof text - 1, log): 0;
+    text [size] = 0;
+    fclose (log);
+    assert_null (strstr (text, "expired"));
+}
+
 //  resv-worker destroys the state after SIGTERM, with zsys_interrupted
 //  raised: the events actor must stop all the same, however its loop met
 //  the flag (it hung for good while its poller was not set nonstop).
@@ -965,6 +1010,9 @@ main (void)
         T (test_authorize_past_its_deadline_records_nothing),
         T (test_authorize_not_begun_when_the_provider_is_slower),
         T (test_authorize_estimate_recovers),
+        cmocka_unit_test_setup_teardown (test_slow_provider_keeps_its_worker_alive,
+                                         s_setup_slower_than_liveness,
+                                         testkit_service_teardown),
         T (test_stops_after_sigterm),
         T (test_sigterm_starts_no_more_steps),
         T (test_state_fails_cleanly),
