@@ -11,6 +11,8 @@
     them.
 */
 
+//  memmem, to look for a word in a reply without parsing it.
+#define _GNU_SOURCE
 #include "broker.h"
 #include "accept_log.h"
 #include "resv.h"             //  RESV_DEFAULT_ENDPOINT
@@ -109,8 +111,9 @@ struct _request_t {
     bool retried;               //  Its client sent it again meanwhile
     bool after_stop;            //  Taken while the broker was stopping
     bool unsent;                //  Its reply could not leave
-    json_t *held;               //  Its reply, held to its deadline
-    int held_status;            //  (s_reply_maybe_done), and its status
+    zmq_msg_t held;             //  Its reply, held to its deadline
+    int held_status;            //  (s_request_hold), and its status; 0:
+                                //  none held
     int64_t arrived;            //  zclock_mono ms
     int attempts;               //  Times sent to a worker
     size_t slot;                //  Index in the timer heap
@@ -570,6 +573,48 @@ s_request_fail (broker_t *self, request_t *request, int status,
     s_request_destroy (self, &request);
 }
 
+//  Keeps status and a reply for the request's deadline, when s_timers
+//  sends them: body, moved, or else text ("{}" if NULL or if it cannot be
+//  copied, as s_send_json: the status still says it). The request is then
+//  no longer the breaker's probe: its outcome has been counted, and at its
+//  deadline it must not end another probe's turn.
+static void
+s_request_hold (request_t *request, int status, zmq_msg_t *body,
+                const char *text)
+{
+    zmq_msg_close (&request->held);
+    if (body) {
+        zmq_msg_init (&request->held);
+        zmq_msg_move (&request->held, body);
+    }
+    else {
+        size_t size = text? strlen (text): 0;
+        if (!text || zmq_msg_init_size (&request->held, size)) {
+            text = "{}";
+            size = 2;
+            //  Small enough for ZeroMQ to keep in the message itself.
+            zmq_msg_init_size (&request->held, size);
+        }
+        memcpy (zmq_msg_data (&request->held), text, size);
+    }
+    request->held_status = status;
+    request->probe = false;
+}
+
+//  Holds an error of the broker's own until the request's deadline, as
+//  s_send_error would send it.
+static void
+s_request_hold_error (request_t *request, int status, const char *reason,
+                      const char *message)
+{
+    json_t *json = json_pack ("{s:{s:i,s:s,s:s}}", "error", "code", status,
+                              "reason", reason, "message", message);
+    char *text = json_dumps (json, JSON_COMPACT);
+    json_decref (json);
+    s_request_hold (request, status, NULL, text);
+    free (text);
+}
+
 
 //  --------------------------------------------------------------------------
 //  Circuit breaker, one per service (protocol section 4)
@@ -716,13 +761,13 @@ s_request_destroy (broker_t *self, request_t **self_p)
     &&  zhashx_size (self->answered) < ANSWERED_MAX)
         zhashx_insert (self->answered, request->ticket, (void *) (intptr_t)
                        (request->deadline + ANSWERED_MARGIN));
-    json_decref (request->held);
     s_heap_remove (self, request);
     zhashx_delete (self->requests, request->ticket);
     zmq_msg_close (&request->client);
     zmq_msg_close (&request->id);
     zmq_msg_close (&request->method);
     zmq_msg_close (&request->body);
+    zmq_msg_close (&request->held);
     free (request);
     *self_p = NULL;
 }
@@ -933,10 +978,13 @@ s_worker_remove (broker_t *self, worker_t *worker, const char *why)
         if (request->attempts < ATTEMPTS_MAX)
             s_request_queue (self, request, true);
         else {
+            //  Either worker may still do it until the deadline: answered
+            //  then, as a reply to a request sent again (s_reply_held).
             s_breaker_failure (self, service, request);
-            s_request_fail (self, request, RESV_UNAVAILABLE,
-                            RESV_REASON_WORKER_LOST,
-                            "the worker died holding the request, twice");
+            s_request_hold_error (request, RESV_UNAVAILABLE,
+                                  RESV_REASON_WORKER_LOST,
+                                  "the worker died holding the request, "
+                                  "twice; it may have been done");
         }
         request = (request_t *) zlistx_next (lost);
     }
@@ -1077,43 +1125,74 @@ s_worker_ready (broker_t *self, s_msg_t *msg, const char *key)
     s_service_dispatch (self, service);
 }
 
-//  Turns the not_started of a reply to a request sent again after its
-//  first worker was lost (and of each item of a batch's) into
-//  deadline_exceeded: its second worker did not begin it, but the lost
-//  one may have done it, and a caller that heard nothing was done would
-//  not undo it (a saga: a hold never released, an authorisation never
-//  voided). Returns the reply to send instead (at the deadline:
-//  s_worker_reply), or NULL to send the body as it is (none to change, or
-//  not JSON).
-static json_t *
-s_reply_maybe_done (zmq_msg_t *body)
+//  What the broker says instead of not_started (s_reply_held).
+#define S_NOT_BEGUN_AGAIN   "the request was sent again after its worker " \
+                            "was lost, which may have done it; the next " \
+                            "one did not begin it before the deadline"
+
+//  A reply to a request sent again after its first worker was lost: that
+//  one may have done it, or may still until the deadline (payment records
+//  an authorisation only before it). A success or a refusal (4xx) says
+//  what the lost one did, or would have: the same. But a failure (5xx, or
+//  an item of a batch's: 503 payment_unavailable, 504 not_started, 500)
+//  says nothing of it, and a caller told at once undoes what it finds
+//  then, before the lost worker is done: a saga's void that found no
+//  payment yet, and the authorisation, recorded a moment later, kept for
+//  good. Such a reply is held until the deadline (s_timers), each
+//  not_started in it said deadline_exceeded: the next worker did not
+//  begin it, but the lost one may have. Returns true if it is held (the
+//  body moved into request->held, or written anew there), false to send
+//  the body as it is.
+//
+//  Parsed only when it may name not_started or hold a batch (a view's
+//  long list is not), and rarely at all: a lost worker's requests alone.
+static bool
+s_reply_held (request_t *request, int status, zmq_msg_t *body)
 {
-    //  Parsed whole: this is rare (a lost worker's requests alone).
-    json_t *reply = json_loadb ((const char *) zmq_msg_data (body),
-                                zmq_msg_size (body),
-                                JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    const char *text = (const char *) zmq_msg_data (body);
+    size_t size = zmq_msg_size (body);
+    bool failed = status >= 500;
+    bool named = memmem (text, size, RESV_REASON_NOT_STARTED,
+                         strlen (RESV_REASON_NOT_STARTED)) != NULL;
+    json_t *reply = NULL;
+    if (named || (!failed && memmem (text, size, "\"batch\"", 7)))
+        reply = json_loadb (text, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    if (named && !reply) {
+        //  Not JSON that jansson reads (a number out of its range, say):
+        //  its not_started cannot be put right, so the whole of it is
+        //  said deadline_exceeded, by the broker.
+        s_request_hold_error (request, RESV_TIMEOUT, RESV_REASON_DEADLINE,
+                              S_NOT_BEGUN_AGAIN);
+        return true;
+    }
     json_t *items = json_object_get (reply, "batch");
     size_t changed = 0;
     for (size_t index = 0; index <= json_array_size (items); index++) {
-        json_t *item = index? json_object_get (json_array_get (items,
-                                                               index - 1),
-                                               "body"): reply;
+        json_t *entry = index? json_array_get (items, index - 1): NULL;
+        json_t *item = index? json_object_get (entry, "body"): reply;
+        if (index
+        &&  json_integer_value (json_object_get (entry, "status")) >= 500)
+            failed = true;
         json_t *error = json_object_get (item, "error");
         const char *reason = json_string_value (json_object_get (error,
                                                                  "reason"));
         if (reason && streq (reason, RESV_REASON_NOT_STARTED)) {
             json_object_set_new (error, "reason",
                                  json_string (RESV_REASON_DEADLINE));
-            json_object_set_new (error, "message", json_string (
-                "the request was sent again after its worker was lost, "
-                "which may have done it; the next one did not begin it "
-                "before the deadline"));
+            json_object_set_new (error, "message",
+                                 json_string (S_NOT_BEGUN_AGAIN));
             changed++;
         }
     }
-    if (!changed)
+    if (!failed && !changed) {
         json_decref (reply);
-    return changed? reply: NULL;
+        return false;
+    }
+    char *written = changed? json_dumps (reply, JSON_COMPACT): NULL;
+    json_decref (reply);
+    s_request_hold (request, status, changed? NULL: body, written);
+    free (written);
+    return true;
 }
 
 //  REP: identity, header, command, ticket, status, body.
@@ -1154,16 +1233,12 @@ s_worker_reply (broker_t *self, worker_t *worker, s_msg_t *msg)
         s_breaker_failure (self, service, request);
     else
         s_breaker_success (self, service, request);
-    //  Not begun by the worker it went to after its first was lost: that
-    //  one may have done it, or may still do it until the deadline (an
-    //  authorisation is recorded only before it). The reply, so changed,
-    //  waits for the deadline, so that an undo made on it finds what the
-    //  lost worker did: answered at once, the reserve's void found no
-    //  payment yet, and the lost worker's was left authorised for good.
-    //  The worker is free meanwhile.
+    //  Failed, or not begun, by the worker it went to after its first was
+    //  lost, which may still do it: the reply waits for the deadline, so
+    //  that an undo made on it finds what the lost worker did
+    //  (s_reply_held). The worker is free meanwhile.
     if (request->attempts > 1
-    &&  (request->held = s_reply_maybe_done (&msg->part [5]))) {
-        request->held_status = (int) status;
+    &&  s_reply_held (request, (int) status, &msg->part [5])) {
         worker->inflight--;
         service->inflight--;
         request->worker = NULL;
@@ -1890,6 +1965,7 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     zmq_msg_init (&request->id);
     zmq_msg_init (&request->method);
     zmq_msg_init (&request->body);
+    zmq_msg_init (&request->held);
     zmq_msg_move (&request->client, client);
     zmq_msg_move (&request->id, id);
     zmq_msg_move (&request->method, method);
@@ -1982,12 +2058,10 @@ s_timers (broker_t *self)
     while (self->heap_size && self->heap [0]->due <= now) {
         request_t *request = self->heap [0];
         service_t *service = request->service;
-        if (request->held) {
-            //  Its reply waited for this (s_worker_reply); not a failure.
-            json_t *held = request->held;
-            request->held = NULL;
-            if (!s_send_json (self, &request->client, &request->id,
-                              request->held_status, held))
+        if (request->held_status) {
+            //  Its reply waited for this (s_reply_held); counted then.
+            if (!s_send_reply (self, &request->client, &request->id,
+                               request->held_status, &request->held, NULL, 0))
                 request->unsent = true;
             s_request_destroy (self, &request);
             continue;
