@@ -29,8 +29,9 @@
 
     Requests run in the worker's thread on self->store; the consumer and
     the tick run in the events actor's thread on its own connection. The
-    provider is called from both and must be thread-safe; the simulator
-    only reads its settings.
+    provider is called from both and must be thread-safe. The simulator
+    has a copy of its settings for each thread: the request thread's names
+    the worker, whose heartbeats its sleeps keep going.
 */
 
 #include "svc.h"
@@ -102,6 +103,8 @@ typedef struct {
     int64_t max_amount;         //  Declines any amount above, cents
     int latency;                //  Added to every call, ms
     int failure_rate;           //  Percent of calls that fail (503)
+    worker_t *worker;           //  Whose heartbeats go on while it sleeps,
+                                //  in the worker's thread only; or NULL
 } s_simulator_t;
 
 typedef struct {
@@ -111,12 +114,14 @@ typedef struct {
                                 //  and connection)
     svc_payment_provider_t provider;    //  Who moves the money
     s_simulator_t simulator;    //  The default provider's state
+    void *tick_provider;        //  provider.self for the events thread's
+                                //  calls (the ticks' steps)
+    s_simulator_t tick_simulator;   //  The simulator's, with no worker
     int tick_ms;                //  payment/tick
     int64_t authorize_us;       //  How long the provider takes to
                                 //  authorise (s_authorize_took)
     int64_t authorize_ended;    //  When its last authorisation ended
                                 //  (zclock_usecs)
-    worker_t *worker;           //  Whose handler calls the provider
     int64_t retry_at;           //  A step failed (provider, store): no tick
                                 //  calls it again before this (mono ms)
 } payment_t;
@@ -135,29 +140,27 @@ typedef struct {
 //  --------------------------------------------------------------------------
 //  The simulator
 
-//  The worker whose handler runs in this thread, while it runs (set by
-//  svc_payment): a provider's call keeps its heartbeats going. The ticks'
-//  calls, in the events actor's thread, have none.
-static __thread worker_t *s_handler_worker;
-
-//  A sleep of the simulator is cut into naps of at most this, ms.
-#define S_NAP_MAX           100
+//  A sleep of the simulator is cut into naps of at most this, us: within
+//  the shortest heartbeat interval the broker takes (10 ms).
+#define S_NAP_MAX           10000
 
 //  Sleeps ms milliseconds in full, whatever signals come meanwhile: a
-//  SIGTERM must not cut short the work a graceful stop waits for. In a
-//  handler, the worker's heartbeats go on between naps: a latency above
-//  the broker's liveness had every payment worker taken for dead in the
-//  middle of a call, and the payment circuit open.
+//  SIGTERM must not cut short the work a graceful stop waits for. The
+//  worker's heartbeats go on between naps (worker, in its own thread; NULL
+//  elsewhere): a latency above the broker's liveness had every payment
+//  worker taken for dead in the middle of a call, and the payment circuit
+//  open.
 static void
-s_sleep (int ms)
+s_sleep (int ms, worker_t *worker)
 {
-    int64_t until = zclock_mono () + ms;
-    for (int64_t left = ms; left > 0; left = until - zclock_mono ()) {
-        int nap = left < S_NAP_MAX? (int) left: S_NAP_MAX;
-        struct timespec rest = { nap / 1000, (long) (nap % 1000) * 1000000 };
+    int64_t until = zclock_usecs () + (int64_t) ms * 1000;
+    for (int64_t left = (int64_t) ms * 1000; left > 0;
+         left = until - zclock_usecs ()) {
+        int64_t nap = left < S_NAP_MAX? left: S_NAP_MAX;
+        struct timespec rest = { 0, (long) nap * 1000 };
         while (nanosleep (&rest, &rest) == -1 && errno == EINTR)
             ;
-        worker_keepalive (s_handler_worker);
+        worker_keepalive (worker);
     }
 }
 
@@ -166,7 +169,7 @@ static int
 s_simulate (s_simulator_t *self, char *message, size_t size)
 {
     if (self->latency > 0)
-        s_sleep (self->latency);
+        s_sleep (self->latency, self->worker);
     uint16_t dice = 0;
     if (self->failure_rate > 0
     &&  getrandom (&dice, sizeof dice, 0) == (ssize_t) sizeof dice
@@ -493,7 +496,7 @@ s_step_call (payment_t *self, s_step_t *step)
                                 streq (step->action, "void")?
                                 self->provider.void_: self->provider.refund;
     char message [256] = "";
-    int status = call (self->provider.self, step->reservation,
+    int status = call (self->tick_provider, step->reservation,
                        step->payment.customer, step->payment.amount,
                        message, sizeof message);
     if (status != RESV_OK) {
@@ -669,8 +672,8 @@ s_authorize_known (s_payment_t *payment, const char *reservation,
     return s_reply_payment (reply_p, payment);
 }
 
-//  An estimate of the provider's authorisations older than this (none
-//  begun since) no longer refuses one (s_authorize_hopeless), us.
+//  An estimate of the provider's authorisations whose last call ended
+//  longer ago than this no longer refuses one (s_authorize_hopeless), us.
 #define S_ESTIMATE_FRESH    1000000
 
 //  Takes the time one authorisation took at the provider into the
@@ -898,11 +901,8 @@ int
 svc_payment (void *state, const char *method, zframe_t **body_p,
              int64_t deadline, zframe_t **reply_p)
 {
-    s_handler_worker = state? ((payment_t *) state)->worker: NULL;
-    int status = worker_dispatch (s_methods, "payment", state, method, body_p,
-                                  deadline, reply_p);
-    s_handler_worker = NULL;
-    return status;
+    return worker_dispatch (s_methods, "payment", state, method, body_p,
+                            deadline, reply_p);
 }
 
 void *
@@ -916,14 +916,19 @@ svc_payment_new_with (resv_cfg_t *cfg, const svc_payment_provider_t *provider)
     self->simulator.failure_rate = (int) resv_cfg_int (cfg,
                                                        "payment/failure_rate",
                                                        0, 0, 100);
-    if (provider)
+    if (provider) {
         self->provider = *provider;
+        self->tick_provider = provider->self;
+    }
     else {
         self->provider.self = &self->simulator;
         self->provider.authorize = s_simulate_authorize;
         self->provider.capture = s_simulate_move;
         self->provider.void_ = s_simulate_move;
         self->provider.refund = s_simulate_move;
+        //  Before svc_payment_new names the worker: this copy has none.
+        self->tick_simulator = self->simulator;
+        self->tick_provider = &self->tick_simulator;
     }
     self->tick_ms = (int) resv_cfg_int (cfg, "payment/tick", S_TICK_MS, 1,
                                         3600000);
@@ -951,7 +956,7 @@ svc_payment_new (resv_cfg_t *cfg, worker_t *worker)
     payment_t *self = (payment_t *) svc_payment_new_with (cfg, NULL);
     if (self) {
         store_keep_alive (self->store, worker);
-        self->worker = worker;
+        self->simulator.worker = worker;
     }
     //  Authorisations come in bursts and each is a short transaction: a
     //  burst shares one commit. Not with a slow provider (the simulator's
