@@ -221,3 +221,28 @@ for c in customers:
         print(c, "?", "-")
 EOF
 }
+
+# stores_agree: whether the command side's stores, read from their files
+# in $RESV_DATA_DIR, agree with each other: every payment not voided
+# belongs to a reservation, the units held are those of the PENDING and
+# CONFIRMED reservations (units x days), and no saga row is left. Prints
+# "orphans=[...] held=N live=N sagas=N".
+stores_agree () {
+    "$PY" - "$RESV_DATA_DIR" <<'PY'
+import sqlite3, sys
+d = sys.argv[1]
+res = sqlite3.connect(d + "/reservation.db")
+pay = sqlite3.connect(d + "/payment.db")
+avail = sqlite3.connect(d + "/availability.db")
+ids = set(r[0] for r in res.execute("SELECT id FROM reservations"))
+orphans = [r for r in pay.execute("SELECT reservation, status FROM payments")
+           if r[0] not in ids and r[1] != "voided"]
+held = avail.execute("SELECT coalesce (sum (units), 0) FROM holds "
+                     "WHERE released = 0").fetchone()[0]
+live = res.execute("SELECT coalesce (sum (units * days), 0) FROM reservations "
+                   "WHERE status = 'PENDING' OR status = 'CONFIRMED'").fetchone()[0]
+sagas = res.execute("SELECT count (*) FROM sagas").fetchone()[0]
+print("orphans=%s held=%d live=%d sagas=%d" % (orphans, held, live, sagas))
+sys.exit(0 if not orphans and held == live and sagas == 0 else 1)
+PY
+}

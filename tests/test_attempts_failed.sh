@@ -50,24 +50,6 @@ check "the reserve fails, unavailable (exit $RC): $(head -c 200 "$T/reserve.out"
 kill -TERM "$SECOND"
 check "the failing payment worker stops" wait_for 10 dead "$SECOND"
 
-agree () {
-    "$PY" - "$RESV_DATA_DIR" <<'PY'
-import sqlite3, sys
-d = sys.argv[1]
-res = sqlite3.connect(d + "/reservation.db")
-pay = sqlite3.connect(d + "/payment.db")
-avail = sqlite3.connect(d + "/availability.db")
-ids = set(r[0] for r in res.execute("SELECT id FROM reservations"))
-orphans = [r for r in pay.execute("SELECT reservation, status FROM payments")
-           if r[0] not in ids and r[1] != "voided"]
-held = avail.execute("SELECT coalesce (sum (units), 0) FROM holds "
-                     "WHERE released = 0").fetchone()[0]
-sagas = res.execute("SELECT count (*) FROM sagas").fetchone()[0]
-print(orphans, held, sagas)
-sys.exit(0 if not orphans and not ids and held == 0 and sagas == 0 else 1)
-PY
-}
-check "no authorisation, hold or saga is left of it" wait_for 20 agree
-agree >"$T/agree.out" 2>&1
-has "the stores" "$(cat "$T/agree.out")" '^\[\] 0 0$'
+check "no authorisation, hold or saga is left of it" wait_for 20 stores_agree
+has "the stores" "$(stores_agree 2>&1)" '^orphans=\[\] held=0 live=0 sagas=0$'
 finish

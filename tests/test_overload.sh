@@ -41,26 +41,7 @@ check "the reservation circuit never opened" \
 # The stores agree: no payment authorised for no reservation, every unit
 # held belongs to a live reservation, no saga left open.
 sleep 2
-agree () {
-    "$PY" - "$RESV_DATA_DIR" <<'PY'
-import sqlite3, sys
-d = sys.argv[1]
-res = sqlite3.connect(d + "/reservation.db")
-pay = sqlite3.connect(d + "/payment.db")
-avail = sqlite3.connect(d + "/availability.db")
-ids = set(r[0] for r in res.execute("SELECT id FROM reservations"))
-orphans = [r for r in pay.execute("SELECT reservation, status FROM payments")
-           if r[0] not in ids and r[1] != "voided"]
-held = avail.execute("SELECT coalesce (sum (units), 0) FROM holds "
-                     "WHERE released = 0").fetchone()[0]
-live = res.execute("SELECT coalesce (sum (units * days), 0) FROM reservations "
-                   "WHERE status = 'PENDING' OR status = 'CONFIRMED'").fetchone()[0]
-sagas = res.execute("SELECT count (*) FROM sagas").fetchone()[0]
-print(len(orphans), held, live, sagas)
-sys.exit(0 if not orphans and held == live and sagas == 0 else 1)
-PY
-}
 check "the stores agree (orphan payments, held, live units, open sagas)" \
-    wait_for 10 agree
+    wait_for 10 stores_agree
 
 finish
