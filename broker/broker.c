@@ -109,6 +109,8 @@ struct _request_t {
     bool grace;                 //  due is the end of a no-worker grace
     bool probe;                 //  The half-open breaker's probe
     bool retried;               //  Its client sent it again meanwhile
+    bool resent;                //  Came as a retry (RTRY) we did not know:
+                                //  an earlier send may have been done
     bool after_stop;            //  Taken while the broker was stopping
     bool unsent;                //  Its reply could not leave
     zmq_msg_t held;             //  Its reply, held to its deadline
@@ -576,8 +578,9 @@ s_request_fail (broker_t *self, request_t *request, int status,
 //  Keeps status and a reply for the request's deadline, when s_timers
 //  sends them: body, moved, or else text ("{}" if NULL or if it cannot be
 //  copied, as s_send_json: the status still says it). The request is then
-//  no longer the breaker's probe: its outcome has been counted, and at its
-//  deadline it must not end another probe's turn.
+//  no longer the breaker's probe: its outcome has been counted (or, held
+//  at its grace's end, is not to be), the next request may probe, and at
+//  its deadline it must not end another probe's turn.
 static void
 s_request_hold (request_t *request, int status, zmq_msg_t *body,
                 const char *text)
@@ -598,6 +601,8 @@ s_request_hold (request_t *request, int status, zmq_msg_t *body,
         memcpy (zmq_msg_data (&request->held), text, size);
     }
     request->held_status = status;
+    if (request->probe)
+        request->service->probing = false;
     request->probe = false;
 }
 
@@ -1126,9 +1131,20 @@ s_worker_ready (broker_t *self, s_msg_t *msg, const char *key)
 }
 
 //  What the broker says instead of not_started (s_reply_held).
-#define S_NOT_BEGUN_AGAIN   "the request was sent again after its worker " \
-                            "was lost, which may have done it; the next " \
-                            "one did not begin it before the deadline"
+#define S_NOT_BEGUN_AGAIN   "the request may have been done by a worker " \
+                            "before this one (lost since, or serving a " \
+                            "broker before a restart); this one did not " \
+                            "begin it before the deadline"
+//  What the broker says of a retry it did not know (request->resent) and
+//  could not take, at its deadline: an earlier send may have been done.
+#define S_RETRY_MAYBE_DONE  "the request came again, unknown here (the broker " \
+                            "restarted, or its reply was lost with the " \
+                            "client's connection), so an earlier send may " \
+                            "have been done; "
+#define S_RETRY_QUEUE_FULL  S_RETRY_MAYBE_DONE "the service's queue was full"
+#define S_RETRY_CIRCUIT_OPEN S_RETRY_MAYBE_DONE "the service's circuit was open"
+#define S_RETRY_NOT_BEGUN   S_RETRY_MAYBE_DONE "no worker of the service " \
+                            "was free to begin it again before the deadline"
 
 //  A reply to a request sent again after its first worker was lost: that
 //  one may have done it, or may still until the deadline (payment records
@@ -1237,7 +1253,7 @@ s_worker_reply (broker_t *self, worker_t *worker, s_msg_t *msg)
     //  lost, which may still do it: the reply waits for the deadline, so
     //  that an undo made on it finds what the lost worker did
     //  (s_reply_held). The worker is free meanwhile.
-    if (request->attempts > 1
+    if ((request->attempts > 1 || request->resent)
     &&  s_reply_held (request, (int) status, &msg->part [5])) {
         worker->inflight--;
         service->inflight--;
@@ -1835,7 +1851,8 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     zmq_msg_t *command = msg->count > 2? &msg->part [2]: NULL;
     zmq_msg_t *id = msg->count > 3? &msg->part [3]: NULL;
     //  A message that names a request id gets its 400; others are dropped.
-    bool answerable = id && s_part_is (command, RESV_CMD_REQUEST)
+    bool retry = command && s_part_is (command, RESV_CMD_RETRY);
+    bool answerable = id && (retry || s_part_is (command, RESV_CMD_REQUEST))
                    && s_part_is_id (id);
     const char *why = NULL;
     //  Seven frames, or eight with a worker's internal key.
@@ -1846,7 +1863,7 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     if (!s_part_is (header, RESV_PROTO_CLIENT))
         why = "not RESVC1";
     else
-    if (!s_part_is (command, RESV_CMD_REQUEST))
+    if (!retry && !s_part_is (command, RESV_CMD_REQUEST))
         why = "unknown command";
     else
     if (!s_part_is_id (id))
@@ -1940,21 +1957,28 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     //  The bound is on requests that wait: one that finds a worker with
     //  credit goes (so a queue_max of 0 means that none waits).
     worker_t *worker = zlistx_size (service->queue)? NULL: s_service_pick (service);
-    if (!worker && zlistx_size (service->queue) >= (size_t) self->queue_max) {
-        s_send_error (self, client, id, RESV_TOO_MANY,
-                      RESV_REASON_QUEUE_FULL, "the service's queue is full");
-        return;
-    }
     request_t *request = (request_t *) zmalloc (sizeof (request_t) + ticket_size + 1);
-    if (!s_breaker_admits (self, service, request)) {
+    const char *refused = NULL;
+    if (!worker && zlistx_size (service->queue) >= (size_t) self->queue_max)
+        refused = RESV_REASON_QUEUE_FULL;
+    else
+    if (!s_breaker_admits (self, service, request))
+        refused = RESV_REASON_CIRCUIT_OPEN;
+    //  A retry we did not know may have been done through the broker
+    //  before us, or before its reply was lost with the client's
+    //  connection: held to its deadline below, not refused now as never
+    //  begun.
+    if (refused && !retry) {
         free (request);
-        s_send_error (self, client, id, RESV_UNAVAILABLE,
-                      RESV_REASON_CIRCUIT_OPEN,
-                      "the service keeps failing; its circuit is open");
+        bool full = streq (refused, RESV_REASON_QUEUE_FULL);
+        s_send_error (self, client, id, full? RESV_TOO_MANY: RESV_UNAVAILABLE,
+                      refused, full? "the service's queue is full"
+                      : "the service keeps failing; its circuit is open");
         return;
     }
     memcpy (request->ticket, ticket, ticket_size + 1);
     request->service = service;
+    request->resent = retry;
     request->after_stop = self->stopping;
     request->arrived = zclock_mono ();
     request->deadline = request->arrived
@@ -1972,6 +1996,12 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     zmq_msg_move (&request->body, body);
     zhashx_insert (self->requests, request->ticket, request);
     s_heap_push (self, request);
+    if (refused) {
+        s_request_hold_error (request, RESV_TIMEOUT, RESV_REASON_DEADLINE,
+                              streq (refused, RESV_REASON_QUEUE_FULL)
+                              ? S_RETRY_QUEUE_FULL: S_RETRY_CIRCUIT_OPEN);
+        return;
+    }
     if (worker && s_request_send (self, request, worker))
         return;
     s_request_queue (self, request, false);
@@ -2066,13 +2096,24 @@ s_timers (broker_t *self)
             s_request_destroy (self, &request);
             continue;
         }
-        //  A request a worker took and was lost with (it was queued again)
-        //  may have been done: say so, for a caller that would undo it.
-        if (request->grace && request->attempts)
-            s_request_fail (self, request, RESV_UNAVAILABLE,
-                            RESV_REASON_WORKER_LOST,
-                            "the worker holding the request was lost and no "
-                            "other came in time; it may have been done");
+        //  A request a worker took and was lost with (it was queued again),
+        //  or a retry we did not know, may have been done: say so, for a
+        //  caller that would undo it. Not before its deadline, as with
+        //  s_reply_held: the worker that took it may do it until then.
+        if (request->grace && (request->attempts || request->resent)) {
+            zlistx_delete (service->queue, request->queued);
+            request->queued = NULL;
+            if (request->attempts)
+                s_request_hold_error (request, RESV_UNAVAILABLE,
+                                      RESV_REASON_WORKER_LOST,
+                                      "the worker holding the request was "
+                                      "lost and no other came in time; it "
+                                      "may have been done");
+            else
+                s_request_hold_error (request, RESV_TIMEOUT,
+                                      RESV_REASON_DEADLINE, S_RETRY_NOT_BEGUN);
+            s_heap_update (self, request, request->deadline, false);
+        }
         else
         if (request->grace)
             s_request_fail (self, request, RESV_UNAVAILABLE,
@@ -2100,6 +2141,10 @@ s_timers (broker_t *self)
                 s_worker_late (self, request->worker, request);
             //  Never handed to a worker: its caller may know that nothing
             //  was done (a saga need not undo it), and retry it as it is.
+            if (!request->worker && !request->attempts && request->resent)
+                s_request_fail (self, request, RESV_TIMEOUT,
+                                RESV_REASON_DEADLINE, S_RETRY_NOT_BEGUN);
+            else
             if (!request->worker && !request->attempts)
                 s_request_fail (self, request, RESV_TIMEOUT,
                                 RESV_REASON_NOT_STARTED,

@@ -1912,6 +1912,171 @@ test_held_probe_is_done_with (void **state)
     zsock_destroy (&healthy);
 }
 
+//  Sends a client's retry (RTRY): the same request sent again, unanswered.
+static void
+s_retry (zsock_t *client, const char *id, const char *service,
+         const char *timeout)
+{
+    zstr_sendx (client, RESV_PROTO_CLIENT, RESV_CMD_RETRY, id, service, "",
+                timeout, "", NULL);
+}
+
+//  Waits for the next reply on client, and checks it is id's, of status,
+//  with reason, and that it came within [at_least, at_most] ms of since.
+static void
+s_expect_error_at (zsock_t *client, const char *id, const char *status,
+                   const char *reason, int64_t since, int at_least,
+                   int at_most)
+{
+    char *body = s_expect_reply (client, id, status);
+    int64_t after = zclock_mono () - since;
+    if (after < at_least || after > at_most || !strstr (body, reason))
+        print_error ("%s: %s %s after %" PRId64 " ms\n", id, status, body,
+                     after);
+    assert_non_null (strstr (body, reason));
+    assert_true (after >= at_least && after <= at_most);
+    zstr_free (&body);
+}
+
+//  A retry the broker does not know (it restarted since the first send,
+//  or answered it over a connection since lost) may have been done then.
+//  Waiting out its deadline in the queue, it is answered deadline_exceeded,
+//  not not_started, which would let a saga skip the undo of a payment the
+//  first send made. The same request sent once is not_started.
+static void
+test_unknown_retry_not_begun_may_be_done (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "busy", "1");
+    s_wait_workers (self, "busy", 1);
+    s_request (self->client, "r0", "busy", "", "5000", "");
+    char *ticket = s_worker_take (worker, NULL);
+    int64_t sent = zclock_mono ();
+    s_retry (self->client, "again", "busy", "300");
+    s_request (self->client, "once", "busy", "", "300", "");
+    s_expect_error_at (self->client, "again", "504", RESV_REASON_DEADLINE,
+                       sent, 250, 1000);
+    s_expect_error_at (self->client, "once", "504", RESV_REASON_NOT_STARTED,
+                       sent, 250, 1000);
+    //  A retry of a request in flight is still dropped.
+    s_retry (self->client, "r0", "busy", "5000");
+    assert_null (s_worker_take_within (worker, 150));
+    s_worker_reply (worker, &ticket, "200", "done");
+    char *body = s_expect_reply (self->client, "r0", "200");
+    assert_string_equal (body, "done");
+    zstr_free (&body);
+    s_expect_silence (self->client, 100);
+    zsock_destroy (&worker);
+}
+
+//  An unknown retry that a full queue or an open circuit turns away is
+//  not refused at once (429 queue_full, 503 circuit_open say nothing was
+//  begun): it is answered deadline_exceeded at its deadline, as a request
+//  sent more than once that no worker of ours began.
+static void
+test_unknown_retry_refusal_waits_for_its_deadline (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "busy", "1");
+    s_wait_workers (self, "busy", 1);
+    s_request (self->client, "r0", "busy", "", "5000", "");
+    char *ticket = s_worker_take (worker, NULL);
+    //  queue_max 0: nothing waits.
+    int64_t sent = zclock_mono ();
+    s_retry (self->client, "full", "busy", "400");
+    s_request (self->client, "once", "busy", "", "400", "");
+    s_expect_error_at (self->client, "once", "429", RESV_REASON_QUEUE_FULL,
+                       sent, 0, 200);
+    s_expect_error_at (self->client, "full", "504", RESV_REASON_DEADLINE,
+                       sent, 350, 1000);
+    //  Two failures open the circuit (breaker_failures 2).
+    s_worker_reply (worker, &ticket, "500", "{}");
+    char *body = s_expect_reply (self->client, "r0", "500");
+    zstr_free (&body);
+    s_request (self->client, "f", "busy", "", "5000", "");
+    ticket = s_worker_take (worker, NULL);
+    s_worker_reply (worker, &ticket, "500", "{}");
+    body = s_expect_reply (self->client, "f", "500");
+    zstr_free (&body);
+    sent = zclock_mono ();
+    s_retry (self->client, "open", "busy", "250");
+    s_request (self->client, "shut", "busy", "", "250", "");
+    s_expect_error_at (self->client, "shut", "503", RESV_REASON_CIRCUIT_OPEN,
+                       sent, 0, 200);
+    s_expect_error_at (self->client, "open", "504", RESV_REASON_DEADLINE,
+                       sent, 200, 290);
+    assert_null (s_worker_take_within (worker, 50));
+    //  After the cool-down, an unknown retry may be the probe, and its
+    //  success closes the circuit.
+    zclock_sleep (100);
+    s_retry (self->client, "probe", "busy", "1000");
+    ticket = s_worker_take (worker, NULL);
+    s_worker_reply (worker, &ticket, "200", "{}");
+    body = s_expect_reply (self->client, "probe", "200");
+    zstr_free (&body);
+    zsock_destroy (&worker);
+}
+
+//  A failure (5xx, or not_started from the worker) of an unknown retry is
+//  held to the deadline, each not_started said deadline_exceeded: the
+//  first send may still be done until then, by a worker the broker before
+//  us gave it to. A success goes at once.
+static void
+test_unknown_retry_failure_waits_for_its_deadline (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    const char *not_started = "{\"error\":{\"code\":504,\"reason\":\""
+                              RESV_REASON_NOT_STARTED "\",\"message\":"
+                              "\"not begun\"}}";
+    zsock_t *worker = s_worker (self, "pay", "2");
+    s_wait_workers (self, "pay", 1);
+    int64_t sent = zclock_mono ();
+    s_retry (self->client, "failed", "pay", "600");
+    s_retry (self->client, "late", "pay", "600");
+    char *failed = s_worker_take (worker, NULL);
+    char *late = s_worker_take (worker, NULL);
+    bool swapped = !streq (failed + strlen (failed) - 6, "failed");
+    s_worker_reply (worker, swapped? &late: &failed, "503",
+                    "{\"error\":{\"code\":503,\"reason\":\"payment_unavailable\","
+                    "\"message\":\"provider down\"}}");
+    s_worker_reply (worker, swapped? &failed: &late, "504", not_started);
+    //  The worker is free meanwhile: a third goes to it, and its success
+    //  comes first.
+    s_retry (self->client, "served", "pay", "600");
+    char *ticket = s_worker_take (worker, NULL);
+    s_worker_reply (worker, &ticket, "200", "{}");
+    char *body = s_expect_reply (self->client, "served", "200");
+    zstr_free (&body);
+    assert_true (zclock_mono () - sent < 500);
+    s_expect_error_at (self->client, "failed", "503", "payment_unavailable",
+                       sent, 550, 1500);
+    s_expect_error_at (self->client, "late", "504", RESV_REASON_DEADLINE,
+                       sent, 550, 1500);
+    zsock_destroy (&worker);
+}
+
+//  A request whose worker was lost, with no other worker to take it by
+//  the grace's end, is answered 503 worker_lost at its deadline, not at
+//  the grace's end: the lost worker (stopped, not dead) may still do it
+//  until then, and a caller told sooner would undo it before.
+static void
+test_lost_without_worker_waits_for_its_deadline (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "echo", "1");
+    s_wait_workers (self, "echo", 1);
+    int64_t sent = zclock_mono ();
+    s_request (self->client, "r1", "echo", "", "3000", "");
+    char *lost = s_worker_take (worker, NULL);
+    zstr_free (&lost);
+    //  Silent: taken for dead after 1.2 to 1.6 s; the grace is 200 ms.
+    s_wait_workers (self, "echo", 0);
+    zsock_set_rcvtimeo (self->client, 4000);
+    s_expect_error_at (self->client, "r1", "503", RESV_REASON_WORKER_LOST,
+                       sent, 2950, 3800);
+    zsock_destroy (&worker);
+}
+
 //  A worker that sets its own routing id, crashes holding a request and
 //  comes back with the same id before the broker took it for dead: its
 //  READY is a new connection, so what the old one held is lost and goes
@@ -1989,11 +2154,13 @@ s_reply_then_close (fixture_t *self, int round)
     s_worker_reply (worker, &ticket, "200", "done");
     zsock_set_linger (worker, 5000);
     zsock_destroy (&worker);
-    //  Requests the broker hands the worker while it reads.
+    //  Requests the broker hands the worker while it reads. Those it
+    //  handed the worker before it knew the connection closed may have
+    //  been done, and are answered at their deadline: a short one.
     for (int index = 0; index < 100; index++) {
         char id [16];
-        snprintf (id, sizeof id, "x%d", index);
-        s_request (self->client, id, "echo", "", "5000", "");
+        snprintf (id, sizeof id, "x%d-%d", round, index);
+        s_request (self->client, id, "echo", "", "800", "");
         zclock_sleep (1);
     }
     //  r1 is answered as the worker answered it, whatever the others get
@@ -2220,6 +2387,10 @@ main (void)
         cmocka_unit_test_setup_teardown (test_redispatched_failure_waits_for_its_deadline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_twice_waits_for_its_deadline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_held_probe_is_done_with, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_unknown_retry_not_begun_may_be_done, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_unknown_retry_refusal_waits_for_its_deadline, s_setup_no_queue, s_teardown),
+        cmocka_unit_test_setup_teardown (test_unknown_retry_failure_waits_for_its_deadline, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_lost_without_worker_waits_for_its_deadline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_worker_back_with_same_identity, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reply_before_close_not_lost, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_worker_bye_drains, s_setup, s_teardown),

@@ -492,8 +492,11 @@ s_transmit (resv_t *self, s_request_t *request, int64_t now)
     if (zmq_send (sock, RESV_PROTO_CLIENT, strlen (RESV_PROTO_CLIENT),
                   flags) == -1)
         return -1;
-    if (zmq_send (sock, RESV_CMD_REQUEST, strlen (RESV_CMD_REQUEST),
-                  flags) == -1
+    //  A send after one that left is a retry: a broker that does not know
+    //  it (restarted since, or its reply lost with our connection) must
+    //  not say of it that nothing was begun (protocol section 2).
+    const char *command = request->sent? RESV_CMD_RETRY: RESV_CMD_REQUEST;
+    if (zmq_send (sock, command, strlen (command), flags) == -1
     ||  zmq_send (sock, id, id_len, flags) == -1
     ||  zmq_send (sock, service, request->service_len, flags) == -1
     ||  zmq_send (sock, method, request->method_len, flags) == -1

@@ -18,7 +18,9 @@
     again with the same id until its deadline: the broker drops a copy of a
     request it is still working on (or has just answered). A broker that
     was restarted meanwhile, or whose reply was lost with the client's
-    connection, runs the copy as a new request, so what makes a retry safe
+    connection, runs the copy as a new request (each copy after the first
+    says it is a retry, so that such a broker never answers that nothing
+    was begun: doc/protocol.md, "Unknown retry"), so what makes a retry safe
     is the request itself: the per-command helpers send each command that
     changes state in a form that is safe to run twice (resv_reserve and
     resv_resource_add add a request_id of their own when the caller gives

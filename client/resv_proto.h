@@ -24,8 +24,12 @@
 //  Client <-> broker commands.
 //  REQ:  header, "REQ", request-id, service, method, timeout-ms, body
 //        [, internal-key]  (workers only, for the methods listed below)
+//  RTRY: the same frames as REQ: a REQ sent again, unanswered (protocol
+//        section 2); a broker that does not know it takes it as a request
+//        an earlier send of which may have been done
 //  REP:  header, "REP", request-id, status, body
 #define RESV_CMD_REQUEST        "REQ"
+#define RESV_CMD_RETRY          "RTRY"
 #define RESV_CMD_REPLY          "REP"
 
 //  Worker <-> broker commands.

@@ -1263,8 +1263,16 @@ test_retry_same_id (void **state)
     char *timeout2 = s_frame_str (second, 6);
     assert_true (atoi (timeout2) < atoi (timeout1));
     assert_true (atoi (timeout2) > 0);
-    //  Same identity: the broker can tell a retry for what it is.
+    //  Same identity: the broker can tell a retry for what it is. And it
+    //  says it is one (RTRY), so that a broker that does not know it (it
+    //  restarted meanwhile) does not take it for one never begun.
     assert_true (zframe_eq (zmsg_first (first), zmsg_first (second)));
+    char *command1 = s_frame_str (first, 2);
+    char *command2 = s_frame_str (second, 2);
+    assert_string_equal (command1, RESV_CMD_REQUEST);
+    assert_string_equal (command2, RESV_CMD_RETRY);
+    zstr_free (&command1);
+    zstr_free (&command2);
     //  One reply per copy; the request completes once.
     s_router_reply (router, zmsg_first (first), id1, "200", "{\"n\":1}");
     s_router_reply (router, zmsg_first (first), id1, "200", "{\"n\":2}");
