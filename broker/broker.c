@@ -783,10 +783,15 @@ s_request_send (broker_t *self, request_t *request, worker_t *worker)
 {
     if (!s_send_identity (self, &worker->identity))
         return false;
+    //  TIMEOUT@SENT: what is left of the deadline, and our clock now, by
+    //  which the worker counts the deadline from when we sent it, however
+    //  long the request then waits in its socket (protocol section 3).
     int64_t now = zclock_mono ();
-    char timeout [RESV_DECIMAL_SIZE];
+    char timeout [2 * RESV_DECIMAL_SIZE];
     size_t timeout_size = resv_decimal (request->deadline > now?
                                         request->deadline - now: 1, timeout);
+    timeout [timeout_size++] = '@';
+    timeout_size += resv_decimal (now, timeout + timeout_size);
     request->worker = worker;
     request->attempts++;
     worker->inflight++;

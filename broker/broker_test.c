@@ -838,6 +838,10 @@ test_long_timeout_cut (void **state)
         char *left = zmsg_popstr (msg);
         assert_string_equal (command, RESV_CMD_REQUEST);
         assert_true (atoll (left) >= 1 && atoll (left) <= 60000);
+        //  TIMEOUT@SENT: the broker's clock when it sent it, ours here.
+        char *sent = strchr (left, '@');
+        assert_non_null (sent);
+        assert_true (llabs (atoll (sent + 1) - zclock_mono ()) < 1000);
         s_worker_reply (worker, &ticket, "200", "{}");
         char *body = s_expect_reply (self->client, "long", "200");
         zstr_free (&body);

@@ -35,7 +35,8 @@
 //  Worker <-> broker commands.
 //  READY:     header, "READY", service, credit        (worker -> broker)
 //             [, internal-key]  (required by a broker that has one)
-//  REQ:       header, "REQ", ticket, method, timeout-ms, body (broker -> worker)
+//  REQ:       header, "REQ", ticket, method, timeout-ms@sent, body
+//             (broker -> worker; sent: the broker's clock, ms)
 //  REP:       header, "REP", ticket, status, body     (worker -> broker)
 //  HB:        header, "HB"                            (both ways)
 //  BYE:       header, "BYE"                           (both ways)

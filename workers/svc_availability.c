@@ -1339,9 +1339,12 @@ s_hold (void *state, json_t *request, int64_t deadline,
         status = S_FAIL (store, reply_p, "hold", reservation);
         goto done;
     }
-    //  The caller has given up after its deadline and may already have
-    //  compensated with a release: holding now would hold for nobody.
-    if (zclock_mono () > deadline) {
+    //  The caller has given up at its deadline and may already have
+    //  compensated with a release: holding now would hold for nobody. At
+    //  the deadline's very millisecond too: the broker answers the caller
+    //  504 in it. (The deadline is the broker's, counted from when it sent
+    //  the request: worker.c, s_clock_offset.)
+    if (zclock_mono () >= deadline) {
         store_rollback (store);
         *reply_p = worker_error (RESV_TIMEOUT, RESV_REASON_DEADLINE,
                                  "hold %s: the deadline passed", reservation);

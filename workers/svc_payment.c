@@ -771,8 +771,11 @@ s_authorize (void *state, json_t *request, int64_t deadline,
         return rc;
     }
     //  The caller gave up at its deadline and may already have voided:
-    //  recording the authorisation now would leave it for nobody.
-    if (zclock_mono () > deadline) {
+    //  recording the authorisation now would leave it for nobody. At the
+    //  deadline's very millisecond too: the broker answers the caller 504
+    //  in it. (The deadline is the broker's, counted from when it sent the
+    //  request: worker.c, s_clock_offset.)
+    if (zclock_mono () >= deadline) {
         store_rollback (store);
         self->provider.void_ (self->provider.self, reservation, customer,
                               amount, message, sizeof message);
@@ -843,10 +846,24 @@ s_void (void *state, json_t *request, int64_t deadline,
     store_t *store = self->store;
     s_payment_t payment;
     bool called = false;        //  The provider has voided it
+    bool writing = false;       //  Looked inside a write transaction
     while (true) {
         int rc = s_payment_load (store, reservation, &payment);
         if (rc < 0)
             return S_FAIL (store, reply_p, "void", reservation);
+        if (rc == RESV_NOT_FOUND && !writing) {
+            //  Look again holding the store's write lock: an authorize
+            //  that began its transaction before its deadline may not
+            //  have committed yet, and one that begins after this is
+            //  past its deadline and records nothing (s_authorize). This
+            //  void came after the caller's deadline, or after its own
+            //  authorize's reply. (Inside a batch, the lock is held
+            //  already.)
+            if (store_begin (store))
+                return S_FAIL (store, reply_p, "void", reservation);
+            writing = true;
+            continue;
+        }
         if (rc == RESV_NOT_FOUND) {
             store_rollback (store);
             *reply_p = worker_json (json_pack ("{s:n}", "payment"));
@@ -868,6 +885,8 @@ s_void (void *state, json_t *request, int64_t deadline,
             break;
         //  The provider first, outside any transaction; then look again
         //  inside one, where the answer holds.
+        store_rollback (store);
+        writing = false;
         char message [256] = "";
         int status = self->provider.void_ (self->provider.self, reservation,
                                            payment.customer, payment.amount,
@@ -878,6 +897,7 @@ s_void (void *state, json_t *request, int64_t deadline,
         called = true;
         if (store_begin (store))
             return S_FAIL (store, reply_p, "void", reservation);
+        writing = true;
     }
     snprintf (payment.status, sizeof payment.status, S_VOIDED);
     if (s_move (store, reservation, S_AUTHORIZED, S_VOIDED, true) != 1

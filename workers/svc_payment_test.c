@@ -859,6 +859,53 @@ test_authorize_past_its_deadline_records_nothing (void **state)
     assert_int_equal (s_count (self, "SELECT count (*) FROM payments"), 0);
 }
 
+//  Commits the test's store after 300 ms, in a thread of its own.
+static void *
+s_commit_later (void *arg)
+{
+    fixture_t *self = (fixture_t *) arg;
+    zclock_sleep (300);
+    assert_int_equal (store_commit (self->store), 0);
+    return NULL;
+}
+
+//  A void that finds no payment looks again holding the store's write
+//  lock: an authorize (in another payment process) that passed its
+//  deadline check just before the deadline may not have committed yet,
+//  and the void that its caller's 504 brought must find it, or the
+//  authorisation stays for good. Here the other process's transaction
+//  is the test's, committed 300 ms after the void began.
+static void
+test_void_waits_for_an_authorisation_being_recorded (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_script_t script = { 0 };
+    s_use_script (self, &script);
+    assert_int_equal (store_begin (self->store), 0);
+    sqlite3_stmt *stmt = store_stmt (self->store,
+        "INSERT INTO payments (reservation, id, customer, amount, status, "
+        "target, created_at, updated_at) VALUES ('r1', 'pay-1', 'cora', 100, "
+        "'authorized', 'authorized', '2026-12-01T00:00:00.000Z', "
+        "'2026-12-01T00:00:00.000Z')");
+    assert_non_null (stmt);
+    assert_int_equal (sqlite3_step (stmt), SQLITE_DONE);
+    sqlite3_reset (stmt);
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_commit_later, self), 0);
+    json_t *reply = NULL;
+    int status = s_void (self, "r1", &reply);
+    pthread_join (thread, NULL);
+    assert_int_equal (status, 200);
+    json_t *payment = json_object_get (reply, "payment");
+    assert_true (json_is_object (payment));
+    assert_string_equal (json_string_value (json_object_get (payment, "status")),
+                         "voided");
+    json_decref (reply);
+    assert_int_equal (script.voids, 1);
+    char stored [16];
+    assert_string_equal (s_stored (self, "r1", stored), "voided");
+}
+
 //  Once the provider is known to take longer than what is left of an
 //  authorize's deadline, the authorize is not begun: in a batch behind a
 //  slow provider, the items whose time ran out were taken to it anyway,
@@ -1008,6 +1055,7 @@ main (void)
         T (test_store_refuses_illegal_moves),
         T (test_authorize_past_its_deadline_is_not_begun),
         T (test_authorize_past_its_deadline_records_nothing),
+        T (test_void_waits_for_an_authorisation_being_recorded),
         T (test_authorize_not_begun_when_the_provider_is_slower),
         T (test_authorize_estimate_recovers),
         cmocka_unit_test_setup_teardown (test_slow_provider_keeps_its_worker_alive,

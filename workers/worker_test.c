@@ -885,6 +885,76 @@ test_request_reply (void **state)
     assert_true (self->deadline <= zclock_mono () + 1000);
 }
 
+//  A REQ's timeout as the broker writes it: TIMEOUT@SENT, SENT the
+//  broker's clock when it sent the request, here sent_ago ms ago.
+static void
+s_timeout_sent (char *buf, size_t size, int timeout, int sent_ago)
+{
+    snprintf (buf, size, "%d@%" PRId64, timeout, zclock_mono () - sent_ago);
+}
+
+//  With the broker's clock in the timeout (TIMEOUT@SENT), the deadline
+//  counts from when the broker sent the request, not from when it was
+//  read: a request that waited in the socket (the worker busy, or paused)
+//  has that much less, and one whose deadline passed meanwhile is not
+//  begun. Else the worker could act on it after the broker answered its
+//  caller 504, whose undo would find nothing yet.
+static void
+test_deadline_counts_from_send (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char timeout [64];
+    //  Sent now: the clocks agree (one host), nothing is taken off.
+    s_timeout_sent (timeout, sizeof timeout, 1000, 0);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-1",
+               "echo", timeout, "{}", NULL);
+    int64_t sent = zclock_mono ();
+    zmsg_t *reply = s_expect (self, s_handler, 2000);
+    assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "t-1",
+                           "200", "{}", NULL));
+    zmsg_destroy (&reply);
+    assert_true (self->deadline >= sent + 1000 - 50);
+    assert_true (self->deadline <= zclock_mono () + 1000);
+    //  Sent 600 ms ago: 400 ms are left.
+    s_timeout_sent (timeout, sizeof timeout, 1000, 600);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-2",
+               "echo", timeout, "{}", NULL);
+    sent = zclock_mono ();
+    reply = s_expect (self, s_handler, 2000);
+    assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "t-2",
+                           "200", "{}", NULL));
+    zmsg_destroy (&reply);
+    assert_int_equal (self->calls, 2);
+    if (self->deadline > sent + 400 + 50)
+        print_error ("deadline %" PRId64 " ms after the send, not 400\n",
+                     self->deadline - sent);
+    assert_true (self->deadline <= sent + 400 + 50);
+    assert_true (self->deadline >= sent + 400 - 50);
+    //  Sent 600 ms ago with 500: not begun.
+    s_timeout_sent (timeout, sizeof timeout, 500, 600);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-3",
+               "echo", timeout, "{}", NULL);
+    reply = s_expect (self, s_handler, 2000);
+    assert_true (s_frame_eq (s_frame_at (reply, 3), "t-3"));
+    assert_true (s_frame_eq (s_frame_at (reply, 4), "504"));
+    s_assert_error (zmsg_last (reply), 504, "not_started");
+    zmsg_destroy (&reply);
+    assert_int_equal (self->calls, 2);
+    //  Malformed: refused 400.
+    const char *bad [] = { "1000@", "@5", "1000@x", "1000@1@2",
+                           "1000@1234567890123456789", NULL };
+    for (int i = 0; bad [i]; i++) {
+        s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-4",
+                   "echo", bad [i], "{}", NULL);
+        reply = s_expect (self, s_handler, 2000);
+        if (!s_frame_eq (s_frame_at (reply, 4), "400"))
+            print_error ("timeout '%s' was not refused\n", bad [i]);
+        assert_true (s_frame_eq (s_frame_at (reply, 4), "400"));
+        zmsg_destroy (&reply);
+    }
+    assert_int_equal (self->calls, 2);
+}
+
 static void
 test_statuses (void **state)
 {
@@ -2306,6 +2376,7 @@ main (void)
         FAKE (test_service_credit),
         FAKE (test_ready_carries_the_key),
         FAKE (test_expired),
+        FAKE (test_deadline_counts_from_send),
         FAKE (test_malformed),
         FAKE (test_heartbeat),
         FAKE (test_batch_heartbeats),
