@@ -49,6 +49,10 @@
 #define ANSWERED_MAX        65536
 #define ANSWERED_MARGIN     1000
 #define ANSWERED_AGE        500
+//  Clients whose clocks the broker keeps (s_client_clock), at most: a
+//  full table is emptied, and each estimate learnt again from the
+//  client's next request.
+#define CLIENTS_MAX         16384
 //  Lines about the connections one socket cannot accept (out of files),
 //  at most two in this many ms (accept_log.h).
 #define ACCEPT_LOG_EVERY    5000
@@ -116,7 +120,8 @@ struct _request_t {
     zmq_msg_t held;             //  Its reply, held to its deadline
     int held_status;            //  (s_request_hold), and its status; 0:
                                 //  none held
-    int64_t arrived;            //  zclock_mono ms
+    int64_t arrived;            //  zclock_mono ms, when its client sent
+                                //  it (its read, for an older client)
     int attempts;               //  Times sent to a worker
     size_t slot;                //  Index in the timer heap
     char ticket [];             //  Client id hex ":" request id; the key
@@ -154,6 +159,8 @@ typedef struct {
     zhashx_t *workers;          //  routing id hex -> worker_t, owned
     zhashx_t *requests;         //  ticket -> request_t, owned
     zhashx_t *answered;         //  ticket -> until when (ANSWERED_MAX)
+    zhashx_t *clocks;           //  Client's hex id -> resv_clock_t *, its
+                                //  clock against ours (CLIENTS_MAX)
     request_t **heap;           //  Pending requests by due time
     size_t heap_size;           //  Used entries of heap
     size_t heap_max;            //  Allocated entries of heap
@@ -383,9 +390,7 @@ s_part_is_id (zmq_msg_t *part)
 }
 
 //  Parses a decimal part of 1 to max_size digits into *value. A number
-//  too large for int64_t counts as INT64_MAX: a request's timeout may have
-//  any number of digits (doc/protocol.md), and is cut to
-//  broker/max_timeout; libresv sends an int's worth of milliseconds.
+//  too large for int64_t counts as INT64_MAX.
 static bool
 s_part_number (zmq_msg_t *part, size_t max_size, int64_t *value)
 {
@@ -1842,6 +1847,31 @@ s_key_admits (broker_t *self, zmq_msg_t *service, zmq_msg_t *method,
     return !s_method_internal (service, method);
 }
 
+static void
+s_clock_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+//  The clock of the client whose routing id's hex form is hex, made when
+//  first heard of; NULL when out of memory.
+static resv_clock_t *
+s_client_clock (broker_t *self, const char *hex)
+{
+    resv_clock_t *clock = (resv_clock_t *) zhashx_lookup (self->clocks, hex);
+    if (clock)
+        return clock;
+    if (zhashx_size (self->clocks) >= CLIENTS_MAX)
+        zhashx_purge (self->clocks);
+    clock = (resv_clock_t *) zmalloc (sizeof (resv_clock_t));
+    if (clock && zhashx_insert (self->clocks, hex, clock)) {
+        free (clock);
+        clock = NULL;
+    }
+    return clock;
+}
+
 //  REQ: client, header, command, id, service, method, timeout, body
 //  [, internal key].
 static void
@@ -1877,11 +1907,14 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     zmq_msg_t *method = &msg->part [5];
     zmq_msg_t *body = &msg->part [7];
     int64_t timeout = 0;
+    int64_t sent = -1;
     if (!why && !s_part_is_name (service_part, false))
         why = "bad service name";
     if (!why && !s_part_is_name (method, true))
         why = "bad method name";
-    if (!why && (!s_part_number (&msg->part [6], SIZE_MAX, &timeout)
+    if (!why && (resv_timeout_parse ((const char *) zmq_msg_data (&msg->part [6]),
+                                     zmq_msg_size (&msg->part [6]), SIZE_MAX,
+                                     &timeout, &sent)
              ||  timeout < 1))
         why = "bad timeout";
     size_t total = 0;
@@ -1925,6 +1958,15 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     char ticket [RESV_TICKET_MAX + 1];
     size_t id_size = zmq_msg_size (id);
     s_hex (client, ticket);
+    //  The deadline counts from when the client sent the request (its
+    //  clock comes with it: protocol section 2), not from when we read
+    //  it: we may have been stopped meanwhile, and the client's undo of
+    //  what it gave up on would come before the work we then hand out.
+    int64_t now = zclock_mono ();
+    int64_t asked = timeout < self->max_timeout? timeout: self->max_timeout;
+    resv_clock_t *clock = sent >= 0? s_client_clock (self, ticket): NULL;
+    int64_t deadline = clock? resv_clock_deadline (clock, now, asked, sent)
+                            : now + asked;
     size_t hex_size = strlen (ticket);
     ticket [hex_size] = ':';
     memcpy (ticket + hex_size + 1, zmq_msg_data (id), id_size);
@@ -1937,6 +1979,19 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     }
     if (zhashx_size (self->answered) && zhashx_lookup (self->answered, ticket))
         return;                 //  A retry that crossed the answer
+    //  Its deadline passed before we read it (we did not run for a while).
+    if (deadline <= now) {
+        if (retry)
+            s_send_error (self, client, id, RESV_TIMEOUT, RESV_REASON_DEADLINE,
+                          S_RETRY_MAYBE_DONE "its deadline passed before "
+                          "the broker read it");
+        else
+            s_send_error (self, client, id, RESV_TIMEOUT,
+                          RESV_REASON_NOT_STARTED, "the deadline passed "
+                          "before the broker read the request; it was not "
+                          "begun");
+        return;
+    }
     //  A stopping broker takes no new work, but it still takes a worker's
     //  call while requests it took before the stop are in flight: it may
     //  be a step of one of them (a reserve's hold or authorisation),
@@ -1985,9 +2040,9 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     request->service = service;
     request->resent = retry;
     request->after_stop = self->stopping;
-    request->arrived = zclock_mono ();
-    request->deadline = request->arrived
-                      + (timeout < self->max_timeout? timeout: self->max_timeout);
+    //  When the client sent it, by our clock.
+    request->arrived = deadline - asked;
+    request->deadline = deadline;
     request->due = request->deadline;
     //  Keep the parts we need, moved out of the message.
     zmq_msg_init (&request->client);
@@ -2404,6 +2459,8 @@ s_broker_new (resv_cfg_t *cfg)
     zhashx_set_key_duplicator (self->requests, NULL);
     zhashx_set_key_destructor (self->requests, NULL);
     self->answered = zhashx_new ();
+    self->clocks = zhashx_new ();
+    zhashx_set_destructor (self->clocks, s_clock_free);
     self->started = zclock_mono ();
     self->heartbeat_at = self->started + self->heartbeat;
     return self;
@@ -2435,6 +2492,7 @@ s_broker_destroy (broker_t **self_p)
     }
     zhashx_destroy (&self->requests);
     zhashx_destroy (&self->answered);
+    zhashx_destroy (&self->clocks);
     zhashx_destroy (&self->workers);
     zhashx_destroy (&self->services);
     //  Its monitors stop before their sockets close (accept_log.h).

@@ -2081,6 +2081,79 @@ test_lost_without_worker_waits_for_its_deadline (void **state)
     zsock_destroy (&worker);
 }
 
+//  Receives the next REQ on a worker, skipping heartbeats; returns its
+//  ticket, and the TIMEOUT of its timeout frame in *timeout_p.
+static char *
+s_worker_take_timeout (zsock_t *worker, int64_t *timeout_p)
+{
+    while (true) {
+        zmsg_t *msg = zmsg_recv (worker);
+        assert_non_null (msg);
+        zmsg_first (msg);
+        zframe_t *command = zmsg_next (msg);
+        if (zframe_streq (command, RESV_CMD_REQUEST)) {
+            char *ticket = zframe_strdup (zmsg_next (msg));
+            zmsg_next (msg);
+            char *timeout = zframe_strdup (zmsg_next (msg));
+            *timeout_p = atoll (timeout);
+            zstr_free (&timeout);
+            zmsg_destroy (&msg);
+            return ticket;
+        }
+        zmsg_destroy (&msg);
+    }
+}
+
+//  With the client's clock in the timeout (TIMEOUT@SENT), the deadline
+//  counts from when the client sent the request, not from when the broker
+//  read it: a broker that was stopped meanwhile must not hand out work its
+//  client gave up on (and undid). A request whose deadline passed before
+//  it was read is not begun: 504 not_started at once, or, a retry we do
+//  not know, deadline_exceeded.
+static void
+test_deadline_counts_from_client_send (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "echo", "4");
+    s_wait_workers (self, "echo", 1);
+    char timeout [64];
+    //  Sent now: the clocks agree (one host).
+    snprintf (timeout, sizeof timeout, "1000@%" PRId64, zclock_mono ());
+    s_request (self->client, "now", "echo", "", timeout, "");
+    int64_t left;
+    char *ticket = s_worker_take_timeout (worker, &left);
+    assert_true (left > 900 && left <= 1000);
+    s_worker_reply (worker, &ticket, "200", "{}");
+    char *body = s_expect_reply (self->client, "now", "200");
+    zstr_free (&body);
+    //  Sent 600 ms ago, as if it had waited for a stopped broker.
+    snprintf (timeout, sizeof timeout, "1000@%" PRId64, zclock_mono () - 600);
+    s_request (self->client, "waited", "echo", "", timeout, "");
+    ticket = s_worker_take_timeout (worker, &left);
+    if (left > 450)
+        print_error ("the worker was given %" PRId64 " ms, not 400\n", left);
+    assert_true (left > 300 && left <= 450);
+    s_worker_reply (worker, &ticket, "200", "{}");
+    body = s_expect_reply (self->client, "waited", "200");
+    zstr_free (&body);
+    //  Its deadline passed before it was read.
+    snprintf (timeout, sizeof timeout, "500@%" PRId64, zclock_mono () - 600);
+    s_request (self->client, "late", "echo", "", timeout, "");
+    s_expect_error (self->client, "late", "504", RESV_REASON_NOT_STARTED);
+    zstr_sendx (self->client, RESV_PROTO_CLIENT, RESV_CMD_RETRY, "again",
+                "echo", "", timeout, "", NULL);
+    s_expect_error (self->client, "again", "504", RESV_REASON_DEADLINE);
+    assert_null (s_worker_take_within (worker, 100));
+    //  Malformed: 400.
+    const char *bad [] = { "1000@", "@5", "1000@x", "1000@1@2", "0@5",
+                           "1000@1234567890123456789", NULL };
+    for (int i = 0; bad [i]; i++) {
+        s_request (self->client, "bad", "echo", "", bad [i], "");
+        s_expect_error (self->client, "bad", "400", RESV_REASON_MALFORMED);
+    }
+    zsock_destroy (&worker);
+}
+
 //  A worker that sets its own routing id, crashes holding a request and
 //  comes back with the same id before the broker took it for dead: its
 //  READY is a new connection, so what the old one held is lost and goes
@@ -2395,6 +2468,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_unknown_retry_refusal_waits_for_its_deadline, s_setup_no_queue, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_retry_failure_waits_for_its_deadline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_without_worker_waits_for_its_deadline, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_deadline_counts_from_client_send, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_worker_back_with_same_identity, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reply_before_close_not_lost, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_worker_bye_drains, s_setup, s_teardown),

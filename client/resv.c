@@ -476,12 +476,14 @@ s_transmit (resv_t *self, s_request_t *request, int64_t now)
 {
     char id [S_ID_SIZE];
     size_t id_len = s_format_id (self, request->handle, id);
-    //  The broker counts the timeout from arrival: a resend asks only for
-    //  what is left of the deadline.
-    char timeout [24];
+    //  TIMEOUT@SENT: what is left of the deadline, and our clock, by which
+    //  the broker counts it from this send, not from when it reads the
+    //  request (it may have been stopped meanwhile: protocol section 2).
+    char timeout [2 * RESV_DECIMAL_SIZE];
     int64_t left = request->deadline - now;
-    int timeout_len = snprintf (timeout, sizeof timeout, "%" PRId64,
-                                left > 0? left: 1);
+    size_t timeout_len = resv_decimal (left > 0? left: 1, timeout);
+    timeout [timeout_len++] = '@';
+    timeout_len += resv_decimal (now, timeout + timeout_len);
     const char *service = request->data;
     const char *method = service + request->service_len;
     const char *body = method + request->method_len;
@@ -500,7 +502,7 @@ s_transmit (resv_t *self, s_request_t *request, int64_t now)
     ||  zmq_send (sock, id, id_len, flags) == -1
     ||  zmq_send (sock, service, request->service_len, flags) == -1
     ||  zmq_send (sock, method, request->method_len, flags) == -1
-    ||  zmq_send (sock, timeout, (size_t) timeout_len, flags) == -1
+    ||  zmq_send (sock, timeout, timeout_len, flags) == -1
     ||  zmq_send (sock, body, request->body_size,
                   self->key? flags: ZMQ_DONTWAIT) == -1
     ||  (self->key && zmq_send (sock, self->key, strlen (self->key),

@@ -22,7 +22,7 @@
 #define RESV_DEFAULT_EVENTS     "tcp://127.0.0.1:5572"
 
 //  Client <-> broker commands.
-//  REQ:  header, "REQ", request-id, service, method, timeout-ms, body
+//  REQ:  header, "REQ", request-id, service, method, timeout-ms[@sent], body
 //        [, internal-key]  (workers only, for the methods listed below)
 //  RTRY: the same frames as REQ: a REQ sent again, unanswered (protocol
 //        section 2); a broker that does not know it takes it as a request

@@ -61,6 +61,64 @@ resv_decimal (int64_t value, char *buf)
     return size;
 }
 
+//  The estimate of resv_clock_t rises by 1 ms per this many ms while no
+//  message lowers it.
+#define S_CLOCK_AGE         1000
+
+//  Reads a run of 1 to max_digits decimal digits; one too large for
+//  int64_t counts as INT64_MAX. Returns the number, or -1.
+static int64_t
+s_digits (const char *text, size_t size, size_t max_digits)
+{
+    if (size == 0 || size > max_digits)
+        return -1;
+    int64_t value = 0;
+    for (size_t i = 0; i < size; i++) {
+        if (text [i] < '0' || text [i] > '9')
+            return -1;
+        int digit = text [i] - '0';
+        value = value > (INT64_MAX - digit) / 10? INT64_MAX
+                                                : value * 10 + digit;
+    }
+    return value;
+}
+
+int
+resv_timeout_parse (const char *text, size_t size, size_t max_digits,
+                    int64_t *timeout_p, int64_t *sent_p)
+{
+    const char *at = (const char *) memchr (text, '@', size);
+    size_t head = at? (size_t) (at - text): size;
+    int64_t timeout = s_digits (text, head, max_digits);
+    int64_t sent = at? s_digits (at + 1, size - head - 1, 18): -1;
+    if (timeout < 0 || (at && sent < 0))
+        return -1;
+    *timeout_p = timeout;
+    *sent_p = sent;
+    return 0;
+}
+
+int64_t
+resv_clock_deadline (resv_clock_t *self, int64_t now, int64_t timeout,
+                     int64_t sent)
+{
+    int64_t deadline = timeout > INT64_MAX - now? INT64_MAX: now + timeout;
+    if (sent < 0)
+        return deadline;
+    int64_t seen = now - sent;
+    int64_t offset = self->offset + (now - self->at) / S_CLOCK_AGE;
+    if (!self->known || seen <= offset) {
+        self->known = true;
+        self->offset = offset = seen;
+        self->at = now;
+    }
+    //  sent + offset <= now: the same sum, never later.
+    int64_t from = sent + offset;
+    if (timeout < deadline - from)
+        deadline = from + timeout;
+    return deadline;
+}
+
 char *
 resv_time_now (char *buf)
 {

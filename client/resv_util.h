@@ -59,6 +59,41 @@ int
 size_t
     resv_decimal (int64_t value, char *buf);
 
+//  A deadline sent as TIMEOUT@SENT (protocol sections 2 and 3): what is
+//  left of it, ms, and the sender's monotonic clock at the send, ms. The
+//  receiver counts the deadline from the send, not from when it read the
+//  message, which may have waited (the receiver busy, or stopped for a
+//  while): otherwise it could act on the message after its sender gave
+//  up, and whatever the sender then undid would be done after the undo.
+//
+//  A resv_clock_t estimates, for one peer, the receiver's clock minus the
+//  sender's plus the least time a message takes to come: the least
+//  (clock at reading - SENT) seen, which rises by 1 ms a second while
+//  nothing lowers it, so that clocks of two hosts drifting apart do not
+//  leave it too low for good. Zero it (known false) for a new peer, or
+//  when the peer may have another clock (a reconnection).
+typedef struct {
+    bool known;                 //  offset holds an estimate
+    int64_t offset;             //  The estimate, ms
+    int64_t at;                 //  When it was last lowered
+} resv_clock_t;
+
+//  Parses text (size bytes), "TIMEOUT" or "TIMEOUT@SENT", decimal digits
+//  each: TIMEOUT 1 to max_digits of them (a number too large for int64_t
+//  counts as INT64_MAX), SENT 1 to 18. Sets *sent_p to -1 when there is
+//  none. Returns 0, or -1 when text is not of that form.
+int
+    resv_timeout_parse (const char *text, size_t size, size_t max_digits,
+                        int64_t *timeout_p, int64_t *sent_p);
+
+//  The deadline on our clock of a message read at now with timeout and
+//  sent (-1: none, the deadline counts from now), from the peer's clock,
+//  whose estimate it updates: the earlier of now + timeout and
+//  sent + estimate + timeout.
+int64_t
+    resv_clock_deadline (resv_clock_t *self, int64_t now, int64_t timeout,
+                         int64_t sent);
+
 //  Writes 2 * bytes random hex digits and a NUL into buf, from the
 //  kernel's random source (read 256 bytes at a time per thread). Returns
 //  0, or -1 if it could not be read.

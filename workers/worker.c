@@ -121,10 +121,8 @@ struct _worker_t {
     int backoff;                //  Next reconnection delay, ms
     int64_t bye_at;             //  When the broker last said BYE out of turn
     uint32_t epoch;             //  Counts connections; tickets die with theirs
-    bool offset_known;          //  offset holds one of this connection's
-    int64_t offset;             //  Least (our clock when we read a request
-                                //  - the broker's when it sent it) seen
-    int64_t offset_at;          //  When offset was last lowered
+    resv_clock_t clock;         //  The broker's clock against ours, for
+                                //  the requests' deadlines
     zlist_t *held;              //  s_request_t * that came during worker_call
     resv_t *client;             //  Frontend client of worker_call, made lazily
     resv_t *async;              //  Client of worker_call_async, made lazily
@@ -212,7 +210,7 @@ s_connect (worker_t *self)
     self->handle = zsock_resolve (self->sock);
     self->state = S_CONNECTED;
     self->epoch++;
-    self->offset_known = false;     //  Another broker may keep another clock
+    self->clock.known = false;      //  Another broker may keep another clock
     self->announced = false;
     return 0;
 }
@@ -679,47 +677,6 @@ s_is_word (const char *text, size_t size)
     return true;
 }
 
-//  The estimate rises by 1 ms per this many ms while nothing lowers it,
-//  so that clocks that drift apart (a broker on another host) do not leave
-//  it too low for good.
-#define S_OFFSET_AGE        1000
-
-//  Our clock minus the broker's, plus the least time a request takes to
-//  reach us, estimated from seen, that difference for a request read now:
-//  the least of this connection's, aged. A request that waited in our
-//  socket (we were busy, or paused) shows a larger one, and its deadline
-//  is counted from when the broker sent it, as the broker counts it, not
-//  from when we read it: otherwise we could act on it after the broker
-//  answered its caller 504, whose undo would then find nothing yet.
-static int64_t
-s_clock_offset (worker_t *self, int64_t seen, int64_t now)
-{
-    int64_t aged = self->offset + (now - self->offset_at) / S_OFFSET_AGE;
-    if (!self->offset_known || seen <= aged) {
-        self->offset_known = true;
-        self->offset = seen;
-        self->offset_at = now;
-        return seen;
-    }
-    return aged;
-}
-
-//  Reads a non-empty run of decimal digits, at most 18, from text (size
-//  bytes). Returns the number, or -1.
-static int64_t
-s_parse_ms (const char *text, size_t size)
-{
-    if (size == 0 || size > 18)
-        return -1;
-    int64_t value = 0;
-    for (size_t i = 0; i < size; i++) {
-        if (text [i] < '0' || text [i] > '9')
-            return -1;
-        value = value * 10 + (text [i] - '0');
-    }
-    return value;
-}
-
 //  Checks the method and timeout parts of a REQUEST and fills request.
 //  The timeout is TIMEOUT or TIMEOUT@SENT, SENT the broker's clock when it
 //  sent the request (protocol section 3). Returns 0, or -1 with a reason
@@ -737,22 +694,17 @@ s_parse_request (worker_t *self, s_request_t *request, zmq_msg_t *method,
     memcpy (request->method, text, size);
     request->method [size] = 0;
 
-    size = zmq_msg_size (timeout);
-    text = (const char *) zmq_msg_data (timeout);
-    const char *at = (const char *) memchr (text, '@', size);
-    size_t ms_size = at? (size_t) (at - text): size;
-    int64_t ms = ms_size <= 9? s_parse_ms (text, ms_size): -1;
-    int64_t sent = at? s_parse_ms (at + 1, size - ms_size - 1): 0;
-    if (ms < 0 || sent < 0) {
+    //  Counted from when the broker sent it, however long it then waited
+    //  in our socket (we were busy, or stopped): counted from now, we
+    //  could act on it after the broker answered its caller 504, and the
+    //  caller's undo would find nothing yet.
+    int64_t ms, sent;
+    if (resv_timeout_parse ((const char *) zmq_msg_data (timeout),
+                            zmq_msg_size (timeout), 9, &ms, &sent)) {
         *why = "timeout is not a number of milliseconds";
         return -1;
     }
-    request->deadline = now + ms;
-    if (at) {
-        int64_t deadline = sent + s_clock_offset (self, now - sent, now) + ms;
-        if (deadline < request->deadline)
-            request->deadline = deadline;
-    }
+    request->deadline = resv_clock_deadline (&self->clock, now, ms, sent);
     return 0;
 }
 
