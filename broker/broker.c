@@ -1239,10 +1239,24 @@ s_worker_reply (broker_t *self, worker_t *worker, s_msg_t *msg)
     if (!s_part_number (&msg->part [4], 9, &status) || !RESV_STATUS_VALID (status)) {
         s_malformed (self, "backend", "REP with a bad status");
         //  Its client need not wait for the deadline: the worker failed.
+        //  Unless an earlier send may have been done, and may still be
+        //  until then (sent again after a lost worker, or a retry we did
+        //  not know): a failure is held as s_reply_held holds one, the
+        //  worker free meanwhile.
         if (request && request->worker == worker) {
             s_breaker_failure (self, request->service, request);
-            s_request_fail (self, request, RESV_INTERNAL, RESV_REASON_INTERNAL,
-                            "the worker sent a malformed reply");
+            if (request->attempts > 1 || request->resent) {
+                worker->inflight--;
+                request->service->inflight--;
+                request->worker = NULL;
+                s_request_hold_error (request, RESV_INTERNAL,
+                                      RESV_REASON_INTERNAL,
+                                      "the worker sent a malformed reply");
+            }
+            else
+                s_request_fail (self, request, RESV_INTERNAL,
+                                RESV_REASON_INTERNAL,
+                                "the worker sent a malformed reply");
         }
         else
             s_worker_late_reply (worker, key);

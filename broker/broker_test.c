@@ -2061,6 +2061,30 @@ test_unknown_retry_failure_waits_for_its_deadline (void **state)
     zsock_destroy (&worker);
 }
 
+//  A reply with a status out of range, to an unknown retry, is a failure
+//  of the worker's like a 500: held to the deadline as the others, since
+//  the first send may still be done until then. The worker is free
+//  meanwhile.
+static void
+test_unknown_retry_bad_reply_waits_for_its_deadline (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "pay", "1");
+    s_wait_workers (self, "pay", 1);
+    int64_t sent = zclock_mono ();
+    s_retry (self->client, "odd", "pay", "1000");
+    char *ticket = s_worker_take (worker, NULL);
+    s_worker_reply (worker, &ticket, "600", "odd");
+    s_request (self->client, "next", "pay", "", "1000", "");
+    ticket = s_worker_take (worker, NULL);
+    s_worker_reply (worker, &ticket, "200", "{}");
+    char *body = s_expect_reply (self->client, "next", "200");
+    zstr_free (&body);
+    s_expect_error_at (self->client, "odd", "500", RESV_REASON_INTERNAL,
+                       sent, 950, 2500);
+    zsock_destroy (&worker);
+}
+
 //  A request whose worker was lost, with no other worker to take it by
 //  the grace's end, is answered 503 worker_lost at its deadline, not at
 //  the grace's end: the lost worker (stopped, not dead) may still do it
@@ -2528,6 +2552,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_unknown_retry_not_begun_may_be_done, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_retry_refusal_waits_for_its_deadline, s_setup_no_queue, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_retry_failure_waits_for_its_deadline, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_unknown_retry_bad_reply_waits_for_its_deadline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_without_worker_waits_for_its_deadline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_deadline_counts_from_client_send, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_retry_without_worker_waits_for_its_deadline, s_setup, s_teardown),
