@@ -606,6 +606,9 @@ s_request_hold (request_t *request, int status, zmq_msg_t *body,
         memcpy (zmq_msg_data (&request->held), text, size);
     }
     request->held_status = status;
+    //  It goes to no worker again: its body is not kept for that.
+    zmq_msg_close (&request->body);
+    zmq_msg_init (&request->body);
     if (request->probe)
         request->service->probing = false;
     request->probe = false;
