@@ -2174,23 +2174,14 @@ s_timers (broker_t *self)
             continue;
         }
         //  A request a worker took and was lost with (it was queued again),
-        //  or a retry we did not know, may have been done: say so, for a
-        //  caller that would undo it. Not before its deadline, as with
-        //  s_reply_held: the worker that took it may do it until then.
-        if (request->grace && (request->attempts || request->resent)) {
-            zlistx_delete (service->queue, request->queued);
-            request->queued = NULL;
-            if (request->attempts)
-                s_request_hold_error (request, RESV_UNAVAILABLE,
-                                      RESV_REASON_WORKER_LOST,
-                                      "the worker holding the request was "
-                                      "lost and no other came in time; it "
-                                      "may have been done");
-            else
-                s_request_hold_error (request, RESV_TIMEOUT,
-                                      RESV_REASON_DEADLINE, S_RETRY_NOT_BEGUN);
+        //  or a retry we did not know, may have been done: it is not
+        //  answered no_worker at the grace's end, which says nothing was,
+        //  nor anything before its deadline, as with s_reply_held, since
+        //  the worker that had it may do it until then. It waits on in the
+        //  queue for a worker that comes, and at its deadline gets 503
+        //  worker_lost or 504 deadline_exceeded (below).
+        if (request->grace && (request->attempts || request->resent))
             s_heap_update (self, request, request->deadline, false);
-        }
         else
         if (request->grace)
             s_request_fail (self, request, RESV_UNAVAILABLE,
@@ -2209,24 +2200,35 @@ s_timers (broker_t *self)
             //  for, not what was left when a worker took it: a service
             //  that hangs once its queue is long is given each request
             //  with little of its deadline left, and would never open.
+            //  Nor one sent again after its worker was lost that then
+            //  found no worker at all.
             if (request->attempts
             && !(stalled_since && request->due > stalled_since)
-            && (!request->worker
-                ||  request->deadline - request->arrived >= self->breaker_min_time))
+            && (request->worker? request->deadline - request->arrived
+                                 >= self->breaker_min_time
+                               : service->nworkers > 0))
                 s_breaker_failure (self, service, request);
-            if (request->worker)
+            bool taken = request->worker != NULL;
+            if (taken)
                 s_worker_late (self, request->worker, request);
             //  Never handed to a worker: its caller may know that nothing
             //  was done (a saga need not undo it), and retry it as it is.
-            if (!request->worker && !request->attempts && request->resent)
+            if (!taken && !request->attempts && request->resent)
                 s_request_fail (self, request, RESV_TIMEOUT,
                                 RESV_REASON_DEADLINE, S_RETRY_NOT_BEGUN);
             else
-            if (!request->worker && !request->attempts)
+            if (!taken && !request->attempts)
                 s_request_fail (self, request, RESV_TIMEOUT,
                                 RESV_REASON_NOT_STARTED,
                                 "no worker of the service was free before "
                                 "the deadline; the request was not begun");
+            else
+            if (!taken)
+                s_request_fail (self, request, RESV_UNAVAILABLE,
+                                RESV_REASON_WORKER_LOST,
+                                "the worker holding the request was lost and "
+                                "no other took it before the deadline; it "
+                                "may have been done");
             else
                 s_request_fail (self, request, RESV_TIMEOUT,
                                 RESV_REASON_DEADLINE,
