@@ -581,30 +581,25 @@ s_request_fail (broker_t *self, request_t *request, int status,
 }
 
 //  Keeps status and a reply for the request's deadline, when s_timers
-//  sends them: body, moved, or else text ("{}" if NULL or if it cannot be
-//  copied, as s_send_json: the status still says it). The request is then
-//  no longer the breaker's probe: its outcome has been counted (or, held
-//  at its grace's end, is not to be), the next request may probe, and at
-//  its deadline it must not end another probe's turn.
+//  sends them: a copy of text (size bytes), or "{}" if it is NULL or
+//  cannot be copied, as s_send_json (the status still says it). A copy,
+//  not the message received: that one may point into the 8 KB buffer
+//  ZeroMQ read it with, which it would keep for up to max_timeout. The
+//  request is then no longer the breaker's probe: its outcome has been
+//  counted (or, held at its grace's end, is not to be), the next request
+//  may probe, and at its deadline it must not end another probe's turn.
 static void
-s_request_hold (request_t *request, int status, zmq_msg_t *body,
-                const char *text)
+s_request_hold (request_t *request, int status, const char *text,
+                size_t size)
 {
     zmq_msg_close (&request->held);
-    if (body) {
-        zmq_msg_init (&request->held);
-        zmq_msg_move (&request->held, body);
+    if (!text || zmq_msg_init_size (&request->held, size)) {
+        text = "{}";
+        size = 2;
+        //  Small enough for ZeroMQ to keep in the message itself.
+        zmq_msg_init_size (&request->held, size);
     }
-    else {
-        size_t size = text? strlen (text): 0;
-        if (!text || zmq_msg_init_size (&request->held, size)) {
-            text = "{}";
-            size = 2;
-            //  Small enough for ZeroMQ to keep in the message itself.
-            zmq_msg_init_size (&request->held, size);
-        }
-        memcpy (zmq_msg_data (&request->held), text, size);
-    }
+    memcpy (zmq_msg_data (&request->held), text, size);
     request->held_status = status;
     //  It goes to no worker again: its body is not kept for that.
     zmq_msg_close (&request->body);
@@ -624,7 +619,7 @@ s_request_hold_error (request_t *request, int status, const char *reason,
                               "reason", reason, "message", message);
     char *text = json_dumps (json, JSON_COMPACT);
     json_decref (json);
-    s_request_hold (request, status, NULL, text);
+    s_request_hold (request, status, text, text? strlen (text): 0);
     free (text);
 }
 
@@ -1159,22 +1154,64 @@ s_worker_ready (broker_t *self, s_msg_t *msg, const char *key)
 #define S_RETRY_NOT_BEGUN   S_RETRY_MAYBE_DONE "no worker of the service " \
                             "was free to begin it again before the deadline"
 
+//  Whether the request is a batch (RESV_BATCH_PREFIX), and if so how many
+//  bodies it carries ({"batch":[BODY,...]}, as the worker read it to
+//  answer 200) in *count, or -1 there if that cannot be read.
+static bool
+s_batch_count (request_t *request, int *count)
+{
+    size_t prefix = strlen (RESV_BATCH_PREFIX);
+    *count = -1;
+    if (zmq_msg_size (&request->method) <= prefix
+    ||  memcmp (zmq_msg_data (&request->method), RESV_BATCH_PREFIX, prefix))
+        return false;
+    json_t *body = json_loadb ((const char *) zmq_msg_data (&request->body),
+                               zmq_msg_size (&request->body), 0, NULL);
+    json_t *items = json_object_get (body, "batch");
+    if (json_is_array (items))
+        *count = (int) json_array_size (items);
+    json_decref (body);
+    return true;
+}
+
+//  Whether reply, a 2xx to a batch of count bodies (-1: not known), is
+//  one its caller reads item by item (protocol section 2): as many items
+//  as bodies, each an object with a valid status. Any other reply fails
+//  all of the batch's calls, or the item's own, with 500.
+static bool
+s_batch_reply_sound (json_t *reply, int count)
+{
+    json_t *items = json_object_get (reply, "batch");
+    if (!json_is_array (items)
+    ||  (count >= 0 && json_array_size (items) != (size_t) count))
+        return false;
+    for (size_t index = 0; index < json_array_size (items); index++) {
+        json_t *status = json_object_get (json_array_get (items, index),
+                                          "status");
+        if (!json_is_integer (status)
+        ||  !RESV_STATUS_VALID (json_integer_value (status)))
+            return false;
+    }
+    return true;
+}
+
 //  A reply to a request sent again after its first worker was lost: that
 //  one may have done it, or may still until the deadline (payment records
 //  an authorisation only before it). A success or a refusal (4xx) says
 //  what the lost one did, or would have: the same. But a failure (5xx, or
-//  an item of a batch's: 503 payment_unavailable, 504 not_started, 500)
-//  says nothing of it, and a caller told at once undoes what it finds
-//  then, before the lost worker is done: a saga's void that found no
-//  payment yet, and the authorisation, recorded a moment later, kept for
-//  good. Such a reply is held until the deadline (s_timers), each
+//  an item of a batch's: 503 payment_unavailable, 504 not_started, 500,
+//  or a batch reply its caller cannot read, which fails its calls with
+//  500) says nothing of it, and a caller told at once undoes what it
+//  finds then, before the lost worker is done: a saga's void that found
+//  no payment yet, and the authorisation, recorded a moment later, kept
+//  for good. Such a reply is held until the deadline (s_timers), each
 //  not_started in it said deadline_exceeded: the next worker did not
 //  begin it, but the lost one may have. Returns true if it is held (the
-//  body moved into request->held, or written anew there), false to send
+//  body copied into request->held, or written anew there), false to send
 //  the body as it is.
 //
-//  Parsed only when it may name not_started or hold a batch (a view's
-//  long list is not), and rarely at all: a lost worker's requests alone.
+//  Parsed only when it may name not_started or answers a batch (a view's
+//  long list does not), and rarely at all: a lost worker's requests alone.
 static bool
 s_reply_held (request_t *request, int status, zmq_msg_t *body)
 {
@@ -1183,9 +1220,13 @@ s_reply_held (request_t *request, int status, zmq_msg_t *body)
     bool failed = status >= 500;
     bool named = memmem (text, size, RESV_REASON_NOT_STARTED,
                          strlen (RESV_REASON_NOT_STARTED)) != NULL;
+    int count;
+    bool batch = !failed && s_batch_count (request, &count);
     json_t *reply = NULL;
-    if (named || (!failed && memmem (text, size, "\"batch\"", 7)))
-        reply = json_loadb (text, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    //  A batch's caller refuses a key twice: so does this read of it.
+    if (named || batch)
+        reply = json_loadb (text, size, JSON_DECODE_ANY | JSON_ALLOW_NUL
+                            | (batch? JSON_REJECT_DUPLICATES: 0), NULL);
     if (named && !reply) {
         //  Not JSON that jansson reads (a number out of its range, say):
         //  its not_started cannot be put right, so the whole of it is
@@ -1194,6 +1235,8 @@ s_reply_held (request_t *request, int status, zmq_msg_t *body)
                               S_NOT_BEGUN_AGAIN);
         return true;
     }
+    if (batch && !s_batch_reply_sound (reply, count))
+        failed = true;
     json_t *items = json_object_get (reply, "batch");
     size_t changed = 0;
     for (size_t index = 0; index <= json_array_size (items); index++) {
@@ -1219,7 +1262,11 @@ s_reply_held (request_t *request, int status, zmq_msg_t *body)
     }
     char *written = changed? json_dumps (reply, JSON_COMPACT): NULL;
     json_decref (reply);
-    s_request_hold (request, status, changed? NULL: body, written);
+    if (changed)                        //  "{}" if it could not be written
+        s_request_hold (request, status, written,
+                        written? strlen (written): 0);
+    else
+        s_request_hold (request, status, text, size);
     free (written);
     return true;
 }

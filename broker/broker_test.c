@@ -2085,6 +2085,65 @@ test_unknown_retry_bad_reply_waits_for_its_deadline (void **state)
     zsock_destroy (&worker);
 }
 
+//  A 200 to a batch that its caller cannot read item by item (too few
+//  or too many items, an item with no valid status, a key twice, no
+//  JSON) fails its calls with 500 there: to an unknown retry, it is held
+//  to the deadline as any failure is. A sound one goes at once.
+static void
+test_unknown_retry_bad_batch_waits_for_its_deadline (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    const char *ids [] = { "sound", "short", "long", "odd", "bare", "twice",
+                           "oops" };
+    const char *replies [] = {
+        "{\"batch\":[{\"status\":200,\"body\":{}},{\"status\":409,\"body\":{}}]}",
+        "{\"batch\":[{\"status\":200,\"body\":{}}]}",
+        "{\"batch\":[{\"status\":200,\"body\":{}},{\"status\":200,"
+            "\"body\":{}},{\"status\":200,\"body\":{}}]}",
+        "{\"batch\":[{\"status\":200,\"body\":{}},{\"status\":600,\"body\":{}}]}",
+        "{\"batch\":[{\"status\":200,\"body\":{}},{\"body\":{}}]}",
+        "{\"batch\":[{\"status\":200,\"body\":{}},{\"status\":200,"
+            "\"status\":200,\"body\":{}}]}",
+        "oops"
+    };
+    size_t count = sizeof ids / sizeof ids [0];
+    zsock_t *worker = s_worker (self, "pay", "8");
+    s_wait_workers (self, "pay", 1);
+    int64_t sent = zclock_mono ();
+    for (size_t index = 0; index < count; index++)
+        zstr_sendx (self->client, RESV_PROTO_CLIENT, RESV_CMD_RETRY,
+                    ids [index], "pay", "batch.authorise", "800",
+                    "{\"batch\":[{\"n\":1},{\"n\":2}]}", NULL);
+    char *tickets [8] = { NULL };
+    for (size_t index = 0; index < count; index++)
+        tickets [index] = s_worker_take (worker, NULL);
+    for (size_t index = 0; index < count; index++)
+        s_worker_reply (worker, s_ticket_of (tickets, count, ids [index]),
+                        "200", replies [index]);
+    char *body = s_expect_reply (self->client, "sound", "200");
+    assert_string_equal (body, replies [0]);
+    zstr_free (&body);
+    assert_true (zclock_mono () - sent < 700);
+    //  The rest at the deadline, as they came.
+    zsock_set_rcvtimeo (self->client, 3000);
+    for (size_t index = 1; index < count; index++) {
+        char *rid;
+        body = s_recv_reply (self->client, "200", &rid);
+        int64_t after = zclock_mono () - sent;
+        if (after < 750)
+            print_error ("%s after %" PRId64 " ms\n", rid, after);
+        assert_true (after >= 750 && after <= 2500);
+        size_t which = 1;
+        while (which < count && !streq (ids [which], rid))
+            which++;
+        assert_true (which < count);
+        assert_string_equal (body, replies [which]);
+        zstr_free (&rid);
+        zstr_free (&body);
+    }
+    zsock_destroy (&worker);
+}
+
 //  A request whose worker was lost, with no other worker to take it by
 //  the grace's end, is answered 503 worker_lost at its deadline, not at
 //  the grace's end: the lost worker (stopped, not dead) may still do it
@@ -2596,6 +2655,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_unknown_retry_refusal_waits_for_its_deadline, s_setup_no_queue, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_retry_failure_waits_for_its_deadline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_retry_bad_reply_waits_for_its_deadline, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_unknown_retry_bad_batch_waits_for_its_deadline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_without_worker_waits_for_its_deadline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_deadline_counts_from_client_send, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_retry_without_worker_waits_for_its_deadline, s_setup, s_teardown),
