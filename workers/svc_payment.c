@@ -851,14 +851,16 @@ s_void (void *state, json_t *request, int64_t deadline,
         int rc = s_payment_load (store, reservation, &payment);
         if (rc < 0)
             return S_FAIL (store, reply_p, "void", reservation);
-        if (rc == RESV_NOT_FOUND && !writing) {
+        bool voided = rc == 0 && streq (payment.target, S_VOIDED);
+        if ((rc == RESV_NOT_FOUND || voided) && !writing) {
             //  Look again holding the store's write lock: an authorize
             //  that began its transaction before its deadline may not
             //  have committed yet, and one that begins after this is
-            //  past its deadline and records nothing (s_authorize). This
-            //  void came after the caller's deadline, or after its own
-            //  authorize's reply. (Inside a batch, the lock is held
-            //  already.)
+            //  past its deadline and records nothing (s_authorize). So
+            //  may one that authorises a voided payment again (a retried
+            //  reserve's, s_authorize_known). This void came after the
+            //  caller's deadline, or after its own authorize's reply.
+            //  (Inside a batch, the lock is held already.)
             if (store_begin (store))
                 return S_FAIL (store, reply_p, "void", reservation);
             writing = true;
@@ -869,7 +871,7 @@ s_void (void *state, json_t *request, int64_t deadline,
             *reply_p = worker_json (json_pack ("{s:n}", "payment"));
             return RESV_OK;
         }
-        if (streq (payment.target, S_VOIDED)) {
+        if (voided) {
             store_rollback (store);
             return s_reply_payment (reply_p, &payment);
         }

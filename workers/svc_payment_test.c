@@ -906,6 +906,43 @@ test_void_waits_for_an_authorisation_being_recorded (void **state)
     assert_string_equal (s_stored (self, "r1", stored), "voided");
 }
 
+//  So does a void that finds the payment voided already: a retried
+//  reserve may be authorising it again (s_authorize_known), and the void
+//  its caller's 504 brought must find that authorisation too. Here the
+//  other process's authorisation again is the test's transaction,
+//  committed 300 ms after the void began.
+static void
+test_void_waits_for_a_voided_payment_authorised_again (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_script_t script = { 0 };
+    s_use_script (self, &script);
+    assert_int_equal (s_authorize (self, "r1", 100, NULL), 200);
+    assert_int_equal (s_void (self, "r1", NULL), 200);
+    assert_int_equal (script.voids, 1);
+    assert_int_equal (store_begin (self->store), 0);
+    sqlite3_stmt *stmt = store_stmt (self->store,
+        "UPDATE payments SET status = 'authorized', target = 'authorized' "
+        "WHERE reservation = 'r1'");
+    assert_non_null (stmt);
+    assert_int_equal (sqlite3_step (stmt), SQLITE_DONE);
+    sqlite3_reset (stmt);
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_commit_later, self), 0);
+    json_t *reply = NULL;
+    int status = s_void (self, "r1", &reply);
+    pthread_join (thread, NULL);
+    assert_int_equal (status, 200);
+    json_t *payment = json_object_get (reply, "payment");
+    assert_string_equal (json_string_value (json_object_get (payment, "status")),
+                         "voided");
+    json_decref (reply);
+    //  Voided at the provider a second time: the second authorisation.
+    assert_int_equal (script.voids, 2);
+    char stored [16];
+    assert_string_equal (s_stored (self, "r1", stored), "voided");
+}
+
 //  Once the provider is known to take longer than what is left of an
 //  authorize's deadline, the authorize is not begun: in a batch behind a
 //  slow provider, the items whose time ran out were taken to it anyway,
@@ -1056,6 +1093,7 @@ main (void)
         T (test_authorize_past_its_deadline_is_not_begun),
         T (test_authorize_past_its_deadline_records_nothing),
         T (test_void_waits_for_an_authorisation_being_recorded),
+        T (test_void_waits_for_a_voided_payment_authorised_again),
         T (test_authorize_not_begun_when_the_provider_is_slower),
         T (test_authorize_estimate_recovers),
         cmocka_unit_test_setup_teardown (test_slow_provider_keeps_its_worker_alive,
