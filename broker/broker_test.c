@@ -2297,7 +2297,9 @@ test_deadline_counts_from_client_send (void **state)
     s_worker_reply (worker, &ticket, "200", "{}");
     char *body = s_expect_reply (self->client, "now", "200");
     zstr_free (&body);
-    //  Sent 600 ms ago, as if it had waited for a stopped broker.
+    //  Sent 600 ms ago, as if it had waited for a stopped broker (and
+    //  after the first: an earlier SENT would be another clock's).
+    zclock_sleep (700);
     snprintf (timeout, sizeof timeout, "1000@%" PRId64, zclock_mono () - 600);
     s_request (self->client, "waited", "echo", "", timeout, "");
     ticket = s_worker_take_timeout (worker, &left);
@@ -2322,6 +2324,38 @@ test_deadline_counts_from_client_send (void **state)
         s_request (self->client, "bad", "echo", "", bad [i], "");
         s_expect_error (self->client, "bad", "400", RESV_REASON_MALFORMED);
     }
+    zsock_destroy (&worker);
+}
+
+//  A client that comes back under the same routing id with another clock
+//  (its process or host restarted), its SENT far lower than before, has
+//  its deadlines counted from its new clock: the old estimate put them
+//  in the past, and every request of it was answered 504 at once.
+static void
+test_client_back_with_another_clock (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "echo", "4");
+    s_wait_workers (self, "echo", 1);
+    zsock_t *client = s_client_named (self, "same-client");
+    const char *ids [] = { "before", "after", "again" };
+    int64_t sent [] = { zclock_mono (), 5, 25 };
+    for (int index = 0; index < 3; index++) {
+        char timeout [64];
+        snprintf (timeout, sizeof timeout, "1000@%" PRId64, sent [index]);
+        s_request (client, ids [index], "echo", "", timeout, "");
+        int64_t left;
+        char *ticket = s_worker_take_timeout (worker, &left);
+        if (left <= 900)
+            print_error ("%s: the worker was given %" PRId64 " ms\n",
+                         ids [index], left);
+        assert_true (left > 900 && left <= 1000);
+        s_worker_reply (worker, &ticket, "200", "{}");
+        char *body = s_expect_reply (client, ids [index], "200");
+        zstr_free (&body);
+        zclock_sleep (20);
+    }
+    zsock_destroy (&client);
     zsock_destroy (&worker);
 }
 
@@ -2745,6 +2779,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_held_replies_keep_little, s_setup_no_breaker, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_without_worker_waits_for_its_deadline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_deadline_counts_from_client_send, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_client_back_with_another_clock, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_retry_without_worker_waits_for_its_deadline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_retry_waits_for_a_worker_past_its_grace, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_without_worker_keeps_circuit_closed, s_setup, s_teardown),

@@ -107,11 +107,12 @@ resv_clock_deadline (resv_clock_t *self, int64_t now, int64_t timeout,
         return deadline;
     int64_t seen = now - sent;
     int64_t offset = self->offset + (now - self->at) / S_CLOCK_AGE;
-    if (!self->known || seen <= offset) {
+    if (!self->known || seen <= offset || sent < self->sent) {
         self->known = true;
         self->offset = offset = seen;
         self->at = now;
     }
+    self->sent = sent;
     //  sent + offset <= now: the same sum, never later.
     int64_t from = sent + offset;
     if (timeout < deadline - from)

@@ -71,11 +71,17 @@ size_t
 //  (clock at reading - SENT) seen, which rises by 1 ms a second while
 //  nothing lowers it, so that clocks of two hosts drifting apart do not
 //  leave it too low for good. Zero it (known false) for a new peer, or
-//  when the peer may have another clock (a reconnection).
+//  when the peer may have another clock (a reconnection). A SENT lower
+//  than the last one seen is another clock too (the peer's process, or
+//  its host, restarted under the same routing id: one peer's messages
+//  come in the order sent, each SENT at its send), and the estimate
+//  starts again from it: the old one would put its deadlines far in the
+//  past.
 typedef struct {
     bool known;                 //  offset holds an estimate
     int64_t offset;             //  The estimate, ms
     int64_t at;                 //  When it was last lowered
+    int64_t sent;               //  The last SENT seen
 } resv_clock_t;
 
 //  Parses text (size bytes), "TIMEOUT" or "TIMEOUT@SENT", decimal digits

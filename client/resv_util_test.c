@@ -72,12 +72,45 @@ test_bad_endpoints_fail (void **state)
     zsock_destroy (&sock);
 }
 
+//  The deadline of TIMEOUT@SENT counts from the send, on the sender's
+//  clock as estimated: the least (now - SENT) seen, which ages 1 ms a
+//  second, and which a SENT lower than the last starts again.
+static void
+test_clock_estimate (void **state)
+{
+    (void) state;
+    resv_clock_t clock = { 0 };
+    //  No SENT: from now.
+    assert_int_equal (resv_clock_deadline (&clock, 5000, 300, -1), 5300);
+    assert_false (clock.known);
+    //  The first sets the estimate: 1000 (now 5000 at sent 4000).
+    assert_int_equal (resv_clock_deadline (&clock, 5000, 300, 4000), 5300);
+    //  One that waited 200 ms on the way has 100 left.
+    assert_int_equal (resv_clock_deadline (&clock, 5300, 300, 4100), 5400);
+    //  A quicker one lowers the estimate to 900.
+    assert_int_equal (resv_clock_deadline (&clock, 5400, 300, 4500), 5700);
+    assert_int_equal (resv_clock_deadline (&clock, 5500, 300, 4500), 5700);
+    //  Ten seconds later it has risen by 10 ms.
+    assert_int_equal (resv_clock_deadline (&clock, 16000, 300, 15000), 16210);
+    //  A timeout beyond the end of time is cut there.
+    assert_int_equal (resv_clock_deadline (&clock, 16000, INT64_MAX, 15100),
+                      INT64_MAX);
+    //  The peer restarted with another clock, its SENT far lower: the
+    //  estimate starts again (the old one would make it 99 s past).
+    assert_int_equal (resv_clock_deadline (&clock, 17000, 300, 100), 17300);
+    assert_int_equal (clock.offset, 16900);
+    assert_int_equal (resv_clock_deadline (&clock, 17100, 300, 150), 17350);
+    //  The same SENT again is the same clock.
+    assert_int_equal (resv_clock_deadline (&clock, 17200, 300, 150), 17350);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_connect_and_bind_through_signals),
         cmocka_unit_test (test_bad_endpoints_fail),
+        cmocka_unit_test (test_clock_estimate),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
