@@ -853,12 +853,36 @@ s_service_dispatch (broker_t *self, service_t *service)
     }
 }
 
+//  The largest part ZeroMQ keeps inside its zmq_msg_t (libzmq's
+//  max_vsm_size on 64-bit machines), bytes.
+#define S_PART_INLINE       33
+
+//  Gives part data of its own, a copy, when it is too large to be kept in
+//  the message itself: one read from a connection may point into the 8 KB
+//  buffer ZeroMQ read it with (with the buffer's share counters, some
+//  16 KB), and keeps all of it while it lives. Left as it is if the copy
+//  cannot be made.
+static void
+s_part_own (zmq_msg_t *part)
+{
+    size_t size = zmq_msg_size (part);
+    zmq_msg_t copy;
+    if (size <= S_PART_INLINE || zmq_msg_init_size (&copy, size))
+        return;
+    memcpy (zmq_msg_data (&copy), zmq_msg_data (part), size);
+    zmq_msg_move (part, &copy);         //  Closes what part was first
+}
+
 //  Queues a request that found no free worker. Without any live worker it
-//  waits only for the grace period.
+//  waits only for the grace period. A queue may hold broker/queue_max
+//  requests for a while: each keeps copies of its id and body, not the
+//  buffer they were read into (s_part_own).
 static void
 s_request_queue (broker_t *self, request_t *request, bool front)
 {
     service_t *service = request->service;
+    s_part_own (&request->id);
+    s_part_own (&request->body);
     request->queued = front? zlistx_add_start (service->queue, request)
                            : zlistx_add_end (service->queue, request);
     if (service->nworkers == 0) {
@@ -1174,10 +1198,14 @@ s_batch_count (request_t *request, int *count)
     return true;
 }
 
-//  Whether reply, a 2xx to a batch of count bodies (-1: not known), is
-//  one its caller reads item by item (protocol section 2): as many items
-//  as bodies, each an object with a valid status. Any other reply fails
-//  all of the batch's calls, or the item's own, with 500.
+//  Whether reply, a 200 to a batch of count bodies (-1: not known), is
+//  one its caller reads item by item (workers/worker.c, s_batch_done):
+//  as many items as bodies, each an object with a valid status and, if a
+//  success, a body that is an object or null (the caller reads a
+//  success's fields from it). Any other reply fails all of the batch's
+//  calls, or the item's own, with 500. Where the caller would read an item
+//  this does not (a key given twice: the caller takes the last), the
+//  reply is only held for nothing, the safe side.
 static bool
 s_batch_reply_sound (json_t *reply, int count)
 {
@@ -1186,10 +1214,13 @@ s_batch_reply_sound (json_t *reply, int count)
     ||  (count >= 0 && json_array_size (items) != (size_t) count))
         return false;
     for (size_t index = 0; index < json_array_size (items); index++) {
-        json_t *status = json_object_get (json_array_get (items, index),
-                                          "status");
+        json_t *item = json_array_get (items, index);
+        json_t *status = json_object_get (item, "status");
+        json_t *body = json_object_get (item, "body");
         if (!json_is_integer (status)
-        ||  !RESV_STATUS_VALID (json_integer_value (status)))
+        ||  !RESV_STATUS_VALID (json_integer_value (status))
+        ||  (json_integer_value (status) < 400 && body
+             && !json_is_object (body) && !json_is_null (body)))
             return false;
     }
     return true;
@@ -1220,13 +1251,17 @@ s_reply_held (request_t *request, int status, zmq_msg_t *body)
     bool failed = status >= 500;
     bool named = memmem (text, size, RESV_REASON_NOT_STARTED,
                          strlen (RESV_REASON_NOT_STARTED)) != NULL;
+    //  A batch's caller reads its items only from a 200; any other
+    //  status goes to each of its calls as it is.
     int count;
-    bool batch = !failed && s_batch_count (request, &count);
+    bool batch = status == RESV_OK && s_batch_count (request, &count);
     json_t *reply = NULL;
-    //  A batch's caller refuses a key twice: so does this read of it.
+    //  A batch's reply is read as strictly as its caller does (no NUL in
+    //  a string), or more so (no key twice).
     if (named || batch)
-        reply = json_loadb (text, size, JSON_DECODE_ANY | JSON_ALLOW_NUL
-                            | (batch? JSON_REJECT_DUPLICATES: 0), NULL);
+        reply = json_loadb (text, size, JSON_DECODE_ANY
+                            | (batch? JSON_REJECT_DUPLICATES: JSON_ALLOW_NUL),
+                            NULL);
     if (named && !reply) {
         //  Not JSON that jansson reads (a number out of its range, say):
         //  its not_started cannot be put right, so the whole of it is
