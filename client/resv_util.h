@@ -72,9 +72,9 @@ size_t
 //  nothing lowers it, so that clocks of two hosts drifting apart do not
 //  leave it too low for good. Zero it (known false) for a new peer, or
 //  when the peer may have another clock (a reconnection). A SENT lower
-//  than the last one seen is another clock too (the peer's process, or
-//  its host, restarted under the same routing id: one peer's messages
-//  come in the order sent, each SENT at its send), and the estimate
+//  than the last one seen is another clock too (a client that names its
+//  own routing id, back from another host or after a reboot: one peer's
+//  messages come in the order sent, each SENT at its send), and the estimate
 //  starts again from it: the old one would put its deadlines far in the
 //  past.
 typedef struct {
