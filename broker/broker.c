@@ -1231,8 +1231,8 @@ s_batch_reply_sound (json_t *reply, int count)
 //  an authorisation only before it). A success or a refusal (4xx) says
 //  what the lost one did, or would have: the same. But a failure (5xx, or
 //  an item of a batch's: 503 payment_unavailable, 504 not_started, 500,
-//  or a batch reply its caller cannot read, which fails its calls with
-//  500) says nothing of it, and a caller told at once undoes what it
+//  or a success its caller cannot read, which fails its calls with 500)
+//  says nothing of it, and a caller told at once undoes what it
 //  finds then, before the lost worker is done: a saga's void that found
 //  no payment yet, and the authorisation, recorded a moment later, kept
 //  for good. Such a reply is held until the deadline (s_timers), each
@@ -1241,8 +1241,9 @@ s_batch_reply_sound (json_t *reply, int count)
 //  body copied into request->held, or written anew there), false to send
 //  the body as it is.
 //
-//  Parsed only when it may name not_started or answers a batch (a view's
-//  long list does not), and rarely at all: a lost worker's requests alone.
+//  Parsed when it may name not_started, answers a batch or is a success
+//  (its caller must be able to read it), and rarely at all: a lost
+//  worker's requests and unknown retries alone.
 static bool
 s_reply_held (request_t *request, int status, zmq_msg_t *body)
 {
@@ -1255,13 +1256,14 @@ s_reply_held (request_t *request, int status, zmq_msg_t *body)
     //  status goes to each of its calls as it is.
     int count;
     bool batch = status == RESV_OK && s_batch_count (request, &count);
+    //  A success is read as strictly as its caller does (no NUL in a
+    //  string), a batch's more so (no key twice).
+    bool success = status < 400;
     json_t *reply = NULL;
-    //  A batch's reply is read as strictly as its caller does (no NUL in
-    //  a string), or more so (no key twice).
-    if (named || batch)
+    if (named || batch || (success && size))
         reply = json_loadb (text, size, JSON_DECODE_ANY
-                            | (batch? JSON_REJECT_DUPLICATES: JSON_ALLOW_NUL),
-                            NULL);
+                            | (success? 0: JSON_ALLOW_NUL)
+                            | (batch? JSON_REJECT_DUPLICATES: 0), NULL);
     if (named && !reply) {
         //  Not JSON that jansson reads (a number out of its range, say):
         //  its not_started cannot be put right, so the whole of it is
@@ -1271,6 +1273,11 @@ s_reply_held (request_t *request, int status, zmq_msg_t *body)
         return true;
     }
     if (batch && !s_batch_reply_sound (reply, count))
+        failed = true;
+    else
+    if (!batch && success && size && !json_is_object (reply))
+        //  Not JSON, or not an object: its caller, which reads a
+        //  success's fields from it, fails the call with 500.
         failed = true;
     json_t *items = json_object_get (reply, "batch");
     size_t changed = 0;

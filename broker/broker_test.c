@@ -2107,6 +2107,65 @@ test_unknown_retry_bad_reply_waits_for_its_deadline (void **state)
     zsock_destroy (&worker);
 }
 
+//  A reply a worker gives to an unknown retry, and whether the broker
+//  holds it to the retry's deadline (800 ms) or sends it at once.
+typedef struct {
+    const char *id, *status, *reply;
+    bool held;
+} s_held_case_t;
+
+//  Sends count unknown retries of method with body, one per case, has a
+//  worker answer each as its case says, and checks that each reply comes
+//  as it was given, at once or, if held, at the deadline.
+static void
+s_expect_held (fixture_t *self, const char *method, const char *body,
+               s_held_case_t *cases, size_t count)
+{
+    zsock_t *worker = s_worker (self, "pay", "16");
+    s_wait_workers (self, "pay", 1);
+    int64_t sent = zclock_mono ();
+    for (size_t index = 0; index < count; index++)
+        zstr_sendx (self->client, RESV_PROTO_CLIENT, RESV_CMD_RETRY,
+                    cases [index].id, "pay", method, "800", body, NULL);
+    const char *ids [16];
+    char *tickets [16];
+    assert_true (count <= 16);
+    for (size_t index = 0; index < count; index++) {
+        ids [index] = cases [index].id;
+        tickets [index] = s_worker_take (worker, NULL);
+    }
+    for (size_t index = 0; index < count; index++)
+        s_worker_reply (worker, s_ticket_of (tickets, count, ids [index]),
+                        cases [index].status, cases [index].reply);
+    zsock_set_rcvtimeo (self->client, 3000);
+    for (size_t index = 0; index < count; index++) {
+        zmsg_t *msg = zmsg_recv (self->client);
+        assert_non_null (msg);
+        assert_int_equal (zmsg_size (msg), RESV_CLIENT_REP_FRAMES);
+        zmsg_first (msg);               //  Header, command: as always
+        zmsg_next (msg);
+        char *rid = zframe_strdup (zmsg_next (msg));
+        char *code = zframe_strdup (zmsg_next (msg));
+        char *text = zframe_strdup (zmsg_next (msg));
+        zmsg_destroy (&msg);
+        int64_t after = zclock_mono () - sent;
+        size_t which = 0;
+        while (which < count && !streq (ids [which], rid))
+            which++;
+        assert_true (which < count);
+        bool late = after >= 750;
+        if (late != cases [which].held || after > 2500)
+            print_error ("%s after %" PRId64 " ms\n", rid, after);
+        assert_true (late == cases [which].held && after <= 2500);
+        assert_string_equal (code, cases [which].status);
+        assert_string_equal (text, cases [which].reply);
+        zstr_free (&rid);
+        zstr_free (&code);
+        zstr_free (&text);
+    }
+    zsock_destroy (&worker);
+}
+
 //  A 200 to a batch that its caller cannot read item by item (too few
 //  or too many items, an item with no valid status, a success whose body
 //  is not an object, a NUL in a string, a key twice, no JSON) fails its
@@ -2117,10 +2176,7 @@ static void
 test_unknown_retry_bad_batch_waits_for_its_deadline (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    struct {
-        const char *id, *status, *reply;
-        bool held;
-    } cases [] = {
+    s_held_case_t cases [] = {
         { "sound", "200", "{\"batch\":[{\"status\":200,\"body\":{}},"
                           "{\"status\":409,\"body\":\"no\"}]}", false },
         { "nobody", "200", "{\"batch\":[{\"status\":200},"
@@ -2146,51 +2202,27 @@ test_unknown_retry_bad_batch_waits_for_its_deadline (void **state)
           true },
         { "oops", "200", "oops", true }
     };
-    enum { COUNT = sizeof cases / sizeof cases [0] };
-    zsock_t *worker = s_worker (self, "pay", "16");
-    s_wait_workers (self, "pay", 1);
-    int64_t sent = zclock_mono ();
-    for (size_t index = 0; index < COUNT; index++)
-        zstr_sendx (self->client, RESV_PROTO_CLIENT, RESV_CMD_RETRY,
-                    cases [index].id, "pay", "batch.authorise", "800",
-                    "{\"batch\":[{\"n\":1},{\"n\":2}]}", NULL);
-    const char *ids [COUNT];
-    char *tickets [COUNT];
-    for (size_t index = 0; index < COUNT; index++) {
-        ids [index] = cases [index].id;
-        tickets [index] = s_worker_take (worker, NULL);
-    }
-    for (size_t index = 0; index < COUNT; index++)
-        s_worker_reply (worker, s_ticket_of (tickets, COUNT, ids [index]),
-                        cases [index].status, cases [index].reply);
-    //  Those not held at once, the rest at the deadline, as they came.
-    zsock_set_rcvtimeo (self->client, 3000);
-    for (size_t index = 0; index < COUNT; index++) {
-        zmsg_t *msg = zmsg_recv (self->client);
-        assert_non_null (msg);
-        assert_int_equal (zmsg_size (msg), RESV_CLIENT_REP_FRAMES);
-        zmsg_first (msg);               //  Header, command: as always
-        zmsg_next (msg);
-        char *rid = zframe_strdup (zmsg_next (msg));
-        char *code = zframe_strdup (zmsg_next (msg));
-        char *body = zframe_strdup (zmsg_next (msg));
-        zmsg_destroy (&msg);
-        int64_t after = zclock_mono () - sent;
-        size_t which = 0;
-        while (which < COUNT && !streq (ids [which], rid))
-            which++;
-        assert_true (which < COUNT);
-        bool late = after >= 750;
-        if (late != cases [which].held || after > 2500)
-            print_error ("%s after %" PRId64 " ms\n", rid, after);
-        assert_true (late == cases [which].held && after <= 2500);
-        assert_string_equal (code, cases [which].status);
-        assert_string_equal (body, cases [which].reply);
-        zstr_free (&rid);
-        zstr_free (&code);
-        zstr_free (&body);
-    }
-    zsock_destroy (&worker);
+    s_expect_held (self, "batch.authorise", "{\"batch\":[{\"n\":1},{\"n\":2}]}",
+                   cases, sizeof cases / sizeof cases [0]);
+}
+
+//  So is a success of one call that its caller cannot read: not JSON, a
+//  NUL in a string, or not an object (the caller reads a success's fields
+//  from it). An empty one is {}; a refusal goes at once, whatever its body.
+static void
+test_unknown_retry_unreadable_success_waits_for_its_deadline (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_held_case_t cases [] = {
+        { "sound", "200", "{\"payment\":{\"status\":\"voided\"}}", false },
+        { "empty", "200", "", false },
+        { "refused", "404", "not found", false },
+        { "oops", "200", "oops", true },
+        { "list", "200", "[1]", true },
+        { "nul", "200", "{\"a\":\"\\u0000\"}", true }
+    };
+    s_expect_held (self, "void", "{\"reservation\":\"r1\"}", cases,
+                   sizeof cases / sizeof cases [0]);
 }
 
 //  Bytes this process has allocated and not freed: AddressSanitizer's
@@ -2515,9 +2547,9 @@ test_unknown_retry_waits_for_a_worker_past_its_grace (void **state)
     char *ticket = s_worker_take_within (worker, 2000);
     assert_non_null (ticket);
     assert_true (streq (ticket + strlen (ticket) - 2, ":p"));
-    s_worker_reply (worker, &ticket, "200", "done");
+    s_worker_reply (worker, &ticket, "200", "{\"done\":true}");
     char *body = s_expect_reply (self->client, "p", "200");
-    assert_string_equal (body, "done");
+    assert_string_equal (body, "{\"done\":true}");
     zstr_free (&body);
     //  Closed by it: the next request goes through.
     s_request (self->client, "n", "echo", "", "1000", "");
@@ -2600,9 +2632,9 @@ test_worker_back_with_same_identity (void **state)
     s_request (self->client, "r2", "echo", "", "5000", "");
     char *second = s_worker_take_within (worker, 600);
     assert_non_null (second);
-    s_worker_reply (worker, &ticket, "200", "again");
+    s_worker_reply (worker, &ticket, "200", "{\"again\":true}");
     char *body = s_expect_reply (self->client, "r1", "200");
-    assert_string_equal (body, "again");
+    assert_string_equal (body, "{\"again\":true}");
     zstr_free (&body);
     s_worker_reply (worker, &second, "200", "new");
     body = s_expect_reply (self->client, "r2", "200");
@@ -2883,6 +2915,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_unknown_retry_failure_waits_for_its_deadline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_retry_bad_reply_waits_for_its_deadline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_retry_bad_batch_waits_for_its_deadline, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_unknown_retry_unreadable_success_waits_for_its_deadline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_held_replies_keep_little, s_setup_no_breaker, s_teardown),
         cmocka_unit_test_setup_teardown (test_queued_requests_keep_little, s_setup_long_queue, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_without_worker_waits_for_its_deadline, s_setup, s_teardown),
