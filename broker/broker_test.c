@@ -18,7 +18,9 @@
 #include <sqlite3.h>
 #include <malloc.h>
 #if defined (__SANITIZE_ADDRESS__)
-#   include <sanitizer/allocator_interface.h>
+//  AddressSanitizer's count of the bytes allocated and not freed: its
+//  runtime has it, but GCC ships no header that declares it.
+size_t __sanitizer_get_current_allocated_bytes (void);
 #endif
 #include "resv_proto.h"
 
