@@ -926,6 +926,23 @@ s_send_control (broker_t *self, zmq_msg_t *identity, const char *command)
     return true;
 }
 
+//  Sends a worker a HEARTBEAT with our clock (SENT, ms) in it, so that one
+//  with no request for a while keeps its estimate of our clock fresh and
+//  still counts the wait of a request that then waits in its socket
+//  (protocol section 3). Returns false if it could not leave.
+static bool
+s_send_heartbeat (broker_t *self, zmq_msg_t *identity, int64_t now)
+{
+    if (!s_send_identity (self, identity))
+        return false;
+    char sent [24];
+    size_t size = resv_decimal (now, sent);
+    s_send_text (self->back, RESV_PROTO_WORKER, ZMQ_SNDMORE);
+    s_send_text (self->back, RESV_CMD_HEARTBEAT, ZMQ_SNDMORE);
+    s_send_data (self->back, sent, size, 0);
+    return true;
+}
+
 //  The request's deadline passed while worker held it: the client gets
 //  its 504, but the worker is still at it (or will answer it 504 when it
 //  comes to it), so the request keeps its credit until the worker replies
@@ -2332,8 +2349,7 @@ s_timers (broker_t *self)
             if (worker->expires <= now)
                 zlistx_add_end (dead, worker);
             else
-            if (!s_send_control (self, &worker->identity,
-                                 RESV_CMD_HEARTBEAT))
+            if (!s_send_heartbeat (self, &worker->identity, now))
                 s_worker_gone (self, worker);
             else {
                 if (s_worker_late_purge (worker, now)) {

@@ -310,6 +310,33 @@ test_ping (void **state)
     zstr_free (&body);
 }
 
+//  The broker's HEARTBEAT to a worker carries its clock (SENT, protocol
+//  section 3), which an idle worker keeps its estimate fresh with.
+static void
+test_heartbeat_carries_the_clock (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "echo", "1");
+    s_wait_workers (self, "echo", 1);
+    zmsg_t *msg = zmsg_recv (worker);   //  Within one interval, 400 ms
+    assert_non_null (msg);
+    int64_t now = zclock_mono ();
+    assert_int_equal (zmsg_size (msg), 3);
+    char *header = zmsg_popstr (msg);
+    char *command = zmsg_popstr (msg);
+    char *sent = zmsg_popstr (msg);
+    assert_string_equal (header, RESV_PROTO_WORKER);
+    assert_string_equal (command, RESV_CMD_HEARTBEAT);
+    assert_true (strspn (sent, "0123456789") == strlen (sent));
+    int64_t at = atoll (sent);
+    assert_true (at <= now && at > now - 100);
+    zstr_free (&header);
+    zstr_free (&command);
+    zstr_free (&sent);
+    zmsg_destroy (&msg);
+    zsock_destroy (&worker);
+}
+
 static void
 test_round_trip (void **state)
 {
@@ -2871,6 +2898,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_ping, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_round_trip, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_heartbeat_carries_the_clock, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_no_worker_503_after_grace, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unused_services_make_room, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_worker_within_grace_serves, s_setup, s_teardown),

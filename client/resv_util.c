@@ -99,12 +99,15 @@ resv_timeout_parse (const char *text, size_t size, size_t max_digits,
 }
 
 int64_t
-resv_clock_deadline (resv_clock_t *self, int64_t now, int64_t timeout,
-                     int64_t sent)
+resv_sent_parse (const char *text, size_t size)
 {
-    int64_t deadline = timeout > INT64_MAX - now? INT64_MAX: now + timeout;
-    if (sent < 0)
-        return deadline;
+    return s_digits (text, size, 18);
+}
+
+//  The estimate after a message read at now and sent at sent.
+static int64_t
+s_clock_offset (resv_clock_t *self, int64_t now, int64_t sent)
+{
     int64_t seen = now - sent;
     int64_t offset = self->offset + (now - self->at) / S_CLOCK_AGE;
     if (!self->known || seen <= offset || sent < self->sent) {
@@ -113,6 +116,23 @@ resv_clock_deadline (resv_clock_t *self, int64_t now, int64_t timeout,
         self->at = now;
     }
     self->sent = sent;
+    return offset;
+}
+
+void
+resv_clock_seen (resv_clock_t *self, int64_t now, int64_t sent)
+{
+    s_clock_offset (self, now, sent);
+}
+
+int64_t
+resv_clock_deadline (resv_clock_t *self, int64_t now, int64_t timeout,
+                     int64_t sent)
+{
+    int64_t deadline = timeout > INT64_MAX - now? INT64_MAX: now + timeout;
+    if (sent < 0)
+        return deadline;
+    int64_t offset = s_clock_offset (self, now, sent);
     //  sent + offset <= now: the same sum, never later.
     int64_t from = sent + offset;
     if (timeout < deadline - from)

@@ -92,6 +92,18 @@ int
     resv_timeout_parse (const char *text, size_t size, size_t max_digits,
                         int64_t *timeout_p, int64_t *sent_p);
 
+//  Parses text (size bytes), a SENT alone: 1 to 18 decimal digits.
+//  Returns it, or -1 when text is not of that form.
+int64_t
+    resv_sent_parse (const char *text, size_t size);
+
+//  Takes a message read at now and sent at sent (the peer's clock) into
+//  the estimate, as resv_clock_deadline does, for a message with no
+//  deadline (a heartbeat): an estimate kept fresh so does not let a wait
+//  after an idle spell go unseen (it rises while nothing lowers it).
+void
+    resv_clock_seen (resv_clock_t *self, int64_t now, int64_t sent);
+
 //  The deadline on our clock of a message read at now with timeout and
 //  sent (-1: none, the deadline counts from now), from the peer's clock,
 //  whose estimate it updates: the earlier of now + timeout and

@@ -890,10 +890,22 @@ s_drain (worker_t *self, worker_handler_fn *handler, void *state)
         }
         else
         if (s_is (&part [S_COMMAND], RESV_CMD_HEARTBEAT)) {
-            if (count != 2)
+            //  The broker's clock when it sent it, if it says (protocol
+            //  section 3): an idle worker's estimate of it stays fresh.
+            int64_t sent = count == 3
+                ? resv_sent_parse ((const char *) zmq_msg_data (&part [2]),
+                                   zmq_msg_size (&part [2]))
+                : -1;
+            if (count != 2 && count != 3)
                 why = "HB with the wrong number of frames";
             else
+            if (count == 3 && sent < 0)
+                why = "HB whose SENT is not 1 to 18 digits";
+            else {
                 self->backoff = S_BACKOFF_MIN;
+                if (sent >= 0)
+                    resv_clock_seen (&self->clock, now, sent);
+            }
         }
         else
         if (s_is (&part [S_COMMAND], RESV_CMD_DISCONNECT)) {

@@ -1413,6 +1413,45 @@ test_expired (void **state)
     assert_int_equal (self->calls, 0);
 }
 
+//  A HEARTBEAT from the broker may carry its clock (SENT): a worker keeps
+//  its estimate of that clock fresh with it between requests, so the wait
+//  of a request in its socket is counted, the first request's too (which
+//  alone would have set the estimate, wait and all). A SENT that is not 1
+//  to 18 digits drops the HEARTBEAT, logged; one without SENT is as ever.
+static void
+test_heartbeat_carries_the_clock (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char sent [32];
+    snprintf (sent, sizeof sent, "%" PRId64, zclock_mono ());
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_HEARTBEAT, sent,
+               NULL);
+    const char *bad [] = { "", "x", "12x", "1234567890123456789", NULL };
+    for (int i = 0; bad [i]; i++)
+        s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_HEARTBEAT,
+                   bad [i], NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_HEARTBEAT, "1", "2",
+               NULL);
+    //  Served meanwhile: nothing comes back.
+    assert_null (s_expect (self, s_handler, 700));
+    //  The first request, sent 600 ms ago (after the HEARTBEAT, as the
+    //  broker's clock goes): 400 ms are left.
+    char timeout [64];
+    s_timeout_sent (timeout, sizeof timeout, 1000, 600);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-1",
+               "echo", timeout, "{}", NULL);
+    int64_t at = zclock_mono ();
+    zmsg_t *reply = s_expect (self, s_handler, 2000);
+    assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "t-1",
+                           "200", "{}", NULL));
+    zmsg_destroy (&reply);
+    if (self->deadline > at + 400 + 50)
+        print_error ("deadline %" PRId64 " ms after the send, not 400\n",
+                     self->deadline - at);
+    assert_true (self->deadline <= at + 400 + 50);
+    assert_true (self->deadline >= at + 400 - 50);
+}
+
 static void
 test_malformed (void **state)
 {
@@ -2380,6 +2419,7 @@ main (void)
         FAKE (test_ready_carries_the_key),
         FAKE (test_expired),
         FAKE (test_deadline_counts_from_send),
+        FAKE (test_heartbeat_carries_the_clock),
         FAKE (test_malformed),
         FAKE (test_heartbeat),
         FAKE (test_batch_heartbeats),
