@@ -18,6 +18,7 @@
 #include "resv.h"             //  RESV_DEFAULT_ENDPOINT
 #include "resv_proto.h"
 #include "journal.h"
+#include "jscan.h"
 #include "checkpoint.h"
 #include "db.h"
 #include "resv_poll.h"
@@ -870,7 +871,8 @@ s_part_own (zmq_msg_t *part)
     if (size <= S_PART_INLINE || zmq_msg_init_size (&copy, size))
         return;
     memcpy (zmq_msg_data (&copy), zmq_msg_data (part), size);
-    zmq_msg_move (part, &copy);         //  Closes what part was first
+    if (zmq_msg_move (part, &copy))     //  Closes what part was first
+        zmq_msg_close (&copy);
 }
 
 //  Queues a request that found no free worker. Without any live worker it
@@ -931,12 +933,15 @@ s_send_control (broker_t *self, zmq_msg_t *identity, const char *command)
 //  still counts the wait of a request that then waits in its socket
 //  (protocol section 3). Returns false if it could not leave.
 static bool
-s_send_heartbeat (broker_t *self, zmq_msg_t *identity, int64_t now)
+s_send_heartbeat (broker_t *self, zmq_msg_t *identity)
 {
     if (!s_send_identity (self, identity))
         return false;
+    //  Our clock as it is sent, not as the loop's turn began: a request
+    //  sent before it in this turn must not have a later SENT, which
+    //  would restart the worker's estimate (resv_clock_t).
     char sent [24];
-    size_t size = resv_decimal (now, sent);
+    size_t size = resv_decimal (zclock_mono (), sent);
     s_send_text (self->back, RESV_PROTO_WORKER, ZMQ_SNDMORE);
     s_send_text (self->back, RESV_CMD_HEARTBEAT, ZMQ_SNDMORE);
     s_send_data (self->back, sent, size, 0);
@@ -1207,7 +1212,8 @@ s_batch_count (request_t *request, int *count)
     ||  memcmp (zmq_msg_data (&request->method), RESV_BATCH_PREFIX, prefix))
         return false;
     json_t *body = json_loadb ((const char *) zmq_msg_data (&request->body),
-                               zmq_msg_size (&request->body), 0, NULL);
+                               zmq_msg_size (&request->body), JSON_ALLOW_NUL,
+                               NULL);
     json_t *items = json_object_get (body, "batch");
     if (json_is_array (items))
         *count = (int) json_array_size (items);
@@ -1292,9 +1298,12 @@ s_reply_held (request_t *request, int status, zmq_msg_t *body)
     if (batch && !s_batch_reply_sound (reply, count))
         failed = true;
     else
-    if (!batch && success && size && !json_is_object (reply))
-        //  Not JSON, or not an object: its caller, which reads a
-        //  success's fields from it, fails the call with 500.
+    if (!batch && success && size
+    &&  (!json_is_object (reply) || jscan_object (text, size, NULL, NULL) != size))
+        //  Not JSON, not an object, or not one that jscan reads whole (a
+        //  key twice, white space after it): its caller, which reads a
+        //  success's fields from it with jscan (field_sparse), fails the
+        //  call with 500.
         failed = true;
     json_t *items = json_object_get (reply, "batch");
     size_t changed = 0;
@@ -2349,7 +2358,7 @@ s_timers (broker_t *self)
             if (worker->expires <= now)
                 zlistx_add_end (dead, worker);
             else
-            if (!s_send_heartbeat (self, &worker->identity, now))
+            if (!s_send_heartbeat (self, &worker->identity))
                 s_worker_gone (self, worker);
             else {
                 if (s_worker_late_purge (worker, now)) {
