@@ -869,24 +869,15 @@ s_commit_later (void *arg)
     return NULL;
 }
 
-//  A void that finds no payment looks again holding the store's write
-//  lock: an authorize (in another payment process) that passed its
-//  deadline check just before the deadline may not have committed yet,
-//  and the void that its caller's 504 brought must find it, or the
-//  authorisation stays for good. Here the other process's transaction
-//  is the test's, committed 300 ms after the void began.
+//  Runs sql (the writes of another payment process) in the test's own
+//  transaction, which commits 300 ms later, voids r1 meanwhile, and checks
+//  that the void waited for it: r1 voided, by the provider voids times.
 static void
-test_void_waits_for_an_authorisation_being_recorded (void **state)
+s_void_while_another_writes (fixture_t *self, s_script_t *script,
+                             const char *sql, int voids)
 {
-    fixture_t *self = (fixture_t *) *state;
-    s_script_t script = { 0 };
-    s_use_script (self, &script);
     assert_int_equal (store_begin (self->store), 0);
-    sqlite3_stmt *stmt = store_stmt (self->store,
-        "INSERT INTO payments (reservation, id, customer, amount, status, "
-        "target, created_at, updated_at) VALUES ('r1', 'pay-1', 'cora', 100, "
-        "'authorized', 'authorized', '2026-12-01T00:00:00.000Z', "
-        "'2026-12-01T00:00:00.000Z')");
+    sqlite3_stmt *stmt = store_stmt (self->store, sql);
     assert_non_null (stmt);
     assert_int_equal (sqlite3_step (stmt), SQLITE_DONE);
     sqlite3_reset (stmt);
@@ -901,16 +892,34 @@ test_void_waits_for_an_authorisation_being_recorded (void **state)
     assert_string_equal (json_string_value (json_object_get (payment, "status")),
                          "voided");
     json_decref (reply);
-    assert_int_equal (script.voids, 1);
+    assert_int_equal (script->voids, voids);
     char stored [16];
     assert_string_equal (s_stored (self, "r1", stored), "voided");
 }
 
+//  A void that finds no payment looks again holding the store's write
+//  lock: an authorize (in another payment process) that passed its
+//  deadline check just before the deadline may not have committed yet,
+//  and the void that its caller's 504 brought must find it, or the
+//  authorisation stays for good. Here the other process's transaction
+//  is the test's, committed 300 ms after the void began.
+static void
+test_void_waits_for_an_authorisation_being_recorded (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_script_t script = { 0 };
+    s_use_script (self, &script);
+    s_void_while_another_writes (self, &script,
+        "INSERT INTO payments (reservation, id, customer, amount, status, "
+        "target, created_at, updated_at) VALUES ('r1', 'pay-1', 'cora', 100, "
+        "'authorized', 'authorized', '2026-12-01T00:00:00.000Z', "
+        "'2026-12-01T00:00:00.000Z')", 1);
+}
+
 //  So does a void that finds the payment voided already: a retried
 //  reserve may be authorising it again (s_authorize_known), and the void
-//  its caller's 504 brought must find that authorisation too. Here the
-//  other process's authorisation again is the test's transaction,
-//  committed 300 ms after the void began.
+//  its caller's 504 brought must find that authorisation too, and void
+//  it at the provider a second time.
 static void
 test_void_waits_for_a_voided_payment_authorised_again (void **state)
 {
@@ -920,27 +929,9 @@ test_void_waits_for_a_voided_payment_authorised_again (void **state)
     assert_int_equal (s_authorize (self, "r1", 100, NULL), 200);
     assert_int_equal (s_void (self, "r1", NULL), 200);
     assert_int_equal (script.voids, 1);
-    assert_int_equal (store_begin (self->store), 0);
-    sqlite3_stmt *stmt = store_stmt (self->store,
+    s_void_while_another_writes (self, &script,
         "UPDATE payments SET status = 'authorized', target = 'authorized' "
-        "WHERE reservation = 'r1'");
-    assert_non_null (stmt);
-    assert_int_equal (sqlite3_step (stmt), SQLITE_DONE);
-    sqlite3_reset (stmt);
-    pthread_t thread;
-    assert_int_equal (pthread_create (&thread, NULL, s_commit_later, self), 0);
-    json_t *reply = NULL;
-    int status = s_void (self, "r1", &reply);
-    pthread_join (thread, NULL);
-    assert_int_equal (status, 200);
-    json_t *payment = json_object_get (reply, "payment");
-    assert_string_equal (json_string_value (json_object_get (payment, "status")),
-                         "voided");
-    json_decref (reply);
-    //  Voided at the provider a second time: the second authorisation.
-    assert_int_equal (script.voids, 2);
-    char stored [16];
-    assert_string_equal (s_stored (self, "r1", stored), "voided");
+        "WHERE reservation = 'r1'", 2);
 }
 
 //  Once the provider is known to take longer than what is left of an

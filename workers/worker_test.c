@@ -899,40 +899,50 @@ s_timeout_sent (char *buf, size_t size, int timeout, int sent_ago)
 //  has that much less, and one whose deadline passed meanwhile is not
 //  begun. Else the worker could act on it after the broker answered its
 //  caller 504, whose undo would find nothing yet.
+//  Sends echo a request with timeout ms, sent sent_ago ms ago by the
+//  broker's clock (the fake's: the same host), and checks its 200.
+//  Returns our clock just before it was sent.
+static int64_t
+s_echo_sent (fixture_t *self, const char *ticket, int timeout, int sent_ago)
+{
+    int64_t before = zclock_mono ();
+    char text [64];
+    s_timeout_sent (text, sizeof text, timeout, sent_ago);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, ticket,
+               "echo", text, "{}", NULL);
+    zmsg_t *reply = s_expect (self, s_handler, 2000);
+    assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, ticket,
+                           "200", "{}", NULL));
+    zmsg_destroy (&reply);
+    return before;
+}
+
+//  Checks that the last request's deadline came left ms after before,
+//  within what the sending takes.
+static void
+s_expect_deadline (fixture_t *self, int64_t before, int left)
+{
+    if (self->deadline > before + left + 100)
+        print_error ("deadline %" PRId64 " ms after the send, not %d\n",
+                     self->deadline - before, left);
+    assert_true (self->deadline <= before + left + 100);
+    assert_true (self->deadline >= before + left - 10);
+}
+
 static void
 test_deadline_counts_from_send (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     char timeout [64];
     //  Sent now: the clocks agree (one host), nothing is taken off.
-    s_timeout_sent (timeout, sizeof timeout, 1000, 0);
-    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-1",
-               "echo", timeout, "{}", NULL);
-    int64_t sent = zclock_mono ();
-    zmsg_t *reply = s_expect (self, s_handler, 2000);
-    assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "t-1",
-                           "200", "{}", NULL));
-    zmsg_destroy (&reply);
-    assert_true (self->deadline >= sent + 1000 - 50);
-    assert_true (self->deadline <= zclock_mono () + 1000);
+    s_expect_deadline (self, s_echo_sent (self, "t-1", 1000, 0), 1000);
     //  Sent 600 ms ago: 400 ms are left. (After the first: an earlier
     //  SENT would be another clock's.) Served meanwhile, heartbeats and
     //  all: nothing else comes.
     assert_null (s_expect (self, s_handler, 700));
-    s_timeout_sent (timeout, sizeof timeout, 1000, 600);
-    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-2",
-               "echo", timeout, "{}", NULL);
-    sent = zclock_mono ();
-    reply = s_expect (self, s_handler, 2000);
-    assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "t-2",
-                           "200", "{}", NULL));
-    zmsg_destroy (&reply);
+    s_expect_deadline (self, s_echo_sent (self, "t-2", 1000, 600), 400);
     assert_int_equal (self->calls, 2);
-    if (self->deadline > sent + 400 + 50)
-        print_error ("deadline %" PRId64 " ms after the send, not 400\n",
-                     self->deadline - sent);
-    assert_true (self->deadline <= sent + 400 + 50);
-    assert_true (self->deadline >= sent + 400 - 50);
+    zmsg_t *reply;
     //  Sent 600 ms ago with 500: not begun.
     s_timeout_sent (timeout, sizeof timeout, 500, 600);
     s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-3",
@@ -1435,24 +1445,9 @@ test_heartbeat_carries_the_clock (void **state)
     //  Served meanwhile: nothing comes back.
     assert_null (s_expect (self, s_handler, 700));
     //  The first request, sent 600 ms ago (after the HEARTBEAT, as the
-    //  broker's clock goes): 400 ms are left.
-    char timeout [64];
-    int64_t before = zclock_mono ();
-    s_timeout_sent (timeout, sizeof timeout, 1000, 600);
-    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-1",
-               "echo", timeout, "{}", NULL);
-    int64_t at = zclock_mono ();
-    zmsg_t *reply = s_expect (self, s_handler, 2000);
-    assert_true (s_msg_is (reply, 1, RESV_PROTO_WORKER, RESV_CMD_REPLY, "t-1",
-                           "200", "{}", NULL));
-    zmsg_destroy (&reply);
-    //  400 ms from the send (SENT + the estimate, some ms), where the
-    //  request alone would have given 1000 from the read.
-    if (self->deadline > at + 400 + 100)
-        print_error ("deadline %" PRId64 " ms after the send, not 400\n",
-                     self->deadline - at);
-    assert_true (self->deadline <= at + 400 + 100);
-    assert_true (self->deadline >= before + 400 - 10);
+    //  broker's clock goes): 400 ms are left, where the request alone
+    //  would have given 1000 from the read.
+    s_expect_deadline (self, s_echo_sent (self, "t-1", 1000, 600), 400);
 }
 
 static void
