@@ -152,6 +152,7 @@ typedef struct {
     size_t jobs;                //  Jobs given to the journal's thread
     bool committing;            //  A group commit is one of them
     resv_log_limit_t commit_log;    //  Refused commits logged
+    resv_log_limit_t retry_log;     //  Unknown retries left unanswered
     zactor_t *checkpoint;       //  Checkpoints the journal's WAL
     publish_t *publishes;       //  Publishes waiting for the next commit
     size_t npublishes;          //  Used entries of publishes
@@ -2132,15 +2133,33 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     //  method. Not while only calls taken during the stop are: workers'
     //  calls that each came while the one before was in flight (two
     //  ticks taking turns) would keep the broker from ever stopping.
-    if (self->stopping
-    && !(self->unfinished
-         && (key || (!self->internal_key
-                     && s_method_internal (service_part, method))))) {
+    //  A retry we did not know, which we cannot take (stopping, or no
+    //  room for its service), is left unanswered, not refused: it may have
+    //  been done through the broker before us, and a caller told 503 at
+    //  once undoes it before the worker that had it is done. Its client
+    //  sends it again to the broker after us, or answers it 504 itself
+    //  at its deadline.
+    bool taken = !self->stopping
+              || (self->unfinished
+                  && (key || (!self->internal_key
+                              && s_method_internal (service_part, method))));
+    service_t *service = taken? s_service_require (self, service_part): NULL;
+    if (!service && retry) {
+        unsigned skipped;
+        if (resv_log_due (&self->retry_log, 10000, &skipped))
+            zsys_warning ("broker: a retry it does not know, for %.*s, left "
+                          "unanswered: %s (and %u more since the last line)",
+                          (int) zmq_msg_size (service_part),
+                          (const char *) zmq_msg_data (service_part),
+                          taken? "no room for another service"
+                               : "the broker is stopping", skipped);
+        return;
+    }
+    if (!taken) {
         s_send_error (self, client, id, RESV_UNAVAILABLE,
                       RESV_REASON_STOPPING, "the broker is stopping");
         return;
     }
-    service_t *service = s_service_require (self, service_part);
     if (!service) {
         s_send_error (self, client, id, RESV_UNAVAILABLE,
                       RESV_REASON_NO_WORKER, "no such service");

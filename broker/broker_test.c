@@ -2878,6 +2878,64 @@ test_stop_not_kept_by_workers_calls (void **state)
     zsock_destroy (&holder);
 }
 
+//  A retry the broker does not know, which a stopping broker cannot
+//  take, is left unanswered, not refused 503 stopping at once: the broker
+//  before it may have done it, and the caller would undo it too soon. Its
+//  client sends it again to the next broker, or times out. A request sent
+//  once is refused as before.
+static void
+test_stop_leaves_unknown_retries_unanswered (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_t *worker = s_worker (self, "echo", "1");
+    s_wait_workers (self, "echo", 1);
+    s_request (self->client, "r1", "echo", "", "3000", "");
+    char *ticket = s_worker_take (worker, NULL);
+    s_stop (self);
+    s_retry (self->client, "again", "echo", "3000");
+    s_request (self->client, "new", "echo", "", "3000", "");
+    s_expect_error (self->client, "new", "503", RESV_REASON_STOPPING);
+    s_expect_silence (self->client, 300);
+    s_worker_reply (worker, &ticket, "200", "");
+    char *body = s_expect_reply (self->client, "r1", "200");
+    zstr_free (&body);
+    zpoller_t *poller = zpoller_new (self->broker, NULL);
+    assert_non_null (zpoller_wait (poller, 1000));
+    assert_int_equal (zsock_wait (self->broker), 0);
+    zpoller_destroy (&poller);
+    s_expect_silence (self->client, 100);
+    zsock_destroy (&worker);
+}
+
+//  So is one for a service the broker has no room for (its table of 256
+//  full of services in use), where a request sent once gets 503 at once.
+static void
+test_full_table_leaves_unknown_retries_unanswered (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    zsock_set_rcvtimeo (self->client, 5000);
+    enum { SERVICES = 256 };
+    for (int i = 0; i < SERVICES; i++) {
+        char name [16], id [16];
+        snprintf (name, sizeof name, "s%d", i);
+        snprintf (id, sizeof id, "t%d", i);
+        s_request (self->client, id, name, "x", "5000", "");
+    }
+    s_retry (self->client, "again", "one-more", "5000");
+    s_request (self->client, "new", "one-more", "x", "5000", "");
+    s_expect_error (self->client, "new", "503", RESV_REASON_NO_WORKER);
+    //  The rest at their grace's end (200 ms), no_worker; the retry never.
+    for (int i = 0; i < SERVICES; i++) {
+        char *rid;
+        char *body = s_recv_reply (self->client, "503", &rid);
+        assert_non_null (strstr (body, RESV_REASON_NO_WORKER));
+        assert_true (rid [0] == 't');
+        zstr_free (&rid);
+        zstr_free (&body);
+    }
+    s_expect_silence (self->client, 300);
+}
+
 static void
 test_bind_failure_returns_null (void **state)
 {
@@ -2962,6 +3020,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_worker_bye_drains, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_stop_finishes_in_flight, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_stop_not_kept_by_workers_calls, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_stop_leaves_unknown_retries_unanswered, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_full_table_leaves_unknown_retries_unanswered, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bind_failure_returns_null, s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name ("broker", tests, NULL, NULL);
