@@ -16,11 +16,12 @@ fail=0
 
 run_one () {
     local name=$1; shift
-    local log
+    local log started=$SECONDS
     log=$(mktemp)
     echo "# $name"
     "$@" >"$log" 2>&1
     local rc=$?
+    echo "# $name took $((SECONDS - started)) s"
     local p f
     p=$(grep -cE '^ok ' "$log")
     f=$(grep -cE '^not ok ' "$log")
