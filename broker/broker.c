@@ -1300,7 +1300,8 @@ s_reply_held (request_t *request, int status, zmq_msg_t *body)
         failed = true;
     else
     if (!batch && success && size
-    &&  (!json_is_object (reply) || jscan_object (text, size, NULL, NULL) != size))
+    &&  (!json_is_object (reply)
+         || jscan_object (text, size, NULL, NULL) != size))
         //  Not JSON, not an object, or not one that jscan reads whole (a
         //  key twice, white space after it): its caller, which reads a
         //  success's fields from it with jscan (field_sparse), fails the

@@ -2238,7 +2238,8 @@ test_unknown_retry_bad_batch_waits_for_its_deadline (void **state)
 //  So is a success of one call that its caller cannot read: not JSON, a
 //  NUL in a string, not an object, or one that jscan does not read whole
 //  (the caller reads a success's fields from it with jscan: a key twice,
-//  white space after it). An empty one is {}; a refusal goes at once, whatever its body.
+//  white space after it). An empty one is {}; a refusal goes at once,
+//  whatever its body.
 static void
 test_unknown_retry_unreadable_success_waits_for_its_deadline (void **state)
 {
@@ -2800,6 +2801,16 @@ s_stop (fixture_t *self)
         zstr_free (&endpoints [index]);
 }
 
+//  The stopping broker says, within a second, that it has stopped.
+static void
+s_expect_stopped (fixture_t *self)
+{
+    zpoller_t *poller = zpoller_new (self->broker, NULL);
+    assert_non_null (zpoller_wait (poller, 1000));
+    assert_int_equal (zsock_wait (self->broker), 0);
+    zpoller_destroy (&poller);
+}
+
 //  A stopping broker takes no new work, but a worker's call (an internal
 //  method; on a broker with a key, any call with the key) made while
 //  requests are in flight may be a step of one of them: it was refused
@@ -2870,10 +2881,7 @@ test_stop_not_kept_by_workers_calls (void **state)
     s_worker_reply (holder, &hold, "200", "held");
     body = s_expect_reply (self->client, "h1", "200");
     zstr_free (&body);
-    zpoller_t *poller = zpoller_new (self->broker, NULL);
-    assert_non_null (zpoller_wait (poller, 1000));
-    assert_int_equal (zsock_wait (self->broker), 0);
-    zpoller_destroy (&poller);
+    s_expect_stopped (self);
     zsock_destroy (&worker);
     zsock_destroy (&holder);
 }
@@ -2899,10 +2907,7 @@ test_stop_leaves_unknown_retries_unanswered (void **state)
     s_worker_reply (worker, &ticket, "200", "");
     char *body = s_expect_reply (self->client, "r1", "200");
     zstr_free (&body);
-    zpoller_t *poller = zpoller_new (self->broker, NULL);
-    assert_non_null (zpoller_wait (poller, 1000));
-    assert_int_equal (zsock_wait (self->broker), 0);
-    zpoller_destroy (&poller);
+    s_expect_stopped (self);
     s_expect_silence (self->client, 100);
     zsock_destroy (&worker);
 }

@@ -74,9 +74,9 @@ size_t
 //  when the peer may have another clock (a reconnection). A SENT lower
 //  than the last one seen is another clock too (a client that names its
 //  own routing id, back from another host or after a reboot: one peer's
-//  messages come in the order sent, each SENT at its send), and the estimate
-//  starts again from it: the old one would put its deadlines far in the
-//  past.
+//  messages come in the order sent, each SENT at its send), and the
+//  estimate starts again from it: the old one would put its deadlines far
+//  in the past.
 typedef struct {
     bool known;                 //  offset holds an estimate
     int64_t offset;             //  The estimate, ms
@@ -99,8 +99,8 @@ int64_t
 
 //  Takes a message read at now and sent at sent (the peer's clock) into
 //  the estimate, as resv_clock_deadline does, for a message with no
-//  deadline (a heartbeat): an estimate kept fresh so does not let a wait
-//  after an idle spell go unseen (it rises while nothing lowers it).
+//  deadline (a heartbeat). Kept fresh so, the estimate does not rise
+//  through an idle spell and hide the wait of the next message.
 void
     resv_clock_seen (resv_clock_t *self, int64_t now, int64_t sent);
 
