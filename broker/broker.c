@@ -54,6 +54,13 @@
 //  full table is emptied, and each estimate learnt again from the
 //  client's next request.
 #define CLIENTS_MAX         16384
+//  Replies held to their deadlines (s_request_hold) at most: each is a
+//  request and its reply, about a kilobyte, for up to max_timeout, and a
+//  client that sends retries faster than they expire must not grow the
+//  broker without bound. One that finds no room is forgotten unanswered,
+//  and its client answers it 504 itself at its deadline: a failure that
+//  says it may have been done, when the held reply would have come.
+#define HELD_MAX            65536
 //  Lines about the connections one socket cannot accept (out of files),
 //  at most two in this many ms (accept_log.h).
 #define ACCEPT_LOG_EVERY    5000
@@ -153,6 +160,8 @@ typedef struct {
     bool committing;            //  A group commit is one of them
     resv_log_limit_t commit_log;    //  Refused commits logged
     resv_log_limit_t retry_log;     //  Unknown retries left unanswered
+    resv_log_limit_t held_log;      //  Replies not held for want of room
+    size_t held;                //  Requests whose reply is held (HELD_MAX)
     zactor_t *checkpoint;       //  Checkpoints the journal's WAL
     publish_t *publishes;       //  Publishes waiting for the next commit
     size_t npublishes;          //  Used entries of publishes
@@ -590,10 +599,24 @@ s_request_fail (broker_t *self, request_t *request, int status,
 //  request is then no longer the breaker's probe: its outcome has been
 //  counted (or, held at its grace's end, is not to be), the next request
 //  may probe, and at its deadline it must not end another probe's turn.
-static void
-s_request_hold (request_t *request, int status, const char *text,
-                size_t size)
+//  Returns false, holding nothing, if HELD_MAX replies are held already:
+//  the caller then forgets the request unanswered (s_request_destroy).
+static bool
+s_request_hold (broker_t *self, request_t *request, int status,
+                const char *text, size_t size)
 {
+    if (!request->held_status && self->held >= HELD_MAX) {
+        unsigned skipped;
+        if (resv_log_due (&self->held_log, 10000, &skipped))
+            zsys_warning ("broker: %zu replies held to their deadlines "
+                          "already; one more, for %s, left unanswered, for "
+                          "its client to answer at its deadline (and %u "
+                          "more since the last line)", self->held,
+                          request->service->name, skipped);
+        return false;
+    }
+    if (!request->held_status)
+        self->held++;
     zmq_msg_close (&request->held);
     if (!text || zmq_msg_init_size (&request->held, size)) {
         text = "{}";
@@ -609,20 +632,23 @@ s_request_hold (request_t *request, int status, const char *text,
     if (request->probe)
         request->service->probing = false;
     request->probe = false;
+    return true;
 }
 
 //  Holds an error of the broker's own until the request's deadline, as
-//  s_send_error would send it.
-static void
-s_request_hold_error (request_t *request, int status, const char *reason,
-                      const char *message)
+//  s_send_error would send it. Returns false as s_request_hold does.
+static bool
+s_request_hold_error (broker_t *self, request_t *request, int status,
+                      const char *reason, const char *message)
 {
     json_t *json = json_pack ("{s:{s:i,s:s,s:s}}", "error", "code", status,
                               "reason", reason, "message", message);
     char *text = json_dumps (json, JSON_COMPACT);
     json_decref (json);
-    s_request_hold (request, status, text, text? strlen (text): 0);
+    bool held = s_request_hold (self, request, status, text,
+                                text? strlen (text): 0);
     free (text);
+    return held;
 }
 
 
@@ -762,6 +788,8 @@ s_request_destroy (broker_t *self, request_t **self_p)
     }
     if (request->probe)
         request->service->probing = false;
+    if (request->held_status)
+        self->held--;
     if (self->stopping && !request->after_stop && self->unfinished)
         self->unfinished--;
     //  A retry may be on its way still: that one must not run the request
@@ -1041,10 +1069,12 @@ s_worker_remove (broker_t *self, worker_t *worker, const char *why)
             //  Either worker may still do it until the deadline: answered
             //  then, as a reply to a request sent again (s_reply_held).
             s_breaker_failure (self, service, request);
-            s_request_hold_error (request, RESV_UNAVAILABLE,
-                                  RESV_REASON_WORKER_LOST,
-                                  "the worker died holding the request, "
-                                  "twice; it may have been done");
+            if (!s_request_hold_error (self, request, RESV_UNAVAILABLE,
+                                       RESV_REASON_WORKER_LOST,
+                                       "the worker died holding the "
+                                       "request, twice; it may have been "
+                                       "done"))
+                s_request_destroy (self, &request);
         }
         request = (request_t *) zlistx_next (lost);
     }
@@ -1263,13 +1293,16 @@ s_batch_reply_sound (json_t *reply, int count)
 //  not_started in it said deadline_exceeded: the next worker did not
 //  begin it, but the lost one may have. Returns true if it is held (the
 //  body copied into request->held, or written anew there), false to send
-//  the body as it is.
+//  the body as it is. A reply that must wait but finds no room to
+//  (HELD_MAX) is not sent either: request->held_status is then 0, and the
+//  caller forgets the request unanswered.
 //
 //  Parsed when it may name not_started, answers a batch or is a success
 //  (its caller must be able to read it), and rarely at all: a lost
 //  worker's requests and unknown retries alone.
 static bool
-s_reply_held (request_t *request, int status, zmq_msg_t *body)
+s_reply_held (broker_t *self, request_t *request, int status,
+              zmq_msg_t *body)
 {
     const char *text = (const char *) zmq_msg_data (body);
     size_t size = zmq_msg_size (body);
@@ -1292,8 +1325,8 @@ s_reply_held (request_t *request, int status, zmq_msg_t *body)
         //  Not JSON that jansson reads (a number out of its range, say):
         //  its not_started cannot be put right, so the whole of it is
         //  said deadline_exceeded, by the broker.
-        s_request_hold_error (request, RESV_TIMEOUT, RESV_REASON_DEADLINE,
-                              S_NOT_BEGUN_AGAIN);
+        s_request_hold_error (self, request, RESV_TIMEOUT,
+                              RESV_REASON_DEADLINE, S_NOT_BEGUN_AGAIN);
         return true;
     }
     if (batch && !s_batch_reply_sound (reply, count))
@@ -1333,10 +1366,10 @@ s_reply_held (request_t *request, int status, zmq_msg_t *body)
     char *written = changed? json_dumps (reply, JSON_COMPACT): NULL;
     json_decref (reply);
     if (changed)                        //  "{}" if it could not be written
-        s_request_hold (request, status, written,
+        s_request_hold (self, request, status, written,
                         written? strlen (written): 0);
     else
-        s_request_hold (request, status, text, size);
+        s_request_hold (self, request, status, text, size);
     free (written);
     return true;
 }
@@ -1369,9 +1402,10 @@ s_worker_reply (broker_t *self, worker_t *worker, s_msg_t *msg)
                 worker->inflight--;
                 request->service->inflight--;
                 request->worker = NULL;
-                s_request_hold_error (request, RESV_INTERNAL,
-                                      RESV_REASON_INTERNAL,
-                                      "the worker sent a malformed reply");
+                if (!s_request_hold_error (self, request, RESV_INTERNAL,
+                                           RESV_REASON_INTERNAL, "the worker "
+                                           "sent a malformed reply"))
+                    s_request_destroy (self, &request);
             }
             else
                 s_request_fail (self, request, RESV_INTERNAL,
@@ -1398,10 +1432,12 @@ s_worker_reply (broker_t *self, worker_t *worker, s_msg_t *msg)
     //  that an undo made on it finds what the lost worker did
     //  (s_reply_held). The worker is free meanwhile.
     if ((request->attempts > 1 || request->resent)
-    &&  s_reply_held (request, (int) status, &msg->part [5])) {
+    &&  s_reply_held (self, request, (int) status, &msg->part [5])) {
         worker->inflight--;
         service->inflight--;
         request->worker = NULL;
+        if (!request->held_status)      //  No room to hold it (HELD_MAX)
+            s_request_destroy (self, &request);
         return;
     }
     if (!s_send_reply (self, &request->client, &request->id, (int) status,
@@ -2209,9 +2245,11 @@ s_frontend_message (broker_t *self, s_msg_t *msg)
     zhashx_insert (self->requests, request->ticket, request);
     s_heap_push (self, request);
     if (refused) {
-        s_request_hold_error (request, RESV_TIMEOUT, RESV_REASON_DEADLINE,
-                              streq (refused, RESV_REASON_QUEUE_FULL)
-                              ? S_RETRY_QUEUE_FULL: S_RETRY_CIRCUIT_OPEN);
+        if (!s_request_hold_error (self, request, RESV_TIMEOUT,
+                                   RESV_REASON_DEADLINE,
+                                   streq (refused, RESV_REASON_QUEUE_FULL)
+                                   ? S_RETRY_QUEUE_FULL: S_RETRY_CIRCUIT_OPEN))
+            s_request_destroy (self, &request);
         return;
     }
     if (worker && s_request_send (self, request, worker))

@@ -2074,6 +2074,87 @@ test_unknown_retry_refusal_waits_for_its_deadline (void **state)
     zsock_destroy (&worker);
 }
 
+//  Heartbeats from each worker given, as a live worker sends them.
+static void
+s_beat (zsock_t *first, zsock_t *second)
+{
+    zstr_sendx (first, RESV_PROTO_WORKER, RESV_CMD_HEARTBEAT, NULL);
+    zstr_sendx (second, RESV_PROTO_WORKER, RESV_CMD_HEARTBEAT, NULL);
+}
+
+//  Replies held to their deadlines are bounded (HELD_MAX in broker.c,
+//  65536): past it, an unknown retry that a full queue turns away, and a
+//  worker's failure to one, are left unanswered, for the client to answer
+//  at its deadline. Room comes back as the held ones are answered.
+static void
+test_held_replies_are_bounded (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    enum { HELD = 65536 };
+    zsock_t *busy = s_worker (self, "busy", "1");
+    zsock_t *pay = s_worker (self, "pay", "1");
+    s_wait_workers (self, "busy", 1);
+    s_wait_workers (self, "pay", 1);
+    s_request (self->client, "r0", "busy", "", "20000", "");
+    char *ticket = s_worker_take (busy, NULL);
+    //  queue_max 0: every retry for busy is turned away, and held.
+    int64_t started = zclock_mono ();
+    int64_t beat = started;
+    for (int i = 0; i < HELD; i++) {
+        char id [16];
+        snprintf (id, sizeof id, "h%d", i);
+        s_retry (self->client, id, "busy", "6000");
+        if (zclock_mono () - beat >= 100) {
+            s_beat (busy, pay);
+            beat = zclock_mono ();
+        }
+    }
+    int64_t sent = zclock_mono ();
+    //  Well within their deadline, 6 s, or room comes back too soon.
+    fprintf (stderr, "held retries: sent in %" PRId64 " ms\n", sent - started);
+    assert_true (sent - started < 5000);
+    s_retry (self->client, "over", "busy", "6000");
+    s_retry (self->client, "failed", "pay", "6000");
+    char *failed = s_worker_take (pay, NULL);
+    s_worker_reply (pay, &failed, "503", "{\"error\":{\"code\":503,\"reason\":"
+                    "\"payment_unavailable\",\"message\":\"down\"}}");
+    //  Each held one at its deadline, once; neither of the two after them.
+    char *seen = (char *) zmalloc (HELD);
+    zpoller_t *poller = zpoller_new (self->client, NULL);
+    int answered = 0;
+    while (answered < HELD && zclock_mono () - sent < 20000) {
+        s_beat (busy, pay);
+        if (!zpoller_wait (poller, 100))
+            continue;
+        char *rid;
+        char *body = s_recv_reply (self->client, "504", &rid);
+        assert_non_null (strstr (body, RESV_REASON_DEADLINE));
+        assert_int_equal (rid [0], 'h');
+        int index = atoi (rid + 1);
+        assert_true (index >= 0 && index < HELD && !seen [index]);
+        seen [index] = 1;
+        answered++;
+        zstr_free (&rid);
+        zstr_free (&body);
+    }
+    assert_int_equal (answered, HELD);
+    zpoller_destroy (&poller);
+    free (seen);
+    s_beat (busy, pay);
+    s_expect_silence (self->client, 300);
+    //  Room again.
+    sent = zclock_mono ();
+    s_retry (self->client, "again", "busy", "300");
+    s_beat (busy, pay);
+    s_expect_error_at (self->client, "again", "504", RESV_REASON_DEADLINE,
+                       sent, 250, 1000);
+    s_worker_reply (busy, &ticket, "200", "{}");
+    char *body = s_expect_reply (self->client, "r0", "200");
+    zstr_free (&body);
+    zsock_destroy (&busy);
+    zsock_destroy (&pay);
+}
+
 //  A failure (5xx, or not_started from the worker) of an unknown retry is
 //  held to the deadline, each not_started said deadline_exceeded: the
 //  first send may still be done until then, by a worker the broker before
@@ -3008,6 +3089,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_held_probe_is_done_with, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_retry_not_begun_may_be_done, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_retry_refusal_waits_for_its_deadline, s_setup_no_queue, s_teardown),
+        cmocka_unit_test_setup_teardown (test_held_replies_are_bounded, s_setup_no_queue, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_retry_failure_waits_for_its_deadline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_retry_bad_reply_waits_for_its_deadline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_retry_bad_batch_waits_for_its_deadline, s_setup, s_teardown),
