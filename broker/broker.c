@@ -120,7 +120,8 @@ struct _request_t {
     int64_t due;                //  Heap key: deadline or end of grace
     bool grace;                 //  due is the end of a no-worker grace
     bool probe;                 //  The half-open breaker's probe
-    bool retried;               //  Its client sent it again meanwhile
+    bool retried;               //  Its client sent it again meanwhile, or
+                                //  it is forgotten unanswered (HELD_MAX)
     bool resent;                //  Came as a retry (RTRY) we did not know:
                                 //  an earlier send may have been done
     bool after_stop;            //  Taken while the broker was stopping
@@ -591,6 +592,27 @@ s_request_fail (broker_t *self, request_t *request, int status,
     s_request_destroy (self, &request);
 }
 
+//  The largest part ZeroMQ keeps inside its zmq_msg_t (libzmq's
+//  max_vsm_size on 64-bit machines), bytes.
+#define S_PART_INLINE       33
+
+//  Gives part data of its own, a copy, when it is too large to be kept in
+//  the message itself: one read from a connection may point into the 8 KB
+//  buffer ZeroMQ read it with (with the buffer's share counters, some
+//  16 KB), and keeps all of it while it lives. Left as it is if the copy
+//  cannot be made.
+static void
+s_part_own (zmq_msg_t *part)
+{
+    size_t size = zmq_msg_size (part);
+    zmq_msg_t copy;
+    if (size <= S_PART_INLINE || zmq_msg_init_size (&copy, size))
+        return;
+    memcpy (zmq_msg_data (&copy), zmq_msg_data (part), size);
+    if (zmq_msg_move (part, &copy))     //  Closes what part was first
+        zmq_msg_close (&copy);
+}
+
 //  Keeps status and a reply for the request's deadline, when s_timers
 //  sends them: a copy of text (size bytes), or "{}" if it is NULL or
 //  cannot be copied, as s_send_json (the status still says it). A copy,
@@ -599,8 +621,12 @@ s_request_fail (broker_t *self, request_t *request, int status,
 //  request is then no longer the breaker's probe: its outcome has been
 //  counted (or, held at its grace's end, is not to be), the next request
 //  may probe, and at its deadline it must not end another probe's turn.
+//  The parts kept with it are copies too (s_part_own).
+//
 //  Returns false, holding nothing, if HELD_MAX replies are held already:
-//  the caller then forgets the request unanswered (s_request_destroy).
+//  the caller then forgets the request unanswered (s_request_destroy),
+//  and it is remembered as answered (ANSWERED_MAX), so that its client's
+//  retries until the deadline do not run it again.
 static bool
 s_request_hold (broker_t *self, request_t *request, int status,
                 const char *text, size_t size)
@@ -613,10 +639,14 @@ s_request_hold (broker_t *self, request_t *request, int status,
                           "its client to answer at its deadline (and %u "
                           "more since the last line)", self->held,
                           request->service->name, skipped);
+        request->retried = true;
         return false;
     }
     if (!request->held_status)
         self->held++;
+    s_part_own (&request->client);
+    s_part_own (&request->id);
+    s_part_own (&request->method);
     zmq_msg_close (&request->held);
     if (!text || zmq_msg_init_size (&request->held, size)) {
         text = "{}";
@@ -881,27 +911,6 @@ s_service_dispatch (broker_t *self, service_t *service)
         zlistx_delete (service->queue, request->queued);
         request->queued = NULL;
     }
-}
-
-//  The largest part ZeroMQ keeps inside its zmq_msg_t (libzmq's
-//  max_vsm_size on 64-bit machines), bytes.
-#define S_PART_INLINE       33
-
-//  Gives part data of its own, a copy, when it is too large to be kept in
-//  the message itself: one read from a connection may point into the 8 KB
-//  buffer ZeroMQ read it with (with the buffer's share counters, some
-//  16 KB), and keeps all of it while it lives. Left as it is if the copy
-//  cannot be made.
-static void
-s_part_own (zmq_msg_t *part)
-{
-    size_t size = zmq_msg_size (part);
-    zmq_msg_t copy;
-    if (size <= S_PART_INLINE || zmq_msg_init_size (&copy, size))
-        return;
-    memcpy (zmq_msg_data (&copy), zmq_msg_data (part), size);
-    if (zmq_msg_move (part, &copy))     //  Closes what part was first
-        zmq_msg_close (&copy);
 }
 
 //  Queues a request that found no free worker. Without any live worker it
