@@ -1536,11 +1536,12 @@ s_stats (broker_t *self)
             "failed", (json_int_t) service->failed));
         service = (service_t *) zhashx_next (self->services);
     }
-    return json_pack ("{s:o,s:I,s:I,s:I,s:I}",
+    return json_pack ("{s:o,s:I,s:I,s:I,s:I,s:I}",
         "services", services,
         "journal", (json_int_t) self->last,
         "uptime_ms", (json_int_t) (zclock_mono () - self->started),
         "requests", (json_int_t) zhashx_size (self->requests),
+        "held", (json_int_t) self->held,
         "malformed", (json_int_t) self->malformed);
 }
 

@@ -2074,6 +2074,22 @@ test_unknown_retry_refusal_waits_for_its_deadline (void **state)
     zsock_destroy (&worker);
 }
 
+//  The broker's count of replies held to their deadlines, from stats.
+static int
+s_held (zsock_t *client)
+{
+    s_request (client, "stats", "stats", "", "1000", "");
+    char *body = s_expect_reply (client, "stats", "200");
+    json_t *stats = json_loads (body, 0, NULL);
+    zstr_free (&body);
+    assert_non_null (stats);
+    json_t *held = json_object_get (stats, "held");
+    assert_true (json_is_integer (held));
+    int count = (int) json_integer_value (held);
+    json_decref (stats);
+    return count;
+}
+
 //  Heartbeats from each worker given, as a live worker sends them.
 static void
 s_beat (zsock_t *first, zsock_t *second)
@@ -2128,6 +2144,7 @@ test_held_replies_are_bounded (void **state)
     //  Forgotten, but as answered: sent again, it is not run again.
     s_retry (self->client, "failed", "pay", "6000");
     assert_null (s_worker_take_within (pay, 300));
+    assert_int_equal (s_held (self->client), HELD);
     //  Each held one at its deadline, once; neither of the two after them.
     char *seen = (char *) zmalloc (HELD);
     zpoller_t *poller = zpoller_new (self->client, NULL);
@@ -2161,6 +2178,7 @@ test_held_replies_are_bounded (void **state)
     s_worker_reply (busy, &ticket, "200", "{}");
     char *body = s_expect_reply (self->client, "r0", "200");
     zstr_free (&body);
+    assert_int_equal (s_held (self->client), 0);
     zsock_destroy (&busy);
     zsock_destroy (&pay);
 }
