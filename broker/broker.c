@@ -55,11 +55,12 @@
 //  client's next request.
 #define CLIENTS_MAX         16384
 //  Replies held to their deadlines (s_request_hold) at most: each is a
-//  request and its reply, about a kilobyte, for up to max_timeout, and a
-//  client that sends retries faster than they expire must not grow the
-//  broker without bound. One that finds no room is forgotten unanswered,
-//  and its client answers it 504 itself at its deadline: a failure that
-//  says it may have been done, when the held reply would have come.
+//  request and its reply, a kilobyte or two (a worker's failure is kept
+//  whole), for up to max_timeout, and a client that sends retries faster
+//  than they expire must not grow the broker without bound. One that
+//  finds no room is forgotten unanswered, and its client answers it 504
+//  itself at its deadline: a failure that says it may have been done,
+//  when the held reply would have come.
 #define HELD_MAX            65536
 //  Lines about the connections one socket cannot accept (out of files),
 //  at most two in this many ms (accept_log.h).

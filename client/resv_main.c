@@ -602,7 +602,7 @@ static const s_command_t s_commands [] = {
       "\"inflight\":N,\n"
       "\"breaker\":\"closed|open|half-open\",\"served\":N,\"failed\":N}},"
       "\"journal\":N,\n"
-      "\"uptime_ms\":N,\"requests\":N,\"malformed\":N}.\n"
+      "\"uptime_ms\":N,\"requests\":N,\"held\":N,\"malformed\":N}.\n"
       "  workers, idle   the service's workers, and those holding no request\n"
       "  queued          requests waiting for a worker now\n"
       "  inflight        requests a worker holds now\n"
@@ -613,6 +613,9 @@ static const s_command_t s_commands [] = {
       "                  broker/breaker_min_time), workers lost, 500s\n"
       "  journal         the newest event's seq\n"
       "  requests        requests the broker holds now (queued or in flight)\n"
+      "  held            of those, requests whose reply waits for their\n"
+      "                  deadline, as one that may have been done (at most\n"
+      "                  65536; doc/protocol.md, section 4)\n"
       "  malformed       messages from clients or workers refused as malformed\n"
       "                  since it started\n" },
     { NULL, "scale", s_scale_args, s_none, s_run_scale,
