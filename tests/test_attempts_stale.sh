@@ -25,6 +25,7 @@ ONE=$(r resource add --name One --owner ann --capacity 1 --price 100 \
     --approval manual | js 'd["id"]')
 check "a resource of capacity 1" test -n "$ONE"
 DAY=2027-04-01
+held_is () { test "$(held "$1" "$2")" = "$3"; }
 live_units () {
     r list --resource "$ONE" --limit 1000 |
         js 'sum(x["units"] for x in d["items"] if x["status"] in ("PENDING", "CONFIRMED"))'
@@ -37,7 +38,10 @@ W1=$(pids_of reservation | head -n 1)
 "$BIN/resv" -t 2500 reserve --customer pat --resource "$ONE" --date "$DAY" \
     --request-id stale >"$T/first.out" 2>&1 &
 FIRST=$!
-sleep 0.3
+# Stopped once its unit is held: it is then waiting for the authorisation,
+# between two of its store's transactions (stopped within one, it would
+# keep the store locked from the worker started below).
+wait_for 2 held_is "$ONE" "$DAY" 1
 kill -STOP "$W1"
 wait "$FIRST"
 RC=$?
@@ -45,6 +49,7 @@ check "the first attempt fails (exit $RC): $(head -c 160 "$T/first.out")" \
     test "$RC" = 3
 # Another worker, for the retries, and past the first attempt's deadline.
 r scale reservation 2 >/dev/null
+check "a second reservation worker serves" wait_count reservation 1
 sleep 3
 # A retry with other units: refused 409 by availability, and, the last
 # attempt (the first one is past its deadline), it undoes the reserve.
