@@ -48,6 +48,9 @@
 #define S_CATCH_UP_FIRST    10
 #define S_CATCH_UP_MAX      500
 #define S_CATCH_UP_MARGIN   100
+//  How far an id's time may be from the clock for the waits (ms): a
+//  reservation older than this had time to reach the journal.
+#define S_CATCH_UP_RECENT   60000
 //  Longest status word kept in a row ("CANCELLED"), and its NUL.
 #define S_WORD_SIZE         16
 
@@ -103,9 +106,9 @@ static const char s_sql_due [] =
 typedef struct {
     store_t *store;             //  This (main) thread's connection
     zactor_t *events;           //  Relay, consumer and expiry tick
-    resv_t *client;             //  The handler's calls: journal reads of
-                                //  its catch-up, a decision's publish and
-                                //  reservation decide
+    worker_t *worker;           //  A decision's publish and reservation
+                                //  decide, heartbeating while they wait
+    resv_t *client;             //  Journal reads of the handler's catch-up
     int64_t timeout_ms;         //  approval/timeout
 } s_self_t;
 
@@ -369,12 +372,46 @@ s_row_read (store_t *store, const char *id, const char *owner, s_row_t *row)
     return rc == SQLITE_ROW? 1: rc == SQLITE_DONE? 0: -1;
 }
 
+//  Whether id could be a reservation made so recently that its
+//  reservation.requested may not be journaled yet: an id of the form the
+//  reservation service gives ("r", its time in ms as 12 hex digits, 20 hex
+//  digits of a hash) whose time is within S_CATCH_UP_RECENT of this
+//  host's clock, either way.
+static bool
+s_could_be_new (const char *id)
+{
+    if (strlen (id) != 33 || id [0] != 'r')
+        return false;
+    uint64_t made = 0;
+    for (const char *digit = id + 1; *digit; digit++) {
+        int value = *digit >= '0' && *digit <= '9'? *digit - '0':
+                    *digit >= 'a' && *digit <= 'f'? *digit - 'a' + 10: -1;
+        if (value < 0)
+            return false;
+        if (digit - id <= 12)
+            made = made * 16 + (uint64_t) value;
+    }
+    int64_t age = (int64_t) ((uint64_t) resv_time_ms () & 0xffffffffffff)
+                - (int64_t) made;
+    return age > -S_CATCH_UP_RECENT && age < S_CATCH_UP_RECENT;
+}
+
+//  Page callback of the catch-up's replay: heartbeats go on.
+static void
+s_keepalive (void *worker)
+{
+    worker_keepalive ((worker_t *) worker);
+}
+
 //  Begins a transaction and reads the row of id into row. A reservation
 //  this process has not heard of yet may be on its way still: a decision
 //  can come right after the reserve's reply, before reservation's relay
 //  has journaled reservation.requested (a few ms). So it catches up from
-//  the journal, and again after short waits, for at most S_CATCH_UP_MAX
-//  ms (and never past deadline) before it answers 404.
+//  the journal; and for an id that could be that new (s_could_be_new),
+//  again after short waits, for at most S_CATCH_UP_MAX ms (and never past
+//  deadline), before it answers 404. Any other unknown id costs one
+//  catch-up, not the waits: the worker serves one request at a time, and
+//  a run of decisions on made-up ids would stop every real one behind it.
 //  Returns 0 with the transaction open, or the status code with the reply
 //  set and no transaction.
 static int
@@ -385,6 +422,7 @@ s_row_begin (s_self_t *self, const char *id, const char *owner,
     if (give_up > deadline - S_CATCH_UP_MARGIN)
         give_up = deadline - S_CATCH_UP_MARGIN;
     int wait = S_CATCH_UP_FIRST;
+    bool could_be_new = s_could_be_new (id);
     for (int attempt = 0; ; attempt++) {
         if (store_begin (self->store))
             return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
@@ -397,9 +435,10 @@ s_row_begin (s_self_t *self, const char *id, const char *owner,
             return 0;
         store_rollback (self->store);
         if (attempt > 0) {
-            if (zclock_mono () + wait > give_up)
+            if (!could_be_new || zclock_mono () + wait > give_up)
                 break;
             zclock_sleep (wait);
+            worker_keepalive (self->worker);
             wait *= 2;
         }
         //  The cursors are checked again in each of their transactions,
@@ -408,7 +447,7 @@ s_row_begin (s_self_t *self, const char *id, const char *owner,
             char consumer [64];
             snprintf (consumer, sizeof consumer, "approval/%s", *type);
             if (events_replay (self->client, self->store, consumer, *type,
-                               s_apply, self, NULL, NULL))
+                               s_apply, self, s_keepalive, self->worker))
                 zsys_warning ("approval: catch-up of %s for %s failed",
                               *type, id);
         }
@@ -493,9 +532,9 @@ s_take_effect (s_self_t *self, const char *id, const char *decision,
     int status = RESV_OK;
     if (event) {
         char *body = zsys_sprintf ("{\"events\":[%s]}", event);
-        status = body? resv_call_raw (self->client, RESV_SERVICE_EVENTS,
-                                      RESV_METHOD_PUBLISH, body, strlen (body),
-                                      timeout, NULL, NULL)
+        status = body? worker_call_raw (self->worker, RESV_SERVICE_EVENTS,
+                                        RESV_METHOD_PUBLISH, body,
+                                        strlen (body), timeout, NULL)
                      : RESV_INTERNAL;
         zstr_free (&body);
     }
@@ -503,9 +542,9 @@ s_take_effect (s_self_t *self, const char *id, const char *decision,
     if (status == RESV_OK) {
         json_t *request = json_pack ("{s:s,s:s,s:s?}", "id", id,
                                      "decision", decision, "reason", reason);
-        status = request? resv_call (self->client, RESV_SERVICE_RESERVATION,
-                                     RESV_METHOD_DECIDE, request, timeout,
-                                     &reply)
+        status = request? worker_call (self->worker, RESV_SERVICE_RESERVATION,
+                                       RESV_METHOD_DECIDE, request, timeout,
+                                       &reply)
                         : RESV_INTERNAL;
         json_decref (request);
     }
@@ -664,15 +703,16 @@ svc_approval (void *state, const char *method, zframe_t **body_p,
 void *
 svc_approval_new (resv_cfg_t *cfg, worker_t *worker)
 {
-    (void) worker;
     s_self_t *self = (s_self_t *) zmalloc (sizeof (s_self_t));
+    self->worker = worker;
     self->timeout_ms = resv_cfg_int (cfg, "approval/timeout", S_TIMEOUT_DEFAULT,
                                      0, INT64_MAX / 4);
     self->store = store_new (cfg, "approval", s_schema);
     store_keep_alive (self->store, worker);
     self->client = resv_new (resv_cfg_str (cfg, "broker/frontend",
                                            RESV_DEFAULT_ENDPOINT));
-    //  A decision's publish and reservation decide are internal methods.
+    //  The journal's reads, like a decision's publish and reservation
+    //  decide (through the worker), are internal methods.
     if (self->client)
         resv_set_key (self->client, resv_cfg_str (cfg, "broker/internal_key",
                                                   NULL));

@@ -804,6 +804,113 @@ test_unknown_reservation (void **state)
     json_decref (reply);
 }
 
+//  Decisions on made-up ids, which never were reservations, cost the one
+//  approval worker one catch-up each, not the waits a reservation made a
+//  moment ago may need: a run of them must not hold up a real decision
+//  behind them past its deadline (each took some 350 ms of the worker).
+static void
+test_unknown_ids_do_not_hold_up_decisions (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *id = testkit_reserved (self->kit, self->manual, "k-u1");
+    assert_true (s_wait_caught_up (self));
+    resv_t *client = testkit_client (self->kit);
+    //  Not of the reservation service's form, or of its form but made a
+    //  year ago (r, 12 hex digits of ms, 20 of a hash).
+    char old [34];
+    snprintf (old, sizeof old, "r%012" PRIx64 "%s",
+              (uint64_t) (resv_time_ms () - 365LL * 86400000) & 0xffffffffffff,
+              "0123456789abcdef0123");
+    int64_t made_up [10];
+    for (int i = 0; i < 10; i++) {
+        char body [128];
+        if (i % 2)
+            snprintf (body, sizeof body,
+                      "{\"id\":\"rnope%d\",\"owner\":\"olga\"}", i);
+        else
+            snprintf (body, sizeof body,
+                      "{\"id\":\"%s\",\"owner\":\"olga\"}", old);
+        made_up [i] = resv_send (client, "approval", "approve", body,
+                                 strlen (body), 10000);
+        assert_true (made_up [i] > 0);
+    }
+    json_t *request = json_pack ("{s:s,s:s}", "id", id, "owner", "olga");
+    json_t *reply = NULL;
+    //  A deadline of 2 s: ten made-up ids at 350 ms each took 3.5 s.
+    int status = testkit_call (self->kit, "approval", "approve", request,
+                               2000, &reply);
+    json_decref (request);
+    if (status != 200)
+        fail_msg ("the real decision: %d %s", status, testkit_message (reply));
+    s_assert_decided (reply, id, "approved");
+    json_decref (reply);
+    for (int i = 0; i < 10; i++) {
+        resv_reply_t answer;
+        assert_int_equal (resv_recv (client, 10000, &answer), 0);
+        assert_int_equal (answer.status, 404);
+        free (answer.body);
+    }
+    free (id);
+}
+
+static int
+s_setup_fast_heartbeat (void **state)
+{
+    static const char *env [] = {
+        "RESV_BROKER_HEARTBEAT", "100", "RESV_BROKER_LIVENESS", "3", NULL
+    };
+    return s_setup_with (state, env);
+}
+
+//  A decision waits for reservation decide, here for a second behind a
+//  lock on the reservation store, three times the broker's liveness (three
+//  heartbeats of 100 ms): the approval worker's heartbeats go on
+//  meanwhile, so the broker keeps it and hands it the request once. Its
+//  calls went through a client of their own, the worker silent: the
+//  broker took it for dead in the middle of them, and every other
+//  decision then got 503 no_worker until it came back.
+static void
+test_slow_decide_keeps_its_worker_alive (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *id = testkit_reserved (self->kit, self->manual, "k-s1");
+    assert_true (s_wait_caught_up (self));
+    int64_t served = testkit_served (self->kit, "approval");
+    FILE *log = tmpfile ();
+    assert_non_null (log);
+    zsys_set_logstream (log);
+    char *path = zsys_sprintf ("%s/reservation.db", testkit_dir (self->kit));
+    sqlite3 *lock = NULL;
+    assert_int_equal (sqlite3_open (path, &lock), SQLITE_OK);
+    zstr_free (&path);
+    assert_int_equal (sqlite3_exec (lock, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                      SQLITE_OK);
+    char body [128];
+    snprintf (body, sizeof body, "{\"id\":\"%s\",\"owner\":\"olga\"}", id);
+    resv_t *client = testkit_client (self->kit);
+    assert_true (resv_send (client, "approval", "approve", body, strlen (body),
+                            10000) > 0);
+    zclock_sleep (1000);
+    assert_int_equal (sqlite3_exec (lock, "ROLLBACK", NULL, NULL, NULL),
+                      SQLITE_OK);
+    sqlite3_close (lock);
+    resv_reply_t answer;
+    assert_int_equal (resv_recv (client, 10000, &answer), 0);
+    zsys_set_logstream (stderr);
+    if (answer.status != 200)
+        fail_msg ("%d %.200s", answer.status, answer.body);
+    free (answer.body);
+    assert_int_equal (testkit_served (self->kit, "approval"), served + 1);
+    char text [16384];
+    size_t size = fseek (log, 0, SEEK_SET) == 0
+                ? fread (text, 1, sizeof text - 1, log): 0;
+    text [size] = 0;
+    fclose (log);
+    assert_null (strstr (text, "expired"));
+    assert_true (testkit_wait_status (self->kit, id, "CONFIRMED"));
+    free (id);
+}
+
 static void
 test_conflicting_decisions (void **state)
 {
@@ -1104,6 +1211,9 @@ main (void)
             s_teardown_stopping),
         S_TEST (test_not_the_owner),
         S_TEST (test_unknown_reservation),
+        S_TEST (test_unknown_ids_do_not_hold_up_decisions),
+        S_TEST_WITH (test_slow_decide_keeps_its_worker_alive,
+                     s_setup_fast_heartbeat),
         S_TEST (test_conflicting_decisions),
         S_TEST (test_no_longer_pending),
         S_TEST (test_decision_after_unheard_cancel),

@@ -1768,6 +1768,21 @@ int
 worker_call (worker_t *self, const char *service, const char *method,
              json_t *request, int timeout_ms, json_t **reply_p)
 {
+    char *body = request? json_dumps (request, JSON_COMPACT): NULL;
+    if (request && !body)
+        return s_call_error (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                             "worker_call: cannot encode the request");
+    int status = worker_call_raw (self, service, method, body,
+                                  body? strlen (body): 0, timeout_ms, reply_p);
+    free (body);
+    return status;
+}
+
+int
+worker_call_raw (worker_t *self, const char *service, const char *method,
+                 const char *body, size_t size, int timeout_ms,
+                 json_t **reply_p)
+{
     if (reply_p)
         *reply_p = NULL;
     if (!self)
@@ -1799,10 +1814,8 @@ worker_call (worker_t *self, const char *service, const char *method,
         }
         resv_set_key (self->client, self->key);
     }
-    char *body = request? json_dumps (request, JSON_COMPACT): NULL;
-    int64_t handle = resv_send (self->client, service, method, body,
-                                body? strlen (body): 0, timeout_ms);
-    free (body);
+    int64_t handle = resv_send (self->client, service, method, body, size,
+                                timeout_ms);
     if (handle < 0)
         return s_call_error (reply_p, RESV_BAD_REQUEST,
                              RESV_REASON_BAD_REQUEST,

@@ -212,6 +212,14 @@ int
     worker_call (worker_t *self, const char *service, const char *method,
                  json_t *request, int timeout_ms, json_t **reply_p);
 
+//  The same with a body given as text, size bytes at body (NULL when size
+//  is 0), sent as it is: for a body kept as text, such as an outbox's
+//  event. The reply is parsed as worker_call's.
+int
+    worker_call_raw (worker_t *self, const char *service, const char *method,
+                     const char *body, size_t size, int timeout_ms,
+                     json_t **reply_p);
+
 //  The service this worker serves.
 const char *
     worker_service (worker_t *self);
