@@ -397,4 +397,19 @@ has "events: the page that reaches the end has no next" \
 has "events: past the end, no items and no next" \
     "$(r events --from $((LAST + 1)))" '^\{"items":\[\],"last":'"$LAST"'\}$'
 
+# === The largest availability: a year of the most slots ===================
+# A reserve takes a stay of 366 days on a resource of 32 slots, so its
+# owner can see that whole stay in one answer (some 1.6 MB with labels of
+# 64 bytes), through the broker and the CLI.
+SLOTS=$(for i in $(seq -w 0 31); do printf '%s%062d,' "$i" 0; done)
+RID=$(r resource add --name Hall --owner harriet --capacity 1 --price 1 \
+    --slots "${SLOTS%,}" | js 'd["id"]')
+check "a resource of 32 slots of 64 bytes" test -n "$RID"
+LAST_SLOT=$(printf '31%062d' 0)
+reserve_ok "a reserve of 366 days in the last of 32 slots" --customer ivan \
+    --resource "$RID" --date 2028-01-01 --days 366 --slot "$LAST_SLOT"
+OUT=$(r availability --resource "$RID" --date 2028-01-01 --days 366)
+check "availability of 366 days of 32 slots: every day and slot, the held ones" \
+    test "$(printf '%s' "$OUT" | js 'str(len(d["days"])) + " " + str(sum(x["held"] for x in d["days"]))')" = "11712 366"
+
 finish

@@ -42,9 +42,6 @@
 //  resv_proto.h. 9999-12-31 as a day number: a stay may not run past
 //  four-digit years.
 #define S_LAST_DAY      2932896
-//  Most (day, slot) entries one availability reply carries. An entry is
-//  about 100 bytes, so a reply stays far under broker/max_message (1 MB).
-#define S_CELLS_MAX     4096
 //  Bytes of resources one list reply carries before it is cut with a
 //  "next" cursor, for the same reason.
 #define S_LIST_BYTES    (512 * 1024)
@@ -1034,15 +1031,9 @@ s_availability (void *state, json_t *request, int64_t deadline,
     json_t *slots = json_object_get (resource, "slots");
     size_t nslots = json_array_size (slots);
     int64_t capacity = s_int (resource, "capacity");
-    if ((int64_t) nslots * days > S_CELLS_MAX) {
-        store_rollback (self->store);
-        json_decref (resource);
-        *reply_p = worker_error (RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
-                                 "days must be at most %d for a resource with "
-                                 "%zu slots", (int) (S_CELLS_MAX / nslots),
-                                 nslots);
-        return RESV_BAD_REQUEST;
-    }
+    //  Every stay a reserve takes can be asked about: RESV_DAYS_MAX days
+    //  of RESV_SLOTS_MAX slots are some 12 000 entries of about 100 bytes,
+    //  far under what a reply may carry (resv_frame_limit, 16 MB).
     int64_t *held = (int64_t *) zmalloc (sizeof (int64_t) * nslots * (size_t) days);
     sqlite3_stmt *stmt = store_stmt (self->store,
         "SELECT day, slot, held FROM usage "
