@@ -177,6 +177,8 @@ static const char s_sql_saga_close [] =
     "DELETE FROM sagas WHERE id = ?1";
 static const char s_sql_saga_close_if [] =
     "DELETE FROM sagas WHERE id = ?1 AND started_ms = ?2";
+static const char s_sql_saga_is [] =
+    "SELECT 1 FROM sagas WHERE id = ?1 AND started_ms = ?2";
 static const char s_sql_attempt_undoing [] =
     "SELECT 1 FROM attempts WHERE id = ?1 AND attempt = 0 AND until_ms > ?2";
 static const char s_sql_attempt_add [] =
@@ -1288,6 +1290,18 @@ s_reserve_method (void *state, json_t *request, int64_t deadline,
                   zframe_t **reply_p)
 {
     s_self_t *self = (s_self_t *) state;
+    //  In a worker the request is taken aside after its saga row is
+    //  committed, and its calls leave after that commit. The items of a
+    //  "batch.reserve" cannot be: each ran in the batch's one transaction
+    //  and sent its hold and authorisation at once, before its saga row
+    //  was stored, so that a crash lost the row and kept the hold and the
+    //  payment for good, with nothing left to undo them.
+    worker_t *worker = self->call == s_worker_call
+                     ? (worker_t *) self->call_arg: NULL;
+    if (worker && !worker_can_defer (worker))
+        return worker_fail (reply_p, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                            "reservation: reserve is not taken in a batch; "
+                            "send each one alone");
     s_saga_t *saga = (s_saga_t *) zmalloc (sizeof (s_saga_t));
     saga->self = self;
     saga->request = json_incref (request);
@@ -1333,8 +1347,17 @@ s_reserve_method (void *state, json_t *request, int64_t deadline,
         return status;
     }
     //  From here on the answer may come later.
-    if (self->call == s_worker_call)
-        saga->later = worker_defer ((worker_t *) self->call_arg);
+    if (worker) {
+        saga->later = worker_defer (worker);
+        if (!saga->later) {
+            //  Out of memory: nothing was sent; the sweep closes the row.
+            zsys_error ("reservation: reserve %s: out of memory", order->id);
+            s_saga_free (&saga);
+            return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                                "reservation: reserve %s cannot be taken "
+                                "aside", order->id);
+        }
+    }
     bool deferred = saga->later != NULL;
 
     //  Hold capacity on every day of the stay.
@@ -1694,31 +1717,65 @@ s_apply (void *state, store_t *store, const char *type, json_t *event)
     return status == RESV_INTERNAL? -1: 0;
 }
 
-//  Claims the undo of abandoned reserve id for the sweep, unless an attempt
-//  or an undo of it is still under way. Returns 0 when claimed, 1 when
-//  under way, -1 on a store failure (logged).
+//  What s_sweep_claim found.
+typedef enum {
+    S_SWEEP_CLAIMED,            //  The undo is the sweep's
+    S_SWEEP_UNDER_WAY,          //  An attempt or an undo still runs
+    S_SWEEP_STORED,             //  The reservation is stored: keep all
+    S_SWEEP_GONE,               //  The row went, or a retry began anew
+    S_SWEEP_FAILED = -1         //  A store failure (logged)
+} s_sweep_claim_t;
+
+//  One row of stmt (bound; reset here): 1, 0 when none, -1 on a failure.
 static int
-s_sweep_claim (store_t *store, const char *id)
+s_has_row (sqlite3_stmt *stmt)
+{
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    return rc == SQLITE_ROW? 1: rc == SQLITE_DONE? 0: -1;
+}
+
+//  Claims the undo of abandoned reserve id, whose saga row the sweep read
+//  with started_ms, unless that is over: everything is looked at again in
+//  the claim's own transaction, since an attempt may have stored the
+//  reservation (and deleted the row) since the sweep read it; the undo of
+//  a reservation stored so released its hold and voided its payment.
+static s_sweep_claim_t
+s_sweep_claim (store_t *store, const char *id, int64_t started_ms)
 {
     if (store_begin (store))
-        return -1;
-    int64_t live = 0;
-    sqlite3_stmt *stmt = store_stmt (store, s_sql_attempt_live);
-    int rc = -1;
+        return S_SWEEP_FAILED;
+    int stored = -1, row = -1, live = -1;
+    sqlite3_stmt *stmt = store_stmt (store, s_sql_exists);
     if (stmt) {
         sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64 (stmt, 2, resv_time_ms ());
-        rc = s_int_row (stmt, &live, NULL);
+        stored = s_has_row (stmt);
     }
-    if (rc == 0 && (s_attempt_claim (store, id, 2 * S_UNDO_MIN + S_UNDO_SLACK)
-                ||  store_commit (store)))
-        rc = -1;
-    if (rc < 0)
+    if (stored == 0 && (stmt = store_stmt (store, s_sql_saga_is))) {
+        sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (stmt, 2, started_ms);
+        row = s_has_row (stmt);
+    }
+    if (row == 1 && (stmt = store_stmt (store, s_sql_attempt_live))) {
+        sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (stmt, 2, resv_time_ms ());
+        live = s_has_row (stmt);
+    }
+    s_sweep_claim_t found =
+        stored == 1? S_SWEEP_STORED:
+        stored == 0 && row == 0? S_SWEEP_GONE:
+        row == 1 && live == 1? S_SWEEP_UNDER_WAY:
+        row == 1 && live == 0? S_SWEEP_CLAIMED: S_SWEEP_FAILED;
+    if (found == S_SWEEP_CLAIMED
+    &&  (s_attempt_claim (store, id, 2 * S_UNDO_MIN + S_UNDO_SLACK)
+         || store_commit (store)))
+        found = S_SWEEP_FAILED;
+    if (found == S_SWEEP_FAILED)
         zsys_error ("reservation: claim the undo of %s: %s", id,
                     store_error (store));
-    if (rc)
+    if (found != S_SWEEP_CLAIMED)
         store_rollback (store);
-    return rc;
+    return found;
 }
 
 //  Undoes reserves that died half-way: saga rows older than any request
@@ -1765,23 +1822,15 @@ s_sweep (void *state, store_t *store, events_caller_t *events)
          entry = (char *) zlist_next (due)) {
         char *id = strchr (entry, ' ') + 1;
         int64_t started_ms = atoll (entry);
-        stmt = store_stmt (store, s_sql_exists);
-        if (!stmt)
-            break;
-        sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
-        rc = sqlite3_step (stmt);
-        sqlite3_reset (stmt);
-        bool stored = rc == SQLITE_ROW;
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-            continue;
         //  A stored reservation owns its hold and payment: keep them.
         //  An attempt that is still under way (its worker slow, not
         //  dead), or an undo, keeps the rest; a claim keeps new attempts
         //  out while this undoes.
-        if (!stored) {
-            int live = s_sweep_claim (store, id);
-            if (live)
-                continue;       //  The next sweep looks again
+        s_sweep_claim_t found = s_sweep_claim (store, id, started_ms);
+        if (found == S_SWEEP_UNDER_WAY || found == S_SWEEP_GONE
+        ||  found == S_SWEEP_FAILED)
+            continue;           //  The next sweep looks again, if it must
+        if (found == S_SWEEP_CLAIMED) {
             zsys_info ("reservation: undoing the abandoned reserve %s", id);
             if (s_undo (&caller, id, true, S_UNDO_MIN)) {
                 //  A call the stop gave up on may still be done, its

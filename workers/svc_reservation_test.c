@@ -1078,6 +1078,93 @@ test_abandoned_reserve_is_swept (void **state)
 }
 
 
+static int
+s_setup_eager_sweep (void **state)
+{
+    static const char *env [] = {
+        "RESV_RESERVATION_SWEEP", "10", "RESV_RESERVATION_ABANDON", "0", NULL
+    };
+    return s_setup_with (state, env, false);
+}
+
+//  A sweep every 10 ms that takes every saga row for abandoned at once
+//  (reservation/abandon 0): reserves under way are left alone, and so are
+//  those that store their reservation between the sweep's read of their
+//  saga row and its claim. The sweep looked for the stored reservation
+//  before its claim's transaction, which then saw only that no attempt
+//  was live (the store had deleted the attempts with the saga row): it
+//  released the holds and voided the payments of one to three of these
+//  reservations in each of four runs.
+static void
+test_sweep_leaves_a_reserve_stored_meanwhile (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *resource = testkit_resource (self->kit, 1000, 100, "manual");
+    //  Many in flight, so that the sweep often reads a saga row while the
+    //  group commit that stores its reservation holds the write lock.
+    const int count = 600;
+    resv_t *client = testkit_client (self->kit);
+    int sent = 0, made = 0;
+    while (made < count) {
+        while (sent < count && sent - made < 32) {
+            char *body = zsys_sprintf ("{\"customer\":\"c%d\",\"resource\":"
+                                       "\"%s\",\"date\":\"2027-03-01\","
+                                       "\"request_id\":\"q%d\"}",
+                                       sent, resource, sent);
+            assert_true (resv_send (client, "reservation", "reserve", body,
+                                    strlen (body), 10000) > 0);
+            zstr_free (&body);
+            sent++;
+        }
+        resv_reply_t reply;
+        assert_int_equal (resv_recv (client, 15000, &reply), 0);
+        if (reply.status != 201)
+            fail_msg ("a reserve: %d %.200s", reply.status, reply.body);
+        free (reply.body);
+        made++;
+    }
+    //  Sweeps enough to have looked at the last one's row.
+    zclock_sleep (200);
+    assert_int_equal (testkit_free (self->kit, resource, "2027-03-01"),
+                      1000 - count);
+    assert_int_equal (testkit_count (self->kit, "payment.voided", NULL), 0);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"
+                                    " WHERE status = 'PENDING'"), count);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
+    free (resource);
+}
+
+//  The items of a batch run in one transaction and cannot be taken aside:
+//  a "batch.reserve" (any client may send one) sent each hold and
+//  authorisation before its saga row was stored, so that a crash left
+//  them for good. It is refused, item by item, and nothing is held.
+static void
+test_reserve_is_not_taken_in_a_batch (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *item = json_pack ("{s:s,s:s,s:s,s:s}", "customer", "carla",
+                              "resource", self->automatic, "date", "2027-03-01",
+                              "request_id", "b-1");
+    json_t *reply = NULL;
+    assert_int_equal (s_call (self, "batch.reserve",
+                              json_pack ("{s:[o]}", "batch", item), 5000,
+                              &reply), 200);
+    json_t *answer = json_array_get (json_object_get (reply, "batch"), 0);
+    assert_int_equal (json_integer_value (json_object_get (answer, "status")),
+                      400);
+    testkit_assert_error (json_object_get (answer, "body"), 400, "bad_request");
+    json_decref (reply);
+    assert_int_equal (testkit_free (self->kit, self->automatic, "2027-03-01"), 5);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 0);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM reservations"), 0);
+    assert_int_equal (testkit_served (self->kit, "payment"), 0);
+    //  The same reserve alone is made.
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->automatic, 1,
+                                       1, "b-1", &reply), 201);
+    json_decref (reply);
+    assert_int_equal (testkit_free (self->kit, self->automatic, "2027-03-01"), 4);
+}
+
 //  A quick sweep with the stub availability, and a stop that waits 500 ms
 //  for the broker (worker_stop_wait of a stop_timeout of 2 s).
 static int
@@ -1488,6 +1575,9 @@ main (void)
         S_TEST (test_decision_after_cancel_is_ignored),
         S_TEST (test_payment_status_follows_events),
         S_TEST_WITH (test_abandoned_reserve_is_swept, s_setup_sweep),
+        S_TEST_WITH (test_sweep_leaves_a_reserve_stored_meanwhile,
+                     s_setup_eager_sweep),
+        S_TEST (test_reserve_is_not_taken_in_a_batch),
         cmocka_unit_test_setup_teardown (
             test_stop_gives_up_on_an_unanswered_undo, s_setup_sweep_stopping,
             s_teardown_sweep_stopping),

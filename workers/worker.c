@@ -1375,6 +1375,12 @@ worker_defer (worker_t *self)
     return later;
 }
 
+bool
+worker_can_defer (worker_t *self)
+{
+    return self && self->current && !self->deferred;
+}
+
 void
 worker_answer (worker_t *self, worker_later_t **later_p, int status,
                zframe_t **reply_p)

@@ -130,6 +130,13 @@ typedef struct _worker_later_t worker_later_t;
 worker_later_t *
     worker_defer (worker_t *self);
 
+//  Whether worker_defer would take the request being handled aside: false
+//  outside a handler, once it was taken, and for each item of a batch
+//  ("batch.METHOD", answered together). A handler whose work must not run
+//  in the batch's shared transaction asks this first. NULL-safe.
+bool
+    worker_can_defer (worker_t *self);
+
 //  Answers a request taken aside: status and *reply_p (taken and nulled;
 //  NULL for an empty body), as a handler would return them. Nulls
 //  *later_p. A request whose connection to the broker is gone meanwhile
