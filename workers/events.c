@@ -263,10 +263,13 @@ s_wanted (consumer_t *self, const char *type)
 //  The stored cursor, inside a transaction. One lower than any this
 //  process has seen means the store was reset (a view rebuild): then the
 //  stored one is the truth and the consumer starts again from there.
+//  Returns -1 (logged) if the store fails.
 static int64_t
 s_stored (consumer_t *self)
 {
     int64_t stored = store_cursor (self->store, self->name);
+    if (stored < 0)
+        return -1;
     if (stored < self->stored)
         self->cursor = stored;
     self->stored = stored;
@@ -280,6 +283,10 @@ s_save (consumer_t *self)
     if (store_begin (self->store))
         return -1;
     int64_t cursor = s_stored (self);
+    if (cursor < 0) {
+        store_rollback (self->store);
+        return -1;
+    }
     if (cursor > self->stored
     &&  (store_cursor_set (self->store, self->name, cursor)
          || store_commit (self->store))) {
@@ -327,6 +334,10 @@ s_apply (consumer_t *self, json_t *events)
     //  Inside the transaction the stored cursor is the truth: another
     //  process of this service may have applied some of these already.
     int64_t cursor = s_stored (self);
+    if (cursor < 0) {
+        store_rollback (self->store);
+        return -1;
+    }
     int applied = 0;
     json_array_foreach (events, index, event) {
         int64_t seq = json_integer_value (json_object_get (event, "seq"));
@@ -375,6 +386,16 @@ s_apply (consumer_t *self, json_t *events)
 static int
 s_catch_up (consumer_t *self)
 {
+    //  A stored cursor lower than the last this process saw: the store was
+    //  reset (a view rebuild) since, and its replay may have stopped half
+    //  way (a journal read that failed). Only an apply looked (s_stored),
+    //  and this reads from the cursor it holds: a quiet system kept the
+    //  view half built until the next event came.
+    int64_t stored = store_cursor (self->store, self->name);
+    if (stored < 0)
+        return -1;
+    if (stored < self->stored)
+        self->cursor = self->stored = stored;
     while (true) {
         int64_t before = self->cursor;
         json_t *request = json_pack ("{s:I,s:i}", "from",
@@ -461,6 +482,8 @@ events_replay (resv_t *client, store_t *store, const char *consumer,
         snprintf (self.family, sizeof self.family, "%s", type);
     }
     self.cursor = self.stored = store_cursor (store, consumer);
+    if (self.cursor < 0)
+        return -1;
     return s_catch_up (&self);
 }
 
@@ -840,6 +863,10 @@ s_cursor_inherit (consumer_t *self, const char *service_cursor)
         return -1;
     int64_t cursor = store_cursor (self->store, self->name);
     int64_t inherited = cursor? 0: store_cursor (self->store, service_cursor);
+    if (cursor < 0 || inherited < 0) {
+        store_rollback (self->store);
+        return -1;
+    }
     if (inherited > 0
     &&  (store_cursor_set (self->store, self->name, inherited)
          || store_commit (self->store))) {
@@ -901,6 +928,8 @@ s_consumers_new (events_t *self, events_config_t *config)
             s_family (config->types, consumer->family);
             consumer->cursor = consumer->stored =
                 store_cursor (self->store, config->consumer);
+            if (consumer->cursor < 0)
+                return -1;
         }
     }
     return 0;

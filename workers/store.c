@@ -825,13 +825,20 @@ int64_t
 store_cursor (store_t *self, const char *name)
 {
     sqlite3_stmt *stmt = store_stmt (self, "SELECT seq FROM cursors WHERE name = ?1");
-    if (!stmt)
-        return 0;
-    sqlite3_bind_text (stmt, 1, name, -1, SQLITE_STATIC);
+    int rc = SQLITE_ERROR;
     int64_t seq = 0;
-    if (sqlite3_step (stmt) == SQLITE_ROW)
-        seq = sqlite3_column_int64 (stmt, 0);
-    sqlite3_reset (stmt);
+    if (stmt) {
+        sqlite3_bind_text (stmt, 1, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step (stmt);
+        if (rc == SQLITE_ROW)
+            seq = sqlite3_column_int64 (stmt, 0);
+        sqlite3_reset (stmt);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        zsys_error ("store: %s: read the cursor %s: %s", self->path, name,
+                    store_error (self));
+        return -1;
+    }
     return seq;
 }
 

@@ -208,8 +208,9 @@ int64_t
 int
     store_outbox_prune (store_t *self);
 
-//  The seq of the last event applied by consumer name, 0 if none. Inside a
-//  transaction this is the value to trust.
+//  The seq of the last event applied by consumer name, 0 if none; -1
+//  (logged) if the store fails. Inside a transaction this is the value to
+//  trust.
 int64_t
     store_cursor (store_t *self, const char *name);
 

@@ -588,6 +588,9 @@ s_rebuild_counts (view_t *self, zframe_t **reply_p)
     sqlite3_reset (stmt);
     //  Every journal event up to the cursor went through the new view.
     int64_t events = store_cursor (self->store, S_NAME);
+    if (events < 0)
+        return s_internal (reply_p, "rebuild: read the cursor",
+                           store_error (self->store));
     *reply_p = worker_json (json_pack ("{s:I,s:I}",
                                        "events", (json_int_t) events,
                                        "reservations",
