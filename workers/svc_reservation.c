@@ -58,8 +58,10 @@
 #define S_ABANDON_SLACK     10000
 //  An attempt of a reserve may act until this long past its deadline (a
 //  reply that came in time may wait a little in a busy worker); after
-//  that an attempt that fails alone may undo the reservation's hold and
-//  payment, and the late one may no longer store it.
+//  that an attempt that fails alone, or the sweep, may undo the
+//  reservation's hold and payment, and once one has claimed the undo
+//  (s_attempt_claim) the late one may no longer store it. Until then it
+//  may: what it stores it holds and has authorised.
 #define S_ATTEMPT_SLACK     1000
 //  An undo's two calls get S_UNDO_MIN each at least; its claim on the
 //  reservation id lasts them both and this much more.
