@@ -643,6 +643,11 @@ test_sigterm_starts_no_more_steps (void **state)
                                "reservation.confirmed", id, NULL));
     }
     testkit_publish (self->kit, events);
+    //  Every capture queued first: the consumer may have had only the
+    //  first confirmation when the tick began its capture (under the
+    //  sanitizers it was so once), and the rest, not applied yet, were
+    //  not in the queue the test counts.
+    testkit_sync (self->kit, self->store, "payment");
     assert_true (TESTKIT_WAIT (5000, __atomic_load_n (&script.captures,
                                                       __ATOMIC_SEQ_CST) >= 1));
     zsys_interrupted = 1;
