@@ -69,6 +69,7 @@ struct _s_request_t {
     int timeout;                //  Deadline as asked, ms, for messages
     int retry;                  //  Retry interval when it was sent, ms
     bool sent;                  //  Queued on the socket at least once
+    bool blocked;               //  Its last send was refused
     uint64_t rx_mark;           //  rx_count when it was created
     uint64_t bad_mark;          //  bad_count when it was created
     size_t heap_pos;            //  Index in the timer heap while pending
@@ -105,6 +106,8 @@ struct _resv_t {
     size_t done_count;          //  Length of that FIFO
     int64_t awaiting;           //  Handle a synchronous call waits for
     s_request_t *awaited;       //  Its completion, once it came
+    bool blocked;               //  The socket refused a send: wait for it
+                                //  to take one (ZMQ_POLLOUT) as well
 };
 
 
@@ -515,6 +518,7 @@ s_transmit (resv_t *self, s_request_t *request, int64_t now)
 static void
 s_schedule (s_request_t *request, int64_t now, bool queued)
 {
+    request->blocked = !queued;
     if (queued) {
         request->sent = true;
         request->retry_at = request->retry > 0? now + request->retry
@@ -605,6 +609,22 @@ s_timers (resv_t *self, int64_t now)
             s_schedule (request, now, queued);
             s_heap_down (self, 0);
         }
+    }
+    self->blocked |= blocked;
+}
+
+//  The socket takes messages again (connected, or room in its pipe): every
+//  request whose send it refused is due now, not S_BLOCKED_RETRY after.
+static void
+s_unblock (resv_t *self, int64_t now)
+{
+    self->blocked = false;
+    for (size_t pos = 0; pos < self->pending; pos++) {
+        s_request_t *request = self->heap [pos];
+        if (request->blocked && request->retry_at > now)
+            request->retry_at = now;
+        //  Keys only went down: sifting each up in order keeps a heap.
+        s_heap_up (self, pos);
     }
 }
 
@@ -779,9 +799,12 @@ s_pump (resv_t *self, int64_t until)
         next = s_wake (self->heap [0]);
     long wait = next == INT64_MAX? -1: (long) (next - now);
     zmq_pollitem_t item = { self->zsock, 0, ZMQ_POLLIN, 0 };
+    if (self->blocked)
+        item.events |= ZMQ_POLLOUT;
     //  An interrupted poll (EINTR) is simply one round with nothing read:
     //  the deadlines still bound every call.
-    resv_poll (&item, 1, wait);
+    if (resv_poll (&item, 1, wait) > 0 && (item.revents & ZMQ_POLLOUT))
+        s_unblock (self, zclock_mono ());
     return 0;
 }
 
@@ -846,6 +869,15 @@ resv_new (const char *endpoint)
         return NULL;
     }
     zsock_set_linger (self->sock, 0);
+    //  A send while the broker is not connected is refused, not kept in
+    //  the socket: kept, it went out once a broker came, with the time
+    //  left and the clock reading of when it was made, and a broker that
+    //  had just started (and knew nothing of our clock) counted that time
+    //  from when it read it: a deadline later than ours, and work handed
+    //  on after we had given up (protocol section 2). Refused, it is sent
+    //  again with fresh ones (s_unblock, S_BLOCKED_RETRY); a connection
+    //  lost drops what it held, for our retries to resend.
+    zsock_set_immediate (self->sock, 1);
     zsock_set_sndhwm (self->sock, S_HWM);
     zsock_set_rcvhwm (self->sock, S_HWM);
     zsock_set_identity (self->sock, identity);
@@ -959,6 +991,7 @@ resv_send (resv_t *self, const char *service, const char *method,
         memcpy (request->data + service_len + method_len, data, size);
 
     s_schedule (request, now, s_transmit (self, request, now) == 0);
+    self->blocked |= request->blocked;
     if (s_pending_add (self, request)) {
         //  Out of memory: the message may be out already, but its reply
         //  will find no request and be dropped as a late one.

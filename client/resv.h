@@ -152,8 +152,12 @@ int
 //  handle > 0, unique for the life of the client, that the matching
 //  resv_reply_t carries; or -1 on invalid arguments (as for resv_call) or
 //  out of memory, and then nothing is sent. The body is copied; the caller
-//  keeps data. Resends and local expiry happen inside resv_recv() and the
-//  synchronous calls, so a caller that sends must also receive.
+//  keeps data. The request goes out at once while the client is connected
+//  to the broker; until it is (just after resv_new, or while the broker
+//  is down), nothing waits in the socket: the request goes out from the
+//  next resv_recv() or call once the connection is made, with the time
+//  then left of its deadline. Resends and local expiry happen there too,
+//  so a caller that sends must also receive.
 int64_t
     resv_send (resv_t *self, const char *service, const char *method,
                const void *data, size_t size, int timeout_ms);

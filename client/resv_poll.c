@@ -1,8 +1,9 @@
-/*  resv_poll.c: waiting for input on ZeroMQ sockets with few system calls.
+/*  resv_poll.c: waiting on ZeroMQ sockets with few system calls.
 
     A ZeroMQ socket's descriptor (ZMQ_FD) is the socket's mailbox, and it
     is edge-triggered: it turns readable when commands arrive (a message
-    waiting is one), and reading ZMQ_EVENTS processes them and resets it.
+    waiting is one, a connection made or room made in a full pipe others),
+    and reading ZMQ_EVENTS processes them and resets it.
     So a sleep on the descriptors is safe once each socket has been asked
     for its events: anything that arrives after that question wakes the
     sleep.  */
@@ -17,15 +18,16 @@
 //  Sockets one wait takes at most; resv's loops wait on three at most.
 #define S_ITEMS_MAX     16
 
-//  Whether socket has a message to read: 1, 0, or -1 (errno set).
+//  Which of wanted (ZMQ_POLLIN, ZMQ_POLLOUT) socket is ready for, or -1
+//  (errno set).
 static int
-s_readable (void *socket)
+s_ready (void *socket, short wanted)
 {
     int events = 0;
     size_t size = sizeof events;
     if (zmq_getsockopt (socket, ZMQ_EVENTS, &events, &size))
         return -1;
-    return (events & ZMQ_POLLIN) != 0;
+    return events & wanted & (ZMQ_POLLIN | ZMQ_POLLOUT);
 }
 
 int
@@ -47,16 +49,16 @@ resv_poll (zmq_pollitem_t *items, int count, long timeout)
             errno = EINVAL;     //  Plain descriptors: zmq_poll's job
             return -1;
         }
-        if (!(item->events & ZMQ_POLLIN))
+        if (!(item->events & (ZMQ_POLLIN | ZMQ_POLLOUT)))
             continue;           //  poll(2) skips a negative descriptor
         size_t size = sizeof fds [index].fd;
         if (zmq_getsockopt (item->socket, ZMQ_FD, &fds [index].fd, &size))
             return -1;
-        int rc = s_readable (item->socket);
+        int rc = s_ready (item->socket, item->events);
         if (rc == -1)
             return -1;
         if (rc) {
-            item->revents = ZMQ_POLLIN;
+            item->revents = (short) rc;
             ready++;
         }
     }
@@ -79,11 +81,11 @@ resv_poll (zmq_pollitem_t *items, int count, long timeout)
         for (int index = 0; index < count; index++) {
             if (!fds [index].revents)
                 continue;
-            int readable = s_readable (items [index].socket);
-            if (readable == -1)
+            int rc = s_ready (items [index].socket, items [index].events);
+            if (rc == -1)
                 return -1;
-            if (readable) {
-                items [index].revents = ZMQ_POLLIN;
+            if (rc) {
+                items [index].revents = (short) rc;
                 ready++;
             }
         }

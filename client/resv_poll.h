@@ -1,4 +1,4 @@
-/*  resv_poll.h: waiting for input on ZeroMQ sockets with few system calls.
+/*  resv_poll.h: waiting on ZeroMQ sockets with few system calls.
 
     zmq_poll asks every socket for its pending commands (ZMQ_EVENTS: a
     getpid and a poll of the socket's mailbox, in libzmq 4.3) before it
@@ -18,13 +18,14 @@
 extern "C" {
 #endif
 
-//  Waits until one of items is readable, or timeout ms (-1: no limit, 0:
-//  a check only), like zmq_poll, and sets each item's revents. Every item
-//  must be a ZeroMQ socket (its fd is ignored), at most 16 of them: plain
-//  descriptors, or more items, are refused with EINVAL. Only ZMQ_POLLIN
-//  is waited for: other requested events are never reported. Returns the
-//  number of readable items, 0 on timeout, or -1 with errno set (EINTR
-//  when a signal interrupted the sleep; the caller simply waits again).
+//  Waits until one of items is ready for what it asks (ZMQ_POLLIN: a
+//  message to read; ZMQ_POLLOUT: a send would be taken), or timeout ms
+//  (-1: no limit, 0: a check only), like zmq_poll, and sets each item's
+//  revents. Every item must be a ZeroMQ socket (its fd is ignored), at
+//  most 16 of them: plain descriptors, or more items, are refused with
+//  EINVAL; other requested events are never reported. Returns the number
+//  of ready items, 0 on timeout, or -1 with errno set (EINTR when a
+//  signal interrupted the sleep; the caller simply waits again).
 int
     resv_poll (zmq_pollitem_t *items, int count, long timeout);
 

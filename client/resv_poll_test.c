@@ -187,13 +187,50 @@ test_refused (void **state)
     errno = 0;
     assert_int_equal (resv_poll (items, 17, 0), -1);
     assert_int_equal (errno, EINVAL);
-    //  An item that asks for nothing readable is never reported.
+    //  An item that asks whether a send would be taken hears that, and
+    //  not of a message waiting; one that asks for neither, nothing.
     zstr_send (self->out [0], "x");
     items [0].events = ZMQ_POLLOUT;
+    assert_int_equal (resv_poll (items, 1, 20), 1);
+    assert_int_equal (items [0].revents, ZMQ_POLLOUT);
+    items [0].events = ZMQ_POLLPRI;
     assert_int_equal (resv_poll (items, 1, 20), 0);
     assert_int_equal (items [0].revents, 0);
     char *text = zstr_recv (self->in [0]);
     zstr_free (&text);
+}
+
+//  ZMQ_POLLOUT on a socket that refuses sends until it is connected
+//  (ZMQ_IMMEDIATE, as libresv's client): the wait ends when the peer
+//  comes, not at its timeout.
+static void
+test_writable_once_connected (void **state)
+{
+    (void) state;
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    assert_non_null (dealer);
+    zsock_set_immediate (dealer, 1);
+    zsock_set_linger (dealer, 0);
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    assert_non_null (router);
+    int port = zsock_bind (router, "tcp://127.0.0.1:*");
+    assert_true (port > 0);
+    zsock_unbind (router, "tcp://127.0.0.1:%d", port);
+    assert_int_equal (zsock_connect (dealer, "tcp://127.0.0.1:%d", port), 0);
+    zmq_pollitem_t item = { zsock_resolve (dealer), 0, ZMQ_POLLOUT, 0 };
+    //  Nobody there: no send would be taken.
+    assert_int_equal (resv_poll (&item, 1, 150), 0);
+    assert_int_equal (zmq_send (zsock_resolve (dealer), "x", 1, ZMQ_DONTWAIT),
+                      -1);
+    assert_int_equal (zsock_bind (router, "tcp://127.0.0.1:%d", port), port);
+    int64_t start = zclock_mono ();
+    assert_int_equal (resv_poll (&item, 1, 10000), 1);
+    assert_int_equal (item.revents, ZMQ_POLLOUT);
+    assert_true (zclock_mono () - start < 9000);
+    assert_int_equal (zmq_send (zsock_resolve (dealer), "x", 1, ZMQ_DONTWAIT),
+                      1);
+    zsock_destroy (&dealer);
+    zsock_destroy (&router);
 }
 
 int
@@ -206,6 +243,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_wakes, s_setup, s_teardown),
         cmocka_unit_test (test_command_only),
         cmocka_unit_test_setup_teardown (test_refused, s_setup, s_teardown),
+        cmocka_unit_test (test_writable_once_connected),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -47,6 +47,20 @@ s_router_new (void)
     return router;
 }
 
+//  A client of router, once connected to it: a request sent before the
+//  connection is made is refused by the socket (ZMQ_IMMEDIATE) and goes
+//  out at the client's next resv_recv or call, which tests that read the
+//  router first do not make.
+static resv_t *
+s_client_of (zsock_t *router)
+{
+    resv_t *client = resv_new (zsock_endpoint (router));
+    assert_non_null (client);
+    zmq_pollitem_t item = { resv_socket (client), 0, ZMQ_POLLOUT, 0 };
+    assert_int_equal (zmq_poll (&item, 1, S_WAIT), 1);
+    return client;
+}
+
 //  An endpoint where nothing listens, for as long as the test holds it: a
 //  TCP port bound but not listening, so that connections to it are
 //  refused and no other process can take it meanwhile.
@@ -420,7 +434,7 @@ test_helpers_missing_arguments (void **state)
 {
     (void) state;
     zsock_t *router = s_router_new ();
-    resv_t *client = resv_new (zsock_endpoint (router));
+    resv_t *client = s_client_of (router);
     json_t *reply = NULL;
 #   define S_REFUSED(call) do { \
         reply = NULL; \
@@ -464,7 +478,7 @@ test_query_filter_not_object (void **state)
 {
     (void) state;
     zsock_t *router = s_router_new ();
-    resv_t *client = resv_new (zsock_endpoint (router));
+    resv_t *client = s_client_of (router);
     json_t *filters [3] = { json_array (), json_string ("c1"),
                             json_integer (1) };
     for (int i = 0; i < 3; i++) {
@@ -743,7 +757,7 @@ test_unknown_reply_dropped (void **state)
 {
     (void) state;
     zsock_t *router = s_router_new ();
-    resv_t *client = resv_new (zsock_endpoint (router));
+    resv_t *client = s_client_of (router);
     resv_set_retry (client, 0);
     int64_t handle = resv_send (client, "echo", "echo", "{}", 2, S_WAIT);
     assert_true (handle > 0);
@@ -856,7 +870,7 @@ test_malformed_reply_fails_request (void **state)
 {
     (void) state;
     zsock_t *router = s_router_new ();
-    resv_t *client = resv_new (zsock_endpoint (router));
+    resv_t *client = s_client_of (router);
     resv_set_retry (client, 0);
     //  Too few frames, too many, then statuses that are not 3 digits or
     //  not of the classes resv answers with (2xx, 4xx, 5xx).
@@ -934,7 +948,7 @@ test_deadline_exceeded_reason (void **state)
 {
     (void) state;
     zsock_t *router = s_router_new ();
-    resv_t *client = resv_new (zsock_endpoint (router));
+    resv_t *client = s_client_of (router);
     int64_t handle = resv_send (client, "echo", "echo", NULL, 0, 200);
     zmsg_t *request = s_router_recv (router);
     //  The broker is heard from, but never answers this request.
@@ -958,7 +972,7 @@ test_foreign_message_is_not_the_broker (void **state)
 {
     (void) state;
     zsock_t *router = s_router_new ();
-    resv_t *client = resv_new (zsock_endpoint (router));
+    resv_t *client = s_client_of (router);
     int64_t handle = resv_send (client, "echo", "echo", NULL, 0, 200);
     zmsg_t *request = s_router_recv (router);
     //  What a worker backend says to a stranger, and a request echoed
@@ -988,7 +1002,7 @@ test_retry_off (void **state)
 {
     (void) state;
     zsock_t *router = s_router_new ();
-    resv_t *client = resv_new (zsock_endpoint (router));
+    resv_t *client = s_client_of (router);
     resv_set_retry (client, 0);
     resv_send (client, "echo", "echo", NULL, 0, 400);
     zmsg_t *request = s_router_recv (router);
@@ -1138,12 +1152,68 @@ test_broker_timeout_comes_first (void **state)
 //  --------------------------------------------------------------------------
 //  Successes
 
+//  Nothing is kept in the socket while no broker is there: a request made
+//  then goes out once one comes, with the time left and the clock reading
+//  of when it goes, and one the client gave up on meanwhile never does.
+//  Kept, the first came with the time left when it was made, and a broker
+//  just started counted it from when it read it: a deadline later than the
+//  client's (past the one here by the whole wait); and the second came
+//  after the client had answered itself 504.
+static void
+test_nothing_kept_while_no_broker (void **state)
+{
+    (void) state;
+    s_dead_t *dead = s_dead_new ();
+    resv_t *client = resv_new (dead->endpoint);
+    assert_non_null (client);
+    resv_set_retry (client, 0);
+    int64_t gone = resv_send (client, "echo", "gone", NULL, 0, 200);
+    resv_reply_t reply;
+    assert_int_equal (resv_recv (client, S_WAIT, &reply), 0);
+    assert_int_equal (reply.handle, gone);
+    assert_int_equal (reply.status, RESV_TIMEOUT);
+    free (reply.body);
+    int64_t made = zclock_mono ();
+    int64_t later = resv_send (client, "echo", "later", NULL, 0, 5000);
+    assert_true (later > 0);
+    assert_int_equal (resv_recv (client, 400, &reply), -1);
+    //  The broker comes, on the port nothing listened on.
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "%s", dead->endpoint);
+    s_dead_destroy (&dead);
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    assert_non_null (router);
+    zsock_set_linger (router, 0);
+    zsock_set_rcvtimeo (router, S_WAIT);
+    assert_true (zsock_bind (router, "%s", endpoint) > 0);
+    int64_t came = zclock_mono ();
+    //  The client sends as it waits for replies.
+    for (int i = 0; i < S_WAIT / 10 && s_router_quiet (router, 0); i++)
+        assert_int_equal (resv_recv (client, 10, &reply), -1);
+    zmsg_t *msg = s_router_recv (router);
+    char *method = s_frame_str (msg, 5);
+    char *timeout = s_frame_str (msg, 6);
+    assert_string_equal (method, "later");
+    char *at = strchr (timeout, '@');
+    assert_non_null (at);
+    int64_t left = atoll (timeout), sent = atoll (at + 1);
+    assert_true (sent >= came);
+    assert_true (llabs (sent + left - (made + 5000)) <= 20);
+    zstr_free (&method);
+    zstr_free (&timeout);
+    zmsg_destroy (&msg);
+    //  And the one given up on never comes.
+    assert_true (s_router_quiet (router, 300));
+    resv_destroy (&client);
+    zsock_destroy (&router);
+}
+
 static void
 test_request_frames (void **state)
 {
     (void) state;
     zsock_t *router = s_router_new ();
-    resv_t *client = resv_new (zsock_endpoint (router));
+    resv_t *client = s_client_of (router);
     const char body [] = "{\"a\":1}\0tail";     //  Raw bytes, NUL inside
     int64_t handle = resv_send (client, "availability", "resource.add", body,
                                 sizeof body - 1, 1500);
@@ -1197,7 +1267,7 @@ test_set_timeout (void **state)
 {
     (void) state;
     zsock_t *router = s_router_new ();
-    resv_t *client = resv_new (zsock_endpoint (router));
+    resv_t *client = s_client_of (router);
     int wanted [] = { 1234, RESV_DEFAULT_TIMEOUT };
     resv_set_timeout (client, 1234);
     for (int i = 0; i < 2; i++) {
@@ -1249,7 +1319,7 @@ test_retry_same_id (void **state)
 {
     (void) state;
     zsock_t *router = s_router_new ();
-    resv_t *client = resv_new (zsock_endpoint (router));
+    resv_t *client = s_client_of (router);
     resv_set_retry (client, 100);
     int64_t handle = resv_send (client, "echo", "echo", "{}", 2, 2000);
     zmsg_t *first = s_router_recv (router);
@@ -1299,7 +1369,7 @@ test_async_many_in_flight (void **state)
     (void) state;
     enum { COUNT = 2000, DUPLICATES = 100 };
     zsock_t *router = s_router_new ();
-    resv_t *client = resv_new (zsock_endpoint (router));
+    resv_t *client = s_client_of (router);
     resv_set_retry (client, 0);
     int64_t *handles = (int64_t *) calloc (COUNT, sizeof *handles);
     for (int i = 0; i < COUNT; i++) {
@@ -1364,7 +1434,7 @@ test_recv_polls_without_waiting (void **state)
 {
     (void) state;
     zsock_t *router = s_router_new ();
-    resv_t *client = resv_new (zsock_endpoint (router));
+    resv_t *client = s_client_of (router);
     int64_t handle = resv_send (client, "echo", "echo", NULL, 0, S_WAIT);
     zmsg_t *request = s_router_recv (router);
     char *id = s_frame_str (request, 3);
@@ -1393,7 +1463,7 @@ test_late_reader_gets_every_reply (void **state)
     (void) state;
     enum { COUNT = 1000 };
     zsock_t *router = s_router_new ();
-    resv_t *client = resv_new (zsock_endpoint (router));
+    resv_t *client = s_client_of (router);
     resv_set_retry (client, 100);
     for (int i = 0; i < COUNT; i++)
         assert_true (resv_send (client, "echo", "echo", "{}", 2, 300) > 0);
@@ -1429,7 +1499,7 @@ test_set_retry_keeps_schedule_in_flight (void **state)
 {
     (void) state;
     zsock_t *router = s_router_new ();
-    resv_t *client = resv_new (zsock_endpoint (router));
+    resv_t *client = s_client_of (router);
     resv_set_retry (client, 100);
     int64_t handle = resv_send (client, "echo", "echo", NULL, 0, 1000);
     zmsg_t *request = s_router_recv (router);
@@ -1737,6 +1807,7 @@ main (void)
         cmocka_unit_test (test_unreachable_sync),
         cmocka_unit_test (test_unreachable_async),
         cmocka_unit_test (test_recv_nothing_in_flight),
+        cmocka_unit_test (test_nothing_kept_while_no_broker),
         cmocka_unit_test (test_unknown_reply_dropped),
         cmocka_unit_test (test_malformed_reply_fails_request),
         cmocka_unit_test (test_deadline_exceeded_reason),

@@ -504,9 +504,7 @@ s_race_round (fixture_t *self, const char *method, const char *raced,
                                            &race->expire.came));
     //  The owner's decision, checked against a deadline not yet passed.
     s_deadline_set (self, raced, resv_time_ms () + 60000);
-    resv_t *client = resv_new (resv_cfg_str (testkit_cfg (self->kit),
-                                             "broker/frontend", NULL));
-    assert_non_null (client);
+    resv_t *client = testkit_client_new (self->kit);
     resv_set_retry (client, 0);
     char *body = zsys_sprintf ("{\"id\":\"%s\",\"owner\":\"olga\"}", raced);
     assert_true (resv_send (client, "approval", method, body, strlen (body),
@@ -839,7 +837,6 @@ test_unknown_ids_do_not_hold_up_decisions (void **state)
     //  A deadline of 2 s: ten made-up ids at 350 ms each took 3.5 s.
     int status = testkit_call (self->kit, "approval", "approve", request,
                                2000, &reply);
-    json_decref (request);
     if (status != 200)
         fail_msg ("the real decision: %d %s", status, testkit_message (reply));
     s_assert_decided (reply, id, "approved");

@@ -291,7 +291,7 @@ test_reserve_retry_is_idempotent (void **state)
     snprintf (body, sizeof body, "{\"customer\":\"dan\",\"resource\":\"%s\","
               "\"date\":\"2027-03-01\",\"request_id\":\"k-3\"}", self->manual);
     for (int i = 0; i < 3; i++) {
-        clients [i] = resv_new (getenv ("RESV_BROKER_FRONTEND"));
+        clients [i] = testkit_client_new (self->kit);
         assert_true (resv_send (clients [i], "reservation", "reserve", body,
                                 strlen (body), 5000) > 0);
     }

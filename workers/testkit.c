@@ -63,6 +63,17 @@ s_seq_free (void **item_p)
     *item_p = NULL;
 }
 
+//  client, once its socket would take a request (connected to the
+//  broker); fails the test after 5 s.
+static resv_t *
+s_connected (resv_t *client)
+{
+    assert_non_null (client);
+    zmq_pollitem_t item = { resv_socket (client), 0, ZMQ_POLLOUT, 0 };
+    assert_int_equal (zmq_poll (&item, 1, 5000), 1);
+    return client;
+}
+
 testkit_t *
 testkit_new (const char *name, const char **env)
 {
@@ -87,13 +98,19 @@ testkit_new (const char *name, const char **env)
     s_setenv ("RESV_BROKER_FRONTEND", frontend);
     s_setenv ("RESV_BROKER_BACKEND", backend);
     s_setenv ("RESV_BROKER_EVENTS", events);
-    self->client = resv_new (frontend);
+    self->client = s_connected (resv_new (frontend));
     zstr_free (&frontend);
     zstr_free (&backend);
     zstr_free (&events);
-    assert_non_null (self->client);
     self->cfg = resv_cfg_load (NULL);
     return self;
+}
+
+resv_t *
+testkit_client_new (testkit_t *self)
+{
+    return s_connected (resv_new (resv_cfg_str (self->cfg, "broker/frontend",
+                                                NULL)));
 }
 
 void

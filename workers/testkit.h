@@ -115,9 +115,16 @@ const char *
 resv_cfg_t *
     testkit_cfg (testkit_t *self);
 
-//  The kit's client of the broker (owned by the kit).
+//  The kit's client of the broker (owned by the kit), connected.
 resv_t *
     testkit_client (testkit_t *self);
+
+//  A new client of the kit's broker (the caller destroys it), once it is
+//  connected: a request sent before is refused by the socket and goes out
+//  only at the client's next resv_recv or call (client/resv.c), which
+//  would serialise requests a test sends from several clients at once.
+resv_t *
+    testkit_client_new (testkit_t *self);
 
 //  cmocka setup and teardown of a test whose fixture is a kit: *state is
 //  the kit's name on the way in (cmocka_unit_test_prestate_setup_teardown
