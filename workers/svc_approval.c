@@ -48,9 +48,6 @@
 #define S_CATCH_UP_FIRST    10
 #define S_CATCH_UP_MAX      500
 #define S_CATCH_UP_MARGIN   100
-//  How far an id's time may be from the clock for the waits (ms): a
-//  reservation older than this had time to reach the journal.
-#define S_CATCH_UP_RECENT   60000
 //  Longest status word kept in a row ("CANCELLED"), and its NUL.
 #define S_WORD_SIZE         16
 
@@ -372,28 +369,21 @@ s_row_read (store_t *store, const char *id, const char *owner, s_row_t *row)
     return rc == SQLITE_ROW? 1: rc == SQLITE_DONE? 0: -1;
 }
 
-//  Whether id could be a reservation made so recently that its
-//  reservation.requested may not be journaled yet: an id of the form the
-//  reservation service gives ("r", its time in ms as 12 hex digits, 20 hex
-//  digits of a hash) whose time is within S_CATCH_UP_RECENT of this
-//  host's clock, either way.
-static bool
-s_could_be_new (const char *id)
+//  Whether the reservation service has reservation id: it stores a
+//  reservation and its reservation.requested in one transaction, so a
+//  reservation it has is on its way to the journal. 1, 0 when it has none
+//  (404, or 400 for an id it could never have given), -1 when it cannot
+//  tell (then the decision waits as for one it has).
+static int
+s_reservation_has (s_self_t *self, const char *id, int timeout)
 {
-    if (strlen (id) != 33 || id [0] != 'r')
-        return false;
-    uint64_t made = 0;
-    for (const char *digit = id + 1; *digit; digit++) {
-        int value = *digit >= '0' && *digit <= '9'? *digit - '0':
-                    *digit >= 'a' && *digit <= 'f'? *digit - 'a' + 10: -1;
-        if (value < 0)
-            return false;
-        if (digit - id <= 12)
-            made = made * 16 + (uint64_t) value;
-    }
-    int64_t age = (int64_t) ((uint64_t) resv_time_ms () & 0xffffffffffff)
-                - (int64_t) made;
-    return age > -S_CATCH_UP_RECENT && age < S_CATCH_UP_RECENT;
+    json_t *request = json_pack ("{s:s}", "id", id);
+    int status = request? worker_call (self->worker, RESV_SERVICE_RESERVATION,
+                                       RESV_METHOD_GET, request, timeout, NULL)
+                        : RESV_INTERNAL;
+    json_decref (request);
+    return status == RESV_OK? 1:
+           status == RESV_NOT_FOUND || status == RESV_BAD_REQUEST? 0: -1;
 }
 
 //  Page callback of the catch-up's replay: heartbeats go on.
@@ -407,11 +397,14 @@ s_keepalive (void *worker)
 //  this process has not heard of yet may be on its way still: a decision
 //  can come right after the reserve's reply, before reservation's relay
 //  has journaled reservation.requested (a few ms). So it catches up from
-//  the journal; and for an id that could be that new (s_could_be_new),
-//  again after short waits, for at most S_CATCH_UP_MAX ms (and never past
-//  deadline), before it answers 404. Any other unknown id costs one
-//  catch-up, not the waits: the worker serves one request at a time, and
-//  a run of decisions on made-up ids would stop every real one behind it.
+//  the journal; then, if the reservation service has the reservation
+//  (s_reservation_has), again after short waits, for at most
+//  S_CATCH_UP_MAX ms (and never past deadline), before it answers 404.
+//  An id the reservation service does not have costs one catch-up and
+//  that question, not the waits: the worker serves one request at a
+//  time, and a run of decisions on made-up ids would stop every real one
+//  behind it. (Asked of the id's time instead, a reserve retried after a
+//  minute, stored under the id its first try was given, got 404.)
 //  Returns 0 with the transaction open, or the status code with the reply
 //  set and no transaction.
 static int
@@ -422,7 +415,7 @@ s_row_begin (s_self_t *self, const char *id, const char *owner,
     if (give_up > deadline - S_CATCH_UP_MARGIN)
         give_up = deadline - S_CATCH_UP_MARGIN;
     int wait = S_CATCH_UP_FIRST;
-    bool could_be_new = s_could_be_new (id);
+    int has = -1;               //  s_reservation_has, once asked
     for (int attempt = 0; ; attempt++) {
         if (store_begin (self->store))
             return worker_fail (reply_p, RESV_INTERNAL, RESV_REASON_INTERNAL,
@@ -435,7 +428,10 @@ s_row_begin (s_self_t *self, const char *id, const char *owner,
             return 0;
         store_rollback (self->store);
         if (attempt > 0) {
-            if (!could_be_new || zclock_mono () + wait > give_up)
+            int64_t left = give_up - zclock_mono ();
+            if (attempt == 1 && left > 0)
+                has = s_reservation_has (self, id, (int) left);
+            if (has == 0 || zclock_mono () + wait > give_up)
                 break;
             zclock_sleep (wait);
             worker_keepalive (self->worker);

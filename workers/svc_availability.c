@@ -43,7 +43,7 @@
 //  four-digit years.
 #define S_LAST_DAY      2932896
 //  Bytes of resources one list reply carries before it is cut with a
-//  "next" cursor, for the same reason.
+//  "next" cursor: a page a client can take in at once.
 #define S_LIST_BYTES    (512 * 1024)
 
 
