@@ -44,6 +44,7 @@ struct _store_t {
     db_busy_t busy;             //  How a wait for a lock keeps a worker alive
     resv_log_limit_t disk_log;  //  Writes refused for a cause that lasts
                                 //  (a full disk, a moved file), logged
+    resv_log_limit_t cursor_log;    //  Cursor reads that failed, logged
     db_moved_t moved;           //  Whether the file was deleted or moved
     size_t publish_max;         //  Largest body of a publish, bytes
     bool emit_refused;          //  The last emit was refused: error says
@@ -835,8 +836,12 @@ store_cursor (store_t *self, const char *name)
         sqlite3_reset (stmt);
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        zsys_error ("store: %s: read the cursor %s: %s", self->path, name,
-                    store_error (self));
+        //  Every apply reads it: a cause that lasts would flood the log.
+        unsigned skipped;
+        if (resv_log_due (&self->cursor_log, 10000, &skipped))
+            zsys_error ("store: %s: read the cursor %s: %s (%u more "
+                        "failures since the last line)", self->path, name,
+                        store_error (self), skipped);
         return -1;
     }
     return seq;
