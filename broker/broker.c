@@ -62,6 +62,14 @@
 //  itself at its deadline: a failure that says it may have been done,
 //  when the held reply would have come.
 #define HELD_MAX            65536
+//  Most journal reads handed to the journal's thread and not yet done.
+//  Jobs and their results cross one pipe each way, each blocking when
+//  full (some 2 000 messages): with thousands of reads sent at once while
+//  the thread was busy (a commit waiting for the disk), the loop blocked
+//  handing over reads, stopped routing, and the thread then blocked
+//  handing back results the loop no longer took. A read past this is
+//  answered 503 queue_full at once.
+#define READS_MAX           256
 //  Lines about the connections one socket cannot accept (out of files),
 //  at most two in this many ms (accept_log.h).
 #define ACCEPT_LOG_EVERY    5000
@@ -159,6 +167,7 @@ typedef struct {
     zactor_t *journal;          //  The journal's thread (owns the journal)
     int64_t last;               //  Newest journaled seq, as last heard
     size_t jobs;                //  Jobs given to the journal's thread
+    size_t reads;               //  Of them reads, up to READS_MAX
     bool committing;            //  A group commit is one of them
     resv_log_limit_t commit_log;    //  Refused commits logged
     resv_log_limit_t retry_log;     //  Unknown retries left unanswered
@@ -1884,6 +1893,7 @@ s_read_free (s_read_t **read_p)
 static void
 s_read_done (broker_t *self, s_read_t *read)
 {
+    self->reads--;
     if (read->text)
         s_send_reply (self, &read->client, &read->id, RESV_OK, NULL,
                       read->text, strlen (read->text));
@@ -1950,6 +1960,12 @@ s_events (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, zmq_msg_t *method,
             s_send_error (self, client, id, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
                           "read takes from (>= 0), type (a prefix) and limit "
                           "(1 to " STRINGIFY (RESV_PAGE_MAX) ")");
+        else
+        if (self->reads >= READS_MAX)
+            s_send_error (self, client, id, RESV_UNAVAILABLE,
+                          RESV_REASON_QUEUE_FULL, "the journal has "
+                          STRINGIFY (READS_MAX) " reads in hand; "
+                          "read again in a moment");
         else {
             //  In the journal's thread, in order after the commits given
             //  before it: a reader sees every publish it was answered.
@@ -1972,6 +1988,7 @@ s_events (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, zmq_msg_t *method,
                                    : RESV_PAGE_DEFAULT;
                 zsock_send (self->journal, "sp", "READ", read);
                 self->jobs++;
+                self->reads++;
             }
         }
     }

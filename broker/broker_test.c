@@ -1481,6 +1481,79 @@ test_routes_while_the_journal_waits (void **state)
     sqlite3_close (db);
 }
 
+//  Thousands of reads sent while the journal's thread waits (its commit
+//  behind a lock): the broker keeps at most READS_MAX in hand and answers
+//  the rest 503 queue_full at once, and routes on. It handed every read
+//  to the thread, blocked once the pipe between them was full, and then
+//  answered nothing at all, the thread blocked in turn handing back
+//  results that the loop no longer took.
+static void
+test_reads_in_hand_are_bounded (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    char *path = zsys_sprintf ("%s/journal.db", self->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal (sqlite3_open (path, &db), SQLITE_OK);
+    zstr_free (&path);
+    assert_int_equal (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                      SQLITE_OK);
+    s_request (self->client, "p1", "events", "publish", "20000",
+               "{\"events\":[{\"id\":\"b-a\",\"type\":\"payment.authorized\"}]}");
+    zclock_sleep (200);         //  Its commit waits for the lock
+    const int reads = 5000;
+    for (int index = 0; index < reads; index++) {
+        char id [16];
+        snprintf (id, sizeof id, "r%d", index);
+        s_request (self->client, id, "events", "read", "20000",
+                   "{\"limit\":1}");
+    }
+    s_request (self->client, "g1", "ping", "", "5000", "");
+    //  The reads past the bound, then the ping, answered meanwhile.
+    int refused = 0;
+    bool pong = false;
+    while (!pong) {
+        zmsg_t *msg = zmsg_recv (self->client);
+        assert_non_null (msg);
+        zframe_t *frame = zmsg_first (msg);
+        frame = zmsg_next (msg);
+        char *id = zframe_strdup (zmsg_next (msg));
+        char *code = zframe_strdup (zmsg_next (msg));
+        char *body = zframe_strdup (zmsg_next (msg));
+        (void) frame;
+        if (streq (id, "g1")) {
+            assert_string_equal (code, "200");
+            pong = true;
+        }
+        else {
+            assert_int_equal (id [0], 'r');
+            assert_string_equal (code, "503");
+            assert_non_null (strstr (body, RESV_REASON_QUEUE_FULL));
+            refused++;
+        }
+        zstr_free (&id);
+        zstr_free (&code);
+        zstr_free (&body);
+        zmsg_destroy (&msg);
+    }
+    assert_int_equal (refused, reads - 256);
+    //  Once the commit is through, the publish and the reads in hand.
+    assert_int_equal (sqlite3_exec (db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close (db);
+    char *body = s_expect_reply (self->client, "p1", "200");
+    zstr_free (&body);
+    for (int index = 0; index < 256; index++) {
+        char *id;
+        body = s_recv_reply (self->client, "200", &id);
+        assert_non_null (strstr (body, "b-a"));
+        zstr_free (&id);
+        zstr_free (&body);
+    }
+    //  And reads are taken again.
+    s_request (self->client, "r-after", "events", "read", "5000", "{}");
+    body = s_expect_reply (self->client, "r-after", "200");
+    zstr_free (&body);
+}
+
 static void
 test_events_bad_input_400 (void **state)
 {
@@ -3109,6 +3182,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_events_publish_keeps_the_text, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_publishes_share_a_commit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_routes_while_the_journal_waits, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_reads_in_hand_are_bounded, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events_bad_input_400, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_dead_worker_request_redispatched, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_redispatched_not_started_may_be_done, s_setup, s_teardown),
