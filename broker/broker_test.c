@@ -1445,6 +1445,26 @@ test_events_publishes_share_a_commit (void **state)
     zstr_free (&body);
 }
 
+//  Takes the journal's write lock on a connection of its own (returned;
+//  COMMIT and close it to let go), then publishes p1, an event of id
+//  event_id with a deadline of timeout ms, whose commit then waits.
+static sqlite3 *
+s_journal_held (fixture_t *self, const char *event_id, const char *timeout)
+{
+    char *path = zsys_sprintf ("%s/journal.db", self->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal (sqlite3_open (path, &db), SQLITE_OK);
+    zstr_free (&path);
+    assert_int_equal (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                      SQLITE_OK);
+    char *body = zsys_sprintf ("{\"events\":[{\"id\":\"%s\","
+                               "\"type\":\"payment.authorized\"}]}", event_id);
+    s_request (self->client, "p1", "events", "publish", timeout, body);
+    zstr_free (&body);
+    zclock_sleep (200);         //  It is in, its commit held
+    return db;
+}
+
 //  A publish waits for its commit, but nothing else does. While another
 //  connection holds the journal's write lock (as a WAL restart does for
 //  two syncs of the disk), the broker still answers a ping at once; the
@@ -1454,15 +1474,7 @@ static void
 test_routes_while_the_journal_waits (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    char *path = zsys_sprintf ("%s/journal.db", self->dir);
-    sqlite3 *db = NULL;
-    assert_int_equal (sqlite3_open (path, &db), SQLITE_OK);
-    zstr_free (&path);
-    assert_int_equal (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
-                      SQLITE_OK);
-    s_request (self->client, "p1", "events", "publish", "5000",
-               "{\"events\":[{\"id\":\"w-a\",\"type\":\"payment.authorized\"}]}");
-    zclock_sleep (200);         //  It is in, its commit held
+    sqlite3 *db = s_journal_held (self, "w-a", "5000");
     s_request (self->client, "g1", "ping", "", "1000", "");
     char *body = s_expect_reply (self->client, "g1", "200");
     assert_non_null (strstr (body, "\"pong\":true"));
@@ -1491,15 +1503,7 @@ static void
 test_reads_in_hand_are_bounded (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
-    char *path = zsys_sprintf ("%s/journal.db", self->dir);
-    sqlite3 *db = NULL;
-    assert_int_equal (sqlite3_open (path, &db), SQLITE_OK);
-    zstr_free (&path);
-    assert_int_equal (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
-                      SQLITE_OK);
-    s_request (self->client, "p1", "events", "publish", "20000",
-               "{\"events\":[{\"id\":\"b-a\",\"type\":\"payment.authorized\"}]}");
-    zclock_sleep (200);         //  Its commit waits for the lock
+    sqlite3 *db = s_journal_held (self, "b-a", "20000");
     const int reads = 5000;
     for (int index = 0; index < reads; index++) {
         char id [16];

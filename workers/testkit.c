@@ -647,6 +647,30 @@ testkit_served (testkit_t *self, const char *service)
     return served;
 }
 
+FILE *
+testkit_log_start (void)
+{
+    FILE *log = tmpfile ();
+    assert_non_null (log);
+    zsys_set_logstream (log);
+    return log;
+}
+
+bool
+testkit_log_end (FILE *log, const char *text)
+{
+    zsys_set_logstream (stderr);
+    size_t max = 64 * 1024;
+    char *logged = (char *) malloc (max + 1);
+    assert_non_null (logged);
+    size_t size = fseek (log, 0, SEEK_SET) == 0? fread (logged, 1, max, log): 0;
+    logged [size] = 0;
+    fclose (log);
+    bool found = strstr (logged, text) != NULL;
+    free (logged);
+    return found;
+}
+
 int64_t
 testkit_sql_int (store_t *store, const char *sql)
 {

@@ -349,6 +349,15 @@ const char *
 int64_t
     testkit_served (testkit_t *self, const char *service);
 
+//  Sends CZMQ's log to a temporary file from now on; returns it.
+FILE *
+    testkit_log_start (void);
+
+//  Sends the log back to stderr and closes log (from testkit_log_start);
+//  returns whether text was in what was logged meanwhile (the first 64 KB).
+bool
+    testkit_log_end (FILE *log, const char *text);
+
 //  The first column of the first row sql gives on store (borrowed), as an
 //  integer; -1 when there is no row. sql is prepared through store_stmt,
 //  which keeps statements by the address of their text: pass a string
