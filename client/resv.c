@@ -621,7 +621,9 @@ s_unblock (resv_t *self, int64_t now)
     self->blocked = false;
     for (size_t pos = 0; pos < self->pending; pos++) {
         s_request_t *request = self->heap [pos];
-        if (request->blocked && request->retry_at > now)
+        //  Not one whose deadline passed, nor a resend given up at it.
+        if (request->blocked && request->retry_at > now
+        &&  request->retry_at != INT64_MAX && now < request->deadline)
             request->retry_at = now;
         //  Keys only went down: sifting each up in order keeps a heap.
         s_heap_up (self, pos);
@@ -787,6 +789,15 @@ s_pump (resv_t *self, int64_t until)
     //  expire it as unanswered.
     size_t read = s_drain (self, pending + S_DRAIN_BATCH);
     int64_t now = zclock_mono ();
+    //  The socket may take what it refused (a caller's own loop saw
+    //  ZMQ_POLLOUT: resv_send_waits): sent now, not S_BLOCKED_RETRY after.
+    if (self->blocked) {
+        int events = 0;
+        size_t size = sizeof events;
+        if (zmq_getsockopt (self->zsock, ZMQ_EVENTS, &events, &size) == 0
+        &&  (events & ZMQ_POLLOUT))
+            s_unblock (self, now);
+    }
     s_timers (self, now);
     //  Checked first so that a stream of replies nobody waits for (late,
     //  duplicate, foreign) cannot hold a caller past its wait.
@@ -876,7 +887,8 @@ resv_new (const char *endpoint)
     //  from when it read it: a deadline later than ours, and work handed
     //  on after we had given up (protocol section 2). Refused, it is sent
     //  again with fresh ones (s_unblock, S_BLOCKED_RETRY); a connection
-    //  lost drops what it held, for our retries to resend.
+    //  lost drops what it held, for our retries to resend (with retries
+    //  off, those end at their deadlines: resv_set_retry).
     zsock_set_immediate (self->sock, 1);
     zsock_set_sndhwm (self->sock, S_HWM);
     zsock_set_rcvhwm (self->sock, S_HWM);
@@ -1030,6 +1042,12 @@ size_t
 resv_inflight (resv_t *self)
 {
     return self? self->pending + self->done_count: 0;
+}
+
+int
+resv_send_waits (resv_t *self)
+{
+    return self && self->blocked;
 }
 
 void *

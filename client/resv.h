@@ -98,7 +98,10 @@ void
 //  Sets the retry interval: a request unanswered for this long is sent
 //  again, with the same id, until its deadline. 0 (or less) turns retries
 //  off. Requests already in flight keep the schedule they had: the
-//  interval in force when they were sent.
+//  interval in force when they were sent. Without retries, a request the
+//  socket took but had not yet written when the connection to the broker
+//  was lost is lost with it (nothing is kept for a broker that comes
+//  later: resv_send), and ends at its deadline with 504.
 void
     resv_set_retry (resv_t *self, int retry_ms);
 
@@ -203,9 +206,17 @@ size_t
 //  other sockets (zmq_poll, ZMQ_POLLIN: then resv_recv with wait_ms 0 takes
 //  what came). Resends and local expiry happen only inside resv_recv and
 //  the calls, so such a loop calls resv_recv at least every retry interval
-//  while requests are in flight. Valid for the client's life; NULL-safe.
+//  while requests are in flight; and while resv_send_waits says so, it
+//  waits for ZMQ_POLLOUT too, and calls resv_recv when that comes, so
+//  that the requests the socket refused go out as soon as it takes them.
+//  Valid for the client's life; NULL-safe.
 void *
     resv_socket (resv_t *self);
+
+//  1 while a request waits for the socket to take it (no broker connected
+//  yet, or its pipe full), else 0. NULL-safe.
+int
+    resv_send_waits (resv_t *self);
 
 //  Per-command helpers, one per resv command (spec section 5). Each sends
 //  one request with the client's default deadline (resv_set_timeout: set

@@ -1177,6 +1177,7 @@ test_nothing_kept_while_no_broker (void **state)
     int64_t later = resv_send (client, "echo", "later", NULL, 0, 5000);
     assert_true (later > 0);
     assert_int_equal (resv_recv (client, 400, &reply), -1);
+    assert_int_equal (resv_send_waits (client), 1);
     //  The broker comes, on the port nothing listened on.
     char endpoint [64];
     snprintf (endpoint, sizeof endpoint, "%s", dead->endpoint);
@@ -1202,6 +1203,7 @@ test_nothing_kept_while_no_broker (void **state)
     zstr_free (&method);
     zstr_free (&timeout);
     zmsg_destroy (&msg);
+    assert_int_equal (resv_send_waits (client), 0);
     //  And the one given up on never comes.
     assert_true (s_router_quiet (router, 300));
     resv_destroy (&client);

@@ -428,10 +428,14 @@ s_row_begin (s_self_t *self, const char *id, const char *owner,
             return 0;
         store_rollback (self->store);
         if (attempt > 0) {
+            //  The question takes half of what is left at most, and is
+            //  followed by one catch-up at least: the event had its time
+            //  to come meanwhile.
             int64_t left = give_up - zclock_mono ();
-            if (attempt == 1 && left > 0)
-                has = s_reservation_has (self, id, (int) left);
-            if (has == 0 || zclock_mono () + wait > give_up)
+            if (attempt == 1)
+                has = s_reservation_has (self, id,
+                                         left / 2 > 20? (int) (left / 2): 20);
+            if (has == 0 || (attempt > 1 && zclock_mono () + wait > give_up))
                 break;
             zclock_sleep (wait);
             worker_keepalive (self->worker);

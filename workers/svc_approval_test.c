@@ -253,38 +253,6 @@ test_decision_right_after_reserve (void **state)
     }
 }
 
-//  A reserve retried long after its first try, which was refused, is
-//  stored under the id that try was given (the reservation service keeps
-//  it per request id), its time long past: a decision right after it
-//  still waits for its reservation.requested, as for any reservation the
-//  reservation service has. (Judged by the id's time, it got 404 when the
-//  event was still in the relay.)
-static void
-test_decision_right_after_a_late_retry (void **state)
-{
-    fixture_t *self = (fixture_t *) *state;
-    char *path = zsys_sprintf ("%s/reservation.db", testkit_dir (self->kit));
-    sqlite3 *reservations = NULL;
-    assert_int_equal (sqlite3_open (path, &reservations), SQLITE_OK);
-    zstr_free (&path);
-    sqlite3_busy_timeout (reservations, 5000);
-    for (int round = 0; round < 10; round++) {
-        //  The id its first try was given, two minutes ago.
-        char *sql = zsys_sprintf (
-            "INSERT INTO requests (customer, request_id, id) VALUES"
-            " ('carla', 'k-late%d', 'r%012" PRIx64 "0123456789abcdef%04d')",
-            round, (uint64_t) (resv_time_ms () - 120000) & 0xffffffffffff,
-            round);
-        assert_int_equal (sqlite3_exec (reservations, sql, NULL, NULL, NULL),
-                          SQLITE_OK);
-        zstr_free (&sql);
-        char key [16];
-        snprintf (key, sizeof key, "k-late%d", round);
-        s_approve_at_once (self, key, round);
-    }
-    sqlite3_close (reservations);
-}
-
 static int
 s_setup_short (void **state)
 {
@@ -851,20 +819,16 @@ test_unknown_ids_do_not_hold_up_decisions (void **state)
     char *id = testkit_reserved (self->kit, self->manual, "k-u1");
     assert_true (s_wait_caught_up (self));
     resv_t *client = testkit_client (self->kit);
-    //  Not of the reservation service's form, or of its form and made
-    //  just now (r, 12 hex digits of ms, 20 of a hash): either way ids it
-    //  does not have.
+    //  Of the reservation service's form and made just now (r, 12 hex
+    //  digits of ms, 20 of a hash), as a reservation that is on its way
+    //  would be, but ids it does not have.
     int64_t made_up [10];
     for (int i = 0; i < 10; i++) {
         char body [128];
-        if (i % 2)
-            snprintf (body, sizeof body,
-                      "{\"id\":\"rnope%d\",\"owner\":\"olga\"}", i);
-        else
-            snprintf (body, sizeof body,
-                      "{\"id\":\"r%012" PRIx64 "0123456789abcdef%04d\","
-                      "\"owner\":\"olga\"}",
-                      (uint64_t) resv_time_ms () & 0xffffffffffff, i);
+        snprintf (body, sizeof body,
+                  "{\"id\":\"r%012" PRIx64 "0123456789abcdef%04d\","
+                  "\"owner\":\"olga\"}",
+                  (uint64_t) resv_time_ms () & 0xffffffffffff, i);
         made_up [i] = resv_send (client, "approval", "approve", body,
                                  strlen (body), 10000);
         assert_true (made_up [i] > 0);
@@ -1226,7 +1190,6 @@ main (void)
         S_TEST (test_manual_approve),
         S_TEST (test_manual_decline),
         S_TEST (test_decision_right_after_reserve),
-        S_TEST (test_decision_right_after_a_late_retry),
         S_TEST_WITH (test_expiry, s_setup_short),
         S_TEST_WITH (test_expiry_survives_restart, s_setup_short),
         S_TEST_WITH (test_expiry_of_more_than_a_batch, s_setup_slow_tick),

@@ -1044,9 +1044,15 @@ s_wait (worker_t *self, int64_t until)
     int count = 0;
     if (self->handle)
         items [count++] = (zmq_pollitem_t) { self->handle, 0, ZMQ_POLLIN, 0 };
-    if (self->ncalls)
+    if (self->ncalls) {
+        //  And for a call the socket refused (no broker yet): out as soon
+        //  as it would take it, not at the next tick.
+        short events = ZMQ_POLLIN;
+        if (resv_send_waits (self->async))
+            events |= ZMQ_POLLOUT;
         items [count++] = (zmq_pollitem_t) { resv_socket (self->async), 0,
-                                             ZMQ_POLLIN, 0 };
+                                             events, 0 };
+    }
     if (count == 0) {
         if (wait)
             zclock_sleep ((int) wait);
