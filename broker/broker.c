@@ -68,7 +68,7 @@
 //  the thread was busy (a commit waiting for the disk), the loop blocked
 //  handing over reads, stopped routing, and the thread then blocked
 //  handing back results the loop no longer took. A read past this is
-//  answered 503 queue_full at once.
+//  answered 429 queue_full at once, as a request past a full queue is.
 #define READS_MAX           256
 //  Lines about the connections one socket cannot accept (out of files),
 //  at most two in this many ms (accept_log.h).
@@ -1962,7 +1962,7 @@ s_events (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, zmq_msg_t *method,
                           "(1 to " STRINGIFY (RESV_PAGE_MAX) ")");
         else
         if (self->reads >= READS_MAX)
-            s_send_error (self, client, id, RESV_UNAVAILABLE,
+            s_send_error (self, client, id, RESV_TOO_MANY,
                           RESV_REASON_QUEUE_FULL, "the journal has "
                           STRINGIFY (READS_MAX) " reads in hand; "
                           "read again in a moment");

@@ -1495,7 +1495,7 @@ test_routes_while_the_journal_waits (void **state)
 
 //  Thousands of reads sent while the journal's thread waits (its commit
 //  behind a lock): the broker keeps at most READS_MAX in hand and answers
-//  the rest 503 queue_full at once, and routes on. It handed every read
+//  the rest 429 queue_full at once, and routes on. It handed every read
 //  to the thread, blocked once the pipe between them was full, and then
 //  answered nothing at all, the thread blocked in turn handing back
 //  results that the loop no longer took.
@@ -1530,7 +1530,7 @@ test_reads_in_hand_are_bounded (void **state)
         }
         else {
             assert_int_equal (id [0], 'r');
-            assert_string_equal (code, "503");
+            assert_string_equal (code, "429");
             assert_non_null (strstr (body, RESV_REASON_QUEUE_FULL));
             refused++;
         }

@@ -1728,15 +1728,6 @@ typedef enum {
     S_SWEEP_FAILED = -1         //  A store failure (logged)
 } s_sweep_claim_t;
 
-//  One row of stmt (bound; reset here): 1, 0 when none, -1 on a failure.
-static int
-s_has_row (sqlite3_stmt *stmt)
-{
-    int rc = sqlite3_step (stmt);
-    sqlite3_reset (stmt);
-    return rc == SQLITE_ROW? 1: rc == SQLITE_DONE? 0: -1;
-}
-
 //  Claims the undo of abandoned reserve id, whose saga row the sweep read
 //  with started_ms, unless that is over: everything is looked at again in
 //  the claim's own transaction, since an attempt may have stored the
@@ -1748,20 +1739,21 @@ s_sweep_claim (store_t *store, const char *id, int64_t started_ms)
     if (store_begin (store))
         return S_SWEEP_FAILED;
     int stored = -1, row = -1, live = -1;
+    int64_t ignored;
     sqlite3_stmt *stmt = store_stmt (store, s_sql_exists);
     if (stmt) {
         sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
-        stored = s_has_row (stmt);
+        stored = s_int_row (stmt, &ignored, NULL);
     }
     if (stored == 0 && (stmt = store_stmt (store, s_sql_saga_is))) {
         sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_int64 (stmt, 2, started_ms);
-        row = s_has_row (stmt);
+        row = s_int_row (stmt, &ignored, NULL);
     }
     if (row == 1 && (stmt = store_stmt (store, s_sql_attempt_live))) {
         sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_int64 (stmt, 2, resv_time_ms ());
-        live = s_has_row (stmt);
+        live = s_int_row (stmt, &ignored, NULL);
     }
     s_sweep_claim_t found =
         stored == 1? S_SWEEP_STORED:
