@@ -141,9 +141,16 @@ else
 fi
 
 # --- graceful stop -------------------------------------------------------
-"$RESV" -t 5000 call echo sleep '{"ms":600}' >"$T/stop.out" 2>&1 &
+# SIGTERM goes once the broker has the request in flight: a fixed sleep
+# lost the race on a loaded machine, where the client had not yet
+# connected (libresv keeps nothing in its socket while no broker is
+# connected), and the stopping broker took no new connection.
+in_flight () {
+    "$RESV" -t 500 stats | grep -q '"echo":{[^}]*"inflight":1'
+}
+"$RESV" -t 5000 call echo sleep '{"ms":1500}' >"$T/stop.out" 2>&1 &
 CLIENT=$!
-sleep 0.2
+check "the request is in flight before the stop" wait_for 5 in_flight
 kill -TERM "$BROKER_PID"
 wait "$CLIENT"; rc=$?
 if [ $rc -eq 0 ]; then ok "request in flight answered during broker stop"
