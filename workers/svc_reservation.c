@@ -16,7 +16,7 @@
     than any request can live, and undoes what they may have left held.
     Attempts of one reserve at once (a retry, the same request sent twice)
     share its reservation id, hold and payment; only the last of them to
-    fail undoes them (s_saga_abort).
+    fail undoes them (s_saga_settle, s_saga_fail).
 
     cancel, expire and the consumed approval.approved|declined move the
     status with a conditional UPDATE in the transaction of the event they
@@ -874,6 +874,16 @@ typedef struct _s_saga_t s_saga_t;
 //  A step of the saga: what follows a downstream call. Takes reply.
 typedef void (s_step_fn) (s_saga_t *saga, int status, json_t *reply);
 
+//  How a failed reserve's message ends (s_saga_failure): as it is, or
+//  followed by what became of the reserve (its undo may take calls
+//  first), and then also with 504 deadline in place of its status once
+//  the deadline passed meanwhile.
+typedef enum {
+    S_TELL_AS_IS,
+    S_TELL_OUTCOME,
+    S_TELL_UNAVAILABLE
+} s_tell_t;
+
 struct _s_saga_t {
     s_self_t *self;             //  The service
     json_t *request;            //  The reserve request
@@ -890,6 +900,16 @@ struct _s_saga_t {
     bool done;                  //  Without later: ended, with
     int status;                 //  this status
     zframe_t *reply;            //  and this reply
+    //  A failure's answer, given once its undo is over (s_saga_fail)
+    int fail_status;
+    char *fail_reason;          //  NULL: none
+    char *fail_text;
+    s_tell_t fail_tell;
+    zframe_t *fail_answer;      //  An answer made already, given as it is
+    //  The undo under way (s_saga_undo_next)
+    int undo_step;              //  Of s_undo_steps
+    bool undo_failed;           //  A step failed
+    int64_t undo_ms;            //  Each step's timeout
 };
 
 static void
@@ -899,6 +919,9 @@ s_saga_free (s_saga_t **saga_p)
     json_decref (saga->request);
     json_decref (saga->hold);
     zframe_destroy (&saga->reply);
+    zstr_free (&saga->fail_reason);
+    zstr_free (&saga->fail_text);
+    zframe_destroy (&saga->fail_answer);
     free (saga);
     *saga_p = NULL;
 }
@@ -972,32 +995,43 @@ s_saga_call (s_saga_t *saga, const char *service, const char *method,
     next (saga, status, reply);
 }
 
-//  Undoes what a reserve of id may have done: voids its payment (when
-//  voiding) and releases its hold. Both are idempotent. Returns 0 when
-//  both succeeded, -1 otherwise (logged; the saga row stays for the
-//  sweep).
+//  The calls that undo what a reserve may have done, in their order: its
+//  payment voided, then its hold released. Both are idempotent.
+static const char *s_undo_steps [2][2] = {
+    { RESV_SERVICE_PAYMENT, RESV_METHOD_VOID },
+    { RESV_SERVICE_AVAILABILITY, RESV_METHOD_RELEASE }
+};
+
+//  Whether undo step (s_undo_steps) of id went through; logs one that did
+//  not. Takes reply.
+static bool
+s_undo_step_done (const char *id, int step, int status, json_t *reply)
+{
+    if (status != RESV_OK)
+        zsys_warning ("reservation: undo %s: %s %s: %d %s", id,
+                      s_undo_steps [step][0], s_undo_steps [step][1], status,
+                      s_error_field (reply, "message", ""));
+    json_decref (reply);
+    return status == RESV_OK;
+}
+
+//  Undoes what a reserve of id may have done, waiting for each call: voids
+//  its payment (when voiding) and releases its hold. Returns 0 when both
+//  succeeded, -1 otherwise (logged; the saga row stays for the sweep).
 static int
 s_undo (s_caller_t *caller, const char *id, bool voiding, int timeout_ms)
 {
     if (timeout_ms < S_UNDO_MIN)
         timeout_ms = S_UNDO_MIN;
     int failed = 0;
-    const char *steps [2][2] = {
-        { RESV_SERVICE_PAYMENT, RESV_METHOD_VOID },
-        { RESV_SERVICE_AVAILABILITY, RESV_METHOD_RELEASE }
-    };
     for (int step = voiding? 0: 1; step < 2; step++) {
         json_t *reply = NULL;
-        int status = s_invoke (caller, steps [step][0], steps [step][1],
+        int status = s_invoke (caller, s_undo_steps [step][0],
+                               s_undo_steps [step][1],
                                json_pack ("{s:s}", "reservation", id),
                                timeout_ms, &reply);
-        if (status != RESV_OK) {
-            zsys_warning ("reservation: undo %s: %s %s: %d %s", id,
-                          steps [step][0], steps [step][1], status,
-                          s_error_field (reply, "message", ""));
+        if (!s_undo_step_done (id, step, status, reply))
             failed = -1;
-        }
-        json_decref (reply);
     }
     return failed;
 }
@@ -1021,22 +1055,28 @@ s_attempt_unclaim (store_t *store, const char *id)
                       id, store_error (store));
 }
 
-//  Ends a failed attempt of a reserve. The hold and the payment belong to
-//  the reservation id, which every attempt of the reserve shares (a
-//  retry, or the same reserve sent twice at once): an attempt must not
-//  take them back while another may still store the reservation on them.
-//  So, in one transaction: if another attempt stored the reservation, this
-//  one answers with it (201, or 409 when it asked for something else);
-//  if another is still under way, or an undo took this one for gone, it
-//  leaves everything to that one. Only the last attempt undoes, and then
-//  everything any attempt may have done (when undo, or another attempt
-//  had begun; the payment too when voiding), under a claim that keeps new
-//  attempts out until it is done (s_attempt_open). *outcome_p says what
-//  became of it, for the caller's message. Returns 0, or the status of
-//  the stored reservation's answer with *reply_p set.
+//  What s_saga_settle leaves to its caller: an undo whose claim is
+//  committed and whose calls are to be made.
+#define S_SETTLE_UNDO       (-1)
+
+//  Settles a failed attempt of a reserve in one transaction. The hold and
+//  the payment belong to the reservation id, which every attempt of the
+//  reserve shares (a retry, or the same reserve sent twice at once): an
+//  attempt must not take them back while another may still store the
+//  reservation on them. So: if another attempt stored the reservation,
+//  this one answers with it (returns 201, or 409 when it asked for
+//  something else, with *reply_p set); if another is still under way, or
+//  an undo took this one for gone, it leaves everything to that one
+//  (returns 0). Only the last attempt undoes, and then everything any
+//  attempt may have done (when undo, or another attempt had begun; the
+//  payment too when voiding, which *voiding_p says), under a claim that
+//  keeps new attempts out until it is done (s_attempt_open): returns
+//  S_SETTLE_UNDO, the claim committed, and saga->undo_ms is how long each
+//  call of the undo may take. *outcome_p says what became of it, for the
+//  answer's message.
 static int
-s_saga_abort (s_saga_t *saga, bool undo, bool voiding,
-              const char **outcome_p, zframe_t **reply_p)
+s_saga_settle (s_saga_t *saga, bool undo, bool *voiding_p,
+               const char **outcome_p, zframe_t **reply_p)
 {
     s_self_t *self = saga->self;
     store_t *store = self->store;
@@ -1082,7 +1122,7 @@ s_saga_abort (s_saga_t *saga, bool undo, bool voiding,
     }
     if (saga->resumed || others) {
         undo = true;            //  What the others did, this one undoes
-        voiding = true;
+        *voiding_p = true;
     }
     if (!undo) {
         if (s_saga_close (store, id, 0) || store_commit (store))
@@ -1092,22 +1132,8 @@ s_saga_abort (s_saga_t *saga, bool undo, bool voiding,
     if (s_attempt_claim (store, id, 2 * left + S_UNDO_SLACK)
     ||  store_commit (store))
         goto failed;
-    s_caller_t caller = { self->call, self->call_arg };
-    if (s_undo (&caller, id, voiding, (int) left)) {
-        //  A call the worker's stop gave up on may still be done, its
-        //  deadline not over: the claim then stays until it lapses, as
-        //  the sweep's does, or a retry let in meanwhile (in another
-        //  process) could have the hold it makes released by that call.
-        if (!(self->call == s_worker_call
-              && worker_stopping ((worker_t *) self->call_arg)))
-            s_attempt_unclaim (store, id);
-        *outcome_p = "undoing it failed too and will be retried";
-        return 0;
-    }
-    if (s_saga_close (store, id, 0))
-        zsys_warning ("reservation: close saga %s: %s; the sweep will",
-                      id, store_error (store));
-    return 0;
+    saga->undo_ms = left;
+    return S_SETTLE_UNDO;
 failed:
     //  Undoing without knowing that no other attempt goes on could take
     //  its hold back: the sweep undoes it once every attempt is over.
@@ -1116,6 +1142,140 @@ failed:
     store_rollback (store);
     *outcome_p = "undoing it is left to the sweep";
     return 0;
+}
+
+//  Ends the undo of a failed reserve once its calls are over (failed: one
+//  of them failed); returns what became of the reserve.
+static const char *
+s_saga_undone (s_saga_t *saga, bool failed)
+{
+    s_self_t *self = saga->self;
+    const char *id = saga->order.id;
+    if (failed) {
+        //  A call the worker's stop gave up on may still be done, its
+        //  deadline not over: the claim then stays until it lapses, as
+        //  the sweep's does, or a retry let in meanwhile (in another
+        //  process) could have the hold it makes released by that call.
+        if (!(self->call == s_worker_call
+              && worker_stopping ((worker_t *) self->call_arg)))
+            s_attempt_unclaim (self->store, id);
+        return "undoing it failed too and will be retried";
+    }
+    if (s_saga_close (self->store, id, 0))
+        zsys_warning ("reservation: close saga %s: %s; the sweep will",
+                      id, store_error (self->store));
+    return "nothing was reserved";
+}
+
+//  Sets what a failed reserve answers once its undo is over: status,
+//  reason (NULL: none) and the message of format, followed by what
+//  became of the reserve as tell says.
+static void
+s_saga_failure (s_saga_t *saga, int status, const char *reason,
+                s_tell_t tell, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    saga->fail_text = zsys_vprintf (format, args);
+    va_end (args);
+    saga->fail_status = status;
+    saga->fail_reason = reason? strdup (reason): NULL;
+    saga->fail_tell = tell;
+}
+
+//  Answers a failed reserve as s_saga_failure said, now that outcome is
+//  known, and ends it.
+static void
+s_saga_tell (s_saga_t *saga, const char *outcome)
+{
+    zframe_t *answer = saga->fail_answer;
+    saga->fail_answer = NULL;
+    int status = saga->fail_status;
+    if (!answer) {
+        const char *reason = saga->fail_reason;
+        const char *text = saga->fail_text? saga->fail_text: resv_strstatus (status);
+        if (saga->fail_tell == S_TELL_UNAVAILABLE
+        &&  zclock_mono () >= saga->deadline) {
+            status = RESV_TIMEOUT;
+            reason = RESV_REASON_DEADLINE;
+        }
+        if (saga->fail_tell == S_TELL_AS_IS)
+            status = worker_fail (&answer, status, reason, "%s", text);
+        else
+            status = worker_fail (&answer, status, reason, "%s; %s", text,
+                                  outcome);
+    }
+    s_saga_end (saga, status, &answer);
+}
+
+static void
+    s_saga_undo_next (s_saga_t *saga);
+
+//  worker_call_async's completion of an undo's call: on to the next.
+static void
+s_saga_undo_resume (void *arg, int status, json_t *reply)
+{
+    s_saga_t *saga = (s_saga_t *) arg;
+    if (!s_undo_step_done (saga->order.id, saga->undo_step, status, reply))
+        saga->undo_failed = true;
+    saga->undo_step++;
+    s_saga_undo_next (saga);
+}
+
+//  Makes the undo's next call without waiting for it, or ends the reserve
+//  once there is none left.
+static void
+s_saga_undo_next (s_saga_t *saga)
+{
+    while (saga->undo_step < 2) {
+        int step = saga->undo_step;
+        json_t *request = json_pack ("{s:s}", "reservation", saga->order.id);
+        int rc = request? worker_call_async ((worker_t *) saga->self->call_arg,
+                                             s_undo_steps [step][0],
+                                             s_undo_steps [step][1], request,
+                                             NULL, (int) saga->undo_ms,
+                                             s_saga_undo_resume, saga): -1;
+        json_decref (request);
+        if (rc == 0)
+            return;             //  s_saga_undo_resume goes on
+        zsys_warning ("reservation: undo %s: cannot send %s %s",
+                      saga->order.id, s_undo_steps [step][0],
+                      s_undo_steps [step][1]);
+        saga->undo_failed = true;
+        saga->undo_step++;
+    }
+    s_saga_tell (saga, s_saga_undone (saga, saga->undo_failed));
+}
+
+//  Ends a failed attempt of a reserve, answered as s_saga_failure said:
+//  settles it (s_saga_settle), makes the undo's calls if it must, and
+//  answers. When the request was taken aside the calls go without waiting
+//  and the answer comes once they are over: the worker serves meanwhile,
+//  and the transaction of a batch of completions this one ran in (which
+//  holds the store's write lock) is not held open through them.
+static void
+s_saga_fail (s_saga_t *saga, bool undo, bool voiding)
+{
+    const char *outcome;
+    zframe_t *answer = NULL;
+    int stored = s_saga_settle (saga, undo, &voiding, &outcome, &answer);
+    if (stored > 0) {
+        s_saga_end (saga, stored, &answer);
+        return;
+    }
+    if (stored == S_SETTLE_UNDO) {
+        saga->undo_step = voiding? 0: 1;
+        saga->undo_failed = false;
+        if (saga->later) {
+            s_saga_undo_next (saga);
+            return;
+        }
+        s_caller_t caller = { saga->self->call, saga->self->call_arg };
+        outcome = s_saga_undone (saga, s_undo (&caller, saga->order.id,
+                                               voiding, (int) saga->undo_ms)
+                                       != 0);
+    }
+    s_saga_tell (saga, outcome);
 }
 
 //  Whether a failed downstream call may have done its work: not when it
@@ -1140,26 +1300,27 @@ s_dispatched (int status, json_t *reply)
 //  that never left this worker (its store refused the commit before it)
 //  is answered in the runtime's words, which say so: still a 503, not a
 //  500, so that the broker's breaker does not take a full disk as the
-//  service failing and shut its reads off too.
-static int
+//  service failing and shut its reads off too. Takes reply.
+static void
 s_reserve_unavailable (s_saga_t *saga, const char *what, int status,
-                       json_t *reply, bool undo, bool voiding,
-                       zframe_t **reply_p)
+                       json_t *reply, bool undo, bool voiding)
 {
-    const char *outcome;
-    int stored = s_saga_abort (saga, undo, voiding, &outcome, reply_p);
-    if (stored)
-        return stored;
-    int64_t deadline = saga->deadline;
     const char *message = s_error_field (reply, "message", resv_strstatus (status));
     if (streq (s_error_field (reply, "reason", ""), RESV_REASON_NOT_SENT))
-        return worker_fail (reply_p, RESV_UNAVAILABLE, RESV_REASON_INTERNAL,
-                            "%s; %s", message, outcome);
-    bool late = status == RESV_TIMEOUT || zclock_mono () >= deadline;
-    return worker_fail (reply_p, late? RESV_TIMEOUT: RESV_UNAVAILABLE,
-                   late? RESV_REASON_DEADLINE:
-                         s_error_field (reply, "reason", RESV_REASON_INTERNAL),
-                   "%s failed (%d: %s); %s", what, status, message, outcome);
+        s_saga_failure (saga, RESV_UNAVAILABLE, RESV_REASON_INTERNAL,
+                        S_TELL_OUTCOME, "%s", message);
+    else
+    if (status == RESV_TIMEOUT)
+        s_saga_failure (saga, RESV_TIMEOUT, RESV_REASON_DEADLINE,
+                        S_TELL_OUTCOME, "%s failed (%d: %s)", what, status,
+                        message);
+    else
+        s_saga_failure (saga, RESV_UNAVAILABLE,
+                        s_error_field (reply, "reason", RESV_REASON_INTERNAL),
+                        S_TELL_UNAVAILABLE, "%s failed (%d: %s)", what, status,
+                        message);
+    json_decref (reply);
+    s_saga_fail (saga, undo, voiding);
 }
 
 //  What the saga reads of a hold's and an authorisation's success: the
@@ -1386,56 +1547,40 @@ static void
 s_reserve_held (s_saga_t *saga, int status, json_t *reply)
 {
     s_order_t *order = &saga->order;
-    zframe_t *answer = NULL;
     if (status == RESV_BAD_REQUEST || status == RESV_NOT_FOUND
     ||  status == RESV_CONFLICT || status == RESV_TOO_MANY) {
         //  Refused: this call held nothing. Another attempt may have.
-        const char *outcome;
-        int stored = s_saga_abort (saga, false, false, &outcome, &answer);
-        if (stored)
-            status = stored;
-        else
-            status = worker_fail (&answer, status,
-                                  s_error_field (reply, "reason", NULL), "%s",
-                                  s_error_field (reply, "message",
-                                                 resv_strstatus (status)));
+        s_saga_failure (saga, status, s_error_field (reply, "reason", NULL),
+                        S_TELL_AS_IS, "%s", s_error_field (reply, "message",
+                                                      resv_strstatus (status)));
         json_decref (reply);
-        s_saga_end (saga, status, &answer);
+        s_saga_fail (saga, false, false);
         return;
     }
     if (status != RESV_OK) {
         bool undo = saga->resumed || s_dispatched (status, reply);
-        status = s_reserve_unavailable (saga, "availability hold", status,
-                                        reply, undo, saga->resumed, &answer);
-        json_decref (reply);
-        s_saga_end (saga, status, &answer);
+        s_reserve_unavailable (saga, "availability hold", status, reply, undo,
+                               saga->resumed);
         return;
     }
     saga->hold = reply;         //  held points into it from now on
     s_held_t *held = &saga->held;
-    const char *outcome;
-    int stored;
     if (!s_held_read (reply, held)) {
-        if (!(stored = s_saga_abort (saga, true, saga->resumed, &outcome,
-                                     &answer)))
-            stored = worker_fail (&answer, RESV_INTERNAL, RESV_REASON_INTERNAL,
-                                  "availability hold of %s: reply without "
-                                  "resource price, owner, approval or slot; "
-                                  "%s", order->id, outcome);
-        s_saga_end (saga, stored, &answer);
+        s_saga_failure (saga, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                        S_TELL_OUTCOME, "availability hold of %s: reply "
+                        "without resource price, owner, approval or slot",
+                        order->id);
+        s_saga_fail (saga, true, saga->resumed);
         return;
     }
     int64_t *amount = &saga->amount;
     if (__builtin_mul_overflow (held->price, order->units, amount)
     ||  __builtin_mul_overflow (*amount, order->days, amount)) {
-        if (!(stored = s_saga_abort (saga, true, saga->resumed, &outcome,
-                                     &answer)))
-            stored = worker_fail (&answer, RESV_BAD_REQUEST,
-                                  RESV_REASON_BAD_REQUEST, "amount too large: "
-                                  "price %" PRId64 " x units %" PRId64 " x days "
-                                  "%" PRId64 "; %s", held->price, order->units,
-                                  order->days, outcome);
-        s_saga_end (saga, stored, &answer);
+        s_saga_failure (saga, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
+                        S_TELL_OUTCOME, "amount too large: price %" PRId64
+                        " x units %" PRId64 " x days %" PRId64, held->price,
+                        order->units, order->days);
+        s_saga_fail (saga, true, saga->resumed);
         return;
     }
     //  Authorise the payment.
@@ -1451,54 +1596,50 @@ static void
 s_reserve_authorized (s_saga_t *saga, int status, json_t *payment)
 {
     s_order_t *order = &saga->order;
-    zframe_t *answer = NULL;
     const char *payment_id = json_string_value (json_object_get (
         json_object_get (payment, "payment"), "id"));
-    const char *outcome;
-    int stored = 0;
     if (status == RESV_OK && payment_id) {
+        zframe_t *answer = NULL;
         status = s_reserve_store (saga, payment_id, &answer);
-        if (status == RESV_INTERNAL
-        &&  (stored = s_saga_abort (saga, true, true, &outcome, &answer)))
-            status = stored;
+        json_decref (payment);
+        if (status == RESV_INTERNAL) {
+            //  Nothing stored: its answer, once the undo is over.
+            saga->fail_status = status;
+            saga->fail_answer = answer;
+            s_saga_fail (saga, true, true);
+        }
+        else
+            s_saga_end (saga, status, &answer);
+        return;
     }
-    else
     if (status == RESV_PAYMENT_DECLINED || status == RESV_CONFLICT
     ||  status == RESV_TOO_MANY) {
         //  Refused (declined; authorised before for another amount; queue
         //  full): nothing authorised by this call.
-        if ((stored = s_saga_abort (saga, true, saga->resumed, &outcome,
-                                    &answer)))
-            status = stored;
-        else
-            status = worker_fail (&answer, status,
-                                  s_error_field (payment, "reason",
-                                                 status == RESV_PAYMENT_DECLINED?
-                                                 RESV_REASON_PAYMENT_DECLINED:
-                                                 NULL),
-                                  "%s", s_error_field (payment, "message",
-                                                       resv_strstatus (status)));
+        s_saga_failure (saga, status,
+                        s_error_field (payment, "reason",
+                                       status == RESV_PAYMENT_DECLINED?
+                                       RESV_REASON_PAYMENT_DECLINED: NULL),
+                        S_TELL_AS_IS, "%s", s_error_field (payment, "message",
+                                                      resv_strstatus (status)));
+        json_decref (payment);
+        s_saga_fail (saga, true, saga->resumed);
     }
     else
     if (status >= 500)
-        status = s_reserve_unavailable (saga, "payment authorize", status,
-                                        payment, true, saga->resumed
-                                        || s_dispatched (status, payment),
-                                        &answer);
+        s_reserve_unavailable (saga, "payment authorize", status, payment,
+                               true, saga->resumed
+                                     || s_dispatched (status, payment));
     else {
         //  A success without a payment id, or a refusal of our own
         //  request: payment and reservation disagree on the protocol.
-        if ((stored = s_saga_abort (saga, true, true, &outcome, &answer)))
-            status = stored;
-        else
-            status = worker_fail (&answer, RESV_INTERNAL, RESV_REASON_INTERNAL,
-                                  "payment authorize of %s: unexpected reply "
-                                  "(%d: %s); %s", order->id, status,
-                                  s_error_field (payment, "message",
-                                                 "no payment id"), outcome);
+        s_saga_failure (saga, RESV_INTERNAL, RESV_REASON_INTERNAL,
+                        S_TELL_OUTCOME, "payment authorize of %s: unexpected "
+                        "reply (%d: %s)", order->id, status,
+                        s_error_field (payment, "message", "no payment id"));
+        json_decref (payment);
+        s_saga_fail (saga, true, true);
     }
-    json_decref (payment);
-    s_saga_end (saga, status, &answer);
 }
 
 

@@ -1228,6 +1228,58 @@ test_stop_gives_up_on_an_unanswered_undo (void **state)
     assert_true (s_wait_no_saga (self));
 }
 
+//  Whether a write transaction on the store at path gets its lock within
+//  wait_ms, through a connection of its own.
+static bool
+s_store_writable (const char *path, int wait_ms)
+{
+    sqlite3 *db = NULL;
+    bool writable = sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE, NULL)
+                    == SQLITE_OK
+                 && sqlite3_busy_timeout (db, wait_ms) == SQLITE_OK
+                 && sqlite3_exec (db, "BEGIN IMMEDIATE; COMMIT;", NULL, NULL,
+                                  NULL) == SQLITE_OK;
+    sqlite3_close (db);
+    return writable;
+}
+
+//  The undo of a failed reserve holds neither its worker nor the store:
+//  while the release of a hold that came back unusable goes unanswered,
+//  the same worker answers a get and the store takes a write from
+//  elsewhere; once the release is answered, the reserve is answered. The
+//  undo's calls waited inside the transaction of the batch of completions
+//  the failed step ran in: the worker held its requests back meanwhile,
+//  and every other writer of the store (the events thread, the other
+//  reservation processes) waited for the write lock.
+static void
+test_an_undo_holds_neither_worker_nor_store (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    __atomic_store_n (&self->stub.hang, 1, __ATOMIC_SEQ_CST);
+    resv_t *client = testkit_client (self->kit);
+    const char *body = "{\"customer\":\"carla\",\"resource\":\"res-odd\","
+                       "\"date\":\"2027-03-01\",\"days\":1,\"units\":1,"
+                       "\"request_id\":\"k-undo\"}";
+    assert_true (resv_send (client, "reservation", "reserve", body,
+                            strlen (body), 8000) >= 0);
+    assert_true (TESTKIT_WAIT (5000, s_stub_count (&self->stub.releases) > 0));
+    json_t *reply = NULL;
+    assert_int_equal (s_call (self, "get", json_pack ("{s:s}", "id", "r-none"),
+                              1000, &reply), 404);
+    json_decref (reply);
+    assert_true (s_store_writable (sqlite3_db_filename (store_db (self->store),
+                                                        "main"), 500));
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 1);
+    __atomic_store_n (&self->stub.hang, 0, __ATOMIC_SEQ_CST);
+    resv_reply_t answer;
+    assert_int_equal (resv_recv (client, 9000, &answer), 0);
+    assert_int_equal (answer.status, 500);
+    assert_non_null (strstr (answer.body, "nothing was reserved"));
+    free (answer.body);
+    assert_true (s_wait_no_saga (self));
+    assert_int_equal (s_stub_count (&self->stub.releases), 1);
+}
+
 static int
 s_setup_stub_stopping (void **state)
 {
@@ -1595,6 +1647,8 @@ main (void)
         S_TEST (test_reserve_availability_down),
         S_TEST (test_reserve_commit_fails),
         S_TEST_WITH (test_reserve_bad_hold_replies, s_setup_stub),
+        S_TEST_WITH (test_an_undo_holds_neither_worker_nor_store,
+                     s_setup_stub),
         S_TEST (test_illegal_moves),
         S_TEST (test_decide),
         S_TEST (test_cancel_by_another_customer),
