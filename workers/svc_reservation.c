@@ -1156,9 +1156,18 @@ s_saga_undone (s_saga_t *saga, bool failed)
         //  deadline not over: the claim then stays until it lapses, as
         //  the sweep's does, or a retry let in meanwhile (in another
         //  process) could have the hold it makes released by that call.
+        //  Else this attempt ends first, as the claim ended it: the
+        //  claim may have been lost with the batch it was made in, and a
+        //  retry then takes the undo on at once, not once this attempt's
+        //  time is over.
         if (!(self->call == s_worker_call
-              && worker_stopping ((worker_t *) self->call_arg)))
+              && worker_stopping ((worker_t *) self->call_arg))) {
+            if (s_attempt_end (self->store, id, saga->attempt))
+                zsys_warning ("reservation: end attempt %" PRId64 " of %s: "
+                              "%s", saga->attempt, id,
+                              store_error (self->store));
             s_attempt_unclaim (self->store, id);
+        }
         return "undoing it failed too and will be retried";
     }
     if (s_saga_close (self->store, id, 0))
@@ -1216,9 +1225,16 @@ static void
 s_saga_undo_resume (void *arg, int status, json_t *reply)
 {
     s_saga_t *saga = (s_saga_t *) arg;
+    //  A call that never left (the commit of the batch it waited for
+    //  failed, and with it the undo's claim) ends the undo: a call made
+    //  now, without the claim, could undo what a retry let in meanwhile
+    //  holds. The sweep, or a retry, undoes it all later.
+    bool unsent = status == RESV_INTERNAL
+               && streq (s_error_field (reply, "reason", ""),
+                         RESV_REASON_NOT_SENT);
     if (!s_undo_step_done (saga->order.id, saga->undo_step, status, reply))
         saga->undo_failed = true;
-    saga->undo_step++;
+    saga->undo_step = unsent? 2: saga->undo_step + 1;
     s_saga_undo_next (saga);
 }
 

@@ -1270,14 +1270,63 @@ test_an_undo_holds_neither_worker_nor_store (void **state)
     assert_true (s_store_writable (sqlite3_db_filename (store_db (self->store),
                                                         "main"), 500));
     assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 1);
-    __atomic_store_n (&self->stub.hang, 0, __ATOMIC_SEQ_CST);
+    //  Not answered before its undo is over.
     resv_reply_t answer;
+    assert_int_not_equal (resv_recv (client, 200, &answer), 0);
+    __atomic_store_n (&self->stub.hang, 0, __ATOMIC_SEQ_CST);
     assert_int_equal (resv_recv (client, 9000, &answer), 0);
     assert_int_equal (answer.status, 500);
     assert_non_null (strstr (answer.body, "nothing was reserved"));
     free (answer.body);
     assert_true (s_wait_no_saga (self));
     assert_int_equal (s_stub_count (&self->stub.releases), 1);
+}
+
+//  An undo whose claim is lost with the batch it was made in makes no
+//  call after that: a resumed attempt (it voids) fails its hold, and the
+//  commit of the batch of completions that claimed its undo fails (a
+//  deferred foreign key, broken on purpose by the claim's insert). The
+//  void, held for that commit, never leaves; the release went out anyway,
+//  with no claim to keep a retry's hold from it.
+static void
+test_an_undo_whose_claim_was_lost_stops (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    sqlite3 *db = store_db (self->store);
+    json_t *reply = NULL;
+    //  A first reserve gives the request its reservation id, and undoes.
+    assert_int_equal (testkit_reserve (self->kit, "carla", "res-odd", 1, 1,
+                                       "k-lost", &reply), 500);
+    json_decref (reply);
+    assert_int_equal (s_stub_count (&self->stub.releases), 1);
+    assert_true (s_wait_no_saga (self));
+    //  An earlier attempt left its saga row, so the next one resumes.
+    assert_int_equal (sqlite3_exec (db,
+        "INSERT INTO sagas (id, started_ms) SELECT id, 1 FROM requests"
+        "    WHERE request_id = 'k-lost';"
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE child (parent INTEGER"
+        "    REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);"
+        "CREATE TRIGGER claim_lost AFTER INSERT ON attempts"
+        "    WHEN NEW.attempt = 0 BEGIN INSERT INTO child VALUES (1); END;",
+        NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal (testkit_reserve (self->kit, "carla", "res-odd", 1, 1,
+                                       "k-lost", &reply), 500);
+    assert_non_null (strstr (testkit_message (reply), "will be retried"));
+    json_decref (reply);
+    assert_int_equal (s_stub_count (&self->stub.releases), 1);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM sagas"), 1);
+    assert_int_equal (s_rows (self, "SELECT count (*) FROM attempts WHERE "
+                                    "attempt = 0 OR until_ms > 0"), 0);
+    //  Once claims can be stored again, a retry undoes it all at once.
+    assert_int_equal (sqlite3_exec (db, "DROP TRIGGER claim_lost", NULL, NULL,
+                                    NULL), SQLITE_OK);
+    assert_int_equal (testkit_reserve (self->kit, "carla", "res-odd", 1, 1,
+                                       "k-lost", &reply), 500);
+    assert_non_null (strstr (testkit_message (reply), "nothing was reserved"));
+    json_decref (reply);
+    assert_int_equal (s_stub_count (&self->stub.releases), 2);
+    assert_true (s_wait_no_saga (self));
 }
 
 static int
@@ -1649,6 +1698,7 @@ main (void)
         S_TEST_WITH (test_reserve_bad_hold_replies, s_setup_stub),
         S_TEST_WITH (test_an_undo_holds_neither_worker_nor_store,
                      s_setup_stub),
+        S_TEST_WITH (test_an_undo_whose_claim_was_lost_stops, s_setup_stub),
         S_TEST (test_illegal_moves),
         S_TEST (test_decide),
         S_TEST (test_cancel_by_another_customer),
