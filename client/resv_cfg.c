@@ -7,6 +7,7 @@
 
 struct _resv_cfg_t {
     zconfig_t *root;            //  Parsed ZPL tree; NULL when no file
+    char *text;                 //  The file's text; NULL when no file
     int bad;                    //  Values resv_cfg_int refused
 };
 
@@ -67,13 +68,47 @@ resv_cfg_load (const char *path)
         return NULL;
     }
     self->root = zconfig_str_load (text);
-    free (text);
     if (!self->root) {
         zsys_error ("config: cannot parse '%s': not valid ZPL", file);
+        free (text);
         free (self);
         return NULL;
     }
+    self->text = text;
     return self;
+}
+
+int
+resv_cfg_save (resv_cfg_t *self, const char *path)
+{
+    assert (self);
+    char temporary [PATH_MAX];
+    if (snprintf (temporary, sizeof temporary, "%s.new", path)
+        >= (int) sizeof temporary) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    //  No file: a comment, since an empty file is not ZPL that loads.
+    const char *text = self->text? self->text:
+        "#   No configuration file: defaults and environment only.\n";
+    FILE *file = fopen (temporary, "w");
+    if (!file)
+        return -1;
+    size_t size = strlen (text);
+    bool written = fwrite (text, 1, size, file) == size;
+    int error = errno;
+    if (fclose (file) != 0 && written) {
+        error = errno;
+        written = false;
+    }
+    if (!written || rename (temporary, path) != 0) {
+        if (written)
+            error = errno;
+        unlink (temporary);
+        errno = error;
+        return -1;
+    }
+    return 0;
 }
 
 void
@@ -83,6 +118,7 @@ resv_cfg_destroy (resv_cfg_t **self_p)
         return;
     resv_cfg_t *self = *self_p;
     zconfig_destroy (&self->root);
+    free (self->text);
     free (self);
     *self_p = NULL;
 }

@@ -30,6 +30,12 @@ typedef struct _resv_cfg_t resv_cfg_t;
 resv_cfg_t *
     resv_cfg_load (const char *path);
 
+//  Writes the text of the file the configuration was loaded from (a line
+//  of comment when there was none) to path, whole or not at all (through
+//  a temporary file renamed over it). Returns 0, or -1 with errno set.
+int
+    resv_cfg_save (resv_cfg_t *self, const char *path);
+
 //  Frees the configuration and nulls the pointer. NULL-safe, idempotent.
 void
     resv_cfg_destroy (resv_cfg_t **self_p);
@@ -49,7 +55,8 @@ int64_t
 //  How many values resv_cfg_int has refused. resv's programs check it once
 //  they have read their configuration, and refuse to start rather than run
 //  with values nobody asked for: the daemons exit RESV_CFG_EXIT, which
-//  resvd takes as a reason to stop everything rather than restart.
+//  resvd takes as a reason to stop everything rather than restart (or, for
+//  a worker started after resvd's start, to start no more of it).
 int
     resv_cfg_bad (resv_cfg_t *self);
 

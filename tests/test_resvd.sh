@@ -208,6 +208,10 @@ expect_exit 0 "scale echo 1 again" "${R[@]}" scale echo 1
 check "1 echo process runs again" wait_for 10 echo_count_is 1
 check "the broker counts 1 echo worker again" wait_count echo 1
 
+MAIN_FRONTEND=$RESV_BROKER_FRONTEND
+MAIN_BACKEND=$RESV_BROKER_BACKEND
+MAIN_EVENTS=$RESV_BROKER_EVENTS
+
 # --- Bad scale requests -----------------------------------------------------
 expect_exit 1 "scale of an unknown service is refused" \
     "${R[@]}" scale nosuch 2
@@ -236,6 +240,100 @@ expect_exit 1 "an unknown resvd method is refused" \
     "${R[@]}" call resvd grow '{}'
 has "with 400 unknown_method" "$OUT" '"reason": ?"unknown_method"'
 check "bad requests changed nothing" test "$(count_echo)" = 1
+
+# --- Scaled up into a bad configuration -------------------------------------
+# A bad value that only a service at count 0 reads: resv scale starts one,
+# which refuses its configuration. resvd starts no more of it and runs on;
+# it used to stop everything, the whole system taken down by one command.
+RESVD_MAIN=$RESVD_PID
+use_free_ports
+spawn resvd-scale env RESV_APPROVAL_TIMEOUT=-5 RESV_DATA_DIR="$T/scale" \
+    "$BIN/resvd"
+RESVD_PID=$LAST_PID
+check "a resvd whose approval config is bad starts (approval count 0)" \
+    wait_count echo 2
+expect_exit 0 "scale approval 1 is answered" "${R[@]}" scale approval 1
+check "the approval worker names the bad key" wait_for 10 grep -q \
+    "config: approval/timeout: '-5'" "$T/resvd-scale.log"
+check "resvd says it starts no more of it" wait_for 10 grep -qE \
+    "approval, pid [0-9]+, refused its configuration .*starting no more" \
+    "$T/resvd-scale.log"
+sleep 0.5
+check "and it is not started again" test "$(grep -c \
+    "config: approval/timeout: '-5'" "$T/resvd-scale.log")" = 1
+check "resvd still runs" alive "$RESVD_PID"
+expect_exit 0 "and so does the rest: echo answers" \
+    "${R[@]}" call echo echo '{}'
+kill -TERM "$RESVD_PID"
+check "that resvd stops on SIGTERM" wait_for 10 dead "$RESVD_PID"
+wait "$RESVD_PID"
+check "with status 0" test $? -eq 0
+
+# --- The configuration is read once -----------------------------------------
+# Every process reads the copy resvd made at its start (DATA_DIR/resvd.cfg):
+# an edit of the file while resvd runs reaches none of them. A worker
+# restarted after an edit of data/dir used to read it, and served from an
+# empty store in another directory (404 for a resource that was there).
+use_free_ports
+printf 'data\n    dir = "%s"\n' "$T/live" >"$T/live.cfg"
+spawn resvd-live env -u RESV_DATA_DIR "$BIN/resvd" -c "$T/live.cfg"
+RESVD_PID=$LAST_PID
+check "a resvd with a config file starts" wait_count availability 1
+check "its copy of the file is in its data directory" \
+    cmp -s "$T/live.cfg" "$T/live/resvd.cfg"
+LIVE_RES=$("${R[@]}" resource add --name Live --owner ann --capacity 2 \
+           --price 100 | js 'd["id"]')
+check "a resource is added" test -n "$LIVE_RES"
+printf 'data\n    dir = "%s"\n' "$T/live2" >"$T/live.cfg"
+AVAIL=$(pgrep -P "$RESVD_PID" -f 'resv-worker( .*)? availability$')
+kill -KILL "$AVAIL"
+avail_back () {
+    local pid
+    pid=$(pgrep -P "$RESVD_PID" -f 'resv-worker( .*)? availability$') &&
+        [ "$pid" != "$AVAIL" ] && counts availability 1
+}
+check "the killed availability worker is restarted" wait_for 10 avail_back
+expect_exit 0 "the restarted worker still has the resource" \
+    "${R[@]}" resource show "$LIVE_RES"
+check "no store was made in the edited data/dir" test ! -e "$T/live2"
+kill -TERM "$RESVD_PID"
+check "that resvd stops on SIGTERM" wait_for 10 dead "$RESVD_PID"
+wait "$RESVD_PID"
+check "with status 0" test $? -eq 0
+
+# --- The events endpoint in use ----------------------------------------------
+# Its broker could not bind it, and was restarted for ever.
+use_free_ports
+python3 -c 'import socket, sys, time
+s = socket.socket ()
+s.setsockopt (socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind (("127.0.0.1", int (sys.argv [1])))
+s.listen ()
+open (sys.argv [2], "w").write ("listening")
+time.sleep (60)' "${RESV_BROKER_EVENTS##*:}" "$T/events.ready" 2>/dev/null &
+EV_PID=$!
+PIDS+=("$EV_PID")
+check "something listens on the events endpoint" wait_for 5 test -s "$T/events.ready"
+expect_exit 1 "a resvd whose events endpoint is in use exits 1" \
+    env RESV_DATA_DIR="$T/events" timeout 10 "$BIN/resvd"
+has "saying that something listens there" "$(cat "$T/stderr")" \
+    "something already listens at $RESV_BROKER_EVENTS \(broker/events\)"
+kill -TERM "$EV_PID" 2>/dev/null
+wait "$EV_PID" 2>/dev/null
+
+# --- Values resvd takes for nonsense -----------------------------------------
+expect_exit 1 "a stop_timeout of 0 is refused" \
+    env RESV_RESVD_STOP_TIMEOUT=0 RESV_DATA_DIR="$T/st0" timeout 10 "$BIN/resvd"
+has "naming the key" "$(cat "$T/stderr")" "resvd/stop_timeout: '0'"
+expect_exit 1 "a count with a space and a sign is refused" \
+    env RESV_WORKERS_ECHO_COUNT=' +2' RESV_DATA_DIR="$T/cnt" timeout 10 \
+    "$BIN/resvd"
+has "naming the key" "$(cat "$T/stderr")" "workers/echo/count: ' \+2'"
+RESVD_PID=$RESVD_MAIN
+# The events endpoint of the first resvd again: the tests below use it.
+RESV_BROKER_FRONTEND=$MAIN_FRONTEND
+RESV_BROKER_BACKEND=$MAIN_BACKEND
+RESV_BROKER_EVENTS=$MAIN_EVENTS
 
 # --- A worker stops gracefully with a request in hand ----------------------
 WORKER=$(echo_pids)

@@ -27,6 +27,7 @@ typedef struct {
     int64_t started;            //  When it was started, on zclock_mono()
     bool stopping;              //  We sent it SIGTERM: do not restart it
     int64_t kill_at;            //  When stopping: SIGKILL after this
+    bool first;                 //  Started with resvd, not later
 } s_child_t;
 
 //  The processes of one program: the broker, or the workers of a service.
@@ -44,7 +45,8 @@ typedef struct {
 struct _resvd_t {
     char broker_path [PATH_MAX];    //  bin/resv-broker beside us
     char worker_path [PATH_MAX];    //  bin/resv-worker beside us
-    const char *config;         //  -c argument for children, or NULL
+    char *config;               //  -c argument for children: the copy of
+                                //  the configuration resvd started with
     bool verbose;               //  Pass -v to children
     int restart_min;            //  resvd/restart_min, ms
     int restart_max;            //  resvd/restart_max, ms
@@ -57,6 +59,7 @@ struct _resvd_t {
     bool stopping;              //  Shutting down: restart nothing
     int lock;                   //  DATA_DIR/resvd.lock, held; -1 if none
     bool refused;               //  A process refused its configuration
+    bool started;               //  The first processes have been started
     int unclean;                //  Processes whose stop was not an exit 0
 };
 
@@ -139,10 +142,8 @@ s_start (resvd_t *self, s_group_t *group, int64_t now)
     char *argv [8];
     int argc = 0;
     argv [argc++] = (char *) path;
-    if (self->config) {
-        argv [argc++] = (char *) "-c";
-        argv [argc++] = (char *) self->config;
-    }
+    argv [argc++] = (char *) "-c";
+    argv [argc++] = self->config;
     if (self->verbose)
         argv [argc++] = (char *) "-v";
     if (group->service)
@@ -172,6 +173,7 @@ s_start (resvd_t *self, s_group_t *group, int64_t now)
     }
     child->pid = pid;
     child->started = now;
+    child->first = !self->started;
     zlistx_add_end (group->children, child);
     zsys_info ("resvd: started %s, pid %d", group->name, (int) pid);
     return 0;
@@ -256,6 +258,8 @@ s_ended (resvd_t *self, pid_t pid, int status, int64_t now)
     s_describe (status, how, sizeof how);
     for (size_t i = 0; i < self->ngroups; i++) {
         s_group_t *group = &self->groups [i];
+        int running = s_running (group);    //  Before the walk: it moves
+                                            //  the list's cursor
         s_child_t *child = (s_child_t *) zlistx_first (group->children);
         for (; child; child = (s_child_t *) zlistx_next (group->children)) {
             if (child->pid != pid)
@@ -276,12 +280,25 @@ s_ended (resvd_t *self, pid_t pid, int status, int64_t now)
                 zsys_info ("resvd: %s, pid %d, %s after %lld ms; stopped",
                            group->name, (int) pid, how, (long long) ran);
             else
-            if (WIFEXITED (status) && WEXITSTATUS (status) == RESV_CFG_EXIT) {
+            if (WIFEXITED (status) && WEXITSTATUS (status) == RESV_CFG_EXIT
+            &&  child->first) {
                 //  Its configuration is bad, and would be at every start.
                 zsys_error ("resvd: %s, pid %d, refused its configuration "
                             "(its line above says why); stopping everything",
                             group->name, (int) pid);
                 self->refused = true;
+            }
+            else
+            if (WIFEXITED (status) && WEXITSTATUS (status) == RESV_CFG_EXIT) {
+                //  One started later (resv scale from 0): the rest of the
+                //  system runs on. Its processes read the same copy of the
+                //  configuration, so every start would refuse it again.
+                group->want = running > 1? running - 1: 0;  //  Not itself
+                zsys_error ("resvd: %s, pid %d, refused its configuration "
+                            "(its line above says why); starting no more "
+                            "of it, %d left running: fix the configuration "
+                            "and restart resvd", group->name, (int) pid,
+                            group->want);
             }
             else {
                 //  One that exited 0 stopped because it was told to
@@ -526,6 +543,26 @@ s_lock (resvd_t *self, const char *dir)
     return self->lock == -1? -1: 0;
 }
 
+//  Writes the configuration resvd started with to DATA_DIR/resvd.cfg,
+//  which every process it runs reads (-c), at every start: an edit of the
+//  file while resvd runs then reaches none of them, rather than only the
+//  next one restarted (a new data/dir, say, would give that one other
+//  stores than the rest). The environment is theirs as it was resvd's.
+//  Returns 0, or -1 after a log line.
+static int
+s_snapshot (resvd_t *self, resv_cfg_t *cfg, const char *dir)
+{
+    self->config = zsys_sprintf ("%s/resvd.cfg", dir);
+    if (!self->config)
+        return -1;
+    if (resv_cfg_save (cfg, self->config)) {
+        zsys_error ("resvd: cannot write %s: %s", self->config,
+                    strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
 //  True if a TCP connect to address succeeds within S_PROBE_MS (an
 //  address that is not of this host may never answer).
 #define S_PROBE_MS      200
@@ -610,8 +647,10 @@ s_listened (const char *endpoint)
 static int
 s_ports_free (resv_cfg_t *cfg)
 {
-    const char *keys [] = { "broker/frontend", "broker/backend", NULL };
-    const char *dflts [] = { RESV_DEFAULT_ENDPOINT, RESV_DEFAULT_BACKEND };
+    const char *keys [] = { "broker/frontend", "broker/backend",
+                            "broker/events", NULL };
+    const char *dflts [] = { RESV_DEFAULT_ENDPOINT, RESV_DEFAULT_BACKEND,
+                             RESV_DEFAULT_EVENTS };
     for (int i = 0; keys [i]; i++) {
         const char *endpoint = resv_cfg_str (cfg, keys [i], dflts [i]);
         if (s_listened (endpoint)) {
@@ -625,13 +664,12 @@ s_ports_free (resv_cfg_t *cfg)
 }
 
 resvd_t *
-resvd_new (resv_cfg_t *cfg, const char *config, bool verbose)
+resvd_new (resv_cfg_t *cfg, bool verbose)
 {
     resvd_t *self = (resvd_t *) zmalloc (sizeof (resvd_t));
     if (!self)
         return NULL;
     self->lock = -1;
-    self->config = config;
     self->verbose = verbose;
     //  The processes resvd runs share an internal key, which lets workers
     //  call the internal methods and no one else: made up here unless the
@@ -650,7 +688,7 @@ resvd_new (resv_cfg_t *cfg, const char *config, bool verbose)
     self->restart_reset = (int) resv_cfg_int (cfg, "resvd/restart_reset",
                                               10000, 0, 86400000);
     self->stop_timeout = (int) resv_cfg_int (cfg, "resvd/stop_timeout",
-                                             WORKER_STOP_TIMEOUT, 0,
+                                             WORKER_STOP_TIMEOUT, 1,
                                              WORKER_STOP_TIMEOUT_MAX);
     size_t nservices = 0;
     while (svc_at (nservices))
@@ -686,10 +724,8 @@ resvd_new (resv_cfg_t *cfg, const char *config, bool verbose)
         //  bad value, and a supervisor that silently runs another number
         //  of processes than asked is worse than one that refuses to start.
         const char *text = resv_cfg_str (cfg, key, NULL);
-        char *end = NULL;
-        long count = text? strtol (text, &end, 10): svc->count;
-        if (text && (end == text || *end || count < 0
-                     || count > RESVD_COUNT_MAX)) {
+        int64_t count = svc->count;
+        if (text && resv_parse_int (text, 0, RESVD_COUNT_MAX, &count)) {
             zsys_error ("resvd: %s: '%s' is not a count from 0 to %d", key,
                         text, RESVD_COUNT_MAX);
             rc = -1;
@@ -698,6 +734,8 @@ resvd_new (resv_cfg_t *cfg, const char *config, bool verbose)
     }
     if (rc == 0)
         rc = s_lock (self, resv_cfg_str (cfg, "data/dir", "./var"));
+    if (rc == 0)
+        rc = s_snapshot (self, cfg, resv_cfg_str (cfg, "data/dir", "./var"));
     if (rc == 0)
         rc = s_ports_free (cfg);
     if (rc == 0)
@@ -726,6 +764,7 @@ resvd_destroy (resvd_t **self_p)
         zlistx_destroy (&group->children);
     }
     free (self->groups);
+    free (self->config);
     worker_destroy (&self->worker);
     if (self->lock != -1)
         close (self->lock);     //  Which lets go of the lock
@@ -742,6 +781,7 @@ resvd_run (resvd_t *self)
     bool serving = true;
     while (!zsys_interrupted && serving && !self->refused) {
         s_reconcile (self, zclock_mono ());
+        self->started = true;
         serving = worker_serve (self->worker, S_TICK, s_handler, self) == 0;
         s_reap (self);
     }

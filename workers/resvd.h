@@ -44,14 +44,16 @@ typedef struct _resvd_t resvd_t;
 //  Most processes of one service that resvd runs.
 #define RESVD_COUNT_MAX RESV_SCALE_MAX
 
-//  Creates a supervisor configured from cfg. config is the configuration
-//  file given to resvd, passed on to every child as -c config (NULL: none);
-//  verbose passes -v on. Both cfg and config are borrowed and must outlive
-//  the supervisor. Starts no process yet. Returns NULL, after a log line,
-//  if a program is missing or not executable, a count is out of range, or
-//  its worker cannot be made.
+//  Creates a supervisor configured from cfg (borrowed; it must outlive the
+//  supervisor). The text cfg was loaded from is copied to DATA_DIR/resvd.cfg,
+//  which every child reads (-c), so that all of them run on the
+//  configuration resvd started with, whatever happens to the file later;
+//  verbose passes -v on. Starts no process yet. Returns NULL, after a log
+//  line, if a program is missing or not executable, a count is out of
+//  range, the data directory is another resvd's or cannot be written,
+//  an endpoint is already listened on, or its worker cannot be made.
 resvd_t *
-    resvd_new (resv_cfg_t *cfg, const char *config, bool verbose);
+    resvd_new (resv_cfg_t *cfg, bool verbose);
 
 //  Kills (SIGKILL) and reaps any child still running, frees the supervisor
 //  and nulls the pointer. NULL-safe and idempotent.

@@ -16,17 +16,22 @@ s_usage (FILE *out)
         "the broker, and exits 0. Logs, its own and its children's, go to\n"
         "stderr.\n"
         "\n"
+        "Every process it runs reads DATA_DIR/resvd.cfg, a copy of the\n"
+        "configuration file resvd started with: an edit of the file takes\n"
+        "effect, for all of them at once, when resvd is started again.\n"
+        "\n"
         "It exits 1 at start when another resvd runs on the same data\n"
-        "directory, when something already listens on its frontend or\n"
-        "backend, or when a configuration value is bad; and, having\n"
-        "stopped everything, when one of its processes refuses its\n"
-        "configuration (exit 78) rather than restart it, or when one did\n"
-        "not stop cleanly (killed past resvd/stop_timeout, or ended by a\n"
-        "signal or a non-zero status on its way out; the log names it).\n"
+        "directory, when something already listens on its frontend,\n"
+        "backend or events endpoint, or when a configuration value is\n"
+        "bad; and, having stopped everything, when one of the processes\n"
+        "it started with refuses its configuration (exit 78) rather than\n"
+        "restart it (one started later, by 'resv scale', is not started\n"
+        "again and the rest runs on), or when one did not stop cleanly\n"
+        "(killed past resvd/stop_timeout, or ended by a signal or a\n"
+        "non-zero status on its way out; the log names it).\n"
         "\n"
         "  -c CONFIG   configuration file (default "
-        RESV_CFG_DEFAULT_PATH "),\n"
-        "              passed on to every process\n"
+        RESV_CFG_DEFAULT_PATH ")\n"
         "  -v          verbose: passed on to every process\n"
         "  -h, --help  this help\n"
         "\n"
@@ -53,7 +58,7 @@ main (int argc, char *argv [])
     resv_cfg_t *cfg = resv_cfg_load (config);
     if (!cfg)
         return 1;
-    resvd_t *resvd = resvd_new (cfg, config, verbose);
+    resvd_t *resvd = resvd_new (cfg, verbose);
     if (resvd && resv_cfg_refused (cfg, "resvd"))
         resvd_destroy (&resvd);
     if (!resvd) {
