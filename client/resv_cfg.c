@@ -111,6 +111,82 @@ resv_cfg_save (resv_cfg_t *self, const char *path)
     return 0;
 }
 
+//  Whether path is one of known.
+static bool
+s_known (const char *path, const char *const *known)
+{
+    for (; *known; known++)
+        if (streq (path, *known))
+            return true;
+    return false;
+}
+
+//  Looks at the keys under node, whose path is prefix (of length at most
+//  size - 1 in a buffer of size), for resv_cfg_unknown. Returns how many
+//  it logged.
+static int
+s_unknown_under (zconfig_t *node, char *prefix, size_t size,
+                 const char *const *known)
+{
+    int found = 0;
+    size_t length = strlen (prefix);
+    for (zconfig_t *child = zconfig_child (node); child;
+         child = zconfig_next (child)) {
+        const char *name = zconfig_name (child);
+        if (!name)
+            continue;
+        if (strchr (name, '/')) {
+            //  Read as one name, not as a path: no key has it.
+            zsys_warning ("config: %s%s: a name with '/' is no key; give "
+                          "each section a line of its own", prefix, name);
+            found++;
+            continue;
+        }
+        for (zconfig_t *before = zconfig_child (node); before != child;
+             before = zconfig_next (before))
+            if (zconfig_name (before) && streq (zconfig_name (before), name)) {
+                zsys_warning ("config: %s%s is given twice; the first is used",
+                              prefix, name);
+                found++;
+                break;
+            }
+        if (snprintf (prefix + length, size - length, "%s", name)
+            >= (int) (size - length)) {
+            zsys_warning ("config: %s...: a path too long to be a key",
+                          prefix);
+            prefix [length] = 0;
+            found++;
+            continue;
+        }
+        if (zconfig_child (child)) {
+            size_t end = strlen (prefix);
+            if (end + 1 < size) {
+                prefix [end] = '/';
+                prefix [end + 1] = 0;
+                found += s_unknown_under (child, prefix, size, known);
+            }
+        }
+        else
+        if (!s_known (prefix, known)) {
+            zsys_warning ("config: %s is not a key resv reads; it is left "
+                          "unused (misspelt, or in the wrong section?)",
+                          prefix);
+            found++;
+        }
+        prefix [length] = 0;
+    }
+    return found;
+}
+
+int
+resv_cfg_unknown (resv_cfg_t *self, const char *const *known)
+{
+    if (!self || !self->root)
+        return 0;
+    char prefix [256] = "";
+    return s_unknown_under (self->root, prefix, sizeof prefix, known);
+}
+
 void
 resv_cfg_destroy (resv_cfg_t **self_p)
 {

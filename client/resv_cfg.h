@@ -36,6 +36,14 @@ resv_cfg_t *
 int
     resv_cfg_save (resv_cfg_t *self, const char *path);
 
+//  Logs a warning for each key of the file that is not one of known (a
+//  NULL-terminated list of paths such as "broker/frontend"): a misspelt
+//  key, or one in the wrong section, is otherwise silently left unused;
+//  and for each key or section given twice in one section (only the first
+//  is read). Returns how many it logged.
+int
+    resv_cfg_unknown (resv_cfg_t *self, const char *const *known);
+
 //  Frees the configuration and nulls the pointer. NULL-safe, idempotent.
 void
     resv_cfg_destroy (resv_cfg_t **self_p);

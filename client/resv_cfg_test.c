@@ -387,6 +387,51 @@ test_save_copies_the_file (void **state)
     resv_cfg_destroy (&cfg);
 }
 
+//  resv_cfg_unknown counts what no program reads: a key not in the list,
+//  one in the wrong section, a key or section given twice, a name with '/'.
+static void
+test_unknown_keys (void **state)
+{
+    s_fixture_t *fixture = (s_fixture_t *) *state;
+    char path [256];
+    const char *known [] = { "broker/frontend", "workers/echo/count",
+                             "data/dir", NULL };
+    s_write (fixture, "test.cfg",
+             "broker\n"
+             "    frontend = \"tcp://127.0.0.1:9\"\n"
+             "workers\n"
+             "    echo\n"
+             "        count = 2\n"
+             "data\n"
+             "    dir = \"var\"\n", path, sizeof path);
+    resv_cfg_t *cfg = resv_cfg_load (path);
+    assert_non_null (cfg);
+    assert_int_equal (resv_cfg_unknown (cfg, known), 0);
+    resv_cfg_destroy (&cfg);
+    s_write (fixture, "test.cfg",
+             "broker\n"
+             "    frontend = \"tcp://127.0.0.1:9\"\n"
+             "    frontend = \"tcp://127.0.0.1:10\"\n"
+             "    fronted = 1\n"
+             "workers\n"
+             "    echo\n"
+             "        count = 2\n"
+             "    echo\n"
+             "        count = 0\n"
+             "count = 3\n"
+             "data/dir = \"elsewhere\"\n", path, sizeof path);
+    cfg = resv_cfg_load (path);
+    assert_non_null (cfg);
+    //  frontend twice, fronted, echo twice, count, data/dir.
+    assert_int_equal (resv_cfg_unknown (cfg, known), 5);
+    resv_cfg_destroy (&cfg);
+    //  No file: nothing to look at.
+    assert_int_equal (chdir (fixture->dir), 0);
+    cfg = resv_cfg_load (NULL);
+    assert_int_equal (resv_cfg_unknown (cfg, known), 0);
+    resv_cfg_destroy (&cfg);
+}
+
 static void
 test_destroy_null_safe (void **state)
 {
@@ -443,6 +488,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_load_default_bad,
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_save_copies_the_file,
+                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_unknown_keys,
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_destroy_null_safe,
                                          s_setup, s_teardown),

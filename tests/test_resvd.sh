@@ -274,11 +274,18 @@ check "with status 0" test $? -eq 0
 # an edit of the file while resvd runs reaches none of them. A worker
 # restarted after an edit of data/dir used to read it, and served from an
 # empty store in another directory (404 for a resource that was there).
+# The file is the shipped one, with its data/dir here and one key misspelt:
+# resvd warns of that one, and of no other.
 use_free_ports
-printf 'data\n    dir = "%s"\n' "$T/live" >"$T/live.cfg"
+sed -e "s|dir = \"./var\"|dir = \"$T/live\"|" \
+    -e 's|^    liveness = |    livenes = |' "$TOP/config/resv.cfg" >"$T/live.cfg"
 spawn resvd-live env -u RESV_DATA_DIR "$BIN/resvd" -c "$T/live.cfg"
 RESVD_PID=$LAST_PID
 check "a resvd with a config file starts" wait_count availability 1
+has "it warns of the misspelt key" "$(cat "$T/resvd-live.log")" \
+    "config: broker/livenes is not a key resv reads"
+check "and of no other in the shipped file" test "$(grep -c \
+    'resvd.*config: ' "$T/resvd-live.log")" = 1
 check "its copy of the file is in its data directory" \
     cmp -s "$T/live.cfg" "$T/live/resvd.cfg"
 LIVE_RES=$("${R[@]}" resource add --name Live --owner ann --capacity 2 \

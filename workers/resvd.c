@@ -543,6 +543,50 @@ s_lock (resvd_t *self, const char *dir)
     return self->lock == -1? -1: 0;
 }
 
+//  Every key of the configuration that a resv program reads, but for the
+//  services' own (workers/SERVICE/count and credit), which s_check_keys
+//  adds. A new key goes here too, or resvd warns that it is unused.
+static const char *s_keys [] = {
+    "broker/frontend", "broker/backend", "broker/events", "broker/heartbeat",
+    "broker/liveness", "broker/queue_max", "broker/grace",
+    "broker/max_timeout", "broker/breaker_failures", "broker/breaker_cooldown",
+    "broker/breaker_min_time", "broker/max_message", "broker/internal_key",
+    "client/timeout", "data/dir", "workers/credit", "events/relay",
+    "resvd/restart_min", "resvd/restart_max", "resvd/restart_reset",
+    "resvd/stop_timeout", "approval/timeout", "approval/tick",
+    "reservation/sweep", "reservation/abandon", "payment/max_amount",
+    "payment/latency", "payment/failure_rate", "payment/tick", NULL
+};
+
+//  Warns of each key of the configuration file that no resv program reads
+//  (resv_cfg_unknown): a misspelt one would be left unused in silence.
+static void
+s_check_keys (resv_cfg_t *cfg)
+{
+    size_t fixed = sizeof s_keys / sizeof s_keys [0] - 1;
+    size_t services = 0;
+    while (svc_at (services))
+        services++;
+    const char **known = (const char **) calloc (fixed + 2 * services + 1,
+                                                 sizeof (char *));
+    if (!known)
+        return;
+    memcpy (known, s_keys, fixed * sizeof (char *));
+    for (size_t i = 0; i < services; i++) {
+        known [fixed + 2 * i] = zsys_sprintf ("workers/%s/count",
+                                              svc_at (i)->name);
+        known [fixed + 2 * i + 1] = zsys_sprintf ("workers/%s/credit",
+                                                  svc_at (i)->name);
+        if (!known [fixed + 2 * i] || !known [fixed + 2 * i + 1])
+            goto done;
+    }
+    resv_cfg_unknown (cfg, known);
+done:
+    for (size_t i = fixed; i < fixed + 2 * services; i++)
+        free ((char *) known [i]);
+    free (known);
+}
+
 //  Writes the configuration resvd started with to DATA_DIR/resvd.cfg,
 //  which every process it runs reads (-c), at every start: an edit of the
 //  file while resvd runs then reaches none of them, rather than only the
@@ -736,6 +780,8 @@ resvd_new (resv_cfg_t *cfg, bool verbose)
         rc = s_lock (self, resv_cfg_str (cfg, "data/dir", "./var"));
     if (rc == 0)
         rc = s_snapshot (self, cfg, resv_cfg_str (cfg, "data/dir", "./var"));
+    if (rc == 0)
+        s_check_keys (cfg);
     if (rc == 0)
         rc = s_ports_free (cfg);
     if (rc == 0)
