@@ -364,11 +364,20 @@ s_table_remove (resv_t *self, size_t slot)
 //  --------------------------------------------------------------------------
 //  Timer heap: pending requests ordered by their next timer.
 
+//  When a request is given up locally: S_EXPIRE_GRACE after its deadline
+//  once it went out, for the broker's 504 to come first; at the deadline
+//  when the socket never took it, since then no broker has it to answer.
+static int64_t
+s_expiry (s_request_t *request)
+{
+    return request->sent? request->expire_at: request->deadline;
+}
+
 static int64_t
 s_wake (s_request_t *request)
 {
-    return request->retry_at < request->expire_at? request->retry_at
-                                                  : request->expire_at;
+    int64_t expiry = s_expiry (request);
+    return request->retry_at < expiry? request->retry_at: expiry;
 }
 
 static void
@@ -601,7 +610,7 @@ s_timers (resv_t *self, int64_t now)
     bool blocked = false;       //  The socket refused a send in this pass
     while (self->pending > 0 && s_wake (self->heap [0]) <= now) {
         s_request_t *request = self->heap [0];
-        if (now >= request->expire_at)
+        if (now >= s_expiry (request))
             s_expire (self, request);
         else {
             bool queued = !blocked && s_transmit (self, request, now) == 0;
@@ -1456,7 +1465,10 @@ resv_decline (resv_t *self, const char *id, const char *owner,
     json_t *body = json_object ();
     s_set_str (body, "id", id);
     s_set_str (body, "owner", owner);
-    s_set_str (body, "reason", reason);
+    //  An empty reason goes as it is, for the service to refuse: dropped,
+    //  the decline went through with the default reason.
+    if (body && reason)
+        json_object_set_new (body, "reason", json_string (reason));
     return s_command (self, RESV_SERVICE_APPROVAL, RESV_METHOD_DECLINE, body,
                       reply_p);
 }

@@ -134,7 +134,9 @@ void
 //  says one was heard.
 //  While the call waits, replies to requests made with resv_send() are kept
 //  for resv_recv(). Local expiry comes a little (250 ms) after the deadline,
-//  so that a live broker's own 504 comes first. The broker cuts a deadline
+//  so that a live broker's own 504 comes first; at the deadline for a
+//  request the socket never took (no broker connected), which no broker
+//  will answer. The broker cuts a deadline
 //  to its broker/max_timeout (60 s by default) and answers 504 then.
 int
     resv_call (resv_t *self, const char *service, const char *method,
@@ -312,7 +314,8 @@ int
                   json_t **reply_p);
 
 //  Declines reservation id as the resource's owner (both required), with
-//  an optional reason.
+//  an optional reason (NULL: none, the service gives its own; an empty
+//  one is refused 400, as the service refuses it).
 int
     resv_decline (resv_t *self, const char *id, const char *owner,
                   const char *reason, json_t **reply_p);

@@ -782,6 +782,14 @@ s_global_option (int argc, char *argv [], int *index, s_globals_t *globals,
         value = argv [++*index];
     }
     (*index)++;
+    //  Given twice, as a command's own options may not be either: the
+    //  second silently won, so that a -t after the command lengthened the
+    //  deadline a script had set before it.
+    if ((which == 0 && globals->endpoint) || (which == 1 && globals->timeout)
+    ||  (which == 2 && globals->config)) {
+        snprintf (why, why_size, "%s given twice", names [which].short_name);
+        return -1;
+    }
     if (which == 0)
         globals->endpoint = value;
     else

@@ -1152,6 +1152,30 @@ test_broker_timeout_comes_first (void **state)
 //  --------------------------------------------------------------------------
 //  Successes
 
+//  A request the socket never took (no broker connected) is given up at
+//  its deadline: no broker has it, so there is no 504 of its own to wait
+//  for. It waited S_EXPIRE_GRACE (250 ms) past it, for nothing, as one
+//  that went out does: here 350 ms for a deadline of 100.
+static void
+test_unsent_request_ends_at_its_deadline (void **state)
+{
+    (void) state;
+    s_dead_t *dead = s_dead_new ();
+    resv_t *client = resv_new (dead->endpoint);
+    assert_non_null (client);
+    resv_set_retry (client, 0);
+    int64_t handle = resv_send (client, "echo", "echo", NULL, 0, 100);
+    assert_true (handle > 0);
+    resv_reply_t reply;
+    assert_int_equal (resv_recv (client, 300, &reply), 0);
+    assert_int_equal (reply.handle, handle);
+    assert_int_equal (reply.status, RESV_TIMEOUT);
+    assert_non_null (strstr (reply.body, "broker_unreachable"));
+    free (reply.body);
+    resv_destroy (&client);
+    s_dead_destroy (&dead);
+}
+
 //  Nothing is kept in the socket while no broker is there: a request made
 //  then goes out once one comes, with the time left and the clock reading
 //  of when it goes, and one the client gave up on meanwhile never does.
@@ -1809,6 +1833,7 @@ main (void)
         cmocka_unit_test (test_unreachable_sync),
         cmocka_unit_test (test_unreachable_async),
         cmocka_unit_test (test_recv_nothing_in_flight),
+        cmocka_unit_test (test_unsent_request_ends_at_its_deadline),
         cmocka_unit_test (test_nothing_kept_while_no_broker),
         cmocka_unit_test (test_unknown_reply_dropped),
         cmocka_unit_test (test_malformed_reply_fails_request),

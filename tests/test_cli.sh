@@ -169,6 +169,11 @@ expect_exit 0 "broker/frontend from the config file" env \
 expect_exit 0 "RESV_BROKER_FRONTEND wins over the config file" \
     "$R" -c "$T/dead.cfg" ping
 expect_exit 0 "global options after the command" "$R" ping -t 1000
+# Twice, before and after the command: the second used to win, silently.
+expect_exit 2 "-t given twice is a usage error" "$R" -t 100 ping -t 50000
+has "saying so" "$(cat "$T/stderr")" "-t given twice"
+expect_exit 2 "-e given twice is a usage error" \
+    "$R" -e "$dead" -e "$RESV_BROKER_FRONTEND" ping
 
 # Refused locally (an empty id): exit 1 with the error on stdout.
 expect_exit 1 "empty ID is refused, exit 1" "$R" status ""
