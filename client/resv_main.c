@@ -1160,6 +1160,20 @@ main (int argc, char *argv [])
     if (group_help) {
         group = word;
         snprintf (context, sizeof context, "resv %s", group);
+        //  Global options may come here too, as before the group and after
+        //  the subcommand.
+        while (index < argc && argv [index][0] == '-'
+        &&     !s_is_help (argv [index])) {
+            int global = s_global_option (argc, argv, &index, &globals, why,
+                                          sizeof why);
+            if (global == 0) {
+                snprintf (why, sizeof why, "unknown option '%s'",
+                          argv [index]);
+                global = -1;
+            }
+            if (global == -1)
+                return s_usage_error (context, why, group_help);
+        }
         if (index >= argc)
             return s_usage_error (context, "no subcommand given", group_help);
         if (s_is_help (argv [index])) {

@@ -174,6 +174,11 @@ expect_exit 2 "-t given twice is a usage error" "$R" -t 100 ping -t 50000
 has "saying so" "$(cat "$T/stderr")" "-t given twice"
 expect_exit 2 "-e given twice is a usage error" \
     "$R" -e "$dead" -e "$RESV_BROKER_FRONTEND" ping
+# Between a group word and its subcommand, as anywhere else.
+# (No availability worker here: the request goes, and is answered 503/504.)
+expect_exit 3 "global options after a group word" "$R" resource -t 300 list
+has "the request went out" "$OUT" '"code":50[34]'
+expect_exit 2 "an unknown option there is a usage error" "$R" resource -x list
 
 # Refused locally (an empty id): exit 1 with the error on stdout.
 expect_exit 1 "empty ID is refused, exit 1" "$R" status ""
