@@ -329,7 +329,7 @@ s_lost_broker (worker_t *self, int64_t now, const char *why)
 {
     s_close (self, false);
     s_drop_held (self);
-    if (self->state == S_STOPPING) {
+    if (self->state == S_STOPPING || self->state == S_STOPPED) {
         zsys_warning ("worker: %s: %s while stopping; stopped", self->service,
                       why);
         self->state = S_STOPPED;
@@ -438,6 +438,10 @@ s_send_reply (worker_t *self, s_request_t *request, int status,
     else
         zmq_send (self->handle, "", 0, ZMQ_DONTWAIT);
     zframe_destroy (reply_p);   //  Left to us only if the send failed
+    //  Only what went out counts as heard from us: an answer dropped for
+    //  its old connection, or held for its batch, put off the next
+    //  heartbeat, and a run of them had the broker take us for dead.
+    self->sent_at = zclock_mono ();
 }
 
 //  A handler's status, or 500 (logged) when it is out of range.
@@ -645,8 +649,18 @@ s_dispatch (worker_t *self, s_request_t *request,
         status = s_checked_status (self, request->method, status, &reply);
     }
     zframe_destroy (&request->body);
+    //  The handler kept us silent towards the broker for its whole
+    //  liveness (blocked, or this process stopped meanwhile): the broker
+    //  took us for dead and handed on what waits on the socket behind
+    //  this request, which s_drain would go on serving. Nothing more goes
+    //  on this connection, as at the start of a drain.
+    int64_t now = zclock_mono ();
+    if (self->handle && request->epoch == self->epoch
+    &&  (self->state == S_CONNECTED || self->state == S_STOPPING)
+    &&  now - self->sent_at >= (int64_t) self->heartbeat * self->liveness)
+        s_lost_broker (self, now, "silent towards the broker for its whole "
+                       "liveness in a handler");
     s_send_reply (self, request, status, &reply);
-    self->sent_at = zclock_mono ();
 }
 
 //  Serves the requests held back during worker_call, oldest first. A
@@ -1408,7 +1422,6 @@ worker_answer (worker_t *self, worker_later_t **later_p, int status,
                                  "%s: handler failed", self->service);
     }
     s_send_reply (self, *later_p, status, reply_p);
-    self->sent_at = zclock_mono ();
     s_request_destroy (later_p);
     self->later--;
 }

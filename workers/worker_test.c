@@ -715,6 +715,10 @@ s_relay_done (void *arg, int status, json_t *reply)
     worker_answer (self->worker, &self->later, status, &answer);
 }
 
+//  Requests the "defer-many" method took aside, for the test to answer.
+static worker_later_t *s_many_later [32];
+static int s_many_nlater;
+
 static int
 s_handler (void *state, const char *method, zframe_t **body_p,
            int64_t deadline, zframe_t **reply_p)
@@ -747,6 +751,15 @@ s_handler (void *state, const char *method, zframe_t **body_p,
         assert_non_null (self->later);
         assert_int_equal (worker_call_async (self->worker, "other", "x", NULL,
                           NULL, self->call_timeout, s_relay_done, self), 0);
+        return WORKER_DEFERRED;
+    }
+    if (streq (method, "sleepy")) {
+        //  Blocks past the broker's liveness, without keepalive.
+        zclock_sleep (6 * HEARTBEAT);
+        return RESV_CREATED;
+    }
+    if (streq (method, "defer-many")) {
+        s_many_later [s_many_nlater++] = worker_defer (self->worker);
         return WORKER_DEFERRED;
     }
     if (streq (method, "slow")) {
@@ -2382,6 +2395,122 @@ test_live_call_async_batched (void **state)
 }
 
 
+
+//  --------------------------------------------------------------------------
+//  Silence and stops (found by a read-only review)
+
+//  Stopped (the broker acknowledged BYE) with a request in hand, the
+//  worker then hears BYE again (a broker that restarted meanwhile does
+//  not know it). It stays stopped: it reconnected, sent READY, took new
+//  work, and worker_serve never returned -1.
+static void
+test_bye_after_the_stop_keeps_it_stopped (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_fake_ok (self, "DELAY", "-1", NULL);      //  The call never answered
+    self->call_timeout = 60000;
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "r-1",
+               "relay", "60000", "{}", NULL);
+    int64_t end = zclock_mono () + 2000;
+    while (!self->later && zclock_mono () < end)
+        worker_serve (self->worker, 10, s_handler, self);
+    assert_non_null (self->later);
+    s_fake_ok (self, "AUTOBYE", "1", NULL);
+    worker_stop (self->worker);
+    //  Serve until the worker's BYE (and so the fake's ack) went by.
+    zmsg_t *msg;
+    bool bye = false;
+    end = zclock_mono () + 2000;
+    while (!bye && zclock_mono () < end && (msg = s_expect (self, s_handler, 200))) {
+        bye = s_frame_eq (s_frame_at (msg, 2), RESV_CMD_DISCONNECT);
+        zmsg_destroy (&msg);
+    }
+    assert_true (bye);
+    for (int i = 0; i < 10; i++)
+        worker_serve (self->worker, 10, s_handler, self);
+    //  The broker restarted: a BYE to the finishing worker's heartbeat.
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_DISCONNECT, NULL);
+    int ready = 0;
+    int rc = 0;
+    end = zclock_mono () + 6000;    //  Three times the stop's bound (2 s)
+    while (rc == 0 && zclock_mono () < end) {
+        zmsg_t *next = s_fake (self, "NEXT", NULL);
+        char *kind = zmsg_popstr (next);
+        if (kind && streq (kind, "MSG")
+        &&  s_frame_eq (s_frame_at (next, 2), RESV_CMD_READY))
+            ready++;
+        free (kind);
+        zmsg_destroy (&next);
+        rc = worker_serve (self->worker, 10, s_handler, self);
+    }
+    assert_int_equal (ready, 0);
+    assert_int_equal (rc, -1);
+}
+
+//  A handler that blocks past the liveness: the broker took the worker
+//  for dead and handed on what waits in its socket, of which the worker
+//  serves nothing (s_drain). It served the next request all the same: its
+//  reply to the long one counted as heard from it.
+static void
+test_stale_requests_after_a_long_handler_are_not_served (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-1",
+               "sleepy", "5000", "{}", NULL);
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-2",
+               "echo", "5000", "stale", NULL);
+    zclock_sleep (50);
+    int replies = 0, readies = 0;
+    int64_t end = zclock_mono () + 1500;
+    while (zclock_mono () < end) {
+        zmsg_t *msg = s_expect (self, s_handler, 100);
+        if (!msg)
+            continue;
+        if (s_frame_eq (s_frame_at (msg, 2), RESV_CMD_REPLY))
+            replies++;
+        if (s_frame_eq (s_frame_at (msg, 2), RESV_CMD_READY))
+            readies++;
+        zmsg_destroy (&msg);
+    }
+    assert_int_equal (self->calls, 1);   //  t-2 is stale: not served
+    assert_int_equal (replies, 0);       //  Nor t-1 on that connection
+    assert_true (readies >= 1);          //  Announced again
+}
+
+//  After a reconnect, answers to requests deferred on the old connection
+//  (dropped: stale) do not count as heard from the worker: they put off
+//  every heartbeat on the new connection while they trickled in.
+static void
+test_stale_answers_do_not_hold_heartbeats_back (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_many_nlater = 0;
+    for (int i = 0; i < 10; i++) {
+        char ticket [16];
+        snprintf (ticket, sizeof ticket, "d-%d", i);
+        s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, ticket,
+                   "defer-many", "60000", "{}", NULL);
+    }
+    int64_t end = zclock_mono () + 2000;
+    while (s_many_nlater < 10 && zclock_mono () < end)
+        worker_serve (self->worker, 10, s_handler, self);
+    assert_int_equal (s_many_nlater, 10);
+    //  The broker restarted: BYE, and the worker is back at once.
+    s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_DISCONNECT, NULL);
+    assert_true (s_expect_reconnect (self, 2000) >= 0);
+    s_heartbeats (self);
+    //  One old request answered every 80 ms: 800 ms, twice the liveness.
+    for (int i = 0; i < 10; i++) {
+        zframe_t *answer = zframe_new ("{}", 2);
+        worker_answer (self->worker, &s_many_later [i], RESV_OK, &answer);
+        int64_t until = zclock_mono () + 80;
+        while (zclock_mono () < until)
+            worker_serve (self->worker, 10, s_handler, self);
+    }
+    int beats = s_heartbeats (self);
+    assert_true (beats >= 4);
+}
+
 int
 main (void)
 {
@@ -2440,6 +2569,10 @@ main (void)
                                          s_fixture_new_stop, s_fixture_destroy),
         cmocka_unit_test_setup_teardown (test_stop_gives_up_on_a_silent_broker,
                                          s_fixture_new_stop, s_fixture_destroy),
+        cmocka_unit_test_setup_teardown (test_bye_after_the_stop_keeps_it_stopped,
+                                         s_fixture_new_stop, s_fixture_destroy),
+        FAKE (test_stale_requests_after_a_long_handler_are_not_served),
+        FAKE (test_stale_answers_do_not_hold_heartbeats_back),
         FAKE (test_call_holds),
         FAKE (test_call_timeout),
         FAKE (test_call_lost_broker),
