@@ -40,6 +40,11 @@
 //  of messages for none (late, duplicate, foreign) still cannot keep the
 //  timers from running.
 #define S_DRAIN_BATCH       256
+//  A pass goes on reading, batch after batch, for at most this long (ms)
+//  while batches come full: a reply behind more late ones than a batch
+//  holds (a broker that answered 504 for everything it held through a
+//  stall, say) is still read before its request's timers run.
+#define S_DRAIN_TIME        50
 //  When a request cannot even be queued (the send high-water mark is
 //  reached: the broker is down or far behind), it is tried again this soon,
 //  whatever the retry setting, since it has not been sent at all yet.
@@ -107,6 +112,8 @@ struct _resv_t {
     int64_t awaiting;           //  Handle a synchronous call waits for
     s_request_t *awaited;       //  Its completion, once it came
     bool blocked;               //  The socket refused a send: wait for it
+    size_t nblocked;            //  Pending requests whose last send it
+                                //  refused (s_schedule); none: not blocked
                                 //  to take one (ZMQ_POLLOUT) as well
 };
 
@@ -470,7 +477,11 @@ s_pending_add (resv_t *self, s_request_t *request)
     return 0;
 }
 
-//  Takes request out of the table and the heap.
+//  Takes request out of the table and the heap. Once no request waits for
+//  the socket any more, nothing does: resv_send_waits says 0 again, and a
+//  loop of its own stops waiting for ZMQ_POLLOUT (it kept saying 1 for a
+//  request that had ended, and a loop that waited for a writable socket
+//  then woke at once, for ever).
 static void
 s_pending_remove (resv_t *self, s_request_t *request)
 {
@@ -478,6 +489,11 @@ s_pending_remove (resv_t *self, s_request_t *request)
     if (slot >= 0) {
         s_table_remove (self, (size_t) slot);
         s_heap_remove (self, request);
+        if (request->blocked) {
+            request->blocked = false;
+            if (--self->nblocked == 0)
+                self->blocked = false;
+        }
     }
 }
 
@@ -523,11 +539,15 @@ s_transmit (resv_t *self, s_request_t *request, int64_t now)
     return 0;
 }
 
-//  Sets when request is next sent, after a send attempt at now.
+//  Sets when request, pending, is next sent, after a send attempt at now
+//  (queued: the socket took it; else it waits for the socket).
 static void
-s_schedule (s_request_t *request, int64_t now, bool queued)
+s_schedule (resv_t *self, s_request_t *request, int64_t now, bool queued)
 {
+    self->nblocked += (size_t) !queued - (size_t) request->blocked;
     request->blocked = !queued;
+    if (!queued)
+        self->blocked = true;
     if (queued) {
         request->sent = true;
         request->retry_at = request->retry > 0? now + request->retry
@@ -615,11 +635,10 @@ s_timers (resv_t *self, int64_t now)
         else {
             bool queued = !blocked && s_transmit (self, request, now) == 0;
             blocked = !queued;
-            s_schedule (request, now, queued);
+            s_schedule (self, request, now, queued);
             s_heap_down (self, 0);
         }
     }
-    self->blocked |= blocked;
 }
 
 //  The socket takes messages again (connected, or room in its pipe): every
@@ -796,7 +815,12 @@ s_pump (resv_t *self, int64_t until)
     //  that comes back late (busy elsewhere past the retry interval or a
     //  deadline) must not resend a request whose reply waits unread, nor
     //  expire it as unanswered.
-    size_t read = s_drain (self, pending + S_DRAIN_BATCH);
+    size_t read = 0, batch = pending + S_DRAIN_BATCH, got;
+    int64_t drain_until = zclock_mono () + S_DRAIN_TIME;
+    do {
+        got = s_drain (self, batch);
+        read += got;
+    } while (got == batch && zclock_mono () < drain_until);
     int64_t now = zclock_mono ();
     //  The socket may take what it refused (a caller's own loop saw
     //  ZMQ_POLLOUT: resv_send_waits): sent now, not S_BLOCKED_RETRY after.
@@ -1011,14 +1035,17 @@ resv_send (resv_t *self, const char *service, const char *method,
     if (size)
         memcpy (request->data + service_len + method_len, data, size);
 
-    s_schedule (request, now, s_transmit (self, request, now) == 0);
-    self->blocked |= request->blocked;
+    //  Registered before it goes: a request that went out and could not be
+    //  registered was said not to have been sent, and was done all the
+    //  same (its reply then dropped as a late one).
+    request->blocked = false;
+    request->retry_at = now;
     if (s_pending_add (self, request)) {
-        //  Out of memory: the message may be out already, but its reply
-        //  will find no request and be dropped as a late one.
-        free (request);
+        free (request);         //  Out of memory: nothing was sent
         return -1;
     }
+    s_schedule (self, request, now, s_transmit (self, request, now) == 0);
+    s_heap_down (self, request->heap_pos);  //  Its wake only went up
     return request->handle;
 }
 

@@ -181,7 +181,9 @@ typedef struct {
 //  was, when nothing completed in time or nothing is in flight. A reply
 //  that arrived while the caller was busy elsewhere completes its request,
 //  however late resv_recv is called: every reply that is there is read
-//  before a request is resent or given up. Requests that pass their
+//  before a request is resent or given up (as many as come within 50 ms,
+//  so that a flood of replies nobody waits for cannot hold the timers off
+//  for good). Requests that pass their
 //  deadline unanswered complete with RESV_TIMEOUT and a local error object
 //  as body; one whose reply libresv cannot read, at once with
 //  RESV_INTERNAL and a local "malformed" error object (see resv_call).
@@ -216,7 +218,8 @@ void *
     resv_socket (resv_t *self);
 
 //  1 while a request waits for the socket to take it (no broker connected
-//  yet, or its pipe full), else 0. NULL-safe.
+//  yet, or its pipe full), else 0: 0 again once that request has ended,
+//  taken by the socket or given up at its deadline. NULL-safe.
 int
     resv_send_waits (resv_t *self);
 

@@ -1176,6 +1176,77 @@ test_unsent_request_ends_at_its_deadline (void **state)
     s_dead_destroy (&dead);
 }
 
+//  resv_send_waits says 0 once the request that waited for the socket has
+//  ended: it said 1 for good, and a loop that waits for ZMQ_POLLOUT while
+//  it says 1 then woke at once, for ever, with nothing in flight.
+static void
+test_send_waits_ends_with_its_request (void **state)
+{
+    (void) state;
+    s_dead_t *dead = s_dead_new ();
+    resv_t *client = resv_new (dead->endpoint);
+    assert_non_null (client);
+    resv_set_retry (client, 0);
+    assert_true (resv_send (client, "echo", "echo", NULL, 0, 100) > 0);
+    assert_int_equal (resv_send_waits (client), 1);
+    resv_reply_t reply;
+    assert_int_equal (resv_recv (client, S_WAIT, &reply), 0);
+    assert_int_equal (reply.status, RESV_TIMEOUT);
+    free (reply.body);
+    assert_int_equal (resv_send_waits (client), 0);
+    resv_destroy (&client);
+    s_dead_destroy (&dead);
+}
+
+//  A reply behind more late replies than one read takes (600, for requests
+//  given up on) is read before its request's timers run, however late the
+//  caller comes: it was given up as unanswered, its reply unread.
+static void
+test_reply_behind_many_late_ones_is_read (void **state)
+{
+    (void) state;
+    zsock_t *router = s_router_new ();
+    resv_t *client = s_client_of (router);
+    resv_set_retry (client, 0);
+    enum { LATE = 600 };
+    char *ids [LATE];
+    zframe_t *identity = NULL;
+    for (int i = 0; i < LATE; i++)
+        assert_true (resv_send (client, "echo", "echo", NULL, 0, 50) > 0);
+    for (int i = 0; i < LATE; i++) {
+        zmsg_t *msg = s_router_recv (router);
+        if (!identity)
+            identity = zframe_dup (zmsg_first (msg));
+        ids [i] = s_frame_str (msg, 3);
+        zmsg_destroy (&msg);
+    }
+    resv_reply_t reply;
+    for (int i = 0; i < LATE; i++) {
+        assert_int_equal (resv_recv (client, S_WAIT, &reply), 0);
+        assert_int_equal (reply.status, RESV_TIMEOUT);
+        free (reply.body);
+    }
+    int64_t handle = resv_send (client, "echo", "echo", NULL, 0, 1500);
+    assert_true (handle > 0);
+    zmsg_t *msg = s_router_recv (router);
+    char *id = s_frame_str (msg, 3);
+    zmsg_destroy (&msg);
+    for (int i = 0; i < LATE; i++) {
+        s_router_reply (router, identity, ids [i], "200", "{}");
+        zstr_free (&ids [i]);
+    }
+    s_router_reply (router, identity, id, "200", "{\"a\":1}");
+    zstr_free (&id);
+    zclock_sleep (1900);        //  Past its deadline, and its grace
+    assert_int_equal (resv_recv (client, 0, &reply), 0);
+    assert_int_equal (reply.handle, handle);
+    assert_int_equal (reply.status, 200);
+    free (reply.body);
+    zframe_destroy (&identity);
+    resv_destroy (&client);
+    zsock_destroy (&router);
+}
+
 //  Nothing is kept in the socket while no broker is there: a request made
 //  then goes out once one comes, with the time left and the clock reading
 //  of when it goes, and one the client gave up on meanwhile never does.
@@ -1834,6 +1905,8 @@ main (void)
         cmocka_unit_test (test_unreachable_async),
         cmocka_unit_test (test_recv_nothing_in_flight),
         cmocka_unit_test (test_unsent_request_ends_at_its_deadline),
+        cmocka_unit_test (test_send_waits_ends_with_its_request),
+        cmocka_unit_test (test_reply_behind_many_late_ones_is_read),
         cmocka_unit_test (test_nothing_kept_while_no_broker),
         cmocka_unit_test (test_unknown_reply_dropped),
         cmocka_unit_test (test_malformed_reply_fails_request),
