@@ -409,6 +409,7 @@ static const char *s_help_main =
 "                           when it exists\n"
 "  -h, --help               this help; 'resv COMMAND --help' for a command\n"
 "      --version            print the version\n"
+"-e, -t and -c may also come after the command; given twice, the last counts.\n"
 "\n"
 "Output: one JSON document on stdout. Exit status: 0 done; 1 refused (400,\n"
 "402, 403, 404, 409, 429); 2 usage error; 3 unavailable or failed (500,\n"
@@ -782,14 +783,8 @@ s_global_option (int argc, char *argv [], int *index, s_globals_t *globals,
         value = argv [++*index];
     }
     (*index)++;
-    //  Given twice, as a command's own options may not be either: the
-    //  second silently won, so that a -t after the command lengthened the
-    //  deadline a script had set before it.
-    if ((which == 0 && globals->endpoint) || (which == 1 && globals->timeout)
-    ||  (which == 2 && globals->config)) {
-        snprintf (why, why_size, "%s given twice", names [which].short_name);
-        return -1;
-    }
+    //  Given twice, the last one counts, so that a wrapper's default (an
+    //  alias 'resv -t 10000', a script's array) can be overridden.
     if (which == 0)
         globals->endpoint = value;
     else

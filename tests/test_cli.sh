@@ -169,11 +169,10 @@ expect_exit 0 "broker/frontend from the config file" env \
 expect_exit 0 "RESV_BROKER_FRONTEND wins over the config file" \
     "$R" -c "$T/dead.cfg" ping
 expect_exit 0 "global options after the command" "$R" ping -t 1000
-# Twice, before and after the command: the second used to win, silently.
-expect_exit 2 "-t given twice is a usage error" "$R" -t 100 ping -t 50000
-has "saying so" "$(cat "$T/stderr")" "-t given twice"
-expect_exit 2 "-e given twice is a usage error" \
-    "$R" -e "$dead" -e "$RESV_BROKER_FRONTEND" ping
+# Twice: the last one counts, so that a wrapper's default can be
+# overridden (resv -t 10000 as an alias, then -t 300 for one call).
+expect_exit 3 "the last -t counts" "$R" -t 100000 -e "$dead" ping -t 300
+expect_exit 0 "the last -e counts" "$R" -e "$dead" -e "$RESV_BROKER_FRONTEND" ping
 # Between a group word and its subcommand, as anywhere else.
 # (No availability worker here: the request goes, and is answered 503/504.)
 expect_exit 3 "global options after a group word" "$R" resource -t 300 list
