@@ -45,6 +45,21 @@ resvd_echo_pids () {
         grep -o '"service":"echo","pid":[0-9]*' | grep -o '[0-9]*$'
 }
 
+# listen_on ADDRESS PORT READY: a process of its own (PID in $LISTENER and
+# in PIDS) listens on ADDRESS:PORT (IPv4 or IPv6) for 60 s, and writes
+# READY once it does.
+listen_on () {
+    python3 -c 'import socket, sys, time
+s = socket.socket (socket.AF_INET6 if ":" in sys.argv [1] else socket.AF_INET)
+s.setsockopt (socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind ((sys.argv [1], int (sys.argv [2])))
+s.listen ()
+open (sys.argv [3], "w").write ("listening")
+time.sleep (60)' "$1" "$2" "$3" 2>/dev/null &
+    LISTENER=$!
+    PIDS+=("$LISTENER")
+}
+
 # --- The programs' command lines -------------------------------------------
 expect_exit 0 "resvd --help exits 0" "$BIN/resvd" --help
 expect_exit 2 "resvd with a bad option exits 2" "$BIN/resvd" -x
@@ -138,14 +153,8 @@ has "saying that something listens there" "$(cat "$T/stderr")" \
 # resvd looked at IPv6 addresses, its broker failed to bind and it
 # stopped for a bad value.
 free_port V6_PORT; free_port V6_BACKEND
-python3 -c 'import socket, sys, time
-s = socket.socket (socket.AF_INET6)
-s.bind (("::1", int (sys.argv [1])))
-s.listen ()
-open (sys.argv [2], "w").write ("listening")
-time.sleep (60)' "$V6_PORT" "$T/v6.ready" 2>/dev/null &
-V6_PID=$!
-PIDS+=("$V6_PID")
+listen_on ::1 "$V6_PORT" "$T/v6.ready"
+V6_PID=$LISTENER
 if wait_for 5 test -s "$T/v6.ready"; then
     expect_exit 1 "one whose frontend is an IPv6 address in use exits 1" \
         env RESV_DATA_DIR="$T/other" \
@@ -311,15 +320,8 @@ check "with status 0" test $? -eq 0
 # --- The events endpoint in use ----------------------------------------------
 # Its broker could not bind it, and was restarted for ever.
 use_free_ports
-python3 -c 'import socket, sys, time
-s = socket.socket ()
-s.setsockopt (socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind (("127.0.0.1", int (sys.argv [1])))
-s.listen ()
-open (sys.argv [2], "w").write ("listening")
-time.sleep (60)' "${RESV_BROKER_EVENTS##*:}" "$T/events.ready" 2>/dev/null &
-EV_PID=$!
-PIDS+=("$EV_PID")
+listen_on 127.0.0.1 "${RESV_BROKER_EVENTS##*:}" "$T/events.ready"
+EV_PID=$LISTENER
 check "something listens on the events endpoint" wait_for 5 test -s "$T/events.ready"
 expect_exit 1 "a resvd whose events endpoint is in use exits 1" \
     env RESV_DATA_DIR="$T/events" timeout 10 "$BIN/resvd"

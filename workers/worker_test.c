@@ -1506,6 +1506,16 @@ test_malformed (void **state)
     assert_int_equal (self->calls, 1);
 }
 
+//  Serves until the handler has taken a request aside (2 s at most).
+static void
+s_serve_until_deferred (fixture_t *self)
+{
+    int64_t end = zclock_mono () + 2000;
+    while (!self->later && zclock_mono () < end)
+        worker_serve (self->worker, 10, s_handler, self);
+    assert_non_null (self->later);
+}
+
 //  The number the fake returns for HBS.
 static int
 s_heartbeats (fixture_t *self)
@@ -1677,15 +1687,12 @@ test_stop_heartbeats_while_finishing (void **state)
     fixture_t *self = (fixture_t *) *state;
     s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "d-1",
                "defer", "5000", "{}", NULL);
-    int64_t end = zclock_mono () + 2000;
-    while (!self->later && zclock_mono () < end)
-        worker_serve (self->worker, 10, s_handler, self);
-    assert_non_null (self->later);
+    s_serve_until_deferred (self);
     s_fake_ok (self, "AUTOBYE", "1", NULL);
     worker_stop (self->worker);
     s_heartbeats (self);
     //  Six intervals with the request in hand.
-    end = zclock_mono () + 6 * HEARTBEAT;
+    int64_t end = zclock_mono () + 6 * HEARTBEAT;
     while (zclock_mono () < end)
         assert_int_equal (worker_serve (self->worker, 10, s_handler, self), 0);
     assert_in_range (s_heartbeats (self), 3, 8);
@@ -1731,14 +1738,11 @@ s_stop_relay (fixture_t *self, const char *delay, bool silent)
     s_fake_ok (self, "DELAY", delay, NULL);
     s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "r-1",
                "relay", "5000", "{}", NULL);
-    int64_t end = zclock_mono () + 2000;
-    while (!self->later && zclock_mono () < end)
-        worker_serve (self->worker, 10, s_handler, self);
-    assert_non_null (self->later);
+    s_serve_until_deferred (self);
     if (silent)
         s_fake_ok (self, "SILENT", "1", NULL);
     worker_stop (self->worker);
-    end = zclock_mono () + 5000;
+    int64_t end = zclock_mono () + 5000;
     int rc = 0;
     while (rc == 0 && zclock_mono () < end)
         rc = worker_serve (self->worker, 10, s_handler, self);
@@ -2411,16 +2415,13 @@ test_bye_after_the_stop_keeps_it_stopped (void **state)
     self->call_timeout = 60000;
     s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "r-1",
                "relay", "60000", "{}", NULL);
-    int64_t end = zclock_mono () + 2000;
-    while (!self->later && zclock_mono () < end)
-        worker_serve (self->worker, 10, s_handler, self);
-    assert_non_null (self->later);
+    s_serve_until_deferred (self);
     s_fake_ok (self, "AUTOBYE", "1", NULL);
     worker_stop (self->worker);
     //  Serve until the worker's BYE (and so the fake's ack) went by.
     zmsg_t *msg;
     bool bye = false;
-    end = zclock_mono () + 2000;
+    int64_t end = zclock_mono () + 2000;
     while (!bye && zclock_mono () < end && (msg = s_expect (self, s_handler, 200))) {
         bye = s_frame_eq (s_frame_at (msg, 2), RESV_CMD_DISCONNECT);
         zmsg_destroy (&msg);
