@@ -174,6 +174,24 @@ s_rows (fixture_t *self, const char *sql)
     return testkit_sql_int (self->store, sql);
 }
 
+//  Sends carla's reserve of the stub's res-odd (its hold comes back
+//  unusable, so it is undone) with request_id and timeout, without waiting
+//  for the answer; returns the client that will get it.
+static resv_t *
+s_send_odd_reserve (fixture_t *self, const char *request_id, int timeout)
+{
+    resv_t *client = testkit_client (self->kit);
+    char *body = zsys_sprintf ("{\"customer\":\"carla\",\"resource\":"
+                               "\"res-odd\",\"date\":\"2027-03-01\","
+                               "\"days\":1,\"units\":1,\"request_id\":"
+                               "\"%s\"}", request_id);
+    assert_non_null (body);
+    assert_true (resv_send (client, "reservation", "reserve", body,
+                            strlen (body), timeout) >= 0);
+    zstr_free (&body);
+    return client;
+}
+
 static bool
 s_wait_no_saga (fixture_t *self)
 {
@@ -1256,12 +1274,7 @@ test_an_undo_holds_neither_worker_nor_store (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     __atomic_store_n (&self->stub.hang, 1, __ATOMIC_SEQ_CST);
-    resv_t *client = testkit_client (self->kit);
-    const char *body = "{\"customer\":\"carla\",\"resource\":\"res-odd\","
-                       "\"date\":\"2027-03-01\",\"days\":1,\"units\":1,"
-                       "\"request_id\":\"k-undo\"}";
-    assert_true (resv_send (client, "reservation", "reserve", body,
-                            strlen (body), 8000) >= 0);
+    resv_t *client = s_send_odd_reserve (self, "k-undo", 8000);
     assert_true (TESTKIT_WAIT (5000, s_stub_count (&self->stub.releases) > 0));
     json_t *reply = NULL;
     assert_int_equal (s_call (self, "get", json_pack ("{s:s}", "id", "r-none"),
@@ -1351,12 +1364,7 @@ test_stop_keeps_the_claim_of_a_reserve_undo (void **state)
     zactor_t *reservation = testkit_start (self->kit, "reservation");
     __atomic_store_n (&self->stub.hang_hold, 1, __ATOMIC_SEQ_CST);
     __atomic_store_n (&self->stub.hang, 1, __ATOMIC_SEQ_CST);
-    resv_t *client = testkit_client (self->kit);
-    const char *body = "{\"customer\":\"carla\",\"resource\":\"res-odd\","
-                       "\"date\":\"2027-03-01\",\"days\":1,\"units\":1,"
-                       "\"request_id\":\"k-stop\"}";
-    assert_true (resv_send (client, "reservation", "reserve", body,
-                            strlen (body), 5000) >= 0);
+    resv_t *client = s_send_odd_reserve (self, "k-stop", 5000);
     assert_true (TESTKIT_WAIT (5000, s_stub_count (&self->stub.holds) > 0));
     zstr_send (reservation, "STOP");
     zclock_sleep (200);
