@@ -322,12 +322,24 @@ s_drop_held (worker_t *self)
                       "connection", self->service, dropped);
 }
 
-//  The broker is gone (silent, or it said BYE out of turn): close, then
-//  reconnect after the backoff, or finish stopping.
-static void
-s_lost_broker (worker_t *self, int64_t now, const char *why)
+//  Whether we have been silent towards the broker, on a connection it knows,
+//  for its whole liveness: it has taken us for dead, or will at its next
+//  look.
+static bool
+s_silent (worker_t *self, int64_t now)
 {
-    s_close (self, false);
+    return self->handle
+        && (self->state == S_CONNECTED || self->state == S_STOPPING)
+        && now - self->sent_at >= (int64_t) self->heartbeat * self->liveness;
+}
+
+//  The broker is gone (silent, or it said BYE out of turn): close (letting
+//  what was sent last go out first when linger), then reconnect after the
+//  backoff, or finish stopping.
+static void
+s_lost_broker (worker_t *self, int64_t now, bool linger, const char *why)
+{
+    s_close (self, linger);
     s_drop_held (self);
     if (self->state == S_STOPPING || self->state == S_STOPPED) {
         zsys_warning ("worker: %s: %s while stopping; stopped", self->service,
@@ -651,16 +663,17 @@ s_dispatch (worker_t *self, s_request_t *request,
     zframe_destroy (&request->body);
     //  The handler kept us silent towards the broker for its whole
     //  liveness (blocked, or this process stopped meanwhile): the broker
-    //  took us for dead and handed on what waits on the socket behind
-    //  this request, which s_drain would go on serving. Nothing more goes
-    //  on this connection, as at the start of a drain.
+    //  took us for dead, or is about to (it looks once a heartbeat), and
+    //  handed on what waits on the socket behind this request, which
+    //  s_drain would go on serving. The reply goes, for a broker that has
+    //  not looked yet (else the work it stands for was done twice), and
+    //  then nothing more on this connection, as at the start of a drain.
     int64_t now = zclock_mono ();
-    if (self->handle && request->epoch == self->epoch
-    &&  (self->state == S_CONNECTED || self->state == S_STOPPING)
-    &&  now - self->sent_at >= (int64_t) self->heartbeat * self->liveness)
-        s_lost_broker (self, now, "silent towards the broker for its whole "
-                       "liveness in a handler");
+    bool silent = request->epoch == self->epoch && s_silent (self, now);
     s_send_reply (self, request, status, &reply);
+    if (silent)
+        s_lost_broker (self, now, true, "silent towards the broker for its "
+                       "whole liveness in a handler");
 }
 
 //  Serves the requests held back during worker_call, oldest first. A
@@ -861,10 +874,9 @@ s_drain (worker_t *self, worker_handler_fn *handler, void *state)
     //  none of it (a hold or a payment made now would be nobody's): drop
     //  the connection and announce ourselves again.
     int64_t start = zclock_mono ();
-    if (self->handle && (self->state == S_CONNECTED || self->state == S_STOPPING)
-    &&  start - self->sent_at >= (int64_t) self->heartbeat * self->liveness) {
-        s_lost_broker (self, start, "silent towards the broker for its whole "
-                       "liveness (was this process stopped?)");
+    if (s_silent (self, start)) {
+        s_lost_broker (self, start, false, "silent towards the broker for "
+                       "its whole liveness (was this process stopped?)");
         return 0;
     }
     int requests = 0;
@@ -896,6 +908,8 @@ s_drain (worker_t *self, worker_handler_fn *handler, void *state)
                     self->batching = batch = true;
                 s_on_request (self, part, &body, now, handler, state);
                 requests++;
+                //  Its reply may wait for the batch: heard from us meanwhile.
+                worker_keepalive (self);
                 if (batch && self->nheld_replies >= S_BATCH_REQUESTS) {
                     s_batch_end (self);
                     batch = false;
@@ -941,7 +955,7 @@ s_drain (worker_t *self, worker_handler_fn *handler, void *state)
                     self->backoff = 0;
                 //  Refused again: most likely our READY (a broker with
                 //  an internal key takes no worker without the same).
-                s_lost_broker (self, now, again?
+                s_lost_broker (self, now, false, again?
                     "broker said BYE again, refusing this worker (is "
                     "broker/internal_key the broker's?)": "broker said BYE");
                 if (!again)
@@ -1011,7 +1025,7 @@ s_run_timers (worker_t *self, int64_t now)
     else
     if (self->state == S_CONNECTED || self->state == S_STOPPING) {
         if (now >= self->expires_at)
-            s_lost_broker (self, now, "broker silent");
+            s_lost_broker (self, now, false, "broker silent");
         else
         if (self->state == S_STOPPING && now >= self->stop_by
         &&  (s_stop_over (self)
@@ -1029,7 +1043,7 @@ s_run_timers (worker_t *self, int64_t now)
         zsys_info ("worker: %s: reconnecting to %s", self->service,
                    self->backend);
         if (s_connect (self) == -1)
-            s_lost_broker (self, now, "cannot reconnect");
+            s_lost_broker (self, now, false, "cannot reconnect");
         else
             s_announce (self);
     }
@@ -1111,6 +1125,7 @@ s_run_calls (worker_t *self)
         }
         free (reply.body);
         ran++;
+        worker_keepalive (self);    //  Its replies may wait for the batch
         if (batch && self->nheld_replies >= S_BATCH_REQUESTS) {
             s_batch_end (self);
             batch = false;
