@@ -78,37 +78,13 @@ resv_cfg_load (const char *path)
     return self;
 }
 
-int
-resv_cfg_save (resv_cfg_t *self, const char *path)
+const char *
+resv_cfg_text (resv_cfg_t *self)
 {
     assert (self);
-    char temporary [PATH_MAX];
-    if (snprintf (temporary, sizeof temporary, "%s.new", path)
-        >= (int) sizeof temporary) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
     //  No file: a comment, since an empty file is not ZPL that loads.
-    const char *text = self->text? self->text:
+    return self->text? self->text:
         "#   No configuration file: defaults and environment only.\n";
-    FILE *file = fopen (temporary, "w");
-    if (!file)
-        return -1;
-    size_t size = strlen (text);
-    bool written = fwrite (text, 1, size, file) == size;
-    int error = errno;
-    if (fclose (file) != 0 && written) {
-        error = errno;
-        written = false;
-    }
-    if (!written || rename (temporary, path) != 0) {
-        if (written)
-            error = errno;
-        unlink (temporary);
-        errno = error;
-        return -1;
-    }
-    return 0;
 }
 
 //  Whether path is one of known.

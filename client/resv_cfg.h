@@ -30,11 +30,11 @@ typedef struct _resv_cfg_t resv_cfg_t;
 resv_cfg_t *
     resv_cfg_load (const char *path);
 
-//  Writes the text of the file the configuration was loaded from (a line
-//  of comment when there was none) to path, whole or not at all (through
-//  a temporary file renamed over it). Returns 0, or -1 with errno set.
-int
-    resv_cfg_save (resv_cfg_t *self, const char *path);
+//  The text of the file the configuration was loaded from, which loads
+//  again to the same values; with no file, a line of comment, which loads
+//  to an empty configuration. Owned by the configuration.
+const char *
+    resv_cfg_text (resv_cfg_t *self);
 
 //  Logs a warning for each key of the file that is not one of known (a
 //  NULL-terminated list of paths such as "broker/frontend"): a misspelt

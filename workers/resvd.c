@@ -1,5 +1,6 @@
 /*  resvd.c: the resv supervisor: runs, restarts and scales the processes.  */
 
+#define _GNU_SOURCE             //  memfd_create
 #include "resvd.h"
 #include "svc.h"
 #include "fields.h"
@@ -11,12 +12,18 @@
 #include <signal.h>
 #include <netdb.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+//  Where every child finds the configuration resvd started with: the file
+//  descriptor it gets it on, and that descriptor as a path for -c.
+#define S_CONFIG_FD         3
+#define S_CONFIG_PATH       "/dev/fd/3"
 
 //  How often the loop looks at its children when nothing else wakes it.
 #define S_TICK              100
@@ -45,8 +52,9 @@ typedef struct {
 struct _resvd_t {
     char broker_path [PATH_MAX];    //  bin/resv-broker beside us
     char worker_path [PATH_MAX];    //  bin/resv-worker beside us
-    char *config;               //  -c argument for children: the copy of
-                                //  the configuration resvd started with
+    int config;                 //  The configuration resvd started with,
+                                //  in memory (memfd), that each child
+                                //  reads as S_CONFIG_PATH; -1 if none
     bool verbose;               //  Pass -v to children
     int restart_min;            //  resvd/restart_min, ms
     int restart_max;            //  resvd/restart_max, ms
@@ -94,7 +102,7 @@ s_running (s_group_t *group)
 
 //  In the child, between fork and exec: only async-signal-safe calls.
 static void
-s_exec (const char *path, char *const argv [], pid_t parent,
+s_exec (const char *path, char *const argv [], pid_t parent, int config,
         const char *failure)
 {
     //  Our own process group: a terminal's Ctrl-C reaches resvd alone,
@@ -120,11 +128,17 @@ s_exec (const char *path, char *const argv [], pid_t parent,
         dup2 (null, 0);
         close (null);
     }
-    //  Keep stdin, stdout and stderr; nothing of resvd's sockets.
+    //  The configuration at S_CONFIG_FD, kept through the exec (dup2 clears
+    //  close-on-exec on the copy; on the descriptor itself, fcntl does).
+    if (config == S_CONFIG_FD)
+        fcntl (config, F_SETFD, 0);
+    else
+        dup2 (config, S_CONFIG_FD);
+    //  Keep stdin, stdout and stderr, and it; nothing of resvd's sockets.
 #ifdef SYS_close_range
-    if (syscall (SYS_close_range, 3, ~0U, 0) == -1)
+    if (syscall (SYS_close_range, S_CONFIG_FD + 1, ~0U, 0) == -1)
 #endif
-        for (int fd = 3; fd < 1024; fd++)
+        for (int fd = S_CONFIG_FD + 1; fd < 1024; fd++)
             close (fd);
     execv (path, argv);
     ssize_t written = write (2, failure, strlen (failure));
@@ -143,7 +157,7 @@ s_start (resvd_t *self, s_group_t *group, int64_t now)
     int argc = 0;
     argv [argc++] = (char *) path;
     argv [argc++] = (char *) "-c";
-    argv [argc++] = self->config;
+    argv [argc++] = (char *) S_CONFIG_PATH;
     if (self->verbose)
         argv [argc++] = (char *) "-v";
     if (group->service)
@@ -164,7 +178,7 @@ s_start (resvd_t *self, s_group_t *group, int64_t now)
     pid_t parent = getpid ();
     pid_t pid = fork ();
     if (pid == 0)
-        s_exec (path, argv, parent, failure);
+        s_exec (path, argv, parent, self->config, failure);
     pthread_sigmask (SIG_SETMASK, &mask, NULL);
     if (pid == -1) {
         zsys_error ("resvd: fork for %s: %s", group->name, strerror (errno));
@@ -289,10 +303,14 @@ s_ended (resvd_t *self, pid_t pid, int status, int64_t now)
                 self->refused = true;
             }
             else
-            if (WIFEXITED (status) && WEXITSTATUS (status) == RESV_CFG_EXIT) {
-                //  One started later (resv scale from 0): the rest of the
-                //  system runs on. Its processes read the same copy of the
-                //  configuration, so every start would refuse it again.
+            if (WIFEXITED (status) && WEXITSTATUS (status) == RESV_CFG_EXIT
+            &&  group->service) {
+                //  A worker started later (resv scale from 0): the rest of
+                //  the system runs on. Its processes read the same copy of
+                //  the configuration, so every start would refuse it again.
+                //  (Not the broker: it refuses an endpoint it cannot bind,
+                //  EADDRNOTAVAIL for an address gone for a while, and is
+                //  restarted as after a crash, whatever the rest does.)
                 group->want = running > 1? running - 1: 0;  //  Not itself
                 zsys_error ("resvd: %s, pid %d, refused its configuration "
                             "(its line above says why); starting no more "
@@ -555,7 +573,8 @@ static const char *s_keys [] = {
     "resvd/restart_min", "resvd/restart_max", "resvd/restart_reset",
     "resvd/stop_timeout", "approval/timeout", "approval/tick",
     "reservation/sweep", "reservation/abandon", "payment/max_amount",
-    "payment/latency", "payment/failure_rate", "payment/tick", NULL
+    "payment/latency", "payment/failure_rate", "payment/tick",
+    "workers/resvd/credit", NULL            //  resvd's own worker's
 };
 
 //  Warns of each key of the configuration file that no resv program reads
@@ -587,20 +606,30 @@ done:
     free (known);
 }
 
-//  Writes the configuration resvd started with to DATA_DIR/resvd.cfg,
-//  which every process it runs reads (-c), at every start: an edit of the
-//  file while resvd runs then reaches none of them, rather than only the
-//  next one restarted (a new data/dir, say, would give that one other
-//  stores than the rest). The environment is theirs as it was resvd's.
-//  Returns 0, or -1 after a log line.
+//  Keeps the text of the configuration resvd started with in memory, in an
+//  anonymous file that every process it runs reads (-c S_CONFIG_PATH), at
+//  every start: an edit of the file while resvd runs then reaches none of
+//  them, rather than only the next one restarted (a new data/dir, say,
+//  would give that one other stores than the rest). Nothing on disk: it
+//  needs no room and no data directory, and shows the internal key to no
+//  other user. The environment is theirs as it was resvd's. Returns 0, or
+//  -1 after a log line.
 static int
-s_snapshot (resvd_t *self, resv_cfg_t *cfg, const char *dir)
+s_snapshot (resvd_t *self, resv_cfg_t *cfg)
 {
-    self->config = zsys_sprintf ("%s/resvd.cfg", dir);
-    if (!self->config)
-        return -1;
-    if (resv_cfg_save (cfg, self->config)) {
-        zsys_error ("resvd: cannot write %s: %s", self->config,
+    const char *text = resv_cfg_text (cfg);
+    size_t size = strlen (text), done = 0;
+    self->config = memfd_create ("resvd.cfg", MFD_CLOEXEC);
+    while (self->config != -1 && done < size) {
+        ssize_t wrote = write (self->config, text + done, size - done);
+        if (wrote == -1 && errno == EINTR)
+            continue;
+        if (wrote <= 0)
+            break;
+        done += (size_t) wrote;
+    }
+    if (self->config == -1 || done < size) {
+        zsys_error ("resvd: cannot keep its configuration in memory: %s",
                     strerror (errno));
         return -1;
     }
@@ -714,6 +743,7 @@ resvd_new (resv_cfg_t *cfg, bool verbose)
     if (!self)
         return NULL;
     self->lock = -1;
+    self->config = -1;
     self->verbose = verbose;
     //  The processes resvd runs share an internal key, which lets workers
     //  call the internal methods and no one else: made up here unless the
@@ -779,7 +809,7 @@ resvd_new (resv_cfg_t *cfg, bool verbose)
     if (rc == 0)
         rc = s_lock (self, resv_cfg_str (cfg, "data/dir", "./var"));
     if (rc == 0)
-        rc = s_snapshot (self, cfg, resv_cfg_str (cfg, "data/dir", "./var"));
+        rc = s_snapshot (self, cfg);
     if (rc == 0)
         s_check_keys (cfg);
     if (rc == 0)
@@ -810,7 +840,8 @@ resvd_destroy (resvd_t **self_p)
         zlistx_destroy (&group->children);
     }
     free (self->groups);
-    free (self->config);
+    if (self->config != -1)
+        close (self->config);
     worker_destroy (&self->worker);
     if (self->lock != -1)
         close (self->lock);     //  Which lets go of the lock

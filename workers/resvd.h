@@ -45,8 +45,8 @@ typedef struct _resvd_t resvd_t;
 #define RESVD_COUNT_MAX RESV_SCALE_MAX
 
 //  Creates a supervisor configured from cfg (borrowed; it must outlive the
-//  supervisor). The text cfg was loaded from is copied to DATA_DIR/resvd.cfg,
-//  which every child reads (-c), so that all of them run on the
+//  supervisor). The text cfg was loaded from is kept in memory, and every
+//  child reads it (-c /dev/fd/3), so that all of them run on the
 //  configuration resvd started with, whatever happens to the file later;
 //  verbose passes -v on. Starts no process yet. Returns NULL, after a log
 //  line, if a program is missing or not executable, a count is out of
