@@ -172,6 +172,7 @@ typedef struct {
     resv_log_limit_t commit_log;    //  Refused commits logged
     resv_log_limit_t retry_log;     //  Unknown retries left unanswered
     resv_log_limit_t held_log;      //  Replies not held for want of room
+    resv_log_limit_t unsent_log;    //  Replies that could not leave
     size_t held;                //  Requests whose reply is held (HELD_MAX)
     zactor_t *checkpoint;       //  Checkpoints the journal's WAL
     publish_t *publishes;       //  Publishes waiting for the next commit
@@ -518,6 +519,12 @@ s_send_reply (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, int status,
     zmq_msg_init (&copy);
     zmq_msg_copy (&copy, client);
     if (zmq_msg_send (&copy, front, more) == -1) {
+        int error = errno;
+        unsigned skipped;
+        if (resv_log_due (&self->unsent_log, 10000, &skipped))
+            zsys_warning ("broker: a reply could not leave: %s (its client "
+                          "is gone, or does not read); %u more since the "
+                          "last line", zmq_strerror (error), skipped);
         zmq_msg_close (&copy);
         if (body_p) {
             zmq_msg_close (body_p);
