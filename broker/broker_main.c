@@ -4,6 +4,10 @@
 #include "resv_util.h"
 #include <malloc.h>
 
+//  How long (ms) the broker keeps its connections once every request in
+//  flight at a stop is answered, for clients to read those answers.
+#define S_STOP_LINGER       300
+
 static void
 s_usage (FILE *out)
 {
@@ -14,7 +18,8 @@ s_usage (FILE *out)
         "broker/frontend, workers to broker/backend. Logs go to stderr.\n"
         "SIGTERM or SIGINT stops it gracefully: new requests get 503, those\n"
         "in flight are answered (with the workers' calls they make), then it\n"
-        "exits 0. Workers' calls made once those are answered get 503 too.\n"
+        "exits 0, 300 ms later (for clients to read those answers). Workers'\n"
+        "calls made once those are answered get 503 too.\n"
         "\n"
         "  -c CONFIG   configuration file (default " RESV_CFG_DEFAULT_PATH ")\n"
         "  -v          accepted, as resvd passes it on; the broker logs\n"
@@ -74,6 +79,12 @@ main (int argc, char *argv [])
     while (!zpoller_wait (poller, 100))
         ;
     zsock_wait (broker);
+    //  The last replies leave at once, but the connections' close would
+    //  follow right behind them; a client whose socket drops a connection's
+    //  unread messages when it goes (libresv's: ZMQ_IMMEDIATE) lost the
+    //  reply it had all but read. The actor goes on meanwhile: a request
+    //  that comes now is refused as during the stop.
+    zclock_sleep (S_STOP_LINGER);
     zpoller_destroy (&poller);
     zactor_destroy (&broker);
     resv_cfg_destroy (&cfg);

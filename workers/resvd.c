@@ -123,17 +123,15 @@ s_exec (const char *path, char *const argv [], pid_t parent, int config,
     sigaddset (&stop, SIGTERM);
     sigaddset (&stop, SIGINT);
     sigprocmask (SIG_SETMASK, &stop, NULL);
+    //  The configuration at S_CONFIG_FD, kept through the exec (dup2 clears
+    //  close-on-exec on the copy), first: it is above S_CONFIG_FD
+    //  (s_snapshot), and so left alone by what follows.
+    dup2 (config, S_CONFIG_FD);
     int null = open ("/dev/null", O_RDONLY);
     if (null > 2) {
         dup2 (null, 0);
         close (null);
     }
-    //  The configuration at S_CONFIG_FD, kept through the exec (dup2 clears
-    //  close-on-exec on the copy; on the descriptor itself, fcntl does).
-    if (config == S_CONFIG_FD)
-        fcntl (config, F_SETFD, 0);
-    else
-        dup2 (config, S_CONFIG_FD);
     //  Keep stdin, stdout and stderr, and it; nothing of resvd's sockets.
 #ifdef SYS_close_range
     if (syscall (SYS_close_range, S_CONFIG_FD + 1, ~0U, 0) == -1)
@@ -619,18 +617,29 @@ s_snapshot (resvd_t *self, resv_cfg_t *cfg)
 {
     const char *text = resv_cfg_text (cfg);
     size_t size = strlen (text), done = 0;
-    self->config = memfd_create ("resvd.cfg", MFD_CLOEXEC);
-    while (self->config != -1 && done < size) {
-        ssize_t wrote = write (self->config, text + done, size - done);
+    int fd = memfd_create ("resvd.cfg", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    while (fd != -1 && done < size) {
+        ssize_t wrote = write (fd, text + done, size - done);
         if (wrote == -1 && errno == EINTR)
             continue;
         if (wrote <= 0)
             break;
         done += (size_t) wrote;
     }
-    if (self->config == -1 || done < size) {
+    //  Sealed, so that no child can change what the others read; and above
+    //  the descriptors a child is given (0 to S_CONFIG_FD), which s_exec
+    //  sets up without touching it (resvd started with stdin closed had it
+    //  at 0, where the child's /dev/null took its place).
+    if (fd != -1 && done == size
+    &&  fcntl (fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW
+                                | F_SEAL_SEAL) == 0)
+        self->config = fcntl (fd, F_DUPFD_CLOEXEC, S_CONFIG_FD + 1);
+    int error = errno;
+    if (fd != -1)
+        close (fd);
+    if (self->config == -1) {
         zsys_error ("resvd: cannot keep its configuration in memory: %s",
-                    strerror (errno));
+                    strerror (error));
         return -1;
     }
     return 0;

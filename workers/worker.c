@@ -155,6 +155,8 @@ static void *
 static void
     s_held_calls_flush (worker_t *self, const char *refused);
 static void
+    s_batch_end (worker_t *self);
+static void
     s_batch_done (worker_t *self, s_call_t *call, int status,
                   const char *body, size_t size);
 
@@ -671,9 +673,14 @@ s_dispatch (worker_t *self, s_request_t *request,
     int64_t now = zclock_mono ();
     bool silent = request->epoch == self->epoch && s_silent (self, now);
     s_send_reply (self, request, status, &reply);
-    if (silent)
+    if (silent) {
+        //  In a batch the reply waits for the commit: the batch ends now,
+        //  so that its replies, this one's too, go before the close.
+        if (self->batching)
+            s_batch_end (self);
         s_lost_broker (self, now, true, "silent towards the broker for its "
                        "whole liveness in a handler");
+    }
 }
 
 //  Serves the requests held back during worker_call, oldest first. A
@@ -833,6 +840,8 @@ s_on_request (worker_t *self, zmq_msg_t part [S_PARTS], zframe_t **body_p,
 static void
 s_batch_end (worker_t *self)
 {
+    if (!self->batching)
+        return;                 //  Ended already (s_dispatch)
     const char *why = NULL;
     int rc = self->batch_end (self->batch_arg, &why);
     self->batching = false;

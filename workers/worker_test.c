@@ -2456,9 +2456,8 @@ test_bye_after_the_stop_keeps_it_stopped (void **state)
 //  dropped, for a broker that has not looked yet: dropped, the work was
 //  done again where the broker had not taken the worker for dead.
 static void
-test_stale_requests_after_a_long_handler_are_not_served (void **state)
+s_long_handler_then_stale (fixture_t *self)
 {
-    fixture_t *self = (fixture_t *) *state;
     s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-1",
                "sleepy", "5000", "{}", NULL);
     s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-2",
@@ -2479,6 +2478,26 @@ test_stale_requests_after_a_long_handler_are_not_served (void **state)
     assert_int_equal (self->calls, 1);   //  t-2 is stale: not served
     assert_int_equal (replies, 1);       //  t-1's, then the connection goes
     assert_true (readies >= 1);          //  Announced again
+}
+
+static void
+test_stale_requests_after_a_long_handler_are_not_served (void **state)
+{
+    s_long_handler_then_stale ((fixture_t *) *state);
+}
+
+//  The same in a batch (group commit): the long one's reply waits for the
+//  batch's commit, so the batch ends before the connection closes. Its
+//  reply went to a closed connection.
+static void
+test_a_long_handler_in_a_batch_still_replies (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_batch_hooks_t hooks = { .fixture = self };
+    worker_set_batch (self->worker, s_batch_begin, s_batch_end, &hooks);
+    s_long_handler_then_stale (self);
+    assert_int_equal (hooks.ends, hooks.begins);
+    worker_set_batch (self->worker, NULL, NULL, NULL);
 }
 
 //  After a reconnect, answers to requests deferred on the old connection
@@ -2606,6 +2625,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_bye_after_the_stop_keeps_it_stopped,
                                          s_fixture_new_stop, s_fixture_destroy),
         FAKE (test_stale_requests_after_a_long_handler_are_not_served),
+        FAKE (test_a_long_handler_in_a_batch_still_replies),
         FAKE (test_stale_answers_do_not_hold_heartbeats_back),
         FAKE (test_a_slow_batch_keeps_heartbeats_going),
         FAKE (test_call_holds),
