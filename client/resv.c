@@ -112,9 +112,9 @@ struct _resv_t {
     int64_t awaiting;           //  Handle a synchronous call waits for
     s_request_t *awaited;       //  Its completion, once it came
     bool blocked;               //  The socket refused a send: wait for it
+                                //  to take one (ZMQ_POLLOUT) as well
     size_t nblocked;            //  Pending requests whose last send it
                                 //  refused (s_schedule); none: not blocked
-                                //  to take one (ZMQ_POLLOUT) as well
 };
 
 
@@ -1492,10 +1492,7 @@ resv_decline (resv_t *self, const char *id, const char *owner,
     json_t *body = json_object ();
     s_set_str (body, "id", id);
     s_set_str (body, "owner", owner);
-    //  An empty reason goes as it is, for the service to refuse: dropped,
-    //  the decline went through with the default reason.
-    if (body && reason)
-        json_object_set_new (body, "reason", json_string (reason));
+    s_set_str (body, "reason", reason);
     return s_command (self, RESV_SERVICE_APPROVAL, RESV_METHOD_DECLINE, body,
                       reply_p);
 }

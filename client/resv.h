@@ -317,8 +317,7 @@ int
                   json_t **reply_p);
 
 //  Declines reservation id as the resource's owner (both required), with
-//  an optional reason (NULL: none, the service gives its own; an empty
-//  one is refused 400, as the service refuses it).
+//  an optional reason.
 int
     resv_decline (resv_t *self, const char *id, const char *owner,
                   const char *reason, json_t **reply_p);

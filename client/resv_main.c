@@ -802,6 +802,20 @@ s_global_option (int argc, char *argv [], int *index, s_globals_t *globals,
     return 1;
 }
 
+//  Takes an option before the command word (or between a group word and
+//  its subcommand), where only the global ones may be. Returns 0, or -1
+//  with why set when it is not one of them or goes wrong.
+static int
+s_leading_option (int argc, char *argv [], int *index, s_globals_t *globals,
+                  char *why, size_t why_size)
+{
+    const char *arg = argv [*index];
+    int global = s_global_option (argc, argv, index, globals, why, why_size);
+    if (global == 0)
+        snprintf (why, why_size, "unknown option '%s'", arg);
+    return global == 1? 0: -1;
+}
+
 //  True if arg looks like a negative number, which is a value, not an
 //  option.
 static bool
@@ -1131,13 +1145,7 @@ main (int argc, char *argv [])
             printf ("resv %s\n", RESV_VERSION);
             return S_EXIT_OK;
         }
-        int global = s_global_option (argc, argv, &index, &globals, why,
-                                      sizeof why);
-        if (global == 0) {
-            snprintf (why, sizeof why, "unknown option '%s'", arg);
-            global = -1;
-        }
-        if (global == -1)
+        if (s_leading_option (argc, argv, &index, &globals, why, sizeof why))
             return s_usage_error ("resv", why, s_help_main);
     }
     if (index >= argc)
@@ -1158,17 +1166,10 @@ main (int argc, char *argv [])
         //  Global options may come here too, as before the group and after
         //  the subcommand.
         while (index < argc && argv [index][0] == '-'
-        &&     !s_is_help (argv [index])) {
-            int global = s_global_option (argc, argv, &index, &globals, why,
-                                          sizeof why);
-            if (global == 0) {
-                snprintf (why, sizeof why, "unknown option '%s'",
-                          argv [index]);
-                global = -1;
-            }
-            if (global == -1)
+        &&     !s_is_help (argv [index]))
+            if (s_leading_option (argc, argv, &index, &globals, why,
+                                  sizeof why))
                 return s_usage_error (context, why, group_help);
-        }
         if (index >= argc)
             return s_usage_error (context, "no subcommand given", group_help);
         if (s_is_help (argv [index])) {
