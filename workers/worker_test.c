@@ -2455,6 +2455,26 @@ test_bye_after_the_stop_keeps_it_stopped (void **state)
 //  from it. The long one's reply still goes, before the connection is
 //  dropped, for a broker that has not looked yet: dropped, the work was
 //  done again where the broker had not taken the worker for dead.
+//  Serves for wait_ms (or until enough replies, when enough > 0) while the
+//  fake hears what the worker sends; returns the replies it heard, and the
+//  READYs in *readies_p.
+static int
+s_count_sent (fixture_t *self, int wait_ms, int enough, int *readies_p)
+{
+    int replies = 0;
+    *readies_p = 0;
+    int64_t end = zclock_mono () + wait_ms;
+    while (zclock_mono () < end && !(enough > 0 && replies >= enough)) {
+        zmsg_t *msg = s_expect (self, s_handler, 100);
+        if (!msg)
+            continue;
+        replies += s_frame_eq (s_frame_at (msg, 2), RESV_CMD_REPLY);
+        *readies_p += s_frame_eq (s_frame_at (msg, 2), RESV_CMD_READY);
+        zmsg_destroy (&msg);
+    }
+    return replies;
+}
+
 static void
 s_long_handler_then_stale (fixture_t *self)
 {
@@ -2463,18 +2483,8 @@ s_long_handler_then_stale (fixture_t *self)
     s_fake_ok (self, "SEND", RESV_PROTO_WORKER, RESV_CMD_REQUEST, "t-2",
                "echo", "5000", "stale", NULL);
     zclock_sleep (50);
-    int replies = 0, readies = 0;
-    int64_t end = zclock_mono () + 1500;
-    while (zclock_mono () < end) {
-        zmsg_t *msg = s_expect (self, s_handler, 100);
-        if (!msg)
-            continue;
-        if (s_frame_eq (s_frame_at (msg, 2), RESV_CMD_REPLY))
-            replies++;
-        if (s_frame_eq (s_frame_at (msg, 2), RESV_CMD_READY))
-            readies++;
-        zmsg_destroy (&msg);
-    }
+    int readies;
+    int replies = s_count_sent (self, 1500, 0, &readies);
     assert_int_equal (self->calls, 1);   //  t-2 is stale: not served
     assert_int_equal (replies, 1);       //  t-1's, then the connection goes
     assert_true (readies >= 1);          //  Announced again
@@ -2547,16 +2557,8 @@ test_a_slow_batch_keeps_heartbeats_going (void **state)
     s_heartbeats (self);
     s_send_burst (self, "b", "slow", 10);
     zclock_sleep (100);
-    int replies = 0, readies = 0;
-    int64_t end = zclock_mono () + 2500;
-    while (zclock_mono () < end && replies < 10) {
-        zmsg_t *msg = s_expect (self, s_handler, 100);
-        if (!msg)
-            continue;
-        replies += s_frame_eq (s_frame_at (msg, 2), RESV_CMD_REPLY);
-        readies += s_frame_eq (s_frame_at (msg, 2), RESV_CMD_READY);
-        zmsg_destroy (&msg);
-    }
+    int readies;
+    int replies = s_count_sent (self, 2500, 10, &readies);
     assert_int_equal (self->calls, 10);
     assert_int_equal (replies, 10);
     assert_int_equal (readies, 0);
