@@ -1965,7 +1965,8 @@ s_events (broker_t *self, zmq_msg_t *client, zmq_msg_t *id, zmq_msg_t *method,
         ||  (limit && (!json_is_integer (limit) || json_integer_value (limit) < 1
                        || json_integer_value (limit) > RESV_PAGE_MAX)))
             s_send_error (self, client, id, RESV_BAD_REQUEST, RESV_REASON_BAD_REQUEST,
-                          "read takes from (>= 0), type (a prefix) and limit "
+                          "read takes from (>= 0), type (a prefix of at most "
+                          STRINGIFY (JOURNAL_TYPE_MAX) " bytes) and limit "
                           "(1 to " STRINGIFY (RESV_PAGE_MAX) ")");
         else
         if (self->reads >= READS_MAX)

@@ -18,6 +18,7 @@
 #define JOURNAL_H_INCLUDED
 
 #include <jansson.h>
+#include "resv_proto.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -27,9 +28,10 @@ extern "C" {
 
 typedef struct _journal_t journal_t;
 
-//  Longest event id and type.
+//  Longest event id and type (a type, and a type prefix of a read, as the
+//  protocol says: resv_proto.h).
 #define JOURNAL_ID_MAX      64
-#define JOURNAL_TYPE_MAX    64
+#define JOURNAL_TYPE_MAX    RESV_TYPE_MAX
 //  Deepest nesting of an event, the event itself level 1 (resv's own
 //  reach 5: event, data, reservation, payment, a value). Readers parse
 //  events inside other documents, each container around them a level

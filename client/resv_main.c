@@ -34,6 +34,9 @@
 //  up, looks again after this many milliseconds.
 #define S_FOLLOW_PAGE       500
 #define S_FOLLOW_POLL       200
+//  A follower whose read failed for a while (broker restarting, journal
+//  busy) reads again after S_FOLLOW_POLL ms, doubling up to this.
+#define S_FOLLOW_BACKOFF    2000
 //  A number defined by a macro, as text in a help string.
 #define S_TEXT(number)      S_TEXT_OF (number)
 #define S_TEXT_OF(number)   #number
@@ -588,13 +591,18 @@ static const s_command_t s_commands [] = {
       "last is the newest sequence number; when the page was cut,\n"
       "\"next\" says where the next one starts (pass it as --from).\n"
       "  --from SEQ       start at sequence number SEQ (0 or more)\n"
-      "  --type PREFIX    only events whose type starts with PREFIX\n"
+      "  --type PREFIX    only events whose type starts with PREFIX (at\n"
+      "                   most " S_TEXT (RESV_TYPE_MAX) " bytes)\n"
       "  --limit N        at most N events, 1 to " S_TEXT (RESV_PAGE_MAX)
       " (default " S_TEXT (RESV_PAGE_DEFAULT) ");\n"
       "                   with --follow, any number\n"
       "  --follow         print events as they are journaled, one per line,\n"
       "                   from --from, else from the next new one; stop\n"
-      "                   after --limit events, else run until interrupted\n" },
+      "                   after --limit events, else run until interrupted;\n"
+      "                   a read that fails for a while (429, 500, 503,\n"
+      "                   504: no broker, a busy journal) is made again,\n"
+      "                   with a line on stderr, and the events go on\n"
+      "                   with none skipped\n" },
     { NULL, "stats", s_none, s_none, s_run_stats,
       "usage: resv stats\n"
       "\n"
@@ -1000,8 +1008,18 @@ s_reader_gone (void)
 //  --from, else from the next one journaled) as one line of JSON as it
 //  comes, until --limit events were printed or, without --limit, until
 //  interrupted. It reads the journal in pages through the events service,
-//  waiting S_FOLLOW_POLL ms whenever it is caught up. A failed read prints
-//  its error and ends the command with that error's exit status.
+//  waiting S_FOLLOW_POLL ms whenever it is caught up. A read that failed
+//  for a while (no broker, a busy journal: s_follow_retries) is made
+//  again from the same seq, with a line on stderr when that begins and
+//  when it ends, so nothing is skipped or printed twice; any other failure
+//  prints its error and ends the command with that error's exit status.
+static bool
+s_follow_retries (int status)
+{
+    return status == RESV_TOO_MANY || status == RESV_INTERNAL
+        || status == RESV_UNAVAILABLE || status == RESV_TIMEOUT;
+}
+
 static int
 s_follow_events (resv_t *client, json_t *args)
 {
@@ -1021,12 +1039,32 @@ s_follow_events (resv_t *client, json_t *args)
         from = json_integer_value (last) + 1;
         json_decref (reply);
     }
+    int backoff = 0;                //  ms; 0 while reads succeed
     for (int64_t printed = 0; !limit || printed < limit;) {
         int64_t page = limit && limit - printed < S_FOLLOW_PAGE
                      ? limit - printed: S_FOLLOW_PAGE;
         status = resv_events (client, from, type, (int) page, &reply);
-        if (status != RESV_OK)
+        if (status != RESV_OK && !s_follow_retries (status))
             return s_print_reply (status, reply);
+        if (status != RESV_OK) {
+            if (!backoff) {
+                json_t *error = json_object_get (reply, "error");
+                fprintf (stderr, "resv: events: reading from seq %" PRId64
+                         " failed (%d %s); reading again until it works\n",
+                         from, status, s_str (error, "message"));
+            }
+            json_decref (reply);
+            backoff = backoff? backoff * 2: S_FOLLOW_POLL;
+            if (backoff > S_FOLLOW_BACKOFF)
+                backoff = S_FOLLOW_BACKOFF;
+            zclock_sleep (backoff);
+            continue;
+        }
+        if (backoff) {
+            fprintf (stderr, "resv: events: reading again from seq %" PRId64
+                     "\n", from);
+            backoff = 0;
+        }
         json_t *items = json_object_get (reply, "items");
         json_t *next = json_object_get (reply, "next");
         if (!json_is_array (items) || !json_is_integer (next)

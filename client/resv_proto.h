@@ -55,6 +55,8 @@
 //  Size limits of the short text frames. A request id or ticket longer than
 //  this is malformed; services and methods are short lowercase words.
 #define RESV_ID_MAX             64
+//  Longest event type, and so the longest type prefix a journal read takes.
+#define RESV_TYPE_MAX           64
 //  The largest request body libresv sends, in bytes: it refuses a larger
 //  one itself, 400 too_large. The broker reads frames up to the larger of
 //  this and four times broker/max_message, so that every request libresv

@@ -258,6 +258,32 @@ timeout 10 "$R" events --follow | true
 rc=${PIPESTATUS[0]}
 check "events --follow ends when its reader is gone (exit $rc)" \
     test "$rc" -eq 141 -o "$rc" -eq 3
+# A type prefix longer than any type is refused, and the error says why.
+expect_exit 1 "events --type of 65 bytes exits 1" "$R" events \
+    --type "$(printf 'a%.0s' $(seq 65))"
+has "events --type of 65 bytes: 400 naming the limit" "$OUT" \
+    '"code":400,.*type \(a prefix of at most 64 bytes\)'
+# A follower lives through a broker restart: its reads fail meanwhile (504
+# after -t), a line on stderr says so, and once the broker is back it goes
+# on from where it was, with nothing skipped or printed twice.
+spawn follow-restart sh -c 'exec "$@" 2>>"$0"' "$T/follow-restart.err" \
+    "$R" -t 300 events --follow --from 1 --type cli.r --limit 2
+restart_pid=$LAST_PID
+expect_exit 0 "publish an event before the restart" "$R" call events publish \
+    '{"events":[{"id":"cli-r1","type":"cli.r"}]}'
+check "the follower prints it" wait_for 10 grep -q cli-r1 "$T/follow-restart.log"
+kill -TERM "$BROKER_PID"
+wait "$BROKER_PID"
+sleep 1
+check "broker back after the restart" start_broker
+expect_exit 0 "publish an event after the restart" "$R" call events publish \
+    '{"events":[{"id":"cli-r2","type":"cli.r"}]}'
+follow_ok "events --follow through a broker restart" "$restart_pid" \
+    "$T/follow-restart.log" cli-r1 cli-r2
+has "the follower said its reads failed" "$(cat "$T/follow-restart.err")" \
+    "reading from seq [0-9]+ failed \\(504 "
+has "the follower said when it read again" "$(cat "$T/follow-restart.err")" \
+    "reading again from seq [0-9]+"
 
 # --- With the echo worker --------------------------------------------------
 
