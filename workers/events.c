@@ -448,8 +448,8 @@ s_catch_up (consumer_t *self)
             return -1;
         if (*self->family && next - 1 > self->cursor)
             self->cursor = next - 1;
-        if (self->page)
-            self->page (self->page_arg);
+        if (self->page && self->page (self->page_arg))
+            return -1;
         //  A stopping actor reads no further page: the rest is read at
         //  the next start, and the stop's time is for the outbox. The
         //  pipe is read here, between pages: s_call reads it only when a

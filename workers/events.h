@@ -181,8 +181,11 @@ int
     events_batch_end (void *batch, const char **why_p);
 
 //  Called between two pages of a replay, e.g. to keep a worker's
-//  heartbeats going (worker_keepalive) during a long rebuild.
-typedef void (events_page_fn) (void *arg);
+//  heartbeats going (worker_keepalive) during a long rebuild. Returns 0
+//  to go on, or -1 to stop the replay there (a worker told to stop):
+//  events_replay then returns -1, the cursor where the pages applied
+//  left it.
+typedef int (events_page_fn) (void *arg);
 
 //  Replays the journal from the consumer's cursor on into store with
 //  apply, in the calling thread: for a rebuild (the caller has reset its
@@ -191,7 +194,7 @@ typedef void (events_page_fn) (void *arg);
 //  events of that type alone, for a consumer by type (whose cursor of
 //  the type, "consumer/type", consumer names). Uses client for the
 //  journal reads; calls page (may be NULL) with page_arg after each page.
-//  Returns 0, or -1 (logged).
+//  Returns 0, or -1 (logged; or page stopped it).
 int
     events_replay (resv_t *client, store_t *store, const char *consumer,
                    const char *type, events_apply_fn *apply, void *state,

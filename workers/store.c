@@ -130,6 +130,16 @@ s_keepalive (void *worker)
     worker_keepalive ((worker_t *) worker);
 }
 
+//  The progress handler of a request thread's connection: a statement
+//  that runs long (a rebuild's emptying of the view, a list that scans
+//  many rows) keeps its worker's heartbeats going. Never interrupts.
+static int
+s_progress (void *worker)
+{
+    worker_keepalive ((worker_t *) worker);
+    return 0;
+}
+
 void
 store_keep_alive (store_t *self, worker_t *worker)
 {
@@ -138,6 +148,8 @@ store_keep_alive (store_t *self, worker_t *worker)
     self->busy.waiting = worker? s_keepalive: NULL;
     self->busy.arg = worker;
     db_wait_busy_calling (self->db, &self->busy);
+    sqlite3_progress_handler (self->db, STORE_PROGRESS_STEPS,
+                              worker? s_progress: NULL, worker);
 }
 
 const char *

@@ -41,12 +41,15 @@ store_t *
 void
     store_destroy (store_t **self_p);
 
-//  A request thread's wait for another connection's lock (up to 10 s)
-//  keeps worker alive meanwhile: its heartbeats go on (worker_keepalive),
-//  so the broker does not take a worker that waits for a lock for dead
-//  and send its requests elsewhere. Only for a store used in the
-//  worker's own thread. NULL worker: waits are silent again. NULL-safe.
+//  A request thread's wait for another connection's lock (up to 10 s),
+//  and a statement that runs long, keep worker alive meanwhile: its
+//  heartbeats go on (worker_keepalive, from the busy handler, and from
+//  SQLite's progress handler every STORE_PROGRESS_STEPS steps of a
+//  statement), so the broker does not take a worker that waits or works
+//  for dead and send its requests elsewhere. Only for a store used in the
+//  worker's own thread. NULL worker: both are silent again. NULL-safe.
 typedef struct _worker_t worker_t;
+#define STORE_PROGRESS_STEPS    10000
 void
     store_keep_alive (store_t *self, worker_t *worker);
 

@@ -386,11 +386,13 @@ s_reservation_has (s_self_t *self, const char *id, int timeout)
            status == RESV_NOT_FOUND || status == RESV_BAD_REQUEST? 0: -1;
 }
 
-//  Page callback of the catch-up's replay: heartbeats go on.
-static void
+//  Page callback of the catch-up's replay: heartbeats go on. A catch-up
+//  is short (one reservation's type), and runs to its end in a stop too.
+static int
 s_keepalive (void *worker)
 {
     worker_keepalive ((worker_t *) worker);
+    return 0;
 }
 
 //  Begins a transaction and reads the row of id into row. A reservation

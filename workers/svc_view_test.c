@@ -652,6 +652,53 @@ test_rebuilds_at_once (void **state)
     free (after);
 }
 
+//  A rebuild of a large view keeps its worker's heartbeats going while it
+//  empties the view. It sent none, and SQLite's secure delete wrote every
+//  page freed to the WAL in the commit: on a view of 60 000 reservations
+//  that took a second, past a short liveness, and the broker gave the
+//  rebuild to the worker again once it was back, which emptied the view a
+//  second time (and the client got 503 worker_lost).
+static int
+s_setup_short_liveness (void **state)
+{
+    const char *env [] = { "RESV_BROKER_HEARTBEAT", "100",
+                           "RESV_BROKER_LIVENESS", "3", NULL };
+    *state = testkit_service_new ("view", env);
+    return *state? 0: -1;
+}
+
+static void
+test_a_large_rebuild_keeps_its_worker (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    //  Rows straight into the store, as 40 000 reservations leave them.
+    assert_int_equal (sqlite3_exec (store_db (self->store),
+        "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+        "                         WHERE i < 240000)"
+        "INSERT INTO history (reservation, seq, event)"
+        "    SELECT 'big' || (i / 6), i, printf ('%.*c', 700, 'x') FROM n;"
+        "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+        "                         WHERE i < 40000)"
+        "INSERT INTO reservations (id, customer, resource, status, seq, body)"
+        "    SELECT 'big' || i, 'c', 'x', 'CONFIRMED', i,"
+        "           printf ('{\"pad\":\"%.*c\"}', 400, 'x') FROM n;",
+        NULL, NULL, NULL), SQLITE_OK);
+    testkit_start (self->kit, "view");
+    json_t *reply = NULL;
+    int status = resv_view_rebuild (testkit_client (self->kit), &reply);
+    char *text = json_dumps (reply, JSON_COMPACT);
+    if (status != 200)
+        fail_msg ("rebuild: %d %s", status, text);
+    free (text);
+    json_decref (reply);
+    //  One request, one rebuild.
+    assert_int_equal (testkit_sql_int (self->store,
+                                       "SELECT started FROM rebuild"), 1);
+    assert_int_equal (testkit_sql_int (self->store,
+                                       "SELECT count (*) FROM history"), 0);
+    testkit_stop (self->kit, "view");
+}
+
 static void
 test_through_a_worker (void **state)
 {
@@ -1181,6 +1228,8 @@ main (void)
         S_TEST (test_two_views_agree),
         S_TEST (test_rebuilds_at_once),
         S_TEST (test_through_a_worker),
+        cmocka_unit_test_setup_teardown (test_a_large_rebuild_keeps_its_worker,
+            s_setup_short_liveness, testkit_service_teardown),
         S_TEST (test_bad_status_and_history),
         S_TEST (test_bad_list),
         S_TEST (test_bad_method_and_rebuild),
