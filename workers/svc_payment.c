@@ -650,19 +650,26 @@ s_reply_payment (zframe_t **reply_p, s_payment_t *payment)
 //  What an authorize finds already stored for its reservation: RESV_OK
 //  with the reply set (a repeat: the same payment), RESV_CONFLICT with
 //  the reply set, or 0 when it must authorise again (voided by a
-//  compensation, and the reservation has not ended).
+//  compensation, and the reservation has not ended). An authorisation
+//  again may be of another amount: the retry of a reserve whose first try
+//  was undone prices the stay anew, and the owner may have changed the
+//  resource's price meanwhile (refused with 409, every retry of that
+//  request id failed for good).
 static int
 s_authorize_known (s_payment_t *payment, const char *reservation,
                    const char *customer, int64_t amount, zframe_t **reply_p)
 {
     const char *trouble = NULL;
-    if (!streq (payment->customer, customer) || payment->amount != amount)
+    bool again = streq (payment->status, S_VOIDED)
+              && streq (payment->target, S_VOIDED) && !payment->ended;
+    if (!streq (payment->customer, customer)
+    ||  (payment->amount != amount && !again))
         trouble = "was authorised for another customer or amount";
     else
     if (streq (payment->target, S_VOIDED) && payment->ended)
         trouble = "was voided: the reservation has ended";
     else
-    if (streq (payment->status, S_VOIDED) && streq (payment->target, S_VOIDED))
+    if (again)
         return 0;
     if (trouble) {
         *reply_p = worker_error (RESV_CONFLICT, RESV_REASON_CONFLICT,
@@ -785,9 +792,23 @@ s_authorize (void *state, json_t *request, int64_t deadline,
         return RESV_TIMEOUT;
     }
     if (rc == 0) {
-        //  Voided by a compensation: authorised again.
+        //  Voided by a compensation: authorised again, for what it costs
+        //  now.
         if (s_move (store, reservation, S_VOIDED, S_AUTHORIZED, true) != 1)
             return S_FAIL (store, reply_p, "authorize again", reservation);
+        if (payment.amount != amount) {
+            sqlite3_stmt *stmt = store_stmt (store,
+                "UPDATE payments SET amount = ?2 WHERE reservation = ?1");
+            if (!stmt)
+                return S_FAIL (store, reply_p, "authorize again", reservation);
+            sqlite3_bind_text (stmt, 1, reservation, -1, SQLITE_STATIC);
+            sqlite3_bind_int64 (stmt, 2, amount);
+            rc = sqlite3_step (stmt);
+            sqlite3_reset (stmt);
+            if (rc != SQLITE_DONE)
+                return S_FAIL (store, reply_p, "authorize again", reservation);
+            payment.amount = amount;
+        }
     }
     else {
         char now [RESV_TIME_SIZE];

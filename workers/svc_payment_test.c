@@ -366,6 +366,38 @@ test_authorize_again_after_compensation (void **state)
     json_decref (again);
 }
 
+//  A retried reserve whose first try was undone prices the stay anew: the
+//  owner may have changed the price meanwhile. The payment is authorised
+//  again for the new amount; it was refused 409, and so was every retry
+//  of that request id after it.
+static void
+test_authorize_again_for_another_amount (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    json_t *reply = NULL;
+    assert_int_equal (s_authorize (self, "r1", 700, NULL), 200);
+    assert_int_equal (s_void (self, "r1", NULL), 200);
+    assert_int_equal (s_authorize (self, "r1", 950, &reply), 200);
+    json_t *payment = json_object_get (reply, "payment");
+    assert_int_equal (json_integer_value (json_object_get (payment, "amount")),
+                      950);
+    assert_string_equal (json_string_value (json_object_get (payment,
+                         "status")), "authorized");
+    json_decref (reply);
+    assert_int_equal (s_count (self, "SELECT amount FROM payments "
+                                     "WHERE reservation = 'r1'"), 950);
+    //  Its event says the amount authorised.
+    assert_true (testkit_wait_count (self->kit, "payment.authorized", NULL, 2));
+    json_t *items = testkit_journal (self->kit, "payment.authorized", NULL);
+    json_t *data = json_object_get (json_array_get (items, 1), "data");
+    assert_int_equal (json_integer_value (json_object_get (
+                      json_object_get (data, "payment"), "amount")), 950);
+    json_decref (items);
+    //  A live authorisation is still not another amount's.
+    assert_int_equal (s_authorize (self, "r1", 700, &reply), 409);
+    json_decref (reply);
+}
+
 static void
 test_confirmed_is_captured_once (void **state)
 {
@@ -1057,6 +1089,7 @@ main (void)
         T (test_ids_sort_by_time),
         T (test_void_and_repeat),
         T (test_authorize_again_after_compensation),
+        T (test_authorize_again_for_another_amount),
         T (test_confirmed_is_captured_once),
         cmocka_unit_test_setup_teardown (test_burst_is_captured_without_tick,
                                          s_setup_no_tick,
