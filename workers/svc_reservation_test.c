@@ -346,6 +346,41 @@ test_reserve_retry_is_idempotent (void **state)
     json_decref (again);
 }
 
+//  A retry of a reserve whose first try was undone, after the owner
+//  changed the price: priced anew, it is made. The payment the undo voided
+//  was refused for the new amount (409), and so was every retry after.
+static void
+test_reserve_retry_after_a_price_change (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    sqlite3 *db = store_db (self->store);
+    assert_int_equal (sqlite3_exec (db,
+        "CREATE TRIGGER price_fail BEFORE INSERT ON reservations BEGIN"
+        "    SELECT RAISE (ABORT, 'test: store refused'); END;",
+        NULL, NULL, NULL), SQLITE_OK);
+    json_t *reply = NULL;
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 1,
+                                       "k-price", &reply), 500);
+    json_decref (reply);
+    assert_true (s_wait_no_saga (self));
+    assert_int_equal (sqlite3_exec (db, "DROP TRIGGER price_fail", NULL, NULL,
+                                    NULL), SQLITE_OK);
+    assert_int_equal (testkit_call (self->kit, "availability",
+        "resource.update", json_pack ("{s:s,s:s,s:i}", "id", self->manual,
+                                      "owner", "olga", "price", 2600),
+        5000, &reply), 200);
+    json_decref (reply);
+    assert_int_equal (testkit_reserve (self->kit, "carla", self->manual, 1, 1,
+                                       "k-price", &reply), 201);
+    assert_int_equal (json_integer_value (json_object_get (reply, "amount")),
+                      2600);
+    assert_string_equal (json_string_value (json_object_get (
+                         json_object_get (reply, "payment"), "status")),
+                         "authorized");
+    json_decref (reply);
+    assert_int_equal (testkit_free (self->kit, self->manual, "2027-03-01"), 2);
+}
+
 //  Reservation ids sort by when they were made; a retry, even after the
 //  store lost its record of request ids (a store made before it kept
 //  them: the record is rebuilt when the service opens it), gets its first
@@ -1674,6 +1709,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         S_TEST (test_reserve_creates),
         S_TEST (test_reserve_retry_is_idempotent),
+        S_TEST (test_reserve_retry_after_a_price_change),
         S_TEST (test_reserve_without_request_id),
         S_TEST (test_reservation_ids_sort_and_last),
         S_TEST (test_reserve_accepts_token_marks),
