@@ -784,8 +784,17 @@ s_authorize (void *state, json_t *request, int64_t deadline,
     //  request: worker.c, s_clock_offset.)
     if (zclock_mono () >= deadline) {
         store_rollback (store);
-        self->provider.void_ (self->provider.self, reservation, customer,
-                              amount, message, sizeof message);
+        //  Nothing is recorded of it, so a void that fails here is not
+        //  tried again: the log says what a real provider still holds.
+        message [0] = 0;
+        int voided = self->provider.void_ (self->provider.self, reservation,
+                                           customer, amount, message,
+                                           sizeof message);
+        if (voided != RESV_OK)
+            zsys_error ("payment: authorize %s: past its deadline, and the "
+                        "provider's void of %" PRId64 " for %s failed (%d %s); "
+                        "the provider may still hold it", reservation, amount,
+                        customer, voided, *message? message: "no message");
         *reply_p = worker_error (RESV_TIMEOUT, RESV_REASON_DEADLINE,
                                  "payment: authorize %s: the deadline passed",
                                  reservation);
