@@ -246,3 +246,51 @@ print("orphans=%s held=%d live=%d sagas=%d" % (orphans, held, live, sagas))
 sys.exit(0 if not orphans and held == live and sagas == 0 else 1)
 PY
 }
+
+# journal_agrees: whether every change the stores committed, read from their
+# files in $RESV_DATA_DIR, has its event in the journal (journal.db, read as
+# a file too, so the broker may be down): each reservation its
+# reservation.requested and the event of its status, each payment its
+# payment.authorized and those of its status, each notification one
+# notification.sent. For quiet stores whose outboxes are empty (a stopped
+# system): an outbox row is an event not yet journaled. Prints what is
+# missing, if anything.
+journal_agrees () {
+    "$PY" - "$RESV_DATA_DIR" <<'PY'
+import sqlite3, sys
+d = sys.argv[1]
+def rows(name, sql):
+    return sqlite3.connect("file:%s/%s.db?mode=ro" % (d, name), uri=True,
+                           timeout=10).execute(sql).fetchall()
+journal = {}
+for kind, who in rows("journal", "SELECT type, json_extract (body, "
+                      "'$.reservation') FROM events"):
+    journal.setdefault(kind, []).append(who)
+def has(kind, who):
+    return who in journal.get(kind, [])
+missing = []
+status_event = {"CONFIRMED": "reservation.confirmed",
+                "DECLINED": "reservation.declined",
+                "EXPIRED": "reservation.expired",
+                "CANCELLED": "reservation.cancelled"}
+for rid, status in rows("reservation", "SELECT id, status FROM reservations"):
+    for kind in ["reservation.requested", status_event.get(status)]:
+        if kind and not has(kind, rid):
+            missing.append(kind + " " + rid)
+payment_events = {"authorized": [], "captured": ["payment.captured"],
+                  "voided": ["payment.voided"],
+                  "refunded": ["payment.captured", "payment.refunded"]}
+for rid, status in rows("payment", "SELECT reservation, status FROM payments"):
+    for kind in ["payment.authorized"] + payment_events.get(status, []):
+        if not has(kind, rid):
+            missing.append(kind + " " + rid)
+notes = rows("notification", "SELECT count (*) FROM notifications")[0][0]
+sent = len(journal.get("notification.sent", []))
+if notes != sent:
+    missing.append("notification.sent: %d notifications, %d events"
+                   % (notes, sent))
+print("missing %d%s" % (len(missing), ": " + ", ".join(missing[:5])
+                        if missing else ""))
+sys.exit(1 if missing else 0)
+PY
+}

@@ -5,8 +5,8 @@
 # Unit tests are the cmocka binaries under $RESV_TEST_BIN, run with TAP
 # output; integration tests are tests/test_*.sh. Each "ok" line counts as a
 # pass and each "not ok" line as a failure; a test program that exits
-# non-zero without reporting a failure (a crash, a sanitizer report) counts
-# as one failure more. Set RESV_TESTS to a pattern to run only some scripts.
+# non-zero without reporting a failure (a crash, a sanitizer report, a hang
+# stopped by its timeout) counts as one failure more. Set RESV_TESTS to a pattern to run only some scripts.
 
 set -u
 cd "$(dirname "$0")/.."
@@ -45,12 +45,16 @@ if [ -z "$UNITS" ]; then
     echo "not ok - unit test binaries (*_test) under $TEST_BIN"
     fail=$((fail + 1))
 fi
+# Every test is bounded: one that hangs is stopped (SIGTERM, then SIGKILL
+# 10 s later) and counts as failed, and the run goes on to its summary.
+# The longest unit test takes some 70 s, the longest script some 65 s
+# (both under the sanitizers, on the development machine).
 for t in $UNITS; do
-    run_one "$t" env CMOCKA_MESSAGE_OUTPUT=TAP "$t"
+    run_one "$t" timeout -k 10 600 env CMOCKA_MESSAGE_OUTPUT=TAP "$t"
 done
 for t in tests/test_*.sh; do
     case "$t" in *${RESV_TESTS:-}*) ;; *) continue ;; esac
-    run_one "$t" timeout 300 bash "$t"
+    run_one "$t" timeout -k 10 300 bash "$t"
 done
 
 echo "$pass passed, $fail failed"

@@ -86,9 +86,12 @@ for k in $(seq 1 15); do
 done
 for pid in "${CLIENTS[@]}"; do wait "$pid"; done
 # Undoes run synchronously, but the last may trail its reply a little.
-sleep 1
-HELD=$(held_on "$MANY" 2027-03-02)
-LIVE=$(live_units "$MANY")
+held_is_live () {
+    HELD=$(held_on "$MANY" 2027-03-02)
+    LIVE=$(live_units "$MANY")
+    [ -n "$HELD" ] && [ "$HELD" = "$LIVE" ]
+}
+wait_for 10 held_is_live
 check "held ($HELD) == units of PENDING and CONFIRMED reservations ($LIVE)" \
     test "$HELD" = "$LIVE"
 check "at most one reservation per request id" \

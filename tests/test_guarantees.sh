@@ -240,6 +240,17 @@ check "resv list shows each reservation exactly once" \
     test "$(sort "$T/catch/ids")" = "$(cat "$T/catch/listed")"
 check "every payment captured" test "$(r list --resource "$CATCH" |
     js 'sorted(set(x["payment"]["status"] for x in d["items"]))')" = '["captured"]'
+# And in the journal, each of the 30 has exactly one event of each kind of
+# its flow, however the consumers caught up.
+journal "$T/catch/j.json"
+IDS=$(tr '\n' ' ' <"$T/catch/ids")
+KINDS=$(jq_file "$T/catch/j.json" "sorted(set(
+    (t, sum(1 for e in d if e['type'] == t and e.get('reservation') == r))
+    for r in '$IDS'.split() for t in ('reservation.requested',
+        'payment.authorized', 'approval.approved', 'reservation.confirmed',
+        'payment.captured', 'notification.sent')))")
+check "each has one event of each kind in the journal ($KINDS)" \
+    test "$KINDS" = '[["approval.approved", 1], ["notification.sent", 1], ["payment.authorized", 1], ["payment.captured", 1], ["reservation.confirmed", 1], ["reservation.requested", 1]]'
 
 # === 4. kill -9 of workers and of the broker under load ================
 echo "# section 4 at ${SECONDS} s"

@@ -199,6 +199,13 @@ refused 409 no_capacity "2 cars from the 11th: one day is short" \
     --days 3 --units 2
 check "the refused stay held nothing on any day" \
     test "$(helds "$CAR" 2027-04-09 6)" = "0 1 1 1 0 0"
+# The short day last: the two days before it, which had room, are not held
+# either (a hold is all or nothing).
+refused 409 no_capacity "2 cars from the 8th: the third day is short" \
+    r reserve --customer grace --resource "$CAR" --date 2027-04-08 \
+    --days 3 --units 2
+check "the stay refused on its last day held nothing on the days before" \
+    test "$(helds "$CAR" 2027-04-07 6)" = "0 0 0 1 1 1"
 reserve_ok "grace rents 2 cars for 2 days from the 13th" --customer grace \
     --resource "$CAR" --date 2027-04-13 --days 2 --units 2
 G=$ID
