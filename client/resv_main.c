@@ -995,13 +995,24 @@ s_print_reply (int status, json_t *reply)
 }
 
 //  True if stdout is a pipe or socket whose reader is gone. A follower
-//  that is caught up writes nothing, so no SIGPIPE would tell it: without
-//  this, resv events --follow | head -1 ran on until the next event.
+//  that is caught up, or whose reads fail, writes nothing, so no SIGPIPE
+//  would tell it: without this, resv events --follow | head -1 ran on
+//  until the next event.
 static bool
 s_reader_gone (void)
 {
     struct pollfd out = { STDOUT_FILENO, 0, 0 };
     return poll (&out, 1, 0) == 1 && (out.revents & (POLLERR | POLLHUP));
+}
+
+//  Ends a follower whose reader is gone as the next write would: by
+//  SIGPIPE, or when that is ignored, as a write that failed.
+static int
+s_end_for_reader (void)
+{
+    raise (SIGPIPE);
+    fprintf (stderr, "resv: cannot write the reply: %s\n", strerror (EPIPE));
+    return S_EXIT_FAILED;
 }
 
 //  events --follow: prints each event of the journal (of --type, from
@@ -1054,6 +1065,8 @@ s_follow_events (resv_t *client, json_t *args)
                          from, status, s_str (error, "message"));
             }
             json_decref (reply);
+            if (s_reader_gone ())
+                return s_end_for_reader ();
             backoff = backoff? backoff * 2: S_FOLLOW_POLL;
             if (backoff > S_FOLLOW_BACKOFF)
                 backoff = S_FOLLOW_BACKOFF;
@@ -1081,13 +1094,8 @@ s_follow_events (resv_t *client, json_t *args)
         }
         if (json_array_size (items) == 0) {
             if (s_reader_gone ()) {
-                //  End as the next write would: by SIGPIPE, or when it
-                //  is ignored, as a write that failed.
                 json_decref (reply);
-                raise (SIGPIPE);
-                fprintf (stderr, "resv: cannot write the reply: %s\n",
-                         strerror (EPIPE));
-                return S_EXIT_FAILED;
+                return s_end_for_reader ();
             }
             zclock_sleep (S_FOLLOW_POLL);
         }

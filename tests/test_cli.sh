@@ -258,6 +258,14 @@ timeout 10 "$R" events --follow | true
 rc=${PIPESTATUS[0]}
 check "events --follow ends when its reader is gone (exit $rc)" \
     test "$rc" -eq 141 -o "$rc" -eq 3
+# So too while its reads fail (no broker at that endpoint), which it now
+# makes again and again.
+free_port nowhere
+timeout 10 "$R" -e "tcp://127.0.0.1:$nowhere" -t 200 events --follow \
+    --from 1 2>/dev/null | true
+rc=${PIPESTATUS[0]}
+check "events --follow with no broker ends when its reader is gone (exit $rc)" \
+    test "$rc" -eq 141 -o "$rc" -eq 3
 # A type prefix longer than any type is refused, and the error says why.
 expect_exit 1 "events --type of 65 bytes exits 1" "$R" events \
     --type "$(printf 'a%.0s' $(seq 65))"

@@ -448,7 +448,10 @@ s_catch_up (consumer_t *self)
             return -1;
         if (*self->family && next - 1 > self->cursor)
             self->cursor = next - 1;
-        if (self->page && self->page (self->page_arg))
+        //  At the end of the journal the replay is done, whatever the page
+        //  callback says: a stop it asks for holds only with pages left.
+        bool done = self->cursor >= last || self->cursor == before;
+        if (self->page && self->page (self->page_arg) && !done)
             return -1;
         //  A stopping actor reads no further page: the rest is read at
         //  the next start, and the stop's time is for the outbox. The
@@ -457,8 +460,7 @@ s_catch_up (consumer_t *self)
         //  answers at once never does.
         if (self->actor && !self->actor->terminated)
             s_pipe (self->actor);
-        if (self->cursor >= last || self->cursor == before
-        || (self->actor && self->actor->terminated))
+        if (done || (self->actor && self->actor->terminated))
             return 0;
     }
 }

@@ -184,7 +184,8 @@ int
 //  heartbeats going (worker_keepalive) during a long rebuild. Returns 0
 //  to go on, or -1 to stop the replay there (a worker told to stop):
 //  events_replay then returns -1, the cursor where the pages applied
-//  left it.
+//  left it, unless that page was the journal's last (the replay is done,
+//  and returns 0).
 typedef int (events_page_fn) (void *arg);
 
 //  Replays the journal from the consumer's cursor on into store with

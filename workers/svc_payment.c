@@ -717,6 +717,25 @@ s_authorize_hopeless (payment_t *self, int64_t left_us, int64_t now)
     return left_us <= self->authorize_us + self->authorize_us / 4;
 }
 
+//  Voids at the provider an authorisation that an authorize made and then
+//  did not record (why says when). Nothing is recorded of it, so a void
+//  that fails is not tried again: the log says what a real provider may
+//  still hold.
+static void
+s_void_unrecorded (payment_t *self, const char *reservation,
+                   const char *customer, int64_t amount, const char *why)
+{
+    char message [256] = "";
+    int status = self->provider.void_ (self->provider.self, reservation,
+                                       customer, amount, message,
+                                       sizeof message);
+    if (status != RESV_OK)
+        zsys_error ("payment: authorize %s: %s, and the provider's void of "
+                    "%" PRId64 " for %s failed (%d %s); the provider may "
+                    "still hold it", reservation, why, amount, customer,
+                    status, *message? message: "no message");
+}
+
 //  authorize {reservation, customer, amount} -> 200 {"payment":{...}};
 //  402 payment_declined; 503 payment_unavailable; 409 if the reservation
 //  was authorised otherwise or has ended. Idempotent by reservation.
@@ -775,6 +794,13 @@ s_authorize (void *state, json_t *request, int64_t deadline,
     if (rc == 0 && (rc = s_authorize_known (&payment, reservation, customer,
                                             amount, reply_p))) {
         store_rollback (store);
+        //  Refused now (409): another process recorded the payment
+        //  meanwhile, for another amount (two tries of one reserve priced
+        //  either side of a price change) or ended it. What this call
+        //  authorised at the provider is recorded nowhere: voided.
+        if (rc == RESV_CONFLICT)
+            s_void_unrecorded (self, reservation, customer, amount,
+                               "refused after the provider's authorisation");
         return rc;
     }
     //  The caller gave up at its deadline and may already have voided:
@@ -784,17 +810,8 @@ s_authorize (void *state, json_t *request, int64_t deadline,
     //  request: worker.c, s_clock_offset.)
     if (zclock_mono () >= deadline) {
         store_rollback (store);
-        //  Nothing is recorded of it, so a void that fails here is not
-        //  tried again: the log says what a real provider still holds.
-        message [0] = 0;
-        int voided = self->provider.void_ (self->provider.self, reservation,
-                                           customer, amount, message,
-                                           sizeof message);
-        if (voided != RESV_OK)
-            zsys_error ("payment: authorize %s: past its deadline, and the "
-                        "provider's void of %" PRId64 " for %s failed (%d %s); "
-                        "the provider may still hold it", reservation, amount,
-                        customer, voided, *message? message: "no message");
+        s_void_unrecorded (self, reservation, customer, amount,
+                           "past its deadline");
         *reply_p = worker_error (RESV_TIMEOUT, RESV_REASON_DEADLINE,
                                  "payment: authorize %s: the deadline passed",
                                  reservation);

@@ -398,6 +398,60 @@ test_authorize_again_for_another_amount (void **state)
     json_decref (reply);
 }
 
+//  One authorisation of a payment, in a thread of its own.
+typedef struct {
+    void *state;
+    int64_t amount;
+    int status;
+} s_racer_t;
+
+static void *
+s_racer (void *args)
+{
+    s_racer_t *racer = (s_racer_t *) args;
+    racer->status = s_authorize_on (racer->state, "r1", "cora", racer->amount,
+                                    NULL);
+    return NULL;
+}
+
+//  Two tries of one reserve, priced either side of a price change, both
+//  authorising its voided payment again at once, in two processes: one is
+//  recorded, the other refused 409 once its provider call is over, and
+//  what that one authorised at the provider is voided (it was left held).
+static void
+test_authorize_again_at_two_amounts_at_once (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_script_t script = { .authorize_latency = 300 };
+    s_use_script (self, &script);
+    assert_int_equal (s_authorize (self, "r1", 700, NULL), 200);
+    assert_int_equal (s_void (self, "r1", NULL), 200);
+    assert_int_equal (script.voids, 1);
+    svc_payment_provider_t provider = {
+        &script, s_script_authorize, s_script_capture, s_script_void,
+        s_script_ok
+    };
+    void *other = svc_payment_new_with (testkit_cfg (self->kit), &provider);
+    assert_non_null (other);
+    s_racer_t racers [2] = { { self->state, 950, 0 }, { other, 1200, 0 } };
+    pthread_t threads [2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal (pthread_create (&threads [i], NULL, s_racer,
+                                          &racers [i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join (threads [i], NULL);
+    svc_payment_destroy (&other);
+    assert_int_equal (script.authorizes, 3);
+    int won = racers [0].status == 200? 0: 1;
+    assert_int_equal (racers [won].status, 200);
+    assert_int_equal (racers [1 - won].status, 409);
+    assert_int_equal (s_count (self, "SELECT amount FROM payments"),
+                      racers [won].amount);
+    //  The compensation's void, and the loser's.
+    assert_int_equal (script.voids, 2);
+    svc_payment_destroy (&self->state);
+}
+
 static void
 test_confirmed_is_captured_once (void **state)
 {
@@ -1090,6 +1144,7 @@ main (void)
         T (test_void_and_repeat),
         T (test_authorize_again_after_compensation),
         T (test_authorize_again_for_another_amount),
+        T (test_authorize_again_at_two_amounts_at_once),
         T (test_confirmed_is_captured_once),
         cmocka_unit_test_setup_teardown (test_burst_is_captured_without_tick,
                                          s_setup_no_tick,

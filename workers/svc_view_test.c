@@ -699,6 +699,38 @@ test_a_large_rebuild_keeps_its_worker (void **state)
     testkit_stop (self->kit, "view");
 }
 
+//  A worker told to stop stops a rebuild's replay between two pages, but
+//  a replay whose last page is in is done: answered with its counts and
+//  recorded as finished (it was answered 503 stopping, and another view
+//  process waiting for it ran one of its own).
+static void
+test_a_rebuild_done_as_its_worker_stops (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_put (self, "reservation.requested", "s1", "c1", "x", "PENDING");
+    s_put (self, "reservation.requested", "s2", "c1", "x", "PENDING");
+    s_sync (self);
+    worker_t *worker = worker_new (testkit_cfg (self->kit), "view", 1);
+    assert_non_null (worker);
+    worker_stop (worker);
+    void *stopping = svc_view_new (testkit_cfg (self->kit), worker);
+    assert_non_null (stopping);
+    json_t *reply = NULL;
+    int status = testkit_handle (svc_view, stopping, "rebuild", "{}", 2, 5000,
+                                 &reply);
+    char *text = json_dumps (reply, JSON_COMPACT);
+    if (status != 200)
+        fail_msg ("rebuild: %d %s", status, text);
+    free (text);
+    assert_int_equal (json_integer_value (json_object_get (reply,
+                      "reservations")), 2);
+    json_decref (reply);
+    assert_int_equal (testkit_sql_int (self->store,
+                                       "SELECT finished FROM rebuild"), 1);
+    svc_view_destroy (&stopping);
+    worker_destroy (&worker);
+}
+
 static void
 test_through_a_worker (void **state)
 {
@@ -1228,6 +1260,7 @@ main (void)
         S_TEST (test_two_views_agree),
         S_TEST (test_rebuilds_at_once),
         S_TEST (test_through_a_worker),
+        S_TEST (test_a_rebuild_done_as_its_worker_stops),
         cmocka_unit_test_setup_teardown (test_a_large_rebuild_keeps_its_worker,
             s_setup_short_liveness, testkit_service_teardown),
         S_TEST (test_bad_status_and_history),
