@@ -795,10 +795,13 @@ s_authorize (void *state, json_t *request, int64_t deadline,
                                             amount, reply_p))) {
         store_rollback (store);
         //  Refused now (409): another process recorded the payment
-        //  meanwhile, for another amount (two tries of one reserve priced
-        //  either side of a price change) or ended it. What this call
-        //  authorised at the provider is recorded nowhere: voided.
-        if (rc == RESV_CONFLICT)
+        //  meanwhile. The provider keys its calls by reservation (svc.h),
+        //  so what this call authorised is that payment's authorisation,
+        //  and stays, when it is live (another process authorised it again
+        //  at another amount: two tries of one reserve, priced either side
+        //  of a price change). When it ended (voided for good), nothing
+        //  recorded holds it any more, and this call held it again: voided.
+        if (rc == RESV_CONFLICT && streq (payment.target, S_VOIDED))
             s_void_unrecorded (self, reservation, customer, amount,
                                "refused after the provider's authorisation");
         return rc;
