@@ -1015,15 +1015,8 @@ s_end_for_reader (void)
     return S_EXIT_FAILED;
 }
 
-//  events --follow: prints each event of the journal (of --type, from
-//  --from, else from the next one journaled) as one line of JSON as it
-//  comes, until --limit events were printed or, without --limit, until
-//  interrupted. It reads the journal in pages through the events service,
-//  waiting S_FOLLOW_POLL ms whenever it is caught up. A read that failed
-//  for a while (no broker, a busy journal: s_follow_retries) is made
-//  again from the same seq, with a line on stderr when that begins and
-//  when it ends, so nothing is skipped or printed twice; any other failure
-//  prints its error and ends the command with that error's exit status.
+//  The failures of a follower's read that may pass (no broker, a busy
+//  journal): the read is made again.
 static bool
 s_follow_retries (int status)
 {
@@ -1031,6 +1024,49 @@ s_follow_retries (int status)
         || status == RESV_UNAVAILABLE || status == RESV_TIMEOUT;
 }
 
+//  One read of a follower: resv_events, made again from the same seq while
+//  it fails for a while (s_follow_retries), with a line on stderr when
+//  that begins and when it ends. Returns RESV_OK with *reply_p, another
+//  status (to print) with *reply_p, or -1 when the reader of stdout went
+//  away meanwhile (the caller ends: s_end_for_reader).
+static int
+s_follow_read (resv_t *client, int64_t from, const char *type, int page,
+               json_t **reply_p)
+{
+    int backoff = 0;                //  ms; 0 until a read fails
+    while (true) {
+        int status = resv_events (client, from, type, page, reply_p);
+        if (status == RESV_OK || !s_follow_retries (status)) {
+            if (status == RESV_OK && backoff)
+                fprintf (stderr, "resv: events: reading again from seq %"
+                         PRId64 "\n", from);
+            return status;
+        }
+        if (!backoff) {
+            json_t *error = json_object_get (*reply_p, "error");
+            fprintf (stderr, "resv: events: reading from seq %" PRId64
+                     " failed (%d %s); reading again until it works\n",
+                     from, status, s_str (error, "message"));
+        }
+        json_decref (*reply_p);
+        *reply_p = NULL;
+        if (s_reader_gone ())
+            return -1;
+        backoff = backoff? backoff * 2: S_FOLLOW_POLL;
+        if (backoff > S_FOLLOW_BACKOFF)
+            backoff = S_FOLLOW_BACKOFF;
+        zclock_sleep (backoff);
+    }
+}
+
+//  events --follow: prints each event of the journal (of --type, from
+//  --from, else from the next one journaled) as one line of JSON as it
+//  comes, until --limit events were printed or, without --limit, until
+//  interrupted. It reads the journal in pages through the events service,
+//  waiting S_FOLLOW_POLL ms whenever it is caught up. A read that failed
+//  for a while is made again from the same seq (s_follow_read), so
+//  nothing is skipped or printed twice; any other failure prints its
+//  error and ends the command with that error's exit status.
 static int
 s_follow_events (resv_t *client, json_t *args)
 {
@@ -1041,43 +1077,25 @@ s_follow_events (resv_t *client, json_t *args)
     int status;
     if (!json_object_get (args, "from")) {
         //  A page of one says which seq is the newest: start after it.
-        status = resv_events (client, 1, NULL, 1, &reply);
-        json_t *last = json_object_get (reply, "last");
+        status = s_follow_read (client, 1, NULL, 1, &reply);
+        if (status < 0)
+            return s_end_for_reader ();
         if (status != RESV_OK)
             return s_print_reply (status, reply);
+        json_t *last = json_object_get (reply, "last");
         if (!json_is_integer (last))
             goto malformed;
         from = json_integer_value (last) + 1;
         json_decref (reply);
     }
-    int backoff = 0;                //  ms; 0 while reads succeed
     for (int64_t printed = 0; !limit || printed < limit;) {
         int64_t page = limit && limit - printed < S_FOLLOW_PAGE
                      ? limit - printed: S_FOLLOW_PAGE;
-        status = resv_events (client, from, type, (int) page, &reply);
-        if (status != RESV_OK && !s_follow_retries (status))
+        status = s_follow_read (client, from, type, (int) page, &reply);
+        if (status < 0)
+            return s_end_for_reader ();
+        if (status != RESV_OK)
             return s_print_reply (status, reply);
-        if (status != RESV_OK) {
-            if (!backoff) {
-                json_t *error = json_object_get (reply, "error");
-                fprintf (stderr, "resv: events: reading from seq %" PRId64
-                         " failed (%d %s); reading again until it works\n",
-                         from, status, s_str (error, "message"));
-            }
-            json_decref (reply);
-            if (s_reader_gone ())
-                return s_end_for_reader ();
-            backoff = backoff? backoff * 2: S_FOLLOW_POLL;
-            if (backoff > S_FOLLOW_BACKOFF)
-                backoff = S_FOLLOW_BACKOFF;
-            zclock_sleep (backoff);
-            continue;
-        }
-        if (backoff) {
-            fprintf (stderr, "resv: events: reading again from seq %" PRId64
-                     "\n", from);
-            backoff = 0;
-        }
         json_t *items = json_object_get (reply, "items");
         json_t *next = json_object_get (reply, "next");
         if (!json_is_array (items) || !json_is_integer (next)

@@ -266,6 +266,15 @@ timeout 10 "$R" -e "tcp://127.0.0.1:$nowhere" -t 200 events --follow \
 rc=${PIPESTATUS[0]}
 check "events --follow with no broker ends when its reader is gone (exit $rc)" \
     test "$rc" -eq 141 -o "$rc" -eq 3
+# And without --from, whose first read (of the newest seq) is made again
+# too: it used to end at once, 504.
+timeout 10 "$R" -e "tcp://127.0.0.1:$nowhere" -t 200 events --follow \
+    2>"$T/follow-first.err" | true
+rc=${PIPESTATUS[0]}
+check "events --follow, no broker, no --from: ends with its reader (exit $rc)" \
+    test "$rc" -eq 141
+has "events --follow, no broker, no --from: reads again" \
+    "$(cat "$T/follow-first.err")" "reading from seq 1 failed \\(504 "
 # A type prefix longer than any type is refused, and the error says why.
 expect_exit 1 "events --type of 65 bytes exits 1" "$R" events \
     --type "$(printf 'a%.0s' $(seq 65))"
