@@ -1043,10 +1043,11 @@ s_follow_read (resv_t *client, int64_t from, const char *type, int page,
             return status;
         }
         if (!backoff) {
-            json_t *error = json_object_get (*reply_p, "error");
+            const char *message = s_str (json_object_get (*reply_p, "error"),
+                                         "message");
             fprintf (stderr, "resv: events: reading from seq %" PRId64
                      " failed (%d %s); reading again until it works\n",
-                     from, status, s_str (error, "message"));
+                     from, status, message? message: resv_strstatus (status));
         }
         json_decref (*reply_p);
         *reply_p = NULL;
