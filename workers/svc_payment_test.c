@@ -158,6 +158,7 @@ typedef struct {
     int latency;                //  Each capture takes this long, ms
     int authorizes;             //  Authorize calls
     int authorize_latency;      //  Each authorize takes this long, ms
+    int hold;                   //  While not 0, authorize calls wait
 } s_script_t;
 
 static int
@@ -178,6 +179,8 @@ s_script_authorize (void *self, const char *reservation, const char *customer,
     __atomic_fetch_add (&script->authorizes, 1, __ATOMIC_SEQ_CST);
     if (script->authorize_latency)
         zclock_sleep (script->authorize_latency);
+    while (__atomic_load_n (&script->hold, __ATOMIC_SEQ_CST))
+        zclock_sleep (1);
     return RESV_OK;
 }
 
@@ -450,6 +453,37 @@ test_authorize_again_at_two_amounts_at_once (void **state)
                       racers [won].amount);
     //  The compensation's void alone.
     assert_int_equal (script.voids, 1);
+    svc_payment_destroy (&self->state);
+}
+
+//  A retry authorising a voided payment again, whose reservation ends
+//  (declined) while the provider authorises: the authorize is refused
+//  409 once its call is over, and what it authorised is voided at the
+//  provider, since no recorded payment holds it any more.
+static void
+test_authorize_again_as_the_reservation_ends (void **state)
+{
+    fixture_t *self = (fixture_t *) *state;
+    s_script_t script = { 0 };
+    s_use_script (self, &script);
+    assert_int_equal (s_authorize (self, "r1", 700, NULL), 200);
+    assert_int_equal (s_void (self, "r1", NULL), 200);
+    assert_int_equal (script.voids, 1);
+    __atomic_store_n (&script.hold, 1, __ATOMIC_SEQ_CST);
+    s_racer_t racer = { self->state, 950, 0 };
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_racer, &racer), 0);
+    assert_true (TESTKIT_WAIT (5000, __atomic_load_n (&script.authorizes,
+                                                      __ATOMIC_SEQ_CST) == 2));
+    s_publish (self, "reservation.declined", "r1");
+    assert_true (TESTKIT_WAIT (5000, s_count (self, "SELECT ended FROM "
+                                              "payments") == 1));
+    __atomic_store_n (&script.hold, 0, __ATOMIC_SEQ_CST);
+    pthread_join (thread, NULL);
+    assert_int_equal (racer.status, 409);
+    assert_int_equal (script.voids, 2);
+    char status [16];
+    assert_string_equal (s_stored (self, "r1", status), "voided");
     svc_payment_destroy (&self->state);
 }
 
@@ -1146,6 +1180,7 @@ main (void)
         T (test_authorize_again_after_compensation),
         T (test_authorize_again_for_another_amount),
         T (test_authorize_again_at_two_amounts_at_once),
+        T (test_authorize_again_as_the_reservation_ends),
         T (test_confirmed_is_captured_once),
         cmocka_unit_test_setup_teardown (test_burst_is_captured_without_tick,
                                          s_setup_no_tick,
