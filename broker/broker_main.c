@@ -7,6 +7,8 @@
 //  How long (ms) the broker keeps its connections once every request in
 //  flight at a stop is answered, for clients to read those answers.
 #define S_STOP_LINGER       300
+#define S_TEXT(number)      S_TEXT_OF (number)
+#define S_TEXT_OF(number)   #number
 
 static void
 s_usage (FILE *out)
@@ -18,7 +20,8 @@ s_usage (FILE *out)
         "broker/frontend, workers to broker/backend. Logs go to stderr.\n"
         "SIGTERM or SIGINT stops it gracefully: new requests get 503, those\n"
         "in flight are answered (with the workers' calls they make), then it\n"
-        "exits 0, 300 ms later (for clients to read those answers). Workers'\n"
+        "exits 0, " S_TEXT (S_STOP_LINGER) " ms later (for clients to read "
+        "those answers). Workers'\n"
         "calls made once those are answered get 503 too.\n"
         "\n"
         "  -c CONFIG   configuration file (default " RESV_CFG_DEFAULT_PATH ")\n"

@@ -247,6 +247,26 @@ sys.exit(0 if not orphans and held == live and sagas == 0 else 1)
 PY
 }
 
+# store_sql NAME SQL: the first column of the first row SQL gives on the
+# store NAME ($RESV_DATA_DIR/NAME.db, read-only, as a file: its process
+# may be down), or the error when it cannot be read.
+store_sql () {
+    "$PY" -c 'import sqlite3, sys
+print(sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=10)
+      .execute(sys.argv[2]).fetchone()[0])' "$RESV_DATA_DIR/$1.db" "$2" 2>&1 |
+        tail -n 1
+}
+
+# outboxes_left: " NAME:N" for each domain store whose outbox holds events
+# not yet journaled (or that cannot be read); nothing when all are empty.
+outboxes_left () {
+    local s n
+    for s in $DOMAIN_SERVICES; do
+        n=$(store_sql "$s" "SELECT count (*) FROM outbox")
+        [ "$n" = 0 ] || printf ' %s:%s' "$s" "$n"
+    done
+}
+
 # journal_agrees: whether every change the stores committed, read from their
 # files in $RESV_DATA_DIR, has its event in the journal (journal.db, read as
 # a file too, so the broker may be down): each reservation its

@@ -6,7 +6,8 @@
 # output; integration tests are tests/test_*.sh. Each "ok" line counts as a
 # pass and each "not ok" line as a failure; a test program that exits
 # non-zero without reporting a failure (a crash, a sanitizer report, a hang
-# stopped by its timeout) counts as one failure more. Set RESV_TESTS to a pattern to run only some scripts.
+# stopped by its timeout) counts as one failure more. Set RESV_TESTS to a
+# pattern to run only some scripts.
 
 set -u
 cd "$(dirname "$0")/.."

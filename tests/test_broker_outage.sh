@@ -35,25 +35,11 @@ check "it was down longer than a publish's deadline ($((SECONDS - START)) s)" \
 check "a relay's publish failed meanwhile, as this test means" \
     grep -q "publish to the journal refused" "$T/resvd.log"
 
-# outboxes_empty: no store holds an event not yet journaled.
-outboxes_empty () {
-    local s n
-    for s in $DOMAIN_SERVICES; do
-        n=$("$PY" -c 'import sqlite3, sys
-print(sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=10)
-      .execute("SELECT count(*) FROM outbox").fetchone()[0])' \
-            "$RESV_DATA_DIR/$s.db" 2>&1 | tail -n 1)
-        [ "$n" = 0 ] || return 1
-    done
-}
 # settled: the asynchronous side has caught up (nothing in an outbox, and
-# every reservation CONFIRMED, as its resource is auto) and stays so.
+# every reservation CONFIRMED, as its resource is auto).
 settled () {
-    outboxes_empty && [ "$("$PY" -c 'import sqlite3, sys
-print(sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=10)
-      .execute("SELECT count(*) FROM reservations WHERE status <> ?",
-               ("CONFIRMED",)).fetchone()[0])' \
-        "$RESV_DATA_DIR/reservation.db" 2>&1 | tail -n 1)" = 0 ]
+    [ -z "$(outboxes_left)" ] && [ "$(store_sql reservation \
+        "SELECT count (*) FROM reservations WHERE status <> 'CONFIRMED'")" = 0 ]
 }
 check "every reservation confirmed and every outbox sent" wait_for 60 settled
 AGREE=$(journal_agrees)

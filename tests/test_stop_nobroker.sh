@@ -41,14 +41,7 @@ ODD=$(grep -E 'did not stop|resvd: [a-z]+, pid [0-9]+, (was killed|exited with s
       "$LOG" | sed 's/.*resvd: //' | head -n 3 | tr '\n' ';')
 check "the 6 workers and the broker exit 0 ($ZERO of $ENDED)${ODD:+: $ODD}" \
     test "$ZERO" = 7 -a "$ENDED" = 7
-LEFT=""
-for s in $DOMAIN_SERVICES; do
-    n=$("$PY" -c 'import sqlite3, sys
-print(sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True).execute(
-    "SELECT count(*) FROM outbox").fetchone()[0])' \
-        "$RESV_DATA_DIR/$s.db" 2>&1 | tail -n 1)
-    [ "$n" = 0 ] || LEFT="$LEFT $s:$n"
-done
+LEFT=$(outboxes_left)
 check "every outbox is flushed${LEFT:+ (left:$LEFT)}" test -z "$LEFT"
 # And flushed into the journal, not dropped: every change the stores
 # committed has its event there (a relay that took a refused publish for

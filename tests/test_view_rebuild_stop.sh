@@ -18,23 +18,17 @@ start_resvd_or_finish
 check "$RESERVATIONS reservations made" \
     grep -q "\"transactions\":$RESERVATIONS,.*\"failed\":0" "$T/bench.out"
 
-# view_db SQL: the answer of SQL on the view's store.
-view_db () {
-    "$PY" -c 'import sqlite3, sys
-db = sqlite3.connect (sys.argv [1], timeout = 10)
-print (db.execute (sys.argv [2]).fetchone () [0])' "$RESV_DATA_DIR/view.db" "$1"
-}
 last () { r events --limit 1 | js 'd["last"]'; }
 # whole: the view has applied every event of the journal.
 whole () {
-    [ "$(view_db "SELECT seq FROM cursors WHERE name = 'view'")" = "$(last)" ]
+    [ "$(store_sql view "SELECT seq FROM cursors WHERE name = 'view'")" = "$(last)" ]
 }
 check "the view has every event" wait_for 60 whole
 
 VIEW=$(pids_of view)
 spawn rebuild "$BIN/resv" -t 60000 view rebuild
 rebuild_pid=$LAST_PID
-under_way () { [ "$(view_db 'SELECT holder FROM rebuild')" -gt 0 ]; }
+under_way () { [ "$(store_sql view 'SELECT holder FROM rebuild')" -gt 0 ]; }
 check "the rebuild is under way" wait_for 20 under_way
 kill -TERM "$VIEW"
 gone () { ! kill -0 "$1" 2>/dev/null; }
@@ -50,5 +44,5 @@ has "it exited 0" "$(cat "$T/resvd.log")" "view, pid $VIEW, exited with status 0
 check "a view worker again" wait_count view 1 30
 check "the view is whole again" wait_for 60 whole
 check "with every reservation" \
-    test "$(view_db 'SELECT count (*) FROM reservations')" -eq "$RESERVATIONS"
+    test "$(store_sql view 'SELECT count (*) FROM reservations')" -eq "$RESERVATIONS"
 finish

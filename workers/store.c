@@ -136,7 +136,7 @@ s_keepalive (void *worker)
 static int
 s_progress (void *worker)
 {
-    worker_keepalive ((worker_t *) worker);
+    s_keepalive (worker);
     return 0;
 }
 

@@ -369,6 +369,15 @@ test_authorize_again_after_compensation (void **state)
     json_decref (again);
 }
 
+//  r1's payment as a reserve's undo leaves it: authorised at 700, then
+//  voided, its reservation not ended.
+static void
+s_voided_by_an_undo (fixture_t *self)
+{
+    assert_int_equal (s_authorize (self, "r1", 700, NULL), 200);
+    assert_int_equal (s_void (self, "r1", NULL), 200);
+}
+
 //  A retried reserve whose first try was undone prices the stay anew: the
 //  owner may have changed the price meanwhile. The payment is authorised
 //  again for the new amount; it was refused 409, and so was every retry
@@ -378,8 +387,7 @@ test_authorize_again_for_another_amount (void **state)
 {
     fixture_t *self = (fixture_t *) *state;
     json_t *reply = NULL;
-    assert_int_equal (s_authorize (self, "r1", 700, NULL), 200);
-    assert_int_equal (s_void (self, "r1", NULL), 200);
+    s_voided_by_an_undo (self);
     assert_int_equal (s_authorize (self, "r1", 950, &reply), 200);
     json_t *payment = json_object_get (reply, "payment");
     assert_int_equal (json_integer_value (json_object_get (payment, "amount")),
@@ -428,8 +436,7 @@ test_authorize_again_at_two_amounts_at_once (void **state)
     fixture_t *self = (fixture_t *) *state;
     s_script_t script = { .authorize_latency = 300 };
     s_use_script (self, &script);
-    assert_int_equal (s_authorize (self, "r1", 700, NULL), 200);
-    assert_int_equal (s_void (self, "r1", NULL), 200);
+    s_voided_by_an_undo (self);
     assert_int_equal (script.voids, 1);
     svc_payment_provider_t provider = {
         &script, s_script_authorize, s_script_capture, s_script_void,
@@ -466,8 +473,7 @@ test_authorize_again_as_the_reservation_ends (void **state)
     fixture_t *self = (fixture_t *) *state;
     s_script_t script = { 0 };
     s_use_script (self, &script);
-    assert_int_equal (s_authorize (self, "r1", 700, NULL), 200);
-    assert_int_equal (s_void (self, "r1", NULL), 200);
+    s_voided_by_an_undo (self);
     assert_int_equal (script.voids, 1);
     __atomic_store_n (&script.hold, 1, __ATOMIC_SEQ_CST);
     s_racer_t racer = { self->state, 950, 0 };

@@ -674,10 +674,10 @@ s_dispatch (worker_t *self, s_request_t *request,
     bool silent = request->epoch == self->epoch && s_silent (self, now);
     s_send_reply (self, request, status, &reply);
     if (silent) {
-        //  In a batch the reply waits for the commit: the batch ends now,
-        //  so that its replies, this one's too, go before the close.
-        if (self->batching)
-            s_batch_end (self);
+        //  In a batch the reply waits for the commit: the batch ends now
+        //  (if one is open), so that its replies, this one's too, go
+        //  before the close.
+        s_batch_end (self);
         s_lost_broker (self, now, true, "silent towards the broker for its "
                        "whole liveness in a handler");
     }
